@@ -1,0 +1,101 @@
+"""Typed errors raised by jacobite.
+
+Every error derives from :class:`JacobiteError` and, where Python has a matching
+built-in, from that too (``ValueError``, ``TypeError``, ``MemoryError``), so both
+``except JacobiteError`` and the usual ``except ValueError`` catch it. Each message
+says what went wrong *and* how to fix it.
+
+>>> import jacobite, torch
+>>> try:
+...     jacobite.jacobian(torch.sin, torch.tensor([1.0, float("nan")]))
+... except jacobite.errors.NonFiniteInputError as e:
+...     print(type(e).__name__)
+NonFiniteInputError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArgnumsError",
+    "DtypeError",
+    "JacobianMismatchError",
+    "JacobianTooLarge",
+    "JacobiteError",
+    "JacobiteWarning",
+    "MissingExtraError",
+    "ModuleStateError",
+    "NonFiniteInputError",
+    "NotSquareError",
+    "OutputTypeError",
+    "ShapeError",
+    "UnsupportedOperationError",
+]
+
+
+class JacobiteError(Exception):
+    """Root of every error jacobite raises on purpose."""
+
+
+class JacobiteWarning(UserWarning):
+    """Root of every warning jacobite emits."""
+
+
+class NonFiniteInputError(JacobiteError, ValueError):
+    """An input (or a residual) contains NaN or Inf."""
+
+
+class DtypeError(JacobiteError, TypeError):
+    """A tensor has a dtype that cannot be differentiated (integers, bool)."""
+
+
+class ShapeError(JacobiteError, ValueError):
+    """Shapes do not fit together (a vector of the wrong length, a non-matrix)."""
+
+
+class NotSquareError(ShapeError):
+    """An operation needs a square operator (determinant, solve) and got a rectangular one."""
+
+
+class ArgnumsError(JacobiteError, ValueError):
+    """``argnums`` names an argument that does not exist or is not a tensor."""
+
+
+class OutputTypeError(JacobiteError, TypeError):
+    """The function returned something that is not a tensor or a pytree of tensors."""
+
+
+class UnsupportedOperationError(JacobiteError, RuntimeError):
+    """The function uses an operation the chosen transform cannot handle."""
+
+
+class ModuleStateError(JacobiteError, RuntimeError):
+    """An ``nn.Module`` changes its own state (buffers) during the forward pass."""
+
+
+class JacobianTooLarge(JacobiteError, MemoryError):
+    """The requested dense result alone would exceed the memory budget."""
+
+
+class JacobianMismatchError(JacobiteError, AssertionError):
+    """:func:`jacobite.check` found AD and numeric Jacobians that disagree."""
+
+
+class MissingExtraError(JacobiteError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency or raise :class:`MissingExtraError` naming the extra.
+
+    >>> require("math", "none").sqrt(4.0)
+    2.0
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(
+            f"this feature needs the optional dependency {module!r}; "
+            f"install it with: pip install 'jacobite[{extra}]'"
+        ) from exc
