@@ -1,0 +1,34 @@
+"""Dense Jacobians on torch.func: forward, reverse or auto mode, chunked under a memory budget.
+
+Part of the *compute* layer. Everything here is built on ``torch.func`` (``vjp``, ``jvp``,
+``vmap``, ``grad``, ``functional_call``); jacobite does no differentiation of its own.
+"""
+
+from ._plan import JacobianPlan
+from ._probe import PROBES as _PROBES
+from .batched import batch_jacobian
+from .hessian import hessian
+from .jacobian import jacobian, jacobian_plan, value_and_jacobian
+from .linearize import linearize
+from .modules import module_jacobian
+from .products import hvp, jvp, vjp
+
+__all__ = [
+    "JacobianPlan",
+    "batch_jacobian",
+    "clear_cache",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jacobian_plan",
+    "jvp",
+    "linearize",
+    "module_jacobian",
+    "value_and_jacobian",
+    "vjp",
+]
+
+
+def clear_cache() -> None:
+    """Forget the cached probes (output sizes, working memory) of functions seen so far."""
+    _PROBES.clear()

@@ -1,0 +1,231 @@
+"""The dense Jacobian engine: vectorised JVPs or VJPs over chunks of basis vectors.
+
+Built on torch.func (``vjp``, ``jvp``, ``vmap``); jacobite does no differentiation of its own.
+Unlike ``torch.func.jacfwd``, both modes are chunked, and the chunk size comes from a memory plan.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.func import jvp as _jvp
+from torch.func import vjp as _vjp
+from torch.func import vmap
+from torch.utils._pytree import tree_map, tree_unflatten
+
+from ..errors import JacobiteWarning, OutputTypeError
+from . import _plan
+from ._errors import translate
+from ._probe import PROBES, run_probe
+from ._trees import Flat, flatten_inputs, flatten_outputs, function_name, normalize_argnums, substitute
+
+
+@dataclass
+class Problem:
+    """A function bound to its arguments, seen as a map from input leaves to output leaves."""
+
+    f: Callable[..., Any]
+    args: tuple[Any, ...]
+    positions: tuple[int, ...]
+    is_tuple: bool
+    xin: Flat
+    has_aux: bool
+    fname: str
+    out: Flat | None = None  # filled on the first evaluation
+
+    @classmethod
+    def build(cls, f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, has_aux: bool,
+              check_finite: bool) -> Problem:
+        if not callable(f):
+            raise OutputTypeError(f"expected a callable f, got {type(f).__name__}; pass a function")
+        positions, is_tuple = normalize_argnums(argnums, len(args))
+        diff = tuple(args[p] for p in positions) if is_tuple else args[positions[0]]
+        what = "the argument" if not is_tuple else "the arguments"
+        what += f" at argnums={positions if is_tuple else positions[0]}"
+        xin = flatten_inputs(diff, what, check_finite=check_finite)
+        return cls(f, args, positions, is_tuple, xin, has_aux, function_name(f))
+
+    def call(self, *leaves: torch.Tensor) -> tuple[Any, Any]:
+        out = self.f(*substitute(self.args, self.positions, self.is_tuple, self.xin.spec, leaves))
+        if not self.has_aux:
+            return out, None
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise OutputTypeError(
+                f"with has_aux=True, {self.fname} must return a pair (output, aux); "
+                f"got {type(out).__name__}"
+            )
+        return out[0], out[1]
+
+    def g(self, *leaves: torch.Tensor) -> tuple[Any, Any]:
+        """The map torch.func differentiates: input leaves -> (output leaves, aux).
+
+        A single output tensor is passed through bare (cheaper for torch.func than a 1-tuple).
+        """
+        out, aux = self.call(*leaves)
+        flat = flatten_outputs(out, self.fname)
+        self.out = flat
+        return (flat.leaves[0] if len(flat.leaves) == 1 else flat.leaves), aux
+
+    def g_plain(self, *leaves: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``g`` without aux, for torch.func calls with has_aux=False."""
+        return self.g(*leaves)[0]
+
+    def vjp(self) -> tuple[tuple[torch.Tensor, ...], Callable[..., Any], Any]:
+        """Output leaves, a VJP taking a tuple of cotangent leaves, and aux."""
+        if self.has_aux:
+            out, fn, aux = _vjp(self.g, *self.xin.leaves, has_aux=True)
+        else:
+            (out, fn), aux = _vjp(self.g_plain, *self.xin.leaves), None
+        if isinstance(out, torch.Tensor):
+            return (out,), lambda cot: fn(cot[0]) if isinstance(cot, tuple) else fn(cot), aux
+        return out, fn, aux
+
+    @staticmethod
+    def as_leaves(out: Any) -> tuple[torch.Tensor, ...]:
+        return (out,) if isinstance(out, torch.Tensor) else tuple(out)
+
+    def jvp(self, *tangents: torch.Tensor) -> tuple[Any, Any, Any]:
+        if self.has_aux:
+            return _jvp(self.g, self.xin.leaves, tangents, has_aux=True)
+        out, tout = _jvp(self.g_plain, self.xin.leaves, tangents)
+        return out, tout, None
+
+    def probe_plan(self, mode: str, chunk_size: Any, budget: int) -> _plan.JacobianPlan:
+        """Plan with a (cached) probe of f: output size and working memory."""
+        key = PROBES.key(self.f, self.args, (self.positions, self.has_aux))
+        probe = PROBES.get(key, self.f)
+        if probe is None:
+            with translate(self.fname, "probe"):
+                probe, _ = run_probe(lambda *lv: self.call(*lv)[0], self.xin.leaves)
+            PROBES.put(key, self.f, probe)
+            if probe.leaks_scalar:
+                warnings.warn(
+                    f"{self.fname} turns a value that depends on its input into a Python number "
+                    "(.item(), float(), int() or `if tensor:`); the Jacobian treats that number as "
+                    "a constant. Harmless if it only steers control flow; if it feeds arithmetic, "
+                    "use tensor operations instead.", JacobiteWarning, stacklevel=4)
+        itemsize = max(probe.out_itemsize, *(t.element_size() for t in self.xin.leaves))
+        return _plan.make_plan(self.xin.numel, probe.out_numel, itemsize, probe, mode,
+                               chunk_size, budget)
+
+
+def _basis(start: int, stop: int, like: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Rows start..stop of the identity, split into leaves shaped (chunk, *leaf.shape).
+
+    Each leaf of the basis has the dtype and device of the matching tensor in ``like``.
+    """
+    c = stop - start
+    if len(like) == 1:
+        t = like[0]
+        eye = torch.zeros(c, t.numel(), dtype=t.dtype, device=t.device)
+        eye.diagonal(start).fill_(1)
+        return (eye.view(c, *t.shape),)
+    sizes = [t.numel() for t in like]
+    dtype = like[0].dtype
+    if any(t.dtype != dtype for t in like):
+        dtype = torch.float64
+    eye = torch.zeros(c, sum(sizes), dtype=dtype, device=like[0].device)
+    idx = torch.arange(c, device=like[0].device)
+    eye[idx, idx + start] = 1
+    parts = torch.split(eye, sizes, dim=1)
+    return tuple(p.reshape(c, *t.shape).to(t.dtype) for p, t in zip(parts, like, strict=True))
+
+
+@dataclass
+class Rows:
+    """The Jacobian as blocks R[j] of shape (basis, size_j), one per leaf on the far side."""
+
+    blocks: list[torch.Tensor]
+    value: Any
+    aux: Any
+
+
+def _collect(chunks: list[tuple[torch.Tensor, ...]], basis: int, sizes: tuple[int, ...],
+             prealloc: bool) -> list[torch.Tensor]:
+    if len(chunks) == 1:
+        return [t.reshape(basis, s) for t, s in zip(chunks[0], sizes, strict=True)]
+    if not prealloc:
+        return [torch.cat([ch[j].reshape(ch[j].shape[0], s) for ch in chunks])
+                for j, s in enumerate(sizes)]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = True) -> Rows:
+    """VJPs against chunks of output basis vectors: rows of J, per input leaf."""
+    with translate(p.fname, "reverse"):
+        out_leaves, vjp_fn, aux = p.vjp()
+    out = p.out
+    assert out is not None
+    m = out.numel
+    itemsize = max(t.element_size() for t in (*out_leaves, *p.xin.leaves))
+    _plan.guard(m, p.xin.numel, itemsize, budget)
+    value = tree_unflatten(list(out_leaves), out.spec)
+    sizes = p.xin.sizes
+    if m == 0:
+        return Rows([torch.zeros(0, s, dtype=t.dtype, device=t.device)
+                     for s, t in zip(sizes, p.xin.leaves, strict=True)], value, aux)
+    step = m if step is None else step
+    batched = vmap(vjp_fn)
+    buffers: list[torch.Tensor] | None = None
+    chunks: list[tuple[torch.Tensor, ...]] = []
+    with translate(p.fname, "reverse"):
+        for start in range(0, m, step):
+            stop = min(start + step, m)
+            basis = _basis(start, stop, tuple(out_leaves))
+            grads = batched(basis[0] if len(basis) == 1 else basis)
+            if prealloc and step < m:
+                if buffers is None:
+                    buffers = [torch.empty(m, s, dtype=t.dtype, device=t.device)
+                               for s, t in zip(sizes, p.xin.leaves, strict=True)]
+                for b, gj, s in zip(buffers, grads, sizes, strict=True):
+                    b[start:stop] = gj.reshape(stop - start, s)
+            else:
+                chunks.append(tuple(grads))
+    blocks = buffers if buffers is not None else _collect(chunks, m, sizes, prealloc=False)
+    return Rows(blocks, value, aux)
+
+
+def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = True) -> Rows:
+    """JVPs against chunks of input basis vectors: columns of J (as rows of Jᵀ), per output leaf."""
+    n = p.xin.numel
+    x = p.xin
+
+    # Primal outputs and aux come back with a (broadcast, zero-copy) batch dimension: vmap
+    # cannot return them unbatched when an outer transform already batches them.
+    vm = vmap(p.jvp if p.has_aux else (lambda *t: p.jvp(*t)[:2]))
+
+    def batched(*t: torch.Tensor) -> tuple[Any, Any, Any]:
+        res = vm(*t)
+        primal, tangent = res[0], res[1]
+        aux = tree_map(lambda a: a[0], res[2]) if p.has_aux else None
+        return tuple(v[0] for v in p.as_leaves(primal)), p.as_leaves(tangent), aux
+
+    step = n if step is None else step
+    buffers: list[torch.Tensor] | None = None
+    chunks: list[tuple[torch.Tensor, ...]] = []
+    value = aux = None
+    with translate(p.fname, "forward"):
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            primal, tangents, aux = batched(*_basis(start, stop, x.leaves))
+            if value is None:
+                out = p.out
+                assert out is not None
+                itemsize = max(t.element_size() for t in (*primal, *x.leaves))
+                _plan.guard(out.numel, n, itemsize, budget)
+                value = tree_unflatten(list(primal), out.spec)
+            if prealloc and step < n:
+                if buffers is None:
+                    buffers = [torch.empty(n, s, dtype=t.dtype, device=t.device)
+                               for s, t in zip(out.sizes, primal, strict=True)]
+                for b, tk, s in zip(buffers, tangents, out.sizes, strict=True):
+                    b[start:stop] = tk.reshape(stop - start, s)
+            else:
+                chunks.append(tuple(tangents))
+    assert p.out is not None
+    blocks = buffers if buffers is not None else _collect(chunks, n, p.out.sizes, prealloc=False)
+    return Rows(blocks, value, aux)

@@ -1,0 +1,103 @@
+"""Choosing forward or reverse mode and a chunk size under the memory budget."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..config import format_bytes, get_memory_budget, parse_bytes
+from ..errors import JacobianTooLarge, JacobiteError
+from ._probe import Probe
+
+log = logging.getLogger("jacobite.dense")
+
+MODES = ("auto", "forward", "reverse")
+
+
+@dataclass(frozen=True)
+class JacobianPlan:
+    """How a dense Jacobian will be (or was) computed.
+
+    ``mode`` is ``"forward"`` (one JVP per input entry) or ``"reverse"`` (one VJP per output
+    entry); ``chunk_size`` basis vectors go through one vectorised call, ``num_chunks`` times.
+    Sizes are in bytes; ``estimated_peak_bytes`` is the plan's estimate of the peak working set.
+    """
+
+    mode: str
+    reason: str
+    n: int
+    m: int
+    chunk_size: int
+    num_chunks: int
+    result_bytes: int
+    work_bytes_per_vector: int
+    estimated_peak_bytes: int
+    budget: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.mode} mode ({self.reason}): J is {self.m}×{self.n} "
+            f"({format_bytes(self.result_bytes)}), {self.num_chunks} chunk(s) of "
+            f"{self.chunk_size}, est. peak {format_bytes(self.estimated_peak_bytes)} "
+            f"of a {format_bytes(self.budget)} budget"
+        )
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise JacobiteError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def check_chunk_size(chunk_size: int | str | None) -> None:
+    if chunk_size is None or chunk_size == "auto":
+        return
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise JacobiteError(
+            f"chunk_size must be a positive int, None (no chunking) or 'auto', got {chunk_size!r}"
+        )
+
+
+def resolve_budget(memory_budget: int | str | None) -> int:
+    return get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
+
+
+def guard(m: int, n: int, itemsize: int, budget: int, what: str = "dense Jacobian") -> int:
+    """Raise JacobianTooLarge if an m×n result alone would exceed the budget; return its bytes."""
+    nbytes = m * n * itemsize
+    if nbytes > budget:
+        raise JacobianTooLarge(
+            f"the {what} would be {m:,} × {n:,} = {format_bytes(nbytes)}, over the memory budget "
+            f"of {format_bytes(budget)}; use jacobite.linearize(f, x) for matrix-free products "
+            "(mv / rmv), the sparse path if most entries are zero, or raise the budget with "
+            "memory_budget=... or jacobite.config.set_memory_budget(...)"
+        )
+    return nbytes
+
+
+def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
+              chunk_size: int | str | None, budget: int) -> JacobianPlan:
+    """Pick the mode and chunk size; raise JacobianTooLarge when the result cannot fit."""
+    if mode == "auto":
+        chosen = "forward" if n < m else "reverse"
+        reason = f"auto: {n} inputs {'<' if n < m else '>='} {m} outputs"
+    else:
+        chosen, reason = mode, "requested"
+    result = guard(m, n, itemsize, budget)
+    basis = n if chosen == "forward" else m
+    work = probe.work_bytes if probe is not None else (n + m) * itemsize
+    per_vec = work + (n + m) * itemsize  # tangent/cotangent intermediates + basis + result row
+    if chunk_size == "auto":
+        avail = budget - result - work
+        c = max(1, min(basis, avail // max(per_vec, 1)))
+        if basis:
+            reason += f"; chunk fits {format_bytes(budget)}"
+    elif chunk_size is None:
+        c = max(basis, 1)
+    else:
+        c = min(int(chunk_size), max(basis, 1))
+    c = max(int(c), 1)
+    chunks = -(-basis // c) if basis else 0
+    plan = JacobianPlan(chosen, reason, n, m, c, chunks, result, per_vec,
+                        result + work + c * per_vec, budget)
+    log.debug("jacobian plan: %s", plan)
+    return plan

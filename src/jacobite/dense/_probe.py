@@ -1,0 +1,137 @@
+"""A cheap look at a function before differentiating it: output sizes and working memory.
+
+One plain forward evaluation runs under a ``TorchDispatchMode`` that adds up the bytes of every
+tensor the operations create (an upper bound on the activations a backward pass keeps) and
+notices when a value that depends on the input leaves torch as a Python number (``.item()``,
+``float()``, ``bool()``), which silently drops that dependency from any Jacobian. Results are
+cached per function and input signature, so repeated Jacobians of the same function pay for it
+once. The probe only guides the choice of mode and chunk size; results never depend on it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+_SCALAR_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one forward evaluation revealed."""
+
+    out_numel: int
+    out_itemsize: int
+    work_bytes: int  # bytes of all tensors created during the forward pass
+    leaks_scalar: bool  # an input-dependent value was turned into a Python number
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, inputs: tuple[torch.Tensor, ...]) -> None:
+        super().__init__()
+        self.bytes = 0
+        self.leak = False
+        # id -> weak reference: tensors compare elementwise, so they cannot go in a WeakSet
+        self._tainted: dict[int, weakref.ref[torch.Tensor]] = {}
+        for t in inputs:
+            self._taint(t)
+
+    def _taint(self, t: torch.Tensor) -> None:
+        self._tainted[id(t)] = weakref.ref(t)
+
+    def _is_tainted(self, t: object) -> bool:
+        if not isinstance(t, torch.Tensor):
+            return False
+        ref = self._tainted.get(id(t))
+        return ref is not None and ref() is t
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        flat_in, _ = tree_flatten((args, kwargs))
+        tainted = any(self._is_tainted(t) for t in flat_in)
+        if tainted and func in _SCALAR_OPS:
+            self.leak = True
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                self.bytes += t.numel() * t.element_size()
+                if tainted:
+                    self._taint(t)
+        return out
+
+
+def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tuple[Probe, Any]:
+    """Evaluate ``call(*leaves)`` once under the recorder; return the probe and the output."""
+    inputs = tuple(t.detach() for t in leaves)
+    rec = _Recorder(inputs)
+    with torch.no_grad(), rec:
+        out = call(*inputs)
+    out_leaves = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    numel = sum(t.numel() for t in out_leaves)
+    itemsize = max((t.element_size() for t in out_leaves), default=8)
+    return Probe(numel, itemsize, rec.bytes, rec.leak), out
+
+
+class ProbeCache:
+    """A small LRU cache of probes keyed by function identity and input signature."""
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[Any, tuple[Any, Probe]] = OrderedDict()
+
+    @staticmethod
+    def key(f: Callable[..., Any], args: tuple[Any, ...], extra: Any) -> Any | None:
+        owner = getattr(f, "__self__", None)
+        ident = (id(getattr(f, "__func__", f)), id(owner)) if owner is not None else (id(f),)
+        if all(isinstance(a, torch.Tensor) for a in args):
+            sig_t = tuple((a.shape, a.dtype, a.device) for a in args)
+            return (ident, sig_t, extra)
+        leaves, spec = tree_flatten(args)
+        sig: list[Any] = []
+        for leaf in leaves:
+            if isinstance(leaf, torch.Tensor):
+                sig.append((tuple(leaf.shape), leaf.dtype, leaf.device))
+            else:
+                try:
+                    hash(leaf)
+                except TypeError:
+                    return None  # unhashable non-tensor argument: do not cache
+                sig.append((type(leaf), leaf))
+        return (ident, str(spec), tuple(sig), extra)
+
+    def get(self, key: Any, f: Callable[..., Any]) -> Probe | None:
+        if key is None or key not in self._data:
+            return None
+        ref, probe = self._data[key]
+        target = getattr(f, "__func__", f)
+        if ref() is not target:  # the id was reused by another object
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return probe
+
+    def put(self, key: Any, f: Callable[..., Any], probe: Probe) -> None:
+        if key is None:
+            return
+        target = getattr(f, "__func__", f)
+        try:
+            ref = weakref.ref(target)
+        except TypeError:
+            return
+        self._data[key] = (ref, probe)
+        self._data.move_to_end(key)
+        while len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+PROBES = ProbeCache()

@@ -1,0 +1,50 @@
+"""The Hessian of a scalar function: forward-over-reverse, chunked under the memory budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+from torch.func import grad as _grad
+
+from ..errors import ShapeError
+from ._trees import function_name
+from .jacobian import jacobian
+
+__all__ = ["hessian"]
+
+
+def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
+            chunk_size: int | str | None = "auto", flat: bool = False,
+            memory_budget: int | str | None = None, check_finite: bool = True) -> Any:
+    """The Hessian of a scalar-valued ``f``: the forward-mode Jacobian of its reverse-mode gradient.
+
+    Shapes follow ``torch.func.hessian`` (input shape + input shape), or one ``(n, n)`` matrix with
+    ``flat=True``. Chunked like :func:`jacobite.jacobian` so large Hessians stay under the budget.
+
+    >>> import torch, jacobite
+    >>> f = lambda v: v[0] ** 2 + 4 * v[1] ** 2 - 11 * v[0] + 8 * v[1] - 16
+    >>> jacobite.hessian(f, torch.tensor([0.0, 0.0], dtype=torch.float64)).tolist()
+    [[2.0, 0.0], [0.0, 8.0]]
+    """
+    fname = function_name(f)
+    g = _grad(f, argnums=argnums)
+
+    def gradient(*a: Any) -> Any:
+        try:
+            return g(*a)
+        except RuntimeError as exc:
+            text = str(exc)
+            if "scalar" in text or "1 element" in text or "numel" in text:
+                raise ShapeError(
+                    f"hessian needs {fname} to return a scalar (one element); for a vector-valued "
+                    "function take jacobian(lambda x: jacobian(f, x), x) instead"
+                ) from exc
+            raise
+
+    gradient.__qualname__ = f"grad({fname})"
+    return jacobian(gradient, *args, argnums=argnums, mode="forward", chunk_size=chunk_size,
+                    flat=flat, memory_budget=memory_budget, check_finite=check_finite)
+
+

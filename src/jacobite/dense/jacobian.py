@@ -1,0 +1,129 @@
+"""``jacobian`` and ``value_and_jacobian``: dense Jacobians in forward, reverse or auto mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_unflatten
+
+from . import _plan
+from ._engine import Problem, Rows, forward_cols, reverse_rows
+
+__all__ = ["jacobian", "jacobian_plan", "value_and_jacobian"]
+
+
+def _assemble(p: Problem, rows: Rows, mode: str, flat: bool) -> Any:
+    out = p.out
+    assert out is not None
+    x = p.xin
+    blocks = rows.blocks
+    if flat:
+        whole = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+        return whole if mode == "reverse" else whole.T
+    per_out = []
+    o = 0
+    for k, (oshape, osize) in enumerate(zip(out.shapes, out.sizes, strict=True)):
+        parts: list[torch.Tensor] = []
+        q = 0
+        for j, (ishape, isize) in enumerate(zip(x.shapes, x.sizes, strict=True)):
+            if mode == "reverse":
+                blk = blocks[j][o:o + osize].reshape(*oshape, *ishape)
+            else:
+                blk = blocks[k][q:q + isize].reshape(*ishape, *oshape)
+                blk = blk.movedim(tuple(range(len(ishape))),
+                                  tuple(range(len(oshape), len(oshape) + len(ishape))))
+            parts.append(blk)
+            q += isize
+        per_out.append(x.unflatten(parts))
+        o += osize
+    return tree_unflatten(per_out, out.spec)
+
+
+def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: str, has_aux: bool,
+             chunk_size: int | str | None, flat: bool, memory_budget: int | str | None,
+             check_finite: bool) -> tuple[Any, Any, Any]:
+    _plan.check_mode(mode)
+    _plan.check_chunk_size(chunk_size)
+    p = Problem.build(f, args, argnums, has_aux, check_finite)
+    budget = _plan.resolve_budget(memory_budget)
+    if mode == "auto" or chunk_size == "auto":
+        plan = p.probe_plan(mode, chunk_size, budget)
+        mode, step = plan.mode, plan.chunk_size
+    else:
+        step = chunk_size  # type: ignore[assignment]
+    if p.xin.numel == 0:
+        mode = "reverse"
+    rows = (reverse_rows if mode == "reverse" else forward_cols)(p, step, budget)
+    return rows.value, _assemble(p, rows, mode, flat), rows.aux
+
+
+def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
+                       mode: str = "auto", has_aux: bool = False,
+                       chunk_size: int | str | None = "auto", flat: bool = False,
+                       memory_budget: int | str | None = None,
+                       check_finite: bool = True) -> tuple[Any, ...]:
+    """``(f(*args), J)`` from one pass — or ``(f(*args), J, aux)`` with ``has_aux=True``.
+
+    Takes the same arguments as :func:`jacobian`.
+
+    >>> import torch, jacobite
+    >>> value, J = jacobite.value_and_jacobian(torch.sin, torch.zeros(2, dtype=torch.float64))
+    >>> value.tolist(), J.tolist()
+    ([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]])
+    """
+    value, J, aux = _compute(f, args, argnums, mode, has_aux, chunk_size, flat, memory_budget,
+                             check_finite)
+    return (value, J, aux) if has_aux else (value, J)
+
+
+def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
+             mode: str = "auto", has_aux: bool = False, chunk_size: int | str | None = "auto",
+             flat: bool = False, memory_budget: int | str | None = None,
+             check_finite: bool = True) -> Any:
+    """The Jacobian of ``f`` at ``args`` with respect to the arguments named by ``argnums``.
+
+    Args:
+        f: a function of tensors (or pytrees of tensors) returning a tensor or a pytree of them.
+        *args: the point; the arguments at ``argnums`` must be floating-point tensors (pytrees).
+        argnums: which positional argument(s) to differentiate; a tuple gives a tuple of results.
+        mode: ``"forward"`` (one JVP per input entry), ``"reverse"`` (one VJP per output entry) or
+            ``"auto"``: forward when there are fewer inputs than outputs, reverse otherwise. The
+            choice is logged at DEBUG level on the ``jacobite.dense`` logger and is returned by
+            :func:`jacobian_plan`.
+        has_aux: ``f`` returns ``(output, aux)``; the result is then ``(J, aux)``.
+        chunk_size: basis vectors per vectorised call: ``"auto"`` keeps the peak working set under
+            the memory budget, ``None`` does all at once, an int fixes it.
+        flat: return one 2-D ``(m, n)`` matrix (outputs, then inputs, each in pytree order)
+            instead of torch.func's ``output shape + input shape`` convention.
+        memory_budget: bytes (or a string like ``"512 MiB"``) for this call; defaults to
+            :func:`jacobite.config.get_memory_budget` (1 GiB). A result that alone exceeds it
+            raises :class:`~jacobite.errors.JacobianTooLarge` before anything large is allocated.
+        check_finite: raise :class:`~jacobite.errors.NonFiniteInputError` on NaN/Inf inputs.
+
+    >>> import torch, jacobite
+    >>> f = lambda v: torch.stack([v[0] ** 2 + v[1], v[0] * v[1]])
+    >>> jacobite.jacobian(f, torch.tensor([1.0, 2.0], dtype=torch.float64)).tolist()
+    [[2.0, 1.0], [2.0, 1.0]]
+    """
+    _, J, aux = _compute(f, args, argnums, mode, has_aux, chunk_size, flat, memory_budget,
+                         check_finite)
+    return (J, aux) if has_aux else J
+
+
+def jacobian_plan(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
+                  mode: str = "auto", has_aux: bool = False,
+                  chunk_size: int | str | None = "auto",
+                  memory_budget: int | str | None = None) -> _plan.JacobianPlan:
+    """How :func:`jacobian` would compute this Jacobian: mode, chunk size, memory — a dry run.
+
+    >>> import torch, jacobite
+    >>> plan = jacobite.jacobian_plan(lambda x: x.repeat(10), torch.ones(3))
+    >>> plan.mode, plan.n, plan.m
+    ('forward', 3, 30)
+    """
+    _plan.check_mode(mode)
+    _plan.check_chunk_size(chunk_size)
+    p = Problem.build(f, args, argnums, has_aux, check_finite=False)
+    return p.probe_plan(mode, chunk_size, _plan.resolve_budget(memory_budget))

@@ -1,0 +1,84 @@
+"""Jacobians with respect to an ``nn.Module``'s parameters, through ``functional_call``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ..errors import ArgnumsError, ModuleStateError
+from .jacobian import value_and_jacobian
+
+__all__ = ["module_jacobian"]
+
+
+def _check_state(module: nn.Module) -> None:
+    for name, sub in module.named_modules():
+        if (isinstance(sub, nn.modules.batchnorm._NormBase) and sub.training
+                and sub.track_running_stats):
+            where = name or type(module).__name__
+            raise ModuleStateError(
+                f"{where} ({type(sub).__name__}) is in training mode and updates its running "
+                "statistics in place on every forward pass, so its Jacobian would change the "
+                "model; call module.eval() first (Jacobian with the running statistics)"
+            )
+
+
+def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | None = None,
+                    mode: str = "auto", chunk_size: int | str | None = "auto",
+                    flat: bool = False, memory_budget: int | str | None = None,
+                    return_value: bool = False) -> Any:
+    """The Jacobian of ``module(*inputs)`` with respect to its parameters.
+
+    Returns a dict ``name -> tensor`` of shape ``output shape + parameter shape`` or, with
+    ``flat=True``, one ``(m, P)`` matrix whose columns follow ``module.named_parameters()``.
+    ``params`` restricts the set (default: every parameter with ``requires_grad``). Buffers (e.g.
+    BatchNorm's running statistics) are held fixed; a module that would update them in place
+    (BatchNorm in training mode) raises :class:`~jacobite.errors.ModuleStateError`, and any
+    other in-place change of a buffer during the forward pass is detected and refused too. The
+    module itself is never modified. With ``return_value=True`` the result is ``(output, J)``.
+
+    >>> import torch, jacobite
+    >>> lin = torch.nn.Linear(3, 2).double()
+    >>> J = jacobite.module_jacobian(lin, torch.ones(3, dtype=torch.float64))
+    >>> J["weight"].shape, J["bias"].tolist()
+    (torch.Size([2, 2, 3]), [[1.0, 0.0], [0.0, 1.0]])
+    """
+    if not isinstance(module, nn.Module):
+        raise ArgnumsError(f"module_jacobian needs an nn.Module, got {type(module).__name__}; "
+                           "for a plain function use jacobite.jacobian")
+    _check_state(module)
+    named = dict(module.named_parameters())
+    if params is None:
+        chosen = {k: v for k, v in named.items() if v.requires_grad}
+    else:
+        wanted = list(params)
+        missing = [k for k in wanted if k not in named]
+        if missing:
+            raise ArgnumsError(f"module has no parameter(s) {missing}; choose from {list(named)}")
+        chosen = {k: named[k] for k in wanted}
+    if not chosen:
+        raise ArgnumsError("no parameters to differentiate: the module has none with "
+                           "requires_grad=True (or params= selected none)")
+    frozen = {k: v.detach() for k, v in named.items() if k not in chosen}
+    buffers = {k: b.clone() for k, b in module.named_buffers()}
+    versions = {k: b._version for k, b in buffers.items()}
+
+    def run(p: dict[str, torch.Tensor], *xs: Any) -> Any:
+        return functional_call(module, (p, frozen, buffers), xs, strict=False)
+
+    run.__qualname__ = type(module).__name__
+    value, J = value_and_jacobian(run, {k: v.detach() for k, v in chosen.items()}, *inputs,
+                                  mode=mode, chunk_size=chunk_size, flat=flat,
+                                  memory_budget=memory_budget)
+    changed = [k for k, b in buffers.items() if b._version != versions[k]]
+    if changed:
+        raise ModuleStateError(
+            f"the forward pass changed buffer(s) {changed} in place, so the module's output "
+            "depends on how often it runs; put the module in eval() mode or make the update "
+            "conditional on self.training"
+        )
+    return (value, J) if return_value else J

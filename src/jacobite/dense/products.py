@@ -1,0 +1,116 @@
+"""Jacobian-vector products: ``jvp``, ``vjp`` and the Hessian-vector product ``hvp``.
+
+Thin, validated wrappers over torch.func: same calling conventions, typed errors that name the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.func import grad as _grad
+from torch.func import jvp as _jvp
+from torch.func import vjp as _vjp
+from torch.utils._pytree import tree_flatten
+
+from ..errors import ShapeError
+from ._errors import translate
+from ._trees import flatten_inputs, function_name
+
+__all__ = ["hvp", "jvp", "vjp"]
+
+
+def _check_pair(primals: Any, tangents: Any, fname: str, check_finite: bool) -> None:
+    if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
+        raise ShapeError(
+            f"jvp({fname}, primals, tangents) takes tuples, e.g. jvp(f, (x,), (v,)); got "
+            f"{type(primals).__name__} and {type(tangents).__name__}"
+        )
+    px = flatten_inputs(primals, "primals", check_finite=check_finite)
+    tv, _ = tree_flatten(tangents)
+    if len(tv) != len(px.leaves):
+        raise ShapeError(f"primals have {len(px.leaves)} tensors but tangents have {len(tv)}; "
+                         "give one tangent per primal")
+    for i, (p, t) in enumerate(zip(px.leaves, tv, strict=True)):
+        if not isinstance(t, torch.Tensor) or t.shape != p.shape:
+            shape = getattr(t, "shape", type(t).__name__)
+            raise ShapeError(f"tangent {i} has shape {shape} but its primal has shape "
+                             f"{tuple(p.shape)}; tangents must match primals exactly")
+
+
+def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
+        has_aux: bool = False, check_finite: bool = True) -> tuple[Any, ...]:
+    """Forward mode: ``(f(*primals), J·tangents)`` (plus ``aux`` with ``has_aux=True``).
+
+    >>> import torch, jacobite
+    >>> x = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    >>> out, jv = jacobite.jvp(lambda v: v ** 2, (x,), (torch.ones_like(x),))
+    >>> jv.tolist()
+    [2.0, 4.0]
+    """
+    fname = function_name(f)
+    _check_pair(primals, tangents, fname, check_finite)
+    with translate(fname, "forward"):
+        return _jvp(f, primals, tangents, has_aux=has_aux)
+
+
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
+        check_finite: bool = True) -> tuple[Any, ...]:
+    """Reverse mode: ``(f(*primals), vjp_fn)`` where ``vjp_fn(u)`` gives ``uᵀJ`` per primal.
+
+    The forward pass runs once; ``vjp_fn`` can be called many times.
+
+    >>> import torch, jacobite
+    >>> x = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    >>> out, vjp_fn = jacobite.vjp(lambda v: v ** 2, x)
+    >>> vjp_fn(torch.ones_like(out))[0].tolist()
+    [2.0, 4.0]
+    """
+    fname = function_name(f)
+    flatten_inputs(primals, "primals", check_finite=check_finite)
+    with translate(fname, "reverse"):
+        return _vjp(f, *primals, has_aux=has_aux)
+
+
+def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
+        argnums: int | tuple[int, ...] = 0, check_finite: bool = True) -> Any:
+    """Hessian-vector product ``H·v`` of a scalar function, forward-over-reverse.
+
+    ``tangents`` matches the primals at ``argnums``; the result has the same structure.
+    Costs about one gradient evaluation; the Hessian is never formed.
+
+    >>> import torch, jacobite
+    >>> f = lambda x: (x ** 3).sum()
+    >>> x = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    >>> jacobite.hvp(f, (x,), (torch.tensor([1.0, 1.0], dtype=torch.float64),)).tolist()
+    [6.0, 12.0]
+    """
+    fname = function_name(f)
+    if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
+        raise ShapeError("hvp(f, primals, tangents) takes tuples, e.g. hvp(f, (x,), (v,))")
+    idx = argnums if isinstance(argnums, tuple) else (argnums,)
+    try:
+        sel = tuple(primals[i] for i in idx)
+    except IndexError as exc:
+        from ..errors import ArgnumsError
+
+        raise ArgnumsError(f"argnums={argnums} is out of range for {len(primals)} primal(s)") from exc
+    _check_pair(sel, tangents, fname, check_finite)
+    g = _grad(f, argnums=argnums)
+
+    def grad_of_selected(*xs: Any) -> Any:
+        full = list(primals)
+        for i, x in zip(idx, xs, strict=True):
+            full[i] = x
+        return g(*full)
+
+    with translate(fname, "hvp"):
+        try:
+            _, hv = _jvp(grad_of_selected, sel, tangents)
+        except RuntimeError as exc:
+            if "scalar" in str(exc) or "numel() == 1" in str(exc) or "1 element" in str(exc):
+                raise ShapeError(f"hvp needs {fname} to return a scalar (one element); for a "
+                                 "vector function use jacobite.jvp of its Jacobian") from exc
+            raise
+    return hv[0] if not isinstance(argnums, tuple) and isinstance(hv, tuple) else hv
