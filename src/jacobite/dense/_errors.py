@@ -27,6 +27,10 @@ _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
      UnsupportedOperationError,
      "{f} uses an operation whose output shape depends on values (nonzero, masked_select, "
      "unique, boolean indexing); use torch.where with a fixed shape instead"),
+    (("setup_context",), UnsupportedOperationError,
+     "{f} uses a custom torch.autograd.Function written in the old style; torch.func transforms "
+     "need it to define a separate setup_context staticmethod (and vmap support: "
+     "generate_vmap_rule = True) — see PyTorch's notes on extending torch.func"),
     (("does not require grad and does not have a grad_fn",), UnsupportedOperationError,
      "{f} detaches its result from the input (.detach(), torch.no_grad(), .data); remove that"),
 )

@@ -1,0 +1,49 @@
+# jacobite — two commands do all set-up on a fresh machine:
+#   make demo   creates .venv, installs jacobite, runs the tour
+#   make test   creates .venv with the dev extras, runs ruff, the whole suite and the doctests
+#
+# torch: where there is no GPU the CPU build is installed (on these machines
+# `pip install torch==2.13.0` resolves to a local CPU wheel; a plain `torch` would pull a
+# multi-GB CUDA build). Override with e.g. `make test TORCH='torch>=2.4'`.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+JOBS   ?= 2
+
+.PHONY: demo test lint bench clean venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
+	@touch $@
+
+$(VENV)/.base: pyproject.toml $(VENV)/.torch
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.torch
+	$(PIP) install -e ".[dev]"
+	@touch $@ $(VENV)/.base
+
+venv: $(VENV)/.dev
+
+demo: $(VENV)/.base
+	$(BIN)/python -m jacobite
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests benchmarks
+
+test: $(VENV)/.dev lint
+	$(BIN)/python -m pytest -n $(JOBS) -q
+
+bench: $(VENV)/.dev
+	$(PIP) install -e ".[bench]"
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis
