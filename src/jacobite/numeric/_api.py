@@ -1,0 +1,115 @@
+"""The public entry point :func:`jacobian`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DtypeError
+from ._problem import Problem
+from ._steps import METHODS, NumericOptionError, default_steps, user_steps
+from .complex_step import complex_step
+from .differences import central, forward
+from .result import NumericJacobian
+from .richardson import richardson
+
+__all__ = ["jacobian"]
+
+
+def jacobian(
+    f: Callable[..., Any],
+    x: Any,
+    method: str = "richardson",
+    *,
+    step: Any = None,
+    args: tuple = (),
+    kwargs: dict[str, Any] | None = None,
+) -> NumericJacobian:
+    """Numerical Jacobian of a black-box ``f`` at ``x``, with an entrywise error estimate.
+
+    Parameters
+    ----------
+    f:
+        Called as ``f(x, *args, **kwargs)``; returns a number or an array of any fixed shape.
+        It is only ever called on single points (never batched).
+    x:
+        The point: a float, list, NumPy array or torch tensor of any shape. NumPy-like inputs
+        are computed in float64 (integers are converted) and give NumPy results. A tensor keeps
+        its dtype and device: ``f`` receives tensors like ``x`` (under ``torch.no_grad()``)
+        and the result is a tensor; float32 or lower precision triggers a warning, because
+        finite differences then lose most digits.
+    method:
+        * ``"richardson"`` (default): adaptive Richardson extrapolation of central differences;
+          typically 1e-13 relative or better, with a measured error estimate, in fewer calls
+          than numdifftools' default ``Jacobian``.
+        * ``"central"``: one central difference, ``h = eps**(1/3) max(|x|, 1)``, ``2n + 1``
+          calls, about 1e-10 relative; modelled error estimate.
+        * ``"forward"``: one forward difference, ``h = sqrt(eps) max(|x|, 1)``, ``n + 1`` calls,
+          about 1e-8 relative; modelled error estimate.
+        * ``"complex"``: complex step, ``h = 1e-20 max(|x|, 1)``, ``n + 1`` calls, exact to
+          machine precision, but only for complex-analytic ``f``.
+    step:
+        Override the step: a positive number or an array broadcastable to ``x``'s shape. For
+        ``"richardson"`` it is the largest step of the sequence.
+    args, kwargs:
+        Extra arguments passed to ``f``.
+
+    Returns
+    -------
+    NumericJacobian
+        ``.jacobian`` (shape ``out_shape + in_shape``), ``.error``, ``.nfev``, ``.method``,
+        ``.step``; ``.as_matrix()`` gives the ``(m, n)`` view.
+
+    Raises
+    ------
+    NonFiniteInputError
+        ``x`` or ``f(x)`` contains NaN/Inf, or ``f`` is not finite at the trial points.
+    DtypeError
+        ``x`` is an integer/bool/complex tensor (use ``x.double()``) or not numeric.
+    OutputTypeError
+        ``f`` returns something non-numeric, or complex values.
+    UnsupportedOperationError
+        ``method="complex"`` with a ``f`` that is not complex-analytic.
+
+    >>> import numpy as np
+    >>> res = jacobian(lambda v: np.array([v[0] * v[1], np.sin(v[0])]), [1.0, 2.0])
+    >>> np.round(res.jacobian, 10)
+    array([[2.    , 1.    ],
+           [0.5403, 0.    ]])
+    >>> res.jacobian.shape, bool(res.error.max() < 1e-12)
+    ((2, 2), True)
+    >>> import torch
+    >>> jacobian(torch.exp, torch.tensor(0.0, dtype=torch.float64), method="complex").jacobian
+    tensor(1., dtype=torch.float64)
+    """
+    if method not in METHODS:
+        raise NumericOptionError(f"unknown method {method!r}; use one of {METHODS}")
+    if (method == "complex" and isinstance(x, torch.Tensor) and x.is_floating_point()
+            and x.dtype not in (torch.float32, torch.float64)):
+        raise DtypeError(
+            f"the complex step needs a float32 or float64 x, got {x.dtype}; pass x.double()"
+        )
+    p = Problem(f, x, args, kwargs, method=method)
+    h = user_steps(step, p.in_shape) if step is not None else None
+    if method == "richardson":
+        jac, err, used = richardson(p, h)
+    else:
+        if h is None:
+            h = default_steps(method, p.x, p.in_eps if method == "complex" else p.eps)
+        scheme = {"forward": forward, "central": central, "complex": complex_step}[method]
+        if p.n == 0 or p.m == 0:
+            jac = err = used = np.zeros((p.m, p.n))
+        else:
+            jac, err, used = scheme(p, h)
+    return NumericJacobian(
+        jacobian=p.wrap(jac),
+        error=p.wrap(err),
+        nfev=p.nfev,
+        method=method,
+        step=p.wrap(used),
+        in_shape=p.in_shape,
+        out_shape=p.out_shape,
+    )

@@ -1,0 +1,70 @@
+"""The complex step: machine precision for analytic f, a typed error otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jacobite.errors import DtypeError, UnsupportedOperationError
+from jacobite.numeric import jacobian
+
+from ._zoo import CASES
+
+EPS = np.finfo(np.float64).eps
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.analytic], ids=lambda c: c.name)
+def test_complex_step_is_machine_precise(case):
+    J = case.jac(case.x)
+    res = jacobian(case.f_np, case.x, "complex")
+    scale = np.maximum(np.abs(J), np.abs(J).max() * 1e-3)
+    assert float((np.abs(res.jacobian - J) / scale).max()) <= 4e-15
+    assert bool((np.abs(res.jacobian - J) <= 10 * res.error + EPS * np.abs(J).max()).all())
+
+
+def test_complex_step_matches_jacrev_in_torch():
+    f = lambda v: torch.exp(torch.sin(v)) * v ** 2  # noqa: E731
+    x = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    res = jacobian(f, x, "complex")
+    oracle = torch.func.jacrev(f)(x)
+    assert res.jacobian.dtype == torch.float64
+    torch.testing.assert_close(res.jacobian, oracle, rtol=4e-15, atol=1e-15)
+
+
+def test_complex_step_float32_tensor():
+    x = torch.tensor([0.5, 1.5])
+    res = jacobian(torch.sin, x, "complex")
+    assert res.jacobian.dtype == torch.float32
+    torch.testing.assert_close(res.jacobian, torch.diag(torch.cos(x)), rtol=1e-6, atol=1e-7)
+
+
+def test_real_output_for_complex_input_is_rejected():
+    with pytest.raises(UnsupportedOperationError, match="richardson"):
+        jacobian(lambda v: np.abs(v) ** 2, np.array([1.0, 2.0]), "complex")
+
+
+def test_raising_on_complex_input_is_rejected():
+    def f(v):
+        if np.iscomplexobj(v):
+            raise TypeError("real inputs only")
+        return np.exp(v)
+
+    with pytest.raises(UnsupportedOperationError, match="not complex-analytic"):
+        jacobian(f, np.array([1.0]), "complex")
+    with pytest.raises(UnsupportedOperationError, match="richardson"):
+        jacobian(torch.relu, torch.ones(2, dtype=torch.float64), "complex")
+
+
+def test_real_part_drift_is_detected():
+    # f mixes in |z|, which changes Re f(x + ih) noticeably for a large step
+    def f(v):
+        return v * np.abs(v)
+
+    with pytest.raises(UnsupportedOperationError):
+        jacobian(f, np.array([2.0]), "complex", step=1e-2)
+
+
+def test_complex_step_needs_single_or_double_precision():
+    with pytest.raises(DtypeError, match="double"):
+        jacobian(torch.sin, torch.ones(2, dtype=torch.float16), "complex")
