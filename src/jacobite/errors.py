@@ -17,7 +17,10 @@ from __future__ import annotations
 
 __all__ = [
     "ArgnumsError",
+    "ConvergenceError",
     "DtypeError",
+    "InvalidOptionError",
+    "InvalidTagError",
     "JacobianMismatchError",
     "JacobianTooLarge",
     "JacobiteError",
@@ -28,6 +31,7 @@ __all__ = [
     "NotSquareError",
     "OutputTypeError",
     "ShapeError",
+    "SingularOperatorError",
     "UnsupportedOperationError",
 ]
 
@@ -38,6 +42,10 @@ class JacobiteError(Exception):
 
 class JacobiteWarning(UserWarning):
     """Root of every warning jacobite emits."""
+
+
+class InvalidOptionError(JacobiteError, ValueError):
+    """An option has a value outside its allowed set (an unknown method, a negative step)."""
 
 
 class NonFiniteInputError(JacobiteError, ValueError):
@@ -70,6 +78,18 @@ class UnsupportedOperationError(JacobiteError, RuntimeError):
 
 class ModuleStateError(JacobiteError, RuntimeError):
     """An ``nn.Module`` changes its own state (buffers) during the forward pass."""
+
+
+class InvalidTagError(JacobiteError, ValueError):
+    """A structural tag is unknown or contradicted by the operator it is attached to."""
+
+
+class SingularOperatorError(JacobiteError, ArithmeticError):
+    """A solve or inverse was asked of a singular (or numerically singular) operator."""
+
+
+class ConvergenceError(JacobiteError, RuntimeError):
+    """An iterative method stopped before reaching its tolerance."""
 
 
 class JacobianTooLarge(JacobiteError, MemoryError):

@@ -21,7 +21,14 @@ from ..errors import JacobiteWarning, OutputTypeError
 from . import _plan
 from ._errors import translate
 from ._probe import PROBES, run_probe
-from ._trees import Flat, flatten_inputs, flatten_outputs, function_name, normalize_argnums, substitute
+from ._trees import (
+    Flat,
+    flatten_inputs,
+    flatten_outputs,
+    function_name,
+    normalize_argnums,
+    substitute,
+)
 
 
 @dataclass
@@ -97,6 +104,11 @@ class Problem:
     def probe_plan(self, mode: str, chunk_size: Any, budget: int) -> _plan.JacobianPlan:
         """Plan with a (cached) probe of f: output size and working memory."""
         key = PROBES.key(self.f, self.args, (self.positions, self.has_aux))
+        plan_key = None if key is None else (key, mode, chunk_size, budget)
+        cached = PROBES.get(plan_key, self.f)
+        if cached is not None:  # same function, signature and settings: same plan
+            _plan.log.debug("jacobian plan (cached): %s", cached)
+            return cached
         probe = PROBES.get(key, self.f)
         if probe is None:
             with translate(self.fname, "probe"):
@@ -109,8 +121,10 @@ class Problem:
                     "a constant. Harmless if it only steers control flow; if it feeds arithmetic, "
                     "use tensor operations instead.", JacobiteWarning, stacklevel=4)
         itemsize = max(probe.out_itemsize, *(t.element_size() for t in self.xin.leaves))
-        return _plan.make_plan(self.xin.numel, probe.out_numel, itemsize, probe, mode,
+        plan = _plan.make_plan(self.xin.numel, probe.out_numel, itemsize, probe, mode,
                                chunk_size, budget)
+        PROBES.put(plan_key, self.f, plan)
+        return plan
 
 
 def _basis(start: int, stop: int, like: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from ..config import format_bytes, get_memory_budget, parse_bytes
-from ..errors import JacobianTooLarge, JacobiteError
+from ..errors import InvalidOptionError, JacobianTooLarge
 from ._probe import Probe
 
 log = logging.getLogger("jacobite.dense")
@@ -45,14 +45,14 @@ class JacobianPlan:
 
 def check_mode(mode: str) -> None:
     if mode not in MODES:
-        raise JacobiteError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InvalidOptionError(f"mode must be one of {MODES}, got {mode!r}")
 
 
 def check_chunk_size(chunk_size: int | str | None) -> None:
     if chunk_size is None or chunk_size == "auto":
         return
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise JacobiteError(
+        raise InvalidOptionError(
             f"chunk_size must be a positive int, None (no chunking) or 'auto', got {chunk_size!r}"
         )
 

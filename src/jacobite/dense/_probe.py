@@ -80,11 +80,11 @@ def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tup
 
 
 class ProbeCache:
-    """A small LRU cache of probes keyed by function identity and input signature."""
+    """A small LRU cache of probes (and plans) keyed by function identity and input signature."""
 
     def __init__(self, maxsize: int = 256) -> None:
         self.maxsize = maxsize
-        self._data: OrderedDict[Any, tuple[Any, Probe]] = OrderedDict()
+        self._data: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
 
     @staticmethod
     def key(f: Callable[..., Any], args: tuple[Any, ...], extra: Any) -> Any | None:
@@ -106,7 +106,7 @@ class ProbeCache:
                 sig.append((type(leaf), leaf))
         return (ident, str(spec), tuple(sig), extra)
 
-    def get(self, key: Any, f: Callable[..., Any]) -> Probe | None:
+    def get(self, key: Any, f: Callable[..., Any]) -> Any:
         if key is None or key not in self._data:
             return None
         ref, probe = self._data[key]
@@ -117,7 +117,7 @@ class ProbeCache:
         self._data.move_to_end(key)
         return probe
 
-    def put(self, key: Any, f: Callable[..., Any], probe: Probe) -> None:
+    def put(self, key: Any, f: Callable[..., Any], probe: Any) -> None:
         if key is None:
             return
         target = getattr(f, "__func__", f)

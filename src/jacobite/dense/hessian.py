@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-
 from torch.func import grad as _grad
 
 from ..errors import ShapeError

@@ -19,6 +19,13 @@ def _assemble(p: Problem, rows: Rows, mode: str, flat: bool) -> Any:
     assert out is not None
     x = p.xin
     blocks = rows.blocks
+    if len(blocks) == 1 and len(x.leaves) == 1 and len(out.leaves) == 1 and not flat:
+        oshape, ishape = out.shapes[0], x.shapes[0]
+        if mode == "reverse":
+            return blocks[0].reshape(*oshape, *ishape)
+        blk = blocks[0].reshape(*ishape, *oshape)
+        return blk.movedim(tuple(range(len(ishape))),
+                           tuple(range(len(oshape), len(oshape) + len(ishape))))
     if flat:
         whole = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
         return whole if mode == "reverse" else whole.T

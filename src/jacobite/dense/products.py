@@ -14,7 +14,7 @@ from torch.func import jvp as _jvp
 from torch.func import vjp as _vjp
 from torch.utils._pytree import tree_flatten
 
-from ..errors import ShapeError
+from ..errors import ArgnumsError, ShapeError
 from ._errors import translate
 from ._trees import flatten_inputs, function_name
 
@@ -93,9 +93,8 @@ def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
     try:
         sel = tuple(primals[i] for i in idx)
     except IndexError as exc:
-        from ..errors import ArgnumsError
-
-        raise ArgnumsError(f"argnums={argnums} is out of range for {len(primals)} primal(s)") from exc
+        raise ArgnumsError(
+            f"argnums={argnums} is out of range for {len(primals)} primal(s)") from exc
     _check_pair(sel, tangents, fname, check_finite)
     g = _grad(f, argnums=argnums)
 

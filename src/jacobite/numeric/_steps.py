@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import JacobiteError, NonFiniteInputError, ShapeError
+from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
 
 __all__ = ["METHODS", "NumericOptionError", "default_steps", "scale", "user_steps"]
 
@@ -30,8 +30,7 @@ RICHARDSON_BASE = 0.5
 COMPLEX_STEP = 1e-20
 
 
-class NumericOptionError(JacobiteError, ValueError):
-    """An option of :func:`jacobite.numeric.jacobian` (``method``, ``step``) is invalid."""
+NumericOptionError = InvalidOptionError  # an invalid ``method`` or ``step``
 
 
 def scale(x: np.ndarray) -> np.ndarray:
