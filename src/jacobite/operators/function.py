@@ -1,0 +1,153 @@
+"""Matrix-free operators built from closures (e.g. a cached JVP and VJP)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..errors import DtypeError, InvalidOptionError, ShapeError, UnsupportedOperationError
+from . import _validate as chk
+from . import linalg as L
+from .base import JacobianOperator
+from .tags import transpose_tags
+
+__all__ = ["FunctionOperator"]
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class FunctionOperator(JacobianOperator):
+    """An ``(m, n)`` operator given by ``mv(v) = J v`` and optionally ``rmv(u) = J^T u``.
+
+    Args:
+        shape: ``(m, n)``.
+        mv: closure ``(n,) -> (m,)``.
+        rmv: closure ``(m,) -> (n,)``; without it ``.T``, ``rmv`` and ``rmm`` raise
+            :class:`~jacobite.errors.UnsupportedOperationError`.
+        dtype, device: those of the vectors the closures take and return.
+        tags, rank_bound: structure promises; they are *trusted* (no check is possible
+            without materialising; use :func:`jacobite.operators.verify_tags` on small ones).
+        mm, rmm: optional batched closures ``(n, k) -> (m, k)`` / ``(m, k) -> (n, k)``;
+            by default ``torch.func.vmap`` over ``mv``/``rmv``, falling back to a loop.
+        name: shown in ``repr``.
+
+    ``to_dense``/``slogdet`` materialise (within the memory budget, else
+    :class:`~jacobite.errors.JacobianTooLarge`); ``solve`` runs SciPy's GMRES (CG when tagged
+    ``psd``) and raises :class:`~jacobite.errors.ConvergenceError` if it does not converge;
+    ``lstsq`` uses LSMR.
+
+    >>> import torch
+    >>> A = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    >>> op = FunctionOperator((2, 2), lambda v: A @ v, lambda u: A.T @ u, dtype=A.dtype)
+    >>> op.solve(torch.tensor([4.0, 3.0], dtype=torch.float64))
+    tensor([1., 1.], dtype=torch.float64)
+    >>> op.T.mv(torch.tensor([1.0, 0.0], dtype=torch.float64))
+    tensor([3., 1.], dtype=torch.float64)
+    """
+
+    def __init__(
+        self, shape: tuple[int, int], mv: Fn, rmv: Fn | None = None, *, dtype: torch.dtype,
+        device: torch.device | str | None = None, tags: Any = (), rank_bound: int | None = None,
+        mm: Fn | None = None, rmm: Fn | None = None, name: str | None = None,
+    ) -> None:
+        if len(tuple(shape)) != 2 or any(int(s) != s or s < 0 for s in shape):
+            raise ShapeError(f"shape must be a pair (m, n) of non-negative ints, got {shape!r}")
+        if not callable(mv) or (rmv is not None and not callable(rmv)):
+            raise DtypeError("mv (and rmv when given) must be callables taking a 1-D tensor")
+        if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
+            raise DtypeError(f"dtype must be a floating torch.dtype, got {dtype!r}; pass e.g. "
+                             f"dtype=torch.float64")
+        super().__init__(tuple(shape), dtype, device, tags, rank_bound)
+        self._fmv, self._frmv, self._fmm, self._frmm = mv, rmv, mm, rmm
+        self.name = name
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        return base if self.name is None else f"{base[:-1]}, name={self.name!r})"
+
+    def _no_rmv(self, what: str) -> UnsupportedOperationError:
+        label = f" {self.name!r}" if self.name else ""
+        return UnsupportedOperationError(
+            f"{what} needs J^T u, but the FunctionOperator{label} was built without rmv; pass "
+            f"rmv=<closure computing J^T u> (e.g. a VJP) when constructing it"
+        )
+
+    def _checked(self, out: Any, shape: tuple[int, ...], which: str) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ShapeError(
+                f"the {which} closure of {self!r} returned {got}, expected shape {shape}; fix the "
+                f"closure or the declared shape"
+            )
+        return out
+
+    def _mv(self, v: torch.Tensor) -> torch.Tensor:
+        return self._checked(self._fmv(v), (self.shape[0],), "mv")
+
+    def _rmv(self, u: torch.Tensor) -> torch.Tensor:
+        if self._frmv is None:
+            raise self._no_rmv("rmv")
+        return self._checked(self._frmv(u), (self.shape[1],), "rmv")
+
+    def _mm(self, V: torch.Tensor) -> torch.Tensor:
+        if self._fmm is not None:
+            return self._checked(self._fmm(V), (self.shape[0], V.shape[1]), "mm")
+        return self._checked(self._batched(self._fmv, V, self.shape[0]),
+                             (self.shape[0], V.shape[1]), "mv")
+
+    def _rmm(self, U: torch.Tensor) -> torch.Tensor:
+        if self._frmv is None:
+            raise self._no_rmv("rmm")
+        if self._frmm is not None:
+            return self._checked(self._frmm(U), (self.shape[1], U.shape[1]), "rmm")
+        return self._checked(self._batched(self._frmv, U, self.shape[1]),
+                             (self.shape[1], U.shape[1]), "rmv")
+
+    def _transpose(self) -> JacobianOperator:
+        if self.is_symmetric():
+            return self
+        if self._frmv is None:
+            raise self._no_rmv(".T")
+        return FunctionOperator(
+            (self.shape[1], self.shape[0]), self._frmv, self._fmv, dtype=self.dtype,
+            device=self.device, tags=transpose_tags(self.tags), rank_bound=self.rank_bound,
+            mm=self._frmm, rmm=self._fmm, name=None if self.name is None else f"{self.name}.T",
+        )
+
+    def _solve(
+        self, B: torch.Tensor, *, method: str | None = None, rtol: float | None = None,
+        atol: float = 0.0, maxiter: int | None = None,
+    ) -> torch.Tensor:
+        if method == "dense" or (method is None and (
+                self.rank_bound is not None or self.is_diagonal() or self.is_triangular())):
+            return super()._solve(B)
+        if method is None:
+            method = "cg" if self.is_psd() else "gmres"
+        return L.iterative_solve(self, B, method=method, rtol=rtol, atol=atol, maxiter=maxiter)
+
+    def solve(
+        self, b: torch.Tensor, *, method: str | None = None, rtol: float | None = None,
+        atol: float = 0.0, maxiter: int | None = None,
+    ) -> torch.Tensor:
+        """Solve ``J x = b`` iteratively (``b`` of shape ``(n,)`` or ``(n, k)``).
+
+        ``method``: ``"gmres"`` (default), ``"cg"`` (default when tagged ``psd``) or
+        ``"dense"`` (materialise within the memory budget and factorise). ``rtol`` defaults
+        to 1e-10 in double and 1e-5 in single precision. The iterative paths run in SciPy
+        and are not differentiable by autograd.
+        """
+        chk.check_square(self, "solve")
+        Bm, vec = chk.check_rhs(self, b, "solve")
+        if method not in (None, "gmres", "cg", "dense"):
+            raise InvalidOptionError(
+                f"unknown solve method {method!r}; use 'gmres', 'cg' or 'dense'"
+            )
+        x = self._solve(Bm, method=method, rtol=rtol, atol=atol, maxiter=maxiter)
+        return x[:, 0] if vec else x
+
+    def _lstsq(self, B: torch.Tensor) -> torch.Tensor:
+        if self._frmv is None:
+            raise self._no_rmv("lstsq")
+        return L.iterative_lstsq(self, B)
