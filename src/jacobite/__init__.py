@@ -1,7 +1,51 @@
-"""jacobite: the Jacobian toolkit for PyTorch."""
+"""jacobite: the Jacobian toolkit for PyTorch.
 
-from . import config, errors
+Compute a Jacobian at the speed of its structure, understand it, put it to work.
+
+>>> import torch, jacobite
+>>> f = lambda v: torch.stack([v[0] ** 2 + v[1], v[0] * v[1]])
+>>> jacobite.jacobian(f, torch.tensor([1.0, 2.0], dtype=torch.float64))
+tensor([[2., 1.],
+        [2., 1.]], dtype=torch.float64)
+"""
+
+from . import config, errors, numeric, operators
+from .checking import CheckResult, check
+from .dense import (
+    JacobianPlan,
+    batch_jacobian,
+    clear_cache,
+    hessian,
+    hvp,
+    jacobian,
+    jacobian_plan,
+    jvp,
+    linearize,
+    module_jacobian,
+    value_and_jacobian,
+    vjp,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "config", "errors"]
+__all__ = [
+    "CheckResult",
+    "JacobianPlan",
+    "__version__",
+    "batch_jacobian",
+    "check",
+    "clear_cache",
+    "config",
+    "errors",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jacobian_plan",
+    "jvp",
+    "linearize",
+    "module_jacobian",
+    "numeric",
+    "operators",
+    "value_and_jacobian",
+    "vjp",
+]

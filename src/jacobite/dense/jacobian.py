@@ -22,8 +22,8 @@ def _assemble(p: Problem, rows: Rows, mode: str, flat: bool) -> Any:
     if len(blocks) == 1 and len(x.leaves) == 1 and len(out.leaves) == 1 and not flat:
         oshape, ishape = out.shapes[0], x.shapes[0]
         if mode == "reverse":
-            return blocks[0].reshape(*oshape, *ishape)
-        blk = blocks[0].reshape(*ishape, *oshape)
+            return blocks[0].reshape((*oshape, *ishape))
+        blk = blocks[0].reshape((*ishape, *oshape))
         return blk.movedim(tuple(range(len(ishape))),
                            tuple(range(len(oshape), len(oshape) + len(ishape))))
     if flat:
@@ -36,9 +36,9 @@ def _assemble(p: Problem, rows: Rows, mode: str, flat: bool) -> Any:
         q = 0
         for j, (ishape, isize) in enumerate(zip(x.shapes, x.sizes, strict=True)):
             if mode == "reverse":
-                blk = blocks[j][o:o + osize].reshape(*oshape, *ishape)
+                blk = blocks[j][o:o + osize].reshape((*oshape, *ishape))
             else:
-                blk = blocks[k][q:q + isize].reshape(*ishape, *oshape)
+                blk = blocks[k][q:q + isize].reshape((*ishape, *oshape))
                 blk = blk.movedim(tuple(range(len(ishape))),
                                   tuple(range(len(oshape), len(oshape) + len(ishape))))
             parts.append(blk)

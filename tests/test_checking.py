@@ -1,0 +1,73 @@
+"""jacobite.check: AD vs numeric Jacobians, with a deliberately wrong backward as the oracle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import jacobite
+from jacobite.errors import JacobianMismatchError
+
+
+class WrongSquare(torch.autograd.Function):
+    """x² with a backward that returns 3x instead of 2x: a bug check() must find."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+        return x**2
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * g
+
+    @staticmethod
+    def jvp(ctx, t):  # pragma: no cover - forward mode not used here
+        raise NotImplementedError
+
+
+def test_check_passes_on_correct_function():
+    x = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    res = jacobite.check(lambda v: torch.sin(v) * v.sum(), x)
+    assert res.ok and bool(res)
+    # the AD Jacobian is the independent closed form
+    expected = torch.diag(torch.cos(x) * x.sum()) + torch.sin(x)[:, None]
+    torch.testing.assert_close(res.ad_jacobian, expected, rtol=0, atol=1e-14)
+    torch.testing.assert_close(res.numeric_jacobian, expected, rtol=1e-8, atol=1e-9)
+    assert res.max_abs_error < 1e-8
+    assert "OK" in str(res)
+
+
+def test_check_finds_wrong_backward_and_reports_worst_entry():
+    x = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    res = jacobite.check(WrongSquare.apply, x)
+    assert not res.ok
+    assert res.worst == (1, 1)  # |3x - 2x| is largest at x = 2
+    assert res.ad_value == pytest.approx(6.0)
+    assert res.numeric_value == pytest.approx(4.0, rel=1e-9)
+    with pytest.raises(JacobianMismatchError, match="MISMATCH"):
+        jacobite.check(WrongSquare.apply, x, raise_on_failure=True)
+
+
+def test_check_pytrees_and_argnums():
+    a = torch.tensor([1.0, 2.0])
+    b = torch.tensor([3.0, 4.0])
+    res = jacobite.check(lambda p, q: p * q.sum(), a, b, argnums=(0, 1))
+    assert res.ok
+    assert res.ad_jacobian.shape == (2, 4)
+    expected = torch.tensor([[7.0, 0.0, 1.0, 1.0], [0.0, 7.0, 2.0, 2.0]], dtype=torch.float64)
+    torch.testing.assert_close(res.ad_jacobian, expected)
+    res = jacobite.check(lambda d: d["a"] * d["b"].sum(), {"a": a, "b": b})
+    assert res.ok and res.ad_jacobian.shape == (2, 4)
+
+
+def test_check_complex_step_method():
+    x = torch.tensor([0.1, 0.7], dtype=torch.float64)
+    res = jacobite.check(lambda v: torch.exp(v) * v[0], x, method="complex")
+    assert res.ok and res.max_abs_error < 1e-14
