@@ -65,7 +65,7 @@ DT = torch.float64
 Jacobian = Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: usable as dict keys
 class Case:
     """One Jacobian problem of the battery (see the module docstring for the conventions)."""
 

@@ -29,6 +29,8 @@ from jacobite.errors import (
 
 DT = torch.float64
 MODES = ["forward", "reverse", "auto"]
+RETURN_TENSORS = r"return (a tensor|torch tensors \(e\.g\. torch\.stack)"
+RETURN_FLOAT = "return a floating-point tensor"
 
 
 def _x() -> torch.Tensor:
@@ -104,18 +106,18 @@ def test_complex_input(dtype: torch.dtype) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(("name", "f", "err", "phrase"), [
-    ("float", lambda v: 1.5, OutputTypeError, "torch.stack|tensor"),
-    ("list_of_floats", lambda v: [1.0, 2.0], OutputTypeError, "torch.stack|tensor"),
-    ("none", lambda v: None, OutputTypeError, "return"),
-    ("int", lambda v: 3, OutputTypeError, "tensor"),
-    ("string", lambda v: "x", OutputTypeError, "tensor"),
-    ("int_tensor", lambda v: (v * 10).long(), DtypeError, "floating-point"),
-    ("bool_tensor", lambda v: v > 0, DtypeError, "floating-point"),
-    ("mixed_tree", lambda v: (v * 2, 1.0), OutputTypeError, "tensor"),
-    ("empty_tuple", lambda v: (), OutputTypeError, "return a tensor"),
+@pytest.mark.parametrize(("f", "err", "phrase"), [
+    pytest.param(lambda v: 1.5, OutputTypeError, RETURN_TENSORS, id="float"),
+    pytest.param(lambda v: [1.0, 2.0], OutputTypeError, RETURN_TENSORS, id="list_of_floats"),
+    pytest.param(lambda v: None, OutputTypeError, RETURN_TENSORS, id="none"),
+    pytest.param(lambda v: 3, OutputTypeError, RETURN_TENSORS, id="int"),
+    pytest.param(lambda v: "x", OutputTypeError, RETURN_TENSORS, id="string"),
+    pytest.param(lambda v: (v * 10).long(), DtypeError, RETURN_FLOAT, id="int_tensor"),
+    pytest.param(lambda v: v > 0, DtypeError, RETURN_FLOAT, id="bool_tensor"),
+    pytest.param(lambda v: (v * 2, 1.0), OutputTypeError, RETURN_TENSORS, id="mixed_tree"),
+    pytest.param(lambda v: (), OutputTypeError, RETURN_TENSORS, id="empty_tuple"),
 ])
-def test_bad_outputs(name, f, err, phrase, mode: str) -> None:
+def test_bad_outputs(f, err, phrase, mode: str) -> None:
     with pytest.raises(err, match=phrase) as info:
         jacobite.jacobian(f, _x(), mode=mode)
     assert isinstance(info.value, TypeError)
@@ -124,6 +126,23 @@ def test_bad_outputs(name, f, err, phrase, mode: str) -> None:
 def test_has_aux_needs_a_pair() -> None:
     with pytest.raises(OutputTypeError, match="pair"):
         jacobite.jacobian(torch.sin, _x(), has_aux=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_has_aux_with_non_tensor_aux(mode: str) -> None:
+    """Aux data that is not a tensor (a Python number, a string): passed through, or refused
+    with a typed error that names the fix — not torch.func's bare RuntimeError."""
+    def f(v):
+        return torch.sin(v), {"n": 3.5, "tag": "x"}
+
+    try:
+        J, aux = jacobite.jacobian(f, _x(), has_aux=True, mode=mode)
+    except JacobiteError as exc:
+        assert isinstance(exc, OutputTypeError)
+        assert "aux" in str(exc) and "tensor" in str(exc)
+    else:
+        assert aux == {"n": 3.5, "tag": "x"}
+        torch.testing.assert_close(J, torch.diag(torch.cos(_x())))
 
 
 def test_not_callable() -> None:
@@ -327,6 +346,7 @@ def test_item_used_arithmetically_warns() -> None:
     torch.testing.assert_close(J, 0.5 * torch.eye(3, dtype=DT))
 
 
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 def test_float_of_tensor_warns() -> None:
     def f(v):
         return v * float(v.sum())
