@@ -1,0 +1,251 @@
+"""Newton's method for minimisation: ``x ← x − t H⁻¹ ∇f`` with a backtracking line search.
+
+The Hessian is either exact (:func:`jacobite.hessian`: forward-over-reverse AD) or, for a
+least-squares objective ``f = ½‖r(x)‖²``, the Gauss–Newton approximation ``H ≈ JᵀJ`` built from
+the residual Jacobian ``J`` (:func:`jacobite.value_and_jacobian`) — no second derivatives.
+
+Where the exact Hessian is not positive definite the step would not go downhill; a multiple of
+the identity is added until a Cholesky factorisation succeeds (Nocedal & Wright, Algorithm 3.3),
+so far from a minimum the step bends towards steepest descent and near a strict minimum it is the
+pure Newton step (quadratic convergence). The step length ``t`` starts at 1 and is halved until
+the Armijo condition ``f(x + t p) <= f(x) + c1 t ∇f·p`` holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.func import grad_and_value
+
+from ..dense import hessian as _hessian
+from ..dense import value_and_jacobian as _value_and_jacobian
+from ..errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+
+__all__ = ["NewtonIterate", "NewtonResult", "newton_minimize"]
+
+_HESSIANS = ("exact", "gauss-newton")
+
+
+@dataclass(frozen=True)
+class NewtonIterate:
+    """One iterate: the point, ``f``, ``‖∇f‖``, the step length ``t`` that led to it (0 for
+    the start) and the multiple ``τ`` of the identity added to the Hessian there for the next
+    step (0: a pure Newton step; always 0 for Gauss–Newton)."""
+
+    x: torch.Tensor
+    fun: float
+    grad_norm: float
+    step_length: float
+    damping: float
+
+
+@dataclass(frozen=True)
+class NewtonResult:
+    """What :func:`newton_minimize` found.
+
+    Attributes:
+        x: the last iterate (shape of ``x0``, float64 by default).
+        fun: ``f(x)``.
+        grad_norm: ``‖∇f(x)‖₂``.
+        nit: Newton steps taken.
+        nfev: evaluations of ``f`` (or of the residuals), line search included.
+        success: ``grad_norm <= tol`` was reached.
+        message: why it stopped, and what to change when it failed.
+        history: every iterate, the start included (``len(history) == nit + 1``).
+    """
+
+    x: torch.Tensor
+    fun: float
+    grad_norm: float
+    nit: int
+    nfev: int
+    success: bool
+    message: str
+    history: list[NewtonIterate] = field(repr=False)
+
+
+def _as_start(x0: Any, dtype: torch.dtype | None) -> torch.Tensor:
+    if not isinstance(x0, torch.Tensor):
+        try:
+            x0 = torch.as_tensor(x0, dtype=dtype or torch.float64)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ShapeError(f"cannot make a tensor of x0 ({type(x0).__name__}); give a tensor or "
+                             "a (nested) sequence of numbers") from exc
+    x = x0.detach()
+    if dtype is not None:
+        if not dtype.is_floating_point:
+            raise DtypeError(f"dtype must be a floating-point dtype, got {dtype}")
+        x = x.to(dtype)
+    elif not x.is_floating_point():
+        x = x.to(torch.float64)
+    if x.numel() == 0:
+        raise ShapeError("x0 is empty; give at least one coordinate")
+    if not torch.isfinite(x).all():
+        raise NonFiniteInputError("x0 contains NaN or Inf; start from a finite point")
+    return x.clone()
+
+
+class _Objective:
+    """``f`` on the flat vector, counting evaluations; gradient and curvature per mode."""
+
+    def __init__(self, f: Callable[..., Any] | None, residuals: Callable[..., Any] | None,
+                 shape: torch.Size, mode: str) -> None:
+        self.f, self.r, self.shape, self.mode, self.nfev = f, residuals, shape, mode, 0
+        self.damping = 0.0
+
+    def _res(self, v: torch.Tensor) -> torch.Tensor:
+        out = self.r(v.reshape(self.shape))  # type: ignore[misc]
+        if not isinstance(out, torch.Tensor):
+            raise ShapeError(f"residuals must return a tensor, got {type(out).__name__}")
+        return out.reshape(-1)
+
+    def scalar(self, v: torch.Tensor) -> torch.Tensor:
+        if self.f is None:
+            r = self._res(v)
+            return 0.5 * (r * r).sum()
+        out = self.f(v.reshape(self.shape))
+        if not isinstance(out, torch.Tensor) or out.numel() != 1:
+            raise ShapeError("f must return a scalar (a one-element tensor); got "
+                             f"{getattr(out, 'shape', type(out).__name__)}. For a vector of "
+                             "residuals use residuals=r and hessian='gauss-newton'")
+        return out.reshape(())
+
+    def value(self, v: torch.Tensor) -> float:
+        self.nfev += 1
+        with torch.no_grad():
+            return float(self.scalar(v))
+
+    def derivatives(self, v: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """``(f, ∇f, p)``: ``p`` is the Newton step ``−H⁻¹∇f`` with the exact Hessian (made
+        positive definite), or for Gauss–Newton the least-squares step ``min ‖J p + r‖``.
+        The last damping (τ) is kept in ``self.damping``."""
+        self.nfev += 1
+        small = v.numel() <= 256
+        if self.mode == "gauss-newton":
+            r, J = _value_and_jacobian(self._res, v, flat=True, mode="auto",
+                                       chunk_size=None if small else "auto")
+            self.damping = 0.0
+            g = J.T @ r
+            # minimum-norm least squares when J is rank-deficient
+            return float(0.5 * (r * r).sum()), g, -(torch.linalg.pinv(J) @ r)
+        g, fv = grad_and_value(self.scalar)(v)
+        H = _hessian(self.scalar, v, flat=True, chunk_size=None if small else "auto")
+        if not (torch.isfinite(g).all() and torch.isfinite(H).all()):
+            self.damping = 0.0
+            return float(fv), g, torch.full_like(g, float("nan"))
+        p, self.damping = _newton_direction((H + H.T) / 2, g)
+        return float(fv), g, p
+
+
+def _newton_direction(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Solve ``(H + τI) p = −g`` with the smallest tried τ >= 0 that makes it positive definite."""
+    n = H.shape[0]
+    eye = torch.eye(n, dtype=H.dtype, device=H.device)
+    beta = 1e-3 * max(1.0, float(H.abs().max()))
+    dmin = float(H.diagonal().min())
+    tau = 0.0 if dmin > 0 else beta - dmin
+    for _ in range(100):
+        L, info = torch.linalg.cholesky_ex(H + tau * eye)
+        if int(info) == 0:
+            return torch.cholesky_solve(-g.unsqueeze(-1), L).squeeze(-1), tau
+        tau = max(2.0 * tau, beta)
+    return -g, float("inf")  # pragma: no cover - H + τI is PD for τ > ‖H‖
+
+
+def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: str = "exact",
+                    residuals: Callable[..., Any] | None = None, tol: float = 1e-10,
+                    max_iter: int = 100, line_search: bool = True, c1: float = 1e-4,
+                    dtype: torch.dtype | None = torch.float64) -> NewtonResult:
+    """Minimise ``f`` by Newton's method (reference: ``x ← x − H⁻¹∇f``) with a line search.
+
+    Args:
+        f: scalar objective of a tensor shaped like ``x0``; ``None`` with ``residuals`` means
+            ``f(x) = ½‖r(x)‖²``.
+        x0: the start (any shape; a tensor or a nested sequence of numbers).
+        hessian: ``"exact"`` (:func:`jacobite.hessian`, made positive definite where needed) or
+            ``"gauss-newton"`` (``H ≈ JᵀJ`` of the residuals: needs ``residuals`` and
+            ``f=None``).
+        residuals: ``r(x)``, a tensor of residuals, for ``f = ½‖r‖²``.
+        tol: stop successfully when ``‖∇f‖₂ <= tol``.
+        max_iter: most Newton steps.
+        line_search: backtrack (halve ``t``) until the Armijo condition holds; ``False`` takes
+            full steps ``t = 1``.
+        c1: the Armijo constant, in (0, 1).
+        dtype: the working dtype (float64 by default; ``None`` keeps ``x0``'s).
+
+    Returns:
+        a :class:`NewtonResult`; it does not raise when the iteration fails — check ``success``.
+
+    Raises:
+        NonFiniteInputError: ``x0`` or ``f(x0)`` (its gradient) is NaN/Inf.
+
+    >>> import torch
+    >>> f = lambda v: v[0] ** 2 + 4 * v[1] ** 2 - 11 * v[0] + 8 * v[1] - 16
+    >>> res = newton_minimize(f, [0.0, 0.0])
+    >>> res.x.tolist(), res.fun, res.nit, res.success
+    ([5.5, -1.0], -50.25, 1, True)
+    """
+    if hessian not in _HESSIANS:
+        raise InvalidOptionError(f"hessian must be 'exact' or 'gauss-newton'; got {hessian!r}")
+    if hessian == "gauss-newton" and (residuals is None or f is not None):
+        raise InvalidOptionError("hessian='gauss-newton' minimises ½‖r(x)‖²: pass f=None and "
+                                 "residuals=r")
+    if f is None and residuals is None:
+        raise InvalidOptionError("nothing to minimise: pass f, or f=None with residuals=r")
+    if f is not None and residuals is not None:
+        raise InvalidOptionError("pass either f or residuals (f=None means f = ½‖r(x)‖²)")
+    if max_iter < 0 or tol < 0 or not 0 < c1 < 1:
+        raise InvalidOptionError("need max_iter >= 0, tol >= 0 and 0 < c1 < 1")
+    x = _as_start(x0, dtype)
+    shape = x.shape
+    obj = _Objective(f, residuals, shape, hessian)
+    v = x.reshape(-1)
+    fx, g, p = obj.derivatives(v)
+    if not (torch.isfinite(g).all() and torch.isfinite(p).all() and abs(fx) < float("inf")):
+        raise NonFiniteInputError(f"f(x0) = {fx} or its gradient is not finite; start from a "
+                                  "point where f is finite and differentiable")
+    gn = float(g.norm())
+    history = [NewtonIterate(v.reshape(shape).clone(), fx, gn, 0.0, obj.damping)]
+    message, success, nit = "", False, 0
+    while True:
+        if gn <= tol:
+            success, message = True, f"converged: ‖∇f‖ = {gn:.3g} <= tol = {tol:g}"
+            break
+        if nit >= max_iter:
+            message = (f"reached max_iter={max_iter} with ‖∇f‖ = {gn:.3g} > tol = {tol:g}; raise "
+                       "max_iter, loosen tol or start closer to the minimum")
+            break
+        slope = float(g @ p)
+        if not slope < 0:  # not a descent direction (can only happen for Gauss–Newton)
+            p, slope = -g, -gn * gn
+        t, f_new = 1.0, obj.value(v + p)
+        if line_search:
+            while not (f_new <= fx + c1 * t * slope) and t > 1e-12:
+                t *= 0.5
+                f_new = obj.value(v + t * p)
+            if not f_new <= fx + c1 * t * slope:
+                message = (f"line search failed: no decrease along the Newton direction "
+                           f"(‖∇f‖ = {gn:.3g}); tol = {tol:g} may be below what float precision "
+                           "allows here, or f is not smooth")
+                break
+        elif not abs(f_new) < float("inf"):
+            message = "diverged: f is not finite after a full step; use line_search=True"
+            break
+        step = t * p
+        v = v + step
+        nit += 1
+        fx, g, p = obj.derivatives(v)
+        gn = float(g.norm())
+        history.append(NewtonIterate(v.reshape(shape).clone(), fx, gn, t, obj.damping))
+        if not (torch.isfinite(g).all() and torch.isfinite(p).all() and abs(fx) < float("inf")):
+            message = "diverged: f or its derivatives became NaN/Inf; use line_search=True"
+            break
+        if gn > tol and float(step.norm()) <= 4 * torch.finfo(v.dtype).eps * (
+                1.0 + float(v.norm())):
+            message = (f"stalled: the step no longer changes x (‖∇f‖ = {gn:.3g} > tol = "
+                       f"{tol:g}); loosen tol")
+            break
+    return NewtonResult(v.reshape(shape), fx, gn, nit, obj.nfev, success, message, history)
