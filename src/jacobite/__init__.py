@@ -9,7 +9,7 @@ tensor([[2., 1.],
         [2., 1.]], dtype=torch.float64)
 """
 
-from . import config, errors, numeric, operators
+from . import config, errors, extrema, numeric, operators, solvers, symbolic
 from .checking import CheckResult, check
 from .dense import (
     JacobianPlan,
@@ -37,6 +37,7 @@ __all__ = [
     "clear_cache",
     "config",
     "errors",
+    "extrema",
     "hessian",
     "hvp",
     "jacobian",
@@ -46,6 +47,8 @@ __all__ = [
     "module_jacobian",
     "numeric",
     "operators",
+    "solvers",
+    "symbolic",
     "value_and_jacobian",
     "vjp",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "ArgnumsError",
     "ConvergenceError",
     "DtypeError",
+    "ExpressionError",
     "InvalidOptionError",
     "InvalidTagError",
     "JacobianMismatchError",
@@ -32,6 +33,7 @@ __all__ = [
     "OutputTypeError",
     "ShapeError",
     "SingularOperatorError",
+    "UnsafeExpressionError",
     "UnsupportedOperationError",
 ]
 
@@ -78,6 +80,15 @@ class UnsupportedOperationError(JacobiteError, RuntimeError):
 
 class ModuleStateError(JacobiteError, RuntimeError):
     """An ``nn.Module`` changes its own state (buffers) during the forward pass."""
+
+
+class ExpressionError(JacobiteError, ValueError):
+    """A symbolic expression, variable list or point is malformed or names unknown variables."""
+
+
+class UnsafeExpressionError(ExpressionError):
+    """An expression string holds something other than arithmetic, numbers, variable names and
+    whitelisted functions (attribute access, strings, keywords, dunder names, ...)."""
 
 
 class InvalidTagError(JacobiteError, ValueError):

@@ -15,7 +15,7 @@ import torch
 from torch.func import jvp as _jvp
 from torch.func import vjp as _vjp
 from torch.func import vmap
-from torch.utils._pytree import tree_map, tree_unflatten
+from torch.utils._pytree import tree_map
 
 from ..errors import JacobiteWarning, OutputTypeError
 from . import _plan
@@ -177,7 +177,7 @@ def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
     m = out.numel
     itemsize = max(t.element_size() for t in (*out_leaves, *p.xin.leaves))
     _plan.guard(m, p.xin.numel, itemsize, budget)
-    value = tree_unflatten(list(out_leaves), out.spec)
+    value = out.unflatten(out_leaves)
     sizes = p.xin.sizes
     if m == 0:
         return Rows([torch.zeros(0, s, dtype=t.dtype, device=t.device)
@@ -231,7 +231,7 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
                 assert out is not None
                 itemsize = max(t.element_size() for t in (*primal, *x.leaves))
                 _plan.guard(out.numel, n, itemsize, budget)
-                value = tree_unflatten(list(primal), out.spec)
+                value = out.unflatten(primal)
             if prealloc and step < n:
                 if buffers is None:
                     buffers = [torch.empty(n, s, dtype=t.dtype, device=t.device)

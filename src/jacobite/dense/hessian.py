@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -14,19 +15,20 @@ from .jacobian import jacobian
 __all__ = ["hessian"]
 
 
-def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-            chunk_size: int | str | None = "auto", flat: bool = False,
-            memory_budget: int | str | None = None, check_finite: bool = True) -> Any:
-    """The Hessian of a scalar-valued ``f``: the forward-mode Jacobian of its reverse-mode gradient.
+_GRADIENTS: weakref.WeakKeyDictionary[Any, dict[Any, Callable[..., Any]]] = (
+    weakref.WeakKeyDictionary())
 
-    Shapes follow ``torch.func.hessian`` (input shape + input shape), or one ``(n, n)`` matrix with
-    ``flat=True``. Chunked like :func:`jacobite.jacobian` so large Hessians stay under the budget.
 
-    >>> import torch, jacobite
-    >>> f = lambda v: v[0] ** 2 + 4 * v[1] ** 2 - 11 * v[0] + 8 * v[1] - 16
-    >>> jacobite.hessian(f, torch.tensor([0.0, 0.0], dtype=torch.float64)).tolist()
-    [[2.0, 0.0], [0.0, 8.0]]
-    """
+def _gradient_of(f: Callable[..., Any], argnums: int | tuple[int, ...]) -> Callable[..., Any]:
+    """``grad(f)`` with a scalar-output check; the same object for the same ``f``, so the dense
+    engine's plan cache recognises repeated Hessians of one function."""
+    try:
+        per_f = _GRADIENTS.setdefault(f, {})
+    except TypeError:  # not weak-referenceable: build a fresh one
+        per_f = {}
+    key = argnums if isinstance(argnums, int) else tuple(argnums)
+    if key in per_f:
+        return per_f[key]
     fname = function_name(f)
     g = _grad(f, argnums=argnums)
 
@@ -43,6 +45,24 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
             raise
 
     gradient.__qualname__ = f"grad({fname})"
+    per_f[key] = gradient
+    return gradient
+
+
+def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
+            chunk_size: int | str | None = "auto", flat: bool = False,
+            memory_budget: int | str | None = None, check_finite: bool = True) -> Any:
+    """The Hessian of a scalar-valued ``f``: the forward-mode Jacobian of its reverse-mode gradient.
+
+    Shapes follow ``torch.func.hessian`` (input shape + input shape), or one ``(n, n)`` matrix with
+    ``flat=True``. Chunked like :func:`jacobite.jacobian` so large Hessians stay under the budget.
+
+    >>> import torch, jacobite
+    >>> f = lambda v: v[0] ** 2 + 4 * v[1] ** 2 - 11 * v[0] + 8 * v[1] - 16
+    >>> jacobite.hessian(f, torch.tensor([0.0, 0.0], dtype=torch.float64)).tolist()
+    [[2.0, 0.0], [0.0, 8.0]]
+    """
+    gradient = _gradient_of(f, argnums)
     return jacobian(gradient, *args, argnums=argnums, mode="forward", chunk_size=chunk_size,
                     flat=flat, memory_budget=memory_budget, check_finite=check_finite)
 

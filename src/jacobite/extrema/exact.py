@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UnsupportedOperationError, require
+from ..errors import ExpressionError, UnsupportedOperationError, require
 from ..symbolic import parse, resolve_variables
-from ..symbolic._errors import ExpressionError
 from .classify import _exact_inertia, kind_of
 from .result import CriticalPoint
 

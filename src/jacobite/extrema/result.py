@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..symbolic._errors import ExpressionError
+from ..errors import ExpressionError
 
 __all__ = ["CriticalPoint"]
 

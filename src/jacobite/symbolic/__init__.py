@@ -15,7 +15,7 @@ Matrix([
 [[0.0, 1.0], [1.0, 0.0]]
 """
 
-from ._errors import ExpressionError, UnsafeExpressionError
+from ..errors import ExpressionError, UnsafeExpressionError
 from .bridge import TorchFunction, to_torch
 from .calculus import determinant, gradient, hessian, jacobian, latex, linear_approximation
 from .matrix import SymbolicMatrix

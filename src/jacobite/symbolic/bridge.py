@@ -20,8 +20,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, require
-from ._errors import ExpressionError
+from ..errors import ExpressionError, ShapeError, require
 from .parse import parse_components
 from .variables import resolve_variables
 

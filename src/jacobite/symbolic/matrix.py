@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 
-from ..errors import NotSquareError, require
-from ._errors import ExpressionError
+from ..errors import ExpressionError, NotSquareError, require
 from .bridge import TorchFunction
 from .variables import free_symbols, resolve_point
 

@@ -36,8 +36,7 @@ import tokenize
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import require
-from ._errors import ExpressionError, UnsafeExpressionError
+from ..errors import ExpressionError, UnsafeExpressionError, require
 
 __all__ = ["CONSTANTS", "FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "parse", "parse_components"]
 

@@ -21,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from ..errors import NonFiniteInputError, ShapeError, require
-from ._errors import ExpressionError
+from ..errors import ExpressionError, NonFiniteInputError, ShapeError, require
 from .parse import CONSTANTS, FUNCTIONS, parse
 
 __all__ = ["free_symbols", "resolve_point", "resolve_variables"]
