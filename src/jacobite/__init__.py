@@ -9,7 +9,7 @@ tensor([[2., 1.],
         [2., 1.]], dtype=torch.float64)
 """
 
-from . import config, errors, extrema, numeric, operators, solvers, symbolic
+from . import analysis, config, errors, extrema, nn, numeric, operators, solvers, symbolic
 from .checking import CheckResult, check
 from .dense import (
     JacobianPlan,
@@ -32,6 +32,7 @@ __all__ = [
     "CheckResult",
     "JacobianPlan",
     "__version__",
+    "analysis",
     "batch_jacobian",
     "check",
     "clear_cache",
@@ -45,6 +46,7 @@ __all__ = [
     "jvp",
     "linearize",
     "module_jacobian",
+    "nn",
     "numeric",
     "operators",
     "solvers",
