@@ -1,0 +1,185 @@
+"""``integrate``: integrals by change of variables, ``∫ f(x) dx = ∫ f(T(u)) |det J_T(u)| du``.
+
+The region is given in the *new* coordinates ``u`` (reference 001/003: e.g. the whole plane is
+``r ∈ [0, ∞), θ ∈ [0, 2π)`` in polar coordinates). ``|det J|`` comes from automatic
+differentiation; the quadrature is SciPy's: ``scipy.integrate.quad`` (one dimension) or
+``nquad`` (nested adaptive QUADPACK, infinite limits allowed), or the vectorised adaptive
+``scipy.integrate.cubature`` — jacobite writes no integrator of its own.
+
+The Gaussian integral of reference 003 §2, ``∬ e^{-(x²+y²)} dx dy = π``:
+
+>>> import math, torch
+>>> res = integrate(lambda p: torch.exp(-(p ** 2).sum()), "polar", epsabs=1e-12, epsrel=1e-12)
+>>> abs(res.value - math.pi) < 1e-10
+True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import scipy.integrate as si
+
+from ..errors import InvalidOptionError, JacobiteWarning
+from ._integrand import Integrand
+from ._region import Bounds, normalize_region
+from .base import Transform
+from .named import get_transform
+
+__all__ = ["METHODS", "IntegrationResult", "integrate"]
+
+#: Quadrature methods: ``"nquad"`` (pointwise nested QUADPACK via ``quad``/``nquad``),
+#: ``"cubature"`` (vectorised ``scipy.integrate.cubature``, one batched AD pass per batch),
+#: ``"auto"`` (``quad`` in one dimension, ``cubature`` in two or more).
+METHODS = ("auto", "nquad", "cubature")
+
+
+@dataclass(frozen=True)
+class IntegrationResult:
+    """The value of an integral with SciPy's error estimate and the work it took.
+
+    Attributes:
+        value: the integral.
+        error: SciPy's estimate of the absolute error.
+        neval: how many times the integrand ``f(T(u)) |det J|`` was evaluated.
+        transform: the name of the change of variables used.
+        region: the bounds in the new coordinates, one ``(low, high)`` pair per variable.
+        variables: the names of the new coordinates.
+        method: ``"nquad"`` or ``"cubature"``.
+        converged: ``False`` when SciPy reported that it missed the tolerance.
+
+    >>> r = IntegrationResult(3.0, 1e-12, 21, "polar", ((0.0, 1.0),), ("r",), "nquad", True)
+    >>> float(r)
+    3.0
+    """
+
+    value: float
+    error: float
+    neval: int
+    transform: str
+    region: tuple[tuple[float, float], ...]
+    variables: tuple[str, ...]
+    method: str
+    converged: bool
+
+    def __float__(self) -> float:
+        return self.value
+
+
+def _tolerance(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) \
+            or float(v) < 0:
+        raise InvalidOptionError(f"{name} must be a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def _resolve_method(method: str, T: Transform) -> str:
+    if method not in METHODS:
+        raise InvalidOptionError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    if method == "auto":
+        return "nquad" if T.dim == 1 else "cubature"
+    return method
+
+
+def _run_nquad(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs: float,
+               epsrel: float, limit: int) -> tuple[float, float, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", si.IntegrationWarning)
+        if len(bounds) == 1:
+            (lo, hi), = bounds
+            value, error = si.quad(g.at_point, lo, hi, epsabs=epsabs, epsrel=epsrel,
+                                   limit=limit)
+        else:  # nquad's first range is the innermost integral: u[0] (r for polar) varies fastest
+            value, error = si.nquad(g.at_point, list(bounds),
+                                    opts={"epsabs": epsabs, "epsrel": epsrel, "limit": limit})
+    problems = []
+    for w in caught:
+        if issubclass(w.category, si.IntegrationWarning):
+            problems.append(str(w.message).strip().splitlines()[0])
+        else:  # not ours to swallow: pass the user's own warnings on
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return float(value), float(error), problems
+
+
+def _run_cubature(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs: float,
+                  epsrel: float, limit: int) -> tuple[float, float, list[str]]:
+    lo = [b[0] for b in bounds]
+    hi = [b[1] for b in bounds]
+    res = si.cubature(g.at_points, lo, hi, rtol=epsrel, atol=epsabs, max_subdivisions=limit)
+    problems = [] if res.status == "converged" else [
+        f"cubature stopped after {res.subdivisions} subdivisions without converging"]
+    return float(res.estimate), float(res.error), problems
+
+
+def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | None = None, *,
+              epsabs: float = 1.49e-8, epsrel: float = 1.49e-8, method: str = "auto",
+              limit: int | None = None) -> IntegrationResult:
+    """``∫ f(x) dx`` over a region given in new coordinates ``u``, as ``∫ f(T(u)) |det J| du``.
+
+    Args:
+        f: a torch function of ONE point ``x`` of the ORIGINAL coordinates (a tensor of shape
+            ``(n,)``, e.g. ``(x, y)`` for polar) returning a scalar; or a number (``1`` gives the
+            area / volume of the region).
+        transform: ``"polar"``, ``"cylindrical"``, ``"spherical"`` or a
+            :class:`~jacobite.transforms.Transform` (``Affine(A, b)``, ``Transform(fn, n)``).
+        region: bounds in the new coordinates: one ``(low, high)`` pair per variable (infinite
+            limits allowed), or a dict such as ``{"r": (0, 1)}`` that changes only some of the
+            transform's default bounds; ``None`` uses the default (the whole space for the named
+            transforms).
+        epsabs, epsrel: absolute and relative tolerances passed to SciPy.
+        method: ``"nquad"`` (``scipy.integrate.quad`` / ``nquad``: nested adaptive
+            Gauss–Kronrod, one point — so one AD call for ``det J`` — per evaluation),
+            ``"cubature"`` (``scipy.integrate.cubature``: adaptive Gauss–Kronrod product rules,
+            vectorised, so ``det J`` is differentiated for whole batches of points at once —
+            typically 10-100x faster; nested ``nquad`` over several infinite ranges can need
+            millions of evaluations) or ``"auto"`` (``quad`` in one dimension, ``cubature`` in
+            two or more). For maps with a constant Jacobian (:class:`Affine`) ``det J`` is
+            differentiated once and reused.
+        limit: subdivision limit: per ``quad`` call for ``nquad`` (default 50), in total for
+            ``cubature`` (``max_subdivisions``, default 10000).
+
+    Returns:
+        An :class:`IntegrationResult` (``value``, ``error``, ``neval``, ...). A result that missed
+        the tolerance has ``converged=False`` and emits a :class:`~jacobite.errors.JacobiteWarning`.
+
+    Raises:
+        InvalidOptionError: unknown transform or method, bad tolerances, a lower bound above its
+            upper bound.
+        ShapeError: a region with the wrong number of bounds, a non-scalar integrand.
+        NonFiniteInputError: the integrand (or the transform) is NaN or infinite somewhere.
+
+    The volume of the unit ball in spherical coordinates:
+
+    >>> import math
+    >>> res = integrate(1.0, "spherical", {"r": (0, 1)}, epsrel=1e-8)
+    >>> abs(res.value - 4 * math.pi / 3) < 1e-8, res.method
+    (True, 'cubature')
+    """
+    T = get_transform(transform)
+    bounds = T.region if region is None else normalize_region(region, T.variables, T.region,
+                                                               T.name)
+    epsabs, epsrel = _tolerance(epsabs, "epsabs"), _tolerance(epsrel, "epsrel")
+    if epsabs == 0 and epsrel < 5e-14:
+        raise InvalidOptionError("with epsabs=0, epsrel must be at least 5e-14 (SciPy cannot do "
+                                 "better in double precision); raise epsrel or set epsabs > 0")
+    chosen = _resolve_method(method, T)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise InvalidOptionError(f"limit must be a positive int, got {limit!r}")
+    g = Integrand(f, T)
+    if chosen == "nquad":
+        value, error, problems = _run_nquad(g, bounds, epsabs, epsrel, limit or 50)
+    else:
+        value, error, problems = _run_cubature(g, bounds, epsabs, epsrel, limit or 10000)
+    if problems:
+        warnings.warn(
+            f"integrate ({T.name}, {chosen}) may have missed the tolerance "
+            f"(epsabs={epsabs:g}, epsrel={epsrel:g}): {problems[0]} — the error estimate is "
+            f"{error:.3g}; loosen the tolerances, raise limit, split the region at "
+            f"singularities or try the other method", JacobiteWarning, stacklevel=2)
+    return IntegrationResult(value, error, g.neval, T.name, tuple(bounds), T.variables, chosen,
+                             not problems)
