@@ -94,6 +94,7 @@ def test_integrand_must_be_a_scalar_torch_function():
 
 def test_bad_string_integrands():
     pytest.importorskip("sympy")
+    pytest.importorskip("jacobite.symbolic")
     from jacobite.errors import JacobiteError
 
     with pytest.raises(ShapeError, match="ONE scalar expression in x, y"):
