@@ -34,9 +34,6 @@ def as_point_function(f: Any, transform: Transform) -> PointFunction:
     >>> g = as_point_function(2.5, Polar())
     >>> float(g(torch.zeros(2, dtype=torch.float64)))
     2.5
-    >>> h = as_point_function("x * y + 1", Polar())
-    >>> float(h(torch.tensor([2.0, 3.0], dtype=torch.float64)))
-    7.0
     """
     if isinstance(f, numbers.Real) and not isinstance(f, bool):
         c = float(f)
