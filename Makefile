@@ -1,5 +1,5 @@
 # jacobite — two commands do all set-up on a fresh machine:
-#   make demo   creates .venv, installs jacobite, runs the tour
+#   make demo   creates .venv, installs jacobite, runs `jacobite tour`
 #   make test   creates .venv with the dev extras, runs ruff, the whole suite and the doctests
 #
 # torch: where there is no GPU the CPU build is installed (on these machines
@@ -23,7 +23,7 @@ $(VENV)/.torch: | $(BIN)/python
 	@touch $@
 
 $(VENV)/.base: pyproject.toml $(VENV)/.torch
-	$(PIP) install -e .
+	$(PIP) install -e ".[all]"
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.torch
@@ -33,7 +33,7 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.torch
 venv: $(VENV)/.dev
 
 demo: $(VENV)/.base
-	$(BIN)/python -m jacobite
+	$(BIN)/jacobite tour
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks

@@ -9,7 +9,19 @@ tensor([[2., 1.],
         [2., 1.]], dtype=torch.float64)
 """
 
-from . import analysis, config, errors, extrema, nn, numeric, operators, solvers, symbolic
+from . import (
+    analysis,
+    config,
+    errors,
+    extrema,
+    nn,
+    numeric,
+    operators,
+    solvers,
+    symbolic,
+    transforms,
+    viz,
+)
 from .checking import CheckResult, check
 from .dense import (
     JacobianPlan,
@@ -51,6 +63,8 @@ __all__ = [
     "operators",
     "solvers",
     "symbolic",
+    "transforms",
     "value_and_jacobian",
+    "viz",
     "vjp",
 ]

@@ -1,0 +1,11 @@
+"""One module per subcommand; each defines HELP, add_arguments(parser) and run(args)."""
+
+from . import extrema, integrate, jacobian, softmax, tour
+
+REGISTRY = {
+    "jacobian": jacobian,
+    "softmax": softmax,
+    "extrema": extrema,
+    "integrate": integrate,
+    "tour": tour,
+}

@@ -1,0 +1,106 @@
+"""``jacobite jacobian "x**2 + y, x*y" --at x=1,y=2``: a symbolic Jacobian, its value and more."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ...errors import NotSquareError
+from .._app import console, emit_json, esc, matrix_table
+from .._points import parse_point
+
+HELP = "symbolic Jacobian of comma-separated expressions, its value at a point, determinant"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("expressions", help='components, e.g. "x**2 + y, x*y"')
+    p.add_argument("--vars", default=None,
+                   help="variable order, e.g. x,y (default: names sorted alphabetically)")
+    p.add_argument("--at", default=None, help="a point, e.g. x=1,y=2 (fractions like 1/2 work)")
+    p.add_argument("--determinant", action="store_true",
+                   help="require the determinant (an error for a non-square Jacobian)")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="save a heatmap of the Jacobian at the point")
+
+
+def compute(expressions: str, vars: str | None = None, at: str | None = None,
+            want_det: bool = False) -> dict[str, Any]:
+    """The JSON object of the command (also used by the tour and tests)."""
+    from ... import symbolic
+
+    J = symbolic.jacobian(expressions, vars)
+    m, n = J.shape
+    out: dict[str, Any] = {
+        "variables": list(J.names),
+        "functions": [str(e) for e in J.function] if J.function is not None else None,
+        "jacobian": J.strings(),
+        "shape": [m, n],
+    }
+    square = m == n
+    if want_det and not square:
+        raise NotSquareError(f"the Jacobian is {m}×{n}, not square; a determinant needs as many "
+                             "functions as variables — drop --determinant or add/remove "
+                             "components")
+    if square:
+        det = J.determinant()
+        out["determinant"] = str(det)
+        out["determinant_factored"] = str(J.determinant(factor=True))
+    point = parse_point(at)
+    if point is not None:
+        value = J.at(point)
+        out["point"] = point
+        out["value"] = value.tolist()
+        if square:
+            from ...analysis import properties
+
+            out["determinant_value"] = float(symbolic_det_at(J, point))
+            out["properties"] = properties(value).to_dict()
+    return out
+
+
+def symbolic_det_at(J: Any, point: dict[str, str]) -> Any:
+    """The exact determinant at the point, as a float."""
+    import sympy
+
+    from ... import symbolic
+
+    subs = symbolic.resolve_point(point, J.variables, {s.name: s for s in J.parameters})
+    return sympy.N(J.determinant().subs(subs), 17)
+
+
+def run(args: argparse.Namespace) -> int:
+    data = compute(args.expressions, args.vars, args.at, args.determinant)
+    if args.plot:
+        if "value" not in data:
+            from ...errors import ExpressionError
+
+            raise ExpressionError("--plot draws the Jacobian at a point; add --at, e.g. "
+                                  "--at x=1,y=2")
+        from ... import viz
+
+        fig = viz.heatmap(data["value"], title=f"Jacobian at {args.at}",
+                          labels=(data["functions"], data["variables"]))
+        viz.save_figure(fig, args.plot)
+        data["plot"] = args.plot
+    if args.json:
+        emit_json(data)
+        return 0
+    c = console()
+    c.print(f"[bold]F({esc(', '.join(data['variables']))})[/] = "
+            f"{esc('[' + ', '.join(data['functions']) + ']')}")
+    c.print(matrix_table("Jacobian J", data["jacobian"]))
+    if "determinant" in data:
+        c.print(f"det J = {esc(data['determinant'])}  "
+                f"(factored: {esc(data['determinant_factored'])})")
+    if "value" in data:
+        where = ", ".join(f"{k}={v}" for k, v in data["point"].items())
+        c.print(matrix_table(f"J at ({esc(where)})", data["value"]))
+        if "determinant_value" in data:
+            c.print(f"det J at the point = {data['determinant_value']:.12g}")
+            props = data["properties"]
+            flags = [k for k in ("symmetric", "psd") if props.get(k)]
+            c.print(f"rank {props.get('rank')}, condition number "
+                    f"{props.get('condition_number')}" + (f", {', '.join(flags)}" if flags else ""))
+    if data.get("plot"):
+        c.print(f"heatmap saved to {data['plot']}")
+    return 0

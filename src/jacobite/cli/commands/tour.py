@@ -1,0 +1,65 @@
+"""``jacobite tour``: reproduce every worked example of the reference texts."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .._app import console, emit_json, esc, plain
+
+HELP = "every worked example of the reference texts, reproduced and checked"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ref", action="append", default=None, metavar="NNN",
+                   help="only these reference texts (e.g. --ref 003); repeatable")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..tour import EXAMPLES, evaluate, fmt
+
+    chosen = [e for e in EXAMPLES if not args.ref or e.ref in args.ref]
+    t0 = time.perf_counter()
+    outcomes = [evaluate(e) for e in chosen]
+    elapsed = time.perf_counter() - t0
+    passed = sum(o.passed for o in outcomes)
+    if args.json:
+        emit_json({"examples": [{
+            "reference": o.example.ref, "section": o.example.section, "what": o.example.what,
+            "jacobite": plain(o.value), "text": plain(o.example.text),
+            "correct": plain(o.correct), "decimals": o.example.decimals,
+            "agrees_with_text": o.agrees_with_text, "text_correct": o.example.text_ok,
+            "passed": o.passed, "note": o.example.note, "how": o.example.how,
+        } for o in outcomes], "passed": passed, "total": len(outcomes),
+            "seconds": round(elapsed, 2)})
+        return 0 if passed == len(outcomes) else 1
+    c = console()
+    c.print("[bold]jacobite tour[/] — the worked examples of the reference texts "
+            "(../shared/reference/), reproduced and checked")
+    current = None
+    for o in outcomes:
+        e = o.example
+        if e.ref != current:
+            current = e.ref
+            c.print(f"\n[bold]reference {e.ref}[/]")
+        d = e.decimals if e.decimals is not None else 6
+        if o.agrees_with_text is None:
+            verdict = "[dim]text prints no value[/]"
+        elif o.agrees_with_text:
+            verdict = "[green]agrees[/]"
+        else:
+            verdict = "[yellow]differs[/]"
+        text = "" if e.text is None else f" | text {fmt(e.text, e.decimals)}"
+        status = "" if o.passed else " [red]FAILED[/]"
+        c.print(f"  \\[{e.ref} §{esc(e.section)}] {esc(e.what)}: jacobite {esc(fmt(o.value, d))}"
+                f"{esc(text)} "
+                f"— {verdict}{status}")
+        if e.note:
+            c.print(f"      {'[yellow]the text is wrong:[/] ' if not e.text_ok else 'note: '}"
+                    f"{esc(e.note)}")
+        if e.how:
+            c.print(f"      [dim]reproduce: {esc(e.how)}[/]")
+    c.print(f"\n{passed}/{len(outcomes)} examples reproduced "
+            f"({sum(not o.example.text_ok for o in outcomes)} where the text errs) "
+            f"in {elapsed:.1f} s")
+    return 0 if passed == len(outcomes) else 1
