@@ -15,11 +15,11 @@ import torch
 from torch.func import jvp as _jvp
 from torch.func import vjp as _vjp
 from torch.func import vmap
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ..errors import JacobiteWarning, OutputTypeError
+from ..errors import JacobiteWarning, OutputTypeError, UnsupportedOperationError
 from . import _plan
-from ._errors import translate
+from ._errors import MUTATES_INPUT, check_not_mutated, translate
 from ._probe import PROBES, run_probe
 from ._trees import (
     Flat,
@@ -84,7 +84,10 @@ class Problem:
     def vjp(self) -> tuple[tuple[torch.Tensor, ...], Callable[..., Any], Any]:
         """Output leaves, a VJP taking a tuple of cotangent leaves, and aux."""
         if self.has_aux:
-            out, fn, aux = _vjp(self.g, *self.xin.leaves, has_aux=True)
+            static: dict[str, Any] = {}
+            out, fn, tensors = _vjp(lambda *lv: self._split_aux(self.g(*lv), static),
+                                    *self.xin.leaves, has_aux=True)
+            aux = self._join_aux(tensors, static)
         else:
             (out, fn), aux = _vjp(self.g_plain, *self.xin.leaves), None
         if isinstance(out, torch.Tensor):
@@ -95,10 +98,29 @@ class Problem:
     def as_leaves(out: Any) -> tuple[torch.Tensor, ...]:
         return (out,) if isinstance(out, torch.Tensor) else tuple(out)
 
-    def jvp(self, *tangents: torch.Tensor) -> tuple[Any, Any, Any]:
+    @staticmethod
+    def _split_aux(res: tuple[Any, Any], static: dict[str, Any]) -> tuple[Any, list[Any]]:
+        """torch.func (and vmap) carry only tensors in aux: pass the other leaves around it."""
+        out, aux = res
+        flat, static["spec"] = tree_flatten(aux)
+        static["other"] = [None if isinstance(a, torch.Tensor) else a for a in flat]
+        return out, [a for a in flat if isinstance(a, torch.Tensor)]
+
+    @staticmethod
+    def _join_aux(tensors: list[Any], static: dict[str, Any]) -> Any:
+        it = iter(tensors)
+        return tree_unflatten([next(it) if o is None else o for o in static["other"]],
+                              static["spec"])
+
+    def jvp(self, *tangents: torch.Tensor, leaves: tuple[torch.Tensor, ...] | None = None
+            ) -> tuple[Any, Any, Any]:
+        primals = self.xin.leaves if leaves is None else leaves
         if self.has_aux:
-            return _jvp(self.g, self.xin.leaves, tangents, has_aux=True)
-        out, tout = _jvp(self.g_plain, self.xin.leaves, tangents)
+            static: dict[str, Any] = {}
+            out, tout, tensors = _jvp(lambda *lv: self._split_aux(self.g(*lv), static),
+                                      primals, tangents, has_aux=True)
+            return out, tout, self._join_aux(tensors, static)
+        out, tout = _jvp(self.g_plain, primals, tangents)
         return out, tout, None
 
     def probe_plan(self, mode: str, chunk_size: Any, budget: int) -> _plan.JacobianPlan:
@@ -113,6 +135,8 @@ class Problem:
         if probe is None:
             with translate(self.fname, "probe"):
                 probe, _ = run_probe(lambda *lv: self.call(*lv)[0], self.xin.leaves)
+            if probe.mutates_input:
+                raise UnsupportedOperationError(MUTATES_INPUT.format(f=self.fname))
             PROBES.put(key, self.f, probe)
             if probe.leaks_scalar:
                 warnings.warn(
@@ -174,24 +198,27 @@ def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
         out_leaves, vjp_fn, aux = p.vjp()
     out = p.out
     assert out is not None
-    m = out.numel
+    m, sizes = out.numel, p.xin.sizes
     itemsize = max(t.element_size() for t in (*out_leaves, *p.xin.leaves))
     _plan.guard(m, p.xin.numel, itemsize, budget)
     value = out.unflatten(out_leaves)
-    sizes = p.xin.sizes
     if m == 0:
         return Rows([torch.zeros(0, s, dtype=t.dtype, device=t.device)
                      for s, t in zip(sizes, p.xin.leaves, strict=True)], value, aux)
-    step = m if step is None else step
     batched = vmap(vjp_fn)
+    if step is None or step >= m:  # one vectorised call: no chunk bookkeeping
+        basis = _basis(0, m, out_leaves)
+        with translate(p.fname, "reverse"):
+            grads = batched(basis[0] if len(basis) == 1 else basis)
+        return Rows([gj.reshape(m, s) for gj, s in zip(grads, sizes, strict=True)], value, aux)
     buffers: list[torch.Tensor] | None = None
     chunks: list[tuple[torch.Tensor, ...]] = []
     with translate(p.fname, "reverse"):
         for start in range(0, m, step):
             stop = min(start + step, m)
-            basis = _basis(start, stop, tuple(out_leaves))
+            basis = _basis(start, stop, out_leaves)
             grads = batched(basis[0] if len(basis) == 1 else basis)
-            if prealloc and step < m:
+            if prealloc:
                 if buffers is None:
                     buffers = [torch.empty(m, s, dtype=t.dtype, device=t.device)
                                for s, t in zip(sizes, p.xin.leaves, strict=True)]
@@ -210,12 +237,29 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
 
     # Primal outputs and aux come back with a (broadcast, zero-copy) batch dimension: vmap
     # cannot return them unbatched when an outer transform already batches them.
-    vm = vmap(p.jvp if p.has_aux else (lambda *t: p.jvp(*t)[:2]))
+    static: dict[str, Any] = {}
+    # f runs on private copies (several times, once per chunk): it must not change them
+    own = tuple(t.detach().clone() for t in x.leaves)
+    versions = tuple(t._version for t in own)
+
+    def one(*t: torch.Tensor) -> tuple[Any, ...]:
+        out, tout, aux = p.jvp(*t, leaves=own)
+        if not p.has_aux:
+            return out, tout
+        flat, static["spec"] = tree_flatten(aux)  # vmap returns tensors only
+        static["other"] = [None if isinstance(a, torch.Tensor) else a for a in flat]
+        return out, tout, [a for a in flat if isinstance(a, torch.Tensor)]
+
+    vm = vmap(one)
 
     def batched(*t: torch.Tensor) -> tuple[Any, Any, Any]:
         res = vm(*t)
         primal, tangent = res[0], res[1]
-        aux = tree_map(lambda a: a[0], res[2]) if p.has_aux else None
+        aux = None
+        if p.has_aux:
+            it = iter(a[0] for a in res[2])
+            aux = tree_unflatten([next(it) if o is None else o for o in static["other"]],
+                                 static["spec"])
         return tuple(v[0] for v in p.as_leaves(primal)), p.as_leaves(tangent), aux
 
     step = n if step is None else step
@@ -226,6 +270,8 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
         for start in range(0, n, step):
             stop = min(start + step, n)
             primal, tangents, aux = batched(*_basis(start, stop, x.leaves))
+            if start == 0:
+                check_not_mutated(p.fname, own, versions)
             if value is None:
                 out = p.out
                 assert out is not None

@@ -33,6 +33,7 @@ class JacobianPlan:
     work_bytes_per_vector: int
     estimated_peak_bytes: int
     budget: int
+    single_tensor_output: bool = False
 
     def __str__(self) -> str:
         return (
@@ -98,6 +99,7 @@ def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
     c = max(int(c), 1)
     chunks = -(-basis // c) if basis else 0
     plan = JacobianPlan(chosen, reason, n, m, c, chunks, result, per_vec,
-                        result + work + c * per_vec, budget)
+                        result + work + c * per_vec, budget,
+                        probe is not None and probe.single_tensor)
     log.debug("jacobian plan: %s", plan)
     return plan

@@ -31,6 +31,8 @@ class Probe:
     out_itemsize: int
     work_bytes: int  # bytes of all tensors created during the forward pass
     leaks_scalar: bool  # an input-dependent value was turned into a Python number
+    single_tensor: bool = False  # f returned one bare tensor (enables the engine's fast path)
+    mutates_input: bool = False  # f changed its input in place
 
 
 class _Recorder(TorchDispatchMode):
@@ -69,14 +71,17 @@ class _Recorder(TorchDispatchMode):
 
 def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tuple[Probe, Any]:
     """Evaluate ``call(*leaves)`` once under the recorder; return the probe and the output."""
-    inputs = tuple(t.detach() for t in leaves)
+    inputs = tuple(t.detach().clone() for t in leaves)  # f must never touch the caller's tensors
+    versions = tuple(t._version for t in inputs)
     rec = _Recorder(inputs)
     with torch.no_grad(), rec:
         out = call(*inputs)
+    mutated = any(t._version != v for t, v in zip(inputs, versions, strict=True))
     out_leaves = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     numel = sum(t.numel() for t in out_leaves)
     itemsize = max((t.element_size() for t in out_leaves), default=8)
-    return Probe(numel, itemsize, rec.bytes, rec.leak), out
+    single = isinstance(out, torch.Tensor)
+    return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated), out
 
 
 class ProbeCache:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -48,32 +48,29 @@ class Flat:
 
     leaves: tuple[torch.Tensor, ...]
     spec: TreeSpec
+    shapes: tuple[torch.Size, ...] = field(init=False)
+    sizes: tuple[int, ...] = field(init=False)
+    numel: int = field(init=False)
 
-    @property
-    def shapes(self) -> tuple[torch.Size, ...]:
-        return tuple(t.shape for t in self.leaves)
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return tuple(t.numel() for t in self.leaves)
-
-    @property
-    def numel(self) -> int:
-        return sum(self.sizes)
+    def __post_init__(self) -> None:  # computed once: these are read on every hot path
+        object.__setattr__(self, "shapes", tuple(t.shape for t in self.leaves))
+        sizes = tuple(t.numel() for t in self.leaves)
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "numel", sum(sizes))
 
     def unflatten(self, leaves: Sequence[Any]) -> Any:
-        if self.spec is _LEAF_SPEC:
+        if self.spec is LEAF_SPEC:
             return leaves[0]
         return tree_unflatten(list(leaves), self.spec)
 
 
-_LEAF_SPEC = tree_flatten(0)[1]
+LEAF_SPEC = tree_flatten(0)[1]
 
 
 def flatten(tree: Any) -> tuple[list[Any], TreeSpec]:
     """``tree_flatten`` with a fast path for a bare tensor (the common case)."""
     if isinstance(tree, torch.Tensor):
-        return [tree], _LEAF_SPEC
+        return [tree], LEAF_SPEC
     return tree_flatten(tree)
 
 
@@ -146,7 +143,7 @@ def function_name(f: Callable[..., Any]) -> str:
 def substitute(args: tuple[Any, ...], positions: tuple[int, ...], is_tuple: bool,
                spec: TreeSpec, leaves: Sequence[torch.Tensor]) -> tuple[Any, ...]:
     """Rebuild the positional arguments with the differentiated leaves replaced."""
-    if not is_tuple and spec is _LEAF_SPEC:
+    if not is_tuple and spec is LEAF_SPEC:
         new = list(args)
         new[positions[0]] = leaves[0]
         return tuple(new)

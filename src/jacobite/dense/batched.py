@@ -7,11 +7,12 @@ from typing import Any
 
 import torch
 from torch.func import vmap
+from torch.utils._pytree import tree_flatten, tree_map
 
 from ..errors import ArgnumsError, ShapeError
 from . import _plan
 from ._engine import Problem, forward_cols, reverse_rows
-from ._trees import flatten_inputs
+from ._trees import flatten_inputs, normalize_argnums
 from .jacobian import _assemble
 
 __all__ = ["batch_jacobian"]
@@ -50,17 +51,19 @@ def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, 
     _plan.check_mode(mode)
     _plan.check_chunk_size(chunk_size)
     dims = _in_dims(in_dims, len(args))
-    sizes = {a.shape[d] for a, d in zip(args, dims, strict=True)
-             if d is not None and isinstance(a, torch.Tensor)}
+    sizes = {leaf.shape[d] for a, d in zip(args, dims, strict=True) if d is not None
+             for leaf in tree_flatten(a)[0] if isinstance(leaf, torch.Tensor) and leaf.ndim > d}
     if len(sizes) != 1:
         raise ShapeError(f"batched arguments must share one batch size along in_dims, found "
                          f"sizes {sorted(sizes) or 'none'}; check in_dims={in_dims}")
     batch = sizes.pop()
-    if check_finite:
-        flatten_inputs(tuple(args), "the batch", check_finite=True)
+    positions, _ = normalize_argnums(argnums, len(args))
+    if check_finite:  # only the differentiated arguments need to be finite floats
+        flatten_inputs(tuple(args[p] for p in positions), "the batch", check_finite=True)
     if batch == 0:
         raise ShapeError("the batch is empty (batch size 0); pass at least one sample")
-    sample = tuple(a.select(d, 0) if d is not None else a for a, d in zip(args, dims, strict=True))
+    sample = tuple(tree_map(lambda t, d=d: t.select(d, 0) if isinstance(t, torch.Tensor) else t, a)
+                   if d is not None else a for a, d in zip(args, dims, strict=True))
     budget = _plan.resolve_budget(memory_budget)
     probe_p = Problem.build(f, sample, argnums, False, check_finite=False)
     plan = probe_p.probe_plan(mode, None, budget)

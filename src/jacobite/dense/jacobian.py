@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_unflatten
 
-from . import _plan
+from . import _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
+from ._trees import LEAF_SPEC
 
 __all__ = ["jacobian", "jacobian_plan", "value_and_jacobian"]
 
@@ -19,7 +20,7 @@ def _assemble(p: Problem, rows: Rows, mode: str, flat: bool) -> Any:
     assert out is not None
     x = p.xin
     blocks = rows.blocks
-    if len(blocks) == 1 and len(x.leaves) == 1 and len(out.leaves) == 1 and not flat:
+    if x.spec is LEAF_SPEC and out.spec is LEAF_SPEC and not flat:
         oshape, ishape = out.shapes[0], x.shapes[0]
         if mode == "reverse":
             return blocks[0].reshape((*oshape, *ishape))
@@ -55,13 +56,25 @@ def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: s
     _plan.check_chunk_size(chunk_size)
     p = Problem.build(f, args, argnums, has_aux, check_finite)
     budget = _plan.resolve_budget(memory_budget)
-    if mode == "auto" or chunk_size == "auto":
-        plan = p.probe_plan(mode, chunk_size, budget)
-        mode, step = plan.mode, plan.chunk_size
-    else:
-        step = chunk_size  # type: ignore[assignment]
+    # Always plan (the probe is cached per function and signature): the memory guard needs the
+    # output size before anything of the result's size is allocated, in every mode.
+    plan = p.probe_plan(mode, chunk_size, budget)
+    mode, step = plan.mode, plan.chunk_size
+    single = plan.single_tensor_output and plan.num_chunks <= 1
     if p.xin.numel == 0:
         mode = "reverse"
+    if single and not has_aux and p.xin.spec is LEAF_SPEC and not p.is_tuple:
+        fx = _fast.bind(f, args, p.positions[0])
+        x = p.xin.leaves[0]
+        if mode == "reverse":
+            res = _fast.reverse(fx, x, budget, p.fname)
+        else:
+            res = _fast.forward(fx, x, plan.m, budget, p.fname)
+        if res is not None:
+            value, J = res
+            if flat:
+                J = J.reshape(value.numel(), x.numel())
+            return value, J, None
     rows = (reverse_rows if mode == "reverse" else forward_cols)(p, step, budget)
     return rows.value, _assemble(p, rows, mode, flat), rows.aux
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..errors import ArgnumsError, ModuleStateError
+from ..errors import ArgnumsError, ModuleStateError, UnsupportedOperationError
 from .jacobian import value_and_jacobian
 
 __all__ = ["module_jacobian"]
@@ -59,7 +59,7 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
         missing = [k for k in wanted if k not in named]
         if missing:
             raise ArgnumsError(f"module has no parameter(s) {missing}; choose from {list(named)}")
-        chosen = {k: named[k] for k in wanted}
+        chosen = {k: v for k, v in named.items() if k in set(wanted)}  # named_parameters order
     if not chosen:
         raise ArgnumsError("no parameters to differentiate: the module has none with "
                            "requires_grad=True (or params= selected none)")
@@ -71,9 +71,18 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
         return functional_call(module, (p, frozen, buffers), xs, strict=False)
 
     run.__qualname__ = type(module).__name__
-    value, J = value_and_jacobian(run, {k: v.detach() for k, v in chosen.items()}, *inputs,
-                                  mode=mode, chunk_size=chunk_size, flat=flat,
-                                  memory_budget=memory_budget)
+    try:
+        value, J = value_and_jacobian(run, {k: v.detach() for k, v in chosen.items()}, *inputs,
+                                      mode=mode, chunk_size=chunk_size, flat=flat,
+                                      memory_budget=memory_budget)
+    except UnsupportedOperationError as exc:
+        if "captured" in str(exc) or "in place" in str(exc):
+            raise ModuleStateError(
+                f"{type(module).__name__}'s forward pass changes a buffer or other captured "
+                "tensor in place (e.g. a running statistic or a counter), so its output depends "
+                "on how often it runs; put the module in eval() mode or make the update "
+                "conditional on self.training") from exc
+        raise
     changed = [k for k, b in buffers.items() if b._version != versions[k]]
     if changed:
         raise ModuleStateError(
