@@ -49,7 +49,9 @@ def parse_bytes(value: int | float | str) -> int:
         raise JacobiteError(
             f"cannot read memory size {value!r}; write a number of bytes or e.g. '512 MiB', '2 GiB'"
         )
-    n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    from fractions import Fraction  # exact for long integer strings, unlike float
+
+    n = int(Fraction(m.group(1)) * _UNITS[m.group(2).lower()])
     if n <= 0:
         raise JacobiteError(f"memory size must be positive, got {value!r}")
     return n
