@@ -20,7 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--determinant", action="store_true",
                    help="require the determinant (an error for a non-square Jacobian)")
     p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="save a heatmap of the Jacobian at the point")
+                   help="save a heatmap of the Jacobian at the point (needs --at)")
+    p.add_argument("--grid", metavar="FILE.png", default=None,
+                   help="for a map of 2 variables to 2 functions: save the image of a grid "
+                        "coloured by det J")
+    p.add_argument("--range", default="-2:2", metavar="LOW:HIGH",
+                   help="the square the --grid covers (default -2:2)")
 
 
 def compute(expressions: str, vars: str | None = None, at: str | None = None,
@@ -82,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
                           labels=(data["functions"], data["variables"]))
         viz.save_figure(fig, args.plot)
         data["plot"] = args.plot
+    if args.grid:
+        _grid(args, data)
     if args.json:
         emit_json(data)
         return 0
@@ -103,4 +110,27 @@ def run(args: argparse.Namespace) -> int:
                     f"{props.get('condition_number')}" + (f", {', '.join(flags)}" if flags else ""))
     if data.get("plot"):
         c.print(f"heatmap saved to {data['plot']}")
+    if data.get("grid"):
+        c.print(f"deformed grid saved to {data['grid']}")
     return 0
+
+
+def _grid(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    from ... import symbolic, viz
+    from ...errors import InvalidOptionError, NotSquareError
+
+    if data["shape"] != [2, 2]:
+        raise NotSquareError(f"--grid draws maps of 2 variables to 2 functions; this one is "
+                             f"{data['shape'][0]}×{data['shape'][1]}")
+    lo, sep, hi = args.range.partition(":")
+    try:
+        lim = (float(lo), float(hi))
+    except ValueError:
+        raise InvalidOptionError(f"cannot read --range {args.range!r}; write LOW:HIGH, "
+                                 "e.g. -2:2") from None
+    if not sep or not lim[0] < lim[1]:
+        raise InvalidOptionError(f"--range {args.range!r} must be LOW:HIGH with LOW < HIGH")
+    f = symbolic.to_torch(args.expressions, args.vars)
+    fig = viz.deformed_grid(f, lim, lim, title="image of the grid under F, coloured by det J")
+    viz.save_figure(fig, args.grid)
+    data["grid"] = args.grid
