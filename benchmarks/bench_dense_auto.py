@@ -70,7 +70,7 @@ def run(quick: bool = False) -> Section:
         + (f" Misses: {', '.join(misses)}." if misses else ""),
         "auto / best = median over rounds of auto's time over the faster fixed mode's time in "
         "the same round (all three timed back to back, order flipping each round). Auto's rule "
-        "is forward when n < m, else reverse; when it picks the faster mode it runs the same "
+        "is forward when 2n + 64 < m, else reverse; when it picks the faster mode it runs the same "
         "computation, so 'auto / best' then differs from 1 only by noise.",
         clock_note(),
     ]

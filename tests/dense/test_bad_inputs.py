@@ -328,9 +328,9 @@ def test_numpy_inside_f(mode: str) -> None:
 
 @pytest.mark.parametrize("shape", [(3,), (2, 4)])
 def test_numpy_inside_f_forward_when_auto_picks_forward(shape) -> None:
-    """Auto mode picks forward when n < m; the .numpy() failure must still be typed."""
+    """Auto mode picks forward for few inputs; the .numpy() failure must still be typed."""
     def f(v):
-        return torch.as_tensor(np.repeat(v.numpy(), 3))
+        return torch.as_tensor(np.repeat(v.numpy(), 100))  # m = 100 n: auto picks forward
 
     with pytest.raises(UnsupportedOperationError, match=r"\.numpy\(\)"):
         jacobite.jacobian(f, torch.ones(shape, dtype=DT))

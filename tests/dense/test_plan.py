@@ -32,15 +32,17 @@ def _linear_tanh(m: int, n: int, seed: int = 0):
     return f, x
 
 
-@pytest.mark.parametrize(("n", "m"), list(itertools.product((1, 2, 3, 5, 8), (1, 2, 3, 5, 8))))
-def test_auto_mode_is_forward_iff_fewer_inputs_than_outputs(n: int, m: int) -> None:
+@pytest.mark.parametrize(("n", "m"), list(itertools.product((1, 2, 3, 5, 8),
+                                                            (1, 3, 8, 65, 66, 67, 81, 200))))
+def test_auto_mode_is_forward_iff_its_estimated_cost_is_lower(n: int, m: int) -> None:
     f, x = _linear_tanh(m, n, seed=n * 10 + m)
     plan = jacobite.jacobian_plan(f, x)
     assert (plan.n, plan.m) == (n, m)
-    assert plan.mode == ("forward" if n < m else "reverse")
+    fwd = 2 * n + 64 < m  # the documented cost rule (jacobite.dense._plan.auto_mode)
+    assert plan.mode == ("forward" if fwd else "reverse")
     assert plan.result_bytes == m * n * 8
     assert plan.num_chunks == 1  # tiny problem, default 1 GiB budget
-    assert plan.chunk_size == (n if n < m else m)
+    assert plan.chunk_size == (n if fwd else m)
     J = jacobite.jacobian(f, x)
     torch.testing.assert_close(J, jacrev(f)(x), rtol=1e-12, atol=1e-12)
 
@@ -59,7 +61,7 @@ def test_auto_mode_counts_entries_not_dimensions(in_shape, out_shape) -> None:
 
     plan = jacobite.jacobian_plan(f, x)
     assert (plan.n, plan.m) == (n, m)
-    assert plan.mode == ("forward" if n < m else "reverse")
+    assert plan.mode == ("forward" if 2 * n + 64 < m else "reverse")
 
 
 def test_auto_mode_counts_pytree_leaves() -> None:
@@ -73,7 +75,13 @@ def test_auto_mode_counts_pytree_leaves() -> None:
     plan = jacobite.jacobian_plan(f, p, y, argnums=(0, 1))
     assert (plan.n, plan.m, plan.mode) == (9, 8, "reverse")
     plan = jacobite.jacobian_plan(f, p, y, argnums=0)
-    assert (plan.n, plan.m, plan.mode) == (5, 8, "forward")
+    assert (plan.n, plan.m, plan.mode) == (5, 8, "reverse")  # 2·5 + 64 >= 8
+
+    def g(p):  # n = 5, m = 3 · 40 = 120 > 2·5 + 64: forward
+        return (p["b"] * p["a"].sum()).repeat(40)
+
+    plan = jacobite.jacobian_plan(g, p)
+    assert (plan.n, plan.m, plan.mode) == (5, 120, "forward")
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
@@ -165,7 +173,7 @@ def test_result_over_budget_is_refused_by_the_plan() -> None:
     assert plan.result_bytes == 12_800
 
 
-@pytest.mark.parametrize(("m", "n", "mode"), [(7, 2, "forward"), (2, 7, "reverse"),
+@pytest.mark.parametrize(("m", "n", "mode"), [(80, 2, "forward"), (2, 7, "reverse"),
                                               (4, 4, "reverse")])
 def test_debug_log_names_the_mode(caplog, m: int, n: int, mode: str) -> None:
     f, x = _linear_tanh(m, n)
@@ -182,10 +190,10 @@ def test_debug_log_names_the_mode(caplog, m: int, n: int, mode: str) -> None:
 
 
 def test_plan_str_is_readable() -> None:
-    f, x = _linear_tanh(7, 2)
+    f, x = _linear_tanh(70, 2)
     plan = jacobite.jacobian_plan(f, x)
     text = str(plan)
-    assert "forward mode" in text and "7×2" in text and "budget" in text
+    assert "forward mode" in text and "70×2" in text and "budget" in text
 
 
 def test_plan_does_not_evaluate_more_than_once() -> None:
