@@ -110,6 +110,8 @@ def fmt(v: Any, decimals: int | None = None) -> str:
         return str(v)
     d = 6 if decimals is None else max(decimals, 0)
     def one(x: float) -> str:
+        if abs(x) < 0.5 * 10.0**-d:
+            x = 0.0  # no "-0.000000" for rounding noise
         if math.isfinite(x) and x == int(x) and abs(x) < 1e12:
             return str(int(x))
         return f"{x:.{d}f}"
