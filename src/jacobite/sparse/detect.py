@@ -1,0 +1,302 @@
+"""Global sparsity detection: which outputs of ``f`` may depend on which inputs.
+
+:func:`detect` runs ``f`` once on the real ``x`` under a ``TorchDispatchMode`` (so every shape is
+real) and carries, next to every tensor, a boolean *dependency matrix* (``numel × n``, SciPy CSR):
+row ``i`` lists the input indices element ``i`` may depend on. Each aten op propagates it with a
+rule (pointwise with broadcasting, index/shape ops, reductions, products with the zeros of
+constant operands exploited, prefix scans). An op without a rule falls back to a *dense*
+dependency and warns, so the pattern is always conservative: it never misses a nonzero of the
+Jacobian at any input. When a value that depends on ``x`` leaves torch (``.item()``, ``bool()``)
+or steers indexing, the pattern is only valid near ``x``: ``Pattern.local`` is then ``True``.
+
+>>> import torch
+>>> p = detect(lambda u: u[1:] - u[:-1], torch.zeros(4))
+>>> p.shape, p.nnz, p.local
+((3, 4), 6, False)
+>>> p.to_scipy().toarray().astype(int).tolist()
+[[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from jacobite.errors import DtypeError, JacobiteWarning, OutputTypeError
+from jacobite.sparse import _rules as R
+from jacobite.sparse._rules_linalg import MATMUL_OPS, matmul
+
+__all__ = ["Pattern", "detect"]
+
+aten = torch.ops.aten
+
+_SCALAR_OPS = {aten._local_scalar_dense.default, aten.is_nonzero.default,
+               aten.equal.default}
+# outputs whose shape depends on the values of their input
+_DATA_SHAPE_OPS = {aten.nonzero.default, aten.masked_select.default, aten.unique_dim.default,
+                   aten._unique2.default, aten.unique_consecutive.default}
+# ops whose outputs carry no derivative (constant or piecewise constant in the input)
+_NO_DEPS = {
+    getattr(aten, name)
+    for name in (
+        "detach", "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones",
+        "new_empty", "new_full", "rand_like", "randn_like", "sign", "floor", "ceil", "round",
+        "trunc", "argmax", "argmin", "empty_strided", "zeros", "ones", "full", "arange",
+        "scalar_tensor", "empty", "rand", "randn", "sgn", "_local_scalar_dense", "is_nonzero",
+        "equal", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite", "logical_not",
+        "logical_and", "logical_or", "sym_size", "sym_numel", "sym_stride",
+    )
+    if hasattr(aten, name)
+}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A sparsity pattern of ∂f/∂x: a CSR bool matrix of shape ``(f(x).numel(), x.numel())``.
+
+    ``local`` is True when value-dependent control flow was seen (the pattern is then valid
+    only near the ``x`` it was detected at); ``fallback_ops`` names ops that had no rule and got
+    a dense dependency (conservative, possibly with many false positives).
+    """
+
+    matrix: sp.csr_matrix
+    local: bool = False
+    fallback_ops: tuple[str, ...] = ()
+
+    @property
+    def nnz(self) -> int:
+        """Number of structural nonzeros."""
+        return int(self.matrix.nnz)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(m, n)``: output and input sizes."""
+        return (int(self.matrix.shape[0]), int(self.matrix.shape[1]))
+
+    def to_scipy(self) -> sp.csr_matrix:
+        """The pattern as a SciPy CSR bool matrix."""
+        return self.matrix
+
+
+class _Tracker(TorchDispatchMode):
+    """Propagates dependency matrices through every aten op f runs."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        super().__init__()
+        self.n = x.numel()
+        # id -> (weak ref, dependency matrix or None, value depends on x)
+        self._info: dict[int, tuple[weakref.ref, R.Deps, bool]] = {}
+        # storage pointer -> weak refs of tensors seen on it (for in-place ops through views)
+        self._storages: dict[int, list[weakref.ref]] = {}
+        self.local_reasons: list[str] = []
+        self.fallback: list[str] = []
+        self._set(x, sp.identity(self.n, dtype=bool, format="csr"), True)
+
+    # ---- bookkeeping -------------------------------------------------------------------
+    def _get(self, t: Any) -> tuple[R.Deps, bool]:
+        if not isinstance(t, torch.Tensor):
+            return None, False
+        rec = self._info.get(id(t))
+        if rec is None or rec[0]() is not t:
+            return None, False
+        return rec[1], rec[2]
+
+    def deps(self, t: Any) -> R.Deps:
+        d = self._get(t)[0]
+        return d if d is not None and d.nnz > 0 else None
+
+    def tainted(self, t: Any) -> bool:
+        return self._get(t)[1]
+
+    def _set(self, t: torch.Tensor, d: R.Deps, taint: bool) -> None:
+        self._info[id(t)] = (weakref.ref(t), d, taint)
+        self._remember(t)
+
+    def _remember(self, t: torch.Tensor) -> None:
+        try:
+            key = t.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):  # pragma: no cover - exotic tensors
+            return
+        refs = self._storages.setdefault(key, [])
+        if not any(r() is t for r in refs):
+            refs[:] = [r for r in refs if r() is not None]
+            refs.append(weakref.ref(t))
+
+    def _write(self, t: torch.Tensor, d: R.Deps, taint: bool) -> None:
+        """An in-place op wrote ``t``: update ``t`` and every tensor sharing its storage."""
+        key = t.untyped_storage().data_ptr()
+        others = [r() for r in self._storages.get(key, [])]
+        others = [u for u in others if u is not None and u is not t]
+        self._set(t, d, taint or self.tainted(t))
+        if not others:
+            return
+        size = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+        base = torch.arange(size, dtype=torch.int64)
+        off_t = base.as_strided(t.shape, t.stride(), t.storage_offset()).reshape(-1).numpy()
+        pos = np.full(size, -1, dtype=np.int64)
+        pos[off_t] = np.arange(off_t.size)
+        for u in others:
+            if u.element_size() != t.element_size():
+                continue
+            off_u = base.as_strided(u.shape, u.stride(), u.storage_offset()).reshape(-1).numpy()
+            p = pos[off_u]
+            hit = p >= 0
+            if not hit.any():
+                continue
+            old, old_taint = self._get(u)
+            keep = np.where(hit, -1, np.arange(p.size))
+            parts = [R.gather_rows(old, keep)] if old is not None else []
+            if d is not None:
+                parts.append(R.gather_rows(d, np.where(hit, p, -1)))
+            new = R.union(parts)
+            self._set(u, new if R.is_float(u) else None, old_taint or taint)
+
+    # ---- dispatch ----------------------------------------------------------------------
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        flat_in = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        for t in flat_in:
+            self._remember(t)
+        taint = any(self.tainted(t) for t in flat_in)
+        outs = [o for o in tree_flatten(out)[0]]
+        name = str(func.overloadpacket.__name__)
+        if taint and func in _SCALAR_OPS:
+            self.local_reasons.append(f"{name}: a value depending on x became a Python scalar")
+        if taint and func in _DATA_SHAPE_OPS:
+            self.local_reasons.append(f"{name}: an output shape depends on the values of x")
+        if not any(self.deps(t) is not None for t in flat_in):
+            new = [None] * len(outs)
+        else:
+            new = self._rule(func, args, kwargs, outs, name)
+        if taint and func not in _NO_DEPS:
+            self._check_value_indexing(func, args, kwargs, name)
+        mutated = self._mutated_args(func, args, kwargs)
+        for o, d in zip(outs, new, strict=True):
+            if not isinstance(o, torch.Tensor):
+                continue
+            d = d if R.is_float(o) else None
+            if any(o is m for m in mutated):
+                self._write(o, d, taint)
+            else:
+                self._set(o, d, taint)
+        return out
+
+    def _rule(self, func: Any, args: tuple, kwargs: dict, outs: list, name: str) -> list:
+        if func in _NO_DEPS or func.overloadpacket in _NO_DEPS:
+            return [None] * len(outs)
+        packet = func.overloadpacket
+        if func in MATMUL_OPS:
+            return [matmul(func, args, kwargs, outs[0], self.deps, self.tainted)]
+        if packet in R.INDEX_OPS:
+            b = R.bind(func, args, kwargs)
+            if not (func in R._ACCUMULATE_OPS and b.get("accumulate")):
+                return R.index_trick(func, args, kwargs, outs, self.deps, self.n)
+        if packet in R.REDUCE_OPS:
+            return R.reduce(func, args, kwargs, outs, self.deps)
+        if packet in (aten.mul, aten.mul_) and len(outs) == 1 and len(args) == 2:
+            return [R.mul(args, outs[0], self.deps, self.tainted)]
+        if torch.Tag.pointwise in func.tags or packet in _CASTS:
+            ref = next((o for o in outs if isinstance(o, torch.Tensor)), None)
+            if ref is not None and len(outs) == 1:
+                return [R.pointwise((args, kwargs), ref, self.deps)]
+        return self._dense(args, kwargs, outs, name)
+
+    def _dense(self, args: tuple, kwargs: dict, outs: list, name: str) -> list:
+        """No rule: every output element depends on everything any input depends on."""
+        if name not in self.fallback:
+            self.fallback.append(name)
+        every = None
+        for t in tree_flatten((args, kwargs))[0]:
+            if (d := self.deps(t)) is not None:
+                row = sp.csr_matrix(np.asarray(d.sum(axis=0) > 0))
+                every = row if every is None else (every + row).tocsr()
+        res = []
+        for o in outs:
+            if isinstance(o, torch.Tensor) and every is not None:
+                res.append(R.gather_rows(every, np.zeros(o.numel(), np.int64)))
+            else:
+                res.append(None)
+        return res
+
+    def _check_value_indexing(self, func: Any, args: tuple, kwargs: dict, name: str) -> None:
+        """Index tensors whose values depend on x make the pattern local to x."""
+        if func.overloadpacket not in R.INDEX_OPS and func not in _DATA_SHAPE_OPS:
+            return
+        for t in tree_flatten((args, kwargs))[0]:
+            if isinstance(t, torch.Tensor) and not R.is_float(t) and self.tainted(t):
+                if func.overloadpacket in (aten.masked_fill, aten.masked_fill_):
+                    continue  # a mask only selects between candidates; both are kept
+                self.local_reasons.append(f"{name}: indices depend on the values of x")
+                return
+
+    @staticmethod
+    def _mutated_args(func: Any, args: tuple, kwargs: dict) -> list[torch.Tensor]:
+        res = []
+        if not func._schema.is_mutable:
+            return res
+        b = R.bind(func, args, kwargs)
+        for a in func._schema.arguments:
+            if a.alias_info is not None and a.alias_info.is_write:
+                v = b.get(a.name)
+                if isinstance(v, torch.Tensor):
+                    res.append(v)
+        return res
+
+
+_CASTS = {aten._to_copy, aten.to, aten.type_as, aten.positive}
+
+
+def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
+    """The global sparsity pattern of ∂f/∂x at shape ``x.shape`` (see the module docstring).
+
+    ``f`` maps one floating tensor to a tensor (or a pytree of tensors, flattened and
+    concatenated in order). Rows follow ``f(x).reshape(-1)``, columns ``x.reshape(-1)``.
+
+    >>> import torch
+    >>> detect(torch.sin, torch.ones(3)).to_scipy().toarray().tolist()
+    [[True, False, False], [False, True, False], [False, False, True]]
+    >>> detect(lambda v: v.sum(), torch.ones(3)).nnz
+    3
+    """
+    if not isinstance(x, torch.Tensor):
+        raise DtypeError(f"detect needs x to be a torch.Tensor, got {type(x).__name__}; "
+                         "wrap it with torch.as_tensor(x, dtype=torch.float64)")
+    if not (x.is_floating_point() or x.is_complex()):
+        raise DtypeError(f"detect needs a floating-point x, got dtype {x.dtype}; "
+                         "convert it with x.double()")
+    xin = x.detach().clone()
+    tracker = _Tracker(xin)
+    with torch.no_grad(), tracker:
+        out = f(xin)
+    leaves, _ = tree_flatten(out)
+    if not leaves or not all(isinstance(t, torch.Tensor) for t in leaves):
+        raise OutputTypeError("detect needs f to return a tensor (or a pytree of tensors), "
+                              f"got {type(out).__name__}")
+    mats = []
+    for t in leaves:
+        d = tracker.deps(t)
+        mats.append(d if d is not None else R.empty(t.numel(), xin.numel()))
+    matrix = mats[0] if len(mats) == 1 else sp.vstack(mats, format="csr")
+    matrix = sp.csr_matrix(matrix, dtype=bool)
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    if tracker.fallback:
+        warnings.warn(f"jacobite.sparse.detect: no sparsity rule for {', '.join(tracker.fallback)};"
+                      " used a dense dependency (conservative, possibly many false positives)",
+                      JacobiteWarning, stacklevel=2)
+    local = bool(tracker.local_reasons)
+    if local:
+        warnings.warn("jacobite.sparse.detect: the pattern is valid only near this x ("
+                      + "; ".join(dict.fromkeys(tracker.local_reasons)) + ")",
+                      JacobiteWarning, stacklevel=2)
+    return Pattern(matrix, local, tuple(tracker.fallback))

@@ -1,0 +1,245 @@
+"""Sparsity detection: soundness against torch.func.jacrev, exact patterns, warnings, errors."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jacobite.errors import DtypeError, JacobiteWarning
+from jacobite.sparse.detect import Pattern, detect
+
+torch.set_default_dtype(torch.float64)
+
+
+def _dense_nonzeros(f, x: torch.Tensor, points: int = 3, seed: int = 0) -> np.ndarray:
+    """Union of |J| > 0 over several random points near x's shape."""
+    g = torch.Generator().manual_seed(seed)
+    acc = None
+    for _ in range(points):
+        xi = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        j = torch.func.jacrev(lambda v: f(v).reshape(-1))(xi).reshape(-1, x.numel())
+        nz = (j.abs() > 0).numpy()
+        acc = nz if acc is None else acc | nz
+    return acc
+
+
+def check_sound(f, x: torch.Tensor, points: int = 3) -> tuple[Pattern, int]:
+    """Assert zero false negatives; return the pattern and the number of false positives."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", JacobiteWarning)
+        p = detect(f, x)
+    nz = _dense_nonzeros(f, x, points)
+    pat = p.to_scipy().toarray()
+    assert pat.shape == nz.shape
+    missing = nz & ~pat
+    assert not missing.any(), f"false negatives at {np.argwhere(missing)[:5].tolist()}"
+    return p, int((pat & ~nz).sum())
+
+
+def bratu_cat(u: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+    n = u.numel()
+    z = u.new_zeros(1)
+    up = torch.cat([u[1:], z])
+    um = torch.cat([z, u[:-1]])
+    return (um - 2 * u + up) * (n + 1) ** 2 + lam * torch.exp(u)
+
+
+def bratu_roll(u: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+    n = u.numel()
+    mask = torch.ones(n)
+    mask[0] = 0.0
+    up = torch.roll(u, -1) * torch.roll(mask, -1).flip(0).flip(0)
+    um = torch.roll(u, 1) * mask
+    last = torch.ones(n)
+    last[-1] = 0.0
+    return (um - 2 * u + up * last) * (n + 1) ** 2 + lam * torch.exp(u)
+
+
+def _tridiag(n: int) -> np.ndarray:
+    return (sp.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(n, n)).toarray() != 0)
+
+
+# ---- exact patterns ------------------------------------------------------------------------
+@pytest.mark.parametrize("fn", [torch.sin, torch.exp, torch.tanh, torch.sigmoid, torch.relu,
+                                torch.abs, lambda v: v * v + 2.0 / (1 + v ** 2)])
+def test_elementwise_is_diagonal(fn) -> None:
+    p = detect(fn, torch.randn(7))
+    assert (p.to_scipy().toarray() == np.eye(7, dtype=bool)).all()
+    assert not p.local and p.fallback_ops == ()
+
+
+@pytest.mark.parametrize("fn", [bratu_cat, bratu_roll])
+def test_bratu_tridiagonal(fn) -> None:
+    n = 9
+    p, fp = check_sound(fn, torch.rand(n))
+    assert (p.to_scipy().toarray() == _tridiag(n)).all()
+    assert fp == 0
+
+
+def test_laplacian_slicing() -> None:
+    def lap(u):
+        inner = u[:-2] - 2 * u[1:-1] + u[2:]
+        return torch.cat([u[:1], inner, u[-1:]])
+
+    p, _ = check_sound(lap, torch.rand(8))
+    expect = _tridiag(8)
+    expect[0, 1] = expect[-1, -2] = False
+    assert (p.to_scipy().toarray() == expect).all()
+
+
+def test_fixed_sparse_weight() -> None:
+    w = torch.tensor([[1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 3.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    p, fp = check_sound(lambda v: torch.tanh(w @ v), torch.rand(4))
+    assert (p.to_scipy().toarray() == (w != 0).numpy()).all() and fp == 0
+    p2, fp2 = check_sound(lambda v: torch.nn.functional.linear(v.reshape(2, 4), w), torch.rand(8))
+    assert fp2 == 0 and p2.nnz == 6
+    p3, fp3 = check_sound(lambda v: v.reshape(1, 4) @ w.T, torch.rand(4))
+    assert fp3 == 0 and p3.nnz == 3
+
+
+def test_both_operands_depend() -> None:
+    p, _ = check_sound(lambda v: v.reshape(2, 2) @ v.reshape(2, 2), torch.rand(4))
+    assert p.shape == (4, 4)
+
+
+def test_softmax_dense_block_and_sum_dense_row() -> None:
+    p = detect(lambda v: torch.softmax(v.reshape(3, 4), dim=1), torch.rand(12))
+    assert (p.to_scipy().toarray() == np.kron(np.eye(3), np.ones((4, 4))).astype(bool)).all()
+    s = detect(lambda v: v.sum(), torch.rand(5))
+    assert s.shape == (1, 5) and s.nnz == 5
+    r = detect(lambda v: v.reshape(2, 3).sum(0), torch.rand(6))
+    assert (r.to_scipy().toarray() == np.array([[1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0],
+                                                 [0, 0, 1, 0, 0, 1]], bool)).all()
+
+
+def test_cumsum_is_lower_triangular() -> None:
+    p, fp = check_sound(lambda v: torch.cumsum(v, 0), torch.rand(5))
+    assert (p.to_scipy().toarray() == np.tri(5, dtype=bool)).all() and fp == 0
+
+
+@pytest.mark.parametrize("fn", [
+    lambda v: v.reshape(3, 4).t().reshape(-1),
+    lambda v: v.reshape(3, 4)[:, 1:3] * 2,
+    lambda v: torch.flip(v, [0]) + v,
+    lambda v: torch.stack([v, v.exp()]),
+    lambda v: v[torch.tensor([3, 1, 1])],
+    lambda v: torch.gather(v.reshape(3, 4), 1, torch.tensor([[0, 0], [3, 1], [2, 2]])),
+    lambda v: torch.index_select(v.reshape(3, 4), 0, torch.tensor([2, 0])),
+    lambda v: torch.nn.functional.pad(v.reshape(3, 4), (1, 2)),
+    lambda v: torch.where(v > 0, v.sin(), v.cos() * 3),
+    lambda v: v.reshape(3, 4).unsqueeze(0).expand(2, 3, 4).squeeze(0),
+    lambda v: torch.clamp(v, -0.5, 0.5) + v.detach(),
+    lambda v: v.reshape(3, 4).amax(1) + v.reshape(3, 4).logsumexp(1),
+    lambda v: torch.linalg.vector_norm(v.reshape(3, 4), dim=0),
+    lambda v: torch.log_softmax(v.reshape(3, 4), 0).prod(),
+    lambda v: torch.einsum("ij,jk->ik", v.reshape(3, 4), torch.eye(4)[:, :2]),
+    lambda v: v.reshape(3, 4).mean(dim=(0, 1), keepdim=True) * v,
+    lambda v: torch.sort(v)[0],
+])
+def test_sound_on_shape_and_reduction_ops(fn) -> None:
+    p, _ = check_sound(fn, torch.rand(12))
+    assert not p.fallback_ops, p.fallback_ops
+
+
+def test_inplace_writes_through_views() -> None:
+    def f(u):
+        out = torch.zeros(u.numel())
+        out[1:-1] = u[:-2] - 2 * u[1:-1] + u[2:]
+        out[0] = u[0]
+        return out
+
+    p, fp = check_sound(f, torch.rand(6))
+    assert fp == 0 and p.nnz == 3 * 4 + 1
+
+
+# ---- fallback, local, errors ---------------------------------------------------------------
+def test_fallback_warns_and_is_conservative() -> None:
+    f = lambda v: torch.fft.fft(v).real  # noqa: E731 - no rule for fft
+    with pytest.warns(JacobiteWarning, match="no sparsity rule"):
+        p = detect(f, torch.rand(5))
+    assert p.fallback_ops and p.nnz == 25
+    check_sound(f, torch.rand(5))
+
+
+def test_item_marks_local() -> None:
+    def f(v):
+        return v * 2 if v.sum().item() > 0 else v
+
+    with pytest.warns(JacobiteWarning, match="valid only near"):
+        p = detect(f, torch.rand(4))
+    assert p.local and not p.fallback_ops
+
+
+def test_value_dependent_index_marks_local() -> None:
+    with pytest.warns(JacobiteWarning, match="indices depend"):
+        p = detect(lambda v: v[v.argsort()], torch.rand(4))
+    assert p.local
+    with pytest.warns(JacobiteWarning, match="valid only near"):
+        assert detect(lambda v: v[v.argmax()].reshape(1), torch.rand(4)).local
+
+
+def test_constant_function_has_empty_pattern() -> None:
+    p = detect(lambda v: torch.ones(3), torch.rand(4))
+    assert p.shape == (3, 4) and p.nnz == 0
+
+
+def test_bad_input() -> None:
+    with pytest.raises(DtypeError):
+        detect(torch.sin, [1.0, 2.0])  # type: ignore[arg-type]
+    with pytest.raises(DtypeError):
+        detect(torch.sin, torch.arange(3))
+
+
+def test_bratu_speed() -> None:
+    x = torch.rand(100_000)
+    detect(bratu_cat, torch.rand(10))
+    t = time.perf_counter()
+    p = detect(bratu_cat, x)
+    elapsed = time.perf_counter() - t
+    assert p.nnz == 3 * 100_000 - 2
+    assert elapsed < 1.0  # target 0.1 s; loose here for slow CI machines
+
+
+# ---- fuzzer --------------------------------------------------------------------------------
+_W = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 3.0, 0.0], [1.0, 0.0, 1.0]])
+UNARY = [
+    torch.sin, torch.exp, torch.tanh, torch.sigmoid, lambda a: a * a, lambda a: -a,
+    lambda a: torch.roll(a, 1, 0), lambda a: torch.flip(a, [1]), lambda a: a.t().reshape(a.shape),
+    lambda a: torch.softmax(a, 1), lambda a: torch.cumsum(a, 0),
+    lambda a: a.sum(1, keepdim=True) * a, lambda a: a * torch.tensor([0.0, 1.0, 0.0]),
+    lambda a: a[torch.tensor([2, 0, 1, 3])], lambda a: a @ torch.eye(3)[[0, 2, 1]],
+    lambda a: torch.cat([a[1:], a[:1] * 0.5]), lambda a: a.amax(0, keepdim=True) + a,
+    lambda a: torch.where(a > 0.3, a, a.cos()), lambda a: a.clamp(-0.2, 0.8),
+    lambda a: torch.nn.functional.pad(a[:, 1:], (1, 0)), lambda a: a.reshape(3, 4).t(),
+    lambda a: torch.log_softmax(a, 0), lambda a: _W @ a[:3, :3],
+    lambda a: torch.gather(a, 1, torch.tensor([[0, 0, 2]] * 4)), lambda a: a.prod(0) + a,
+]
+BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a / (1 + b * b),
+          lambda a, b: torch.stack([a, b]).sum(0), lambda a, b: a @ b[:3, :3],
+          lambda a, b: torch.where(b > 0.5, a, b)]
+
+
+def _shape_fix(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(4, 3) if t.numel() == 12 else t.reshape(-1)[:1].expand(4, 3) * 1.0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(UNARY) - 1), st.integers(0, len(BINARY) - 1),
+                          st.booleans(), st.integers(0, 3)), min_size=1, max_size=4))
+def test_fuzz_random_programs_are_sound(program) -> None:
+    def f(v):
+        regs = [v.reshape(4, 3)]
+        for u, b, use_bin, src in program:
+            a = regs[src % len(regs)]
+            r = BINARY[b](a, regs[-1]) if use_bin else UNARY[u](a)
+            regs.append(_shape_fix(r))
+        return regs[-1]
+
+    check_sound(f, torch.rand(12), points=2)
