@@ -159,6 +159,63 @@ def test_inplace_writes_through_views() -> None:
     assert fp == 0 and p.nnz == 3 * 4 + 1
 
 
+_F = torch.nn.functional
+_W2 = torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(1))
+_W2[0, 0] = 0.0
+_W2[1, :, 1, 1] = 0.0
+
+
+@pytest.mark.parametrize("fn", [
+    lambda v: _F.conv1d(v[:6].reshape(1, 1, 6), torch.tensor([[[1.0, -2.0, 1.0]]]), padding=1),
+    lambda v: _F.conv1d(v[:6].reshape(2, 1, 3), torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]),
+                        bias=torch.ones(2)),
+    lambda v: _F.conv1d(v[:6].reshape(1, 2, 3), torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]),
+                        groups=2),
+    lambda v: _F.conv2d(v.reshape(1, 4, 3, 3)[:, :2], _W2, padding=1, stride=2),
+    lambda v: _F.conv2d(v.reshape(1, 4, 3, 3), _W2[:, :1], groups=4, padding=1),
+    lambda v: _F.conv2d(v.reshape(1, 1, 6, 6), v.reshape(1, 1, 6, 6)[:, :, :2, :2], bias=v[:1],
+                        dilation=2),
+    lambda v: _F.conv1d(v.reshape(1, 1, 36), torch.tensor([[[1.0, -2.0, 1.0]]]), padding="same"),
+    lambda v: torch.zeros(3).scatter_add(0, torch.tensor([0, 2, 0, 1]), v[:4]),
+    lambda v: v[:3].index_add(0, torch.tensor([2, 2]), v[4:6]),
+    lambda v: v[:6].reshape(2, 3).scatter_add(1, torch.tensor([[0, 0], [2, 1]]),
+                                              v[:4].reshape(2, 2)),
+    lambda v: torch.zeros(4).scatter(0, torch.tensor([3, 1]), v[:2]),
+    lambda v: _F.pad(v.reshape(4, 9), (2, 1), mode="reflect"),
+    lambda v: _F.pad(v.reshape(1, 4, 9), (1, 1), mode="circular"),
+    lambda v: _F.pad(v.reshape(1, 4, 9), (1, 2), mode="replicate"),
+])
+def test_conv_scatter_pad_exact(fn) -> None:
+    p, fp = check_sound(fn, torch.rand(36))
+    assert fp == 0 and not p.fallback_ops and not p.local
+
+
+def test_conv_exploits_kernel_zeros() -> None:
+    k = torch.tensor([[[1.0, 0.0, 1.0]]])
+    p = detect(lambda v: _F.conv1d(v.reshape(1, 1, 5), k), torch.rand(5))
+    assert p.to_scipy().toarray().astype(int).tolist() == [[1, 0, 1, 0, 0], [0, 1, 0, 1, 0],
+                                                           [0, 0, 1, 0, 1]]
+
+
+def brusselator(y: torch.Tensor, size: int = 6) -> torch.Tensor:
+    u, v = y.reshape(2, size, size)
+
+    def lap(a):
+        return (torch.roll(a, 1, 0) + torch.roll(a, -1, 0) + torch.roll(a, 1, 1)
+                + torch.roll(a, -1, 1) - 4 * a) * size ** 2
+
+    fu = 1.0 + u * u * v - 4.4 * u + 10.0 * lap(u)
+    fv = 3.4 * u - u * u * v + 10.0 * lap(v)
+    return torch.stack([fu, fv]).reshape(-1)
+
+
+def test_brusselator_pattern() -> None:
+    p, fp = check_sound(brusselator, torch.rand(72))
+    assert fp == 0
+    rows = np.diff(p.to_scipy().indptr)
+    assert rows.max() == 6 and p.nnz == 36 * 6 + 36 * 6
+
+
 # ---- fallback, local, errors ---------------------------------------------------------------
 def test_fallback_warns_and_is_conservative() -> None:
     f = lambda v: torch.fft.fft(v).real  # noqa: E731 - no rule for fft
@@ -183,6 +240,17 @@ def test_value_dependent_index_marks_local() -> None:
     assert p.local
     with pytest.warns(JacobiteWarning, match="valid only near"):
         assert detect(lambda v: v[v.argmax()].reshape(1), torch.rand(4)).local
+    with pytest.warns(JacobiteWarning, match="valid only near"):
+        assert detect(lambda v: v[v.detach() > 0.5], torch.rand(6)).local
+
+
+def test_accumulating_index_put_falls_back_conservatively() -> None:
+    def f(v):
+        return torch.zeros(3).index_put((torch.tensor([0, 0, 2]),), v[:3], accumulate=True)
+
+    with pytest.warns(JacobiteWarning, match="index_put"):
+        detect(f, torch.rand(6))
+    check_sound(f, torch.rand(6))
 
 
 def test_constant_function_has_empty_pattern() -> None:

@@ -114,6 +114,7 @@ INDEX_OPS = {
         "t_", "transpose_", "as_strided_", "scatter_", "select_scatter", "slice_scatter",
         "diagonal_scatter", "as_strided_scatter", "repeat_interleave", "take", "take_along_dim",
         "index_fill", "index_fill_", "index_copy", "index_copy_", "masked_scatter",
+        "_unsafe_index", "_unsafe_index_put", "masked_select",
     )
     if hasattr(aten, name)
 }
@@ -136,7 +137,9 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
         mats.append(d if d is not None else empty(t.numel(), n))
         idx = torch.arange(offset + 1, offset + 1 + t.numel(), dtype=torch.int64)
         offset += t.numel()
-        return idx.reshape(t.shape)
+        idx = idx.reshape(t.shape)
+        idx._jacobite_idx = 1  # type: ignore[attr-defined]  # marks it for the float retry
+        return idx
 
     new_args = tree_map(repl, args)
     new_kwargs = {k: (0 if k in _FILL_ARGS and not isinstance(v, torch.Tensor) else repl(v))
@@ -147,7 +150,10 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
                      for i, a in enumerate(new_args))
     if not mats or all(m.nnz == 0 for m in mats):
         return [None for _ in outs]
-    res = func(*new_args, **new_kwargs)
+    try:
+        res = func(*new_args, **new_kwargs)
+    except (RuntimeError, NotImplementedError):  # no integer kernel: float64 is exact here
+        res = func(*tree_map(_as_f64, new_args), **tree_map(_as_f64, new_kwargs))
     src = mats[0] if len(mats) == 1 else sp.vstack(mats, format="csr")
     res_flat = [r for r in tree_flatten(res)[0]]
     result: list[Deps] = []
@@ -155,9 +161,15 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
         if not is_float(o) or not isinstance(r, torch.Tensor):
             result.append(None)
             continue
-        idx = r.reshape(-1).numpy().astype(np.int64) - 1
+        idx = np.rint(r.reshape(-1).numpy()).astype(np.int64) - 1
         result.append(gather_rows(src, idx))
     return result
+
+
+def _as_f64(t: Any) -> Any:
+    if isinstance(t, torch.Tensor) and t.dtype == torch.int64 and getattr(t, "_jacobite_idx", 0):
+        return t.double()
+    return t
 
 
 def bind(func: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
@@ -257,3 +269,41 @@ def _prefix(d: sp.csr_matrix, shape: Sequence[int], dim: int) -> sp.csr_matrix:
     cols = lines[:, kk].reshape(-1)
     sel = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(idx.size, idx.size))
     return (sel @ d).tocsr()
+
+
+SCATTER_ADD_OPS = {
+    getattr(aten, name)
+    for name in ("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_",
+                 "index_add", "index_add_", "index_reduce", "index_reduce_")
+    if hasattr(aten, name)
+}
+
+
+def scatter_add(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup) -> Deps:
+    """Accumulating scatters: ``self`` keeps its deps; each target also gets its sources'."""
+    b = bind(func, args, kwargs)
+    self_t, dim, index = b["self"], b["dim"], b["index"]
+    src = b.get("src", b.get("source"))
+    ndim = max(self_t.dim(), 1)
+    dim = dim % ndim
+    parts = [deps(self_t)]
+    ds = deps(src) if isinstance(src, torch.Tensor) else None
+    if ds is not None:
+        shape = tuple(self_t.shape) or (1,)
+        idx = index.reshape(-1).numpy() if index.dim() <= 1 else index.numpy()
+        if func.overloadpacket in (aten.index_add, aten.index_add_, aten.index_reduce,
+                                   aten.index_reduce_):
+            sshape = tuple(src.shape) or (1,)
+            coords = list(np.indices(sshape).reshape(len(sshape), -1))
+            coords[dim] = idx.reshape(-1)[coords[dim]]
+            src_flat = np.arange(int(np.prod(sshape)))
+        else:  # scatter: index has its own shape; src element at the same coordinates
+            ishape = tuple(index.shape) or (1,)
+            coords = list(np.indices(ishape).reshape(len(ishape), -1))
+            src_flat = np.ravel_multi_index(tuple(coords), tuple(src.shape) or (1,))
+            coords[dim] = idx.reshape(-1)
+        target = np.ravel_multi_index(tuple(coords), shape)
+        sel = sp.csr_matrix((np.ones(target.size, bool), (target, src_flat)),
+                            shape=(out.numel(), src.numel()))
+        parts.append((sel @ ds).tocsr())
+    return union(parts)

@@ -33,6 +33,7 @@ from torch.utils._pytree import tree_flatten
 
 from jacobite.errors import DtypeError, JacobiteWarning, OutputTypeError
 from jacobite.sparse import _rules as R
+from jacobite.sparse._rules_conv import convolution
 from jacobite.sparse._rules_linalg import MATMUL_OPS, matmul
 
 __all__ = ["Pattern", "detect"]
@@ -201,6 +202,12 @@ class _Tracker(TorchDispatchMode):
             b = R.bind(func, args, kwargs)
             if not (func in R._ACCUMULATE_OPS and b.get("accumulate")):
                 return R.index_trick(func, args, kwargs, outs, self.deps, self.n)
+        if packet is aten.convolution:
+            handled, d = convolution(func, args, kwargs, outs[0], self.deps, self.tainted)
+            if handled:
+                return [d]
+        if packet in R.SCATTER_ADD_OPS and len(outs) == 1:
+            return [R.scatter_add(func, args, kwargs, outs[0], self.deps)]
         if packet in R.REDUCE_OPS:
             return R.reduce(func, args, kwargs, outs, self.deps)
         if packet in (aten.mul, aten.mul_) and len(outs) == 1 and len(args) == 2:
@@ -230,7 +237,8 @@ class _Tracker(TorchDispatchMode):
 
     def _check_value_indexing(self, func: Any, args: tuple, kwargs: dict, name: str) -> None:
         """Index tensors whose values depend on x make the pattern local to x."""
-        if func.overloadpacket not in R.INDEX_OPS and func not in _DATA_SHAPE_OPS:
+        if (func.overloadpacket not in R.INDEX_OPS and func not in _DATA_SHAPE_OPS
+                and func.overloadpacket not in R.SCATTER_ADD_OPS):
             return
         for t in tree_flatten((args, kwargs))[0]:
             if isinstance(t, torch.Tensor) and not R.is_float(t) and self.tainted(t):

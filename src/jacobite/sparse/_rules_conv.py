@@ -1,0 +1,83 @@
+"""Dependency rule for 1-D and 2-D convolutions, exploiting the zeros of a constant kernel.
+
+Output ``(b, co, l)`` depends on the input elements of its receptive field in the channels of
+its group, restricted to the kernel taps that are nonzero when the kernel is a constant (im2col
+on an index tensor gives the field).
+
+>>> import torch
+>>> from jacobite.sparse.detect import detect
+>>> k = torch.tensor([[[1.0, 0.0, 1.0]]])
+>>> detect(lambda v: torch.nn.functional.conv1d(v.reshape(1, 1, 5), k), torch.ones(5)).nnz
+6
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from jacobite.sparse._rules import Deps, Lookup, _broadcast_index, bind, gather_rows, union
+
+aten = torch.ops.aten
+
+
+def convolution(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup,
+                tainted: Callable[[Any], bool]) -> tuple[bool, Deps]:
+    """``aten.convolution``; returns ``(handled, deps)`` (not handled: transposed, 3-D, ...)."""
+    b = bind(func, args, kwargs)
+    inp, w, bias = b["input"], b["weight"], b["bias"]
+    stride, padding, dilation = list(b["stride"]), list(b["padding"]), list(b["dilation"])
+    if b["transposed"] or inp.dim() not in (3, 4) or not all(
+            isinstance(v, int) for v in stride + padding + dilation):
+        return False, None
+    if inp.dim() == 3:
+        inp4_shape = (inp.shape[0], inp.shape[1], 1, inp.shape[2])
+        w4 = w.unsqueeze(2)
+        stride, padding, dilation = [1, *stride], [0, *padding], [1, *dilation]
+    else:
+        inp4_shape, w4 = tuple(inp.shape), w
+    bsz = inp4_shape[0]
+    c_out, cpg, kh, kw = w4.shape
+    groups = int(b["groups"])
+    copg = c_out // groups
+    n_l = out.numel() // (bsz * c_out)
+    parts: list[Deps] = []
+    if (d := deps(inp)) is not None:
+        idx = torch.arange(1, inp.numel() + 1, dtype=torch.float64).reshape(inp4_shape)
+        patches = F.unfold(idx, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+        patches = np.rint(patches.numpy()).astype(np.int64)  # (B, C*kh*kw, L)
+        assert patches.shape[-1] == n_l
+        taps = kh * kw
+        if tainted(w):
+            wmask = np.ones((c_out, cpg * taps), bool)
+        else:
+            wmask = w4.detach().reshape(c_out, -1).ne(0).numpy()
+        co_j, cc_j = np.nonzero(wmask)
+        col = (co_j // copg) * cpg * taps + cc_j
+        bb = np.arange(bsz)[:, None, None]
+        ll = np.arange(n_l)[None, None, :]
+        rows = (bb * c_out + co_j[None, :, None]) * n_l + ll
+        cols = patches[:, col, :]
+        rows, cols = np.broadcast_arrays(rows, cols)
+        keep = cols > 0
+        sel = sp.csr_matrix((np.ones(int(keep.sum()), bool), (rows[keep], cols[keep] - 1)),
+                            shape=(out.numel(), inp.numel()))
+        parts.append((sel @ d).tocsr())
+    if (dw := deps(w)) is not None:
+        per = w.numel() // c_out
+        rows = np.repeat(np.arange(out.numel()), per)
+        co = (np.arange(out.numel()) // n_l) % c_out
+        cols = (co[:, None] * per + np.arange(per)[None, :]).reshape(-1)
+        sel = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)),
+                            shape=(out.numel(), w.numel()))
+        parts.append((sel @ dw).tocsr())
+    if isinstance(bias, torch.Tensor) and (db := deps(bias)) is not None:
+        bshape = [1] * out.dim()
+        bshape[1] = bias.numel()
+        parts.append(gather_rows(db, _broadcast_index(bshape, out.shape)))
+    return True, union(parts)
