@@ -279,20 +279,27 @@ SCATTER_ADD_OPS = {
 }
 
 
-def scatter_add(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup) -> Deps:
+# overwriting scatters: autograd sends the gradient to every duplicate source, so all sources
+# of a target are added to the index trick's winner
+OVERWRITE_SCATTERS = {aten.scatter.src, aten.scatter_.src, aten.index_copy.default,
+                      aten.index_copy_.default}
+
+
+def scatter_add(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup,
+                include_self: bool = True) -> Deps:
     """Accumulating scatters: ``self`` keeps its deps; each target also gets its sources'."""
     b = bind(func, args, kwargs)
     self_t, dim, index = b["self"], b["dim"], b["index"]
     src = b.get("src", b.get("source"))
     ndim = max(self_t.dim(), 1)
     dim = dim % ndim
-    parts = [deps(self_t)]
+    parts = [deps(self_t) if include_self else None]
     ds = deps(src) if isinstance(src, torch.Tensor) else None
     if ds is not None:
         shape = tuple(self_t.shape) or (1,)
         idx = index.reshape(-1).numpy() if index.dim() <= 1 else index.numpy()
         if func.overloadpacket in (aten.index_add, aten.index_add_, aten.index_reduce,
-                                   aten.index_reduce_):
+                                   aten.index_reduce_, aten.index_copy, aten.index_copy_):
             sshape = tuple(src.shape) or (1,)
             coords = list(np.indices(sshape).reshape(len(sshape), -1))
             coords[dim] = idx.reshape(-1)[coords[dim]]

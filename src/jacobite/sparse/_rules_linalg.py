@@ -18,7 +18,15 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from jacobite.sparse._rules import Deps, Lookup, _broadcast_index, bind, gather_rows, union
+from jacobite.sparse._rules import (
+    Deps,
+    Lookup,
+    _broadcast_index,
+    bind,
+    gather_rows,
+    group_matrix,
+    union,
+)
 
 aten = torch.ops.aten
 
@@ -41,6 +49,16 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, da: Deps, db: Deps, ta: bool, tb: boo
     batch, m, _ = a.shape
     n = b.shape[2]
     parts = []
+    ones_a = ta or bool(a.detach().ne(0).all())
+    ones_b = tb or bool(b.detach().ne(0).all())
+    if da is not None and ones_b:  # no zeros to exploit: reduce over k, then broadcast over j
+        red = (group_matrix((batch, m, a.shape[2]), [2]) @ da).tocsr()
+        parts.append(gather_rows(red, _broadcast_index((batch, m, 1), (batch, m, n))))
+        da = None
+    if db is not None and ones_a:
+        red = (group_matrix(tuple(b.shape), [1]) @ db).tocsr()
+        parts.append(gather_rows(red, _broadcast_index((batch, 1, n), (batch, m, n))))
+        db = None
     if da is not None:
         blocks = [sp.kron(sp.identity(m, dtype=bool, format="csr"),
                           _mask(b[i], not tb).T, format="csr") for i in range(batch)]

@@ -52,7 +52,7 @@ _NO_DEPS = {
         "detach", "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones",
         "new_empty", "new_full", "rand_like", "randn_like", "sign", "floor", "ceil", "round",
         "trunc", "argmax", "argmin", "empty_strided", "zeros", "ones", "full", "arange",
-        "scalar_tensor", "empty", "rand", "randn", "sgn", "_local_scalar_dense", "is_nonzero",
+        "scalar_tensor", "empty", "rand", "randn", "_local_scalar_dense", "is_nonzero",
         "equal", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite", "logical_not",
         "logical_and", "logical_or", "sym_size", "sym_numel", "sym_stride",
     )
@@ -97,7 +97,7 @@ class _Tracker(TorchDispatchMode):
         # id -> (weak ref, dependency matrix or None, value depends on x)
         self._info: dict[int, tuple[weakref.ref, R.Deps, bool]] = {}
         # storage pointer -> weak refs of tensors seen on it (for in-place ops through views)
-        self._storages: dict[int, list[weakref.ref]] = {}
+        self._storages: dict[int, dict[int, weakref.ref]] = {}
         self.local_reasons: list[str] = []
         self.fallback: list[str] = []
         self._set(x, sp.identity(self.n, dtype=bool, format="csr"), True)
@@ -127,15 +127,15 @@ class _Tracker(TorchDispatchMode):
             key = t.untyped_storage().data_ptr()
         except (RuntimeError, NotImplementedError):  # pragma: no cover - exotic tensors
             return
-        refs = self._storages.setdefault(key, [])
-        if not any(r() is t for r in refs):
-            refs[:] = [r for r in refs if r() is not None]
-            refs.append(weakref.ref(t))
+        refs = self._storages.setdefault(key, {})
+        ref = refs.get(id(t))
+        if ref is None or ref() is not t:
+            refs[id(t)] = weakref.ref(t)
 
     def _write(self, t: torch.Tensor, d: R.Deps, taint: bool) -> None:
         """An in-place op wrote ``t``: update ``t`` and every tensor sharing its storage."""
         key = t.untyped_storage().data_ptr()
-        others = [r() for r in self._storages.get(key, [])]
+        others = [r() for r in self._storages.get(key, {}).values()]
         others = [u for u in others if u is not None and u is not t]
         self._set(t, d, taint or self.tainted(t))
         if not others:
@@ -198,10 +198,17 @@ class _Tracker(TorchDispatchMode):
         packet = func.overloadpacket
         if func in MATMUL_OPS:
             return [matmul(func, args, kwargs, outs[0], self.deps, self.tainted)]
+        if packet in (aten.max, aten.min) and func._overloadname == "other":
+            return [R.pointwise((args, kwargs), outs[0], self.deps)]
         if packet in R.INDEX_OPS:
             b = R.bind(func, args, kwargs)
-            if not (func in R._ACCUMULATE_OPS and b.get("accumulate")):
-                return R.index_trick(func, args, kwargs, outs, self.deps, self.n)
+            if func in R._ACCUMULATE_OPS and (b.get("accumulate") or _duplicates(b)):
+                return self._dense(args, kwargs, outs, name)
+            res = R.index_trick(func, args, kwargs, outs, self.deps, self.n)
+            if func in R.OVERWRITE_SCATTERS:
+                extra = R.scatter_add(func, args, kwargs, outs[0], self.deps, include_self=False)
+                res = [R.union([res[0], extra])]
+            return res
         if packet is aten.convolution:
             handled, d = convolution(func, args, kwargs, outs[0], self.deps, self.tainted)
             if handled:
@@ -262,6 +269,14 @@ class _Tracker(TorchDispatchMode):
 
 
 _CASTS = {aten._to_copy, aten.to, aten.type_as, aten.positive}
+
+
+def _duplicates(b: dict[str, Any]) -> bool:
+    """True when an ``index_put`` writes some element twice (autograd then feeds all sources)."""
+    self_t, values = b["self"], b["values"]
+    count = torch.zeros(self_t.shape, dtype=torch.int64)
+    count.index_put_(b["indices"], torch.ones(values.shape, dtype=torch.int64), accumulate=True)
+    return bool((count > 1).any())
 
 
 def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
