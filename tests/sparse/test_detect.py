@@ -228,6 +228,31 @@ def test_brusselator_pattern() -> None:
     assert rows.max() == 6 and p.nnz == 36 * 6 + 36 * 6
 
 
+def test_matrix_input_and_pytree_output() -> None:
+    def f(m):
+        return {"rows": m.sum(1), "diag": torch.diagonal(m[:, :3]) ** 2}
+
+    x = torch.rand(3, 4)
+    p = detect(f, x)
+    j = torch.func.jacrev(lambda v: torch.cat([t.reshape(-1) for t in
+                                               torch.utils._pytree.tree_flatten(f(v))[0]]))(x)
+    nz = (j.reshape(p.shape[0], -1).abs() > 0).numpy()
+    assert p.shape == (6, 12) and (p.to_scipy().toarray() == nz).all()
+
+
+def test_inplace_ops_on_views_of_constants() -> None:
+    def f(u):
+        buf = torch.zeros(2, 4)
+        buf[0].add_(u)
+        buf[:, 1] *= 0.0
+        buf.t()[2].mul_(u[0])
+        return buf
+
+    p, fp = check_sound(f, torch.rand(4))
+    assert fp == 1  # buf[1, 2] = 0 * u[0]: structurally present, numerically zero
+    assert p.to_scipy()[[1, 5]].nnz == 0  # buf[:, 1] was zeroed
+
+
 # ---- fallback, local, errors ---------------------------------------------------------------
 def test_fallback_warns_and_is_conservative() -> None:
     f = lambda v: torch.fft.fft(v).real  # noqa: E731 - no rule for fft

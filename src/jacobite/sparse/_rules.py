@@ -135,7 +135,7 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
             return t
         d = deps(t)
         mats.append(d if d is not None else empty(t.numel(), n))
-        idx = torch.arange(offset + 1, offset + 1 + t.numel(), dtype=torch.int64)
+        idx = torch.from_numpy(np.arange(offset + 1, offset + 1 + t.numel(), dtype=np.int64))
         offset += t.numel()
         idx = idx.reshape(t.shape)
         idx._jacobite_idx = 1  # type: ignore[attr-defined]  # marks it for the float retry

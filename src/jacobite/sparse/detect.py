@@ -178,7 +178,10 @@ class _Tracker(TorchDispatchMode):
         if not any(self.deps(t) is not None for t in flat_in):
             new = [None] * len(outs)
         else:
-            new = self._rule(func, args, kwargs, outs, name)
+            try:
+                new = self._rule(func, args, kwargs, outs, name)
+            except Exception:  # a rule that cannot handle this call: stay conservative
+                new = self._dense(args, kwargs, outs, name)
         if taint and func not in _NO_DEPS:
             self._check_value_indexing(func, args, kwargs, name)
         mutated = self._mutated_args(func, args, kwargs)
