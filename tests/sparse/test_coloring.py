@@ -19,8 +19,8 @@ from jacobite.sparse import (
     row_coloring,
     star_coloring,
 )
-from jacobite.sparse._orders import ORDERS, greedy
-from jacobite.sparse.coloring import _conflict_graph, _greedy_columns, as_pattern
+from jacobite.sparse._orders import ORDERS, conflict_graph, greedy
+from jacobite.sparse.coloring import _greedy_columns, as_pattern
 
 ALL = (*ORDERS, "best")
 
@@ -123,7 +123,7 @@ def test_compiled_kernel_equals_python_greedy(args, perm_seed):
     seed, m, n, density = args
     P = as_pattern(random_pattern(seed, m, n, density))
     seq = np.random.default_rng(perm_seed).permutation(n)
-    g = _conflict_graph(P)
+    g = conflict_graph(P)
     np.testing.assert_array_equal(_greedy_columns(P, seq), greedy(g.indptr, g.indices, seq))
 
 

@@ -20,7 +20,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidOptionError, ShapeError
-from ._orders import ORDERS, greedy, star_greedy, vertex_order
+from ._orders import (
+    ORDERS,
+    ColumnKernel,
+    conflict_graph,
+    count,
+    refine,
+    star_greedy,
+    vertex_order,
+)
 
 __all__ = ["Bicoloring", "Coloring", "bicoloring", "column_coloring", "lower_bound",
            "row_coloring", "star_coloring"]
@@ -66,95 +74,28 @@ def _check_order(order: str, iterations: int = 0) -> None:
                                  + ", ".join(repr(o) for o in _CHOICES))
 
 
-def _conflict_graph(a: sp.csr_array) -> sp.csr_array:
-    """Column intersection graph of ``a``: columns joined when they share a row."""
-    ai = sp.csr_array(a, dtype=np.int32, copy=True)
-    g = sp.csr_array(ai.T @ ai)
-    g.setdiag(0)
-    g.eliminate_zeros()
-    g.sort_indices()
-    return g
-
-
-def _greedy_columns(a: sp.csr_array, seq: np.ndarray) -> np.ndarray:
-    """Greedy distance-2 coloring of the columns in the sequence ``seq``.
-
-    The greedy first-fit coloring equals CPR grouping in the same order (group k takes every
-    remaining column, in order, that fits), which SciPy runs compiled; the pure-Python kernel
-    on the conflict graph is the fallback should that private helper move.
-    """
-    try:
-        from scipy.optimize._group_columns import group_sparse
-    except ImportError:  # pragma: no cover - depends on the SciPy version
-        g = _conflict_graph(a)
-        return greedy(g.indptr, g.indices, seq)
-    m, n = a.shape
-    inv = np.empty(n, dtype=np.int64)
-    inv[seq] = np.arange(n)
-    c = sp.csr_array((a.data, inv[a.indices], a.indptr), shape=a.shape).tocsc()
-    groups = group_sparse(m, n, c.indices.astype(np.int32), c.indptr.astype(np.int32))
-    out = np.empty(n, dtype=np.int64)
-    out[seq] = groups
-    return out
-
-
 def _color_columns(a: sp.csr_array, order: str, iterations: int = 0) -> tuple[np.ndarray, str]:
     """Greedy coloring in each requested order (refined), stopping early at the lower bound."""
     orders = ORDERS if order == "best" else (order,)
     lb = int(np.diff(a.indptr).max()) if a.shape[0] and a.nnz else 0
     g = None
+    cols = ColumnKernel(a)
     best: tuple[np.ndarray, str] | None = None
     for o in orders:
         if o == "natural":
             seq = np.arange(a.shape[1])
         else:
-            g = _conflict_graph(a) if g is None else g
+            g = conflict_graph(a) if g is None else g
             if order == "best" and o in _PYTHON_ORDERS and g.nnz > BEST_EDGE_LIMIT:
                 continue  # the Python-loop orders would dominate the cost of "best"
             seq = vertex_order(g.indptr, g.indices, o)
-        colors = _refine(a, _greedy_columns(a, seq), iterations, lb)
-        if best is None or _count(colors) < _count(best[0]):
+        colors = refine(cols, cols.greedy(seq), iterations, lb)
+        if best is None or count(colors) < count(best[0]):
             best = (colors, o)
-        if _count(best[0]) <= lb:
+        if count(best[0]) <= lb:
             break  # optimal: no order can do better
     assert best is not None
     return best
-
-
-def _refine(a: sp.csr_array, colors: np.ndarray, iterations: int, lb: int) -> np.ndarray:
-    """Iterated greedy (Culberson): recolor with the color classes kept together, reordered.
-
-    Greedy in any order that lists each class contiguously never uses more colors, so each
-    round can only help; the rounds cycle through reversed classes, largest class first, and
-    a seeded shuffle of the classes, stopping after ``iterations`` rounds, 5 without gain, or
-    at the lower bound ``lb``.
-    """
-    if colors.size == 0 or iterations <= 0 or _count(colors) <= lb:
-        return colors
-    rng = np.random.default_rng(0)
-    best, stall, ids = colors, 0, np.arange(len(colors))
-    for k in range(iterations):
-        c = _count(colors)
-        if k % 3 == 0:
-            key = -colors
-        elif k % 3 == 1:
-            key = -np.bincount(colors)[colors] * (c + 1) + colors
-        else:
-            key = rng.permutation(c)[colors]
-        colors = _greedy_columns(a, np.lexsort((ids, key)))
-        if _count(colors) < _count(best):
-            best, stall = colors, 0
-            if _count(best) <= lb:
-                break
-        else:
-            stall += 1
-            if stall >= 5:
-                break
-    return best
-
-
-def _count(colors: np.ndarray) -> int:
-    return int(colors.max()) + 1 if colors.size else 0
 
 
 def _seed(colors: np.ndarray, c: int) -> sp.csr_array:
@@ -233,7 +174,7 @@ def column_coloring(pattern: Any, order: str = "best", *, iterations: int = 20) 
     _check_order(order, iterations)
     p = as_pattern(pattern)
     colors, used = _color_columns(p, order, iterations)
-    c = _count(colors)
+    c = count(colors)
     return Coloring(colors, c, used, "column", p, _column_index_map(p, colors, c))
 
 
@@ -248,7 +189,7 @@ def row_coloring(pattern: Any, order: str = "best", *, iterations: int = 20) -> 
     _check_order(order, iterations)
     p = as_pattern(pattern)
     colors, used = _color_columns(sp.csr_array(p.T), order, iterations)
-    c = _count(colors)
+    c = count(colors)
     cols = p.indices
     flat = colors[np.repeat(np.arange(p.shape[0]), np.diff(p.indptr))] * p.shape[1] + cols
     return Coloring(colors, c, used, "row", p, flat)
@@ -378,12 +319,12 @@ def bicoloring(pattern: Any, order: str = "best", *, iterations: int = 20) -> Bi
         else:  # columns in sel by forward mode, the rest reverse
             rcol, ccol = _split(pt, sel, order, iterations)
             from_rev = ~sel[cols]
-        total = _count(ccol) + _count(rcol)
+        total = count(ccol) + count(rcol)
         if best is None or total < best[0]:
             best = (total, ccol, rcol, from_rev)
     assert best is not None
     _, ccol, rcol, from_rev = best
-    kc, kr = _count(ccol), _count(rcol)
+    kc, kr = count(ccol), count(rcol)
     flat = np.where(from_rev, m * kc + rcol[rows] * n + cols, rows * kc + ccol[cols])
     return Bicoloring(ccol, rcol, kc, kr, p, flat)
 
@@ -417,11 +358,11 @@ def star_coloring(pattern: Any, order: str = "best") -> Coloring:
     best: tuple[np.ndarray, str] | None = None
     for o in ORDERS if order == "best" else (order,):
         colors = star_greedy(g.indptr, g.indices, vertex_order(g.indptr, g.indices, o))
-        if best is None or _count(colors) < _count(best[0]):
+        if best is None or count(colors) < count(best[0]):
             best = (colors, o)
     assert best is not None
     colors, used = best
-    c = _count(colors)
+    c = count(colors)
     rows = np.repeat(np.arange(n), np.diff(p.indptr))
     cols = p.indices
     onehot = sp.csr_array((np.ones(n), (np.arange(n), colors)), shape=(n, c))
@@ -429,3 +370,8 @@ def star_coloring(pattern: Any, order: str = "best") -> Coloring:
     alone = (rows == cols) | (counts[rows, colors[cols]] == 1)
     flat = np.where(alone, rows * c + colors[cols], cols * c + colors[rows])
     return Coloring(colors, c, used, "star", p, flat)
+
+
+def _greedy_columns(a: sp.csr_array, seq: np.ndarray) -> np.ndarray:
+    """Greedy distance-2 coloring of the columns of ``a`` in the order ``seq``."""
+    return ColumnKernel(a).greedy(seq)
