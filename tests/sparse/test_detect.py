@@ -253,6 +253,16 @@ def test_inplace_ops_on_views_of_constants() -> None:
     assert p.to_scipy()[[1, 5]].nnz == 0  # buf[:, 1] was zeroed
 
 
+def test_integer_constants_written_into_float_tensors() -> None:
+    def f(u):
+        buf = u * 1.0
+        buf[1:3] = torch.tensor([7, 8])
+        return torch.cat([buf, torch.tensor([1, 2])])
+
+    p, fp = check_sound(f, torch.rand(4))
+    assert fp == 0 and not p.fallback_ops and p.nnz == 2
+
+
 # ---- fallback, local, errors ---------------------------------------------------------------
 def test_fallback_warns_and_is_conservative() -> None:
     f = lambda v: torch.fft.fft(v).real  # noqa: E731 - no rule for fft

@@ -119,6 +119,8 @@ INDEX_OPS = {
     if hasattr(aten, name)
 }
 _FILL_ARGS = {"value", "fill_value"}
+# arguments holding values (not indices): integer tensors there are constants, not positions
+_DATA_ARGS = {"self", "src", "source", "values", "tensors", "input", "other", "value", "tensor"}
 # accumulating scatters: the index trick would add indices, so they are handled separately
 _ACCUMULATE_OPS = {aten.index_put.default, aten.index_put_.default}
 
@@ -129,9 +131,13 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
     mats: list[sp.csr_matrix] = []
     offset = 0
 
-    def repl(t: Any) -> Any:
+    def repl(t: Any, data: bool = False) -> Any:
         nonlocal offset
         if not is_float(t):
+            if data and isinstance(t, torch.Tensor) and t.dtype != torch.bool:
+                zero = torch.zeros(t.shape, dtype=torch.int64)  # a constant: no source
+                zero._jacobite_idx = 1  # type: ignore[attr-defined]
+                return zero
             return t
         d = deps(t)
         mats.append(d if d is not None else empty(t.numel(), n))
@@ -141,13 +147,15 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
         idx._jacobite_idx = 1  # type: ignore[attr-defined]  # marks it for the float retry
         return idx
 
-    new_args = tree_map(repl, args)
-    new_kwargs = {k: (0 if k in _FILL_ARGS and not isinstance(v, torch.Tensor) else repl(v))
-                  for k, v in kwargs.items()}
     names = [a.name for a in func._schema.arguments]
-    new_args = tuple(0 if i < len(names) and names[i] in _FILL_ARGS
-                     and not isinstance(a, torch.Tensor) else a
-                     for i, a in enumerate(new_args))
+
+    def convert(name: str, v: Any) -> Any:
+        if name in _FILL_ARGS and not isinstance(v, torch.Tensor):
+            return 0
+        return tree_map(lambda t: repl(t, name in _DATA_ARGS), v)
+
+    new_args = tuple(convert(names[i] if i < len(names) else "", a) for i, a in enumerate(args))
+    new_kwargs = {k: convert(k, v) for k, v in kwargs.items()}
     if not mats or all(m.nnz == 0 for m in mats):
         return [None for _ in outs]
     try:

@@ -119,7 +119,19 @@ class _Tracker(TorchDispatchMode):
         return self._get(t)[1]
 
     def _set(self, t: torch.Tensor, d: R.Deps, taint: bool) -> None:
-        self._info[id(t)] = (weakref.ref(t), d, taint)
+        key = id(t)
+        rec = self._info.get(key)
+        if rec is not None and rec[0]() is t:
+            ref = rec[0]
+        else:
+            info = self._info
+
+            def drop(r: weakref.ref, key: int = key) -> None:  # free dead tensors' matrices
+                if (old := info.get(key)) is not None and old[0] is r:
+                    del info[key]
+
+            ref = weakref.ref(t, drop)
+        self._info[key] = (ref, d, taint)
         self._remember(t)
 
     def _remember(self, t: torch.Tensor) -> None:
