@@ -144,6 +144,7 @@ def test_known_patterns():
     dense_row = np.eye(n, dtype=bool)
     dense_row[7] = True
     assert column_coloring(dense_row).num_colors == n
+    assert_valid_columns(dense_row, column_coloring(dense_row).colors)
     assert row_coloring(dense_row).num_colors == 2
     assert lower_bound(dense_row) == n
     assert lower_bound(tridiagonal(n)) == 3
@@ -210,6 +211,23 @@ def test_bicoloring_exact_on_bordered_patterns(args, dense_rows, dense_cols):
     assert bi.num_colors <= min(column_coloring(P).num_colors, row_coloring(P).num_colors)
     J = random_values(P, seed)
     np.testing.assert_allclose(bi.decompress(*bi.compress(J)).toarray(), J, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_bicoloring_bordered_banded(k):
+    """Tridiagonal plus k dense rows and k dense columns: about 2k + 3 passes instead of n."""
+    n = 3000
+    P = sp.lil_array(tridiagonal(n))
+    for i in range(k):
+        P[7 * i, :] = 1
+        P[:, n - 1 - 5 * i] = 1
+    P = sp.csr_array(P)
+    bi = bicoloring(P)
+    assert bi.num_colors <= 2 * k + 3
+    J = P.astype(float)
+    J.data = np.random.default_rng(k).standard_normal(J.nnz)
+    out = bi.decompress(*bi.compress(J))
+    assert abs(out - J).max() == 0
 
 
 # ----------------------------------------------------------------------------- star

@@ -38,6 +38,9 @@ _PYTHON_ORDERS = ("smallest_last", "incidence_degree", "dynamic_largest_first")
 #: ``order="best"`` skips the three dynamic orders (Python heaps, about 1 s per 10⁶ edges)
 #: when the column intersection graph has more edges than this; ask for them by name instead.
 BEST_EDGE_LIMIT = 300_000
+#: ... and every order but "natural" when the conflict graph may exceed this many entries
+#: (bounded by the sum of squared row counts; dense rows make it quadratic).
+GRAPH_LIMIT = 20_000_000
 
 
 def as_pattern(pattern: Any) -> sp.csr_array:
@@ -77,14 +80,20 @@ def _check_order(order: str, iterations: int = 0) -> None:
 def _color_columns(a: sp.csr_array, order: str, iterations: int = 0) -> tuple[np.ndarray, str]:
     """Greedy coloring in each requested order (refined), stopping early at the lower bound."""
     orders = ORDERS if order == "best" else (order,)
-    lb = int(np.diff(a.indptr).max()) if a.shape[0] and a.nnz else 0
+    row_nnz = np.diff(a.indptr).astype(np.int64)
+    lb = int(row_nnz.max()) if a.shape[0] and a.nnz else 0
+    if a.shape[1] and lb >= a.shape[1]:  # a full row: every column needs its own color
+        return np.arange(a.shape[1], dtype=np.int64), order
     g = None
+    big = int(np.square(row_nnz).sum()) > GRAPH_LIMIT  # bound on the conflict graph's size
     cols = ColumnKernel(a)
     best: tuple[np.ndarray, str] | None = None
     for o in orders:
         if o == "natural":
             seq = np.arange(a.shape[1])
         else:
+            if order == "best" and big:
+                continue  # the conflict graph alone would cost more than it can save
             g = conflict_graph(a) if g is None else g
             if order == "best" and o in _PYTHON_ORDERS and g.nnz > BEST_EDGE_LIMIT:
                 continue  # the Python-loop orders would dominate the cost of "best"
@@ -312,7 +321,14 @@ def bicoloring(pattern: Any, order: str = "best", *, iterations: int = 20) -> Bi
     pt = sp.csr_array(p.T)
     rows = np.repeat(np.arange(m), np.diff(p.indptr))
     cols = p.indices
-    for kind, sel in trials:
+    def bound(kind: str, sel: np.ndarray) -> int:  # colors of each side cannot be fewer
+        q = p if kind == "rows" else pt
+        fwd, rev = np.diff(q.indptr)[~sel], np.diff(sp.csc_array(q[sel]).indptr)
+        return int(fwd.max(initial=0)) + int(rev.max(initial=0))
+
+    for kind, sel in sorted(trials, key=lambda t: bound(*t)):
+        if best is not None and bound(kind, sel) >= best[0]:
+            break
         if kind == "rows":  # rows in sel by reverse mode, the rest forward
             ccol, rcol = _split(p, sel, order, iterations)
             from_rev = sel[rows]
