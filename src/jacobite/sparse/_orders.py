@@ -10,12 +10,39 @@ kernels (:func:`greedy`, :func:`star_greedy`) are the fallback and the star colo
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import ShapeError
+
 ORDERS = ("natural", "largest_first", "smallest_last", "incidence_degree",
           "dynamic_largest_first")
+
+
+def as_pattern(pattern: Any) -> sp.csr_array:
+    """The pattern as a canonical boolean CSR array (sorted indices, no duplicates)."""
+    if hasattr(pattern, "to_scipy") and not sp.issparse(pattern):
+        pattern = pattern.to_scipy()
+    if sp.issparse(pattern):
+        if len(pattern.shape) != 2:
+            raise ShapeError(f"a sparsity pattern must be 2-D, got shape {pattern.shape}; "
+                             "pass an m×n matrix")
+        a = sp.csr_array(pattern, copy=True)
+        a.data = np.ones(len(a.data), dtype=bool)
+        a.sum_duplicates()
+        a.sort_indices()
+        return sp.csr_array(a, dtype=bool)
+    try:
+        arr = np.asarray(pattern)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ShapeError("a sparsity pattern must be a SciPy sparse matrix or a 2-D array; "
+                         f"got {type(pattern).__name__}") from exc
+    if arr.ndim != 2:
+        raise ShapeError(f"a sparsity pattern must be 2-D, got shape {arr.shape}; "
+                         "reshape it to (m, n) or pass a SciPy sparse matrix")
+    return sp.csr_array(arr != 0)
 
 
 def degrees(indptr: np.ndarray) -> np.ndarray:
@@ -113,6 +140,21 @@ def greedy(indptr: np.ndarray, indices: np.ndarray, seq: np.ndarray) -> np.ndarr
 
 def count(colors: np.ndarray) -> int:
     return int(colors.max()) + 1 if colors.size else 0
+
+
+def seeds(colors: np.ndarray, c: int) -> sp.csr_array:
+    """The 0/1 seed matrix with a one at (j, colors[j]); vertices colored -1 get none."""
+    keep = colors >= 0
+    rows = np.flatnonzero(keep)
+    return sp.csr_array((np.ones(len(rows)), (rows, colors[keep])), shape=(len(colors), c))
+
+
+def relabel(colors: np.ndarray) -> np.ndarray:
+    """Renumber used colors 0..k-1 (dropping colors only unused vertices had)."""
+    out = np.full_like(colors, -1)
+    keep = colors >= 0
+    out[keep] = np.unique(colors[keep], return_inverse=True)[1]
+    return out
 
 
 def conflict_graph(a: sp.csr_array) -> sp.csr_array:

@@ -23,9 +23,12 @@ from ..errors import InvalidOptionError, ShapeError
 from ._orders import (
     ORDERS,
     ColumnKernel,
+    as_pattern,
     conflict_graph,
     count,
     refine,
+    relabel,
+    seeds,
     star_greedy,
     vertex_order,
 )
@@ -41,30 +44,6 @@ BEST_EDGE_LIMIT = 300_000
 #: ... and every order but "natural" when the conflict graph may exceed this many entries
 #: (bounded by the sum of squared row counts; dense rows make it quadratic).
 GRAPH_LIMIT = 20_000_000
-
-
-def as_pattern(pattern: Any) -> sp.csr_array:
-    """The pattern as a canonical boolean CSR array (sorted indices, no duplicates)."""
-    if hasattr(pattern, "to_scipy") and not sp.issparse(pattern):
-        pattern = pattern.to_scipy()
-    if sp.issparse(pattern):
-        if len(pattern.shape) != 2:
-            raise ShapeError(f"a sparsity pattern must be 2-D, got shape {pattern.shape}; "
-                             "pass an m×n matrix")
-        a = sp.csr_array(pattern, copy=True)
-        a.data = np.ones(len(a.data), dtype=bool)
-        a.sum_duplicates()
-        a.sort_indices()
-        return sp.csr_array(a, dtype=bool)
-    try:
-        arr = np.asarray(pattern)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise ShapeError("a sparsity pattern must be a SciPy sparse matrix or a 2-D array; "
-                         f"got {type(pattern).__name__}") from exc
-    if arr.ndim != 2:
-        raise ShapeError(f"a sparsity pattern must be 2-D, got shape {arr.shape}; "
-                         "reshape it to (m, n) or pass a SciPy sparse matrix")
-    return sp.csr_array(arr != 0)
 
 
 def _check_order(order: str, iterations: int = 0) -> None:
@@ -107,12 +86,6 @@ def _color_columns(a: sp.csr_array, order: str, iterations: int = 0) -> tuple[np
     return best
 
 
-def _seed(colors: np.ndarray, c: int) -> sp.csr_array:
-    keep = colors >= 0
-    rows = np.flatnonzero(keep)
-    return sp.csr_array((np.ones(len(rows)), (rows, colors[keep])), shape=(len(colors), c))
-
-
 @dataclass(frozen=True)
 class Coloring:
     """A column (or row) coloring of a pattern, with the index maps to decompress.
@@ -131,7 +104,7 @@ class Coloring:
 
     def seed_matrix(self, dense: bool = False) -> sp.csr_array | np.ndarray:
         """The 0/1 seed (n × c for columns, m × c for rows), sparse CSR or dense."""
-        s = _seed(self.colors, self.num_colors)
+        s = seeds(self.colors, self.num_colors)
         return s.toarray() if dense else s
 
     def compress(self, jac: Any) -> np.ndarray:
@@ -237,8 +210,8 @@ class Bicoloring:
 
     def seed_matrices(self) -> tuple[sp.csr_array, sp.csr_array]:
         """``(S, W)``: n × c_col forward seeds and m × c_row reverse seeds (CSR)."""
-        return (_seed(self.column_colors, self.num_column_colors),
-                _seed(self.row_colors, self.num_row_colors))
+        return (seeds(self.column_colors, self.num_column_colors),
+                seeds(self.row_colors, self.num_row_colors))
 
     def compress(self, jac: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(J @ S, W.T @ J)`` as dense arrays."""
@@ -279,16 +252,8 @@ def _split(p: sp.csr_array, rev: np.ndarray, order: str,
     if fwd.shape[0]:
         ccol = _color_columns(fwd, order, iterations)[0]
     ccol[np.diff(sp.csc_array(fwd).indptr) == 0] = -1
-    ccol = _relabel(ccol)
-    return ccol, _relabel(rcol)
-
-
-def _relabel(colors: np.ndarray) -> np.ndarray:
-    """Renumber used colors 0..k-1 (dropping colors only unused vertices had)."""
-    out = np.full_like(colors, -1)
-    keep = colors >= 0
-    out[keep] = np.unique(colors[keep], return_inverse=True)[1]
-    return out
+    ccol = relabel(ccol)
+    return ccol, relabel(rcol)
 
 
 def _candidates(nnz: np.ndarray, limit: int = 8) -> list[np.ndarray]:
