@@ -25,7 +25,6 @@ def _float64():
     torch.set_default_dtype(old)
 
 
-
 def _dense_nonzeros(f, x: torch.Tensor, points: int = 3, seed: int = 0) -> np.ndarray:
     """Union of |J| > 0 over several random points near x's shape."""
     g = torch.Generator().manual_seed(seed)
@@ -297,6 +296,13 @@ def test_value_dependent_index_marks_local() -> None:
         assert detect(lambda v: v[v.argmax()].reshape(1), torch.rand(4)).local
     with pytest.warns(JacobiteWarning, match="valid only near"):
         assert detect(lambda v: v[v.detach() > 0.5], torch.rand(6)).local
+
+
+def test_integer_results_reshaped_are_not_value_indexing() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JacobiteWarning)
+        p = detect(lambda v: v * v.argsort().reshape(2, 2).t().reshape(-1), torch.rand(4))
+    assert not p.local
 
 
 def test_accumulating_index_put_falls_back_conservatively() -> None:

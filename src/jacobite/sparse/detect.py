@@ -262,12 +262,16 @@ class _Tracker(TorchDispatchMode):
         if (func.overloadpacket not in R.INDEX_OPS and func not in _DATA_SHAPE_OPS
                 and func.overloadpacket not in R.SCATTER_ADD_OPS):
             return
-        for t in tree_flatten((args, kwargs))[0]:
-            if isinstance(t, torch.Tensor) and not R.is_float(t) and self.tainted(t):
-                if func.overloadpacket in (aten.masked_fill, aten.masked_fill_):
-                    continue  # a mask only selects between candidates; both are kept
-                self.local_reasons.append(f"{name}: indices depend on the values of x")
-                return
+        if func.overloadpacket in (aten.masked_fill, aten.masked_fill_):
+            return  # a mask only selects between candidates; both are kept
+        bound = R.bind(func, args, kwargs)
+        for arg, value in bound.items():
+            if arg in R._DATA_ARGS:
+                continue  # values, not positions
+            for t in tree_flatten(value)[0]:
+                if isinstance(t, torch.Tensor) and not R.is_float(t) and self.tainted(t):
+                    self.local_reasons.append(f"{name}: indices depend on the values of x")
+                    return
 
     @staticmethod
     def _mutated_args(func: Any, args: tuple, kwargs: dict) -> list[torch.Tensor]:
