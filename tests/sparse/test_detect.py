@@ -209,6 +209,19 @@ def test_conv_scatter_pad_exact(fn) -> None:
     assert fp == 0 and not p.fallback_ops and not p.local
 
 
+@pytest.mark.parametrize("fn", [
+    lambda v: _F.layer_norm(v.reshape(4, 9), (9,)),
+    lambda v: _F.layer_norm(v.reshape(4, 9), (9,), weight=v[:9], bias=torch.ones(9)),
+    lambda v: _F.avg_pool1d(v.reshape(1, 2, 18), 2),
+    lambda v: _F.max_pool1d(v.reshape(1, 1, 36), 3, 2, padding=1),
+    lambda v: _F.avg_pool2d(v.reshape(4, 3, 3), 2, 1, padding=1),
+    lambda v: _F.max_pool2d(v.reshape(1, 4, 3, 3), 2, 1, padding=1),
+])
+def test_pool_and_layer_norm_sound_without_fallback(fn) -> None:
+    p, _ = check_sound(fn, torch.rand(36))
+    assert not p.fallback_ops and not p.local
+
+
 def test_conv_exploits_kernel_zeros() -> None:
     k = torch.tensor([[[1.0, 0.0, 1.0]]])
     p = detect(lambda v: _F.conv1d(v.reshape(1, 1, 5), k), torch.rand(5))
@@ -360,6 +373,8 @@ UNARY = [
     lambda a: a.reshape(2, 6).logsumexp(1, keepdim=True) - a.reshape(2, 6),
     lambda a: torch.maximum(a, a.flip(0)), lambda a: a.t() @ a, lambda a: a.reshape(-1)[3:9],
     lambda a: torch.linalg.vector_norm(a, dim=0, keepdim=True) + a.var(1, keepdim=True),
+    lambda a: _F.avg_pool1d(a.t().unsqueeze(0), 2, 1), lambda a: _F.max_pool1d(a.unsqueeze(0), 2),
+    lambda a: _F.layer_norm(a, (3,)),
 ]
 BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a / (1 + b * b),
           lambda a, b: torch.stack([a, b]).sum(0), lambda a, b: a @ b[:3, :3],

@@ -81,3 +81,67 @@ def convolution(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: L
         bshape[1] = bias.numel()
         parts.append(gather_rows(db, _broadcast_index(bshape, out.shape)))
     return True, union(parts)
+
+
+POOL_OPS = {aten.avg_pool2d.default, aten.max_pool2d_with_indices.default}
+if hasattr(aten, "avg_pool1d"):
+    POOL_OPS.add(aten.avg_pool1d.default)
+
+
+def pool(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Lookup) -> list[Deps]:
+    """Average / max pooling: each output depends on its window (per channel)."""
+    b = bind(func, args, kwargs)
+    x = b["self"]
+    d = deps(x)
+    if b.get("ceil_mode"):
+        raise NotImplementedError("ceil_mode pooling")  # the caller falls back
+    one_d = func.overloadpacket is getattr(aten, "avg_pool1d", None)
+
+    def pair(v: Any, default: Any) -> list[int]:
+        v = list(v) if isinstance(v, (list, tuple)) and len(v) else default
+        v = [v] if isinstance(v, int) else list(v)
+        return (v * 2 if len(v) == 1 else v) if not one_d else [1, v[0]]
+
+    kernel = pair(b["kernel_size"], None)
+    stride = pair(b.get("stride"), b["kernel_size"])
+    padding = pair(b.get("padding", 0), [0])
+    dilation = pair(b.get("dilation", 1), [1])
+    spatial = tuple(x.shape[-1:]) if one_d else tuple(x.shape[-2:])
+    planes = x.numel() // int(np.prod(spatial))
+    shape4 = (planes, 1, *((1, *spatial) if one_d else spatial))
+    idx = torch.arange(1, x.numel() + 1, dtype=torch.float64).reshape(shape4)
+    patches = F.unfold(idx, kernel, dilation=dilation, padding=padding, stride=stride)
+    patches = np.rint(patches.numpy()).astype(np.int64)  # (planes, K, L)
+    n_l = patches.shape[-1]
+    out = outs[0]
+    if out.numel() != planes * n_l:
+        raise NotImplementedError("unexpected pooling shape")
+    rows = np.broadcast_to((np.arange(planes)[:, None, None] * n_l
+                            + np.arange(n_l)[None, None, :]), patches.shape)
+    keep = patches > 0
+    sel = sp.csr_matrix((np.ones(int(keep.sum()), bool), (rows[keep], patches[keep] - 1)),
+                        shape=(out.numel(), x.numel()))
+    res = (sel @ d).tocsr() if d is not None else None
+    return [res] + [None] * (len(outs) - 1)
+
+
+def layer_norm(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Lookup) -> list[Deps]:
+    """``native_layer_norm``: each output sees its normalised slice, plus weight and bias."""
+    from jacobite.sparse._rules import group_matrix
+
+    b = bind(func, args, kwargs)
+    x, shape = b["input"], list(b["normalized_shape"])
+    dims = list(range(x.dim() - len(shape), x.dim()))
+    g = group_matrix(tuple(x.shape), dims)
+    parts: list[Deps] = []
+    if (d := deps(x)) is not None:
+        parts.append((g.T @ (g @ d)).tocsr())
+    for name in ("weight", "bias"):
+        t = b.get(name)
+        if isinstance(t, torch.Tensor) and (dt := deps(t)) is not None:
+            parts.append(gather_rows(dt, _broadcast_index(t.shape, x.shape)))
+    red = (g @ d).tocsr() if d is not None else None
+    result: list[Deps] = [union(parts)]
+    for o in outs[1:]:
+        result.append(red if red is not None and o.numel() == red.shape[0] else None)
+    return result

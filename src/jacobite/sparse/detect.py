@@ -33,7 +33,7 @@ from torch.utils._pytree import tree_flatten
 
 from jacobite.errors import DtypeError, JacobiteWarning, OutputTypeError
 from jacobite.sparse import _rules as R
-from jacobite.sparse._rules_conv import convolution
+from jacobite.sparse._rules_conv import POOL_OPS, convolution, layer_norm, pool
 from jacobite.sparse._rules_linalg import MATMUL_OPS, matmul
 
 __all__ = ["Pattern", "detect"]
@@ -228,6 +228,10 @@ class _Tracker(TorchDispatchMode):
             handled, d = convolution(func, args, kwargs, outs[0], self.deps, self.tainted)
             if handled:
                 return [d]
+        if func in POOL_OPS:
+            return pool(func, args, kwargs, outs, self.deps)
+        if func is aten.native_layer_norm.default:
+            return layer_norm(func, args, kwargs, outs, self.deps)
         if packet in R.SCATTER_ADD_OPS and len(outs) == 1:
             return [R.scatter_add(func, args, kwargs, outs[0], self.deps)]
         if packet in R.REDUCE_OPS:
