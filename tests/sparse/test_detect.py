@@ -318,13 +318,17 @@ def test_integer_results_reshaped_are_not_value_indexing() -> None:
     assert not p.local
 
 
-def test_accumulating_index_put_falls_back_conservatively() -> None:
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_with_duplicates_is_exact(accumulate) -> None:
     def f(v):
-        return torch.zeros(3).index_put((torch.tensor([0, 0, 2]),), v[:3], accumulate=True)
+        base = v[3:] * 2.0
+        return base.index_put((torch.tensor([0, 0, 2]),), v[:3], accumulate=accumulate)
 
-    with pytest.warns(JacobiteWarning, match="index_put"):
-        detect(f, torch.rand(6))
-    check_sound(f, torch.rand(6))
+    p, fp = check_sound(f, torch.rand(6))
+    assert fp == 0 and not p.fallback_ops
+    mask = torch.tensor([[True, False], [False, True], [True, True]])
+    p2, fp2 = check_sound(lambda v: v[:6].reshape(3, 2).index_put((mask,), v[6:]), torch.rand(10))
+    assert fp2 == 0 and not p2.fallback_ops
 
 
 def test_constant_function_has_empty_pattern() -> None:
@@ -368,7 +372,8 @@ UNARY = [
     lambda a: torch.nn.functional.conv2d(a.reshape(1, 1, 4, 3), torch.ones(2, 1, 2, 2)),
     lambda a: torch.sort(a, 1)[0], lambda a: torch.topk(a, 2, 0)[0],
     lambda a: torch.zeros(4, 3).scatter_add(0, torch.tensor([[0, 1, 1], [0, 0, 3]]), a[:2]),
-    lambda a: torch.zeros(3, 3).index_put((torch.tensor([2, 0, 1]),), a[1:]),
+    lambda a: torch.zeros(3, 3).index_put((torch.tensor([2, 0, 2]),), a[1:]),
+    lambda a: a.index_put((torch.tensor([1, 1]), torch.tensor([0, 2])), a[0, :2], accumulate=True),
     lambda a: torch.nn.functional.pad(a.unsqueeze(0), (1, 1), mode="reflect"),
     lambda a: a.reshape(2, 6).logsumexp(1, keepdim=True) - a.reshape(2, 6),
     lambda a: torch.maximum(a, a.flip(0)), lambda a: a.t() @ a, lambda a: a.reshape(-1)[3:9],

@@ -121,7 +121,7 @@ INDEX_OPS = {
 _FILL_ARGS = {"value", "fill_value"}
 # arguments holding values (not indices): integer tensors there are constants, not positions
 _DATA_ARGS = {"self", "src", "source", "values", "tensors", "input", "other", "value", "tensor"}
-# accumulating scatters: the index trick would add indices, so they are handled separately
+# index_put (accumulating or with duplicate targets) has its own rule: :func:`index_put`
 _ACCUMULATE_OPS = {aten.index_put.default, aten.index_put_.default}
 
 
@@ -321,4 +321,28 @@ def scatter_add(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: L
         sel = sp.csr_matrix((np.ones(target.size, bool), (target, src_flat)),
                             shape=(out.numel(), src.numel()))
         parts.append((sel @ ds).tocsr())
+    return union(parts)
+
+
+def index_put(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup) -> Deps:
+    """``self[indices] = values`` (or ``+=`` with ``accumulate``): every source of a target
+    counts, duplicates included (autograd feeds them all); untouched elements keep theirs."""
+    b = bind(func, args, kwargs)
+    self_t, values = b["self"], b["values"]
+    pos = torch.from_numpy(np.arange(self_t.numel(), dtype=np.int64)).reshape(self_t.shape)
+    target = pos[tuple(b["indices"])]
+    tgt = target.reshape(-1).numpy()
+    parts: list[Deps] = []
+    if (d := deps(self_t)) is not None:
+        if b.get("accumulate"):
+            parts.append(d)
+        else:
+            keep = np.arange(self_t.numel())
+            keep[tgt] = -1
+            parts.append(gather_rows(d, keep))
+    if is_float(values) and (dv := deps(values)) is not None:
+        src = _broadcast_index(values.shape, target.shape)
+        sel = sp.csr_matrix((np.ones(tgt.size, bool), (tgt, src)),
+                            shape=(out.numel(), values.numel()))
+        parts.append((sel @ dv).tocsr())
     return union(parts)

@@ -216,9 +216,8 @@ class _Tracker(TorchDispatchMode):
         if packet in (aten.max, aten.min) and func._overloadname == "other":
             return [R.pointwise((args, kwargs), outs[0], self.deps)]
         if packet in R.INDEX_OPS:
-            b = R.bind(func, args, kwargs)
-            if func in R._ACCUMULATE_OPS and (b.get("accumulate") or _duplicates(b)):
-                return self._dense(args, kwargs, outs, name)
+            if func in R._ACCUMULATE_OPS:
+                return [R.index_put(func, args, kwargs, outs[0], self.deps)]
             res = R.index_trick(func, args, kwargs, outs, self.deps, self.n)
             if func in R.OVERWRITE_SCATTERS:
                 extra = R.scatter_add(func, args, kwargs, outs[0], self.deps, include_self=False)
@@ -293,13 +292,6 @@ class _Tracker(TorchDispatchMode):
 
 _CASTS = {aten._to_copy, aten.to, aten.type_as, aten.positive}
 
-
-def _duplicates(b: dict[str, Any]) -> bool:
-    """True when an ``index_put`` writes some element twice (autograd then feeds all sources)."""
-    self_t, values = b["self"], b["values"]
-    count = torch.zeros(self_t.shape, dtype=torch.int64)
-    count.index_put_(b["indices"], torch.ones(values.shape, dtype=torch.int64), accumulate=True)
-    return bool((count > 1).any())
 
 
 def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
