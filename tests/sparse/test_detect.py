@@ -311,6 +311,16 @@ def test_value_dependent_index_marks_local() -> None:
         assert detect(lambda v: v[v.detach() > 0.5], torch.rand(6)).local
 
 
+@pytest.mark.parametrize("fn", [
+    lambda v: v[torch.nonzero(v > 0.5).squeeze(1)],
+    lambda v: torch.masked_select(v, v > 0.5),
+    lambda v: v * 2 if bool(v.sum() > 0) else v,
+])
+def test_data_dependent_shapes_and_branches_mark_local(fn) -> None:
+    with pytest.warns(JacobiteWarning, match="valid only near"):
+        assert detect(fn, torch.rand(6)).local
+
+
 def test_integer_results_reshaped_are_not_value_indexing() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", JacobiteWarning)
