@@ -337,10 +337,15 @@ def star_coloring(pattern: Any, order: str = "best") -> Coloring:
     g.eliminate_zeros()
     g.sort_indices()
     best: tuple[np.ndarray, str] | None = None
+    lb = 2 if g.nnz else min(n, 1)  # any edge needs two colors
     for o in ORDERS if order == "best" else (order,):
+        if order == "best" and o in _PYTHON_ORDERS and g.nnz > BEST_EDGE_LIMIT:
+            continue
         colors = star_greedy(g.indptr, g.indices, vertex_order(g.indptr, g.indices, o))
         if best is None or count(colors) < count(best[0]):
             best = (colors, o)
+        if count(best[0]) <= lb:
+            break
     assert best is not None
     colors, used = best
     c = count(colors)
