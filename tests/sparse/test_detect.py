@@ -364,6 +364,21 @@ def test_bratu_speed() -> None:
 
 
 # ---- fuzzer --------------------------------------------------------------------------------
+def _inplace_shift(a: torch.Tensor) -> torch.Tensor:
+    b = a.clone()
+    b[1:3] = b[0:2] * 2
+    b.t()[1].mul_(a[3, 0])
+    return b
+
+
+def _inplace_columns(a: torch.Tensor) -> torch.Tensor:
+    b = torch.zeros(4, 3)
+    b[:, 0] = a[:, 2]
+    b[2].add_(a[0])
+    b[1:, 1:].copy_(a[:3, :2].exp())
+    return b
+
+
 _W = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 3.0, 0.0], [1.0, 0.0, 1.0]],
                   dtype=torch.float64)
 UNARY = [
@@ -389,7 +404,7 @@ UNARY = [
     lambda a: torch.maximum(a, a.flip(0)), lambda a: a.t() @ a, lambda a: a.reshape(-1)[3:9],
     lambda a: torch.linalg.vector_norm(a, dim=0, keepdim=True) + a.var(1, keepdim=True),
     lambda a: _F.avg_pool1d(a.t().unsqueeze(0), 2, 1), lambda a: _F.max_pool1d(a.unsqueeze(0), 2),
-    lambda a: _F.layer_norm(a, (3,)),
+    lambda a: _F.layer_norm(a, (3,)), _inplace_shift, _inplace_columns,
 ]
 BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a / (1 + b * b),
           lambda a, b: torch.stack([a, b]).sum(0), lambda a, b: a @ b[:3, :3],
