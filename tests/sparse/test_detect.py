@@ -273,6 +273,16 @@ def test_inplace_ops_on_views_of_constants() -> None:
     assert p.to_scipy()[[1, 5]].nnz == 0  # buf[:, 1] was zeroed
 
 
+def test_inplace_mul_of_constant_by_zero_valued_input() -> None:
+    def f(u):
+        c = torch.ones(3)
+        c.mul_(u)  # c now holds u's values, zeros included; they must not prune deps
+        return c
+
+    p = detect(f, torch.tensor([0.0, 1.0, 0.0]))
+    assert (p.to_scipy().toarray() == np.eye(3, dtype=bool)).all()
+
+
 def test_integer_constants_written_into_float_tensors() -> None:
     def f(u):
         buf = u * 1.0

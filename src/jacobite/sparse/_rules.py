@@ -79,11 +79,17 @@ def pointwise(args: Any, out: torch.Tensor, deps: Lookup) -> Deps:
     return union(parts)
 
 
-def mul(args: tuple, out: torch.Tensor, deps: Lookup, tainted: Callable[[Any], bool]) -> Deps:
-    """``a * b``: where a constant factor is exactly zero, the other factor's deps vanish."""
+def mul(args: tuple, out: torch.Tensor, deps: Lookup, tainted: Callable[[Any], bool],
+        inplace: bool = False) -> Deps:
+    """``a * b``: where a constant factor is exactly zero, the other factor's deps vanish.
+
+    In place (``a.mul_(b)``), ``a`` already holds the product, so its zeros are not used.
+    """
     a, b = args[0], args[1]
     parts = []
     for t, other in ((a, b), (b, a)):
+        if inplace and other is a:
+            other = None
         if not (is_float(t) and (d := deps(t)) is not None):
             continue
         idx = _broadcast_index(t.shape, out.shape)

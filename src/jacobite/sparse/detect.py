@@ -236,7 +236,7 @@ class _Tracker(TorchDispatchMode):
         if packet in R.REDUCE_OPS:
             return R.reduce(func, args, kwargs, outs, self.deps)
         if packet in (aten.mul, aten.mul_) and len(outs) == 1 and len(args) == 2:
-            return [R.mul(args, outs[0], self.deps, self.tainted)]
+            return [R.mul(args, outs[0], self.deps, self.tainted, packet is aten.mul_)]
         if torch.Tag.pointwise in func.tags or packet in _CASTS:
             ref = next((o for o in outs if isinstance(o, torch.Tensor)), None)
             if ref is not None and len(outs) == 1:
