@@ -14,33 +14,13 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize._numdiff import group_columns
+from tests.problems import banded, brusselator
 
 from jacobite.sparse import bicoloring, column_coloring, lower_bound, row_coloring, star_coloring
 
 from ._common import Section, time_call
 
 TIME_TARGET_S = 0.050
-
-
-def banded(n: int, half_bandwidth: int) -> sp.csr_array:
-    offsets = list(range(-half_bandwidth, half_bandwidth + 1))
-    return sp.csr_array(sp.diags_array([1.0] * len(offsets), offsets=offsets, shape=(n, n)))
-
-
-def laplacian_periodic(N: int) -> sp.csr_array:
-    idx = np.arange(N * N).reshape(N, N)
-    rows, cols = [], []
-    for dx, dy in [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]:
-        rows.append(idx.ravel())
-        cols.append(np.roll(np.roll(idx, dx, 0), dy, 1).ravel())
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_array((np.ones(len(r), dtype=bool), (r, c)), shape=(N * N, N * N))
-
-
-def brusselator(N: int) -> sp.csr_array:
-    lap = laplacian_periodic(N)
-    eye = sp.eye_array(N * N, dtype=bool)
-    return sp.csr_array(sp.block_array([[lap, eye], [eye, lap]]).astype(bool))
 
 
 def _once(fn) -> tuple[object, float]:

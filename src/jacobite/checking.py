@@ -13,6 +13,7 @@ import torch
 from . import numeric
 from .dense import jacobian
 from .dense._engine import Problem
+from .dense._trees import substitute
 from .errors import JacobianMismatchError
 
 __all__ = ["CheckResult", "check"]
@@ -68,13 +69,7 @@ def check(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
     """
     p = Problem.build(f, args, argnums, False, check_finite=True)
     leaves64 = tuple(t.detach().to(torch.float64) for t in p.xin.leaves)
-    args64 = p.xin.unflatten(list(leaves64))
-    full = list(args)
-    if p.is_tuple:
-        for pos, sub in zip(p.positions, args64, strict=True):
-            full[pos] = sub
-    else:
-        full[p.positions[0]] = args64
+    full = substitute(args, p.positions, p.is_tuple, p.xin.spec, leaves64)
 
     def promoted(*a: Any) -> Any:
         out = f(*a)
@@ -88,13 +83,7 @@ def check(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
     def flat_f(v: torch.Tensor) -> torch.Tensor:
         parts = torch.split(v, sizes)
         leaves = [q.reshape(t.shape) for q, t in zip(parts, leaves64, strict=True)]
-        a = list(full)
-        tree = p.xin.unflatten(leaves)
-        if p.is_tuple:
-            for pos, sub in zip(p.positions, tree, strict=True):
-                a[pos] = sub
-        else:
-            a[p.positions[0]] = tree
+        a = substitute(args, p.positions, p.is_tuple, p.xin.spec, leaves)
         outs, _ = torch.utils._pytree.tree_flatten(promoted(*a))
         return torch.cat([o.reshape(-1) for o in outs])
 

@@ -22,6 +22,8 @@ from jacobite.sparse import (
 from jacobite.sparse._orders import ORDERS, conflict_graph, greedy
 from jacobite.sparse.coloring import _greedy_columns, as_pattern
 
+from ..problems import brusselator, laplacian_periodic, tridiagonal
+
 ALL = (*ORDERS, "best")
 
 
@@ -57,26 +59,6 @@ def assert_star(pattern: np.ndarray, colors: np.ndarray) -> None:
                 assert not (colors[i] == colors[k] and colors[j] == colors[l]), (i, j, k, l)
 
 
-def tridiagonal(n: int) -> sp.csr_array:
-    return sp.csr_array(sp.diags_array([1.0, 1.0, 1.0], offsets=[-1, 0, 1], shape=(n, n)))
-
-
-def laplacian_periodic(N: int) -> sp.csr_array:
-    """5-point stencil on a periodic N×N grid."""
-    idx = np.arange(N * N).reshape(N, N)
-    rows, cols = [], []
-    for dx, dy in [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]:
-        rows.append(idx.ravel())
-        cols.append(np.roll(np.roll(idx, dx, 0), dy, 1).ravel())
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_array((np.ones(len(r), dtype=bool), (r, c)), shape=(N * N, N * N))
-
-
-def brusselator(N: int) -> sp.csr_array:
-    """F_u, F_v depend on u, v at the same point and (their own species) at the 4 neighbours."""
-    lap = laplacian_periodic(N)
-    eye = sp.eye_array(N * N, dtype=bool)
-    return sp.csr_array(sp.block_array([[lap, eye], [eye, lap]]).astype(bool))
 
 
 patterns = st.tuples(st.integers(0, 2**31 - 1), st.integers(1, 60), st.integers(1, 60),

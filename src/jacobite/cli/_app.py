@@ -12,13 +12,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
-from ..errors import JacobiteError
-
 EXIT_USAGE = 2
-
-
-class UsageError(JacobiteError, ValueError):
-    """Bad command-line input (the CLI prints it as one line and exits 2)."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from ..errors import JacobiteError
 from ._app import Parser, fail
 
-COMMANDS: dict[str, str] = {}  # name -> module (registered below, imported lazily)
-
 
 def _register() -> dict[str, object]:
     from . import commands

@@ -182,14 +182,13 @@ class Rows:
     aux: Any
 
 
-def _collect(chunks: list[tuple[torch.Tensor, ...]], basis: int, sizes: tuple[int, ...],
-             prealloc: bool) -> list[torch.Tensor]:
+def _collect(chunks: list[tuple[torch.Tensor, ...]], basis: int,
+             sizes: tuple[int, ...]) -> list[torch.Tensor]:
+    """Concatenate per-chunk results into one ``(basis, size_j)`` block per leaf."""
     if len(chunks) == 1:
         return [t.reshape(basis, s) for t, s in zip(chunks[0], sizes, strict=True)]
-    if not prealloc:
-        return [torch.cat([ch[j].reshape(ch[j].shape[0], s) for ch in chunks])
-                for j, s in enumerate(sizes)]
-    raise AssertionError("unreachable")  # pragma: no cover
+    return [torch.cat([ch[j].reshape(ch[j].shape[0], s) for ch in chunks])
+            for j, s in enumerate(sizes)]
 
 
 def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = True) -> Rows:
@@ -226,7 +225,7 @@ def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
                     b[start:stop] = gj.reshape(stop - start, s)
             else:
                 chunks.append(tuple(grads))
-    blocks = buffers if buffers is not None else _collect(chunks, m, sizes, prealloc=False)
+    blocks = buffers if buffers is not None else _collect(chunks, m, sizes)
     return Rows(blocks, value, aux)
 
 
@@ -287,5 +286,5 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
             else:
                 chunks.append(tuple(tangents))
     assert p.out is not None
-    blocks = buffers if buffers is not None else _collect(chunks, n, p.out.sizes, prealloc=False)
+    blocks = buffers if buffers is not None else _collect(chunks, n, p.out.sizes)
     return Rows(blocks, value, aux)

@@ -63,7 +63,7 @@ EXAMPLES = [
             lambda: float(np.linalg.eigvalsh(_Jc(Z4)).max()), decimals=2, text_ok=False,
             note="0.352136 > ¼: the text's own verification input breaks its bound", how=HOW),
     Example("004", "PyTorch Implementation", "σ at z = [2, 1, 0.5] (printed with .round(4))",
-            lambda: np.array(_op(Z3).sigma if hasattr(_op(Z3), "sigma") else _s(Z3)), None,
+            lambda: np.array(__import__("jacobite").nn.softmax_example(Z3, 0).sigma), None,
             lambda: _s(Z3), how="jacobite softmax 2.0 1.0 0.5"),
     Example("004", "Efficient VJP Computation", "σ ⊙ (g − ⟨g, σ⟩) for g = [0.1, −0.3, 0.2]",
             lambda: __import__("jacobite").nn.softmax_vjp(
