@@ -1,16 +1,23 @@
 """Solvers that put Jacobians to work (the *use* layer).
 
 ``newton_minimize``: Newton's method for minimisation with the exact Hessian or the Gauss–Newton
-approximation ``JᵀJ``, and a backtracking line search.
+approximation ``JᵀJ``, and a backtracking line search. ``least_squares`` and ``curve_fit``
+(:mod:`jacobite.solvers.lsq`): nonlinear least squares — Levenberg–Marquardt, trust-region
+reflective for bounds, Gauss–Newton, robust losses — with exact dense or sparse Jacobians.
 
 >>> import torch
->>> from jacobite.solvers import newton_minimize
+>>> from jacobite.solvers import least_squares, newton_minimize
 >>> rosen = lambda v: 100 * (v[1] - v[0] ** 2) ** 2 + (1 - v[0]) ** 2
 >>> res = newton_minimize(rosen, [-1.2, 1.0])
 >>> res.success, [round(c, 10) for c in res.x.tolist()]
 (True, [1.0, 1.0])
+>>> fit = least_squares(lambda v: torch.stack([10 * (v[1] - v[0] ** 2), 1 - v[0]]), [-1.2, 1.0])
+>>> fit.success, [round(c, 10) for c in fit.x.tolist()]
+(True, [1.0, 1.0])
 """
 
+from .lsq import LeastSquaresResult, curve_fit, least_squares
 from .newton import NewtonIterate, NewtonResult, newton_minimize
 
-__all__ = ["NewtonIterate", "NewtonResult", "newton_minimize"]
+__all__ = ["LeastSquaresResult", "NewtonIterate", "NewtonResult", "curve_fit", "least_squares",
+           "newton_minimize"]

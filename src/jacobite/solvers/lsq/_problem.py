@@ -1,0 +1,145 @@
+"""The residual function as the solvers see it: a map of flat float64 NumPy vectors.
+
+:class:`Residuals` reshapes the flat iterate to the shape of ``x0``, calls the user's torch
+function in the working dtype, flattens what it returns and counts evaluations (``nfev``) and
+Jacobians (``njev``). Jacobians come from :func:`jacobite.dense.jacobian` (exact, forward or
+reverse mode as the planner picks), from a user callable (dense tensor/array, SciPy sparse or
+torch sparse) or from :func:`jacobite.sparse.prepare`. Sparse Jacobians stay sparse (CSR).
+
+>>> import numpy as np, torch
+>>> p = Residuals(lambda x: x ** 2 - 1, torch.tensor([2.0, 3.0], dtype=torch.float64), "auto")
+>>> p.f(np.array([2.0, 3.0])).tolist(), p.J(np.array([2.0, 3.0])).tolist(), p.nfev, p.njev
+([3.0, 8.0], [[4.0, 0.0], [0.0, 6.0]], 1, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ...dense import jacobian as _jacobian
+from ...errors import InvalidOptionError, OutputTypeError, ShapeError
+
+__all__ = ["Residuals"]
+
+
+def _to_numpy(t: Any) -> np.ndarray:
+    if isinstance(t, torch.Tensor):
+        return t.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(t, dtype=np.float64)
+
+
+class Residuals:
+    """``fun`` on flat NumPy vectors, with its Jacobian and evaluation counters."""
+
+    def __init__(self, fun: Callable[..., Any], x0: torch.Tensor, jac: Any,
+                 args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> None:
+        self.fun, self.jac, self.args, self.kwargs = fun, jac, args, dict(kwargs or {})
+        self.shape, self.dtype, self.device = x0.shape, x0.dtype, x0.device
+        self.n = x0.numel()
+        self.m: int | None = None
+        self.nfev = self.njev = 0
+        self.sparse = jac == "sparse"
+        self._plan: Any = None
+        if isinstance(jac, str) and jac not in ("auto", "sparse"):
+            raise InvalidOptionError(f"jac must be 'auto', 'sparse' or a callable; got {jac!r}")
+        if not (isinstance(jac, str) or callable(jac)):
+            raise InvalidOptionError("jac must be 'auto', 'sparse' or a callable returning the "
+                                     f"m×n Jacobian; got {type(jac).__name__}")
+
+    # -- conversions -----------------------------------------------------------------------
+    def tensor(self, v: np.ndarray) -> torch.Tensor:
+        """The flat NumPy iterate as a tensor shaped like ``x0`` in the working dtype."""
+        return torch.as_tensor(v, dtype=self.dtype, device=self.device).reshape(self.shape)
+
+    def _flat_call(self, xt: torch.Tensor) -> torch.Tensor:
+        out = self.fun(xt.reshape(self.shape), *self.args, **self.kwargs)
+        if not isinstance(out, torch.Tensor):
+            try:
+                out = torch.as_tensor(np.asarray(out, dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise OutputTypeError(f"fun must return a tensor of residuals, got "
+                                      f"{type(out).__name__}") from exc
+        if not out.is_floating_point():
+            out = out.to(self.dtype)
+        return out.reshape(-1)
+
+    # -- evaluations -----------------------------------------------------------------------
+    def f(self, v: np.ndarray) -> np.ndarray:
+        """Residuals at ``v`` (float64, flat); counts one evaluation."""
+        self.nfev += 1
+        with torch.no_grad():
+            r = _to_numpy(self._flat_call(self.tensor(v)))
+        if self.m is None:
+            if r.size == 0:
+                raise ShapeError("fun returned no residuals; it must return at least one")
+            self.m = r.size
+        elif r.size != self.m:
+            raise ShapeError(f"fun returned {r.size} residuals here but {self.m} at x0; the "
+                             "number of residuals must not depend on x")
+        return r
+
+    def J(self, v: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """The ``m × n`` Jacobian at ``v``: dense float64, or CSR when sparse."""
+        self.njev += 1
+        m = self.m if self.m is not None else -1
+        if callable(self.jac):
+            out = self.jac(self.tensor(v), *self.args, **self.kwargs)
+            if sp.issparse(out):
+                J: Any = sp.csr_matrix(out, dtype=np.float64)
+                self.sparse = True
+            elif isinstance(out, torch.Tensor) and out.layout != torch.strided:
+                c = out.detach().to("cpu", torch.float64).coalesce() if out.is_sparse else \
+                    out.detach().to("cpu", torch.float64).to_sparse_coo().coalesce()
+                idx = c.indices().numpy()
+                J = sp.csr_matrix((c.values().numpy(), (idx[0], idx[1])), shape=tuple(c.shape))
+                self.sparse = True
+            else:
+                J = _to_numpy(out)
+                if J.ndim != 2:
+                    J = J.reshape(m, self.n) if J.size == m * self.n else J
+        elif self.jac == "sparse":
+            J = self._sparse_jacobian(v)
+        else:
+            with torch.enable_grad():
+                J = _to_numpy(_jacobian(self._flat_call, self.tensor(v).reshape(-1), flat=True))
+        if J.shape != (m, self.n):
+            raise ShapeError(f"the Jacobian has shape {tuple(J.shape)}; expected (m, n) = "
+                             f"({m}, {self.n}): one row per residual, one column per entry of x")
+        return J
+
+    def second_directional(self, v: np.ndarray, d: np.ndarray) -> np.ndarray | None:
+        """``f''(v)[d, d]`` by nested forward-mode AD (counted as one evaluation); ``None``
+        when the Jacobian is user-supplied (the function may not be differentiable)."""
+        if self.jac != "auto":
+            return None
+        from torch.func import jvp
+
+        self.nfev += 1
+        xt, dt = self.tensor(v).reshape(-1), self.tensor(d).reshape(-1)
+
+        def deriv(y: torch.Tensor) -> torch.Tensor:
+            return jvp(self._flat_call, (y,), (dt,))[1]
+
+        try:
+            return _to_numpy(jvp(deriv, (xt,), (dt,))[1])
+        except RuntimeError:  # pragma: no cover - an op without a forward-mode rule
+            return None
+
+    def _sparse_jacobian(self, v: np.ndarray) -> sp.csr_matrix:
+        from ... import sparse as _sparse
+
+        prepare = getattr(_sparse, "prepare", None)
+        if prepare is None:
+            raise InvalidOptionError(
+                "jac='sparse' needs jacobite.sparse.prepare, which this version of jacobite "
+                "does not have yet; pass jac=callable returning a scipy.sparse matrix instead")
+        xt = self.tensor(v)
+        if self._plan is None:
+            self._plan = prepare(self._flat_call, xt.reshape(-1))
+        op = self._plan.jacobian(xt.reshape(-1))
+        return sp.csr_matrix(op.to_scipy(), dtype=np.float64)

@@ -1,0 +1,208 @@
+"""Levenberg–Marquardt with Moré's scaled trust region (MINPACK ``lmder`` semantics).
+
+Each step minimises ``‖J p + f‖`` subject to ``‖D p‖ <= Δ``. The damping λ that puts the step on
+the trust-region boundary is found by Moré's secular-equation iteration on one SVD of the scaled
+Jacobian ``J D⁻¹`` (:func:`._trust.tr_step_svd`), which solves the augmented system
+``[J; √λ D] p ≈ [−f; 0]`` for every trial λ without forming ``JᵀJ``. The radius update, the
+acceptance threshold (ratio ≥ 10⁻⁴), the column scaling (``D = max(D, ‖J_j‖)`` when
+``x_scale="jac"``) and the ftol / xtol / gtol tests are MINPACK's; the tests at machine precision
+(which MINPACK reports as "tolerance too small") count as convergence here.
+
+Optional geodesic acceleration (Transtrum & Sethna 2012): after the velocity ``v`` the
+acceleration ``a`` solves the same damped system with ``f`` replaced by the second directional
+derivative ``r''(x)[v, v]`` (exact, by nested forward-mode AD — one extra residual-sized
+evaluation counted in ``nfev``); ``p = v + ½a`` is used when ``2‖D a‖ <= α ‖D v‖``.
+
+>>> import numpy as np, torch
+>>> from jacobite.solvers.lsq._problem import Residuals
+>>> P = Residuals(lambda x: torch.stack([10 * (x[1] - x[0] ** 2), 1 - x[0]]),
+...               torch.tensor([-1.2, 1.0], dtype=torch.float64), "auto")
+>>> out = levenberg_marquardt(P, np.array([-1.2, 1.0]), ftol=1e-15, xtol=1e-15, gtol=1e-15)
+>>> np.round(out.x, 12).tolist(), out.status > 0
+([1.0, 1.0], True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._problem import Residuals
+from ._trust import EPS, tr_step_svd
+from .losses import Loss, cost_of, scale_for_robust_loss
+
+__all__ = ["SolverOutput", "levenberg_marquardt"]
+
+
+@dataclass
+class SolverOutput:
+    """What a solver hands back to :func:`jacobite.least_squares` (float64 NumPy)."""
+
+    x: np.ndarray
+    f: np.ndarray
+    J: Any
+    cost: float
+    status: int
+    message: str
+    nit: int
+
+
+MESSAGES = {
+    -3: "the Jacobian is not finite at the current point; the last finite point is returned",
+    0: "the maximum number of function evaluations is exceeded; raise max_nfev",
+    1: "gtol termination condition is satisfied",
+    2: "ftol termination condition is satisfied",
+    3: "xtol termination condition is satisfied",
+    4: "both ftol and xtol termination conditions are satisfied",
+}
+
+
+def col_norms(J: Any) -> np.ndarray:
+    """Euclidean norms of the columns of a dense or SciPy sparse matrix."""
+    if isinstance(J, np.ndarray):
+        return np.linalg.norm(J, axis=0)
+    return np.sqrt(np.asarray(J.multiply(J).sum(axis=0)).ravel())
+
+
+def printer(verbose: int) -> Callable[..., None]:
+    """A progress printer: one line per iteration at ``verbose=2``, nothing otherwise."""
+    if verbose < 2:
+        return lambda *a: None
+    print(f"{'iter':>6} {'nfev':>6} {'cost':>14} {'reduction':>12} {'step':>12} {'optim':>12}")
+
+    def line(it: int, nfev: int, cost: float, red: float | None, step: float | None,
+             opt: float) -> None:
+        r = f"{red:12.4e}" if red is not None else " " * 12
+        s = f"{step:12.4e}" if step is not None else " " * 12
+        print(f"{it:6d} {nfev:6d} {cost:14.6e} {r} {s} {opt:12.4e}")
+
+    return line
+
+
+def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol: float,
+                        max_nfev: int | None = None, x_scale: Any = "jac",
+                        loss: Loss | None = None, geodesic: bool = False,
+                        factor: float = 100.0, verbose: int = 0,
+                        f0: np.ndarray | None = None, J0: Any = None) -> SolverOutput:
+    """Minimise ``½ Σ ρ(f(x)²)`` from ``x0`` by Levenberg–Marquardt (dense Jacobians)."""
+    n = x0.size
+    max_nfev = 100 * n if max_nfev is None else max_nfev
+    x = x0.copy()
+    f = P.f(x) if f0 is None else f0
+    J = P.J(x) if J0 is None else J0
+    cost = cost_of(f, loss)
+    jac_scale = isinstance(x_scale, str)
+    D = np.ones(n) if jac_scale else 1.0 / np.asarray(x_scale, dtype=float)
+    show = printer(verbose)
+    status: int | None = None
+    delta = lam = 0.0
+    it, first = 0, True
+    red = step_norm = None
+    if not np.all(np.isfinite(J)):
+        return SolverOutput(x, f, J, cost, -3, MESSAGES[-3], 0)
+    while True:
+        if loss is None:
+            Jt, ft = J, f
+        else:
+            Jt, ft = scale_for_robust_loss(J, f, loss(f))
+        cn = col_norms(Jt)
+        g = Jt.T @ ft
+        fnorm = float(np.linalg.norm(ft))
+        # MINPACK's gtol: the largest cosine between f and a column of J
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = np.where(cn > 0, np.abs(g) / (cn * fnorm), 0.0) if fnorm > 0 else cn * 0
+        gnorm = float(np.max(cos)) if n else 0.0
+        show(it, P.nfev, cost, red, step_norm, float(np.max(np.abs(g))))
+        if gnorm <= max(gtol, EPS) or cost == 0.0:
+            status = 1
+            break
+        if P.nfev >= max_nfev:
+            status = 0
+            break
+        if jac_scale:
+            D = np.maximum(D, np.where(cn > 0, cn, 1.0)) if not first else np.where(cn > 0, cn,
+                                                                                       1.0)
+        if first:
+            xnorm = float(np.linalg.norm(D * x))
+            delta = factor * xnorm if xnorm > 0 else factor
+        U, s, Vt = np.linalg.svd(Jt / D, full_matrices=False)
+        V = Vt.T
+        uf = U.T @ ft
+        while True:  # inner loop: shrink the region until a step is accepted
+            q, lam = tr_step_svd(uf, s, V, delta, lam if lam > 0 else None)
+            p = q / D
+            pnorm = float(np.linalg.norm(q))
+            if first:
+                delta = min(delta, pnorm)
+                first = False
+            Jq = Jt @ p
+            # the model reduction, in MINPACK's stable form (valid for the damped step)
+            pre = 0.5 * float(Jq @ Jq) + lam * pnorm * pnorm
+            dirder = -(float(Jq @ Jq) + lam * pnorm * pnorm)
+            if geodesic and lam > 0 and loss is None:
+                p = _accelerate(P, x, p, U, s, V, D, lam)
+            x_new = x + p
+            f_new = P.f(x_new)
+            if np.all(np.isfinite(f_new)):
+                cost_new = cost_of(f_new, loss)
+                act = (cost - cost_new) / cost if cost_new < 100 * cost else -1.0
+            else:
+                cost_new, act = np.inf, -1.0
+            prered = pre / cost
+            dir_rel = dirder / (2 * cost)
+            ratio = act / prered if prered != 0 else 0.0
+            if ratio <= 0.25:
+                if act >= 0 or not np.isfinite(cost_new):
+                    temp = 0.5
+                else:
+                    temp = 0.5 * dir_rel / (dir_rel + 0.5 * act)
+                if cost_new >= 100 * cost or not temp >= 0.1:
+                    temp = 0.1
+                delta = temp * min(delta, pnorm / 0.1)
+                lam /= temp
+            elif lam == 0 or ratio >= 0.75:
+                delta = pnorm / 0.5
+                lam *= 0.5
+            accepted = ratio >= 1e-4 and np.isfinite(cost_new) and cost_new <= cost
+            if accepted:
+                red, step_norm = cost - cost_new, pnorm
+                x, f, cost = x_new, f_new, cost_new
+                it += 1
+            xnorm = float(np.linalg.norm(D * x))
+            ok_f = abs(act) <= ftol and prered <= ftol and 0.5 * ratio <= 1
+            ok_x = delta <= xtol * xnorm
+            if ok_f or ok_x:
+                status = 4 if ok_f and ok_x else (2 if ok_f else 3)
+            elif P.nfev >= max_nfev:
+                status = 0
+            elif abs(act) <= EPS and prered <= EPS and 0.5 * ratio <= 1:
+                status = 2
+            elif delta <= EPS * xnorm:
+                status = 3
+            if accepted or status is not None:
+                break
+        if status is not None and not accepted:
+            break
+        J = P.J(x)
+        if not np.all(np.isfinite(J)):
+            status = -3
+            break
+        if status is not None:
+            break
+    return SolverOutput(x, f, J, cost, status, MESSAGES[status], it)
+
+
+def _accelerate(P: Residuals, x: np.ndarray, v: np.ndarray, U: np.ndarray, s: np.ndarray,
+                V: np.ndarray, D: np.ndarray, lam: float, alpha: float = 0.75) -> np.ndarray:
+    """``v + ½a`` with the geodesic acceleration ``a``, or ``v`` when ``a`` is too large."""
+    rvv = P.second_directional(x, v)
+    if rvv is None or not np.all(np.isfinite(rvv)):
+        return v
+    ua = U.T @ rvv
+    a = -(V @ (s * ua / (s * s + lam))) / D
+    if 2 * np.linalg.norm(D * a) <= alpha * np.linalg.norm(D * v):
+        return v + 0.5 * a
+    return v

@@ -1,0 +1,101 @@
+"""The result of :func:`jacobite.least_squares`, SciPy-style, with the covariance of the estimate.
+
+>>> import torch
+>>> from jacobite.solvers.lsq import least_squares
+>>> res = least_squares(lambda p: torch.stack([p[0] - 1.0, p[1] + 2.0]), [0.0, 0.0])
+>>> res.x.tolist(), res.cost, res.success
+([1.0, -2.0], 0.0, True)
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import JacobiteWarning
+
+__all__ = ["LeastSquaresResult", "covariance"]
+
+
+@dataclass
+class LeastSquaresResult:
+    """What :func:`jacobite.least_squares` found (the fields of SciPy's ``OptimizeResult``).
+
+    Attributes:
+        x: the solution, shaped like ``x0``, in the working dtype (float64 by default).
+        cost: ``½ Σ ρ(r²)`` at ``x`` (``½‖r‖²`` for the linear loss), as SciPy reports it.
+        fun: the residuals at ``x`` (flat, length ``m``).
+        jac: the ``m × n`` Jacobian at ``x`` (a dense tensor, or a SciPy CSR matrix when the
+            Jacobian is sparse); for a robust loss, the Jacobian of the raw residuals.
+        grad: the gradient of the cost, ``Jᵀ (ρ' r)``.
+        optimality: the first-order optimality measure, SciPy's: ``‖grad‖∞``, or under bounds the
+            ∞-norm of the Coleman–Li scaled gradient ``‖v ∘ grad‖∞``.
+        active_mask: −1 / +1 where a variable sits on its lower / upper bound, 0 where free.
+        nfev: residual evaluations (line searches, rejected steps and geodesic accelerations
+            included).
+        njev: Jacobian evaluations.
+        status: −3 non-finite Jacobian, 0 ``max_nfev`` reached, 1 gtol, 2 ftol, 3 xtol,
+            4 ftol and xtol (SciPy's codes).
+        message: why it stopped, in words.
+        success: ``status > 0``.
+        method: the method that ran (``"lm"``, ``"trf"`` or ``"gauss-newton"``).
+        nit: accepted steps.
+        covariance: ``σ² (JᵀJ)⁻¹`` with ``σ² = Σ r² / (m − n)`` (SciPy's ``curve_fit``
+            convention), from the SVD of ``J`` (``JᵀJ`` is never formed); ``None`` when it is not
+            meaningful: ``m <= n``, a robust loss, a sparse Jacobian, active bounds, or a
+            numerically rank-deficient ``J`` (then with a :class:`JacobiteWarning`).
+    """
+
+    x: torch.Tensor
+    cost: float
+    fun: torch.Tensor
+    jac: Any
+    grad: torch.Tensor
+    optimality: float
+    active_mask: torch.Tensor
+    nfev: int
+    njev: int
+    status: int
+    message: str
+    success: bool
+    method: str
+    nit: int
+    covariance: torch.Tensor | None = field(default=None, repr=False)
+
+    def __getitem__(self, key: str) -> Any:
+        """``res["x"]`` works as on SciPy's ``OptimizeResult``."""
+        return getattr(self, key)
+
+
+def covariance(J: np.ndarray, f: np.ndarray, scale: bool = True,
+               warn: bool = True) -> np.ndarray | None:
+    """``σ² (JᵀJ)⁻¹`` from ``J = U S Vᵀ`` as ``σ² V S⁻² Vᵀ`` (σ² = ‖f‖²/(m − n) when ``scale``,
+    else 1); ``None`` (and a warning) when ``J`` is rank deficient or ``m <= n`` with ``scale``.
+
+    >>> import numpy as np
+    >>> covariance(np.array([[1.0], [1.0]]), np.array([1.0, -1.0])).tolist()
+    [[1.0]]
+    """
+    m, n = J.shape
+    if scale and m <= n:
+        return None
+    if not np.all(np.isfinite(J)):
+        return None
+    _, s, Vt = np.linalg.svd(J, full_matrices=False)
+    tol = np.finfo(float).eps * max(m, n) * (s[0] if s.size else 0.0)
+    if s.size < n or s[-1] <= tol:
+        if warn:
+            warnings.warn("the Jacobian at the solution is rank deficient: the covariance of "
+                          "the estimate is undefined and is None; fix or remove the "
+                          "parameters that the data do not determine", JacobiteWarning,
+                          stacklevel=3)
+        return None
+    VS = Vt.T / s
+    cov = VS @ VS.T
+    if scale:
+        cov *= float(f @ f) / (m - n)
+    return cov
