@@ -1,0 +1,376 @@
+"""``root``: solve ``F(x) = 0`` (as many equations as unknowns) with exact Jacobians.
+
+Two globalisations of Newton's method ``J(x) p = −F(x)``:
+
+* ``method="hybrid"`` (default) — Powell's dogleg trust region as in MINPACK's ``hybrj``, with
+  the exact Jacobian at every accepted point (no Broyden updates) and the variables scaled by the
+  running maximum of the Jacobian's column norms.
+* ``method="newton"`` — Newton steps with a safeguarded quadratic/cubic backtracking line search
+  on ``½‖F‖²`` (Armijo condition, Dennis & Schnabel A6.3.1).
+
+Where ``J`` is singular to working precision, the step is the minimum-norm least-squares step of
+the column-scaled system (truncated SVD; LSMR for sparse Jacobians), still downhill for ``½‖F‖²``.
+Jacobians come from :func:`jacobite.value_and_jacobian` (``jac="auto"``), from the compressed
+sparse evaluation of :func:`jacobite.sparse.prepare` (``jac="sparse"``; steps by SuperLU, never
+densified) or from a user's ``jac(x, *args)`` returning a tensor or a SciPy sparse matrix.
+
+Stopping (``status`` > 0 is success):
+
+* 1 — ``max|F_i| <= ftol`` (absolute; ``ftol=0`` relies on ``xtol`` alone);
+* 2 — a full Newton step was accepted with ``‖D p‖ <= xtol ‖D x‖`` (``D``: the column scaling);
+  Newton converges quadratically, so the point is then accurate to about working precision;
+* 3 — no step reduces ``‖F‖`` any more but the Newton step at ``x`` is below ``sqrt(xtol) ‖D x‖``:
+  a root to the accuracy rounding allows;
+* 0 — ``max_nfev`` evaluations of ``F`` were spent;
+* −1 — no progress: ``‖F‖`` stalled far from zero (typically a local minimum of ``‖F‖``, where
+  ``J`` is singular) — try another ``x0``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..dense import value_and_jacobian as _value_and_jacobian
+from ..errors import (
+    DtypeError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    NotSquareError,
+    OutputTypeError,
+    ShapeError,
+)
+from ._dogleg import DenseSystem, SparseSystem, System, backtrack, dogleg
+
+__all__ = ["RootResult", "root"]
+
+_METHODS = ("hybrid", "newton")
+
+
+@dataclass(frozen=True)
+class RootResult:
+    """What :func:`root` found.
+
+    Attributes:
+        x: the last accepted point (shape of ``x0``); never one where ``F`` was NaN/Inf.
+        fun: ``F(x)`` (shape of ``F``'s output).
+        jac: the ``(n, n)`` Jacobian at ``x``: a tensor, or a SciPy sparse matrix on the sparse
+            path.
+        success: ``status > 0``.
+        status: 1 (``ftol``), 2 (``xtol``), 3 (rounding limit at a root), 0 (``max_nfev``),
+            −1 (no progress).
+        message: why it stopped, and what to change when it failed.
+        nfev: evaluations of ``F`` (Jacobian passes excluded).
+        njev: Jacobian evaluations.
+        nit: accepted steps.
+    """
+
+    x: torch.Tensor
+    fun: torch.Tensor
+    jac: Any
+    success: bool
+    status: int
+    message: str
+    nfev: int
+    njev: int
+    nit: int
+
+
+def _start(x0: Any, dtype: torch.dtype | None) -> torch.Tensor:
+    if not isinstance(x0, torch.Tensor):
+        try:
+            x0 = torch.as_tensor(x0, dtype=dtype or torch.float64)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ShapeError(f"cannot make a tensor of x0 ({type(x0).__name__}); give a tensor "
+                             "or a (nested) sequence of numbers") from exc
+    x = x0.detach()
+    if dtype is not None:
+        if not dtype.is_floating_point:
+            raise DtypeError(f"dtype must be a real floating-point dtype, got {dtype}")
+        x = x.to(dtype)
+    elif not x.is_floating_point():
+        x = x.to(torch.float64)
+    if x.numel() == 0:
+        raise ShapeError("x0 is empty; give at least one unknown")
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteInputError("x0 contains NaN or Inf; start from a finite point")
+    return x.clone()
+
+
+class _Problem:
+    """``F`` and its Jacobian on the flat vector, counting evaluations."""
+
+    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], jac: Any,
+                 x: torch.Tensor) -> None:
+        self.fun, self.args, self.jac, self.shape = fun, args, jac, x.shape
+        self.nfev = self.njev = 0
+        self.plan: Any = None
+        self.out_shape: torch.Size = torch.Size([])
+        self.flat = self._flat  # one bound object, so the dense engine's caches hit
+
+    def _flat(self, v: torch.Tensor) -> torch.Tensor:
+        out = self.fun(v.reshape(self.shape), *self.args)
+        if not isinstance(out, torch.Tensor):
+            raise OutputTypeError(f"fun must return a tensor, got {type(out).__name__}")
+        self.out_shape = out.shape
+        return out.reshape(-1)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        self.nfev += 1
+        with torch.no_grad():
+            return self._flat(v).to(v.dtype)
+
+    def start(self, v: torch.Tensor) -> tuple[torch.Tensor, System]:
+        F = self(v)
+        if F.numel() != v.numel():
+            raise NotSquareError(
+                f"fun maps {v.numel()} unknowns to {F.numel()} equations; root needs as many "
+                "equations as unknowns — use jacobite.least_squares for over- or "
+                "under-determined systems")
+        if not bool(torch.isfinite(F).all()):
+            raise NonFiniteInputError("F(x0) contains NaN or Inf; start from a point where "
+                                      "fun is finite")
+        if self.jac == "sparse":
+            from ..sparse import prepare
+
+            self.plan = prepare(self.flat, v)
+        return F, self.system(v)
+
+    def system(self, v: torch.Tensor) -> System:
+        self.njev += 1
+        if self.jac == "auto":
+            with torch.no_grad():
+                return DenseSystem(_value_and_jacobian(self.flat, v, flat=True,
+                                                       check_finite=False)[1].to(v.dtype))
+        J = self.plan.jacobian(v).to_scipy() if self.jac == "sparse" else \
+            self.jac(v.reshape(self.shape), *self.args)
+        if hasattr(J, "tocsr") or hasattr(J, "tocsc"):  # a SciPy sparse matrix
+            if J.shape != (v.numel(), v.numel()):
+                raise ShapeError(f"jac returned a {J.shape} matrix; expected "
+                                 f"({v.numel()}, {v.numel()})")
+            return SparseSystem(J, v)
+        if isinstance(J, torch.Tensor) and J.layout != torch.strided:
+            import scipy.sparse as sp
+
+            Jc = J.to_sparse_coo().coalesce().cpu()
+            i = Jc.indices().numpy()
+            J = sp.csr_array((Jc.values().double().numpy(), (i[0], i[1])), shape=Jc.shape)
+            return SparseSystem(J, v)
+        J = torch.as_tensor(J, dtype=v.dtype, device=v.device)
+        if J.numel() != v.numel() ** 2:
+            raise ShapeError(f"jac returned shape {tuple(J.shape)}; expected "
+                             f"({v.numel()}, {v.numel()}) entries")
+        return DenseSystem(J.reshape(v.numel(), v.numel()))
+
+
+def _finite(sys: System) -> bool:
+    J = sys.export()
+    if isinstance(J, torch.Tensor):
+        return bool(torch.isfinite(J).all())
+    import numpy as np
+
+    return bool(np.all(np.isfinite(J.data)))
+
+
+def _norm(v: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(v))
+
+
+class _Solver:
+    def __init__(self, prob: _Problem, v: torch.Tensor, xtol: float, ftol: float,
+                 max_nfev: int, verbose: int) -> None:
+        self.p, self.xtol, self.ftol, self.max_nfev, self.verbose = prob, xtol, ftol, max_nfev, \
+            verbose
+        self.v = v
+        self.F, self.sys = prob.start(v)
+        if not _finite(self.sys):
+            raise NonFiniteInputError("the Jacobian at x0 contains NaN or Inf; start from a "
+                                      "point where fun is differentiable")
+        self.nit, self.nslow = 0, 0
+        self.D = self._scale(torch.zeros_like(v))
+        self.fnorm = _norm(self.F)
+        self.pN: torch.Tensor | None = None
+        self.regularised = False
+
+    def _scale(self, D: torch.Tensor) -> torch.Tensor:
+        c = self.sys.colnorms()
+        return torch.maximum(D, torch.where(c > 0, c, torch.ones_like(c)))
+
+    def newton_step(self) -> torch.Tensor:
+        if self.pN is None:
+            self.pN, self.regularised = self.sys.newton(self.F, self.D)
+        return self.pN
+
+    def accept(self, v: torch.Tensor, F: torch.Tensor) -> bool:
+        """Move to ``v``; ``False`` when the Jacobian there is not finite."""
+        fnew = _norm(F)
+        sys = self.p.system(v)
+        if not _finite(sys):
+            return False
+        self.nslow = 0 if fnew < 0.999 * self.fnorm else self.nslow + 1
+        self.v, self.F, self.fnorm, self.sys, self.pN = v, F, fnew, sys, None
+        self.nit += 1
+        self.D = self._scale(self.D)
+        return True
+
+    def dx(self) -> float:
+        return _norm(self.D * self.v)
+
+    def stalled(self, why: str) -> tuple[int, str]:
+        pn = _norm(self.D * self.newton_step())
+        if not self.regularised and math.isfinite(pn) and pn <= math.sqrt(self.xtol) * self.dx():
+            return 3, (f"converged to the rounding limit: no step reduces ‖F‖ = {self.fnorm:.3g}"
+                       f" further and the Newton step is {pn:.3g} relative to ‖D x‖")
+        return -1, (f"no progress ({why}) with ‖F‖ = {self.fnorm:.3g}: probably a local "
+                    "minimum of ‖F‖ where the Jacobian is singular; try another x0")
+
+    def log(self, what: str, size: float) -> None:
+        if self.verbose >= 2:
+            print(f"{self.nit:5d} {self.p.nfev:6d} {self.fnorm:14.6e} {what} {size:10.3e}")
+
+    def done(self) -> tuple[int, str] | None:
+        if float(self.F.abs().max()) <= self.ftol:
+            return 1, f"converged: max|F| = {float(self.F.abs().max()):.3g} <= ftol = {self.ftol:g}"
+        if self.p.nfev >= self.max_nfev:
+            return 0, (f"reached max_nfev={self.max_nfev} with ‖F‖ = {self.fnorm:.3g}; raise "
+                       "max_nfev or start closer to a root")
+        if self.nslow >= 10:
+            return self.stalled("‖F‖ fell by less than 0.1% in 10 steps")
+        return None
+
+    def hybrid(self) -> tuple[int, str]:
+        delta = 100.0 * self.dx() or 100.0
+        first, ncsuc = True, 0
+        while (out := self.done()) is None:
+            pN, reg = self.newton_step(), self.regularised
+            step, full = dogleg(self.sys, self.F, self.D, pN, delta)
+            pnorm = _norm(self.D * step)
+            if first:
+                delta, first = min(delta, pnorm), False
+            vt = self.v + step
+            Ft = self.p(vt)
+            fn = _norm(Ft) if bool(torch.isfinite(Ft).all()) else math.inf
+            actred = 1.0 - (fn / self.fnorm) ** 2 if math.isfinite(fn) else -math.inf
+            prered = 1.0 - (_norm(self.F + self.sys.mv(step)) / self.fnorm) ** 2
+            ratio = actred / prered if prered > 0 else 0.0
+            if ratio < 0.1:
+                ncsuc, delta = 0, 0.5 * min(delta, pnorm)
+            else:
+                ncsuc += 1
+                if ratio >= 0.5 or ncsuc > 1:
+                    delta = max(delta, 2.0 * pnorm)
+                if abs(ratio - 1.0) <= 0.1:
+                    delta = 2.0 * pnorm
+            if ratio >= 1e-4:
+                if not self.accept(vt, Ft):
+                    return self.stalled("the Jacobian is not finite at the next point")
+                if full and not reg and pnorm <= self.xtol * self.dx():
+                    return 2, (f"converged: the Newton step {pnorm:.3g} <= xtol ‖D x‖ "
+                               f"(xtol = {self.xtol:g})")
+            else:
+                self.nslow += 1
+            self.log("delta", delta)
+            if delta <= self.xtol * self.dx() or delta == 0.0:
+                return self.stalled("the trust region shrank below xtol ‖D x‖")
+        return out
+
+    def newton(self) -> tuple[int, str]:
+        while (out := self.done()) is None:
+            p, reg = self.newton_step(), self.regularised
+            g = self.sys.rmv(self.F)
+            slope = float(g @ p)
+            if not slope < 0:  # not downhill (an inaccurate LSMR step): steepest descent
+                p, slope = -g, -float(g @ g)
+            if not slope < 0:
+                return self.stalled("the gradient of ½‖F‖² vanishes")
+            pmax = 1e3 * max(self.dx(), _norm(self.D))
+            if (pd := _norm(self.D * p)) > pmax:  # Dennis & Schnabel's longest step
+                p, slope = p * (pmax / pd), slope * (pmax / pd)
+            phi0, t, t_prev, phi_prev = 0.5 * self.fnorm ** 2, 1.0, 0.0, math.nan
+            while True:
+                vt = self.v + t * p
+                Ft = self.p(vt)
+                phi = 0.5 * _norm(Ft) ** 2 if bool(torch.isfinite(Ft).all()) else math.inf
+                if phi <= phi0 + 1e-4 * t * slope:
+                    break
+                if t * _norm(self.D * p) <= self.xtol * self.dx() or t < 1e-15:
+                    return self.stalled("the line search found no decrease")
+                if self.p.nfev >= self.max_nfev:
+                    return self.done() or (0, "")
+                t, t_prev, phi_prev = backtrack(t, phi, t_prev, phi_prev, phi0, slope), t, phi
+            step = _norm(self.D * p) * t
+            if not self.accept(vt, Ft):
+                return self.stalled("the Jacobian is not finite at the next point")
+            self.log("t", t)
+            if t == 1.0 and not reg and step <= self.xtol * self.dx():
+                return 2, (f"converged: the Newton step {step:.3g} <= xtol ‖D x‖ "
+                           f"(xtol = {self.xtol:g})")
+        return out
+
+
+def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any = "auto",
+         xtol: float = 1e-12, ftol: float = 1e-14, max_nfev: int | None = None,
+         verbose: int = 0, args: tuple[Any, ...] = (),
+         dtype: torch.dtype | None = torch.float64) -> RootResult:
+    """Solve ``fun(x, *args) = 0`` for ``x`` by Newton's method, globalised.
+
+    Args:
+        fun: ``F(x)``, a tensor with as many entries as ``x`` (any shapes; both are flattened
+            in row-major order for the Jacobian).
+        x0: the start (a tensor or a nested sequence of numbers).
+        method: ``"hybrid"`` (Powell's dogleg trust region, as MINPACK ``hybrj``) or
+            ``"newton"`` (backtracking line search on ``½‖F‖²``).
+        jac: ``"auto"`` (dense, :func:`jacobite.value_and_jacobian`), ``"sparse"``
+            (:func:`jacobite.sparse.prepare`, sparse LU steps), or a callable
+            ``jac(x, *args)`` returning the ``(n, n)`` Jacobian as a tensor or SciPy sparse
+            matrix.
+        xtol: relative step tolerance in the scaled variables (status 2; see the module).
+        ftol: absolute tolerance on ``max|F_i|`` (status 1).
+        max_nfev: most evaluations of ``F``; default ``100 (n + 1)``.
+        verbose: 0 silent, 1 the final message, 2 one line per iteration.
+        args: extra positional arguments for ``fun`` (and ``jac``).
+        dtype: working dtype (float64 by default; ``None`` keeps ``x0``'s).
+
+    Returns:
+        a :class:`RootResult`; a failed solve does not raise — check ``success``.
+
+    Raises:
+        NonFiniteInputError: ``x0``, ``F(x0)`` or ``J(x0)`` holds NaN/Inf.
+        NotSquareError: ``F`` has a different number of entries than ``x``.
+        InvalidOptionError: an unknown ``method`` / ``jac`` or a negative tolerance.
+
+    >>> import torch
+    >>> F = lambda v: torch.stack([10 * (v[1] - v[0] ** 2), 1 - v[0]])  # Rosenbrock
+    >>> res = root(F, [-1.2, 1.0])
+    >>> res.success, res.x.tolist()
+    (True, [1.0, 1.0])
+    """
+    if method not in _METHODS:
+        raise InvalidOptionError(f"method must be one of {_METHODS}; got {method!r}")
+    if not (callable(jac) or jac in ("auto", "sparse")):
+        raise InvalidOptionError(f"jac must be 'auto', 'sparse' or a callable; got {jac!r}")
+    if not (xtol >= 0 and ftol >= 0):
+        raise InvalidOptionError(f"need xtol >= 0 and ftol >= 0; got xtol={xtol}, ftol={ftol}")
+    if verbose not in (0, 1, 2):
+        raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+    if not isinstance(args, tuple):
+        raise InvalidOptionError(f"args must be a tuple; got {type(args).__name__}")
+    x = _start(x0, dtype)
+    n = x.numel()
+    if max_nfev is None:
+        max_nfev = 100 * (n + 1)
+    if isinstance(max_nfev, bool) or not isinstance(max_nfev, int) or max_nfev < 1:
+        raise InvalidOptionError(f"max_nfev must be a positive int; got {max_nfev!r}")
+    prob = _Problem(fun, args, jac, x)
+    solver = _Solver(prob, x.reshape(-1), xtol, ftol, max_nfev, verbose)
+    status, message = solver.hybrid() if method == "hybrid" else solver.newton()
+    if verbose:
+        print(f"root ({method}): {message}; nfev={prob.nfev}, njev={prob.njev}, "
+              f"nit={solver.nit}")
+    return RootResult(solver.v.reshape(x.shape), solver.F.reshape(prob.out_shape),
+                      solver.sys.export(), status > 0,
+                      status, message, prob.nfev, prob.njev, solver.nit)
