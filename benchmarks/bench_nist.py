@@ -65,6 +65,7 @@ class Outcome:
     seconds: float = 0.0
     x: np.ndarray | None = None
     rss: float = math.nan  # residual sum of squares at x
+    calls: int | None = None  # calls of the torch residual, counted by a wrapper
 
     @property
     def evals(self) -> int | None:
@@ -95,6 +96,17 @@ def jacobite_solver() -> tuple[Callable | None, str | None]:
     return None, why
 
 
+def _counting(r: Callable[[torch.Tensor], torch.Tensor], counter: list[int]
+              ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``r`` that counts its calls (a Jacobian through torch.func calls it once per trace)."""
+
+    def counted(b: torch.Tensor) -> torch.Tensor:
+        counter[0] += 1
+        return r(b)
+
+    return counted
+
+
 def _numpy_residual(r: Callable[[torch.Tensor], torch.Tensor], counter: list[int]):
     def fun(b: np.ndarray) -> np.ndarray:
         counter[0] += 1
@@ -118,7 +130,8 @@ def solve_scipy_exact(problem: nist.Problem, x0: np.ndarray,
                       max_nfev: int | None = None) -> Outcome:
     from scipy.optimize import least_squares
 
-    r = nist.residual(problem)
+    calls = [0]
+    r = _counting(nist.residual(problem), calls)
     jr = torch.func.jacrev(r)
     fcalls, jcalls = [0], [0]
 
@@ -129,17 +142,18 @@ def solve_scipy_exact(problem: nist.Problem, x0: np.ndarray,
     res = least_squares(_numpy_residual(r, fcalls), x0, jac=jac, method="trf",
                         ftol=1e-15, xtol=1e-15, gtol=1e-15, max_nfev=max_nfev)
     return Outcome(nfev=fcalls[0], njev=jcalls[0], success=bool(res.success),
-                   status=int(res.status), x=np.asarray(res.x, dtype=np.float64))
+                   status=int(res.status), x=np.asarray(res.x, dtype=np.float64),
+                   calls=calls[0])
 
 
 def solve_jacobite(fn: Callable, problem: nist.Problem, x0: np.ndarray) -> Outcome:
-    r = nist.residual(problem)
-    res = fn(r, torch.as_tensor(x0, dtype=torch.float64))
+    calls = [0]
+    res = fn(_counting(nist.residual(problem), calls), torch.as_tensor(x0, dtype=torch.float64))
     x = res.x.detach().cpu().numpy() if isinstance(res.x, torch.Tensor) else np.asarray(res.x)
     njev = getattr(res, "njev", None)
     return Outcome(nfev=int(res.nfev), njev=None if njev is None else int(njev),
                    success=bool(getattr(res, "success", False)),
-                   x=np.asarray(x, dtype=np.float64).ravel())
+                   x=np.asarray(x, dtype=np.float64).ravel(), calls=calls[0])
 
 
 class _SolveTimeout(Exception):
@@ -378,6 +392,13 @@ def run(quick: bool = False, data_dir: str | None = None,
     notes.append("Solve time in all: " + ", ".join(
         f"({s}) {secs[s]:.1f} s" for s in SOLVERS if results[s]) + ".")
 
+    def total_calls(s: str) -> str:
+        vals = [o.calls for o in results[s]]
+        return "–" if not vals or None in vals else str(sum(v for v in vals if v is not None))
+
+    notes.append("Calls of the residual function counted by a wrapper (each Jacobian through "
+                 f"torch.func traces it once): (b) {total_calls('b')}"
+                 + (f", (c) {total_calls('c')}" if have_c else "") + ".")
     if not have_c:
         notes.append(f"(c) jacobite.least_squares: {jwhy}; targets not evaluated.")
     else:
