@@ -224,7 +224,7 @@ def test_verbose(capsys):
 
 
 def test_max_nfev():
-    res = root(BY_NAME["powell_badly_scaled"].fun, [0.0, 1.0], max_nfev=10)
+    res = root(BY_NAME["powell_badly_scaled"].fun, [0.0, 1.0], max_nfev=np.int64(10))
     assert not res.success and res.status == 0 and "max_nfev" in res.message
     assert res.nfev <= 10
 
@@ -249,6 +249,7 @@ def test_bad_input():
     with pytest.raises(ShapeError, match="jac returned"):
         root(f, [1.0, 2.0], jac=lambda v: torch.eye(3, dtype=DT))
     for kw in ({"method": "lm"}, {"jac": "numeric"}, {"xtol": -1.0}, {"ftol": float("nan")},
-               {"max_nfev": 0}, {"max_nfev": 2.5}, {"verbose": 3}, {"args": [1]}):
+               {"max_nfev": 0}, {"max_nfev": 2.5}, {"max_nfev": True}, {"verbose": 3},
+               {"args": [1]}):
         with pytest.raises(InvalidOptionError):
             root(f, [1.0, 2.0], **kw)

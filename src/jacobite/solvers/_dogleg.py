@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-__all__ = ["DenseSystem", "SparseSystem", "System", "backtrack", "dogleg"]
+from ..errors import ShapeError
+
+__all__ = ["DenseSystem", "SparseSystem", "System", "as_system", "backtrack", "dogleg"]
 
 _SVD_CHECK_MAX_N = 256  # condition check by singular values only for small dense systems
 
@@ -31,6 +33,8 @@ class System(Protocol):
     def newton(self, F: torch.Tensor, D: torch.Tensor) -> tuple[torch.Tensor, bool]: ...
 
     def export(self) -> Any: ...
+
+    def finite(self) -> bool: ...
 
 
 class DenseSystem:
@@ -66,6 +70,9 @@ class DenseSystem:
 
     def export(self) -> torch.Tensor:
         return self.J
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.J).all())
 
 
 class SparseSystem:
@@ -114,6 +121,29 @@ class SparseSystem:
 
     def export(self) -> Any:
         return self.J
+
+    def finite(self) -> bool:
+        return bool(np.all(np.isfinite(self.J.data)))
+
+
+def as_system(J: Any, v: torch.Tensor) -> System:
+    """Wrap what a Jacobian source returned: a SciPy sparse matrix or torch sparse tensor
+    (kept sparse), else anything ``torch.as_tensor`` takes with ``n²`` entries (dense)."""
+    n = v.numel()
+    if isinstance(J, torch.Tensor) and J.layout != torch.strided:
+        import scipy.sparse as sp
+
+        Jc = J.to_sparse_coo().coalesce().cpu()
+        i = Jc.indices().numpy()
+        J = sp.csr_array((Jc.values().double().numpy(), (i[0], i[1])), shape=Jc.shape)
+    if hasattr(J, "tocsr"):  # a SciPy sparse matrix
+        if tuple(J.shape) != (n, n):
+            raise ShapeError(f"jac returned a {J.shape} matrix; expected ({n}, {n})")
+        return SparseSystem(J, v)
+    J = torch.as_tensor(J, dtype=v.dtype, device=v.device)
+    if J.numel() != n * n:
+        raise ShapeError(f"jac returned shape {tuple(J.shape)}; expected ({n}, {n}) entries")
+    return DenseSystem(J.reshape(n, n))
 
 
 def dogleg(sys: System, F: torch.Tensor, D: torch.Tensor, pN: torch.Tensor,

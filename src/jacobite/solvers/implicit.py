@@ -36,7 +36,7 @@ from .root import RootResult, root
 
 __all__ = ["implicit_jacobian", "solve_implicit"]
 
-_SVD_CHECK_MAX_N = 2048
+_SVD_CHECK_MAX_N = 512  # larger systems rely on LU's pivots
 _CHECKS = ("warn", "raise", "off")
 
 

@@ -29,6 +29,7 @@ Stopping (``status`` > 0 is success):
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from ..errors import (
     OutputTypeError,
     ShapeError,
 )
-from ._dogleg import DenseSystem, SparseSystem, System, backtrack, dogleg
+from ._dogleg import DenseSystem, System, as_system, backtrack, dogleg
 
 __all__ = ["RootResult", "root"]
 
@@ -67,6 +68,10 @@ class RootResult:
         nfev: evaluations of ``F`` (Jacobian passes excluded).
         njev: Jacobian evaluations.
         nit: accepted steps.
+
+    >>> res = root(lambda x: x ** 2 - 2, [1.0])
+    >>> res.success, res.status, round(float(res.x), 15), res.jac.shape
+    (True, 1, 1.414213562373095, torch.Size([1, 1]))
     """
 
     x: torch.Tensor
@@ -148,32 +153,7 @@ class _Problem:
                                                        check_finite=False)[1].to(v.dtype))
         J = self.plan.jacobian(v).to_scipy() if self.jac == "sparse" else \
             self.jac(v.reshape(self.shape), *self.args)
-        if hasattr(J, "tocsr") or hasattr(J, "tocsc"):  # a SciPy sparse matrix
-            if J.shape != (v.numel(), v.numel()):
-                raise ShapeError(f"jac returned a {J.shape} matrix; expected "
-                                 f"({v.numel()}, {v.numel()})")
-            return SparseSystem(J, v)
-        if isinstance(J, torch.Tensor) and J.layout != torch.strided:
-            import scipy.sparse as sp
-
-            Jc = J.to_sparse_coo().coalesce().cpu()
-            i = Jc.indices().numpy()
-            J = sp.csr_array((Jc.values().double().numpy(), (i[0], i[1])), shape=Jc.shape)
-            return SparseSystem(J, v)
-        J = torch.as_tensor(J, dtype=v.dtype, device=v.device)
-        if J.numel() != v.numel() ** 2:
-            raise ShapeError(f"jac returned shape {tuple(J.shape)}; expected "
-                             f"({v.numel()}, {v.numel()}) entries")
-        return DenseSystem(J.reshape(v.numel(), v.numel()))
-
-
-def _finite(sys: System) -> bool:
-    J = sys.export()
-    if isinstance(J, torch.Tensor):
-        return bool(torch.isfinite(J).all())
-    import numpy as np
-
-    return bool(np.all(np.isfinite(J.data)))
+        return as_system(J, v)
 
 
 def _norm(v: torch.Tensor) -> float:
@@ -187,7 +167,7 @@ class _Solver:
             verbose
         self.v = v
         self.F, self.sys = prob.start(v)
-        if not _finite(self.sys):
+        if not self.sys.finite():
             raise NonFiniteInputError("the Jacobian at x0 contains NaN or Inf; start from a "
                                       "point where fun is differentiable")
         self.nit, self.nslow = 0, 0
@@ -209,7 +189,7 @@ class _Solver:
         """Move to ``v``; ``False`` when the Jacobian there is not finite."""
         fnew = _norm(F)
         sys = self.p.system(v)
-        if not _finite(sys):
+        if not sys.finite():
             return False
         self.nslow = 0 if fnew < 0.999 * self.fnorm else self.nslow + 1
         self.v, self.F, self.fnorm, self.sys, self.pN = v, F, fnew, sys, None
@@ -329,7 +309,9 @@ def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any =
             ``jac(x, *args)`` returning the ``(n, n)`` Jacobian as a tensor or SciPy sparse
             matrix.
         xtol: relative step tolerance in the scaled variables (status 2; see the module).
-        ftol: absolute tolerance on ``max|F_i|`` (status 1).
+        ftol: absolute tolerance on ``max|F_i|`` (status 1). It assumes residuals of natural
+            size about 1: for residuals scaled far below 1 lower it (or rescale ``F``) — with
+            ``ftol=0`` only ``xtol`` stops the iteration successfully.
         max_nfev: most evaluations of ``F``; default ``100 (n + 1)``.
         verbose: 0 silent, 1 the final message, 2 one line per iteration.
         args: extra positional arguments for ``fun`` (and ``jac``).
@@ -361,11 +343,17 @@ def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any =
         raise InvalidOptionError(f"args must be a tuple; got {type(args).__name__}")
     x = _start(x0, dtype)
     n = x.numel()
-    if max_nfev is None:
-        max_nfev = 100 * (n + 1)
-    if isinstance(max_nfev, bool) or not isinstance(max_nfev, int) or max_nfev < 1:
-        raise InvalidOptionError(f"max_nfev must be a positive int; got {max_nfev!r}")
+    try:
+        if isinstance(max_nfev, bool):
+            raise TypeError
+        max_nfev = 100 * (n + 1) if max_nfev is None else operator.index(max_nfev)
+    except TypeError:
+        max_nfev = -1
+    if max_nfev < 1:
+        raise InvalidOptionError("max_nfev must be a positive int")
     prob = _Problem(fun, args, jac, x)
+    if verbose >= 2:
+        print(f"{'nit':>5} {'nfev':>6} {'‖F‖':>14} radius (hybrid) or step length t (newton)")
     solver = _Solver(prob, x.reshape(-1), xtol, ftol, max_nfev, verbose)
     status, message = solver.hybrid() if method == "hybrid" else solver.newton()
     if verbose:
