@@ -237,8 +237,9 @@ class _Solver:
             actred = 1.0 - (fn / self.fnorm) ** 2 if math.isfinite(fn) else -math.inf
             prered = 1.0 - (_norm(self.F + self.sys.mv(step)) / self.fnorm) ** 2
             ratio = actred / prered if prered > 0 else 0.0
-            if ratio < 0.1:
-                ncsuc, delta = 0, 0.5 * min(delta, pnorm)
+            if ratio < 0.1:  # MINPACK halves the radius; we also cut it below the rejected
+                # step, so that (J being exact, not a Broyden update) it is never tried again
+                ncsuc, delta = 0, 0.5 * (delta if 0.5 * delta < pnorm else pnorm)
             else:
                 ncsuc += 1
                 if ratio >= 0.5 or ncsuc > 1:
