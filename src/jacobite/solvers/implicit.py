@@ -174,7 +174,7 @@ def solve_implicit(F: Callable[[torch.Tensor, Any], torch.Tensor], x0: Any, thet
     (``loss.backward()``, ``torch.autograd.grad``) uses the implicit function theorem with the
     Jacobian ``∂F/∂x`` the solver already has at ``x*`` (dense or sparse) and one
     vector-Jacobian product in ``θ``. First derivatives only (the backward is not itself
-    differentiable).
+    differentiable), through ``torch.autograd`` (not inside ``torch.func`` transforms).
 
     Raises:
         ConvergenceError: the root solve failed (its message says why).

@@ -38,14 +38,13 @@ import torch
 
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..errors import (
-    DtypeError,
     InvalidOptionError,
     NonFiniteInputError,
     NotSquareError,
     OutputTypeError,
-    ShapeError,
 )
 from ._dogleg import DenseSystem, System, as_system, backtrack, dogleg
+from .newton import _as_start
 
 __all__ = ["RootResult", "root"]
 
@@ -85,27 +84,6 @@ class RootResult:
     nit: int
 
 
-def _start(x0: Any, dtype: torch.dtype | None) -> torch.Tensor:
-    if not isinstance(x0, torch.Tensor):
-        try:
-            x0 = torch.as_tensor(x0, dtype=dtype or torch.float64)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ShapeError(f"cannot make a tensor of x0 ({type(x0).__name__}); give a tensor "
-                             "or a (nested) sequence of numbers") from exc
-    x = x0.detach()
-    if dtype is not None:
-        if not dtype.is_floating_point:
-            raise DtypeError(f"dtype must be a real floating-point dtype, got {dtype}")
-        x = x.to(dtype)
-    elif not x.is_floating_point():
-        x = x.to(torch.float64)
-    if x.numel() == 0:
-        raise ShapeError("x0 is empty; give at least one unknown")
-    if not bool(torch.isfinite(x).all()):
-        raise NonFiniteInputError("x0 contains NaN or Inf; start from a finite point")
-    return x.clone()
-
-
 class _Problem:
     """``F`` and its Jacobian on the flat vector, counting evaluations."""
 
@@ -140,8 +118,12 @@ class _Problem:
             raise NonFiniteInputError("F(x0) contains NaN or Inf; start from a point where "
                                       "fun is finite")
         if self.jac == "sparse":
-            from ..sparse import prepare
-
+            try:
+                from ..sparse import prepare
+            except ImportError as exc:  # pragma: no cover - only in a build without it
+                raise InvalidOptionError(
+                    "jac='sparse' needs jacobite.sparse.prepare, which this build lacks; pass "
+                    "jac=a callable returning a SciPy sparse matrix instead") from exc
             self.plan = prepare(self.flat, v)
         return F, self.system(v)
 
@@ -342,7 +324,7 @@ def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any =
         raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
     if not isinstance(args, tuple):
         raise InvalidOptionError(f"args must be a tuple; got {type(args).__name__}")
-    x = _start(x0, dtype)
+    x = _as_start(x0, dtype)  # float64 by default; finite, non-empty
     n = x.numel()
     try:
         if isinstance(max_nfev, bool):
