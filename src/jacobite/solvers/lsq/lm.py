@@ -6,12 +6,24 @@ Jacobian ``J D⁻¹`` (:func:`._trust.tr_step_svd`), which solves the augmented 
 ``[J; √λ D] p ≈ [−f; 0]`` for every trial λ without forming ``JᵀJ``. The radius update, the
 acceptance threshold (ratio ≥ 10⁻⁴), the column scaling (``D = max(D, ‖J_j‖)`` when
 ``x_scale="jac"``) and the ftol / xtol / gtol tests are MINPACK's; the tests at machine precision
-(which MINPACK reports as "tolerance too small") count as convergence here.
+(which MINPACK reports as "tolerance too small") count as convergence here. The first radius is
+``‖D x₀‖`` (MINPACK's ``factor = 1``, SciPy's choice; ``factor = 100`` lets BoxBOD from start 1
+jump onto a plateau where the Jacobian vanishes).
 
-Optional geodesic acceleration (Transtrum & Sethna 2012): after the velocity ``v`` the
-acceleration ``a`` solves the same damped system with ``f`` replaced by the second directional
-derivative ``r''(x)[v, v]`` (exact, by nested forward-mode AD — one extra residual-sized
-evaluation counted in ``nfev``); ``p = v + ½a`` is used when ``2‖D a‖ <= α ‖D v‖``.
+Geodesic acceleration (Transtrum & Sethna 2012; on by default with AD Jacobians): after a
+damped step ``v`` (λ > 0) the acceleration ``a`` solves the same damped system with ``f``
+replaced by the second directional derivative ``r''(x)[v, v]`` (exact, by nested forward-mode AD
+— counted as one evaluation in ``nfev``); ``p = v + ½a``, scaled back onto the trust region if it
+leaves it, is used when ``2‖D a‖ <= 0.75 ‖D v‖``. It follows curved valleys (Bennett5, MGH09)
+in far fewer steps.
+
+Rounding-level steps: near a solution with non-zero residuals the cost difference of two
+iterates is rounding noise while the Gauss–Newton steps still improve the parameters (linearly).
+A Gauss–Newton step (λ = 0) whose predicted relative reduction is below ``1e-12`` is therefore
+taken if the cost did not rise by more than ``1e-13`` relative, and the ftol tests do not stop
+the iteration while such predicted reductions keep halving; it ends when the step is below
+``xtol`` relative to ``‖D x‖`` or stagnates. The actual reduction is computed as
+``½ (f − f₊)·(f + f₊)``, accurate where ``cost − cost₊`` would cancel.
 
 >>> import numpy as np, torch
 >>> from jacobite.solvers.lsq._problem import Residuals
@@ -35,6 +47,9 @@ from ._trust import EPS, tr_step_svd
 from .losses import Loss, cost_of, scale_for_robust_loss
 
 __all__ = ["SolverOutput", "levenberg_marquardt"]
+
+POLISH = 1e-12  # relative predicted reduction below which the cost's rounding noise dominates
+NOISE = 1e-13  # relative cost increase tolerated for such a step (rounding of ½‖f‖²)
 
 
 @dataclass
@@ -84,8 +99,8 @@ def printer(verbose: int) -> Callable[..., None]:
 
 def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol: float,
                         max_nfev: int | None = None, x_scale: Any = "jac",
-                        loss: Loss | None = None, geodesic: bool = False,
-                        factor: float = 100.0, verbose: int = 0,
+                        loss: Loss | None = None, geodesic: bool = True,
+                        factor: float = 1.0, verbose: int = 0,
                         f0: np.ndarray | None = None, J0: Any = None) -> SolverOutput:
     """Minimise ``½ Σ ρ(f(x)²)`` from ``x0`` by Levenberg–Marquardt (dense Jacobians)."""
     n = x0.size
@@ -101,6 +116,7 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
     delta = lam = 0.0
     it, first = 0, True
     red = step_norm = None
+    last_pre = np.inf
     if not np.all(np.isfinite(J)):
         return SolverOutput(x, f, J, cost, -3, MESSAGES[-3], 0)
     while True:
@@ -148,13 +164,23 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
             f_new = P.f(x_new)
             if np.all(np.isfinite(f_new)):
                 cost_new = cost_of(f_new, loss)
-                act = (cost - cost_new) / cost if cost_new < 100 * cost else -1.0
+                act = _reduction(f, f_new, cost, cost_new, loss) / cost \
+                    if cost_new < 100 * cost else -1.0
             else:
                 cost_new, act = np.inf, -1.0
             prered = pre / cost
             dir_rel = dirder / (2 * cost)
             ratio = act / prered if prered != 0 else 0.0
-            if ratio <= 0.25:
+            accepted = ratio >= 1e-4 and np.isfinite(cost_new) and cost_new <= cost
+            # Below rounding level the cost cannot judge a step: a Gauss–Newton step (λ = 0,
+            # inside the region) whose predicted reduction is that small is taken as long as the
+            # cost did not rise beyond rounding, and the iteration goes on while the predicted
+            # reductions keep falling (linear convergence on non-zero-residual problems).
+            polish = (not accepted and lam == 0 and prered <= POLISH and act >= -NOISE
+                      and np.isfinite(cost_new))
+            if polish:
+                delta = max(delta, pnorm / 0.5)
+            elif ratio <= 0.25:
                 if act >= 0 or not np.isfinite(cost_new):
                     temp = 0.5
                 else:
@@ -166,25 +192,29 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
             elif lam == 0 or ratio >= 0.75:
                 delta = pnorm / 0.5
                 lam *= 0.5
-            accepted = ratio >= 1e-4 and np.isfinite(cost_new) and cost_new <= cost
-            if accepted:
+            falling = prered < 0.5 * last_pre
+            if accepted or polish:
                 red, step_norm = cost - cost_new, pnorm
                 x, f, cost = x_new, f_new, cost_new
                 it += 1
+                if lam == 0:
+                    last_pre = prered
             xnorm = float(np.linalg.norm(D * x))
-            ok_f = abs(act) <= ftol and prered <= ftol and 0.5 * ratio <= 1
-            ok_x = delta <= xtol * xnorm
+            progressing = lam == 0 and (accepted or polish) and falling
+            ok_f = abs(act) <= ftol and prered <= ftol and 0.5 * ratio <= 1 and not progressing
+            ok_x = delta <= xtol * xnorm or ((accepted or polish) and lam == 0
+                                             and pnorm <= xtol * xnorm)
             if ok_f or ok_x:
                 status = 4 if ok_f and ok_x else (2 if ok_f else 3)
             elif P.nfev >= max_nfev:
                 status = 0
-            elif abs(act) <= EPS and prered <= EPS and 0.5 * ratio <= 1:
+            elif abs(act) <= EPS and prered <= EPS and 0.5 * ratio <= 1 and not progressing:
                 status = 2
             elif delta <= EPS * xnorm:
                 status = 3
-            if accepted or status is not None:
+            if accepted or polish or status is not None:
                 break
-        if status is not None and not accepted:
+        if status is not None and not (accepted or polish):
             break
         J = P.J(x)
         if not np.all(np.isfinite(J)):
@@ -195,14 +225,28 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
     return SolverOutput(x, f, J, cost, status, MESSAGES[status], it)
 
 
+def _reduction(f: np.ndarray, f_new: np.ndarray, cost: float, cost_new: float,
+               loss: Loss | None) -> float:
+    """``cost − cost_new``; for the linear loss as ``½ (f − f_new)·(f + f_new)``, which keeps
+    its relative accuracy when the two costs agree to many digits (near the solution, where the
+    plain difference is rounding noise and would reject good steps)."""
+    if loss is not None:
+        return cost - cost_new
+    return 0.5 * float((f - f_new) @ (f + f_new))
+
+
 def _accelerate(P: Residuals, x: np.ndarray, v: np.ndarray, U: np.ndarray, s: np.ndarray,
                 V: np.ndarray, D: np.ndarray, lam: float, alpha: float = 0.75) -> np.ndarray:
-    """``v + ½a`` with the geodesic acceleration ``a``, or ``v`` when ``a`` is too large."""
+    """``v + ½a`` with the geodesic acceleration ``a`` (scaled back onto the trust region when
+    it leaves it), or ``v`` when ``2‖D a‖ > α ‖D v‖``."""
     rvv = P.second_directional(x, v)
     if rvv is None or not np.all(np.isfinite(rvv)):
         return v
     ua = U.T @ rvv
     a = -(V @ (s * ua / (s * s + lam))) / D
-    if 2 * np.linalg.norm(D * a) <= alpha * np.linalg.norm(D * v):
-        return v + 0.5 * a
+    vn = float(np.linalg.norm(D * v))
+    if 2 * np.linalg.norm(D * a) <= alpha * vn:
+        w = v + 0.5 * a
+        wn = float(np.linalg.norm(D * w))
+        return w if wn <= vn else w * (vn / wn)  # stay inside the trust region
     return v
