@@ -166,6 +166,24 @@ def test_nan_trial_points_are_rejected_never_returned(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_trial_points_with_nan_jacobian_are_rejected(method):
+    def F(v):  # finite everywhere, but ∂F/∂x is NaN for x < 0.5 (where's NaN gradient)
+        return torch.tanh(v - 1) + 0 * torch.where(v < 0.5, torch.zeros_like(v),
+                                                   torch.sqrt(v - 0.5))
+
+    seen = []
+
+    def J(v):  # the AD Jacobian, recording where it was asked for
+        seen.append((float(v), jacobian(F, v, flat=True)))
+        return seen[-1][1]
+
+    for jac in ("auto", J):  # the full Newton step from 2 lands at 0.19
+        res = root(F, [2.0], method=method, jac=jac)
+        assert res.success and res.x.tolist() == [1.0] and res.jac.tolist() == [[1.0]]
+    assert any(x < 0.5 and J.isnan().all() for x, J in seen)
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_callable_dense_jacobian(method):
     calls = []
 

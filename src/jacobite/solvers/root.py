@@ -167,17 +167,13 @@ class _Solver:
             self.pN, self.regularised = self.sys.newton(self.F, self.D)
         return self.pN
 
-    def accept(self, v: torch.Tensor, F: torch.Tensor) -> bool:
-        """Move to ``v``; ``False`` when the Jacobian there is not finite."""
+    def accept(self, v: torch.Tensor, F: torch.Tensor, sys: System) -> None:
+        """Move to ``v`` (``F(v)``, Jacobian ``sys``, checked finite)."""
         fnew = _norm(F)
-        sys = self.p.system(v)
-        if not sys.finite():
-            return False
         self.nslow = 0 if fnew < 0.999 * self.fnorm else self.nslow + 1
         self.v, self.F, self.fnorm, self.sys, self.pN = v, F, fnew, sys, None
         self.nit += 1
         self.D = self._scale(self.D)
-        return True
 
     def dx(self) -> float:
         return _norm(self.D * self.v)
@@ -228,9 +224,11 @@ class _Solver:
                     delta = max(delta, 2.0 * pnorm)
                 if abs(ratio - 1.0) <= 0.1:
                     delta = 2.0 * pnorm
-            if ratio >= 1e-4:
-                if not self.accept(vt, Ft):
-                    return self.stalled("the Jacobian is not finite at the next point")
+            sys = self.p.system(vt) if ratio >= 1e-4 else None
+            if sys is not None and not sys.finite():  # J is NaN/Inf there: reject the step
+                ncsuc, delta, sys = 0, 0.5 * min(delta, pnorm), None
+            if sys is not None:
+                self.accept(vt, Ft, sys)
                 if full and not reg and pnorm <= self.xtol * self.dx():
                     return 2, (f"converged: the Newton step {pnorm:.3g} <= xtol ‖D x‖ "
                                f"(xtol = {self.xtol:g})")
@@ -259,15 +257,16 @@ class _Solver:
                 Ft = self.p(vt)
                 phi = 0.5 * _norm(Ft) ** 2 if bool(torch.isfinite(Ft).all()) else math.inf
                 if phi <= phi0 + 1e-4 * t * slope:
-                    break
+                    if (sys := self.p.system(vt)).finite():
+                        break
+                    phi = math.inf  # J is NaN/Inf there: backtrack as from a NaN residual
                 if t * _norm(self.D * p) <= self.xtol * self.dx() or t < 1e-15:
                     return self.stalled("the line search found no decrease")
                 if self.p.nfev >= self.max_nfev:
                     return self.done() or (0, "")
                 t, t_prev, phi_prev = backtrack(t, phi, t_prev, phi_prev, phi0, slope), t, phi
             step = _norm(self.D * p) * t
-            if not self.accept(vt, Ft):
-                return self.stalled("the Jacobian is not finite at the next point")
+            self.accept(vt, Ft, sys)
             self.log("t", t)
             if t == 1.0 and not reg and step <= self.xtol * self.dx():
                 return 2, (f"converged: the Newton step {step:.3g} <= xtol ‖D x‖ "
