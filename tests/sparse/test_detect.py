@@ -10,10 +10,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from jacobite.errors import DtypeError, JacobiteWarning
 from jacobite.sparse.detect import Pattern, detect
+from tests.problems import program_function, programs
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -374,71 +374,18 @@ def test_bratu_speed() -> None:
 
 
 # ---- fuzzer --------------------------------------------------------------------------------
-def _inplace_shift(a: torch.Tensor) -> torch.Tensor:
-    b = a.clone()
-    b[1:3] = b[0:2] * 2
-    b.t()[1].mul_(a[3, 0])
-    return b
-
-
-def _inplace_columns(a: torch.Tensor) -> torch.Tensor:
-    b = torch.zeros(4, 3)
-    b[:, 0] = a[:, 2]
-    b[2].add_(a[0])
-    b[1:, 1:].copy_(a[:3, :2].exp())
-    return b
-
-
-_W = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 3.0, 0.0], [1.0, 0.0, 1.0]],
-                  dtype=torch.float64)
-UNARY = [
-    torch.sin, torch.exp, torch.tanh, torch.sigmoid, lambda a: a * a, lambda a: -a,
-    lambda a: torch.roll(a, 1, 0), lambda a: torch.flip(a, [1]), lambda a: a.t().reshape(a.shape),
-    lambda a: torch.softmax(a, 1), lambda a: torch.cumsum(a, 0),
-    lambda a: a.sum(1, keepdim=True) * a, lambda a: a * torch.tensor([0.0, 1.0, 0.0]),
-    lambda a: a[torch.tensor([2, 0, 1, 3])], lambda a: a @ torch.eye(3)[[0, 2, 1]],
-    lambda a: torch.cat([a[1:], a[:1] * 0.5]), lambda a: a.amax(0, keepdim=True) + a,
-    lambda a: torch.where(a > 0.3, a, a.cos()), lambda a: a.clamp(-0.2, 0.8),
-    lambda a: torch.nn.functional.pad(a[:, 1:], (1, 0)), lambda a: a.reshape(3, 4).t(),
-    lambda a: torch.log_softmax(a, 0), lambda a: _W @ a[:3, :3],
-    lambda a: torch.gather(a, 1, torch.tensor([[0, 0, 2]] * 4)), lambda a: a.prod(0) + a,
-    lambda a: torch.nn.functional.conv1d(a.unsqueeze(1), torch.tensor([[[1.0, 0.0, -1.0]]]),
-                                         padding=1),
-    lambda a: torch.nn.functional.conv2d(a.reshape(1, 1, 4, 3), torch.ones(2, 1, 2, 2)),
-    lambda a: torch.sort(a, 1)[0], lambda a: torch.topk(a, 2, 0)[0],
-    lambda a: torch.zeros(4, 3).scatter_add(0, torch.tensor([[0, 1, 1], [0, 0, 3]]), a[:2]),
-    lambda a: torch.zeros(3, 3).index_put((torch.tensor([2, 0, 2]),), a[1:]),
-    lambda a: a.index_put((torch.tensor([1, 1]), torch.tensor([0, 2])), a[0, :2], accumulate=True),
-    lambda a: torch.nn.functional.pad(a.unsqueeze(0), (1, 1), mode="reflect"),
-    lambda a: a.reshape(2, 6).logsumexp(1, keepdim=True) - a.reshape(2, 6),
-    lambda a: torch.maximum(a, a.flip(0)), lambda a: a.t() @ a, lambda a: a.reshape(-1)[3:9],
-    lambda a: torch.linalg.vector_norm(a, dim=0, keepdim=True) + a.var(1, keepdim=True),
-    lambda a: _F.avg_pool1d(a.t().unsqueeze(0), 2, 1), lambda a: _F.max_pool1d(a.unsqueeze(0), 2),
-    lambda a: _F.layer_norm(a, (3,)), _inplace_shift, _inplace_columns,
-]
-BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a / (1 + b * b),
-          lambda a, b: torch.stack([a, b]).sum(0), lambda a, b: a @ b[:3, :3],
-          lambda a, b: torch.where(b > 0.5, a, b)]
-
-
-def _shape_fix(t: torch.Tensor) -> torch.Tensor:
-    flat = t.reshape(-1)
-    if flat.numel() >= 12:
-        return flat[:12].reshape(4, 3)
-    return flat.repeat(12 // flat.numel() + 1)[:12].reshape(4, 3)
-
-
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(UNARY) - 1), st.integers(0, len(BINARY) - 1),
-                          st.booleans(), st.integers(0, 3)), min_size=1, max_size=4))
+@given(programs())
 def test_fuzz_random_programs_are_sound(program) -> None:
-    def f(v):
-        regs = [v.reshape(4, 3)]
-        for u, b, use_bin, src in program:
-            a = regs[src % len(regs)]
-            r = BINARY[b](a, regs[-1]) if use_bin else UNARY[u](a)
-            regs.append(_shape_fix(r))
-        return regs[-1]
-
-    p, _ = check_sound(f, torch.rand(12), points=2)
+    p, _ = check_sound(program_function(program), torch.rand(12), points=2)
     assert not p.fallback_ops, p.fallback_ops
+
+
+def test_masked_fill_with_a_value_dependent_mask_keeps_every_element() -> None:
+    """At another x, the mask (computed from x) may keep any element: all stay dependent."""
+    f = lambda a: a.masked_fill(a > 0.5, 0.0) + a[0]  # noqa: E731
+    p = detect(f, torch.tensor([0.1, 0.9, 0.2]))
+    assert not p.local
+    expect = np.eye(3, dtype=bool)
+    expect[:, 0] = True
+    np.testing.assert_array_equal(p.to_scipy().toarray(), expect)

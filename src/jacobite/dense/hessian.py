@@ -51,17 +51,26 @@ def _gradient_of(f: Callable[..., Any], argnums: int | tuple[int, ...]) -> Calla
 
 def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
             chunk_size: int | str | None = "auto", flat: bool = False,
-            memory_budget: int | str | None = None, check_finite: bool = True) -> Any:
+            memory_budget: int | str | None = None, check_finite: bool = True,
+            sparse: bool = False) -> Any:
     """The Hessian of a scalar-valued ``f``: the forward-mode Jacobian of its reverse-mode gradient.
 
     Shapes follow ``torch.func.hessian`` (input shape + input shape), or one ``(n, n)`` matrix with
     ``flat=True``. Chunked like :func:`jacobite.jacobian` so large Hessians stay under the budget.
+    ``sparse=True`` detects the Hessian's pattern, star-colors it and returns a CSR
+    :class:`~jacobite.operators.SparseOperator` (:func:`jacobite.sparse.prepare_hessian`).
 
     >>> import torch, jacobite
     >>> f = lambda v: v[0] ** 2 + 4 * v[1] ** 2 - 11 * v[0] + 8 * v[1] - 16
     >>> jacobite.hessian(f, torch.tensor([0.0, 0.0], dtype=torch.float64)).tolist()
     [[2.0, 0.0], [0.0, 8.0]]
+    >>> H = jacobite.hessian(lambda v: (v ** 3).sum(), torch.ones(4), sparse=True)
+    >>> H.to_scipy().nnz, H.diagonal().tolist()
+    (4, [6.0, 6.0, 6.0, 6.0])
     """
+    if sparse:
+        from ..sparse.evaluate import one_call
+        return one_call(f, args, argnums, "auto", False, check_finite, hessian=True)
     gradient = _gradient_of(f, argnums)
     return jacobian(gradient, *args, argnums=argnums, mode="forward", chunk_size=chunk_size,
                     flat=flat, memory_budget=memory_budget, check_finite=check_finite)

@@ -149,7 +149,7 @@ def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[i
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
              mode: str = "auto", has_aux: bool = False, chunk_size: int | str | None = "auto",
              flat: bool = False, memory_budget: int | str | None = None,
-             check_finite: bool = True) -> Any:
+             check_finite: bool = True, sparse: bool = False) -> Any:
     """The Jacobian of ``f`` at ``args`` with respect to the arguments named by ``argnums``.
 
     Args:
@@ -171,12 +171,23 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
             :func:`jacobite.config.get_memory_budget` (1 GiB). A result that alone exceeds it
             raises :class:`~jacobite.errors.JacobianTooLarge` before anything large is allocated.
         check_finite: raise :class:`~jacobite.errors.NonFiniteInputError` on NaN/Inf inputs.
+        sparse: detect the sparsity pattern, color it and evaluate the compressed products
+            (:func:`jacobite.sparse.prepare`); returns a CSR
+            :class:`~jacobite.operators.SparseOperator` of shape ``(m, n)`` (outputs and the
+            input flattened). One tensor argument, no ``has_aux``; ``mode`` may be
+            ``"auto"``, ``"forward"``, ``"reverse"`` or ``"bidirectional"``. Detection runs on
+            every call: keep a plan from ``prepare`` to evaluate repeatedly.
 
     >>> import torch, jacobite
     >>> f = lambda v: torch.stack([v[0] ** 2 + v[1], v[0] * v[1]])
     >>> jacobite.jacobian(f, torch.tensor([1.0, 2.0], dtype=torch.float64)).tolist()
     [[2.0, 1.0], [2.0, 1.0]]
+    >>> jacobite.jacobian(torch.sin, torch.zeros(3), sparse=True).to_scipy().nnz
+    3
     """
+    if sparse:
+        from ..sparse.evaluate import one_call
+        return one_call(f, args, argnums, mode, has_aux, check_finite)
     _, J, aux = _compute(f, args, argnums, mode, has_aux, chunk_size, flat, memory_budget,
                          check_finite)
     return (J, aux) if has_aux else J

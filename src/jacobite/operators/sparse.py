@@ -80,6 +80,10 @@ class SparseOperator(JacobianOperator):
         """Number of stored entries."""
         return int(self.matrix.values().numel())
 
+    def to_torch(self) -> torch.Tensor:
+        """The stored torch sparse CSR tensor (same as :meth:`to_sparse`)."""
+        return self.matrix
+
     def _t(self) -> torch.Tensor:
         if self._csr_t is None:
             self._csr_t = _csr.csr_transpose(self.matrix)

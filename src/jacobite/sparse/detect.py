@@ -31,12 +31,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from jacobite.errors import DtypeError, JacobiteWarning, OutputTypeError
+from jacobite.errors import DtypeError, JacobiteWarning, OutputTypeError, ShapeError
 from jacobite.sparse import _rules as R
+from jacobite.sparse._rules_backward import backward_rule
 from jacobite.sparse._rules_conv import POOL_OPS, convolution, layer_norm, pool
 from jacobite.sparse._rules_linalg import MATMUL_OPS, matmul
 
-__all__ = ["Pattern", "detect"]
+__all__ = ["Pattern", "detect", "detect_hessian"]
 
 aten = torch.ops.aten
 
@@ -91,8 +92,11 @@ class Pattern:
 class _Tracker(TorchDispatchMode):
     """Propagates dependency matrices through every aten op f runs."""
 
-    def __init__(self, x: torch.Tensor) -> None:
+    def __init__(self, x: torch.Tensor, keep_detached: bool = False) -> None:
         super().__init__()
+        # autograd saves tensors for backward through aten.detach: when tracing a gradient, a
+        # detached tensor keeps its dependencies (a superset for a user's own detach: sound)
+        self.keep_detached = keep_detached
         self.n = x.numel()
         # id -> (weak ref, dependency matrix or None, value depends on x)
         self._info: dict[int, tuple[weakref.ref, R.Deps, bool]] = {}
@@ -208,12 +212,18 @@ class _Tracker(TorchDispatchMode):
         return out
 
     def _rule(self, func: Any, args: tuple, kwargs: dict, outs: list, name: str) -> list:
+        if self.keep_detached and func.overloadpacket is aten.detach:
+            return [self.deps(args[0])]
         if func in _NO_DEPS or func.overloadpacket in _NO_DEPS:
             return [None] * len(outs)
         packet = func.overloadpacket
         if func in MATMUL_OPS:
             return [matmul(func, args, kwargs, outs[0], self.deps, self.tainted)]
         if packet in (aten.max, aten.min) and func._overloadname == "other":
+            return [R.pointwise((args, kwargs), outs[0], self.deps)]
+        if packet in (aten.masked_fill, aten.masked_fill_) and self.tainted(
+                R.bind(func, args, kwargs).get("mask")):
+            # a mask computed from x: at another x any element may keep self's value
             return [R.pointwise((args, kwargs), outs[0], self.deps)]
         if packet in R.INDEX_OPS:
             if func in R._ACCUMULATE_OPS:
@@ -237,6 +247,8 @@ class _Tracker(TorchDispatchMode):
             return R.reduce(func, args, kwargs, outs, self.deps)
         if packet in (aten.mul, aten.mul_) and len(outs) == 1 and len(args) == 2:
             return [R.mul(args, outs[0], self.deps, self.tainted, packet is aten.mul_)]
+        if (res := backward_rule(func, args, kwargs, outs, self.deps, self.n)) is not None:
+            return res
         if torch.Tag.pointwise in func.tags or packet in _CASTS:
             ref = next((o for o in outs if isinstance(o, torch.Tensor)), None)
             if ref is not None and len(outs) == 1:
@@ -306,12 +318,7 @@ def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     >>> detect(lambda v: v.sum(), torch.ones(3)).nnz
     3
     """
-    if not isinstance(x, torch.Tensor):
-        raise DtypeError(f"detect needs x to be a torch.Tensor, got {type(x).__name__}; "
-                         "wrap it with torch.as_tensor(x, dtype=torch.float64)")
-    if not (x.is_floating_point() or x.is_complex()):
-        raise DtypeError(f"detect needs a floating-point x, got dtype {x.dtype}; "
-                         "convert it with x.double()")
+    _check_input(x, "detect")
     xin = x.detach().clone()
     tracker = _Tracker(xin)
     with torch.no_grad(), tracker:
@@ -320,21 +327,68 @@ def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     if not leaves or not all(isinstance(t, torch.Tensor) for t in leaves):
         raise OutputTypeError("detect needs f to return a tensor (or a pytree of tensors), "
                               f"got {type(out).__name__}")
+    return _finish(tracker, leaves, xin.numel(), "detect")
+
+
+def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
+    """The global sparsity pattern of the Hessian of a scalar ``f`` at shape ``x.shape``.
+
+    Found by running ``f`` and its reverse-mode gradient (``torch.autograd.grad``) under the
+    same tracker: the pattern of ∂(∇f)/∂x, symmetrised. Backward ops without a rule fall back to
+    a dense dependency, as in :func:`detect`.
+
+    >>> import torch
+    >>> p = detect_hessian(lambda u: (u[1:] * u[:-1]).sum() + u.exp().sum(), torch.zeros(4))
+    >>> p.to_scipy().toarray().astype(int).tolist()
+    [[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]]
+    """
+    _check_input(x, "detect_hessian")
+    xin = x.detach().clone().requires_grad_(True)
+    tracker = _Tracker(xin, keep_detached=True)
+    with torch.enable_grad(), tracker:
+        y = f(xin)
+        if not isinstance(y, torch.Tensor) or y.numel() != 1:
+            raise ShapeError("a Hessian needs f to return a scalar tensor (one element), got "
+                             + (f"shape {tuple(y.shape)}" if isinstance(y, torch.Tensor)
+                                else type(y).__name__)
+                             + "; for a vector-valued f use detect(f, x) for its Jacobian")
+        g = None
+        if y.requires_grad:
+            (g,) = torch.autograd.grad(y.reshape(()), xin, allow_unused=True)
+    if g is None:
+        g = torch.zeros_like(xin)
+    pat = _finish(tracker, [g], xin.numel(), "detect_hessian")
+    sym = sp.csr_matrix(pat.matrix + pat.matrix.T, dtype=bool)
+    sym.sort_indices()
+    return Pattern(sym, pat.local, pat.fallback_ops)
+
+
+def _check_input(x: Any, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise DtypeError(f"{name} needs x to be a torch.Tensor, got {type(x).__name__}; "
+                         "wrap it with torch.as_tensor(x, dtype=torch.float64)")
+    if not (x.is_floating_point() or x.is_complex()):
+        raise DtypeError(f"{name} needs a floating-point x, got dtype {x.dtype}; "
+                         "convert it with x.double()")
+
+
+def _finish(tracker: _Tracker, leaves: list[torch.Tensor], n: int, name: str) -> Pattern:
+    """The pattern of ``leaves`` (stacked in order), with the warnings the trace earned."""
     mats = []
     for t in leaves:
         d = tracker.deps(t)
-        mats.append(d if d is not None else R.empty(t.numel(), xin.numel()))
+        mats.append(d if d is not None else R.empty(t.numel(), n))
     matrix = mats[0] if len(mats) == 1 else sp.vstack(mats, format="csr")
     matrix = sp.csr_matrix(matrix, dtype=bool)
     matrix.sum_duplicates()
     matrix.sort_indices()
     if tracker.fallback:
-        warnings.warn(f"jacobite.sparse.detect: no sparsity rule for {', '.join(tracker.fallback)};"
-                      " used a dense dependency (conservative, possibly many false positives)",
-                      JacobiteWarning, stacklevel=2)
+        warnings.warn(f"jacobite.sparse.{name}: no sparsity rule for "
+                      f"{', '.join(tracker.fallback)}; used a dense dependency (conservative, "
+                      "possibly many false positives)", JacobiteWarning, stacklevel=3)
     local = bool(tracker.local_reasons)
     if local:
-        warnings.warn("jacobite.sparse.detect: the pattern is valid only near this x ("
+        warnings.warn(f"jacobite.sparse.{name}: the pattern is valid only near this x ("
                       + "; ".join(dict.fromkeys(tracker.local_reasons)) + ")",
-                      JacobiteWarning, stacklevel=2)
+                      JacobiteWarning, stacklevel=3)
     return Pattern(matrix, local, tuple(tracker.fallback))

@@ -46,6 +46,10 @@ def nonzero_pattern(matrix: Any, precision: float | str = 0.0
                                  f"{precision!r}")
     if isinstance(matrix, JacobianOperator):
         matrix = matrix.to_scipy()  # sparse structure is kept; others densify under the budget
+    elif sp.issparse(getattr(matrix, "pattern", None)):  # a jacobite.sparse plan
+        matrix = matrix.pattern
+    elif callable(getattr(matrix, "to_scipy", None)):  # a jacobite.sparse.Pattern
+        matrix = matrix.to_scipy()
     if isinstance(matrix, torch.Tensor) and matrix.layout != torch.strided:
         coo = matrix.detach().cpu().to_sparse_coo().coalesce()
         idx, vals = coo.indices().numpy(), coo.values().numpy()
@@ -89,7 +93,9 @@ def spy(matrix: Any, ax: Axes | None = None, *, title: str | None = None,
         matrix: a dense tensor or array (a boolean pattern works), a scipy.sparse matrix, a
             torch sparse tensor or a :class:`~jacobite.operators.JacobianOperator` (a
             :class:`~jacobite.operators.SparseOperator` is read from its stored indices; other
-            operators go through ``to_scipy()``, densifying only under the memory budget).
+            operators go through ``to_scipy()``, densifying only under the memory budget), a
+            :class:`jacobite.sparse.Pattern` or a :class:`jacobite.sparse.SparsePlan` (its
+            detected pattern).
         ax: draw into these axes; ``None``: a new figure.
         title: the axes title (default: shape, number of nonzeros and density).
         precision: draw entries with ``|a| > precision``; ``"present"`` draws every stored
