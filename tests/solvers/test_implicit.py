@@ -66,6 +66,15 @@ def test_sqrt_closed_form():
     torch.testing.assert_close(g, 0.5 / th.sqrt())
 
 
+def test_float32_theta():
+    th = torch.tensor([4.0, 9.0], requires_grad=True)
+    x = solve_implicit(sqrt_F, torch.ones(2), th)  # root works in float64 by default
+    assert x.dtype == DT and x.tolist() == [2.0, 3.0]
+    (g,) = torch.autograd.grad(x.sum(), th)
+    assert g.dtype == torch.float32
+    torch.testing.assert_close(g, torch.tensor([0.25, 1 / 6]))
+
+
 def test_linear_system_closed_form():
     th = torch.tensor([0.2, -0.7], dtype=DT)
     A, b = A0 + 0.2 * A1, B0 - 0.7 * B1

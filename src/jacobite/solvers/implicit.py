@@ -159,8 +159,8 @@ class _Solve(torch.autograd.Function):
         def f_theta(*lv: torch.Tensor) -> torch.Tensor:
             return box["F"](x, tree_unflatten(list(lv), box["spec"])).reshape(-1)
 
-        _, vjp_fn = _vjp(f_theta, *[leaf.detach() for leaf in leaves])
-        grads = vjp_fn(-lam.to(leaves[0].dtype) if leaves else -lam)
+        out, vjp_fn = _vjp(f_theta, *[leaf.detach() for leaf in leaves])
+        grads = vjp_fn(-lam.to(out.dtype))
         return (None, *(g.to(leaf.dtype) if ctx.needs_input_grad[i + 1] else None
                         for i, (g, leaf) in enumerate(zip(grads, leaves, strict=True))))
 
