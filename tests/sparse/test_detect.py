@@ -389,3 +389,26 @@ def test_masked_fill_with_a_value_dependent_mask_keeps_every_element() -> None:
     expect = np.eye(3, dtype=bool)
     expect[:, 0] = True
     np.testing.assert_array_equal(p.to_scipy().toarray(), expect)
+
+
+# ---- the shared battery: sound on every one-tensor case; false positives counted -----------
+def _battery_single():
+    from tests.battery import CASES
+
+    return [c for c in CASES if "tensor_in" in c.kinds and "batched" not in c.kinds
+            and isinstance(c.argnums, int)]
+
+
+@pytest.mark.parametrize("case", _battery_single(), ids=lambda c: c.name)
+def test_battery_patterns_are_sound(case, record_property) -> None:
+    args = case.args()
+    pos = case.argnums
+
+    def f(u):
+        out = case.fn(*args[:pos], u, *args[pos + 1:])
+        leaves = torch.utils._pytree.tree_flatten(out)[0]
+        return torch.cat([t.reshape(-1) for t in leaves])
+
+    p, false_pos = check_sound(f, args[pos].detach())
+    record_property("false_positives", false_pos)  # reported in the junit XML
+    record_property("pattern_nnz", p.nnz)
