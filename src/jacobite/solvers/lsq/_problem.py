@@ -112,23 +112,11 @@ class Residuals:
                              f"({m}, {self.n}): one row per residual, one column per entry of x")
         return J
 
-    def second_directional(self, v: np.ndarray, d: np.ndarray) -> np.ndarray | None:
-        """``f''(v)[d, d]`` by nested forward-mode AD (counted as one evaluation); ``None``
-        when the Jacobian is user-supplied (the function may not be differentiable)."""
-        if self.jac != "auto":
-            return None
-        from torch.func import jvp
-
-        self.nfev += 1
-        xt, dt = self.tensor(v).reshape(-1), self.tensor(d).reshape(-1)
-
-        def deriv(y: torch.Tensor) -> torch.Tensor:
-            return jvp(self._flat_call, (y,), (dt,))[1]
-
-        try:
-            return _to_numpy(jvp(deriv, (xt,), (dt,))[1])
-        except RuntimeError:  # pragma: no cover - an op without a forward-mode rule
-            return None
+    def second_directional(self, v: np.ndarray, d: np.ndarray, f: np.ndarray, Jd: np.ndarray,
+                           h: float = 0.1) -> np.ndarray:
+        """``f''(v)[d, d]`` by Transtrum & Sethna's finite difference along the step,
+        ``(2/h) ((f(v + h d) − f(v)) / h − J d)``: one residual evaluation (counted)."""
+        return (2.0 / h) * ((self.f(v + h * d) - f) / h - Jd)
 
     def _sparse_jacobian(self, v: np.ndarray) -> sp.csr_matrix:
         from ... import sparse as _sparse

@@ -38,6 +38,8 @@ def tr_step_svd(uf: np.ndarray, s: np.ndarray, V: np.ndarray, delta: float,
     (minimum-norm) Gauss–Newton step lies inside. ``uf = Uᵀ f``; ``V`` holds right singular
     vectors as columns; ``lam0`` warm-starts λ."""
     suf = s * uf
+    if not delta > 0:
+        return np.zeros(V.shape[0]), 0.0
     keep = s > s[0] * EPS * max(len(uf), V.shape[0]) if s.size and s[0] > 0 else s > 0
     p_gn = -V[:, keep] @ (uf[keep] / s[keep])
     if np.linalg.norm(p_gn) <= delta:
@@ -47,7 +49,8 @@ def tr_step_svd(uf: np.ndarray, s: np.ndarray, V: np.ndarray, delta: float,
     def phi(lam: float) -> tuple[float, float]:
         den = s * s + lam
         pn = float(np.linalg.norm(suf / den))
-        return pn - delta, -float(np.sum(suf * suf / den ** 3)) / pn
+        with np.errstate(over="ignore", under="ignore"):
+            return pn - delta, -float(np.sum(suf * suf / den ** 3)) / pn
 
     hi = float(np.linalg.norm(suf)) / delta if delta > 0 else 0.0
     if hi == 0.0:  # zero gradient or zero radius: no step
@@ -55,7 +58,7 @@ def tr_step_svd(uf: np.ndarray, s: np.ndarray, V: np.ndarray, delta: float,
     lo = 0.0
     if full_rank:
         ph, dph = phi(0.0)
-        lo = max(-ph / dph, 0.0)
+        lo = max(-ph / dph, 0.0) if dph < 0 else 0.0
     lam = lam0 if lam0 is not None and lam0 > 0 else max(1e-3 * hi, (lo * hi) ** 0.5)
     for _ in range(max_iter):
         if not lo <= lam <= hi:
@@ -63,6 +66,8 @@ def tr_step_svd(uf: np.ndarray, s: np.ndarray, V: np.ndarray, delta: float,
         ph, dph = phi(lam)
         if ph < 0:
             hi = lam
+        if not (dph < 0 and np.isfinite(dph)):  # under/overflow at extreme radii
+            break
         ratio = ph / dph
         lo = max(lo, lam - ratio)
         lam -= (ph + delta) * ratio / delta

@@ -137,9 +137,9 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
             for ``"lm"``).
         verbose: 0 silent, 1 a summary at the end, 2 a line per iteration.
         args, kwargs: passed on to ``fun`` and ``jac``.
-        geodesic: geodesic acceleration for ``"lm"`` (exact second directional derivatives by
-            AD; used only with ``jac="auto"``). On by default: it is what takes Bennett5 and
-            MGH09 from NIST start 1 to the certified values.
+        geodesic: geodesic acceleration for ``"lm"`` with the linear loss (one extra residual
+            evaluation per damped step). On by default: it is what takes Bennett5 from NIST
+            start 1 to the certified values, and it lowers the evaluation count overall.
         dtype: the dtype ``fun`` is evaluated in (float64 by default, whatever ``x0`` is; ``None``
             keeps ``x0``'s floating dtype). The linear algebra is always float64.
 
