@@ -1,0 +1,18 @@
+"""Multi-objective optimisation by Jacobian descent (issue 6).
+
+:mod:`jacobite.multiobjective.aggregators` holds the aggregators (UPGrad, DualProj, MGDA, ...),
+each mapping the m × n Jacobian of m losses to one update that conflicts with none of them
+where the method promises so.
+
+>>> import torch
+>>> from jacobite.multiobjective import UPGrad
+>>> J = torch.tensor([[1.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+>>> bool((J @ UPGrad()(J) >= 0).all())
+True
+"""
+
+from . import aggregators
+from .aggregators import *  # noqa: F403
+from .aggregators import __all__ as _aggregators_all
+
+__all__ = ["aggregators", *_aggregators_all]
