@@ -1,0 +1,156 @@
+"""Shared plumbing of :mod:`gramian` and :mod:`backward`: checking losses and parameters,
+finding the leaves of an autograd graph, batched (row-chunked) backward passes, accumulation.
+
+Nothing here differentiates by itself: every derivative comes from ``torch.autograd.grad``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+from .. import config
+from ..errors import ArgnumsError, DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+
+__all__ = ["accumulate", "as_losses", "batched_grads", "check_params", "leaf_params",
+           "resolve_chunk", "row_chunk"]
+
+
+def as_losses(losses: Tensor | Sequence[Tensor], what: str = "losses") -> Tensor:
+    """Check the losses and return them as one 1-D tensor of length m (stacked if a sequence)."""
+    if isinstance(losses, (list, tuple)):
+        if not losses:
+            raise ShapeError(f"{what} is empty; pass at least one loss")
+        bad = [i for i, t in enumerate(losses) if not isinstance(t, Tensor) or t.numel() != 1]
+        if bad:
+            raise ShapeError(f"{what}[{bad[0]}] is not a scalar tensor; pass a sequence of "
+                             "scalar losses or one 1-D tensor of losses")
+        losses = torch.stack([t.reshape(()) for t in losses])
+    if not isinstance(losses, Tensor):
+        raise ShapeError(f"{what} must be a 1-D tensor (one entry per objective) or a sequence "
+                         f"of scalar tensors, got {type(losses).__name__}")
+    if losses.ndim != 1:
+        raise ShapeError(f"{what} must be 1-D (one entry per objective), got shape "
+                         f"{tuple(losses.shape)}; flatten it (losses.reshape(-1)) or, for one "
+                         "loss per example, do not reduce over the batch")
+    if losses.numel() == 0:
+        raise ShapeError(f"{what} is empty; pass at least one loss")
+    if not losses.is_floating_point():
+        raise DtypeError(f"{what} have dtype {losses.dtype}; losses must be floating point")
+    if not bool(torch.isfinite(losses.detach()).all()):
+        bad = torch.nonzero(~torch.isfinite(losses.detach())).flatten().tolist()
+        raise NonFiniteInputError(f"{what} {bad[:5]} are NaN or infinite; fix the model or data "
+                                  "(e.g. lower the learning rate) before backward")
+    if not losses.requires_grad:
+        raise ArgnumsError(f"{what} do not depend on any tensor with requires_grad=True; compute "
+                           "them from the model's parameters (and not under torch.no_grad())")
+    return losses
+
+
+def leaf_params(roots: Sequence[Tensor], excluded: Sequence[Tensor] = ()) -> list[Tensor]:
+    """Leaf tensors (those autograd accumulates into) reachable from ``roots``' graph, breadth
+    first, without walking through the graph nodes of ``excluded``."""
+    seen = {t.grad_fn for t in excluded if t.grad_fn is not None}
+    queue = deque(t.grad_fn for t in roots if t.grad_fn is not None and t.grad_fn not in seen)
+    seen.update(queue)
+    leaves: list[Tensor] = []
+    ids: set[int] = set()
+    while queue:
+        node = queue.popleft()
+        var = getattr(node, "variable", None)
+        if isinstance(var, Tensor) and id(var) not in ids:
+            ids.add(id(var))
+            leaves.append(var)
+        for child, _ in node.next_functions:
+            if child is not None and child not in seen:
+                seen.add(child)
+                queue.append(child)
+    return leaves
+
+
+def check_params(params: Iterable[Tensor] | Tensor, what: str = "params") -> list[Tensor]:
+    """A list of distinct tensors that can receive a ``.grad``."""
+    if isinstance(params, Tensor):
+        params = [params]
+    out: list[Tensor] = []
+    ids: set[int] = set()
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise ArgnumsError(f"{what}[{i}] is a {type(p).__name__}, not a tensor; pass "
+                               "model.parameters() or a list of tensors")
+        if not p.requires_grad:
+            raise ArgnumsError(f"{what}[{i}] (shape {tuple(p.shape)}) has requires_grad=False; "
+                               "call requires_grad_() on it or leave it out")
+        if not (p.is_leaf or p.retains_grad):
+            raise ArgnumsError(f"{what}[{i}] is not a leaf tensor, so it has no .grad to fill; "
+                               "pass leaf parameters (or call retain_grad() on it)")
+        if id(p) not in ids:
+            ids.add(id(p))
+            out.append(p)
+    if not out:
+        raise ArgnumsError(f"no {what} to differentiate: the list is empty (or the losses "
+                           "depend on no tensor with requires_grad=True)")
+    return out
+
+
+def resolve_chunk(chunk_size: int | None) -> int | None:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InvalidOptionError(f"chunk_size must be a positive integer or None, got "
+                                 f"{chunk_size!r}")
+    return chunk_size
+
+
+def row_chunk(m: int, bytes_per_row: int, chunk_size: int | None) -> int:
+    """Rows per batched backward pass: ``chunk_size`` if given, else as many as the memory
+    budget allows (about three row-sized buffers per row: the gradient and the intermediates)."""
+    if chunk_size is not None:
+        return min(chunk_size, m)
+    return max(1, min(m, config.get_memory_budget() // max(1, 3 * bytes_per_row)))
+
+
+def batched_grads(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
+                  inputs: Sequence[Tensor], *, retain_graph: bool,
+                  chunk_size: int | None = None) -> list[Tensor]:
+    """Rows ``Jᵀ c_k`` for the m stacked cotangents ``c_k`` (each ``cotangents[j]`` has shape
+    ``(m, *outputs[j].shape)``): one ``(m, *p.shape)`` tensor per input, zeros where unused.
+
+    Rows go through autograd in chunks (``is_grads_batched``); ``chunk_size=1`` runs a plain
+    loop without vmap, for operations vmap cannot batch.
+    """
+    m = cotangents[0].shape[0]
+    per_row = sum(p.numel() * p.element_size() for p in inputs)
+    c = row_chunk(m, per_row, chunk_size)
+    parts: list[list[Tensor]] = []
+    starts = list(range(0, m, c))
+    for k, s in enumerate(starts):
+        keep = retain_graph or k < len(starts) - 1
+        cots = [ct[s:s + c] for ct in cotangents]
+        n = cots[0].shape[0]
+        if c == 1:
+            g = torch.autograd.grad(outputs, inputs, [ct[0] for ct in cots], retain_graph=keep,
+                                    allow_unused=True)
+            g = tuple(None if x is None else x.unsqueeze(0) for x in g)
+        else:
+            g = torch.autograd.grad(outputs, inputs, cots, retain_graph=keep, allow_unused=True,
+                                    is_grads_batched=True)
+        parts.append([p.new_zeros((n, *p.shape)) if x is None else x
+                      for x, p in zip(g, inputs, strict=True)])
+    if len(parts) == 1:
+        return parts[0]
+    return [torch.cat([p[i] for p in parts]) for i in range(len(inputs))]
+
+
+def accumulate(params: Sequence[Tensor], grads: Sequence[Tensor]) -> None:
+    """Add ``grads`` into the ``.grad`` of ``params`` (like ``torch.autograd.backward``)."""
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            g = g.reshape(p.shape).to(dtype=p.dtype, device=p.device)
+            if p.grad is None:
+                p.grad = g.detach().clone(memory_format=torch.contiguous_format)
+            else:
+                p.grad.add_(g)

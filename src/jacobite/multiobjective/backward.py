@@ -1,0 +1,185 @@
+"""Jacobian descent through ``.grad``: ``backward`` and ``mtl_backward``.
+
+Like ``torch.autograd.backward`` but for a *vector* of m losses: the m gradients (rows of the
+Jacobian J) are combined by an aggregator into one update, which is **added** to each
+parameter's ``.grad`` — so any ``torch.optim`` optimizer then takes the step, and several calls
+accumulate as with ``loss.backward()``.
+
+With a Gramian-weighted aggregator (UPGrad, MGDA, DualProj, ...: one with a ``weights(G)``
+method, update ``Jᵀw``) only ``G = JJᵀ`` and the weights are needed. If J fits the memory budget
+it is computed in one batched backward pass and ``Jᵀw`` is a matrix product; otherwise G is
+accumulated parameter by parameter (:func:`~jacobite.multiobjective.gramian`) and ``Jᵀw`` is
+one more backward pass, of ``wᵀ·losses`` — J is never stored.
+
+The results equal TorchJD's ``autojac.backward`` (or ``mtl_backward``) followed by
+``jac_to_grad`` with the same aggregator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import config
+from ..errors import ArgnumsError, JacobianTooLarge, ShapeError
+from ._params import (
+    accumulate,
+    as_losses,
+    batched_grads,
+    check_params,
+    leaf_params,
+    resolve_chunk,
+)
+from .gramian import graph_gramian
+
+__all__ = ["backward", "mtl_backward"]
+
+
+def _default(aggregator: Any) -> Any:
+    if aggregator is not None:
+        return aggregator
+    from .aggregators import UPGrad  # lazily: the aggregators import nothing from here
+
+    return UPGrad()
+
+
+def _is_gramian_weighted(aggregator: Any) -> bool:
+    return callable(getattr(aggregator, "weights", None))
+
+
+def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
+                      params: list[Tensor], aggregator: Any, *, retain_graph: bool,
+                      chunk_size: int | None) -> Tensor | None:
+    """Aggregate the rows ``Jᵀ c_k`` (k < m) over ``params`` and add the update to ``.grad``;
+    return the weights when the aggregator works on the Gramian."""
+    m = cotangents[0].shape[0]
+    n = sum(p.numel() for p in params)
+    itemsize = max(p.element_size() for p in params)
+    fits = m * n * itemsize <= config.get_memory_budget()
+    if _is_gramian_weighted(aggregator) and not fits:
+        G = graph_gramian(outputs, cotangents, params, retain_graph=True, chunk_size=chunk_size)
+        w = aggregator.weights(G).detach()
+        combined = [torch.tensordot(w.to(c.dtype), c, dims=1) for c in cotangents]
+        grads = torch.autograd.grad(outputs, params, combined, retain_graph=retain_graph,
+                                    allow_unused=True, materialize_grads=True)
+        accumulate(params, grads)
+        return w
+    if not fits:
+        raise JacobianTooLarge(
+            f"the {m} × {n} Jacobian needs {config.format_bytes(m * n * itemsize)}, more than "
+            f"the memory budget ({config.format_bytes(config.get_memory_budget())}), and "
+            f"{type(aggregator).__name__} needs J itself; raise the budget "
+            "(jacobite.config.set_memory_budget) or use a Gramian-weighted aggregator such as "
+            "UPGrad, which never stores J")
+    rows = batched_grads(outputs, cotangents, params, retain_graph=retain_graph,
+                         chunk_size=chunk_size)
+    J = torch.cat([r.reshape(m, -1) for r in rows], dim=1) if len(rows) > 1 else \
+        rows[0].reshape(m, -1)
+    del rows
+    weights = None
+    if _is_gramian_weighted(aggregator):
+        weights = aggregator.weights(J @ J.T).detach()
+        update = weights.to(J.dtype) @ J
+    else:
+        update = aggregator(J).detach()
+    if update.shape != (n,):
+        raise ShapeError(f"{type(aggregator).__name__} returned shape {tuple(update.shape)}; an "
+                         f"aggregator must map an (m, n) Jacobian to an (n,) update (n = {n})")
+    accumulate(params, update.split([p.numel() for p in params]))
+    return weights
+
+
+def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None = None,
+             aggregator: Any = None, *, retain_graph: bool = False,
+             chunk_size: int | None = None) -> Tensor | None:
+    """Jacobian descent step: aggregate the gradients of m losses and add the result to ``.grad``.
+
+    ``losses``: a 1-D tensor (multi-objective, or one loss per example for per-example training)
+    or a sequence of scalar tensors. ``params``: the leaf tensors to update (default: every leaf
+    the losses depend on, like ``torch.autograd.backward``). ``aggregator``: maps the m × n
+    Jacobian to an update (default ``UPGrad()``). The graph is freed unless ``retain_graph``;
+    ``chunk_size`` caps the Jacobian rows per batched backward pass (``1``: a plain loop, no
+    vmap). Returns the weights ``w`` (update ``Jᵀw``) for a Gramian-weighted aggregator, else
+    None. Equals TorchJD's ``backward(losses)`` followed by ``jac_to_grad(params, aggregator)``.
+
+    >>> import torch
+    >>> from jacobite.multiobjective.backward import backward
+    >>> from jacobite.multiobjective.aggregators import UPGrad
+    >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> backward(torch.stack([torch.tensor([-1.0, 1.0]) @ w, (w ** 2).sum()]), [w], UPGrad())
+    tensor([0.5000, 0.5000])
+    >>> w.grad                      # the rows [-1, 1] and [2, 4] do not conflict: their mean
+    tensor([0.5000, 2.5000])
+    """
+    aggregator = _default(aggregator)
+    vec = as_losses(losses)
+    chosen = check_params(leaf_params([vec]) if params is None else params)
+    eye = torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)
+    return _jacobian_descent([vec], [eye], chosen, aggregator, retain_graph=retain_graph,
+                             chunk_size=resolve_chunk(chunk_size))
+
+
+def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[Tensor],
+                 aggregator: Any = None, *,
+                 tasks_params: Sequence[Iterable[Tensor]] | None = None,
+                 shared_params: Iterable[Tensor] | None = None, retain_graph: bool = False,
+                 chunk_size: int | None = None) -> Tensor | None:
+    """Multi-task step: plain gradients for each task's head, Jacobian descent for the trunk.
+
+    ``losses[i]`` is task i's scalar loss, computed by a head from ``features`` (the trunk's
+    shared output: one tensor or several). Each task's gradient w.r.t. its own parameters
+    (``tasks_params[i]``; default: the leaves of ``losses[i]``'s graph not behind the features)
+    is added to their ``.grad``; the m gradients w.r.t. the features are backpropagated together
+    through the trunk to form the Jacobian w.r.t. ``shared_params`` (default: the leaves behind
+    the features), which ``aggregator`` (default ``UPGrad()``) turns into the trunk's update.
+    Returns the weights for a Gramian-weighted aggregator, else None. Equals TorchJD's
+    ``mtl_backward`` followed by ``jac_to_grad(shared_params, aggregator)``.
+
+    >>> import torch
+    >>> from jacobite.multiobjective.backward import mtl_backward
+    >>> from jacobite.multiobjective.aggregators import UPGrad
+    >>> trunk, h1, h2 = torch.nn.Linear(3, 4), torch.nn.Linear(4, 1), torch.nn.Linear(4, 1)
+    >>> z = trunk(torch.randn(8, 3))
+    >>> l1, l2 = h1(z).pow(2).mean(), h2(z).abs().mean()
+    >>> weights = mtl_backward([l1, l2], z, UPGrad())
+    >>> trunk.weight.grad.shape, h1.weight.grad is not None, weights.shape
+    (torch.Size([4, 3]), True, torch.Size([2]))
+    """
+    aggregator = _default(aggregator)
+    vec = as_losses(losses)
+    m = vec.shape[0]
+    feats = [features] if isinstance(features, Tensor) else list(features)
+    if not feats or not all(isinstance(f, Tensor) for f in feats):
+        raise ArgnumsError("features must be a tensor or a non-empty sequence of tensors")
+    if not all(f.requires_grad for f in feats):
+        raise ArgnumsError("features must require grad (they are the trunk's output, computed "
+                           "from the shared parameters)")
+    per_task = list(losses) if isinstance(losses, (list, tuple)) else list(vec.unbind())
+    if tasks_params is None:
+        tasks = [leaf_params([t], feats) if t.grad_fn is not None else [] for t in per_task]
+    else:
+        tasks = [check_params(lst, f"tasks_params[{i}]") if (lst := list(tp)) else []
+                 for i, tp in enumerate(tasks_params)]
+        if len(tasks) != m:
+            raise ShapeError(f"tasks_params has {len(tasks)} entries for {m} losses; give one "
+                             "(possibly empty) list of parameters per task")
+    shared = check_params(leaf_params(feats) if shared_params is None else shared_params,
+                          "shared_params")
+    shared_ids = {id(p) for p in shared}
+    if any(id(p) in shared_ids for t in tasks for p in t):
+        raise ArgnumsError("tasks_params and shared_params overlap; a parameter is either "
+                           "shared (Jacobian descent) or task-specific (its plain gradient)")
+    rows: list[list[Tensor]] = [[] for _ in feats]
+    for loss, tp in zip(per_task, tasks, strict=True):
+        g = torch.autograd.grad(loss, [*tp, *feats], retain_graph=True, allow_unused=True,
+                                materialize_grads=True)
+        if tp:
+            accumulate(tp, g[:len(tp)])
+        for j, gf in enumerate(g[len(tp):]):
+            rows[j].append(gf)
+    cotangents = [torch.stack(r) for r in rows]
+    return _jacobian_descent(feats, cotangents, shared, aggregator, retain_graph=retain_graph,
+                             chunk_size=resolve_chunk(chunk_size))
