@@ -45,6 +45,7 @@ class Residuals:
         self.nfev = self.njev = 0
         self.sparse = jac == "sparse"
         self._plan: Any = None
+        self._flat = self._flat_call  # one bound object: jacobian's plan cache keys on it
         if isinstance(jac, str) and jac not in ("auto", "sparse"):
             raise InvalidOptionError(f"jac must be 'auto', 'sparse' or a callable; got {jac!r}")
         if not (isinstance(jac, str) or callable(jac)):
@@ -106,7 +107,7 @@ class Residuals:
             J = self._sparse_jacobian(v)
         else:
             with torch.enable_grad():
-                J = _to_numpy(_jacobian(self._flat_call, self.tensor(v).reshape(-1), flat=True))
+                J = _to_numpy(_jacobian(self._flat, self.tensor(v).reshape(-1), flat=True))
         if J.shape != (m, self.n):
             raise ShapeError(f"the Jacobian has shape {tuple(J.shape)}; expected (m, n) = "
                              f"({m}, {self.n}): one row per residual, one column per entry of x")
@@ -128,6 +129,6 @@ class Residuals:
                 "does not have yet; pass jac=callable returning a scipy.sparse matrix instead")
         xt = self.tensor(v)
         if self._plan is None:
-            self._plan = prepare(self._flat_call, xt.reshape(-1))
+            self._plan = prepare(self._flat, xt.reshape(-1))
         op = self._plan.jacobian(xt.reshape(-1))
         return sp.csr_matrix(op.to_scipy(), dtype=np.float64)

@@ -4,8 +4,10 @@ The direction is the minimum-norm least-squares solution of ``J p ≈ −f`` (LA
 SVD-based, so ``JᵀJ`` is never formed and a rank-deficient ``J`` still gives a descent
 direction), or LSMR for a sparse ``J``. The step length starts at 1 and is halved until
 ``cost(x + t p) <= cost(x) + c₁ t ∇cost·p``; a step whose residuals are NaN/Inf counts as failing
-the test. Fast (quadratic) near zero-residual solutions, but with no trust region it can stall
-far from one: prefer ``"lm"`` unless the problem is known to be mild.
+the test. With a robust loss the model is iteratively reweighted least squares
+(``√ρ' J``, ``√ρ' f``), which always gives a descent direction. Fast (quadratic) near
+zero-residual solutions, but with no trust region it can stall far from one: prefer ``"lm"``
+unless the problem is known to be mild.
 
 >>> import numpy as np, torch
 >>> from jacobite.solvers.lsq._problem import Residuals
@@ -27,7 +29,7 @@ from scipy.sparse.linalg import lsmr
 from ._problem import Residuals
 from ._trust import EPS
 from .lm import MESSAGES, SolverOutput, col_norms, printer
-from .losses import Loss, cost_of, scale_for_robust_loss
+from .losses import Loss, cost_of
 
 __all__ = ["gauss_newton"]
 
@@ -43,13 +45,13 @@ def gauss_newton(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol
     x = x0.copy()
     f = P.f(x) if f0 is None else f0
     J = P.J(x) if J0 is None else J0
-    cost = cost_of(f, loss)
+    cost = cost0 = cost_of(f, loss)
     show = printer(verbose)
     status: int | None = None
     it = 0
     red = step_norm = None
     while True:
-        Jt, ft = (J, f) if loss is None else scale_for_robust_loss(J, f, loss(f))
+        Jt, ft = (J, f) if loss is None else _irls(J, f, loss(f))
         g = np.asarray(Jt.T @ ft).ravel()
         cn = col_norms(Jt)
         fnorm = float(np.linalg.norm(ft))
@@ -59,11 +61,14 @@ def gauss_newton(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol
         if float(np.max(cos)) <= max(gtol, EPS) or cost == 0.0:
             status = 1
             break
+        if cost <= ftol * ftol * cost0:  # a zero-residual fit, down to rounding
+            status = 2
+            break
         if P.nfev >= max_nfev:
             status = 0
             break
         if sp.issparse(Jt):
-            p = lsmr(Jt, -ft, atol=1e-12, btol=1e-12)[0]
+            p = lsmr(Jt, -ft, atol=1e-12, btol=1e-12, maxiter=10 * min(Jt.shape) + 20)[0]
         else:
             p = np.linalg.lstsq(Jt, -ft, rcond=None)[0]
         slope = float(g @ p)
@@ -77,8 +82,8 @@ def gauss_newton(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol
             if cost_new <= cost + c1 * t * slope or P.nfev >= max_nfev or t < 1e-10:
                 break
             t *= 0.5
-        if not cost_new <= cost:
-            status = 0 if P.nfev >= max_nfev else 2
+        if not cost_new < cost:
+            status = 0 if P.nfev >= max_nfev else (2 if cost_new == cost else -2)
             break
         act = cost - cost_new
         step_norm = t * float(np.linalg.norm(p))
@@ -95,3 +100,11 @@ def gauss_newton(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol
             status = 4 if ok_f and ok_x else (2 if ok_f else 3)
             break
     return SolverOutput(x, f, J, cost, status, MESSAGES[status], it)
+
+
+def _irls(J: Any, f: np.ndarray, rho: np.ndarray) -> tuple[Any, np.ndarray]:
+    """Iteratively reweighted least squares: ``√ρ' J`` and ``√ρ' f``. The gradient is exact and
+    the model ``Jᵀ diag(ρ') J`` positive semi-definite, so the step is always downhill (Triggs'
+    second-order correction can make it huge where ρ'' ≈ −ρ'/(2f²), as for Huber's tails)."""
+    w = np.sqrt(rho[1])
+    return (w[:, None] * J if isinstance(J, np.ndarray) else sp.diags(w) @ J), w * f

@@ -38,7 +38,8 @@ class LeastSquaresResult:
         nfev: residual evaluations (line searches, rejected steps and geodesic accelerations
             included).
         njev: Jacobian evaluations.
-        status: −3 non-finite Jacobian, 0 ``max_nfev`` reached, 1 gtol, 2 ftol, 3 xtol,
+        status: −3 non-finite Jacobian, −2 failed line search (Gauss–Newton), 0 ``max_nfev``
+            reached, 1 gtol, 2 ftol, 3 xtol,
             4 ftol and xtol (SciPy's codes).
         message: why it stopped, in words.
         success: ``status > 0``.

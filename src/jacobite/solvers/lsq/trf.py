@@ -246,6 +246,7 @@ def _lsmr_subspace(Jh: Any, f: np.ndarray, g_h: np.ndarray, diag_h: np.ndarray,
         return Jh.T @ w[:m] + dg * w[m:]
 
     op = LinearOperator((m + n, n), matvec=mv, rmatvec=rmv, dtype=float)
-    gn = lsmr(op, np.concatenate([-f, np.zeros(n)]), atol=1e-10, btol=1e-10)[0]
+    gn = lsmr(op, np.concatenate([-f, np.zeros(n)]), atol=1e-12, btol=1e-12,
+              maxiter=10 * n + 20)[0]
     S, _ = np.linalg.qr(np.stack([g_h, gn], axis=1))
     return S
