@@ -58,6 +58,19 @@ def _n_params(model: Callable[..., Any]) -> int:
     return len(ps) - 1
 
 
+def _feasible_start(n: int, bounds: Any) -> np.ndarray:
+    """SciPy's default start: ones, or inside the bounds (midpoint / bound ± 1)."""
+    lb, ub = (np.broadcast_to(np.asarray(b, dtype=float), (n,)) for b in bounds)
+    p0 = np.ones(n)
+    both = np.isfinite(lb) & np.isfinite(ub)
+    p0[both] = 0.5 * (lb[both] + ub[both])
+    lo = np.isfinite(lb) & ~np.isfinite(ub)
+    p0[lo] = lb[lo] + 1
+    hi = ~np.isfinite(lb) & np.isfinite(ub)
+    p0[hi] = ub[hi] - 1
+    return p0
+
+
 def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
               sigma: Any = None, absolute_sigma: bool = False,
               bounds: Any = (-np.inf, np.inf), method: str | None = None,
@@ -70,7 +83,8 @@ def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         xdata: the independent variable (converted to a float64 tensor when numeric; passed
             through as is otherwise).
         ydata: the observations.
-        p0: the start; default all ones, one per parameter of ``model``'s signature.
+        p0: the start; by default (as SciPy) ones — or the middle of finite bounds, ``lb + 1`` /
+            ``ub − 1`` for one-sided ones — one per parameter of ``model``'s signature.
         sigma: 1-D standard deviations of ``ydata``, or a 2-D covariance matrix of it.
         absolute_sigma: ``sigma`` in absolute units (``pcov`` not rescaled by the reduced χ²).
         bounds: ``(lb, ub)`` on the parameters.
@@ -96,7 +110,8 @@ def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
     if not torch.isfinite(y).all():
         raise NonFiniteInputError("ydata contains NaN or Inf; remove those points")
     m = y.numel()
-    p0 = np.ones(_n_params(model)) if p0 is None else p0
+    if p0 is None:
+        p0 = _feasible_start(_n_params(model), bounds)
     if sigma is None:
         def whiten(r: torch.Tensor) -> torch.Tensor:
             return r

@@ -10,7 +10,7 @@ plan. The methods:
   Jacobians (LSMR; never densified).
 - ``"gauss-newton"``: Gauss–Newton with an Armijo line search (:mod:`.gauss_newton`).
 - ``"auto"``: ``"lm"`` when unbounded with the linear loss, ``m >= n`` and a dense Jacobian,
-  else ``"trf"``.
+  else ``"trf"`` (a ``jac`` callable that returns a sparse matrix selects ``"trf"``).
 
 Default tolerances: ``ftol = xtol = 1e-15`` and ``gtol = 1e-15`` (SciPy's 1e-8 stops 3-4 digits
 short of the certified NIST StRD values). Each is relative: ftol bounds the relative reduction of
@@ -180,7 +180,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
         raise NonFiniteInputError(f"the residuals at x0 are not finite (r[{k}] = {f0[k]}); start "
                                   "from a point where fun is finite")
     m = f0.size
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         method = "lm" if (not bounded and rho is None and m >= n and jac != "sparse") else "trf"
     if method == "lm":
         if bounded:
@@ -195,6 +196,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
         if not np.array_equal(x, xt.reshape(-1).cpu().numpy()):
             f0 = P.f(x)
     J0 = P.J(x)
+    if auto and sp.issparse(J0):
+        method = "trf"
     if method == "lm" and sp.issparse(J0):
         raise InvalidOptionError("method='lm' needs a dense Jacobian but jac returned a sparse "
                                  "matrix; use method='trf'")
