@@ -45,7 +45,7 @@ def gauss_newton(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol
     x = x0.copy()
     f = P.f(x) if f0 is None else f0
     J = P.J(x) if J0 is None else J0
-    cost = cost0 = cost_of(f, loss)
+    cost = cost_of(f, loss)
     show = printer(verbose)
     status: int | None = None
     it = 0
@@ -60,9 +60,6 @@ def gauss_newton(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: float, gtol
         show(it, P.nfev, cost, red, step_norm, float(np.max(np.abs(g))))
         if float(np.max(cos)) <= max(gtol, EPS) or cost == 0.0:
             status = 1
-            break
-        if cost <= ftol * ftol * cost0:  # a zero-residual fit, down to rounding
-            status = 2
             break
         if P.nfev >= max_nfev:
             status = 0

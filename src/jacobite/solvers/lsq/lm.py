@@ -5,13 +5,10 @@ the trust-region boundary is found by Moré's secular-equation iteration on one 
 Jacobian ``J D⁻¹`` (:func:`._trust.tr_step_svd`), which solves the augmented system
 ``[J; √λ D] p ≈ [−f; 0]`` for every trial λ without forming ``JᵀJ``. The radius update, the
 acceptance threshold (ratio ≥ 10⁻⁴), the column scaling (``D = max(D, ‖J_j‖)`` when
-``x_scale="jac"``) and the ftol / xtol / gtol tests are MINPACK's (plus
-``cost <= ftol² · cost(x₀)``: a zero-residual fit down to rounding, which stops Powell's
-singular function, where J is singular at the solution and convergence only linear); the tests
-at machine precision (which MINPACK reports as "tolerance too small") count as convergence
-here. The first radius is
-``‖D x₀‖`` (MINPACK's ``factor = 1``, SciPy's choice; ``factor = 100`` lets BoxBOD from start 1
-jump onto a plateau where the Jacobian vanishes).
+``x_scale="jac"``) and the ftol / xtol / gtol tests are MINPACK's; the tests at machine
+precision (which MINPACK reports as "tolerance too small") count as convergence here. The first
+radius is ``‖D x₀‖`` (MINPACK's ``factor = 1``, SciPy's choice; ``factor = 100`` lets BoxBOD
+from start 1 jump onto a plateau where the Jacobian vanishes).
 
 Geodesic acceleration (Transtrum & Sethna 2012; on by default): after a damped step ``v``
 (λ > 0) the acceleration ``a`` solves the same damped system with ``f`` replaced by the second
@@ -113,7 +110,7 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
     x = x0.copy()
     f = P.f(x) if f0 is None else f0
     J = P.J(x) if J0 is None else J0
-    cost = cost0 = cost_of(f, loss)
+    cost = cost_of(f, loss)
     jac_scale = isinstance(x_scale, str)
     D = np.ones(n) if jac_scale else 1.0 / np.asarray(x_scale, dtype=float)
     show = printer(verbose)
@@ -139,9 +136,6 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
         show(it, P.nfev, cost, red, step_norm, float(np.max(np.abs(g))))
         if gnorm <= max(gtol, EPS) or cost == 0.0:
             status = 1
-            break
-        if cost <= ftol * ftol * cost0:  # a zero-residual fit, down to rounding
-            status = 2
             break
         if P.nfev >= max_nfev:
             status = 0
