@@ -24,6 +24,24 @@ def bratu1d(u: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
     return (up[:-2] - 2 * u + up[2:]) * (n + 1) ** 2 + lam * torch.exp(u)
 
 
+def bratu2d(u: torch.Tensor, lam: float = 6.0) -> torch.Tensor:
+    """−Δu − λ e^u on the unit square's N×N interior grid (zero boundary, h = 1/(N + 1)),
+    5-point Laplacian; ``u`` holds the N² unknowns row by row."""
+    N = round(u.numel() ** 0.5)
+    h = 1.0 / (N + 1)
+    z = _F.pad(u.reshape(N, N), (1, 1, 1, 1))
+    lap = (z[2:, 1:-1] + z[:-2, 1:-1] + z[1:-1, 2:] + z[1:-1, :-2] - 4 * z[1:-1, 1:-1]) / h**2
+    return (-lap - lam * torch.exp(z[1:-1, 1:-1])).reshape(-1)
+
+
+def laplacian_5pt(N: int) -> sp.csr_array:
+    """The 5-point stencil on an N×N grid with zero (Dirichlet) boundary: the 2-D Bratu
+    pattern."""
+    T = sp.diags_array([1.0, 1.0, 1.0], offsets=[-1, 0, 1], shape=(N, N))
+    eye = sp.eye_array(N)
+    return sp.csr_array((sp.kron(T, eye) + sp.kron(eye, T)).astype(bool))
+
+
 def brusselator2d(w: torch.Tensor) -> torch.Tensor:
     """The 2-D Brusselator on a periodic N×N grid; ``w`` holds u then v (2N² values)."""
     N = round((w.numel() // 2) ** 0.5)

@@ -117,7 +117,7 @@ def sparse_levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xto
         JtJ = sp.csr_matrix(Jt.T @ Jt)
         top = max(float(JtJ.diagonal().max(initial=0.0)), EPS)
         while True:  # until a step is accepted or a stopping rule fires
-            p, lam = _step(Jt, ft, g, JtJ, D / np.sqrt(top) * np.sqrt(top), lam)
+            p, lam = _step(Jt, ft, g, JtJ, D, lam)
             if p is None:
                 status = 3
                 break
@@ -162,9 +162,9 @@ def sparse_levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xto
                 status = 3  # the region has shrunk to nothing
             if accepted or polish or status is not None:
                 break
-        if status is not None:
+        if status is not None and not (accepted or polish):
             break
-        J = sp.csr_matrix(P.J(x))
+        J = sp.csr_matrix(P.J(x))  # at the accepted point (also when stopping there)
         if not np.all(np.isfinite(J.data)):
             status = -3
     return SolverOutput(x, f, J, cost, status, MESSAGES[status], it)
