@@ -17,7 +17,8 @@ short of the certified NIST StRD values). Each is relative: ftol bounds the rela
 the cost (actual and predicted), xtol the relative step (LM: the trust radius relative to
 ``‖D x‖``), gtol the largest cosine between the residual vector and a column of ``J`` (LM,
 Gauss–Newton) or the scaled gradient ``‖v ∘ g‖∞`` (trf, SciPy's measure). Tests that reach
-machine precision count as convergence.
+machine precision count as convergence; ftol and xtol are floored at the working dtype's
+machine epsilon (1.2e-7 for float32 residuals).
 
 >>> import torch
 >>> t = torch.linspace(0, 1, 20, dtype=torch.float64)
@@ -201,10 +202,12 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
     if method == "lm" and sp.issparse(J0):
         raise InvalidOptionError("method='lm' needs a dense Jacobian but jac returned a sparse "
                                  "matrix; use method='trf'")
-    opts: dict[str, Any] = dict(ftol=ftol, xtol=xtol, gtol=gtol, x_scale=scale, loss=rho,
-                                verbose=verbose, f0=f0, J0=J0)
+    # tolerances below the working dtype's rounding cannot be met: floor ftol and xtol at its eps
+    eps = float(torch.finfo(xt.dtype).eps)
+    opts: dict[str, Any] = dict(ftol=max(ftol, eps), xtol=max(xtol, eps), gtol=gtol,
+                                x_scale=scale, loss=rho, verbose=verbose, f0=f0, J0=J0)
     if method == "lm":
-        out = levenberg_marquardt(P, x, geodesic=geodesic,
+        out = levenberg_marquardt(P, x, geodesic=geodesic, eps=eps,
                                   max_nfev=100 * (n + 1) if max_nfev is None else max_nfev,
                                   **opts)
     elif method == "trf":

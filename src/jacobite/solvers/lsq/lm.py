@@ -49,6 +49,7 @@ from .losses import Loss, cost_of, scale_for_robust_loss
 
 __all__ = ["SolverOutput", "levenberg_marquardt"]
 
+# float64 values; scaled by eps / 2.2e-16 for other dtypes
 POLISH = 1e-12  # relative predicted reduction below which the cost's rounding noise dominates
 NOISE = 1e-13  # relative cost increase tolerated for such a step (rounding of ½‖f‖²)
 
@@ -103,8 +104,13 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
                         max_nfev: int | None = None, x_scale: Any = "jac",
                         loss: Loss | None = None, geodesic: bool = True,
                         factor: float = 1.0, verbose: int = 0,
-                        f0: np.ndarray | None = None, J0: Any = None) -> SolverOutput:
-    """Minimise ``½ Σ ρ(f(x)²)`` from ``x0`` by Levenberg–Marquardt (dense Jacobians)."""
+                        f0: np.ndarray | None = None, J0: Any = None,
+                        eps: float = EPS) -> SolverOutput:
+    """Minimise ``½ Σ ρ(f(x)²)`` from ``x0`` by Levenberg–Marquardt (dense Jacobians).
+
+    ``eps`` is the machine epsilon of the dtype the residuals are computed in: the
+    machine-precision tests and the rounding-level thresholds scale with it."""
+    polish_at, noise = POLISH * eps / EPS, NOISE * eps / EPS
     n = x0.size
     max_nfev = 100 * n if max_nfev is None else max_nfev
     x = x0.copy()
@@ -134,7 +140,7 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
             cos = np.where(cn > 0, np.abs(g) / (cn * fnorm), 0.0) if fnorm > 0 else cn * 0
         gnorm = float(np.max(cos)) if n else 0.0
         show(it, P.nfev, cost, red, step_norm, float(np.max(np.abs(g))))
-        if gnorm <= max(gtol, EPS) or cost == 0.0:
+        if gnorm <= max(gtol, eps) or cost == 0.0:
             status = 1
             break
         if P.nfev >= max_nfev:
@@ -178,7 +184,7 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
             # inside the region) whose predicted reduction is that small is taken as long as the
             # cost did not rise beyond rounding, and the iteration goes on while the predicted
             # reductions keep falling (linear convergence on non-zero-residual problems).
-            polish = (not accepted and lam == 0 and prered <= POLISH and act >= -NOISE
+            polish = (not accepted and lam == 0 and prered <= polish_at and act >= -noise
                       and np.isfinite(cost_new))
             if polish:
                 delta = max(delta, pnorm / 0.5)
@@ -210,9 +216,9 @@ def levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xtol: floa
                 status = 4 if ok_f and ok_x else (2 if ok_f else 3)
             elif P.nfev >= max_nfev:
                 status = 0
-            elif abs(act) <= EPS and prered <= EPS and 0.5 * ratio <= 1 and not progressing:
+            elif abs(act) <= eps and prered <= eps and 0.5 * ratio <= 1 and not progressing:
                 status = 2
-            elif delta <= EPS * xnorm:
+            elif delta <= eps * xnorm:
                 status = 3
             if accepted or polish or status is not None:
                 break
