@@ -180,6 +180,8 @@ def test_bad_input_raises_typed_errors():
         least_squares(lambda x: torch.log(x), [-1.0])
     with pytest.raises(NonFiniteInputError):
         least_squares(rosenbrock, [float("nan"), 1.0])
+    with pytest.raises(NonFiniteInputError, match="Jacobian at x0"):
+        least_squares(lambda x: torch.sqrt(x) - 1, [0.0, 1.0])
     with pytest.raises(InvalidOptionError, match="outside the bounds"):
         least_squares(rosenbrock, [-1.2, 1.0], bounds=(0.0, 2.0))
     with pytest.raises(InvalidOptionError, match="lb < ub"):

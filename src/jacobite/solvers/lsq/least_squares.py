@@ -151,7 +151,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
     Raises:
         InvalidOptionError: an unknown method / loss / jac, bad tolerances, ``x0`` outside the
             bounds, or bounds / a sparse Jacobian / ``m < n`` with ``method="lm"``.
-        NonFiniteInputError: ``x0`` or the residuals at ``x0`` contain NaN/Inf.
+        NonFiniteInputError: ``x0``, the residuals or the Jacobian at ``x0`` contain NaN/Inf.
         ShapeError: bounds, ``x_scale`` or the Jacobian of the wrong size.
     """
     if method not in METHODS:
@@ -197,6 +197,9 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
         if not np.array_equal(x, xt.reshape(-1).cpu().numpy()):
             f0 = P.f(x)
     J0 = P.J(x)
+    if not np.all(np.isfinite(J0.data if sp.issparse(J0) else J0)):
+        raise NonFiniteInputError("the Jacobian at x0 is not finite (fun is not differentiable "
+                                  "there, e.g. sqrt or abs at 0); start from another point")
     if auto and sp.issparse(J0):
         method = "trf"
     if method == "lm" and sp.issparse(J0):
