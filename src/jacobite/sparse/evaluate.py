@@ -26,14 +26,8 @@ from torch.utils._pytree import tree_flatten
 from ..errors import InvalidOptionError, NonFiniteInputError, OutputTypeError, ShapeError
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
-from .coloring import (
-    Bicoloring,
-    Coloring,
-    bicoloring,
-    column_coloring,
-    lower_bound,
-    row_coloring,
-)
+from ._select import as_bool_csr, candidates, fastest
+from .coloring import Bicoloring, Coloring
 from .coloring import star_coloring as _star
 from .detect import _check_input, detect, detect_hessian
 
@@ -41,9 +35,6 @@ __all__ = ["SparsePlan", "prepare", "prepare_hessian"]
 
 log = logging.getLogger("jacobite.sparse")
 
-_MODES = ("auto", "forward", "reverse", "bidirectional")
-#: ``mode="auto"`` tries a bicoloring only when both one-sided colorings need more passes.
-BICOLOR_ABOVE = 16
 
 
 def _flat_output(f: Callable[[torch.Tensor], Any]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -78,8 +69,8 @@ class SparsePlan:
     >>> import torch, jacobite.sparse as js
     >>> f = lambda u: u[1:] ** 2 - u[:-1]
     >>> plan = js.prepare(f, torch.zeros(5, dtype=torch.float64))
-    >>> plan.colors, plan.mode, plan.pattern.nnz
-    (2, 'reverse', 8)
+    >>> plan.colors, plan.mode in ("forward", "reverse"), plan.pattern.nnz
+    (2, True, 8)
     >>> plan.jacobian(torch.arange(5.0, dtype=torch.float64)).to_dense()[0].tolist()
     [-1.0, 2.0, 0.0, 0.0, 0.0]
     """
@@ -238,65 +229,22 @@ class SparsePlan:
         return (None if value is None else value.reshape(-1)), self._assemble(x, whole)
 
 
-def _choose(p: sp.csr_array, mode: str, order: str) -> tuple[Coloring | Bicoloring, str]:
-    """The coloring for ``mode``; ``"auto"`` takes the fewest passes, ties to reverse mode."""
-    if mode not in _MODES:
-        raise InvalidOptionError(f"unknown mode {mode!r}; use one of "
-                                 + ", ".join(repr(m) for m in _MODES))
-    if mode == "reverse":
-        return row_coloring(p, order), "reverse"
-    if mode == "bidirectional":
-        return bicoloring(p, order), "bidirectional"
-    col = column_coloring(p, order)
-    if mode == "forward":
-        return col, "forward"
-    row: Coloring | None = None
-    if _symmetric(p):  # rows color exactly like columns
-        rows = np.repeat(np.arange(p.shape[0]), np.diff(p.indptr))
-        row = Coloring(col.colors, col.num_colors, col.order, "row", p,
-                       col.colors[rows] * p.shape[1] + p.indices)
-    elif col.num_colors > 1 and (p.shape[0] < p.shape[1] or col.num_colors > lower_bound(p)):
-        row = row_coloring(p, order)
-    best: tuple[Coloring | Bicoloring, str] = (col, "forward")
-    if row is not None and row.num_colors <= col.num_colors:
-        best = (row, "reverse")
-    if best[0].num_colors > BICOLOR_ABOVE:
-        bi = bicoloring(p, order)
-        if bi.num_colors < best[0].num_colors:
-            best = (bi, "bidirectional")
-    return best
-
-
-def _symmetric(p: sp.csr_array) -> bool:
-    """Structurally symmetric (then rows and columns color alike)."""
-    return p.shape[0] == p.shape[1] and (p != p.T).nnz == 0
-
-
-def _as_bool_csr(pattern: Any, m: int | None, n: int) -> sp.csr_array:
-    mat = pattern.to_scipy() if hasattr(pattern, "to_scipy") else pattern
-    mat = sp.csr_array(mat if sp.issparse(mat) else np.asarray(mat) != 0, dtype=bool)
-    mat.eliminate_zeros()
-    mat.sum_duplicates()
-    mat.sort_indices()
-    if mat.shape[1] != n or (m is not None and mat.shape[0] != m):
-        raise ShapeError(f"the given pattern has shape {mat.shape}, expected "
-                         f"({'m' if m is None else m}, {n}) for this x")
-    return mat
-
-
 def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "auto",
-            order: str = "best", pattern: Any = None, vectorize: bool = False) -> SparsePlan:
+            order: str = "best", pattern: Any = None,
+            vectorize: bool | str = "auto") -> SparsePlan:
     """Detect the sparsity of ∂f/∂x and color it once; evaluate later with ``plan.jacobian``.
 
     ``mode="auto"`` takes whichever of forward mode (column coloring, the compressed JVPs in one
     ``vmap``) and reverse mode (row coloring, one VJP per color) needs fewer passes, and a
-    bicoloring (both) when both need more than :data:`BICOLOR_ABOVE`; ties go to reverse mode,
-    whose passes measured 1.3–3× cheaper than ``vmap(jvp)`` passes on torch 2.13 (see
-    BENCHMARKS.md). ``"forward"``, ``"reverse"`` and ``"bidirectional"`` force one.
-    ``vectorize=True`` runs the reverse passes (and Hessian products) in one ``vmap`` instead
-    of a loop over the autograd engine: fewer Python calls, more memory. ``pattern`` (SciPy
-    sparse, dense 0/1 array or anything with ``to_scipy()``) skips detection; it must hold
-    every nonzero of the Jacobian, or the result is wrong.
+    bicoloring (both) when both need more than
+    :data:`~jacobite.sparse._select.BICOLOR_ABOVE`; ``"forward"``, ``"reverse"`` and
+    ``"bidirectional"`` force one. Reverse passes run as a loop over the autograd engine
+    (``vectorize=False``) or in one ``vmap`` (``True``: fewer Python calls, more memory).
+    With ``vectorize="auto"`` (the default) every strategy left — forward or reverse when they
+    tie, loop or vmap — is timed at ``x`` (one warm-up and two calls each) and the fastest
+    kept: all are exact, and which is fastest depends on f and n. ``pattern`` (SciPy sparse,
+    dense 0/1 array or anything with ``to_scipy()``) skips detection; it must hold every
+    nonzero of the Jacobian, or the result is wrong.
 
     >>> import torch, jacobite.sparse as js
     >>> bratu = lambda u: torch.diff(u, n=2, prepend=u.new_zeros(1), append=u.new_zeros(1)) \\
@@ -311,22 +259,37 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "a
     _check_input(x, "prepare")
     if pattern is None:
         pat = detect(f, x)
-        mat, local, fallback = _as_bool_csr(pat.matrix, None, x.numel()), pat.local, \
+        mat, local, fallback = as_bool_csr(pat.matrix, None, x.numel()), pat.local, \
             pat.fallback_ops
     else:
-        mat, local, fallback = _as_bool_csr(pattern, None, x.numel()), False, ()
-    coloring, used = _choose(mat, mode, order)
-    log.debug("sparse plan: %s, %d colors (pattern %s, %d nonzeros)", used,
-              coloring.num_colors, mat.shape, mat.nnz)
-    return SparsePlan(f, mat, coloring, used, tuple(x.shape), local, fallback, vectorize)
+        mat, local, fallback = as_bool_csr(pattern, None, x.numel()), False, ()
+    _check_vectorize(vectorize)
+    plans = []
+    for coloring, used in candidates(mat, mode, order):
+        flags = [False, True] if vectorize == "auto" and used != "forward" else [
+            bool(vectorize) if vectorize != "auto" else False]
+        plans += [SparsePlan(f, mat, coloring, used, tuple(x.shape), local, fallback, v)
+                  for v in flags]
+    if vectorize != "auto":
+        plans = plans[:1]  # untimed: reverse first on a tie
+    plan = fastest(plans, lambda p: p.jacobian(x, check_finite=False))
+    log.debug("sparse plan: %s%s, %d colors (pattern %s, %d nonzeros)", plan.mode,
+              " (vmap)" if plan.vectorize else "", plan.colors, mat.shape, mat.nnz)
+    return plan
+
+
+def _check_vectorize(vectorize: Any) -> None:
+    if not (isinstance(vectorize, bool) or vectorize == "auto"):
+        raise InvalidOptionError(f"vectorize must be True, False or 'auto', got {vectorize!r}")
 
 
 def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, order: str = "best",
-                    pattern: Any = None, vectorize: bool = False) -> SparsePlan:
+                    pattern: Any = None, vectorize: bool | str = "auto") -> SparsePlan:
     """Detect the Hessian's sparsity and star-color it; ``plan.jacobian(x)`` is the Hessian.
 
     Each color costs one Hessian-vector product: reverse-over-reverse through the autograd
-    engine, or, with ``vectorize=True``, forward-over-reverse in one ``vmap``.
+    engine (``vectorize=False``), or forward-over-reverse in one ``vmap`` (``True``);
+    ``"auto"`` times both at ``x`` and keeps the faster.
 
     >>> import torch, jacobite.sparse as js
     >>> f = lambda u: ((u[1:] - u[:-1]) ** 2).sum() + u.pow(4).sum()
@@ -340,12 +303,16 @@ def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, order:
     n = x.numel()
     if pattern is None:
         pat = detect_hessian(f, x)
-        mat, local, fallback = _as_bool_csr(pat.matrix, n, n), pat.local, pat.fallback_ops
+        mat, local, fallback = as_bool_csr(pat.matrix, n, n), pat.local, pat.fallback_ops
     else:
-        mat, local, fallback = _as_bool_csr(pattern, n, n), False, ()
+        mat, local, fallback = as_bool_csr(pattern, n, n), False, ()
+    _check_vectorize(vectorize)
     coloring = _star(mat, order)
-    return SparsePlan(f, sp.csr_array(coloring.pattern, dtype=bool), coloring, "hessian",
-                      tuple(x.shape), local, fallback, vectorize)
+    sym = sp.csr_array(coloring.pattern, dtype=bool)
+    flags = [False, True] if vectorize == "auto" else [bool(vectorize)]
+    plans = [SparsePlan(f, sym, coloring, "hessian", tuple(x.shape), local, fallback, v)
+             for v in flags]
+    return fastest(plans, lambda p: p.jacobian(x, check_finite=False))
 
 
 def one_call(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: str,
@@ -371,7 +338,6 @@ def one_call(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: s
     def g(u: torch.Tensor) -> Any:
         return f(*args[:pos], u, *args[pos + 1:])
 
-    if hessian:
-        return prepare_hessian(g, x).jacobian(x, check_finite=check_finite)
-    sparse_mode = "auto" if mode == "auto" else mode
-    return prepare(g, x, mode=sparse_mode).jacobian(x, check_finite=check_finite)
+    if hessian:  # one evaluation: no timing of strategies
+        return prepare_hessian(g, x, vectorize=False).jacobian(x, check_finite=check_finite)
+    return prepare(g, x, mode=mode, vectorize=False).jacobian(x, check_finite=check_finite)
