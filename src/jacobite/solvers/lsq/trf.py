@@ -37,7 +37,7 @@ from ._trust import (
     step_to_bound,
     tr_step_svd,
 )
-from .lm import MESSAGES, SolverOutput, col_norms, printer
+from .lm import MESSAGES, SolverOutput, _reduction, col_norms, printer
 from .losses import Loss, cost_of, scale_for_robust_loss
 
 __all__ = ["trust_region_reflective"]
@@ -188,7 +188,7 @@ def trust_region_reflective(P: Residuals, x0: np.ndarray, lb: np.ndarray, ub: np
                 delta = 0.25 * hn
                 continue
             cost_new = cost_of(f_new, loss)
-            act = cost - cost_new
+            act = _reduction(f, f_new, cost, cost_new, loss)
             ratio = act / pred if pred > 0 else (1.0 if pred == act == 0 else -1.0)
             if ratio < 0.25:
                 new_delta = 0.25 * hn
