@@ -1,0 +1,20 @@
+"""The code in the docs pages runs as written."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+
+DOCS = pathlib.Path(__file__).parents[1] / "docs"
+
+
+@pytest.mark.parametrize("page", ["sparse.md"])
+def test_docs_code_runs(page: str) -> None:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, page, "exec"), scope)  # trusted: our own docs
