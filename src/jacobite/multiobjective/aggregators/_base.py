@@ -23,7 +23,16 @@ from ...errors import DtypeError, InvalidOptionError, NonFiniteInputError, Shape
 __all__ = ["Aggregator", "GramianWeightedAggregator"]
 
 
-def _check_matrix(t: Any, what: str, *, square: bool = False) -> Tensor:
+def check_finite(t: Tensor, what: str) -> Tensor:
+    """Raise NonFiniteInputError if ``t`` holds NaN or Inf (cheap: one sum, then a full scan
+    only when the sum is not finite)."""
+    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+        raise NonFiniteInputError(f"{what} contains NaN or Inf; check the losses and their "
+                                  "gradients (e.g. with torch.autograd.detect_anomaly)")
+    return t
+
+
+def _check_matrix(t: Any, what: str, *, square: bool = False, finite: bool = True) -> Tensor:
     if not isinstance(t, Tensor):
         raise ShapeError(f"{what} must be a torch.Tensor, got {type(t).__name__}; "
                          "stack the per-objective gradients into one (m, n) tensor")
@@ -37,10 +46,7 @@ def _check_matrix(t: Any, what: str, *, square: bool = False) -> Tensor:
         raise ShapeError(f"{what} has no rows (m = 0); an aggregator needs at least one objective")
     if not t.is_floating_point():
         raise DtypeError(f"{what} has dtype {t.dtype}; convert it with .double() or .float()")
-    if not bool(torch.isfinite(t).all()):
-        raise NonFiniteInputError(f"{what} contains NaN or Inf; check the losses and their "
-                                  "gradients (e.g. with torch.autograd.detect_anomaly)")
-    return t
+    return check_finite(t, what) if finite else t
 
 
 def check_vector(v: Tensor | None, name: str, m: int | None = None) -> Tensor | None:
@@ -83,8 +89,11 @@ class Aggregator:
     :meth:`forward`, which subclasses implement.
     """
 
+    #: whether ``forward`` checks finiteness itself (Gramian-weighted ones check G, cheaper)
+    _checks_finite = False
+
     def __call__(self, J: Tensor) -> Tensor:
-        return self.forward(_check_matrix(J, "the Jacobian J"))
+        return self.forward(_check_matrix(J, "the Jacobian J", finite=not self._checks_finite))
 
     def forward(self, J: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -110,5 +119,10 @@ class GramianWeightedAggregator(Aggregator):
     def _weights(self, G: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    _checks_finite = True
+
     def forward(self, J: Tensor) -> Tensor:
-        return J.T @ self._weights(J @ J.T)
+        # a NaN/Inf anywhere in row i makes G_ii = ‖g_i‖² non-finite: checking G (m × m) is
+        # exact and much cheaper than scanning J
+        G = check_finite(J @ J.T, "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")
+        return J.T @ self._weights(G)

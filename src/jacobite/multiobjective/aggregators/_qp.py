@@ -45,8 +45,13 @@ def check_solver(solver: str) -> str:
     return solver
 
 
-def _solve_free(M: Tensor, q: Tensor, free: Tensor) -> Tensor:
-    """x with ``x_F = −M_FF⁻¹ q_F`` and ``x_A = 0`` for each row (batched, padded free blocks)."""
+def _solve_free(M1: Tensor, q: Tensor, free: Tensor) -> Tensor:
+    """x with ``x_F = −M_FF⁻¹ q_F`` and ``x_A = 0`` for each row (batched, padded free blocks).
+
+    ``M1`` is ``[[M, 0], [0, I_m]]``: padding position ``j`` points at index ``m + j``, so the
+    gathered blocks are ``[[M_FF, 0], [0, I]]`` without masking.
+    """
+    m = q.shape[1]
     n_free = free.sum(1)
     k = int(n_free.max())
     x = torch.zeros_like(q)
@@ -54,17 +59,19 @@ def _solve_free(M: Tensor, q: Tensor, free: Tensor) -> Tensor:
         return x
     order = torch.argsort((~free).to(torch.int8), dim=1, stable=True)[:, :k]  # free first
     valid = torch.arange(k, device=q.device)[None, :] < n_free[:, None]  # (B, k)
-    pair = valid[:, :, None] & valid[:, None, :]
-    A = torch.where(pair, M[order[:, :, None], order[:, None, :]], 0.0)
-    A.diagonal(dim1=1, dim2=2).add_((~valid).to(A.dtype))  # identity on the padding
-    rhs = torch.where(valid, -q.gather(1, order), 0.0).unsqueeze(-1)
+    order = torch.where(valid, order, m + torch.arange(k, device=q.device)[None, :])
+    A = M1.view(-1)[order[:, :, None] * (2 * m) + order[:, None, :]]
+    q1 = torch.cat([q, torch.zeros_like(q)], 1)
+    rhs = -q1.gather(1, order).unsqueeze(-1)
     L, info = torch.linalg.cholesky_ex(A)
     if bool((info != 0).any()):  # numerically semi-definite block: fall back to least squares
         sol = torch.linalg.lstsq(A, rhs).solution
     else:
-        sol = torch.cholesky_solve(rhs, L)
-    x.scatter_(1, order, torch.where(valid, sol.squeeze(-1), 0.0))
-    return x
+        y = torch.linalg.solve_triangular(L, rhs, upper=False)
+        sol = torch.linalg.solve_triangular(L.mT, y, upper=True)
+    x1 = torch.zeros_like(q1)
+    x1.scatter_(1, order, sol.squeeze(-1))
+    return x1[:, :m]
 
 
 def solve_lcp(M: Tensor, Q: Tensor, *, tol: float = 1e-12, max_iter: int | None = None) -> Tensor:
@@ -88,9 +95,12 @@ def solve_lcp(M: Tensor, Q: Tensor, *, tol: float = 1e-12, max_iter: int | None 
     todo = torch.arange(B, device=Q.device)
     cols = torch.arange(m, device=Q.device)
     limit = max_iter if max_iter is not None else 20 * m + 50
+    M1 = torch.zeros(2 * m, 2 * m, dtype=M.dtype, device=M.device)
+    M1[:m, :m] = M
+    M1[m:, m:].diagonal().fill_(1.0)
     q, t = Q, tols
     for _ in range(limit):
-        x = _solve_free(M, q, free)
+        x = _solve_free(M1, q, free)
         w = x @ M + q
         bad = (free & (x < -t[:, None])) | (~free & (w < -t[:, None]))
         n_bad = bad.sum(1)

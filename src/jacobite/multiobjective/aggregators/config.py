@@ -1,0 +1,45 @@
+"""ConFIG: the conflict-free direction of equal cosines with every gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._base import Aggregator, check_vector, pref_weights
+
+__all__ = ["ConFIG"]
+
+
+class ConFIG(Aggregator):
+    r"""ConFIG (Liu et al. 2024, Equation 2). With unit rows ``ûᵢ = gᵢ/‖gᵢ‖`` (zero rows stay
+    zero) and the preference vector ``p`` (default all ones)::
+
+        b = Û⁺ p,   e = b / ‖b‖,   d = (Σᵢ gᵢ·e) e,
+
+    so ``e`` makes cosines proportional to ``p`` with every gradient and ``d`` has the length of
+    the projected sum. Works on ``J`` itself (the pseudo-inverse of the unit rows).
+
+    Properties: non-conflicting when ``p > 0`` and the rows are independent; positively
+    homogeneous (``A(cJ) = c A(J)``, ``c > 0``); not weighted as ``Jᵀp``-style combination with
+    fixed weights (the weights depend on ``J``).
+
+    >>> import torch
+    >>> ConFIG()(torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64))
+    tensor([1.0000, 1.0000], dtype=torch.float64)
+    """
+
+    def __init__(self, pref_vector: Tensor | None = None) -> None:
+        self.pref_vector = check_vector(pref_vector, "pref_vector")
+
+    def _params(self) -> dict[str, Any]:
+        return {"pref_vector": self.pref_vector}
+
+    def forward(self, J: Tensor) -> Tensor:
+        p = pref_weights(self.pref_vector, J[:, :1].T.expand(J.shape[0], J.shape[0]), 1.0)
+        norms = J.norm(dim=1, keepdim=True)
+        units = torch.where(norms > 0, J / torch.where(norms > 0, norms, 1.0), 0.0)
+        b = torch.linalg.pinv(units) @ p
+        e = b / b.norm().clamp_min(1e-12)
+        return (J @ e).sum() * e

@@ -1,0 +1,48 @@
+"""DualProj: the mean gradient projected onto the dual cone of the rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from ._base import GramianWeightedAggregator, check_nonnegative, check_vector, pref_weights
+from ._qp import check_solver, project_dual_cone
+from .upgrad import normalize_regularize
+
+__all__ = ["DualProj"]
+
+
+class DualProj(GramianWeightedAggregator):
+    r"""The preference-weighted mean ``Jᵀp`` projected onto the dual cone ``{d : J d ≥ 0}``
+    (Equation 11 of Gradient Episodic Memory, Lopez-Paz & Ranzato 2017)::
+
+        d = Jᵀv,   v = argmin_{v ≥ p} vᵀ Ĝ v,   Ĝ = G / tr(G) + reg_eps·I,
+
+    with ``p = (1/m, …, 1/m)`` by default (TorchJD 0.18.0's defaults and normalisation). One
+    problem of the batched exact solver of :mod:`._qp` (or quadprog with ``solver="quadprog"``).
+
+    Properties: non-conflicting (up to ``reg_eps``), linear under scaling, weighted (``v ≥ p``).
+
+    >>> import torch
+    >>> J = torch.tensor([[1.0, 0.0], [-1.0, 1.0]], dtype=torch.float64)
+    >>> d = DualProj()(J)
+    >>> bool((J @ d >= -1e-3).all())
+    True
+    """
+
+    def __init__(self, pref_vector: Tensor | None = None, *, norm_eps: float = 1e-4,
+                 reg_eps: float = 1e-4, solver: str = "auto") -> None:
+        self.pref_vector = check_vector(pref_vector, "pref_vector")
+        self.norm_eps = check_nonnegative(norm_eps, "norm_eps")
+        self.reg_eps = check_nonnegative(reg_eps, "reg_eps")
+        self.solver = check_solver(solver)
+
+    def _params(self) -> dict[str, Any]:
+        return {"pref_vector": self.pref_vector, "norm_eps": self.norm_eps,
+                "reg_eps": self.reg_eps, "solver": self.solver}
+
+    def _weights(self, G: Tensor) -> Tensor:
+        Gn = normalize_regularize(G, self.norm_eps, self.reg_eps)
+        u = pref_weights(self.pref_vector, Gn, None)
+        return project_dual_cone(Gn, u[None, :], self.solver)[0].to(G.dtype)

@@ -1,0 +1,33 @@
+"""IMTL-G: impartial multi-task learning (gradient part), generalised to dependent rows."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._base import GramianWeightedAggregator
+
+__all__ = ["IMTLG"]
+
+
+class IMTLG(GramianWeightedAggregator):
+    r"""IMTL-G (Liu et al. 2021), in the form of Quinton & Rey (2024) that allows linearly
+    dependent rows: with ``nᵢ = ‖gᵢ‖ = √Gᵢᵢ``::
+
+        v = G⁺ n,   w = v / Σᵢ vᵢ   (w = 0 when |Σᵢ vᵢ| < 1e-12),   d = Jᵀ w,
+
+    so that ``d`` has equal projections ``gᵢ·d / ‖gᵢ‖`` on every unit gradient.
+
+    Properties: linear under scaling, weighted (weights sum to 1); not non-conflicting in
+    general (weights may be negative).
+
+    >>> import torch
+    >>> IMTLG()(torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64))
+    tensor([0.6667, 0.6667], dtype=torch.float64)
+    """
+
+    def _weights(self, G: Tensor) -> Tensor:
+        norms = G.diagonal().clamp_min(0.0).sqrt()
+        v = torch.linalg.pinv(G) @ norms
+        total = v.sum()
+        return torch.zeros_like(v) if float(total.abs()) < 1e-12 else v / total

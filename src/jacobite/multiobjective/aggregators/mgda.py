@@ -1,0 +1,92 @@
+"""MGDA: the minimum-norm point of the convex hull of the gradients, solved exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...errors import InvalidOptionError
+from ._base import GramianWeightedAggregator, check_nonnegative
+from ._qp import solve_lcp
+
+__all__ = ["MGDA"]
+
+_RIDGE = 1e-12  # relative to tr(G): makes G_FF factorizable when rows are dependent
+
+
+def _mgda_exact(G: Tensor) -> Tensor:
+    """Weights ``w`` on the simplex minimising ``wᵀGw``, exactly, via one complementarity problem.
+
+    ``x ≥ 0`` with ``Gx − 1 ≥ 0`` and ``xᵀ(Gx − 1) = 0`` gives ``w = x / Σx``: the optimality
+    conditions of the simplex problem with multiplier ``wᵀGw = 1 / Σx``.
+    """
+    m = G.shape[0]
+    G64 = G.to(torch.float64)
+    trace = float(G64.diagonal().sum())
+    if m == 1 or trace <= 0.0:
+        return torch.full((m,), 1.0 / m, dtype=G.dtype, device=G.device)
+    Gn = G64 / trace
+    Gn.diagonal().add_(_RIDGE)
+    x = solve_lcp(Gn, -torch.ones(1, m, dtype=torch.float64, device=G.device))[0]
+    return (x / x.sum()).to(G.dtype)
+
+
+def _frank_wolfe(G: Tensor, epsilon: float, max_iters: int) -> Tensor:
+    """Algorithm 2 of Sener & Koltun (2018), as in TorchJD: stops when the step is < epsilon."""
+    m = G.shape[0]
+    w = torch.full((m,), 1.0 / m, dtype=G.dtype, device=G.device)
+    for _ in range(max_iters):
+        Gw = G @ w
+        t = int(torch.argmin(Gw))
+        a, b, c = Gw[t], w @ Gw, G[t, t]
+        if c <= a:
+            gamma = 1.0
+        elif b <= a:
+            gamma = 0.0
+        else:
+            gamma = float((b - a) / (b + c - 2 * a))
+        w = (1 - gamma) * w
+        w[t] += gamma
+        if gamma < epsilon:
+            break
+    return w
+
+
+class MGDA(GramianWeightedAggregator):
+    r"""Multiple-gradient descent (Désidéri 2012): the minimum-norm element of the convex hull of
+    the rows, ``d = Jᵀw`` with ``w = argmin_{w ≥ 0, Σw = 1} wᵀ G w``.
+
+    Solved **exactly** (``solver="exact"``, default) by the batched complementarity solver of
+    :mod:`._qp` on ``G / tr(G) + 1e-12·I``: ``x ≥ 0, Ĝx ≥ 1, xᵀ(Ĝx − 1) = 0`` and ``w = x/Σx``.
+    ``solver="frank-wolfe"`` runs TorchJD's Frank–Wolfe loop instead (``epsilon``, ``max_iters``
+    — TorchJD's defaults — only matter there); it stops early and can conflict by a few per cent.
+
+    Properties: non-conflicting (``gᵢ·d ≥ ‖d‖² ≥ 0`` for every row), linear under scaling,
+    weighted (``w`` on the simplex). ``d = 0`` exactly when 0 is a convex combination of the rows
+    (a Pareto-stationary point).
+
+    >>> import torch
+    >>> J = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    >>> MGDA()(J)
+    tensor([0.5000, 0.5000], dtype=torch.float64)
+    """
+
+    def __init__(self, epsilon: float = 0.001, max_iters: int = 100, *,
+                 solver: str = "exact") -> None:
+        self.epsilon = check_nonnegative(epsilon, "epsilon", strict=True)
+        if max_iters < 1:
+            raise InvalidOptionError(f"max_iters must be a positive integer, got {max_iters}")
+        self.max_iters = int(max_iters)
+        if solver not in ("exact", "frank-wolfe"):
+            raise InvalidOptionError(f"solver must be 'exact' or 'frank-wolfe', got {solver!r}")
+        self.solver = solver
+
+    def _params(self) -> dict[str, Any]:
+        return {"epsilon": self.epsilon, "max_iters": self.max_iters, "solver": self.solver}
+
+    def _weights(self, G: Tensor) -> Tensor:
+        if self.solver == "frank-wolfe":
+            return _frank_wolfe(G, self.epsilon, self.max_iters)
+        return _mgda_exact(G)
