@@ -100,6 +100,17 @@ def test_singular_jacobian_at_the_root(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_escapes_a_numerically_singular_valley(method):
+    """Brown's almost-linear system from this start: the first Newton step lands where ∏x ≈ 0
+    (‖F‖ = 1), the last row of J (∂∏x) is tiny and J singular to working precision; a
+    minimum-norm least-squares step drops the near-null direction and stalls there."""
+    prob = BY_NAME["brown_almost_linear"]
+    x0 = np.random.default_rng(108).uniform(-5, 5, 10)
+    res = root(prob.fun, x0, method=method)
+    assert res.success and float(prob.fun(res.x).abs().max()) <= 1e-12
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_stationary_start_fails_cleanly(method):
     res = root(lambda v: v ** 2 - 1, [0.0], method=method)  # J(0) = 0 and ∇½‖F‖² = 0
     assert not res.success and res.status == -1
@@ -136,6 +147,27 @@ def test_kepler_like_equation_matches_brentq(eps, b):
         res = root(lambda v: v + eps * torch.sin(v) - bt, torch.zeros(len(b)), method=method)
         assert res.success
         np.testing.assert_allclose(res.x.numpy(), want, rtol=1e-13, atol=1e-13)
+
+
+@settings(max_examples=20)
+@given(name=st.sampled_from(["freudenstein_roth", "powell_badly_scaled", "helical_valley",
+                             "wood", "trigonometric"]),
+       method=st.sampled_from(METHODS), seed=st.integers(0, 2 ** 31 - 1))
+def test_never_worse_than_x0_and_never_a_false_success(name, method, seed):
+    """From random starts: the returned point is finite, no worse than x0, and success is only
+    claimed at a root (the residual recomputed here)."""
+    prob = BY_NAME[name]
+    x0 = np.random.default_rng(seed).uniform(-5, 5, len(prob.x0))
+    if name == "helical_valley":
+        x0[0] = x0[0] or 1.0  # θ(x) divides by x₁
+    res = root(prob.fun, x0, method=method)
+    F0, F = prob.fun(torch.tensor(x0)), prob.fun(res.x)
+    assert torch.isfinite(res.x).all()
+    assert float(F.norm()) <= float(F0.norm())
+    if res.success:
+        assert float(F.abs().max()) <= 1e-10
+    else:
+        assert res.status in (0, -1) and res.message
 
 
 # ----------------------------------------------------------------------------- interface

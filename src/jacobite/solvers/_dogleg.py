@@ -54,8 +54,11 @@ class DenseSystem:
 
     def newton(self, F: torch.Tensor, D: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """``(p, regularised)``: ``J p = −F`` by LU; where ``J D⁻¹`` is singular to working
-        precision, the minimum-norm least-squares step of the column-scaled system instead
-        (truncated SVD), which is still a descent direction for ``½‖F‖²``."""
+        precision, its SVD with the singular values raised to ``10 n eps σ_max`` instead (as
+        MINPACK raises a zero diagonal of R): a long step along the near-null directions, which
+        the trust region or line search cuts, still a descent direction for ``½‖F‖²``. (The
+        minimum-norm least-squares step would drop those directions and stall in valleys such
+        as Brown's almost-linear function.)"""
         n = self.J.shape[0]
         p, info = torch.linalg.solve_ex(self.J, -F)
         ok = int(info) == 0 and bool(torch.isfinite(p).all())
@@ -66,7 +69,11 @@ class DenseSystem:
         if ok:
             return p, False
         rtol = 10 * n * torch.finfo(F.dtype).eps
-        return (torch.linalg.pinv(Js, rtol=rtol) @ -F) / D, True
+        U, s, Vh = torch.linalg.svd(Js)
+        if not float(s[0]) > 0:  # J = 0: no direction is known
+            return torch.zeros_like(F), True
+        s = torch.clamp(s, min=rtol * float(s[0]))
+        return -(Vh.T @ ((U.T @ F) / s)) / D, True
 
     def export(self) -> torch.Tensor:
         return self.J

@@ -8,8 +8,9 @@ Two globalisations of Newton's method ``J(x) p = −F(x)``:
 * ``method="newton"`` — Newton steps with a safeguarded quadratic/cubic backtracking line search
   on ``½‖F‖²`` (Armijo condition, Dennis & Schnabel A6.3.1).
 
-Where ``J`` is singular to working precision, the step is the minimum-norm least-squares step of
-the column-scaled system (truncated SVD; LSMR for sparse Jacobians), still downhill for ``½‖F‖²``.
+Where ``J`` is singular to working precision, the step solves the column-scaled system with its
+smallest singular values raised to ``10 n eps σ_max`` (LSMR's least-squares step for sparse
+Jacobians); both are still downhill for ``½‖F‖²``.
 Jacobians come from :func:`jacobite.value_and_jacobian` (``jac="auto"``), from the compressed
 sparse evaluation of :func:`jacobite.sparse.prepare` (``jac="sparse"``; steps by SuperLU, never
 densified) or from a user's ``jac(x, *args)`` returning a tensor or a SciPy sparse matrix.
