@@ -149,7 +149,7 @@ def test_kepler_like_equation_matches_brentq(eps, b):
         np.testing.assert_allclose(res.x.numpy(), want, rtol=1e-13, atol=1e-13)
 
 
-@settings(max_examples=20)
+@settings(max_examples=12)
 @given(name=st.sampled_from(["freudenstein_roth", "powell_badly_scaled", "helical_valley",
                              "wood", "trigonometric"]),
        method=st.sampled_from(METHODS), seed=st.integers(0, 2 ** 31 - 1))
