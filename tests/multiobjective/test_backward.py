@@ -19,7 +19,7 @@ from jacobite.errors import (
     ShapeError,
 )
 from jacobite.multiobjective.aggregators import Mean, UPGrad
-from jacobite.multiobjective.backward import backward, mtl_backward
+from jacobite.multiobjective.backward import backward, mtl_backward, per_example_backward
 
 
 class Doubled:
@@ -125,6 +125,26 @@ def test_per_example(path):
     with jacobite.config.memory_budget(PATHS[path]):
         backward(((model(x) - y) ** 2).sum(1), model.parameters(), UPGrad())
     _close([p.grad for p in model.parameters()], expected)
+
+
+@pytest.mark.parametrize("aggregator", [UPGrad(), Doubled()], ids=lambda a: type(a).__name__)
+def test_per_example_backward_equals_backward(aggregator):
+    """Per-sample gradients by vmap give the .grad of backward on the B per-example losses."""
+    a, b = _mlp(2), _mlp(2)
+    x, y = _data(2, batch=10)
+    for p in a.parameters():
+        p.grad = torch.ones_like(p)  # accumulated into, like backward
+    losses = per_example_backward(a, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y,
+                                  aggregator=aggregator, chunk_size=4)
+    backward(((b(x) - y) ** 2).sum(1), b.parameters(), aggregator)
+    _close([p.grad - 1 for p in a.parameters()], [p.grad for p in b.parameters()])
+    assert torch.allclose(losses, ((b(x) - y) ** 2).sum(1))
+    with pytest.raises(ShapeError):
+        per_example_backward(a, lambda f, xi, yi: f(xi), x, y)
+    with pytest.raises(ShapeError):
+        per_example_backward(a, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y[:3])
+    with pytest.raises(ArgnumsError):
+        per_example_backward(lambda v: v, lambda f, xi: f(xi).sum(), x)
 
 
 def _mtl(seed: int = 0, dtype=torch.float64):

@@ -17,11 +17,12 @@ The results equal TorchJD's ``autojac.backward`` (or ``mtl_backward``) followed 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, vmap
 
 from .. import config
 from ..errors import ArgnumsError, JacobianTooLarge, ShapeError
@@ -30,12 +31,13 @@ from ._params import (
     as_losses,
     batched_grads,
     check_params,
+    gram,
     leaf_params,
     resolve_chunk,
 )
 from .gramian import graph_gramian
 
-__all__ = ["backward", "mtl_backward"]
+__all__ = ["backward", "mtl_backward", "per_example_backward"]
 
 
 def _default(aggregator: Any) -> Any:
@@ -76,20 +78,23 @@ def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
             "UPGrad, which never stores J")
     rows = batched_grads(outputs, cotangents, params, retain_graph=retain_graph,
                          chunk_size=chunk_size)
-    J = torch.cat([r.reshape(m, -1) for r in rows], dim=1) if len(rows) > 1 else \
-        rows[0].reshape(m, -1)
+    flat = [r.reshape(m, -1) for r in rows]
     del rows
-    weights = None
-    if _is_gramian_weighted(aggregator):
-        weights = aggregator.weights(J @ J.T).detach()
-        update = weights.to(J.dtype) @ J
-    else:
-        update = aggregator(J).detach()
+    if _is_gramian_weighted(aggregator):  # G and Jᵀw block by block: J is never concatenated
+        G = gram(flat[0])
+        for f in flat[1:]:
+            G += gram(f)
+        weights = aggregator.weights(G).detach()
+        accumulate(params, [weights.to(f.dtype) @ f for f in flat])
+        return weights
+    J = torch.cat(flat, dim=1) if len(flat) > 1 else flat[0]
+    del flat
+    update = aggregator(J).detach()
     if update.shape != (n,):
         raise ShapeError(f"{type(aggregator).__name__} returned shape {tuple(update.shape)}; an "
                          f"aggregator must map an (m, n) Jacobian to an (n,) update (n = {n})")
     accumulate(params, update.split([p.numel() for p in params]))
-    return weights
+    return None
 
 
 def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None = None,
@@ -183,3 +188,75 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
     cotangents = [torch.stack(r) for r in rows]
     return _jacobian_descent(feats, cotangents, shared, aggregator, retain_graph=retain_graph,
                              chunk_size=resolve_chunk(chunk_size))
+
+
+def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batch: Tensor,
+                         aggregator: Any = None, chunk_size: int | None = None) -> Tensor:
+    """Jacobian descent with one objective per example, by per-sample gradients.
+
+    ``loss_fn(model, *example) -> scalar`` computes one example's loss, calling ``model`` as
+    usual on a batch of one (each tensor of ``batch`` is split along dim 0). The B per-example
+    gradients (the rows of J) come from ``vmap(grad(...))`` over the examples — about the work of
+    one backward pass of the batch, where :func:`backward` on a vector of B per-example losses
+    needs B passes — and ``aggregator`` (default ``UPGrad()``) turns them into the update added to
+    the ``.grad`` of every parameter with ``requires_grad``. ``chunk_size`` caps the examples per
+    vmapped pass. Buffers are read, not updated (put BatchNorm in ``eval()`` mode). Returns the
+    B losses (detached). Same ``.grad`` as ``backward(per_example_losses, model.parameters())``.
+
+    >>> import torch
+    >>> from jacobite.multiobjective.backward import per_example_backward
+    >>> from jacobite.multiobjective.aggregators import UPGrad
+    >>> model = torch.nn.Linear(3, 1)
+    >>> x, y = torch.randn(8, 3), torch.randn(8, 1)
+    >>> losses = per_example_backward(model, lambda mod, xi, yi: ((mod(xi) - yi) ** 2).sum(),
+    ...                               x, y, aggregator=UPGrad())
+    >>> losses.shape, model.weight.grad.shape
+    (torch.Size([8]), torch.Size([1, 3]))
+    """
+    if not isinstance(model, nn.Module):
+        raise ArgnumsError(f"per_example_backward needs an nn.Module, got {type(model).__name__}")
+    if not batch or not all(isinstance(b, Tensor) and b.ndim >= 1 for b in batch):
+        raise ShapeError("pass the batch as tensors whose first dimension indexes the examples")
+    B = batch[0].shape[0]
+    if any(b.shape[0] != B for b in batch):
+        raise ShapeError(f"batch tensors disagree on the number of examples: "
+                         f"{[b.shape[0] for b in batch]}")
+    aggregator = _default(aggregator)
+    named = {k: v for k, v in model.named_parameters() if v.requires_grad}
+    params = check_params(list(named.values()))
+    detached = {k: v.detach() for k, v in named.items()}
+    rest = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
+    buffers = dict(model.named_buffers())
+
+    def one(p: dict[str, Tensor], *example: Tensor) -> Tensor:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return functional_call(model, (p, rest, buffers), args, kwargs, strict=False)
+
+        loss = loss_fn(call, *(e.unsqueeze(0) for e in example))
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise ShapeError("loss_fn must return one scalar loss per example")
+        return loss.reshape(())
+
+    n = sum(p.numel() for p in params)
+    itemsize = max(p.element_size() for p in params)
+    if B * n * itemsize > config.get_memory_budget():
+        raise JacobianTooLarge(
+            f"the {B} per-example gradients need {config.format_bytes(B * n * itemsize)}, more "
+            "than the memory budget; use a smaller batch or raise the budget "
+            "(jacobite.config.set_memory_budget)")
+    per_sample = vmap(grad_and_value(one), in_dims=(None, *(0,) * len(batch)),
+                      chunk_size=resolve_chunk(chunk_size))
+    grads, losses = per_sample(detached, *batch)
+    as_losses(losses.detach().requires_grad_(), "per-example losses")  # 1-D, finite
+    flat = [grads[k].reshape(B, -1) for k in named]
+    del grads
+    if _is_gramian_weighted(aggregator):  # block by block, as in backward: no concatenated J
+        G = gram(flat[0])
+        for f in flat[1:]:
+            G += gram(f)
+        w = aggregator.weights(G).detach()
+        accumulate(params, [w.to(f.dtype) @ f for f in flat])
+    else:
+        update = aggregator(torch.cat(flat, dim=1)).detach()
+        accumulate(params, update.split([p.numel() for p in params]))
+    return losses.detach()

@@ -26,7 +26,15 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import config
 from ..errors import ArgnumsError, DtypeError, NonFiniteInputError, ShapeError
-from ._params import as_losses, batched_grads, check_params, leaf_params, resolve_chunk, row_chunk
+from ._params import (
+    as_losses,
+    batched_grads,
+    check_params,
+    gram,
+    leaf_params,
+    resolve_chunk,
+    row_chunk,
+)
 
 __all__ = ["gramian"]
 
@@ -104,8 +112,7 @@ def graph_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
             Js = batched_grads(outputs, cotangents, group, retain_graph=keep,
                                chunk_size=chunk_size)
             for Jl in Js:
-                Jl = Jl.reshape(m, -1).to(dtype)
-                G += Jl @ Jl.T
+                G += gram(Jl.reshape(m, -1).to(dtype))
             continue
         p = group[0]
         JI = batched_grads(outputs, [c[rows] for c in cotangents], [p], retain_graph=True,
