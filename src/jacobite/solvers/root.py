@@ -8,12 +8,13 @@ Two globalisations of Newton's method ``J(x) p = −F(x)``:
 * ``method="newton"`` — Newton steps with a safeguarded quadratic/cubic backtracking line search
   on ``½‖F‖²`` (Armijo condition, Dennis & Schnabel A6.3.1).
 
-Where ``J`` is singular to working precision, the step solves the column-scaled system with its
-smallest singular values raised to ``10 n eps σ_max`` (LSMR's least-squares step for sparse
-Jacobians); both are still downhill for ``½‖F‖²``.
-Jacobians come from :func:`jacobite.value_and_jacobian` (``jac="auto"``), from the compressed
-sparse evaluation of :func:`jacobite.sparse.prepare` (``jac="sparse"``; steps by SuperLU, never
-densified) or from a user's ``jac(x, *args)`` returning a tensor or a SciPy sparse matrix.
+Where ``J`` is singular to working precision (checked by singular values up to n = 256, by LU
+above), the step solves the column-scaled system with its small singular values raised to
+``10 n eps σ_max`` (LSMR's least-squares step for sparse Jacobians): still downhill for ``½‖F‖²``.
+A trial point where ``F`` or ``J`` is NaN/Inf is rejected (smaller radius or step), never
+returned. Jacobians come from :func:`jacobite.value_and_jacobian` (``jac="auto"``), from the
+compressed sparse evaluation of :func:`jacobite.sparse.prepare` (``jac="sparse"``; steps by
+SuperLU, never densified) or from ``jac(x, *args)`` returning a tensor or SciPy sparse matrix.
 
 Stopping (``status`` > 0 is success):
 
