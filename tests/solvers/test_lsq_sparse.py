@@ -38,12 +38,12 @@ def dense_solution():
 
 
 @pytest.mark.parametrize("jac", [jac_scipy, jac_torch, "sparse"], ids=["scipy", "torch", "plan"])
-@pytest.mark.parametrize("method", ["auto", "trf", "gauss-newton"])
+@pytest.mark.parametrize("method", ["auto", "lm", "trf", "gauss-newton"])
 def test_sparse_jacobian_matches_dense(jac, method, dense_solution):
     res = least_squares(bratu, torch.zeros(N), jac=jac, method=method)
     assert res.success and res.cost < 1e-20
     assert sp.issparse(res.jac) and res.jac.nnz == 3 * N - 2
-    assert res.method == ("trf" if method == "auto" else method)
+    assert res.method == ("lm" if method == "auto" else method)  # lm: sparse LU steps
     torch.testing.assert_close(res.x, dense_solution, rtol=1e-10, atol=1e-12)
     assert res.nfev + res.njev < 60
 
@@ -56,8 +56,7 @@ def test_sparse_robust_loss_and_bounds(dense_solution):
     torch.testing.assert_close(res.x, dense_solution, rtol=1e-8, atol=1e-10)
 
 
-def test_lm_refuses_a_sparse_jacobian():
+def test_lm_refuses_bounds_also_with_a_sparse_jacobian():
     with pytest.raises(InvalidOptionError, match="trf"):
-        least_squares(bratu, torch.zeros(N), jac=jac_scipy, method="lm")
-    with pytest.raises(InvalidOptionError, match="trf"):
-        least_squares(bratu, torch.zeros(N), jac="sparse", method="lm")
+        least_squares(bratu, torch.full((N,), 0.01), jac="sparse", method="lm",
+                      bounds=(0.0, np.inf))

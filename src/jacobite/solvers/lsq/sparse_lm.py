@@ -8,9 +8,9 @@ good step and grows by ``ν = 2, 4, 8, …`` after rejections); it starts at λ 
 Newton's method solves (nonlinear PDE residuals from a reasonable start) converge quadratically,
 and it drops back to 0 once it is below ``1e-12 · max diag(JᵀJ)``.
 
-Stopping rules match :mod:`.lm`: gtol on the largest cosine between ``f`` and a column of J,
+Stopping rules follow :mod:`.lm`: gtol on the largest cosine between ``f`` and a column of J,
 ftol on the actual and predicted relative reductions, xtol on the step relative to ``‖D x‖``,
-``cost <= ftol² · cost(x₀)`` for zero-residual problems, and ``max_nfev``; a Newton step whose
+and ``max_nfev``; a Newton step whose
 predicted relative reduction is below rounding (``1e-12``) is taken when the cost did not rise
 by more than rounding, as in :mod:`.lm`.
 
@@ -85,7 +85,7 @@ def sparse_levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xto
     x = x0.copy()
     f = P.f(x) if f0 is None else f0
     J = sp.csr_matrix(P.J(x) if J0 is None else J0)
-    cost = cost0 = cost_of(f, loss)
+    cost = cost_of(f, loss)
     jac_scale = isinstance(x_scale, str)
     D = np.ones(n) if jac_scale else 1.0 / np.asarray(x_scale, dtype=float)
     show = printer(verbose)
@@ -105,9 +105,6 @@ def sparse_levenberg_marquardt(P: Residuals, x0: np.ndarray, *, ftol: float, xto
         show(it, P.nfev, cost, red, step_norm, float(np.max(np.abs(g), initial=0.0)))
         if float(np.max(cos, initial=0.0)) <= max(gtol, EPS) or cost == 0.0:
             status = 1
-            break
-        if cost <= ftol * ftol * cost0:
-            status = 2
             break
         if P.nfev >= max_nfev:
             status = 0
