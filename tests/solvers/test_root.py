@@ -10,9 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jacobite import config
 from jacobite.dense import jacobian
 from jacobite.errors import (
     InvalidOptionError,
+    JacobianTooLarge,
     NonFiniteInputError,
     NotSquareError,
     OutputTypeError,
@@ -271,6 +273,13 @@ def test_verbose(capsys):
     assert len(lines) > 2 and lines[-1].startswith("root (hybrid): converged")
     root(BY_NAME["rosenbrock"].fun, [-1.2, 1.0], verbose=1, method="newton")
     assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_too_large_for_dense_names_the_sparse_path():
+    with config.memory_budget("64 KiB"), pytest.raises(JacobianTooLarge, match="jac='sparse'"):
+        root(bratu(12), torch.zeros(144))  # a 144 x 144 float64 Jacobian is 162 KiB
+    with config.memory_budget("64 KiB"):
+        assert root(bratu(12), torch.zeros(144), jac="sparse").success
 
 
 def test_max_nfev():

@@ -41,6 +41,7 @@ import torch
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..errors import (
     InvalidOptionError,
+    JacobianTooLarge,
     NonFiniteInputError,
     NotSquareError,
     OutputTypeError,
@@ -120,21 +121,22 @@ class _Problem:
             raise NonFiniteInputError("F(x0) contains NaN or Inf; start from a point where "
                                       "fun is finite")
         if self.jac == "sparse":
-            try:
-                from ..sparse import prepare
-            except ImportError as exc:  # pragma: no cover - only in a build without it
-                raise InvalidOptionError(
-                    "jac='sparse' needs jacobite.sparse.prepare, which this build lacks; pass "
-                    "jac=a callable returning a SciPy sparse matrix instead") from exc
+            from ..sparse import prepare
+
             self.plan = prepare(self.flat, v)
         return F, self.system(v)
 
     def system(self, v: torch.Tensor) -> System:
         self.njev += 1
         if self.jac == "auto":
-            with torch.no_grad():
-                return DenseSystem(_value_and_jacobian(self.flat, v, flat=True,
-                                                       check_finite=False)[1].to(v.dtype))
+            try:
+                with torch.no_grad():
+                    J = _value_and_jacobian(self.flat, v, flat=True, check_finite=False)[1]
+            except JacobianTooLarge as exc:
+                raise JacobianTooLarge(f"{exc}. For root, pass jac='sparse' (a compressed sparse "
+                                       "Jacobian) or a jac callable returning a SciPy sparse "
+                                       "matrix") from exc
+            return DenseSystem(J.to(v.dtype))
         J = self.plan.jacobian(v).to_scipy() if self.jac == "sparse" else \
             self.jac(v.reshape(self.shape), *self.args)
         return as_system(J, v)
