@@ -4,6 +4,8 @@
 approximation ``JᵀJ``, and a backtracking line search. ``least_squares`` and ``curve_fit``
 (:mod:`jacobite.solvers.lsq`): nonlinear least squares — Levenberg–Marquardt, trust-region
 reflective for bounds, Gauss–Newton, robust losses — with exact dense or sparse Jacobians.
+``root``: F(x) = 0 by Powell's hybrid dogleg or Newton with a line search; ``implicit_jacobian``
+and ``solve_implicit``: derivatives of a solution x*(θ) of F(x, θ) = 0 (implicit layers).
 
 >>> import torch
 >>> from jacobite.solvers import least_squares, newton_minimize
@@ -16,8 +18,10 @@ reflective for bounds, Gauss–Newton, robust losses — with exact dense or spa
 (True, [1.0, 1.0])
 """
 
+from .implicit import implicit_jacobian, solve_implicit
 from .lsq import LeastSquaresResult, curve_fit, least_squares
 from .newton import NewtonIterate, NewtonResult, newton_minimize
+from .root import RootResult, root
 
-__all__ = ["LeastSquaresResult", "NewtonIterate", "NewtonResult", "curve_fit", "least_squares",
-           "newton_minimize"]
+__all__ = ["LeastSquaresResult", "NewtonIterate", "NewtonResult", "RootResult", "curve_fit",
+           "implicit_jacobian", "least_squares", "newton_minimize", "root", "solve_implicit"]
