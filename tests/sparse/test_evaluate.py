@@ -92,7 +92,7 @@ def test_bratu_colors_modes_and_values() -> None:
 def test_brusselator_plan() -> None:
     N = 10
     x = torch.rand(2 * N * N, dtype=DT)
-    plan = js.prepare(brusselator2d, x)
+    plan = js.prepare(brusselator2d, x, order="best")  # "fast" (the default) gives 11 at N=10
     assert (plan.pattern != sp.csr_array(brusselator(N))).nnz == 0  # exactly the stencil
     assert plan.colors <= 10
     y = torch.rand(2 * N * N, dtype=DT)

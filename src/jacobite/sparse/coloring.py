@@ -36,7 +36,10 @@ from ._orders import (
 __all__ = ["Bicoloring", "Coloring", "bicoloring", "column_coloring", "lower_bound",
            "row_coloring", "star_coloring"]
 
-_CHOICES = (*ORDERS, "best")
+_CHOICES = (*ORDERS, "best", "fast")
+#: ``order="fast"``: the two vectorised orders only (what :func:`jacobite.sparse.prepare` uses:
+#: a color saved by the slower orders pays off only over very many evaluations)
+FAST_ORDERS = ("natural", "largest_first")
 _PYTHON_ORDERS = ("smallest_last", "incidence_degree", "dynamic_largest_first")
 #: ``order="best"`` skips the three dynamic orders (Python heaps, about 1 s per 10⁶ edges)
 #: when the column intersection graph has more edges than this; ask for them by name instead.
@@ -58,7 +61,7 @@ def _check_order(order: str, iterations: int = 0) -> None:
 
 def _color_columns(a: sp.csr_array, order: str, iterations: int = 0) -> tuple[np.ndarray, str]:
     """Greedy coloring in each requested order (refined), stopping early at the lower bound."""
-    orders = ORDERS if order == "best" else (order,)
+    orders = ORDERS if order == "best" else FAST_ORDERS if order == "fast" else (order,)
     row_nnz = np.diff(a.indptr).astype(np.int64)
     lb = int(row_nnz.max()) if a.shape[0] and a.nnz else 0
     if a.shape[1] and lb >= a.shape[1]:  # a full row: every column needs its own color
@@ -144,10 +147,10 @@ def column_coloring(pattern: Any, order: str = "best", *, iterations: int = 20) 
 
     Columns sharing a nonzero row get different colors. ``order`` is one of ``"natural"``,
     ``"largest_first"``, ``"smallest_last"``, ``"incidence_degree"``,
-    ``"dynamic_largest_first"`` or ``"best"`` (each, keeping the fewest colors; the dynamic
+    ``"dynamic_largest_first"``, ``"best"`` (each, keeping the fewest colors; the dynamic
     ones only up to :data:`BEST_EDGE_LIMIT` conflict edges, and stopping at the lower
-    bound). Each greedy coloring is then improved by up to ``iterations`` rounds of iterated
-    greedy (0: none).
+    bound) or ``"fast"`` (natural and largest-first only). Each greedy coloring is then
+    improved by up to ``iterations`` rounds of iterated greedy (0: none).
 
     >>> import numpy as np
     >>> column_coloring(np.eye(4) + np.eye(4, k=1) + np.eye(4, k=-1)).num_colors
@@ -338,7 +341,7 @@ def star_coloring(pattern: Any, order: str = "best") -> Coloring:
     g.sort_indices()
     best: tuple[np.ndarray, str] | None = None
     lb = 2 if g.nnz else min(n, 1)  # any edge needs two colors
-    for o in ORDERS if order == "best" else (order,):
+    for o in ORDERS if order == "best" else FAST_ORDERS if order == "fast" else (order,):
         if order == "best" and o in _PYTHON_ORDERS and g.nnz > BEST_EDGE_LIMIT:
             continue
         colors = star_greedy(g.indptr, g.indices, vertex_order(g.indptr, g.indices, o))
