@@ -18,7 +18,7 @@ The results equal TorchJD's ``autojac.backward`` (or ``mtl_backward``) followed 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,9 @@ from ._params import (
     resolve_chunk,
 )
 from .gramian import graph_gramian
+
+if TYPE_CHECKING:
+    from .aggregators import Aggregator
 
 __all__ = ["backward", "mtl_backward", "per_example_backward"]
 
@@ -81,7 +84,10 @@ def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
     flat = [r.reshape(m, -1) for r in rows]
     del rows
     if _is_gramian_weighted(aggregator):  # G and Jᵀw block by block: J is never concatenated
-        G = gram(flat[0])
+        dtype = flat[0].dtype
+        for f in flat[1:]:
+            dtype = torch.promote_types(dtype, f.dtype)
+        G = gram(flat[0]).to(dtype)
         for f in flat[1:]:
             G += gram(f)
         weights = aggregator.weights(G).detach()
@@ -98,7 +104,7 @@ def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 
 def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None = None,
-             aggregator: Any = None, *, retain_graph: bool = False,
+             aggregator: Aggregator | None = None, *, retain_graph: bool = False,
              chunk_size: int | None = None) -> Tensor | None:
     """Jacobian descent step: aggregate the gradients of m losses and add the result to ``.grad``.
 
@@ -128,7 +134,7 @@ def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None 
 
 
 def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[Tensor],
-                 aggregator: Any = None, *,
+                 aggregator: Aggregator | None = None, *,
                  tasks_params: Sequence[Iterable[Tensor]] | None = None,
                  shared_params: Iterable[Tensor] | None = None, retain_graph: bool = False,
                  chunk_size: int | None = None) -> Tensor | None:
@@ -191,7 +197,8 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
 
 
 def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batch: Tensor,
-                         aggregator: Any = None, chunk_size: int | None = None) -> Tensor:
+                         aggregator: Aggregator | None = None,
+                         chunk_size: int | None = None) -> Tensor:
     """Jacobian descent with one objective per example, by per-sample gradients.
 
     ``loss_fn(model, *example) -> scalar`` computes one example's loss, calling ``model`` as
