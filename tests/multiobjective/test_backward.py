@@ -99,6 +99,17 @@ def test_accumulates_into_grad():
     _close([p.grad for p in model.parameters()], [1 + 2 * e for e in expected])
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_one_loss_is_plain_backward(path):
+    """m = 1: every aggregator here returns the gradient itself, as loss.backward() does."""
+    a, b = _mlp(1), _mlp(1)
+    x, y = _data(1)
+    ((a(x) - y) ** 2).mean().backward()
+    with jacobite.config.memory_budget(PATHS[path]):
+        backward(((b(x) - y) ** 2).mean(0), b.parameters(), UPGrad())
+    _close([p.grad for p in b.parameters()], [p.grad for p in a.parameters()], rtol=1e-6)
+
+
 def test_retain_graph():
     model = _mlp(2)
     x, y = _data(2)
@@ -182,6 +193,29 @@ def test_mtl_backward_matches_hand_computation(path, aggregator):
     _close([p.grad for p in trunk.parameters()], expected)
     for h, g in zip(heads, head_grads, strict=True):
         _close([p.grad for p in h.parameters()], g)
+
+
+def test_mtl_two_feature_tensors_gramian_path():
+    """Features as a tuple of tensors, J over the budget: G by blocks, then one VJP."""
+    trunk, heads = _mtl()
+    x, y = _data(3)
+    trunk2 = nn.Linear(4, 6).double()
+
+    def run(shared=None, shared2=None):
+        z1 = trunk(x) if shared is None else functional_call(trunk, shared, (x,))
+        z2 = trunk2(x) if shared2 is None else functional_call(trunk2, shared2, (x,))
+        return (z1, z2), [((h(z1 * z2).squeeze(1) - y[:, i]) ** 2).mean()
+                          for i, h in enumerate(heads)]
+
+    s1 = {k: v.detach() for k, v in trunk.named_parameters()}
+    s2 = {k: v.detach() for k, v in trunk2.named_parameters()}
+    Jd = jacrev(lambda p, q: torch.stack(run(p, q)[1]), argnums=(0, 1))(s1, s2)
+    J = torch.cat([v.reshape(3, -1) for d in Jd for v in d.values()], dim=1).detach()
+    expected = UPGrad()(J).split([p.numel() for p in [*s1.values(), *s2.values()]])
+    feats, losses = run()
+    with jacobite.config.memory_budget(1000):
+        mtl_backward(losses, feats, UPGrad(), chunk_size=1)
+    _close([p.grad for p in [*trunk.parameters(), *trunk2.parameters()]], expected)
 
 
 def test_mtl_explicit_params_and_1d_losses():
