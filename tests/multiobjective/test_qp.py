@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jacobite.errors import ConvergenceError, InvalidOptionError
+from jacobite.multiobjective.aggregators import _qp as qp
 from jacobite.multiobjective.aggregators._qp import project_dual_cone, solve_lcp
 from tests.mo_problems import random_jacobian
 
@@ -28,7 +29,7 @@ def _spd(m: int, seed: int, ridge: float = 1e-3) -> torch.Tensor:
     return G / G.trace() + ridge * torch.eye(m, dtype=DT)
 
 
-@given(m=st.integers(1, 30), b=st.integers(1, 12), seed=st.integers(0, 10_000))
+@given(m=st.integers(1, 45), b=st.integers(1, 12), seed=st.integers(0, 10_000))
 def test_lcp_satisfies_kkt(m: int, b: int, seed: int) -> None:
     M = _spd(m, seed)
     Q = torch.randn(b, m, dtype=DT, generator=torch.Generator().manual_seed(seed))
@@ -46,7 +47,18 @@ def test_batched_equals_one_at_a_time(m: int, seed: int) -> None:
         torch.testing.assert_close(solve_lcp(M, Q[i:i + 1])[0], X[i], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("m", [1, 2, 7, 20])
+@pytest.mark.parametrize("m", [1, 2, 5, 20, 70])
+def test_torch_path_equals_numpy_path(m: int, monkeypatch) -> None:
+    M = _spd(m, m)
+    Q = torch.randn(7, m, dtype=DT, generator=torch.Generator().manual_seed(m))
+    X_np = solve_lcp(M, Q)
+    monkeypatch.setattr(qp, "_NUMPY_ON_CPU", False)
+    X_torch = solve_lcp(M, Q)
+    torch.testing.assert_close(X_torch, X_np, rtol=1e-9, atol=1e-13)
+    assert _kkt_violation(M, Q, X_torch) < 1e-10
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 20, 40])
 def test_projection_matches_quadprog(m: int) -> None:
     pytest.importorskip("qpsolvers")
     pytest.importorskip("quadprog")
@@ -84,13 +96,29 @@ def test_empty_batch() -> None:
     assert solve_lcp(_spd(3, 0), torch.zeros(0, 3, dtype=DT)).shape == (0, 3)
 
 
-def test_murty_fallback_reaches_the_solution() -> None:
-    # a strongly coupled, badly conditioned matrix makes full exchanges cycle; Murty's rule ends it
-    m = 12
+@pytest.mark.parametrize("m", [12, 60])  # masked stacked solves / one Cholesky per problem
+@pytest.mark.parametrize("numpy_on_cpu", [True, False])
+def test_strongly_coupled_problems(m: int, numpy_on_cpu: bool, monkeypatch) -> None:
+    monkeypatch.setattr(qp, "_NUMPY_ON_CPU", numpy_on_cpu)
     idx = torch.arange(m, dtype=DT)
-    M = 0.95 ** (idx[:, None] - idx[None, :]).abs() + 1e-6 * torch.eye(m, dtype=DT)
+    M = 0.97 ** (idx[:, None] - idx[None, :]).abs() + 1e-6 * torch.eye(m, dtype=DT)
     Q = torch.randn(40, m, dtype=DT, generator=torch.Generator().manual_seed(3))
     assert _kkt_violation(M, Q, solve_lcp(M, Q)) < 1e-9
+
+
+@pytest.mark.parametrize("m", [12, 40])
+@pytest.mark.parametrize("numpy_on_cpu", [True, False])
+def test_murty_single_exchanges_alone_reach_the_solution(m: int, numpy_on_cpu: bool,
+                                                         monkeypatch) -> None:
+    # no full-exchange budget at all: every step is Murty's single exchange (finite by theory)
+    monkeypatch.setattr(qp, "_BACKUP", -1)
+    monkeypatch.setattr(qp, "_NUMPY_ON_CPU", numpy_on_cpu)
+    M = _spd(m, 5)
+    Q = torch.randn(8, m, dtype=DT, generator=torch.Generator().manual_seed(5))
+    X = solve_lcp(M, Q, sweeps=0)
+    monkeypatch.undo()
+    assert _kkt_violation(M, Q, X) < 1e-10
+    torch.testing.assert_close(X, solve_lcp(M, Q), rtol=1e-9, atol=1e-13)
 
 
 def test_iteration_limit_raises() -> None:

@@ -125,4 +125,4 @@ class GramianWeightedAggregator(Aggregator):
         # a NaN/Inf anywhere in row i makes G_ii = ‖g_i‖² non-finite: checking G (m × m) is
         # exact and much cheaper than scanning J
         G = check_finite(J @ J.T, "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")
-        return J.T @ self._weights(G)
+        return self._weights(G) @ J
