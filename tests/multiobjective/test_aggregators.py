@@ -232,6 +232,14 @@ def test_gramian_weighted_contract_and_float32() -> None:
     assert mo.UPGrad is UPGrad and "UPGrad" in mo.__all__
 
 
+@pytest.mark.parametrize("m", [3, 40])
+def test_upgrad_torch_backend_equals_auto(m: int) -> None:
+    J = random_jacobian(m, 60, m)
+    torch.testing.assert_close(UPGrad(solver="torch")(J), UPGrad()(J), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(DualProj(solver="torch")(J), DualProj()(J), rtol=1e-9,
+                               atol=1e-12)
+
+
 def test_upgrad_pref_vector_and_quadprog_solver() -> None:
     pytest.importorskip("qpsolvers")
     J = random_jacobian(6, 10, 4)

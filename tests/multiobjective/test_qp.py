@@ -48,12 +48,11 @@ def test_batched_equals_one_at_a_time(m: int, seed: int) -> None:
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 20, 70])
-def test_torch_path_equals_numpy_path(m: int, monkeypatch) -> None:
+def test_torch_path_equals_numpy_path(m: int) -> None:
     M = _spd(m, m)
     Q = torch.randn(7, m, dtype=DT, generator=torch.Generator().manual_seed(m))
     X_np = solve_lcp(M, Q)
-    monkeypatch.setattr(qp, "_NUMPY_ON_CPU", False)
-    X_torch = solve_lcp(M, Q)
+    X_torch = solve_lcp(M, Q, backend="torch")
     torch.testing.assert_close(X_torch, X_np, rtol=1e-9, atol=1e-13)
     assert _kkt_violation(M, Q, X_torch) < 1e-10
 
@@ -97,25 +96,23 @@ def test_empty_batch() -> None:
 
 
 @pytest.mark.parametrize("m", [12, 60])  # masked stacked solves / one Cholesky per problem
-@pytest.mark.parametrize("numpy_on_cpu", [True, False])
-def test_strongly_coupled_problems(m: int, numpy_on_cpu: bool, monkeypatch) -> None:
-    monkeypatch.setattr(qp, "_NUMPY_ON_CPU", numpy_on_cpu)
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_strongly_coupled_problems(m: int, backend: str) -> None:
     idx = torch.arange(m, dtype=DT)
     M = 0.97 ** (idx[:, None] - idx[None, :]).abs() + 1e-6 * torch.eye(m, dtype=DT)
     Q = torch.randn(40, m, dtype=DT, generator=torch.Generator().manual_seed(3))
-    assert _kkt_violation(M, Q, solve_lcp(M, Q)) < 1e-9
+    assert _kkt_violation(M, Q, solve_lcp(M, Q, backend=backend)) < 1e-9
 
 
 @pytest.mark.parametrize("m", [12, 40])
-@pytest.mark.parametrize("numpy_on_cpu", [True, False])
-def test_murty_single_exchanges_alone_reach_the_solution(m: int, numpy_on_cpu: bool,
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_murty_single_exchanges_alone_reach_the_solution(m: int, backend: str,
                                                          monkeypatch) -> None:
     # no full-exchange budget at all: every step is Murty's single exchange (finite by theory)
     monkeypatch.setattr(qp, "_BACKUP", -1)
-    monkeypatch.setattr(qp, "_NUMPY_ON_CPU", numpy_on_cpu)
     M = _spd(m, 5)
     Q = torch.randn(8, m, dtype=DT, generator=torch.Generator().manual_seed(5))
-    X = solve_lcp(M, Q, sweeps=0)
+    X = solve_lcp(M, Q, sweeps=0, backend=backend)
     monkeypatch.undo()
     assert _kkt_violation(M, Q, X) < 1e-10
     torch.testing.assert_close(X, solve_lcp(M, Q), rtol=1e-9, atol=1e-13)

@@ -46,7 +46,6 @@ __all__ = ["project_dual_cone", "solve_lcp"]
 _SOLVERS = ("auto", "torch", "quadprog")
 _BACKUP = 3  # full exchanges allowed without progress before Murty's single exchange
 _SMALL = 32  # up to this m, masked full-size systems in one stacked solve (NumPy path)
-_NUMPY_ON_CPU = True  # CPU tensors take the NumPy/LAPACK path (tests switch it off)
 
 
 def check_solver(solver: str) -> str:
@@ -187,11 +186,13 @@ def _solve_lcp_numpy(M: np.ndarray, Q: np.ndarray, tol: float, limit: int,
 
 
 def solve_lcp(M: Tensor, Q: Tensor, *, tol: float = 1e-12, max_iter: int | None = None,
-              sweeps: int = 12) -> Tensor:
+              sweeps: int = 12, backend: str = "auto") -> Tensor:
     """Solve ``x ≥ 0, Mx + q ≥ 0, x ⊙ (Mx + q) = 0`` for every row ``q`` of ``Q`` (B, m).
 
     ``M`` must be symmetric positive definite (m, m). Computed in float64; returns ``X`` of
     ``Q``'s shape in ``Q``'s dtype. Violations below ``tol · max|q|`` count as satisfied.
+    ``backend``: ``"auto"`` (NumPy/LAPACK for CPU tensors, batched torch on other devices) or
+    ``"torch"`` (batched torch on the tensors' device, always).
     """
     out_dtype = Q.dtype
     M = M.to(torch.float64)
@@ -201,7 +202,7 @@ def solve_lcp(M: Tensor, Q: Tensor, *, tol: float = 1e-12, max_iter: int | None 
     if B == 0:
         return X.to(out_dtype)
     limit = max_iter if max_iter is not None else 20 * m + 50
-    if Q.device.type == "cpu" and _NUMPY_ON_CPU:
+    if backend == "auto" and Q.device.type == "cpu":
         with contextlib.suppress(np.linalg.LinAlgError):  # singular: the torch path copes
             X = _solve_lcp_numpy(M.numpy(), Q.numpy(), tol, limit, sweeps)
             return torch.from_numpy(X).to(out_dtype)
@@ -258,11 +259,12 @@ def project_dual_cone(G: Tensor, U: Tensor, solver: str = "auto") -> Tensor:
     """For each row ``u`` of ``U`` (B, m): the ``v`` minimising ``vᵀGv`` subject to ``v ≥ u``.
 
     ``Jᵀv`` is then the projection of ``Jᵀu`` onto the dual cone ``{d : J d ≥ 0}`` of the rows
-    of ``J`` (``G = JJᵀ`` positive definite). ``solver``: ``"auto"`` / ``"torch"`` (batched
-    :func:`solve_lcp` on G's device) or ``"quadprog"`` (qpsolvers, one problem at a time).
+    of ``J`` (``G = JJᵀ`` positive definite). ``solver``: ``"auto"`` (:func:`solve_lcp`: NumPy /
+    LAPACK on the CPU, batched torch on other devices), ``"torch"`` (batched torch on G's device
+    always) or ``"quadprog"`` (qpsolvers, one problem at a time, like TorchJD).
     """
     if check_solver(solver) == "quadprog":
         return _quadprog(G, U)
     G64 = G.to(torch.float64)
     U64 = U.to(torch.float64)
-    return (U64 + solve_lcp(G64, U64 @ G64)).to(U.dtype)
+    return (U64 + solve_lcp(G64, U64 @ G64, backend=solver)).to(U.dtype)

@@ -20,7 +20,7 @@ class DualProj(GramianWeightedAggregator):
         d = Jᵀv,   v = argmin_{v ≥ p} vᵀ Ĝ v,   Ĝ = G / tr(G) + reg_eps·I,
 
     with ``p = (1/m, …, 1/m)`` by default (TorchJD 0.18.0's defaults and normalisation). One
-    problem of the batched exact solver of :mod:`._qp` (or quadprog with ``solver="quadprog"``).
+    problem of the exact solver of :mod:`._qp`; ``solver`` as for :class:`UPGrad`.
 
     Properties: non-conflicting (up to ``reg_eps``), linear under scaling, weighted (``v ≥ p``).
 

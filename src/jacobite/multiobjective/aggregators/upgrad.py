@@ -35,9 +35,10 @@ class UPGrad(GramianWeightedAggregator):
         d = Σᵢ π_C(pᵢ gᵢ),   π_C(Jᵀu) = Jᵀv  with  v = argmin_{v ≥ u} vᵀ Ĝ v,
 
     where ``Ĝ = G / tr(G) + reg_eps·I`` (``G = JJᵀ``; as in TorchJD 0.18.0). The ``m``
-    projections are solved together, exactly, by the batched block-pivoting solver of
-    :mod:`._qp` (``solver="auto"`` or ``"torch"``, on G's device) or one by one with
-    qpsolvers/quadprog (``solver="quadprog"``, extra ``jacobite[quadprog]``).
+    projections are solved together, exactly, by the block-pivoting solver of :mod:`._qp`:
+    ``solver="auto"`` (NumPy/LAPACK for CPU tensors, batched torch on other devices),
+    ``"torch"`` (batched torch on G's device) or ``"quadprog"`` (one qpsolvers/quadprog call
+    per row, as TorchJD does; extra ``jacobite[quadprog]``).
 
     Properties: non-conflicting (``J d ≥ 0`` up to the ridge ``reg_eps``), linear under
     scaling (``A(cJ) = c A(J)`` for ``c > 0``, because ``Ĝ`` is scale-free), weighted
