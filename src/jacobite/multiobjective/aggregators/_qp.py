@@ -117,6 +117,13 @@ def _exchange(bad: np.ndarray | Tensor, n_bad, best, backup, cols, lib):  # type
     return flip, best, backup
 
 
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` through torch (zero-copy), so that it runs on torch's intra-op threads
+    (``torch.set_num_threads``) rather than on NumPy's BLAS pool, which oversubscribes busy
+    machines."""
+    return (torch.from_numpy(a) @ torch.from_numpy(b)).numpy()
+
+
 def _guess_free_numpy(M: np.ndarray, Q: np.ndarray, sweeps: int) -> np.ndarray:
     """:func:`_guess_free` in NumPy."""
     free = Q < 0
@@ -126,7 +133,7 @@ def _guess_free_numpy(M: np.ndarray, Q: np.ndarray, sweeps: int) -> np.ndarray:
     x = np.maximum(-Q / d, 0.0)
     still = 0
     for _ in range(sweeps):
-        x = np.maximum(x - (x @ M + Q) / d, 0.0)
+        x = np.maximum(x - (_mm(x, M) + Q) / d, 0.0)
         new = x > 0
         still = still + 1 if np.array_equal(new, free) else 0
         free = new
@@ -169,7 +176,7 @@ def _solve_lcp_numpy(M: np.ndarray, Q: np.ndarray, tol: float, limit: int,
     for _ in range(limit):
         q, tt, fr = Q[todo], t[todo], free[todo]
         x = _free_solve_numpy(M, q, fr)
-        w = x @ M + q
+        w = _mm(x, M) + q
         bad = (fr & (x < -tt)) | (~fr & (w < -tt))
         n_bad = bad.sum(1)
         done = n_bad == 0

@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ._base import GramianWeightedAggregator, check_nonnegative, check_vector, pref_weights
-from ._qp import check_solver, project_dual_cone
-from .upgrad import normalize_regularize
+from ._base import GramianWeightedAggregator, check_nonnegative, check_vector
+from ._qp import check_solver
+from .upgrad import dual_cone_weights
 
 __all__ = ["DualProj"]
 
@@ -43,6 +43,5 @@ class DualProj(GramianWeightedAggregator):
                 "reg_eps": self.reg_eps, "solver": self.solver}
 
     def _weights(self, G: Tensor) -> Tensor:
-        Gn = normalize_regularize(G, self.norm_eps, self.reg_eps)
-        u = pref_weights(self.pref_vector, Gn, None)
-        return project_dual_cone(Gn, u[None, :], self.solver)[0].to(G.dtype)
+        return dual_cone_weights(G, self.pref_vector, self.norm_eps, self.reg_eps, self.solver,
+                                 each_row=False)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import GramianWeightedAggregator, check_nonnegative, check_vector, pref_weights
-from ._qp import check_solver, project_dual_cone
+from ._qp import _mm, _solve_lcp_numpy, check_solver, project_dual_cone
 
-__all__ = ["UPGrad", "normalize_regularize"]
+__all__ = ["UPGrad", "dual_cone_weights", "normalize_regularize"]
 
 
 def normalize_regularize(G: Tensor, norm_eps: float, reg_eps: float) -> Tensor:
@@ -24,6 +26,39 @@ def normalize_regularize(G: Tensor, norm_eps: float, reg_eps: float) -> Tensor:
     Gn = G / trace if float(trace) >= norm_eps else torch.zeros_like(G)
     Gn.diagonal().add_(reg_eps)
     return Gn
+
+
+def _dual_cone_weights_numpy(G: Tensor, pref: Tensor | None, norm_eps: float, reg_eps: float,
+                             each_row: bool) -> Tensor:
+    """:func:`dual_cone_weights` for CPU tensors, all in NumPy (a few µs per step, which is
+    what matters for small m)."""
+    m = G.shape[0]
+    Gn = G.detach().numpy().astype(np.float64)
+    trace = float(np.trace(Gn))
+    if trace >= norm_eps:
+        Gn /= trace
+    else:
+        Gn[:] = 0.0
+    Gn.flat[:: m + 1] += reg_eps
+    p = np.full(m, 1.0 / m) if pref is None else pref.detach().cpu().numpy().astype(np.float64)
+    U = np.diag(p) if each_row else p[None, :]
+    V = U + _solve_lcp_numpy(Gn, _mm(U, Gn), 1e-12, 20 * m + 50, 12)
+    return torch.from_numpy(V.sum(0)).to(G.dtype)
+
+
+def dual_cone_weights(G: Tensor, pref: Tensor | None, norm_eps: float, reg_eps: float,
+                      solver: str, *, each_row: bool) -> Tensor:
+    """UPGrad's (``each_row=True``: Σᵢ of the projections of pᵢ eᵢ) or DualProj's (the
+    projection of p) weights from the Gramian, ``Ĝ = G / tr(G) + reg_eps·I``."""
+    if pref is not None:
+        check_vector(pref, "pref_vector", G.shape[0])
+    if solver == "auto" and G.device.type == "cpu":
+        with contextlib.suppress(np.linalg.LinAlgError):  # the torch path copes with those
+            return _dual_cone_weights_numpy(G, pref, norm_eps, reg_eps, each_row)
+    Gn = normalize_regularize(G, norm_eps, reg_eps)
+    p = pref_weights(pref, Gn, None)
+    U = torch.diag(p) if each_row else p[None, :]
+    return project_dual_cone(Gn, U, solver).sum(0).to(G.dtype)
 
 
 class UPGrad(GramianWeightedAggregator):
@@ -65,7 +100,5 @@ class UPGrad(GramianWeightedAggregator):
                 "reg_eps": self.reg_eps, "solver": self.solver}
 
     def _weights(self, G: Tensor) -> Tensor:
-        Gn = normalize_regularize(G, self.norm_eps, self.reg_eps)
-        U = torch.diag(pref_weights(self.pref_vector, Gn, None))
-        V = project_dual_cone(Gn, U, self.solver)
-        return V.sum(0).to(G.dtype)
+        return dual_cone_weights(G, self.pref_vector, self.norm_eps, self.reg_eps, self.solver,
+                                 each_row=True)
