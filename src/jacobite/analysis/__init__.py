@@ -3,12 +3,55 @@
 * :func:`properties` — a report on a square Jacobian (symmetry, row/column sums, positive
   semidefiniteness, rank and null space, eigenvalues, condition number, determinant) as a frozen
   :class:`JacobianProperties` with ``to_dict()`` and a readable ``str()``.
+* :mod:`~jacobite.analysis.spectra` — matrix-free spectra of a Jacobian operator or of ``f`` at
+  ``x``: :func:`spectral_norm`, :func:`top_singular` (Golub–Kahan–Lanczos),
+  :func:`frobenius_norm` (Hutchinson, exact with ``nproj=-1``), :func:`condition_number`,
+  :func:`logabsdet` (exact from structure, else stochastic Lanczos quadrature).
+* :mod:`~jacobite.analysis.layers` — :func:`layer_report`: each layer's Jacobian spectral norm,
+  the cumulative product and vanishing / exploding flags; :func:`compare_initialisations`.
 
 >>> import torch, jacobite.analysis as ja
 >>> ja.properties(torch.tensor([[2.0, 1.0], [1.0, 2.0]])).eigenvalues
 (1.0, 3.0)
+>>> ja.spectral_norm(torch.tensor([[0.0, 2.0], [1.0, 0.0]], dtype=torch.float64))
+2.0
 """
 
+from .layers import (
+    LayerReport,
+    LayerRow,
+    compare_initialisations,
+    comparison_table,
+    layer_report,
+    plot_comparison,
+)
 from .properties import JacobianProperties, properties
+from .spectra import (
+    FrobeniusEstimate,
+    LogDetEstimate,
+    SingularTriplets,
+    condition_number,
+    frobenius_norm,
+    logabsdet,
+    spectral_norm,
+    top_singular,
+)
 
-__all__ = ["JacobianProperties", "properties"]
+__all__ = [
+    "FrobeniusEstimate",
+    "JacobianProperties",
+    "LayerReport",
+    "LayerRow",
+    "LogDetEstimate",
+    "SingularTriplets",
+    "compare_initialisations",
+    "comparison_table",
+    "condition_number",
+    "frobenius_norm",
+    "layer_report",
+    "logabsdet",
+    "plot_comparison",
+    "properties",
+    "spectral_norm",
+    "top_singular",
+]

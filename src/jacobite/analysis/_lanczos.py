@@ -1,0 +1,246 @@
+"""Matrix-free kernels behind :mod:`jacobite.analysis.spectra`.
+
+* :class:`Products` — one view of "something with ``J v`` and ``Jᵀ u``": a
+  :class:`~jacobite.operators.JacobianOperator`, a 2-D tensor, or a callable ``f`` at a point
+  ``x`` (one cached VJP; JVPs by ``torch.func.jvp``, or the double-VJP trick where forward mode
+  is unsupported). Vectors cross it in float64; the products run in the operator's dtype.
+* :func:`bidiagonalize` — Golub–Kahan–Lanczos bidiagonalisation with full (twice-applied)
+  reorthogonalisation, ``A V_k = U_k B_k``, stopping when the wanted Ritz triplets converge.
+
+>>> import torch
+>>> P = Products.build(torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)), None)
+>>> r = bidiagonalize(P, k=1, tol=1e-12, maxiter=10, seed=0)
+>>> round(float(r.values[0]), 12), r.converged
+(3.0, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
+from ..operators import JacobianOperator
+
+__all__ = ["Bidiagonal", "Products", "bidiagonalize"]
+
+Vec = Callable[[torch.Tensor], torch.Tensor]
+F64 = torch.float64
+
+
+@dataclass
+class Products:
+    """``(m, n)``, ``mv`` and ``rmv`` on flat float64 vectors, and the native dtype."""
+
+    m: int
+    n: int
+    mv: Vec
+    rmv: Vec
+    dtype: torch.dtype
+    device: torch.device
+    square_op: JacobianOperator | None = None  # the operator itself (for structure), if any
+
+    @staticmethod
+    def build(obj: Any, x: torch.Tensor | None) -> Products:
+        """The products of an operator, a matrix, or ``f`` at ``x`` (see the module doc)."""
+        if isinstance(obj, JacobianOperator):
+            if x is not None:
+                raise InvalidOptionError("x is only for a callable f; an operator is already "
+                                         "linear: call spectral_norm(op) without x")
+            return _from_operator(obj)
+        if isinstance(obj, torch.Tensor) and x is None:
+            if obj.ndim != 2:
+                raise ShapeError(f"a tensor must be a 2-D matrix (m, n), got shape "
+                                 f"{tuple(obj.shape)}; pass a function and x for a Jacobian")
+            _finite(obj, "the matrix")
+            A = obj.detach()
+            return Products(A.shape[0], A.shape[1], lambda v: (A @ v.to(A.dtype)).to(F64),
+                            lambda u: (A.mT @ u.to(A.dtype)).to(F64), A.dtype, A.device)
+        if callable(obj):
+            if not isinstance(x, torch.Tensor):
+                raise InvalidOptionError("a callable f needs the point x (a tensor) at which "
+                                         "to take its Jacobian: spectral_norm(f, x)")
+            return _from_function(obj, x)
+        raise InvalidOptionError(f"expected a JacobianOperator, a 2-D tensor, or a callable "
+                                 f"with x, got {type(obj).__name__}")
+
+    def mm(self, V: torch.Tensor) -> torch.Tensor:
+        """``J V`` for ``V`` ``(n, k)`` (columns one by one: products may not vmap)."""
+        return torch.stack([self.mv(V[:, j]) for j in range(V.shape[1])], dim=1)
+
+
+def _finite(t: torch.Tensor, what: str) -> None:
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise NonFiniteInputError(f"{what} contains NaN or Inf; spectra are only defined at "
+                                  f"finite points: clean the input (torch.nan_to_num) first")
+
+
+def _from_operator(op: JacobianOperator) -> Products:
+    m, n = op.shape
+    dt = op.dtype
+    return Products(m, n, lambda v: op.mv(v.to(dt)).to(F64), lambda u: op.rmv(u.to(dt)).to(F64),
+                    dt, op.device, op)
+
+
+def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Products:
+    if not (x.is_floating_point() or x.is_complex()):
+        raise InvalidOptionError(f"x must be a floating tensor to differentiate at, got dtype "
+                                 f"{x.dtype}; convert it with x.float()")
+    _finite(x, "x")
+    x = x.detach()
+    out, vjp_fn = torch.func.vjp(f, x)
+    if not isinstance(out, torch.Tensor):
+        raise ShapeError(f"f must return one tensor, got {type(out).__name__}; wrap it to "
+                         f"return torch.cat of the flattened outputs")
+    _finite(out.detach(), "f(x)")
+    oshape, odt = out.shape, out.dtype
+    state: dict[str, Any] = {"fwd": True}
+
+    def rmv(u: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return vjp_fn(u.to(odt).reshape(oshape))[0].detach().reshape(-1).to(F64)
+
+    def mv(v: torch.Tensor) -> torch.Tensor:
+        t = v.to(x.dtype).reshape(x.shape)
+        if state["fwd"]:
+            try:
+                with torch.no_grad():
+                    return torch.func.jvp(f, (x,), (t,))[1].detach().reshape(-1).to(F64)
+            except RuntimeError:  # no forward-mode rule: differentiate the VJP instead
+                state["fwd"] = False
+        zero = torch.zeros(oshape, dtype=odt, device=out.device)
+        dv = torch.func.vjp(lambda w: vjp_fn(w)[0], zero)[1]
+        with torch.no_grad():
+            return dv(t)[0].detach().reshape(-1).to(F64)
+
+    return Products(out.numel(), x.numel(), mv, rmv, torch.promote_types(x.dtype, odt),
+                    x.device)
+
+
+@dataclass
+class Bidiagonal:
+    """Ritz triplets after ``iterations`` Golub–Kahan steps (values decreasing, float64).
+
+    ``B`` is the ``(j, j)`` bidiagonal; ``U``/``V`` its ``(m, j)``/``(n, j)`` bases;
+    ``Y``/``X`` the left/right singular vectors of ``B``; ``residuals[i]`` bounds
+    ``‖Jᵀ u_i − σ_i v_i‖`` (``J v_i = σ_i u_i`` holds exactly in exact arithmetic).
+    """
+
+    values: np.ndarray
+    residuals: np.ndarray
+    B: np.ndarray
+    U: torch.Tensor
+    V: torch.Tensor
+    Y: np.ndarray
+    X: np.ndarray
+    iterations: int
+    converged: bool
+
+    def right(self, idx: np.ndarray) -> torch.Tensor:
+        return (self.V @ torch.as_tensor(self.X[:, idx], device=self.V.device)).T
+
+    def left(self, idx: np.ndarray) -> torch.Tensor:
+        return (self.U @ torch.as_tensor(self.Y[:, idx], device=self.U.device)).T
+
+
+def _orth(w: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """``w`` minus its projection on the orthonormal columns of ``Q`` (applied twice)."""
+    if Q.shape[1] == 0:
+        return w
+    for _ in range(2):
+        w = w - Q @ (Q.T @ w)
+    return w
+
+
+def _fresh(size: int, Q: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
+    """A random unit vector orthogonal to ``Q`` (``None`` once ``Q`` spans everything)."""
+    if Q.shape[1] >= size:
+        return None
+    w = _orth(torch.randn(size, dtype=F64, generator=gen).to(Q.device), Q)
+    return w / w.norm()
+
+
+def bidiagonalize(P: Products, *, k: int, tol: float, maxiter: int, seed: int | None = 0,
+                  which: str = "top", start: torch.Tensor | None = None,
+                  stop: bool = True) -> Bidiagonal:
+    """Run Golub–Kahan–Lanczos on ``P`` until the ``k`` wanted Ritz triplets converge.
+
+    ``which``: ``"top"`` (largest values) or ``"both"`` (largest and smallest). A triplet is
+    converged when its residual is at most ``max(tol, 50 eps) · σ_1`` (``eps`` of the native
+    dtype); the value itself is then accurate to about ``residual² / gap``. ``start`` is the
+    first right vector (random otherwise); ``stop=False`` runs all ``maxiter`` steps.
+    """
+    m, n, dev = P.m, P.n, P.device
+    steps = min(maxiter, m, n)
+    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    floor = max(float(tol), 50 * torch.finfo(P.dtype).eps if P.dtype.is_floating_point else 0)
+    U = torch.zeros(m, steps, dtype=F64, device=dev)
+    V = torch.zeros(n, steps + 1, dtype=F64, device=dev)
+    alpha: list[float] = []
+    beta: list[float] = []
+    v = (torch.randn(n, dtype=F64, generator=gen).to(dev) if start is None
+         else start.to(F64).reshape(-1).clone())
+    V[:, 0] = v / v.norm()
+    scale, res = 0.0, None
+    for j in range(steps):
+        p = P.mv(V[:, j])
+        if j:
+            p = p - beta[-1] * U[:, j - 1]
+        p = _orth(p, U[:, :j])
+        a = float(p.norm())
+        scale = max(scale, a)
+        if a <= 1e3 * np.finfo(np.float64).eps * scale:
+            q = _fresh(m, U[:, :j], gen)
+            a, p = 0.0, (q if q is not None else torch.zeros_like(p))
+        else:
+            p = p / a
+        U[:, j], alpha = p, [*alpha, a]
+        r = P.rmv(U[:, j]) - a * V[:, j]
+        r = _orth(r, V[:, : j + 1])
+        b = float(r.norm())
+        scale = max(scale, b)
+        if b <= 1e3 * np.finfo(np.float64).eps * scale:
+            q = _fresh(n, V[:, : j + 1], gen)
+            b, r = 0.0, (q if q is not None else torch.zeros_like(r))
+        else:
+            r = r / b
+        V[:, j + 1], beta = r, [*beta, b]
+        res = _ritz(alpha, beta)
+        if stop and j + 1 >= k and _done(res, k, floor, which):
+            return _pack(res, U[:, : j + 1], V[:, : j + 1], j + 1, True, min(m, n))
+    assert res is not None
+    exact = steps == min(m, n)
+    if exact and m < n and beta[-1] > 0:  # U spans R^m: one more column, alpha = 0, u = 0
+        U = torch.cat([U, torch.zeros_like(U[:, :1])], dim=1)
+        res = _ritz([*alpha, 0.0], [*beta, 0.0])
+        steps += 1
+    return _pack(res, U[:, :steps], V[:, :steps], steps, exact or _done(res, k, floor, which),
+                 min(m, n))
+
+
+def _ritz(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, ...]:
+    j = len(alpha)
+    B = np.diag(np.asarray(alpha)) + np.diag(np.asarray(beta[: j - 1]), 1)
+    Yb, S, Xh = np.linalg.svd(B)
+    return B, Yb, S, Xh.T, np.abs(beta[-1] * Yb[-1, :])
+
+
+def _done(res: tuple[np.ndarray, ...], k: int, floor: float, which: str) -> bool:
+    _, _, S, _, r = res
+    lim = floor * max(float(S[0]), np.finfo(np.float64).tiny)
+    if not bool(np.all(r[:k] <= lim)):
+        return False
+    return which == "top" or bool(r[-1] <= lim)
+
+
+def _pack(res: tuple[np.ndarray, ...], U: torch.Tensor, V: torch.Tensor, its: int,
+          ok: bool, keep: int | None = None) -> Bidiagonal:
+    B, Y, S, X, r = res
+    if keep is not None and len(S) > keep:  # drop the spurious trailing zero
+        Y, S, X, r = Y[:, :keep], S[:keep], X[:, :keep], r[:keep]
+    return Bidiagonal(values=S, residuals=r, B=B, U=U, V=V, Y=Y, X=X, iterations=its,
+                      converged=ok)

@@ -1,0 +1,303 @@
+"""Matrix-free spectra of a Jacobian: norms, top singular triplets, conditioning, log|det|.
+
+Each function takes ``f_or_operator`` as a :class:`~jacobite.operators.JacobianOperator` (e.g.
+from :func:`jacobite.linearize`), a 2-D tensor, or a callable ``f`` with the point ``x`` — then
+only JVPs and VJPs of ``f`` at ``x`` are used (one cached VJP), never the dense ``J``; memory
+is O(m + n) per Lanczos step.
+
+* :func:`top_singular` / :func:`spectral_norm` — Golub–Kahan–Lanczos bidiagonalisation with
+  full reorthogonalisation (float64 vectors); to 1e-6 relative where power iteration stalls;
+* :func:`frobenius_norm` — Hutchinson random projections with a confidence interval, exact
+  with ``nproj=-1``;
+* :func:`condition_number` — ``σ_max / σ_min``, exact (dense) for small sizes;
+* :func:`logabsdet` — exact from structure (diagonal, triangular, DPLR, sparse, dense …), else
+  stochastic Lanczos quadrature with an error bar.
+
+>>> import torch
+>>> from jacobite.analysis.spectra import spectral_norm, frobenius_norm
+>>> A = torch.tensor([[3.0, 0.0], [4.0, 5.0]], dtype=torch.float64)
+>>> round(spectral_norm(A), 10), round(frobenius_norm(A, nproj=-1).value, 10)
+(6.7082039325, 7.0710678119)
+>>> round(spectral_norm(torch.sin, torch.zeros(4, dtype=torch.float64)), 12)
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.stats
+import torch
+
+from ..errors import InvalidOptionError, JacobiteWarning, NotSquareError
+from ..operators import FunctionOperator, JacobianOperator
+from ._lanczos import F64, Products, bidiagonalize
+
+__all__ = [
+    "FrobeniusEstimate", "LogDetEstimate", "SingularTriplets", "condition_number",
+    "frobenius_norm", "logabsdet", "spectral_norm", "top_singular",
+]
+
+_EXACT_BELOW = 256  # min(m, n) at or below which condition_number / logabsdet go dense
+
+
+@dataclass(frozen=True)
+class SingularTriplets:
+    """The top-k singular values (decreasing, float64) and vectors of ``J``.
+
+    ``right`` ``(k, n)`` and ``left`` ``(k, m)`` hold unit vectors as rows with
+    ``J right_i = values_i · left_i``; ``residuals`` are ``‖Jᵀ left_i − values_i right_i‖``.
+    """
+
+    values: torch.Tensor
+    left: torch.Tensor
+    right: torch.Tensor
+    residuals: torch.Tensor
+    iterations: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class FrobeniusEstimate:
+    """``‖J‖_F`` estimated from ``nproj`` random projections (or exact), with an interval.
+
+    ``ci`` is a ``confidence`` interval on ``value`` (Student t on the squared samples);
+    ``(0, inf)`` with a single projection, ``(value, value)`` when ``exact``.
+    """
+
+    value: float
+    squared: float
+    stderr: float
+    ci: tuple[float, float]
+    nproj: int
+    exact: bool
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class LogDetEstimate:
+    """``log|det J|``: exact (``stderr == 0``) or a stochastic Lanczos quadrature estimate.
+
+    ``sign`` is ``±1`` (``0`` if singular) when known, ``nan`` for an estimate.
+    """
+
+    value: float
+    sign: float
+    stderr: float
+    ci: tuple[float, float]
+    exact: bool
+    method: str
+
+
+def _check_int(name: str, v: Any, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise InvalidOptionError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return v
+
+
+def _check_tol(tol: Any) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
+        raise InvalidOptionError(f"tol must be a number in (0, 1), got {tol!r}; e.g. tol=1e-10")
+    return float(tol)
+
+
+def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, *,
+                 tol: float = 1e-10, maxiter: int | None = None,
+                 seed: int | None = 0) -> SingularTriplets:
+    """The ``k`` largest singular values and vectors of ``J`` by Golub–Kahan–Lanczos.
+
+    ``tol`` is the relative residual ``‖Jᵀu − σv‖ / σ_1`` at which a triplet counts as
+    converged (floored at 50 ulps of the products' dtype); values are then accurate to about
+    ``tol² σ_1 / gap``. ``maxiter`` (default ``min(m, n, 300 + 10k)``) bounds the Lanczos
+    steps; not converging emits a :class:`~jacobite.errors.JacobiteWarning`.
+
+    >>> import torch
+    >>> r = top_singular(torch.diag(torch.tensor([1.0, 5.0, 2.0], dtype=torch.float64)), k=2)
+    >>> r.values.tolist(), r.right.abs().argmax(dim=1).tolist()
+    ([5.0, 2.0], [1, 2])
+    """
+    P = Products.build(f_or_operator, x)
+    k = _check_int("k", k, 1)
+    if k > min(P.m, P.n):
+        raise InvalidOptionError(f"k must be at most min(m, n) = {min(P.m, P.n)}, got {k}")
+    tol = _check_tol(tol)
+    maxiter = _check_int("maxiter", min(P.m, P.n, 300 + 10 * k) if maxiter is None else maxiter, k)
+    r = bidiagonalize(P, k=k, tol=tol, maxiter=maxiter, seed=seed)
+    if not r.converged:
+        warnings.warn(f"top_singular: not converged after {r.iterations} Lanczos steps (worst "
+                      f"relative residual {float(np.max(r.residuals[:k]) / r.values[0]):.1e}); "
+                      f"raise maxiter or loosen tol", JacobiteWarning, stacklevel=2)
+    idx = np.arange(k)
+    return SingularTriplets(values=torch.as_tensor(r.values[:k].copy(), dtype=F64),
+                            left=r.left(idx), right=r.right(idx),
+                            residuals=torch.as_tensor(r.residuals[:k].copy(), dtype=F64),
+                            iterations=r.iterations, converged=r.converged)
+
+
+def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: float = 1e-10,
+                  maxiter: int | None = None, seed: int | None = 0) -> float:
+    """``‖J‖_2 = σ_max(J)`` without forming ``J`` (see :func:`top_singular` for the options).
+
+    >>> import torch
+    >>> W = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    >>> abs(spectral_norm(lambda v: W @ v, torch.ones(2, dtype=torch.float64))
+    ...     - float(torch.linalg.matrix_norm(W, ord=2))) < 1e-12
+    True
+    """
+    return float(top_singular(f_or_operator, x, 1, tol=tol, maxiter=maxiter,
+                              seed=seed).values[0])
+
+
+def _sample_ci(samples: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """``(mean, stderr, half-width)`` of a Student-t interval on the mean of ``samples``."""
+    mean = float(samples.mean())
+    if len(samples) < 2:
+        return mean, math.inf, math.inf
+    se = float(samples.std(ddof=1) / math.sqrt(len(samples)))
+    return mean, se, float(scipy.stats.t.ppf(0.5 + confidence / 2, len(samples) - 1)) * se
+
+
+def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int = 16,
+                   seed: int | None = None, *, distribution: str = "rademacher",
+                   confidence: float = 0.95) -> FrobeniusEstimate:
+    """``‖J‖_F`` by Hutchinson projections: ``‖J‖²_F = E‖J v‖² = E‖Jᵀ u‖²``.
+
+    Each projection is one VJP (when ``m ≤ n``) or one JVP, with ``v`` Rademacher or Gaussian
+    (``distribution``); ``nproj=-1`` sums over all basis vectors of the smaller side (exact).
+    ``seed`` fixes the probes.
+
+    >>> import torch
+    >>> A = torch.arange(6.0, dtype=torch.float64).reshape(2, 3)
+    >>> e = frobenius_norm(A, nproj=-1)
+    >>> e.exact, abs(e.value - float(A.norm())) < 1e-12
+    (True, True)
+    >>> e = frobenius_norm(A, nproj=200, seed=0)
+    >>> e.ci[0] <= float(A.norm()) <= e.ci[1]
+    True
+    """
+    P = Products.build(f_or_operator, x)
+    if distribution not in ("rademacher", "gaussian"):
+        raise InvalidOptionError(f"distribution must be 'rademacher' or 'gaussian', got "
+                                 f"{distribution!r}")
+    if not 0 < confidence < 1:
+        raise InvalidOptionError(f"confidence must lie in (0, 1), got {confidence!r}")
+    if isinstance(nproj, bool) or not isinstance(nproj, int) or (nproj < 1 and nproj != -1):
+        raise InvalidOptionError(f"nproj must be a positive integer, or -1 for the exact norm, "
+                                 f"got {nproj!r}")
+    reverse = P.m <= P.n
+    prod, size = (P.rmv, P.m) if reverse else (P.mv, P.n)
+    if nproj == -1:
+        total = 0.0
+        for i in range(size):
+            e = torch.zeros(size, dtype=F64, device=P.device)
+            e[i] = 1.0
+            total += float(prod(e).square().sum())
+        return FrobeniusEstimate(math.sqrt(total), total, 0.0, (math.sqrt(total),) * 2, size,
+                                 True, confidence)
+    gen = torch.Generator().manual_seed(seed if seed is not None else
+                                        int(torch.randint(2**62, ()).item()))
+    samples = np.empty(nproj)
+    for i in range(nproj):
+        if distribution == "rademacher":
+            v = torch.randint(0, 2, (size,), generator=gen).to(F64).mul_(2).sub_(1)
+        else:
+            v = torch.randn(size, dtype=F64, generator=gen)
+        samples[i] = float(prod(v.to(P.device)).square().sum())
+    mean, se, half = _sample_ci(samples, confidence)
+    lo, hi = max(mean - half, 0.0), mean + half
+    return FrobeniusEstimate(math.sqrt(max(mean, 0.0)), mean, se,
+                             (math.sqrt(lo), math.sqrt(hi)), nproj, False, confidence)
+
+
+def _dense(P: Products) -> torch.Tensor:
+    """The ``(m, n)`` matrix from ``n`` products (small sizes only)."""
+    if P.m < P.n:
+        return torch.stack([P.rmv(e) for e in torch.eye(P.m, dtype=F64, device=P.device)])
+    return P.mm(torch.eye(P.n, dtype=F64, device=P.device))
+
+
+def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
+                     exact: bool | None = None, tol: float = 1e-8,
+                     maxiter: int | None = None, seed: int | None = 0) -> float:
+    """``σ_max / σ_min`` of ``J`` (``σ_min`` the ``min(m, n)``-th singular value).
+
+    ``exact=None`` forms ``J`` from products when ``min(m, n) ≤ 256`` and takes its singular
+    values; otherwise Lanczos runs until both ends converge (``maxiter`` default
+    ``min(m, n, 1000)``). The Lanczos ``σ_min`` is an upper bound, so an unconverged estimate
+    (warned) is a lower bound on the condition number. A singular ``J`` gives ``inf``.
+
+    >>> import torch
+    >>> condition_number(torch.diag(torch.tensor([4.0, 2.0, 0.5], dtype=torch.float64)))
+    8.0
+    """
+    P = Products.build(f_or_operator, x)
+    tol = _check_tol(tol)
+    small = min(P.m, P.n)
+    if exact or (exact is None and small <= _EXACT_BELOW):
+        s = torch.linalg.svdvals(_dense(P))
+        return math.inf if float(s[-1]) == 0 else float(s[0] / s[-1])
+    maxiter = _check_int("maxiter", min(small, 1000) if maxiter is None else maxiter, 1)
+    r = bidiagonalize(P, k=1, tol=tol, maxiter=maxiter, seed=seed, which="both")
+    if not r.converged:
+        warnings.warn(f"condition_number: the smallest singular value did not converge in "
+                      f"{r.iterations} steps; the result is a lower bound. Raise maxiter or "
+                      f"pass exact=True", JacobiteWarning, stacklevel=2)
+    return math.inf if r.values[-1] == 0 else float(r.values[0] / r.values[-1])
+
+
+def _structured(op: JacobianOperator) -> bool:
+    """Whether ``op.slogdet()`` uses structure rather than materialising."""
+    if isinstance(op, FunctionOperator):
+        return False
+    return type(op)._slogdet is not JacobianOperator._slogdet or op.is_triangular()
+
+
+def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: str = "auto",
+              nprobe: int = 16, steps: int = 40, seed: int | None = 0,
+              confidence: float = 0.95) -> LogDetEstimate:
+    """``log|det J|`` of a square ``J``: exact where cheap, else an estimate with an error bar.
+
+    ``method``: ``"exact"`` (the operator's structure-aware ``slogdet`` — diagonal, triangular,
+    DPLR, block, sparse LU — or a dense factorisation), ``"slq"`` (stochastic Lanczos
+    quadrature: ``½ E[zᵀ log(JᵀJ) z]`` over ``nprobe`` Rademacher probes, ``steps`` Golub–Kahan
+    steps each) or ``"auto"`` (exact for structured operators and ``n ≤ 256``, else SLQ).
+
+    >>> import torch
+    >>> from jacobite.operators import DiagonalOperator
+    >>> r = logabsdet(DiagonalOperator(torch.tensor([2.0, -0.5, 3.0], dtype=torch.float64)))
+    >>> round(r.value, 12), r.sign, r.exact
+    (1.098612288668, -1.0, True)
+    """
+    P = Products.build(f_or_operator, x)
+    if P.m != P.n:
+        raise NotSquareError(f"logabsdet needs a square Jacobian, got shape ({P.m}, {P.n}); "
+                             f"use top_singular or frobenius_norm for rectangular ones")
+    if method not in ("auto", "exact", "slq"):
+        raise InvalidOptionError(f"method must be 'auto', 'exact' or 'slq', got {method!r}")
+    nprobe, steps = _check_int("nprobe", nprobe, 1), _check_int("steps", steps, 1)
+    op = P.square_op
+    if method == "exact" or (method == "auto" and (
+            (op is not None and _structured(op)) or P.n <= _EXACT_BELOW)):
+        if op is not None and _structured(op):
+            sign, lad = op.slogdet()
+            how = f"{type(op).__name__}.slogdet"
+        else:
+            sign, lad = torch.linalg.slogdet(_dense(P))
+            how = "dense"
+        v = float(lad)
+        return LogDetEstimate(v, float(sign), 0.0, (v, v), True, how)
+    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    samples = np.empty(nprobe)
+    for i in range(nprobe):
+        z = torch.randint(0, 2, (P.n,), generator=gen).to(F64).mul_(2).sub_(1)
+        r = bidiagonalize(P, k=1, tol=1e-14, maxiter=steps, start=z.to(P.device), stop=False,
+                          seed=None if seed is None else seed + i + 1)
+        with np.errstate(divide="ignore"):
+            logs = 2 * np.log(r.values)
+        samples[i] = P.n * float(np.sum(r.X[0, :] ** 2 * logs))  # ‖z‖² = n
+    mean, se, half = _sample_ci(0.5 * samples, confidence)
+    return LogDetEstimate(mean, math.nan, se, (mean - half, mean + half), False, "slq")
