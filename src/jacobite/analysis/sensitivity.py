@@ -1,0 +1,216 @@
+"""Where is a network sensitive? Input–output Jacobians of a batch, saliency maps, and the input
+directions that move the output most (reference 003 §8.4).
+
+Every function takes ``model`` the way ``nn.Module`` s are called: on a *batch* ``(B, *in)``,
+returning ``(B, *out)``. Samples must not interact (call ``model.eval()`` first if it has
+batch norm or dropout).
+
+* :func:`input_jacobians` — per-sample Jacobians ``(B, *out, *in)`` through
+  :func:`jacobite.batch_jacobian`, chunked under the memory budget;
+* :func:`saliency` — ``|∂ output_target / ∂ x|``, shaped like ``x`` (one backward pass);
+* :func:`sensitive_directions` — the top-k singular values and right (input) singular vectors
+  of the Jacobian at one sample, matrix-free by default.
+
+>>> import torch
+>>> from jacobite.analysis.sensitivity import input_jacobians, saliency
+>>> model = torch.nn.Linear(3, 2, bias=False)
+>>> x = torch.randn(4, 3)
+>>> J = input_jacobians(model, x)
+>>> J.shape, bool(torch.allclose(J[0], model.weight))
+(torch.Size([4, 2, 3]), True)
+>>> bool(torch.allclose(saliency(model, x, target=1), model.weight[1].abs().expand(4, 3)))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..dense import batch_jacobian
+from ..errors import InvalidOptionError, ShapeError
+
+__all__ = ["SensitiveDirections", "input_jacobians", "saliency", "sensitive_directions"]
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check_batch(x: torch.Tensor, name: str = "x_batch") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ShapeError(f"{name} must be a tensor, got {type(x).__name__}")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ShapeError(f"{name} must be a non-empty batch (B, *input_shape), got shape "
+                         f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0)")
+
+
+def _one(model: Model) -> Model:
+    """The model as a map of ONE sample (adds and removes the batch dimension)."""
+    return lambda v: model(v.unsqueeze(0)).squeeze(0)
+
+
+def input_jacobians(model: Model, x_batch: torch.Tensor, *, flat: bool = False,
+                    mode: str = "auto", memory_budget: int | str | None = None) -> torch.Tensor:
+    """Per-sample input–output Jacobians ``∂ model(x)_b / ∂ x_b`` of a batch.
+
+    Returns ``(B, *out_shape, *in_shape)`` (``(B, m, n)`` with ``flat=True``). Each sample is
+    differentiated separately by :func:`jacobite.batch_jacobian` (vmapped, chunked so the working
+    set stays under the memory budget), so the whole-batch Jacobian is never formed.
+
+    >>> import torch
+    >>> input_jacobians(torch.nn.Tanh(), torch.zeros(2, 3)).shape
+    torch.Size([2, 3, 3])
+    """
+    _check_batch(x_batch)
+    return batch_jacobian(_one(model), x_batch, mode=mode, flat=flat,
+                          memory_budget=memory_budget)
+
+
+def _targets(out: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tensor:
+    """One flat output index per sample."""
+    B = out.shape[0]
+    flat = out.reshape(B, -1)
+    if target is None:
+        return flat.argmax(dim=1)  # the predicted class (the only output of a scalar model)
+    t = torch.as_tensor(target, device=out.device)
+    if t.dtype.is_floating_point or t.dtype == torch.bool:
+        raise InvalidOptionError(f"target must hold integer output indices, got dtype {t.dtype}")
+    if t.ndim == 0:
+        t = t.expand(B)
+    if t.shape != (B,):
+        raise ShapeError(f"target must be one index or one per sample ({B}), got shape "
+                         f"{tuple(t.shape)}")
+    if bool(((t < 0) | (t >= flat.shape[1])).any()):
+        raise InvalidOptionError(f"target indices must lie in [0, {flat.shape[1] - 1}] (the "
+                                 f"flattened output has {flat.shape[1]} entries)")
+    return t.long()
+
+
+def saliency(model: Model, x_batch: torch.Tensor, target: int | torch.Tensor | None = None, *,
+             absolute: bool = True) -> torch.Tensor:
+    """Saliency maps ``|∂ output_target / ∂ x|`` (Simonyan et al., 2014), shaped like ``x_batch``.
+
+    ``target`` is an index into each sample's (flattened) output — one for all samples, one per
+    sample, or ``None`` for the predicted class (the argmax). One forward and one backward pass;
+    no parameter's ``.grad`` is touched. ``absolute=False`` keeps the sign.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 3, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, -2.0], [0.0, 1.0], [3.0, 0.5]]))
+    >>> saliency(model, torch.tensor([[1.0, 1.0]])).tolist()   # class 2 wins: |row 2|
+    [[3.0, 0.5]]
+    """
+    _check_batch(x_batch)
+    with torch.enable_grad():
+        x = x_batch.detach().requires_grad_(True)
+        out = model(x)
+        if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != x.shape[0]:
+            raise ShapeError("the model must map a batch (B, *in) to a batch (B, *out); got "
+                             f"{getattr(out, 'shape', type(out).__name__)} for B = {x.shape[0]}")
+        t = _targets(out.detach(), target)
+        picked = out.reshape(out.shape[0], -1).gather(1, t[:, None]).sum()
+        (g,) = torch.autograd.grad(picked, x)
+    return g.abs() if absolute else g
+
+
+@dataclass(frozen=True)
+class SensitiveDirections:
+    """The top-k singular triplets of the input–output Jacobian ``J`` at one sample.
+
+    ``values`` ``(k,)`` in decreasing order; ``directions`` ``(k, *in_shape)``: unit input
+    perturbations (right singular vectors) with ``‖J v_i‖ = σ_i``; ``responses``
+    ``(k, *out_shape)``: the unit output changes they cause (left singular vectors).
+    """
+
+    values: torch.Tensor
+    directions: torch.Tensor
+    responses: torch.Tensor
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": self.values.tolist(), "directions": self.directions.tolist(),
+                "responses": self.responses.tolist(), "method": self.method}
+
+
+def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
+                         method: str = "auto") -> SensitiveDirections:
+    """The ``k`` input directions that change ``model``'s output most at the sample ``x``.
+
+    ``x`` is ONE sample (no batch dimension); ``model`` is called on ``x.unsqueeze(0)``. The
+    directions are the top right singular vectors of ``J = ∂ model / ∂ x``: a perturbation
+    ``δ = ε v_1`` moves the output by ``ε σ_1``, more than any other of its size. ``method``:
+    ``"matrix-free"`` (:func:`jacobite.analysis.spectra.top_singular`, JVPs/VJPs only, memory
+    O(n)), ``"dense"`` (SVD of the dense J — exact, for small n) or ``"auto"`` (matrix-free
+    unless J has at most 4096 entries). Singular vectors are defined up to sign; the sign is
+    fixed so that each direction's largest entry is positive.
+
+    >>> import torch
+    >>> W = torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64))
+    >>> s = sensitive_directions(lambda b: b @ W.T, torch.ones(3, dtype=torch.float64), k=2)
+    >>> s.values.tolist(), s.directions.tolist()
+    ([3.0, 2.0], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    """
+    if not isinstance(x, torch.Tensor) or x.numel() == 0:
+        raise ShapeError("x must be one non-empty sample (a tensor without the batch dimension)")
+    if method not in ("auto", "dense", "matrix-free"):
+        raise InvalidOptionError(f"method must be 'auto', 'dense' or 'matrix-free', got "
+                                 f"{method!r}")
+    f = _one(model)
+    with torch.no_grad():
+        out_shape = tuple(f(x).shape)
+    n, m = x.numel(), max(1, int(torch.Size(out_shape).numel()))
+    if not isinstance(k, int) or not 1 <= k <= min(m, n):
+        raise InvalidOptionError(f"k must be an integer in [1, {min(m, n)}] (min of the output "
+                                 f"size {m} and input size {n}), got {k!r}")
+    use_dense = method == "dense" or (method == "auto" and m * n <= 4096)
+    if not use_dense:
+        try:
+            from .spectra import top_singular
+        except ImportError:  # pragma: no cover - spectra ships with this package
+            use_dense = True
+    if use_dense:
+        J = batch_jacobian(f, x.unsqueeze(0), flat=True)[0]
+        U, S, Vh = torch.linalg.svd(J, full_matrices=False)
+        values, V, U = S[:k], Vh[:k], U[:, :k].T
+        used = "dense"
+    else:
+        values, V, U = _matrix_free(top_singular, f, x, k, m)
+        used = "matrix-free"
+    idx = V.abs().argmax(dim=1, keepdim=True)
+    sign = torch.sign(V.gather(1, idx))
+    sign[sign == 0] = 1
+    return SensitiveDirections(values=values.detach(), method=used,
+                               directions=(V * sign).reshape(k, *x.shape).detach(),
+                               responses=(U * sign).reshape(k, *out_shape).detach())
+
+
+def _matrix_free(top_singular: Callable[..., Any], f: Model, x: torch.Tensor, k: int,
+                 m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(σ (k,), V (k, n), U (k, m))`` from :func:`jacobite.analysis.spectra.top_singular`."""
+    res = top_singular(f, x, k)
+    values = torch.as_tensor(_field(res, "values", 0))
+    V = torch.as_tensor(_field(res, "right", 2)).reshape(-1, x.numel())
+    if V.shape[0] != k:  # vectors as columns
+        V = V.T if V.shape[1] == k else V.reshape(x.numel(), k).T
+    U = _field(res, "left", 1)
+    if U is None:
+        from ..dense import jvp
+
+        U = torch.stack([jvp(f, (x,), (v.reshape(x.shape),))[1].reshape(-1) for v in V])
+        U = U / values[:, None].clamp_min(torch.finfo(U.dtype).tiny)
+    U = torch.as_tensor(U).reshape(-1, m)
+    if U.shape[0] != k:
+        U = U.reshape(m, k).T
+    return values.to(x.dtype), V.to(x.dtype), U.to(x.dtype)
+
+
+def _field(res: Any, name: str, pos: int) -> Any:
+    for attr in (name, {"values": "S", "left": "U", "right": "V"}[name]):
+        if hasattr(res, attr):
+            return getattr(res, attr)
+    if isinstance(res, tuple) and len(res) > pos:
+        return res[pos]
+    return None
