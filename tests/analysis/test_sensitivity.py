@@ -82,6 +82,7 @@ def test_sensitive_directions_are_the_top_right_singular_vectors(method):
     J = _oracle(model, x[None])[0].reshape(5, -1)
     _, S, Vh = torch.linalg.svd(J, full_matrices=False)
     s = sensitive_directions(model, x, k=3, method=method)
+    assert s.method == ("matrix-free" if method == "matrix-free" else "dense")  # J is 5 × 50
     torch.testing.assert_close(s.values, S[:3], rtol=1e-6, atol=1e-9)
     V = s.directions.reshape(3, -1)
     assert s.directions.shape == (3, 2, 5, 5) and s.responses.shape == (3, 5)
@@ -92,6 +93,17 @@ def test_sensitive_directions_are_the_top_right_singular_vectors(method):
     rnd = torch.randn(50, V.shape[1], dtype=D)
     rnd = rnd / rnd.norm(dim=1, keepdim=True)
     assert (rnd @ J.T).norm(dim=1).max() <= (J @ V[0]).norm() + 1e-12
+
+
+def test_sensitive_directions_matrix_free_on_a_larger_float32_net():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 3, 3, padding=1))
+    x = torch.randn(3, 12, 12)  # J is 432 × 432: "auto" goes matrix-free
+    s = sensitive_directions(model, x, k=2)
+    assert s.method == "matrix-free" and s.directions.dtype == torch.float32
+    J = _oracle(model.double(), x.double()[None])[0].reshape(432, 432)
+    S = torch.linalg.svdvals(J)[:2]
+    torch.testing.assert_close(s.values.double(), S, rtol=1e-4, atol=0)
 
 
 def test_sensitive_directions_errors():

@@ -32,6 +32,7 @@ import torch
 
 from ..dense import batch_jacobian
 from ..errors import InvalidOptionError, ShapeError
+from .spectra import top_singular
 
 __all__ = ["SensitiveDirections", "input_jacobians", "saliency", "sensitive_directions"]
 
@@ -135,17 +136,18 @@ class SensitiveDirections:
                 "responses": self.responses.tolist(), "method": self.method}
 
 
-def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
-                         method: str = "auto") -> SensitiveDirections:
+def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *, method: str = "auto",
+                         tol: float = 1e-10) -> SensitiveDirections:
     """The ``k`` input directions that change ``model``'s output most at the sample ``x``.
 
     ``x`` is ONE sample (no batch dimension); ``model`` is called on ``x.unsqueeze(0)``. The
     directions are the top right singular vectors of ``J = ∂ model / ∂ x``: a perturbation
     ``δ = ε v_1`` moves the output by ``ε σ_1``, more than any other of its size. ``method``:
     ``"matrix-free"`` (:func:`jacobite.analysis.spectra.top_singular`, JVPs/VJPs only, memory
-    O(n)), ``"dense"`` (SVD of the dense J — exact, for small n) or ``"auto"`` (matrix-free
-    unless J has at most 4096 entries). Singular vectors are defined up to sign; the sign is
-    fixed so that each direction's largest entry is positive.
+    O(n), converged to the relative residual ``tol``), ``"dense"`` (SVD of the dense J — exact,
+    for small n) or ``"auto"`` (matrix-free unless J has at most 4096 entries). Singular
+    vectors are defined up to sign; the sign is fixed so that each direction's largest entry
+    is positive.
 
     >>> import torch
     >>> W = torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64))
@@ -165,19 +167,14 @@ def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
     if not isinstance(k, int) or not 1 <= k <= min(m, n):
         raise InvalidOptionError(f"k must be an integer in [1, {min(m, n)}] (min of the output "
                                  f"size {m} and input size {n}), got {k!r}")
-    use_dense = method == "dense" or (method == "auto" and m * n <= 4096)
-    if not use_dense:
-        try:
-            from .spectra import top_singular
-        except ImportError:  # pragma: no cover - spectra ships with this package
-            use_dense = True
-    if use_dense:
+    if method == "dense" or (method == "auto" and m * n <= 4096):
         J = batch_jacobian(f, x.unsqueeze(0), flat=True)[0]
         U, S, Vh = torch.linalg.svd(J, full_matrices=False)
         values, V, U = S[:k], Vh[:k], U[:, :k].T
         used = "dense"
     else:
-        values, V, U = _matrix_free(top_singular, f, x, k, m)
+        r = top_singular(f, x, k, tol=tol)
+        values, V, U = (t.to(x.dtype) for t in (r.values, r.right, r.left))
         used = "matrix-free"
     idx = V.abs().argmax(dim=1, keepdim=True)
     sign = torch.sign(V.gather(1, idx))
@@ -185,32 +182,3 @@ def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
     return SensitiveDirections(values=values.detach(), method=used,
                                directions=(V * sign).reshape(k, *x.shape).detach(),
                                responses=(U * sign).reshape(k, *out_shape).detach())
-
-
-def _matrix_free(top_singular: Callable[..., Any], f: Model, x: torch.Tensor, k: int,
-                 m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(σ (k,), V (k, n), U (k, m))`` from :func:`jacobite.analysis.spectra.top_singular`."""
-    res = top_singular(f, x, k)
-    values = torch.as_tensor(_field(res, "values", 0))
-    V = torch.as_tensor(_field(res, "right", 2)).reshape(-1, x.numel())
-    if V.shape[0] != k:  # vectors as columns
-        V = V.T if V.shape[1] == k else V.reshape(x.numel(), k).T
-    U = _field(res, "left", 1)
-    if U is None:
-        from ..dense import jvp
-
-        U = torch.stack([jvp(f, (x,), (v.reshape(x.shape),))[1].reshape(-1) for v in V])
-        U = U / values[:, None].clamp_min(torch.finfo(U.dtype).tiny)
-    U = torch.as_tensor(U).reshape(-1, m)
-    if U.shape[0] != k:
-        U = U.reshape(m, k).T
-    return values.to(x.dtype), V.to(x.dtype), U.to(x.dtype)
-
-
-def _field(res: Any, name: str, pos: int) -> Any:
-    for attr in (name, {"values": "S", "left": "U", "right": "V"}[name]):
-        if hasattr(res, attr):
-            return getattr(res, attr)
-    if isinstance(res, tuple) and len(res) > pos:
-        return res[pos]
-    return None
