@@ -263,6 +263,15 @@ def test_nash_mtl_bargaining_solution_and_state() -> None:
     torch.testing.assert_close(lazy.weights(4 * G), first / 2)
 
 
+def test_weights_of_a_gramian_that_requires_grad() -> None:
+    J = random_jacobian(4, 7, 8).requires_grad_()
+    G = J @ J.T
+    for agg in all_aggregators(4):
+        if isinstance(agg, GramianWeightedAggregator):
+            w = agg.weights(G)
+            assert w.shape == (4,) and bool(torch.isfinite(w).all()), repr(agg)
+
+
 def test_random_weights_distribution() -> None:
     torch.manual_seed(0)
     W = torch.stack([Random().weights(torch.eye(4, dtype=DT)) for _ in range(4000)])

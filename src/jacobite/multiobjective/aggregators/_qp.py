@@ -33,6 +33,7 @@ tensor([[0.5000, 0.0000]], dtype=torch.float64)
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,7 +106,8 @@ def _guess_free(M: Tensor, Q: Tensor, sweeps: int) -> Tensor:
     return free
 
 
-def _exchange(bad: np.ndarray | Tensor, n_bad, best, backup, cols, lib):  # type: ignore[no-untyped-def]
+def _exchange(bad: Any, n_bad: Any, best: Any, backup: Any, cols: Any,
+              lib: Any) -> tuple[Any, Any, Any]:
     """Kim & Park's rule: full exchange while the violation count falls (or for ``_BACKUP``
     more tries), else Murty's single exchange of the largest violating index."""
     progress = n_bad < best
@@ -211,8 +213,8 @@ def solve_lcp(M: Tensor, Q: Tensor, *, tol: float = 1e-12, max_iter: int | None 
     ``"torch"`` (batched torch on the tensors' device, always).
     """
     out_dtype = Q.dtype
-    M = M.to(torch.float64)
-    Q = Q.to(torch.float64)
+    M = M.detach().to(torch.float64)
+    Q = Q.detach().to(torch.float64)
     B, m = Q.shape
     X = torch.zeros_like(Q)
     if B == 0:
@@ -257,8 +259,6 @@ def _quadprog(G: Tensor, U: Tensor) -> Tensor:
     """One qpsolvers/quadprog call per row: ``min vᵀGv`` s.t. ``v ≥ u`` (the reference path)."""
     qpsolvers = require("qpsolvers", "quadprog")
     require("quadprog", "quadprog")
-    import numpy as np
-
     G_ = G.detach().cpu().to(torch.float64).numpy()
     m = G_.shape[0]
     out = []

@@ -30,4 +30,4 @@ class IMTLG(GramianWeightedAggregator):
         norms = G.diagonal().clamp_min(0.0).sqrt()
         v = torch.linalg.pinv(G) @ norms
         total = v.sum()
-        return torch.zeros_like(v) if float(total.abs()) < 1e-12 else v / total
+        return torch.zeros_like(v) if float(total.detach().abs()) < 1e-12 else v / total

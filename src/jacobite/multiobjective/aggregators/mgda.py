@@ -87,6 +87,7 @@ class MGDA(GramianWeightedAggregator):
         return {"epsilon": self.epsilon, "max_iters": self.max_iters, "solver": self.solver}
 
     def _weights(self, G: Tensor) -> Tensor:
+        G = G.detach()  # non-differentiable (an argmin), as in TorchJD
         if self.solver == "frank-wolfe":
             return _frank_wolfe(G, self.epsilon, self.max_iters)
         return _mgda_exact(G)

@@ -21,7 +21,7 @@ def normalize_regularize(G: Tensor, norm_eps: float, reg_eps: float) -> Tensor:
     Dividing by the trace (‖J‖²_F) makes the projections scale-free; the ridge makes ``G``
     positive definite so that every projection has a unique solution.
     """
-    G = G.to(torch.float64)
+    G = G.detach().to(torch.float64)
     trace = G.diagonal().sum()
     Gn = G / trace if float(trace) >= norm_eps else torch.zeros_like(G)
     Gn.diagonal().add_(reg_eps)
