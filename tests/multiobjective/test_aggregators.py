@@ -101,6 +101,15 @@ def test_mgda_exact_where_frank_wolfe_conflicts() -> None:
     assert conflicts > 0  # TorchJD's stopping rule (epsilon = 1e-3) does leave conflicts
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_config_equal_cosines_with_independent_rows(seed: int) -> None:
+    J = random_jacobian(4, 9, seed)
+    d = ConFIG()(J)
+    cos = (J @ d) / (J.norm(dim=1) * d.norm())
+    assert bool((cos > 0).all())
+    torch.testing.assert_close(cos, cos.mean().expand(4), rtol=1e-8, atol=0)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_cagrad_beats_slsqp_oracle(seed: int) -> None:
     J = random_jacobian(5, 8, seed)

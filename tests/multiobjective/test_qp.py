@@ -3,12 +3,14 @@ conditions, agreement with quadprog, batching, pivoting fallbacks and errors."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jacobite.errors import ConvergenceError, InvalidOptionError
+from jacobite.errors import ConvergenceError, InvalidOptionError, MissingExtraError
 from jacobite.multiobjective.aggregators import _qp as qp
 from jacobite.multiobjective.aggregators._qp import project_dual_cone, solve_lcp
 from tests.mo_problems import random_jacobian
@@ -125,6 +127,12 @@ def test_iteration_limit_raises() -> None:
     Q = torch.randn(40, m, dtype=DT, generator=torch.Generator().manual_seed(3))
     with pytest.raises(ConvergenceError, match="quadprog"):
         solve_lcp(M, Q, max_iter=1)
+
+
+def test_missing_quadprog_extra_names_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "qpsolvers", None)  # import qpsolvers -> ImportError
+    with pytest.raises(MissingExtraError, match=r"jacobite\[quadprog\]"):
+        project_dual_cone(torch.eye(2, dtype=DT), torch.eye(2, dtype=DT), "quadprog")
 
 
 def test_unknown_solver() -> None:

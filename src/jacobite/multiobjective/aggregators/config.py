@@ -21,9 +21,9 @@ class ConFIG(Aggregator):
     so ``e`` makes cosines proportional to ``p`` with every gradient and ``d`` has the length of
     the projected sum. Works on ``J`` itself (the pseudo-inverse of the unit rows).
 
-    Properties: non-conflicting when ``p > 0`` and the rows are independent; positively
-    homogeneous (``A(cJ) = c A(J)``, ``c > 0``); not weighted as ``Jᵀp``-style combination with
-    fixed weights (the weights depend on ``J``).
+    Properties: non-conflicting when ``p > 0`` and the rows are linearly independent
+    (``gᵢ·e ∝ pᵢ‖gᵢ‖``); linear under scaling (``A(cJ) = c A(J)``, ``c > 0``); weighted in the
+    sense that ``d`` lies in the row space (``d = Jᵀw``), though computed from ``J`` itself.
 
     >>> import torch
     >>> ConFIG()(torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64))
