@@ -106,3 +106,12 @@ def test_errors():
         gramian(lambda p: p * 2)
     with pytest.raises(ShapeError):
         gramian(lambda p: p.sum(), torch.ones(2))
+
+
+@pytest.mark.parametrize("m", [2, 10, 40])
+def test_folded_gram_product(m):
+    """The wide-block Gram product (K folded into a batch for 4 <= m < 32) equals f @ f.T."""
+    from jacobite.multiobjective._params import gram
+
+    f = torch.randn(m, 5000, dtype=torch.float64, generator=torch.Generator().manual_seed(m))
+    assert (gram(f) - f @ f.T).abs().max() < 1e-10 * (f @ f.T).abs().max()

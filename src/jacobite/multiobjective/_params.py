@@ -146,13 +146,13 @@ def batched_grads(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 
 def gram(f: Tensor) -> Tensor:
-    """``f @ f.T`` for a wide ``(m, K)`` block. With few rows, one ``(m, K) × (K, m)`` product
+    """``f @ f.T`` for a wide ``(m, K)`` block. With 4 to 31 rows, one ``(m, K) × (K, m)`` product
     runs far below the BLAS peak (measured 3× slower at m = 10, K = 3·10⁵, one thread), so K
     is folded into a batch of ``(m, 1024)`` slices (a view, no copy) and the products summed."""
     m, K = f.shape
     k = 1024
     q = K // k
-    if m >= 32 or q < 4:
+    if not 4 <= m < 32 or q < 4:  # m < 4: the plain product is fastest (0.11 vs 0.15 ms)
         return f @ f.T
     main = f[:, :q * k].reshape(m, q, k).transpose(0, 1)
     G = torch.bmm(main, main.transpose(1, 2)).sum(0)
