@@ -2,7 +2,9 @@
 
 :mod:`jacobite.multiobjective.aggregators` holds the aggregators (UPGrad, DualProj, MGDA, ...),
 each mapping the m × n Jacobian of m losses to one update that conflicts with none of them
-where the method promises so.
+where the method promises so; :func:`backward`, :func:`mtl_backward` and
+:func:`per_example_backward` put an aggregated update into ``.grad``; :func:`gramian` computes
+``G = JJᵀ`` without storing ``J``.
 
 >>> import torch
 >>> from jacobite.multiobjective import UPGrad
@@ -14,5 +16,14 @@ True
 from . import aggregators
 from .aggregators import *  # noqa: F403
 from .aggregators import __all__ as _aggregators_all
+from .backward import backward, mtl_backward, per_example_backward
+from .gramian import gramian
 
-__all__ = ["aggregators", *_aggregators_all]
+__all__ = [
+    "aggregators",
+    "backward",
+    "gramian",
+    "mtl_backward",
+    "per_example_backward",
+    *_aggregators_all,
+]
