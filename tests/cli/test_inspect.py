@@ -110,7 +110,7 @@ def test_json_report_on_three_architectures(models, factory, shape, kinds, capsy
     tol = 1e-8 if dtype == torch.float64 else 1e-4
     assert data["total"] == pytest.approx(float(torch.linalg.matrix_norm(J, ord=2)), rel=tol)
     if kinds[0] == "Linear" and dtype == torch.float64:  # a Linear layer's norm is σ_max(W)
-        w = model[0].weight if factory == "make_mlp" else model.blocks[0][0].weight
+        w = (model[0].weight if factory == "make_mlp" else model.blocks[0][0].weight).detach()
         assert norms[0] == pytest.approx(float(torch.linalg.matrix_norm(w, ord=2)), rel=1e-9)
 
 
@@ -165,3 +165,9 @@ def test_bad_batch_and_missing_shape(models, capsys):
     assert code == 2 and "--batch" in err
     code, _, err = run(capsys, "inspect", f"{models}:make_mlp")
     assert code == 2 and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "inspect", f"{models}:make_mlp", "--input-shape", "6",
+                       "--tol", "2")
+    assert code == 2 and "tol" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, "inspect", f"{models}:make_mlp", "--input-shape", "6",
+                       "--tol", "1e-4", "--k", "2", "--json")
+    assert code == 0 and all(len(r["singular_values"]) == 2 for r in json.loads(out)["rows"])

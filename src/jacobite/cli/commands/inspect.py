@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "random input (default 0)")
     p.add_argument("--k", type=int, default=1,
                    help="top singular values to compute per layer (default 1)")
+    p.add_argument("--tol", type=float, default=None,
+                   help="relative residual at which each layer's Lanczos iteration stops "
+                        "(default: layer_report's, 1e-8); e.g. 1e-4 for a quick look at a "
+                        "large model")
     p.add_argument("--plot", metavar="FILE.png", default=None,
                    help="save the per-layer norms and their cumulative product (log scale)")
 
@@ -93,8 +97,8 @@ def load_factory(target: str) -> tuple[Path, str, Any]:
     return path, name, factory
 
 
-def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0,
-            k: int = 1) -> tuple[dict[str, Any], Any]:
+def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0, k: int = 1,
+            tol: float | None = None) -> tuple[dict[str, Any], Any]:
     """``(the JSON object, the LayerReport)`` of the command."""
     import torch
     from torch import nn
@@ -129,7 +133,7 @@ def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0,
                          f"{exc}; check --input-shape (one sample, without the batch "
                          "dimension)") from exc
     try:
-        report = layer_report(model, x, k=k)
+        report = layer_report(model, x, k=k, **({} if tol is None else {"tol": tol}))
     except JacobiteError:
         raise
     except Exception as exc:
@@ -151,7 +155,8 @@ def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0,
 
 
 def run(args: argparse.Namespace) -> int:
-    data, report = compute(args.target, args.input_shape, args.batch, args.seed, args.k)
+    data, report = compute(args.target, args.input_shape, args.batch, args.seed, args.k,
+                           args.tol)
     if args.plot:
         from ... import viz
 
@@ -173,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title="Jacobian spectral norm of each layer at the input", title_justify="left")
     for col, just in (("layer", "left"), ("kind", "left"), ("in", "right"), ("out", "right"),
                       ("‖J‖₂", "right"), ("cumulative", "right"), ("flag", "left")):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for r in report.rows:
         flag = f"[red]{r.flag}[/]" if r.flag else ""
         table.add_row(esc(r.name), r.kind, "×".join(map(str, r.in_shape)),
