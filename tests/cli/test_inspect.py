@@ -82,8 +82,9 @@ def models(tmp_path):
     ("make_residual", "8", ["Linear", "Tanh", "Linear"] * 2 + ["Linear"]),
 ])
 def test_json_report_on_three_architectures(models, factory, shape, kinds, capsys):
+    # --tol 1e-6: tanh's diagonal Jacobian has clustered values that Lanczos resolves slowly
     code, out, err = run(capsys, "inspect", f"{models}:{factory}", "--input-shape", shape,
-                         "--json")
+                         "--tol", "1e-6", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert [r["kind"] for r in data["rows"]] == kinds
@@ -123,8 +124,8 @@ def test_human_table_batch_seed_and_flags(models, capsys):
     data = json.loads(out)
     assert data["flags"] == ["vanishing"]
     assert data["rows"][-1]["cumulative"] == pytest.approx(1e-12, rel=1e-4)
-    a = run(capsys, "inspect", f"{models}:make_cnn", "--input-shape", "1,6,6", "--json")[1]
-    b = run(capsys, "inspect", f"{models}:make_cnn", "--input-shape", "1,6,6", "--json")[1]
+    a = run(capsys, "inspect", f"{models}:make_residual", "--input-shape", "8", "--json")[1]
+    b = run(capsys, "inspect", f"{models}:make_residual", "--input-shape", "8", "--json")[1]
     assert json.loads(a)["total"] == json.loads(b)["total"]  # seeded weights and input
 
 
