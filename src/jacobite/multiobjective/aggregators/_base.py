@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ...errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from .._params import gram
 
 __all__ = ["Aggregator", "GramianWeightedAggregator"]
 
@@ -124,5 +125,5 @@ class GramianWeightedAggregator(Aggregator):
     def forward(self, J: Tensor) -> Tensor:
         # a NaN/Inf anywhere in row i makes G_ii = ‖g_i‖² non-finite: checking G (m × m) is
         # exact and much cheaper than scanning J
-        G = check_finite(J @ J.T, "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")
+        G = check_finite(gram(J), "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")
         return self._weights(G) @ J
