@@ -82,8 +82,13 @@ def _finite(t: torch.Tensor, what: str) -> None:
 def _from_operator(op: JacobianOperator) -> Products:
     m, n = op.shape
     dt = op.dtype
-    return Products(m, n, lambda v: op.mv(v.to(dt)).to(F64), lambda u: op.rmv(u.to(dt)).to(F64),
-                    dt, op.device, op)
+    def mv(v: torch.Tensor) -> torch.Tensor:
+        return op.mv(v.to(dt)).detach().to(F64)
+
+    def rmv(u: torch.Tensor) -> torch.Tensor:
+        return op.rmv(u.to(dt)).detach().to(F64)
+
+    return Products(m, n, mv, rmv, dt, op.device, op)
 
 
 def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Products:
@@ -209,10 +214,13 @@ def bidiagonalize(P: Products, *, k: int, tol: float, maxiter: int, seed: int | 
         else:
             r = r / b
         V[:, j + 1], beta = r, [*beta, b]
+        if not stop or (j >= 50 and j % 5 and j + 1 < steps):
+            continue  # Ritz values are O(j³): every step early on, then every 5th
         res = _ritz(alpha, beta)
-        if stop and j + 1 >= k and _done(res, k, floor, which):
+        if j + 1 >= k and _done(res, k, floor, which):
             return _pack(res, U[:, : j + 1], V[:, : j + 1], j + 1, True, min(m, n))
-    assert res is not None
+    if res is None or len(res[2]) != len(alpha):
+        res = _ritz(alpha, beta)
     exact = steps == min(m, n)
     if exact and m < n and beta[-1] > 0:  # U spans R^m: one more column, alpha = 0, u = 0
         U = torch.cat([U, torch.zeros_like(U[:, :1])], dim=1)
