@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 
 import torch
 
@@ -26,7 +27,8 @@ from . import _memory
 from ._common import Section, time_pair
 
 _SETUP = """
-import torch, jacobite
+import torch, jacobite, warnings
+warnings.simplefilter("ignore")  # the 2-step warm-up below does not converge, by design
 from tests.nets import {ctor}
 from jacobite.analysis.spectra import spectral_norm
 net = {ctor}({args})
@@ -76,7 +78,9 @@ def run(quick: bool = False) -> Section:
         net = _net(ctor, args)
         torch.manual_seed(1)
         x = torch.randn(shape)
-        spectral_norm(net, x, maxiter=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spectral_norm(net, x, maxiter=2)
         times, sigma = [], 0.0
         from jacobite.analysis.spectra import top_singular
 

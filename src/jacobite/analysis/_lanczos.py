@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,8 +69,30 @@ class Products:
                                  f"with x, got {type(obj).__name__}")
 
     def mm(self, V: torch.Tensor) -> torch.Tensor:
-        """``J V`` for ``V`` ``(n, k)`` (columns one by one: products may not vmap)."""
-        return torch.stack([self.mv(V[:, j]) for j in range(V.shape[1])], dim=1)
+        """``J V`` for ``V`` ``(n, k)`` (vmapped in chunks; column by column if vmap fails)."""
+        return _chunked(self.mv, V, self.m, self._vmap)
+
+    def rmm(self, U: torch.Tensor) -> torch.Tensor:
+        """``Jᵀ U`` for ``U`` ``(m, k)``."""
+        return _chunked(self.rmv, U, self.n, self._vmap)
+
+    _vmap: list[bool] = field(default_factory=lambda: [True])
+
+
+def _chunked(fn: Vec, M: torch.Tensor, rows: int, ok: list[bool]) -> torch.Tensor:
+    """``fn`` on each column of ``M``, vmapped over chunks of at most ~32 MiB of results."""
+    step = max(1, (32 << 20) // (8 * max(rows, M.shape[0], 1)))
+    parts = []
+    for j in range(0, M.shape[1], step):
+        blk = M[:, j: j + step]
+        if ok[0]:
+            try:
+                parts.append(torch.func.vmap(fn, in_dims=1, out_dims=1)(blk))
+                continue
+            except Exception:  # some closures do not vmap: loop instead
+                ok[0] = False
+        parts.append(torch.stack([fn(blk[:, i]) for i in range(blk.shape[1])], dim=1))
+    return torch.cat(parts, dim=1) if parts else M.new_zeros((rows, 0))
 
 
 def _finite(t: torch.Tensor, what: str) -> None:

@@ -191,11 +191,8 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
     reverse = P.m <= P.n
     prod, size = (P.rmv, P.m) if reverse else (P.mv, P.n)
     if nproj == -1:
-        total = 0.0
-        for i in range(size):
-            e = torch.zeros(size, dtype=F64, device=P.device)
-            e[i] = 1.0
-            total += float(prod(e).square().sum())
+        eye = torch.eye(size, dtype=F64, device=P.device)
+        total = float((P.rmm(eye) if reverse else P.mm(eye)).square().sum())
         return FrobeniusEstimate(math.sqrt(total), total, 0.0, (math.sqrt(total),) * 2, size,
                                  True, confidence)
     gen = torch.Generator().manual_seed(seed if seed is not None else
@@ -216,7 +213,7 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
 def _dense(P: Products) -> torch.Tensor:
     """The ``(m, n)`` matrix from ``n`` products (small sizes only)."""
     if P.m < P.n:
-        return torch.stack([P.rmv(e) for e in torch.eye(P.m, dtype=F64, device=P.device)])
+        return P.rmm(torch.eye(P.m, dtype=F64, device=P.device)).T
     return P.mm(torch.eye(P.n, dtype=F64, device=P.device))
 
 
