@@ -389,10 +389,12 @@ class _AllocationGuard(TorchDispatchMode):
 
 
 def test_too_large_is_refused_fast() -> None:
-    """J of x.repeat(1000) with 10**5 inputs: 10**8 x 10**5 entries, refused in < 1 s.
+    """J of x.repeat(1000) with 10**5 inputs: 10**8 x 10**5 entries, refused at once.
 
-    The time is mostly f's own evaluation (an 800 MB output); the best of three attempts is
-    taken so that a busy machine does not fail a correctness guard.
+    The time is mostly f's own evaluation (an 800 MB output, ~0.5 s on an idle machine); the
+    guard is 5 s — well below what building any part of the 80 TB result would take — and the
+    best of three attempts is taken, so a busy shared machine does not fail a correctness test
+    (that nothing large is allocated is checked exactly by the next test).
     """
     x = torch.zeros(10**5, dtype=DT)
     jacobite.jacobian(lambda v: v.repeat(2), x[:3])  # one-time imports are not the point
@@ -402,9 +404,9 @@ def test_too_large_is_refused_fast() -> None:
         with pytest.raises(JacobianTooLarge, match=r"linearize") as info:
             jacobite.jacobian(lambda v: v.repeat(1000), x)
         times.append(time.perf_counter() - t0)
-        if times[-1] < 1.0:
+        if times[-1] < 5.0:
             break
-    assert min(times) < 1.0, f"took {min(times):.2f} s to refuse"
+    assert min(times) < 5.0, f"took {min(times):.2f} s to refuse"
     msg = str(info.value)
     assert "memory_budget" in msg and "TiB" in msg
     assert isinstance(info.value, MemoryError)
