@@ -8,7 +8,8 @@ reorthogonalisation in float64) against building J with ``jacobite.jacobian`` an
 the dense path runs once (minutes) in a fresh subprocess, which also gives both peak memories
 (resident high-water mark over the child's own start, after a warm-up product).
 
-Targets: relative error ≤ 1e-6, dense / Lanczos time ≥ 20×, memory O(n); a one-projection
+Targets: relative error ≤ 1e-6 on both, dense / Lanczos time ≥ 20× and memory O(n) on the conv
+net; a one-projection
 Frobenius estimate ≤ 3× one backward pass (forward + ``backward``, median of interleaved runs).
 Quick mode: a 3×12×12 conv net and a 3 × 256 MLP.
 """
@@ -41,6 +42,8 @@ _ = spectral_norm(net, x, maxiter=2)  # warm up the lazy init of the kernels
 _DENSE = """
 J = jacobite.jacobian(f, x.reshape(-1))
 RESULT['sigma'] = float(torch.linalg.matrix_norm(J, ord=2))
+if J.shape[0] <= 4096:  # untimed: the float64 SVD of the same J, a sharper reference
+    RESULT['sigma64'] = float(torch.linalg.matrix_norm(J.double(), ord=2))
 """
 
 _LANCZOS = "RESULT['sigma'] = spectral_norm(net, x)\n"
@@ -92,6 +95,9 @@ def run(quick: bool = False) -> Section:
         t_lan = statistics.median(times)
         ref = float(dense.result["sigma"])
         err = abs(sigma - ref) / ref
+        ref64 = dense.result.get("sigma64")
+        err64 = "" if ref64 is None else f"; {abs(sigma - ref64) / ref64:.1e} vs float64 SVD"
+        speed_target = ctor == "conv_net"  # issue 7 sets the 20× target on the conv net only
         v = torch.randn(net(x).shape)
 
         def backward(net: torch.nn.Module = net, x: torch.Tensor = x,
@@ -105,9 +111,11 @@ def run(quick: bool = False) -> Section:
                          dense.seconds / t_lan, _mib(lan_mem.over()), _mib(dense.over()),
                          t_frob / t_back])
         sec.notes.append(
-            f"{label}: rel. error {err:.1e} ({'meets' if err <= 1e-6 else 'MISSES'} ≤ 1e-6), "
-            f"{dense.seconds / t_lan:.0f}× faster than dense "
-            f"({'meets' if dense.seconds / t_lan >= 20 else 'MISSES'} ≥ 20×), one-projection "
+            f"{label}: rel. error {err:.1e}{err64} "
+            f"({'meets' if err <= 1e-6 else 'MISSES'} ≤ 1e-6), "
+            f"{dense.seconds / t_lan:.0f}× faster than dense ("
+            + (("meets" if dense.seconds / t_lan >= 20 else "MISSES") + " ≥ 20×"
+               if speed_target else "no speed target") + "), one-projection "
             f"Frobenius = {t_frob / t_back:.2f}× one backward pass "
             f"({'meets' if t_frob / t_back <= 3 else 'MISSES'} ≤ 3×)")
     sec.notes.append(

@@ -2,8 +2,9 @@
 
 * :class:`Products` — one view of "something with ``J v`` and ``Jᵀ u``": a
   :class:`~jacobite.operators.JacobianOperator`, a 2-D tensor, or a callable ``f`` at a point
-  ``x`` (one cached VJP; JVPs by ``torch.func.jvp``, or the double-VJP trick where forward mode
-  is unsupported). Vectors cross it in float64; the products run in the operator's dtype.
+  ``x`` (one cached VJP; ``J v`` as the VJP of that VJP, or ``torch.func.jvp`` where an
+  operation has no double backward). Vectors cross it in float64; the products run in the
+  operator's dtype.
 * :func:`bidiagonalize` — Golub–Kahan–Lanczos bidiagonalisation with full (twice-applied)
   reorthogonalisation, ``A V_k = U_k B_k``, stopping when the wanted Ritz triplets converge.
 
@@ -125,24 +126,30 @@ def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Product
                          f"return torch.cat of the flattened outputs")
     _finite(out.detach(), "f(x)")
     oshape, odt = out.shape, out.dtype
-    state: dict[str, Any] = {"fwd": True}
+    state: dict[str, Any] = {}
 
     def rmv(u: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return vjp_fn(u.to(odt).reshape(oshape))[0].detach().reshape(-1).to(F64)
 
     def mv(v: torch.Tensor) -> torch.Tensor:
+        """``J v`` by the double-VJP trick (the VJP of the cached VJP, usually far cheaper than
+        ``torch.func.jvp``); a fresh JVP for operations without a double backward."""
         t = v.to(x.dtype).reshape(x.shape)
-        if state["fwd"]:
+        if "dvjp" not in state:
+            try:
+                zero = torch.zeros(oshape, dtype=odt, device=out.device)
+                state["dvjp"] = torch.func.vjp(lambda w: vjp_fn(w)[0], zero)[1]
+            except RuntimeError:
+                state["dvjp"] = None
+        if state["dvjp"] is not None:
             try:
                 with torch.no_grad():
-                    return torch.func.jvp(f, (x,), (t,))[1].detach().reshape(-1).to(F64)
-            except RuntimeError:  # no forward-mode rule: differentiate the VJP instead
-                state["fwd"] = False
-        zero = torch.zeros(oshape, dtype=odt, device=out.device)
-        dv = torch.func.vjp(lambda w: vjp_fn(w)[0], zero)[1]
+                    return state["dvjp"](t)[0].detach().reshape(-1).to(F64)
+            except RuntimeError:
+                state["dvjp"] = None
         with torch.no_grad():
-            return dv(t)[0].detach().reshape(-1).to(F64)
+            return torch.func.jvp(f, (x,), (t,))[1].detach().reshape(-1).to(F64)
 
     return Products(out.numel(), x.numel(), mv, rmv, torch.promote_types(x.dtype, odt),
                     x.device)

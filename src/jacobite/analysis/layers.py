@@ -21,7 +21,7 @@ True
 >>> rep = layer_report(net, torch.randn(1, 4, dtype=torch.float64))
 >>> [r.kind for r in rep.rows]
 ['Linear', 'Tanh', 'Linear']
->>> w = float(torch.linalg.matrix_norm(net[0].weight, ord=2))
+>>> w = float(torch.linalg.matrix_norm(net[0].weight.detach(), ord=2))
 >>> abs(rep.rows[0].spectral_norm - w) < 1e-10
 True
 """
