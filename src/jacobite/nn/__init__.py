@@ -24,6 +24,7 @@ from .batched import RepeatedBlockDiagonal
 from .example import SoftmaxExample, softmax_example
 from .layers import layer_jacobian, linear_layer_jacobian
 from .losses import cross_entropy_gradient, cross_entropy_loss, mse_gradient, one_hot_target
+from .regularization import jacobian_penalty
 from .softmax import (
     BatchedSoftmaxJacobian,
     SoftmaxJacobian,
@@ -46,6 +47,7 @@ __all__ = [
     "backprop",
     "cross_entropy_gradient",
     "cross_entropy_loss",
+    "jacobian_penalty",
     "layer_jacobian",
     "linear_layer_jacobian",
     "mse_gradient",
