@@ -212,3 +212,47 @@ def test_no_warning_on_converged_runs() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         top_singular(_mat(20, 15), k=2)
+
+
+class _OnceDifferentiable(torch.autograd.Function):
+    """``x³`` with a backward that has no double backward, and an explicit JVP."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x ** 3
+
+    @staticmethod
+    def setup_context(ctx: object, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])  # type: ignore[attr-defined]
+        ctx.save_for_forward(inputs[0])  # type: ignore[attr-defined]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: object, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return 3 * x ** 2 * g
+
+    @staticmethod
+    def jvp(ctx: object, t: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return 3 * x ** 2 * t
+
+
+def test_jvp_fallback_without_double_backward() -> None:
+    x = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    W = _mat(3, 3, 21)
+    f = lambda v: W @ _OnceDifferentiable.apply(v)  # noqa: E731
+    J = W * (3 * x ** 2)
+    assert spectral_norm(f, x) == pytest.approx(float(torch.linalg.matrix_norm(J, ord=2)),
+                                                rel=1e-10)
+
+
+@given(n=st.integers(1, 12), seed=st.integers(0, 10_000))
+def test_logabsdet_and_condition_number_match_dense(n: int, seed: int) -> None:
+    A = _mat(n, n, seed) + 3 * torch.eye(n, dtype=F64)
+    sign, ref = torch.linalg.slogdet(A)
+    r = logabsdet(_fn_op(A))
+    assert r.exact and r.value == pytest.approx(float(ref), rel=1e-9, abs=1e-12)
+    assert r.sign == float(sign)
+    s = torch.linalg.svdvals(A)
+    assert condition_number(_fn_op(A)) == pytest.approx(float(s[0] / s[-1]), rel=1e-9)

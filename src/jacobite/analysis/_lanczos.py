@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
+from ..errors import (
+    InvalidOptionError,
+    NonFiniteInputError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 from ..operators import JacobianOperator
 
 __all__ = ["Bidiagonal", "Products", "bidiagonalize"]
@@ -132,24 +138,44 @@ def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Product
         with torch.no_grad():
             return vjp_fn(u.to(odt).reshape(oshape))[0].detach().reshape(-1).to(F64)
 
-    def mv(v: torch.Tensor) -> torch.Tensor:
-        """``J v`` by the double-VJP trick (the VJP of the cached VJP, usually far cheaper than
-        ``torch.func.jvp``); a fresh JVP for operations without a double backward."""
-        t = v.to(x.dtype).reshape(x.shape)
-        if "dvjp" not in state:
-            try:
+    def jvp(t: torch.Tensor) -> torch.Tensor | None:
+        try:
+            with torch.no_grad():
+                return torch.func.jvp(f, (x,), (t,))[1].detach().reshape(-1).to(F64)
+        except RuntimeError:  # no forward-mode rule
+            return None
+
+    def dvjp(t: torch.Tensor) -> torch.Tensor | None:
+        try:
+            if "dvjp" not in state:
                 zero = torch.zeros(oshape, dtype=odt, device=out.device)
                 state["dvjp"] = torch.func.vjp(lambda w: vjp_fn(w)[0], zero)[1]
-            except RuntimeError:
-                state["dvjp"] = None
-        if state["dvjp"] is not None:
-            try:
-                with torch.no_grad():
-                    return state["dvjp"](t)[0].detach().reshape(-1).to(F64)
-            except RuntimeError:
-                state["dvjp"] = None
-        with torch.no_grad():
-            return torch.func.jvp(f, (x,), (t,))[1].detach().reshape(-1).to(F64)
+            with torch.no_grad():
+                return state["dvjp"](t)[0].detach().reshape(-1).to(F64)
+        except RuntimeError:  # no double backward
+            return None
+
+    def mv(v: torch.Tensor) -> torch.Tensor:
+        """``J v`` by the double-VJP trick (the VJP of the cached VJP, usually far cheaper than
+        ``torch.func.jvp``). The first call checks it against a JVP — a backward marked
+        once-differentiable gives a silently wrong double VJP — and keeps the JVP if they
+        differ or the double VJP fails."""
+        t = v.to(x.dtype).reshape(x.shape)
+        if state.get("use") == "dvjp":
+            return dvjp(t)  # type: ignore[return-value]
+        if state.get("use") == "jvp":
+            return jvp(t)  # type: ignore[return-value]
+        a, b = jvp(t), dvjp(t)
+        if a is None and b is None:
+            raise UnsupportedOperationError(
+                "f has neither a forward-mode rule nor a double backward, so J v is not "
+                "available; pass jacobite.linearize(f, x) or an operator with mv instead")
+        if a is None or b is None:
+            state["use"] = "jvp" if b is None else "dvjp"
+            return a if b is None else b  # type: ignore[return-value]
+        tol = math.sqrt(torch.finfo(x.dtype).eps) * float(a.norm())
+        state["use"] = "dvjp" if float((a - b).norm()) <= tol else "jvp"
+        return a
 
     return Products(out.numel(), x.numel(), mv, rmv, torch.promote_types(x.dtype, odt),
                     x.device)
