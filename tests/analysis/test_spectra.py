@@ -150,12 +150,17 @@ def test_condition_number_dense_and_lanczos() -> None:
 def test_logabsdet_exact_from_structure() -> None:
     d = torch.tensor([2.0, -0.5, 3.0, 1.5], dtype=F64)
     u, v = _mat(4, 1, 9), _mat(4, 1, 10)
-    ops = [DiagonalOperator(d), DiagonalPlusLowRank(d, u, v), DenseOperator(_mat(5, 5, 11))]
+    ops = [DiagonalOperator(d), DiagonalPlusLowRank(d, u, v), DenseOperator(_mat(5, 5, 11)),
+           DiagonalOperator(d) @ DiagonalPlusLowRank(d, u, v), 2.0 * DiagonalOperator(d).T]
     for op in ops:
         r = logabsdet(op)
         sign, ref = torch.linalg.slogdet(op.to_dense())
         assert r.exact and r.stderr == 0
         assert r.value == pytest.approx(float(ref), rel=1e-10) and r.sign == float(sign)
+        assert r.method.endswith(".slogdet")
+    big = DiagonalOperator(torch.linspace(1.0, 2.0, 1000, dtype=F64))
+    assert logabsdet(big).exact
+    assert not logabsdet(_fn_op(torch.eye(1000, dtype=F64)) @ big, nprobe=2, steps=5).exact
 
 
 def test_logabsdet_dense_small_function() -> None:

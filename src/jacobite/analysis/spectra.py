@@ -34,7 +34,15 @@ import scipy.stats
 import torch
 
 from ..errors import InvalidOptionError, JacobiteWarning, NotSquareError
-from ..operators import FunctionOperator, JacobianOperator
+from ..operators import (
+    Composed,
+    DenseOperator,
+    FunctionOperator,
+    JacobianOperator,
+    ScaledOperator,
+    SumOperator,
+    Transposed,
+)
 from ._lanczos import F64, Products, bidiagonalize
 
 __all__ = [
@@ -247,10 +255,18 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
 
 
 def _structured(op: JacobianOperator) -> bool:
-    """Whether ``op.slogdet()`` uses structure rather than materialising."""
-    if isinstance(op, FunctionOperator):
+    """Whether ``op.slogdet()`` is cheap: structure, or a matrix already held."""
+    if op.is_triangular() or isinstance(op, DenseOperator):
+        return True
+    if isinstance(op, FunctionOperator | SumOperator):
         return False
-    return type(op)._slogdet is not JacobianOperator._slogdet or op.is_triangular()
+    if isinstance(op, Composed):
+        return op.A.is_square() and _structured(op.A) and _structured(op.B)
+    if isinstance(op, Transposed):
+        return _structured(op.base)
+    if isinstance(op, ScaledOperator):
+        return _structured(op.A)
+    return type(op)._slogdet is not JacobianOperator._slogdet
 
 
 def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: str = "auto",
