@@ -127,6 +127,8 @@ def test_compare_initialisations_table_and_plot(tmp_path: object) -> None:
     assert len(fig.axes[0].lines) >= 3
     fig2 = rep.plot()
     assert fig2.axes[0].get_yscale() == "log"
+    fig3 = plot_comparison(reps)
+    assert rep.plot(ax=fig3.axes[0]) is fig3
     with pytest.raises(InvalidOptionError, match="Axes"):
         rep.plot(ax="nope")
 

@@ -113,11 +113,15 @@ def _axes(ax: Any) -> tuple[Any, Any]:
         FigureCanvasAgg(fig)
         return fig, fig.add_subplot()
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     if not isinstance(ax, Axes):
         raise InvalidOptionError(f"ax must be a matplotlib Axes (or None for a new figure), "
                                  f"got {type(ax).__name__}")
-    return ax.get_figure(root=True) if hasattr(ax, "get_figure") else ax.figure, ax
+    fig = ax.figure
+    while not isinstance(fig, Figure):  # a SubFigure: climb to the root figure
+        fig = fig.figure
+    return fig, ax
 
 
 def _decorate(ax: Any, rows: Sequence[LayerRow]) -> None:
