@@ -34,8 +34,9 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
     ``op.mv(v)`` = J v and ``op.rmv(u)`` = Jᵀ u on flat vectors (inputs and outputs flattened in
     pytree order); ``op.mm``/``op.rmm`` batch them with ``vmap``; ``op.value`` is ``f(*args)``.
     The forward pass runs once: ``rmv`` reuses its VJP, and ``mv`` differentiates that VJP
-    again (the "double-VJP" trick), falling back to a fresh JVP for operations without a
-    double backward. Use it for Jacobians too large to store (spectra, iterative solves).
+    again (the "double-VJP" trick), checked once against a fresh JVP and replaced by fresh JVPs
+    for operations without a (correct) double backward. Use it for Jacobians too large to
+    store (spectra, iterative solves).
 
     >>> import torch, jacobite
     >>> op = jacobite.linearize(lambda x: x ** 2, torch.tensor([1.0, 2.0], dtype=torch.float64))
@@ -64,22 +65,39 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
 
     state: dict[str, Any] = {}
 
+    def fresh_jvp(v: torch.Tensor) -> torch.Tensor:
+        with translate(p.fname, "forward"):
+            _, tang = _jvp(p.g_plain, xs, _split(v, xs))
+        return _cat(p.as_leaves(tang))
+
+    def setup() -> None:
+        """Build the double-VJP once and check it against one fresh JVP on a fixed probe: a
+        backward marked ``once_differentiable`` (or any wrong double backward) would otherwise
+        give a silently wrong J v."""
+        try:
+            zero = torch.zeros(m, dtype=dtype, device=device)
+            dvjp = _vjp(lambda u: _cat(tuple(vjp_fn(_split(u, out_leaves)))), zero)[1]
+            g = torch.Generator(device="cpu").manual_seed(0)
+            probe = torch.rand(n, generator=g, dtype=torch.float64).to(dtype=dtype,
+                                                                       device=device) + 0.5
+            a, b = dvjp(probe)[0].to(dtype), fresh_jvp(probe)
+            scale = float(b.abs().max()) if b.numel() else 0.0
+            tol = 1e3 * torch.finfo(a.real.dtype if a.is_complex() else a.dtype).eps
+            ok = bool(((a - b).abs() <= tol * max(scale, 1.0) * max(1.0, n ** 0.5)).all())
+            state["dvjp"] = dvjp if ok else None
+        except RuntimeError:
+            state["dvjp"] = None
+
     def mv(v: torch.Tensor) -> torch.Tensor:
         check(v, n, "mv")
         if "dvjp" not in state:
-            try:
-                zero = torch.zeros(m, dtype=dtype, device=device)
-                state["dvjp"] = _vjp(lambda u: _cat(tuple(vjp_fn(_split(u, out_leaves)))), zero)[1]
-            except RuntimeError:
-                state["dvjp"] = None
+            setup()
         if state["dvjp"] is not None:
             try:
                 return state["dvjp"](v.to(dtype))[0].to(dtype)
             except RuntimeError:
                 state["dvjp"] = None
-        with translate(p.fname, "forward"):
-            _, tang = _jvp(p.g_plain, xs, _split(v, xs))
-        return _cat(p.as_leaves(tang))
+        return fresh_jvp(v)
 
     op = FunctionOperator(
         (m, n), mv, rmv, dtype=dtype, device=device,
