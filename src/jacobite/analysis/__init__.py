@@ -9,6 +9,9 @@
   :func:`logabsdet` (exact from structure, else stochastic Lanczos quadrature).
 * :mod:`~jacobite.analysis.layers` — :func:`layer_report`: each layer's Jacobian spectral norm,
   the cumulative product and vanishing / exploding flags; :func:`compare_initialisations`.
+* :mod:`~jacobite.analysis.sensitivity` — per-sample input Jacobians, saliency maps, the most
+  sensitive input directions; :mod:`~jacobite.analysis.adversarial` — FGSM, PGD and accuracy
+  against ε.
 
 >>> import torch, jacobite.analysis as ja
 >>> ja.properties(torch.tensor([[2.0, 1.0], [1.0, 2.0]])).eigenvalues
@@ -17,6 +20,14 @@
 2.0
 """
 
+from .adversarial import (
+    accuracy,
+    accuracy_vs_eps,
+    fgsm,
+    input_gradient,
+    pgd,
+    plot_accuracy_vs_eps,
+)
 from .layers import (
     LayerReport,
     LayerRow,
@@ -26,6 +37,7 @@ from .layers import (
     plot_comparison,
 )
 from .properties import JacobianProperties, properties
+from .sensitivity import SensitiveDirections, input_jacobians, saliency, sensitive_directions
 from .spectra import (
     FrobeniusEstimate,
     LogDetEstimate,
@@ -43,15 +55,25 @@ __all__ = [
     "LayerReport",
     "LayerRow",
     "LogDetEstimate",
+    "SensitiveDirections",
     "SingularTriplets",
+    "accuracy",
+    "accuracy_vs_eps",
     "compare_initialisations",
     "comparison_table",
     "condition_number",
+    "fgsm",
     "frobenius_norm",
+    "input_gradient",
+    "input_jacobians",
     "layer_report",
     "logabsdet",
+    "pgd",
+    "plot_accuracy_vs_eps",
     "plot_comparison",
     "properties",
+    "saliency",
+    "sensitive_directions",
     "spectral_norm",
     "top_singular",
 ]
