@@ -80,7 +80,7 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
             g = torch.Generator(device="cpu").manual_seed(0)
             probe = torch.rand(n, generator=g, dtype=torch.float64).to(dtype=dtype,
                                                                        device=device) + 0.5
-            a, b = dvjp(probe)[0].to(dtype), fresh_jvp(probe)
+            a, b = dvjp(probe)[0].to(dtype).detach(), fresh_jvp(probe).detach()
             scale = float(b.abs().max()) if b.numel() else 0.0
             tol = 1e3 * torch.finfo(a.real.dtype if a.is_complex() else a.dtype).eps
             ok = bool(((a - b).abs() <= tol * max(scale, 1.0) * max(1.0, n ** 0.5)).all())
