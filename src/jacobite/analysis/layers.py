@@ -141,6 +141,12 @@ def _flag(c: float) -> str:
     return "vanishing" if c < VANISHING else "exploding" if c > EXPLODING else ""
 
 
+#: leaf modules that act elementwise: their Jacobian is diagonal, read off by one JVP
+ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.CELU,
+               nn.SELU, nn.LeakyReLU, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardsigmoid,
+               nn.Hardswish, nn.Mish, nn.LogSigmoid, nn.Tanhshrink, nn.Identity)
+
+
 def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool = True,
                  tol: float = 1e-8) -> LayerReport:
     """Each leaf layer's input–output Jacobian spectral norm at ``x`` (see the module doc).
@@ -148,6 +154,8 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
     ``k`` top singular values per layer go to ``LayerRow.singular_values`` (fewer where the
     Jacobian is smaller). ``total=False`` skips the whole network's norm. Leaves whose first
     input is not a floating tensor (embeddings) or whose output is not a tensor are skipped.
+    Elementwise activations (:data:`ELEMENTWISE`) have diagonal Jacobians: their singular
+    values are read off exactly from one JVP instead of a Lanczos run.
     """
     if not isinstance(module, nn.Module):
         raise InvalidOptionError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -184,7 +192,12 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
                kw: dict = kw) -> torch.Tensor:
             return mod(z, *rest, **kw)
 
-        vals = top_singular(fn, inp, kk, tol=tol).values.tolist()
+        if isinstance(mod, ELEMENTWISE):  # diagonal Jacobian: its entries by one JVP, exactly
+            ones = torch.ones_like(inp)
+            diag = torch.func.jvp(fn, (inp.clone(),), (ones,))[1].abs().reshape(-1)
+            vals = torch.topk(diag.double(), kk).values.tolist()
+        else:
+            vals = top_singular(fn, inp, kk, tol=tol).values.tolist()
         cum *= vals[0]
         rows.append(LayerRow(label, type(mod).__name__, tuple(inp.shape), tuple(out.shape),
                              vals[0], cum, _flag(cum), tuple(vals)))
