@@ -39,7 +39,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ...errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from ...errors import InvalidOptionError, NonFiniteInputError, ShapeError
+from ..newton import _as_start as _start
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
 from .gauss_newton import gauss_newton
@@ -52,27 +53,6 @@ from .trf import trust_region_reflective
 __all__ = ["least_squares"]
 
 METHODS = ("auto", "lm", "trf", "gauss-newton")
-
-
-def _start(x0: Any, dtype: torch.dtype | None) -> torch.Tensor:
-    if not isinstance(x0, torch.Tensor):
-        try:
-            x0 = torch.as_tensor(np.asarray(x0, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise ShapeError(f"cannot make a tensor of x0 ({type(x0).__name__}); give a tensor "
-                             "or a (nested) sequence of numbers") from exc
-    x = x0.detach()
-    if dtype is not None:
-        if not dtype.is_floating_point:
-            raise DtypeError(f"dtype must be a floating-point dtype, got {dtype}")
-        x = x.to(dtype)
-    elif not x.is_floating_point():
-        x = x.to(torch.float64)
-    if x.numel() == 0:
-        raise ShapeError("x0 is empty; give at least one parameter")
-    if not torch.isfinite(x).all():
-        raise NonFiniteInputError("x0 contains NaN or Inf; start from a finite point")
-    return x.clone()
 
 
 def _bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
