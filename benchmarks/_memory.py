@@ -26,6 +26,18 @@ def _rss():
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
+def _hwm():
+    # this process image's own high-water mark: ru_maxrss survives execve on Linux and so
+    # carries the parent's resident size at fork time (a large benchmark runner's)
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
 RESULT = {{}}
 {threads}
 {setup}
@@ -33,7 +45,7 @@ _start = _rss()
 _t0 = time.perf_counter()
 {work}
 _seconds = time.perf_counter() - _t0
-_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+_peak = _hwm()
 print({mark!r} + json.dumps({{"peak": _peak, "start": _start, "seconds": _seconds,
                                "result": RESULT}}, default=str))
 """
