@@ -195,6 +195,7 @@ def test_bad_input() -> None:
         jacobite.hessian(torch.sin, x, sparse=True)
 
 
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # f's own float()
 def test_local_pattern_is_flagged() -> None:
     f = lambda u: u * u if float(u.sum()) > 0 else u  # noqa: E731
     with pytest.warns(JacobiteWarning, match="only near"):
