@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidOptionError, ShapeError, require
+from ..errors import InvalidOptionError, ShapeError
+from ..viz._common import figure_and_axes, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -200,19 +201,8 @@ def plot_accuracy_vs_eps(curves: Mapping[str, Sequence[tuple[float, float]]]
     >>> fig.axes[0].get_ylabel()
     'accuracy'
     """
-    require("matplotlib", "plot")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     named = dict(curves) if isinstance(curves, Mapping) else {"model": list(curves)}
-    if ax is None:
-        fig = Figure(figsize=(6.0, 4.0), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
-        while not isinstance(fig, Figure):
-            fig = fig.figure
+    fig, ax = figure_and_axes(ax, (6.0, 4.0))
     for name, curve in named.items():
         if not curve:
             raise ShapeError(f"curve {name!r} is empty; pass [(eps, accuracy), ...]")
@@ -226,5 +216,5 @@ def plot_accuracy_vs_eps(curves: Mapping[str, Sequence[tuple[float, float]]]
     if isinstance(curves, Mapping):
         ax.legend()
     if save is not None:
-        fig.savefig(save, dpi=120)
+        save_figure(fig, save)
     return fig

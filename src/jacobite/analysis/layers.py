@@ -36,7 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InvalidOptionError, ShapeError, require
+from ..errors import InvalidOptionError, ShapeError
+from ..viz._common import figure_and_axes
 from .spectra import top_singular
 
 __all__ = ["LayerReport", "LayerRow", "compare_initialisations", "comparison_table",
@@ -94,34 +95,13 @@ class LayerReport:
     def plot(self, ax: Any = None) -> Any:
         """Per-layer norms (bars) and the cumulative product (line), log scale; returns the
         matplotlib ``Figure``. Needs the ``plot`` extra."""
-        fig, ax = _axes(ax)
+        fig, ax = figure_and_axes(ax, (7.0, 4.0))
         idx = list(range(len(self.rows)))
         ax.bar(idx, [r.spectral_norm for r in self.rows], color="0.7", label="layer ‖J‖₂")
         ax.plot(idx, [r.cumulative for r in self.rows], "o-", color="C0", label="cumulative")
         _decorate(ax, self.rows)
         ax.legend(loc="best")
         return fig
-
-
-def _axes(ax: Any) -> tuple[Any, Any]:
-    require("matplotlib", "plot")
-    if ax is None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(7.0, 4.0), layout="constrained")
-        FigureCanvasAgg(fig)
-        return fig, fig.add_subplot()
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-    if not isinstance(ax, Axes):
-        raise InvalidOptionError(f"ax must be a matplotlib Axes (or None for a new figure), "
-                                 f"got {type(ax).__name__}")
-    fig = ax.figure
-    while not isinstance(fig, Figure):  # a SubFigure: climb to the root figure
-        fig = fig.figure
-    return fig, ax
 
 
 def _decorate(ax: Any, rows: Sequence[LayerRow]) -> None:
@@ -276,7 +256,7 @@ def comparison_table(reports: Mapping[str, LayerReport]) -> str:
 
 def plot_comparison(reports: Mapping[str, LayerReport], ax: Any = None) -> Any:
     """The cumulative norm along the depth, one line per initialisation; returns the Figure."""
-    fig, ax = _axes(ax)
+    fig, ax = figure_and_axes(ax, (7.0, 4.0))
     rows: list[LayerRow] = []
     for i, (name, rep) in enumerate(reports.items()):
         rows = rep.rows
