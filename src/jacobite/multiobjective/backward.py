@@ -26,6 +26,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from .. import config
 from ..errors import ArgnumsError, JacobianTooLarge, ShapeError
+from ._layers import layerwise_descent
 from ._params import (
     accumulate,
     as_losses,
@@ -60,6 +61,11 @@ def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                       chunk_size: int | None) -> Tensor | None:
     """Aggregate the rows ``Jᵀ c_k`` (k < m) over ``params`` and add the update to ``.grad``;
     return the weights when the aggregator works on the Gramian."""
+    if _is_gramian_weighted(aggregator):  # dense layers' Gramians from inputs × output grads
+        w = layerwise_descent(outputs, cotangents, params, aggregator,
+                              retain_graph=retain_graph, chunk_size=chunk_size)
+        if w is not None:
+            return w
     m = cotangents[0].shape[0]
     n = sum(p.numel() for p in params)
     itemsize = max(p.element_size() for p in params)
@@ -199,14 +205,16 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
 def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batch: Tensor,
                          aggregator: Aggregator | None = None,
                          chunk_size: int | None = None) -> Tensor:
-    """Jacobian descent with one objective per example, by per-sample gradients.
+    """Jacobian descent with one objective per example.
 
     ``loss_fn(model, *example) -> scalar`` computes one example's loss, calling ``model`` as
-    usual on a batch of one (each tensor of ``batch`` is split along dim 0). The B per-example
-    gradients (the rows of J) come from ``vmap(grad(...))`` over the examples — about the work of
-    one backward pass of the batch, where :func:`backward` on a vector of B per-example losses
-    needs B passes — and ``aggregator`` (default ``UPGrad()``) turns them into the update added to
-    the ``.grad`` of every parameter with ``requires_grad``. ``chunk_size`` caps the examples per
+    usual on a batch of one (each tensor of ``batch`` is split along dim 0); ``aggregator``
+    (default ``UPGrad()``) turns the B per-example gradients into the update added to the
+    ``.grad`` of every parameter with ``requires_grad``. With a Gramian-weighted aggregator the
+    B losses come from one vmapped forward pass and their Gramian from the layer-wise engine
+    (:mod:`._layers`: dense layers from their inputs and output gradients, no per-example
+    parameter gradients); otherwise the rows of J are per-sample gradients,
+    ``vmap(grad(...))``. ``chunk_size`` caps the examples per
     vmapped pass. Buffers are read, not updated (put BatchNorm in ``eval()`` mode). Returns the
     B losses (detached). Same ``.grad`` as ``backward(per_example_losses, model.parameters())``.
 
@@ -244,6 +252,14 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
             raise ShapeError("loss_fn must return one scalar loss per example")
         return loss.reshape(())
 
+    if _is_gramian_weighted(aggregator):  # a vmapped forward; G from the graph, layer-wise
+        losses = vmap(one, in_dims=(None, *(0,) * len(batch)),
+                      chunk_size=resolve_chunk(chunk_size))(named, *batch)
+        vec = as_losses(losses, "per-example losses")
+        eye = torch.eye(B, dtype=vec.dtype, device=vec.device)
+        _jacobian_descent([vec], [eye], params, aggregator, retain_graph=False,
+                          chunk_size=resolve_chunk(chunk_size))
+        return vec.detach()
     n = sum(p.numel() for p in params)
     itemsize = max(p.element_size() for p in params)
     if B * n * itemsize > config.get_memory_budget():
@@ -255,15 +271,6 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
                       chunk_size=resolve_chunk(chunk_size))
     grads, losses = per_sample(detached, *batch)
     as_losses(losses.detach().requires_grad_(), "per-example losses")  # 1-D, finite
-    flat = [grads[k].reshape(B, -1) for k in named]
-    del grads
-    if _is_gramian_weighted(aggregator):  # block by block, as in backward: no concatenated J
-        G = gram(flat[0])
-        for f in flat[1:]:
-            G += gram(f)
-        w = aggregator.weights(G).detach()
-        accumulate(params, [w.to(f.dtype) @ f for f in flat])
-    else:
-        update = aggregator(torch.cat(flat, dim=1)).detach()
-        accumulate(params, update.split([p.numel() for p in params]))
+    update = aggregator(torch.cat([grads[k].reshape(B, -1) for k in named], dim=1)).detach()
+    accumulate(params, update.split([p.numel() for p in params]))
     return losses.detach()

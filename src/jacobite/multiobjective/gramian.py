@@ -4,7 +4,9 @@
 aggregators need from the Jacobian, and it is m × m however many parameters there are. Two
 ways to get it while holding at most a budget-sized piece of J:
 
-* **from a graph** (losses already computed, e.g. by an ``nn.Module``): parameter tensor by
+* **from a graph** (losses already computed, e.g. by an ``nn.Module``): dense layers
+  (``nn.Linear``) from their saved inputs and the m gradients at their outputs, one batched
+  backward pass (:mod:`._layers`); where that does not apply, parameter tensor by
   parameter tensor (grouped while they fit the memory budget), ``G += J_l J_lᵀ`` with ``J_l``
   from one batched backward pass (``is_grads_batched``); a parameter whose block alone is too
   large is done in row blocks. With a budget larger than J this is one backward pass.
@@ -26,6 +28,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import config
 from ..errors import ArgnumsError, DtypeError, NonFiniteInputError, ShapeError
+from ._layers import layerwise_gramian
 from ._params import (
     as_losses,
     batched_grads,
@@ -70,6 +73,9 @@ def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
     vec = as_losses(losses)
     inputs = check_params(leaf_params([vec]) if params is None else params)
     eye = torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)
+    lg = layerwise_gramian([vec], [eye], inputs, retain_graph=retain_graph, chunk_size=chunk)
+    if lg is not None:  # dense layers from their inputs and output gradients
+        return lg.G
     return graph_gramian([vec], [eye], inputs, retain_graph=retain_graph, chunk_size=chunk)
 
 

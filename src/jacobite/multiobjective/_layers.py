@@ -1,0 +1,228 @@
+"""The Gramian ``J Jᵀ`` layer by layer from the autograd graph, without the m parameter gradients.
+
+For a dense layer ``z = x Wᵀ + b`` (``nn.Linear``: an ``addmm`` / ``mm`` node whose weight edge
+leads straight to a parameter) with input ``X`` (R × d_in, R rows: the batch, or batch × tokens)
+and the m per-loss gradients at its output ``Gᵢ = ∂ℓᵢ/∂z`` (R × d_out), the gradients of loss i
+are ``Gᵢᵀ X̃`` (``X̃ = [X, 1]`` with a bias), so the layer's share of the Gramian is::
+
+    G_layer[i, j] = ⟨Gᵢᵀ X̃, Gⱼᵀ X̃⟩ = ⟨Gᵢ, K Gⱼ⟩,   K = X̃ X̃ᵀ   (R × R).
+
+One batched backward pass gives every ``Gᵢ`` (autograd skips the weight products: only
+gradients at the layer outputs are asked for, through ``GradientEdge``), ``X`` is the input the
+node saved for its own backward, and per layer the cheaper of two exact forms is used:
+
+* **kernel** (R < d_in, e.g. a batch of 256 into a 512-wide layer): ``⟨Gᵢ, K Gⱼ⟩`` — m R² d_out
+  multiply-adds, and the update ``(Σᵢ wᵢ Gᵢ)ᵀ X̃`` is one more product;
+* **gradients** (otherwise): the m gradients ``Gᵢᵀ X̃`` and their Gram matrix, the update
+  ``Σᵢ wᵢ (Gᵢᵀ X̃)`` — what a plain Jacobian computes, for this layer only.
+
+Parameters used anywhere else (shared weights, a weight also in a penalty, convolutions,
+norms, ...) keep their rows from the same batched pass. The update is formed from the stored
+pieces, so no second backward pass runs. This is the idea of TorchJD's later "autogram" engine
+(Gramians from module inputs and output gradients), derived from the autograd graph here so
+that it works on losses that are already computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.graph import GradientEdge
+
+from .. import config
+from ._params import accumulate, gram
+
+__all__ = ["DenseLayer", "LayerwiseGramian", "find_dense_layers", "layerwise_descent",
+           "layerwise_gramian"]
+
+_WEIGHT_EDGE = {"AddmmBackward0": 2, "MmBackward0": 1}
+_SAVED_INPUT = {"AddmmBackward0": "_saved_mat1", "MmBackward0": "_saved_self"}
+
+
+@dataclass
+class DenseLayer:
+    """A matrix-product node ``z = x Wᵀ (+ b)`` of the graph whose weight (and bias) feed
+    nothing else."""
+
+    node: Any
+    weight: Tensor
+    bias: Tensor | None
+    x: Tensor  # (R, d_in), the input saved by the node
+
+
+def _consumers(roots: Sequence[Any]) -> dict[Any, list[tuple[Any, int]]]:
+    """Every node reachable from ``roots`` → the (node, input position) pairs that feed it."""
+    users: dict[Any, list[tuple[Any, int]]] = {}
+    stack = [r for r in roots if r is not None]
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        users.setdefault(node, [])
+        for pos, (child, _) in enumerate(node.next_functions):
+            if child is None:
+                continue
+            users.setdefault(child, []).append((node, pos))
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return users
+
+
+def _only_param(node: Any, users: dict[Any, list[tuple[Any, int]]], ids: set[int]) -> Tensor | None:
+    """The parameter behind an ``AccumulateGrad`` node with exactly one consumer, if chosen."""
+    var = getattr(node, "variable", None)
+    if isinstance(var, Tensor) and id(var) in ids and len(users.get(node, ())) == 1:
+        return var
+    return None
+
+
+def find_dense_layers(outputs: Sequence[Tensor],
+                      params: Sequence[Tensor]) -> tuple[list[DenseLayer], list[Tensor]]:
+    """The dense layers among ``params`` in the graph of ``outputs``, and the other params."""
+    users = _consumers([o.grad_fn for o in outputs])
+    ids = {id(p) for p in params}
+    layers: list[DenseLayer] = []
+    claimed: set[int] = set()
+    for node in users:
+        name = type(node).__name__
+        if name not in _WEIGHT_EDGE:
+            continue
+        t_node = node.next_functions[_WEIGHT_EDGE[name]][0]
+        if t_node is None or type(t_node).__name__ != "TBackward0" or len(users[t_node]) != 1:
+            continue
+        weight = _only_param(t_node.next_functions[0][0], users, ids)
+        if weight is None or weight.ndim != 2 or id(weight) in claimed:
+            continue
+        if name == "AddmmBackward0" and (node._saved_alpha != 1 or node._saved_beta != 1):
+            continue
+        x = getattr(node, _SAVED_INPUT[name])
+        if x.ndim != 2 or x.shape[1] != weight.shape[1]:
+            continue
+        bias = None
+        if name == "AddmmBackward0":
+            b = _only_param(node.next_functions[0][0], users, ids) \
+                if node.next_functions[0][0] is not None else None
+            if b is not None and b.shape == (weight.shape[0],):
+                bias = b
+        claimed.add(id(weight))
+        if bias is not None:
+            claimed.add(id(bias))
+        layers.append(DenseLayer(node, weight, bias, x.detach()))
+    return layers, [p for p in params if id(p) not in claimed]
+
+
+def _kernel_cheaper(m: int, R: int, d_in: int, d_out: int) -> bool:
+    """Multiply-adds of the kernel form (K, K Gᵢ, ⟨Gᵢ, K Gⱼ⟩, update) against the gradient form
+    (Gᵢᵀ X̃, their Gram matrix, Σ wᵢ ·)."""
+    kernel = R * R * d_in + m * R * R * d_out + m * m * R * d_out + R * d_in * d_out
+    grads = m * R * d_in * d_out + m * m * d_in * d_out + m * d_in * d_out
+    return kernel < grads
+
+
+class _LayerPiece:
+    """One dense layer's share of the Gramian and, given the weights, of the update."""
+
+    def __init__(self, layer: DenseLayer, Gout: Tensor) -> None:
+        self.layer = layer
+        m, R, d_out = Gout.shape
+        X = layer.x.to(Gout.dtype)
+        self.kernel = _kernel_cheaper(m, R, X.shape[1] + (layer.bias is not None), d_out)
+        if self.kernel:
+            K = X @ X.T
+            if layer.bias is not None:
+                K += 1.0
+            KG = torch.matmul(K, Gout)
+            flat = Gout.reshape(m, -1)
+            G = flat @ KG.reshape(m, -1).T
+            self.gramian = (G + G.T) / 2
+            self.Gout, self.X = Gout, X
+        else:
+            P = torch.matmul(Gout.mT, X).reshape(m, -1)  # (m, d_out·d_in): the rows for W
+            self.gramian = gram(P)
+            self.P, self.Pb = P, None
+            if layer.bias is not None:
+                self.Pb = Gout.sum(1)
+                self.gramian += gram(self.Pb)
+
+    def update(self, w: Tensor) -> list[Tensor]:
+        if self.kernel:
+            Gw = torch.tensordot(w.to(self.Gout.dtype), self.Gout, dims=1)  # (R, d_out)
+            out = [Gw.T @ self.X]
+            return out + ([Gw.sum(0)] if self.layer.bias is not None else [])
+        out = [w.to(self.P.dtype) @ self.P]
+        return out + ([w.to(self.Pb.dtype) @ self.Pb] if self.Pb is not None else [])
+
+
+class LayerwiseGramian:
+    """``G = JJᵀ`` assembled from the dense layers' pieces and the other parameters' rows; keeps
+    what :meth:`apply` needs to add the update ``Jᵀw`` to ``.grad``."""
+
+    def __init__(self, pieces: list[_LayerPiece], rest: list[Tensor], rows: list[Tensor]) -> None:
+        self.pieces, self.rest, self.rows = pieces, rest, rows
+        G = pieces[0].gramian.clone()
+        for pc in pieces[1:]:
+            G += pc.gramian.to(G.dtype)
+        for r in rows:
+            G += gram(r).to(G.dtype)
+        self.G = G
+
+    def apply(self, w: Tensor) -> None:
+        for pc in self.pieces:
+            targets = [pc.layer.weight] + ([pc.layer.bias] if pc.layer.bias is not None else [])
+            accumulate(targets, pc.update(w))
+        accumulate(self.rest, [w.to(r.dtype) @ r for r in self.rows])
+
+
+def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
+                      params: list[Tensor], *, retain_graph: bool,
+                      chunk_size: int | None) -> LayerwiseGramian | None:
+    """The Gramian of the rows ``Jᵀ c_k`` over ``params`` through the dense layers' pieces (one
+    batched backward pass, ``chunk_size`` rows at a time). None — the graph untouched — when no
+    dense layer among ``params`` is found or the pieces would exceed the memory budget."""
+    layers, rest = find_dense_layers(outputs, params)
+    if not layers:
+        return None
+    m = cotangents[0].shape[0]
+    size = sum(ly.x.shape[0] * ly.weight.shape[0] * ly.weight.element_size() for ly in layers)
+    size += sum(p.numel() * p.element_size() for p in rest)
+    if 2 * m * size > config.get_memory_budget():
+        return None
+    inputs: list[Any] = [GradientEdge(ly.node, 0) for ly in layers] + rest
+    c = m if chunk_size is None else min(chunk_size, m)
+    parts: list[tuple[Tensor | None, ...]] = []
+    for s in range(0, m, c):
+        keep = retain_graph or s + c < m
+        cots = [ct[s:s + c] for ct in cotangents]
+        if c == 1:
+            g = torch.autograd.grad(outputs, inputs, [ct[0] for ct in cots], retain_graph=keep,
+                                    allow_unused=True)
+            parts.append(tuple(None if t is None else t.unsqueeze(0) for t in g))
+        else:
+            parts.append(torch.autograd.grad(outputs, inputs, cots, retain_graph=keep,
+                                             allow_unused=True, is_grads_batched=True))
+    grads = list(parts[0]) if len(parts) == 1 else [
+        None if parts[0][i] is None else torch.cat([p[i] for p in parts])  # type: ignore[misc]
+        for i in range(len(inputs))]
+    pieces = [_LayerPiece(ly, g) for ly, g in zip(layers, grads, strict=False)]
+    rows = [(g if g is not None else p.new_zeros((m, *p.shape))).reshape(m, -1)
+            for g, p in zip(grads[len(layers):], rest, strict=True)]
+    return LayerwiseGramian(pieces, rest, rows)
+
+
+def layerwise_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
+                      params: list[Tensor], aggregator: Any, *, retain_graph: bool,
+                      chunk_size: int | None) -> Tensor | None:
+    """Jacobian descent with a Gramian-weighted aggregator through :func:`layerwise_gramian`:
+    adds the update ``Jᵀw`` to ``.grad`` (from the stored pieces: no second backward pass) and
+    returns ``w``; None when :func:`layerwise_gramian` does not apply."""
+    lg = layerwise_gramian(outputs, cotangents, params, retain_graph=retain_graph,
+                           chunk_size=chunk_size)
+    if lg is None:
+        return None
+    w = aggregator.weights(lg.G).detach()
+    lg.apply(w)
+    return w

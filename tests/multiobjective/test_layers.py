@@ -1,0 +1,260 @@
+"""The layer-wise Gramian engine (``multiobjective._layers``) against the hand computation: J by
+``torch.func.jacrev`` over the parameters, ``G = JJᵀ``, the aggregator's weights, ``Jᵀw``.
+
+Every architecture is checked on both per-layer forms (kernel ⟨Gᵢ, K Gⱼ⟩ and explicit
+gradients) and on the recognition itself: which layers are claimed, which parameters fall back
+to plain rows (shared weights, a weight also in a penalty, convolutions, frozen pieces)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+from torch.func import functional_call, jacrev
+
+import jacobite
+from jacobite.multiobjective import _layers
+from jacobite.multiobjective.aggregators import MGDA, Mean, UPGrad
+from jacobite.multiobjective.backward import backward, mtl_backward, per_example_backward
+
+DT = torch.float64
+
+
+def _data(b: int, d: int, m: int, seed: int = 0, extra: tuple[int, ...] = ()):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, *extra, d, generator=g, dtype=DT)
+    y = torch.randn(b, *extra, m, generator=g, dtype=DT) * torch.arange(1, m + 1, dtype=DT)
+    return x, y
+
+
+def _mse(out, y):
+    return ((out - y) ** 2).reshape(-1, y.shape[-1]).mean(0)
+
+
+def _expected(model, loss, aggregator):
+    """Hand computation: J by jacrev over the parameters that require grad."""
+    named = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    frozen = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
+    Jd = jacrev(lambda p: loss(lambda *a: functional_call(model, (p, frozen), a)))(named)
+    m = next(iter(Jd.values())).shape[0]
+    J = torch.cat([v.reshape(m, -1) for v in Jd.values()], dim=1)
+    d = aggregator(J)
+    return dict(zip(named, d.split([p.numel() for p in named.values()]), strict=True))
+
+
+def _check(model, loss, aggregator=None, *, rtol=1e-10, **kwargs):
+    aggregator = aggregator or UPGrad()
+    expected = _expected(model, loss, aggregator)
+    for p in model.parameters():
+        p.grad = None
+    backward(loss(model), [p for p in model.parameters() if p.requires_grad], aggregator,
+             **kwargs)
+    for k, p in model.named_parameters():
+        if not p.requires_grad:
+            assert p.grad is None
+            continue
+        e = expected[k].reshape(p.shape)
+        assert (p.grad - e).norm() <= rtol * max(1.0, float(e.norm())), k
+
+
+def _mlp(dims, bias=True, act=nn.Tanh, seed=0):
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=bias))
+        if i < len(dims) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers).to(DT)
+
+
+@pytest.fixture(params=["auto", "kernel", "gradients"])
+def form(request, monkeypatch):
+    if request.param != "auto":
+        monkeypatch.setattr(_layers, "_kernel_cheaper",
+                            lambda *a: request.param == "kernel")
+    return request.param
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("aggregator", [UPGrad(), Mean(), MGDA()], ids=lambda a: type(a).__name__)
+def test_mlp(form, bias, aggregator):
+    model = _mlp((5, 9, 7, 3), bias=bias, act=nn.ReLU)
+    x, y = _data(11, 5, 3)
+    layers, rest = _layers.find_dense_layers([_mse(model(x), y)], list(model.parameters()))
+    assert len(layers) == 3 and rest == []
+    assert all((ly.bias is not None) == bias for ly in layers)
+    _check(model, lambda f: _mse(f(x), y), aggregator)
+
+
+def test_tokens_three_dimensional_input(form):
+    model = _mlp((4, 6, 2))
+    x, y = _data(3, 4, 2, extra=(5,))  # (batch, tokens, features): 15 rows per layer
+    layers, _ = _layers.find_dense_layers([_mse(model(x), y)], list(model.parameters()))
+    assert {ly.x.shape[0] for ly in layers} == {15}
+    _check(model, lambda f: _mse(f(x), y))
+
+
+class _Twice(nn.Module):
+    """The same Linear applied twice: its weight feeds two matrix products."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.lin, self.head = nn.Linear(4, 4).to(DT), nn.Linear(4, 2).to(DT)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.lin(torch.tanh(self.lin(x)))))
+
+
+def test_shared_weight_falls_back_to_rows(form):
+    net = _Twice()
+    x, y = _data(8, 4, 2)
+    layers, rest = _layers.find_dense_layers([_mse(net(x), y)], list(net.parameters()))
+    assert [ly.weight for ly in layers] == [net.head.weight]
+    assert {id(p) for p in rest} == {id(net.lin.weight), id(net.lin.bias)}
+    _check(net, lambda f: _mse(f(x), y))
+
+
+def test_weight_also_in_a_penalty(form):
+    model = _mlp((4, 8, 3))
+    x, y = _data(10, 4, 3)
+
+    def loss(p):  # MSE per output + 0.1·‖W₀‖² in every loss
+        return _mse(functional_call(model, p, (x,)), y) + 0.1 * p["0.weight"].pow(2).sum()
+
+    live = dict(model.named_parameters())
+    layers, rest = _layers.find_dense_layers([loss(live)], list(model.parameters()))
+    assert any(p is model[0].weight for p in rest)
+    assert all(ly.weight is not model[0].weight for ly in layers)
+    named = {k: v.detach() for k, v in live.items()}
+    J = torch.cat([v.reshape(3, -1) for v in jacrev(loss)(named).values()], dim=1)
+    d = UPGrad()(J).split([p.numel() for p in named.values()])
+    backward(loss(live), model.parameters(), UPGrad())
+    for p, e in zip(model.parameters(), d, strict=True):
+        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-10 * max(1.0, float(e.norm()))
+
+
+def test_frozen_bias_and_frozen_layer(form):
+    model = _mlp((4, 8, 8, 2))
+    model[0].bias.requires_grad_(False)
+    model[2].weight.requires_grad_(False)
+    model[2].bias.requires_grad_(False)
+    x, y = _data(9, 4, 2)
+    layers, _ = _layers.find_dense_layers(
+        [_mse(model(x), y)], [p for p in model.parameters() if p.requires_grad])
+    assert sorted(ly.bias is None for ly in layers) == [False, True]
+    assert all(ly.weight is not model[2].weight for ly in layers)
+    _check(model, lambda f: _mse(f(x), y))
+
+
+def test_params_subset(form):
+    model = _mlp((4, 8, 2))
+    x, y = _data(9, 4, 2)
+    chosen = [model[2].weight, model[0].bias]
+    named = {k: v for k, v in model.named_parameters()}
+    keys = [k for k, v in named.items() if any(v is c for c in chosen)]
+    J = jacrev(lambda p: _mse(functional_call(model, {**{k: v.detach() for k, v in named.items()},
+                                                       **p}, (x,)), y))(
+        {k: named[k].detach() for k in keys})
+    Jm = torch.cat([J[k].reshape(2, -1) for k in keys], dim=1)
+    d = dict(zip(keys, UPGrad()(Jm).split([named[k].numel() for k in keys]), strict=True))
+    backward(_mse(model(x), y), chosen, UPGrad())
+    for k in keys:
+        assert torch.allclose(named[k].grad, d[k].reshape(named[k].shape), rtol=1e-10)
+    assert model[0].weight.grad is None and model[2].bias.grad is None
+
+
+def test_conv_and_linear():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5),
+                          nn.Tanh(), nn.Linear(5, 3)).to(DT)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 1, 6, 6, generator=g, dtype=DT)
+    y = torch.randn(6, 3, generator=g, dtype=DT)
+    layers, rest = _layers.find_dense_layers([_mse(model(x), y)], list(model.parameters()))
+    assert len(layers) == 2 and {id(p) for p in rest} == {id(model[0].weight), id(model[0].bias)}
+    _check(model, lambda f: _mse(f(x), y))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 5])
+def test_chunks(form, chunk_size):
+    model = _mlp((4, 8, 5))
+    x, y = _data(7, 4, 5)
+    _check(model, lambda f: _mse(f(x), y), chunk_size=chunk_size)
+
+
+def test_retain_graph_and_accumulation():
+    model = _mlp((4, 8, 3))
+    x, y = _data(9, 4, 3)
+    expected = _expected(model, lambda f: _mse(f(x), y), UPGrad())
+    losses = _mse(model(x), y)
+    backward(losses, model.parameters(), UPGrad(), retain_graph=True)
+    backward(losses, model.parameters(), UPGrad())
+    for k, p in model.named_parameters():
+        assert torch.allclose(p.grad, 2 * expected[k].reshape(p.shape), rtol=1e-10)
+
+
+def test_budget_too_small_uses_the_row_path(monkeypatch):
+    model = _mlp((4, 8, 3))
+    x, y = _data(9, 4, 3)
+    calls = []
+    real = _layers.layerwise_descent
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        calls.append(out is not None)
+        return out
+
+    module = importlib.import_module("jacobite.multiobjective.backward")
+    monkeypatch.setattr(module, "layerwise_descent", spy)
+    with jacobite.config.memory_budget(2000):
+        _check(model, lambda f: _mse(f(x), y))
+    _check(model, lambda f: _mse(f(x), y))
+    assert calls == [False, True]
+
+
+def test_mtl_backward_trunk_layers():
+    torch.manual_seed(4)
+    trunk = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 6)).to(DT)
+    heads = [nn.Linear(6, 1).to(DT) for _ in range(3)]
+    x, y = _data(12, 4, 3)
+
+    def task_losses(t):
+        z = t(x)
+        return [((h(z)[:, 0] - y[:, i]) ** 2).mean() for i, h in enumerate(heads)]
+
+    named = {k: v.detach() for k, v in trunk.named_parameters()}
+    Jd = jacrev(lambda p: torch.stack(task_losses(
+        lambda a: functional_call(trunk, p, (a,)))))(named)
+    J = torch.cat([v.reshape(3, -1) for v in Jd.values()], dim=1)
+    d = UPGrad()(J.detach()).split([p.numel() for p in named.values()])
+    z = trunk(x)
+    mtl_backward([((h(z)[:, 0] - y[:, i]) ** 2).mean() for i, h in enumerate(heads)], z,
+                 UPGrad())
+    for p, e in zip(trunk.parameters(), d, strict=True):
+        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-10 * max(1.0, float(e.norm()))
+
+
+def test_per_example_backward_through_the_engine():
+    model = _mlp((4, 8, 1), act=nn.ReLU)
+    x, y = _data(10, 4, 1)
+    named = {k: v.detach() for k, v in model.named_parameters()}
+    Jd = jacrev(lambda p: ((functional_call(model, p, (x,)) - y) ** 2).sum(1))(named)
+    J = torch.cat([v.reshape(10, -1) for v in Jd.values()], dim=1)
+    d = UPGrad()(J).split([p.numel() for p in named.values()])
+    losses = per_example_backward(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y)
+    assert losses.shape == (10,)
+    for p, e in zip(model.parameters(), d, strict=True):
+        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-10 * max(1.0, float(e.norm()))
+
+
+@given(st.lists(st.integers(1, 9), min_size=2, max_size=4), st.integers(1, 12),
+       st.booleans(), st.integers(0, 10**6))
+def test_random_mlps(dims, batch, bias, seed):
+    model = _mlp(tuple(dims), bias=bias, seed=seed % 1000)
+    x, y = _data(batch, dims[0], dims[-1], seed=seed)
+    _check(model, lambda f: _mse(f(x), y), rtol=1e-9)
