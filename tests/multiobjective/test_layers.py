@@ -258,3 +258,111 @@ def test_random_mlps(dims, batch, bias, seed):
     model = _mlp(tuple(dims), bias=bias, seed=seed % 1000)
     x, y = _data(batch, dims[0], dims[-1], seed=seed)
     _check(model, lambda f: _mse(f(x), y), rtol=1e-9)
+
+
+# --- per-example Gramians from two backward passes (multiobjective._ghost) -------------------
+
+def _per_example_expected(model, loss_one, x, y):
+    named = {k: v.detach() for k, v in model.named_parameters()}
+
+    def losses(p):
+        return torch.func.vmap(lambda xi, yi: loss_one(
+            lambda *a: functional_call(model, p, a), xi.unsqueeze(0), yi.unsqueeze(0)))(x, y)
+
+    Jd = jacrev(losses)(named)
+    B = x.shape[0]
+    J = torch.cat([v.reshape(B, -1) for v in Jd.values()], dim=1)
+    d = UPGrad()(J.detach())
+    return d.split([p.numel() for p in named.values()])
+
+
+def _spy_ghost(monkeypatch):
+    module = importlib.import_module("jacobite.multiobjective.backward")
+    used: list[bool] = []
+    real = module._ghost_descent
+
+    def spy(*a, **k):
+        used.append(real(*a, **k))
+        return used[-1]
+
+    monkeypatch.setattr(module, "_ghost_descent", spy)
+    return used
+
+
+@pytest.fixture(params=["auto", "ghost", "gradients"])
+def ghost_form(request, monkeypatch):
+    from jacobite.multiobjective import _ghost
+    if request.param != "auto":
+        monkeypatch.setattr(_ghost, "_ghost_cheaper", lambda *a: request.param == "ghost")
+    return request.param
+
+
+def _check_per_example(model, loss_one, x, y, monkeypatch, ghost=True):
+    used = _spy_ghost(monkeypatch)
+    expected = _per_example_expected(model, loss_one, x, y)
+    for p in model.parameters():
+        p.grad = None
+    per_example_backward(model, loss_one, x, y, aggregator=UPGrad())
+    assert used == [ghost]
+    for p, e in zip(model.parameters(), expected, strict=True):
+        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-10 * max(1.0, float(e.norm()))
+
+
+def test_per_example_ghost_mlp(ghost_form, monkeypatch):
+    model = _mlp((4, 9, 6, 2), act=nn.ReLU)
+    x, y = _data(13, 4, 2)
+    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
+
+
+def test_per_example_ghost_tokens(ghost_form, monkeypatch):
+    model = _mlp((3, 5, 2))  # each example is a sequence of 4 tokens: r = 4 rows per example
+    x, y = _data(6, 3, 2, extra=(4,))
+    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).mean(), x, y, monkeypatch)
+
+
+def test_per_example_ghost_with_conv(monkeypatch):
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 3 * 3, 4),
+                          nn.ReLU(), nn.Linear(4, 1)).to(DT)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(7, 1, 5, 5, generator=g, dtype=DT)
+    y = torch.randn(7, 1, generator=g, dtype=DT)
+    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
+
+
+def test_per_example_ghost_over_budget_falls_back(monkeypatch):
+    model = _mlp((4, 9, 1))
+    x, y = _data(8, 4, 1)
+    with jacobite.config.memory_budget(1000):  # the ghost pieces need 2.7 kB here
+        _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y,
+                           monkeypatch, ghost=False)
+
+
+def test_ghost_check_rejects_rows_that_mix_examples():
+    from jacobite.multiobjective._ghost import ghost_pieces
+    model = _mlp((4, 5, 3))
+    x, _ = _data(6, 4, 3)
+    z = model(x)
+    losses = (z * z.roll(1, dims=0)).sum(1)  # loss b reads rows b and b - 1
+    layers, _ = _layers.find_dense_layers([losses], list(model.parameters()))
+    assert ghost_pieces(losses, layers) is None
+    honest = (z ** 2).sum(1)
+    layers, _ = _layers.find_dense_layers([honest], list(model.parameters()))
+    pieces = ghost_pieces(honest, layers)
+    assert pieces is not None and all(p.gramian.shape == (6, 6) for p in pieces)
+
+
+@given(st.lists(st.integers(1, 7), min_size=2, max_size=4), st.integers(2, 9), st.booleans(),
+       st.integers(0, 10**6))
+def test_per_example_random_mlps(dims, batch, bias, seed):
+    model = _mlp((*dims, 1), bias=bias, seed=seed % 1000)
+    x, y = _data(batch, dims[0], 1, seed=seed)
+
+    def loss_one(f, xi, yi):
+        return ((f(xi) - yi) ** 2).sum()
+
+    expected = _per_example_expected(model, loss_one, x, y)
+    per_example_backward(model, loss_one, x, y, aggregator=UPGrad())
+    for p, e in zip(model.parameters(), expected, strict=True):
+        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-9 * max(1.0, float(e.norm()))
+        p.grad = None

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 from .. import config
 from ..errors import ArgnumsError, JacobianTooLarge, ShapeError
-from ._layers import layerwise_descent
+from ._ghost import ghost_pieces
+from ._layers import find_dense_layers, layerwise_descent
 from ._params import (
     accumulate,
     as_losses,
@@ -202,6 +203,41 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
                              chunk_size=resolve_chunk(chunk_size))
 
 
+def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Tensor],
+                   batch: Sequence[Tensor], aggregator: Any, chunk: int | None) -> bool:
+    """Per-example Jacobian descent with the dense layers' Gramians from two backward passes
+    (:mod:`._ghost`) and the other parameters' per-example gradients by ``vmap(grad)``; False
+    (nothing touched, graph kept) where that does not apply."""
+    layers, rest = find_dense_layers([vec], list(named.values()))
+    B = vec.shape[0]
+    if not layers or B * sum(p.numel() * p.element_size() for p in rest) > \
+            config.get_memory_budget():
+        return False
+    pieces = ghost_pieces(vec, layers)
+    if pieces is None:
+        return False
+    G = pieces[0].gramian.clone()
+    for pc in pieces[1:]:
+        G += pc.gramian.to(G.dtype)
+    rest_ids = {id(p) for p in rest}
+    names = [k for k, v in named.items() if id(v) in rest_ids]
+    rows: list[Tensor] = []
+    if names:
+        fixed = {k: v.detach() for k, v in named.items() if id(v) not in rest_ids}
+        per = vmap(grad(lambda p, *ex: one({**fixed, **p}, *ex)),
+                   in_dims=(None, *(0,) * len(batch)), chunk_size=chunk)
+        g = per({k: named[k].detach() for k in names}, *batch)
+        rows = [g[k].reshape(B, -1) for k in names]
+        for r in rows:
+            G += gram(r).to(G.dtype)
+    w = aggregator.weights(G).detach()
+    for pc in pieces:
+        ly = pc.layer
+        accumulate([ly.weight] + ([ly.bias] if ly.bias is not None else []), pc.update(w))
+    accumulate([named[k] for k in names], [w.to(r.dtype) @ r for r in rows])
+    return True
+
+
 def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batch: Tensor,
                          aggregator: Aggregator | None = None,
                          chunk_size: int | None = None) -> Tensor:
@@ -211,10 +247,12 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
     usual on a batch of one (each tensor of ``batch`` is split along dim 0); ``aggregator``
     (default ``UPGrad()``) turns the B per-example gradients into the update added to the
     ``.grad`` of every parameter with ``requires_grad``. With a Gramian-weighted aggregator the
-    B losses come from one vmapped forward pass and their Gramian from the layer-wise engine
-    (:mod:`._layers`: dense layers from their inputs and output gradients, no per-example
-    parameter gradients); otherwise the rows of J are per-sample gradients,
-    ``vmap(grad(...))``. ``chunk_size`` caps the examples per
+    B losses come from one vmapped forward pass; the dense layers' share of their Gramian comes
+    from two backward passes whatever B is (:mod:`._ghost`: ``Σ_b ℓ_b`` holds every example's
+    output gradients, a randomly weighted second pass checks that each input row belongs to
+    one example), the other parameters' from per-sample gradients; where the check fails, from
+    the layer-wise engine (:mod:`._layers`, one backward pass per example). Otherwise the rows
+    of J are per-sample gradients, ``vmap(grad(...))``. ``chunk_size`` caps the examples per
     vmapped pass. Buffers are read, not updated (put BatchNorm in ``eval()`` mode). Returns the
     B losses (detached). Same ``.grad`` as ``backward(per_example_losses, model.parameters())``.
 
@@ -256,6 +294,8 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
         losses = vmap(one, in_dims=(None, *(0,) * len(batch)),
                       chunk_size=resolve_chunk(chunk_size))(named, *batch)
         vec = as_losses(losses, "per-example losses")
+        if _ghost_descent(vec, one, named, batch, aggregator, resolve_chunk(chunk_size)):
+            return vec.detach()
         eye = torch.eye(B, dtype=vec.dtype, device=vec.device)
         _jacobian_descent([vec], [eye], params, aggregator, retain_graph=False,
                           chunk_size=resolve_chunk(chunk_size))
