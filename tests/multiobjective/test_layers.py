@@ -366,3 +366,39 @@ def test_per_example_random_mlps(dims, batch, bias, seed):
     for p, e in zip(model.parameters(), expected, strict=True):
         assert (p.grad - e.reshape(p.shape)).norm() <= 1e-9 * max(1.0, float(e.norm()))
         p.grad = None
+
+
+class _RawMLP(nn.Module):
+    """Weights stored d_in × d_out and applied as ``x @ W`` (mm), ``addmm(b, x, W)`` and
+    ``x @ W + b`` (the bias a separate add, so it keeps plain rows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(11)
+        self.W1 = nn.Parameter(torch.randn(4, 7, generator=g, dtype=DT) / 2)
+        self.W2 = nn.Parameter(torch.randn(7, 6, generator=g, dtype=DT) / 2)
+        self.b2 = nn.Parameter(torch.randn(6, generator=g, dtype=DT))
+        self.W3 = nn.Parameter(torch.randn(6, 2, generator=g, dtype=DT) / 2)
+        self.b3 = nn.Parameter(torch.randn(2, generator=g, dtype=DT))
+
+    def forward(self, x):
+        h = torch.tanh(x @ self.W1)
+        h = torch.relu(torch.addmm(self.b2, h, self.W2))
+        return h @ self.W3 + self.b3
+
+
+def test_x_at_w_layers(form):
+    model = _RawMLP()
+    x, y = _data(9, 4, 2)
+    layers, rest = _layers.find_dense_layers([_mse(model(x), y)], list(model.parameters()))
+    assert [(ly.weight is model.W1, ly.transposed) for ly in layers if ly.weight is model.W1] \
+        == [(True, True)]
+    assert {id(ly.bias) for ly in layers if ly.bias is not None} == {id(model.b2)}
+    assert [p is model.b3 for p in rest] == [True]
+    _check(model, lambda f: _mse(f(x), y))
+
+
+def test_per_example_x_at_w_layers(ghost_form, monkeypatch):
+    model = _RawMLP()
+    x, y = _data(8, 4, 2)
+    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)

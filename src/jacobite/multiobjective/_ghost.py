@@ -62,10 +62,10 @@ class GhostPiece:
 
     def update(self, w: Tensor) -> list[Tensor]:
         rows = w.to(self.Gsum.dtype).repeat_interleave(self.r)[:, None] * self.Gsum
-        full = rows.T @ self.X  # (d_out, d_in [+ 1])
         if self.layer.bias is None:
-            return [full]
-        return [full[:, :-1], full[:, -1]]
+            return [self.layer.weight_grad(self.X, rows)]
+        full = rows.T @ self.X  # (d_out, d_in + 1)
+        return [full[:, :-1].T if self.layer.transposed else full[:, :-1], full[:, -1]]
 
 
 def _owned(Gsum: Tensor, Gc: Tensor, c: Tensor, B: int) -> bool:
@@ -89,7 +89,7 @@ def ghost_pieces(losses: Tensor, layers: list[DenseLayer]) -> list[GhostPiece] |
     need = 0
     for ly in layers:
         R, d_in = ly.x.shape
-        d_out = ly.weight.shape[0]
+        d_out = ly.d_out
         need += 2 * min(R * R, B * d_in * d_out) + R * d_out
     if need * losses.element_size() > budget:
         return None

@@ -1,9 +1,10 @@
 """The Gramian ``J Jᵀ`` layer by layer from the autograd graph, without the m parameter gradients.
 
 For a dense layer ``z = x Wᵀ + b`` (``nn.Linear``: an ``addmm`` / ``mm`` node whose weight edge
-leads straight to a parameter) with input ``X`` (R × d_in, R rows: the batch, or batch × tokens)
-and the m per-loss gradients at its output ``Gᵢ = ∂ℓᵢ/∂z`` (R × d_out), the gradients of loss i
-are ``Gᵢᵀ X̃`` (``X̃ = [X, 1]`` with a bias), so the layer's share of the Gramian is::
+leads straight to a parameter, through a transpose or, for ``x @ W``, without) with input ``X``
+(R × d_in, R rows: the batch, or batch × tokens) and the m per-loss gradients at its output
+``Gᵢ = ∂ℓᵢ/∂z`` (R × d_out), the gradients of loss i are ``Gᵢᵀ X̃`` (``X̃ = [X, 1]`` with a
+bias), so the layer's share of the Gramian is::
 
     G_layer[i, j] = ⟨Gᵢᵀ X̃, Gⱼᵀ X̃⟩ = ⟨Gᵢ, K Gⱼ⟩,   K = X̃ X̃ᵀ   (R × R).
 
@@ -45,13 +46,22 @@ _SAVED_INPUT = {"AddmmBackward0": "_saved_mat1", "MmBackward0": "_saved_self"}
 
 @dataclass
 class DenseLayer:
-    """A matrix-product node ``z = x Wᵀ (+ b)`` of the graph whose weight (and bias) feed
-    nothing else."""
+    """A matrix-product node ``z = x Wᵀ (+ b)`` (or ``z = x W`` when ``transposed``: the weight
+    stored as d_in × d_out) of the graph whose weight (and bias) feed nothing else."""
 
     node: Any
     weight: Tensor
     bias: Tensor | None
     x: Tensor  # (R, d_in), the input saved by the node
+    transposed: bool = False
+
+    @property
+    def d_out(self) -> int:
+        return self.weight.shape[1] if self.transposed else self.weight.shape[0]
+
+    def weight_grad(self, X: Tensor, Gw: Tensor) -> Tensor:
+        """``Gwᵀ X`` (d_out × d_in) in the weight's own layout."""
+        return X.T @ Gw if self.transposed else Gw.T @ X
 
 
 def _consumers(roots: Sequence[Any]) -> dict[Any, list[tuple[Any, int]]]:
@@ -91,27 +101,31 @@ def find_dense_layers(outputs: Sequence[Tensor],
         name = type(node).__name__
         if name not in _WEIGHT_EDGE:
             continue
-        t_node = node.next_functions[_WEIGHT_EDGE[name]][0]
-        if t_node is None or type(t_node).__name__ != "TBackward0" or len(users[t_node]) != 1:
+        w_node = node.next_functions[_WEIGHT_EDGE[name]][0]
+        if w_node is None:
             continue
-        weight = _only_param(t_node.next_functions[0][0], users, ids)
+        transposed = type(w_node).__name__ != "TBackward0"  # x @ W: the parameter itself
+        if not transposed:
+            if len(users[w_node]) != 1:
+                continue
+            w_node = w_node.next_functions[0][0]
+        weight = _only_param(w_node, users, ids)
         if weight is None or weight.ndim != 2 or id(weight) in claimed:
             continue
         if name == "AddmmBackward0" and (node._saved_alpha != 1 or node._saved_beta != 1):
             continue
         x = getattr(node, _SAVED_INPUT[name])
-        if x.ndim != 2 or x.shape[1] != weight.shape[1]:
+        layer = DenseLayer(node, weight, None, x.detach(), transposed)
+        if x.ndim != 2 or x.shape[1] != weight.shape[0 if transposed else 1]:
             continue
-        bias = None
-        if name == "AddmmBackward0":
-            b = _only_param(node.next_functions[0][0], users, ids) \
-                if node.next_functions[0][0] is not None else None
-            if b is not None and b.shape == (weight.shape[0],):
-                bias = b
+        if name == "AddmmBackward0" and node.next_functions[0][0] is not None:
+            b = _only_param(node.next_functions[0][0], users, ids)
+            if b is not None and b.shape == (layer.d_out,):
+                layer.bias = b
         claimed.add(id(weight))
-        if bias is not None:
-            claimed.add(id(bias))
-        layers.append(DenseLayer(node, weight, bias, x.detach()))
+        if layer.bias is not None:
+            claimed.add(id(layer.bias))
+        layers.append(layer)
     return layers, [p for p in params if id(p) not in claimed]
 
 
@@ -153,10 +167,10 @@ class _LayerPiece:
     def update(self, w: Tensor) -> list[Tensor]:
         if self.kernel:
             Gw = torch.tensordot(w.to(self.Gout.dtype), self.Gout, dims=1)  # (R, d_out)
-            out = [Gw.T @ self.X]
+            out = [self.layer.weight_grad(self.X, Gw)]
             return out + ([Gw.sum(0)] if self.layer.bias is not None else [])
-        d_out = self.layer.weight.shape[0]
-        out = [(w.to(self.P.dtype) @ self.P).reshape(-1, d_out).T]
+        Wt = (w.to(self.P.dtype) @ self.P).reshape(-1, self.layer.d_out)  # (d_in, d_out)
+        out = [Wt if self.layer.transposed else Wt.T]
         return out + ([w.to(self.Pb.dtype) @ self.Pb] if self.Pb is not None else [])
 
 
@@ -190,7 +204,7 @@ def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
     if not layers:
         return None
     m = cotangents[0].shape[0]
-    size = sum(ly.x.shape[0] * ly.weight.shape[0] * ly.weight.element_size() for ly in layers)
+    size = sum(ly.x.shape[0] * ly.d_out * ly.weight.element_size() for ly in layers)
     size += sum(p.numel() * p.element_size() for p in rest)
     if 2 * m * size > config.get_memory_budget():
         return None
