@@ -150,28 +150,27 @@ class _LayerPiece:
             if layer.bias is not None:
                 K += 1.0
             KG = torch.matmul(K, Gout)
-            flat = Gout.reshape(m, -1)
-            G = flat @ KG.reshape(m, -1).T
+            G = gram(Gout.reshape(m, -1), KG.reshape(m, -1))
             self.gramian = (G + G.T) / 2
             self.Gout, self.X = Gout, X
         else:
-            # the rows for W, transposed: (m, d_in, d_out), Xᵀ Gᵢ (measured 1.4× faster than
-            # Gᵢᵀ X, whose transposed operand is strided); the Gramian does not see the order
-            P = torch.matmul(X.T, Gout).reshape(m, -1)
-            self.gramian = gram(P)
-            self.P, self.Pb = P, None
-            if layer.bias is not None:
-                self.Pb = Gout.sum(1)
-                self.gramian += gram(self.Pb)
+            # the rows for W (and b: X̃ = [X, 1]), transposed: (m, d_in [+ 1], d_out), X̃ᵀ Gᵢ
+            # (measured 1.4× faster than Gᵢᵀ X̃; the bias row rides along instead of a
+            # separate sum over the R rows)
+            XT = X.T if layer.bias is None else torch.cat([X.T, X.new_ones(1, R)])
+            self.P = torch.matmul(XT.contiguous(), Gout).reshape(m, -1)  # 1.4× faster than
+            # with the strided transpose, measured at d_in = 129
+            self.gramian = gram(self.P)
 
     def update(self, w: Tensor) -> list[Tensor]:
         if self.kernel:
             Gw = torch.tensordot(w.to(self.Gout.dtype), self.Gout, dims=1)  # (R, d_out)
             out = [self.layer.weight_grad(self.X, Gw)]
             return out + ([Gw.sum(0)] if self.layer.bias is not None else [])
-        Wt = (w.to(self.P.dtype) @ self.P).reshape(-1, self.layer.d_out)  # (d_in, d_out)
-        out = [Wt if self.layer.transposed else Wt.T]
-        return out + ([w.to(self.Pb.dtype) @ self.Pb] if self.Pb is not None else [])
+        Wt = (w.to(self.P.dtype) @ self.P).reshape(-1, self.layer.d_out)  # (d_in [+ 1], d_out)
+        if self.layer.bias is None:
+            return [Wt if self.layer.transposed else Wt.T]
+        return [Wt[:-1] if self.layer.transposed else Wt[:-1].T, Wt[-1]]
 
 
 class LayerwiseGramian:
