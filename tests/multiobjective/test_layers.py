@@ -372,13 +372,13 @@ class _RawMLP(nn.Module):
     """Weights stored d_in × d_out and applied as ``x @ W`` (mm), ``addmm(b, x, W)`` and
     ``x @ W + b`` (the bias a separate add, so it keeps plain rows)."""
 
-    def __init__(self) -> None:
+    def __init__(self, d: int = 4, h1: int = 7, h2: int = 6) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(11)
-        self.W1 = nn.Parameter(torch.randn(4, 7, generator=g, dtype=DT) / 2)
-        self.W2 = nn.Parameter(torch.randn(7, 6, generator=g, dtype=DT) / 2)
-        self.b2 = nn.Parameter(torch.randn(6, generator=g, dtype=DT))
-        self.W3 = nn.Parameter(torch.randn(6, 2, generator=g, dtype=DT) / 2)
+        self.W1 = nn.Parameter(torch.randn(d, h1, generator=g, dtype=DT) / 2)
+        self.W2 = nn.Parameter(torch.randn(h1, h2, generator=g, dtype=DT) / 2)
+        self.b2 = nn.Parameter(torch.randn(h2, generator=g, dtype=DT))
+        self.W3 = nn.Parameter(torch.randn(h2, 2, generator=g, dtype=DT) / 2)
         self.b3 = nn.Parameter(torch.randn(2, generator=g, dtype=DT))
 
     def forward(self, x):
@@ -402,3 +402,53 @@ def test_per_example_x_at_w_layers(ghost_form, monkeypatch):
     model = _RawMLP()
     x, y = _data(8, 4, 2)
     _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
+
+
+def _spy_cholesky(monkeypatch):
+    """Record the ``info`` of every Cholesky factorisation the kernel form attempts."""
+    infos: list[int] = []
+    real = torch.linalg.cholesky_ex
+
+    def spy(K, *a, **k):
+        L, info = real(K, *a, **k)
+        infos.append(int(info))
+        return L, info
+
+    monkeypatch.setattr(_layers.torch.linalg, "cholesky_ex", spy)
+    return infos
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("rows", [8, 13, 24])
+def test_kernel_block_triangular(monkeypatch, rows, transposed):
+    """K = LLᵀ and the Gramian from the block rows of LᵀGᵢ (more inputs than rows: K is
+    positive definite), uneven block sizes included, on both weight layouts."""
+    monkeypatch.setattr(_layers, "_kernel_cheaper", lambda *a: True)
+    monkeypatch.setattr(_layers, "_TRI_MIN_ROWS", 4)
+    infos = _spy_cholesky(monkeypatch)
+    model = _RawMLP(30, 36, 32) if transposed else _mlp((30, 40, 36, 3), act=nn.ReLU)
+    x, y = _data(rows, 30, 3 if not transposed else 2)
+    _check(model, lambda f: _mse(f(x), y), rtol=1e-9)
+    assert infos and all(i == 0 for i in infos)
+
+
+def test_kernel_singular_k_falls_back_to_the_dense_product(monkeypatch):
+    """Repeated examples make K singular: Cholesky fails and K Gᵢ is formed densely — the same
+    answer."""
+    monkeypatch.setattr(_layers, "_kernel_cheaper", lambda *a: True)
+    monkeypatch.setattr(_layers, "_TRI_MIN_ROWS", 4)
+    infos = _spy_cholesky(monkeypatch)
+    model = _mlp((30, 40, 3), act=nn.ReLU)
+    x, y = _data(6, 30, 3)
+    x, y = torch.cat([x, x]), torch.cat([y, y])
+    _check(model, lambda f: _mse(f(x), y))
+    assert infos and all(i != 0 for i in infos)
+
+
+def test_kernel_cost_model_picks_the_form_the_benchmark_uses():
+    """MLP 128-512-512-m, batch 256: the 512-wide hidden layer by its kernel from m = 10 on,
+    the first layer (129 inputs < 256 rows) always by its rows."""
+    assert not _layers._kernel_cheaper(2, 256, 513, 512)
+    assert _layers._kernel_cheaper(10, 256, 513, 512)
+    assert _layers._kernel_cheaper(50, 256, 513, 512)
+    assert not any(_layers._kernel_cheaper(m, 256, 129, 512) for m in (2, 10, 50))

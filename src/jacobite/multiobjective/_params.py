@@ -169,7 +169,9 @@ def accumulate(params: Sequence[Tensor], grads: Sequence[Tensor]) -> None:
     with torch.no_grad():
         for p, g in zip(params, grads, strict=True):
             g = g.reshape(p.shape).to(dtype=p.dtype, device=p.device)
-            if p.grad is None:  # a fresh tensor is kept as it is, a view is copied
-                p.grad = g.detach() if g._base is None else g.detach().clone()
+            if p.grad is None:  # a fresh tensor is kept as it is, a view of part of one is
+                # copied (so that .grad does not keep the rest alive)
+                whole = g._base is None or (g._base.numel() == g.numel() and g.is_contiguous())
+                p.grad = g.detach() if whole else g.detach().clone()
             else:
                 p.grad.add_(g)

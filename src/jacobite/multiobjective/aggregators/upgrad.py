@@ -46,15 +46,22 @@ def _dual_cone_weights_numpy(G: Tensor, pref: Tensor | None, norm_eps: float, re
     return torch.from_numpy(V.sum(0)).to(G.dtype)
 
 
+# Up to this many rows, a Gramian on a GPU is solved on the host: one copy of m² numbers each
+# way against a batched solver whose pivoting rounds each wait for the device (measured on an
+# H200: see docs/multiobjective.md).
+HOST_MAX_M = 64
+
+
 def dual_cone_weights(G: Tensor, pref: Tensor | None, norm_eps: float, reg_eps: float,
                       solver: str, *, each_row: bool) -> Tensor:
     """UPGrad's (``each_row=True``: Σᵢ of the projections of pᵢ eᵢ) or DualProj's (the
     projection of p) weights from the Gramian, ``Ĝ = G / tr(G) + reg_eps·I``."""
     if pref is not None:
         check_vector(pref, "pref_vector", G.shape[0])
-    if solver == "auto" and G.device.type == "cpu":
+    if solver == "auto" and (G.device.type == "cpu" or G.shape[0] <= HOST_MAX_M):
         with contextlib.suppress(np.linalg.LinAlgError):  # the torch path copes with those
-            return _dual_cone_weights_numpy(G, pref, norm_eps, reg_eps, each_row)
+            w = _dual_cone_weights_numpy(G.detach().cpu(), pref, norm_eps, reg_eps, each_row)
+            return w.to(G.device)
     Gn = normalize_regularize(G, norm_eps, reg_eps)
     p = pref_weights(pref, Gn, None)
     U = torch.diag(p) if each_row else p[None, :]
@@ -71,7 +78,8 @@ class UPGrad(GramianWeightedAggregator):
 
     where ``Ĝ = G / tr(G) + reg_eps·I`` (``G = JJᵀ``; as in TorchJD 0.18.0). The ``m``
     projections are solved together, exactly, by the block-pivoting solver of :mod:`._qp`:
-    ``solver="auto"`` (NumPy/LAPACK for CPU tensors, batched torch on other devices),
+    ``solver="auto"`` (NumPy/LAPACK for CPU tensors, and for other devices up to
+    ``HOST_MAX_M`` rows after one copy of G to the host; batched torch beyond),
     ``"torch"`` (batched torch on G's device) or ``"quadprog"`` (one qpsolvers/quadprog call
     per row, as TorchJD does; extra ``jacobite[quadprog]``).
 
