@@ -78,6 +78,53 @@ def _step_row(m: int, repeats: int) -> str:
     return f"| {m} | {t_ours:.3g} | {t_floor:.3g} | {t_ours / t_floor:.2f} | {tjd} |"
 
 
+def _per_example_row(b: int, repeats: int) -> str:
+    from jacobite.multiobjective.aggregators import UPGrad
+    from jacobite.multiobjective.backward import backward, per_example_backward
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(128, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                          nn.Linear(512, 1)).cuda()
+    x, y = torch.randn(b, 128, device="cuda"), torch.randn(b, 1, device="cuda")
+    params = list(model.parameters())
+    agg = UPGrad()
+
+    def losses():
+        return ((model(x) - y) ** 2).sum(1)
+
+    def zero():
+        for p in params:
+            p.grad = None
+
+    def ours():
+        zero()
+        backward(losses(), params, agg)
+
+    def ours_pe():
+        zero()
+        per_example_backward(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y,
+                             aggregator=agg)
+
+    t1, t2 = _median_ms(ours, repeats), _median_ms(ours_pe, repeats)
+    tjd = "— (not installed)"
+    try:
+        from torchjd.aggregation import UPGrad as TorchJDUPGrad
+        from torchjd.autojac import backward as tjd_backward
+        from torchjd.autojac import jac_to_grad
+    except ImportError:
+        pass
+    else:
+        tagg = TorchJDUPGrad()
+
+        def theirs():
+            zero()
+            tjd_backward(losses())
+            jac_to_grad(params, tagg)
+
+        tjd = f"{_median_ms(theirs, repeats):.3g}"
+    return f"| per example, m = batch = {b} | {t1:.3g} (per_example_backward {t2:.3g}) | {tjd} |"
+
+
 def _aggregation_rows(repeats: int) -> list[str]:
     from jacobite.multiobjective.aggregators import UPGrad
 
@@ -91,7 +138,15 @@ def _aggregation_rows(repeats: int) -> list[str]:
         G = J @ J.T
         t_w = _median_ms(lambda: agg.weights(G), repeats)  # noqa: B023
         t_g = _median_ms(lambda: J @ J.T, repeats)  # noqa: B023
-        rows.append(f"| {m} | {t_all:.3g} | {t_g:.3g} | {t_w:.3g} |")
+        tjd = "—"
+        try:
+            from torchjd.aggregation import UPGrad as TorchJDUPGrad
+        except ImportError:
+            pass
+        else:
+            tagg = TorchJDUPGrad()
+            tjd = f"{_median_ms(lambda: tagg(J), min(repeats, 5)):.3g}"  # noqa: B023
+        rows.append(f"| {m} | {t_all:.3g} | {t_g:.3g} | {t_w:.3g} | {tjd} |")
     return rows
 
 
@@ -105,8 +160,12 @@ def main() -> None:
     print("| m | jacobite step (ms) | J floor (ms) | step / J floor | TorchJD step (ms) |")
     print("|---|---|---|---|---|")
     print("\n".join(_step_row(m, args.repeats) for m in (2, 10, 50)))
-    print("\n| m (n = 10⁶) | UPGrad()(J) (ms) | J Jᵀ alone (ms) | weights from G (ms) |")
-    print("|---|---|---|---|")
+    print("\n| case | jacobite (ms) | TorchJD (ms) |")
+    print("|---|---|---|")
+    print("\n".join(_per_example_row(b, args.repeats) for b in (32, 128)))
+    print("\n| m (n = 10⁶) | UPGrad()(J) (ms) | J Jᵀ alone (ms) | weights from G (ms) "
+          "| TorchJD UPGrad()(J) (ms) |")
+    print("|---|---|---|---|---|")
     print("\n".join(_aggregation_rows(args.repeats)))
 
 

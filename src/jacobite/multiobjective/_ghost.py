@@ -68,17 +68,18 @@ class GhostPiece:
         return [full[:, :-1].T if self.layer.transposed else full[:, :-1], full[:, -1]]
 
 
-def _owned(Gsum: Tensor, Gc: Tensor, c: Tensor, B: int) -> bool:
-    """Whether every row s of ``Gc`` is ``c_b`` times the same row of ``Gsum`` (b = s // r)."""
+def _owned(Gsum: Tensor, Gc: Tensor, c: Tensor, B: int) -> Tensor:
+    """Whether every row s of ``Gc`` is ``c_b`` times the same row of ``Gsum`` (b = s // r), as a
+    0-d bool tensor (no wait for the device: the layers' answers are read together)."""
     R = Gsum.shape[0]
-    if R % B:
-        return False
+    if R % B or R == 0:
+        return torch.tensor(R == 0, device=Gsum.device)
     tol = torch.finfo(Gsum.dtype).eps ** 0.5
     expect = c.to(Gsum.dtype).repeat_interleave(R // B)[:, None] * Gsum
     err = (Gc - expect).norm(dim=1)
     scale = Gc.norm(dim=1) + expect.norm(dim=1)
-    floor = torch.finfo(Gsum.dtype).eps * float(scale.max()) if R else 0.0
-    return bool((err <= tol * scale + floor).all())
+    floor = torch.finfo(Gsum.dtype).eps * scale.max()
+    return (err <= tol * scale + floor).all()
 
 
 def ghost_pieces(losses: Tensor, layers: list[DenseLayer]) -> list[GhostPiece] | None:
@@ -98,6 +99,7 @@ def ghost_pieces(losses: Tensor, layers: list[DenseLayer]) -> list[GhostPiece] |
     c = (0.5 + torch.rand(B, generator=gen, dtype=torch.float64)).to(losses.device, losses.dtype)
     sums = torch.autograd.grad(losses, edges, torch.ones_like(losses), retain_graph=True)
     probes = torch.autograd.grad(losses, edges, c, retain_graph=True)
-    if not all(_owned(s, p, c, B) for s, p in zip(sums, probes, strict=True)):
+    owned = [_owned(s, p, c, B) for s, p in zip(sums, probes, strict=True)]
+    if not bool(torch.stack(owned).all()):
         return None
     return [GhostPiece(ly, s, B) for ly, s in zip(layers, sums, strict=True)]
