@@ -66,7 +66,10 @@ def test_battery(p, method):
     assert res.cost == pytest.approx(0.5 * float(f @ f), rel=1e-12, abs=1e-30)
     J = jacobite.jacobian(p.fun, res.x)
     torch.testing.assert_close(res.jac, J, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(res.grad, J.T @ f, rtol=1e-10, atol=1e-12)
+    # near the optimum Jᵀf cancels: its rounding is relative to |J|ᵀ|f|, not to Jᵀf (on an AMD
+    # EPYC the misra_like gradient differs by 7e-12 = 4e-7 of itself, 6e-17 of |J|ᵀ|f|)
+    err = (res.grad - J.T @ f).abs()
+    assert bool((err <= 1e-10 * (J.abs().T @ f.abs()) + 1e-15).all()), err
 
 
 def test_kowalik_osborne_reaches_the_certified_values():
