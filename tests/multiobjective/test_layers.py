@@ -370,7 +370,7 @@ def test_per_example_random_mlps(dims, batch, bias, seed):
 
 class _RawMLP(nn.Module):
     """Weights stored d_in × d_out and applied as ``x @ W`` (mm), ``addmm(b, x, W)`` and
-    ``x @ W + b`` (the bias a separate add, so it keeps plain rows)."""
+    ``x @ W + b`` (the bias a separate add after the product)."""
 
     def __init__(self, d: int = 4, h1: int = 7, h2: int = 6) -> None:
         super().__init__()
@@ -393,8 +393,8 @@ def test_x_at_w_layers(form):
     layers, rest = _layers.find_dense_layers([_mse(model(x), y)], list(model.parameters()))
     assert [(ly.weight is model.W1, ly.transposed) for ly in layers if ly.weight is model.W1] \
         == [(True, True)]
-    assert {id(ly.bias) for ly in layers if ly.bias is not None} == {id(model.b2)}
-    assert [p is model.b3 for p in rest] == [True]
+    assert {id(ly.bias) for ly in layers if ly.bias is not None} == {id(model.b2), id(model.b3)}
+    assert rest == []
     _check(model, lambda f: _mse(f(x), y))
 
 
@@ -452,3 +452,99 @@ def test_kernel_cost_model_picks_the_form_the_benchmark_uses():
     assert _layers._kernel_cheaper(10, 256, 513, 512)
     assert _layers._kernel_cheaper(50, 256, 513, 512)
     assert not any(_layers._kernel_cheaper(m, 256, 129, 512) for m in (2, 10, 50))
+
+
+class _AddedBias(nn.Module):
+    """``x @ W.T + b`` written out, in the shapes that keep the bias a layer's bias and in those
+    that must not (the product's output also used elsewhere; broadcasting on the product's
+    side; a scaled add)."""
+
+    def __init__(self, variant: str) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.W1 = nn.Parameter(torch.randn(6, 4, generator=g, dtype=DT) / 2)
+        self.b1 = nn.Parameter(torch.randn(6, generator=g, dtype=DT))
+        self.W2 = nn.Parameter(torch.randn(2, 6, generator=g, dtype=DT) / 2)
+        self.b2 = nn.Parameter(torch.randn(2, generator=g, dtype=DT))
+        self.variant = variant
+
+    def forward(self, x):
+        z = x @ self.W1.T
+        if self.variant == "plain":
+            h = z + self.b1
+        elif self.variant == "view":
+            h = (z.view(z.shape[0], 1, 6) + self.b1).view(z.shape[0], 6)
+        elif self.variant == "bias first":
+            h = self.b1 + z
+        elif self.variant == "reused":
+            h = z + self.b1 + 0.1 * z.sum(1, keepdim=True)
+        elif self.variant == "scaled":
+            h = torch.add(z, self.b1, alpha=2.0)
+        else:  # "broadcast": the product's side is broadcast, (R, 6) → (R, 1, 6) + (3, 1) + b
+            h = (z[:, None, :] + torch.ones(3, 1, dtype=DT) + self.b1).sum(1)
+        return torch.tanh(h) @ self.W2.T + self.b2
+
+
+@pytest.mark.parametrize(("variant", "claimed"), [
+    ("plain", True), ("view", True), ("bias first", True), ("reused", False),
+    ("scaled", False), ("broadcast", False)])
+def test_bias_added_after_the_product(form, variant, claimed):
+    model = _AddedBias(variant)
+    x, y = _data(7, 4, 2)
+    layers, rest = _layers.find_dense_layers([_mse(model(x), y)], list(model.parameters()))
+    first = next(ly for ly in layers if ly.weight is model.W1)
+    assert (first.bias is model.b1) == claimed
+    assert (model.b1 in rest) == (not claimed)
+    assert next(ly for ly in layers if ly.weight is model.W2).bias is model.b2
+    _check(model, lambda f: _mse(f(x), y))
+
+
+def test_per_example_linear_biases_are_layer_biases(monkeypatch):
+    """Under vmap, nn.Linear records ``mm`` and an add of ``1·b``: the biases join their layers
+    (no per-sample gradients recomputed for them) and the result is unchanged."""
+    bw = importlib.import_module("jacobite.multiobjective.backward")
+    model = _mlp((5, 8, 6, 1), act=nn.ReLU)
+    x, y = _data(9, 5, 1)
+    calls = []
+    real = bw.vmap
+
+    def spy(fn, *a, **k):
+        calls.append(getattr(fn, "__name__", type(fn).__name__))
+        return real(fn, *a, **k)
+
+    monkeypatch.setattr(bw, "vmap", spy)
+    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
+    assert len(calls) == 1  # the forward only: no vmap(grad) for leftover biases
+
+
+@pytest.mark.parametrize("transpose", [
+    lambda W: W.t(), lambda W: W.T, lambda W: W.mT, lambda W: W.transpose(0, 1),
+    lambda W: W.transpose(-1, -2), lambda W: W.permute(1, 0)],
+    ids=["t()", "T", "mT", "transpose(0,1)", "transpose(-1,-2)", "permute(1,0)"])
+def test_every_spelling_of_the_transpose(form, transpose):
+    g = torch.Generator().manual_seed(2)
+    W = nn.Parameter(torch.randn(3, 4, generator=g, dtype=DT))
+    b = nn.Parameter(torch.randn(3, generator=g, dtype=DT))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W, self.b = W, b
+
+        def forward(self, x):
+            return torch.tanh(x @ transpose(self.W) + self.b)
+
+    model = Model()
+    x, y = _data(6, 4, 3)
+    layers, rest = _layers.find_dense_layers([_mse(model(x), y)], [W, b])
+    assert [(ly.weight is W, ly.bias is b, ly.transposed) for ly in layers] == [(True, True, False)]
+    assert rest == []
+    _check(model, lambda f: _mse(f(x), y))
+
+
+def test_a_permute_that_is_not_a_transpose_is_left_alone():
+    W = nn.Parameter(torch.randn(4, 4, dtype=DT))
+    x = torch.randn(5, 4, dtype=DT)
+    out = ((x @ W.permute(0, 1)) ** 2).mean(0)  # the identity permutation: x @ W
+    layers, _ = _layers.find_dense_layers([out], [W])
+    assert [ly.transposed for ly in layers] in ([], [True])

@@ -93,6 +93,56 @@ def _only_param(node: Any, users: dict[Any, list[tuple[Any, int]]], ids: set[int
     return None
 
 
+def _is_transpose(node: Any) -> bool:
+    """``W.t()``, ``W.T`` / ``W.permute(1, 0)``, ``W.mT`` / ``W.transpose(0, 1)`` of a matrix."""
+    name = type(node).__name__
+    if name == "TBackward0":
+        return True
+    if name == "PermuteBackward0":
+        return tuple(getattr(node, "_saved_dims", ())) == (1, 0)
+    if name == "TransposeBackward0":  # dims saved as unsigned: -1 reads 2⁶⁴ - 1
+        dims = [getattr(node, f"_saved_dim{i}", None) for i in (0, 1)]
+        return all(isinstance(d, int) for d in dims) and \
+            sorted(d % 2 for d in dims) == [0, 1]  # type: ignore[operator]
+    return False
+
+
+_VIEWS = {"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0"}
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    """The shape of the forward output whose gradient ``node`` receives (None if unknown)."""
+    meta = getattr(node, "_input_metadata", None)
+    return tuple(meta[0].shape) if meta else None
+
+
+def _bias_after(node: Any, users: dict[Any, list[tuple[Any, int]]], ids: set[int],
+                d_out: int) -> Tensor | None:
+    """The bias of ``z = view(x Wᵀ) + b`` — how ``x @ W.T + b`` and ``nn.Linear`` under vmap are
+    recorded — if the product's output feeds only that sum, with no broadcasting on its side;
+    then the bias gradient is the product's output gradient summed over its rows."""
+    cur = node
+    while len(users.get(cur, ())) == 1:
+        nxt, pos = users[cur][0]
+        if type(nxt).__name__ not in _VIEWS:
+            break
+        cur = nxt
+    if len(users.get(cur, ())) != 1:
+        return None
+    add, pos = users[cur][0]
+    if type(add).__name__ != "AddBackward0" or getattr(add, "_saved_alpha", None) != 1:
+        return None
+    out, side = _shape(add), _shape(cur)
+    if out is None or out != side or out[-1] != d_out:
+        return None
+    other = add.next_functions[1 - pos][0]
+    if type(other).__name__ == "MulBackward1" and getattr(other, "_saved_other", None) == 1 \
+            and len(users.get(other, ())) == 1:  # vmap's linear adds 1·b
+        other = other.next_functions[0][0]
+    b = _only_param(other, users, ids) if other is not None else None
+    return b if b is not None and b.shape == (d_out,) else None
+
+
 def find_dense_layers(outputs: Sequence[Tensor],
                       params: Sequence[Tensor]) -> tuple[list[DenseLayer], list[Tensor]]:
     """The dense layers among ``params`` in the graph of ``outputs``, and the other params."""
@@ -107,7 +157,7 @@ def find_dense_layers(outputs: Sequence[Tensor],
         w_node = node.next_functions[_WEIGHT_EDGE[name]][0]
         if w_node is None:
             continue
-        transposed = type(w_node).__name__ != "TBackward0"  # x @ W: the parameter itself
+        transposed = not _is_transpose(w_node)  # x @ W: the parameter itself
         if not transposed:
             if len(users[w_node]) != 1:
                 continue
@@ -125,6 +175,10 @@ def find_dense_layers(outputs: Sequence[Tensor],
             b = _only_param(node.next_functions[0][0], users, ids)
             if b is not None and b.shape == (layer.d_out,):
                 layer.bias = b
+        elif name == "MmBackward0":
+            layer.bias = _bias_after(node, users, ids, layer.d_out)
+        if layer.bias is not None and id(layer.bias) in claimed:
+            layer.bias = None
         claimed.add(id(weight))
         if layer.bias is not None:
             claimed.add(id(layer.bias))
