@@ -1,9 +1,9 @@
-"""The layer-wise Gramian engine (``multiobjective._layers``) against the hand computation: J by
-``torch.func.jacrev`` over the parameters, ``G = JJᵀ``, the aggregator's weights, ``Jᵀw``.
-
-Every architecture is checked on both per-layer forms (kernel ⟨Gᵢ, K Gⱼ⟩ and explicit
-gradients) and on the recognition itself: which layers are claimed, which parameters fall back
-to plain rows (shared weights, a weight also in a penalty, convolutions, frozen pieces)."""
+"""The layer-wise Gramian engine (``multiobjective._layers``) against the hand computation (see
+``layer_cases``). Every architecture is checked on both per-layer forms (kernel ⟨Gᵢ, K Gⱼ⟩, through
+the Cholesky factor where it applies, and explicit gradients) and on the recognition itself: which
+layers are claimed (every spelling of the transpose, a bias added after the product), which
+parameters fall back to plain rows (shared weights, a weight also in a penalty, convolutions,
+frozen pieces)."""
 
 from __future__ import annotations
 
@@ -19,64 +19,17 @@ from torch.func import functional_call, jacrev
 import jacobite
 from jacobite.multiobjective import _layers
 from jacobite.multiobjective.aggregators import MGDA, Mean, UPGrad
-from jacobite.multiobjective.backward import backward, mtl_backward, per_example_backward
+from jacobite.multiobjective.backward import backward, mtl_backward
 
-DT = torch.float64
-
-
-def _data(b: int, d: int, m: int, seed: int = 0, extra: tuple[int, ...] = ()):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, *extra, d, generator=g, dtype=DT)
-    y = torch.randn(b, *extra, m, generator=g, dtype=DT) * torch.arange(1, m + 1, dtype=DT)
-    return x, y
-
-
-def _mse(out, y):
-    return ((out - y) ** 2).reshape(-1, y.shape[-1]).mean(0)
-
-
-def _expected(model, loss, aggregator):
-    """Hand computation: J by jacrev over the parameters that require grad."""
-    named = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
-    frozen = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
-    Jd = jacrev(lambda p: loss(lambda *a: functional_call(model, (p, frozen), a)))(named)
-    m = next(iter(Jd.values())).shape[0]
-    J = torch.cat([v.reshape(m, -1) for v in Jd.values()], dim=1)
-    d = aggregator(J)
-    return dict(zip(named, d.split([p.numel() for p in named.values()]), strict=True))
-
-
-def _check(model, loss, aggregator=None, *, rtol=1e-10, **kwargs):
-    aggregator = aggregator or UPGrad()
-    expected = _expected(model, loss, aggregator)
-    for p in model.parameters():
-        p.grad = None
-    backward(loss(model), [p for p in model.parameters() if p.requires_grad], aggregator,
-             **kwargs)
-    for k, p in model.named_parameters():
-        if not p.requires_grad:
-            assert p.grad is None
-            continue
-        e = expected[k].reshape(p.shape)
-        assert (p.grad - e).norm() <= rtol * max(1.0, float(e.norm())), k
-
-
-def _mlp(dims, bias=True, act=nn.Tanh, seed=0):
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1], bias=bias))
-        if i < len(dims) - 2:
-            layers.append(act())
-    return nn.Sequential(*layers).to(DT)
-
-
-@pytest.fixture(params=["auto", "kernel", "gradients"])
-def form(request, monkeypatch):
-    if request.param != "auto":
-        monkeypatch.setattr(_layers, "_kernel_cheaper",
-                            lambda *a: request.param == "kernel")
-    return request.param
+from .layer_cases import (
+    DT,
+    _check,
+    _data,
+    _expected,
+    _mlp,
+    _mse,
+    _RawMLP,
+)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -239,152 +192,12 @@ def test_mtl_backward_trunk_layers():
         assert (p.grad - e.reshape(p.shape)).norm() <= 1e-10 * max(1.0, float(e.norm()))
 
 
-def test_per_example_backward_through_the_engine():
-    model = _mlp((4, 8, 1), act=nn.ReLU)
-    x, y = _data(10, 4, 1)
-    named = {k: v.detach() for k, v in model.named_parameters()}
-    Jd = jacrev(lambda p: ((functional_call(model, p, (x,)) - y) ** 2).sum(1))(named)
-    J = torch.cat([v.reshape(10, -1) for v in Jd.values()], dim=1)
-    d = UPGrad()(J).split([p.numel() for p in named.values()])
-    losses = per_example_backward(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y)
-    assert losses.shape == (10,)
-    for p, e in zip(model.parameters(), d, strict=True):
-        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-10 * max(1.0, float(e.norm()))
-
-
 @given(st.lists(st.integers(1, 9), min_size=2, max_size=4), st.integers(1, 12),
        st.booleans(), st.integers(0, 10**6))
 def test_random_mlps(dims, batch, bias, seed):
     model = _mlp(tuple(dims), bias=bias, seed=seed % 1000)
     x, y = _data(batch, dims[0], dims[-1], seed=seed)
     _check(model, lambda f: _mse(f(x), y), rtol=1e-9)
-
-
-# --- per-example Gramians from two backward passes (multiobjective._ghost) -------------------
-
-def _per_example_expected(model, loss_one, x, y):
-    named = {k: v.detach() for k, v in model.named_parameters()}
-
-    def losses(p):
-        return torch.func.vmap(lambda xi, yi: loss_one(
-            lambda *a: functional_call(model, p, a), xi.unsqueeze(0), yi.unsqueeze(0)))(x, y)
-
-    Jd = jacrev(losses)(named)
-    B = x.shape[0]
-    J = torch.cat([v.reshape(B, -1) for v in Jd.values()], dim=1)
-    d = UPGrad()(J.detach())
-    return d.split([p.numel() for p in named.values()])
-
-
-def _spy_ghost(monkeypatch):
-    module = importlib.import_module("jacobite.multiobjective.backward")
-    used: list[bool] = []
-    real = module._ghost_descent
-
-    def spy(*a, **k):
-        used.append(real(*a, **k))
-        return used[-1]
-
-    monkeypatch.setattr(module, "_ghost_descent", spy)
-    return used
-
-
-@pytest.fixture(params=["auto", "ghost", "gradients"])
-def ghost_form(request, monkeypatch):
-    from jacobite.multiobjective import _ghost
-    if request.param != "auto":
-        monkeypatch.setattr(_ghost, "_ghost_cheaper", lambda *a: request.param == "ghost")
-    return request.param
-
-
-def _check_per_example(model, loss_one, x, y, monkeypatch, ghost=True):
-    used = _spy_ghost(monkeypatch)
-    expected = _per_example_expected(model, loss_one, x, y)
-    for p in model.parameters():
-        p.grad = None
-    per_example_backward(model, loss_one, x, y, aggregator=UPGrad())
-    assert used == [ghost]
-    for p, e in zip(model.parameters(), expected, strict=True):
-        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-10 * max(1.0, float(e.norm()))
-
-
-def test_per_example_ghost_mlp(ghost_form, monkeypatch):
-    model = _mlp((4, 9, 6, 2), act=nn.ReLU)
-    x, y = _data(13, 4, 2)
-    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
-
-
-def test_per_example_ghost_tokens(ghost_form, monkeypatch):
-    model = _mlp((3, 5, 2))  # each example is a sequence of 4 tokens: r = 4 rows per example
-    x, y = _data(6, 3, 2, extra=(4,))
-    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).mean(), x, y, monkeypatch)
-
-
-def test_per_example_ghost_with_conv(monkeypatch):
-    torch.manual_seed(5)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 3 * 3, 4),
-                          nn.ReLU(), nn.Linear(4, 1)).to(DT)
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(7, 1, 5, 5, generator=g, dtype=DT)
-    y = torch.randn(7, 1, generator=g, dtype=DT)
-    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
-
-
-def test_per_example_ghost_over_budget_falls_back(monkeypatch):
-    model = _mlp((4, 9, 1))
-    x, y = _data(8, 4, 1)
-    with jacobite.config.memory_budget(1000):  # the ghost pieces need 2.7 kB here
-        _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y,
-                           monkeypatch, ghost=False)
-
-
-def test_ghost_check_rejects_rows_that_mix_examples():
-    from jacobite.multiobjective._ghost import ghost_pieces
-    model = _mlp((4, 5, 3))
-    x, _ = _data(6, 4, 3)
-    z = model(x)
-    losses = (z * z.roll(1, dims=0)).sum(1)  # loss b reads rows b and b - 1
-    layers, _ = _layers.find_dense_layers([losses], list(model.parameters()))
-    assert ghost_pieces(losses, layers) is None
-    honest = (z ** 2).sum(1)
-    layers, _ = _layers.find_dense_layers([honest], list(model.parameters()))
-    pieces = ghost_pieces(honest, layers)
-    assert pieces is not None and all(p.gramian.shape == (6, 6) for p in pieces)
-
-
-@given(st.lists(st.integers(1, 7), min_size=2, max_size=4), st.integers(2, 9), st.booleans(),
-       st.integers(0, 10**6))
-def test_per_example_random_mlps(dims, batch, bias, seed):
-    model = _mlp((*dims, 1), bias=bias, seed=seed % 1000)
-    x, y = _data(batch, dims[0], 1, seed=seed)
-
-    def loss_one(f, xi, yi):
-        return ((f(xi) - yi) ** 2).sum()
-
-    expected = _per_example_expected(model, loss_one, x, y)
-    per_example_backward(model, loss_one, x, y, aggregator=UPGrad())
-    for p, e in zip(model.parameters(), expected, strict=True):
-        assert (p.grad - e.reshape(p.shape)).norm() <= 1e-9 * max(1.0, float(e.norm()))
-        p.grad = None
-
-
-class _RawMLP(nn.Module):
-    """Weights stored d_in × d_out and applied as ``x @ W`` (mm), ``addmm(b, x, W)`` and
-    ``x @ W + b`` (the bias a separate add after the product)."""
-
-    def __init__(self, d: int = 4, h1: int = 7, h2: int = 6) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(11)
-        self.W1 = nn.Parameter(torch.randn(d, h1, generator=g, dtype=DT) / 2)
-        self.W2 = nn.Parameter(torch.randn(h1, h2, generator=g, dtype=DT) / 2)
-        self.b2 = nn.Parameter(torch.randn(h2, generator=g, dtype=DT))
-        self.W3 = nn.Parameter(torch.randn(h2, 2, generator=g, dtype=DT) / 2)
-        self.b3 = nn.Parameter(torch.randn(2, generator=g, dtype=DT))
-
-    def forward(self, x):
-        h = torch.tanh(x @ self.W1)
-        h = torch.relu(torch.addmm(self.b2, h, self.W2))
-        return h @ self.W3 + self.b3
 
 
 def test_x_at_w_layers(form):
@@ -396,12 +209,6 @@ def test_x_at_w_layers(form):
     assert {id(ly.bias) for ly in layers if ly.bias is not None} == {id(model.b2), id(model.b3)}
     assert rest == []
     _check(model, lambda f: _mse(f(x), y))
-
-
-def test_per_example_x_at_w_layers(ghost_form, monkeypatch):
-    model = _RawMLP()
-    x, y = _data(8, 4, 2)
-    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
 
 
 def _spy_cholesky(monkeypatch):
@@ -497,24 +304,6 @@ def test_bias_added_after_the_product(form, variant, claimed):
     assert (model.b1 in rest) == (not claimed)
     assert next(ly for ly in layers if ly.weight is model.W2).bias is model.b2
     _check(model, lambda f: _mse(f(x), y))
-
-
-def test_per_example_linear_biases_are_layer_biases(monkeypatch):
-    """Under vmap, nn.Linear records ``mm`` and an add of ``1·b``: the biases join their layers
-    (no per-sample gradients recomputed for them) and the result is unchanged."""
-    bw = importlib.import_module("jacobite.multiobjective.backward")
-    model = _mlp((5, 8, 6, 1), act=nn.ReLU)
-    x, y = _data(9, 5, 1)
-    calls = []
-    real = bw.vmap
-
-    def spy(fn, *a, **k):
-        calls.append(getattr(fn, "__name__", type(fn).__name__))
-        return real(fn, *a, **k)
-
-    monkeypatch.setattr(bw, "vmap", spy)
-    _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
-    assert len(calls) == 1  # the forward only: no vmap(grad) for leftover biases
 
 
 @pytest.mark.parametrize("transpose", [
