@@ -33,6 +33,26 @@ def _median_ms(fn, repeats: int) -> float:
     return sorted(ts)[len(ts) // 2] * 1e3
 
 
+def _torchjd_ms(losses, params, before, after, repeats: int) -> str:
+    """TorchJD's step (``autojac.backward`` + ``jac_to_grad`` with its UPGrad) between
+    ``before()`` and ``after()``, or a dash where TorchJD is not installed."""
+    try:
+        from torchjd.aggregation import UPGrad as TorchJDUPGrad
+        from torchjd.autojac import backward as tjd_backward
+        from torchjd.autojac import jac_to_grad
+    except ImportError:
+        return "— (not installed)"
+    tagg = TorchJDUPGrad()
+
+    def theirs():
+        before()
+        tjd_backward(losses())
+        jac_to_grad(params, tagg)
+        after()
+
+    return f"{_median_ms(theirs, repeats):.3g}"
+
+
 def _step_row(m: int, repeats: int) -> str:
     from jacobite.multiobjective.aggregators import UPGrad
     from jacobite.multiobjective.backward import backward
@@ -58,23 +78,7 @@ def _step_row(m: int, repeats: int) -> str:
         torch.autograd.grad(losses(), params, eye, is_grads_batched=True)
 
     t_ours, t_floor = _median_ms(ours, repeats), _median_ms(floor, repeats)
-    tjd = "— (not installed)"
-    try:
-        from torchjd.aggregation import UPGrad as TorchJDUPGrad
-        from torchjd.autojac import backward as tjd_backward
-        from torchjd.autojac import jac_to_grad
-    except ImportError:
-        pass
-    else:
-        tagg = TorchJDUPGrad()
-
-        def theirs():
-            opt.zero_grad()
-            tjd_backward(losses())
-            jac_to_grad(params, tagg)
-            opt.step()
-
-        tjd = f"{_median_ms(theirs, repeats):.3g}"
+    tjd = _torchjd_ms(losses, params, opt.zero_grad, opt.step, repeats)
     return f"| {m} | {t_ours:.3g} | {t_floor:.3g} | {t_ours / t_floor:.2f} | {tjd} |"
 
 
@@ -106,22 +110,7 @@ def _per_example_row(b: int, repeats: int) -> str:
                              aggregator=agg)
 
     t1, t2 = _median_ms(ours, repeats), _median_ms(ours_pe, repeats)
-    tjd = "— (not installed)"
-    try:
-        from torchjd.aggregation import UPGrad as TorchJDUPGrad
-        from torchjd.autojac import backward as tjd_backward
-        from torchjd.autojac import jac_to_grad
-    except ImportError:
-        pass
-    else:
-        tagg = TorchJDUPGrad()
-
-        def theirs():
-            zero()
-            tjd_backward(losses())
-            jac_to_grad(params, tagg)
-
-        tjd = f"{_median_ms(theirs, repeats):.3g}"
+    tjd = _torchjd_ms(losses, params, zero, lambda: None, repeats)
     return f"| per example, m = batch = {b} | {t1:.3g} (per_example_backward {t2:.3g}) | {tjd} |"
 
 

@@ -123,7 +123,7 @@ def _bias_after(node: Any, users: dict[Any, list[tuple[Any, int]]], ids: set[int
     then the bias gradient is the product's output gradient summed over its rows."""
     cur = node
     while len(users.get(cur, ())) == 1:
-        nxt, pos = users[cur][0]
+        nxt, _ = users[cur][0]
         if type(nxt).__name__ not in _VIEWS:
             break
         cur = nxt
@@ -177,8 +177,6 @@ def find_dense_layers(outputs: Sequence[Tensor],
                 layer.bias = b
         elif name == "MmBackward0":
             layer.bias = _bias_after(node, users, ids, layer.d_out)
-        if layer.bias is not None and id(layer.bias) in claimed:
-            layer.bias = None
         claimed.add(id(weight))
         if layer.bias is not None:
             claimed.add(id(layer.bias))
