@@ -188,11 +188,18 @@ _TRI_MIN_ROWS = 128  # below this, K Gᵢ as one dense product
 _TRI_BLOCKS = 4
 
 
-def _kernel_cheaper(m: int, R: int, d_in: int, d_out: int) -> bool:
-    """Multiply-adds of the kernel form (K, its Cholesky factor, Lᵀ Gᵢ block-triangular,
-    the Gram matrix, the update) against the gradient form (the m rows, their Gram matrix,
-    Σ wᵢ ·)."""
-    k = _TRI_BLOCKS if R >= _TRI_MIN_ROWS else 1  # (the CPU's count: a GPU uses k = 1)
+def _triangular(R: int, device: torch.device | str = "cpu") -> bool:
+    """Whether the kernel form goes through K's Cholesky factor: enough rows for the blocks to
+    pay, and a CPU (on a GPU, latency rules, not multiply-adds)."""
+    return R >= _TRI_MIN_ROWS and torch.device(device).type == "cpu"
+
+
+def _kernel_cheaper(m: int, R: int, d_in: int, d_out: int,
+                    device: torch.device | str = "cpu") -> bool:
+    """Multiply-adds of the kernel form (K, its Cholesky factor where :func:`_triangular`,
+    Lᵀ Gᵢ block-triangular, the Gram matrix, the update) against the gradient form (the m
+    rows, their Gram matrix, Σ wᵢ ·)."""
+    k = _TRI_BLOCKS if _triangular(R, device) else 1
     tri = R ** 3 // 3 if k > 1 else 0
     kernel = (R * R * d_in + tri + m * R * R * d_out * (k + 1) // (2 * k)
               + m * m * R * d_out + R * d_in * d_out)
@@ -208,7 +215,7 @@ def _kernel_gramian(K: Tensor, Gout: Tensor) -> Tensor:
     entries are as accurate as the dense product's; where it fails (K singular: fewer distinct
     inputs than rows) the dense product is used."""
     m, R, _ = Gout.shape
-    if R >= _TRI_MIN_ROWS and K.device.type == "cpu":  # on a GPU, latency rules, not MACs
+    if _triangular(R, K.device):
         L, info = torch.linalg.cholesky_ex(K)
         if int(info) == 0:
             U = L.mT.contiguous()
@@ -230,7 +237,7 @@ class _LayerPiece:
         m, R, d_out = Gout.shape
         X = layer.x.to(Gout.dtype)
         bias = layer.bias is not None
-        self.kernel = _kernel_cheaper(m, R, X.shape[1] + bias, d_out)
+        self.kernel = _kernel_cheaper(m, R, X.shape[1] + bias, d_out, X.device)
         if self.kernel:
             K = X @ X.T
             if bias:
