@@ -63,6 +63,21 @@ def _mlp(dims, bias=True, act=nn.Tanh, seed=0):
     return nn.Sequential(*layers).to(DT)
 
 
+def _conv_mlp(b: int, size: int, channels: int, hidden: int, out: int, act: type, *,
+              seed: int, data_seed: int):
+    """Conv2d(1 → channels, 3×3), act, flatten, Linear → hidden, the other activation, Linear →
+    out, and a batch of b single-channel size × size images with targets."""
+    torch.manual_seed(seed)
+    other = nn.Tanh if act is nn.ReLU else nn.ReLU
+    model = nn.Sequential(nn.Conv2d(1, channels, 3), act(), nn.Flatten(),
+                          nn.Linear(channels * (size - 2) ** 2, hidden), other(),
+                          nn.Linear(hidden, out)).to(DT)
+    g = torch.Generator().manual_seed(data_seed)
+    x = torch.randn(b, 1, size, size, generator=g, dtype=DT)
+    y = torch.randn(b, out, generator=g, dtype=DT)
+    return model, x, y
+
+
 def _per_example_expected(model, loss_one, x, y):
     named = {k: v.detach() for k, v in model.named_parameters()}
 

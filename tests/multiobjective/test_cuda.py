@@ -19,6 +19,8 @@ from jacobite.multiobjective import aggregators as agg
 from jacobite.multiobjective.backward import backward, mtl_backward, per_example_backward
 from jacobite.multiobjective.gramian import gramian
 
+from .layer_cases import _expected
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 
 DETERMINISTIC = ["UPGrad", "DualProj", "MGDA", "CAGrad", "IMTLG", "AlignedMTL",
@@ -99,6 +101,11 @@ def test_backward_layerwise_on_the_gpu(monkeypatch, form, m):
         backward(((mod(x.to(dev)) - y.to(dev)) ** 2).mean(0), mod.parameters(), agg.UPGrad())
 
     _same_on_both(model, step)
+    # and against J by jacrev on the CPU (no layer-wise engine): G = JJᵀ, weights, Jᵀw
+    expected = _expected(model, lambda f: ((f(x) - y) ** 2).mean(0), agg.UPGrad())
+    for got, e in zip(_grads_on("cuda", model, step), expected.values(), strict=True):
+        torch.testing.assert_close(got, e.reshape(got.shape), rtol=1e-7,
+                                   atol=1e-7 * float(e.abs().max()))
 
 
 def test_backward_float32_tracks_float64_on_the_gpu():

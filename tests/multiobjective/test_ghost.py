@@ -19,8 +19,8 @@ from jacobite.multiobjective.aggregators import UPGrad
 from jacobite.multiobjective.backward import per_example_backward
 
 from .layer_cases import (
-    DT,
     _check_per_example,
+    _conv_mlp,
     _data,
     _mlp,
     _per_example_expected,
@@ -54,12 +54,7 @@ def test_per_example_ghost_tokens(ghost_form, monkeypatch):
 
 
 def test_per_example_ghost_with_conv(monkeypatch):
-    torch.manual_seed(5)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 3 * 3, 4),
-                          nn.ReLU(), nn.Linear(4, 1)).to(DT)
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(7, 1, 5, 5, generator=g, dtype=DT)
-    y = torch.randn(7, 1, generator=g, dtype=DT)
+    model, x, y = _conv_mlp(7, 5, 2, 4, 1, nn.Tanh, seed=5, data_seed=3)
     _check_per_example(model, lambda f, xi, yi: ((f(xi) - yi) ** 2).sum(), x, y, monkeypatch)
 
 

@@ -24,6 +24,7 @@ from jacobite.multiobjective.backward import backward, mtl_backward
 from .layer_cases import (
     DT,
     _check,
+    _conv_mlp,
     _data,
     _expected,
     _mlp,
@@ -122,12 +123,7 @@ def test_params_subset(form):
 
 
 def test_conv_and_linear():
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5),
-                          nn.Tanh(), nn.Linear(5, 3)).to(DT)
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(6, 1, 6, 6, generator=g, dtype=DT)
-    y = torch.randn(6, 3, generator=g, dtype=DT)
+    model, x, y = _conv_mlp(6, 6, 3, 5, 3, nn.ReLU, seed=3, data_seed=2)
     layers, rest = _layers.find_dense_layers([_mse(model(x), y)], list(model.parameters()))
     assert len(layers) == 2 and {id(p) for p in rest} == {id(model[0].weight), id(model[0].bias)}
     _check(model, lambda f: _mse(f(x), y))
@@ -332,8 +328,17 @@ def test_every_spelling_of_the_transpose(form, transpose):
 
 
 def test_a_permute_that_is_not_a_transpose_is_left_alone():
-    W = nn.Parameter(torch.randn(4, 4, dtype=DT))
-    x = torch.randn(5, 4, dtype=DT)
-    out = ((x @ W.permute(0, 1)) ** 2).mean(0)  # the identity permutation: x @ W
-    layers, _ = _layers.find_dense_layers([out], [W])
-    assert [ly.transposed for ly in layers] in ([], [True])
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = nn.Parameter(torch.randn(4, 4, generator=torch.Generator().manual_seed(1),
+                                              dtype=DT))
+
+        def forward(self, x):
+            return x @ self.W.permute(0, 1)  # the identity permutation: x @ W
+
+    model = Model()
+    x, y = _data(5, 4, 4)
+    layers, _ = _layers.find_dense_layers([_mse(model(x), y)], [model.W])
+    assert layers == []  # neither a transpose nor the parameter itself: plain rows
+    _check(model, lambda f: _mse(f(x), y))
