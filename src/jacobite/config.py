@@ -13,11 +13,12 @@ True
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 from collections.abc import Iterator
 
-from .errors import JacobiteError
+from .errors import ArgumentTypeError, InvalidOptionError
 
 __all__ = ["format_bytes", "get_memory_budget", "memory_budget", "parse_bytes", "set_memory_budget"]
 
@@ -38,22 +39,27 @@ def parse_bytes(value: int | float | str) -> int:
     >>> parse_bytes("1.5 KiB")
     1536
     """
-    if isinstance(value, bool):
-        raise JacobiteError("a memory size must be a number of bytes or a string like '512 MiB'")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ArgumentTypeError(
+            f"a memory size must be a number of bytes or a string like '512 MiB', got {value!r}"
+        )
     if isinstance(value, (int, float)):
-        if value <= 0:
-            raise JacobiteError(f"memory size must be positive, got {value}")
+        if not math.isfinite(value) or value <= 0:
+            raise InvalidOptionError(
+                f"memory size must be a positive, finite number of bytes, got {value}; "
+                "write e.g. 2**30 or '1 GiB' (there is no unlimited budget: name a large one)"
+            )
         return int(value)
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
     if not m or m.group(2).lower() not in _UNITS:
-        raise JacobiteError(
+        raise InvalidOptionError(
             f"cannot read memory size {value!r}; write a number of bytes or e.g. '512 MiB', '2 GiB'"
         )
     from fractions import Fraction  # exact for long integer strings, unlike float
 
     n = int(Fraction(m.group(1)) * _UNITS[m.group(2).lower()])
     if n <= 0:
-        raise JacobiteError(f"memory size must be positive, got {value!r}")
+        raise InvalidOptionError(f"memory size must be positive, got {value!r}; e.g. '512 MiB'")
     return n
 
 

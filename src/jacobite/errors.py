@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArgnumsError",
+    "ArgumentTypeError",
     "ConvergenceError",
     "DtypeError",
     "ExpressionError",
@@ -48,6 +49,10 @@ class JacobiteWarning(UserWarning):
 
 class InvalidOptionError(JacobiteError, ValueError):
     """An option has a value outside its allowed set (an unknown method, a negative step)."""
+
+
+class ArgumentTypeError(JacobiteError, TypeError):
+    """An argument has the wrong type: a non-callable ``f``, a string where a number belongs."""
 
 
 class NonFiniteInputError(JacobiteError, ValueError):
