@@ -128,10 +128,10 @@ class JacobianOperator(abc.ABC):
 
     # ------------------------------------------------------------------ products
     @abc.abstractmethod
-    def _mv(self, v: torch.Tensor) -> torch.Tensor: ...
+    def _mv(self, v: torch.Tensor, /) -> torch.Tensor: ...
 
     @abc.abstractmethod
-    def _rmv(self, u: torch.Tensor) -> torch.Tensor: ...
+    def _rmv(self, u: torch.Tensor, /) -> torch.Tensor: ...
 
     def _batched(self, fn: Any, mat: torch.Tensor, out_rows: int) -> torch.Tensor:
         if mat.shape[1] == 0:
@@ -143,10 +143,10 @@ class JacobianOperator(abc.ABC):
                 self._vmap_ok = False
         return torch.stack([fn(mat[:, j]) for j in range(mat.shape[1])], dim=1)
 
-    def _mm(self, V: torch.Tensor) -> torch.Tensor:
+    def _mm(self, V: torch.Tensor, /) -> torch.Tensor:
         return self._batched(self._mv, V, self._shape[0])
 
-    def _rmm(self, U: torch.Tensor) -> torch.Tensor:
+    def _rmm(self, U: torch.Tensor, /) -> torch.Tensor:
         return self._batched(self._rmv, U, self._shape[1])
 
     def mv(self, v: torch.Tensor) -> torch.Tensor:

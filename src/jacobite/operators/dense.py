@@ -47,7 +47,8 @@ class DenseOperator(JacobianOperator):
         if isinstance(tags, str) and tags == "infer":
             tags = infer_tags(matrix)
             check_tags = False
-        super().__init__(tuple(matrix.shape), matrix.dtype, matrix.device, tags, rank_bound)
+        super().__init__((matrix.shape[0], matrix.shape[1]), matrix.dtype, matrix.device, tags,
+                         rank_bound)
         self.matrix = matrix
         if check_tags is None:
             check_tags = matrix.shape[0] <= CHECK_TAGS_MAX_N

@@ -59,7 +59,7 @@ class FunctionOperator(JacobianOperator):
         if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
             raise DtypeError(f"dtype must be a floating torch.dtype, got {dtype!r}; pass e.g. "
                              f"dtype=torch.float64")
-        super().__init__(tuple(shape), dtype, device, tags, rank_bound)
+        super().__init__((shape[0], shape[1]), dtype, device, tags, rank_bound)
         self._fmv, self._frmv, self._fmm, self._frmm = mv, rmv, mm, rmm
         self.name = name
 

@@ -139,16 +139,16 @@ class DiagonalPlusLowRank(JacobianOperator):
                 op._tags = close_tags(op.tags | {PSD})
         return op
 
-    def _mv(self, v: torch.Tensor) -> torch.Tensor:
+    def _mv(self, v: torch.Tensor, /) -> torch.Tensor:
         return self.d * v + self.U @ (self.core @ (self.V.mT @ v))
 
-    def _rmv(self, u: torch.Tensor) -> torch.Tensor:
+    def _rmv(self, u: torch.Tensor, /) -> torch.Tensor:
         return self.d * u + self.V @ (self.core.mT @ (self.U.mT @ u))
 
-    def _mm(self, X: torch.Tensor) -> torch.Tensor:
+    def _mm(self, X: torch.Tensor, /) -> torch.Tensor:
         return self.d[:, None] * X + self.U @ (self.core @ (self.V.mT @ X))
 
-    def _rmm(self, X: torch.Tensor) -> torch.Tensor:
+    def _rmm(self, X: torch.Tensor, /) -> torch.Tensor:
         return self.d[:, None] * X + self.V @ (self.core.mT @ (self.U.mT @ X))
 
     def _transpose(self) -> JacobianOperator:

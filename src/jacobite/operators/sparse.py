@@ -53,7 +53,7 @@ class SparseOperator(JacobianOperator):
                                       csr.col_indices().to(device or csr.device),
                                       csr.values().to(dtype=dtype or csr.dtype,
                                                       device=device or csr.device),
-                                      tuple(csr.shape))
+                                      (csr.shape[0], csr.shape[1]))
         else:
             raise DtypeError(
                 f"SparseOperator needs a scipy.sparse matrix or a torch sparse tensor, got "
@@ -64,7 +64,7 @@ class SparseOperator(JacobianOperator):
         if not (csr.dtype.is_floating_point or csr.dtype.is_complex):
             raise DtypeError(f"SparseOperator needs a floating dtype, got {csr.dtype}; pass "
                              f"dtype=torch.float64")
-        super().__init__(tuple(csr.shape), csr.dtype, csr.device, tags, rank_bound)
+        super().__init__((csr.shape[0], csr.shape[1]), csr.dtype, csr.device, tags, rank_bound)
         self.matrix = csr
         self._csr_t: torch.Tensor | None = None
         if check_tags is None:
