@@ -42,6 +42,9 @@ class Problem:
     (2, 2, 1, (2,))
     """
 
+    dtype: torch.dtype
+    device: torch.device | None
+
     def __init__(self, f: Callable[..., Any], x: Any, args: tuple, kwargs: dict | None,
                  *, method: str) -> None:
         if not callable(f):
@@ -113,7 +116,7 @@ class Problem:
                 f"x has dtype {arr.dtype}, which is not a real number type; "
                 "pass real numbers, e.g. np.asarray(x, dtype=float)"
             )
-        self.dtype = np.dtype(np.float64)
+        self.dtype = torch.float64  # the trial points' precision (NumPy float64)
         self.device = None
         self.in_shape = tuple(arr.shape)
         self.in_eps = float(np.finfo(np.float64).eps)

@@ -258,11 +258,11 @@ def richardson(p: Problem, step: np.ndarray | None = None
     best_t, best_e, best_row = w.best(lo)
     missing = ~np.isfinite(best_e)
     if missing.any():
-        cols = sorted({int(c) for c in np.argwhere(missing)[:, 0]})
-        cause = next((w.failure[c] for c in cols if c in w.failure), None)
+        bad = sorted({int(c) for c in np.argwhere(missing)[:, 0]})
+        cause = next((w.failure[c] for c in bad if c in w.failure), None)
         raise NonFiniteInputError(
             f"f is not finite (or raised) at every trial point along flat input index(es) "
-            f"{cols[:5]}, although f(x) is finite: x is too close to the edge of f's domain "
+            f"{bad[:5]}, although f(x) is finite: x is too close to the edge of f's domain "
             "for the default steps; pass a smaller step=... (the largest step tried)"
         ) from cause
     err = best_e + 2 * p.eps * np.abs(best_t)
