@@ -9,7 +9,7 @@ points (:mod:`jacobite.extrema.numeric`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -84,14 +84,17 @@ def critical_points(f: str | Any | Callable[[torch.Tensor], torch.Tensor], varia
                                  "or rows of starts) or box=[(low, high), ...]")
     starts = starting_points(x0, box, n_starts=n_starts, seed=seed)
     names = None
+    fn: Callable[[torch.Tensor], torch.Tensor]
     if expression:
         from ..symbolic import to_torch
 
-        fn = to_torch(f, variables)
-        names = [s.name for s in fn.variables]
-        f = fn
-    elif variables is not None:
-        names = [v.strip() for v in variables.split(",")] if isinstance(variables, str) \
-            else [str(v) for v in variables]
-    return newton_critical_points(f, starts, names=names, box=box, tol=tol, max_iter=max_iter,
+        tf = to_torch(f, variables)
+        names = [s.name for s in tf.variables]
+        fn = tf
+    else:
+        fn = cast(Callable[[torch.Tensor], torch.Tensor], f)  # callable: checked above
+        if variables is not None:
+            names = [v.strip() for v in variables.split(",")] if isinstance(variables, str) \
+                else [str(v) for v in variables]
+    return newton_critical_points(fn, starts, names=names, box=box, tol=tol, max_iter=max_iter,
                                   eig_tol=eig_tol)

@@ -67,8 +67,8 @@ def exact_critical_points(expr: Any, variables: Any = None) -> list[CriticalPoin
     syms = resolve_variables(items, variables)
     params = f.free_symbols - set(syms)
     if params:
-        names = ", ".join(sorted(s.name for s in params))
-        raise ExpressionError(f"f depends on {names}, which are not variables; substitute values "
+        unknown = ", ".join(sorted(s.name for s in params))
+        raise ExpressionError(f"f depends on {unknown}, which are not variables; substitute values "
                               "for them or list them in variables=...")
     names = [s.name for s in syms]
     grad = [sp.diff(f, s) for s in syms]
