@@ -54,10 +54,10 @@ def figure_and_axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 5.0)
     if not isinstance(ax, Axes):
         raise InvalidOptionError(f"ax must be a matplotlib Axes (or None for a new figure), got "
                                  f"{type(ax).__name__}")
-    fig = ax.figure
-    while not isinstance(fig, Figure):  # a SubFigure: climb to the root figure
-        fig = fig.figure
-    return fig, ax
+    root = ax.figure
+    while not isinstance(root, Figure):  # a SubFigure: climb to the root figure
+        root = root.figure
+    return root, ax
 
 
 def save_figure(fig: Figure, path: PathLike, *, dpi: int = 120) -> Path:
@@ -114,7 +114,7 @@ def as_matrix(J: Any, what: str = "a heatmap") -> np.ndarray:
         _fits(*J.shape, what)
         a = J.to_dense().detach().cpu().numpy()
     elif sp.issparse(J):
-        _fits(*J.shape, what)
+        _fits(J.shape[0], J.shape[1], what)
         a = J.toarray()
     elif isinstance(J, torch.Tensor):
         if J.layout != torch.strided:

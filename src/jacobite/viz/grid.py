@@ -107,6 +107,7 @@ def deformed_grid(f: Callable[[torch.Tensor], torch.Tensor], xlim: tuple[float, 
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
     lo, hi = float(D.min()), float(D.max())
+    norm: Normalize
     if lo < 0 < hi:  # a fold: full-strength blue for det < 0 however small, white at 0
         norm, default = TwoSlopeNorm(vcenter=0.0, vmin=lo, vmax=hi), "RdBu_r"
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -81,7 +81,8 @@ def heatmap(J: Any, ax: Axes | None = None, *, title: str | None = None, labels:
                                  f"{annotate!r}")
     fig, ax = figure_and_axes(ax)
     norm = centred_norm(M)
-    aspect = "equal" if max(m, n) <= 12 and max(m, n) <= 4 * min(m, n) else "auto"
+    square = max(m, n) <= 12 and max(m, n) <= 4 * min(m, n)
+    aspect: Literal["equal", "auto"] = "equal" if square else "auto"
     image = ax.imshow(np.ma.masked_invalid(M), cmap=colormap(cmap), norm=norm,
                       interpolation="nearest", aspect=aspect)
     ax.set_title(title if title is not None else f"Jacobian ({m}×{n})")
