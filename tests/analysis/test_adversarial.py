@@ -136,3 +136,19 @@ def test_digits_example_regularisation_helps_under_pgd():
     assert plain["clean"] > 0.9 and abs(reg["clean"] - plain["clean"]) < 0.05
     assert reg["pgd"] >= plain["pgd"] + 0.1  # seeded: 0.34 → 0.69 with 10 steps
     assert reg["frobenius2"] < plain["frobenius2"] / 10
+
+
+def test_pgd_seed_none_follows_torch_manual_seed_and_int_repeats() -> None:
+    model = torch.nn.Linear(4, 3).double()
+    x, y = torch.zeros(5, 4, dtype=torch.float64), torch.zeros(5, dtype=torch.long)
+
+    def attack(seed):
+        return pgd(model, x, y, eps=0.3, steps=1, alpha=0.0, seed=seed)
+
+    torch.manual_seed(3)
+    a = attack(None)
+    torch.manual_seed(3)
+    torch.testing.assert_close(attack(None), a, rtol=0, atol=0)
+    torch.testing.assert_close(attack(11), attack(11), rtol=0, atol=0)
+    assert not torch.equal(attack(11), attack(12))
+    assert (a - x).abs().max() <= 0.3

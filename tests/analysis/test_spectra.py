@@ -19,6 +19,7 @@ from jacobite.analysis.spectra import (
     top_singular,
 )
 from jacobite.errors import (
+    ArgumentTypeError,
     InvalidOptionError,
     JacobiteWarning,
     NonFiniteInputError,
@@ -94,11 +95,47 @@ def test_float32_products_still_converge() -> None:
     assert spectral_norm(net, x) == pytest.approx(float(torch.linalg.svdvals(J)[0]), rel=1e-6)
 
 
-def test_maxiter_warns_when_not_converged() -> None:
+def test_max_iter_warns_when_not_converged() -> None:
     A = _mat(60, 60, 5)
-    with pytest.warns(JacobiteWarning, match="maxiter"):
-        r = top_singular(A, maxiter=3)
+    with pytest.warns(JacobiteWarning, match="max_iter"):
+        r = top_singular(A, max_iter=3)
     assert not r.converged and r.iterations == 3
+
+
+@pytest.mark.parametrize("fn", [top_singular, spectral_norm, condition_number])
+def test_maxiter_is_a_deprecated_spelling_of_max_iter(fn) -> None:
+    A = _mat(8, 8, 3)
+    with pytest.warns(DeprecationWarning, match="max_iter=8"):
+        old = fn(A, maxiter=8, exact=False) if fn is condition_number else fn(A, maxiter=8)
+    new = fn(A, max_iter=8, exact=False) if fn is condition_number else fn(A, max_iter=8)
+    if fn is top_singular:
+        old, new = old.values, new.values
+    assert torch.equal(torch.as_tensor(old), torch.as_tensor(new))
+    with pytest.raises(InvalidOptionError, match="pass only max_iter"):
+        fn(A, maxiter=8, max_iter=8)
+
+
+def _fn_slq(seed):
+    A = _mat(300, 300, 2) + 20 * torch.eye(300, dtype=F64)
+    return logabsdet(_fn_op(A), method="slq", nprobe=2, steps=5, seed=seed).value
+
+
+@pytest.mark.parametrize("estimate", [
+    lambda seed: frobenius_norm(_mat(6, 5, 1), nproj=3, seed=seed).value,
+    _fn_slq,
+    lambda seed: top_singular(lambda v: torch.sin(v) * v, torch.linspace(-1, 1, 7, dtype=F64),
+                              1, seed=seed, max_iter=2).values[0].item(),
+])
+@pytest.mark.filterwarnings("ignore::jacobite.errors.JacobiteWarning")
+def test_seed_none_follows_torch_manual_seed_and_int_repeats(estimate) -> None:
+    torch.manual_seed(123)
+    a = estimate(None)
+    torch.manual_seed(123)
+    assert estimate(None) == a
+    assert estimate(5) == estimate(5)
+    torch.manual_seed(7)
+    b = estimate(None)
+    assert b != a
 
 
 @given(m=st.integers(1, 20), n=st.integers(1, 20), seed=st.integers(0, 10_000))
@@ -209,7 +246,7 @@ def test_errors_name_the_fix() -> None:
         spectral_norm(DenseOperator(A), torch.ones(4))
     with pytest.raises(ShapeError, match="2-D"):
         spectral_norm(torch.ones(3))
-    with pytest.raises(InvalidOptionError):
+    with pytest.raises(ArgumentTypeError, match="must be"):
         spectral_norm(42)
 
 

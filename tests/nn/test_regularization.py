@@ -94,3 +94,17 @@ def test_errors():
         jacobian_penalty(model, torch.zeros(2, 5, dtype=torch.long))
     with pytest.raises(InvalidOptionError):
         jacobian_penalty(model, torch.randn(2, 5, dtype=D), output=torch.zeros(2, 4, dtype=D))
+
+
+def test_jacobian_penalty_seed_none_follows_torch_manual_seed() -> None:
+    W = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = torch.ones(2, 4, dtype=torch.float64)
+
+    def penalty(seed):
+        return jacobian_penalty(lambda b: torch.tanh(b @ W.T), x, nproj=1, seed=seed)
+
+    torch.manual_seed(5)
+    a = penalty(None)
+    torch.manual_seed(5)
+    assert torch.equal(penalty(None), a)
+    assert torch.equal(penalty(9), penalty(9))

@@ -131,5 +131,5 @@ def test_singular_solve_names_the_fix():
 
 def test_unknown_solve_method():
     F = FunctionOperator((2, 2), lambda v: v, dtype=DT)
-    with pytest.raises(InvalidOptionError, match="'gmres', 'cg' or 'dense'"):
+    with pytest.raises(InvalidOptionError, match="'gmres', 'cg', 'dense'"):
         F.solve(torch.ones(2, dtype=DT), method="lu")

@@ -9,7 +9,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 import jacobite.config
-from jacobite.errors import JacobianTooLarge, UnsupportedOperationError
+from jacobite.errors import InvalidOptionError, JacobianTooLarge, UnsupportedOperationError
 from jacobite.operators import (
     BlockDiagonal,
     Composed,
@@ -183,8 +183,22 @@ def test_function_operator_iterative_solves():
 def test_function_operator_convergence_error():
     A = torch.diag(torch.logspace(0, 8, 40, dtype=DT)) + torch.triu(rnd(40, 40), 1)
     F = FunctionOperator((40, 40), lambda v: A @ v, dtype=DT)
-    with pytest.raises(ConvergenceError, match="maxiter"):
-        F.solve(rnd(40), maxiter=1)
+    with pytest.raises(ConvergenceError, match="max_iter"):
+        F.solve(rnd(40), max_iter=1)
+
+
+def test_function_operator_solve_maxiter_is_deprecated():
+    A = torch.diag(torch.arange(1.0, 6.0, dtype=DT))
+    F = FunctionOperator((5, 5), lambda v: A @ v, dtype=DT)
+    b = torch.ones(5, dtype=DT)
+    with pytest.warns(DeprecationWarning, match="max_iter=50"):
+        old = F.solve(b, maxiter=50)
+    torch.testing.assert_close(old, F.solve(b, max_iter=50))
+    torch.testing.assert_close(old, torch.linalg.solve(A, b))
+    with pytest.raises(InvalidOptionError, match="pass only max_iter"):
+        F.solve(b, maxiter=5, max_iter=5)
+    with pytest.raises(InvalidOptionError, match="max_iter"):
+        F.solve(b, max_iter=0)
 
 
 def test_function_operator_respects_budget():

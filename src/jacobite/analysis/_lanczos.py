@@ -10,7 +10,7 @@
 
 >>> import torch
 >>> P = Products.build(torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)), None)
->>> r = bidiagonalize(P, k=1, tol=1e-12, maxiter=10, seed=0)
+>>> r = bidiagonalize(P, k=1, tol=1e-12, max_iter=10, seed=0)
 >>> round(float(r.values[0]), 12), r.converged
 (3.0, True)
 """
@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import _validate
 from ..errors import (
+    ArgumentTypeError,
     InvalidOptionError,
     NonFiniteInputError,
     ShapeError,
@@ -68,12 +70,15 @@ class Products:
             return Products(A.shape[0], A.shape[1], lambda v: (A @ v.to(A.dtype)).to(F64),
                             lambda u: (A.mT @ u.to(A.dtype)).to(F64), A.dtype, A.device)
         if callable(obj):
-            if not isinstance(x, torch.Tensor):
+            if x is None:
                 raise InvalidOptionError("a callable f needs the point x (a tensor) at which "
                                          "to take its Jacobian: spectral_norm(f, x)")
+            if not isinstance(x, torch.Tensor):
+                raise ArgumentTypeError(f"x must be a tensor (the point at which to take the "
+                                        f"Jacobian of f), got {type(x).__name__}")
             return _from_function(obj, x)
-        raise InvalidOptionError(f"expected a JacobianOperator, a 2-D tensor, or a callable "
-                                 f"with x, got {type(obj).__name__}")
+        raise ArgumentTypeError(f"f_or_operator must be a JacobianOperator, a 2-D tensor, or a "
+                                f"callable f passed with x, got {type(obj).__name__}")
 
     def mm(self, V: torch.Tensor) -> torch.Tensor:
         """``J V`` for ``V`` ``(n, k)`` (vmapped in chunks; column by column if vmap fails)."""
@@ -216,7 +221,7 @@ def _orth(w: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     return w
 
 
-def _fresh(size: int, Q: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
+def _fresh(size: int, Q: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor | None:
     """A random unit vector orthogonal to ``Q`` (``None`` once ``Q`` spans everything)."""
     if Q.shape[1] >= size:
         return None
@@ -224,7 +229,7 @@ def _fresh(size: int, Q: torch.Tensor, gen: torch.Generator) -> torch.Tensor | N
     return w / w.norm()
 
 
-def bidiagonalize(P: Products, *, k: int, tol: float, maxiter: int, seed: int | None = 0,
+def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int | None = 0,
                   which: str = "top", start: torch.Tensor | None = None,
                   stop: bool = True) -> Bidiagonal:
     """Run Golub–Kahan–Lanczos on ``P`` until the ``k`` wanted Ritz triplets converge.
@@ -232,11 +237,12 @@ def bidiagonalize(P: Products, *, k: int, tol: float, maxiter: int, seed: int | 
     ``which``: ``"top"`` (largest values) or ``"both"`` (largest and smallest). A triplet is
     converged when its residual is at most ``max(tol, 50 eps) · σ_1`` (``eps`` of the native
     dtype); the value itself is then accurate to about ``residual² / gap``. ``start`` is the
-    first right vector (random otherwise); ``stop=False`` runs all ``maxiter`` steps.
+    first right vector (random otherwise); ``stop=False`` runs all ``max_iter`` steps. ``seed``
+    ``None`` draws from torch's global generator, an int from a private one seeded with it.
     """
     m, n, dev = P.m, P.n, P.device
-    steps = min(maxiter, m, n)
-    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    steps = min(max_iter, m, n)
+    gen = _validate.generator(seed)
     floor = max(float(tol), 50 * torch.finfo(P.dtype).eps if P.dtype.is_floating_point else 0)
     U = torch.zeros(m, steps, dtype=F64, device=dev)
     V = torch.zeros(n, steps + 1, dtype=F64, device=dev)

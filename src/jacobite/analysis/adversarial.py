@@ -19,14 +19,20 @@ mean cross-entropy. Attacks never touch a parameter's ``.grad`` nor the model's 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidOptionError, ShapeError
+from .. import _validate
+from ..errors import (
+    ArgumentTypeError,
+    DtypeError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    ShapeError,
+)
 from ..viz._common import figure_and_axes, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,16 +46,30 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _check(x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[0] == 0:
-        raise ShapeError("x must be a non-empty batch (B, *input_shape)")
+def _check_x(x: Any, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentTypeError(f"{name} must be a tensor batch (B, *input_shape), got "
+                                f"{type(x).__name__}; pass e.g. torch.as_tensor(data)")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ShapeError(f"{name} must be a non-empty batch (B, *input_shape); add a batch "
+                         f"dimension with {name}.unsqueeze(0)")
     if not x.dtype.is_floating_point:
-        raise InvalidOptionError(f"x must be a floating-point tensor, got {x.dtype}")
+        raise DtypeError(f"{name} must be a floating-point tensor, got {x.dtype}; pass "
+                         f"{name}.float()")
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteInputError(f"{name} contains NaN or Inf; clean it first (e.g. "
+                                  f"torch.nan_to_num)")
+
+
+def _check(x: torch.Tensor, y: torch.Tensor, eps: float, model: Any = None) -> None:
+    if model is not None:
+        _validate.callable_(model, "model")
+    _check_x(x)
     if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1]:
         raise ShapeError(f"y must hold one target per sample ({x.shape[0]}), got "
-                         f"{getattr(y, 'shape', type(y).__name__)}")
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
-        raise InvalidOptionError(f"eps must be a finite number ≥ 0, got {eps!r}")
+                         f"{getattr(y, 'shape', type(y).__name__)}; pass a tensor of length "
+                         f"{x.shape[0]}")
+    _validate.tolerance(eps, "eps")
 
 
 def _clamp(x: torch.Tensor, clamp: tuple[float, float] | None) -> torch.Tensor:
@@ -70,6 +90,8 @@ def input_gradient(model: Model, x: torch.Tensor, y: torch.Tensor,
     >>> g.shape
     torch.Size([4, 3])
     """
+    _check(x, y, 0.0, model)
+    _validate.callable_(loss, "loss")
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         value = loss(model(xg), y)
@@ -95,7 +117,7 @@ def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float,
     >>> fgsm(model, torch.zeros(1, 2), torch.tensor([0]), eps=0.5).tolist()
     [[-0.5, 0.5]]
     """
-    _check(x, y, eps)
+    _check(x, y, eps, model)
     _, g = input_gradient(model, x, y, loss)
     return _clamp(x.detach() + eps * g.sign(), clamp)
 
@@ -123,19 +145,15 @@ def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float
     >>> bool(((pgd(model, x, y, eps=0.1, seed=0) - x).abs() <= 0.1 + 1e-7).all())
     True
     """
-    _check(x, y, eps)
-    if norm not in ("inf", "2"):
-        raise InvalidOptionError(f"norm must be 'inf' or '2', got {norm!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise InvalidOptionError(f"steps must be a positive integer, got {steps!r}")
-    alpha = 2.5 * eps / steps if alpha is None else alpha
-    if not (math.isfinite(alpha) and alpha >= 0):
-        raise InvalidOptionError(f"alpha must be a finite number ≥ 0, got {alpha!r}")
+    _check(x, y, eps, model)
+    _validate.choice(norm, "norm", ("inf", "2"))
+    steps = _validate.positive_int(steps, "steps")
+    alpha = 2.5 * eps / steps if alpha is None else _validate.tolerance(alpha, "alpha")
+    random_start = _validate.boolean(random_start, "random_start")
+    g = _validate.generator(seed, x.device)
     x0 = x.detach()
     delta = torch.zeros_like(x0)
     if random_start and eps > 0:
-        g = torch.Generator(device=x0.device)
-        g.manual_seed(int(torch.randint(2**62, ()).item()) if seed is None else seed)
         if norm == "inf":
             delta = (torch.rand(x0.shape, generator=g, device=x0.device, dtype=x0.dtype) * 2
                      - 1) * eps
@@ -163,6 +181,7 @@ def accuracy(model: Model, x: torch.Tensor, y: torch.Tensor) -> float:
     >>> accuracy(lambda b: b, torch.eye(3), torch.tensor([0, 1, 0]))
     0.6666666666666666
     """
+    _check(x, y, 0.0, model)
     with torch.no_grad():
         return float((model(x).argmax(dim=1) == y).double().mean())
 
@@ -180,8 +199,12 @@ def accuracy_vs_eps(model: Model, x: torch.Tensor, y: torch.Tensor, eps_list: Se
     [0.0, 0.1]
     """
     attacks = {"pgd": pgd, "fgsm": fgsm}
-    if attack not in attacks:
-        raise InvalidOptionError(f"attack must be 'pgd' or 'fgsm', got {attack!r}")
+    _validate.choice(attack, "attack", tuple(attacks))
+    _check(x, y, 0.0, model)
+    if isinstance(eps_list, (str, bytes)) or not isinstance(eps_list, Sequence):
+        raise ArgumentTypeError(f"eps_list must be a sequence of budgets, got "
+                                f"{type(eps_list).__name__}; pass e.g. [0.0, 0.1, 0.2]")
+    eps_list = [_validate.tolerance(e, "each eps in eps_list") for e in eps_list]
     curve = []
     for eps in eps_list:
         x_adv = x if eps == 0 else attacks[attack](model, x, y, float(eps), **attack_kwargs)

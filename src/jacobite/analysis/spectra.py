@@ -33,6 +33,7 @@ import numpy as np
 import scipy.stats
 import torch
 
+from .. import _validate
 from ..errors import InvalidOptionError, JacobiteWarning, NotSquareError
 from ..operators import (
     Composed,
@@ -101,44 +102,47 @@ class LogDetEstimate:
     method: str
 
 
-def _check_int(name: str, v: Any, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise InvalidOptionError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return v
-
-
 def _check_tol(tol: Any) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
+    tol = _validate.positive_float(tol, "tol")
+    if tol >= 1:
         raise InvalidOptionError(f"tol must be a number in (0, 1), got {tol!r}; e.g. tol=1e-10")
-    return float(tol)
+    return tol
 
 
 def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, *,
-                 tol: float = 1e-10, maxiter: int | None = None,
-                 seed: int | None = 0) -> SingularTriplets:
+                 tol: float = 1e-10, max_iter: int | None = None,
+                 seed: int | None = 0, maxiter: int | None = None) -> SingularTriplets:
     """The ``k`` largest singular values and vectors of ``J`` by Golub–Kahan–Lanczos.
 
     ``tol`` is the relative residual ``‖Jᵀu − σv‖ / σ_1`` at which a triplet counts as
     converged (floored at 50 ulps of the products' dtype); values are then accurate to about
-    ``tol² σ_1 / gap``. ``maxiter`` (default ``min(m, n, 300 + 10k)``) bounds the Lanczos
-    steps; not converging emits a :class:`~jacobite.errors.JacobiteWarning`.
+    ``tol² σ_1 / gap``. ``max_iter`` (default ``min(m, n, 300 + 10k)``) bounds the Lanczos
+    steps; not converging emits a :class:`~jacobite.errors.JacobiteWarning`. ``seed`` picks
+    the start vector: an int for the same vector on every call, ``None`` for torch's global
+    generator. ``maxiter`` is the deprecated spelling of ``max_iter``.
 
     >>> import torch
     >>> r = top_singular(torch.diag(torch.tensor([1.0, 5.0, 2.0], dtype=torch.float64)), k=2)
     >>> r.values.tolist(), r.right.abs().argmax(dim=1).tolist()
     ([5.0, 2.0], [1, 2])
     """
+    max_iter = _validate.renamed("maxiter", maxiter, "max_iter", max_iter)
+    k = _validate.positive_int(k, "k")
+    tol = _check_tol(tol)
+    max_iter = _validate.max_iter(max_iter)
+    seed = _validate.seed(seed)
     P = Products.build(f_or_operator, x)
-    k = _check_int("k", k, 1)
     if k > min(P.m, P.n):
         raise InvalidOptionError(f"k must be at most min(m, n) = {min(P.m, P.n)}, got {k}")
-    tol = _check_tol(tol)
-    maxiter = _check_int("maxiter", min(P.m, P.n, 300 + 10 * k) if maxiter is None else maxiter, k)
-    r = bidiagonalize(P, k=k, tol=tol, maxiter=maxiter, seed=seed)
+    if max_iter is None:
+        max_iter = min(P.m, P.n, 300 + 10 * k)
+    elif max_iter < k:
+        raise InvalidOptionError(f"max_iter must be at least k = {k}, got {max_iter}")
+    r = bidiagonalize(P, k=k, tol=tol, max_iter=max_iter, seed=seed)
     if not r.converged:
         warnings.warn(f"top_singular: not converged after {r.iterations} Lanczos steps (worst "
                       f"relative residual {float(np.max(r.residuals[:k]) / r.values[0]):.1e}); "
-                      f"raise maxiter or loosen tol", JacobiteWarning, stacklevel=2)
+                      f"raise max_iter or loosen tol", JacobiteWarning, stacklevel=2)
     idx = np.arange(k)
     return SingularTriplets(values=torch.as_tensor(r.values[:k].copy(), dtype=F64),
                             left=r.left(idx), right=r.right(idx),
@@ -147,7 +151,8 @@ def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, 
 
 
 def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: float = 1e-10,
-                  maxiter: int | None = None, seed: int | None = 0) -> float:
+                  max_iter: int | None = None, seed: int | None = 0,
+                  maxiter: int | None = None) -> float:
     """``‖J‖_2 = σ_max(J)`` without forming ``J`` (see :func:`top_singular` for the options).
 
     >>> import torch
@@ -156,8 +161,17 @@ def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: flo
     ...     - float(torch.linalg.matrix_norm(W, ord=2))) < 1e-12
     True
     """
-    return float(top_singular(f_or_operator, x, 1, tol=tol, maxiter=maxiter,
+    max_iter = _validate.renamed("maxiter", maxiter, "max_iter", max_iter)
+    return float(top_singular(f_or_operator, x, 1, tol=tol, max_iter=max_iter,
                               seed=seed).values[0])
+
+
+def _check_confidence(confidence: Any) -> float:
+    confidence = _validate.positive_float(confidence, "confidence")
+    if confidence >= 1:
+        raise InvalidOptionError(f"confidence must lie in (0, 1), got {confidence!r}; "
+                                 f"e.g. confidence=0.95")
+    return confidence
 
 
 def _sample_ci(samples: np.ndarray, confidence: float) -> tuple[float, float, float]:
@@ -176,7 +190,8 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
 
     Each projection is one VJP (when ``m ≤ n``) or one JVP, with ``v`` Rademacher or Gaussian
     (``distribution``); ``nproj=-1`` sums over all basis vectors of the smaller side (exact).
-    ``seed`` fixes the probes.
+    ``seed``: an int fixes the probes (the same on every call), ``None`` draws them from
+    torch's global generator.
 
     >>> import torch
     >>> A = torch.arange(6.0, dtype=torch.float64).reshape(2, 3)
@@ -187,15 +202,12 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
     >>> e.ci[0] <= float(A.norm()) <= e.ci[1]
     True
     """
+    _validate.choice(distribution, "distribution", ("rademacher", "gaussian"))
+    confidence = _check_confidence(confidence)
+    if nproj != -1 or isinstance(nproj, bool):
+        nproj = _validate.positive_int(nproj, "nproj (or -1 for the exact norm)")
+    gen = _validate.generator(seed)
     P = Products.build(f_or_operator, x)
-    if distribution not in ("rademacher", "gaussian"):
-        raise InvalidOptionError(f"distribution must be 'rademacher' or 'gaussian', got "
-                                 f"{distribution!r}")
-    if not 0 < confidence < 1:
-        raise InvalidOptionError(f"confidence must lie in (0, 1), got {confidence!r}")
-    if isinstance(nproj, bool) or not isinstance(nproj, int) or (nproj < 1 and nproj != -1):
-        raise InvalidOptionError(f"nproj must be a positive integer, or -1 for the exact norm, "
-                                 f"got {nproj!r}")
     reverse = P.m <= P.n
     prod, size = (P.rmv, P.m) if reverse else (P.mv, P.n)
     if nproj == -1:
@@ -203,8 +215,6 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
         total = float((P.rmm(eye) if reverse else P.mm(eye)).square().sum())
         return FrobeniusEstimate(math.sqrt(total), total, 0.0, (math.sqrt(total),) * 2, size,
                                  True, confidence)
-    gen = torch.Generator().manual_seed(seed if seed is not None else
-                                        int(torch.randint(2**62, ()).item()))
     samples = np.empty(nproj)
     for i in range(nproj):
         if distribution == "rademacher":
@@ -227,11 +237,12 @@ def _dense(P: Products) -> torch.Tensor:
 
 def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
                      exact: bool | None = None, tol: float = 1e-8,
-                     maxiter: int | None = None, seed: int | None = 0) -> float:
+                     max_iter: int | None = None, seed: int | None = 0,
+                     maxiter: int | None = None) -> float:
     """``σ_max / σ_min`` of ``J`` (``σ_min`` the ``min(m, n)``-th singular value).
 
     ``exact=None`` forms ``J`` from products when ``min(m, n) ≤ 256`` and takes its singular
-    values; otherwise Lanczos runs until both ends converge (``maxiter`` default
+    values; otherwise Lanczos runs until both ends converge (``max_iter`` default
     ``min(m, n, 1000)``). The Lanczos ``σ_min`` is an upper bound, so an unconverged estimate
     (warned) is a lower bound on the condition number. A singular ``J`` gives ``inf``.
 
@@ -239,17 +250,22 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     >>> condition_number(torch.diag(torch.tensor([4.0, 2.0, 0.5], dtype=torch.float64)))
     8.0
     """
-    P = Products.build(f_or_operator, x)
+    max_iter = _validate.max_iter(_validate.renamed("maxiter", maxiter, "max_iter", max_iter))
     tol = _check_tol(tol)
+    if exact is not None:
+        exact = _validate.boolean(exact, "exact")
+    seed = _validate.seed(seed)
+    P = Products.build(f_or_operator, x)
     small = min(P.m, P.n)
     if exact or (exact is None and small <= _EXACT_BELOW):
         s = torch.linalg.svdvals(_dense(P))
         return math.inf if float(s[-1]) == 0 else float(s[0] / s[-1])
-    maxiter = _check_int("maxiter", min(small, 1000) if maxiter is None else maxiter, 1)
-    r = bidiagonalize(P, k=1, tol=tol, maxiter=maxiter, seed=seed, which="both")
+    if max_iter is None:
+        max_iter = min(small, 1000)
+    r = bidiagonalize(P, k=1, tol=tol, max_iter=max_iter, seed=seed, which="both")
     if not r.converged:
         warnings.warn(f"condition_number: the smallest singular value did not converge in "
-                      f"{r.iterations} steps; the result is a lower bound. Raise maxiter or "
+                      f"{r.iterations} steps; the result is a lower bound. Raise max_iter or "
                       f"pass exact=True", JacobiteWarning, stacklevel=2)
     return math.inf if r.values[-1] == 0 else float(r.values[0] / r.values[-1])
 
@@ -278,6 +294,8 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: str 
     DPLR, block, sparse LU — or a dense factorisation), ``"slq"`` (stochastic Lanczos
     quadrature: ``½ E[zᵀ log(JᵀJ) z]`` over ``nprobe`` Rademacher probes, ``steps`` Golub–Kahan
     steps each) or ``"auto"`` (exact for structured operators and ``n ≤ 256``, else SLQ).
+    ``seed``: an int gives the same probes on every call, ``None`` draws them from torch's
+    global generator.
 
     >>> import torch
     >>> from jacobite.operators import DiagonalOperator
@@ -285,13 +303,14 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: str 
     >>> round(r.value, 12), r.sign, r.exact
     (1.098612288668, -1.0, True)
     """
+    _validate.choice(method, "method", ("auto", "exact", "slq"))
+    nprobe, steps = _validate.positive_int(nprobe, "nprobe"), _validate.positive_int(steps, "steps")
+    confidence = _check_confidence(confidence)
+    gen = _validate.generator(seed)
     P = Products.build(f_or_operator, x)
     if P.m != P.n:
         raise NotSquareError(f"logabsdet needs a square Jacobian, got shape ({P.m}, {P.n}); "
                              f"use top_singular or frobenius_norm for rectangular ones")
-    if method not in ("auto", "exact", "slq"):
-        raise InvalidOptionError(f"method must be 'auto', 'exact' or 'slq', got {method!r}")
-    nprobe, steps = _check_int("nprobe", nprobe, 1), _check_int("steps", steps, 1)
     op = P.square_op
     if method == "exact" or (method == "auto" and (
             (op is not None and _structured(op)) or P.n <= _EXACT_BELOW)):
@@ -303,11 +322,10 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: str 
             how = "dense"
         v = float(lad)
         return LogDetEstimate(v, float(sign), 0.0, (v, v), True, how)
-    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
     samples = np.empty(nprobe)
     for i in range(nprobe):
         z = torch.randint(0, 2, (P.n,), generator=gen).to(F64).mul_(2).sub_(1)
-        r = bidiagonalize(P, k=1, tol=1e-14, maxiter=steps, start=z.to(P.device), stop=False,
+        r = bidiagonalize(P, k=1, tol=1e-14, max_iter=steps, start=z.to(P.device), stop=False,
                           seed=None if seed is None else seed + i + 1)
         with np.errstate(divide="ignore"):
             logs = 2 * np.log(r.values)

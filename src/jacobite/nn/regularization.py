@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from .. import _validate
 from ..errors import InvalidOptionError, ShapeError
 
 __all__ = ["jacobian_penalty"]
@@ -53,9 +54,9 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
                          "with x.unsqueeze(0)")
     if not x.dtype.is_floating_point:
         raise InvalidOptionError(f"x must be a floating-point tensor, got {x.dtype}")
-    if not isinstance(nproj, int) or isinstance(nproj, bool) or (nproj < 1 and nproj != -1):
-        raise InvalidOptionError(f"nproj must be a positive integer (random projections) or -1 "
-                                 f"(exact), got {nproj!r}")
+    if nproj != -1 or isinstance(nproj, bool):
+        nproj = _validate.positive_int(nproj, "nproj (random projections; or -1 for exact)")
+    gen = _validate.generator(seed, x.device)
     with torch.enable_grad():
         if output is None:
             xg = x if x.requires_grad else x.detach().requires_grad_(True)
@@ -76,10 +77,6 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
                                                      1.0) for i in range(C)]
             scale = 1.0
         else:
-            gen = None
-            if seed is not None:
-                gen = torch.Generator(device=flat.device)
-                gen.manual_seed(seed)
             v = torch.randn((nproj, B, C), generator=gen, device=flat.device,
                             dtype=flat.dtype)
             v = v / v.norm(dim=2, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from ..errors import DtypeError, InvalidOptionError, ShapeError, UnsupportedOperationError
+from .. import _validate
+from ..errors import DtypeError, ShapeError, UnsupportedOperationError
 from . import _validate as chk
 from . import linalg as L
 from .base import JacobianOperator
@@ -118,33 +119,34 @@ class FunctionOperator(JacobianOperator):
 
     def _solve(
         self, B: torch.Tensor, *, method: str | None = None, rtol: float | None = None,
-        atol: float = 0.0, maxiter: int | None = None,
+        atol: float = 0.0, max_iter: int | None = None,
     ) -> torch.Tensor:
         if method == "dense" or (method is None and (
                 self.rank_bound is not None or self.is_diagonal() or self.is_triangular())):
             return super()._solve(B)
         if method is None:
             method = "cg" if self.is_psd() else "gmres"
-        return L.iterative_solve(self, B, method=method, rtol=rtol, atol=atol, maxiter=maxiter)
+        return L.iterative_solve(self, B, method=method, rtol=rtol, atol=atol,
+                                max_iter=max_iter)
 
     def solve(
         self, b: torch.Tensor, *, method: str | None = None, rtol: float | None = None,
-        atol: float = 0.0, maxiter: int | None = None,
+        atol: float = 0.0, max_iter: int | None = None, maxiter: int | None = None,
     ) -> torch.Tensor:
         """Solve ``J x = b`` iteratively (``b`` of shape ``(n,)`` or ``(n, k)``).
 
         ``method``: ``"gmres"`` (default), ``"cg"`` (default when tagged ``psd``) or
         ``"dense"`` (materialise within the memory budget and factorise). ``rtol`` defaults
         to 1e-10 in double and 1e-5 in single precision. The iterative paths run in SciPy
-        and are not differentiable by autograd.
+        and are not differentiable by autograd. ``max_iter`` bounds the iterations per
+        right-hand side (``maxiter`` is its deprecated spelling).
         """
+        max_iter = _validate.max_iter(_validate.renamed("maxiter", maxiter, "max_iter", max_iter))
         chk.check_square(self, "solve")
         Bm, vec = chk.check_rhs(self, b, "solve")
-        if method not in (None, "gmres", "cg", "dense"):
-            raise InvalidOptionError(
-                f"unknown solve method {method!r}; use 'gmres', 'cg' or 'dense'"
-            )
-        x = self._solve(Bm, method=method, rtol=rtol, atol=atol, maxiter=maxiter)
+        if method is not None:
+            _validate.choice(method, "method", ("gmres", "cg", "dense"))
+        x = self._solve(Bm, method=method, rtol=rtol, atol=atol, max_iter=max_iter)
         return x[:, 0] if vec else x
 
     def _lstsq(self, B: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 import torch
 
+from .. import _validate
 from ..errors import ConvergenceError, InvalidOptionError, SingularOperatorError
 from . import _csr
 
@@ -97,19 +98,23 @@ def default_rtol(dtype: torch.dtype) -> float:
 
 def iterative_solve(
     op: Any, b: torch.Tensor, *, method: str = "gmres", rtol: float | None = None,
-    atol: float = 0.0, maxiter: int | None = None,
+    atol: float = 0.0, max_iter: int | None = None,
 ) -> torch.Tensor:
-    """Solve ``op x = b`` column by column with SciPy's GMRES or CG (``b`` of shape (n, k))."""
+    """Solve ``op x = b`` column by column with SciPy's GMRES or CG (``b`` of shape (n, k)).
+
+    ``max_iter`` bounds the iterations per column (SciPy's default when ``None``)."""
     if method not in ("gmres", "cg"):
         raise InvalidOptionError(f"unknown iterative method {method!r}; use 'gmres' or 'cg'")
-    rtol = default_rtol(op.dtype) if rtol is None else rtol
+    rtol = default_rtol(op.dtype) if rtol is None else _validate.positive_float(rtol, "rtol")
+    atol = _validate.tolerance(atol, "atol")
+    max_iter = _validate.max_iter(max_iter)
     lin = op.as_linear_operator()
     n = op.shape[0]
     b_np = b.detach().cpu().numpy()
     cols = []
     for j in range(b_np.shape[1]):
         rhs = b_np[:, j]
-        kw: dict[str, Any] = {_tol_kw(): rtol, "atol": atol, "maxiter": maxiter}
+        kw: dict[str, Any] = {_tol_kw(): rtol, "atol": atol, "maxiter": max_iter}
         if method == "gmres":
             x, info = spla.gmres(lin, rhs, restart=min(max(n, 1), 50), **kw)
         else:
@@ -119,7 +124,7 @@ def iterative_solve(
         if info != 0 or not np.isfinite(resid) or resid > bound:
             raise ConvergenceError(
                 f"{method} did not converge (info={info}, residual {resid:.3g} for a right-hand "
-                f"side of norm {float(np.linalg.norm(rhs)):.3g}); pass a larger maxiter or a "
+                f"side of norm {float(np.linalg.norm(rhs)):.3g}); pass a larger max_iter or a "
                 f"looser rtol, or materialise the operator (DenseOperator(op.to_dense())) and "
                 f"solve directly if it is small or ill-conditioned"
             )
@@ -129,18 +134,19 @@ def iterative_solve(
 
 
 def iterative_lstsq(
-    op: Any, b: torch.Tensor, *, rtol: float | None = None, maxiter: int | None = None
+    op: Any, b: torch.Tensor, *, rtol: float | None = None, max_iter: int | None = None
 ) -> torch.Tensor:
     """Least-squares ``argmin ||op x - b||`` column by column with SciPy's LSMR."""
-    rtol = default_rtol(op.dtype) if rtol is None else rtol
+    rtol = default_rtol(op.dtype) if rtol is None else _validate.positive_float(rtol, "rtol")
+    max_iter = _validate.max_iter(max_iter)
     lin = op.as_linear_operator()
     b_np = b.detach().cpu().numpy()
     cols = []
     for j in range(b_np.shape[1]):
-        result = spla.lsmr(lin, b_np[:, j], atol=rtol, btol=rtol, maxiter=maxiter)
+        result = spla.lsmr(lin, b_np[:, j], atol=rtol, btol=rtol, maxiter=max_iter)
         if result[1] == 7:
             raise ConvergenceError(
-                "lsmr reached its iteration limit; pass a larger maxiter or a looser rtol"
+                "lsmr reached its iteration limit; pass a larger max_iter or a looser rtol"
             )
         cols.append(result[0])
     out = np.stack(cols, axis=1) if cols else np.zeros((op.shape[1], 0), dtype=b_np.dtype)
