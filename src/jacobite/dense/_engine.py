@@ -15,12 +15,13 @@ import torch
 from torch.func import jvp as _jvp
 from torch.func import vjp as _vjp
 from torch.func import vmap
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
+from .. import _validate
 from ..errors import JacobiteWarning, OutputTypeError, UnsupportedOperationError
 from . import _plan
 from ._errors import MUTATES_INPUT, check_not_mutated, translate
-from ._probe import PROBES, run_probe
+from ._probe import PROBES, Probe, run_probe
 from ._trees import (
     Flat,
     flatten_inputs,
@@ -47,8 +48,7 @@ class Problem:
     @classmethod
     def build(cls, f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, has_aux: bool,
               check_finite: bool) -> Problem:
-        if not callable(f):
-            raise OutputTypeError(f"expected a callable f, got {type(f).__name__}; pass a function")
+        _validate.callable_(f)
         positions, is_tuple = normalize_argnums(argnums, len(args))
         diff = tuple(args[p] for p in positions) if is_tuple else args[positions[0]]
         what = "the argument" if not is_tuple else "the arguments"
@@ -123,14 +123,9 @@ class Problem:
         out, tout = _jvp(self.g_plain, primals, tangents)
         return out, tout, None
 
-    def probe_plan(self, mode: str, chunk_size: Any, budget: int) -> _plan.JacobianPlan:
-        """Plan with a (cached) probe of f: output size and working memory."""
+    def probe(self) -> Probe:
+        """The (cached) probe of f at this signature."""
         key = PROBES.key(self.f, self.args, (self.positions, self.has_aux))
-        plan_key = None if key is None else (key, mode, chunk_size, budget)
-        cached = PROBES.get(plan_key, self.f)
-        if cached is not None:  # same function, signature and settings: same plan
-            _plan.log.debug("jacobian plan (cached): %s", cached)
-            return cached
         probe = PROBES.get(key, self.f)
         if probe is None:
             with translate(self.fname, "probe"):
@@ -143,12 +138,46 @@ class Problem:
                     f"{self.fname} turns a value that depends on its input into a Python number "
                     "(.item(), float(), int() or `if tensor:`); the Jacobian treats that number as "
                     "a constant. Harmless if it only steers control flow; if it feeds arithmetic, "
-                    "use tensor operations instead.", JacobiteWarning, stacklevel=4)
+                    "use tensor operations instead.", JacobiteWarning, stacklevel=5)
+        return probe
+
+    def probe_plan(self, mode: str, chunk_size: Any, budget: int) -> _plan.JacobianPlan:
+        """Plan with a (cached) probe of f: output size and working memory."""
+        key = PROBES.key(self.f, self.args, (self.positions, self.has_aux))
+        plan_key = None if key is None else (key, mode, chunk_size, budget)
+        cached = PROBES.get(plan_key, self.f)
+        if cached is not None:  # same function, signature and settings: same plan
+            _plan.log.debug("jacobian plan (cached): %s", cached)
+            return cached
+        probe = self.probe()
         itemsize = max(probe.out_itemsize, *(t.element_size() for t in self.xin.leaves))
         plan = _plan.make_plan(self.xin.numel, probe.out_numel, itemsize, probe, mode,
-                               chunk_size, budget)
+                               chunk_size, budget, self.fname)
         PROBES.put(plan_key, self.f, plan)
         return plan
+
+
+def stops_gradient(f: Callable[..., Any], args: tuple[Any, ...],
+                   argnums: int | tuple[int, ...] = 0) -> bool:
+    """Whether f computes from the arguments at ``argnums`` under ``torch.no_grad`` (cached probe):
+    forward-mode AD does not honour that, so such an f must be differentiated in reverse mode."""
+    return Problem.build(f, args, argnums, False, check_finite=False).probe().stops_gradient
+
+
+def looped(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``vmap(fn)`` for a batch of ONE, as a plain call: ``chunk_size=1`` runs f unbatched, the
+    way around operations that ``vmap`` cannot batch."""
+    def run(*batched: Any) -> Any:
+        res = fn(*tree_map(lambda t: t[0], batched))
+        return tree_map(lambda r: r.unsqueeze(0) if isinstance(r, torch.Tensor) else r, res)
+    return run
+
+
+def _traced(leaves: tuple[torch.Tensor, ...]) -> bool:
+    """True when an enclosing autograd or torch.func transform follows these tensors: results
+    must then be built out of place (a write into a preallocated buffer would cut them off)."""
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return any(t.requires_grad or wrapped(t) for t in leaves)
 
 
 def _basis(start: int, stop: int, like: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -195,6 +224,7 @@ def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
     """VJPs against chunks of output basis vectors: rows of J, per input leaf."""
     with translate(p.fname, "reverse"):
         out_leaves, vjp_fn, aux = p.vjp()
+    prealloc = prealloc and not _traced(p.xin.leaves)
     out = p.out
     assert out is not None
     m, sizes = out.numel, p.xin.sizes
@@ -204,7 +234,7 @@ def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
     if m == 0:
         return Rows([torch.zeros(0, s, dtype=t.dtype, device=t.device)
                      for s, t in zip(sizes, p.xin.leaves, strict=True)], value, aux)
-    batched = vmap(vjp_fn)
+    batched = looped(vjp_fn) if step == 1 else vmap(vjp_fn)
     if step is None or step >= m:  # one vectorised call: no chunk bookkeeping
         basis = _basis(0, m, out_leaves)
         with translate(p.fname, "reverse"):
@@ -233,12 +263,14 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
     """JVPs against chunks of input basis vectors: columns of J (as rows of Jᵀ), per output leaf."""
     n = p.xin.numel
     x = p.xin
+    prealloc = prealloc and not _traced(x.leaves)
 
     # Primal outputs and aux come back with a (broadcast, zero-copy) batch dimension: vmap
     # cannot return them unbatched when an outer transform already batches them.
     static: dict[str, Any] = {}
     # f runs on private copies (several times, once per chunk): it must not change them
-    own = tuple(t.detach().clone() for t in x.leaves)
+    # (clones, not detached copies: the result stays differentiable with respect to the input)
+    own = tuple(t.clone() for t in x.leaves)
     versions = tuple(t._version for t in own)
 
     def one(*t: torch.Tensor) -> tuple[Any, ...]:
@@ -249,7 +281,7 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
         static["other"] = [None if isinstance(a, torch.Tensor) else a for a in flat]
         return out, tout, [a for a in flat if isinstance(a, torch.Tensor)]
 
-    vm = vmap(one)
+    vm = looped(one) if step == 1 else vmap(one)
 
     def batched(*t: torch.Tensor) -> tuple[Any, Any, Any]:
         res = vm(*t)

@@ -16,7 +16,7 @@ from torch.func import jvp as _jvp
 from torch.func import vjp as _vjp
 from torch.func import vmap
 
-from ..errors import DtypeError
+from ..errors import DtypeError, OutputTypeError
 from . import _plan
 from ._errors import check_not_mutated, translate
 
@@ -65,15 +65,24 @@ def forward(fx: Callable[..., Any], x: torch.Tensor, m: int, budget: int,
     n = x.numel()
     _plan.guard(m, n, x.element_size(), budget)
 
-    own = x.detach().clone()  # f runs on a private copy and must not change it
+    # f runs on a private copy and must not change it; a clone (not a detached copy) so that the
+    # result stays differentiable with respect to x for an enclosing autograd or torch.func
+    own = x.clone()
     version = own._version
 
     def one(t: torch.Tensor) -> tuple[Any, Any]:
         return _jvp(fx, (own,), (t,))
 
+    # The primal comes back with a broadcast (zero-copy) batch dimension: under an enclosing
+    # vmap it is batched and cannot be returned unbatched.
     with translate(fname, "forward"):
-        out, Jt = vmap(one, out_dims=(None, 0))(_identity(n, x, x.shape))
+        out, Jt = vmap(one)(_identity(n, x, x.shape))
     check_not_mutated(fname, (own,), (version,))
+    if not isinstance(out, torch.Tensor):
+        raise OutputTypeError(f"{fname} must return a tensor here, got {type(out).__name__}")
+    out = out[0]
+    if out.numel() != m:  # f's output size changed since the plan was made: re-check the budget
+        _plan.guard(out.numel(), n, x.element_size(), budget)
     _check_out(out, fname)
     # Jt is (n, *out.shape): move the input dimension to the back, as jacfwd does
     Jt = Jt.reshape((n, *out.shape)).movedim(0, -1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..config import format_bytes, get_memory_budget, parse_bytes
-from ..errors import InvalidOptionError, JacobianTooLarge
+from .. import _validate
+from ..config import format_bytes
+from ..errors import JacobianTooLarge, UnsupportedOperationError
 from ._probe import Probe
 
 log = logging.getLogger("jacobite.dense")
@@ -64,22 +65,33 @@ class JacobianPlan:
         )
 
 
+NO_GRAD_FORWARD = (
+    "{f} computes part of its output from its input under torch.no_grad (or inference_mode / "
+    "set_grad_enabled(False)); reverse mode treats that part as a constant but forward mode "
+    "differentiates through it, so the two modes would give different Jacobians. Use "
+    "mode='reverse' or mode='auto' (which then picks reverse), or write the constant part with "
+    ".detach(), which every mode honours")
+
+
 def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise InvalidOptionError(f"mode must be one of {MODES}, got {mode!r}")
+    _validate.choice(mode, "mode", MODES)
 
 
 def check_chunk_size(chunk_size: int | str | None) -> None:
-    if chunk_size is None or chunk_size == "auto":
-        return
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InvalidOptionError(
-            f"chunk_size must be a positive int, None (no chunking) or 'auto', got {chunk_size!r}"
-        )
+    _validate.chunk_size(chunk_size)
 
 
 def resolve_budget(memory_budget: int | str | None) -> int:
-    return get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
+    return _validate.memory_budget(memory_budget)
+
+
+def honour_no_grad(mode: str, reason: str, probe: Probe | None, fname: str) -> tuple[str, str]:
+    """Reverse mode when f has no_grad regions (mode "auto"); a typed error for "forward"."""
+    if probe is None or not probe.stops_gradient or mode == "reverse":
+        return mode, reason
+    if reason != "requested":
+        return "reverse", "auto: f computes under torch.no_grad, which only reverse mode honours"
+    raise UnsupportedOperationError(NO_GRAD_FORWARD.format(f=fname))
 
 
 def guard(m: int, n: int, itemsize: int, budget: int, what: str = "dense Jacobian") -> int:
@@ -96,12 +108,13 @@ def guard(m: int, n: int, itemsize: int, budget: int, what: str = "dense Jacobia
 
 
 def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
-              chunk_size: int | str | None, budget: int) -> JacobianPlan:
+              chunk_size: int | str | None, budget: int, fname: str = "f") -> JacobianPlan:
     """Pick the mode and chunk size; raise JacobianTooLarge when the result cannot fit."""
     if mode == "auto":
         chosen, reason = auto_mode(n, m)
     else:
         chosen, reason = mode, "requested"
+    chosen, reason = honour_no_grad(chosen, reason, probe, fname)
     result = guard(m, n, itemsize, budget)
     basis = n if chosen == "forward" else m
     work = probe.work_bytes if probe is not None else (n + m) * itemsize

@@ -3,13 +3,16 @@
 One plain forward evaluation runs under a ``TorchDispatchMode`` that adds up the bytes of every
 tensor the operations create (an upper bound on the activations a backward pass keeps) and
 notices when a value that depends on the input leaves torch as a Python number (``.item()``,
-``float()``, ``bool()``), which silently drops that dependency from any Jacobian. Results are
+``float()``, ``bool()``), which silently drops that dependency from any Jacobian, and when f
+computes from its input with gradients switched off (``torch.no_grad``), which only reverse mode
+honours. Results are
 cached per function and input signature, so repeated Jacobians of the same function pay for it
 once. The probe only guides the choice of mode and chunk size; results never depend on it.
 """
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,6 +22,20 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+# torch.autograd.Function.apply runs a custom function's forward with gradients off; its
+# derivatives come from its own backward / jvp, so that is not a no_grad region of the user's.
+_APPLY_CODE = getattr(getattr(torch.autograd.Function.apply, "__func__", None), "__code__", None)
+
+
+def _inside_custom_function() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is _APPLY_CODE:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
 
 _SCALAR_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default}
 
@@ -33,6 +50,10 @@ class Probe:
     leaks_scalar: bool  # an input-dependent value was turned into a Python number
     single_tensor: bool = False  # f returned one bare tensor (enables the engine's fast path)
     mutates_input: bool = False  # f changed its input in place
+    # f computed from its input with gradients switched off (torch.no_grad, inference_mode,
+    # set_grad_enabled(False)); reverse mode treats that part as a constant, forward mode
+    # (a JVP) does not, so only reverse mode gives the Jacobian the user means
+    stops_gradient: bool = False
 
 
 class _Recorder(TorchDispatchMode):
@@ -40,6 +61,7 @@ class _Recorder(TorchDispatchMode):
         super().__init__()
         self.bytes = 0
         self.leak = False
+        self.stops = False
         # id -> weak reference: tensors compare elementwise, so they cannot go in a WeakSet
         self._tainted: dict[int, weakref.ref[torch.Tensor]] = {}
         for t in inputs:
@@ -59,8 +81,11 @@ class _Recorder(TorchDispatchMode):
         out = func(*args, **kwargs)
         flat_in, _ = tree_flatten((args, kwargs))
         tainted = any(self._is_tainted(t) for t in flat_in)
-        if tainted and func in _SCALAR_OPS:
-            self.leak = True
+        if tainted:
+            if func in _SCALAR_OPS:
+                self.leak = True
+            if not self.stops and not torch.is_grad_enabled() and not _inside_custom_function():
+                self.stops = True
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 self.bytes += t.numel() * t.element_size()
@@ -74,14 +99,16 @@ def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tup
     inputs = tuple(t.detach().clone() for t in leaves)  # f must never touch the caller's tensors
     versions = tuple(t._version for t in inputs)
     rec = _Recorder(inputs)
-    with torch.no_grad(), rec:
+    # Grad mode on, as inside a transform, so that f's own no_grad regions show; the inputs do not
+    # require grad, so nothing is recorded for them.
+    with torch.enable_grad(), rec:
         out = call(*inputs)
     mutated = any(t._version != v for t, v in zip(inputs, versions, strict=True))
     out_leaves = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     numel = sum(t.numel() for t in out_leaves)
     itemsize = max((t.element_size() for t in out_leaves), default=8)
     single = isinstance(out, torch.Tensor)
-    return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated), out
+    return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated, rec.stops), out
 
 
 class ProbeCache:

@@ -74,9 +74,24 @@ def flatten(tree: Any) -> tuple[list[Any], TreeSpec]:
     return tree_flatten(tree)
 
 
+def under_vmap(t: torch.Tensor) -> bool:
+    """True when ``t`` is batched by an enclosing ``torch.func.vmap`` (at any level of nesting):
+    its values cannot be read into Python there."""
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(t):
+        if functorch.is_batchedtensor(t):
+            return True
+        t = functorch.get_unwrapped(t)
+    return False
+
+
 def all_finite(t: torch.Tensor) -> bool:
-    """True when every entry is finite: one reduction, exact check only if the sum overflows."""
-    if t.numel() == 0:
+    """True when every entry is finite: one reduction, exact check only if the sum overflows.
+
+    Under ``vmap`` no value can be read, so the check cannot run there and passes: a NaN then
+    flows into the result as NaN, never as a wrong finite number.
+    """
+    if t.numel() == 0 or under_vmap(t):
         return True
     if math.isfinite(t.sum().item()):  # a NaN or Inf entry always makes the sum non-finite
         return True

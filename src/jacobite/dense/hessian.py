@@ -8,7 +8,9 @@ from typing import Any
 
 from torch.func import grad as _grad
 
+from .. import _validate
 from ..errors import ShapeError
+from ._engine import stops_gradient
 from ._trees import function_name
 from .jacobian import jacobian
 
@@ -53,7 +55,9 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
             chunk_size: int | str | None = "auto", flat: bool = False,
             memory_budget: int | str | None = None, check_finite: bool = True,
             sparse: bool = False) -> Any:
-    """The Hessian of a scalar-valued ``f``: the forward-mode Jacobian of its reverse-mode gradient.
+    """The Hessian of a scalar-valued ``f``: the forward-mode Jacobian of its reverse-mode gradient
+    (reverse over reverse when ``f`` computes under ``torch.no_grad``, which forward mode would
+    not honour).
 
     Shapes follow ``torch.func.hessian`` (input shape + input shape), or one ``(n, n)`` matrix with
     ``flat=True``. Chunked like :func:`jacobite.jacobian` so large Hessians stay under the budget.
@@ -71,8 +75,13 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
     if sparse:
         from ..sparse.evaluate import one_call
         return one_call(f, args, argnums, "auto", False, check_finite, hessian=True)
+    _validate.chunk_size(chunk_size)
+    _validate.memory_budget(memory_budget)
     gradient = _gradient_of(f, argnums)
-    return jacobian(gradient, *args, argnums=argnums, mode="forward", chunk_size=chunk_size,
+    # forward-over-reverse, unless f has no_grad regions: forward mode would differentiate
+    # through them, so reverse-over-reverse (as torch.autograd.functional.hessian) is used
+    mode = "reverse" if stops_gradient(f, args, argnums) else "forward"
+    return jacobian(gradient, *args, argnums=argnums, mode=mode, chunk_size=chunk_size,
                     flat=flat, memory_budget=memory_budget, check_finite=check_finite)
 
 

@@ -106,7 +106,8 @@ def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: s
     plan = p.probe_plan(mode, chunk_size, budget)
     mode_asked = mode
     mode, step = plan.mode, plan.chunk_size
-    single = plan.single_tensor_output and plan.num_chunks <= 1
+    # chunk_size=1 is a plain loop (no vmap), as in torch.func: never the vectorised fast path
+    single = plan.single_tensor_output and plan.num_chunks <= 1 and chunk_size != 1
     if p.xin.numel == 0:
         mode = "reverse"
     if single and not has_aux and p.xin.spec is LEAF_SPEC and not p.is_tuple:

@@ -44,6 +44,9 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
     ([2.0, 4.0], (2, 2))
     """
     p = Problem.build(f, args, argnums, False, check_finite)
+    # f with no_grad regions: forward mode would differentiate through them, so mv must come
+    # from the double VJP alone (reverse semantics), never from a fresh JVP
+    reverse_only = p.probe().stops_gradient
     with translate(p.fname, "reverse"):
         out_leaves, vjp_fn, _ = p.vjp()
     xs = p.xin.leaves
@@ -80,12 +83,17 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
             g = torch.Generator(device="cpu").manual_seed(0)
             probe = torch.rand(n, generator=g, dtype=torch.float64).to(dtype=dtype,
                                                                        device=device) + 0.5
+            if reverse_only:
+                state["dvjp"] = dvjp
+                return
             a, b = dvjp(probe)[0].to(dtype).detach(), fresh_jvp(probe).detach()
             scale = float(b.abs().max()) if b.numel() else 0.0
             tol = 1e3 * torch.finfo(a.real.dtype if a.is_complex() else a.dtype).eps
             ok = bool(((a - b).abs() <= tol * max(scale, 1.0) * max(1.0, n ** 0.5)).all())
             state["dvjp"] = dvjp if ok else None
         except RuntimeError:
+            if reverse_only:
+                raise
             state["dvjp"] = None
 
     def mv(v: torch.Tensor) -> torch.Tensor:
@@ -96,6 +104,8 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
             try:
                 return state["dvjp"](v.to(dtype))[0].to(dtype)
             except RuntimeError:
+                if reverse_only:
+                    raise
                 state["dvjp"] = None
         return fresh_jvp(v)
 

@@ -63,7 +63,9 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
     if not chosen:
         raise ArgnumsError("no parameters to differentiate: the module has none with "
                            "requires_grad=True (or params= selected none)")
-    frozen = {k: v.detach() for k, v in named.items() if k not in chosen}
+    # Not detached: J stays differentiable with respect to every parameter (the chosen ones and
+    # the others), for Jacobian penalties and training on Jacobians.
+    frozen = {k: v for k, v in named.items() if k not in chosen}
     buffers = {k: b.clone() for k, b in module.named_buffers()}
     versions = {k: b._version for k, b in buffers.items()}
 
@@ -72,7 +74,7 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
 
     run.__qualname__ = type(module).__name__
     try:
-        value, J = value_and_jacobian(run, {k: v.detach() for k, v in chosen.items()}, *inputs,
+        value, J = value_and_jacobian(run, dict(chosen), *inputs,
                                       mode=mode, chunk_size=chunk_size, flat=flat,
                                       memory_budget=memory_budget)
     except UnsupportedOperationError as exc:

@@ -12,9 +12,11 @@ import torch
 from torch.func import grad as _grad
 from torch.func import jvp as _jvp
 from torch.func import vjp as _vjp
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map
 
+from .. import _validate
 from ..errors import ArgnumsError, ShapeError
+from ._engine import stops_gradient
 from ._errors import translate
 from ._trees import flatten_inputs, function_name
 
@@ -50,9 +52,25 @@ def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
     [2.0, 4.0]
     """
     fname = function_name(f)
+    _validate.callable_(f)
     _check_pair(primals, tangents, fname, check_finite)
+    if primals and stops_gradient(f, primals, tuple(range(len(primals)))):
+        with translate(fname, "reverse"):
+            return _reverse_jvp(f, primals, tangents, has_aux)
     with translate(fname, "forward"):
         return _jvp(f, primals, tangents, has_aux=has_aux)
+
+
+def _reverse_jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...],
+                 has_aux: bool) -> tuple[Any, ...]:
+    """``J·v`` in reverse mode only, for an f with no_grad regions (which forward mode would
+    differentiate through): ``u ↦ uᵀJ`` is linear, and its VJP against v is ``J v``."""
+    res = _vjp(f, *primals, has_aux=has_aux)
+    out, vjp_fn = res[0], res[1]
+    zeros = tree_map(torch.zeros_like, out)
+    _, back = _vjp(lambda u: vjp_fn(u), zeros)
+    (jv,) = back(tangents)
+    return (out, jv, res[2]) if has_aux else (out, jv)
 
 
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
@@ -97,6 +115,7 @@ def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
             f"argnums={argnums} is out of range for {len(primals)} primal(s)") from exc
     _check_pair(sel, tangents, fname, check_finite)
     g = _grad(f, argnums=argnums)
+    rev = stops_gradient(f, primals, argnums)
 
     def grad_of_selected(*xs: Any) -> Any:
         full = list(primals)
@@ -106,7 +125,10 @@ def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
 
     with translate(fname, "hvp"):
         try:
-            _, hv = _jvp(grad_of_selected, sel, tangents)
+            if rev:  # f has no_grad regions: reverse over reverse, as torch.autograd.functional
+                _, hv = _reverse_jvp(grad_of_selected, sel, tangents, False)
+            else:
+                _, hv = _jvp(grad_of_selected, sel, tangents)
         except RuntimeError as exc:
             if "scalar" in str(exc) or "numel() == 1" in str(exc) or "1 element" in str(exc):
                 raise ShapeError(f"hvp needs {fname} to return a scalar (one element); for a "
