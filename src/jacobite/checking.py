@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from . import numeric
-from .dense import jacobian
 from .dense._engine import Problem
 from .dense._trees import substitute
+from .dense.jacobian import jacobian
 from .errors import JacobianMismatchError
 
 __all__ = ["CheckResult", "check"]

@@ -18,12 +18,12 @@ diagonal, softmax's a :class:`~jacobite.nn.BatchedSoftmaxJacobian`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
 
-from ..dense import linearize
+from ..dense.linearize import linearize
 from ..errors import DtypeError, InvalidOptionError, ModuleStateError, ShapeError
 from ..operators import Composed, DenseOperator, JacobianOperator, ScaledIdentity
 from . import _checks as chk
@@ -107,7 +107,7 @@ def _softmax_dim(module: nn.Softmax, ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1  # torch's legacy implicit-dim rule
 
 
-def _is_dropout(module: nn.Module) -> bool:
+def _is_dropout(module: nn.Module) -> TypeGuard[nn.modules.dropout._DropoutNd]:
     return isinstance(module, nn.modules.dropout._DropoutNd)
 
 
