@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ...dense import jacobian as _jacobian
+from ...dense.jacobian import jacobian as _jacobian
 from ...errors import InvalidOptionError, OutputTypeError, ShapeError
 
 __all__ = ["Residuals"]

@@ -22,6 +22,7 @@ and Jacobian (:func:`scale_for_robust_loss`) agree with SciPy to rounding.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -110,12 +111,12 @@ def cost_of(f: np.ndarray, rho: Loss | None) -> float:
     return 0.5 * float(np.sum(rho(f)[0]))
 
 
-def scale_for_robust_loss(J: np.ndarray | object, f: np.ndarray,
-                          rho: np.ndarray) -> tuple[object, np.ndarray]:
+def scale_for_robust_loss(J: Any, f: np.ndarray, rho: np.ndarray) -> tuple[Any, np.ndarray]:
     """Triggs et al.'s correction: ``J̃ = diag(s) J`` and ``f̃ = ρ' f / s`` with
     ``s = √(ρ' + 2 ρ'' f²)`` (floored at machine epsilon), so that ``J̃ᵀ f̃`` is the true
     gradient and ``J̃ᵀ J̃`` a Gauss–Newton model of the robust cost. ``J`` may be dense or a
-    SciPy sparse matrix; nothing is modified in place.
+    SciPy sparse matrix (typed ``Any``: SciPy ships no type information); nothing is modified in
+    place.
 
     >>> import numpy as np
     >>> f = np.array([1.0, 10.0]); J = np.eye(2)
@@ -131,4 +132,4 @@ def scale_for_robust_loss(J: np.ndarray | object, f: np.ndarray,
         return s[:, None] * J, f_new
     import scipy.sparse as sp
 
-    return sp.diags(s) @ J, f_new  # type: ignore[operator]
+    return sp.diags(s) @ J, f_new
