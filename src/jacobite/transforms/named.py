@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -146,7 +146,7 @@ class Affine(Transform):
 
 
 #: Transforms known by name (each entry builds a fresh instance).
-TRANSFORMS: dict[str, type[Transform]] = {
+TRANSFORMS: dict[str, Callable[[], Transform]] = {
     "polar": Polar, "cylindrical": Cylindrical, "spherical": Spherical,
 }
 
