@@ -4,6 +4,8 @@ A *dependency matrix* of a tensor ``t`` is a SciPy CSR bool matrix of shape ``(t
 row ``i`` holds the input indices the ``i``-th element (row-major) may depend on. ``None`` stands
 for "no dependency" (a constant). Every rule takes the op's arguments (with real values) and a
 lookup ``deps(t) -> matrix | None`` and returns the dependency matrices of the op's outputs.
+The registered rules (see :mod:`jacobite.sparse._registry`) at the end cover elementwise ops,
+constants, ``detach``, products with a constant factor, index/shape ops and reductions.
 
 >>> import numpy as np
 >>> _broadcast_index((3, 1), (3, 2)).tolist()
@@ -19,6 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
+
+from ._registry import Call, rule
 
 Deps = sp.csr_matrix | None
 Lookup = Callable[[Any], Deps]
@@ -127,8 +131,6 @@ INDEX_OPS = {
 _FILL_ARGS = {"value", "fill_value"}
 # arguments holding values (not indices): integer tensors there are constants, not positions
 _DATA_ARGS = {"self", "src", "source", "values", "tensors", "input", "other", "value", "tensor"}
-# index_put (accumulating or with duplicate targets) has its own rule: :func:`index_put`
-_ACCUMULATE_OPS = {aten.index_put.default, aten.index_put_.default}
 
 
 def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Lookup,
@@ -285,70 +287,72 @@ def _prefix(d: sp.csr_matrix, shape: Sequence[int], dim: int) -> sp.csr_matrix:
     return (sel @ d).tocsr()
 
 
-SCATTER_ADD_OPS = {
+# ---- registrations ---------------------------------------------------------------------------
+#: ops whose outputs carry no derivative (constant or piecewise constant in the input)
+NO_DEPS = {
     getattr(aten, name)
-    for name in ("scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_",
-                 "index_add", "index_add_", "index_reduce", "index_reduce_")
+    for name in (
+        "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones",
+        "new_empty", "new_full", "rand_like", "randn_like", "sign", "floor", "ceil", "round",
+        "trunc", "argmax", "argmin", "empty_strided", "zeros", "ones", "full", "arange",
+        "scalar_tensor", "empty", "rand", "randn", "_local_scalar_dense", "is_nonzero",
+        "equal", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite", "logical_not",
+        "logical_and", "logical_or", "sym_size", "sym_numel", "sym_stride",
+    )
     if hasattr(aten, name)
 }
+#: dtype casts and copies: elementwise, like the ops torch tags pointwise
+CASTS = {aten._to_copy, aten.to, aten.type_as, aten.positive}
 
 
-# overwriting scatters: autograd sends the gradient to every duplicate source, so all sources
-# of a target are added to the index trick's winner
-OVERWRITE_SCATTERS = {aten.scatter.src, aten.scatter_.src, aten.index_copy.default,
-                      aten.index_copy_.default}
+@rule(torch.Tag.pointwise, *CASTS, aten.max.other, aten.min.other)
+def pointwise_rule(c: Call) -> list[Deps] | None:
+    """Elementwise ops with one output: the union of the broadcast inputs' dependencies."""
+    ref = next((o for o in c.outs if isinstance(o, torch.Tensor)), None)
+    if ref is None or len(c.outs) != 1:
+        return None
+    return [pointwise((c.args, c.kwargs), ref, c.deps)]
 
 
-def scatter_add(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup,
-                include_self: bool = True) -> Deps:
-    """Accumulating scatters: ``self`` keeps its deps; each target also gets its sources'."""
-    b = bind(func, args, kwargs)
-    self_t, dim, index = b["self"], b["dim"], b["index"]
-    src = b.get("src", b.get("source"))
-    ndim = max(self_t.dim(), 1)
-    dim = dim % ndim
-    parts = [deps(self_t) if include_self else None]
-    ds = deps(src) if isinstance(src, torch.Tensor) else None
-    if ds is not None:
-        shape = tuple(self_t.shape) or (1,)
-        idx = index.reshape(-1).numpy() if index.dim() <= 1 else index.numpy()
-        if func.overloadpacket in (aten.index_add, aten.index_add_, aten.index_reduce,
-                                   aten.index_reduce_, aten.index_copy, aten.index_copy_):
-            sshape = tuple(src.shape) or (1,)
-            coords = list(np.indices(sshape).reshape(len(sshape), -1))
-            coords[dim] = idx.reshape(-1)[coords[dim]]
-            src_flat = np.arange(int(np.prod(sshape)))
-        else:  # scatter: index has its own shape; src element at the same coordinates
-            ishape = tuple(index.shape) or (1,)
-            coords = list(np.indices(ishape).reshape(len(ishape), -1))
-            src_flat = np.ravel_multi_index(tuple(coords), tuple(src.shape) or (1,))
-            coords[dim] = idx.reshape(-1)
-        target = np.ravel_multi_index(tuple(coords), shape)
-        sel = sp.csr_matrix((np.ones(target.size, bool), (target, src_flat)),
-                            shape=(out.numel(), src.numel()))
-        parts.append((sel @ ds).tocsr())
-    return union(parts)
+@rule(*NO_DEPS)
+def constant_rule(c: Call) -> list[Deps]:
+    """Outputs that are constant (or piecewise constant) in the input: no dependencies."""
+    return [None] * len(c.outs)
 
 
-def index_put(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup) -> Deps:
-    """``self[indices] = values`` (or ``+=`` with ``accumulate``): every source of a target
-    counts, duplicates included (autograd feeds them all); untouched elements keep theirs."""
-    b = bind(func, args, kwargs)
-    self_t, values = b["self"], b["values"]
-    pos = torch.from_numpy(np.arange(self_t.numel(), dtype=np.int64)).reshape(self_t.shape)
-    target = pos[tuple(b["indices"])]
-    tgt = target.reshape(-1).numpy()
-    parts: list[Deps] = []
-    if (d := deps(self_t)) is not None:
-        if b.get("accumulate"):
-            parts.append(d)
-        else:
-            keep = np.arange(self_t.numel())
-            keep[tgt] = -1
-            parts.append(gather_rows(d, keep))
-    if is_float(values) and (dv := deps(values)) is not None:
-        src = _broadcast_index(values.shape, target.shape)
-        sel = sp.csr_matrix((np.ones(tgt.size, bool), (tgt, src)),
-                            shape=(out.numel(), values.numel()))
-        parts.append((sel @ dv).tocsr())
-    return union(parts)
+@rule(aten.detach)
+def detach_rule(c: Call) -> list[Deps]:
+    """``detach`` cuts dependencies, except while tracing a gradient: autograd saves tensors
+    for backward through it, so there a detached tensor keeps its input's (a superset)."""
+    if c.keep_detached:
+        return [c.deps(c.args[0])]
+    return [None] * len(c.outs)
+
+
+@rule(aten.mul, aten.mul_)
+def mul_rule(c: Call) -> list[Deps] | None:
+    """``a * b`` exploiting a constant factor's zeros; other overloads are plain pointwise."""
+    if len(c.outs) == 1 and len(c.args) == 2:
+        return [mul(c.args, c.outs[0], c.deps, c.tainted, c.packet is aten.mul_)]
+    return pointwise_rule(c) if torch.Tag.pointwise in c.func.tags else None
+
+
+@rule(*(INDEX_OPS - {aten.masked_fill, aten.masked_fill_}))
+def index_rule(c: Call) -> list[Deps]:
+    """Ops that move, copy or drop elements: the index trick."""
+    return index_trick(c.func, c.args, c.kwargs, c.outs, c.deps, c.n)
+
+
+@rule(aten.masked_fill, aten.masked_fill_)
+def masked_fill_rule(c: Call) -> list[Deps]:
+    """A constant mask drops the filled elements' dependencies (index trick); a mask computed
+    from x may keep any element at another x, so then every element keeps self's."""
+    if c.tainted(bind(c.func, c.args, c.kwargs).get("mask")):
+        return [pointwise((c.args, c.kwargs), c.outs[0], c.deps)]
+    return index_rule(c)
+
+
+@rule(*REDUCE_OPS)
+def reduce_rule(c: Call) -> list[Deps]:
+    """Reductions, slice-wide ops and prefix scans: see :func:`reduce`."""
+    return reduce(c.func, c.args, c.kwargs, c.outs, c.deps)

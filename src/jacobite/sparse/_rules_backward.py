@@ -3,16 +3,17 @@
 :func:`jacobite.sparse.detect_hessian` traces ``f`` and its reverse-mode gradient; the gradient
 runs aten ``*_backward`` ops. Elementwise ones (activation backwards) follow the pointwise rule;
 softmax backwards see their whole slice; slice/select/diagonal backwards move elements and use
-the index trick of :mod:`jacobite.sparse._rules`.
+the index trick of :mod:`jacobite.sparse._rules`; ``unfold_backward`` sums overlapping windows.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from . import _rules as R
+from ._registry import Call, rule
 
 aten = torch.ops.aten
 
@@ -39,7 +40,7 @@ SOFTMAX_BACKWARD = {
 #: ops that only move elements of the incoming gradient (zeros elsewhere)
 INDEX_BACKWARD = {
     getattr(aten, name)
-    for name in ("slice_backward", "select_backward", "diagonal_backward", "unfold_backward")
+    for name in ("slice_backward", "select_backward", "diagonal_backward")
     if hasattr(aten, name)
 }
 
@@ -55,14 +56,31 @@ def softmax_backward(args: tuple, kwargs: dict, out: torch.Tensor, deps: R.Looku
     return (g.T @ (g @ d)).tocsr()
 
 
-def backward_rule(func: Any, args: tuple, kwargs: dict, outs: list, deps: R.Lookup,
-                  n: int) -> list[R.Deps] | None:
-    """Dependencies of a backward op's outputs, or ``None`` when it is not one of ours."""
-    packet = func.overloadpacket
-    if packet in POINTWISE_BACKWARD and len(outs) == 1:
-        return [R.pointwise((args, kwargs), outs[0], deps)]
-    if packet in SOFTMAX_BACKWARD:
-        return [softmax_backward(args, kwargs, outs[0], deps)]
-    if packet in INDEX_BACKWARD:
-        return R.index_trick(func, args, kwargs, outs, deps, n)
-    return None
+@rule(*SOFTMAX_BACKWARD)
+def softmax_backward_rule(c: Call) -> list[R.Deps]:
+    """Softmax backwards: see :func:`softmax_backward`."""
+    return [softmax_backward(c.args, c.kwargs, c.outs[0], c.deps)]
+
+
+@rule(aten.unfold_backward)
+def unfold_backward_rule(c: Call) -> list[R.Deps]:
+    """``unfold_backward`` adds each window's gradient into its input positions (overlapping
+    windows sum): output element ``j`` depends on every window element that covers ``j``."""
+    b = R.bind(c.func, c.args, c.kwargs)
+    g = b["grad_in"]
+    d = c.deps(g)
+    if d is None:
+        return [None]
+    sizes = [int(s) for s in b["input_sizes"]]
+    numel = int(np.prod(sizes, dtype=np.int64))
+    pos = torch.arange(numel, dtype=torch.int64).reshape(sizes)
+    target = pos.unfold(int(b["dim"]) % max(len(sizes), 1), int(b["size"]), int(b["step"]))
+    tgt = target.reshape(-1).numpy()
+    src = R._broadcast_index(tuple(g.shape), tuple(target.shape))
+    sel = sp.csr_matrix((np.ones(tgt.size, bool), (tgt, np.arange(tgt.size))),
+                        shape=(numel, tgt.size))
+    return [(sel @ R.gather_rows(d, src)).tocsr()]
+
+
+rule(*POINTWISE_BACKWARD)(R.pointwise_rule)
+rule(*INDEX_BACKWARD)(R.index_rule)

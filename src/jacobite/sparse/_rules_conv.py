@@ -21,7 +21,16 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from jacobite.sparse._rules import Deps, Lookup, _broadcast_index, bind, gather_rows, union
+from jacobite.sparse._registry import Call, rule
+from jacobite.sparse._rules import (
+    Deps,
+    Lookup,
+    _broadcast_index,
+    bind,
+    gather_rows,
+    group_matrix,
+    union,
+)
 
 aten = torch.ops.aten
 
@@ -88,13 +97,15 @@ if hasattr(aten, "avg_pool1d"):
     POOL_OPS.add(aten.avg_pool1d.default)
 
 
-def pool(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Lookup) -> list[Deps]:
-    """Average / max pooling: each output depends on its window (per channel)."""
+def pool(func: Any, args: tuple, kwargs: dict, outs: list[Any],
+         deps: Lookup) -> list[Deps] | None:
+    """Average / max pooling: each output depends on its window (per channel); ``None`` for
+    ``ceil_mode`` and unexpected output shapes (no rule)."""
     b = bind(func, args, kwargs)
     x = b["self"]
     d = deps(x)
     if b.get("ceil_mode"):
-        raise NotImplementedError("ceil_mode pooling")  # the caller falls back
+        return None  # partial windows at the edge: no rule (the tracker's dense fallback)
     one_d = func.overloadpacket is getattr(aten, "avg_pool1d", None)
 
     def pair(v: Any, default: Any) -> list[int]:
@@ -115,7 +126,7 @@ def pool(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Lookup) ->
     n_l = patches.shape[-1]
     out = outs[0]
     if out.numel() != planes * n_l:
-        raise NotImplementedError("unexpected pooling shape")
+        return None
     rows = np.broadcast_to((np.arange(planes)[:, None, None] * n_l
                             + np.arange(n_l)[None, None, :]), patches.shape)
     keep = patches > 0
@@ -127,8 +138,6 @@ def pool(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Lookup) ->
 
 def layer_norm(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Lookup) -> list[Deps]:
     """``native_layer_norm``: each output sees its normalised slice, plus weight and bias."""
-    from jacobite.sparse._rules import group_matrix
-
     b = bind(func, args, kwargs)
     x, shape = b["input"], list(b["normalized_shape"])
     dims = list(range(x.dim() - len(shape), x.dim()))
@@ -145,3 +154,22 @@ def layer_norm(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Look
     for o in outs[1:]:
         result.append(red if red is not None and o.numel() == red.shape[0] else None)
     return result
+
+
+@rule(aten.convolution)
+def convolution_rule(c: Call) -> list[Deps] | None:
+    """1-D and 2-D convolutions (not transposed): see :func:`convolution`."""
+    handled, d = convolution(c.func, c.args, c.kwargs, c.outs[0], c.deps, c.tainted)
+    return [d] if handled else None
+
+
+@rule(*POOL_OPS)
+def pool_rule(c: Call) -> list[Deps] | None:
+    """Average and max pooling: see :func:`pool`."""
+    return pool(c.func, c.args, c.kwargs, c.outs, c.deps)
+
+
+@rule(aten.native_layer_norm.default)
+def layer_norm_rule(c: Call) -> list[Deps]:
+    """``native_layer_norm``: see :func:`layer_norm`."""
+    return layer_norm(c.func, c.args, c.kwargs, c.outs, c.deps)

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from jacobite.sparse._registry import Call, rule
 from jacobite.sparse._rules import (
     Deps,
     Lookup,
@@ -93,8 +94,8 @@ def matmul(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup
     elif name in ("mv", "addmv"):
         x, y = (b["mat"], b["vec"]) if "mat" in b else (b["self"], b["vec"])
         prod = _bmm(x.unsqueeze(0), y.reshape(1, -1, 1), *pair(x, y))
-    else:  # dot, vdot
-        x, y = b["self"], b["tensor"]
+    else:  # dot (``tensor``), vdot (``other``)
+        x, y = b["self"], b["tensor"] if "tensor" in b else b["other"]
         prod = _bmm(x.reshape(1, 1, -1), y.reshape(1, -1, 1), *pair(x, y))
     if name.startswith("add") or name == "baddbmm":
         bias = b["self"]
@@ -103,3 +104,9 @@ def matmul(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Lookup
                 bd = gather_rows(bd, _broadcast_index(bias.shape, out.shape))
             prod = union([prod, bd])
     return prod
+
+
+@rule(*MATMUL_OPS)
+def matmul_rule(c: Call) -> list[Deps]:
+    """mm / bmm / mv / dot and their ``add*`` forms: see :func:`matmul`."""
+    return [matmul(c.func, c.args, c.kwargs, c.outs[0], c.deps, c.tainted)]

@@ -33,9 +33,9 @@ from torch.utils._pytree import tree_flatten
 
 from jacobite.errors import DtypeError, JacobiteWarning, OutputTypeError, ShapeError
 from jacobite.sparse import _rules as R
-from jacobite.sparse._rules_backward import backward_rule
-from jacobite.sparse._rules_conv import POOL_OPS, convolution, layer_norm, pool
-from jacobite.sparse._rules_linalg import MATMUL_OPS, matmul
+from jacobite.sparse import _rules_backward, _rules_conv, _rules_linalg  # noqa: F401 - register
+from jacobite.sparse._registry import Call, apply, lookup
+from jacobite.sparse._rules_scatter import SCATTER_ADD_OPS
 
 __all__ = ["Pattern", "detect", "detect_hessian"]
 
@@ -46,20 +46,6 @@ _SCALAR_OPS = {aten._local_scalar_dense.default, aten.is_nonzero.default,
 # outputs whose shape depends on the values of their input
 _DATA_SHAPE_OPS = {aten.nonzero.default, aten.masked_select.default, aten.unique_dim.default,
                    aten._unique2.default, aten.unique_consecutive.default}
-# ops whose outputs carry no derivative (constant or piecewise constant in the input)
-_NO_DEPS = {
-    getattr(aten, name)
-    for name in (
-        "detach", "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones",
-        "new_empty", "new_full", "rand_like", "randn_like", "sign", "floor", "ceil", "round",
-        "trunc", "argmax", "argmin", "empty_strided", "zeros", "ones", "full", "arange",
-        "scalar_tensor", "empty", "rand", "randn", "_local_scalar_dense", "is_nonzero",
-        "equal", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite", "logical_not",
-        "logical_and", "logical_or", "sym_size", "sym_numel", "sym_stride",
-    )
-    if hasattr(aten, name)
-}
-
 
 @dataclass(frozen=True)
 class Pattern:
@@ -194,11 +180,8 @@ class _Tracker(TorchDispatchMode):
         if not any(self.deps(t) is not None for t in flat_in):
             new = [None] * len(outs)
         else:
-            try:
-                new = self._rule(func, args, kwargs, outs, name)
-            except Exception:  # a rule that cannot handle this call: stay conservative
-                new = self._dense(args, kwargs, outs, name)
-        if taint and func not in _NO_DEPS:
+            new = self._rule(func, args, kwargs, outs, name)
+        if taint:
             self._check_value_indexing(func, args, kwargs, name)
         mutated = self._mutated_args(func, args, kwargs)
         for o, d in zip(outs, new, strict=True):
@@ -212,48 +195,15 @@ class _Tracker(TorchDispatchMode):
         return out
 
     def _rule(self, func: Any, args: tuple, kwargs: dict, outs: list, name: str) -> list:
-        if self.keep_detached and func.overloadpacket is aten.detach:
-            return [self.deps(args[0])]
-        if func in _NO_DEPS or func.overloadpacket in _NO_DEPS:
-            return [None] * len(outs)
-        packet = func.overloadpacket
-        if func in MATMUL_OPS:
-            return [matmul(func, args, kwargs, outs[0], self.deps, self.tainted)]
-        if packet in (aten.max, aten.min) and func._overloadname == "other":
-            return [R.pointwise((args, kwargs), outs[0], self.deps)]
-        if packet in (aten.masked_fill, aten.masked_fill_) and self.tainted(
-                R.bind(func, args, kwargs).get("mask")):
-            # a mask computed from x: at another x any element may keep self's value
-            return [R.pointwise((args, kwargs), outs[0], self.deps)]
-        if packet in R.INDEX_OPS:
-            if func in R._ACCUMULATE_OPS:
-                return [R.index_put(func, args, kwargs, outs[0], self.deps)]
-            res = R.index_trick(func, args, kwargs, outs, self.deps, self.n)
-            if func in R.OVERWRITE_SCATTERS:
-                extra = R.scatter_add(func, args, kwargs, outs[0], self.deps, include_self=False)
-                res = [R.union([res[0], extra])]
-            return res
-        if packet is aten.convolution:
-            handled, d = convolution(func, args, kwargs, outs[0], self.deps, self.tainted)
-            if handled:
-                return [d]
-        if func in POOL_OPS:
-            return pool(func, args, kwargs, outs, self.deps)
-        if func is aten.native_layer_norm.default:
-            return layer_norm(func, args, kwargs, outs, self.deps)
-        if packet in R.SCATTER_ADD_OPS and len(outs) == 1:
-            return [R.scatter_add(func, args, kwargs, outs[0], self.deps)]
-        if packet in R.REDUCE_OPS:
-            return R.reduce(func, args, kwargs, outs, self.deps)
-        if packet in (aten.mul, aten.mul_) and len(outs) == 1 and len(args) == 2:
-            return [R.mul(args, outs[0], self.deps, self.tainted, packet is aten.mul_)]
-        if (res := backward_rule(func, args, kwargs, outs, self.deps, self.n)) is not None:
-            return res
-        if torch.Tag.pointwise in func.tags or packet in _CASTS:
-            ref = next((o for o in outs if isinstance(o, torch.Tensor)), None)
-            if ref is not None and len(outs) == 1:
-                return [R.pointwise((args, kwargs), ref, self.deps)]
-        return self._dense(args, kwargs, outs, name)
+        """The registered rule's dependencies; the dense fallback when there is none (or it
+        declines this call). A failure inside a rule surfaces as a typed error."""
+        fn = lookup(func)
+        res = None
+        if fn is not None:
+            call = Call(func, args, kwargs, outs, self.deps, self.tainted, self.n,
+                        self.keep_detached)
+            res = apply(fn, call)
+        return self._dense(args, kwargs, outs, name) if res is None else res
 
     def _dense(self, args: tuple, kwargs: dict, outs: list, name: str) -> list:
         """No rule: every output element depends on everything any input depends on."""
@@ -275,7 +225,7 @@ class _Tracker(TorchDispatchMode):
     def _check_value_indexing(self, func: Any, args: tuple, kwargs: dict, name: str) -> None:
         """Index tensors whose values depend on x make the pattern local to x."""
         if (func.overloadpacket not in R.INDEX_OPS and func not in _DATA_SHAPE_OPS
-                and func.overloadpacket not in R.SCATTER_ADD_OPS):
+                and func.overloadpacket not in SCATTER_ADD_OPS):
             return
         if func.overloadpacket in (aten.masked_fill, aten.masked_fill_):
             return  # a mask only selects between candidates; both are kept
@@ -301,8 +251,6 @@ class _Tracker(TorchDispatchMode):
                     res.append(v)
         return res
 
-
-_CASTS = {aten._to_copy, aten.to, aten.type_as, aten.positive}
 
 
 
