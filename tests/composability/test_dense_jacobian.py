@@ -1,0 +1,144 @@
+"""``jacobite.jacobian`` and ``value_and_jacobian`` under autograd, torch.func and compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import jacrev
+
+import jacobite
+from jacobite.errors import UnsupportedOperationError
+
+from ._cases import BY_NAME, bind
+from ._harness import CHUNKS, CONFIGS, DEVICES, DIFF_TRANSFORMS, MODES, Known, check, params
+
+# ----------------------------------------------------------------------------- known failures
+# One rule per bug in src/jacobite/dense; delete a rule when its fix lands (strict xfail).
+_FWD_DETACH = ("mode='forward' runs f on x.detach().clone() (_fast.forward, "
+               "_engine.forward_cols), so the Jacobian is cut from x's graph: autograd raises "
+               "'does not require grad', torch.func transforms get zeros")
+_VMAP_ITEM = ("check_finite's all_finite() calls .item() on x, which vmap refuses; "
+              "forward mode under vmap also returns a batched primal from an out_dims=None "
+              "vmap, and chunk_size=1/2 misreads vmap's batched basis as an in-place write")
+KNOWN = (
+    Known(_FWD_DETACH, transform=DIFF_TRANSFORMS, mode="forward"),
+    Known(_VMAP_ITEM, transform="vmap"),
+)
+
+GRID = ("matmul_chain", "dict_in")  # one tensor (fast lane) and one pytree (general engine)
+SWEEP = ("sin", "tuple_out", "dict_out", "broadcast", "mlp_input", "conv1d")
+SWEEP_CONFIGS = (("auto", "auto"), ("forward", None))
+
+
+def _jacobian(case_name: str, mode: str, chunk, device: str, with_value: bool = False):
+    case = BY_NAME[case_name]
+    f, args_at, x = bind(case, device)
+
+    def fn(t):
+        if with_value:
+            return jacobite.value_and_jacobian(f, *args_at(t), argnums=case.argnums, mode=mode,
+                                               chunk_size=chunk)
+        return jacobite.jacobian(f, *args_at(t), argnums=case.argnums, mode=mode,
+                                 chunk_size=chunk)
+
+    def ref(t):
+        J = jacrev(f, argnums=case.argnums)(*args_at(t))
+        return (f(*args_at(t)), J) if with_value else J
+
+    return fn, ref, x
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("transform", "mode", "chunk", "case"),
+                         params("jacobian", (*DIFF_TRANSFORMS, "vmap"), CONFIGS, GRID, KNOWN)
+                         + params("jacobian", (*DIFF_TRANSFORMS, "vmap"), SWEEP_CONFIGS, SWEEP,
+                                  KNOWN))
+def test_jacobian(transform, mode, chunk, case, device):
+    fn, ref, x = _jacobian(case, mode, chunk, device)
+    check(transform, fn, ref, x, what=f"jacobian {case} {mode} {chunk}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("transform", "mode", "chunk", "case"),
+                         params("value_and_jacobian", (*DIFF_TRANSFORMS, "vmap"), CONFIGS,
+                                ("matmul_chain",), KNOWN)
+                         + params("value_and_jacobian", (*DIFF_TRANSFORMS, "vmap"),
+                                  SWEEP_CONFIGS, ("tuple_out",), KNOWN))
+def test_value_and_jacobian(transform, mode, chunk, case, device):
+    fn, ref, x = _jacobian(case, mode, chunk, device, with_value=True)
+    check(transform, fn, ref, x, what=f"value_and_jacobian {case} {mode} {chunk}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("path", ["jacobian", "value_and_jacobian"])
+def test_compile(path, mode):
+    fn, ref, x = _jacobian("matmul_chain", mode, "auto", "cpu",
+                           with_value=path == "value_and_jacobian")
+    check("compile", fn, ref, x, what=f"{path} {mode} compiled")
+
+
+# ----------------------------------------------------------------------------- chunk_size=1
+
+
+class _LoopOnlySin(torch.autograd.Function):
+    """``sin`` whose derivative rules read a Python number off the incoming vector: correct
+    for one JVP or VJP at a time, refused by ``vmap`` (``.item()`` on a batched tensor)."""
+
+    @staticmethod
+    def forward(x):
+        return torch.sin(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (x,) = inputs
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x) * (1.0 if float(g.abs().sum()) >= 0 else 0.0)
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return t * torch.cos(x) * (1.0 if float(t.abs().sum()) >= 0 else 0.0)
+
+
+def _loop_only(x: torch.Tensor) -> torch.Tensor:
+    return _LoopOnlySin.apply(x) * 2.0
+
+
+@pytest.mark.parametrize("mode", [
+    pytest.param("forward", marks=pytest.mark.xfail(
+        strict=True, raises=UnsupportedOperationError,
+        reason="the forward-mode no_grad-region check flags a custom autograd.Function (whose "
+               "forward autograd runs under no_grad) and refuses it, although its jvp rule "
+               "is exact")),
+    "reverse", "auto"])
+def test_chunk_size_one_is_a_plain_loop(mode):
+    x = torch.tensor([0.3, -0.1, 0.7], dtype=torch.float64)
+    J = jacobite.jacobian(_loop_only, x, mode=mode, chunk_size=1)
+    torch.testing.assert_close(J, torch.diag(2.0 * torch.cos(x)), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- no_grad regions
+
+
+def _no_grad_scale(x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        s = x.square().sum()  # a constant for differentiation, by the no_grad contract
+    return x * s
+
+
+def test_modes_agree_on_no_grad_regions():
+    """Every mode gives reverse mode's answer (the no_grad part is a constant), or refuses."""
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    expected = jacrev(_no_grad_scale)(x)
+    for mode in MODES:
+        try:
+            J = jacobite.jacobian(_no_grad_scale, x, mode=mode)
+        except UnsupportedOperationError as exc:
+            assert mode == "forward" and "reverse" in str(exc)
+            continue
+        torch.testing.assert_close(J, expected, rtol=1e-12, atol=1e-12, msg=mode)
