@@ -18,7 +18,8 @@ MODES = ("forward", "reverse", "auto")
 CHUNKS = (None, "auto", 1, 2)
 TOL = 1e-10
 
-# A reason keyed by mode, or by (mode, chunk_size) for one configuration.
+# A reason keyed by mode, or by (mode, chunk_size) for one configuration (which wins; an empty
+# reason there exempts that configuration from its mode's xfail).
 Fails = Mapping[Any, str]
 
 
