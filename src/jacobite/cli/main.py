@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import JacobiteError
 from ._app import Parser, fail
 
+if TYPE_CHECKING:
+    from .commands import Command
 
-def _register() -> dict[str, object]:
+
+def _register() -> dict[str, Command]:
     from . import commands
 
     return commands.REGISTRY
@@ -24,10 +28,10 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"jacobite {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, cmd in _register().items():
-        p = sub.add_parser(name, help=cmd.HELP, description=cmd.HELP)  # type: ignore[attr-defined]
-        cmd.add_arguments(p)  # type: ignore[attr-defined]
+        p = sub.add_parser(name, help=cmd.HELP, description=cmd.HELP)
+        cmd.add_arguments(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        p.set_defaults(run=cmd.run)  # type: ignore[attr-defined]
+        p.set_defaults(run=cmd.run)
     return parser
 
 

@@ -133,7 +133,8 @@ def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0, k: int
                          f"{exc}; check --input-shape (one sample, without the batch "
                          "dimension)") from exc
     try:
-        report = layer_report(model, x, k=k, **({} if tol is None else {"tol": tol}))
+        report = (layer_report(model, x, k=k) if tol is None
+                  else layer_report(model, x, k=k, tol=tol))
     except JacobiteError:
         raise
     except Exception as exc:
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title="Jacobian spectral norm of each layer at the input", title_justify="left")
     for col, just in (("layer", "left"), ("kind", "left"), ("in", "right"), ("out", "right"),
                       ("‖J‖₂", "right"), ("cumulative", "right"), ("flag", "left")):
-        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+        table.add_column(col, justify=just, overflow="fold")
     for r in report.rows:
         flag = f"[red]{r.flag}[/]" if r.flag else ""
         table.add_row(esc(r.name), r.kind, "×".join(map(str, r.in_shape)),
