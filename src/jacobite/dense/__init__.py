@@ -8,7 +8,7 @@ from ._plan import JacobianPlan
 from ._probe import PROBES as _PROBES
 from .batched import batch_jacobian
 from .hessian import hessian
-from .jacobian import jacobian, jacobian_plan, value_and_jacobian
+from .jacobian import _EXPRESS, jacobian, jacobian_plan, value_and_jacobian
 from .linearize import linearize
 from .modules import module_jacobian
 from .products import hvp, jvp, vjp
@@ -30,5 +30,7 @@ __all__ = [
 
 
 def clear_cache() -> None:
-    """Forget the cached probes (output sizes, working memory) of functions seen so far."""
+    """Forget every cached probe and plan (output sizes, working memory, the chosen mode) of the
+    functions seen so far, including the fast lane's, e.g. after a function changed behaviour."""
     _PROBES.clear()
+    _EXPRESS.clear()

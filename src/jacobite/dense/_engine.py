@@ -20,7 +20,7 @@ from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 from .. import _validate
 from ..errors import JacobiteWarning, OutputTypeError, UnsupportedOperationError
 from . import _plan
-from ._errors import MUTATES_INPUT, check_not_mutated, translate
+from ._errors import MUTATES_INPUT, check_module_state, check_not_mutated, translate
 from ._probe import PROBES, Probe, run_probe
 from ._trees import (
     Flat,
@@ -128,6 +128,7 @@ class Problem:
         key = PROBES.key(self.f, self.args, (self.positions, self.has_aux))
         probe = PROBES.get(key, self.f)
         if probe is None:
+            check_module_state(self.f)
             with translate(self.fname, "probe"):
                 probe, _ = run_probe(lambda *lv: self.call(*lv)[0], self.xin.leaves)
             if probe.mutates_input:
@@ -162,6 +163,13 @@ def stops_gradient(f: Callable[..., Any], args: tuple[Any, ...],
     """Whether f computes from the arguments at ``argnums`` under ``torch.no_grad`` (cached probe):
     forward-mode AD does not honour that, so such an f must be differentiated in reverse mode."""
     return Problem.build(f, args, argnums, False, check_finite=False).probe().stops_gradient
+
+
+def reverse_only(f: Callable[..., Any], args: tuple[Any, ...],
+                 argnums: int | tuple[int, ...] = 0) -> bool:
+    """Whether only reverse mode gives f's Jacobian consistently (cached probe): f computes
+    under ``torch.no_grad`` or draws random numbers (forward mode re-evaluates f per chunk)."""
+    return Problem.build(f, args, argnums, False, check_finite=False).probe().reverse_only
 
 
 def looped(fn: Callable[..., Any]) -> Callable[..., Any]:

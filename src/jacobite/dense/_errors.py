@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
-from ..errors import DtypeError, OutputTypeError, UnsupportedOperationError
+from torch import nn
+
+from ..errors import DtypeError, ModuleStateError, OutputTypeError, UnsupportedOperationError
 
 MUTATES_INPUT = (
     "{f} modifies its input in place (x.mul_(2), x[i] = ..., x += ...), so every evaluation sees "
     "a different input and the Jacobian is meaningless; write it out of place (y = x * 2, "
     "torch.where, torch.cat) — your tensor was left unchanged")
+
+CHECKPOINT = (
+    "{f} uses torch.utils.checkpoint, which torch.func's transforms cannot differentiate in "
+    "{mode} mode (reentrant checkpointing is an old-style autograd.Function; the non-reentrant "
+    "kind uses saved-tensor hooks, which reverse mode does not support); compute the Jacobian "
+    "without checkpointing (e.g. a flag on your model that skips it), or, with "
+    "use_reentrant=False, use mode='forward'")
+
+RANDOM = (
+    "{f} draws random numbers (Dropout in training mode, torch.rand, ...), and the vectorised "
+    "{mode}-mode transform would have to choose which basis vectors share a draw; put the model "
+    "in eval() mode, or use mode='reverse', which evaluates f once (the Jacobian for that draw)")
 
 _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
     (("leaf Variable that requires grad is being used in an in-place operation",),
@@ -40,6 +55,8 @@ _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
      UnsupportedOperationError,
      "{f} uses an operation whose output shape depends on values (nonzero, masked_select, "
      "unique, boolean indexing); use torch.where with a fixed shape instead"),
+    (("randomness error mode", "randomness flag"), UnsupportedOperationError, RANDOM),
+    (("saved tensor hooks",), UnsupportedOperationError, CHECKPOINT),
     (("setup_context",), UnsupportedOperationError,
      "{f} uses a custom torch.autograd.Function written in the old style; torch.func transforms "
      "need it to define a separate setup_context staticmethod (and vmap support: "
@@ -58,6 +75,8 @@ def translate(fname: str, mode: str) -> Iterator[None]:
         if isinstance(exc, UnsupportedOperationError):
             raise
         text = str(exc)
+        if ("setup_context" in text or "saved tensor hooks" in text) and _from_checkpoint(exc):
+            raise UnsupportedOperationError(CHECKPOINT.format(f=fname, mode=mode)) from exc
         for needles, cls, msg in _RULES:
             if any(n in text for n in needles):
                 first = text.strip().splitlines()[0][:200] if text.strip() else ""
@@ -65,7 +84,39 @@ def translate(fname: str, mode: str) -> Iterator[None]:
         raise
 
 
+def _from_checkpoint(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith("torch/utils/checkpoint.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def check_not_mutated(fname: str, leaves: tuple[object, ...], versions: tuple[int, ...]) -> None:
     """Raise if ``f`` changed any of the (private copies of the) inputs in place."""
     if any(t._version != v for t, v in zip(leaves, versions, strict=True)):  # type: ignore[attr-defined]
         raise UnsupportedOperationError(MUTATES_INPUT.format(f=fname))
+
+
+def check_module_state(f: Any, *, per_sample: bool = False) -> None:
+    """Refuse a module whose forward pass would change it (BatchNorm updating its running
+    statistics in training mode) — or, for per-sample Jacobians, one that mixes the samples of a
+    batch (BatchNorm in training mode normalises with batch statistics)."""
+    if not isinstance(f, nn.Module):
+        return
+    for name, sub in f.named_modules():
+        if not (isinstance(sub, nn.modules.batchnorm._NormBase) and sub.training):
+            continue
+        where = f"{name or type(f).__name__} ({type(sub).__name__})"
+        if per_sample:
+            raise ModuleStateError(
+                f"{where} is in training mode, where it normalises with the statistics of the "
+                "whole batch, so one sample's output depends on the others and per-sample "
+                "Jacobians do not exist; call module.eval() first, or take jacobite.jacobian of "
+                "the whole batch")
+        if sub.track_running_stats:
+            raise ModuleStateError(
+                f"{where} is in training mode and updates its running statistics in place on "
+                "every forward pass, so its Jacobian would change the model; call module.eval() "
+                "first (Jacobian with the running statistics)")

@@ -85,13 +85,24 @@ def resolve_budget(memory_budget: int | str | None) -> int:
     return _validate.memory_budget(memory_budget)
 
 
-def honour_no_grad(mode: str, reason: str, probe: Probe | None, fname: str) -> tuple[str, str]:
-    """Reverse mode when f has no_grad regions (mode "auto"); a typed error for "forward"."""
-    if probe is None or not probe.stops_gradient or mode == "reverse":
+RANDOM_FORWARD = (
+    "{f} draws random numbers (Dropout in training mode, torch.rand, ...); forward mode evaluates "
+    "f once per chunk of columns, so the columns would come from different draws. Use "
+    "mode='reverse' or mode='auto' (one evaluation: the Jacobian for that draw), or put the "
+    "model in eval() mode")
+
+
+def honour_semantics(mode: str, reason: str, probe: Probe | None,
+                     fname: str) -> tuple[str, str]:
+    """Reverse mode when only it gives the Jacobian the user means — f has no_grad regions or
+    draws random numbers — for mode "auto"; a typed error for an explicit "forward"."""
+    if probe is None or not probe.reverse_only or mode == "reverse":
         return mode, reason
+    why = "computes under torch.no_grad" if probe.stops_gradient else "draws random numbers"
     if reason != "requested":
-        return "reverse", "auto: f computes under torch.no_grad, which only reverse mode honours"
-    raise UnsupportedOperationError(NO_GRAD_FORWARD.format(f=fname))
+        return "reverse", f"auto: f {why}, which only reverse mode handles consistently"
+    msg = NO_GRAD_FORWARD if probe.stops_gradient else RANDOM_FORWARD
+    raise UnsupportedOperationError(msg.format(f=fname))
 
 
 def guard(m: int, n: int, itemsize: int, budget: int, what: str = "dense Jacobian") -> int:
@@ -114,7 +125,7 @@ def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
         chosen, reason = auto_mode(n, m)
     else:
         chosen, reason = mode, "requested"
-    chosen, reason = honour_no_grad(chosen, reason, probe, fname)
+    chosen, reason = honour_semantics(chosen, reason, probe, fname)
     result = guard(m, n, itemsize, budget)
     basis = n if chosen == "forward" else m
     work = probe.work_bytes if probe is not None else (n + m) * itemsize

@@ -54,6 +54,14 @@ class Probe:
     # set_grad_enabled(False)); reverse mode treats that part as a constant, forward mode
     # (a JVP) does not, so only reverse mode gives the Jacobian the user means
     stops_gradient: bool = False
+    # f draws random numbers (dropout, torch.rand): every evaluation differs, so the Jacobian is
+    # that of one draw, which only a single evaluation (reverse mode) gives consistently
+    draws_random: bool = False
+
+    @property
+    def reverse_only(self) -> bool:
+        """Only reverse mode gives the Jacobian the user means (see the two flags above)."""
+        return self.stops_gradient or self.draws_random
 
 
 class _Recorder(TorchDispatchMode):
@@ -62,6 +70,7 @@ class _Recorder(TorchDispatchMode):
         self.bytes = 0
         self.leak = False
         self.stops = False
+        self.random = False
         # id -> weak reference: tensors compare elementwise, so they cannot go in a WeakSet
         self._tainted: dict[int, weakref.ref[torch.Tensor]] = {}
         for t in inputs:
@@ -79,6 +88,8 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if torch.Tag.nondeterministic_seeded in func.tags:
+            self.random = True
         flat_in, _ = tree_flatten((args, kwargs))
         tainted = any(self._is_tainted(t) for t in flat_in)
         if tainted:
@@ -108,7 +119,8 @@ def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tup
     numel = sum(t.numel() for t in out_leaves)
     itemsize = max((t.element_size() for t in out_leaves), default=8)
     single = isinstance(out, torch.Tensor)
-    return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated, rec.stops), out
+    return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated, rec.stops,
+                 rec.random), out
 
 
 class ProbeCache:

@@ -12,6 +12,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from ..errors import ArgnumsError, ShapeError
 from . import _plan
 from ._engine import Problem, forward_cols, reverse_rows
+from ._errors import check_module_state
 from ._trees import flatten_inputs, normalize_argnums
 from .jacobian import _assemble
 
@@ -50,6 +51,7 @@ def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, 
     """
     _plan.check_mode(mode)
     _plan.check_chunk_size(chunk_size)
+    check_module_state(f, per_sample=True)
     dims = _in_dims(in_dims, len(args))
     sizes = {leaf.shape[d] for a, d in zip(args, dims, strict=True) if d is not None
              for leaf in tree_flatten(a)[0] if isinstance(leaf, torch.Tensor) and leaf.ndim > d}
@@ -88,6 +90,8 @@ def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, 
         return rows.value, _assemble(p, rows, "reverse" if run is reverse_rows else "forward",
                                      flat)
 
-    value, J = vmap(one, in_dims=dims, chunk_size=None if batch_chunk >= batch else batch_chunk)(
-        *args)
+    # randomness="different": each sample draws its own dropout mask, as in a batched forward
+    # pass; within a sample the plan keeps one draw (reverse mode for random functions)
+    value, J = vmap(one, in_dims=dims, randomness="different",
+                    chunk_size=None if batch_chunk >= batch else batch_chunk)(*args)
     return (value, J) if return_value else J

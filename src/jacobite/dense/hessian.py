@@ -10,8 +10,8 @@ from torch.func import grad as _grad
 
 from .. import _validate
 from ..errors import ShapeError
-from ._engine import stops_gradient
-from ._trees import function_name
+from ._engine import reverse_only
+from ._trees import function_name, normalize_argnums
 from .jacobian import jacobian
 
 __all__ = ["hessian"]
@@ -72,15 +72,21 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
     >>> H.to_scipy().nnz, H.diagonal().tolist()
     (4, [6.0, 6.0, 6.0, 6.0])
     """
+    _validate.callable_(f)
     if sparse:
         from ..sparse.evaluate import one_call
+
+        normalize_argnums(argnums, len(args))
+        _validate.chunk_size(chunk_size)
+        _validate.memory_budget(memory_budget)
         return one_call(f, args, argnums, "auto", False, check_finite, hessian=True)
     _validate.chunk_size(chunk_size)
     _validate.memory_budget(memory_budget)
     gradient = _gradient_of(f, argnums)
-    # forward-over-reverse, unless f has no_grad regions: forward mode would differentiate
-    # through them, so reverse-over-reverse (as torch.autograd.functional.hessian) is used
-    mode = "reverse" if stops_gradient(f, args, argnums) else "forward"
+    # forward-over-reverse, unless f has no_grad regions (forward mode would differentiate
+    # through them) or draws random numbers (forward mode evaluates it once per chunk): then
+    # reverse-over-reverse, as torch.autograd.functional.hessian
+    mode = "reverse" if reverse_only(f, args, argnums) else "forward"
     return jacobian(gradient, *args, argnums=argnums, mode=mode, chunk_size=chunk_size,
                     flat=flat, memory_budget=memory_budget, check_finite=check_finite)
 

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_unflatten
 
+from .. import _validate
 from . import _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
-from ._trees import LEAF_SPEC, all_finite, function_name
+from ._trees import LEAF_SPEC, all_finite, function_name, normalize_argnums
 
 __all__ = ["jacobian", "jacobian_plan", "value_and_jacobian"]
 
@@ -188,6 +189,13 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
     """
     if sparse:
         from ..sparse.evaluate import one_call
+
+        # the same checks, in the same order, as the dense path (options sparse does not use
+        # are still validated: a bad value is a mistake either way)
+        _validate.callable_(f)
+        normalize_argnums(argnums, len(args))
+        _validate.chunk_size(chunk_size)
+        _validate.memory_budget(memory_budget)
         return one_call(f, args, argnums, mode, has_aux, check_finite)
     _, J, aux = _compute(f, args, argnums, mode, has_aux, chunk_size, flat, memory_budget,
                          check_finite)

@@ -44,9 +44,9 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
     ([2.0, 4.0], (2, 2))
     """
     p = Problem.build(f, args, argnums, False, check_finite)
-    # f with no_grad regions: forward mode would differentiate through them, so mv must come
-    # from the double VJP alone (reverse semantics), never from a fresh JVP
-    reverse_only = p.probe().stops_gradient
+    # f with no_grad regions (which forward mode differentiates through) or random draws (a
+    # fresh JVP re-evaluates f): mv comes from the double VJP alone, never from a fresh JVP
+    reverse_only = p.probe().reverse_only
     with translate(p.fname, "reverse"):
         out_leaves, vjp_fn, _ = p.vjp()
     xs = p.xin.leaves

@@ -10,21 +10,10 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import ArgnumsError, ModuleStateError, UnsupportedOperationError
+from ._errors import check_module_state
 from .jacobian import value_and_jacobian
 
 __all__ = ["module_jacobian"]
-
-
-def _check_state(module: nn.Module) -> None:
-    for name, sub in module.named_modules():
-        if (isinstance(sub, nn.modules.batchnorm._NormBase) and sub.training
-                and sub.track_running_stats):
-            where = name or type(module).__name__
-            raise ModuleStateError(
-                f"{where} ({type(sub).__name__}) is in training mode and updates its running "
-                "statistics in place on every forward pass, so its Jacobian would change the "
-                "model; call module.eval() first (Jacobian with the running statistics)"
-            )
 
 
 def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | None = None,
@@ -50,7 +39,7 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
     if not isinstance(module, nn.Module):
         raise ArgnumsError(f"module_jacobian needs an nn.Module, got {type(module).__name__}; "
                            "for a plain function use jacobite.jacobian")
-    _check_state(module)
+    check_module_state(module)
     named = dict(module.named_parameters())
     if params is None:
         chosen = {k: v for k, v in named.items() if v.requires_grad}
