@@ -207,7 +207,7 @@ def test_shape_and_dtype_errors() -> None:
 
 @pytest.mark.parametrize("make", [
     lambda: UPGrad(reg_eps=-1.0), lambda: UPGrad(solver="cvx"), lambda: DualProj(norm_eps=-1),
-    lambda: MGDA(epsilon=0.0), lambda: MGDA(max_iters=0), lambda: MGDA(solver="fw"),
+    lambda: MGDA(epsilon=0.0), lambda: MGDA(max_iter=0), lambda: MGDA(solver="fw"),
     lambda: CAGrad(c=-1.0), lambda: AlignedMTL(scale_mode="max"), lambda: Krum(-1),
     lambda: Krum(1, n_selected=0), lambda: TrimmedMean(-1), lambda: NashMTL(0),
     lambda: NashMTL(2, max_norm=-1.0)])
@@ -219,7 +219,7 @@ def test_invalid_options(make) -> None:
 def test_reprs_show_parameters() -> None:
     assert repr(UPGrad()) == "UPGrad(pref_vector=None, norm_eps=0.0001, reg_eps=0.0001, " \
                              "solver='auto')"
-    assert repr(MGDA()) == "MGDA(epsilon=0.001, max_iters=100, solver='exact')"
+    assert repr(MGDA()) == "MGDA(epsilon=0.001, max_iter=100, solver='exact')"
     assert repr(CAGrad(c=0.5)) == "CAGrad(c=0.5, norm_eps=0.0001)"
     assert repr(Krum(2)) == "Krum(n_byzantine=2, n_selected=1)"
     assert repr(NashMTL(3)).startswith("NashMTL(n_tasks=3, max_norm=1.0, update_weights_every=1")

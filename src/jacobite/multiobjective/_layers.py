@@ -24,6 +24,11 @@ norms, ...) keep their rows from the same batched pass. The update is formed fro
 pieces, so no second backward pass runs. This is the idea of TorchJD's later "autogram" engine
 (Gramians from module inputs and output gradients), derived from the autograd graph here so
 that it works on losses that are already computed.
+
+The graph is read through attributes autograd does not document (``next_functions``, the
+``_saved_*`` tensors and scalars, ``_input_metadata``), each through :func:`_attr`: if a torch
+release renames or drops one, :func:`find_dense_layers` finds no layer (or no bias) and every
+parameter takes the generic path — the same Gramian and update, computed from the rows.
 """
 
 from __future__ import annotations
@@ -38,10 +43,32 @@ from torch import Tensor
 from torch.autograd.graph import GradientEdge
 
 from .. import config
-from ._params import accumulate, gram
+from ._params import accumulate, gram, row_chunk
 
 __all__ = ["DenseLayer", "LayerwiseGramian", "find_dense_layers", "layerwise_descent",
            "layerwise_gramian"]
+
+_MISSING = object()
+
+
+class _GraphUnreadable(Exception):
+    """An autograd attribute this module relies on is missing (renamed by a torch release)."""
+
+
+def _attr(node: Any, name: str, default: Any = _MISSING) -> Any:
+    """``getattr(node, name)`` for the undocumented autograd attributes. Without ``default`` a
+    missing one raises :class:`_GraphUnreadable` (the caller then uses the generic path)."""
+    try:
+        return getattr(node, name)
+    except (AttributeError, RuntimeError) as exc:  # RuntimeError: a freed saved tensor
+        if default is _MISSING:
+            raise _GraphUnreadable(name) from exc
+        return default
+
+
+def _edges(node: Any) -> tuple[Any, ...]:
+    return tuple(_attr(node, "next_functions"))
+
 
 _WEIGHT_EDGE = {"AddmmBackward0": 2, "MmBackward0": 1}
 _SAVED_INPUT = {"AddmmBackward0": "_saved_mat1", "MmBackward0": "_saved_self"}
@@ -75,7 +102,7 @@ def _consumers(roots: Sequence[Any]) -> dict[Any, list[tuple[Any, int]]]:
     while stack:
         node = stack.pop()
         users.setdefault(node, [])
-        for pos, (child, _) in enumerate(node.next_functions):
+        for pos, (child, _) in enumerate(_edges(node)):
             if child is None:
                 continue
             users.setdefault(child, []).append((node, pos))
@@ -87,7 +114,7 @@ def _consumers(roots: Sequence[Any]) -> dict[Any, list[tuple[Any, int]]]:
 
 def _only_param(node: Any, users: dict[Any, list[tuple[Any, int]]], ids: set[int]) -> Tensor | None:
     """The parameter behind an ``AccumulateGrad`` node with exactly one consumer, if chosen."""
-    var = getattr(node, "variable", None)
+    var = _attr(node, "variable", None)
     if isinstance(var, Tensor) and id(var) in ids and len(users.get(node, ())) == 1:
         return var
     return None
@@ -99,9 +126,9 @@ def _is_transpose(node: Any) -> bool:
     if name == "TBackward0":
         return True
     if name == "PermuteBackward0":
-        return tuple(getattr(node, "_saved_dims", ())) == (1, 0)
+        return tuple(_attr(node, "_saved_dims")) == (1, 0)
     if name == "TransposeBackward0":  # dims saved as unsigned: -1 reads 2⁶⁴ - 1
-        dims = [getattr(node, f"_saved_dim{i}", None) for i in (0, 1)]
+        dims = [_attr(node, f"_saved_dim{i}") for i in (0, 1)]
         return all(isinstance(d, int) for d in dims) and \
             sorted(d % 2 for d in dims) == [0, 1]  # type: ignore[operator]
     return False
@@ -112,8 +139,11 @@ _VIEWS = {"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0"}
 
 def _shape(node: Any) -> tuple[int, ...] | None:
     """The shape of the forward output whose gradient ``node`` receives (None if unknown)."""
-    meta = getattr(node, "_input_metadata", None)
-    return tuple(meta[0].shape) if meta else None
+    meta = _attr(node, "_input_metadata", None)
+    try:
+        return tuple(meta[0].shape) if meta else None
+    except (AttributeError, IndexError, TypeError):  # a layout this module does not know
+        return None
 
 
 def _bias_after(node: Any, users: dict[Any, list[tuple[Any, int]]], ids: set[int],
@@ -130,22 +160,31 @@ def _bias_after(node: Any, users: dict[Any, list[tuple[Any, int]]], ids: set[int
     if len(users.get(cur, ())) != 1:
         return None
     add, pos = users[cur][0]
-    if type(add).__name__ != "AddBackward0" or getattr(add, "_saved_alpha", None) != 1:
+    if type(add).__name__ != "AddBackward0" or _attr(add, "_saved_alpha", None) != 1:
         return None
     out, side = _shape(add), _shape(cur)
     if out is None or out != side or out[-1] != d_out:
         return None
-    other = add.next_functions[1 - pos][0]
-    if type(other).__name__ == "MulBackward1" and getattr(other, "_saved_other", None) == 1 \
+    other = _edges(add)[1 - pos][0]
+    if type(other).__name__ == "MulBackward1" and _attr(other, "_saved_other", None) == 1 \
             and len(users.get(other, ())) == 1:  # vmap's linear adds 1·b
-        other = other.next_functions[0][0]
+        other = _edges(other)[0][0]
     b = _only_param(other, users, ids) if other is not None else None
     return b if b is not None and b.shape == (d_out,) else None
 
 
 def find_dense_layers(outputs: Sequence[Tensor],
                       params: Sequence[Tensor]) -> tuple[list[DenseLayer], list[Tensor]]:
-    """The dense layers among ``params`` in the graph of ``outputs``, and the other params."""
+    """The dense layers among ``params`` in the graph of ``outputs``, and the other params
+    (all of them, no layer, when the graph cannot be read: see :func:`_attr`)."""
+    try:
+        return _find_dense_layers(outputs, params)
+    except _GraphUnreadable:
+        return [], list(params)
+
+
+def _find_dense_layers(outputs: Sequence[Tensor],
+                       params: Sequence[Tensor]) -> tuple[list[DenseLayer], list[Tensor]]:
     users = _consumers([o.grad_fn for o in outputs])
     ids = {id(p) for p in params}
     layers: list[DenseLayer] = []
@@ -154,25 +193,29 @@ def find_dense_layers(outputs: Sequence[Tensor],
         name = type(node).__name__
         if name not in _WEIGHT_EDGE:
             continue
-        w_node = node.next_functions[_WEIGHT_EDGE[name]][0]
+        w_node = _edges(node)[_WEIGHT_EDGE[name]][0]
         if w_node is None:
             continue
         transposed = not _is_transpose(w_node)  # x @ W: the parameter itself
         if not transposed:
             if len(users[w_node]) != 1:
                 continue
-            w_node = w_node.next_functions[0][0]
+            w_node = _edges(w_node)[0][0]
         weight = _only_param(w_node, users, ids)
         if weight is None or weight.ndim != 2 or id(weight) in claimed:
             continue
-        if name == "AddmmBackward0" and (node._saved_alpha != 1 or node._saved_beta != 1):
+        if name == "AddmmBackward0" and (_attr(node, "_saved_alpha") != 1
+                                         or _attr(node, "_saved_beta") != 1):
             continue
-        x = getattr(node, _SAVED_INPUT[name])
+        x = _attr(node, _SAVED_INPUT[name])
+        if not isinstance(x, Tensor):
+            raise _GraphUnreadable(_SAVED_INPUT[name])
         layer = DenseLayer(node, weight, None, x.detach(), transposed)
         if x.ndim != 2 or x.shape[1] != weight.shape[0 if transposed else 1]:
             continue
-        if name == "AddmmBackward0" and node.next_functions[0][0] is not None:
-            b = _only_param(node.next_functions[0][0], users, ids)
+        bias_node = _edges(node)[0][0] if name == "AddmmBackward0" else None
+        if bias_node is not None:
+            b = _only_param(bias_node, users, ids)
             if b is not None and b.shape == (layer.d_out,):
                 layer.bias = b
         elif name == "MmBackward0":
@@ -287,7 +330,7 @@ class LayerwiseGramian:
 
 def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                       params: list[Tensor], *, retain_graph: bool,
-                      chunk_size: int | None) -> LayerwiseGramian | None:
+                      chunk_size: int | str | None) -> LayerwiseGramian | None:
     """The Gramian of the rows ``Jᵀ c_k`` over ``params`` through the dense layers' pieces (one
     batched backward pass, ``chunk_size`` rows at a time). None — the graph untouched — when no
     dense layer among ``params`` is found or the pieces would exceed the memory budget."""
@@ -300,7 +343,7 @@ def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
     if 2 * m * size > config.get_memory_budget():
         return None
     inputs: list[Any] = [GradientEdge(ly.node, 0) for ly in layers] + rest
-    c = m if chunk_size is None else min(chunk_size, m)
+    c = row_chunk(m, size, chunk_size)
     parts: list[tuple[Tensor | None, ...]] = []
     for s in range(0, m, c):
         keep = retain_graph or s + c < m
@@ -323,7 +366,7 @@ def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 def layerwise_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                       params: list[Tensor], aggregator: Any, *, retain_graph: bool,
-                      chunk_size: int | None) -> Tensor | None:
+                      chunk_size: int | str | None) -> Tensor | None:
     """Jacobian descent with a Gramian-weighted aggregator through :func:`layerwise_gramian`:
     adds the update ``Jᵀw`` to ``.grad`` (from the stored pieces: no second backward pass) and
     returns ``w``; None when :func:`layerwise_gramian` does not apply."""

@@ -12,11 +12,17 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from .. import config
-from ..errors import ArgnumsError, DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from .. import _validate, config
+from ..errors import (
+    ArgnumsError,
+    DtypeError,
+    NonFiniteInputError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 
 __all__ = ["accumulate", "as_losses", "batched_grads", "check_params", "gram", "leaf_params",
-           "resolve_chunk", "row_chunk"]
+           "resolve_chunk", "row_chunk", "vmap_chunk"]
 
 
 def as_losses(losses: Tensor | Sequence[Tensor], what: str = "losses") -> Tensor:
@@ -64,7 +70,12 @@ def leaf_params(roots: Sequence[Tensor], excluded: Sequence[Tensor] = ()) -> lis
         if isinstance(var, Tensor) and id(var) not in ids:
             ids.add(id(var))
             leaves.append(var)
-        for child, _ in node.next_functions:
+        edges = getattr(node, "next_functions", None)
+        if edges is None:  # pragma: no cover - an autograd without this attribute
+            raise UnsupportedOperationError(
+                "this torch version does not expose the autograd graph's edges, so the "
+                "parameters cannot be found from the losses; pass params explicitly")
+        for child, _ in edges:
             if child is not None and child not in seen:
                 seen.add(child)
                 queue.append(child)
@@ -96,26 +107,35 @@ def check_params(params: Iterable[Tensor] | Tensor, what: str = "params") -> lis
     return out
 
 
-def resolve_chunk(chunk_size: int | None) -> int | None:
+ChunkSize = int | str | None
+
+
+def resolve_chunk(chunk_size: ChunkSize) -> ChunkSize:
+    """The package's ``chunk_size``: ``"auto"`` (as many rows per pass as the memory budget
+    allows), ``None`` (all at once) or an int ≥ 1 (``1``: a plain loop, no vmap)."""
+    return _validate.chunk_size(chunk_size)
+
+
+def row_chunk(m: int, bytes_per_row: int, chunk_size: ChunkSize) -> int:
+    """Rows per batched backward pass for a validated ``chunk_size``: ``"auto"`` as many as the
+    memory budget allows (about three row-sized buffers per row: the gradient and the
+    intermediates), ``None`` all ``m``, an int that many (at most m)."""
     if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InvalidOptionError(f"chunk_size must be a positive integer or None, got "
-                                 f"{chunk_size!r}")
-    return chunk_size
-
-
-def row_chunk(m: int, bytes_per_row: int, chunk_size: int | None) -> int:
-    """Rows per batched backward pass: ``chunk_size`` if given, else as many as the memory
-    budget allows (about three row-sized buffers per row: the gradient and the intermediates)."""
-    if chunk_size is not None:
+        return m
+    if isinstance(chunk_size, int):
         return min(chunk_size, m)
     return max(1, min(m, config.get_memory_budget() // max(1, 3 * bytes_per_row)))
 
 
+def vmap_chunk(m: int, bytes_per_row: int, chunk_size: ChunkSize) -> int | None:
+    """``chunk_size`` for ``torch.func.vmap`` over m items (None: one call for all of them)."""
+    c = row_chunk(m, bytes_per_row, chunk_size)
+    return None if c >= m else c
+
+
 def batched_grads(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                   inputs: Sequence[Tensor], *, retain_graph: bool,
-                  chunk_size: int | None = None) -> list[Tensor]:
+                  chunk_size: ChunkSize = "auto") -> list[Tensor]:
     """Rows ``Jᵀ c_k`` for the m stacked cotangents ``c_k`` (each ``cotangents[j]`` has shape
     ``(m, *outputs[j].shape)``): one ``(m, *p.shape)`` tensor per input, zeros where unused.
 

@@ -36,6 +36,7 @@ from ._params import (
     gram,
     leaf_params,
     resolve_chunk,
+    vmap_chunk,
 )
 from .gramian import graph_gramian
 
@@ -59,7 +60,7 @@ def _is_gramian_weighted(aggregator: Any) -> bool:
 
 def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                       params: list[Tensor], aggregator: Any, *, retain_graph: bool,
-                      chunk_size: int | None) -> Tensor | None:
+                      chunk_size: int | str | None) -> Tensor | None:
     """Aggregate the rows ``Jᵀ c_k`` (k < m) over ``params`` and add the update to ``.grad``;
     return the weights when the aggregator works on the Gramian."""
     if _is_gramian_weighted(aggregator):  # dense layers' Gramians from inputs × output grads
@@ -112,15 +113,16 @@ def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None = None,
              aggregator: Aggregator | None = None, *, retain_graph: bool = False,
-             chunk_size: int | None = None) -> Tensor | None:
+             chunk_size: int | str | None = "auto") -> Tensor | None:
     """Jacobian descent step: aggregate the gradients of m losses and add the result to ``.grad``.
 
     ``losses``: a 1-D tensor (multi-objective, or one loss per example for per-example training)
     or a sequence of scalar tensors. ``params``: the leaf tensors to update (default: every leaf
     the losses depend on, like ``torch.autograd.backward``). ``aggregator``: maps the m × n
     Jacobian to an update (default ``UPGrad()``). The graph is freed unless ``retain_graph``;
-    ``chunk_size`` caps the Jacobian rows per batched backward pass (``1``: a plain loop, no
-    vmap). Returns the weights ``w`` (update ``Jᵀw``) for a Gramian-weighted aggregator, else
+    ``chunk_size``: Jacobian rows per batched backward pass — ``"auto"`` (default) as many as
+    the memory budget allows, ``None`` all at once, an int ≥ 1 that many (``1``: a plain loop,
+    no vmap). Returns the weights ``w`` (update ``Jᵀw``) for a Gramian-weighted aggregator, else
     None. Equals TorchJD's ``backward(losses)`` followed by ``jac_to_grad(params, aggregator)``.
 
     >>> import torch
@@ -144,7 +146,7 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
                  aggregator: Aggregator | None = None, *,
                  tasks_params: Sequence[Iterable[Tensor]] | None = None,
                  shared_params: Iterable[Tensor] | None = None, retain_graph: bool = False,
-                 chunk_size: int | None = None) -> Tensor | None:
+                 chunk_size: int | str | None = "auto") -> Tensor | None:
     """Multi-task step: plain gradients for each task's head, Jacobian descent for the trunk.
 
     ``losses[i]`` is task i's scalar loss, computed by a head from ``features`` (the trunk's
@@ -204,7 +206,7 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
 
 
 def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Tensor],
-                   batch: Sequence[Tensor], aggregator: Any, chunk: int | None) -> bool:
+                   batch: Sequence[Tensor], aggregator: Any, chunk: int | str | None) -> bool:
     """Per-example Jacobian descent with the dense layers' Gramians from two backward passes
     (:mod:`._ghost`) and the other parameters' per-example gradients by ``vmap(grad)``; False
     (nothing touched, graph kept) where that does not apply."""
@@ -225,7 +227,9 @@ def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Ten
     if names:
         fixed = {k: v.detach() for k, v in named.items() if id(v) not in rest_ids}
         per = vmap(grad(lambda p, *ex: one({**fixed, **p}, *ex)),
-                   in_dims=(None, *(0,) * len(batch)), chunk_size=chunk)
+                   in_dims=(None, *(0,) * len(batch)),
+                   chunk_size=vmap_chunk(B, sum(named[k].numel() * named[k].element_size()
+                                                for k in names), chunk))
         g = per({k: named[k].detach() for k in names}, *batch)
         rows = [g[k].reshape(B, -1) for k in names]
         for r in rows:
@@ -240,7 +244,7 @@ def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Ten
 
 def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batch: Tensor,
                          aggregator: Aggregator | None = None,
-                         chunk_size: int | None = None) -> Tensor:
+                         chunk_size: int | str | None = "auto") -> Tensor:
     """Jacobian descent with one objective per example.
 
     ``loss_fn(model, *example) -> scalar`` computes one example's loss, calling ``model`` as
@@ -252,8 +256,9 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
     output gradients, a randomly weighted second pass checks that each input row belongs to
     one example), the other parameters' from per-sample gradients; where the check fails, from
     the layer-wise engine (:mod:`._layers`, one backward pass per example). Otherwise the rows
-    of J are per-sample gradients, ``vmap(grad(...))``. ``chunk_size`` caps the examples per
-    vmapped pass. Buffers are read, not updated (put BatchNorm in ``eval()`` mode). Returns the
+    of J are per-sample gradients, ``vmap(grad(...))``. ``chunk_size``: examples per vmapped pass
+    (``"auto"``, default: as many as the memory budget allows; ``None``: all at once; an
+    int). Buffers are read, not updated (put BatchNorm in ``eval()`` mode). Returns the
     B losses (detached). Same ``.grad`` as ``backward(per_example_losses, model.parameters())``.
 
     >>> import torch
@@ -290,15 +295,17 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
             raise ShapeError("loss_fn must return one scalar loss per example")
         return loss.reshape(())
 
+    chunk = resolve_chunk(chunk_size)
+    per_example = sum(p.numel() * p.element_size() for p in params)
     if _is_gramian_weighted(aggregator):  # a vmapped forward; G from the graph, layer-wise
         losses = vmap(one, in_dims=(None, *(0,) * len(batch)),
-                      chunk_size=resolve_chunk(chunk_size))(named, *batch)
+                      chunk_size=vmap_chunk(B, per_example, chunk))(named, *batch)
         vec = as_losses(losses, "per-example losses")
-        if _ghost_descent(vec, one, named, batch, aggregator, resolve_chunk(chunk_size)):
+        if _ghost_descent(vec, one, named, batch, aggregator, chunk):
             return vec.detach()
         eye = torch.eye(B, dtype=vec.dtype, device=vec.device)
         _jacobian_descent([vec], [eye], params, aggregator, retain_graph=False,
-                          chunk_size=resolve_chunk(chunk_size))
+                          chunk_size=chunk)
         return vec.detach()
     n = sum(p.numel() for p in params)
     itemsize = max(p.element_size() for p in params)
@@ -308,7 +315,7 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
             "than the memory budget; use a smaller batch or raise the budget "
             "(jacobite.config.set_memory_budget)")
     per_sample = vmap(grad_and_value(one), in_dims=(None, *(0,) * len(batch)),
-                      chunk_size=resolve_chunk(chunk_size))
+                      chunk_size=vmap_chunk(B, per_example, chunk))
     grads, losses = per_sample(detached, *batch)
     as_losses(losses.detach().requires_grad_(), "per-example losses")  # 1-D, finite
     update = aggregator(torch.cat([grads[k].reshape(B, -1) for k in named], dim=1)).detach()

@@ -44,7 +44,7 @@ __all__ = ["gramian"]
 
 def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
             params: Iterable[Tensor] | Any = None, *, retain_graph: bool = False,
-            chunk_size: int | None = None) -> Tensor:
+            chunk_size: int | str | None = "auto") -> Tensor:
     """The m × m Gramian ``J Jᵀ`` of the losses' Jacobian J with respect to ``params``.
 
     ``losses`` is either a 1-D tensor (or a sequence of scalar tensors) still attached to its
@@ -52,7 +52,8 @@ def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
     losses depend on) and the graph is freed unless ``retain_graph=True`` — or a function
     ``losses(params) -> 1-D tensor`` of a tensor / tuple / dict of tensors ``params``, in which
     case G is computed by ``torch.func`` (vmap of jvp∘vjp) and nothing is freed. ``chunk_size``
-    caps the rows (or columns) per batched pass; default: as many as the memory budget allows.
+    is the number of rows (or columns) per batched pass: ``"auto"`` (default) as many as the
+    memory budget allows, ``None`` all at once, an int ≥ 1 that many (``1``: a plain loop).
 
     >>> import torch
     >>> from jacobite.multiobjective.gramian import gramian
@@ -81,7 +82,7 @@ def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
 
 def graph_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                   inputs: Sequence[Tensor], *, retain_graph: bool,
-                  chunk_size: int | None = None) -> Tensor:
+                  chunk_size: int | str | None = "auto") -> Tensor:
     """``Σ_l J_l J_lᵀ`` where row k of ``J_l`` is the VJP of ``cotangents[:][k]`` into input l.
 
     Inputs are grouped so that each group's block of J (``m × numel``) fits a quarter of the
@@ -136,7 +137,7 @@ def graph_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 
 def _functional_gramian(fn: Callable[[Any], Tensor], params: Any,
-                        chunk_size: int | None) -> Tensor:
+                        chunk_size: int | str | None) -> Tensor:
     leaves, spec = tree_flatten(params)
     if not leaves or not all(isinstance(t, Tensor) for t in leaves):
         raise ArgnumsError("params must be a tensor or a tuple / list / dict of tensors")

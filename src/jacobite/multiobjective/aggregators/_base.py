@@ -9,19 +9,117 @@ update of shape ``(n,)``. A :class:`GramianWeightedAggregator` only needs the Gr
 >>> from jacobite.multiobjective.aggregators import Mean
 >>> Mean()(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
 tensor([0.5000, 0.5000])
+
+Options are validated attributes (:class:`Option`): the check that guards the constructor also
+guards every later assignment.
+
+>>> from jacobite.multiobjective.aggregators import TrimmedMean
+>>> agg = TrimmedMean(2)
+>>> try:
+...     agg.trim_number = -1
+... except ValueError as e:
+...     print(type(e).__name__)
+InvalidOptionError
+
+Differentiation: an aggregator whose ``differentiable`` is True (Mean, Sum, Constant, Random,
+Krum, PCGrad, IMTLG, AlignedMTL, ConFIG, GradDrop, TrimmedMean) keeps the whole autograd graph
+of its output, weights included, so gradients through it are exact wherever the output is
+differentiable. The solver-based ones (UPGrad, DualProj, MGDA, CAGrad, NashMTL) compute their
+weights outside autograd: their output still flows forward, but a backward pass through it
+raises :class:`~jacobite.errors.UnsupportedOperationError` instead of returning a partial
+gradient. No aggregator runs under ``torch.func.vmap``: loop over the Jacobians instead.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor
 
-from ...errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from ... import _validate
+from ...errors import (
+    DtypeError,
+    NonFiniteInputError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 from .._params import gram
 
-__all__ = ["Aggregator", "GramianWeightedAggregator"]
+__all__ = ["Aggregator", "GramianWeightedAggregator", "Option"]
+
+T = TypeVar("T")
+
+
+class Option(Generic[T]):
+    """A validated aggregator attribute: ``check(value, name)`` runs on every assignment, the
+    constructor's included, and its result is stored.
+
+    >>> class Demo:
+    ...     k = Option(lambda v, name: int(v))
+    >>> d = Demo(); d.k = "3"; d.k
+    3
+    """
+
+    def __init__(self, check: Callable[[Any, str], T]) -> None:
+        self.check = check
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__["_opt_" + self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_opt_" + self.name] = self.check(value, self.name)
+
+
+def _transforms(t: Tensor) -> set[str]:
+    """The torch.func transforms wrapping ``t``: ``"vmap"`` and/or ``"grad"`` (empty outside)."""
+    ft = getattr(torch._C, "_functorch", None)
+    wrapped = getattr(ft, "is_functorch_wrapped_tensor", None)
+    batched = getattr(ft, "is_batchedtensor", None)
+    unwrap = getattr(ft, "get_unwrapped", None)
+    kinds: set[str] = set()
+    if wrapped is None or batched is None or unwrap is None:  # pragma: no cover - old torch
+        return kinds
+    while wrapped(t):
+        kinds.add("vmap" if batched(t) else "grad")
+        t = unwrap(t)
+    return kinds
+
+
+class _NoBackward(torch.autograd.Function):
+    """Identity on the value; a backward pass through it raises (no partial gradients)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(value: Tensor, source: Tensor, name: str) -> Tensor:  # type: ignore[override]
+        return value.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.name = inputs[2]
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:  # type: ignore[override]
+        raise _not_differentiable(ctx.name)
+
+
+def _not_differentiable(name: str) -> UnsupportedOperationError:
+    return UnsupportedOperationError(
+        f"{name} is not differentiable: its weights come from a solver outside autograd, so a "
+        "gradient through its output would be partial. Aggregate a detached Jacobian "
+        f"({name}(J.detach())) and keep the update out of the graph, or use a differentiable "
+        "aggregator (Mean, IMTLG, AlignedMTL, PCGrad, ConFIG...)")
 
 
 def check_finite(t: Tensor, what: str) -> Tensor:
@@ -65,10 +163,28 @@ def check_vector(v: Tensor | None, name: str, m: int | None = None) -> Tensor | 
 
 
 def check_nonnegative(value: float, name: str, *, strict: bool = False) -> float:
-    if value < 0 or (strict and value == 0):
-        raise InvalidOptionError(f"{name} must be {'positive' if strict else 'non-negative'}, "
-                                 f"got {value}")
-    return value
+    """A finite real ≥ 0 (> 0 with ``strict``), as a float."""
+    return _validate.tolerance(value, name, positive=strict)
+
+
+def nonnegative(value: Any, name: str) -> float:
+    """:class:`Option` check: a finite real ≥ 0."""
+    return _validate.tolerance(value, name)
+
+
+def positive(value: Any, name: str) -> float:
+    """:class:`Option` check: a finite real > 0."""
+    return _validate.positive_float(value, name)
+
+
+def vector(value: Any, name: str) -> Tensor | None:
+    """:class:`Option` check: None or a finite 1-D tensor."""
+    return check_vector(value, name)
+
+
+def one_of(*options: str) -> Callable[[Any, str], str]:
+    """:class:`Option` check: one of ``options``."""
+    return lambda value, name: _validate.choice(value, name, options)
 
 
 def pref_weights(pref_vector: Tensor | None, G: Tensor, default: float | None) -> Tensor:
@@ -92,9 +208,37 @@ class Aggregator:
 
     #: whether ``forward`` checks finiteness itself (Gramian-weighted ones check G, cheaper)
     _checks_finite = False
+    #: whether the output's autograd graph is complete (False: backward through it raises)
+    differentiable = True
 
     def __call__(self, J: Tensor) -> Tensor:
-        return self.forward(_check_matrix(J, "the Jacobian J", finite=not self._checks_finite))
+        J = self._guard(J, "J")
+        return self._finish(self.forward(
+            _check_matrix(J.detach() if self._cut(J) else J, "the Jacobian J",
+                          finite=not self._checks_finite)), J)
+
+    def _guard(self, t: Any, what: str) -> Any:
+        """Refuse torch.func transforms this aggregator cannot run under."""
+        if not isinstance(t, Tensor):
+            return t
+        kinds = _transforms(t)
+        name = type(self).__name__
+        if "vmap" in kinds:
+            raise UnsupportedOperationError(
+                f"{name} does not run under torch.func.vmap (its weights come from data-"
+                "dependent solves); loop over the batch instead: "
+                f"torch.stack([agg({what}_i) for {what}_i in {what}s])")
+        if "grad" in kinds and not self.differentiable:
+            raise _not_differentiable(name)
+        return t
+
+    def _cut(self, t: Tensor) -> bool:
+        return not self.differentiable and t.requires_grad
+
+    def _finish(self, out: Tensor, source: Tensor) -> Tensor:
+        if self._cut(source):
+            return _NoBackward.apply(out, source, type(self).__name__)  # type: ignore[no-any-return]
+        return out
 
     def forward(self, J: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -115,7 +259,10 @@ class GramianWeightedAggregator(Aggregator):
 
     def weights(self, G: Tensor) -> Tensor:
         """The weights ``w`` (shape ``(m,)``) of the update ``Jᵀ w``, from ``G = J Jᵀ``."""
-        return self._weights(_check_matrix(G, "the Gramian G", square=True))
+        G = self._guard(G, "G")
+        w = self._weights(_check_matrix(G.detach() if self._cut(G) else G, "the Gramian G",
+                                        square=True))
+        return self._finish(w, G)
 
     def _weights(self, G: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -123,7 +270,15 @@ class GramianWeightedAggregator(Aggregator):
     _checks_finite = True
 
     def forward(self, J: Tensor) -> Tensor:
+        G = gram(J)
+        if J.dtype != torch.float64:
+            # an overflowing (|J| ≳ 1e19 in float32) or underflowing (≲ 1e-19) Gramian is
+            # formed in float64 instead; the weights go back to J's dtype
+            info = torch.finfo(G.dtype)
+            trace = float(G.diagonal().sum())
+            if not trace >= info.tiny / info.eps or trace == float("inf"):
+                G = gram(J.to(torch.float64))
         # a NaN/Inf anywhere in row i makes G_ii = ‖g_i‖² non-finite: checking G (m × m) is
         # exact and much cheaper than scanning J
-        G = check_finite(gram(J), "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")
-        return self._weights(G) @ J
+        G = check_finite(G, "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")
+        return self._weights(G).to(J.dtype) @ J

@@ -25,6 +25,13 @@ m = 32 on masked full-size systems in one stacked solve, beyond that one Cholesk
 its own free block (no padding). The answer is exact up to the round-off of the final solves (~1e-12
 relative on well-conditioned problems).
 
+Without an explicit ``max_iter`` the solver never gives up on a finite problem: when the
+pivoting meets a block that is not positive definite (a float32 Gramian of dependent rows is
+indefinite by its round-off, ~1e-7 of its trace) or stops making progress, ``M`` is repaired —
+symmetrised, its negative eigenvalues set to zero, a ridge of 1e-12, then 1e-9, then 1e-6 of its
+largest eigenvalue added — and solved again; a last resort is accelerated projected gradient,
+which always returns a point with ``x ≥ 0``. Problems the first pass solves are untouched.
+
 >>> import torch
 >>> M = torch.tensor([[2.0, -1.0], [-1.0, 2.0]], dtype=torch.float64)
 >>> solve_lcp(M, torch.tensor([[-1.0, 1.0]], dtype=torch.float64))
@@ -33,7 +40,6 @@ tensor([[0.5000, 0.0000]], dtype=torch.float64)
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -149,7 +155,7 @@ def _solve_lcp_numpy(M: np.ndarray, Q: np.ndarray, tol: float, limit: int) -> np
         q, tt, fr = Q[todo], t[todo], free[todo]
         x = _free_solve_numpy(M, q, fr)
         w = _mm(x, M) + q
-        bad = (fr & (x < -tt)) | (~fr & (w < -tt))
+        bad = (fr & (x < -tt)) | (~fr & (w < -tt)) | ~np.isfinite(x)
         n_bad = bad.sum(1)
         done = n_bad == 0
         X[todo[done]] = np.maximum(x[done], 0.0)
@@ -159,32 +165,101 @@ def _solve_lcp_numpy(M: np.ndarray, Q: np.ndarray, tol: float, limit: int) -> np
         todo, bad, n_bad = todo[keep], bad[keep], n_bad[keep]
         flip, best[todo], backup[todo] = _exchange(bad, n_bad, best[todo], backup[todo], cols, np)
         free[todo] ^= flip
-    raise ConvergenceError(f"the batched dual-cone solver did not converge in {limit} "
-                           "iterations (is the Gramian positive semi-definite?); use "
-                           "solver='quadprog' or raise reg_eps")
+    raise _Stalled
+
+
+class _Stalled(Exception):
+    """The pivoting met no solution within its iteration limit (internal: the caller repairs)."""
+
+
+def _attempt(M: Tensor, Q: Tensor, tol: float, limit: int, backend: str) -> Tensor:
+    """One run of the block pivoting on float64 ``M``, ``Q``; raises :class:`_Stalled` or
+    ``np.linalg.LinAlgError`` (a free block not positive definite, NumPy path)."""
+    if backend == "auto" and Q.device.type == "cpu":
+        return torch.from_numpy(_solve_lcp_numpy(M.numpy(), Q.numpy(), tol, limit))
+    return _solve_lcp_torch(M, Q, tol, limit)
+
+
+def _definite(M: Tensor) -> bool:
+    """Whether ``M`` is numerically positive definite (its Cholesky factorisation succeeds):
+    then so is every principal block the pivoting factorises."""
+    return int(torch.linalg.cholesky_ex(M)[1]) == 0
+
+
+def _repair(M: Tensor) -> tuple[Tensor, float]:
+    """``M`` symmetrised with its negative eigenvalues set to 0, and its largest eigenvalue."""
+    lam, V = torch.linalg.eigh(0.5 * (M + M.T))
+    lam = lam.clamp_min(0.0)
+    top = float(lam.max()) if lam.numel() else 0.0
+    return (V * lam) @ V.T, max(top, torch.finfo(torch.float64).tiny)
+
+
+def _projected_gradient(M: Tensor, Q: Tensor, top: float, iters: int = 5000) -> Tensor:
+    """Accelerated projected gradient (FISTA with restarts) on ``½xᵀMx + qᵀx``, ``x ≥ 0``, for
+    every row of ``Q``: the last resort, which always returns a feasible point."""
+    X = torch.zeros_like(Q)
+    Y, t = X, 1.0
+    step = 1.0 / top
+    for _ in range(iters):
+        X_new = (Y - step * (Y @ M + Q)).clamp_min(0.0)
+        t_new = 0.5 * (1.0 + (1.0 + 4.0 * t * t) ** 0.5)
+        Y = X_new + ((t - 1.0) / t_new) * (X_new - X)
+        if float((X_new - X).abs().max()) <= 1e-15 * max(1.0, float(X_new.abs().max())):
+            return X_new
+        X, t = X_new, t_new
+    return X
+
+
+def _rescue(M: Tensor, Q: Tensor, tol: float, limit: int, backend: str) -> Tensor:
+    """Solve on the repaired ``M`` with growing ridges, then by projected gradient."""
+    Mp, top = _repair(M)
+    eye = torch.eye(M.shape[0], dtype=M.dtype, device=M.device)
+    for ridge, t in ((1e-12, tol), (1e-9, max(tol, 1e-10)), (1e-6, max(tol, 1e-8))):
+        Mr = Mp + (ridge * top) * eye
+        try:
+            return _attempt(Mr, Q, t, limit, backend)
+        except (_Stalled, np.linalg.LinAlgError):
+            continue
+    return _projected_gradient(Mr, Q, top * (1 + 1e-6))
 
 
 def solve_lcp(M: Tensor, Q: Tensor, *, tol: float = 1e-12, max_iter: int | None = None,
               backend: str = "auto") -> Tensor:
     """Solve ``x ≥ 0, Mx + q ≥ 0, x ⊙ (Mx + q) = 0`` for every row ``q`` of ``Q`` (B, m).
 
-    ``M`` must be symmetric positive definite (m, m). Computed in float64; returns ``X`` of
-    ``Q``'s shape in ``Q``'s dtype. Violations below ``tol · max|q|`` count as satisfied.
+    ``M`` should be symmetric positive definite (m, m); a semi-definite or slightly indefinite
+    one (round-off) is repaired as the module docstring says. Computed in float64; returns ``X``
+    of ``Q``'s shape in ``Q``'s dtype. Violations below ``tol · max|q|`` count as satisfied.
     ``backend``: ``"auto"`` (NumPy/LAPACK for CPU tensors, batched torch on other devices) or
-    ``"torch"`` (batched torch on the tensors' device, always).
+    ``"torch"`` (batched torch on the tensors' device, always). ``max_iter`` (default
+    ``20·m + 50`` pivoting rounds, then the repairs): with an explicit limit, a problem not
+    solved within it raises :class:`~jacobite.errors.ConvergenceError` instead.
     """
     out_dtype = Q.dtype
     M = M.detach().to(torch.float64)
     Q = Q.detach().to(torch.float64)
     B, m = Q.shape
-    X = torch.zeros_like(Q)
     if B == 0:
-        return X.to(out_dtype)
+        return torch.zeros_like(Q).to(out_dtype)
     limit = max_iter if max_iter is not None else 20 * m + 50
-    if backend == "auto" and Q.device.type == "cpu":
-        with contextlib.suppress(np.linalg.LinAlgError):  # singular: the torch path copes
-            X = _solve_lcp_numpy(M.numpy(), Q.numpy(), tol, limit)
-            return torch.from_numpy(X).to(out_dtype)
+    try:
+        if max_iter is None and not _definite(M):
+            raise _Stalled  # indefinite by round-off: the pivoting would cycle; repair first
+        X = _attempt(M, Q, tol, limit, backend)
+    except (_Stalled, np.linalg.LinAlgError):
+        if max_iter is not None:
+            raise ConvergenceError(
+                f"the complementarity solver did not converge in max_iter={max_iter} "
+                "iterations; raise max_iter or leave it None (then a problem the pivoting "
+                "cannot solve is repaired and solved again)") from None
+        X = _rescue(M, Q, tol, limit, backend)
+    return X.to(device=Q.device, dtype=out_dtype)
+
+
+def _solve_lcp_torch(M: Tensor, Q: Tensor, tol: float, limit: int) -> Tensor:
+    """The block pivoting in batched torch on the tensors' device."""
+    B, m = Q.shape
+    X = torch.zeros_like(Q)
     scale = Q.abs().amax(1).clamp_min(torch.finfo(torch.float64).tiny)
     tols = tol * scale
     free = Q < 0
@@ -200,34 +275,38 @@ def solve_lcp(M: Tensor, Q: Tensor, *, tol: float = 1e-12, max_iter: int | None 
         x = _solve_free(M1, q, free)
         w = x @ M + q
         bad = (free & (x < -t[:, None])) | (~free & (w < -t[:, None]))
+        bad |= ~torch.isfinite(x)  # a singular block: count it as a violation, not an answer
         n_bad = bad.sum(1)
         done = n_bad == 0
         if bool(done.any()):
             X[todo[done]] = x[done].clamp_min(0.0)
             keep = ~done
             if not bool(keep.any()):
-                return X.to(out_dtype)
+                return X
             todo, q, t, free = todo[keep], q[keep], t[keep], free[keep]
             bad, n_bad, best, backup = bad[keep], n_bad[keep], best[keep], backup[keep]
         flip, best, backup = _exchange(bad, n_bad, best, backup, cols, torch)
         free = free ^ flip
-    raise ConvergenceError(f"the batched dual-cone solver did not converge in {limit} "
-                           "iterations (is the Gramian positive semi-definite?); use "
-                           "solver='quadprog' or raise reg_eps")
+    raise _Stalled
 
 
 def _quadprog(G: Tensor, U: Tensor) -> Tensor:
-    """One qpsolvers/quadprog call per row: ``min vᵀGv`` s.t. ``v ≥ u`` (the reference path)."""
+    """One qpsolvers/quadprog call per row: ``min vᵀGv`` s.t. ``v ≥ u`` (the reference path).
+    A row quadprog refuses (its Cholesky needs ``G`` numerically definite) is solved by
+    :func:`solve_lcp` instead, so the answer is the same projection."""
     qpsolvers = require("qpsolvers", "quadprog")
     require("quadprog", "quadprog")
     G_ = G.detach().cpu().to(torch.float64).numpy()
     m = G_.shape[0]
     out = []
     for u in U.detach().cpu().to(torch.float64).numpy():
-        v = qpsolvers.solve_qp(G_, np.zeros(m), -np.eye(m), -u, solver="quadprog")
-        if v is None:
-            raise ConvergenceError("quadprog failed on a dual-cone projection; the Gramian may "
-                                   "be badly scaled: raise reg_eps or use solver='torch'")
+        try:
+            v = qpsolvers.solve_qp(G_, np.zeros(m), -np.eye(m), -u, solver="quadprog")
+        except ValueError:
+            v = None
+        if v is None or not np.all(np.isfinite(v)):
+            u64 = torch.from_numpy(u)[None]
+            v = (u64 + solve_lcp(torch.from_numpy(G_), u64 @ torch.from_numpy(G_)))[0].numpy()
         out.append(v)
     return torch.as_tensor(np.stack(out), dtype=U.dtype, device=U.device)
 

@@ -7,8 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InvalidOptionError
-from ._base import GramianWeightedAggregator, check_vector, pref_weights
+from ._base import GramianWeightedAggregator, Option, one_of, pref_weights, vector
 
 __all__ = ["AlignedMTL"]
 
@@ -32,11 +31,11 @@ class AlignedMTL(GramianWeightedAggregator):
     tensor([0.5000, 0.5000], dtype=torch.float64)
     """
 
+    pref_vector = Option(vector)
+    scale_mode = Option(one_of(*_SCALE_MODES))
+
     def __init__(self, pref_vector: Tensor | None = None, scale_mode: str = "min") -> None:
-        self.pref_vector = check_vector(pref_vector, "pref_vector")
-        if scale_mode not in _SCALE_MODES:
-            raise InvalidOptionError(f"scale_mode must be one of {_SCALE_MODES}, "
-                                     f"got {scale_mode!r}")
+        self.pref_vector = pref_vector
         self.scale_mode = scale_mode
 
     def _params(self) -> dict[str, Any]:

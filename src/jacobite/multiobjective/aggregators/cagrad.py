@@ -8,8 +8,9 @@ import torch
 from scipy.optimize import brentq
 from torch import Tensor
 
-from ._base import GramianWeightedAggregator, check_nonnegative
-from .mgda import _mgda_exact
+from ._base import GramianWeightedAggregator, Option, nonnegative
+from ._qp import _definite, _repair
+from .mgda import _RIDGE, _mgda_exact
 
 __all__ = ["CAGrad"]
 
@@ -64,9 +65,13 @@ class CAGrad(GramianWeightedAggregator):
     tensor([0.7500, 0.7500], dtype=torch.float64)
     """
 
+    differentiable = False
+    c = Option(nonnegative)
+    norm_eps = Option(nonnegative)
+
     def __init__(self, c: float, norm_eps: float = 0.0001) -> None:
-        self.c = check_nonnegative(c, "c")
-        self.norm_eps = check_nonnegative(norm_eps, "norm_eps")
+        self.c = c
+        self.norm_eps = norm_eps
 
     def _params(self) -> dict[str, Any]:
         return {"c": self.c, "norm_eps": self.norm_eps}
@@ -77,6 +82,10 @@ class CAGrad(GramianWeightedAggregator):
         trace = float(G64.diagonal().sum())
         Gn = G64 / trace if trace >= self.norm_eps else torch.zeros_like(G64)
         Gn = 0.5 * (Gn + Gn.T)
+        if not _definite(Gn + _RIDGE * torch.eye(m, dtype=Gn.dtype, device=Gn.device)):
+            # indefinite by round-off (a float32 Gramian of dependent rows): make it positive
+            # semi-definite once, so that every shifted Gramian of the root search is too
+            Gn = _repair(Gn)[0]
         s = self.c * float(Gn.sum().clamp_min(0.0).sqrt()) / m
         uniform = torch.full((m,), 1.0 / m, dtype=torch.float64, device=G.device)
         w = _solve_simplex(Gn, s) if s > 0 else uniform

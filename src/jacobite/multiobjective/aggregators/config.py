@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import Aggregator, check_vector, pref_weights
+from ._base import Aggregator, Option, pref_weights, vector
 
 __all__ = ["ConFIG"]
 
@@ -30,8 +30,10 @@ class ConFIG(Aggregator):
     tensor([1.0000, 1.0000], dtype=torch.float64)
     """
 
+    pref_vector = Option(vector)
+
     def __init__(self, pref_vector: Tensor | None = None) -> None:
-        self.pref_vector = check_vector(pref_vector, "pref_vector")
+        self.pref_vector = pref_vector
 
     def _params(self) -> dict[str, Any]:
         return {"pref_vector": self.pref_vector}

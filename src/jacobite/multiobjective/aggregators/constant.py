@@ -7,9 +7,15 @@ from typing import Any
 from torch import Tensor
 
 from ...errors import ShapeError
-from ._base import GramianWeightedAggregator, check_vector
+from ._base import GramianWeightedAggregator, Option, check_vector
 
 __all__ = ["Constant"]
+
+
+def _weights_vector(value: Tensor, name: str) -> Tensor:
+    if value is None:
+        raise ShapeError("Constant needs a 1-D tensor of weights, one per objective")
+    return check_vector(value, "weights")  # type: ignore[return-value]
 
 
 class Constant(GramianWeightedAggregator):
@@ -22,10 +28,10 @@ class Constant(GramianWeightedAggregator):
     tensor([1., 2.])
     """
 
+    weights_ = Option(_weights_vector)
+
     def __init__(self, weights: Tensor) -> None:
-        if weights is None:
-            raise ShapeError("Constant needs a 1-D tensor of weights, one per objective")
-        self.weights_ = check_vector(weights, "weights")
+        self.weights_ = weights
 
     def _params(self) -> dict[str, Any]:
         return {"weights": self.weights_}

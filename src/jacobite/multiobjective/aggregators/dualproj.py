@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import Tensor
 
-from ._base import GramianWeightedAggregator, check_nonnegative, check_vector
-from ._qp import check_solver
+from ._base import GramianWeightedAggregator, Option, nonnegative, one_of, vector
+from ._qp import _SOLVERS
 from .upgrad import dual_cone_weights
 
 __all__ = ["DualProj"]
@@ -31,12 +31,18 @@ class DualProj(GramianWeightedAggregator):
     True
     """
 
+    differentiable = False
+    pref_vector = Option(vector)
+    norm_eps = Option(nonnegative)
+    reg_eps = Option(nonnegative)
+    solver = Option(one_of(*_SOLVERS))
+
     def __init__(self, pref_vector: Tensor | None = None, *, norm_eps: float = 1e-4,
                  reg_eps: float = 1e-4, solver: str = "auto") -> None:
-        self.pref_vector = check_vector(pref_vector, "pref_vector")
-        self.norm_eps = check_nonnegative(norm_eps, "norm_eps")
-        self.reg_eps = check_nonnegative(reg_eps, "reg_eps")
-        self.solver = check_solver(solver)
+        self.pref_vector = pref_vector
+        self.norm_eps = norm_eps
+        self.reg_eps = reg_eps
+        self.solver = solver
 
     def _params(self) -> dict[str, Any]:
         return {"pref_vector": self.pref_vector, "norm_eps": self.norm_eps,

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import Aggregator, check_vector
+from ... import _validate
+from ._base import Aggregator, Option, check_vector, vector
 
 __all__ = ["GradDrop"]
 
@@ -36,10 +37,13 @@ class GradDrop(Aggregator):
     tensor([4., 6.])
     """
 
+    f = Option(_validate.callable_)
+    leak = Option(vector)
+
     def __init__(self, f: Callable[[Tensor], Tensor] = _identity,
                  leak: Tensor | None = None) -> None:
         self.f = f
-        self.leak = check_vector(leak, "leak")
+        self.leak = leak
 
     def _params(self) -> dict[str, Any]:
         return {"f": self.f, "leak": self.leak}

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InvalidOptionError, ShapeError
-from ._base import GramianWeightedAggregator
+from ... import _validate
+from ...errors import ShapeError
+from ._base import GramianWeightedAggregator, Option
 
 __all__ = ["Krum"]
 
@@ -27,13 +28,12 @@ class Krum(GramianWeightedAggregator):
     tensor([1., 0.])
     """
 
+    n_byzantine = Option(_validate.nonnegative_int)
+    n_selected = Option(_validate.positive_int)
+
     def __init__(self, n_byzantine: int, n_selected: int = 1) -> None:
-        if n_byzantine < 0:
-            raise InvalidOptionError(f"n_byzantine must be non-negative, got {n_byzantine}")
-        if n_selected < 1:
-            raise InvalidOptionError(f"n_selected must be at least 1, got {n_selected}")
-        self.n_byzantine = int(n_byzantine)
-        self.n_selected = int(n_selected)
+        self.n_byzantine = n_byzantine
+        self.n_selected = n_selected
 
     def _params(self) -> dict[str, Any]:
         return {"n_byzantine": self.n_byzantine, "n_selected": self.n_selected}

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InvalidOptionError
-from ._base import GramianWeightedAggregator, check_nonnegative
+from ... import _validate
+from ._base import GramianWeightedAggregator, Option, one_of, positive
 from ._qp import solve_lcp
 
 __all__ = ["MGDA"]
@@ -30,14 +30,17 @@ def _mgda_exact(G: Tensor) -> Tensor:
     Gn = G64 / trace
     Gn.diagonal().add_(_RIDGE)
     x = solve_lcp(Gn, -torch.ones(1, m, dtype=torch.float64, device=G.device))[0]
-    return (x / x.sum()).to(G.dtype)
+    total = float(x.sum())
+    if not (0.0 < total < float("inf")):  # pragma: no cover - solve_lcp returns x with Σx > 0
+        return _frank_wolfe(G64 / trace, 1e-12, 10 * m).to(G.dtype)
+    return (x / total).to(G.dtype)
 
 
-def _frank_wolfe(G: Tensor, epsilon: float, max_iters: int) -> Tensor:
+def _frank_wolfe(G: Tensor, epsilon: float, max_iter: int) -> Tensor:
     """Algorithm 2 of Sener & Koltun (2018), as in TorchJD: stops when the step is < epsilon."""
     m = G.shape[0]
     w = torch.full((m,), 1.0 / m, dtype=G.dtype, device=G.device)
-    for _ in range(max_iters):
+    for _ in range(max_iter):
         Gw = G @ w
         t = int(torch.argmin(Gw))
         a, b, c = Gw[t], w @ Gw, G[t, t]
@@ -60,8 +63,11 @@ class MGDA(GramianWeightedAggregator):
 
     Solved **exactly** (``solver="exact"``, default) by the batched complementarity solver of
     :mod:`._qp` on ``G / tr(G) + 1e-12·I``: ``x ≥ 0, Ĝx ≥ 1, xᵀ(Ĝx − 1) = 0`` and ``w = x/Σx``.
-    ``solver="frank-wolfe"`` runs TorchJD's Frank–Wolfe loop instead (``epsilon``, ``max_iters``
-    — TorchJD's defaults — only matter there); it stops early and can conflict by a few per cent.
+    ``solver="frank-wolfe"`` runs TorchJD's Frank–Wolfe loop instead (``epsilon`` and
+    ``max_iter``, default 100 — TorchJD's defaults — only matter there); it stops early and can
+    conflict by a few per cent. (``max_iters=`` is the deprecated spelling of ``max_iter=``.)
+    Float32 Gramians of dependent rows, which are indefinite by round-off, are repaired in
+    float64 by the solver (:func:`._qp.solve_lcp`), so every finite input has an answer.
 
     Properties: non-conflicting (``gᵢ·d ≥ ‖d‖² ≥ 0`` for every row), linear under scaling,
     weighted (``w`` on the simplex). ``d = 0`` exactly when 0 is a convex combination of the rows
@@ -73,21 +79,23 @@ class MGDA(GramianWeightedAggregator):
     tensor([0.5000, 0.5000], dtype=torch.float64)
     """
 
-    def __init__(self, epsilon: float = 0.001, max_iters: int = 100, *,
-                 solver: str = "exact") -> None:
-        self.epsilon = check_nonnegative(epsilon, "epsilon", strict=True)
-        if max_iters < 1:
-            raise InvalidOptionError(f"max_iters must be a positive integer, got {max_iters}")
-        self.max_iters = int(max_iters)
-        if solver not in ("exact", "frank-wolfe"):
-            raise InvalidOptionError(f"solver must be 'exact' or 'frank-wolfe', got {solver!r}")
+    differentiable = False
+    epsilon = Option(positive)
+    max_iter = Option(_validate.positive_int)
+    solver = Option(one_of("exact", "frank-wolfe"))
+
+    def __init__(self, epsilon: float = 0.001, max_iter: int | None = None, *,
+                 solver: str = "exact", max_iters: int | None = None) -> None:
+        max_iter = _validate.renamed("max_iters", max_iters, "max_iter", max_iter)
+        self.epsilon = epsilon
+        self.max_iter = 100 if max_iter is None else max_iter
         self.solver = solver
 
     def _params(self) -> dict[str, Any]:
-        return {"epsilon": self.epsilon, "max_iters": self.max_iters, "solver": self.solver}
+        return {"epsilon": self.epsilon, "max_iter": self.max_iter, "solver": self.solver}
 
     def _weights(self, G: Tensor) -> Tensor:
-        G = G.detach()  # non-differentiable (an argmin), as in TorchJD
+        G = G.detach()  # an argmin computed outside autograd: see ``differentiable``
         if self.solver == "frank-wolfe":
-            return _frank_wolfe(G, self.epsilon, self.max_iters)
+            return _frank_wolfe(G, self.epsilon, self.max_iter)
         return _mgda_exact(G)

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ... import _validate
 from ...errors import InvalidOptionError
-from ._base import GramianWeightedAggregator, check_nonnegative
+from ._base import GramianWeightedAggregator, Option, nonnegative
 
 __all__ = ["NashMTL"]
 
@@ -65,16 +66,18 @@ class NashMTL(GramianWeightedAggregator):
     tensor([1.0000, 0.5000], dtype=torch.float64)
     """
 
+    differentiable = False
+    n_tasks = Option(_validate.positive_int)
+    max_norm = Option(nonnegative)
+    update_weights_every = Option(_validate.positive_int)
+    optim_niter = Option(_validate.positive_int)
+
     def __init__(self, n_tasks: int, max_norm: float = 1.0, update_weights_every: int = 1,
                  optim_niter: int = 20) -> None:
-        for name, value in (("n_tasks", n_tasks), ("update_weights_every", update_weights_every),
-                            ("optim_niter", optim_niter)):
-            if value < 1:
-                raise InvalidOptionError(f"{name} must be a positive integer, got {value}")
-        self.n_tasks = int(n_tasks)
-        self.max_norm = check_nonnegative(max_norm, "max_norm")
-        self.update_weights_every = int(update_weights_every)
-        self.optim_niter = int(optim_niter)
+        self.n_tasks = n_tasks
+        self.max_norm = max_norm
+        self.update_weights_every = update_weights_every
+        self.optim_niter = optim_niter
         self.reset()
 
     def reset(self) -> None:
@@ -92,6 +95,8 @@ class NashMTL(GramianWeightedAggregator):
             raise InvalidOptionError(f"NashMTL(n_tasks={self.n_tasks}) got {G.shape[0]} "
                                      "objectives; build it with n_tasks = m (or call reset)")
         G64 = G.detach().cpu().to(torch.float64)
+        if self.prev_alpha.shape[0] != self.n_tasks:  # n_tasks was reassigned
+            self.reset()
         if self.step % self.update_weights_every == 0:
             nf = float(torch.linalg.norm(G64))
             if nf > 0:

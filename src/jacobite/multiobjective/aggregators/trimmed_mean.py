@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InvalidOptionError, ShapeError
-from ._base import Aggregator
+from ... import _validate
+from ...errors import ShapeError
+from ._base import Aggregator, Option
 
 __all__ = ["TrimmedMean"]
 
@@ -25,10 +26,10 @@ class TrimmedMean(Aggregator):
     tensor([2.])
     """
 
+    trim_number = Option(_validate.nonnegative_int)
+
     def __init__(self, trim_number: int) -> None:
-        if trim_number < 0:
-            raise InvalidOptionError(f"trim_number must be non-negative, got {trim_number}")
-        self.trim_number = int(trim_number)
+        self.trim_number = trim_number
 
     def _params(self) -> dict[str, Any]:
         return {"trim_number": self.trim_number}

@@ -9,8 +9,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._base import GramianWeightedAggregator, check_nonnegative, check_vector, pref_weights
-from ._qp import _mm, _solve_lcp_numpy, check_solver, project_dual_cone
+from ._base import (
+    GramianWeightedAggregator,
+    Option,
+    check_vector,
+    nonnegative,
+    one_of,
+    pref_weights,
+    vector,
+)
+from ._qp import _SOLVERS, _mm, _solve_lcp_numpy, _Stalled, project_dual_cone
 
 __all__ = ["UPGrad", "dual_cone_weights", "normalize_regularize"]
 
@@ -59,7 +67,8 @@ def dual_cone_weights(G: Tensor, pref: Tensor | None, norm_eps: float, reg_eps: 
     if pref is not None:
         check_vector(pref, "pref_vector", G.shape[0])
     if solver == "auto" and (G.device.type == "cpu" or G.shape[0] <= HOST_MAX_M):
-        with contextlib.suppress(np.linalg.LinAlgError):  # the torch path copes with those
+        # a block that is not positive definite, or no progress: solve_lcp repairs the problem
+        with contextlib.suppress(np.linalg.LinAlgError, _Stalled):
             w = _dual_cone_weights_numpy(G.detach().cpu(), pref, norm_eps, reg_eps, each_row)
             return w.to(G.device)
     Gn = normalize_regularize(G, norm_eps, reg_eps)
@@ -96,12 +105,18 @@ class UPGrad(GramianWeightedAggregator):
     UPGrad(pref_vector=tensor([0.5000, 0.5000]), norm_eps=0.0001, reg_eps=0.0001, solver='auto')
     """
 
+    differentiable = False
+    pref_vector = Option(vector)
+    norm_eps = Option(nonnegative)
+    reg_eps = Option(nonnegative)
+    solver = Option(one_of(*_SOLVERS))
+
     def __init__(self, pref_vector: Tensor | None = None, *, norm_eps: float = 1e-4,
                  reg_eps: float = 1e-4, solver: str = "auto") -> None:
-        self.pref_vector = check_vector(pref_vector, "pref_vector")
-        self.norm_eps = check_nonnegative(norm_eps, "norm_eps")
-        self.reg_eps = check_nonnegative(reg_eps, "reg_eps")
-        self.solver = check_solver(solver)
+        self.pref_vector = pref_vector
+        self.norm_eps = norm_eps
+        self.reg_eps = reg_eps
+        self.solver = solver
 
     def _params(self) -> dict[str, Any]:
         return {"pref_vector": self.pref_vector, "norm_eps": self.norm_eps,
