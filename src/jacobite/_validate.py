@@ -239,5 +239,5 @@ def renamed(old_name: str, old_value: Any, new_name: str, new_value: T, *,
         DeprecationWarning,
         stacklevel=3,
     )
-    return old_value  # type: ignore[no-any-return]
+    return old_value
 

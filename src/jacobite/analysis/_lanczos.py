@@ -131,7 +131,7 @@ def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Product
                                  f"{x.dtype}; convert it with x.float()")
     _finite(x, "x")
     x = x.detach()
-    out, vjp_fn = torch.func.vjp(f, x)
+    out, vjp_fn = torch.func.vjp(f, x)[:2]  # torch types vjp as a 2- or 3-tuple (has_aux)
     if not isinstance(out, torch.Tensor):
         raise ShapeError(f"f must return one tensor, got {type(out).__name__}; wrap it to "
                          f"return torch.cat of the flattened outputs")

@@ -198,7 +198,7 @@ def accuracy_vs_eps(model: Model, x: torch.Tensor, y: torch.Tensor, eps_list: Se
     >>> [e for e, _ in accuracy_vs_eps(model, x, y, [0.0, 0.1], attack="fgsm")]
     [0.0, 0.1]
     """
-    attacks = {"pgd": pgd, "fgsm": fgsm}
+    attacks: dict[str, Callable[..., torch.Tensor]] = {"pgd": pgd, "fgsm": fgsm}
     _validate.choice(attack, "attack", tuple(attacks))
     _check(x, y, 0.0, model)
     if isinstance(eps_list, (str, bytes)) or not isinstance(eps_list, Sequence):
