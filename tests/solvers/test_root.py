@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from jacobite import config
 from jacobite.dense import jacobian
 from jacobite.errors import (
+    ArgumentTypeError,
     InvalidOptionError,
     JacobianTooLarge,
     NonFiniteInputError,
@@ -310,5 +311,5 @@ def test_bad_input():
     for kw in ({"method": "lm"}, {"jac": "numeric"}, {"xtol": -1.0}, {"ftol": float("nan")},
                {"max_nfev": 0}, {"max_nfev": 2.5}, {"max_nfev": True}, {"verbose": 3},
                {"args": [1]}):
-        with pytest.raises(InvalidOptionError):
+        with pytest.raises((InvalidOptionError, ArgumentTypeError)):
             root(f, [1.0, 2.0], **kw)

@@ -23,15 +23,18 @@ import torch
 from torch.autograd.function import once_differentiable
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from .. import _validate
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..dense import vjp as _vjp
 from ..errors import (
+    ArgumentTypeError,
     ConvergenceError,
     InvalidOptionError,
     JacobiteWarning,
     ShapeError,
     SingularOperatorError,
 )
+from ._checks import first_call
 from .root import RootResult, root
 
 __all__ = ["implicit_jacobian", "solve_implicit"]
@@ -111,11 +114,17 @@ def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: to
     >>> implicit_jacobian(F, th.sqrt(), th).diagonal().tolist()
     [0.25, 0.16666666666666666]
     """
-    if check not in _CHECKS:
-        raise InvalidOptionError(f"check must be one of {_CHECKS}; got {check!r}")
+    _validate.callable_(F, "F")
+    _validate.choice(check, "check", _CHECKS)
+    if residual_tol is not None:
+        residual_tol = _validate.tolerance(residual_tol, "residual_tol")
+    if not isinstance(x_star, torch.Tensor):
+        raise ArgumentTypeError(f"x_star must be a tensor (the solution x* of F(x*, θ) = 0), "
+                                f"got {type(x_star).__name__}; pass e.g. solve_implicit(...)")
     x = x_star.detach()
     leaves, spec = tree_flatten(theta)
-    value, J = _value_and_jacobian(F, x, theta, argnums=(0, 1), flat=True)
+    value, J = first_call(lambda xx: _value_and_jacobian(F, xx, theta, argnums=(0, 1),
+                                                         flat=True), x, "F")
     n = x.numel()
     if value.numel() != n:
         from ..errors import NotSquareError

@@ -20,9 +20,11 @@ from typing import Any
 import torch
 from torch.func import grad_and_value
 
+from .. import _validate
 from ..dense import hessian as _hessian
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from ._checks import first_call
 
 __all__ = ["NewtonIterate", "NewtonResult", "newton_minimize"]
 
@@ -197,13 +199,21 @@ def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: str = "ex
         raise InvalidOptionError("nothing to minimise: pass f, or f=None with residuals=r")
     if f is not None and residuals is not None:
         raise InvalidOptionError("pass either f or residuals (f=None means f = ½‖r(x)‖²)")
-    if max_iter < 0 or tol < 0 or not 0 < c1 < 1:
-        raise InvalidOptionError("need max_iter >= 0, tol >= 0 and 0 < c1 < 1")
+    if f is not None:
+        _validate.callable_(f, "f")
+    if residuals is not None:
+        _validate.callable_(residuals, "residuals")
+    tol = _validate.tolerance(tol, "tol")
+    max_iter = _validate.nonnegative_int(max_iter, "max_iter")
+    line_search = _validate.boolean(line_search, "line_search")
+    c1 = _validate.positive_float(c1, "c1")
+    if c1 >= 1:
+        raise InvalidOptionError(f"c1 must lie in (0, 1), got {c1}; e.g. c1=1e-4")
     x = _as_start(x0, dtype)
     shape = x.shape
     obj = _Objective(f, residuals, shape, hessian)
     v = x.reshape(-1)
-    fx, g, p = obj.derivatives(v)
+    fx, g, p = first_call(obj.derivatives, v, "f" if residuals is None else "residuals")
     if not (torch.isfinite(g).all() and torch.isfinite(p).all() and abs(fx) < float("inf")):
         raise NonFiniteInputError(f"f(x0) = {fx} or its gradient is not finite; start from a "
                                   "point where f is finite and differentiable")

@@ -31,13 +31,13 @@ Stopping (``status`` > 0 is success):
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from .. import _validate
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..errors import (
     InvalidOptionError,
@@ -46,6 +46,7 @@ from ..errors import (
     NotSquareError,
     OutputTypeError,
 )
+from ._checks import first_call
 from ._dogleg import DenseSystem, System, as_system, backtrack, dogleg
 from .newton import _as_start
 
@@ -152,7 +153,7 @@ class _Solver:
         self.p, self.xtol, self.ftol, self.max_nfev, self.verbose = prob, xtol, ftol, max_nfev, \
             verbose
         self.v = v
-        self.F, self.sys = prob.start(v)
+        self.F, self.sys = first_call(prob.start, v, "fun")
         if not self.sys.finite():
             raise NonFiniteInputError("the Jacobian at x0 contains NaN or Inf; start from a "
                                       "point where fun is differentiable")
@@ -317,26 +318,19 @@ def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any =
     >>> res.success, res.x.tolist()
     (True, [1.0, 1.0])
     """
-    if method not in _METHODS:
-        raise InvalidOptionError(f"method must be one of {_METHODS}; got {method!r}")
+    _validate.callable_(fun, "fun")
+    _validate.choice(method, "method", _METHODS)
     if not (callable(jac) or jac in ("auto", "sparse")):
         raise InvalidOptionError(f"jac must be 'auto', 'sparse' or a callable; got {jac!r}")
-    if not (xtol >= 0 and ftol >= 0):
-        raise InvalidOptionError(f"need xtol >= 0 and ftol >= 0; got xtol={xtol}, ftol={ftol}")
-    if verbose not in (0, 1, 2):
+    xtol, ftol = _validate.tolerance(xtol, "xtol"), _validate.tolerance(ftol, "ftol")
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
     if not isinstance(args, tuple):
         raise InvalidOptionError(f"args must be a tuple; got {type(args).__name__}")
     x = _as_start(x0, dtype)  # float64 by default; finite, non-empty
     n = x.numel()
-    try:
-        if isinstance(max_nfev, bool):
-            raise TypeError
-        max_nfev = 100 * (n + 1) if max_nfev is None else operator.index(max_nfev)
-    except TypeError:
-        max_nfev = -1
-    if max_nfev < 1:
-        raise InvalidOptionError("max_nfev must be a positive int")
+    max_nfev = _validate.max_iter(max_nfev, "max_nfev")
+    max_nfev = 100 * (n + 1) if max_nfev is None else max_nfev
     prob = _Problem(fun, args, jac, x)
     if verbose >= 2:
         print(f"{'nit':>5} {'nfev':>6} {'‖F‖':>14} radius (hybrid) or step length t (newton)")

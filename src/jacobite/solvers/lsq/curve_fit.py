@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ... import _validate
 from ...errors import InvalidOptionError, JacobiteWarning, NonFiniteInputError, ShapeError
 from .least_squares import least_squares
 
@@ -105,6 +106,12 @@ def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         InvalidOptionError: a non-positive ``sigma``, a covariance that is not positive
             definite, or ``p0`` omitted for a model without a countable signature.
     """
+    _validate.callable_(model, "model")
+    absolute_sigma = _validate.boolean(absolute_sigma, "absolute_sigma")
+    full_output = _validate.boolean(full_output, "full_output")
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
+        raise ShapeError(f"bounds must be a pair (lb, ub) of scalars or length-n arrays, got "
+                         f"{bounds!r}; e.g. bounds=(0, np.inf)")
     x = _tensor(xdata, "xdata")
     y = _tensor(ydata, "ydata").reshape(-1)
     if not torch.isfinite(y).all():
@@ -141,12 +148,20 @@ def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
                              f"{tuple(s.shape)}")
 
     def fun(p: torch.Tensor) -> torch.Tensor:
-        out = model(x, *p.unbind())
+        try:
+            out = model(x, *p.unbind())
+        except (IndexError, RuntimeError, TypeError, ValueError) as exc:
+            raise ShapeError(
+                f"model(xdata, *p) failed with {type(exc).__name__}: {exc}; check that p0 has "
+                f"one entry per model parameter ({p.numel()} given) and that xdata is what "
+                f"model expects") from exc
         if not isinstance(out, torch.Tensor):
             out = torch.as_tensor(np.asarray(out, dtype=np.float64))
         out = out.reshape(-1)
         if out.numel() != m:
-            raise ShapeError(f"the model returned {out.numel()} values for {m} observations")
+            raise ShapeError(f"the model returned {out.numel()} values for {m} observations; "
+                             f"pass ydata with one entry per model output (check that xdata "
+                             f"and ydata match)")
         return whiten(out - y.to(out.dtype))
 
     jac_arg: Any = "auto"

@@ -39,7 +39,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ... import _validate
 from ...errors import InvalidOptionError, NonFiniteInputError, ShapeError
+from .._checks import first_call
 from ..newton import _as_start as _start
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
@@ -137,15 +139,14 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
         NonFiniteInputError: ``x0``, the residuals or the Jacobian at ``x0`` contain NaN/Inf.
         ShapeError: bounds, ``x_scale`` or the Jacobian of the wrong size.
     """
-    if method not in METHODS:
-        raise InvalidOptionError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    _validate.callable_(fun, "fun")
+    _validate.choice(method, "method", METHODS)
     rho = robust_loss(loss, f_scale)
-    for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
-        if not (isinstance(tol, (int, float)) and tol >= 0):
-            raise InvalidOptionError(f"{name} must be a number >= 0; got {tol!r}")
-    if max_nfev is not None and not (isinstance(max_nfev, int) and max_nfev > 0):
-        raise InvalidOptionError(f"max_nfev must be a positive integer or None; got {max_nfev!r}")
-    if verbose not in (0, 1, 2):
+    ftol, xtol, gtol = (_validate.tolerance(t, name)
+                        for name, t in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)))
+    max_nfev = _validate.max_iter(max_nfev, "max_nfev")
+    geodesic = _validate.boolean(geodesic, "geodesic")
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
     xt = _start(x0, dtype)
     n = xt.numel()
@@ -158,7 +159,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac
                                  f"[{lb[bad]:g}, {ub[bad]:g}]); start from a feasible point")
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     P = Residuals(fun, xt, jac, args, kwargs)
-    f0 = P.f(x)
+    f0 = first_call(P.f, x, "fun")
     if not np.all(np.isfinite(f0)):
         k = int(np.flatnonzero(~np.isfinite(f0))[0])
         raise NonFiniteInputError(f"the residuals at x0 are not finite (r[{k}] = {f0[k]}); start "
