@@ -13,7 +13,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 JOBS   ?= 2
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test test-gpu lint bench clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ lint: $(VENV)/.dev
 
 test: $(VENV)/.dev lint
 	$(BIN)/python -m pytest -n $(JOBS) -q
+
+# On a machine with a GPU (and a CUDA build of torch): the device battery alone.
+test-gpu: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -m cuda
 
 bench: $(VENV)/.dev
 	$(PIP) install -e ".[bench]"
