@@ -71,3 +71,12 @@ def test_check_complex_step_method():
     x = torch.tensor([0.1, 0.7], dtype=torch.float64)
     res = jacobite.check(lambda v: torch.exp(v) * v[0], x, method="complex")
     assert res.ok and res.max_abs_error < 1e-14
+
+
+@pytest.mark.parametrize("kw", [{"rtol": float("nan")}, {"atol": -1.0}, {"rtol": "1e-6"},
+                                {"raise_on_failure": "yes"}, {"method": "fivepoint"}])
+def test_check_refuses_bad_options(kw) -> None:
+    from jacobite.errors import JacobiteError
+
+    with pytest.raises(JacobiteError, match="must"):
+        jacobite.check(torch.sin, torch.tensor([0.3], dtype=torch.float64), **kw)

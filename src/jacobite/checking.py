@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import numeric
+from . import _validate, numeric
 from .dense._engine import Problem
 from .dense._trees import substitute
 from .dense.jacobian import jacobian
@@ -67,6 +67,9 @@ def check(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
     >>> res.ok, res.max_abs_error < 1e-8
     (True, True)
     """
+    rtol, atol = _validate.tolerance(rtol, "rtol"), _validate.tolerance(atol, "atol")
+    raise_on_failure = _validate.boolean(raise_on_failure, "raise_on_failure")
+    _validate.choice(method, "method", numeric.METHODS)
     p = Problem.build(f, args, argnums, False, check_finite=True)
     leaves64 = tuple(t.detach().to(torch.float64) for t in p.xin.leaves)
     full = substitute(args, p.positions, p.is_tuple, p.xin.spec, leaves64)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from jacobite.errors import (
+    ArgumentTypeError,
     DtypeError,
     JacobiteError,
     NonFiniteInputError,
@@ -126,5 +127,11 @@ def test_typed_errors_are_also_builtin_errors():
 
 
 def test_non_callable_f():
-    with pytest.raises(TypeError, match="callable"):
+    with pytest.raises(ArgumentTypeError, match="must be a callable"):
         jacobian(3.0, np.ones(2))
+
+
+@pytest.mark.parametrize("kw", [{"args": 3}, {"kwargs": [1]}])
+def test_args_and_kwargs_have_their_container_types(kw):
+    with pytest.raises(ArgumentTypeError, match=r"e\.g\."):
+        jacobian(np.sin, np.ones(2), **kw)

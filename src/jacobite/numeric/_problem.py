@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import _validate
 from ..errors import (
+    ArgumentTypeError,
     DtypeError,
     JacobiteWarning,
     NonFiniteInputError,
@@ -47,9 +49,13 @@ class Problem:
 
     def __init__(self, f: Callable[..., Any], x: Any, args: tuple, kwargs: dict | None,
                  *, method: str) -> None:
-        if not callable(f):
-            raise TypeError(f"f must be callable, got {type(f).__name__}")
-        self.f = f
+        self.f = _validate.callable_(f, "f")
+        if not isinstance(args, (tuple, list)):
+            raise ArgumentTypeError(f"args must be a tuple of extra positional arguments for "
+                                    f"f, got {type(args).__name__}; e.g. args=(2.0,)")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ArgumentTypeError(f"kwargs must be a dict of keyword arguments for f, got "
+                                    f"{type(kwargs).__name__}; e.g. kwargs={{'scale': 2.0}}")
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
         self.nfev = 0
