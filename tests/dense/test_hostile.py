@@ -100,3 +100,19 @@ def test_sparse_hand_over_validates_like_the_dense_path(api: str) -> None:
             fn(f, _x(), sparse=sparse, argnums=3)
     with pytest.raises(InvalidOptionError, match="memory size"):
         fn(f, _x(), sparse=True, memory_budget=float("inf"))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_writing_into_a_non_differentiated_argument_is_refused_untouched(mode: str) -> None:
+    buf = torch.zeros(3, dtype=DT)
+
+    def f(v, b):
+        b.add_(1.0)
+        return v * 2
+
+    with pytest.raises(UnsupportedOperationError, match=r"argument 1 in place.*has_aux"):
+        jacobite.jacobian(f, _x(), buf, mode=mode)
+    assert torch.equal(buf, torch.zeros(3, dtype=DT))
+    # reading it is fine
+    J = jacobite.jacobian(lambda v, b: v * b.sum(), _x(), buf + 1, mode=mode)
+    torch.testing.assert_close(J, 3 * torch.eye(3, dtype=DT))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,7 +20,13 @@ from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 from .. import _validate
 from ..errors import JacobiteWarning, OutputTypeError, UnsupportedOperationError
 from . import _plan
-from ._errors import MUTATES_INPUT, check_module_state, check_not_mutated, translate
+from ._errors import (
+    MUTATES_ARGUMENT,
+    MUTATES_INPUT,
+    check_module_state,
+    check_not_mutated,
+    translate,
+)
 from ._probe import PROBES, Probe, run_probe
 from ._trees import (
     Flat,
@@ -129,10 +135,23 @@ class Problem:
         probe = PROBES.get(key, self.f)
         if probe is None:
             check_module_state(self.f)
+            # the other arguments' tensors are copied too: the probe never changes the caller's
+            # tensors, and an f that writes into one is found here
+            others = [t.detach().clone() if isinstance(t, torch.Tensor) else t
+                      for t in self.args]
+            for p in self.positions:
+                others[p] = self.args[p]
+            versions = [t._version if isinstance(t, torch.Tensor) else None for t in others]
+            twin = replace(self, args=tuple(others))
             with translate(self.fname, "probe"):
-                probe, _ = run_probe(lambda *lv: self.call(*lv)[0], self.xin.leaves)
+                probe, _ = run_probe(lambda *lv: twin.call(*lv)[0], self.xin.leaves)
             if probe.mutates_input:
                 raise UnsupportedOperationError(MUTATES_INPUT.format(f=self.fname))
+            changed = [i for i, (t, v) in enumerate(zip(others, versions, strict=True))
+                       if v is not None and i not in self.positions and t._version != v]
+            if changed:
+                raise UnsupportedOperationError(MUTATES_ARGUMENT.format(f=self.fname,
+                                                                        i=changed[0]))
             PROBES.put(key, self.f, probe)
             if probe.leaks_scalar:
                 warnings.warn(

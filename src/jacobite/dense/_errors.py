@@ -27,6 +27,12 @@ RANDOM = (
     "{mode}-mode transform would have to choose which basis vectors share a draw; put the model "
     "in eval() mode, or use mode='reverse', which evaluates f once (the Jacobian for that draw)")
 
+MUTATES_ARGUMENT = (
+    "{f} changes its argument {i} in place; jacobite evaluates f more than once (how often "
+    "depends on the mode and the chunk size), so that side effect would repeat an unspecified "
+    "number of times. Return the new value instead (has_aux=True carries it out), or update "
+    "the tensor after the Jacobian — your tensor was left unchanged")
+
 _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
     (("leaf Variable that requires grad is being used in an in-place operation",),
      UnsupportedOperationError, MUTATES_INPUT),
