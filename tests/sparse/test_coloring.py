@@ -262,11 +262,11 @@ def test_bad_input_raises_typed_errors():
         column_coloring(np.ones((2, 2, 2)))
     with pytest.raises(ShapeError, match="2-D"):
         lower_bound(np.ones(3))
-    with pytest.raises(InvalidOptionError, match="use one of"):
+    with pytest.raises(InvalidOptionError, match="order must be one of"):
         column_coloring(np.eye(3), order="random")
     with pytest.raises(InvalidOptionError, match="largest_first"):
         row_coloring(np.eye(3), order="LF")
-    with pytest.raises(InvalidOptionError, match="non-negative"):
+    with pytest.raises(InvalidOptionError, match="≥ 0"):
         column_coloring(np.eye(3), iterations=-1)
     with pytest.raises(InvalidOptionError):
         bicoloring(np.eye(3), order="nope")

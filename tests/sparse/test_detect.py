@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 from hypothesis import HealthCheck, given, settings
 
-from jacobite.errors import DtypeError, JacobiteWarning
+from jacobite.errors import ArgumentTypeError, DtypeError, JacobiteWarning
 from jacobite.sparse.detect import Pattern, detect
 from tests.problems import program_function, programs
 
@@ -357,7 +357,7 @@ def test_constant_function_has_empty_pattern() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(DtypeError):
+    with pytest.raises(ArgumentTypeError, match=r"torch\.as_tensor"):
         detect(torch.sin, [1.0, 2.0])  # type: ignore[arg-type]
     with pytest.raises(DtypeError):
         detect(torch.sin, torch.arange(3))

@@ -15,34 +15,23 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import ShapeError
+from ._inputs import as_matrix
 
 ORDERS = ("natural", "largest_first", "smallest_last", "incidence_degree",
           "dynamic_largest_first")
 
 
 def as_pattern(pattern: Any) -> sp.csr_array:
-    """The pattern as a canonical boolean CSR array (sorted indices, no duplicates)."""
-    if hasattr(pattern, "to_scipy") and not sp.issparse(pattern):
-        pattern = pattern.to_scipy()
-    if sp.issparse(pattern):
-        if len(pattern.shape) != 2:
-            raise ShapeError(f"a sparsity pattern must be 2-D, got shape {pattern.shape}; "
-                             "pass an m×n matrix")
-        a = sp.csr_array(pattern, copy=True)
+    """The pattern as a canonical boolean CSR array (sorted indices, no duplicates); a sparse
+    matrix's stored entries are its structural nonzeros."""
+    mat = as_matrix(pattern)
+    if sp.issparse(mat):
+        a = sp.csr_array(mat, copy=True)
         a.data = np.ones(len(a.data), dtype=bool)
         a.sum_duplicates()
         a.sort_indices()
         return sp.csr_array(a, dtype=bool)
-    try:
-        arr = np.asarray(pattern)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise ShapeError("a sparsity pattern must be a SciPy sparse matrix or a 2-D array; "
-                         f"got {type(pattern).__name__}") from exc
-    if arr.ndim != 2:
-        raise ShapeError(f"a sparsity pattern must be 2-D, got shape {arr.shape}; "
-                         "reshape it to (m, n) or pass a SciPy sparse matrix")
-    return sp.csr_array(arr != 0)
+    return sp.csr_array(mat != 0)
 
 
 def degrees(indptr: np.ndarray) -> np.ndarray:

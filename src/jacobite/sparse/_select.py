@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InvalidOptionError, ShapeError
+from .. import _validate
+from ..errors import ShapeError
+from ._inputs import as_matrix
 from .coloring import (
     Bicoloring,
     Coloring,
@@ -41,9 +43,7 @@ def symmetric(p: sp.csr_array) -> bool:
 def candidates(p: sp.csr_array, mode: str, order: str,
                ) -> list[tuple[Coloring | Bicoloring, str]]:
     """``(coloring, mode)`` pairs worth evaluating; all with the fewest passes for ``mode``."""
-    if mode not in MODES:
-        raise InvalidOptionError(f"unknown mode {mode!r}; use one of "
-                                 + ", ".join(repr(m) for m in MODES))
+    _validate.choice(mode, "mode", MODES)
     if mode == "reverse":
         return [(row_coloring(p, order), "reverse")]
     if mode == "bidirectional":
@@ -73,8 +73,8 @@ def candidates(p: sp.csr_array, mode: str, order: str,
 
 def as_bool_csr(pattern: Any, m: int | None, n: int) -> sp.csr_array:
     """A user's or detection's pattern as a canonical CSR bool matrix of the right shape."""
-    mat = pattern.to_scipy() if hasattr(pattern, "to_scipy") else pattern
-    mat = sp.csr_array(mat if sp.issparse(mat) else np.asarray(mat) != 0, dtype=bool)
+    mat = as_matrix(pattern)
+    mat = sp.csr_array(mat if sp.issparse(mat) else mat != 0, dtype=bool)
     mat.eliminate_zeros()
     mat.sum_duplicates()
     mat.sort_indices()

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InvalidOptionError, ShapeError
+from .. import _validate
+from ..errors import ShapeError
 from ._orders import (
     ORDERS,
     ColumnKernel,
@@ -49,14 +50,9 @@ BEST_EDGE_LIMIT = 300_000
 GRAPH_LIMIT = 20_000_000
 
 
-def _check_order(order: str, iterations: int = 0) -> None:
-    if isinstance(iterations, bool) or not isinstance(iterations, int | np.integer) \
-            or iterations < 0:
-        raise InvalidOptionError(f"iterations must be a non-negative int, got {iterations!r}; "
-                                 "pass 0 to skip the iterated-greedy refinement")
-    if order not in _CHOICES:
-        raise InvalidOptionError(f"unknown coloring order {order!r}; use one of "
-                                 + ", ".join(repr(o) for o in _CHOICES))
+def _check_order(order: Any, iterations: Any = 0) -> None:
+    _validate.choice(order, "order", _CHOICES)
+    _validate.nonnegative_int(iterations, "iterations")
 
 
 def _color_columns(a: sp.csr_array, order: str, iterations: int = 0) -> tuple[np.ndarray, str]:

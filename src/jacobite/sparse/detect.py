@@ -31,9 +31,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from jacobite.errors import DtypeError, JacobiteWarning, OutputTypeError, ShapeError
+from jacobite.errors import JacobiteWarning
 from jacobite.sparse import _rules as R
 from jacobite.sparse import _rules_backward, _rules_conv, _rules_linalg  # noqa: F401 - register
+from jacobite.sparse._inputs import check_f, check_outputs, check_scalar, check_x
 from jacobite.sparse._registry import Call, apply, lookup
 from jacobite.sparse._rules_scatter import SCATTER_ADD_OPS
 
@@ -266,15 +267,14 @@ def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     >>> detect(lambda v: v.sum(), torch.ones(3)).nnz
     3
     """
-    _check_input(x, "detect")
+    check_f(f)
+    check_x(x, "detect")
     xin = x.detach().clone()
     tracker = _Tracker(xin)
     with torch.no_grad(), tracker:
         out = f(xin)
     leaves, _ = tree_flatten(out)
-    if not leaves or not all(isinstance(t, torch.Tensor) for t in leaves):
-        raise OutputTypeError("detect needs f to return a tensor (or a pytree of tensors), "
-                              f"got {type(out).__name__}")
+    check_outputs(leaves, out, "detect")
     return _finish(tracker, leaves, xin.numel(), "detect")
 
 
@@ -290,16 +290,13 @@ def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern
     >>> p.to_scipy().toarray().astype(int).tolist()
     [[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]]
     """
-    _check_input(x, "detect_hessian")
+    check_f(f)
+    check_x(x, "detect_hessian")
     xin = x.detach().clone().requires_grad_(True)
     tracker = _Tracker(xin, keep_detached=True)
     with torch.enable_grad(), tracker:
         y = f(xin)
-        if not isinstance(y, torch.Tensor) or y.numel() != 1:
-            raise ShapeError("a Hessian needs f to return a scalar tensor (one element), got "
-                             + (f"shape {tuple(y.shape)}" if isinstance(y, torch.Tensor)
-                                else type(y).__name__)
-                             + "; for a vector-valued f use detect(f, x) for its Jacobian")
+        check_scalar(y, "detect_hessian")
         g = None
         if y.requires_grad:
             (g,) = torch.autograd.grad(y.reshape(()), xin, allow_unused=True)
@@ -309,15 +306,6 @@ def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern
     sym = sp.csr_matrix(pat.matrix + pat.matrix.T, dtype=bool)
     sym.sort_indices()
     return Pattern(sym, pat.local, pat.fallback_ops)
-
-
-def _check_input(x: Any, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise DtypeError(f"{name} needs x to be a torch.Tensor, got {type(x).__name__}; "
-                         "wrap it with torch.as_tensor(x, dtype=torch.float64)")
-    if not (x.is_floating_point() or x.is_complex()):
-        raise DtypeError(f"{name} needs a floating-point x, got dtype {x.dtype}; "
-                         "convert it with x.double()")
 
 
 def _finish(tracker: _Tracker, leaves: list[torch.Tensor], n: int, name: str) -> Pattern:

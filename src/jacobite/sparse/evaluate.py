@@ -23,13 +23,21 @@ import torch
 from torch.func import grad, jvp, vjp, vmap
 from torch.utils._pytree import tree_flatten
 
-from ..errors import InvalidOptionError, NonFiniteInputError, OutputTypeError, ShapeError
+from .. import _validate
+from ..errors import (
+    ArgnumsError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    OutputTypeError,
+    ShapeError,
+)
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
-from ._select import as_bool_csr, candidates, fastest
-from .coloring import Bicoloring, Coloring
+from ._inputs import check_f, check_untraced, check_x
+from ._select import MODES, as_bool_csr, candidates, fastest
+from .coloring import _CHOICES, Bicoloring, Coloring
 from .coloring import star_coloring as _star
-from .detect import _check_input, detect, detect_hessian
+from .detect import detect, detect_hessian
 
 __all__ = ["SparsePlan", "prepare", "prepare_hessian"]
 
@@ -143,8 +151,10 @@ class SparsePlan:
         self._cache[key] = out
         return out
 
-    def _check(self, x: Any, check_finite: bool) -> torch.Tensor:
-        _check_input(x, "the sparse plan")
+    def _check(self, x: Any, check_finite: Any) -> tuple[torch.Tensor, bool]:
+        """``(x, differentiable)``: ``x`` stays attached to autograd when it requires grad."""
+        check_x(x, "plan.jacobian")
+        check_finite = _validate.boolean(check_finite, "check_finite")
         if tuple(x.shape) != self.shape:
             raise ShapeError(f"this plan was prepared for x of shape {self.shape}, got "
                              f"{tuple(x.shape)}; call jacobite.sparse.prepare(f, x) for the new "
@@ -152,21 +162,24 @@ class SparsePlan:
         if check_finite and not bool(torch.isfinite(x).all()):
             raise NonFiniteInputError("x contains NaN or Inf; a Jacobian there is meaningless "
                                       "— clean it (torch.nan_to_num) or pass check_finite=False")
-        return x.detach()
+        diff = x.requires_grad and torch.is_grad_enabled()
+        return (x if diff else x.detach()), diff
 
-    def _products(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(f(x) or None, the compressed products flattened)``: forward then reverse part."""
+    def _products(self, x: torch.Tensor, diff: bool = False,
+                  ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(f(x) or None, the compressed products flattened)``: forward then reverse part;
+        with ``diff`` both stay differentiable with respect to ``x`` (autograd graph kept)."""
         fwd, rev, *_ = self._tensors(x)
         f = self._flat_f
         if self.mode == "hessian":
-            return None, self._hessian_products(x, fwd).reshape(-1)
+            return None, self._hessian_products(x, fwd, diff).reshape(-1)
         parts: list[torch.Tensor] = []
         value = None
         if fwd.shape[0]:
             value, tangents = vmap(lambda v: jvp(f, (x,), (v,)), out_dims=(None, 0))(fwd)
             parts.append(tangents.reshape(-1))
         if rev.shape[0]:
-            value, cot = self._reverse(f, x, rev)
+            value, cot = self._reverse(f, x, rev, diff)
             parts.append(cot.reshape(-1))
         if value is None:  # no passes at all (empty pattern): still evaluate f
             value = f(x)
@@ -175,57 +188,74 @@ class SparsePlan:
         return value, parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _reverse(self, f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                 seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                 seeds: torch.Tensor, diff: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``f(x)`` and ``seeds @ J`` by one reverse pass per seed (or one vmap)."""
         if self.vectorize:
             value, pull = vjp(f, x)
             return value, vmap(pull)(seeds)[0]
-        xr = x.detach().requires_grad_(True)
+        xr = x if diff else x.detach().requires_grad_(True)
         with torch.enable_grad():
             y = f(xr)
+        keep = y if diff else y.detach()
         if not y.requires_grad:  # f does not depend on x (pattern non-empty only by hand)
-            return y.detach(), seeds.new_zeros((seeds.shape[0], *x.shape))
+            return keep, seeds.new_zeros((seeds.shape[0], *x.shape))
         last = seeds.shape[0] - 1
-        rows = [torch.autograd.grad(y, xr, w, retain_graph=k < last, allow_unused=True)[0]
-                for k, w in enumerate(seeds)]
+        rows = [torch.autograd.grad(y, xr, w, retain_graph=diff or k < last, create_graph=diff,
+                                    allow_unused=True)[0] for k, w in enumerate(seeds)]
         out = torch.stack([r if r is not None else torch.zeros_like(x) for r in rows])
-        return y.detach(), out
+        return keep, out
 
-    def _hessian_products(self, x: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    def _hessian_products(self, x: torch.Tensor, seeds: torch.Tensor,
+                          diff: bool) -> torch.Tensor:
         """``H @ S`` column by column: reverse-over-reverse per seed (or one vmapped hvp)."""
         f = self._flat_f
         if self.vectorize:
             g = grad(lambda u: f(u).reshape(()))
             return vmap(lambda v: jvp(g, (x,), (v,))[1])(seeds)
-        xr = x.detach().requires_grad_(True)
+        xr = x if diff else x.detach().requires_grad_(True)
         with torch.enable_grad():
-            (gr,) = torch.autograd.grad(f(xr).reshape(()), xr, create_graph=True,
-                                        allow_unused=True)
+            y = f(xr).reshape(())
+            gr = None
+            if y.requires_grad:
+                (gr,) = torch.autograd.grad(y, xr, create_graph=True, allow_unused=True)
         if gr is None or not gr.requires_grad:  # f is at most linear in x
             return seeds.new_zeros(seeds.shape)
         last = seeds.shape[0] - 1
-        cols = [torch.autograd.grad(gr, xr, s, retain_graph=k < last, allow_unused=True)[0]
+        cols = [torch.autograd.grad(gr, xr, s, retain_graph=diff or k < last,
+                                    create_graph=diff, allow_unused=True)[0]
                 for k, s in enumerate(seeds)]
         return torch.stack([c if c is not None else torch.zeros_like(x) for c in cols])
 
     def _assemble(self, x: torch.Tensor, products: torch.Tensor) -> SparseOperator:
         *_, index, crow, cols = self._tensors(x)
         values = products.reshape(-1).index_select(0, index)
+        check_untraced(values, "a sparse plan")  # f captured a tensor a transform traces
         m, n = self.pattern.shape
         return SparseOperator(csr_tensor(crow, cols, values, (m, n)), check_tags=False)
 
     def jacobian(self, x: torch.Tensor, *, check_finite: bool = True) -> SparseOperator:
         """The sparse Jacobian (or Hessian) at ``x`` as a CSR :class:`SparseOperator`.
 
-        Rows follow ``f(x).reshape(-1)``, columns ``x.reshape(-1)``.
+        Rows follow ``f(x).reshape(-1)``, columns ``x.reshape(-1)``. When ``x`` requires grad
+        (and grad mode is on) the values stay on autograd's graph, so ``to_dense()`` (and the
+        value) can be differentiated with respect to ``x`` by ``torch.autograd``; inside
+        ``torch.func`` transforms (``vmap``, ``grad``) a plan raises
+        :class:`~jacobite.errors.UnsupportedOperationError` (torch's sparse tensors do not
+        support them): use the dense :func:`jacobite.jacobian` there.
+
+        >>> import torch, jacobite.sparse as js
+        >>> plan = js.prepare(lambda u: u ** 3, torch.ones(2, dtype=torch.float64))
+        >>> x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+        >>> torch.autograd.grad(plan.jacobian(x).to_dense().sum(), x)[0].tolist()
+        [6.0, 12.0]
         """
         return self.value_and_jacobian(x, check_finite=check_finite)[1]
 
     def value_and_jacobian(self, x: torch.Tensor, *, check_finite: bool = True,
                            ) -> tuple[torch.Tensor | None, SparseOperator]:
         """``(f(x), J)`` — the value comes from the same passes; a Hessian plan gives ``None``."""
-        x = self._check(x, check_finite)
-        value, whole = self._products(x)
+        x, diff = self._check(x, check_finite)
+        value, whole = self._products(x, diff)
         return (None if value is None else value.reshape(-1)), self._assemble(x, whole)
 
 
@@ -259,14 +289,14 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "a
     >>> J.to_scipy()[:2, :3].toarray().tolist()
     [[-1.0, 1.0, 0.0], [1.0, -1.0, 1.0]]
     """
-    _check_input(x, "prepare")
+    _check_options(f, x, "prepare", order, vectorize)
+    _validate.choice(mode, "mode", MODES)
     if pattern is None:
         pat = detect(f, x)
         mat, local, fallback = as_bool_csr(pat.matrix, None, x.numel()), pat.local, \
             pat.fallback_ops
     else:
         mat, local, fallback = as_bool_csr(pattern, None, x.numel()), False, ()
-    _check_vectorize(vectorize)
     plans = []
     for coloring, used in candidates(mat, mode, order):
         flags = [False, True] if vectorize == "auto" and used != "forward" else [
@@ -275,15 +305,24 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "a
                   for v in flags]
     if vectorize != "auto":
         plans = plans[:1]  # untimed: reverse first on a tie
-    plan = fastest(plans, lambda p: p.jacobian(x, check_finite=False))
+    x0 = x.detach()
+    plan = fastest(plans, lambda p: p.jacobian(x0, check_finite=False))
     log.debug("sparse plan: %s%s, %d colors (pattern %s, %d nonzeros)", plan.mode,
               " (vmap)" if plan.vectorize else "", plan.colors, mat.shape, mat.nnz)
     return plan
 
 
-def _check_vectorize(vectorize: Any) -> None:
-    if not (isinstance(vectorize, bool) or vectorize == "auto"):
-        raise InvalidOptionError(f"vectorize must be True, False or 'auto', got {vectorize!r}")
+def _check_options(f: Any, x: Any, where: str, order: Any, vectorize: Any) -> None:
+    """The arguments ``prepare`` and ``prepare_hessian`` share, checked before any work."""
+    check_f(f)
+    check_x(x, where)
+    _validate.choice(order, "order", _CHOICES)
+    if isinstance(vectorize, str):
+        if vectorize != "auto":
+            raise InvalidOptionError(f"vectorize must be True, False or 'auto' (time both), "
+                                     f"got {vectorize!r}")
+    else:
+        _validate.boolean(vectorize, "vectorize")
 
 
 def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, order: str = "fast",
@@ -302,44 +341,65 @@ def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, order:
     >>> plan.jacobian(torch.ones(100, dtype=torch.float64)).to_dense()[:2, :3].tolist()
     [[14.0, -2.0, 0.0], [-2.0, 16.0, -2.0]]
     """
-    _check_input(x, "prepare_hessian")
+    _check_options(f, x, "prepare_hessian", order, vectorize)
     n = x.numel()
     if pattern is None:
         pat = detect_hessian(f, x)
         mat, local, fallback = as_bool_csr(pat.matrix, n, n), pat.local, pat.fallback_ops
     else:
         mat, local, fallback = as_bool_csr(pattern, n, n), False, ()
-    _check_vectorize(vectorize)
     coloring = _star(mat, order)
     sym = sp.csr_array(coloring.pattern, dtype=bool)
     flags = [False, True] if vectorize == "auto" else [bool(vectorize)]
     plans = [SparsePlan(f, sym, coloring, "hessian", tuple(x.shape), local, fallback, v)
              for v in flags]
-    return fastest(plans, lambda p: p.jacobian(x, check_finite=False))
+    x0 = x.detach()
+    return fastest(plans, lambda p: p.jacobian(x0, check_finite=False))
 
 
-def one_call(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: str,
-             has_aux: bool, check_finite: bool, hessian: bool = False) -> SparseOperator:
+def one_call(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: Any,
+             has_aux: Any, check_finite: Any, hessian: bool = False, *,
+             chunk_size: Any = "auto", flat: Any = False,
+             memory_budget: Any = None) -> SparseOperator:
     """``jacobite.jacobian(..., sparse=True)`` / ``jacobite.hessian(..., sparse=True)``.
 
-    Detects and colors afresh on every call (a cached plan could silently go stale when ``f``'s
-    constants change); keep a :func:`prepare` plan to evaluate repeatedly.
+    Validates every argument the way the dense path does (``f`` callable, ``argnums`` by
+    :func:`jacobite._validate.argnums`, then one tensor argument), detects and colors afresh on
+    every call (a cached plan could silently go stale when ``f``'s constants change; keep a
+    :func:`prepare` plan to evaluate repeatedly). ``chunk_size`` and ``memory_budget`` are
+    checked but change nothing (the compressed products, one per color, are few), and the
+    result is always the flat ``(m, n)`` matrix, whatever ``flat``. The result is
+    differentiable by ``torch.autograd`` when ``x`` requires grad.
+
+    >>> import torch
+    >>> one_call(torch.sin, (torch.zeros(3),), 0, "auto", False, True).to_scipy().nnz
+    3
     """
     what = "hessian" if hessian else "jacobian"
-    if has_aux:
+    check_f(f)
+    pos = _validate.argnums(argnums, len(args))
+    if len(pos) != 1 or not isinstance(argnums, int):
+        raise ArgnumsError(f"{what}(..., sparse=True) differentiates one tensor argument; pass "
+                           f"an int argnums such as argnums=0, got {argnums!r} (for several, "
+                           "concatenate them into one tensor or leave sparse=False)")
+    x = args[pos[0]]
+    if not isinstance(x, torch.Tensor):
+        raise ArgnumsError(f"the argument at argnums={argnums} is a {type(x).__name__}, not a "
+                           "tensor; wrap it with torch.tensor(..., dtype=torch.float64) or pick "
+                           "another argnums")
+    check_x(x, f"{what}(..., sparse=True)")
+    _validate.choice(mode, "mode", ("auto",) if hessian else MODES)
+    if _validate.boolean(has_aux, "has_aux"):
         raise InvalidOptionError(f"{what}(..., sparse=True) does not support has_aux; call "
                                  "jacobite.sparse.prepare(f, x) and keep the aux yourself")
-    if not isinstance(argnums, int) or isinstance(argnums, bool):
-        raise InvalidOptionError(f"{what}(..., sparse=True) differentiates one tensor argument; "
-                                 f"pass an int argnums, got {argnums!r}")
-    if not -len(args) <= argnums < len(args):
-        raise InvalidOptionError(f"argnums={argnums} is out of range for {len(args)} "
-                                 "positional argument(s)")
-    pos = argnums % len(args)
-    x = args[pos]
+    check_finite = _validate.boolean(check_finite, "check_finite")
+    _validate.chunk_size(chunk_size)
+    _validate.boolean(flat, "flat")
+    _validate.memory_budget(memory_budget)
+    i = pos[0]
 
     def g(u: torch.Tensor) -> Any:
-        return f(*args[:pos], u, *args[pos + 1:])
+        return f(*args[:i], u, *args[i + 1:])
 
     if hessian:  # one evaluation: no timing of strategies
         return prepare_hessian(g, x, vectorize=False).jacobian(x, check_finite=check_finite)
