@@ -17,7 +17,7 @@ from jacobite.analysis.layers import (
     layer_report,
     plot_comparison,
 )
-from jacobite.errors import InvalidOptionError, ShapeError
+from jacobite.errors import ArgumentTypeError, InvalidOptionError, ShapeError
 from tests.nets import mlp, residual_mlp, small_cnn
 
 F64 = torch.float64
@@ -134,10 +134,17 @@ def test_compare_initialisations_table_and_plot(tmp_path: object) -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(InvalidOptionError, match="Module"):
+    with pytest.raises(ArgumentTypeError, match="Module"):
         layer_report(lambda v: v, torch.ones(2))  # type: ignore[arg-type]
-    with pytest.raises(ShapeError):
+    with pytest.raises(ArgumentTypeError, match="must be a tensor"):
         layer_report(nn.Tanh(), [1.0])  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="module accepts") as info:
+        layer_report(nn.Linear(3, 2), torch.ones(1, 4))
+    assert isinstance(info.value.__cause__, RuntimeError)
+    with pytest.raises(ArgumentTypeError, match="inits must"):
+        compare_initialisations(lambda: nn.Tanh(), torch.ones(2), inits="xavier")
+    with pytest.raises(ArgumentTypeError, match="LayerReport"):
+        comparison_table({"a": 3})  # type: ignore[dict-item]
     with pytest.raises(InvalidOptionError, match="k must"):
         layer_report(nn.Tanh(), torch.ones(2), k=0)
     with pytest.raises(InvalidOptionError, match="initialisation"):

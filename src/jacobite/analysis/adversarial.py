@@ -19,6 +19,7 @@ mean cross-entropy. Attacks never touch a parameter's ``.grad`` nor the model's 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +29,11 @@ import torch.nn.functional as F
 from .. import _validate
 from ..errors import (
     ArgumentTypeError,
-    DtypeError,
     InvalidOptionError,
-    NonFiniteInputError,
     ShapeError,
 )
 from ..viz._common import figure_and_axes, save_figure
+from ._checks import check_batch, check_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -46,25 +46,9 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _check_x(x: Any, name: str = "x") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise ArgumentTypeError(f"{name} must be a tensor batch (B, *input_shape), got "
-                                f"{type(x).__name__}; pass e.g. torch.as_tensor(data)")
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise ShapeError(f"{name} must be a non-empty batch (B, *input_shape); add a batch "
-                         f"dimension with {name}.unsqueeze(0)")
-    if not x.dtype.is_floating_point:
-        raise DtypeError(f"{name} must be a floating-point tensor, got {x.dtype}; pass "
-                         f"{name}.float()")
-    if not bool(torch.isfinite(x).all()):
-        raise NonFiniteInputError(f"{name} contains NaN or Inf; clean it first (e.g. "
-                                  f"torch.nan_to_num)")
-
-
-def _check(x: torch.Tensor, y: torch.Tensor, eps: float, model: Any = None) -> None:
-    if model is not None:
-        _validate.callable_(model, "model")
-    _check_x(x)
+def _check(x: torch.Tensor, y: torch.Tensor, eps: float, model: Any) -> None:
+    check_model(model)
+    check_batch(x, "x")
     if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1]:
         raise ShapeError(f"y must hold one target per sample ({x.shape[0]}), got "
                          f"{getattr(y, 'shape', type(y).__name__)}; pass a tensor of length "
@@ -212,6 +196,34 @@ def accuracy_vs_eps(model: Model, x: torch.Tensor, y: torch.Tensor, eps_list: Se
     return curve
 
 
+def _check_curves(curves: Any) -> dict[str, list[tuple[float, float]]]:
+    """``{name: [(eps, accuracy), ...]}`` from a mapping or a single curve, each point checked."""
+    if isinstance(curves, Mapping):
+        named = dict(curves)
+    elif isinstance(curves, Sequence) and not isinstance(curves, (str, bytes)):
+        named = {"model": curves}
+    else:
+        raise ArgumentTypeError(f"curves must be a list of (eps, accuracy) pairs or a dict "
+                                f"name -> such a list, got {type(curves).__name__}; pass "
+                                f"accuracy_vs_eps(...)")
+    out = {}
+    for name, curve in named.items():
+        if isinstance(curve, (str, bytes)) or not isinstance(curve, Sequence):
+            raise ArgumentTypeError(f"curve {name!r} must be a list of (eps, accuracy) pairs, "
+                                    f"got {type(curve).__name__}")
+        if not curve:
+            raise ShapeError(f"curve {name!r} is empty; pass [(eps, accuracy), ...]")
+        points = []
+        for pt in curve:
+            if not isinstance(pt, Sequence) or len(pt) != 2:
+                raise ShapeError(f"each point of curve {name!r} must be a pair (eps, accuracy), "
+                                 f"got {pt!r}")
+            points.append((_validate.tolerance(pt[0], "eps"),
+                           _validate.tolerance(pt[1], "accuracy")))
+        out[str(name)] = points
+    return out
+
+
 def plot_accuracy_vs_eps(curves: Mapping[str, Sequence[tuple[float, float]]]
                          | Sequence[tuple[float, float]], ax: Axes | None = None,
                          title: str = "accuracy under attack", xlabel: str = "ε",
@@ -224,7 +236,10 @@ def plot_accuracy_vs_eps(curves: Mapping[str, Sequence[tuple[float, float]]]
     >>> fig.axes[0].get_ylabel()
     'accuracy'
     """
-    named = dict(curves) if isinstance(curves, Mapping) else {"model": list(curves)}
+    named = _check_curves(curves)
+    if save is not None and not isinstance(save, (str, os.PathLike)):
+        raise ArgumentTypeError(f"save must be a file path, got {type(save).__name__}; e.g. "
+                                f"save='robustness.png'")
     fig, ax = figure_and_axes(ax, (6.0, 4.0))
     for name, curve in named.items():
         if not curve:

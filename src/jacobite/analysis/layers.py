@@ -36,7 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InvalidOptionError, ShapeError
+from .. import _validate
+from ..errors import ArgumentTypeError, InvalidOptionError, NonFiniteInputError, ShapeError
 from ..viz._common import figure_and_axes
 from .spectra import top_singular
 
@@ -138,11 +139,16 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
     values are read off exactly from one JVP instead of a Lanczos run.
     """
     if not isinstance(module, nn.Module):
-        raise InvalidOptionError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        raise ArgumentTypeError(f"module must be a torch.nn.Module, got {type(module).__name__}; "
+                                f"wrap a function in an nn.Module or use top_singular(f, x)")
     if not isinstance(x, torch.Tensor):
-        raise ShapeError(f"x must be a tensor the module accepts, got {type(x).__name__}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidOptionError(f"k must be a positive integer, got {k!r}")
+        raise ArgumentTypeError(f"x must be a tensor the module accepts, got "
+                                f"{type(x).__name__}; pass e.g. torch.as_tensor(data)")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise NonFiniteInputError("x contains NaN or Inf; clean it first (e.g. torch.nan_to_num)")
+    k = _validate.positive_int(k, "k")
+    total = _validate.boolean(total, "total")
+    tol = _validate.positive_float(tol, "tol")
     calls: list[tuple[str, nn.Module, torch.Tensor, tuple, dict, torch.Tensor]] = []
     seen: dict[str, int] = {}
 
@@ -161,6 +167,9 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
     try:
         with torch.no_grad():
             module(x)
+    except (IndexError, RuntimeError, TypeError, ValueError) as exc:
+        raise ShapeError(f"module(x) failed with {type(exc).__name__}: {exc}; pass an x of the "
+                         f"shape and dtype the module accepts (with its batch dimension)") from exc
     finally:
         for h in handles:
             h.remove()
@@ -215,7 +224,8 @@ def compare_initialisations(
 ) -> dict[str, LayerReport]:
     """A :func:`layer_report` of the same architecture under several initialisations.
 
-    For each name ``make_model()`` is called after ``torch.manual_seed(seed)``, then the
+    For each name ``make_model()`` is called after ``torch.manual_seed(seed)`` (``seed=None``
+    leaves torch's global generator as it is), then the
     initialiser is applied to every module (``xavier``: Xavier/Glorot normal weights,
     ``kaiming``: Kaiming normal for ReLU, zero biases; ``default``: as constructed). ``inits``
     may map names to your own ``function(module)``. Draw the result with
@@ -228,10 +238,22 @@ def compare_initialisations(
     >>> list(reps), len(reps["xavier"].rows)
     (['xavier', 'kaiming', 'default'], 3)
     """
-    table = dict(inits) if isinstance(inits, Mapping) else {n: _init(n) for n in inits}
+    _validate.callable_(make_model, "make_model")
+    seed = _validate.seed(seed)
+    k = _validate.positive_int(k, "k")
+    if isinstance(inits, Mapping):
+        table = dict(inits)
+        for name, init in table.items():
+            _validate.callable_(init, f"inits[{name!r}]")
+    elif isinstance(inits, (str, bytes)) or not isinstance(inits, Sequence):
+        raise ArgumentTypeError(f"inits must be a sequence of names or a dict name -> "
+                                f"function(module), got {inits!r}; e.g. inits=('xavier',)")
+    else:
+        table = {n: _init(n) for n in inits}
     out: dict[str, LayerReport] = {}
     for name, init in table.items():
-        torch.manual_seed(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
         model = make_model()
         with torch.no_grad():
             model.apply(init)
@@ -239,8 +261,22 @@ def compare_initialisations(
     return out
 
 
+def _check_reports(reports: Any) -> None:
+    if not isinstance(reports, Mapping):
+        raise ArgumentTypeError(f"reports must be a dict name -> LayerReport, got "
+                                f"{type(reports).__name__}; pass compare_initialisations(...)")
+    if not reports:
+        raise InvalidOptionError("reports is empty; pass at least one name -> LayerReport")
+    for name, rep in reports.items():
+        if not isinstance(name, str) or not isinstance(rep, LayerReport):
+            raise ArgumentTypeError(f"reports must map names (str) to LayerReport, got "
+                                    f"{name!r} -> {type(rep).__name__}; build them with "
+                                    f"layer_report or compare_initialisations")
+
+
 def comparison_table(reports: Mapping[str, LayerReport]) -> str:
     """One table: a row per layer, the cumulative norm under each initialisation."""
+    _check_reports(reports)
     names = list(reports)
     first = next(iter(reports.values())).rows if reports else []
     head = ["layer", "kind", *names]
@@ -256,6 +292,7 @@ def comparison_table(reports: Mapping[str, LayerReport]) -> str:
 
 def plot_comparison(reports: Mapping[str, LayerReport], ax: Any = None) -> Any:
     """The cumulative norm along the depth, one line per initialisation; returns the Figure."""
+    _check_reports(reports)
     fig, ax = figure_and_axes(ax, (7.0, 4.0))
     rows: list[LayerRow] = []
     for i, (name, rep) in enumerate(reports.items()):

@@ -30,8 +30,10 @@ from typing import Any
 
 import torch
 
+from .. import _validate
 from ..dense import batch_jacobian
-from ..errors import InvalidOptionError, ShapeError
+from ..errors import ArgumentTypeError, InvalidOptionError, ShapeError
+from ._checks import check_batch, check_model
 from .spectra import top_singular
 
 __all__ = ["SensitiveDirections", "input_jacobians", "saliency", "sensitive_directions"]
@@ -40,11 +42,7 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_batch(x: torch.Tensor, name: str = "x_batch") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise ShapeError(f"{name} must be a tensor, got {type(x).__name__}")
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise ShapeError(f"{name} must be a non-empty batch (B, *input_shape), got shape "
-                         f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0)")
+    check_batch(x, name)
 
 
 def _one(model: Model) -> Model:
@@ -64,7 +62,9 @@ def input_jacobians(model: Model, x_batch: torch.Tensor, *, flat: bool = False,
     >>> input_jacobians(torch.nn.Tanh(), torch.zeros(2, 3)).shape
     torch.Size([2, 3, 3])
     """
+    check_model(model)
     _check_batch(x_batch)
+    flat = _validate.boolean(flat, "flat")
     return batch_jacobian(_one(model), x_batch, mode=mode, flat=flat,
                           memory_budget=memory_budget)
 
@@ -104,7 +104,13 @@ def saliency(model: Model, x_batch: torch.Tensor, target: int | torch.Tensor | N
     >>> saliency(model, torch.tensor([[1.0, 1.0]])).tolist()   # class 2 wins: |row 2|
     [[3.0, 0.5]]
     """
+    check_model(model)
     _check_batch(x_batch)
+    absolute = _validate.boolean(absolute, "absolute")
+    if (target is not None and not isinstance(target, (int, torch.Tensor))) or isinstance(
+            target, bool):
+        raise ArgumentTypeError(f"target must be an int output index, a tensor of them (one "
+                                f"per sample) or None, got {type(target).__name__}")
     with torch.enable_grad():
         x = x_batch.detach().requires_grad_(True)
         out = model(x)
@@ -155,16 +161,21 @@ def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *, method: s
     >>> s.values.tolist(), s.directions.tolist()
     ([3.0, 2.0], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     """
-    if not isinstance(x, torch.Tensor) or x.numel() == 0:
+    check_model(model)
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentTypeError(f"x must be one sample as a tensor (without the batch "
+                                f"dimension), got {type(x).__name__}")
+    if x.numel() == 0:
         raise ShapeError("x must be one non-empty sample (a tensor without the batch dimension)")
-    if method not in ("auto", "dense", "matrix-free"):
-        raise InvalidOptionError(f"method must be 'auto', 'dense' or 'matrix-free', got "
-                                 f"{method!r}")
+    check_batch(x.unsqueeze(0), "x")
+    _validate.choice(method, "method", ("auto", "dense", "matrix-free"))
+    k = _validate.positive_int(k, "k")
+    tol = _validate.positive_float(tol, "tol")
     f = _one(model)
     with torch.no_grad():
         out_shape = tuple(f(x).shape)
     n, m = x.numel(), max(1, int(torch.Size(out_shape).numel()))
-    if not isinstance(k, int) or not 1 <= k <= min(m, n):
+    if k > min(m, n):
         raise InvalidOptionError(f"k must be an integer in [1, {min(m, n)}] (min of the output "
                                  f"size {m} and input size {n}), got {k!r}")
     if method == "dense" or (method == "auto" and m * n <= 4096):
