@@ -124,7 +124,7 @@ def test_hvp_of_vector_function_is_refused():
 
 
 def test_hvp_tangent_of_wrong_shape():
-    with pytest.raises(ShapeError, match="shape"):
+    with pytest.raises(ShapeError, match="tangent 0 has shape"):
         jacobite.hvp(lambda v: (v ** 2).sum(), (randn(3),), (randn(4, seed=1),))
 
 
