@@ -12,10 +12,12 @@ once. The probe only guides the choice of mode and chunk size; results never dep
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,21 @@ def _inside_custom_function() -> bool:
             return True
         frame = frame.f_back  # type: ignore[assignment]
     return False
+
+
+_INTERNAL = threading.local()
+
+
+@contextlib.contextmanager
+def own_read() -> Iterator[None]:
+    """Mark a value read of jacobite's own (the finite-input check of a nested call), which an
+    enclosing probe must not report as f leaking a value into Python."""
+    before = getattr(_INTERNAL, "active", False)
+    _INTERNAL.active = True
+    try:
+        yield
+    finally:
+        _INTERNAL.active = before
 
 
 _SCALAR_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default}
@@ -93,7 +110,7 @@ class _Recorder(TorchDispatchMode):
         flat_in, _ = tree_flatten((args, kwargs))
         tainted = any(self._is_tainted(t) for t in flat_in)
         if tainted:
-            if func in _SCALAR_OPS:
+            if func in _SCALAR_OPS and not getattr(_INTERNAL, "active", False):
                 self.leak = True
             if not self.stops and not torch.is_grad_enabled() and not _inside_custom_function():
                 self.stops = True

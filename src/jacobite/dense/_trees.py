@@ -11,6 +11,7 @@ import torch
 from torch.utils._pytree import TreeSpec, tree_flatten, tree_unflatten
 
 from ..errors import ArgnumsError, DtypeError, NonFiniteInputError, OutputTypeError
+from ._probe import own_read
 
 Argnums = int | tuple[int, ...]
 
@@ -93,9 +94,10 @@ def all_finite(t: torch.Tensor) -> bool:
     """
     if t.numel() == 0 or under_vmap(t):
         return True
-    if math.isfinite(t.sum().item()):  # a NaN or Inf entry always makes the sum non-finite
-        return True
-    return bool(torch.isfinite(t).all())
+    with own_read():
+        if math.isfinite(t.sum().item()):  # a NaN or Inf entry always makes the sum non-finite
+            return True
+        return bool(torch.isfinite(t).all())
 
 
 def flatten_inputs(tree: Any, what: str, *, check_finite: bool) -> Flat:
