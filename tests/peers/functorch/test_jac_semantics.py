@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from torch.func import jacrev
 
 import jacobite
@@ -186,6 +188,16 @@ def _pytree_map(x, y):
 @pytest.mark.parametrize("chunk", [None, "auto", 1, 2, 3, 4, 7, 10, 1000], ids=str)
 def test_chunked_equals_unchunked(mode, chunk):
     x, y = randn(10, 2), randn(1, 2, seed=1)
+    got = jac(_pytree_map, x, y, argnums=(0, 1), mode=mode, chunk=chunk)
+    close(got, jacrev(_pytree_map, argnums=(0, 1))(x, y))
+
+
+@given(rows=st.integers(0, 6), cols=st.integers(1, 3), mode=st.sampled_from(MODES),
+       chunk=st.one_of(st.none(), st.just("auto"), st.integers(1, 20)))
+def test_chunking_never_changes_the_jacobian(rows, cols, mode, chunk):
+    """Any shape (empty included), any mode, any chunk size: the same Jacobian as jacrev."""
+    x = randn(rows, cols)
+    y = randn(1, cols, seed=1)
     got = jac(_pytree_map, x, y, argnums=(0, 1), mode=mode, chunk=chunk)
     close(got, jacrev(_pytree_map, argnums=(0, 1))(x, y))
 

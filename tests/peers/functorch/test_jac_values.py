@@ -12,6 +12,8 @@ import torch
 from torch.autograd.functional import jacobian as autograd_jacobian
 from torch.func import jacrev
 
+import jacobite
+
 from ._common import D, close, configs, diag, jac, rand, randn
 
 pytestmark = pytest.mark.parametrize(("mode", "chunk"), configs())
@@ -236,3 +238,21 @@ def test_empty_leaf_among_others(mode, chunk):
     f = lambda p, q: (p.sum() + q.sin(), p * 2)  # noqa: E731
     J = jac(f, a, b, argnums=(0, 1), mode=mode, chunk=chunk)
     close(J, jacrev(f, argnums=(0, 1))(a, b))
+
+
+def test_value_and_jacobian(mode, chunk):
+    x, y = randn(3), randn(3, seed=1)
+    value, J = jacobite.value_and_jacobian(_two_linear, x, y, argnums=(0, 1), mode=mode,
+                                           chunk_size=chunk)
+    close(value, _two_linear(x, y))
+    close(J, jacrev(_two_linear, argnums=(0, 1))(x, y))
+
+
+def test_value_and_jacobian_with_aux(mode, chunk):
+    x = randn(2, 3)
+    f = lambda v: ({"s": v.sin(), "t": v.sum()}, [v.cos(), "tag"])  # noqa: E731
+    value, J, aux = jacobite.value_and_jacobian(f, x, has_aux=True, mode=mode, chunk_size=chunk)
+    close(value, f(x)[0])
+    close(J, jacrev(lambda v: f(v)[0])(x))
+    close(aux[0], x.cos())
+    assert aux[1] == "tag"
