@@ -17,8 +17,6 @@ from jacobite.errors import ArgnumsError, ShapeError
 from ._common import CHUNKS, D, close, randn
 
 chunks = pytest.mark.parametrize("chunk", CHUNKS, ids=str)
-# A jacobite call nested in f makes the outer call warn falsely; test_jac_transforms pins that.
-past_nested_warning = pytest.mark.filterwarnings("ignore:.*into a Python number")
 
 # functorch's comparisons with torch.autograd.functional.hessian: f takes its arguments as one
 # tuple, so the result is a tuple (per input) of tuples (per input).
@@ -80,7 +78,6 @@ def test_non_tensor_argument(chunk):
     close(jacobite.hessian(f, x, 3, chunk_size=chunk), torch.diagflat(6 * x))
 
 
-@past_nested_warning
 def test_vector_valued_function_is_refused():
     """torch.func.hessian returns the (m, n, n) stack for a vector f; jacobite's hessian is
     for scalar functions and names the nested Jacobian to use instead."""
@@ -128,7 +125,6 @@ def test_hvp_tangent_of_wrong_shape():
         jacobite.hvp(lambda v: (v ** 2).sum(), (randn(3),), (randn(4, seed=1),))
 
 
-@past_nested_warning
 def test_hessian_of_jacobian_composition_matches_jacrev():
     """The Hessian of ``sum(J)`` where ``J`` is itself a jacobite Jacobian."""
     f = lambda v: torch.stack([v.prod(), (v ** 2).sum()])  # noqa: E731

@@ -17,14 +17,8 @@ import jacobite
 
 from ._common import CHUNKS, MODES, D, close, configs, diag, jac, randn, xfail
 
-# Known failures; each is a strict xfail that disappears with the fix it describes.
-NESTED_WARNS = (
-    "an inner jacobite call inside f makes the outer call's probe warn that f 'turns a value "
-    "that depends on its input into a Python number': the inner call's finite-input check "
-    "(all_finite -> .item()) runs on the outer probe's tainted tensors. Repro: "
-    "jacobian(lambda v: jacobian(lambda u: u.sin().sum(), v), torch.ones(3)) warns")
-# The value tests of nested calls look past that warning; test_nested_call_is_silent pins it.
-past_nested_warning = pytest.mark.filterwarnings("ignore:.*into a Python number")
+# None of these functions turns a tensor into a Python number: a JacobiteWarning is a false alarm.
+pytestmark = pytest.mark.filterwarnings("error::jacobite.errors.JacobiteWarning")
 
 
 def _inner_outer(fails: dict[tuple[str, str], str] | None = None) -> list[object]:
@@ -34,7 +28,6 @@ def _inner_outer(fails: dict[tuple[str, str], str] | None = None) -> list[object
             for o, i in itertools.product(MODES, MODES)]
 
 
-@past_nested_warning
 @pytest.mark.parametrize(("outer", "inner"), _inner_outer())
 def test_jacobian_of_jacobian(outer, inner):
     x = randn(3)
@@ -42,7 +35,6 @@ def test_jacobian_of_jacobian(outer, inner):
     close(H, diag(-x.sin()))
 
 
-@past_nested_warning
 @pytest.mark.parametrize(("outer", "inner"), _inner_outer())
 def test_jacobian_of_jacobian_of_linear_map_is_zero(outer, inner):
     W = randn(5, 3)
@@ -51,7 +43,6 @@ def test_jacobian_of_jacobian_of_linear_map_is_zero(outer, inner):
     close(T, torch.zeros(5, 3, 3, dtype=D))
 
 
-@past_nested_warning
 @pytest.mark.parametrize(("outer", "inner"), _inner_outer())
 def test_jacobian_of_pytree_jacobian(outer, inner):
     def f(x, y):
@@ -61,16 +52,6 @@ def test_jacobian_of_pytree_jacobian(outer, inner):
     inner_jac = lambda a, b: jac(f, a, b, argnums=(0, 1), mode=inner)  # noqa: E731
     got = jac(inner_jac, x, y, argnums=(0, 1), mode=outer)
     close(got, jacrev(jacrev(f, argnums=(0, 1)), argnums=(0, 1))(x, y))
-
-
-@pytest.mark.parametrize(("outer", "inner"), [
-    pytest.param(o, i, id=f"outer_{o}-inner_{i}", marks=[xfail(NESTED_WARNS)])
-    for o, i in itertools.product(MODES, ("forward", "reverse"))])
-@pytest.mark.filterwarnings("error::jacobite.errors.JacobiteWarning")
-def test_nested_call_is_silent(outer, inner):
-    """f does not turn a tensor into a Python number: a JacobiteWarning saying so is a false
-    alarm."""
-    jac(lambda v: jac(lambda u: u.sin().sum(), v, mode=inner), randn(3), mode=outer)
 
 
 @pytest.mark.parametrize(("mode", "chunk"), configs())
@@ -137,7 +118,6 @@ def jacobite_leaves(tree: object) -> list[torch.Tensor]:
     return torch.utils._pytree.tree_flatten(tree)[0]
 
 
-@past_nested_warning
 @pytest.mark.parametrize("mode", MODES)
 def test_third_derivative_through_hessian(mode):
     f = lambda v: (v ** 4).sum() + v.prod()  # noqa: E731
