@@ -164,3 +164,16 @@ def check(transform: str, fn: Callable[[Tree], Tree], ref: Callable[[Tree], Tree
     else:  # pragma: no cover - a typo in a test
         raise AssertionError(f"unknown transform {transform!r}")
     assert_tree_close(actual, expected, rtol=tol, atol=tol, what=what)
+
+
+def check_or_refuses(transform: str, fn: Callable[[Tree], Tree], ref: Callable[[Tree], Tree],
+                     x: Tree, *, hints: tuple[str, ...], what: str = "",
+                     tol: float = TOL) -> None:
+    """:func:`check`, or a typed :class:`~jacobite.errors.JacobiteError` whose message names one
+    of ``hints`` (the alternative to use) — the contract's two allowed outcomes."""
+    from jacobite.errors import JacobiteError
+
+    try:
+        check(transform, fn, ref, x, what=what, tol=tol)
+    except JacobiteError as exc:
+        assert any(h in str(exc) for h in hints), f"{what}: {exc!r} names none of {hints}"

@@ -10,20 +10,11 @@ import jacobite
 from jacobite.errors import UnsupportedOperationError
 
 from ._cases import BY_NAME, bind
-from ._harness import CHUNKS, CONFIGS, DEVICES, DIFF_TRANSFORMS, MODES, Known, check, params
+from ._harness import CONFIGS, DEVICES, DIFF_TRANSFORMS, MODES, Known, check, params
 
 # ----------------------------------------------------------------------------- known failures
 # One rule per bug in src/jacobite/dense; delete a rule when its fix lands (strict xfail).
-_FWD_DETACH = ("mode='forward' runs f on x.detach().clone() (_fast.forward, "
-               "_engine.forward_cols), so the Jacobian is cut from x's graph: autograd raises "
-               "'does not require grad', torch.func transforms get zeros")
-_VMAP_ITEM = ("check_finite's all_finite() calls .item() on x, which vmap refuses; "
-              "forward mode under vmap also returns a batched primal from an out_dims=None "
-              "vmap, and chunk_size=1/2 misreads vmap's batched basis as an in-place write")
-KNOWN = (
-    Known(_FWD_DETACH, transform=DIFF_TRANSFORMS, mode="forward"),
-    Known(_VMAP_ITEM, transform="vmap"),
-)
+KNOWN: tuple[Known, ...] = ()
 
 GRID = ("matmul_chain", "dict_in")  # one tensor (fast lane) and one pytree (general engine)
 SWEEP = ("sin", "tuple_out", "dict_out", "broadcast", "mlp_input", "conv1d")
@@ -109,13 +100,7 @@ def _loop_only(x: torch.Tensor) -> torch.Tensor:
     return _LoopOnlySin.apply(x) * 2.0
 
 
-@pytest.mark.parametrize("mode", [
-    pytest.param("forward", marks=pytest.mark.xfail(
-        strict=True, raises=UnsupportedOperationError,
-        reason="the forward-mode no_grad-region check flags a custom autograd.Function (whose "
-               "forward autograd runs under no_grad) and refuses it, although its jvp rule "
-               "is exact")),
-    "reverse", "auto"])
+@pytest.mark.parametrize("mode", MODES)
 def test_chunk_size_one_is_a_plain_loop(mode):
     x = torch.tensor([0.3, -0.1, 0.7], dtype=torch.float64)
     J = jacobite.jacobian(_loop_only, x, mode=mode, chunk_size=1)
