@@ -28,14 +28,15 @@ from .. import _validate
 from ..errors import (
     ArgumentTypeError,
     DtypeError,
+    InvalidOptionError,
     NonFiniteInputError,
     OutputTypeError,
     ShapeError,
     UnsupportedOperationError,
 )
 
-__all__ = ["as_matrix", "check_f", "check_outputs", "check_scalar", "check_untraced", "check_x",
-           "traced"]
+__all__ = ["as_matrix", "check_f", "check_options", "check_outputs", "check_scalar",
+           "check_untraced", "check_x", "traced"]
 
 _is_wrapped: Callable[[torch.Tensor], bool] = getattr(
     torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
@@ -74,6 +75,20 @@ def check_x(x: Any, where: str) -> torch.Tensor:
                          "be differentiated; convert it with x.double() (or x.float())")
     check_untraced(x, where)
     return x
+
+
+def check_options(f: Any, x: Any, where: str, order: Any, orders: Sequence[str],
+                  vectorize: Any) -> None:
+    """The arguments ``prepare`` and ``prepare_hessian`` share, checked before any work."""
+    check_f(f)
+    check_x(x, where)
+    _validate.choice(order, "order", orders)
+    if isinstance(vectorize, str):
+        if vectorize != "auto":
+            raise InvalidOptionError(f"vectorize must be True, False or 'auto' (time both), "
+                                     f"got {vectorize!r}")
+    else:
+        _validate.boolean(vectorize, "vectorize")
 
 
 def check_outputs(leaves: Sequence[Any], out: Any, where: str) -> None:

@@ -80,7 +80,9 @@ def as_bool_csr(pattern: Any, m: int | None, n: int) -> sp.csr_array:
     mat.sort_indices()
     if mat.shape[1] != n or (m is not None and mat.shape[0] != m):
         raise ShapeError(f"the given pattern has shape {mat.shape}, expected "
-                         f"({'m' if m is None else m}, {n}) for this x")
+                         f"({'m' if m is None else m}, {n}) for this x; pass the pattern of "
+                         "the flattened output against x.reshape(-1), or pattern=None to "
+                         "detect it")
     return mat
 
 

@@ -7,7 +7,9 @@ compressed JVPs (forward seeds ``J @ S``) and/or VJPs (reverse seeds ``Wᵀ @ J`
 computed at preparation. The result is a :class:`~jacobite.operators.SparseOperator` (CSR):
 ``to_scipy()``, ``to_torch()``, ``to_dense()``, ``mv``/``rmv``, ``solve``, composition.
 :func:`prepare_hessian` does the same for Hessians with a star coloring (one vmapped
-forward-over-reverse product per color).
+forward-over-reverse product per color). An ``x`` that requires grad keeps the result on
+autograd's graph (differentiable); ``torch.func`` transforms around a plan raise a typed error,
+since torch's sparse tensors do not support them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..errors import (
 )
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
-from ._inputs import check_f, check_untraced, check_x
+from ._inputs import check_f, check_options, check_untraced, check_x
 from ._select import MODES, as_bool_csr, candidates, fastest
 from .coloring import _CHOICES, Bicoloring, Coloring
 from .coloring import star_coloring as _star
@@ -289,7 +291,7 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "a
     >>> J.to_scipy()[:2, :3].toarray().tolist()
     [[-1.0, 1.0, 0.0], [1.0, -1.0, 1.0]]
     """
-    _check_options(f, x, "prepare", order, vectorize)
+    check_options(f, x, "prepare", order, _CHOICES, vectorize)
     _validate.choice(mode, "mode", MODES)
     if pattern is None:
         pat = detect(f, x)
@@ -312,19 +314,6 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "a
     return plan
 
 
-def _check_options(f: Any, x: Any, where: str, order: Any, vectorize: Any) -> None:
-    """The arguments ``prepare`` and ``prepare_hessian`` share, checked before any work."""
-    check_f(f)
-    check_x(x, where)
-    _validate.choice(order, "order", _CHOICES)
-    if isinstance(vectorize, str):
-        if vectorize != "auto":
-            raise InvalidOptionError(f"vectorize must be True, False or 'auto' (time both), "
-                                     f"got {vectorize!r}")
-    else:
-        _validate.boolean(vectorize, "vectorize")
-
-
 def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, order: str = "fast",
                     pattern: Any = None, vectorize: bool | str = "auto") -> SparsePlan:
     """Detect the Hessian's sparsity and star-color it; ``plan.jacobian(x)`` is the Hessian.
@@ -341,7 +330,7 @@ def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, order:
     >>> plan.jacobian(torch.ones(100, dtype=torch.float64)).to_dense()[:2, :3].tolist()
     [[14.0, -2.0, 0.0], [-2.0, 16.0, -2.0]]
     """
-    _check_options(f, x, "prepare_hessian", order, vectorize)
+    check_options(f, x, "prepare_hessian", order, _CHOICES, vectorize)
     n = x.numel()
     if pattern is None:
         pat = detect_hessian(f, x)
