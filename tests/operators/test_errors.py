@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 import jacobite.errors
 from jacobite.errors import (
+    ArgumentTypeError,
     DtypeError,
     InvalidOptionError,
+    InvalidTagError,
     JacobiteError,
+    NonFiniteInputError,
     NotSquareError,
     ShapeError,
 )
@@ -25,6 +29,8 @@ from jacobite.operators import (
     SparseOperator,
     SumOperator,
     as_operator,
+    infer_tags,
+    verify_tags,
 )
 
 DT = torch.float64
@@ -133,3 +139,40 @@ def test_unknown_solve_method():
     F = FunctionOperator((2, 2), lambda v: v, dtype=DT)
     with pytest.raises(InvalidOptionError, match="'gmres', 'cg', 'dense'"):
         F.solve(torch.ones(2, dtype=DT), method="lu")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: DiagonalOperator(torch.tensor([1.0, float("nan")], dtype=DT)),
+    lambda: DenseOperator(torch.tensor([[1.0, float("inf")], [0.0, 1.0]], dtype=DT)),
+    lambda: ScaledIdentity(float("nan"), 3),
+    lambda: SparseOperator(sp.csr_matrix(([float("nan")], ([0], [0])), shape=(2, 2))),
+])
+def test_non_finite_entries_are_refused(build):
+    with pytest.raises(NonFiniteInputError, match="finite"):
+        build()
+
+
+def test_option_types_of_the_constructors():
+    with pytest.raises(InvalidTagError, match=r"e\.g\. tags="):
+        DenseOperator(torch.eye(2, dtype=DT), tags=3)
+    with pytest.raises(ArgumentTypeError, match="check_tags must be True or False"):
+        DenseOperator(torch.eye(2, dtype=DT), check_tags="yes")
+    with pytest.raises(ArgumentTypeError, match="n must be an int"):
+        ScaledIdentity(1.0, True)
+    with pytest.raises(ArgumentTypeError, match="torch dtype"):
+        ScaledIdentity(1.0, 2, dtype="float64")
+    with pytest.raises(ShapeError, match="pair"):
+        FunctionOperator(None, lambda v: v, dtype=DT)
+    with pytest.raises(ArgumentTypeError, match="mv must be a callable"):
+        FunctionOperator((2, 2), "v", dtype=DT)
+
+
+def test_infer_and_verify_tags_check_their_arguments():
+    with pytest.raises(ArgumentTypeError, match="tensor"):
+        infer_tags([[1.0]])
+    with pytest.raises(ShapeError, match="at least 2"):
+        infer_tags(torch.ones(3, dtype=DT))
+    with pytest.raises(InvalidOptionError, match="atol"):
+        infer_tags(torch.eye(2, dtype=DT), atol=float("nan"))
+    with pytest.raises(ArgumentTypeError, match="as_operator"):
+        verify_tags(torch.eye(2, dtype=DT))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import cmath
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..config import format_bytes, get_memory_budget
-from ..errors import DtypeError, JacobianTooLarge, NotSquareError, ShapeError
+from ..errors import (
+    DtypeError,
+    JacobianTooLarge,
+    NonFiniteInputError,
+    NotSquareError,
+    ShapeError,
+)
 
 
 def check_vector(op: Any, v: Any, length: int, method: str, side: str) -> torch.Tensor:
@@ -95,6 +102,11 @@ def check_float_tensor(x: Any, name: str, ndim: int | tuple[int, ...]) -> torch.
             f"{name} must have {' or '.join(map(str, dims))} dimension(s), got shape "
             f"{tuple(x.shape)}"
         )
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteInputError(
+            f"{name} contains NaN or Inf; an operator needs finite entries: clean them first "
+            f"(e.g. torch.nan_to_num({name}))"
+        )
     return x
 
 
@@ -127,5 +139,8 @@ def scalar_value(c: Any) -> complex | float:
             raise ShapeError(f"expected a scalar, got a tensor of shape {tuple(c.shape)}")
         c = c.detach().reshape(()).item()
     if isinstance(c, bool) or not isinstance(c, (int, float, complex)):
-        raise DtypeError(f"expected a real or complex scalar, got {type(c).__name__}")
+        raise DtypeError(f"expected a real or complex scalar, got {type(c).__name__}; pass a "
+                         f"number such as 2.0")
+    if not cmath.isfinite(c):
+        raise NonFiniteInputError(f"the scalar {c!r} is not finite; pass a finite number")
     return c

@@ -17,12 +17,14 @@ tensor([3., 3.])
 from __future__ import annotations
 
 import abc
+import numbers
 from typing import Any
 
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from .. import _validate
 from ..config import get_memory_budget
 from ..errors import JacobianTooLarge, ShapeError, SingularOperatorError
 from . import _csr
@@ -60,9 +62,16 @@ class JacobianOperator(abc.ABC):
         self, shape: tuple[int, int], dtype: torch.dtype, device: torch.device | str | None,
         tags: Any = (), rank_bound: int | None = None,
     ) -> None:
+        if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 2
+                or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                           and s >= 0 for s in shape)):
+            raise ShapeError(f"shape must be a pair (m, n) of ints >= 0, got {shape!r}; e.g. "
+                             f"shape=(3, 2)")
         self._shape = (int(shape[0]), int(shape[1]))
-        self._dtype = dtype
-        self._device = torch.device(device if device is not None else "cpu")
+        self._dtype = _validate.floating_dtype(dtype)
+        self._device = _validate.device(device if device is not None else "cpu")
+        if rank_bound is not None:
+            rank_bound = _validate.nonnegative_int(rank_bound, "rank_bound")
         self._tags, self._rank_bound = normalize_tags(tags, self._shape, rank_bound)
         self._T: JacobianOperator | None = None
         self._vmap_ok = True

@@ -6,12 +6,13 @@ from typing import Any
 
 import torch
 
+from .. import _validate
 from ..errors import InvalidTagError, SingularOperatorError
 from . import _csr
 from . import _validate as chk
 from . import linalg as L
 from .base import JacobianOperator
-from .tags import DIAGONAL, LOW_RANK, infer_tags, transpose_tags
+from .tags import DIAGONAL, LOW_RANK, infer_tags, tag_names, transpose_tags
 
 __all__ = ["BlockDiagonal"]
 
@@ -49,12 +50,14 @@ class BlockDiagonal(JacobianOperator):
         check_tags: bool | None = None,
     ) -> None:
         blocks = chk.check_float_tensor(blocks, "blocks", 3)
+        if check_tags is not None:
+            check_tags = _validate.boolean(check_tags, "check_tags")
         B, p, q = blocks.shape
         if isinstance(tags, str) and tags == "infer":
             tags, check_tags = infer_tags(blocks), False
         if isinstance(tags, str):
             tags = (tags,)
-        tags = set(tags)
+        tags = set(tag_names(tags))
         if p == q == 1:
             tags.add(DIAGONAL)
         super().__init__((B * p, B * q), blocks.dtype, blocks.device, tags, rank_bound)

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from .. import _validate
 from ..errors import DtypeError
 from .base import JacobianOperator
 from .dense import DenseOperator
@@ -32,6 +33,8 @@ def as_operator(x: Any, *, dtype: torch.dtype | None = None) -> JacobianOperator
     """
     if isinstance(x, JacobianOperator):
         return x
+    if dtype is not None:
+        dtype = _validate.floating_dtype(dtype)
     if sp.issparse(x) or (isinstance(x, torch.Tensor) and x.layout != torch.strided):
         return SparseOperator(x, dtype=dtype)
     if isinstance(x, (torch.Tensor, np.ndarray)):

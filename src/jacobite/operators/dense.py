@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from .. import _validate
 from ..errors import InvalidTagError
 from . import _csr
 from . import _validate as chk
@@ -44,6 +45,8 @@ class DenseOperator(JacobianOperator):
         check_tags: bool | None = None,
     ) -> None:
         matrix = chk.check_float_tensor(matrix, "matrix", 2)
+        if check_tags is not None:
+            check_tags = _validate.boolean(check_tags, "check_tags")
         if isinstance(tags, str) and tags == "infer":
             tags = infer_tags(matrix)
             check_tags = False

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from .. import _validate
 from ..errors import DtypeError, ShapeError
 from . import _csr
 from . import _validate as chk
@@ -97,16 +98,16 @@ class ScaledIdentity(JacobianOperator):
                     f"for a vector of scales use DiagonalOperator(d)"
                 )
             scale = scale.reshape(())
-            dtype = dtype or scale.dtype
+            dtype = scale.dtype if dtype is None else _validate.floating_dtype(dtype)
             device = device if device is not None else scale.device
             scale = scale.to(dtype=dtype, device=device)
         else:
-            dtype = dtype or torch.get_default_dtype()
+            dtype = torch.get_default_dtype() if dtype is None else _validate.floating_dtype(dtype)
+            device = None if device is None else _validate.device(device)
             scale = torch.tensor(chk.scalar_value(scale), dtype=dtype, device=device)
         if not (dtype.is_floating_point or dtype.is_complex):
             raise DtypeError(f"ScaledIdentity needs a floating dtype, got {dtype}")
-        if int(n) != n or n < 0:
-            raise ShapeError(f"n must be a non-negative int, got {n!r}")
+        n = _validate.nonnegative_int(n, "n")
         value = chk.scalar_value(scale)
         tags = {SCALED_IDENTITY}
         if isinstance(value, (int, float)) and value >= 0:

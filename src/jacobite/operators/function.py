@@ -53,10 +53,14 @@ class FunctionOperator(JacobianOperator):
         device: torch.device | str | None = None, tags: Any = (), rank_bound: int | None = None,
         mm: Fn | None = None, rmm: Fn | None = None, name: str | None = None,
     ) -> None:
-        if len(tuple(shape)) != 2 or any(int(s) != s or s < 0 for s in shape):
-            raise ShapeError(f"shape must be a pair (m, n) of non-negative ints, got {shape!r}")
-        if not callable(mv) or (rmv is not None and not callable(rmv)):
-            raise DtypeError("mv (and rmv when given) must be callables taking a 1-D tensor")
+        if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 2
+                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape)):
+            raise ShapeError(f"shape must be a pair (m, n) of non-negative ints, got {shape!r}; "
+                             f"e.g. shape=(3, 2)")
+        _validate.callable_(mv, "mv")
+        for label, g in (("rmv", rmv), ("mm", mm), ("rmm", rmm)):
+            if g is not None:
+                _validate.callable_(g, label)
         if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
             raise DtypeError(f"dtype must be a floating torch.dtype, got {dtype!r}; pass e.g. "
                              f"dtype=torch.float64")

@@ -8,7 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..errors import DtypeError, InvalidTagError
+from .. import _validate
+from ..errors import DtypeError, InvalidTagError, NonFiniteInputError
 from . import _csr
 from . import linalg as L
 from .base import JacobianOperator
@@ -41,6 +42,12 @@ class SparseOperator(JacobianOperator):
         device: torch.device | str | None = None, tags: Any = (), rank_bound: int | None = None,
         check_tags: bool | None = None,
     ) -> None:
+        if dtype is not None:
+            dtype = _validate.floating_dtype(dtype)
+        if device is not None:
+            device = _validate.device(device)
+        if check_tags is not None:
+            check_tags = _validate.boolean(check_tags, "check_tags")
         if sp.issparse(matrix):
             if dtype is None:
                 dtype = torch.from_numpy(np.zeros(0, dtype=matrix.dtype)).dtype
@@ -59,6 +66,9 @@ class SparseOperator(JacobianOperator):
                 f"SparseOperator needs a scipy.sparse matrix or a torch sparse tensor, got "
                 f"{type(matrix).__name__}; for a dense tensor use DenseOperator(matrix)"
             )
+        if not bool(torch.isfinite(csr.values()).all()):
+            raise NonFiniteInputError("matrix contains NaN or Inf; an operator needs finite "
+                                      "entries: clean them first")
         if csr.ndim != 2:
             raise DtypeError(f"SparseOperator needs a 2-D matrix, got shape {tuple(csr.shape)}")
         if not (csr.dtype.is_floating_point or csr.dtype.is_complex):

@@ -30,7 +30,14 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidTagError
+from .. import _validate
+from ..errors import (
+    ArgumentTypeError,
+    DtypeError,
+    InvalidTagError,
+    NonFiniteInputError,
+    ShapeError,
+)
 
 __all__ = [
     "ALL_TAGS",
@@ -95,6 +102,20 @@ def close_tags(tags: Iterable[str]) -> frozenset[str]:
             return frozenset(out)
 
 
+def tag_names(tags: Any) -> frozenset[str]:
+    """The declared tags as a set of names: one name, or a collection of them.
+
+    >>> sorted(tag_names("psd")), sorted(tag_names(("psd", "symmetric")))
+    (['psd'], ['psd', 'symmetric'])
+    """
+    if isinstance(tags, str):
+        tags = (tags,)
+    if not isinstance(tags, Iterable) or not all(isinstance(t, str) for t in tags):
+        raise InvalidTagError(f"tags must be a tag name or a collection of them, got {tags!r}; "
+                              f"e.g. tags=('symmetric',)")
+    return frozenset(tags)
+
+
 def normalize_tags(
     tags: Iterable[str] | str, shape: tuple[int, int], rank_bound: int | None = None
 ) -> tuple[frozenset[str], int | None]:
@@ -108,9 +129,7 @@ def normalize_tags(
     >>> normalize_tags((), (4, 3), rank_bound=3)
     (frozenset(), None)
     """
-    if isinstance(tags, str):
-        tags = (tags,)
-    tags = frozenset(tags)
+    tags = tag_names(tags)
     unknown = tags - ALL_TAGS
     if unknown:
         raise InvalidTagError(
@@ -249,7 +268,21 @@ def infer_tags(matrix: torch.Tensor, *, atol: float | None = None) -> frozenset[
     >>> sorted(infer_tags(torch.tensor([[2.0, 1.0], [1.0, 2.0]])))
     ['psd', 'symmetric']
     """
-    if matrix.ndim < 2 or matrix.shape[-1] != matrix.shape[-2]:
+    if not isinstance(matrix, torch.Tensor):
+        raise ArgumentTypeError(f"matrix must be a tensor, got {type(matrix).__name__}; pass "
+                                f"e.g. torch.as_tensor(a, dtype=torch.float64)")
+    if not (matrix.is_floating_point() or matrix.is_complex()):
+        raise DtypeError(f"matrix has dtype {matrix.dtype}; convert it with "
+                         f"matrix.to(torch.float64)")
+    if matrix.ndim < 2:
+        raise ShapeError(f"matrix must have at least 2 dimensions (a matrix or a batch of "
+                         f"them), got shape {tuple(matrix.shape)}; reshape it first")
+    if not bool(torch.isfinite(matrix).all()):
+        raise NonFiniteInputError("matrix contains NaN or Inf; clean it first (e.g. "
+                                  "torch.nan_to_num)")
+    if atol is not None:
+        atol = _validate.tolerance(atol, "atol")
+    if matrix.shape[-1] != matrix.shape[-2]:
         return frozenset()
     tol = _tol(matrix, atol)
     out: set[str] = set()
@@ -283,6 +316,13 @@ def verify_tags(op: Any, *, atol: float | None = None) -> None:
     >>> from jacobite.operators import DenseOperator
     >>> verify_tags(DenseOperator(torch.eye(3), tags=("psd",)))
     """
+    from .base import JacobianOperator
+
+    if not isinstance(op, JacobianOperator):
+        raise ArgumentTypeError(f"op must be a JacobianOperator, got {type(op).__name__}; wrap "
+                                f"a matrix with jacobite.operators.as_operator(matrix)")
+    if atol is not None:
+        atol = _validate.tolerance(atol, "atol")
     dense = op.to_dense()
     found = infer_tags(dense, atol=atol)
     wrong = sorted((set(op.tags) - {LOW_RANK}) - found)
