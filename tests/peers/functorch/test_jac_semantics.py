@@ -18,14 +18,6 @@ from jacobite.errors import UnsupportedOperationError
 
 from ._common import MODES, D, close, configs, diag, jac, modes, randn
 
-# Known failures; each is a strict xfail that disappears with the fix it describes.
-MUTATES_OTHER_ARGUMENT = (
-    "arguments outside argnums are captured by the transform instead of passed through it, so "
-    "f writing into one (y.copy_(x)) raises UnsupportedOperationError, whose advice 'pass that "
-    "tensor as an argument' is already followed; torch.func.jacrev/jacfwd accept it. Repro: "
-    "jacobian(lambda x, y: y.copy_(x), torch.ones(2), torch.zeros(2))")
-
-
 # ---------------------------------------------------------------------------------------------
 # randomness
 
@@ -156,24 +148,46 @@ def test_writing_into_a_captured_tensor_is_refused(mode):
         jac(f, randn(3), mode=mode)
 
 
-@pytest.mark.parametrize("mode", modes({m: MUTATES_OTHER_ARGUMENT for m in MODES}))
-def test_writing_into_an_argument_outside_argnums(mode):
+@pytest.mark.parametrize("mode", modes())
+def test_writing_into_an_argument_outside_argnums_is_refused(mode):
+    """torch.func lets f write into such an argument on every evaluation; jacobite evaluates f
+    an unspecified number of times, so it refuses, names has_aux, and leaves the tensor as it
+    was. (functorch's example: y.copy_(x); the Jacobian would be the identity.)"""
     def copy_into(x, y):
         y.copy_(x)
         return y
 
     x, y = randn(2), randn(2, seed=1)
-    close(jac(copy_into, x, y, argnums=0, mode=mode), torch.eye(2, dtype=D))
+    before = y.clone()
+    with pytest.raises(UnsupportedOperationError, match=r"argument 1 in place.*has_aux=True"):
+        jac(copy_into, x, y, argnums=0, mode=mode)
+    assert torch.equal(y, before)
 
     def overwrite_head(x, y, z):
         x[:2] = y
         return torch.vstack([(x ** 2).sum(), (z ** 3).sum()])
 
+    x = randn(3)
+    before = x.clone()
+    with pytest.raises(UnsupportedOperationError, match="argument 0 in place"):
+        jac(overwrite_head, x, randn(2, seed=1), randn(2, seed=2), argnums=(1, 2), mode=mode)
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_new_value_of_an_argument_comes_out_through_aux(mode):
+    """The has_aux way to write functorch's overwrite example: the updated tensor is returned."""
+    def overwrite_head(x, y, z):
+        x = torch.cat([y, x[2:]])
+        return torch.vstack([(x ** 2).sum(), (z ** 3).sum()]), x
+
     x, y, z = randn(3), randn(2, seed=1), randn(2, seed=2)
-    expected = (torch.zeros(2, 1, 2, dtype=D), torch.zeros(2, 1, 2, dtype=D))
-    expected[0][0, 0] = 2 * y
-    expected[1][1, 0] = 3 * z ** 2
-    close(jac(overwrite_head, x, y, z, argnums=(1, 2), mode=mode), expected)
+    (Jy, Jz), new_x = jac(overwrite_head, x, y, z, argnums=(1, 2), has_aux=True, mode=mode)
+    expected_y, expected_z = torch.zeros(2, 1, 2, dtype=D), torch.zeros(2, 1, 2, dtype=D)
+    expected_y[0, 0] = 2 * y
+    expected_z[1, 0] = 3 * z ** 2
+    close((Jy, Jz), (expected_y, expected_z))
+    close(new_x, torch.cat([y, x[2:]]))
 
 
 # ---------------------------------------------------------------------------------------------
