@@ -88,6 +88,23 @@ def test_no_grad_region_is_a_constant(mode, chunk):
     close(jac(_half_frozen, x, mode=mode, chunk=chunk), expected)
 
 
+def _half_frozen_cube(v):
+    with torch.no_grad():
+        frozen = (v ** 3).sum()
+    return (v ** 3).sum() - frozen
+
+
+def test_no_grad_region_in_every_entry_point():
+    """jvp, hvp, hessian, linearize and batch_jacobian give the reverse-mode answer too (where
+    torch.func.jvp differentiates through the region and returns zeros)."""
+    x, t = randn(3), randn(3, seed=1)
+    close(jacobite.jvp(_half_frozen, (x,), (t,))[1], 2 * x * t)
+    close(jacobite.linearize(_half_frozen, x).mv(t), 2 * x * t)
+    close(jacobite.hessian(_half_frozen_cube, x), diag(6 * x))
+    close(jacobite.hvp(_half_frozen_cube, (x,), (t,)), 6 * x * t)
+    close(jacobite.batch_jacobian(_half_frozen, x[None]), diag(2 * x)[None])
+
+
 @pytest.mark.parametrize(("mode", "chunk"), configs())
 def test_detach_is_a_constant_in_every_mode(mode, chunk):
     x = randn(3)
