@@ -1,11 +1,12 @@
 """Sparse Jacobians: global sparsity detection, coloring and compressed evaluation.
 
-Part of the *compute* layer. :func:`detect` finds the pattern of ∂f/∂x for every input by
-abstract interpretation of the torch operations ``f`` runs (conservative: an operation without a
-rule counts as dense, with a warning); the colorings group columns (forward passes) or rows
-(reverse passes) that can share one product; :func:`prepare` does both once and its plan
-evaluates the Jacobian at any ``x`` in about ``c`` passes (``c`` colors), as a sparse operator.
-:func:`prepare_hessian` does the same for Hessians through a star coloring.
+Part of the *compute* layer. :func:`detect` finds the pattern of ∂f/∂x for every input by abstract
+interpretation of the torch operations ``f`` runs (one registered rule per operation; conservative:
+an operation without a rule counts as dense, with a warning); the colorings group columns (forward
+passes) or rows (reverse passes) that can share one product; :func:`prepare` does both once and its
+plan evaluates the Jacobian at any ``x`` in about ``c`` passes (``c`` colors), as a sparse operator
+(differentiable by ``torch.autograd`` when ``x`` requires grad). :func:`prepare_hessian` does the
+same for Hessians through a star coloring.
 
 >>> import numpy as np, torch, jacobite.sparse as js
 >>> js.column_coloring(np.eye(3)).num_colors

@@ -3,11 +3,13 @@
 :func:`detect` runs ``f`` once on the real ``x`` under a ``TorchDispatchMode`` (so every shape is
 real) and carries, next to every tensor, a boolean *dependency matrix* (``numel × n``, SciPy CSR):
 row ``i`` lists the input indices element ``i`` may depend on. Each aten op propagates it with a
-rule (pointwise with broadcasting, index/shape ops, reductions, products with the zeros of
-constant operands exploited, prefix scans). An op without a rule falls back to a *dense*
-dependency and warns, so the pattern is always conservative: it never misses a nonzero of the
-Jacobian at any input. When a value that depends on ``x`` leaves torch (``.item()``, ``bool()``)
-or steers indexing, the pattern is only valid near ``x``: ``Pattern.local`` is then ``True``.
+rule (pointwise with broadcasting, index/shape ops, reductions, products with the zeros of constant
+operands exploited, prefix scans), looked up in the registry of :mod:`jacobite.sparse._registry`.
+An op without a rule falls back to a *dense* dependency and warns, so the pattern is always
+conservative: it never misses a nonzero of the Jacobian at any input; a rule that fails raises
+:class:`~jacobite.errors.UnsupportedOperationError` naming the op (a bug to report, never silently
+papered over). When a value that depends on ``x`` leaves torch (``.item()``, ``bool()``) or steers
+indexing, the pattern is only valid near ``x``: ``Pattern.local`` is then ``True``.
 
 >>> import torch
 >>> p = detect(lambda u: u[1:] - u[:-1], torch.zeros(4))
