@@ -113,3 +113,12 @@ def test_subclasses_are_not_trusted() -> None:
 
     with pytest.raises(InvalidOptionError):
         activation_jacobian(Shifted(), Z)
+
+
+@pytest.mark.parametrize("value", ["big", float("nan"), True])
+def test_activation_parameters_must_be_finite_numbers(value) -> None:
+    from jacobite.errors import JacobiteError
+    from jacobite.nn import activation_spec
+
+    with pytest.raises(JacobiteError, match="negative_slope must be"):
+        activation_spec("leaky_relu", negative_slope=value)

@@ -85,3 +85,11 @@ def test_other_inputs() -> None:
         softmax_example([1.0, 2.0], 0, labels=["x"])
     with pytest.raises(ShapeError, match="one vector"):
         softmax_example([[1.0, 2.0]], 0)
+
+
+def test_labels_must_be_names() -> None:
+    from jacobite.errors import ArgumentTypeError
+    from jacobite.nn import softmax_example
+
+    with pytest.raises(ArgumentTypeError, match="labels must be"):
+        softmax_example(labels=3)  # type: ignore[arg-type]

@@ -150,3 +150,12 @@ def test_activation_subclass_falls_back_to_linearize() -> None:
     J = layer_jacobian(Doubled(), x)
     assert isinstance(J, FunctionOperator)
     torch.testing.assert_close(J.to_dense(), _dense(Doubled(), x))
+
+
+def test_layer_jacobian_names_a_module_that_rejects_x() -> None:
+    from jacobite.errors import ShapeError
+    from jacobite.nn import layer_jacobian
+
+    with pytest.raises(ShapeError, match="module accepts") as info:
+        layer_jacobian(torch.nn.Conv1d(2, 2, 1), torch.ones(3, 5, dtype=torch.float64))
+    assert isinstance(info.value.__cause__, RuntimeError)

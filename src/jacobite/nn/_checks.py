@@ -6,7 +6,13 @@ from typing import Any
 
 import torch
 
-from ..errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from ..errors import (
+    ArgumentTypeError,
+    DtypeError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    ShapeError,
+)
 
 
 def float_tensor(x: Any, name: str, *, min_ndim: int = 0, finite: bool = True) -> torch.Tensor:
@@ -59,7 +65,8 @@ def same_dtype(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> No
 def norm_dim(dim: int, ndim: int, name: str = "dim") -> int:
     """``dim`` as a non-negative index into ``ndim`` dimensions."""
     if isinstance(dim, bool) or not isinstance(dim, int):
-        raise InvalidOptionError(f"{name} must be an int, got {dim!r}")
+        raise ArgumentTypeError(f"{name} must be an int (e.g. -1, the last dimension), got "
+                                f"{dim!r}")
     if not -ndim <= dim < ndim:
         raise ShapeError(
             f"{name}={dim} is out of range for a tensor with {ndim} dimension(s); use a value in "
@@ -69,7 +76,7 @@ def norm_dim(dim: int, ndim: int, name: str = "dim") -> int:
 
 
 def choice(value: Any, allowed: tuple[str, ...], name: str) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise InvalidOptionError(
             f"unknown {name} {value!r}; use one of {', '.join(repr(a) for a in allowed)}"
         )

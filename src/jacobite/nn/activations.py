@@ -15,6 +15,7 @@ module) or by function (``torch.tanh``, ``F.relu``).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InvalidOptionError
+from ..errors import ArgumentTypeError, InvalidOptionError
 from ..operators import DiagonalOperator
 from . import _checks as chk
 
@@ -171,10 +172,16 @@ def activation_spec(activation: Any, **params: float) -> tuple[str, dict[str, fl
     if unknown:
         raise InvalidOptionError(
             f"activation {name!r} takes no parameter(s) {unknown}; its parameters are "
-            f"{sorted(defaults) or 'none'}"
+            f"{sorted(defaults) or 'none'}: pass only those"
         )
     defaults.update(found)
-    defaults.update({k: float(v) for k, v in params.items()})
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise ArgumentTypeError(f"activation parameter {k} must be a real number, got "
+                                    f"{v!r}; e.g. {k}=0.1")
+        if not math.isfinite(v):
+            raise InvalidOptionError(f"activation parameter {k} must be finite, got {v!r}")
+        defaults[k] = float(v)
     return name, defaults
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError
+from ..errors import ArgumentTypeError, ShapeError
 from . import _checks as chk
 from .losses import cross_entropy_gradient, cross_entropy_loss, one_hot_target
 from .softmax import softmax_jacobian
@@ -172,6 +172,10 @@ def softmax_example(z: Sequence[float] | torch.Tensor = REFERENCE_LOGITS, target
     reference = K == 3 and zt.tolist() == list(REFERENCE_LOGITS) and int(target) == 0
     if labels is None and zt.tolist() == list(REFERENCE_LOGITS):
         labels = REFERENCE_LABELS
+    if labels is not None and (isinstance(labels, str) or not isinstance(labels, Sequence)
+                               or not all(isinstance(a, str) for a in labels)):
+        raise ArgumentTypeError(f"labels must be a sequence of class names (str), got "
+                                f"{labels!r}; e.g. labels=('dog', 'cat', 'tiger')")
     if labels is not None and len(labels) != K:
         raise ShapeError(f"labels has {len(labels)} names for {K} logits; give one per class")
     J = softmax_jacobian(zt)

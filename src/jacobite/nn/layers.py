@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..dense.linearize import linearize
-from ..errors import DtypeError, InvalidOptionError, ModuleStateError, ShapeError
+from ..errors import DtypeError, InvalidOptionError, JacobiteError, ModuleStateError, ShapeError
 from ..operators import Composed, DenseOperator, JacobianOperator, ScaledIdentity
 from . import _checks as chk
 from .activations import activation_jacobian, activation_spec
@@ -39,7 +39,8 @@ _IDENTITY_LIKE = (nn.Identity, nn.Flatten, nn.Unflatten)
 def _weights(layer_or_W: Any, bias: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(layer_or_W, nn.Linear):
         if bias is not None:
-            raise ShapeError("bias= is only for a weight matrix; an nn.Linear brings its own bias")
+            raise ShapeError("bias= is only for a weight matrix; an nn.Linear brings its own "
+                             "bias: drop bias= (or pass layer.weight with bias=...)")
         return layer_or_W.weight, layer_or_W.bias
     if isinstance(layer_or_W, torch.Tensor):
         W = chk.float_tensor(layer_or_W, "W")
@@ -177,4 +178,11 @@ def layer_jacobian(module: nn.Module, x: torch.Tensor) -> JacobianOperator:
         raise DtypeError(f"layer_jacobian needs an nn.Module, got {type(module).__name__}; for a "
                          f"function use jacobite.linearize(f, x)")
     x = chk.float_tensor(x, "x")
-    return layer_step(module, x)[0]
+    try:
+        return layer_step(module, x)[0]
+    except (IndexError, RuntimeError, TypeError, ValueError) as exc:
+        if isinstance(exc, JacobiteError):
+            raise
+        raise ShapeError(f"module(x) failed with {type(exc).__name__}: {exc}; pass an x of the "
+                         f"shape and dtype the module accepts (e.g. x.to(module's dtype))"
+                         ) from exc

@@ -35,6 +35,7 @@ def one_hot_target(target: Any, z: torch.Tensor) -> torch.Tensor:
     >>> one_hot_target(2, torch.zeros(3)).tolist()
     [0.0, 0.0, 1.0]
     """
+    z = chk.float_tensor(z, "z")
     if z.ndim not in (1, 2):
         raise ShapeError(
             f"cross-entropy takes logits of shape (K,) or (B, K), got {tuple(z.shape)}; reshape "

@@ -49,6 +49,7 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
     >>> jacobian_penalty(f, torch.randn(2, 4), nproj=1, seed=0).item()  # exact here: J ∝ I
     18.0
     """
+    _validate.callable_(model_or_f, "model_or_f")
     if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[0] == 0:
         raise ShapeError("x must be a non-empty batch (B, *input_shape); add a batch dimension "
                          "with x.unsqueeze(0)")

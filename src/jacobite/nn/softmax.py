@@ -171,7 +171,7 @@ class BatchedSoftmaxJacobian(JacobianOperator):
     """
 
     def __init__(self, sigma: torch.Tensor, dim: int = -1) -> None:
-        sigma = chk.float_tensor(sigma, "sigma", min_ndim=1, finite=False)
+        sigma = chk.float_tensor(sigma, "sigma", min_ndim=1)
         self.dim = chk.norm_dim(dim, sigma.ndim)
         self.sigma = sigma
         n = sigma.numel()
