@@ -367,7 +367,7 @@ def one_call(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: A
     what = "hessian" if hessian else "jacobian"
     check_f(f)
     pos = _validate.argnums(argnums, len(args))
-    if len(pos) != 1 or not isinstance(argnums, int):
+    if len(pos) != 1 or isinstance(argnums, (tuple, list)):
         raise ArgnumsError(f"{what}(..., sparse=True) differentiates one tensor argument; pass "
                            f"an int argnums such as argnums=0, got {argnums!r} (for several, "
                            "concatenate them into one tensor or leave sparse=False)")
