@@ -15,16 +15,15 @@ from torch.func import grad, jacfwd, jacrev, vmap
 
 import jacobite
 
-from ._common import CHUNKS, MODES, D, close, configs, diag, jac, randn, xfail
+from ._common import CHUNKS, MODES, D, close, configs, diag, jac, randn
 
 # None of these functions turns a tensor into a Python number: a JacobiteWarning is a false alarm.
 pytestmark = pytest.mark.filterwarnings("error::jacobite.errors.JacobiteWarning")
 
 
-def _inner_outer(fails: dict[tuple[str, str], str] | None = None) -> list[object]:
-    fails = fails or {}
-    return [pytest.param(o, i, id=f"outer_{o}-inner_{i}",
-                         marks=[xfail(fails[(o, i)])] if (o, i) in fails else [])
+def _inner_outer() -> list[object]:
+    """Every (outer mode, inner mode) pair of a nested call."""
+    return [pytest.param(o, i, id=f"outer_{o}-inner_{i}")
             for o, i in itertools.product(MODES, MODES)]
 
 
