@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from tests.battery import CASES, Case, diff_inputs
 
 from ._harness import Tree, to
@@ -28,3 +30,32 @@ def bind(case: Case, device: str = "cpu", seed: int = 0
         return tuple(full)
 
     return case.fn, args_at, x
+
+
+class _LoopOnlySin(torch.autograd.Function):
+    """``sin`` whose derivative rules read a Python number off the incoming vector: correct
+    for one JVP or VJP at a time, refused by ``vmap`` (``.item()`` on a batched tensor)."""
+
+    @staticmethod
+    def forward(x):
+        return torch.sin(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (x,) = inputs
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x) * (1.0 if float(g.abs().sum()) >= 0 else 0.0)
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return t * torch.cos(x) * (1.0 if float(t.abs().sum()) >= 0 else 0.0)
+
+
+def loop_only(x: torch.Tensor) -> torch.Tensor:
+    return _LoopOnlySin.apply(x) * 2.0

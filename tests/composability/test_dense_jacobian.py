@@ -9,7 +9,7 @@ from torch.func import jacrev
 import jacobite
 from jacobite.errors import UnsupportedOperationError
 
-from ._cases import BY_NAME, bind
+from ._cases import BY_NAME, bind, loop_only
 from ._harness import CONFIGS, DEVICES, DIFF_TRANSFORMS, MODES, Known, check, params
 
 # ----------------------------------------------------------------------------- known failures
@@ -60,8 +60,8 @@ def test_value_and_jacobian(transform, mode, chunk, case, device):
     check(transform, fn, ref, x, what=f"value_and_jacobian {case} {mode} {chunk}")
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("path", ["jacobian", "value_and_jacobian"])
+@pytest.mark.parametrize(("path", "mode"), [("jacobian", "forward"), ("jacobian", "reverse"),
+                                            ("jacobian", "auto"), ("value_and_jacobian", "auto")])
 def test_compile(path, mode):
     fn, ref, x = _jacobian("matmul_chain", mode, "auto", "cpu",
                            with_value=path == "value_and_jacobian")
@@ -71,39 +71,10 @@ def test_compile(path, mode):
 # ----------------------------------------------------------------------------- chunk_size=1
 
 
-class _LoopOnlySin(torch.autograd.Function):
-    """``sin`` whose derivative rules read a Python number off the incoming vector: correct
-    for one JVP or VJP at a time, refused by ``vmap`` (``.item()`` on a batched tensor)."""
-
-    @staticmethod
-    def forward(x):
-        return torch.sin(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        (x,) = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * torch.cos(x) * (1.0 if float(g.abs().sum()) >= 0 else 0.0)
-
-    @staticmethod
-    def jvp(ctx, t):
-        (x,) = ctx.saved_tensors
-        return t * torch.cos(x) * (1.0 if float(t.abs().sum()) >= 0 else 0.0)
-
-
-def _loop_only(x: torch.Tensor) -> torch.Tensor:
-    return _LoopOnlySin.apply(x) * 2.0
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_chunk_size_one_is_a_plain_loop(mode):
     x = torch.tensor([0.3, -0.1, 0.7], dtype=torch.float64)
-    J = jacobite.jacobian(_loop_only, x, mode=mode, chunk_size=1)
+    J = jacobite.jacobian(loop_only, x, mode=mode, chunk_size=1)
     torch.testing.assert_close(J, torch.diag(2.0 * torch.cos(x)), rtol=1e-12, atol=1e-12)
 
 

@@ -11,7 +11,7 @@ from torch.utils._pytree import tree_flatten
 
 import jacobite
 
-from ._cases import BY_NAME, bind
+from ._cases import BY_NAME, bind, loop_only
 from ._harness import CHUNKS, DEVICES, TRANSFORMS, Known, check, params, weights_like
 
 # ----------------------------------------------------------------------------- known failures
@@ -121,3 +121,10 @@ def test_linearize(transform, mode, chunk, case, device):
                  ("hessian", "rosenbrock"), ("linearize", "matmul_chain")]])
 def test_compile(path, case):
     check("compile", *_build(path, case, "auto", "cpu"), what=f"{path} {case} compiled")
+
+
+def test_hessian_chunk_size_one_is_a_plain_loop():
+    """``loop_only``'s derivative rules refuse vmap: only a plain loop over the basis works."""
+    x = torch.tensor([0.3, -0.1, 0.7], dtype=torch.float64)
+    H = jacobite.hessian(lambda t: loop_only(t).sum(), x, chunk_size=1)
+    torch.testing.assert_close(H, torch.diag(-2.0 * torch.sin(x)), rtol=1e-12, atol=1e-12)
