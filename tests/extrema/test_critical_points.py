@@ -13,6 +13,7 @@ sp = pytest.importorskip("sympy")
 
 import jacobite  # noqa: E402
 from jacobite.errors import (  # noqa: E402
+    ArgumentTypeError,
     InvalidOptionError,
     JacobiteWarning,
     NonFiniteInputError,
@@ -213,8 +214,15 @@ def test_errors_name_the_fix():
         critical_points(fn)
     with pytest.raises(InvalidOptionError, match="exactly one"):
         critical_points(fn, x0=[1.0], box=[(0, 1)])
-    with pytest.raises(InvalidOptionError, match="torch function"):
+    with pytest.raises(ArgumentTypeError, match="torch function"):
         critical_points(3)
+    for kw in ({"n_starts": 0}, {"seed": -1}, {"tol": float("nan")}, {"max_iter": 2.5}):
+        with pytest.raises((InvalidOptionError, ArgumentTypeError), match="must be"):
+            critical_points(fn, box=[(0, 1), (0, 1)], **kw)
+    with pytest.raises(ArgumentTypeError, match="square matrix"):
+        inertia("abc")
+    with pytest.raises(NotSquareError, match="second derivatives"):
+        classify_hessian(torch.ones(3))
     with pytest.raises(NonFiniteInputError):
         critical_points(fn, x0=[float("nan"), 1.0])
     with pytest.raises(ShapeError, match="box"):
@@ -237,3 +245,16 @@ def test_errors_name_the_fix():
         classify_hessian(sp.Matrix([[sp.Symbol("a")]]))
     with pytest.raises(ShapeError, match="names"):
         critical_points(fn, x0=[1.0, 2.0], variables=["a"])
+
+
+def test_box_starts_seed_none_follows_torch_manual_seed() -> None:
+    from jacobite.extrema.numeric import starting_points
+
+    box = [(0.0, 1.0), (-1.0, 1.0)]
+    torch.manual_seed(1)
+    a = starting_points(None, box, n_starts=4, seed=None)
+    torch.manual_seed(1)
+    assert torch.equal(a, starting_points(None, box, n_starts=4, seed=None))
+    assert torch.equal(starting_points(None, box, n_starts=4, seed=3),
+                       starting_points(None, box, n_starts=4, seed=3))
+    assert bool(((a >= torch.tensor([0.0, -1.0])) & (a <= torch.tensor([1.0, 1.0]))).all())

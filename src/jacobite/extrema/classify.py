@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import NonFiniteInputError, NotSquareError, ShapeError, require
+from .. import _validate
+from ..errors import (
+    ArgumentTypeError,
+    DtypeError,
+    NonFiniteInputError,
+    NotSquareError,
+    ShapeError,
+    require,
+)
 
 __all__ = ["KINDS", "classify_hessian", "inertia"]
 
@@ -85,10 +93,22 @@ def inertia(H: Any, *, tol: float = 1e-8) -> tuple[int, int, int]:
         if not M.is_square:
             raise NotSquareError(f"a Hessian is square; got {M.rows}x{M.cols}")
         return _exact_inertia(sp, M)
-    A = torch.as_tensor(np.asarray(H, dtype=np.float64) if not isinstance(H, torch.Tensor)
-                        else H.detach()).to(torch.float64).cpu()
+    tol = _validate.tolerance(tol, "tol")
+    if isinstance(H, torch.Tensor):
+        if not (H.is_floating_point() or H.is_complex()):
+            raise DtypeError(f"H has dtype {H.dtype}; a Hessian is floating-point: pass "
+                             f"H.to(torch.float64)")
+        A = H.detach().to(torch.float64).cpu()
+    else:
+        try:
+            A = torch.as_tensor(np.asarray(H, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ArgumentTypeError(f"H must be a square matrix (a tensor, an array or nested "
+                                    f"lists of numbers, or a SymPy Matrix), got "
+                                    f"{type(H).__name__}") from exc
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise NotSquareError(f"a Hessian is a square matrix; got shape {tuple(A.shape)}")
+        raise NotSquareError(f"a Hessian is a square matrix; got shape {tuple(A.shape)}: pass "
+                             f"the (n, n) matrix of second derivatives")
     if not torch.isfinite(A).all():
         raise NonFiniteInputError("the Hessian contains NaN or Inf; evaluate it at a point where "
                                   "f is twice differentiable")

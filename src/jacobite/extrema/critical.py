@@ -13,7 +13,8 @@ from typing import Any, cast
 
 import torch
 
-from ..errors import InvalidOptionError, UnsupportedOperationError
+from .. import _validate
+from ..errors import ArgumentTypeError, InvalidOptionError, UnsupportedOperationError
 from .exact import exact_critical_points
 from .numeric import newton_critical_points, starting_points
 from .result import CriticalPoint
@@ -45,7 +46,9 @@ def critical_points(f: str | Any | Callable[[torch.Tensor], torch.Tensor], varia
             and ``x0``/``box`` is given — and Newton for torch functions.
         x0: Newton's starting point ``(n,)`` or starting points ``(k, n)``.
         box: instead of ``x0``: ``[(low, high), ...]``; Newton starts at its centre and
-            ``n_starts`` scrambled-Sobol points (``seed``) and keeps the points inside it.
+            ``n_starts`` scrambled-Sobol points (``seed``: an int for the same points on every
+            call, ``None`` to draw them from torch's global generator) and keeps the points
+            inside it.
         tol: Newton: accept a point when ``‖∇f‖ <= tol``.
         max_iter: Newton iterations per start.
         eig_tol: Newton: an eigenvalue with ``|λ| <= eig_tol * max(1, max|λ|)`` counts as zero.
@@ -62,12 +65,16 @@ def critical_points(f: str | Any | Callable[[torch.Tensor], torch.Tensor], varia
     >>> [(p.as_floats(), p.kind) for p in critical_points(f, x0=[1.0, 2.0])]
     [({'x0': 0.0, 'x1': 0.0}, 'saddle')]
     """
-    if method not in _METHODS:
-        raise InvalidOptionError(f"method must be one of {', '.join(_METHODS)}; got {method!r}")
+    _validate.choice(method, "method", _METHODS)
+    n_starts = _validate.positive_int(n_starts, "n_starts")
+    seed = _validate.seed(seed)
+    tol = _validate.positive_float(tol, "tol")
+    max_iter = _validate.positive_int(max_iter, "max_iter")
+    eig_tol = _validate.tolerance(eig_tol, "eig_tol")
     expression = _is_expression(f)
     if not expression and not callable(f):
-        raise InvalidOptionError(f"f must be an expression string, a SymPy expression or a torch "
-                                 f"function; got {type(f).__name__}")
+        raise ArgumentTypeError(f"f must be an expression string, a SymPy expression or a torch "
+                                f"function; got {type(f).__name__}; e.g. f='x**2 - y**2'")
     if not expression and method == "symbolic":
         raise InvalidOptionError("method='symbolic' needs an expression (a string like "
                                  "'x**2 - y**2' or a SymPy expression); for a torch function use "

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.func import grad as _grad
 
+from .. import _validate
 from ..dense import batch_jacobian
 from ..dense import hessian as _hessian
 from ..errors import (
@@ -62,8 +63,10 @@ def starting_points(x0: Any = None, box: Sequence[tuple[float, float]] | None = 
                          f"{tuple(b.shape)}")
     if not torch.isfinite(b).all() or not (b[:, 0] < b[:, 1]).all():
         raise InvalidOptionError("every box interval needs finite low < high")
-    if n_starts < 1:
-        raise InvalidOptionError(f"n_starts must be at least 1, got {n_starts}")
+    n_starts = _validate.positive_int(n_starts, "n_starts")
+    seed = _validate.seed(seed)
+    if seed is None:  # torch's global generator decides the scrambling
+        seed = int(torch.randint(2**62, ()).item())
     sobol = torch.quasirandom.SobolEngine(b.shape[0], scramble=True, seed=seed)
     u = torch.cat([torch.full((1, b.shape[0]), 0.5, dtype=DT), sobol.draw(n_starts, dtype=DT)])
     return b[:, 0] + u * (b[:, 1] - b[:, 0])
@@ -147,8 +150,8 @@ def newton_critical_points(f: Callable[[torch.Tensor], torch.Tensor], starts: to
     >>> [p.kind for p in newton_critical_points(f, torch.tensor([[2.0, 1.0], [-2.0, 1.0]]))]
     ['saddle', 'minimum']
     """
-    if max_iter < 1 or tol <= 0:
-        raise InvalidOptionError("max_iter must be >= 1 and tol > 0")
+    max_iter = _validate.positive_int(max_iter, "max_iter")
+    tol = _validate.positive_float(tol, "tol")
     n = starts.shape[1]
     names = tuple(names) if names is not None else tuple(f"x{i}" for i in range(n))
     if len(names) != n:
