@@ -130,7 +130,7 @@ def _is_transpose(node: Any) -> bool:
     if name == "TransposeBackward0":  # dims saved as unsigned: -1 reads 2⁶⁴ - 1
         dims = [_attr(node, f"_saved_dim{i}") for i in (0, 1)]
         return all(isinstance(d, int) for d in dims) and \
-            sorted(d % 2 for d in dims) == [0, 1]  # type: ignore[operator]
+            sorted(d % 2 for d in dims) == [0, 1]
     return False
 
 
@@ -356,9 +356,13 @@ def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
             parts.append(torch.autograd.grad(outputs, inputs, cots, retain_graph=keep,
                                              allow_unused=True, is_grads_batched=True))
     grads = list(parts[0]) if len(parts) == 1 else [
-        None if parts[0][i] is None else torch.cat([p[i] for p in parts])  # type: ignore[misc]
+        None if parts[0][i] is None else torch.cat([t for t in (p[i] for p in parts)
+                                                    if t is not None])
         for i in range(len(inputs))]
-    pieces = [_LayerPiece(ly, g) for ly, g in zip(layers, grads, strict=False)]
+    pieces = []
+    for ly, grad in zip(layers, grads, strict=False):
+        assert grad is not None, "a dense layer found on the outputs' graph always gets a gradient"
+        pieces.append(_LayerPiece(ly, grad))
     rows = [(g if g is not None else p.new_zeros((m, *p.shape))).reshape(m, -1)
             for g, p in zip(grads[len(layers):], rest, strict=True)]
     return LayerwiseGramian(pieces, rest, rows)

@@ -280,7 +280,7 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
         raise ShapeError(f"batch tensors disagree on the number of examples: "
                          f"{[b.shape[0] for b in batch]}")
     aggregator = _default(aggregator)
-    named = {k: v for k, v in model.named_parameters() if v.requires_grad}
+    named: dict[str, Tensor] = {k: v for k, v in model.named_parameters() if v.requires_grad}
     params = check_params(list(named.values()))
     detached = {k: v.detach() for k, v in named.items()}
     rest = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}

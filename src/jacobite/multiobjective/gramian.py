@@ -148,7 +148,7 @@ def _functional_gramian(fn: Callable[[Any], Tensor], params: Any,
     def f(*xs: Tensor) -> Tensor:
         return fn(tree_unflatten(list(xs), spec))
 
-    out, vjp_fn = torch.func.vjp(f, *leaves)
+    out, vjp_fn = torch.func.vjp(f, *leaves)[:2]  # torch types vjp as a 2- or 3-tuple (has_aux)
     if not isinstance(out, Tensor) or out.ndim != 1 or out.numel() == 0:
         raise ShapeError("fn must return a non-empty 1-D tensor of losses (one per objective), "
                          f"got {type(out).__name__} {tuple(getattr(out, 'shape', ()))}")

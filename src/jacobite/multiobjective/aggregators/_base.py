@@ -33,7 +33,7 @@ gradient. No aggregator runs under ``torch.func.vmap``: loop over the Jacobians 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import torch
 from torch import Tensor
@@ -102,7 +102,7 @@ class _NoBackward(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(value: Tensor, source: Tensor, name: str) -> Tensor:  # type: ignore[override]
+    def forward(value: Tensor, source: Tensor, name: str) -> Tensor:
         return value.clone()
 
     @staticmethod
@@ -110,7 +110,7 @@ class _NoBackward(torch.autograd.Function):
         ctx.name = inputs[2]
 
     @staticmethod
-    def backward(ctx: Any, *grads: Any) -> Any:  # type: ignore[override]
+    def backward(ctx: Any, *grads: Any) -> Any:
         raise _not_differentiable(ctx.name)
 
 
@@ -148,6 +148,10 @@ def _check_matrix(t: Any, what: str, *, square: bool = False, finite: bool = Tru
     return check_finite(t, what) if finite else t
 
 
+@overload
+def check_vector(v: Tensor, name: str, m: int | None = None) -> Tensor: ...
+@overload
+def check_vector(v: None, name: str, m: int | None = None) -> None: ...
 def check_vector(v: Tensor | None, name: str, m: int | None = None) -> Tensor | None:
     """Validate an optional 1-D parameter (a preference vector, weights, leaks)."""
     if v is None:
@@ -237,7 +241,7 @@ class Aggregator:
 
     def _finish(self, out: Tensor, source: Tensor) -> Tensor:
         if self._cut(source):
-            return _NoBackward.apply(out, source, type(self).__name__)  # type: ignore[no-any-return]
+            return _NoBackward.apply(out, source, type(self).__name__)
         return out
 
     def forward(self, J: Tensor) -> Tensor:  # pragma: no cover - abstract

@@ -15,7 +15,7 @@ __all__ = ["Constant"]
 def _weights_vector(value: Tensor, name: str) -> Tensor:
     if value is None:
         raise ShapeError("Constant needs a 1-D tensor of weights, one per objective")
-    return check_vector(value, "weights")  # type: ignore[return-value]
+    return check_vector(value, "weights")
 
 
 class Constant(GramianWeightedAggregator):

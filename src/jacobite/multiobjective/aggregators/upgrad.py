@@ -50,7 +50,7 @@ def _dual_cone_weights_numpy(G: Tensor, pref: Tensor | None, norm_eps: float, re
     Gn.flat[:: m + 1] += reg_eps
     p = np.full(m, 1.0 / m) if pref is None else pref.detach().cpu().numpy().astype(np.float64)
     U = np.diag(p) if each_row else p[None, :]
-    V = U + _solve_lcp_numpy(Gn, _mm(U, Gn), 1e-12, 20 * m + 50)
+    V = U + _solve_lcp_numpy(Gn, _mm(U, Gn), 1e-12, 3 * m + 30)
     return torch.from_numpy(V.sum(0)).to(G.dtype)
 
 
