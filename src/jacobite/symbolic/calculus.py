@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _validate
 from ..errors import ShapeError, require
 from .matrix import SymbolicMatrix
 from .parse import parse, parse_components
@@ -87,6 +88,7 @@ def determinant(exprs: Any, variables: Any = None, *, factor: bool = False) -> A
     >>> determinant("x**2 - y**2, 2*x*y", factor=True)
     4*(x**2 + y**2)
     """
+    factor = _validate.boolean(factor, "factor")
     return jacobian(exprs, variables).determinant(factor=factor)
 
 

@@ -70,6 +70,10 @@ def resolve_variables(exprs: Sequence[Any], variables: Any = None) -> tuple[Any,
     (r, theta)
     """
     sp = require("sympy", "symbolic")
+    if isinstance(exprs, (str, bytes)) or not isinstance(exprs, Sequence) or not all(
+            isinstance(e, sp.Basic) for e in exprs):
+        raise ExpressionError(f"exprs must be a sequence of parsed expressions, got {exprs!r}; "
+                              f"pass jacobite.symbolic.parse(...)")
     free = free_symbols(exprs)
     if variables is None:
         if not free:
@@ -121,14 +125,15 @@ def _value(sp: Any, v: Any, name: str) -> Any:
         return e
     if isinstance(v, sp.Basic):
         if not (isinstance(v, sp.Expr) and v.is_number):
-            raise ExpressionError(f"the value of {name}, {v}, is not a number")
+            raise ExpressionError(f"the value of {name}, {v}, is not a number; give a number")
         if v.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             raise NonFiniteInputError(f"the value of {name} is {v}; give a finite number")
         return v
     try:
         f = float(v)  # floats, numpy scalars, one-element tensors and arrays
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise ExpressionError(f"the value of {name} ({type(v).__name__}) is not a number") from exc
+        raise ExpressionError(f"the value of {name} ({type(v).__name__}) is not a number; give "
+                              f"a number such as 0.5, '1/3' or 'pi/4'") from exc
     if not math.isfinite(f):
         raise NonFiniteInputError(f"the value of {name} is {f}; give a finite number")
     return sp.Float(f)
@@ -151,6 +156,13 @@ def resolve_point(point: Any, variables: Sequence[Any],
     {x: 1, y: 1/2}
     """
     sp = require("sympy", "symbolic")
+    if isinstance(variables, (str, bytes)) or not isinstance(variables, Sequence) or not all(
+            isinstance(s, sp.Symbol) for s in variables):
+        raise ExpressionError(f"variables must be a sequence of SymPy symbols, got "
+                              f"{variables!r}; pass resolve_variables(...)")
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise ExpressionError(f"parameters must map names to symbols, got "
+                              f"{type(parameters).__name__}; e.g. parameters={{'a': a}}")
     names = {s.name: s for s in variables}
     extra = dict(parameters or {})
     listing = ", ".join(names)
@@ -162,8 +174,8 @@ def resolve_point(point: Any, variables: Sequence[Any],
                 raise ExpressionError(f"point keys must be variable names, got {key!r}")
             sym = names.get(name, extra.get(name))
             if sym is None:
-                raise ExpressionError(f"unknown variable {name!r} in the point; the variables "
-                                      f"are {listing}")
+                raise ExpressionError(f"unknown variable {name!r} in the point; use only the "
+                                      f"variables {listing}")
             out[sym] = _value(sp, v, name)
         missing = [n for n, s in names.items() if s not in out]
         if missing:
