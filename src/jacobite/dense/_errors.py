@@ -8,7 +8,13 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import DtypeError, ModuleStateError, OutputTypeError, UnsupportedOperationError
+from ..errors import (
+    DtypeError,
+    ModuleStateError,
+    OutputTypeError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 
 MUTATES_INPUT = (
     "{f} modifies its input in place (x.mul_(2), x[i] = ..., x += ...), so every evaluation sees "
@@ -62,7 +68,26 @@ _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
      "{f} uses an operation whose output shape depends on values (nonzero, masked_select, "
      "unique, boolean indexing); use torch.where with a fixed shape instead"),
     (("randomness error mode", "randomness flag"), UnsupportedOperationError, RANDOM),
-    (("saved tensor hooks",), UnsupportedOperationError, CHECKPOINT),
+    (("requires_grad_()", "torch.autograd.functional", "can't retain_grad"),
+     UnsupportedOperationError,
+     "{f} drives torch.autograd itself (requires_grad_(), retain_grad(), torch.autograd.grad or "
+     "torch.autograd.functional, .backward()) on values that depend on its input, which the "
+     "{mode}-mode transform cannot follow; compute inner derivatives with jacobite "
+     "(jacobite.jacobian, jacobite.vjp, jacobite.hessian) or torch.func instead"),
+    (("non-empty output",), OutputTypeError,
+     "{f} returned no tensor; return a tensor or a pytree (tuple, list, dict) of tensors"),
+    (("should be a tuple: (output, aux)",), OutputTypeError,
+     "with has_aux=True, {f} must return a pair (output, aux): a tuple of exactly two items"),
+    (("Expected tensors, got unsupported type",), OutputTypeError,
+     "{f} returned a value that is not a tensor (with has_aux=True in jvp/vjp the aux must be "
+     "tensors too); convert numbers with torch.as_tensor, or carry other values outside f"),
+    (("pytree structure of cotangents",), ShapeError,
+     "the cotangents passed to vjp_fn must have the structure of {f}'s output (the same nesting "
+     "of tuples, lists and dicts, one tensor per output tensor); pass them in that structure"),
+    (("saved tensor hooks",), UnsupportedOperationError,
+     "{f} runs under saved-tensor hooks (torch.autograd.graph.save_on_cpu, a hooks context "
+     "around the call, torch.utils.checkpoint), which torch.func's reverse mode does not "
+     "support; leave that context for the Jacobian, or use mode='forward'"),
     (("setup_context",), UnsupportedOperationError,
      "{f} uses a custom torch.autograd.Function written in the old style; torch.func transforms "
      "need it to define a separate setup_context staticmethod (and vmap support: "

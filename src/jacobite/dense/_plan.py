@@ -67,8 +67,9 @@ class JacobianPlan:
 
 NO_GRAD_FORWARD = (
     "{f} computes part of its output from its input under torch.no_grad (or inference_mode / "
-    "set_grad_enabled(False)); reverse mode treats that part as a constant but forward mode "
-    "differentiates through it, so the two modes would give different Jacobians. Use "
+    "set_grad_enabled(False)); reverse mode treats "
+    "that part as a constant but forward mode differentiates through it, so the two modes "
+    "would give different Jacobians. Use "
     "mode='reverse' or mode='auto' (which then picks reverse), or write the constant part with "
     ".detach(), which every mode honours")
 
@@ -85,6 +86,12 @@ def resolve_budget(memory_budget: int | str | None) -> int:
     return _validate.memory_budget(memory_budget)
 
 
+AUTOGRAD_FORWARD = (
+    "{f} runs torch.autograd itself (torch.autograd.grad, torch.autograd.functional, "
+    ".backward()), which no torch.func transform can follow and which forward mode would "
+    "misread as a constant; compute inner derivatives with jacobite (jacobite.jacobian, "
+    "jacobite.vjp, jacobite.hessian) or torch.func instead")
+
 RANDOM_FORWARD = (
     "{f} draws random numbers (Dropout in training mode, torch.rand, ...); forward mode evaluates "
     "f once per chunk of columns, so the columns would come from different draws. Use "
@@ -98,10 +105,14 @@ def honour_semantics(mode: str, reason: str, probe: Probe | None,
     draws random numbers — for mode "auto"; a typed error for an explicit "forward"."""
     if probe is None or not probe.reverse_only or mode == "reverse":
         return mode, reason
-    why = "computes under torch.no_grad" if probe.stops_gradient else "draws random numbers"
+    if probe.runs_autograd:
+        why, msg = "runs torch.autograd itself", AUTOGRAD_FORWARD
+    elif probe.stops_gradient:
+        why, msg = "computes under torch.no_grad", NO_GRAD_FORWARD
+    else:
+        why, msg = "draws random numbers", RANDOM_FORWARD
     if reason != "requested":
         return "reverse", f"auto: f {why}, which only reverse mode handles consistently"
-    msg = NO_GRAD_FORWARD if probe.stops_gradient else RANDOM_FORWARD
     raise UnsupportedOperationError(msg.format(f=fname))
 
 

@@ -28,15 +28,23 @@ from torch.utils._pytree import tree_flatten
 # torch.autograd.Function.apply runs a custom function's forward with gradients off; its
 # derivatives come from its own backward / jvp, so that is not a no_grad region of the user's.
 _APPLY_CODE = getattr(getattr(torch.autograd.Function.apply, "__func__", None), "__code__", None)
+# The autograd engine running inside f (torch.autograd.grad, .functional, .backward): its
+# backward formulas run with gradients off too, and a transform cannot follow it at all.
+_ENGINE_CODE = getattr(getattr(torch.autograd.graph, "_engine_run_backward", None), "__code__",
+                       None)
 
 
-def _inside_custom_function() -> bool:
+def _grad_off_origin() -> str | None:
+    """Why gradients are off here: ``"custom"`` (a custom Function's forward), ``"autograd"``
+    (the autograd engine run by f) or None (a no_grad region of f's own)."""
     frame = sys._getframe(2)
     while frame is not None:
         if frame.f_code is _APPLY_CODE:
-            return True
+            return "custom"
+        if frame.f_code is _ENGINE_CODE:
+            return "autograd"
         frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return None
 
 
 _INTERNAL = threading.local()
@@ -74,11 +82,14 @@ class Probe:
     # f draws random numbers (dropout, torch.rand): every evaluation differs, so the Jacobian is
     # that of one draw, which only a single evaluation (reverse mode) gives consistently
     draws_random: bool = False
+    # f runs the autograd engine itself (torch.autograd.grad / .functional / .backward), which no
+    # transform can follow: reverse mode reports it; forward mode would silently misread it
+    runs_autograd: bool = False
 
     @property
     def reverse_only(self) -> bool:
         """Only reverse mode gives the Jacobian the user means (see the two flags above)."""
-        return self.stops_gradient or self.draws_random
+        return self.stops_gradient or self.draws_random or self.runs_autograd
 
 
 class _Recorder(TorchDispatchMode):
@@ -88,6 +99,7 @@ class _Recorder(TorchDispatchMode):
         self.leak = False
         self.stops = False
         self.random = False
+        self.autograd = False
         # id -> weak reference: tensors compare elementwise, so they cannot go in a WeakSet
         self._tainted: dict[int, weakref.ref[torch.Tensor]] = {}
         for t in inputs:
@@ -112,8 +124,10 @@ class _Recorder(TorchDispatchMode):
         if tainted:
             if func in _SCALAR_OPS and not getattr(_INTERNAL, "active", False):
                 self.leak = True
-            if not self.stops and not torch.is_grad_enabled() and not _inside_custom_function():
-                self.stops = True
+            if not (self.stops or self.autograd) and not torch.is_grad_enabled():
+                origin = _grad_off_origin()
+                self.stops = self.stops or origin is None
+                self.autograd = self.autograd or origin == "autograd"
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 self.bytes += t.numel() * t.element_size()
@@ -137,7 +151,7 @@ def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tup
     itemsize = max((t.element_size() for t in out_leaves), default=8)
     single = isinstance(out, torch.Tensor)
     return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated, rec.stops,
-                 rec.random), out
+                 rec.random, rec.autograd), out
 
 
 class ProbeCache:

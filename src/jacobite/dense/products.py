@@ -86,9 +86,17 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
     [2.0, 4.0]
     """
     fname = function_name(f)
+    _validate.callable_(f)
     flatten_inputs(primals, "primals", check_finite=check_finite)
     with translate(fname, "reverse"):
-        return _vjp(f, *primals, has_aux=has_aux)
+        res = _vjp(f, *primals, has_aux=has_aux)
+    fn = res[1]
+
+    def vjp_fn(*cotangents: Any) -> Any:
+        with translate(fname, "reverse"):
+            return fn(*cotangents)
+
+    return (res[0], vjp_fn, *res[2:])
 
 
 def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,

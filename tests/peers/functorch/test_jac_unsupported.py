@@ -13,27 +13,6 @@ from jacobite.errors import UnsupportedOperationError
 
 from ._common import MODES, close, diag, jac, modes, randn
 
-# Known failures; each is a strict xfail that disappears with the fix it describes.
-REQUIRES_GRAD_INSIDE = (
-    "f calling x.requires_grad_() lets torch.func's bare RuntimeError ('You are attempting to "
-    "call Tensor.requires_grad_() ... inside of a function being transformed') through; "
-    "expected UnsupportedOperationError. Repro: jacobian(lambda v: v.requires_grad_().sin(), "
-    "torch.ones(3))")
-AUTOGRAD_FUNCTIONAL_INSIDE = (
-    "f calling torch.autograd.functional.jacobian: reverse mode lets torch's bare RuntimeError "
-    "through, forward mode blames torch.no_grad; expected UnsupportedOperationError naming "
-    "torch.autograd.functional. Repro: jacobian(lambda v: torch.autograd.functional.jacobian("
-    "lambda u: u.sin().sum(), v), torch.ones(3))")
-RETAIN_GRAD_INSIDE = (
-    "f calling y.retain_grad() fails in the probe with torch's bare RuntimeError ('can't "
-    "retain_grad on Tensor that has requires_grad=False'); expected UnsupportedOperationError "
-    "naming retain_grad. Repro: jacobian(lambda v: (lambda y: (y.retain_grad(), y)[1])(v.sin()), "
-    "torch.ones(3))")
-
-
-def _all_modes(reason: str) -> list[object]:
-    return modes(dict.fromkeys(MODES, reason))
-
 
 # Neutral names: a message that names f must not match the expected cause by accident.
 def _turns_on_grad(v):
@@ -51,19 +30,19 @@ def _keeps_intermediate_grad(v):
     return y
 
 
-@pytest.mark.parametrize("mode", _all_modes(REQUIRES_GRAD_INSIDE))
+@pytest.mark.parametrize("mode", MODES)
 def test_requires_grad_inside_f(mode):
     with pytest.raises(UnsupportedOperationError, match=r"requires_grad_\(\)"):
         jac(_turns_on_grad, randn(3), mode=mode)
 
 
-@pytest.mark.parametrize("mode", _all_modes(AUTOGRAD_FUNCTIONAL_INSIDE))
+@pytest.mark.parametrize("mode", MODES)
 def test_autograd_functional_inside_f(mode):
     with pytest.raises(UnsupportedOperationError, match=r"torch\.autograd\.functional"):
         jac(_legacy_inner_jacobian, randn(3), mode=mode)
 
 
-@pytest.mark.parametrize("mode", _all_modes(RETAIN_GRAD_INSIDE))
+@pytest.mark.parametrize("mode", MODES)
 def test_retain_grad_inside_f(mode):
     with pytest.raises(UnsupportedOperationError, match=r"retain_grad\(\)"):
         jac(_keeps_intermediate_grad, randn(3), mode=mode)
