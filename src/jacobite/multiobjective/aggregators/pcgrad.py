@@ -42,5 +42,5 @@ class PCGrad(GramianWeightedAggregator):
             j = perms[:, s]
             inner = (Gc[j] * C).sum(1)  # g_i^PC · g_j
             step = torch.where((j != rows) & (inner < 0), inner / diag[j], 0.0)
-            C[rows, j] -= step
+            C = C.index_put((rows, j), -step, accumulate=True)  # out of place: autograd
         return C.sum(0).to(device)
