@@ -161,3 +161,40 @@ def test_vdot_has_a_rule() -> None:
         warnings.simplefilter("error", JacobiteWarning)
         p = js.detect(f, torch.rand(3, dtype=torch.float64))
     assert p.to_scipy().toarray().tolist() == [[False, True, True]]
+
+
+# ---- rules read constants on any device ------------------------------------------------------
+def _device_program(dev: str):
+    w = torch.tensor([[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]], dtype=torch.float64, device=dev)
+    k = torch.tensor([[[1.0, 0.0, 1.0]]], dtype=torch.float64, device=dev)
+    idx = torch.tensor([0, 0, 2], device=dev)
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        a = v[:6].reshape(2, 3) * w  # the zeros of a constant factor
+        b = w @ v[:3]  # of a constant matrix
+        c = F.conv1d(v.reshape(1, 1, 6), k).reshape(-1)  # of a constant kernel
+        d = v.index_select(0, idx)  # positions held on the device
+        e = torch.zeros(3, dtype=v.dtype, device=v.device).scatter_add(0, idx, v[3:])
+        g = torch.zeros(4, dtype=v.dtype, device=v.device).index_put(
+            (idx,), v[:3], accumulate=True)
+        return torch.cat([a.reshape(-1), b, c, d, e, g])
+
+    return f
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_constants_on_the_gpu_give_the_cpu_pattern() -> None:
+    x = torch.rand(6, dtype=torch.float64)
+    cpu = js.detect(_device_program("cpu"), x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JacobiteWarning)
+        gpu = js.detect(_device_program("cuda"), x.cuda())
+    assert (cpu.to_scipy() != gpu.to_scipy()).nnz == 0 and gpu.fallback_ops == ()
+
+
+def test_device_program_pattern_is_exact_on_the_cpu() -> None:
+    f, x = _device_program("cpu"), torch.rand(6, dtype=torch.float64) + 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JacobiteWarning)
+        p = js.detect(f, x)
+    np.testing.assert_array_equal(p.to_scipy().toarray(), _dense_nonzeros(f, x))

@@ -98,7 +98,7 @@ def mul(args: tuple, out: torch.Tensor, deps: Lookup, tainted: Callable[[Any], b
             continue
         idx = _broadcast_index(t.shape, out.shape)
         if isinstance(other, torch.Tensor) and not tainted(other):
-            keep = torch.broadcast_to(other.detach() != 0, out.shape).reshape(-1).numpy()
+            keep = torch.broadcast_to(other.detach() != 0, out.shape).reshape(-1).cpu().numpy()
             idx = np.where(keep, idx, -1)
         elif isinstance(other, (int, float)) and other == 0:
             continue
@@ -146,7 +146,7 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
                 zero = torch.zeros(t.shape, dtype=torch.int64)  # a constant: no source
                 zero._jacobite_idx = 1  # type: ignore[attr-defined]
                 return zero
-            return t
+            return t.cpu() if isinstance(t, torch.Tensor) else t  # beside the CPU positions
         d = deps(t)
         mats.append(d if d is not None else empty(t.numel(), n))
         idx = torch.from_numpy(np.arange(offset + 1, offset + 1 + t.numel(), dtype=np.int64))
@@ -177,7 +177,7 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
         if not is_float(o) or not isinstance(r, torch.Tensor):
             result.append(None)
             continue
-        idx = np.rint(r.reshape(-1).numpy()).astype(np.int64) - 1
+        idx = np.rint(r.reshape(-1).cpu().numpy()).astype(np.int64) - 1
         result.append(gather_rows(src, idx))
     return result
 

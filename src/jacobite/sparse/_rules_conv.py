@@ -65,7 +65,7 @@ def convolution(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: L
         if tainted(w):
             wmask = np.ones((c_out, cpg * taps), bool)
         else:
-            wmask = w4.detach().reshape(c_out, -1).ne(0).numpy()
+            wmask = w4.detach().reshape(c_out, -1).ne(0).cpu().numpy()
         co_j, cc_j = np.nonzero(wmask)
         col = (co_j // copg) * cpg * taps + cc_j
         bb = np.arange(bsz)[:, None, None]

@@ -35,7 +35,7 @@ aten = torch.ops.aten
 def _mask(t: torch.Tensor, trusted: bool) -> sp.csr_matrix:
     """Nonzero pattern of a 2-D tensor; all ones when its zeros may move with the input."""
     if trusted:
-        return sp.csr_matrix(t.detach().ne(0).numpy())
+        return sp.csr_matrix(t.detach().ne(0).cpu().numpy())
     return sp.csr_matrix(np.ones(tuple(t.shape), bool))
 
 

@@ -65,7 +65,7 @@ def scatter_add(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: L
     ds = deps(src) if isinstance(src, torch.Tensor) else None
     if ds is not None:
         shape = tuple(self_t.shape) or (1,)
-        idx = index.reshape(-1).numpy() if index.dim() <= 1 else index.numpy()
+        idx = index.reshape(-1).cpu().numpy() if index.dim() <= 1 else index.cpu().numpy()
         if func.overloadpacket in (aten.index_add, aten.index_add_, aten.index_reduce,
                                    aten.index_reduce_, aten.index_copy, aten.index_copy_):
             sshape = tuple(src.shape) or (1,)
@@ -90,7 +90,7 @@ def index_put(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: Loo
     b = bind(func, args, kwargs)
     self_t, values = b["self"], b["values"]
     pos = torch.from_numpy(np.arange(self_t.numel(), dtype=np.int64)).reshape(self_t.shape)
-    target = pos[tuple(b["indices"])]
+    target = pos[tuple(i.cpu() if isinstance(i, torch.Tensor) else i for i in b["indices"])]
     tgt = target.reshape(-1).numpy()
     parts: list[Deps] = []
     if (d := deps(self_t)) is not None:
