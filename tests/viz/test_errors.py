@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from jacobite.errors import (
+    ArgumentTypeError,
     DtypeError,
     InvalidOptionError,
     NonFiniteInputError,
@@ -88,5 +89,21 @@ def test_save_figure_bad_paths(tmp_path):
         save_figure(fig, tmp_path / "J.unknown")
     with pytest.raises(InvalidOptionError, match="mkdir"):
         save_figure(fig, tmp_path / "missing" / "J.png")
-    with pytest.raises(InvalidOptionError, match="Figure"):
+    with pytest.raises(ArgumentTypeError, match="Figure"):
         save_figure("fig", tmp_path / "J.png")
+    with pytest.raises(ArgumentTypeError, match="file path"):
+        save_figure(fig, 3)
+    for dpi in (0, 2.5, 10**9):
+        with pytest.raises((InvalidOptionError, ArgumentTypeError), match="dpi must be"):
+            save_figure(fig, tmp_path / "J.png", dpi=dpi)
+
+
+def test_bad_figure_options():
+    with pytest.raises(InvalidOptionError, match="figsize width"):
+        softmax_panels([1.0, 2.0], figsize=(-1.0, 4.0))
+    with pytest.raises(ArgumentTypeError, match="z must be a vector"):
+        softmax_panels("abc")
+    with pytest.raises(InvalidOptionError, match="markersize"):
+        spy(torch.eye(2), markersize=-1.0)
+    with pytest.raises(InvalidOptionError, match="precision"):
+        spy(torch.eye(2), precision=float("inf"))

@@ -63,8 +63,8 @@ def normalize_region(region: Bounds, names: Sequence[str],
     if isinstance(region, Mapping):
         unknown = sorted(set(map(str, region)) - set(names))
         if unknown:
-            raise InvalidOptionError(f"{where} names unknown variable(s) {unknown}; the "
-                                     f"variables are {names}")
+            raise InvalidOptionError(f"{where} names unknown variable(s) {unknown}; use only "
+                                     f"the variables {names}")
         out = list(defaults)
         for i, var in enumerate(names):
             if var in region:

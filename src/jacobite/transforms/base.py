@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from .. import dense
-from ..errors import NotSquareError, OutputTypeError, ShapeError
+from .. import _validate, dense
+from ..errors import ArgumentTypeError, NotSquareError, OutputTypeError, ShapeError
 from ._region import Bounds, normalize_region
 
 __all__ = ["Transform"]
@@ -73,6 +73,9 @@ class Transform:
                 isinstance(variables, str):
             raise ShapeError("variables must be a sequence of names like ('r', 'theta') or the "
                              f"dimension as an int, got {variables!r}")
+        if isinstance(variables, int) and variables < 1:
+            raise ShapeError(f"a Transform needs at least one variable, got variables="
+                             f"{variables}; pass e.g. variables=2")
         names = (_default_names(variables, "u") if isinstance(variables, int)
                  else tuple(str(v) for v in variables))
         if not names:
@@ -81,11 +84,17 @@ class Transform:
             raise ShapeError(f"variable names must be distinct, got {names}")
         self.fn = fn
         self.variables: tuple[str, ...] = names
-        self.name = str(name)
-        self.constant_jacobian = bool(constant_jacobian)
+        if not isinstance(name, str):
+            raise ArgumentTypeError(f"name must be a string, got {name!r}; e.g. name='shear'")
+        self.name = name
+        self.constant_jacobian = _validate.boolean(constant_jacobian, "constant_jacobian")
         whole = tuple((-math.inf, math.inf) for _ in names)
         self.region: tuple[tuple[float, float], ...] = (
             whole if region is None else normalize_region(region, names, whole, self.name))
+        if coordinates is not None and (isinstance(coordinates, str)
+                                        or not isinstance(coordinates, Sequence)):
+            raise ArgumentTypeError(f"coordinates must be a sequence of names like ('x', 'y'), "
+                                    f"got {coordinates!r}")
         coords = _default_names(len(names), "x") if coordinates is None else tuple(coordinates)
         if len(coords) != len(names):
             raise NotSquareError(

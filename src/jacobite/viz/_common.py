@@ -17,8 +17,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .. import _validate
 from ..config import format_bytes, get_memory_budget
-from ..errors import DtypeError, InvalidOptionError, JacobianTooLarge, ShapeError, require
+from ..errors import (
+    ArgumentTypeError,
+    DtypeError,
+    InvalidOptionError,
+    JacobianTooLarge,
+    ShapeError,
+    require,
+)
 from ..operators import JacobianOperator
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +44,12 @@ def new_figure(figsize: tuple[float, float] = (6.0, 5.0)) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    if (isinstance(figsize, (str, bytes)) or not isinstance(figsize, (tuple, list))
+            or len(figsize) != 2):
+        raise ArgumentTypeError(f"figsize must be a pair (width, height) in inches, got "
+                                f"{figsize!r}; e.g. figsize=(6.0, 4.0)")
+    figsize = (_validate.positive_float(figsize[0], "figsize width"),
+               _validate.positive_float(figsize[1], "figsize height"))
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -75,8 +89,15 @@ def save_figure(fig: Figure, path: PathLike, *, dpi: int = 120) -> Path:
     from matplotlib.figure import Figure
 
     if not isinstance(fig, Figure):
-        raise InvalidOptionError(f"save_figure needs a matplotlib Figure, got "
-                                 f"{type(fig).__name__}")
+        raise ArgumentTypeError(f"save_figure needs a matplotlib Figure, got "
+                                f"{type(fig).__name__}; pass the figure a jacobite.viz "
+                                f"function returned")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"path must be a file path (str or pathlib.Path), got "
+                                f"{type(path).__name__}; e.g. 'jacobian.png'")
+    dpi = _validate.positive_int(dpi, "dpi")
+    if dpi > 10_000:
+        raise InvalidOptionError(f"dpi must be at most 10000, got {dpi}; e.g. dpi=150")
     p = Path(os.fspath(path))
     fmt = p.suffix.lstrip(".").lower()
     formats = fig.canvas.get_supported_filetypes()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import dense
-from ..errors import ShapeError
+from ..errors import ArgumentTypeError, NonFiniteInputError, ShapeError
 from ._common import PathLike, new_figure, save_figure
 from .heatmap import heatmap
 
@@ -42,12 +42,19 @@ def softmax_panels(z: Any, *, title: str | None = None, save: PathLike | None = 
     >>> [ax.get_title() for ax in fig.axes[:3]]
     ['Jacobian ∂σᵢ/∂zⱼ', 'Diagonal: σᵢ(1 − σᵢ)', 'Softmax probabilities σ']
     """
-    zt = torch.as_tensor(z.detach() if isinstance(z, torch.Tensor) else np.asarray(z))
+    try:
+        zt = torch.as_tensor(z.detach() if isinstance(z, torch.Tensor) else np.asarray(z,
+                                                                                     dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(f"z must be a vector of logits (numbers), got "
+                                f"{type(z).__name__}; e.g. z=[2.0, 1.0, 0.1]") from exc
     if not zt.dtype.is_floating_point:
         zt = zt.to(torch.float64)
     if zt.ndim != 1 or zt.numel() == 0:
         raise ShapeError(f"softmax_panels takes ONE non-empty vector of logits, got shape "
-                         f"{tuple(zt.shape)}; for a batch, draw one row at a time (z[i])")
+                         f"{tuple(zt.shape)}; for a batch, pass one row at a time (z[i])")
+    if not bool(torch.isfinite(zt).all()):
+        raise NonFiniteInputError("z contains NaN or Inf; pass finite logits")
     sigma, J = dense.value_and_jacobian(_softmax, zt)
     sigma, J = sigma.detach().cpu().numpy(), J.detach().cpu().numpy()
     K = sigma.shape[0]

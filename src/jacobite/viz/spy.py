@@ -6,6 +6,7 @@ are drawn from their stored indices and never densified.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .. import _validate
 from ..errors import DtypeError, InvalidOptionError, ShapeError
 from ..operators import JacobianOperator
 from ._common import PathLike, figure_and_axes, save_figure
@@ -41,7 +43,8 @@ def nonzero_pattern(matrix: Any, precision: float | str = 0.0
     ([0, 1], [0, 1], (2, 2))
     """
     if not (precision == "present" or (isinstance(precision, numbers.Real)
-                                       and not isinstance(precision, bool) and precision >= 0)):
+                                       and not isinstance(precision, bool) and precision >= 0
+                                       and math.isfinite(precision))):
         raise InvalidOptionError(f"precision must be a number >= 0 or 'present', got "
                                  f"{precision!r}")
     if isinstance(matrix, JacobianOperator):
@@ -74,7 +77,8 @@ def nonzero_pattern(matrix: Any, precision: float | str = 0.0
                              f"pass a tensor, an array, a scipy.sparse matrix or an "
                              f"operator") from exc
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise DtypeError(f"cannot read a sparsity pattern from dtype {a.dtype}")
+        raise DtypeError(f"cannot read a sparsity pattern from dtype {a.dtype}; pass a matrix "
+                         f"of numbers")
     if a.ndim > 2:
         raise ShapeError(f"spy draws a 2-D matrix, got shape {a.shape}; flatten it with "
                          f"J.reshape(m, n) or jacobite.jacobian(..., flat=True)")
@@ -109,6 +113,8 @@ def spy(matrix: Any, ax: Axes | None = None, *, title: str | None = None,
     >>> fig.axes[0].get_title()
     'sparsity: 6×6, nnz = 16 (44.44%)'
     """
+    if markersize is not None:
+        markersize = _validate.positive_float(markersize, "markersize")
     rows, cols, (m, n) = nonzero_pattern(matrix, precision)
     if m == 0 or n == 0:
         raise ShapeError(f"the matrix is empty (shape {m}×{n}); there is no pattern to draw")
