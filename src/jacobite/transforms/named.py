@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DtypeError, InvalidOptionError, NotSquareError, ShapeError
+from ..errors import ArgumentTypeError, DtypeError, InvalidOptionError, NotSquareError, ShapeError
 from ._region import Bounds
 from .base import Transform
 
@@ -119,7 +119,7 @@ class Affine(Transform):
 
     def __init__(self, A: Any, b: Any = None, region: Bounds | None = None, *,
                  variables: Sequence[str] | None = None) -> None:
-        A_t = torch.as_tensor(np.asarray(A) if not isinstance(A, torch.Tensor) else A)
+        A_t = _as_tensor(A, "A")
         if not (A_t.dtype.is_floating_point or A_t.dtype.is_complex):
             A_t = A_t.to(torch.float64)
         if A_t.ndim != 2:
@@ -131,7 +131,7 @@ class Affine(Transform):
         if A_t.is_complex():
             raise DtypeError("Affine needs a real matrix A; integrate real and imaginary "
                              "parts separately")
-        b_t = torch.zeros(n, dtype=A_t.dtype) if b is None else torch.as_tensor(b).to(A_t.dtype)
+        b_t = torch.zeros(n, dtype=A_t.dtype) if b is None else _as_tensor(b, "b").to(A_t.dtype)
         if tuple(b_t.shape) != (n,):
             raise ShapeError(f"Affine's offset b must have shape ({n},), got {tuple(b_t.shape)}")
         if not (torch.isfinite(A_t).all() and torch.isfinite(b_t).all()):
@@ -141,8 +141,21 @@ class Affine(Transform):
         def affine(u: torch.Tensor) -> torch.Tensor:
             return u @ self.A.to(u.dtype).T + self.b.to(u.dtype)
 
+        if variables is not None and (isinstance(variables, str) or len(variables) != n):
+            raise ShapeError(f"Affine with a {n}x{n} matrix needs {n} variable names, got "
+                             f"{variables!r}; e.g. variables={tuple(f'u{i}' for i in range(n))}")
         super().__init__(affine, n if variables is None else variables, region, name="affine",
                          constant_jacobian=True)
+
+
+def _as_tensor(a: Any, name: str) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a
+    try:
+        return torch.as_tensor(np.asarray(a, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(f"Affine's {name} must be a tensor or an array of numbers, got "
+                                f"{type(a).__name__}; e.g. A=[[2.0, 0.0], [0.0, 1.0]]") from exc
 
 
 #: Transforms known by name (each entry builds a fresh instance).
