@@ -220,7 +220,7 @@ def compare_initialisations(
     make_model: Callable[[], nn.Module], x: torch.Tensor,
     inits: Sequence[str] | Mapping[str, Callable[[nn.Module], None]] = (
         "xavier", "kaiming", "default"),
-    seed: int = 0, *, k: int = 1,
+    seed: int | None = 0, *, k: int = 1,
 ) -> dict[str, LayerReport]:
     """A :func:`layer_report` of the same architecture under several initialisations.
 

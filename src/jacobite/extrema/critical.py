@@ -9,7 +9,7 @@ points (:mod:`jacobite.extrema.numeric`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 
@@ -21,7 +21,9 @@ from .result import CriticalPoint
 
 __all__ = ["critical_points"]
 
-_METHODS = ("auto", "symbolic", "newton")
+#: How :func:`critical_points` searches: SymPy's exact solve, Newton's method, or the choice.
+Method = Literal["auto", "symbolic", "newton"]
+_METHODS: tuple[Method, ...] = ("auto", "symbolic", "newton")
 
 
 def _is_expression(f: Any) -> bool:
@@ -29,9 +31,9 @@ def _is_expression(f: Any) -> bool:
 
 
 def critical_points(f: str | Any | Callable[[torch.Tensor], torch.Tensor], variables: Any = None,
-                    *, method: str = "auto", x0: Any = None,
+                    *, method: Method = "auto", x0: Any = None,
                     box: Sequence[tuple[float, float]] | None = None, n_starts: int = 16,
-                    seed: int = 0, tol: float = 1e-8, max_iter: int = 100,
+                    seed: int | None = 0, tol: float = 1e-8, max_iter: int = 100,
                     eig_tol: float = 1e-8) -> list[CriticalPoint]:
     """The critical points (∇f = 0) of a scalar function, each classified by its Hessian.
 

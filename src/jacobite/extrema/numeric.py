@@ -33,7 +33,7 @@ DT = torch.float64
 
 
 def starting_points(x0: Any = None, box: Sequence[tuple[float, float]] | None = None, *,
-                    n_starts: int = 16, seed: int = 0) -> torch.Tensor:
+                    n_starts: int = 16, seed: int | None = 0) -> torch.Tensor:
     """A ``(k, n)`` float64 tensor of starts: ``x0`` (one point or rows of points) or ``n_starts``
     scrambled-Sobol points in ``box`` (one ``(low, high)`` per variable), plus its centre.
 
