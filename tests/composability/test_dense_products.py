@@ -16,12 +16,7 @@ from ._harness import CHUNKS, DEVICES, TRANSFORMS, Known, check, params, weights
 
 # ----------------------------------------------------------------------------- known failures
 KNOWN: tuple[Known, ...] = ()
-COMPILE_KNOWN = {
-    "linearize": "dynamo fails inside linearize's double-VJP setup (an internal "
-                 "AssertionError in meta_utils while tracing torch.func.vjp of the cached VJP) "
-                 "instead of breaking the graph; wrapping the operator's setup/mv/rmv in "
-                 "torch.compiler.disable would give eager values",
-}
+COMPILE_KNOWN: dict[str, str] = {}
 
 NO_MODE = ((None, None),)
 VEC_CASES = ("matmul_chain", "tuple_out", "dict_in")

@@ -88,6 +88,10 @@ _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
      "{f} runs under saved-tensor hooks (torch.autograd.graph.save_on_cpu, a hooks context "
      "around the call, torch.utils.checkpoint), which torch.func's reverse mode does not "
      "support; leave that context for the Jacobian, or use mode='forward'"),
+    (("does not have vmap support",), UnsupportedOperationError,
+     "{f} uses a custom torch.autograd.Function without a vmap rule, which the vectorised "
+     "{mode}-mode transform needs; pass chunk_size=1 (a plain loop, no vmap), or give the "
+     "Function generate_vmap_rule = True (or a vmap staticmethod)"),
     (("setup_context",), UnsupportedOperationError,
      "{f} uses a custom torch.autograd.Function written in the old style; torch.func transforms "
      "need it to define a separate setup_context staticmethod (and vmap support: "

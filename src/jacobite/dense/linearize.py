@@ -73,6 +73,9 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
             _, tang = _jvp(p.g_plain, xs, _split(v, xs))
         return _cat(p.as_leaves(tang))
 
+    # dynamo cannot trace a VJP of the cached VJP (an internal error, not a graph break): under
+    # torch.compile this one-time setup runs eagerly
+    @torch.compiler.disable
     def setup() -> None:
         """Build the double-VJP once and check it against one fresh JVP on a fixed probe: a
         backward marked ``once_differentiable`` (or any wrong double backward) would otherwise
