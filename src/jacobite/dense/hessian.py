@@ -79,7 +79,8 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
         normalize_argnums(argnums, len(args))
         _validate.chunk_size(chunk_size)
         _validate.memory_budget(memory_budget)
-        return one_call(f, args, argnums, "auto", False, check_finite, hessian=True)
+        return one_call(f, args, argnums, "auto", False, check_finite, hessian=True,
+                        chunk_size=chunk_size, flat=flat, memory_budget=memory_budget)
     _validate.chunk_size(chunk_size)
     _validate.memory_budget(memory_budget)
     gradient = _gradient_of(f, argnums)

@@ -196,7 +196,8 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
         normalize_argnums(argnums, len(args))
         _validate.chunk_size(chunk_size)
         _validate.memory_budget(memory_budget)
-        return one_call(f, args, argnums, mode, has_aux, check_finite)
+        return one_call(f, args, argnums, mode, has_aux, check_finite, chunk_size=chunk_size,
+                        flat=flat, memory_budget=memory_budget)
     _, J, aux = _compute(f, args, argnums, mode, has_aux, chunk_size, flat, memory_budget,
                          check_finite)
     return (J, aux) if has_aux else J
