@@ -24,15 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import scipy.sparse as sp
 
 from ..errors import UnsupportedOperationError
 
-__all__ = ["RULES", "Call", "Rule", "apply", "lookup", "rule"]
+__all__ = ["RULES", "Call", "Deps", "Rule", "apply", "lookup", "rule"]
 
-Deps = sp.csr_matrix | None
+#: An operand's dependency pattern (rows: its entries, columns: the inputs); None when it does
+#: not depend on the inputs. (SciPy ships no types, so checkers read the matrix as Any.)
+Deps: TypeAlias = sp.csr_matrix | None
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,13 @@ class Call:
 
 
 Rule = Callable[[Call], list[Deps] | None]
+RuleT = TypeVar("RuleT", bound=Rule)
 
 #: op overload, overload packet or torch.Tag -> rule
 RULES: dict[Hashable, Rule] = {}
 
 
-def rule(*ops: Hashable) -> Callable[[Rule], Rule]:
+def rule(*ops: Hashable) -> Callable[[RuleT], RuleT]:
     """Register the decorated function as the rule of every op in ``ops``.
 
     Each key may be registered once; a second registration raises ``ValueError`` (rules are
@@ -78,7 +81,7 @@ def rule(*ops: Hashable) -> Callable[[Rule], Rule]:
     overload).
     """
 
-    def register(fn: Rule) -> Rule:
+    def register(fn: RuleT) -> RuleT:
         for op in ops:
             old = RULES.get(op)
             if old is not None and old is not fn:

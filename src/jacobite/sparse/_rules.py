@@ -22,9 +22,8 @@ import scipy.sparse as sp
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
 
-from ._registry import Call, rule
+from ._registry import Call, Deps, rule
 
-Deps = sp.csr_matrix | None
 Lookup = Callable[[Any], Deps]
 
 aten = torch.ops.aten
@@ -183,7 +182,8 @@ def index_trick(func: Any, args: tuple, kwargs: dict, outs: list[Any], deps: Loo
 
 
 def _as_f64(t: Any) -> Any:
-    if isinstance(t, torch.Tensor) and t.dtype == torch.int64 and getattr(t, "_jacobite_idx", 0):
+    if (isinstance(t, torch.Tensor) and t.dtype == torch.int64
+            and getattr(t, "_jacobite_idx", False)):
         return t.double()
     return t
 

@@ -58,7 +58,8 @@ def convolution(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: L
     parts: list[Deps] = []
     if (d := deps(inp)) is not None:
         idx = torch.arange(1, inp.numel() + 1, dtype=torch.float64).reshape(inp4_shape)
-        patches = F.unfold(idx, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+        patches = F.unfold(idx, (kh, kw), dilation=tuple(dilation), padding=tuple(padding),
+                           stride=tuple(stride))
         patches = np.rint(patches.numpy()).astype(np.int64)  # (B, C*kh*kw, L)
         assert patches.shape[-1] == n_l
         taps = kh * kw
@@ -121,7 +122,8 @@ def pool(func: Any, args: tuple, kwargs: dict, outs: list[Any],
     planes = x.numel() // int(np.prod(spatial))
     shape4 = (planes, 1, *((1, *spatial) if one_d else spatial))
     idx = torch.arange(1, x.numel() + 1, dtype=torch.float64).reshape(shape4)
-    patches = F.unfold(idx, kernel, dilation=dilation, padding=padding, stride=stride)
+    patches = F.unfold(idx, tuple(kernel), dilation=tuple(dilation), padding=tuple(padding),
+                       stride=tuple(stride))
     patches = np.rint(patches.numpy()).astype(np.int64)  # (planes, K, L)
     n_l = patches.shape[-1]
     out = outs[0]

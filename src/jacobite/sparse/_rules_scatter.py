@@ -62,8 +62,7 @@ def scatter_add(func: Any, args: tuple, kwargs: dict, out: torch.Tensor, deps: L
     ndim = max(self_t.dim(), 1)
     dim = dim % ndim
     parts = [deps(self_t) if include_self else None]
-    ds = deps(src) if isinstance(src, torch.Tensor) else None
-    if ds is not None:
+    if isinstance(src, torch.Tensor) and (ds := deps(src)) is not None:
         shape = tuple(self_t.shape) or (1,)
         idx = index.reshape(-1).cpu().numpy() if index.dim() <= 1 else index.cpu().numpy()
         if func.overloadpacket in (aten.index_add, aten.index_add_, aten.index_reduce,

@@ -215,8 +215,8 @@ class Bicoloring:
     def compress(self, jac: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(J @ S, W.T @ J)`` as dense arrays."""
         s, w = self.seed_matrices()
-        b, c = jac @ s, w.T @ jac
-        return tuple(x.toarray() if sp.issparse(x) else np.asarray(x) for x in (b, c))
+        b, c = (x.toarray() if sp.issparse(x) else np.asarray(x) for x in (jac @ s, w.T @ jac))
+        return b, c
 
     def decompress(self, forward: Any, reverse: Any) -> sp.csr_array:
         """J (CSR) from ``J @ S`` and ``W.T @ J``.

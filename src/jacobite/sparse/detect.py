@@ -140,8 +140,8 @@ class _Tracker(TorchDispatchMode):
     def _write(self, t: torch.Tensor, d: R.Deps, taint: bool) -> None:
         """An in-place op wrote ``t``: update ``t`` and every tensor sharing its storage."""
         key = t.untyped_storage().data_ptr()
-        others = [r() for r in self._storages.get(key, {}).values()]
-        others = [u for u in others if u is not None and u is not t]
+        alive = [r() for r in self._storages.get(key, {}).values()]
+        others = [u for u in alive if u is not None and u is not t]
         self._set(t, d, taint or self.tainted(t))
         if not others:
             return
@@ -167,7 +167,7 @@ class _Tracker(TorchDispatchMode):
             self._set(u, new if R.is_float(u) else None, old_taint or taint)
 
     # ---- dispatch ----------------------------------------------------------------------
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         flat_in = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
@@ -243,7 +243,7 @@ class _Tracker(TorchDispatchMode):
 
     @staticmethod
     def _mutated_args(func: Any, args: tuple, kwargs: dict) -> list[torch.Tensor]:
-        res = []
+        res: list[torch.Tensor] = []
         if not func._schema.is_mutable:
             return res
         b = R.bind(func, args, kwargs)

@@ -106,10 +106,12 @@ class SparsePlan:
             flat = col._flat
             fwd = flat < m * kc
             idx = np.where(fwd, _to_compressed_layout(flat, m, max(kc, 1)), flat)
-        elif col.kind == "row":
-            idx = col._flat  # already (c, n): row color * n + column
-        else:  # column or star: (rows, c) products stored as (c, rows)
-            idx = _to_compressed_layout(col._flat, m, col.num_colors)
+        else:
+            assert col._flat is not None, "colorings of a pattern carry their entry layout"
+            if col.kind == "row":
+                idx = col._flat  # already (c, n): row color * n + column
+            else:  # column or star: (rows, c) products stored as (c, rows)
+                idx = _to_compressed_layout(col._flat, m, col.num_colors)
         self._index = np.ascontiguousarray(idx, dtype=np.int64)
 
     @property
@@ -178,7 +180,9 @@ class SparsePlan:
         parts: list[torch.Tensor] = []
         value = None
         if fwd.shape[0]:
-            value, tangents = vmap(lambda v: jvp(f, (x,), (v,)), out_dims=(None, 0))(fwd)
+            # torch types jvp as a 2- or 3-tuple (has_aux) and out_dims without None entries
+            value, tangents = vmap(lambda v: jvp(f, (x,), (v,))[:2],
+                                   out_dims=(None, 0))(fwd)  # type: ignore[arg-type]
             parts.append(tangents.reshape(-1))
         if rev.shape[0]:
             value, cot = self._reverse(f, x, rev, diff)
@@ -193,7 +197,7 @@ class SparsePlan:
                  seeds: torch.Tensor, diff: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``f(x)`` and ``seeds @ J`` by one reverse pass per seed (or one vmap)."""
         if self.vectorize:
-            value, pull = vjp(f, x)
+            value, pull = vjp(f, x)[:2]  # torch types vjp as a 2- or 3-tuple (has_aux)
             return value, vmap(pull)(seeds)[0]
         xr = x if diff else x.detach().requires_grad_(True)
         with torch.enable_grad():
