@@ -250,6 +250,17 @@ class Aggregator:
     def _params(self) -> dict[str, Any]:
         return {}
 
+    #: the vector option ``str()`` shows after the name (TorchJD's short names)
+    _str_option: str | None = None
+
+    def __str__(self) -> str:
+        name = type(self).__name__
+        v = getattr(self, self._str_option) if self._str_option else None
+        if not isinstance(v, Tensor):
+            return name
+        values = repr(v.detach().cpu())[len("tensor("):-1].split(", dtype")[0]
+        return f"{name}({values})"
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"

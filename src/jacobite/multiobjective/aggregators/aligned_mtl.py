@@ -32,6 +32,7 @@ class AlignedMTL(GramianWeightedAggregator):
     """
 
     pref_vector = Option(vector)
+    _str_option = "pref_vector"
     scale_mode = Option(one_of(*_SCALE_MODES))
 
     def __init__(self, pref_vector: Tensor | None = None, scale_mode: str = "min") -> None:

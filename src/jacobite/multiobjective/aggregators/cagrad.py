@@ -73,6 +73,9 @@ class CAGrad(GramianWeightedAggregator):
         self.c = c
         self.norm_eps = norm_eps
 
+    def __str__(self) -> str:
+        return f"CAGrad{self.c}"
+
     def _params(self) -> dict[str, Any]:
         return {"c": self.c, "norm_eps": self.norm_eps}
 

@@ -19,7 +19,8 @@ class ConFIG(Aggregator):
         b = Û⁺ p,   e = b / ‖b‖,   d = (Σᵢ gᵢ·e) e,
 
     so ``e`` makes cosines proportional to ``p`` with every gradient and ``d`` has the length of
-    the projected sum. Works on ``J`` itself (the pseudo-inverse of the unit rows).
+    the projected sum. Works on ``J`` itself (the pseudo-inverse of the unit rows, in float64, with
+singular values below ``max(m, n)·eps`` of J's dtype taken as zero).
 
     Properties: non-conflicting when ``p > 0`` and the rows are linearly independent
     (``gᵢ·e ∝ pᵢ‖gᵢ‖``); linear under scaling (``A(cJ) = c A(J)``, ``c > 0``); weighted in the
@@ -31,6 +32,7 @@ class ConFIG(Aggregator):
     """
 
     pref_vector = Option(vector)
+    _str_option = "pref_vector"
 
     def __init__(self, pref_vector: Tensor | None = None) -> None:
         self.pref_vector = pref_vector
@@ -42,6 +44,10 @@ class ConFIG(Aggregator):
         p = pref_weights(self.pref_vector, J[:, :1].T.expand(J.shape[0], J.shape[0]), 1.0)
         norms = J.norm(dim=1, keepdim=True)
         units = torch.where(norms > 0, J / torch.where(norms > 0, norms, 1.0), 0.0)
-        b = torch.linalg.pinv(units) @ p
-        e = b / b.norm().clamp_min(1e-12)
+        # the pseudo-inverse in float64, with singular values below J's own precision
+        # (max(m, n)·eps of its dtype) treated as zero: rows that are dependent up to J's
+        # round-off count as dependent, the same way whatever their order
+        rtol = max(units.shape) * torch.finfo(J.dtype).eps
+        b = torch.linalg.pinv(units.to(torch.float64), rtol=rtol) @ p.to(torch.float64)
+        e = (b / b.norm().clamp_min(1e-12)).to(J.dtype)
         return (J @ e).sum() * e

@@ -29,6 +29,7 @@ class Constant(GramianWeightedAggregator):
     """
 
     weights_ = Option(_weights_vector)
+    _str_option = "weights_"
 
     def __init__(self, weights: Tensor) -> None:
         self.weights_ = weights

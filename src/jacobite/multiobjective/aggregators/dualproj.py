@@ -33,6 +33,7 @@ class DualProj(GramianWeightedAggregator):
 
     differentiable = False
     pref_vector = Option(vector)
+    _str_option = "pref_vector"
     norm_eps = Option(nonnegative)
     reg_eps = Option(nonnegative)
     solver = Option(one_of(*_SOLVERS))

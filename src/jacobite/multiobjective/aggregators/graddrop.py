@@ -39,6 +39,7 @@ class GradDrop(Aggregator):
 
     f = Option(_validate.callable_)
     leak = Option(vector)
+    _str_option = "leak"
 
     def __init__(self, f: Callable[[Tensor], Tensor] = _identity,
                  leak: Tensor | None = None) -> None:

@@ -16,7 +16,8 @@ class IMTLG(GramianWeightedAggregator):
 
         v = G⁺ n,   w = v / Σᵢ vᵢ   (w = 0 when |Σᵢ vᵢ| < 1e-12),   d = Jᵀ w,
 
-    so that ``d`` has equal projections ``gᵢ·d / ‖gᵢ‖`` on every unit gradient.
+    so that ``d`` has equal projections ``gᵢ·d / ‖gᵢ‖`` on every unit gradient. ``G⁺`` is formed
+    in float64, eigenvalues below ``m·eps`` of G's dtype (relative) counting as zero.
 
     Properties: linear under scaling, weighted (weights sum to 1); not non-conflicting in
     general (weights may be negative).
@@ -27,7 +28,11 @@ class IMTLG(GramianWeightedAggregator):
     """
 
     def _weights(self, G: Tensor) -> Tensor:
-        norms = G.diagonal().clamp_min(0.0).sqrt()
-        v = torch.linalg.pinv(G) @ norms
+        # in float64, with eigenvalues below G's own precision (m·eps of its dtype) taken as zero
+        rtol = G.shape[0] * torch.finfo(G.dtype).eps
+        G64 = G.to(torch.float64)
+        norms = G64.diagonal().clamp_min(0.0).sqrt()
+        v = torch.linalg.pinv(G64, rtol=rtol, hermitian=True) @ norms
         total = v.sum()
-        return torch.zeros_like(v) if float(total.detach().abs()) < 1e-12 else v / total
+        w = torch.zeros_like(v) if float(total.detach().abs()) < 1e-12 else v / total
+        return w.to(G.dtype)

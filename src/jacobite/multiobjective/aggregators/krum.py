@@ -35,6 +35,9 @@ class Krum(GramianWeightedAggregator):
         self.n_byzantine = n_byzantine
         self.n_selected = n_selected
 
+    def __str__(self) -> str:
+        return f"Krum{self.n_byzantine}-{self.n_selected}"
+
     def _params(self) -> dict[str, Any]:
         return {"n_byzantine": self.n_byzantine, "n_selected": self.n_selected}
 

@@ -31,6 +31,9 @@ class TrimmedMean(Aggregator):
     def __init__(self, trim_number: int) -> None:
         self.trim_number = trim_number
 
+    def __str__(self) -> str:
+        return f"TM{self.trim_number}"
+
     def _params(self) -> dict[str, Any]:
         return {"trim_number": self.trim_number}
 
