@@ -28,11 +28,6 @@ from jacobite.errors import JacobiteError
 from ._harness import DEVICES, DIFF_TRANSFORMS, Known, check, params, to
 
 # ----------------------------------------------------------------------------- known failures
-_FUNC_SOLVE = ("solve_implicit's autograd.Function has no setup_context (nor jvp / vmap rule), "
-               "so every torch.func transform raises an untyped RuntimeError")
-_IJ_DETACH = ("implicit_jacobian detaches x_star, so d/dθ of the result misses dx*/dθ "
-              "(autograd: no grad_fn; torch.func: the partial derivative at fixed x*)")
-_IJ_VMAP = "implicit_jacobian's residual check calls .item() under vmap (untyped RuntimeError)"
 _SOLVER_X = ("the solution is computed in NumPy and returned detached: autograd finds no "
              "grad_fn, torch.func.grad gets a silent zero (root) or an untyped RuntimeError "
              "(least_squares); wrap res.x in the implicit-function autograd.Function when a "
@@ -41,9 +36,6 @@ _SOLVER_VMAP = ("under vmap the NumPy solver's failure surfaces as ShapeError('f
                 "...'), which misnames the problem and names no alternative; raise a typed "
                 "error naming a Python loop over the batch")
 KNOWN = (
-    Known(_FUNC_SOLVE, path="solve_implicit", transform=("grad", "jacrev", "jacfwd", "vmap")),
-    Known(_IJ_DETACH, path="implicit_jacobian", transform=DIFF_TRANSFORMS),
-    Known(_IJ_VMAP, path="implicit_jacobian", transform="vmap"),
     Known(_SOLVER_X, path="root", transform=("autograd", "grad", "jacrev")),
     Known(_SOLVER_X, path="least_squares", transform=DIFF_TRANSFORMS),
     Known(_SOLVER_VMAP, path=("root", "least_squares"), transform="vmap"),
@@ -90,10 +82,6 @@ def test_solution(transform, mode, chunk, path, device):
         assert "loop" in str(exc), exc
 
 
-@pytest.mark.xfail(strict=True, reason="solve_implicit's backward is once_differentiable: a "
-                   "second derivative raises torch's untyped RuntimeError ('does not require "
-                   "grad'); either differentiate the adjoint solve or raise a typed error naming "
-                   "implicit_jacobian")
 def test_solve_implicit_second_derivative():
     theta = torch.tensor([1.7, 3.2], dtype=DT, requires_grad=True)
     x = jacobite.solve_implicit(_sq, torch.ones(2, dtype=DT), theta)

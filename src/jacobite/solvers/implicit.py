@@ -5,11 +5,13 @@ By the implicit function theorem, where ``∂F/∂x`` is nonsingular,
     dx*/dθ = −(∂F/∂x)⁻¹ ∂F/∂θ        (both partial Jacobians at (x*, θ)).
 
 :func:`implicit_jacobian` forms it from exact Jacobians (:func:`jacobite.value_and_jacobian`
-with ``argnums``). :func:`solve_implicit` solves ``F(x, θ) = 0`` with :func:`jacobite.root` and
-returns ``x*`` as a tensor differentiable with respect to ``θ`` through a
-``torch.autograd.Function``: its backward solves the adjoint system ``(∂F/∂x)ᵀ λ = ḡ`` once and
-returns ``−(∂F/∂θ)ᵀ λ`` by one vector-Jacobian product — nothing is unrolled through the solver's
-iterations, and ``∂F/∂θ`` is never formed. ``θ`` may be a tensor or a pytree of tensors.
+with ``argnums``); it is itself differentiable, ``x*`` included (the total derivative).
+:func:`solve_implicit` solves ``F(x, θ) = 0`` with :func:`jacobite.root` and returns ``x*`` as a
+tensor differentiable with respect to ``θ`` by ``torch.autograd`` and every ``torch.func``
+transform: reverse mode solves the adjoint system ``(∂F/∂x)ᵀ λ = ḡ`` once and returns
+``−(∂F/∂θ)ᵀ λ`` by one vector-Jacobian product, forward mode solves
+``∂F/∂x · dx = −∂F/∂θ · dθ`` — nothing is unrolled through the solver's iterations, and
+``∂F/∂θ`` is never formed. ``θ`` may be a tensor or a pytree of tensors.
 """
 
 from __future__ import annotations
@@ -20,63 +22,33 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.autograd.function import once_differentiable
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import _validate
 from ..dense import value_and_jacobian as _value_and_jacobian
-from ..dense import vjp as _vjp
+from ..dense._trees import under_vmap
 from ..errors import (
     ArgumentTypeError,
     ConvergenceError,
     InvalidOptionError,
     JacobiteWarning,
     ShapeError,
-    SingularOperatorError,
 )
 from ._checks import first_call
+from ._ift import attach
+from ._ift import solve as _solve
 from .root import RootResult, root
 
 __all__ = ["implicit_jacobian", "solve_implicit"]
 
-_SVD_CHECK_MAX_N = 512  # larger systems rely on LU's pivots
 _CHECKS = ("warn", "raise", "off")
 
 
-def _solve(J: Any, B: torch.Tensor, *, transpose: bool = False) -> torch.Tensor:
-    """``J⁻¹ B`` (or ``J⁻ᵀ B``) for a dense tensor or SciPy sparse ``J``; a singular ``J``
-    raises :class:`SingularOperatorError`."""
-    msg = ("∂F/∂x is singular at x*: the solution is not a differentiable function of θ there "
-           "(a turning point or a non-isolated root); the implicit function theorem needs "
-           "∂F/∂x invertible")
-    if isinstance(J, torch.Tensor):
-        A = J.T if transpose else J
-        n = A.shape[0]
-        if n <= _SVD_CHECK_MAX_N:
-            s = torch.linalg.svdvals(A)
-            if not bool(s[-1] > 10 * n * torch.finfo(A.dtype).eps * s[0]):
-                raise SingularOperatorError(f"{msg} (σ_min/σ_max = {float(s[-1] / s[0]):.2g})")
-        X, info = torch.linalg.solve_ex(A, B.to(A.dtype))
-        if int(info) != 0 or not bool(torch.isfinite(X).all()):
-            raise SingularOperatorError(msg)
-        return X
-    import numpy as np
-    import scipy.sparse.linalg as spla
-
-    A = (J.T if transpose else J).tocsc()
-    try:
-        lu = spla.splu(A)
-    except RuntimeError as exc:
-        raise SingularOperatorError(msg) from exc
-    X = lu.solve(B.detach().cpu().double().numpy())
-    if not np.all(np.isfinite(X)):
-        raise SingularOperatorError(msg)
-    return torch.as_tensor(X, dtype=B.dtype, device=B.device)
-
-
 def _residual_check(Fval: torch.Tensor, check: str, residual_tol: float) -> None:
-    worst = float(Fval.abs().max()) if Fval.numel() else 0.0
-    if check == "off" or worst <= residual_tol:
+    if check == "off" or under_vmap(Fval):  # under vmap no value can be read: no check
+        return
+    worst = float(Fval.detach().abs().max()) if Fval.numel() else 0.0
+    if worst <= residual_tol:
         return
     msg = (f"x_star does not solve F(x, θ) = 0: max|F| = {worst:.3g} > residual_tol = "
            f"{residual_tol:g}; dx*/dθ is only meaningful at a solution — solve first (e.g. with "
@@ -102,7 +74,11 @@ def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: to
 
     Returns:
         ``x_star.shape + theta.shape`` for a tensor ``θ``; for a pytree, the same pytree with
-        one such block per leaf.
+        one such block per leaf. It is differentiable (autograd and ``torch.func``) in ``θ``
+        and in ``x_star`` alike: pass an ``x_star`` that depends on ``θ`` (e.g. from
+        :func:`solve_implicit`) and its derivative is the total one, ``d²x*/dθ²``. Under
+        ``torch.func.vmap`` it equals a loop; the residual check is skipped there (no value
+        can be read under vmap).
 
     Raises:
         SingularOperatorError: ``∂F/∂x`` is singular at ``x*``.
@@ -121,7 +97,7 @@ def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: to
     if not isinstance(x_star, torch.Tensor):
         raise ArgumentTypeError(f"x_star must be a tensor (the solution x* of F(x*, θ) = 0), "
                                 f"got {type(x_star).__name__}; pass e.g. solve_implicit(...)")
-    x = x_star.detach()
+    x = x_star
     leaves, spec = tree_flatten(theta)
     value, J = first_call(lambda xx: _value_and_jacobian(F, xx, theta, argnums=(0, 1),
                                                          flat=True), x, "F")
@@ -142,38 +118,6 @@ def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: to
     return tree_unflatten(blocks, spec)
 
 
-class _Solve(torch.autograd.Function):
-    """``x*(θ)`` forward by :func:`root`; backward by the adjoint of the implicit function."""
-
-    @staticmethod
-    def forward(ctx: Any, box: dict[str, Any], *leaves: torch.Tensor) -> torch.Tensor:
-        theta = tree_unflatten([leaf.detach() for leaf in leaves], box["spec"])
-        F = box["F"]
-        res: RootResult = root(lambda x: F(x, theta), box["x0"], **box["kwargs"])
-        box["result"] = res
-        if not res.success:
-            raise ConvergenceError(f"solve_implicit: root did not converge ({res.message}); "
-                                   "x*(θ) and its derivative are undefined there")
-        ctx.box, ctx.jac = box, res.jac
-        ctx.save_for_backward(res.x, *leaves)
-        return res.x.clone()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, gx: torch.Tensor) -> tuple[Any, ...]:
-        x, *leaves = ctx.saved_tensors
-        box = ctx.box
-        lam = _solve(ctx.jac, gx.reshape(-1).to(x.dtype), transpose=True)
-
-        def f_theta(*lv: torch.Tensor) -> torch.Tensor:
-            return box["F"](x, tree_unflatten(list(lv), box["spec"])).reshape(-1)
-
-        out, vjp_fn = _vjp(f_theta, *[leaf.detach() for leaf in leaves])
-        grads = vjp_fn(-lam.to(out.dtype))
-        return (None, *(g.to(leaf.dtype) if ctx.needs_input_grad[i + 1] else None
-                        for i, (g, leaf) in enumerate(zip(grads, leaves, strict=True))))
-
-
 def solve_implicit(F: Callable[[torch.Tensor, Any], torch.Tensor], x0: Any, theta: Any,
                    **root_kwargs: Any) -> torch.Tensor:
     """Solve ``F(x, θ) = 0`` for ``x`` and return ``x*`` differentiable with respect to ``θ``.
@@ -182,12 +126,17 @@ def solve_implicit(F: Callable[[torch.Tensor, Any], torch.Tensor], x0: Any, thet
     ``xtol``, ``ftol``, ``max_nfev``, ``dtype``, ...) with ``θ`` held fixed; backward
     (``loss.backward()``, ``torch.autograd.grad``) uses the implicit function theorem with the
     Jacobian ``∂F/∂x`` the solver already has at ``x*`` (dense or sparse) and one
-    vector-Jacobian product in ``θ``. First derivatives only (the backward is not itself
-    differentiable), through ``torch.autograd`` (not inside ``torch.func`` transforms).
+    vector-Jacobian product in ``θ``. Inside ``torch.func`` transforms it is just as
+    differentiable: ``grad`` / ``jacrev`` (the same adjoint solve), ``jacfwd`` / ``jvp``
+    (``dx = −(∂F/∂x)⁻¹ ∂F/∂θ dθ``), and higher derivatives (``create_graph=True``, nested
+    transforms), which re-form the dense ``∂F/∂x`` at ``(x*, θ)`` inside the graph. Under
+    ``torch.func.vmap`` over ``θ`` the root is found once per batch element (a loop).
 
     Raises:
         ConvergenceError: the root solve failed (its message says why).
         SingularOperatorError: in backward, ``∂F/∂x`` is singular at ``x*``.
+        UnsupportedOperationError: a second derivative with a sparse ``∂F/∂x`` (``jac`` given
+            as SciPy sparse); use ``jac="auto"`` or :func:`implicit_jacobian`.
 
     >>> import torch
     >>> th = torch.tensor([4.0, 9.0], dtype=torch.float64, requires_grad=True)
@@ -203,5 +152,12 @@ def solve_implicit(F: Callable[[torch.Tensor, Any], torch.Tensor], x0: Any, thet
     if "args" in root_kwargs:
         raise InvalidOptionError("solve_implicit passes θ to F itself; put extra data in θ or "
                                  "close over it instead of args=")
-    box = {"F": F, "x0": x0, "spec": spec, "kwargs": root_kwargs}
-    return _Solve.apply(box, *leaves)
+
+    def run(th: Any) -> tuple[torch.Tensor, Any, RootResult]:
+        res = root(lambda x: F(x, th), x0, **root_kwargs)
+        if not res.success:
+            raise ConvergenceError(f"solve_implicit: root did not converge ({res.message}); "
+                                   "x*(θ) and its derivative are undefined there")
+        return res.x, res.jac, res
+
+    return attach(F, run, leaves, spec)[0]
