@@ -28,9 +28,9 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from .. import _validate
 from ..errors import (
     DtypeError,
-    InvalidOptionError,
     NonFiniteInputError,
     NotSquareError,
     ShapeError,
@@ -242,10 +242,7 @@ def properties(J: Any, *, tol: float | None = None) -> JacobianProperties:
     _, sv, Vh = scipy.linalg.svd(A)
     if tol is None:
         tol = n * _eps(dtype) * float(sv[0])
-    elif not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
-        raise InvalidOptionError(f"tol must be a finite number >= 0, got {tol!r}; pass e.g. "
-                                 f"tol=1e-10, or leave it out for the default")
-    tol = float(tol)
+    tol = _validate.tolerance(tol, "tol (e.g. 1e-10, or None for the default)")
     asym = float(np.max(np.abs(A - A.T)))
     symmetric = asym <= tol
     eig = _spectrum(A, symmetric, tol)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import DtypeError, ShapeError
+from .. import _validate
+from ..errors import DtypeError
 from ..operators import JacobianOperator
 from ..operators.tags import LOW_RANK
 
@@ -47,9 +48,7 @@ class RepeatedBlockDiagonal(JacobianOperator):
                 f"RepeatedBlockDiagonal needs a JacobianOperator block, got {type(A).__name__}; "
                 f"wrap a matrix with jacobite.operators.DenseOperator(W)"
             )
-        if isinstance(copies, bool) or int(copies) != copies or copies < 1:
-            raise ShapeError(f"copies must be a positive int (the batch size), got {copies!r}")
-        copies = int(copies)
+        copies = _validate.positive_int(copies, "copies (the batch size)")
         m, n = A.shape
         bound = None if A.rank_bound is None else copies * A.rank_bound
         super().__init__((copies * m, copies * n), A.dtype, A.device, A.tags - {LOW_RANK}, bound)

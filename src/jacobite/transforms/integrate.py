@@ -24,6 +24,7 @@ from typing import Any
 
 import scipy.integrate as si
 
+from .. import _validate
 from ..errors import InvalidOptionError, JacobiteWarning
 from ._integrand import Integrand
 from ._region import Bounds, normalize_region
@@ -167,9 +168,8 @@ def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | Non
         raise InvalidOptionError("with epsabs=0, epsrel must be at least 5e-14 (SciPy cannot do "
                                  "better in double precision); raise epsrel or set epsabs > 0")
     chosen = _resolve_method(method, T)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 1):
-        raise InvalidOptionError(f"limit must be a positive int, got {limit!r}")
+    if limit is not None:
+        limit = _validate.positive_int(limit, "limit")
     g = Integrand(f, T)
     if chosen == "nquad":
         value, error, problems = _run_nquad(g, bounds, epsabs, epsrel, limit or 50)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .. import dense
+from .. import _validate, dense
 from ..errors import InvalidOptionError, NonFiniteInputError, OutputTypeError, ShapeError
 from ._common import PathLike, colormap, figure_and_axes, save_figure
 
@@ -40,7 +40,8 @@ def _limits(lim: Any, name: str) -> tuple[float, float]:
 
 
 def _count(v: Any, name: str, low: int, high: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+    v = _validate.positive_int(v, name, minimum=low)
+    if v > high:
         raise InvalidOptionError(f"{name} must be an int in [{low}, {high}], got {v!r}")
     return v
 

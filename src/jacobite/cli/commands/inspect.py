@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ... import _validate
 from ...errors import InvalidOptionError, JacobiteError, ShapeError
 from .._app import console, emit_json, esc
 
@@ -107,8 +108,7 @@ def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0, k: int
 
     shape = parse_shape(input_shape)
     for opt, v in (("--batch", batch), ("--k", k)):
-        if v < 1:
-            raise InvalidOptionError(f"{opt} must be a positive integer, got {v}")
+        _validate.positive_int(v, opt)
     _, name, factory = load_factory(target)
     try:
         with torch.random.fork_rng(devices=[]):  # reproducible weights, global state untouched

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import _validate
 from ...errors import InvalidOptionError
 
 __all__ = ["LOSSES", "robust_loss", "scale_for_robust_loss"]
@@ -83,8 +84,7 @@ def robust_loss(loss: str, f_scale: float = 1.0) -> Loss | None:
     """
     if loss not in LOSSES:
         raise InvalidOptionError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
-    if not (isinstance(f_scale, (int, float)) and np.isfinite(f_scale) and f_scale > 0):
-        raise InvalidOptionError(f"f_scale must be a positive finite number; got {f_scale!r}")
+    f_scale = _validate.positive_float(f_scale, "f_scale")
     if loss == "linear":
         return None
     base = _BASE[loss]
