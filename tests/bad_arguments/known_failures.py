@@ -1,6 +1,6 @@
-"""Bad-argument cases that still fail, in areas whose owners are fixing them now:
-each is marked xfail(strict=True) with the observed behaviour, so a fix shows up as
-an XPASS and its line is then removed here."""
+"""Bad-argument cases that do not yet raise a typed error naming the fix:
+each is xfail(strict=True) with the behaviour observed, so a change that fixes one
+fails the run (XPASS) until its line is removed here."""
 
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('jacobite.batch_jacobian', "flat='yes'"):
