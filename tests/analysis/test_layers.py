@@ -154,3 +154,19 @@ def test_bad_input() -> None:
 def test_single_leaf_module_reports_itself() -> None:
     rep = layer_report(nn.Tanh(), torch.zeros(1, 3, dtype=F64))
     assert len(rep.rows) == 1 and rep.rows[0].spectral_norm == pytest.approx(1.0)
+
+
+def test_compare_initialisations_seed_none_follows_torch_manual_seed() -> None:
+    def make() -> nn.Module:
+        return nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2)).double()
+
+    x = torch.ones(1, 3, dtype=F64)
+
+    def totals(seed):
+        return [r.total for r in compare_initialisations(make, x, ("xavier",), seed).values()]
+
+    torch.manual_seed(4)
+    a = totals(None)
+    torch.manual_seed(4)
+    assert totals(None) == a
+    assert totals(2) == totals(2)
