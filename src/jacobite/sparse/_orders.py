@@ -10,15 +10,18 @@ kernels (:func:`greedy`, :func:`star_greedy`) are the fallback and the star colo
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._inputs import as_matrix
 
-ORDERS = ("natural", "largest_first", "smallest_last", "incidence_degree",
-          "dynamic_largest_first")
+#: A greedy coloring's vertex order.
+Order = Literal["natural", "largest_first", "smallest_last", "incidence_degree",
+                "dynamic_largest_first"]
+ORDERS: tuple[Order, ...] = ("natural", "largest_first", "smallest_last", "incidence_degree",
+                             "dynamic_largest_first")
 
 
 def as_pattern(pattern: Any) -> sp.csr_array:
@@ -38,7 +41,7 @@ def degrees(indptr: np.ndarray) -> np.ndarray:
     return np.diff(indptr)
 
 
-def vertex_order(indptr: np.ndarray, indices: np.ndarray, order: str) -> np.ndarray:
+def vertex_order(indptr: np.ndarray, indices: np.ndarray, order: Order) -> np.ndarray:
     """The vertex sequence for ``order`` (one of :data:`ORDERS`); ties go to the lower index.
 
     >>> import numpy as np

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,13 +24,17 @@ from ._inputs import as_matrix
 from .coloring import (
     Bicoloring,
     Coloring,
+    OrderChoice,
     bicoloring,
     column_coloring,
     lower_bound,
     row_coloring,
 )
 
-MODES = ("auto", "forward", "reverse", "bidirectional")
+#: How a sparse Jacobian is compressed: column colors (forward), row colors (reverse), both
+#: (bidirectional), or whichever needs the fewest passes (auto).
+SparseMode = Literal["auto", "forward", "reverse", "bidirectional"]
+MODES: tuple[SparseMode, ...] = ("auto", "forward", "reverse", "bidirectional")
 #: ``mode="auto"`` tries a bicoloring only when both one-sided colorings need more passes.
 BICOLOR_ABOVE = 16
 
@@ -40,7 +44,7 @@ def symmetric(p: sp.csr_array) -> bool:
     return p.shape[0] == p.shape[1] and (p != p.T).nnz == 0
 
 
-def candidates(p: sp.csr_array, mode: str, order: str,
+def candidates(p: sp.csr_array, mode: SparseMode, order: OrderChoice,
                ) -> list[tuple[Coloring | Bicoloring, str]]:
     """``(coloring, mode)`` pairs worth evaluating; all with the fewest passes for ``mode``."""
     _validate.choice(mode, "mode", MODES)

@@ -14,7 +14,7 @@ a dense array (nonzero entries), or anything with ``to_scipy()``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +24,7 @@ from ..errors import ShapeError
 from ._orders import (
     ORDERS,
     ColumnKernel,
+    Order,
     as_pattern,
     conflict_graph,
     count,
@@ -37,11 +38,16 @@ from ._orders import (
 __all__ = ["Bicoloring", "Coloring", "bicoloring", "column_coloring", "lower_bound",
            "row_coloring", "star_coloring"]
 
+#: ``order=``: one vertex order, the best of all (``"best"``) or of the two fast ones (``"fast"``).
+OrderChoice = Order | Literal["best", "fast"]
+#: What a :class:`Coloring` colors: columns (forward), rows (reverse) or a symmetric pattern's
+#: variables (star, for Hessians).
+ColoringKind = Literal["column", "row", "star"]
 _CHOICES = (*ORDERS, "best", "fast")
 #: ``order="fast"``: the two vectorised orders only (what :func:`jacobite.sparse.prepare` uses:
 #: a color saved by the slower orders pays off only over very many evaluations)
-FAST_ORDERS = ("natural", "largest_first")
-_PYTHON_ORDERS = ("smallest_last", "incidence_degree", "dynamic_largest_first")
+FAST_ORDERS: tuple[Order, ...] = ("natural", "largest_first")
+_PYTHON_ORDERS: tuple[Order, ...] = ("smallest_last", "incidence_degree", "dynamic_largest_first")
 #: ``order="best"`` skips the three dynamic orders (Python heaps, about 1 s per 10⁶ edges)
 #: when the column intersection graph has more edges than this; ask for them by name instead.
 BEST_EDGE_LIMIT = 300_000
@@ -55,7 +61,8 @@ def _check_order(order: Any, iterations: Any = 0) -> None:
     _validate.nonnegative_int(iterations, "iterations")
 
 
-def _color_columns(a: sp.csr_array, order: str, iterations: int = 0) -> tuple[np.ndarray, str]:
+def _color_columns(a: sp.csr_array, order: OrderChoice, iterations: int = 0,
+                   ) -> tuple[np.ndarray, OrderChoice]:
     """Greedy coloring in each requested order (refined), stopping early at the lower bound."""
     orders = ORDERS if order == "best" else FAST_ORDERS if order == "fast" else (order,)
     row_nnz = np.diff(a.indptr).astype(np.int64)
@@ -65,7 +72,7 @@ def _color_columns(a: sp.csr_array, order: str, iterations: int = 0) -> tuple[np
     g = None
     big = int(np.square(row_nnz).sum()) > GRAPH_LIMIT  # bound on the conflict graph's size
     cols = ColumnKernel(a)
-    best: tuple[np.ndarray, str] | None = None
+    best: tuple[np.ndarray, Order] | None = None
     for o in orders:
         if o == "natural":
             seq = np.arange(a.shape[1])
@@ -96,8 +103,8 @@ class Coloring:
 
     colors: np.ndarray
     num_colors: int
-    order: str
-    kind: str = "column"
+    order: OrderChoice
+    kind: ColoringKind = "column"
     pattern: sp.csr_array | None = field(default=None, repr=False, compare=False)
     _flat: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -138,7 +145,7 @@ def _column_index_map(p: sp.csr_array, colors: np.ndarray, c: int) -> np.ndarray
     return rows * c + colors[p.indices]
 
 
-def column_coloring(pattern: Any, order: str = "best", *, iterations: int = 20) -> Coloring:
+def column_coloring(pattern: Any, order: OrderChoice = "best", *, iterations: int = 20) -> Coloring:
     """Partial distance-2 coloring of the columns of an m×n sparsity pattern.
 
     Columns sharing a nonzero row get different colors. ``order`` is one of ``"natural"``,
@@ -159,7 +166,7 @@ def column_coloring(pattern: Any, order: str = "best", *, iterations: int = 20) 
     return Coloring(colors, c, used, "column", p, _column_index_map(p, colors, c))
 
 
-def row_coloring(pattern: Any, order: str = "best", *, iterations: int = 20) -> Coloring:
+def row_coloring(pattern: Any, order: OrderChoice = "best", *, iterations: int = 20) -> Coloring:
     """Coloring of the rows (reverse mode): the column coloring of the transpose.
 
     >>> import numpy as np
@@ -239,7 +246,7 @@ class Bicoloring:
         return sp.csr_array((data, p.indices, p.indptr), shape=p.shape)
 
 
-def _split(p: sp.csr_array, rev: np.ndarray, order: str,
+def _split(p: sp.csr_array, rev: np.ndarray, order: OrderChoice,
            iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``rev`` by reverse mode, the others by forward mode; colors (-1 = unused)."""
     m, n = p.shape
@@ -261,7 +268,7 @@ def _candidates(nnz: np.ndarray, limit: int = 8) -> list[np.ndarray]:
     return [nnz >= v for v in vals[:-1] if v > 1] if len(vals) > 1 else []
 
 
-def bicoloring(pattern: Any, order: str = "best", *, iterations: int = 20) -> Bicoloring:
+def bicoloring(pattern: Any, order: OrderChoice = "best", *, iterations: int = 20) -> Bicoloring:
     """Forward and reverse coloring together, for patterns with dense rows and dense columns.
 
     Tries splitting off the densest rows (computed by reverse mode, the rest by column
@@ -309,7 +316,7 @@ def bicoloring(pattern: Any, order: str = "best", *, iterations: int = 20) -> Bi
     return Bicoloring(ccol, rcol, kc, kr, p, flat)
 
 
-def star_coloring(pattern: Any, order: str = "best") -> Coloring:
+def star_coloring(pattern: Any, order: OrderChoice = "best") -> Coloring:
     """Star coloring of a symmetric (Hessian) pattern, with symmetric decompression from H @ S.
 
     A distance-1 coloring of the adjacency graph in which every path on 4 vertices uses at
@@ -335,7 +342,7 @@ def star_coloring(pattern: Any, order: str = "best") -> Coloring:
     g.setdiag(0)
     g.eliminate_zeros()
     g.sort_indices()
-    best: tuple[np.ndarray, str] | None = None
+    best: tuple[np.ndarray, Order] | None = None
     lb = 2 if g.nnz else min(n, 1)  # any edge needs two colors
     for o in ORDERS if order == "best" else FAST_ORDERS if order == "fast" else (order,):
         if order == "best" and o in _PYTHON_ORDERS and g.nnz > BEST_EDGE_LIMIT:

@@ -36,8 +36,8 @@ from ..errors import (
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
 from ._inputs import check_f, check_options, check_untraced, check_x
-from ._select import MODES, as_bool_csr, candidates, fastest
-from .coloring import _CHOICES, Bicoloring, Coloring
+from ._select import MODES, SparseMode, as_bool_csr, candidates, fastest
+from .coloring import _CHOICES, Bicoloring, Coloring, OrderChoice
 from .coloring import star_coloring as _star
 from .detect import detect, detect_hessian
 
@@ -265,8 +265,8 @@ class SparsePlan:
         return (None if value is None else value.reshape(-1)), self._assemble(x, whole)
 
 
-def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "auto",
-            order: str = "fast", pattern: Any = None,
+def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: SparseMode = "auto",
+            order: OrderChoice = "fast", pattern: Any = None,
             vectorize: bool | str = "auto") -> SparsePlan:
     """Detect the sparsity of ∂f/∂x and color it once; evaluate later with ``plan.jacobian``.
 
@@ -318,7 +318,8 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: str = "a
     return plan
 
 
-def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, order: str = "fast",
+def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *,
+                    order: OrderChoice = "fast",
                     pattern: Any = None, vectorize: bool | str = "auto") -> SparsePlan:
     """Detect the Hessian's sparsity and star-color it; ``plan.jacobian(x)`` is the Hessian.
 
