@@ -36,9 +36,8 @@ _SOLVER_VMAP = ("under vmap the NumPy solver's failure surfaces as ShapeError('f
                 "...'), which misnames the problem and names no alternative; raise a typed "
                 "error naming a Python loop over the batch")
 KNOWN = (
-    Known(_SOLVER_X, path="root", transform=("autograd", "grad", "jacrev")),
     Known(_SOLVER_X, path="least_squares", transform=DIFF_TRANSFORMS),
-    Known(_SOLVER_VMAP, path=("root", "least_squares"), transform="vmap"),
+    Known(_SOLVER_VMAP, path="least_squares", transform="vmap"),
 )
 
 PATHS = ("solve_implicit", "implicit_jacobian", "root", "least_squares")

@@ -30,29 +30,41 @@ Stopping (``status`` > 0 is success):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import _validate
 from ..dense import value_and_jacobian as _value_and_jacobian
+from ..dense._trees import under_vmap
 from ..errors import (
     InvalidOptionError,
     JacobianTooLarge,
     NonFiniteInputError,
     NotSquareError,
     OutputTypeError,
+    UnsupportedOperationError,
 )
 from ._checks import first_call
 from ._dogleg import DenseSystem, System, as_system, backtrack, dogleg
+from ._ift import attach, tracked
 from .newton import _as_start
 
 __all__ = ["RootResult", "root"]
 
 _METHODS = ("hybrid", "newton")
+CLOSED_OVER = ("fun depends on a tensor that autograd or a torch.func transform tracks, but not "
+               "through args, so the solution would be silently constant in it; pass that "
+               "tensor in args=(θ,) (x is then differentiable in it by the implicit function "
+               "theorem), or use jacobite.solve_implicit(F, x0, θ)")
+NO_VMAP = ("{name} cannot run under torch.func.vmap: its iterations read values into Python. "
+           "Loop over the batch in Python instead, e.g. torch.stack([{name}(fun, x0, "
+           "args=(t,)).x for t in batch]){alt}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,11 @@ class _Problem:
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         self.nfev += 1
+        if self.nfev == 1 and torch.is_grad_enabled():  # once: does F close over a tracked θ?
+            out = self._flat(v)
+            if tracked(out):
+                raise UnsupportedOperationError(CLOSED_OVER)
+            return out.detach().to(v.dtype)
         with torch.no_grad():
             return self._flat(v).to(v.dtype)
 
@@ -305,12 +322,19 @@ def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any =
         dtype: working dtype (float64 by default; ``None`` keeps ``x0``'s).
 
     Returns:
-        a :class:`RootResult`; a failed solve does not raise — check ``success``.
+        a :class:`RootResult`; a failed solve does not raise — check ``success``. Where a tensor
+        in ``args`` is tracked (``requires_grad`` under autograd, or wrapped by a
+        ``torch.func`` transform), ``x`` is differentiable in it through the implicit function
+        theorem, as in :func:`jacobite.solve_implicit` (by autograd, ``grad``, ``jacrev``,
+        ``jacfwd``, to any order); the derivative of a failed solve raises
+        :class:`~jacobite.errors.ConvergenceError`. The other fields are constants.
 
     Raises:
         NonFiniteInputError: ``x0``, ``F(x0)`` or ``J(x0)`` holds NaN/Inf.
         NotSquareError: ``F`` has a different number of entries than ``x``.
         InvalidOptionError: an unknown ``method`` / ``jac`` or a negative tolerance.
+        UnsupportedOperationError: under ``torch.func.vmap`` (loop over the batch instead), or
+            ``fun`` closes over a tracked tensor instead of taking it through ``args``.
 
     >>> import torch
     >>> F = lambda v: torch.stack([10 * (v[1] - v[0] ** 2), 1 - v[0]])  # Rosenbrock
@@ -327,10 +351,36 @@ def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any =
         raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
     if not isinstance(args, tuple):
         raise InvalidOptionError(f"args must be a tuple; got {type(args).__name__}")
+    leaves, spec = tree_flatten(args)
+    pos = [i for i, a in enumerate(leaves) if isinstance(a, torch.Tensor)]
+    if any(under_vmap(t) for t in [x0, *(leaves[i] for i in pos)] if isinstance(t, torch.Tensor)):
+        raise UnsupportedOperationError(NO_VMAP.format(
+            name="root", alt=", or jacobite.solve_implicit, whose vmap is such a loop"))
     x = _as_start(x0, dtype)  # float64 by default; finite, non-empty
-    n = x.numel()
     max_nfev = _validate.max_iter(max_nfev, "max_nfev")
-    max_nfev = 100 * (n + 1) if max_nfev is None else max_nfev
+    max_nfev = 100 * (x.numel() + 1) if max_nfev is None else max_nfev
+    opts = dict(method=method, jac=jac, xtol=xtol, ftol=ftol, max_nfev=max_nfev,
+                verbose=verbose)
+    if not any(tracked(leaves[i]) for i in pos):
+        return _solve(fun, x, args, **opts)
+
+    def with_(th: list[torch.Tensor]) -> tuple[Any, ...]:
+        full = list(leaves)
+        for i, t in zip(pos, th, strict=True):
+            full[i] = t
+        return tree_unflatten(full, spec)
+
+    def run(th: list[torch.Tensor]) -> tuple[torch.Tensor, Any, RootResult]:
+        res = _solve(fun, x, with_(th), **opts)
+        return res.x, res.jac, res
+
+    xs, res = attach(lambda v, th: fun(v, *with_(th)), run, [leaves[i] for i in pos], None,
+                     loop_ok=False, failed=lambda r: None if r.success else r.message)
+    return dataclasses.replace(res, x=xs)
+
+
+def _solve(fun: Callable[..., Any], x: torch.Tensor, args: tuple[Any, ...], *, method: str,
+           jac: Any, xtol: float, ftol: float, max_nfev: int, verbose: int) -> RootResult:
     prob = _Problem(fun, args, jac, x)
     if verbose >= 2:
         print(f"{'nit':>5} {'nfev':>6} {'‖F‖':>14} radius (hybrid) or step length t (newton)")
