@@ -63,3 +63,9 @@ def test_curve_fit_with_mismatched_data_and_start() -> None:
         jacobite.curve_fit(model, t, torch.ones(5, dtype=DT), p0=[1.0, 0.0, 2.0])
     with pytest.raises(ShapeError, match="pair"):
         jacobite.curve_fit(model, t, torch.ones(5, dtype=DT), p0=[1.0, 0.0], bounds="wide")
+
+
+def test_implicit_jacobian_of_an_empty_solution() -> None:
+    with pytest.raises(ShapeError, match="x_star is empty"):
+        jacobite.implicit_jacobian(lambda x, t: x - t, torch.zeros(0, dtype=DT),
+                                   torch.zeros(0, dtype=DT))

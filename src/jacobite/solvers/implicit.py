@@ -98,6 +98,8 @@ def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: to
         raise ArgumentTypeError(f"x_star must be a tensor (the solution x* of F(x*, θ) = 0), "
                                 f"got {type(x_star).__name__}; pass e.g. solve_implicit(...)")
     x = x_star
+    if x.numel() == 0:
+        raise ShapeError("x_star is empty; pass the solution x* with at least one entry")
     leaves, spec = tree_flatten(theta)
     value, J = first_call(lambda xx: _value_and_jacobian(F, xx, theta, argnums=(0, 1),
                                                          flat=True), x, "F")
