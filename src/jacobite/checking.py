@@ -15,6 +15,7 @@ from .dense._engine import Problem
 from .dense._trees import substitute
 from .dense.jacobian import jacobian
 from .errors import JacobianMismatchError
+from .numeric._steps import Method
 
 __all__ = ["CheckResult", "check"]
 
@@ -38,7 +39,7 @@ class CheckResult:
     ad_jacobian: torch.Tensor
     numeric_jacobian: torch.Tensor
     nfev: int
-    method: str
+    method: Method
 
     def __bool__(self) -> bool:
         return self.ok
@@ -53,7 +54,7 @@ class CheckResult:
 
 
 def check(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-          method: str = "richardson", rtol: float = 1e-6, atol: float = 1e-8,
+          method: Method = "richardson", rtol: float = 1e-6, atol: float = 1e-8,
           raise_on_failure: bool = False) -> CheckResult:
     """Compare ``jacobite.jacobian(f, *args)`` with a numeric Jacobian and report the worst entry.
 

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import DtypeError
 from ._problem import Problem
-from ._steps import METHODS, NumericOptionError, default_steps, user_steps
+from ._steps import METHODS, Method, NumericOptionError, default_steps, user_steps
 from .complex_step import complex_step
 from .differences import central, forward
 from .result import NumericJacobian
@@ -22,7 +22,7 @@ __all__ = ["jacobian"]
 def jacobian(
     f: Callable[..., Any],
     x: Any,
-    method: str = "richardson",
+    method: Method = "richardson",
     *,
     step: Any = None,
     args: tuple = (),

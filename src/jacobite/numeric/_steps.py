@@ -15,7 +15,7 @@ array([6.06e-06, 6.06e-05])
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,7 +24,9 @@ from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
 
 __all__ = ["METHODS", "NumericOptionError", "default_steps", "scale", "user_steps"]
 
-METHODS = ("richardson", "central", "forward", "complex")
+#: A finite-difference scheme: Richardson extrapolation, central, forward or complex step.
+Method = Literal["richardson", "central", "forward", "complex"]
+METHODS: tuple[Method, ...] = ("richardson", "central", "forward", "complex")
 
 RICHARDSON_BASE = 0.5
 COMPLEX_STEP = 1e-20
@@ -42,7 +44,7 @@ def scale(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(x), 1.0)
 
 
-def default_steps(method: str, x: np.ndarray, eps: float) -> np.ndarray:
+def default_steps(method: Method, x: np.ndarray, eps: float) -> np.ndarray:
     """Default step per coordinate of the flat point ``x`` for ``method``.
 
     >>> import numpy as np

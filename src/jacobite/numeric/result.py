@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._steps import Method
+
 __all__ = ["Array", "NumericJacobian"]
 
 Array = np.ndarray | torch.Tensor
@@ -56,7 +58,7 @@ class NumericJacobian:
     jacobian: Any
     error: Any
     nfev: int
-    method: str
+    method: Method
     step: Any
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
