@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -41,10 +41,12 @@ from .root import RootResult, root
 
 __all__ = ["implicit_jacobian", "solve_implicit"]
 
-_CHECKS = ("warn", "raise", "off")
+#: What to do when x* does not solve F(x, θ) = 0 to ``residual_tol``.
+Check = Literal["warn", "raise", "off"]
+_CHECKS: tuple[Check, ...] = ("warn", "raise", "off")
 
 
-def _residual_check(Fval: torch.Tensor, check: str, residual_tol: float) -> None:
+def _residual_check(Fval: torch.Tensor, check: Check, residual_tol: float) -> None:
     if check == "off" or under_vmap(Fval):  # under vmap no value can be read: no check
         return
     worst = float(Fval.detach().abs().max()) if Fval.numel() else 0.0
@@ -59,7 +61,7 @@ def _residual_check(Fval: torch.Tensor, check: str, residual_tol: float) -> None
 
 
 def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: torch.Tensor,
-                      theta: Any, *, check: str = "warn", residual_tol: float | None = None,
+                      theta: Any, *, check: Check = "warn", residual_tol: float | None = None,
                       ) -> Any:
     """``dx*/dθ = −(∂F/∂x)⁻¹ ∂F/∂θ`` at a solution ``x*`` of ``F(x, θ) = 0``.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.func import grad_and_value
@@ -28,7 +28,9 @@ from ._checks import first_call
 
 __all__ = ["NewtonIterate", "NewtonResult", "newton_minimize"]
 
-_HESSIANS = ("exact", "gauss-newton")
+#: The Hessian newton_minimize steps with: exact (made positive definite) or Gauss–Newton's JᵀJ.
+HessianKind = Literal["exact", "gauss-newton"]
+_HESSIANS: tuple[HessianKind, ...] = ("exact", "gauss-newton")
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _newton_direction(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, f
     return -g, float("inf")  # pragma: no cover - H + τI is PD for τ > ‖H‖
 
 
-def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: str = "exact",
+def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKind = "exact",
                     residuals: Callable[..., Any] | None = None, tol: float = 1e-10,
                     max_iter: int = 100, line_search: bool = True, c1: float = 1e-4,
                     dtype: torch.dtype | None = torch.float64) -> NewtonResult:

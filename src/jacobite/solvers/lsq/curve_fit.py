@@ -29,7 +29,7 @@ import torch
 
 from ... import _validate
 from ...errors import InvalidOptionError, JacobiteWarning, NonFiniteInputError, ShapeError
-from .least_squares import least_squares
+from .least_squares import Method, least_squares
 
 __all__ = ["curve_fit"]
 
@@ -74,7 +74,7 @@ def _feasible_start(n: int, bounds: Any) -> np.ndarray:
 
 def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
               sigma: Any = None, absolute_sigma: bool = False,
-              bounds: Any = (-np.inf, np.inf), method: str | None = None,
+              bounds: Any = (-np.inf, np.inf), method: Method | None = None,
               jac: Callable[..., Any] | str | None = None, full_output: bool = False,
               **kwargs: Any) -> tuple[Any, ...]:
     """Fit ``model(xdata, *params)`` to ``ydata`` (SciPy's ``curve_fit`` semantics).

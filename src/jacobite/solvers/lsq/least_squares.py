@@ -33,7 +33,7 @@ machine epsilon (1.2e-7 for float32 residuals).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,14 +47,16 @@ from ._problem import Residuals
 from ._trust import cl_scaling, find_active
 from .gauss_newton import gauss_newton
 from .lm import SolverOutput, levenberg_marquardt
-from .losses import cost_of, robust_loss, scale_for_robust_loss
+from .losses import LossName, cost_of, robust_loss, scale_for_robust_loss
 from .result import LeastSquaresResult, covariance
 from .sparse_lm import sparse_levenberg_marquardt
 from .trf import trust_region_reflective
 
 __all__ = ["least_squares"]
 
-METHODS = ("auto", "lm", "trf", "gauss-newton")
+#: A least-squares method: Levenberg–Marquardt, trust-region reflective, Gauss–Newton or auto.
+Method = Literal["auto", "lm", "trf", "gauss-newton"]
+METHODS: tuple[Method, ...] = ("auto", "lm", "trf", "gauss-newton")
 
 
 def _bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +98,9 @@ def _x_scale(x_scale: Any, n: int) -> Any:
     return a
 
 
-def least_squares(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: Any = "auto",
-                  bounds: Any = (-np.inf, np.inf), x_scale: Any = "jac", loss: str = "linear",
+def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", jac: Any = "auto",
+                  bounds: Any = (-np.inf, np.inf), x_scale: Any = "jac",
+                  loss: LossName = "linear",
                   f_scale: float = 1.0, ftol: float = 1e-15, xtol: float = 1e-15,
                   gtol: float = 1e-15, max_nfev: int | None = None, verbose: int = 0,
                   args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,

@@ -22,7 +22,7 @@ and Jacobian (:func:`scale_for_robust_loss`) agree with SciPy to rounding.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,8 @@ __all__ = ["LOSSES", "robust_loss", "scale_for_robust_loss"]
 LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
 
 Loss = Callable[[np.ndarray], np.ndarray]
+#: A loss by name (SciPy's names): ``"linear"`` is plain least squares, the others are robust.
+LossName = Literal["linear", "soft_l1", "huber", "cauchy", "arctan"]
 
 
 def _linear(z: np.ndarray) -> np.ndarray:
@@ -69,7 +71,7 @@ def _arctan(z: np.ndarray) -> np.ndarray:
 _BASE = {"soft_l1": _soft_l1, "huber": _huber, "cauchy": _cauchy, "arctan": _arctan}
 
 
-def robust_loss(loss: str, f_scale: float = 1.0) -> Loss | None:
+def robust_loss(loss: LossName, f_scale: float = 1.0) -> Loss | None:
     """The loss as a function of the residual vector ``f`` returning ``(ρ, ρ', ρ'')`` (shape
     ``(3, m)``) of ``f²`` with ``f_scale`` applied; ``None`` for ``"linear"`` (the fast path).
 
