@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -230,7 +230,7 @@ def _fresh(size: int, Q: torch.Tensor, gen: torch.Generator | None) -> torch.Ten
 
 
 def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int | None = 0,
-                  which: str = "top", start: torch.Tensor | None = None,
+                  which: Literal["top", "both"] = "top", start: torch.Tensor | None = None,
                   stop: bool = True) -> Bidiagonal:
     """Run Golub–Kahan–Lanczos on ``P`` until the ``k`` wanted Ritz triplets converge.
 
@@ -298,7 +298,8 @@ def _ritz(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, ...]:
     return B, Yb, S, Xh.T, np.abs(beta[-1] * Yb[-1, :])
 
 
-def _done(res: tuple[np.ndarray, ...], k: int, floor: float, which: str) -> bool:
+def _done(res: tuple[np.ndarray, ...], k: int, floor: float, which: Literal["top", "both"],
+          ) -> bool:
     _, _, S, _, r = res
     lim = floor * max(float(S[0]), np.finfo(np.float64).tiny)
     if not bool(np.all(r[:k] <= lim)):

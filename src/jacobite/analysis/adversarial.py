@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,10 @@ __all__ = ["accuracy", "accuracy_vs_eps", "fgsm", "input_gradient", "pgd",
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: The ball a perturbation lives in: ℓ∞ (``"inf"``) or ℓ2 (``"2"``).
+Norm = Literal["inf", "2"]
+#: The attack of :func:`accuracy_vs_eps`.
+Attack = Literal["pgd", "fgsm"]
 
 
 def _check(x: torch.Tensor, y: torch.Tensor, eps: float, model: Any) -> None:
@@ -106,7 +110,7 @@ def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float,
     return _clamp(x.detach() + eps * g.sign(), clamp)
 
 
-def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+def _project(delta: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
     if norm == "inf":
         return delta.clamp(-eps, eps)
     n = delta.flatten(1).norm(dim=1).clamp_min(1e-30)
@@ -115,7 +119,7 @@ def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 
 
 def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None = None,
-        steps: int = 10, random_start: bool = True, seed: int | None = None, norm: str = "inf",
+        steps: int = 10, random_start: bool = True, seed: int | None = None, norm: Norm = "inf",
         loss: Loss = F.cross_entropy, clamp: tuple[float, float] | None = None) -> torch.Tensor:
     """Projected gradient ascent on the loss within ``‖x_adv − x‖ ≤ ε`` (Madry et al., 2018).
 
@@ -171,7 +175,7 @@ def accuracy(model: Model, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def accuracy_vs_eps(model: Model, x: torch.Tensor, y: torch.Tensor, eps_list: Sequence[float],
-                    attack: str = "pgd", **attack_kwargs: Any) -> list[tuple[float, float]]:
+                    attack: Attack = "pgd", **attack_kwargs: Any) -> list[tuple[float, float]]:
     """``[(ε, accuracy on the attacked inputs), …]`` — the robustness curve of ``model``.
 
     ``attack`` is ``"pgd"`` or ``"fgsm"``; ``attack_kwargs`` go to it (``steps``, ``alpha``,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -39,6 +39,9 @@ from .spectra import top_singular
 __all__ = ["SensitiveDirections", "input_jacobians", "saliency", "sensitive_directions"]
 
 Model = Callable[[torch.Tensor], torch.Tensor]
+#: How :func:`sensitive_directions` gets J's top singular vectors: a dense SVD, Lanczos on
+#: matrix-free products, or the choice by size.
+DirectionsMethod = Literal["auto", "dense", "matrix-free"]
 
 
 def _check_batch(x: torch.Tensor, name: str = "x_batch") -> None:
@@ -142,7 +145,8 @@ class SensitiveDirections:
                 "responses": self.responses.tolist(), "method": self.method}
 
 
-def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *, method: str = "auto",
+def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
+                         method: DirectionsMethod = "auto",
                          tol: float = 1e-10) -> SensitiveDirections:
     """The ``k`` input directions that change ``model``'s output most at the sample ``x``.
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.stats
@@ -50,6 +50,12 @@ __all__ = [
     "FrobeniusEstimate", "LogDetEstimate", "SingularTriplets", "condition_number",
     "frobenius_norm", "logabsdet", "spectral_norm", "top_singular",
 ]
+
+#: The probe vectors of a Hutchinson estimate.
+Distribution = Literal["rademacher", "gaussian"]
+#: How :func:`logabsdet` works: a dense factorisation, stochastic Lanczos quadrature, or the
+#: choice by size.
+LogdetMethod = Literal["auto", "exact", "slq"]
 
 _EXACT_BELOW = 256  # min(m, n) at or below which condition_number / logabsdet go dense
 
@@ -184,7 +190,7 @@ def _sample_ci(samples: np.ndarray, confidence: float) -> tuple[float, float, fl
 
 
 def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int = 16,
-                   seed: int | None = None, *, distribution: str = "rademacher",
+                   seed: int | None = None, *, distribution: Distribution = "rademacher",
                    confidence: float = 0.95) -> FrobeniusEstimate:
     """``‖J‖_F`` by Hutchinson projections: ``‖J‖²_F = E‖J v‖² = E‖Jᵀ u‖²``.
 
@@ -285,7 +291,7 @@ def _structured(op: JacobianOperator) -> bool:
     return type(op)._slogdet is not JacobianOperator._slogdet
 
 
-def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: str = "auto",
+def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: LogdetMethod = "auto",
               nprobe: int = 16, steps: int = 40, seed: int | None = 0,
               confidence: float = 0.95) -> LogDetEstimate:
     """``log|det J|`` of a square ``J``: exact where cheap, else an estimate with an error bar.
