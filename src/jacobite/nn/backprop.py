@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +36,13 @@ from ..errors import DtypeError, ShapeError
 from ..operators import JacobianOperator
 from . import _checks as chk
 from .layers import layer_step
-from .losses import cross_entropy_gradient, cross_entropy_loss, mse_gradient
+from .losses import Reduction, cross_entropy_gradient, cross_entropy_loss, mse_gradient
 
 __all__ = ["BackpropResult", "BackpropStep", "backprop"]
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
+#: A built-in loss by name: mean squared error or cross-entropy on logits.
+LossName = Literal["mse", "cross_entropy"]
 
 
 def _short(t: torch.Tensor, max_entries: int = 6) -> str:
@@ -130,7 +132,7 @@ def _leaves(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Modul
         yield prefix or type(module).__name__, module
 
 
-def _loss_start(loss: str | LossFn, out: torch.Tensor, target: Any, reduction: str
+def _loss_start(loss: LossName | LossFn, out: torch.Tensor, target: Any, reduction: Reduction
                 ) -> tuple[torch.Tensor, torch.Tensor, str, str]:
     """``(loss value, ∂L/∂output, label, structure)``."""
     if callable(loss):
@@ -178,7 +180,8 @@ def _param_grads(module: nn.Module, a: torch.Tensor, g: torch.Tensor, names: dic
 
 
 def backprop(model: nn.Module, x: torch.Tensor, target: Any,
-             loss: str | LossFn = "mse", *, reduction: str = "mean") -> BackpropResult:
+             loss: LossName | LossFn = "mse", *, reduction: Reduction = "mean",
+             ) -> BackpropResult:
     """Gradients of ``loss(model(x), target)`` w.r.t. ``x`` and every weight, by explicit VJPs.
 
     ``model`` is an ``nn.Sequential`` (nested ones are walked; any other module counts as one

@@ -13,7 +13,7 @@ These start :func:`jacobite.nn.backprop`'s backward pass.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -22,7 +22,9 @@ from . import _checks as chk
 
 __all__ = ["cross_entropy_gradient", "cross_entropy_loss", "mse_gradient", "one_hot_target"]
 
-_REDUCTIONS = ("sum", "mean")
+#: How per-sample losses combine over a batch.
+Reduction = Literal["sum", "mean"]
+_REDUCTIONS: tuple[Reduction, ...] = ("sum", "mean")
 
 
 def one_hot_target(target: Any, z: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,8 @@ def one_hot_target(target: Any, z: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.one_hot(idx.long(), K).to(z.dtype)
 
 
-def cross_entropy_gradient(z: torch.Tensor, target: Any, *, reduction: str = "sum") -> torch.Tensor:
+def cross_entropy_gradient(z: torch.Tensor, target: Any, *, reduction: Reduction = "sum",
+                           ) -> torch.Tensor:
     """Gradient of cross-entropy ``−Σ yᵢ log σᵢ`` w.r.t. the logits ``z``: ``σ − y``.
 
     For a one-hot (or any normalised) ``y`` this is ``σ − y``; for soft targets that do not sum
@@ -91,7 +94,8 @@ def cross_entropy_gradient(z: torch.Tensor, target: Any, *, reduction: str = "su
     return grad
 
 
-def cross_entropy_loss(z: torch.Tensor, target: Any, *, reduction: str = "sum") -> torch.Tensor:
+def cross_entropy_loss(z: torch.Tensor, target: Any, *, reduction: Reduction = "sum",
+                       ) -> torch.Tensor:
     """Cross-entropy ``−Σ yᵢ log σᵢ(z)`` via ``log_softmax`` (summed or averaged over the batch).
 
     >>> import torch
@@ -106,7 +110,7 @@ def cross_entropy_loss(z: torch.Tensor, target: Any, *, reduction: str = "sum") 
 
 
 def mse_gradient(output: torch.Tensor, target: torch.Tensor, *,
-                 reduction: str = "mean") -> torch.Tensor:
+                 reduction: Reduction = "mean") -> torch.Tensor:
     """Gradient of ``mse_loss(output, target)`` w.r.t. ``output``: ``2 (ŷ − t) / N`` (mean).
 
     ``reduction="sum"`` drops the ``1/N``; ``N`` is the number of entries, as in
