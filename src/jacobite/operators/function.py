@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -17,6 +17,8 @@ from .tags import transpose_tags
 __all__ = ["FunctionOperator"]
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
+#: How :meth:`FunctionOperator.solve` solves: a Krylov method, or materialise and factorise.
+SolveMethod = L.IterativeMethod | Literal["dense"]
 
 
 class FunctionOperator(JacobianOperator):
@@ -122,7 +124,7 @@ class FunctionOperator(JacobianOperator):
         )
 
     def _solve(
-        self, B: torch.Tensor, *, method: str | None = None, rtol: float | None = None,
+        self, B: torch.Tensor, *, method: SolveMethod | None = None, rtol: float | None = None,
         atol: float = 0.0, max_iter: int | None = None,
     ) -> torch.Tensor:
         if method == "dense" or (method is None and (
@@ -134,7 +136,7 @@ class FunctionOperator(JacobianOperator):
                                 max_iter=max_iter)
 
     def solve(
-        self, b: torch.Tensor, *, method: str | None = None, rtol: float | None = None,
+        self, b: torch.Tensor, *, method: SolveMethod | None = None, rtol: float | None = None,
         atol: float = 0.0, max_iter: int | None = None, maxiter: int | None = None,
     ) -> torch.Tensor:
         """Solve ``J x = b`` iteratively (``b`` of shape ``(n,)`` or ``(n, k)``).

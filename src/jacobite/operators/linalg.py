@@ -11,7 +11,7 @@ to their structure and tags.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -92,12 +92,16 @@ def _tol_kw() -> str:
     return "rtol" if "rtol" in inspect.signature(spla.gmres).parameters else "tol"
 
 
+#: SciPy's Krylov solvers that :func:`iterative_solve` runs.
+IterativeMethod = Literal["gmres", "cg"]
+
+
 def default_rtol(dtype: torch.dtype) -> float:
     return 1e-10 if dtype in (torch.float64, torch.complex128) else 1e-5
 
 
 def iterative_solve(
-    op: Any, b: torch.Tensor, *, method: str = "gmres", rtol: float | None = None,
+    op: Any, b: torch.Tensor, *, method: IterativeMethod = "gmres", rtol: float | None = None,
     atol: float = 0.0, max_iter: int | None = None,
 ) -> torch.Tensor:
     """Solve ``op x = b`` column by column with SciPy's GMRES or CG (``b`` of shape (n, k)).
