@@ -20,7 +20,7 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import scipy.integrate as si
 
@@ -36,7 +36,8 @@ __all__ = ["METHODS", "IntegrationResult", "integrate"]
 #: Quadrature methods: ``"nquad"`` (pointwise nested QUADPACK via ``quad``/``nquad``),
 #: ``"cubature"`` (vectorised ``scipy.integrate.cubature``, one batched AD pass per batch),
 #: ``"auto"`` (``quad`` in one dimension, ``cubature`` in two or more).
-METHODS = ("auto", "nquad", "cubature")
+Method = Literal["auto", "nquad", "cubature"]
+METHODS: tuple[Method, ...] = ("auto", "nquad", "cubature")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _tolerance(v: Any, name: str) -> float:
     return float(v)
 
 
-def _resolve_method(method: str, T: Transform) -> str:
+def _resolve_method(method: Method, T: Transform) -> Literal["nquad", "cubature"]:
     if method not in METHODS:
         raise InvalidOptionError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     if method == "auto":
@@ -117,7 +118,7 @@ def _run_cubature(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs:
 
 
 def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | None = None, *,
-              epsabs: float = 1.49e-8, epsrel: float = 1.49e-8, method: str = "auto",
+              epsabs: float = 1.49e-8, epsrel: float = 1.49e-8, method: Method = "auto",
               limit: int | None = None) -> IntegrationResult:
     """``∫ f(x) dx`` over a region given in new coordinates ``u``, as ``∫ f(T(u)) |det J| du``.
 
