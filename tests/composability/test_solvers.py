@@ -27,18 +27,7 @@ from jacobite.errors import JacobiteError
 
 from ._harness import DEVICES, DIFF_TRANSFORMS, Known, check, params, to
 
-# ----------------------------------------------------------------------------- known failures
-_SOLVER_X = ("the solution is computed in NumPy and returned detached: autograd finds no "
-             "grad_fn, torch.func.grad gets a silent zero (root) or an untyped RuntimeError "
-             "(least_squares); wrap res.x in the implicit-function autograd.Function when a "
-             "tensor in args requires grad or is functorch-wrapped")
-_SOLVER_VMAP = ("under vmap the NumPy solver's failure surfaces as ShapeError('fun failed on x0 "
-                "...'), which misnames the problem and names no alternative; raise a typed "
-                "error naming a Python loop over the batch")
-KNOWN = (
-    Known(_SOLVER_X, path="least_squares", transform=DIFF_TRANSFORMS),
-    Known(_SOLVER_VMAP, path="least_squares", transform="vmap"),
-)
+KNOWN: tuple[Known, ...] = ()  # every path composes
 
 PATHS = ("solve_implicit", "implicit_jacobian", "root", "least_squares")
 TRANSFORMS = (*DIFF_TRANSFORMS, "vmap")

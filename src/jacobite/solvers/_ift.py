@@ -30,9 +30,17 @@ import torch
 from torch.utils._pytree import TreeSpec, tree_unflatten
 
 from ..dense._trees import under_vmap
-from ..errors import ConvergenceError, SingularOperatorError, UnsupportedOperationError
+from ..errors import SingularOperatorError, UnsupportedOperationError
 
-__all__ = ["attach", "solve", "tracked"]
+__all__ = ["CLOSED_OVER", "NO_VMAP", "attach", "solve", "tracked"]
+
+CLOSED_OVER = ("fun depends on a tensor that autograd or a torch.func transform tracks, but not "
+               "through args, so the solution would be silently constant in it; pass that "
+               "tensor in args=(θ,) (x is then differentiable in it by the implicit function "
+               "theorem), or use jacobite.solve_implicit(F, x0, θ)")
+NO_VMAP = ("{name} cannot run under torch.func.vmap (its iterations read values into Python): "
+           "loop over the batch in Python instead, e.g. torch.stack([{name}(fun, x0, "
+           "args=(t,)).x for t in batch]){alt}")
 
 _SVD_CHECK_MAX_N = 512  # larger systems rely on LU's pivots
 _SINGULAR = ("∂F/∂x is singular at x*: the solution is not a differentiable function of θ there "
@@ -89,9 +97,10 @@ class _Box:
 
     def __init__(self, G: Callable[[torch.Tensor, Any], torch.Tensor],
                  run: Callable[[Any], tuple[torch.Tensor, Any, Any]], spec: TreeSpec | None,
-                 loop_ok: bool, failed: Callable[[Any], str | None]) -> None:
+                 loop_ok: bool, failed: Callable[[Any], Exception | None]) -> None:
         self.G, self.run, self.spec, self.loop_ok, self.failed = G, run, spec, loop_ok, failed
         self.jac: Any = None
+        self.name = "root"
         self.result: Any = None
 
     def theta(self, leaves: Sequence[torch.Tensor]) -> Any:
@@ -152,7 +161,7 @@ class _Implicit(torch.autograd.Function):
     def vmap(info: Any, in_dims: tuple[Any, ...], box: _Box,
              *leaves: torch.Tensor) -> tuple[torch.Tensor, int]:
         if not box.loop_ok:
-            raise UnsupportedOperationError(_NO_VMAP)
+            raise UnsupportedOperationError(NO_VMAP.format(name=box.name, alt=""))
         outs = []
         for i in range(info.batch_size):
             lv = [leaf if d is None else leaf.select(d, i)
@@ -161,30 +170,26 @@ class _Implicit(torch.autograd.Function):
         return torch.stack(outs), 0
 
 
-_NO_VMAP = ("this solver cannot run under torch.func.vmap (its iterations read values into "
-            "Python): loop over the batch in Python instead, e.g. torch.stack([solve(t) for t in "
-            "batch]), or use jacobite.solve_implicit, whose vmap is such a loop")
-
-
 def _ok_ctx(ctx: Any) -> None:
-    why = ctx.box.failed(ctx.result)
-    if why is not None:
-        raise ConvergenceError(f"the solve did not converge ({why}); x*(θ) has no derivative "
-                               "there")
+    exc = ctx.box.failed(ctx.result)
+    if exc is not None:
+        raise exc
 
 
 def attach(G: Callable[[torch.Tensor, Any], torch.Tensor],
            run: Callable[[Any], tuple[torch.Tensor, Any, Any]], leaves: Sequence[torch.Tensor],
            spec: TreeSpec | None, *, loop_ok: bool = True,
-           failed: Callable[[Any], str | None] = lambda _: None) -> tuple[torch.Tensor, Any]:
+           failed: Callable[[Any], Exception | None] = lambda _: None,
+           name: str = "root") -> tuple[torch.Tensor, Any]:
     """``(x*, result)`` from ``run(θ)`` (θ detached), ``x*`` differentiable in ``leaves``
     through ``G(x*, θ) = 0``.
 
     ``run(θ)`` returns ``(x*, ∂G/∂x or None, result)``; ``θ`` is
     ``tree_unflatten(leaves, spec)`` (the list of leaves when ``spec`` is None).
-    ``failed(result)`` says why a solve has no derivative (None when it has one): its
-    derivatives then raise :class:`~jacobite.errors.ConvergenceError`. ``loop_ok=False`` makes
-    ``vmap`` raise a typed error naming a loop.
+    ``failed(result)`` is the error that a derivative of this solve raises (None when it has
+    one: a failed or constrained solve has none). ``loop_ok=False`` makes
+    ``vmap`` raise a typed error naming a loop over calls of ``name``.
     """
     box = _Box(G, run, spec, loop_ok, failed)
+    box.name = name
     return _Implicit.apply(box, *leaves), box.result

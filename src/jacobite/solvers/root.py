@@ -43,6 +43,7 @@ from .. import _validate
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..dense._trees import under_vmap
 from ..errors import (
+    ConvergenceError,
     InvalidOptionError,
     JacobianTooLarge,
     NonFiniteInputError,
@@ -52,19 +53,12 @@ from ..errors import (
 )
 from ._checks import first_call
 from ._dogleg import DenseSystem, System, as_system, backtrack, dogleg
-from ._ift import attach, tracked
+from ._ift import CLOSED_OVER, NO_VMAP, attach, tracked
 from .newton import _as_start
 
 __all__ = ["RootResult", "root"]
 
 _METHODS = ("hybrid", "newton")
-CLOSED_OVER = ("fun depends on a tensor that autograd or a torch.func transform tracks, but not "
-               "through args, so the solution would be silently constant in it; pass that "
-               "tensor in args=(θ,) (x is then differentiable in it by the implicit function "
-               "theorem), or use jacobite.solve_implicit(F, x0, θ)")
-NO_VMAP = ("{name} cannot run under torch.func.vmap: its iterations read values into Python. "
-           "Loop over the batch in Python instead, e.g. torch.stack([{name}(fun, x0, "
-           "args=(t,)).x for t in batch]){alt}")
 
 
 @dataclass(frozen=True)
@@ -375,8 +369,15 @@ def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any =
         return res.x, res.jac, res
 
     xs, res = attach(lambda v, th: fun(v, *with_(th)), run, [leaves[i] for i in pos], None,
-                     loop_ok=False, failed=lambda r: None if r.success else r.message)
+                     loop_ok=False, failed=_failed)
     return dataclasses.replace(res, x=xs)
+
+
+def _failed(res: RootResult) -> Exception | None:
+    if res.success:
+        return None
+    return ConvergenceError(f"root did not converge ({res.message}): x*(θ) has no derivative "
+                            "there")
 
 
 def _solve(fun: Callable[..., Any], x: torch.Tensor, args: tuple[Any, ...], *, method: str,

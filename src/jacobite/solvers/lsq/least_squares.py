@@ -32,16 +32,26 @@ machine epsilon (1.2e-7 for float32 residuals).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ... import _validate
-from ...errors import InvalidOptionError, NonFiniteInputError, ShapeError
+from ...dense._trees import under_vmap
+from ...errors import (
+    ConvergenceError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 from .._checks import first_call
+from .._ift import CLOSED_OVER, NO_VMAP, attach, tracked
 from ..newton import _as_start as _start
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
@@ -134,13 +144,20 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
 
     Returns:
         a :class:`LeastSquaresResult`; failure to converge is reported in ``status`` /
-        ``success``, not raised. The returned cost is never above the cost at ``x0``.
+        ``success``, not raised. The returned cost is never above the cost at ``x0``. Where a
+        tensor in ``args`` / ``kwargs`` is tracked (``requires_grad`` under autograd, or wrapped
+        by a ``torch.func`` transform), ``x`` is differentiable in it by the implicit function
+        theorem on ``∇ₓ ½‖r‖² = 0`` with the full Hessian (autograd, ``grad``, ``jacrev``,
+        ``jacfwd``, any order; linear loss only). The other fields are constants.
 
     Raises:
         InvalidOptionError: an unknown method / loss / jac, bad tolerances, ``x0`` outside the
             bounds, or bounds / a sparse Jacobian / ``m < n`` with ``method="lm"``.
         NonFiniteInputError: ``x0``, the residuals or the Jacobian at ``x0`` contain NaN/Inf.
         ShapeError: bounds, ``x_scale`` or the Jacobian of the wrong size.
+        UnsupportedOperationError: under ``torch.func.vmap`` (loop over the batch instead);
+            ``fun`` closing over a tracked tensor instead of taking it through ``args``; a
+            robust loss with tracked ``args``; the derivative where a bound is active.
     """
     _validate.callable_(fun, "fun")
     _validate.choice(method, "method", METHODS)
@@ -151,6 +168,20 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     geodesic = _validate.boolean(geodesic, "geodesic")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+    leaves, spec = tree_flatten((args, dict(kwargs or {})))
+    pos = [i for i, a in enumerate(leaves) if isinstance(a, torch.Tensor)]
+    if any(under_vmap(t) for t in [x0, *(leaves[i] for i in pos)] if isinstance(t, torch.Tensor)):
+        raise UnsupportedOperationError(NO_VMAP.format(name="least_squares", alt=""))
+    if any(tracked(leaves[i]) for i in pos):
+        if rho is not None:
+            raise UnsupportedOperationError(
+                f"least_squares with loss={loss!r} is not differentiable in args; use "
+                "loss='linear', or jacobite.solve_implicit on the stationarity condition "
+                "∇ₓ ½Σρ(r²) = 0 (torch.func.grad of your cost)")
+        opts = dict(method=method, jac=jac, bounds=bounds, x_scale=x_scale, ftol=ftol,
+                    xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose,
+                    geodesic=geodesic, dtype=dtype)
+        return _stationary(fun, x0, leaves, spec, pos, opts)
     xt = _start(x0, dtype)
     n = xt.numel()
     lb, ub = _bounds(bounds, n)
@@ -162,7 +193,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
                                  f"[{lb[bad]:g}, {ub[bad]:g}]); start from a feasible point")
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     P = Residuals(fun, xt, jac, args, kwargs)
-    f0 = first_call(P.f, x, "fun")
+    f0 = first_call(_first_f, x, "fun", P)
     if not np.all(np.isfinite(f0)):
         k = int(np.flatnonzero(~np.isfinite(f0))[0])
         raise NonFiniteInputError(f"the residuals at x0 are not finite (r[{k}] = {f0[k]}); start "
@@ -204,6 +235,50 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     if not out.cost <= cost0:  # pragma: no cover - the solvers only accept decreasing steps
         out = SolverOutput(x, f0, J0, cost0, out.status, out.message, out.nit)
     return _result(P, out, method, rho, lb, ub, bounded, verbose)
+
+
+def _first_f(v: np.ndarray, P: Residuals) -> np.ndarray:
+    """``P.f(v)``, refusing a ``fun`` that closes over a tensor autograd or torch.func tracks
+    (its solution would be silently constant in that tensor)."""
+    if torch.is_grad_enabled() and tracked(P._flat_call(P.tensor(v))):
+        raise UnsupportedOperationError(CLOSED_OVER)
+    return P.f(v)
+
+
+def _stationary(fun: Callable[..., Any], x0: Any, leaves: list[Any], spec: Any, pos: list[int],
+                opts: dict[str, Any]) -> LeastSquaresResult:
+    """The solution with ``x`` differentiable in the tracked tensors of ``args`` / ``kwargs``,
+    by the implicit function theorem on ``∇ₓ ½‖r(x, θ)‖² = 0`` (the full Hessian)."""
+    def with_(th: list[torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        full = list(leaves)
+        for i, t in zip(pos, th, strict=True):
+            full[i] = t
+        a, kw = tree_unflatten(full, spec)
+        return tuple(a), kw
+
+    def grad_cost(v: torch.Tensor, th: list[torch.Tensor]) -> torch.Tensor:
+        a, kw = with_(th)
+        return torch.func.grad(lambda u: 0.5 * fun(u, *a, **kw).square().sum())(v)
+
+    def run(th: list[torch.Tensor]) -> tuple[torch.Tensor, None, LeastSquaresResult]:
+        a, kw = with_(th)
+        res = least_squares(fun, x0, args=a, kwargs=kw, **opts)
+        return res.x, None, res
+
+    def failed(res: LeastSquaresResult) -> Exception | None:
+        if not res.success:
+            return ConvergenceError(f"least_squares did not converge ({res.message}): x*(θ) "
+                                    "has no derivative there")
+        if bool(res.active_mask.any()):
+            return UnsupportedOperationError(
+                "a bound is active at the solution, where x*(θ) is not differentiable by the "
+                "implicit function theorem; drop the bounds, or fix the active variables and "
+                "use jacobite.solve_implicit on the remaining stationarity condition")
+        return None
+
+    xs, res = attach(grad_cost, run, [leaves[i] for i in pos], None, loop_ok=False,
+                     failed=failed, name="least_squares")
+    return dataclasses.replace(res, x=xs)
 
 
 def _result(P: Residuals, out: SolverOutput, method: str, rho: Any, lb: np.ndarray,
