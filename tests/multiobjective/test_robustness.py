@@ -182,3 +182,19 @@ def test_sweep_of_float32_jacobians_always_has_an_answer() -> None:
             d = agg(J)
             assert d.shape == (J.shape[1],) and bool(torch.isfinite(d).all()), \
                 (i, tuple(J.shape), repr(agg))
+
+
+def test_last_resort_gives_the_same_answer(monkeypatch) -> None:
+    # with the pivoting made to fail every time, the least-squares last resort answers
+    from jacobite.multiobjective.aggregators import _qp, upgrad
+
+    J = _low_rank(8, m=7, k=7, n=12, dtype=torch.float64)
+    refs = [agg(J) for agg in (UPGrad(), DualProj(), MGDA(), CAGrad(0.5))]
+
+    def stalled(*args, **kwargs):
+        raise _qp._Stalled
+
+    monkeypatch.setattr(_qp, "_attempt", stalled)
+    monkeypatch.setattr(upgrad, "_solve_lcp_numpy", stalled)
+    for agg, ref in zip((UPGrad(), DualProj(), MGDA(), CAGrad(0.5)), refs, strict=True):
+        torch.testing.assert_close(agg(J), ref, rtol=1e-6, atol=1e-8)

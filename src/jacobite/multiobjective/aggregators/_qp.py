@@ -201,7 +201,9 @@ def _nnls(M: Tensor, Q: Tensor) -> Tensor:
     method that terminates whatever the degeneracy."""
     from scipy.optimize import nnls
 
-    R = torch.linalg.cholesky(M.cpu())
+    R, info = torch.linalg.cholesky_ex(M.cpu())
+    if int(info) != 0:  # pragma: no cover - M is repaired to be definite before it comes here
+        return (-Q @ torch.linalg.pinv(M, hermitian=True)).clamp_min(0.0)
     A = R.T.numpy()
     B = -torch.linalg.solve_triangular(R, Q.cpu().T, upper=False).T.numpy()
     m = M.shape[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -11,7 +11,9 @@ from ._base import GramianWeightedAggregator, Option, one_of, pref_weights, vect
 
 __all__ = ["AlignedMTL"]
 
-_SCALE_MODES = ("min", "median", "rmse")
+#: The singular value the aligned gradients are scaled to: the smallest, the median or the RMS.
+ScaleMode = Literal["min", "median", "rmse"]
+_SCALE_MODES: tuple[ScaleMode, ...] = ("min", "median", "rmse")
 
 
 class AlignedMTL(GramianWeightedAggregator):
@@ -35,7 +37,7 @@ class AlignedMTL(GramianWeightedAggregator):
     _str_option = "pref_vector"
     scale_mode = Option(one_of(*_SCALE_MODES))
 
-    def __init__(self, pref_vector: Tensor | None = None, scale_mode: str = "min") -> None:
+    def __init__(self, pref_vector: Tensor | None = None, scale_mode: ScaleMode = "min") -> None:
         self.pref_vector = pref_vector
         self.scale_mode = scale_mode
 

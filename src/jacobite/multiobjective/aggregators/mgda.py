@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -85,7 +85,8 @@ class MGDA(GramianWeightedAggregator):
     solver = Option(one_of("exact", "frank-wolfe"))
 
     def __init__(self, epsilon: float = 0.001, max_iter: int | None = None, *,
-                 solver: str = "exact", max_iters: int | None = None) -> None:
+                 solver: Literal["exact", "frank-wolfe"] = "exact",
+                 max_iters: int | None = None) -> None:
         max_iter = _validate.renamed("max_iters", max_iters, "max_iter", max_iter)
         self.epsilon = epsilon
         self.max_iter = 100 if max_iter is None else max_iter
