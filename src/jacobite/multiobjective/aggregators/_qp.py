@@ -41,7 +41,7 @@ tensor([[0.5000, 0.0000]], dtype=torch.float64)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -52,7 +52,9 @@ from ...errors import ConvergenceError, InvalidOptionError, require
 
 __all__ = ["project_dual_cone", "solve_lcp"]
 
-_SOLVERS = ("auto", "torch", "quadprog")
+#: Who solves the dual-cone projection: jacobite's own solver (torch), quadprog, or the choice.
+QPSolver = Literal["auto", "torch", "quadprog"]
+_SOLVERS: tuple[QPSolver, ...] = ("auto", "torch", "quadprog")
 _BACKUP = 3  # full exchanges allowed without progress before Murty's single exchange
 _SMALL = 32  # up to this m, masked full-size systems in one stacked solve (NumPy path)
 
@@ -320,7 +322,7 @@ def _quadprog(G: Tensor, U: Tensor) -> Tensor:
     return torch.as_tensor(np.stack(out), dtype=U.dtype, device=U.device)
 
 
-def project_dual_cone(G: Tensor, U: Tensor, solver: str = "auto") -> Tensor:
+def project_dual_cone(G: Tensor, U: Tensor, solver: QPSolver = "auto") -> Tensor:
     """For each row ``u`` of ``U`` (B, m): the ``v`` minimising ``vᵀGv`` subject to ``v ≥ u``.
 
     ``Jᵀv`` is then the projection of ``Jᵀu`` onto the dual cone ``{d : J d ≥ 0}`` of the rows

@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from ._base import GramianWeightedAggregator, Option, nonnegative, one_of, vector
-from ._qp import _SOLVERS
+from ._qp import _SOLVERS, QPSolver
 from .upgrad import dual_cone_weights
 
 __all__ = ["DualProj"]
@@ -39,7 +39,7 @@ class DualProj(GramianWeightedAggregator):
     solver = Option(one_of(*_SOLVERS))
 
     def __init__(self, pref_vector: Tensor | None = None, *, norm_eps: float = 1e-4,
-                 reg_eps: float = 1e-4, solver: str = "auto") -> None:
+                 reg_eps: float = 1e-4, solver: QPSolver = "auto") -> None:
         self.pref_vector = pref_vector
         self.norm_eps = norm_eps
         self.reg_eps = reg_eps

@@ -18,7 +18,7 @@ from ._base import (
     pref_weights,
     vector,
 )
-from ._qp import _SOLVERS, _mm, _solve_lcp_numpy, _Stalled, project_dual_cone
+from ._qp import _SOLVERS, QPSolver, _mm, _solve_lcp_numpy, _Stalled, project_dual_cone
 
 __all__ = ["UPGrad", "dual_cone_weights", "normalize_regularize"]
 
@@ -61,7 +61,7 @@ HOST_MAX_M = 64
 
 
 def dual_cone_weights(G: Tensor, pref: Tensor | None, norm_eps: float, reg_eps: float,
-                      solver: str, *, each_row: bool) -> Tensor:
+                      solver: QPSolver, *, each_row: bool) -> Tensor:
     """UPGrad's (``each_row=True``: Σᵢ of the projections of pᵢ eᵢ) or DualProj's (the
     projection of p) weights from the Gramian, ``Ĝ = G / tr(G) + reg_eps·I``."""
     if pref is not None:
@@ -113,7 +113,7 @@ class UPGrad(GramianWeightedAggregator):
     solver = Option(one_of(*_SOLVERS))
 
     def __init__(self, pref_vector: Tensor | None = None, *, norm_eps: float = 1e-4,
-                 reg_eps: float = 1e-4, solver: str = "auto") -> None:
+                 reg_eps: float = 1e-4, solver: QPSolver = "auto") -> None:
         self.pref_vector = pref_vector
         self.norm_eps = norm_eps
         self.reg_eps = reg_eps
