@@ -120,7 +120,7 @@ class _Implicit(torch.autograd.Function):
     """``x*(θ)``: forward by the box's solver, derivatives by the implicit function theorem."""
 
     @staticmethod
-    def forward(box: _Box, *leaves: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(box: _Box, *leaves: torch.Tensor) -> torch.Tensor:
         x, box.jac, box.result = box.run(box.theta([leaf.detach() for leaf in leaves]))
         return x.detach().clone()
 
@@ -132,7 +132,7 @@ class _Implicit(torch.autograd.Function):
         ctx.save_for_forward(output, *leaves)
 
     @staticmethod
-    def backward(ctx: Any, gx: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, gx: torch.Tensor) -> tuple[Any, ...]:
         x, *leaves = ctx.saved_tensors
         box: _Box = ctx.box
         _ok_ctx(ctx)
@@ -141,7 +141,8 @@ class _Implicit(torch.autograd.Function):
             x, leaves = x.detach(), [leaf.detach() for leaf in leaves]
         J = _jac_x(box, x, leaves) if higher or ctx.jac is None else ctx.jac
         lam = solve(J, gx.reshape(-1).to(x.dtype), transpose=True)
-        out, vjp_fn = torch.func.vjp(lambda *lv: box.g_flat(x, lv), *leaves)
+        # torch types vjp as a 2- or 3-tuple (has_aux)
+        out, vjp_fn = torch.func.vjp(lambda *lv: box.g_flat(x, lv), *leaves)[:2]
         grads = vjp_fn(-lam.to(out.dtype))
         return (None, *(g.to(leaf.dtype) if ctx.needs_input_grad[i + 1] else None
                         for i, (g, leaf) in enumerate(zip(grads, leaves, strict=True))))

@@ -178,10 +178,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
                 f"least_squares with loss={loss!r} is not differentiable in args; use "
                 "loss='linear', or jacobite.solve_implicit on the stationarity condition "
                 "∇ₓ ½Σρ(r²) = 0 (torch.func.grad of your cost)")
-        opts = dict(method=method, jac=jac, bounds=bounds, x_scale=x_scale, ftol=ftol,
-                    xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose,
-                    geodesic=geodesic, dtype=dtype)
-        return _stationary(fun, x0, leaves, spec, pos, opts)
+        inner = dict(method=method, jac=jac, bounds=bounds, x_scale=x_scale, ftol=ftol,
+                     xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose,
+                     geodesic=geodesic, dtype=dtype)
+        return _stationary(fun, x0, leaves, spec, pos, inner)
     xt = _start(x0, dtype)
     n = xt.numel()
     lb, ub = _bounds(bounds, n)
