@@ -34,7 +34,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -58,7 +58,9 @@ from .newton import _as_start
 
 __all__ = ["RootResult", "root"]
 
-_METHODS = ("hybrid", "newton")
+#: A root-finding method: Powell's hybrid (dogleg) or damped Newton.
+Method = Literal["hybrid", "newton"]
+_METHODS: tuple[Method, ...] = ("hybrid", "newton")
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,7 @@ class _Solver:
         return out
 
 
-def root(fun: Callable[..., Any], x0: Any, *, method: str = "hybrid", jac: Any = "auto",
+def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: Any = "auto",
          xtol: float = 1e-12, ftol: float = 1e-14, max_nfev: int | None = None,
          verbose: int = 0, args: tuple[Any, ...] = (),
          dtype: torch.dtype | None = torch.float64) -> RootResult:
@@ -380,7 +382,7 @@ def _failed(res: RootResult) -> Exception | None:
                             "there")
 
 
-def _solve(fun: Callable[..., Any], x: torch.Tensor, args: tuple[Any, ...], *, method: str,
+def _solve(fun: Callable[..., Any], x: torch.Tensor, args: tuple[Any, ...], *, method: Method,
            jac: Any, xtol: float, ftol: float, max_nfev: int, verbose: int) -> RootResult:
     prob = _Problem(fun, args, jac, x)
     if verbose >= 2:
