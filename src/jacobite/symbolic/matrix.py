@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -19,7 +19,9 @@ from .variables import free_symbols, resolve_point
 
 __all__ = ["SymbolicMatrix"]
 
-_KINDS = ("jacobian", "gradient", "hessian")
+#: What a :class:`SymbolicMatrix` holds.
+Kind = Literal["jacobian", "gradient", "hessian"]
+_KINDS: tuple[Kind, ...] = ("jacobian", "gradient", "hessian")
 
 
 def _real(sp: Any, v: Any, where: str) -> float:
@@ -61,7 +63,7 @@ class SymbolicMatrix:
 
     matrix: Any
     variables: tuple[Any, ...]
-    kind: str = "jacobian"
+    kind: Kind = "jacobian"
     function: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
