@@ -1,6 +1,6 @@
 # jacobite — two commands do all set-up on a fresh machine:
 #   make demo   creates .venv, installs jacobite, runs `jacobite tour`
-#   make test   creates .venv with the dev extras, runs ruff, the whole suite and the doctests
+#   make test   creates .venv with the dev extras, runs ruff, mypy, the whole suite and the doctests
 #
 # torch: where there is no GPU the CPU build is installed (on these machines
 # `pip install torch==2.13.0` resolves to a local CPU wheel; a plain `torch` would pull a
@@ -13,7 +13,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 JOBS   ?= 2
 
-.PHONY: demo test test-gpu lint bench clean venv
+.PHONY: demo test test-gpu lint typecheck bench clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ demo: $(VENV)/.base
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks
 
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
 test: $(VENV)/.dev lint
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
@@ -50,4 +53,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis
