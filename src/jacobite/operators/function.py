@@ -50,6 +50,9 @@ class FunctionOperator(JacobianOperator):
     tensor([3., 1.], dtype=torch.float64)
     """
 
+    #: ``f(*args)`` on an operator made by :func:`jacobite.linearize` (absent on others)
+    value: Any
+
     def __init__(
         self, shape: tuple[int, int], mv: Fn, rmv: Fn | None = None, *, dtype: torch.dtype,
         device: torch.device | str | None = None, tags: Any = (), rank_bound: int | None = None,
