@@ -3,12 +3,6 @@ each is xfail(strict=True) with the behaviour observed, so a change that fixes o
 fails the run (XPASS) until its line is removed here."""
 
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ('jacobite.batch_jacobian', "flat='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.batch_jacobian', 'flat=2'):
-        'dense: accepted without an error',
-    ('jacobite.batch_jacobian', "in_dims='0'"):
-        "dense: untyped TypeError: '>' not supported between instances of 'int' and 'str'",
     ('jacobite.config.format_bytes', "0='lots'"):
         "config: untyped TypeError: bad operand type for abs(): 'str'",
     ('jacobite.config.format_bytes', '0=-1'):
@@ -27,62 +21,18 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         "config: untyped TypeError: bad operand type for abs(): 'object'",
     ('jacobite.hessian', 'argnums=1.0'):
         "dense: untyped TypeError: 'float' object is not iterable",
-    ('jacobite.hessian', "flat='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.hessian', 'flat=2'):
-        'dense: accepted without an error',
-    ('jacobite.hessian', "sparse='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.hessian', 'sparse=2'):
-        'dense: accepted without an error',
-    ('jacobite.hvp', "argnums='0'"):
-        'dense: untyped TypeError: tuple indices must be integers or slices, not str',
-    ('jacobite.hvp', 'argnums=1.0'):
-        'dense: untyped TypeError: tuple indices must be integers or slices, not float',
-    ('jacobite.hvp', 'argnums=5'):
-        'dense: ArgnumsError without a fix in its message: argnums=5 is out of range for 1 prim',
-    ('jacobite.hvp', "check_finite='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.hvp', 'check_finite=2'):
-        'dense: accepted without an error',
-    ('jacobite.jacobian', "check_finite='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.jacobian', 'check_finite=2'):
-        'dense: accepted without an error',
-    ('jacobite.jacobian', "flat='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.jacobian', 'flat=2'):
-        'dense: accepted without an error',
-    ('jacobite.jacobian', "sparse='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.jacobian', 'sparse=2'):
-        'dense: accepted without an error',
-    ('jacobite.linearize', "check_finite='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.linearize', 'check_finite=2'):
-        'dense: accepted without an error',
     ('jacobite.module_jacobian', "1='abc'"):
         "dense: untyped TypeError: linear(): argument 'input' (position 1) must be Tensor, not ",
     ('jacobite.module_jacobian', '1=None'):
         "dense: untyped TypeError: linear(): argument 'input' (position 1) must be Tensor, not ",
     ('jacobite.module_jacobian', '1=object'):
         "dense: untyped TypeError: linear(): argument 'input' (position 1) must be Tensor, not ",
-    ('jacobite.module_jacobian', '1=tensor(2, 2)-float64-nan'):
-        'dense: accepted without an error',
     ('jacobite.module_jacobian', '1=tensor(2, 3)-float64'):
         'dense: untyped RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 2x2)',
     ('jacobite.module_jacobian', '1=tensor(3,)-int64'):
         'dense: untyped RuntimeError: mat1 and mat2 must have the same dtype, but got Long and ',
-    ('jacobite.module_jacobian', "flat='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.module_jacobian', 'flat=2'):
-        'dense: accepted without an error',
     ('jacobite.module_jacobian', 'params=3'):
         "dense: untyped TypeError: 'int' object is not iterable",
-    ('jacobite.module_jacobian', "return_value='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.module_jacobian', 'return_value=2'):
-        'dense: accepted without an error',
     ('jacobite.multiobjective.AlignedMTL', 'pref_vector=tensor(2,)-float32-nan'):
         'multiobjective: NonFiniteInputError without a fix in its message: pref_vector contains',
     ('jacobite.multiobjective.CAGrad()', "0='abc'"):
@@ -147,20 +97,4 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         'multiobjective: ShapeError without a fix in its message: batch tensors disagree on the',
     ('jacobite.multiobjective.per_example_backward', "aggregator='upgrad'"):
         "multiobjective: untyped TypeError: 'str' object is not callable",
-    ('jacobite.sparse.detect', '1=tensor(2, 2, 2)-float64'):
-        'sparse: accepted without an error',
-    ('jacobite.sparse.detect_hessian', '1=tensor(2, 2, 2)-float64'):
-        'sparse: accepted without an error',
-    ('jacobite.value_and_jacobian', "check_finite='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.value_and_jacobian', 'check_finite=2'):
-        'dense: accepted without an error',
-    ('jacobite.value_and_jacobian', "flat='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.value_and_jacobian', 'flat=2'):
-        'dense: accepted without an error',
-    ('jacobite.vjp', "check_finite='yes'"):
-        'dense: accepted without an error',
-    ('jacobite.vjp', 'check_finite=2'):
-        'dense: accepted without an error',
 }

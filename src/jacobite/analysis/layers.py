@@ -192,7 +192,7 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
                              vals[0], cum, _flag(cum), tuple(vals)))
     whole = math.nan
     if total and x.is_floating_point():
-        whole = float(top_singular(module, x.detach(), 1, tol=tol).values[0])
+        whole = float(top_singular(module, x.detach(), 1, tol=tol).values[0].detach())
     return LayerReport(rows=rows, total=whole, k=k)
 
 
