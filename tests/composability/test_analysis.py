@@ -25,16 +25,7 @@ from jacobite.errors import JacobiteError
 from ._cases import BY_NAME, bind
 from ._harness import DEVICES, DIFF_TRANSFORMS, Known, check, params, to
 
-# ----------------------------------------------------------------------------- known failures
-_FLOAT = ("returns a Python float (or a tensor built from detached float64 Lanczos vectors), "
-          "so autograd has no graph and torch.func.grad refuses a non-tensor output — or, for "
-          "top_singular's values, silently returns a zero gradient")
-_VMAP = ("under vmap the Lanczos loop reads tensor values into Python (an untyped "
-         "RuntimeError); raise a typed error naming batch_jacobian + torch.linalg instead")
-KNOWN = (
-    Known(_FLOAT, transform=DIFF_TRANSFORMS),
-    Known(_VMAP, transform="vmap"),
-)
+KNOWN: tuple[Known, ...] = ()  # every function composes
 
 FUNCS = ("spectral_norm", "top_singular", "frobenius_norm", "logabsdet")
 INPUTS = ("matrix", "function")
@@ -104,14 +95,7 @@ def test_vmap(transform, mode, chunk, name, inp, device):
         assert "batch_jacobian" in str(exc), exc
 
 
-_COMPILE = ("dynamo fails inside the double-VJP J v (an internal AssertionError while tracing "
-            "torch.func.vjp of the cached VJP in _lanczos) instead of breaking the graph; "
-            "torch.compiler.disable on the Lanczos driver would give eager values")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param("spectral_norm", marks=pytest.mark.xfail(strict=True, reason=_COMPILE)),
-    "logabsdet"])
+@pytest.mark.parametrize("name", FUNCS)
 def test_compile(name):
     check("compile", *_build(name, "function", "cpu", strict=False), what=f"{name} compiled",
           tol=1e-8)

@@ -16,7 +16,7 @@
 >>> import torch, jacobite.analysis as ja
 >>> ja.properties(torch.tensor([[2.0, 1.0], [1.0, 2.0]])).eigenvalues
 (1.0, 3.0)
->>> ja.spectral_norm(torch.tensor([[0.0, 2.0], [1.0, 0.0]], dtype=torch.float64))
+>>> float(ja.spectral_norm(torch.tensor([[0.0, 2.0], [1.0, 0.0]], dtype=torch.float64)))
 2.0
 """
 

@@ -4,7 +4,10 @@
   :class:`~jacobite.operators.JacobianOperator`, a 2-D tensor, or a callable ``f`` at a point
   ``x`` (one cached VJP; ``J v`` as the VJP of that VJP, or ``torch.func.jvp`` where an
   operation has no double backward). Vectors cross it in float64; the products run in the
-  operator's dtype.
+  operator's dtype. Where the input is *tracked* (a matrix, point or closed-over tensor that
+  autograd records or a ``torch.func`` transform wraps), ``gmv`` / ``grmv`` are the same
+  products kept in the caller's graph, so that a final value can be recomputed differentiably
+  from the (constant) Lanczos vectors. Under ``torch.func.vmap`` it raises a typed error.
 * :func:`bidiagonalize` — Golub–Kahan–Lanczos bidiagonalisation with full (twice-applied)
   reorthogonalisation, ``A V_k = U_k B_k``, stopping when the wanted Ritz triplets converge.
 
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import _validate
+from ..dense._trees import under_vmap
 from ..errors import (
     ArgumentTypeError,
     InvalidOptionError,
@@ -35,7 +39,7 @@ from ..errors import (
 )
 from ..operators import JacobianOperator
 
-__all__ = ["Bidiagonal", "Products", "bidiagonalize"]
+__all__ = ["Bidiagonal", "Products", "bidiagonalize", "draw"]
 
 Vec = Callable[[torch.Tensor], torch.Tensor]
 F64 = torch.float64
@@ -52,10 +56,20 @@ class Products:
     dtype: torch.dtype
     device: torch.device
     square_op: JacobianOperator | None = None  # the operator itself (for structure), if any
+    gmv: Vec | None = None  # J v in the caller's graph (None: the input is not tracked)
+    grmv: Vec | None = None  # Jᵀ u in the caller's graph
+
+    @property
+    def tracked(self) -> bool:
+        """Whether the products depend on tensors that autograd or torch.func track."""
+        return self.gmv is not None
 
     @staticmethod
     def build(obj: Any, x: torch.Tensor | None) -> Products:
         """The products of an operator, a matrix, or ``f`` at ``x`` (see the module doc)."""
+        for t in (obj, x):
+            if isinstance(t, torch.Tensor) and under_vmap(t):
+                raise UnsupportedOperationError(_NO_VMAP)
         if isinstance(obj, JacobianOperator):
             if x is not None:
                 raise InvalidOptionError("x is only for a callable f; an operator is already "
@@ -65,10 +79,13 @@ class Products:
             if obj.ndim != 2:
                 raise ShapeError(f"a tensor must be a 2-D matrix (m, n), got shape "
                                  f"{tuple(obj.shape)}; pass a function and x for a Jacobian")
-            _finite(obj, "the matrix")
-            A = obj.detach()
+            _finite(obj.detach(), "the matrix")
+            A, G = obj.detach(), obj
+            graph = _tracked(G)
             return Products(A.shape[0], A.shape[1], lambda v: (A @ v.to(A.dtype)).to(F64),
-                            lambda u: (A.mT @ u.to(A.dtype)).to(F64), A.dtype, A.device)
+                            lambda u: (A.mT @ u.to(A.dtype)).to(F64), A.dtype, A.device,
+                            gmv=(lambda v: (G @ v.to(G.dtype)).to(F64)) if graph else None,
+                            grmv=(lambda u: (G.mT @ u.to(G.dtype)).to(F64)) if graph else None)
         if callable(obj):
             if x is None:
                 raise InvalidOptionError("a callable f needs the point x (a tensor) at which "
@@ -80,15 +97,42 @@ class Products:
         raise ArgumentTypeError(f"f_or_operator must be a JacobianOperator, a 2-D tensor, or a "
                                 f"callable f passed with x, got {type(obj).__name__}")
 
-    def mm(self, V: torch.Tensor) -> torch.Tensor:
-        """``J V`` for ``V`` ``(n, k)`` (vmapped in chunks; column by column if vmap fails)."""
-        return _chunked(self.mv, V, self.m, self._vmap)
+    def mm(self, V: torch.Tensor, graph: bool = False) -> torch.Tensor:
+        """``J V`` for ``V`` ``(n, k)`` (vmapped in chunks; column by column if vmap fails);
+        ``graph``: kept in the caller's graph when tracked."""
+        mv = self.gmv if graph and self.gmv is not None else self.mv
+        return _chunked(mv, V, self.m, self._vmap)
 
-    def rmm(self, U: torch.Tensor) -> torch.Tensor:
+    def rmm(self, U: torch.Tensor, graph: bool = False) -> torch.Tensor:
         """``Jᵀ U`` for ``U`` ``(m, k)``."""
-        return _chunked(self.rmv, U, self.n, self._vmap)
+        rmv = self.grmv if graph and self.grmv is not None else self.rmv
+        return _chunked(rmv, U, self.n, self._vmap)
 
     _vmap: list[bool] = field(default_factory=lambda: [True])
+
+
+_NO_VMAP = ("spectra cannot run under torch.func.vmap (Lanczos reads values into Python); for a "
+            "batch, form the Jacobians with jacobite.batch_jacobian(f, X) and use torch.linalg "
+            "on them (matrix_norm(J, 2), svdvals, matrix_norm(J, 'fro'), slogdet), or loop over "
+            "the batch in Python")
+
+
+def draw(size: int, gen: torch.Generator | None, kind: str = "gaussian") -> torch.Tensor:
+    """``size`` float64 random numbers (``"gaussian"`` or ``"rademacher"`` ±1) on the CPU, drawn
+    outside any enclosing ``torch.func`` transform: a start vector or probe is a constant, and
+    ``jacfwd``'s vmap would otherwise refuse the random operation."""
+    with torch._C._DisableFuncTorch():
+        if kind == "rademacher":
+            return torch.randint(0, 2, (size,), generator=gen).to(F64).mul_(2).sub_(1)
+        return torch.randn(size, dtype=F64, generator=gen)
+
+
+def _tracked(t: Any) -> bool:
+    """True for a tensor that autograd records or a ``torch.func`` transform wraps."""
+    if not isinstance(t, torch.Tensor):
+        return False
+    return (t.requires_grad and torch.is_grad_enabled()) or \
+        torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
 def _chunked(fn: Vec, M: torch.Tensor, rows: int, ok: list[bool]) -> torch.Tensor:
@@ -122,19 +166,35 @@ def _from_operator(op: JacobianOperator) -> Products:
     def rmv(u: torch.Tensor) -> torch.Tensor:
         return op.rmv(u.to(dt)).detach().to(F64)
 
-    return Products(m, n, mv, rmv, dt, op.device, op)
+    def gmv(v: torch.Tensor) -> torch.Tensor:
+        return op.mv(v.to(dt)).to(F64)
+
+    def grmv(u: torch.Tensor) -> torch.Tensor:
+        return op.rmv(u.to(dt)).to(F64)
+
+    # does the operator hold tracked tensors? one product with a zero vector tells
+    probe = op.rmv(torch.zeros(m, dtype=dt, device=op.device)) if torch.is_grad_enabled() \
+        else None
+    if isinstance(probe, torch.Tensor) and under_vmap(probe):
+        raise UnsupportedOperationError(_NO_VMAP)
+    graph = _tracked(probe)
+    return Products(m, n, mv, rmv, dt, op.device, op, gmv if graph else None,
+                    grmv if graph else None)
 
 
 def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Products:
     if not (x.is_floating_point() or x.is_complex()):
         raise InvalidOptionError(f"x must be a floating tensor to differentiate at, got dtype "
                                  f"{x.dtype}; convert it with x.float()")
-    _finite(x, "x")
+    x0 = x
     x = x.detach()
+    _finite(x, "x")
     out, vjp_fn = torch.func.vjp(f, x)[:2]  # torch types vjp as a 2- or 3-tuple (has_aux)
     if not isinstance(out, torch.Tensor):
         raise ShapeError(f"f must return one tensor, got {type(out).__name__}; wrap it to "
                          f"return torch.cat of the flattened outputs")
+    if under_vmap(out):  # f closes over a batched tensor
+        raise UnsupportedOperationError(_NO_VMAP)
     _finite(out.detach(), "f(x)")
     oshape, odt = out.shape, out.dtype
     state: dict[str, Any] = {}
@@ -182,8 +242,19 @@ def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Product
         state["use"] = "dvjp" if float((a - b).norm()) <= tol else "jvp"
         return a
 
+    gstate: dict[str, Any] = {}
+
+    def grmv(u: torch.Tensor) -> torch.Tensor:
+        if "vjp" not in gstate:  # one forward pass at the caller's (undetached) x
+            gstate["vjp"] = torch.func.vjp(f, x0)[1]
+        return gstate["vjp"](u.to(odt).reshape(oshape))[0].reshape(-1).to(F64)
+
+    def gmv(v: torch.Tensor) -> torch.Tensor:
+        return torch.func.jvp(f, (x0,), (v.to(x.dtype).reshape(x.shape),))[1].reshape(-1).to(F64)
+
+    graph = _tracked(x0) or _tracked(out)
     return Products(out.numel(), x.numel(), mv, rmv, torch.promote_types(x.dtype, odt),
-                    x.device)
+                    x.device, None, gmv if graph else None, grmv if graph else None)
 
 
 @dataclass
@@ -225,7 +296,7 @@ def _fresh(size: int, Q: torch.Tensor, gen: torch.Generator | None) -> torch.Ten
     """A random unit vector orthogonal to ``Q`` (``None`` once ``Q`` spans everything)."""
     if Q.shape[1] >= size:
         return None
-    w = _orth(torch.randn(size, dtype=F64, generator=gen).to(Q.device), Q)
+    w = _orth(draw(size, gen).to(Q.device), Q)
     return w / w.norm()
 
 
@@ -248,7 +319,7 @@ def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int |
     V = torch.zeros(n, steps + 1, dtype=F64, device=dev)
     alpha: list[float] = []
     beta: list[float] = []
-    v = (torch.randn(n, dtype=F64, generator=gen).to(dev) if start is None
+    v = (draw(n, gen).to(dev) if start is None
          else start.to(F64).reshape(-1).clone())
     V[:, 0] = v / v.norm()
     scale, res = 0.0, None

@@ -13,12 +13,27 @@ is O(m + n) per Lanczos step.
 * :func:`logabsdet` — exact from structure (diagonal, triangular, DPLR, sparse, dense …), else
   stochastic Lanczos quadrature with an error bar.
 
+Values are float64 tensors (``float(v)`` gives the number). They are differentiable — by
+``torch.autograd`` and ``torch.func.grad`` / ``jacrev`` / ``jacfwd`` — in a tracked matrix, point
+``x`` or tensor that ``f`` or an operator closes over (``requires_grad``, or inside a
+``torch.func`` transform): a singular value is recomputed from its converged (constant)
+vectors as ``σ = uᵀ J v`` in the caller's graph, whose derivative ``uᵀ dJ v`` is the exact one
+for a simple singular value; exact norms and ``log|det|`` are formed from products kept in the
+graph; a Hutchinson estimate is differentiated as the estimator (same probes). The singular
+vectors, error bars and the SLQ estimate are not differentiable (SLQ raises a typed error when
+its input is tracked). Under ``torch.func.vmap`` they raise a typed error: for a batch, use
+``jacobite.batch_jacobian`` and ``torch.linalg``. Under ``torch.compile`` the Lanczos part runs
+eagerly (a graph break).
+
 >>> import torch
 >>> from jacobite.analysis.spectra import spectral_norm, frobenius_norm
->>> A = torch.tensor([[3.0, 0.0], [4.0, 5.0]], dtype=torch.float64)
->>> round(spectral_norm(A), 10), round(frobenius_norm(A, nproj=-1).value, 10)
+>>> A = torch.tensor([[3.0, 0.0], [4.0, 5.0]], dtype=torch.float64, requires_grad=True)
+>>> round(float(spectral_norm(A)), 10), round(float(frobenius_norm(A, nproj=-1).value), 10)
 (6.7082039325, 7.0710678119)
->>> round(spectral_norm(torch.sin, torch.zeros(4, dtype=torch.float64)), 12)
+>>> torch.autograd.grad(frobenius_norm(A, nproj=-1).value, A)[0] * 50 ** 0.5  # A / ‖A‖_F
+tensor([[3., 0.],
+        [4., 5.]], dtype=torch.float64)
+>>> float(spectral_norm(torch.sin, torch.zeros(4, dtype=torch.float64)))
 1.0
 """
 
@@ -34,7 +49,12 @@ import scipy.stats
 import torch
 
 from .. import _validate
-from ..errors import InvalidOptionError, JacobiteWarning, NotSquareError
+from ..errors import (
+    InvalidOptionError,
+    JacobiteWarning,
+    NotSquareError,
+    UnsupportedOperationError,
+)
 from ..operators import (
     Composed,
     DenseOperator,
@@ -44,7 +64,7 @@ from ..operators import (
     SumOperator,
     Transposed,
 )
-from ._lanczos import F64, Products, bidiagonalize
+from ._lanczos import F64, Products, bidiagonalize, draw
 
 __all__ = [
     "FrobeniusEstimate", "LogDetEstimate", "SingularTriplets", "condition_number",
@@ -66,6 +86,8 @@ class SingularTriplets:
 
     ``right`` ``(k, n)`` and ``left`` ``(k, m)`` hold unit vectors as rows with
     ``J right_i = values_i · left_i``; ``residuals`` are ``‖Jᵀ left_i − values_i right_i‖``.
+    ``values`` is differentiable in a tracked input (``left_iᵀ J right_i`` in its graph);
+    the vectors are constants.
     """
 
     values: torch.Tensor
@@ -81,11 +103,12 @@ class FrobeniusEstimate:
     """``‖J‖_F`` estimated from ``nproj`` random projections (or exact), with an interval.
 
     ``ci`` is a ``confidence`` interval on ``value`` (Student t on the squared samples);
-    ``(0, inf)`` with a single projection, ``(value, value)`` when ``exact``.
+    ``(0, inf)`` with a single projection, ``(value, value)`` when ``exact``. ``value`` and
+    ``squared`` are 0-d float64 tensors, differentiable in a tracked input.
     """
 
-    value: float
-    squared: float
+    value: torch.Tensor
+    squared: torch.Tensor
     stderr: float
     ci: tuple[float, float]
     nproj: int
@@ -97,10 +120,11 @@ class FrobeniusEstimate:
 class LogDetEstimate:
     """``log|det J|``: exact (``stderr == 0``) or a stochastic Lanczos quadrature estimate.
 
-    ``sign`` is ``±1`` (``0`` if singular) when known, ``nan`` for an estimate.
+    ``sign`` is ``±1`` (``0`` if singular) when known, ``nan`` for an estimate. ``value`` is a
+    0-d float64 tensor, differentiable in a tracked input when exact.
     """
 
-    value: float
+    value: torch.Tensor
     sign: float
     stderr: float
     ci: tuple[float, float]
@@ -137,7 +161,19 @@ def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, 
     tol = _check_tol(tol)
     max_iter = _validate.max_iter(max_iter)
     seed = _validate.seed(seed)
-    P = Products.build(f_or_operator, x)
+    out, worst = _top(f_or_operator, x, k, tol, max_iter, seed)
+    if not out.converged:
+        warnings.warn(f"top_singular: not converged after {out.iterations} Lanczos steps (worst "
+                      f"relative residual {worst:.1e}); raise max_iter or loosen tol",
+                      JacobiteWarning, stacklevel=2)
+    return out
+
+
+@torch.compiler.disable  # Lanczos reads values into Python: it runs eagerly under compile
+def _top(obj: Any, x: torch.Tensor | None, k: int, tol: float, max_iter: int | None,
+         seed: int | None) -> tuple[SingularTriplets, float]:
+    """The triplets and the worst relative residual (``values`` in the caller's graph)."""
+    P = Products.build(obj, x)
     if k > min(P.m, P.n):
         raise InvalidOptionError(f"k must be at most min(m, n) = {min(P.m, P.n)}, got {k}")
     if max_iter is None:
@@ -145,31 +181,37 @@ def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, 
     elif max_iter < k:
         raise InvalidOptionError(f"max_iter must be at least k = {k}, got {max_iter}")
     r = bidiagonalize(P, k=k, tol=tol, max_iter=max_iter, seed=seed)
-    if not r.converged:
-        warnings.warn(f"top_singular: not converged after {r.iterations} Lanczos steps (worst "
-                      f"relative residual {float(np.max(r.residuals[:k]) / r.values[0]):.1e}); "
-                      f"raise max_iter or loosen tol", JacobiteWarning, stacklevel=2)
+    worst = 0.0 if r.converged else float(np.max(r.residuals[:k]) / r.values[0])
     idx = np.arange(k)
-    return SingularTriplets(values=torch.as_tensor(r.values[:k].copy(), dtype=F64),
-                            left=r.left(idx), right=r.right(idx),
+    left, right = r.left(idx), r.right(idx)
+    values = torch.as_tensor(r.values[:k].copy(), dtype=F64)
+    if P.tracked:
+        values = _rayleigh(P, left, right)
+    return SingularTriplets(values=values, left=left, right=right,
                             residuals=torch.as_tensor(r.residuals[:k].copy(), dtype=F64),
-                            iterations=r.iterations, converged=r.converged)
+                            iterations=r.iterations, converged=r.converged), worst
+
+
+def _rayleigh(P: Products, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``σ_i = left_iᵀ J right_i`` from products in the caller's graph (vectors constant)."""
+    assert P.grmv is not None
+    return torch.stack([P.grmv(u) @ v for u, v in zip(left, right, strict=True)])
 
 
 def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: float = 1e-10,
                   max_iter: int | None = None, seed: int | None = 0,
-                  maxiter: int | None = None) -> float:
-    """``‖J‖_2 = σ_max(J)`` without forming ``J`` (see :func:`top_singular` for the options).
+                  maxiter: int | None = None) -> torch.Tensor:
+    """``‖J‖_2 = σ_max(J)`` without forming ``J``, as a 0-d float64 tensor, differentiable in a
+    tracked input (see the module doc; :func:`top_singular` for the options).
 
     >>> import torch
     >>> W = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
-    >>> abs(spectral_norm(lambda v: W @ v, torch.ones(2, dtype=torch.float64))
+    >>> abs(float(spectral_norm(lambda v: W @ v, torch.ones(2, dtype=torch.float64)))
     ...     - float(torch.linalg.matrix_norm(W, ord=2))) < 1e-12
     True
     """
     max_iter = _validate.renamed("maxiter", maxiter, "max_iter", max_iter)
-    return float(top_singular(f_or_operator, x, 1, tol=tol, max_iter=max_iter,
-                              seed=seed).values[0])
+    return top_singular(f_or_operator, x, 1, tol=tol, max_iter=max_iter, seed=seed).values[0]
 
 
 def _check_confidence(confidence: Any) -> float:
@@ -197,12 +239,13 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
     Each projection is one VJP (when ``m ≤ n``) or one JVP, with ``v`` Rademacher or Gaussian
     (``distribution``); ``nproj=-1`` sums over all basis vectors of the smaller side (exact).
     ``seed``: an int fixes the probes (the same on every call), ``None`` draws them from
-    torch's global generator.
+    torch's global generator. Differentiable in a tracked input: exact with ``nproj=-1``, and
+    otherwise the derivative of the estimator with the same probes.
 
     >>> import torch
     >>> A = torch.arange(6.0, dtype=torch.float64).reshape(2, 3)
     >>> e = frobenius_norm(A, nproj=-1)
-    >>> e.exact, abs(e.value - float(A.norm())) < 1e-12
+    >>> e.exact, abs(float(e.value) - float(A.norm())) < 1e-12
     (True, True)
     >>> e = frobenius_norm(A, nproj=200, seed=0)
     >>> e.ci[0] <= float(A.norm()) <= e.ci[1]
@@ -214,38 +257,40 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
         nproj = _validate.positive_int(nproj, "nproj (or -1 for the exact norm)")
     gen = _validate.generator(seed)
     P = Products.build(f_or_operator, x)
-    reverse = P.m <= P.n
-    prod, size = (P.rmv, P.m) if reverse else (P.mv, P.n)
+    reverse, g = P.m <= P.n, P.tracked
+    size = P.m if reverse else P.n
     if nproj == -1:
         eye = torch.eye(size, dtype=F64, device=P.device)
-        total = float((P.rmm(eye) if reverse else P.mm(eye)).square().sum())
-        return FrobeniusEstimate(math.sqrt(total), total, 0.0, (math.sqrt(total),) * 2, size,
-                                 True, confidence)
-    samples = np.empty(nproj)
-    for i in range(nproj):
-        if distribution == "rademacher":
-            v = torch.randint(0, 2, (size,), generator=gen).to(F64).mul_(2).sub_(1)
-        else:
-            v = torch.randn(size, dtype=F64, generator=gen)
-        samples[i] = float(prod(v.to(P.device)).square().sum())
+        total = (P.rmm(eye, g) if reverse else P.mm(eye, g)).square().sum()
+        v = math.sqrt(float(total))
+        return FrobeniusEstimate(total.sqrt(), total, 0.0, (v, v), size, True, confidence)
+    prod = (P.grmv if reverse else P.gmv) if g else (P.rmv if reverse else P.mv)
+    assert prod is not None
+    sq = []
+    for _ in range(nproj):
+        w = draw(size, gen, distribution)
+        sq.append(prod(w.to(P.device)).square().sum())
+    samples = np.array([float(t) for t in sq])
     mean, se, half = _sample_ci(samples, confidence)
     lo, hi = max(mean - half, 0.0), mean + half
-    return FrobeniusEstimate(math.sqrt(max(mean, 0.0)), mean, se,
+    squared = torch.stack(sq).mean()
+    return FrobeniusEstimate(squared.clamp_min(0).sqrt(), squared, se,
                              (math.sqrt(lo), math.sqrt(hi)), nproj, False, confidence)
 
 
 def _dense(P: Products) -> torch.Tensor:
-    """The ``(m, n)`` matrix from ``n`` products (small sizes only)."""
+    """The ``(m, n)`` matrix from products (small sizes only), in the caller's graph if tracked."""
     if P.m < P.n:
-        return P.rmm(torch.eye(P.m, dtype=F64, device=P.device)).T
-    return P.mm(torch.eye(P.n, dtype=F64, device=P.device))
+        return P.rmm(torch.eye(P.m, dtype=F64, device=P.device), P.tracked).T
+    return P.mm(torch.eye(P.n, dtype=F64, device=P.device), P.tracked)
 
 
 def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
                      exact: bool | None = None, tol: float = 1e-8,
                      max_iter: int | None = None, seed: int | None = 0,
-                     maxiter: int | None = None) -> float:
-    """``σ_max / σ_min`` of ``J`` (``σ_min`` the ``min(m, n)``-th singular value).
+                     maxiter: int | None = None) -> torch.Tensor:
+    """``σ_max / σ_min`` of ``J`` (``σ_min`` the ``min(m, n)``-th singular value), a 0-d
+    float64 tensor differentiable in a tracked input (see the module doc).
 
     ``exact=None`` forms ``J`` from products when ``min(m, n) ≤ 256`` and takes its singular
     values; otherwise Lanczos runs until both ends converge (``max_iter`` default
@@ -253,7 +298,7 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     (warned) is a lower bound on the condition number. A singular ``J`` gives ``inf``.
 
     >>> import torch
-    >>> condition_number(torch.diag(torch.tensor([4.0, 2.0, 0.5], dtype=torch.float64)))
+    >>> float(condition_number(torch.diag(torch.tensor([4.0, 2.0, 0.5], dtype=torch.float64))))
     8.0
     """
     max_iter = _validate.max_iter(_validate.renamed("maxiter", maxiter, "max_iter", max_iter))
@@ -265,7 +310,7 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     small = min(P.m, P.n)
     if exact or (exact is None and small <= _EXACT_BELOW):
         s = torch.linalg.svdvals(_dense(P))
-        return math.inf if float(s[-1]) == 0 else float(s[0] / s[-1])
+        return s.new_tensor(math.inf) if float(s[-1]) == 0 else s[0] / s[-1]
     if max_iter is None:
         max_iter = min(small, 1000)
     r = bidiagonalize(P, k=1, tol=tol, max_iter=max_iter, seed=seed, which="both")
@@ -273,7 +318,13 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
         warnings.warn(f"condition_number: the smallest singular value did not converge in "
                       f"{r.iterations} steps; the result is a lower bound. Raise max_iter or "
                       f"pass exact=True", JacobiteWarning, stacklevel=2)
-    return math.inf if r.values[-1] == 0 else float(r.values[0] / r.values[-1])
+    if r.values[-1] == 0:
+        return torch.tensor(math.inf, dtype=F64)
+    if not P.tracked:
+        return torch.tensor(r.values[0] / r.values[-1], dtype=F64)
+    ends = np.array([0, len(r.values) - 1])
+    s = _rayleigh(P, r.left(ends), r.right(ends))
+    return s[0] / s[1]
 
 
 def _structured(op: JacobianOperator) -> bool:
@@ -301,12 +352,13 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: Logd
     quadrature: ``½ E[zᵀ log(JᵀJ) z]`` over ``nprobe`` Rademacher probes, ``steps`` Golub–Kahan
     steps each) or ``"auto"`` (exact for structured operators and ``n ≤ 256``, else SLQ).
     ``seed``: an int gives the same probes on every call, ``None`` draws them from torch's
-    global generator.
+    global generator. The exact value is differentiable in a tracked input; SLQ then raises
+    :class:`~jacobite.errors.UnsupportedOperationError` (use ``method="exact"``).
 
     >>> import torch
     >>> from jacobite.operators import DiagonalOperator
     >>> r = logabsdet(DiagonalOperator(torch.tensor([2.0, -0.5, 3.0], dtype=torch.float64)))
-    >>> round(r.value, 12), r.sign, r.exact
+    >>> round(float(r.value), 12), r.sign, r.exact
     (1.098612288668, -1.0, True)
     """
     _validate.choice(method, "method", ("auto", "exact", "slq"))
@@ -326,15 +378,22 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: Logd
         else:
             sign, lad = torch.linalg.slogdet(_dense(P))
             how = "dense"
+        lad = torch.as_tensor(lad).to(F64)
         v = float(lad)
-        return LogDetEstimate(v, float(sign), 0.0, (v, v), True, how)
+        return LogDetEstimate(lad, float(sign), 0.0, (v, v), True, how)
+    if P.tracked:
+        raise UnsupportedOperationError(
+            "the stochastic Lanczos quadrature estimate of log|det J| is not differentiable, and "
+            "the input is tracked by autograd or torch.func; pass method='exact' (dense or "
+            "structure-aware, differentiable), or detach the input")
     samples = np.empty(nprobe)
     for i in range(nprobe):
-        z = torch.randint(0, 2, (P.n,), generator=gen).to(F64).mul_(2).sub_(1)
+        z = draw(P.n, gen, "rademacher")
         r = bidiagonalize(P, k=1, tol=1e-14, max_iter=steps, start=z.to(P.device), stop=False,
                           seed=None if seed is None else seed + i + 1)
         with np.errstate(divide="ignore"):
             logs = 2 * np.log(r.values)
         samples[i] = P.n * float(np.sum(r.X[0, :] ** 2 * logs))  # ‖z‖² = n
     mean, se, half = _sample_ci(0.5 * samples, confidence)
-    return LogDetEstimate(mean, math.nan, se, (mean - half, mean + half), False, "slq")
+    return LogDetEstimate(torch.tensor(mean, dtype=F64), math.nan, se, (mean - half, mean + half),
+                          False, "slq")
