@@ -69,6 +69,10 @@ def format_bytes(n: float) -> str:
     >>> format_bytes(3 * 2**30)
     '3.00 GiB'
     """
+    if isinstance(n, bool) or not isinstance(n, (int, float)):
+        raise ArgumentTypeError(f"format_bytes takes a number of bytes, got {n!r}; e.g. 1024")
+    if not math.isfinite(n) or n < 0:
+        raise InvalidOptionError(f"a number of bytes must be finite and ≥ 0, got {n}; e.g. 1024")
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"

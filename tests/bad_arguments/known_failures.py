@@ -3,36 +3,6 @@ each is xfail(strict=True) with the behaviour observed, so a change that fixes o
 fails the run (XPASS) until its line is removed here."""
 
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ('jacobite.config.format_bytes', "0='lots'"):
-        "config: untyped TypeError: bad operand type for abs(): 'str'",
-    ('jacobite.config.format_bytes', '0=-1'):
-        'config: accepted without an error',
-    ('jacobite.config.format_bytes', '0=None'):
-        "config: untyped TypeError: bad operand type for abs(): 'NoneType'",
-    ('jacobite.config.format_bytes', '0=True'):
-        'config: accepted without an error',
-    ('jacobite.config.format_bytes', '0=[1]'):
-        "config: untyped TypeError: bad operand type for abs(): 'list'",
-    ('jacobite.config.format_bytes', '0=inf'):
-        'config: accepted without an error',
-    ('jacobite.config.format_bytes', '0=nan'):
-        'config: accepted without an error',
-    ('jacobite.config.format_bytes', '0=object'):
-        "config: untyped TypeError: bad operand type for abs(): 'object'",
-    ('jacobite.hessian', 'argnums=1.0'):
-        "dense: untyped TypeError: 'float' object is not iterable",
-    ('jacobite.module_jacobian', "1='abc'"):
-        "dense: untyped TypeError: linear(): argument 'input' (position 1) must be Tensor, not ",
-    ('jacobite.module_jacobian', '1=None'):
-        "dense: untyped TypeError: linear(): argument 'input' (position 1) must be Tensor, not ",
-    ('jacobite.module_jacobian', '1=object'):
-        "dense: untyped TypeError: linear(): argument 'input' (position 1) must be Tensor, not ",
-    ('jacobite.module_jacobian', '1=tensor(2, 3)-float64'):
-        'dense: untyped RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 2x2)',
-    ('jacobite.module_jacobian', '1=tensor(3,)-int64'):
-        'dense: untyped RuntimeError: mat1 and mat2 must have the same dtype, but got Long and ',
-    ('jacobite.module_jacobian', 'params=3'):
-        "dense: untyped TypeError: 'int' object is not iterable",
     ('jacobite.multiobjective.AlignedMTL', 'pref_vector=tensor(2,)-float32-nan'):
         'multiobjective: NonFiniteInputError without a fix in its message: pref_vector contains',
     ('jacobite.multiobjective.CAGrad()', "0='abc'"):

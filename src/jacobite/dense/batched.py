@@ -9,23 +9,36 @@ import torch
 from torch.func import vmap
 from torch.utils._pytree import tree_flatten, tree_map
 
-from ..errors import ArgnumsError, ShapeError
+from ..errors import ArgnumsError, ArgumentTypeError, InvalidOptionError, ShapeError
 from . import _plan
 from ._engine import Problem, forward_cols, reverse_rows
 from ._errors import check_module_state
 from ._trees import flatten_inputs, normalize_argnums
-from .jacobian import _assemble
+from .jacobian import _assemble, _flags
 
 __all__ = ["batch_jacobian"]
 
 
 def _in_dims(in_dims: int | tuple[int | None, ...], nargs: int) -> tuple[int | None, ...]:
-    if isinstance(in_dims, int):
-        return (in_dims,) * nargs
+    """``in_dims`` as one entry per argument: an int ≥ 0 (the batch dimension) or None (shared)."""
+    def one(d: Any) -> int | None:
+        if d is None:
+            return None
+        if isinstance(d, bool) or not isinstance(d, int):
+            raise ArgumentTypeError(
+                f"in_dims entries must be ints (the batch dimension) or None (an argument shared "
+                f"by every sample), got {d!r}; e.g. in_dims=0 or in_dims=(0, None)")
+        if d < 0:
+            raise InvalidOptionError(f"in_dims entries must be ≥ 0 (count the batch dimension "
+                                     f"from the front), got {d}")
+        return d
+
+    if not isinstance(in_dims, (tuple, list)):
+        return (one(in_dims),) * nargs
     if len(in_dims) != nargs:
         raise ArgnumsError(f"in_dims has {len(in_dims)} entries for {nargs} arguments; give one "
                            "per argument (None for arguments shared by every sample)")
-    return tuple(in_dims)
+    return tuple(one(d) for d in in_dims)
 
 
 def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
@@ -51,6 +64,7 @@ def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, 
     """
     _plan.check_mode(mode)
     _plan.check_chunk_size(chunk_size)
+    _flags(flat=flat, check_finite=check_finite, return_value=return_value)
     check_module_state(f, per_sample=True)
     dims = _in_dims(in_dims, len(args))
     sizes = {leaf.shape[d] for a, d in zip(args, dims, strict=True) if d is not None

@@ -12,7 +12,7 @@ from .. import _validate
 from ..errors import ShapeError
 from ._engine import reverse_only
 from ._trees import function_name, normalize_argnums
-from .jacobian import jacobian
+from .jacobian import _flags, jacobian
 
 __all__ = ["hessian"]
 
@@ -73,10 +73,11 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
     (4, [6.0, 6.0, 6.0, 6.0])
     """
     _validate.callable_(f)
+    _flags(flat=flat, sparse=sparse, check_finite=check_finite)
+    normalize_argnums(argnums, len(args))
     if sparse:
         from ..sparse.evaluate import one_call
 
-        normalize_argnums(argnums, len(args))
         _validate.chunk_size(chunk_size)
         _validate.memory_budget(memory_budget)
         return one_call(f, args, argnums, "auto", False, check_finite, hessian=True,

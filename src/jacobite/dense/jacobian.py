@@ -88,9 +88,17 @@ def _remember(f: Callable[..., Any], x: torch.Tensor, mode: str, chunk_size: Any
     _EXPRESS[(id(f), x.shape, x.dtype, x.device, mode, chunk_size, budget)] = (ref, plan)
 
 
+def _flags(**flags: Any) -> None:
+    """Each flag must be True or False (a string such as 'yes' is a mistake, not a truthy value)."""
+    for name, value in flags.items():
+        if value is not True and value is not False:
+            _validate.boolean(value, name)
+
+
 def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: str, has_aux: bool,
              chunk_size: int | str | None, flat: bool, memory_budget: int | str | None,
              check_finite: bool) -> tuple[Any, Any, Any]:
+    _flags(has_aux=has_aux, flat=flat, check_finite=check_finite)
     express = (len(args) == 1 and argnums == 0 and not has_aux and type(argnums) is int
                and isinstance(args[0], torch.Tensor))
     if express:
@@ -187,6 +195,7 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
     >>> jacobite.jacobian(torch.sin, torch.zeros(3), sparse=True).to_scipy().nnz
     3
     """
+    _flags(sparse=sparse)
     if sparse:
         from ..sparse.evaluate import one_call
 

@@ -14,6 +14,7 @@ from ..errors import ShapeError
 from ..operators import FunctionOperator
 from ._engine import Problem
 from ._errors import translate
+from .jacobian import _flags
 
 __all__ = ["linearize"]
 
@@ -43,6 +44,7 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
     >>> op.mv(torch.ones(2, dtype=torch.float64)).tolist(), op.shape
     ([2.0, 4.0], (2, 2))
     """
+    _flags(check_finite=check_finite)
     p = Problem.build(f, args, argnums, False, check_finite)
     # f with no_grad regions (which forward mode differentiates through) or random draws (a
     # fresh JVP re-evaluates f): mv comes from the double VJP alone, never from a fresh JVP

@@ -9,11 +9,25 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..errors import ArgnumsError, ModuleStateError, UnsupportedOperationError
+from ..errors import (
+    ArgnumsError,
+    ArgumentTypeError,
+    ModuleStateError,
+    NonFiniteInputError,
+    UnsupportedOperationError,
+)
 from ._errors import check_module_state
-from .jacobian import value_and_jacobian
+from ._trees import all_finite
+from .jacobian import _flags, value_and_jacobian
 
 __all__ = ["module_jacobian"]
+
+
+def _iter(value: Any) -> list[Any]:
+    try:
+        return list(value)
+    except TypeError:
+        return [None]  # not iterable: reported as a wrong type by the caller
 
 
 def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | None = None,
@@ -40,10 +54,20 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
         raise ArgnumsError(f"module_jacobian needs an nn.Module, got {type(module).__name__}; "
                            "for a plain function use jacobite.jacobian")
     check_module_state(module)
+    _flags(flat=flat, return_value=return_value)
+    for i, t in enumerate(inputs):
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not all_finite(t):
+            raise NonFiniteInputError(
+                f"input {i} to the module contains NaN or Inf; a Jacobian there is meaningless — "
+                "clean the input (torch.nan_to_num)")
     named = dict(module.named_parameters())
     if params is None:
         chosen = {k: v for k, v in named.items() if v.requires_grad}
     else:
+        if isinstance(params, str) or not all(isinstance(k, str) for k in _iter(params)):
+            raise ArgumentTypeError(
+                f"params must be an iterable of parameter names such as ['0.weight'], got "
+                f"{params!r}; choose from {list(named)}")
         wanted = list(params)
         missing = [k for k in wanted if k not in named]
         if missing:

@@ -15,10 +15,11 @@ from torch.func import vjp as _vjp
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .. import _validate
-from ..errors import ArgnumsError, ShapeError
+from ..errors import ShapeError
 from ._engine import stops_gradient
 from ._errors import translate
-from ._trees import flatten_inputs, function_name
+from ._trees import flatten_inputs, function_name, normalize_argnums
+from .jacobian import _flags
 
 __all__ = ["hvp", "jvp", "vjp"]
 
@@ -53,6 +54,7 @@ def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
     """
     fname = function_name(f)
     _validate.callable_(f)
+    _flags(has_aux=has_aux, check_finite=check_finite)
     _check_pair(primals, tangents, fname, check_finite)
     if primals and stops_gradient(f, primals, tuple(range(len(primals)))):
         with translate(fname, "reverse"):
@@ -87,6 +89,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
     """
     fname = function_name(f)
     _validate.callable_(f)
+    _flags(has_aux=has_aux, check_finite=check_finite)
     flatten_inputs(primals, "primals", check_finite=check_finite)
     with translate(fname, "reverse"):
         res = _vjp(f, *primals, has_aux=has_aux)
@@ -113,14 +116,12 @@ def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
     [6.0, 12.0]
     """
     fname = function_name(f)
+    _validate.callable_(f)
+    _flags(check_finite=check_finite)
     if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
         raise ShapeError("hvp(f, primals, tangents) takes tuples, e.g. hvp(f, (x,), (v,))")
-    idx = argnums if isinstance(argnums, tuple) else (argnums,)
-    try:
-        sel = tuple(primals[i] for i in idx)
-    except IndexError as exc:
-        raise ArgnumsError(
-            f"argnums={argnums} is out of range for {len(primals)} primal(s)") from exc
+    idx, _ = normalize_argnums(argnums, len(primals))
+    sel = tuple(primals[i] for i in idx)
     _check_pair(sel, tangents, fname, check_finite)
     g = _grad(f, argnums=argnums)
     rev = stops_gradient(f, primals, argnums)
