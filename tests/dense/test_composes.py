@@ -13,6 +13,7 @@ from jacobite.dense._engine import stops_gradient
 from jacobite.errors import JacobianTooLarge, UnsupportedOperationError
 
 from ..battery import CASES
+from ._functions import Square
 
 DT = torch.float64
 MODES = ("forward", "reverse", "auto")
@@ -139,41 +140,15 @@ def test_vmap_of_hessian_and_jvp() -> None:
 # ------------------------------------------------------------------- chunk_size=1 is a loop
 
 
-class _CountedSquare(torch.autograd.Function):
-    """``t²`` counting how often its derivative rules run (once per call, batched or not)."""
-
-    generate_vmap_rule = True
-    calls = 0
-
-    @staticmethod
-    def forward(t):
-        return t * t
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, g):
-        _CountedSquare.calls += 1
-        return 2 * ctx.saved_tensors[0] * g
-
-    @staticmethod
-    def jvp(ctx, t):
-        _CountedSquare.calls += 1
-        return 2 * ctx.saved_tensors[0] * t
-
-
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 @pytest.mark.parametrize(("chunk", "calls"), [(1, 3), (None, 1), (2, 2)])
 def test_chunk_size_one_is_a_plain_loop(mode: str, chunk, calls: int) -> None:
     """chunk_size=1 evaluates one basis vector per call (no vmap), as in torch.func."""
     x = _x()
-    _CountedSquare.calls = 0
-    J = jacobite.jacobian(_CountedSquare.apply, x, mode=mode, chunk_size=chunk)
+    Square.calls = 0
+    J = jacobite.jacobian(Square.apply, x, mode=mode, chunk_size=chunk)
     torch.testing.assert_close(J, torch.diag(2 * x))
-    assert _CountedSquare.calls == calls
+    assert Square.calls == calls
 
 
 # --------------------------------------------------------------- no_grad regions, every mode
@@ -219,24 +194,6 @@ def test_products_and_operators_agree_on_no_grad_regions() -> None:
 
 
 def test_custom_functions_are_not_no_grad_regions() -> None:
-    class Square(torch.autograd.Function):
-        @staticmethod
-        def forward(t):
-            return t * t
-
-        @staticmethod
-        def setup_context(ctx, inputs, output):
-            ctx.save_for_backward(inputs[0])
-            ctx.save_for_forward(inputs[0])
-
-        @staticmethod
-        def backward(ctx, g):
-            return 2 * ctx.saved_tensors[0] * g
-
-        @staticmethod
-        def jvp(ctx, t):
-            return 2 * ctx.saved_tensors[0] * t
-
     assert not stops_gradient(Square.apply, (_x(),))
 
 

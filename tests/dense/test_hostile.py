@@ -17,6 +17,8 @@ from jacobite.errors import (
     UnsupportedOperationError,
 )
 
+from ._functions import NoVmapSquare
+
 DT = torch.float64
 
 
@@ -118,32 +120,11 @@ def test_writing_into_a_non_differentiated_argument_is_refused_untouched(mode: s
     torch.testing.assert_close(J, 3 * torch.eye(3, dtype=DT))
 
 
-class _NoVmapSquare(torch.autograd.Function):
-    """``t²`` with derivative rules but no vmap rule."""
-
-    @staticmethod
-    def forward(t):
-        return t * t
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, g):
-        return 2 * ctx.saved_tensors[0] * g
-
-    @staticmethod
-    def jvp(ctx, t):
-        return 2 * ctx.saved_tensors[0] * t
-
-
 def test_a_function_without_a_vmap_rule_names_chunk_size_one() -> None:
-    f = lambda v: _NoVmapSquare.apply(v).sum()  # noqa: E731
+    f = lambda v: NoVmapSquare.apply(v).sum()  # noqa: E731
     with pytest.raises(UnsupportedOperationError, match="chunk_size=1"):
         jacobite.hessian(f, _x())
     torch.testing.assert_close(jacobite.hessian(f, _x(), chunk_size=1),
                                2 * torch.eye(3, dtype=DT))
     with pytest.raises(UnsupportedOperationError, match="chunk_size=1"):
-        jacobite.jacobian(_NoVmapSquare.apply, _x(), mode="forward")
+        jacobite.jacobian(NoVmapSquare.apply, _x(), mode="forward")
