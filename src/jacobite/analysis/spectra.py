@@ -262,7 +262,7 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
     if nproj == -1:
         eye = torch.eye(size, dtype=F64, device=P.device)
         total = (P.rmm(eye, g) if reverse else P.mm(eye, g)).square().sum()
-        v = math.sqrt(float(total))
+        v = math.sqrt(float(total.detach()))
         return FrobeniusEstimate(total.sqrt(), total, 0.0, (v, v), size, True, confidence)
     prod = (P.grmv if reverse else P.gmv) if g else (P.rmv if reverse else P.mv)
     assert prod is not None
@@ -270,7 +270,7 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
     for _ in range(nproj):
         w = draw(size, gen, distribution)
         sq.append(prod(w.to(P.device)).square().sum())
-    samples = np.array([float(t) for t in sq])
+    samples = np.array([float(t.detach()) for t in sq])
     mean, se, half = _sample_ci(samples, confidence)
     lo, hi = max(mean - half, 0.0), mean + half
     squared = torch.stack(sq).mean()
@@ -310,7 +310,7 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     small = min(P.m, P.n)
     if exact or (exact is None and small <= _EXACT_BELOW):
         s = torch.linalg.svdvals(_dense(P))
-        return s.new_tensor(math.inf) if float(s[-1]) == 0 else s[0] / s[-1]
+        return s.new_tensor(math.inf) if float(s[-1].detach()) == 0 else s[0] / s[-1]
     if max_iter is None:
         max_iter = min(small, 1000)
     r = bidiagonalize(P, k=1, tol=tol, max_iter=max_iter, seed=seed, which="both")
@@ -379,7 +379,7 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: Logd
             sign, lad = torch.linalg.slogdet(_dense(P))
             how = "dense"
         lad = torch.as_tensor(lad).to(F64)
-        v = float(lad)
+        v = float(lad.detach())
         return LogDetEstimate(lad, float(sign), 0.0, (v, v), True, how)
     if P.tracked:
         raise UnsupportedOperationError(
