@@ -220,3 +220,30 @@ def test_backward_signatures_default_to_auto() -> None:
     import inspect
     for fn in (backward, mtl_backward, per_example_backward, gramian):
         assert inspect.signature(fn).parameters["chunk_size"].default == "auto", fn.__name__
+
+
+def test_bad_arguments_raise_typed_errors_naming_the_fix() -> None:
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    losses = torch.stack([w.sum(), (w ** 2).sum()])
+    for bad in ("upgrad", 3):
+        with pytest.raises(ArgumentTypeError, match=r"UPGrad\(\)"):
+            backward(losses, [w], bad)
+        with pytest.raises(ArgumentTypeError, match=r"UPGrad\(\)"):
+            mtl_backward(losses, w * 1.0, bad)
+    with pytest.raises(ArgumentTypeError, match="retain_graph"):
+        gramian(losses, [w], retain_graph="yes")
+    with pytest.raises(ArgumentTypeError, match="features"):
+        mtl_backward(losses, 3)
+    with pytest.raises(ArgumentTypeError, match="tasks_params"):
+        mtl_backward(losses, w * 1.0, tasks_params=3)
+    for bad in ("abc", None, 3):
+        with pytest.raises(ArgumentTypeError, match=r"torch\.Tensor"):
+            UPGrad()(bad)
+    with pytest.raises(JacobiteError, match="pass finite numbers"):
+        UPGrad(pref_vector=torch.tensor([float("nan"), 1.0]))
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(ArgumentTypeError, match="loss_fn"):
+        per_example_backward(model, "sin", torch.ones(3, 2))
+    with pytest.raises(ShapeError, match="same first dimension"):
+        per_example_backward(model, lambda f, x, y: f(x).sum(), torch.ones(3, 2),
+                             torch.ones(4, 1))

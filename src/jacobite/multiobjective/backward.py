@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-from .. import config
-from ..errors import ArgnumsError, JacobianTooLarge, ShapeError
+from .. import _validate, config
+from ..errors import ArgnumsError, ArgumentTypeError, JacobianTooLarge, ShapeError
 from ._ghost import ghost_pieces
 from ._layers import find_dense_layers, layerwise_descent
 from ._params import (
@@ -48,6 +48,10 @@ __all__ = ["backward", "mtl_backward", "per_example_backward"]
 
 def _default(aggregator: Any) -> Any:
     if aggregator is not None:
+        if not callable(aggregator):
+            raise ArgumentTypeError(
+                f"aggregator must be an aggregator instance such as UPGrad() (from "
+                f"jacobite.multiobjective.aggregators), got {aggregator!r}")
         return aggregator
     from .aggregators import UPGrad  # lazily: the aggregators import nothing from here
 
@@ -135,6 +139,7 @@ def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None 
     tensor([0.5000, 2.5000])
     """
     aggregator = _default(aggregator)
+    retain_graph = _validate.boolean(retain_graph, "retain_graph")
     vec = as_losses(losses)
     chosen = check_params(leaf_params([vec]) if params is None else params)
     eye = torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)
@@ -169,8 +174,12 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
     (torch.Size([4, 3]), True, torch.Size([2]))
     """
     aggregator = _default(aggregator)
+    retain_graph = _validate.boolean(retain_graph, "retain_graph")
     vec = as_losses(losses)
     m = vec.shape[0]
+    if not isinstance(features, (Tensor, list, tuple)):
+        raise ArgumentTypeError(f"features must be a tensor or a sequence of tensors (the "
+                                f"trunk's outputs), got {type(features).__name__}")
     feats = [features] if isinstance(features, Tensor) else list(features)
     if not feats or not all(isinstance(f, Tensor) for f in feats):
         raise ArgnumsError("features must be a tensor or a non-empty sequence of tensors")
@@ -181,6 +190,12 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
     if tasks_params is None:
         tasks = [leaf_params([t], feats) if t.grad_fn is not None else [] for t in per_task]
     else:
+        if not isinstance(tasks_params, (list, tuple)) or \
+                not all(isinstance(tp, (list, tuple, Tensor)) or hasattr(tp, "__iter__")
+                        for tp in tasks_params):
+            raise ArgumentTypeError(
+                "tasks_params must be a list with one iterable of parameters per task, e.g. "
+                f"[head1.parameters(), head2.parameters()], got {tasks_params!r}")
         tasks = [check_params(lst, f"tasks_params[{i}]") if (lst := list(tp)) else []
                  for i, tp in enumerate(tasks_params)]
         if len(tasks) != m:
@@ -278,7 +293,9 @@ def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batc
     B = batch[0].shape[0]
     if any(b.shape[0] != B for b in batch):
         raise ShapeError(f"batch tensors disagree on the number of examples: "
-                         f"{[b.shape[0] for b in batch]}")
+                         f"{[b.shape[0] for b in batch]}; give every tensor of the batch the "
+                         "same first dimension (one entry per example)")
+    _validate.callable_(loss_fn, "loss_fn")
     aggregator = _default(aggregator)
     named: dict[str, Tensor] = {k: v for k, v in model.named_parameters() if v.requires_grad}
     params = check_params(list(named.values()))

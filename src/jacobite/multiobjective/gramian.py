@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from .. import config
+from .. import _validate, config
 from ..errors import ArgnumsError, DtypeError, NonFiniteInputError, ShapeError
 from ._layers import layerwise_gramian
 from ._params import (
@@ -66,6 +66,7 @@ def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
             [ 6., 20.]], dtype=torch.float64)
     """
     chunk = resolve_chunk(chunk_size)
+    retain_graph = _validate.boolean(retain_graph, "retain_graph")
     if callable(losses) and not isinstance(losses, Tensor):
         if params is None:
             raise ArgnumsError("gramian(fn, params) needs the params that fn takes (a tensor, "

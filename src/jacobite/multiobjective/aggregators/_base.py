@@ -40,6 +40,7 @@ from torch import Tensor
 
 from ... import _validate
 from ...errors import (
+    ArgumentTypeError,
     DtypeError,
     NonFiniteInputError,
     ShapeError,
@@ -133,8 +134,8 @@ def check_finite(t: Tensor, what: str) -> Tensor:
 
 def _check_matrix(t: Any, what: str, *, square: bool = False, finite: bool = True) -> Tensor:
     if not isinstance(t, Tensor):
-        raise ShapeError(f"{what} must be a torch.Tensor, got {type(t).__name__}; "
-                         "stack the per-objective gradients into one (m, n) tensor")
+        raise ArgumentTypeError(f"{what} must be a torch.Tensor, got {type(t).__name__}; "
+                                "stack the per-objective gradients into one (m, n) tensor")
     if t.ndim != 2:
         raise ShapeError(f"{what} must be 2-D, got shape {tuple(t.shape)}; pass one row per "
                          "objective (flatten parameters with .reshape(m, -1))")
@@ -162,7 +163,8 @@ def check_vector(v: Tensor | None, name: str, m: int | None = None) -> Tensor | 
         raise ShapeError(f"{name} has {v.shape[0]} entries but the Jacobian has {m} rows; "
                          f"give one entry per objective")
     if not bool(torch.isfinite(v).all()):
-        raise NonFiniteInputError(f"{name} contains NaN or Inf")
+        raise NonFiniteInputError(f"{name} contains NaN or Inf; pass finite numbers (one per "
+                                  "objective)")
     return v
 
 
@@ -236,8 +238,8 @@ class Aggregator:
             raise _not_differentiable(name)
         return t
 
-    def _cut(self, t: Tensor) -> bool:
-        return not self.differentiable and t.requires_grad
+    def _cut(self, t: Any) -> bool:
+        return not self.differentiable and isinstance(t, Tensor) and t.requires_grad
 
     def _finish(self, out: Tensor, source: Tensor) -> Tensor:
         if self._cut(source):
