@@ -22,7 +22,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -30,6 +30,7 @@ from .config import get_memory_budget, parse_bytes
 from .errors import ArgnumsError, ArgumentTypeError, DtypeError, InvalidOptionError
 
 __all__ = [
+    "ChunkSize",
     "argnums",
     "boolean",
     "callable_",
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: The ``chunk_size=`` vocabulary: ``"auto"`` (as many vectors per call as the memory budget
+#: allows), ``None`` (all at once) or an int ≥ 1 (``1``: a plain loop).
+ChunkSize = int | Literal["auto"] | None
 
 
 def _is_int(value: Any) -> bool:
@@ -97,11 +102,13 @@ def max_iter(value: Any, name: str = "max_iter") -> int | None:
     return None if value is None else positive_int(value, name)
 
 
-def chunk_size(value: Any, name: str = "chunk_size") -> int | str | None:
+def chunk_size(value: Any, name: str = "chunk_size") -> ChunkSize:
     """``"auto"`` (as many vectors per call as the memory budget allows), ``None`` (all at once)
     or an int ≥ 1 (``1`` is a plain Python loop, no ``vmap``)."""
-    if value is None or (isinstance(value, str) and value == "auto"):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str) and value == "auto":
+        return "auto"
     if isinstance(value, str):
         raise InvalidOptionError(
             f"{name} must be 'auto', None or an int ≥ 1, got {value!r}"

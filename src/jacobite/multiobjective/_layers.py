@@ -43,6 +43,7 @@ from torch import Tensor
 from torch.autograd.graph import GradientEdge
 
 from .. import config
+from .._validate import ChunkSize
 from ._params import accumulate, gram, row_chunk
 
 __all__ = ["DenseLayer", "LayerwiseGramian", "find_dense_layers", "layerwise_descent",
@@ -330,7 +331,7 @@ class LayerwiseGramian:
 
 def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                       params: list[Tensor], *, retain_graph: bool,
-                      chunk_size: int | str | None) -> LayerwiseGramian | None:
+                      chunk_size: ChunkSize) -> LayerwiseGramian | None:
     """The Gramian of the rows ``Jᵀ c_k`` over ``params`` through the dense layers' pieces (one
     batched backward pass, ``chunk_size`` rows at a time). None — the graph untouched — when no
     dense layer among ``params`` is found or the pieces would exceed the memory budget."""
@@ -370,7 +371,7 @@ def layerwise_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 def layerwise_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                       params: list[Tensor], aggregator: Any, *, retain_graph: bool,
-                      chunk_size: int | str | None) -> Tensor | None:
+                      chunk_size: ChunkSize) -> Tensor | None:
     """Jacobian descent with a Gramian-weighted aggregator through :func:`layerwise_gramian`:
     adds the update ``Jᵀw`` to ``.grad`` (from the stored pieces: no second backward pass) and
     returns ``w``; None when :func:`layerwise_gramian` does not apply."""

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .. import _validate, config
+from .._validate import ChunkSize
 from ..errors import (
     ArgnumsError,
     DtypeError,
@@ -105,9 +106,6 @@ def check_params(params: Iterable[Tensor] | Tensor, what: str = "params") -> lis
         raise ArgnumsError(f"no {what} to differentiate: the list is empty (or the losses "
                            "depend on no tensor with requires_grad=True)")
     return out
-
-
-ChunkSize = int | str | None
 
 
 def resolve_chunk(chunk_size: ChunkSize) -> ChunkSize:

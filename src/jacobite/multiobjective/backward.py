@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 from .. import _validate, config
+from .._validate import ChunkSize
 from ..errors import ArgnumsError, ArgumentTypeError, JacobianTooLarge, ShapeError
 from ._ghost import ghost_pieces
 from ._layers import find_dense_layers, layerwise_descent
@@ -64,7 +65,7 @@ def _is_gramian_weighted(aggregator: Any) -> bool:
 
 def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                       params: list[Tensor], aggregator: Any, *, retain_graph: bool,
-                      chunk_size: int | str | None) -> Tensor | None:
+                      chunk_size: ChunkSize) -> Tensor | None:
     """Aggregate the rows ``Jᵀ c_k`` (k < m) over ``params`` and add the update to ``.grad``;
     return the weights when the aggregator works on the Gramian."""
     if _is_gramian_weighted(aggregator):  # dense layers' Gramians from inputs × output grads
@@ -117,7 +118,7 @@ def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None = None,
              aggregator: Aggregator | None = None, *, retain_graph: bool = False,
-             chunk_size: int | str | None = "auto") -> Tensor | None:
+             chunk_size: ChunkSize = "auto") -> Tensor | None:
     """Jacobian descent step: aggregate the gradients of m losses and add the result to ``.grad``.
 
     ``losses``: a 1-D tensor (multi-objective, or one loss per example for per-example training)
@@ -151,7 +152,7 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
                  aggregator: Aggregator | None = None, *,
                  tasks_params: Sequence[Iterable[Tensor]] | None = None,
                  shared_params: Iterable[Tensor] | None = None, retain_graph: bool = False,
-                 chunk_size: int | str | None = "auto") -> Tensor | None:
+                 chunk_size: ChunkSize = "auto") -> Tensor | None:
     """Multi-task step: plain gradients for each task's head, Jacobian descent for the trunk.
 
     ``losses[i]`` is task i's scalar loss, computed by a head from ``features`` (the trunk's
@@ -221,7 +222,7 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
 
 
 def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Tensor],
-                   batch: Sequence[Tensor], aggregator: Any, chunk: int | str | None) -> bool:
+                   batch: Sequence[Tensor], aggregator: Any, chunk: ChunkSize) -> bool:
     """Per-example Jacobian descent with the dense layers' Gramians from two backward passes
     (:mod:`._ghost`) and the other parameters' per-example gradients by ``vmap(grad)``; False
     (nothing touched, graph kept) where that does not apply."""
@@ -259,7 +260,7 @@ def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Ten
 
 def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batch: Tensor,
                          aggregator: Aggregator | None = None,
-                         chunk_size: int | str | None = "auto") -> Tensor:
+                         chunk_size: ChunkSize = "auto") -> Tensor:
     """Jacobian descent with one objective per example.
 
     ``loss_fn(model, *example) -> scalar`` computes one example's loss, calling ``model`` as

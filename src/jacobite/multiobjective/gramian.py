@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import _validate, config
+from .._validate import ChunkSize
 from ..errors import ArgnumsError, DtypeError, NonFiniteInputError, ShapeError
 from ._layers import layerwise_gramian
 from ._params import (
@@ -44,7 +45,7 @@ __all__ = ["gramian"]
 
 def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
             params: Iterable[Tensor] | Any = None, *, retain_graph: bool = False,
-            chunk_size: int | str | None = "auto") -> Tensor:
+            chunk_size: ChunkSize = "auto") -> Tensor:
     """The m × m Gramian ``J Jᵀ`` of the losses' Jacobian J with respect to ``params``.
 
     ``losses`` is either a 1-D tensor (or a sequence of scalar tensors) still attached to its
@@ -83,7 +84,7 @@ def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
 
 def graph_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
                   inputs: Sequence[Tensor], *, retain_graph: bool,
-                  chunk_size: int | str | None = "auto") -> Tensor:
+                  chunk_size: ChunkSize = "auto") -> Tensor:
     """``Σ_l J_l J_lᵀ`` where row k of ``J_l`` is the VJP of ``cotangents[:][k]`` into input l.
 
     Inputs are grouped so that each group's block of J (``m × numel``) fits a quarter of the
@@ -138,7 +139,7 @@ def graph_gramian(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 
 def _functional_gramian(fn: Callable[[Any], Tensor], params: Any,
-                        chunk_size: int | str | None) -> Tensor:
+                        chunk_size: ChunkSize) -> Tensor:
     leaves, spec = tree_flatten(params)
     if not leaves or not all(isinstance(t, Tensor) for t in leaves):
         raise ArgnumsError("params must be a tensor or a tuple / list / dict of tensors")
