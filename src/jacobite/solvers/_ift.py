@@ -8,7 +8,9 @@
 * forward mode (``torch.func.jvp`` / ``jacfwd``): ``dx = −(∂G/∂x)⁻¹ (∂G/∂θ dθ)``;
 * higher orders: when the backward itself is differentiated (``create_graph=True``, nested
   ``torch.func``), ``∂G/∂x`` is recomputed at ``(x*, θ)`` inside the graph, and ``x*`` there is
-  the rule's own output, so the second derivative is the exact one;
+  the rule's own output, so the second derivative is the exact one — except forward over
+  forward mode, which torch cannot nest through a custom rule: a typed error names the
+  reverse-mode compositions instead of a silently zero derivative;
 * ``torch.func.vmap``: the solve runs once per batch element (a loop), where allowed.
 
 :func:`solve` is the linear solve behind it (dense tensor or SciPy sparse ``∂G/∂x``), which
@@ -136,7 +138,7 @@ class _Implicit(torch.autograd.Function):
         x, *leaves = ctx.saved_tensors
         box: _Box = ctx.box
         _ok_ctx(ctx)
-        higher = torch.is_grad_enabled() or tracked(gx)
+        higher = torch.is_grad_enabled() or any(tracked(t) for t in (gx, x, *leaves))
         if not higher:
             x, leaves = x.detach(), [leaf.detach() for leaf in leaves]
         J = _jac_x(box, x, leaves) if higher or ctx.jac is None else ctx.jac
@@ -152,10 +154,13 @@ class _Implicit(torch.autograd.Function):
         x, *leaves = ctx.saved_tensors
         box: _Box = ctx.box
         _ok_ctx(ctx)
+        _refuse_forward_over_forward()
         tangents = tuple(torch.zeros_like(leaf) if t is None else t
                          for t, leaf in zip(tangents, leaves, strict=True))
         u = torch.func.jvp(lambda *lv: box.g_flat(x, lv), tuple(leaves), tangents)[1]
-        J = ctx.jac if isinstance(ctx.jac, torch.Tensor) else _jac_x(box, x, leaves)
+        higher = any(tracked(t) for t in (x, *leaves))  # an outer transform differentiates dx
+        J = ctx.jac if isinstance(ctx.jac, torch.Tensor) and not higher else \
+            _jac_x(box, x, leaves)
         return -solve(J, u.to(x.dtype)).reshape(x.shape)
 
     @staticmethod
@@ -169,6 +174,18 @@ class _Implicit(torch.autograd.Function):
                   for leaf, d in zip(leaves, in_dims[1:], strict=True)]
             outs.append(_Implicit.apply(box, *lv))
         return torch.stack(outs), 0
+
+
+def _refuse_forward_over_forward() -> None:
+    """torch runs a custom jvp rule blind to an enclosing forward-mode level, which would then
+    see a silently zero derivative: refuse that nesting instead."""
+    jvp = torch._C._functorch.TransformType.Jvp
+    stack = torch._C._functorch.get_interpreter_stack() or []
+    if sum(1 for level in stack if level.key() == jvp) > 1:
+        raise UnsupportedOperationError(
+            "forward mode over forward mode (jacfwd of jacfwd, jvp of jvp) of a solution is "
+            "not supported: torch would silently drop the outer derivative; use reverse mode "
+            "for one of the two (jacfwd(jacrev(f)), jacrev(jacfwd(f)) or torch.func.hessian)")
 
 
 def _ok_ctx(ctx: Any) -> None:

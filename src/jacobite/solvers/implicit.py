@@ -133,14 +133,14 @@ def solve_implicit(F: Callable[[torch.Tensor, Any], torch.Tensor], x0: Any, thet
     vector-Jacobian product in ``θ``. Inside ``torch.func`` transforms it is just as
     differentiable: ``grad`` / ``jacrev`` (the same adjoint solve), ``jacfwd`` / ``jvp``
     (``dx = −(∂F/∂x)⁻¹ ∂F/∂θ dθ``), and higher derivatives (``create_graph=True``, nested
-    transforms), which re-form the dense ``∂F/∂x`` at ``(x*, θ)`` inside the graph. Under
+    transforms), which re-form the dense ``∂F/∂x`` at ``(x*, θ)`` inside the graph; forward
+    over forward mode (``jacfwd(jacfwd(...))``) raises
+    :class:`~jacobite.errors.UnsupportedOperationError` naming the reverse-mode compositions. Under
     ``torch.func.vmap`` over ``θ`` the root is found once per batch element (a loop).
 
     Raises:
         ConvergenceError: the root solve failed (its message says why).
         SingularOperatorError: in backward, ``∂F/∂x`` is singular at ``x*``.
-        UnsupportedOperationError: a second derivative with a sparse ``∂F/∂x`` (``jac`` given
-            as SciPy sparse); use ``jac="auto"`` or :func:`implicit_jacobian`.
 
     >>> import torch
     >>> th = torch.tensor([4.0, 9.0], dtype=torch.float64, requires_grad=True)

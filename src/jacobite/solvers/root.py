@@ -322,8 +322,9 @@ def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: An
         in ``args`` is tracked (``requires_grad`` under autograd, or wrapped by a
         ``torch.func`` transform), ``x`` is differentiable in it through the implicit function
         theorem, as in :func:`jacobite.solve_implicit` (by autograd, ``grad``, ``jacrev``,
-        ``jacfwd``, to any order); the derivative of a failed solve raises
-        :class:`~jacobite.errors.ConvergenceError`. The other fields are constants.
+        ``jacfwd``; higher orders except forward over forward); the derivative of a failed
+        solve raises :class:`~jacobite.errors.ConvergenceError`. The other fields are
+        constants.
 
     Raises:
         NonFiniteInputError: ``x0``, ``F(x0)`` or ``J(x0)`` holds NaN/Inf.

@@ -148,7 +148,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
         tensor in ``args`` / ``kwargs`` is tracked (``requires_grad`` under autograd, or wrapped
         by a ``torch.func`` transform), ``x`` is differentiable in it by the implicit function
         theorem on ``∇ₓ ½‖r‖² = 0`` with the full Hessian (autograd, ``grad``, ``jacrev``,
-        ``jacfwd``, any order; linear loss only). The other fields are constants.
+        ``jacfwd``; higher orders except forward over forward; linear loss only). The other
+        fields are constants.
 
     Raises:
         InvalidOptionError: an unknown method / loss / jac, bad tolerances, ``x0`` outside the
