@@ -16,6 +16,7 @@ import torch
 from torch.func import grad as _grad
 
 from .. import _validate
+from .._validate import ChunkSize
 from ..dense import batch_jacobian
 from ..dense import hessian as _hessian
 from ..errors import (
@@ -97,7 +98,7 @@ class _Derivatives:
         self.vectorised = True
 
     def __call__(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        chunk = None if X.shape[1] <= 256 else "auto"
+        chunk: ChunkSize = None if X.shape[1] <= 256 else "auto"
         if self.vectorised:
             try:
                 return batch_jacobian(self.g, X, mode="forward", chunk_size=chunk,
