@@ -178,3 +178,28 @@ def test_compiled_value_equals_eager() -> None:
     expected = torch.linalg.matrix_norm(jacrev(_f)(X), 2) + \
         torch.linalg.matrix_norm(jacrev(_f)(X), "fro")
     torch.testing.assert_close(fn(X), expected, **TOL)
+
+
+@pytest.mark.parametrize("second", [
+    torch.func.hessian,
+    lambda fn: jacrev(jacrev(fn)),
+    lambda fn: jacfwd(jacfwd(fn)),  # torch alone would return zeros here
+    lambda fn: jacrev(jacfwd(fn)),
+])
+def test_singular_values_refuse_a_partial_second_derivative(second) -> None:
+    for fn in (lambda x: spectral_norm(_f, x), lambda x: top_singular(_f, x, k=2).values,
+               lambda x: condition_number(_f, x, exact=False, tol=1e-12)):
+        with pytest.raises(UnsupportedOperationError, match="svdvals"):
+            second(fn)(X)
+    x = X.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(spectral_norm(_f, x), x, create_graph=True)
+    with pytest.raises(UnsupportedOperationError, match="differentiable once"):
+        torch.autograd.grad(g.sum(), x)
+
+
+def test_exact_norms_have_exact_second_derivatives() -> None:
+    for fn, ref in ((lambda x: frobenius_norm(_f, x, nproj=-1).value,
+                     lambda x: torch.linalg.matrix_norm(jacrev(_f)(x), "fro")),
+                    (lambda x: logabsdet(torch.sin, x, method="exact").value,
+                     lambda x: torch.linalg.slogdet(jacrev(torch.sin)(x))[1])):
+        torch.testing.assert_close(torch.func.hessian(fn)(X), torch.func.hessian(ref)(X), **TOL)

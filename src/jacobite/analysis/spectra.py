@@ -19,9 +19,10 @@ Values are float64 tensors (``float(v)`` gives the number). They are differentia
 ``torch.func`` transform): a singular value is recomputed from its converged (constant)
 vectors as ``σ = uᵀ J v`` in the caller's graph, whose derivative ``uᵀ dJ v`` is the exact one
 for a simple singular value; exact norms and ``log|det|`` are formed from products kept in the
-graph; a Hutchinson estimate is differentiated as the estimator (same probes). The singular
-vectors, error bars and the SLQ estimate are not differentiable (SLQ raises a typed error when
-its input is tracked). Under ``torch.func.vmap`` they raise a typed error: for a batch, use
+graph; a Hutchinson estimate is differentiated as the estimator (same probes). Singular values
+are differentiable once (a second derivative raises a typed error); the singular vectors, error
+bars and the SLQ estimate are not differentiable (SLQ raises a typed error when its input is
+tracked). Under ``torch.func.vmap`` they raise a typed error: for a batch, use
 ``jacobite.batch_jacobian`` and ``torch.linalg``. Under ``torch.compile`` the Lanczos part runs
 eagerly (a graph break).
 
@@ -65,6 +66,7 @@ from ..operators import (
     Transposed,
 )
 from ._lanczos import F64, Products, bidiagonalize, draw
+from ._once import once
 
 __all__ = [
     "FrobeniusEstimate", "LogDetEstimate", "SingularTriplets", "condition_number",
@@ -195,7 +197,14 @@ def _top(obj: Any, x: torch.Tensor | None, k: int, tol: float, max_iter: int | N
 def _rayleigh(P: Products, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """``σ_i = left_iᵀ J right_i`` from products in the caller's graph (vectors constant)."""
     assert P.grmv is not None
-    return torch.stack([P.grmv(u) @ v for u, v in zip(left, right, strict=True)])
+    return once(torch.stack([P.grmv(u) @ v for u, v in zip(left, right, strict=True)]),
+                _SECOND)
+
+
+_SECOND = ("singular values from Lanczos (spectral_norm, top_singular, condition_number with "
+           "exact=False) are differentiable once: a second derivative would miss the singular "
+           "vectors' own derivatives. Differentiate torch.linalg.svdvals of the dense "
+           "jacobite.jacobian(f, x) instead")
 
 
 def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: float = 1e-10,
