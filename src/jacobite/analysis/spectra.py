@@ -389,7 +389,8 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: Logd
             how = "dense"
         lad = torch.as_tensor(lad).to(F64)
         v = float(lad.detach())
-        return LogDetEstimate(lad, float(sign), 0.0, (v, v), True, how)
+        sign = float(sign.detach()) if isinstance(sign, torch.Tensor) else float(sign)
+        return LogDetEstimate(lad, sign, 0.0, (v, v), True, how)
     if P.tracked:
         raise UnsupportedOperationError(
             "the stochastic Lanczos quadrature estimate of log|det J| is not differentiable, and "
