@@ -13,7 +13,7 @@ transforms (``hessian``, ``jacrev(jacrev)``, ``jacfwd(jacrev)``, ``jacrev(jacfwd
 >>> x = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
 >>> y = once(x ** 3, "no second derivative here")
 >>> (g,) = torch.autograd.grad(y, x, create_graph=True)
->>> float(g)
+>>> g.item()
 12.0
 >>> try:
 ...     torch.autograd.grad(g, x)

@@ -29,7 +29,7 @@ eagerly (a graph break).
 >>> import torch
 >>> from jacobite.analysis.spectra import spectral_norm, frobenius_norm
 >>> A = torch.tensor([[3.0, 0.0], [4.0, 5.0]], dtype=torch.float64, requires_grad=True)
->>> round(float(spectral_norm(A)), 10), round(float(frobenius_norm(A, nproj=-1).value), 10)
+>>> round(spectral_norm(A).item(), 10), round(frobenius_norm(A, nproj=-1).value.item(), 10)
 (6.7082039325, 7.0710678119)
 >>> torch.autograd.grad(frobenius_norm(A, nproj=-1).value, A)[0] * 50 ** 0.5  # A / ‖A‖_F
 tensor([[3., 0.],
