@@ -84,7 +84,7 @@ _EXACT_BELOW = 256  # min(m, n) at or below which condition_number / logabsdet g
 
 @dataclass(frozen=True)
 class SingularTriplets:
-    """The top-k singular values (decreasing, float64) and vectors of ``J``.
+    """The top-k singular values (decreasing, float64, on ``J``'s device) and vectors of ``J``.
 
     ``right`` ``(k, n)`` and ``left`` ``(k, m)`` hold unit vectors as rows with
     ``J right_i = values_i · left_i``; ``residuals`` are ``‖Jᵀ left_i − values_i right_i‖``.
@@ -186,7 +186,7 @@ def _top(obj: Any, x: torch.Tensor | None, k: int, tol: float, max_iter: int | N
     worst = 0.0 if r.converged else float(np.max(r.residuals[:k]) / r.values[0])
     idx = np.arange(k)
     left, right = r.left(idx), r.right(idx)
-    values = torch.as_tensor(r.values[:k].copy(), dtype=F64)
+    values = torch.as_tensor(r.values[:k].copy(), dtype=F64, device=P.device)
     if P.tracked:
         values = _rayleigh(P, left, right)
     return SingularTriplets(values=values, left=left, right=right,
@@ -328,9 +328,9 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
                       f"{r.iterations} steps; the result is a lower bound. Raise max_iter or "
                       f"pass exact=True", JacobiteWarning, stacklevel=2)
     if r.values[-1] == 0:
-        return torch.tensor(math.inf, dtype=F64)
+        return torch.tensor(math.inf, dtype=F64, device=P.device)
     if not P.tracked:
-        return torch.tensor(r.values[0] / r.values[-1], dtype=F64)
+        return torch.tensor(r.values[0] / r.values[-1], dtype=F64, device=P.device)
     ends = np.array([0, len(r.values) - 1])
     s = _rayleigh(P, r.left(ends), r.right(ends))
     return s[0] / s[1]
@@ -405,5 +405,5 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: Logd
             logs = 2 * np.log(r.values)
         samples[i] = P.n * float(np.sum(r.X[0, :] ** 2 * logs))  # ‖z‖² = n
     mean, se, half = _sample_ci(0.5 * samples, confidence)
-    return LogDetEstimate(torch.tensor(mean, dtype=F64), math.nan, se, (mean - half, mean + half),
-                          False, "slq")
+    return LogDetEstimate(torch.tensor(mean, dtype=F64, device=P.device), math.nan, se,
+                          (mean - half, mean + half), False, "slq")
