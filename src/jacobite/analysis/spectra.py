@@ -13,18 +13,14 @@ is O(m + n) per Lanczos step.
 * :func:`logabsdet` — exact from structure (diagonal, triangular, DPLR, sparse, dense …), else
   stochastic Lanczos quadrature with an error bar.
 
-Values are float64 tensors (``float(v)`` gives the number). They are differentiable — by
-``torch.autograd`` and ``torch.func.grad`` / ``jacrev`` / ``jacfwd`` — in a tracked matrix, point
-``x`` or tensor that ``f`` or an operator closes over (``requires_grad``, or inside a
-``torch.func`` transform): a singular value is recomputed from its converged (constant)
-vectors as ``σ = uᵀ J v`` in the caller's graph, whose derivative ``uᵀ dJ v`` is the exact one
-for a simple singular value; exact norms and ``log|det|`` are formed from products kept in the
-graph; a Hutchinson estimate is differentiated as the estimator (same probes). Singular values
-are differentiable once (a second derivative raises a typed error); the singular vectors, error
-bars and the SLQ estimate are not differentiable (SLQ raises a typed error when its input is
-tracked). Under ``torch.func.vmap`` they raise a typed error: for a batch, use
-``jacobite.batch_jacobian`` and ``torch.linalg``. Under ``torch.compile`` the Lanczos part runs
-eagerly (a graph break).
+Values are float64 tensors, differentiable (autograd, ``torch.func.grad`` / ``jacrev`` /
+``jacfwd``) in a tracked matrix, point ``x`` or tensor that ``f`` or an operator closes over: a
+singular value is recomputed from its converged, constant vectors as ``σ = uᵀ J v`` in the
+caller's graph (derivative ``uᵀ dJ v``, exact for a simple σ; a second derivative raises a
+typed error); exact norms and ``log|det|`` come from products kept in the graph; a Hutchinson
+estimate is differentiated as the estimator (same probes). Singular vectors and error bars are
+constants; SLQ refuses a tracked input. Under ``torch.func.vmap`` a typed error names
+``jacobite.batch_jacobian`` + ``torch.linalg``; under ``torch.compile`` Lanczos runs eagerly.
 
 >>> import torch
 >>> from jacobite.analysis.spectra import spectral_norm, frobenius_norm
@@ -201,10 +197,9 @@ def _rayleigh(P: Products, left: torch.Tensor, right: torch.Tensor) -> torch.Ten
                 _SECOND)
 
 
-_SECOND = ("singular values from Lanczos (spectral_norm, top_singular, condition_number with "
-           "exact=False) are differentiable once: a second derivative would miss the singular "
-           "vectors' own derivatives. Differentiate torch.linalg.svdvals of the dense "
-           "jacobite.jacobian(f, x) instead")
+_SECOND = ("singular values from Lanczos are differentiable once (a second derivative would "
+           "miss the singular vectors' own derivatives); differentiate torch.linalg.svdvals of "
+           "the dense jacobite.jacobian(f, x) instead")
 
 
 def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: float = 1e-10,
