@@ -97,6 +97,25 @@ def test_solve_implicit_pytree_theta_and_vmap_as_a_loop() -> None:
                                0.5 * batch ** -0.5, **TOL)
 
 
+def test_closures_over_tracked_tensors_are_refused_not_ignored() -> None:
+    w = torch.tensor([2.0, 3.0], dtype=DT, requires_grad=True)  # e.g. a module's weight
+    th = THETA.clone().requires_grad_(True)
+    calls = (lambda: solve_implicit(lambda x, t: w * x ** 2 - t, X0, th),
+             lambda: root(lambda x, t: w * x ** 2 - t, X0, args=(th,)),
+             lambda: least_squares(lambda x, t: w * x - t, torch.zeros(2, dtype=DT), args=(th,)))
+    for call in calls:
+        with pytest.raises(UnsupportedOperationError, match="θ of solve_implicit"):
+            call()
+    with torch.no_grad():  # no derivative wanted
+        torch.testing.assert_close(solve_implicit(lambda x, t: w * x ** 2 - t, X0, th),
+                                   (THETA / w.detach()).sqrt(), **TOL)
+    both = {"w": w, "t": th}  # the fix: w becomes part of θ
+    x = solve_implicit(lambda x, p: p["w"] * x ** 2 - p["t"], X0, both)
+    gw, gt = torch.autograd.grad(x.sum(), (w, th))
+    torch.testing.assert_close(gt, 0.5 / (w * x).detach(), **TOL)
+    torch.testing.assert_close(gw, -0.5 * (x / w).detach(), **TOL)
+
+
 def test_sparse_jacobian_first_and_second_derivatives() -> None:
     def jac(x):
         return sp.diags(2 * x.numpy())

@@ -36,10 +36,11 @@ from ..errors import SingularOperatorError, UnsupportedOperationError
 
 __all__ = ["CLOSED_OVER", "NO_VMAP", "attach", "solve", "tracked"]
 
-CLOSED_OVER = ("fun depends on a tensor that autograd or a torch.func transform tracks, but not "
-               "through args, so the solution would be silently constant in it; pass that "
-               "tensor in args=(θ,) (x is then differentiable in it by the implicit function "
-               "theorem), or use jacobite.solve_implicit(F, x0, θ)")
+CLOSED_OVER = ("fun depends on a tensor that autograd or a torch.func transform tracks but that "
+               "is not one of its parameters (args= of root / least_squares, θ of "
+               "solve_implicit), so the solution would be silently constant in it; pass that "
+               "tensor there (x is then differentiable in it by the implicit function theorem), "
+               "or call under torch.no_grad() when no derivative is wanted")
 NO_VMAP = ("{name} cannot run under torch.func.vmap (its iterations read values into Python): "
            "loop over the batch in Python instead, e.g. torch.stack([{name}(fun, x0, "
            "args=(t,)).x for t in batch]){alt}")
@@ -103,6 +104,7 @@ class _Box:
         self.G, self.run, self.spec, self.loop_ok, self.failed = G, run, spec, loop_ok, failed
         self.jac: Any = None
         self.name = "root"
+        self.grad_on = torch.is_grad_enabled()
         self.result: Any = None
 
     def theta(self, leaves: Sequence[torch.Tensor]) -> Any:
@@ -123,7 +125,8 @@ class _Implicit(torch.autograd.Function):
 
     @staticmethod
     def forward(box: _Box, *leaves: torch.Tensor) -> torch.Tensor:
-        x, box.jac, box.result = box.run(box.theta([leaf.detach() for leaf in leaves]))
+        with torch.set_grad_enabled(box.grad_on):  # so the solver sees what fun closes over
+            x, box.jac, box.result = box.run(box.theta([leaf.detach() for leaf in leaves]))
         return x.detach().clone()
 
     @staticmethod
