@@ -51,6 +51,7 @@ _SINGULAR = ("∂F/∂x is singular at x*: the solution is not a differentiable 
              "∂F/∂x invertible")
 
 
+@torch.compiler.disable  # a value-level question: eager under torch.compile
 def tracked(t: Any) -> bool:
     """True when ``t`` is a tensor that autograd records or a ``torch.func`` transform wraps."""
     if not isinstance(t, torch.Tensor):
@@ -197,6 +198,7 @@ def _ok_ctx(ctx: Any) -> None:
         raise exc
 
 
+@torch.compiler.disable  # the solver reads values into Python: eager under torch.compile
 def attach(G: Callable[[torch.Tensor, Any], torch.Tensor],
            run: Callable[[Any], tuple[torch.Tensor, Any, Any]], leaves: Sequence[torch.Tensor],
            spec: TreeSpec | None, *, loop_ok: bool = True,
