@@ -158,6 +158,16 @@ def test_root_with_mixed_args_and_a_second_derivative() -> None:
     torch.testing.assert_close(h, -2 / 9 * THETA ** (-5 / 3), **TOL)
 
 
+def test_integer_tensor_args_ride_along() -> None:
+    idx = torch.tensor([1, 0])
+
+    def F(x, th, i):
+        return x ** 2 - th[i]
+
+    J = jacrev(lambda t: root(F, X0, args=(t, idx)).x)(THETA)
+    torch.testing.assert_close(J, torch.diag(0.5 * THETA ** -0.5)[idx], **TOL)
+
+
 def test_a_failed_root_has_no_derivative() -> None:
     t = torch.tensor([-1.0], dtype=DT, requires_grad=True)  # x² + 1 = 0 has no real root
     res = root(lambda x, c: x ** 2 - c, torch.ones(1, dtype=DT), args=(t,))

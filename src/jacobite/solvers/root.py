@@ -349,10 +349,11 @@ def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: An
     if not isinstance(args, tuple):
         raise InvalidOptionError(f"args must be a tuple; got {type(args).__name__}")
     leaves, spec = tree_flatten(args)
-    pos = [i for i, a in enumerate(leaves) if isinstance(a, torch.Tensor)]
-    if any(under_vmap(t) for t in [x0, *(leaves[i] for i in pos)] if isinstance(t, torch.Tensor)):
+    if any(under_vmap(t) for t in [x0, *leaves] if isinstance(t, torch.Tensor)):
         raise UnsupportedOperationError(NO_VMAP.format(
             name="root", alt=", or jacobite.solve_implicit, whose vmap is such a loop"))
+    pos = [i for i, a in enumerate(leaves)  # the tensors a derivative can be taken in
+           if isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex())]
     x = _as_start(x0, dtype)  # float64 by default; finite, non-empty
     max_nfev = _validate.max_iter(max_nfev, "max_nfev")
     max_nfev = 100 * (x.numel() + 1) if max_nfev is None else max_nfev

@@ -170,9 +170,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
     leaves, spec = tree_flatten((args, dict(kwargs or {})))
-    pos = [i for i, a in enumerate(leaves) if isinstance(a, torch.Tensor)]
-    if any(under_vmap(t) for t in [x0, *(leaves[i] for i in pos)] if isinstance(t, torch.Tensor)):
+    if any(under_vmap(t) for t in [x0, *leaves] if isinstance(t, torch.Tensor)):
         raise UnsupportedOperationError(NO_VMAP.format(name="least_squares", alt=""))
+    pos = [i for i, a in enumerate(leaves)  # the tensors a derivative can be taken in
+           if isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex())]
     if any(tracked(leaves[i]) for i in pos):
         if rho is not None:
             raise UnsupportedOperationError(
