@@ -188,7 +188,7 @@ def _training(quick: bool) -> Section:
         "(`multiobjective._layers`), so it never computes the m parameter gradients; "
         "`per_example_backward` runs one vmapped forward, then gets the dense layers' "
         "per-example Gramian from two backward passes whatever the batch size "
-        "(`multiobjective._ghost`); m = batch = 128 (beyond the issue's 32) shows that "
+        "(`multiobjective._ghost`); m = batch = 128 (beyond the target's 32) shows that "
         "scaling: TorchJD and `backward` need one backward pass per example.",
         "The two floors, as fractions of TorchJD's step: 'J floor' is the forward pass plus the "
         "m backward passes to the parameters (plain torch.autograd: the part of TorchJD's step "

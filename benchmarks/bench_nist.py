@@ -8,8 +8,8 @@ float64, no per-problem tuning. Three solvers side by side in one process:
   ``ftol = xtol = gtol = 1e-15``;
 - (c) ``jacobite.least_squares`` at its defaults (shown as "not available" until it exists).
 
-Score: LRE = min over parameters of −log10(|b − c| / |c|), capped at 11 (c certified). Targets
-(issue 5): jacobite reaches LRE ≥ 6 on 54/54 runs, mean LRE ≥ 9.3, and no more residual plus
+Score: LRE = min over parameters of −log10(|b − c| / |c|), capped at 11 (c certified). Targets:
+jacobite reaches LRE ≥ 6 on 54/54 runs, mean LRE ≥ 9.3, and no more residual plus
 Jacobian evaluations in total than (b).
 
 Data: ``--data DIR``, else ``$JACOBITE_NIST_DIR``, else ``../shared/data/nist_strd`` next to the
@@ -368,10 +368,10 @@ def run(quick: bool = False, data_dir: str | None = None,
         "Levels are NIST's (lower, average, higher difficulty); n observations, p parameters.")
     if quick:
         notes.append(f"**Quick run: {len(problems)} problems only ({', '.join(names)}); the "
-                     "targets below are checked on these runs only (the issue's: all 54).**")
+                     "targets below are checked on these runs only (the target's: all 54).**")
     elif only and not missing:
         notes.append(f"**Only {', '.join(names)}: the targets below are checked on these runs "
-                     "only (the issue's: all 54).**")
+                     "only (the target's: all 54).**")
     if missing:
         notes.append(f"**Missing data files: {', '.join(missing)}.**")
     if bad_models:
@@ -386,7 +386,7 @@ def run(quick: bool = False, data_dir: str | None = None,
             f"† (b) stopped at SciPy's default max_nfev = 100·p on {len(reruns)} run(s) "
             f"({', '.join(reruns)}); after the arrow: the same solve with max_nfev = {BIG_NFEV}. "
             f"With that budget (b) reaches LRE ≥ 6 on {good('b+')}/{n_runs}, mean LRE "
-            f"{mean('b+'):.2f}, {fmt_total('b+')} evals in all (the issue's reference for (b): "
+            f"{mean('b+'):.2f}, {fmt_total('b+')} evals in all (the reference for (b): "
             "54/54, mean 9.3).")
     secs = {s: sum(o.seconds for o in results[s]) for s in SOLVERS}
     notes.append("Solve time in all: " + ", ".join(

@@ -1,6 +1,6 @@
 """Sparse Jacobians end to end: detection, coloring, compressed evaluation vs dense and SciPy.
 
-Problems (issue 4): the 1-D Bratu residual at n = 10⁴, 10⁵, 10⁶ and the 2-D Brusselator on a
+Problems: the 1-D Bratu residual at n = 10⁴, 10⁵, 10⁶ and the 2-D Brusselator on a
 periodic N×N grid at N = 40, 160, 640 (n = 2N²), both from ``tests/problems.py``. For each:
 colors and the lower bound, detection and coloring time, t(J)/t(f) after preparation (target
 ≤ 3c), dense ``torch.func.jacfwd`` (run whole when the dense result fits in 1 GiB, else timed on

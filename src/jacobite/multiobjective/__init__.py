@@ -1,4 +1,4 @@
-"""Multi-objective optimisation by Jacobian descent (issue 6).
+"""Multi-objective optimisation by Jacobian descent.
 
 :mod:`jacobite.multiobjective.aggregators` holds the aggregators (UPGrad, DualProj, MGDA, ...),
 each mapping the m × n Jacobian of m losses to one update that conflicts with none of them
