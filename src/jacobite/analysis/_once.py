@@ -39,7 +39,7 @@ class _Refuse(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(t: torch.Tensor, msg: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(t: torch.Tensor, msg: str) -> torch.Tensor:
         return t.clone()
 
     @staticmethod
@@ -47,7 +47,7 @@ class _Refuse(torch.autograd.Function):
         ctx.msg = inputs[1]
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
         raise UnsupportedOperationError(ctx.msg)
 
     @staticmethod
@@ -61,7 +61,7 @@ class _Guard(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(s: torch.Tensor, msg: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(s: torch.Tensor, msg: str) -> torch.Tensor:
         return torch.zeros_like(s)
 
     @staticmethod
@@ -71,7 +71,7 @@ class _Guard(torch.autograd.Function):
         ctx.save_for_forward(inputs[0])
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
         (s,) = ctx.saved_tensors
         return _Refuse.apply(s * 0, ctx.msg) * g, None
 
