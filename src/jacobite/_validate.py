@@ -31,6 +31,7 @@ from .errors import ArgnumsError, ArgumentTypeError, DtypeError, InvalidOptionEr
 
 __all__ = [
     "ChunkSize",
+    "all_finite",
     "argnums",
     "boolean",
     "callable_",
@@ -58,6 +59,16 @@ ChunkSize = int | Literal["auto"] | None
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """True when every entry of ``t`` is finite: one reduction (a NaN or Inf entry always makes
+    the sum non-finite), the exact elementwise check only when the sum is not finite."""
+    if t.numel() == 0:
+        return True
+    if math.isfinite(float(t.sum().abs() if t.is_complex() else t.sum())):
+        return True
+    return bool(torch.isfinite(t).all())
 
 
 def callable_(f: Any, name: str = "f") -> Callable[..., Any]:

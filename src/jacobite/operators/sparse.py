@@ -26,7 +26,9 @@ class SparseOperator(JacobianOperator):
 
     Stored as a torch CSR tensor (:attr:`matrix`); products use torch sparse kernels.
     ``slogdet``/``solve`` use SciPy's sparse LU (``splu``) on the CPU, ``to_sparse`` and
-    ``to_scipy`` return the stored matrix. ``dtype``/``device`` convert the input.
+    ``to_scipy`` return the stored matrix. ``dtype``/``device`` convert the input. Entries must
+    be finite unless ``check_finite=False`` (a computed Jacobian may hold an infinite
+    derivative, which is then the answer).
 
     >>> import scipy.sparse as sp
     >>> import torch
@@ -40,7 +42,7 @@ class SparseOperator(JacobianOperator):
     def __init__(
         self, matrix: Any, *, dtype: torch.dtype | None = None,
         device: torch.device | str | None = None, tags: Any = (), rank_bound: int | None = None,
-        check_tags: bool | None = None,
+        check_tags: bool | None = None, check_finite: bool = True,
     ) -> None:
         if dtype is not None:
             dtype = _validate.floating_dtype(dtype)
@@ -66,7 +68,8 @@ class SparseOperator(JacobianOperator):
                 f"SparseOperator needs a scipy.sparse matrix or a torch sparse tensor, got "
                 f"{type(matrix).__name__}; for a dense tensor use DenseOperator(matrix)"
             )
-        if not bool(torch.isfinite(csr.values()).all()):
+        if _validate.boolean(check_finite, "check_finite") and not _validate.all_finite(
+                csr.values()):
             raise NonFiniteInputError("matrix contains NaN or Inf; an operator needs finite "
                                       "entries: clean them first")
         if csr.ndim != 2:

@@ -163,7 +163,7 @@ class SparsePlan:
             raise ShapeError(f"this plan was prepared for x of shape {self.shape}, got "
                              f"{tuple(x.shape)}; call jacobite.sparse.prepare(f, x) for the new "
                              "shape")
-        if check_finite and not bool(torch.isfinite(x).all()):
+        if check_finite and not _validate.all_finite(x):
             raise NonFiniteInputError("x contains NaN or Inf; a Jacobian there is meaningless "
                                       "— clean it (torch.nan_to_num) or pass check_finite=False")
         diff = x.requires_grad and torch.is_grad_enabled()
@@ -237,7 +237,9 @@ class SparsePlan:
         values = products.reshape(-1).index_select(0, index)
         check_untraced(values, "a sparse plan")  # f captured a tensor a transform traces
         m, n = self.pattern.shape
-        return SparseOperator(csr_tensor(crow, cols, values, (m, n)), check_tags=False)
+        # a computed Jacobian may hold an infinite derivative (sqrt at 0): it is the answer
+        return SparseOperator(csr_tensor(crow, cols, values, (m, n)), check_tags=False,
+                              check_finite=False)
 
     def jacobian(self, x: torch.Tensor, *, check_finite: bool = True) -> SparseOperator:
         """The sparse Jacobian (or Hessian) at ``x`` as a CSR :class:`SparseOperator`.
