@@ -12,8 +12,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from torch.func import jvp as _jvp
-from torch.func import vjp as _vjp
 from torch.func import vmap
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
@@ -27,6 +25,8 @@ from ._errors import (
     check_not_mutated,
     translate,
 )
+from ._func import jvp as _jvp
+from ._func import vjp as _vjp
 from ._probe import PROBES, Probe, run_probe
 from ._trees import (
     Flat,
@@ -331,8 +331,8 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
             if start == 0:
                 check_not_mutated(p.fname, own, versions)
             if value is None:
+                assert p.out is not None
                 out = p.out
-                assert out is not None
                 itemsize = max(t.element_size() for t in (*primal, *x.leaves))
                 _plan.guard(out.numel, n, itemsize, budget)
                 value = out.unflatten(primal)

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import jvp as _jvp
-from torch.func import vjp as _vjp
 from torch.func import vmap
 
 from ..errors import DtypeError, OutputTypeError
 from . import _plan
 from ._errors import check_not_mutated, translate
+from ._func import jvp as _jvp
+from ._func import vjp as _vjp
 
 
 def bind(f: Callable[..., Any], args: tuple[Any, ...], pos: int) -> Callable[..., Any]:

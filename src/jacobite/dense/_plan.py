@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from .. import _validate
+from .._validate import ChunkSize
 from ..config import format_bytes
 from ..errors import JacobianTooLarge, UnsupportedOperationError
 from ._probe import Probe
@@ -78,7 +79,7 @@ def check_mode(mode: str) -> None:
     _validate.choice(mode, "mode", MODES)
 
 
-def check_chunk_size(chunk_size: int | str | None) -> None:
+def check_chunk_size(chunk_size: ChunkSize) -> None:
     _validate.chunk_size(chunk_size)
 
 
@@ -130,7 +131,7 @@ def guard(m: int, n: int, itemsize: int, budget: int, what: str = "dense Jacobia
 
 
 def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
-              chunk_size: int | str | None, budget: int, fname: str = "f") -> JacobianPlan:
+              chunk_size: ChunkSize, budget: int, fname: str = "f") -> JacobianPlan:
     """Pick the mode and chunk size; raise JacobianTooLarge when the result cannot fit."""
     if mode == "auto":
         chosen, reason = auto_mode(n, m)

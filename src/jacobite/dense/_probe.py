@@ -114,7 +114,7 @@ class _Recorder(TorchDispatchMode):
         ref = self._tainted.get(id(t))
         return ref is not None and ref() is t
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if torch.Tag.nondeterministic_seeded in func.tags:

@@ -24,7 +24,7 @@ def normalize_argnums(argnums: Argnums, nargs: int) -> tuple[tuple[int, ...], bo
             "tensor"
         )
     is_tuple = isinstance(argnums, (tuple, list))
-    items = tuple(argnums) if is_tuple else (argnums,)
+    items = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
     if is_tuple and len(items) == 0:
         raise ArgnumsError("argnums is an empty tuple; pass at least one argument position")
     out = []

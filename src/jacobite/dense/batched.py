@@ -9,6 +9,7 @@ import torch
 from torch.func import vmap
 from torch.utils._pytree import tree_flatten, tree_map
 
+from .._validate import ChunkSize
 from ..errors import ArgnumsError, ArgumentTypeError, InvalidOptionError, ShapeError
 from . import _plan
 from ._engine import Problem, forward_cols, reverse_rows
@@ -43,7 +44,7 @@ def _in_dims(in_dims: int | tuple[int | None, ...], nargs: int) -> tuple[int | N
 
 def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
                    in_dims: int | tuple[int | None, ...] = 0, mode: str = "auto",
-                   chunk_size: int | str | None = "auto", flat: bool = False,
+                   chunk_size: ChunkSize = "auto", flat: bool = False,
                    memory_budget: int | str | None = None, check_finite: bool = True,
                    return_value: bool = False) -> Any:
     """Per-sample Jacobians: ``f`` maps ONE sample to its output; ``args`` hold a batch.
@@ -89,7 +90,7 @@ def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, 
         per_sample = plan.estimated_peak_bytes
         avail = budget - plan.result_bytes * batch
         batch_chunk = max(1, min(batch, avail // max(per_sample, 1)))
-        step = plan.chunk_size
+        step: int | None = plan.chunk_size
         if avail < per_sample:  # one whole sample does not fit: chunk the basis as well
             step = _plan.make_plan(plan.n, plan.m, 8, None, plan.mode, "auto",
                                    max(avail, 1) + plan.result_bytes).chunk_size

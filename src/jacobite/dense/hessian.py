@@ -9,6 +9,7 @@ from typing import Any
 from torch.func import grad as _grad
 
 from .. import _validate
+from .._validate import ChunkSize
 from ..errors import ShapeError
 from ._engine import reverse_only
 from ._trees import function_name, normalize_argnums
@@ -52,7 +53,7 @@ def _gradient_of(f: Callable[..., Any], argnums: int | tuple[int, ...]) -> Calla
 
 
 def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-            chunk_size: int | str | None = "auto", flat: bool = False,
+            chunk_size: ChunkSize = "auto", flat: bool = False,
             memory_budget: int | str | None = None, check_finite: bool = True,
             sparse: bool = False) -> Any:
     """The Hessian of a scalar-valued ``f``: the forward-mode Jacobian of its reverse-mode gradient

@@ -10,6 +10,7 @@ import torch
 from torch.utils._pytree import tree_unflatten
 
 from .. import _validate
+from .._validate import ChunkSize
 from . import _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
 from ._trees import LEAF_SPEC, all_finite, function_name, normalize_argnums
@@ -96,7 +97,7 @@ def _flags(**flags: Any) -> None:
 
 
 def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: str, has_aux: bool,
-             chunk_size: int | str | None, flat: bool, memory_budget: int | str | None,
+             chunk_size: ChunkSize, flat: bool, memory_budget: int | str | None,
              check_finite: bool) -> tuple[Any, Any, Any]:
     _flags(has_aux=has_aux, flat=flat, check_finite=check_finite)
     express = (len(args) == 1 and argnums == 0 and not has_aux and type(argnums) is int
@@ -139,7 +140,7 @@ def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: s
 
 def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
                        mode: str = "auto", has_aux: bool = False,
-                       chunk_size: int | str | None = "auto", flat: bool = False,
+                       chunk_size: ChunkSize = "auto", flat: bool = False,
                        memory_budget: int | str | None = None,
                        check_finite: bool = True) -> tuple[Any, ...]:
     """``(f(*args), J)`` from one pass — or ``(f(*args), J, aux)`` with ``has_aux=True``.
@@ -157,7 +158,7 @@ def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[i
 
 
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-             mode: str = "auto", has_aux: bool = False, chunk_size: int | str | None = "auto",
+             mode: str = "auto", has_aux: bool = False, chunk_size: ChunkSize = "auto",
              flat: bool = False, memory_budget: int | str | None = None,
              check_finite: bool = True, sparse: bool = False) -> Any:
     """The Jacobian of ``f`` at ``args`` with respect to the arguments named by ``argnums``.
@@ -214,7 +215,7 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
 
 def jacobian_plan(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
                   mode: str = "auto", has_aux: bool = False,
-                  chunk_size: int | str | None = "auto",
+                  chunk_size: ChunkSize = "auto",
                   memory_budget: int | str | None = None) -> _plan.JacobianPlan:
     """How :func:`jacobian` would compute this Jacobian: mode, chunk size, memory — a dry run.
 

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import jvp as _jvp
-from torch.func import vjp as _vjp
 from torch.func import vmap
 
 from ..errors import ShapeError
 from ..operators import FunctionOperator
 from ._engine import Problem
 from ._errors import translate
+from ._func import jvp as _jvp
+from ._func import vjp as _vjp
 from .jacobian import _flags
 
 __all__ = ["linearize"]
@@ -119,5 +119,5 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
         mm=vmap(mv, in_dims=1, out_dims=1), rmm=vmap(rmv, in_dims=1, out_dims=1),
         name=f"linearize({p.fname})",
     )
-    op.value = value  # type: ignore[attr-defined]
+    op.value = value
     return op

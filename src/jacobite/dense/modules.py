@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .._validate import ChunkSize
 from ..errors import (
     ArgnumsError,
     ArgumentTypeError,
@@ -31,7 +32,7 @@ def _iter(value: Any) -> list[Any]:
 
 
 def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | None = None,
-                    mode: str = "auto", chunk_size: int | str | None = "auto",
+                    mode: str = "auto", chunk_size: ChunkSize = "auto",
                     flat: bool = False, memory_budget: int | str | None = None,
                     return_value: bool = False) -> Any:
     """The Jacobian of ``module(*inputs)`` with respect to its parameters.
@@ -78,7 +79,7 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
                            "requires_grad=True (or params= selected none)")
     # Not detached: J stays differentiable with respect to every parameter (the chosen ones and
     # the others), for Jacobian penalties and training on Jacobians.
-    frozen = {k: v for k, v in named.items() if k not in chosen}
+    frozen: dict[str, torch.Tensor] = {k: v for k, v in named.items() if k not in chosen}
     buffers = {k: b.clone() for k, b in module.named_buffers()}
     versions = {k: b._version for k, b in buffers.items()}
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import torch
 from torch.func import grad as _grad
-from torch.func import jvp as _jvp
-from torch.func import vjp as _vjp
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .. import _validate
 from ..errors import ShapeError
 from ._engine import stops_gradient
 from ._errors import translate
+from ._func import jvp as _jvp
+from ._func import vjp as _vjp
 from ._trees import flatten_inputs, function_name, normalize_argnums
 from .jacobian import _flags
 
