@@ -10,7 +10,8 @@ import pytest
 DOCS = pathlib.Path(__file__).parents[1] / "docs"
 
 
-@pytest.mark.parametrize("page", ["sparse.md", "robustness.md", "multiobjective.md", "conventions.md"])
+@pytest.mark.parametrize(
+    "page", ["sparse.md", "robustness.md", "multiobjective.md", "conventions.md"])
 def test_docs_code_runs(page: str) -> None:
     text = (DOCS / page).read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)

@@ -262,7 +262,7 @@ def test_errors():
         mtl_backward(ls, z.detach())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.cuda
 def test_gpu_follows_the_tensors():
     model = _mlp(3).cuda()
     x, y = (t.cuda() for t in _data(3))

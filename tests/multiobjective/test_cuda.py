@@ -21,7 +21,7 @@ from jacobite.multiobjective.gramian import gramian
 
 from .layer_cases import _expected
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+pytestmark = pytest.mark.cuda
 
 DETERMINISTIC = ["UPGrad", "DualProj", "MGDA", "CAGrad", "IMTLG", "AlignedMTL",
                  "ConFIG", "NashMTL", "Krum", "TrimmedMean", "Mean", "Sum"]

@@ -182,7 +182,7 @@ def _device_program(dev: str):
     return f
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_constants_on_the_gpu_give_the_cpu_pattern() -> None:
     x = torch.rand(6, dtype=torch.float64)
     cpu = js.detect(_device_program("cpu"), x)
