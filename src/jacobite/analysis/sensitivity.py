@@ -32,6 +32,7 @@ import torch
 
 from .. import _validate
 from ..dense import batch_jacobian
+from ..dense._plan import Mode
 from ..errors import ArgumentTypeError, InvalidOptionError, ShapeError
 from ._checks import check_batch, check_model
 from .spectra import top_singular
@@ -54,7 +55,7 @@ def _one(model: Model) -> Model:
 
 
 def input_jacobians(model: Model, x_batch: torch.Tensor, *, flat: bool = False,
-                    mode: str = "auto", memory_budget: int | str | None = None) -> torch.Tensor:
+                    mode: Mode = "auto", memory_budget: int | str | None = None) -> torch.Tensor:
     """Per-sample input–output Jacobians ``∂ model(x)_b / ∂ x_b`` of a batch.
 
     Returns ``(B, *out_shape, *in_shape)`` (``(B, m, n)`` with ``flat=True``). Each sample is

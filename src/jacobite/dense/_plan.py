@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 from .. import _validate
 from .._validate import ChunkSize
@@ -13,7 +14,10 @@ from ._probe import Probe
 
 log = logging.getLogger("jacobite.dense")
 
-MODES = ("auto", "forward", "reverse")
+#: How a dense Jacobian is computed: one JVP per input entry (forward), one VJP per output entry
+#: (reverse), or whichever the cost model finds cheaper (auto).
+Mode = Literal["auto", "forward", "reverse"]
+MODES: tuple[Mode, ...] = ("auto", "forward", "reverse")
 
 # mode="auto": forward when FORWARD_COST * n + FORWARD_FIXED < m, reverse otherwise. Measured with
 # torch.func on CPU (benchmarks/bench_dense_auto.py): one vmapped JVP costs about two VJPs per

@@ -43,7 +43,7 @@ def _in_dims(in_dims: int | tuple[int | None, ...], nargs: int) -> tuple[int | N
 
 
 def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-                   in_dims: int | tuple[int | None, ...] = 0, mode: str = "auto",
+                   in_dims: int | tuple[int | None, ...] = 0, mode: _plan.Mode = "auto",
                    chunk_size: ChunkSize = "auto", flat: bool = False,
                    memory_budget: int | str | None = None, check_finite: bool = True,
                    return_value: bool = False) -> Any:

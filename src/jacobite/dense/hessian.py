@@ -12,6 +12,7 @@ from .. import _validate
 from .._validate import ChunkSize
 from ..errors import ShapeError
 from ._engine import reverse_only
+from ._plan import Mode
 from ._trees import function_name, normalize_argnums
 from .jacobian import _flags, jacobian
 
@@ -89,7 +90,7 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
     # forward-over-reverse, unless f has no_grad regions (forward mode would differentiate
     # through them) or draws random numbers (forward mode evaluates it once per chunk): then
     # reverse-over-reverse, as torch.autograd.functional.hessian
-    mode = "reverse" if reverse_only(f, args, argnums) else "forward"
+    mode: Mode = "reverse" if reverse_only(f, args, argnums) else "forward"
     return jacobian(gradient, *args, argnums=argnums, mode=mode, chunk_size=chunk_size,
                     flat=flat, memory_budget=memory_budget, check_finite=check_finite)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
 from torch.utils._pytree import tree_unflatten
@@ -13,7 +13,12 @@ from .. import _validate
 from .._validate import ChunkSize
 from . import _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
+from ._plan import Mode
 from ._trees import LEAF_SPEC, all_finite, function_name, normalize_argnums
+
+if TYPE_CHECKING:
+    from ..operators import SparseOperator
+    from ..sparse._select import SparseMode
 
 __all__ = ["jacobian", "jacobian_plan", "value_and_jacobian"]
 
@@ -138,8 +143,38 @@ def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: s
     return rows.value, _assemble(p, rows, mode, flat), rows.aux
 
 
+@overload
+def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+                       mode: Mode = ..., has_aux: Literal[False] = ...,
+                       chunk_size: ChunkSize = ..., flat: Literal[True],
+                       memory_budget: int | str | None = ...,
+                       check_finite: bool = ...) -> tuple[Any, torch.Tensor]: ...
+@overload
+def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+                       mode: Mode = ..., has_aux: Literal[True],
+                       chunk_size: ChunkSize = ..., flat: Literal[True],
+                       memory_budget: int | str | None = ...,
+                       check_finite: bool = ...) -> tuple[Any, torch.Tensor, Any]: ...
+@overload
+def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+                       mode: Mode = ..., has_aux: Literal[False] = ...,
+                       chunk_size: ChunkSize = ..., flat: bool = ...,
+                       memory_budget: int | str | None = ...,
+                       check_finite: bool = ...) -> tuple[Any, Any]: ...
+@overload
+def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+                       mode: Mode = ..., has_aux: Literal[True],
+                       chunk_size: ChunkSize = ..., flat: bool = ...,
+                       memory_budget: int | str | None = ...,
+                       check_finite: bool = ...) -> tuple[Any, Any, Any]: ...
+@overload
+def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+                       mode: Mode = ..., has_aux: bool = ...,
+                       chunk_size: ChunkSize = ..., flat: bool = ...,
+                       memory_budget: int | str | None = ...,
+                       check_finite: bool = ...) -> tuple[Any, ...]: ...
 def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-                       mode: str = "auto", has_aux: bool = False,
+                       mode: Mode = "auto", has_aux: bool = False,
                        chunk_size: ChunkSize = "auto", flat: bool = False,
                        memory_budget: int | str | None = None,
                        check_finite: bool = True) -> tuple[Any, ...]:
@@ -157,10 +192,38 @@ def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[i
     return (value, J, aux) if has_aux else (value, J)
 
 
+@overload
+def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+             mode: Mode = ..., has_aux: Literal[False] = ..., chunk_size: ChunkSize = ...,
+             flat: Literal[True], memory_budget: int | str | None = ...,
+             check_finite: bool = ..., sparse: Literal[False] = ...) -> torch.Tensor: ...
+@overload
+def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+             mode: Mode = ..., has_aux: Literal[True], chunk_size: ChunkSize = ...,
+             flat: Literal[True], memory_budget: int | str | None = ...,
+             check_finite: bool = ..., sparse: Literal[False] = ...) -> tuple[torch.Tensor, Any]:
+    ...
+@overload
+def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+             mode: SparseMode = ..., has_aux: Literal[False] = ...,
+             chunk_size: ChunkSize = ..., flat: bool = ...,
+             memory_budget: int | str | None = ..., check_finite: bool = ...,
+             sparse: Literal[True]) -> SparseOperator: ...
+@overload
+def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+             mode: Mode = ..., has_aux: Literal[True], chunk_size: ChunkSize = ...,
+             flat: bool = ..., memory_budget: int | str | None = ...,
+             check_finite: bool = ..., sparse: Literal[False] = ...) -> tuple[Any, Any]: ...
+@overload
+def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
+             mode: SparseMode = ..., has_aux: bool = ..., chunk_size: ChunkSize = ...,
+             flat: bool = ..., memory_budget: int | str | None = ...,
+             check_finite: bool = ..., sparse: bool = ...) -> Any: ...
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-             mode: str = "auto", has_aux: bool = False, chunk_size: ChunkSize = "auto",
-             flat: bool = False, memory_budget: int | str | None = None,
-             check_finite: bool = True, sparse: bool = False) -> Any:
+             mode: SparseMode = "auto", has_aux: bool = False,
+             chunk_size: ChunkSize = "auto", flat: bool = False,
+             memory_budget: int | str | None = None, check_finite: bool = True,
+             sparse: bool = False) -> Any:
     """The Jacobian of ``f`` at ``args`` with respect to the arguments named by ``argnums``.
 
     Args:
@@ -214,7 +277,7 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
 
 
 def jacobian_plan(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
-                  mode: str = "auto", has_aux: bool = False,
+                  mode: Mode = "auto", has_aux: bool = False,
                   chunk_size: ChunkSize = "auto",
                   memory_budget: int | str | None = None) -> _plan.JacobianPlan:
     """How :func:`jacobian` would compute this Jacobian: mode, chunk size, memory — a dry run.

@@ -18,6 +18,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ._errors import check_module_state
+from ._plan import Mode
 from ._trees import all_finite
 from .jacobian import _flags, value_and_jacobian
 
@@ -32,7 +33,7 @@ def _iter(value: Any) -> list[Any]:
 
 
 def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | None = None,
-                    mode: str = "auto", chunk_size: ChunkSize = "auto",
+                    mode: Mode = "auto", chunk_size: ChunkSize = "auto",
                     flat: bool = False, memory_budget: int | str | None = None,
                     return_value: bool = False) -> Any:
     """The Jacobian of ``module(*inputs)`` with respect to its parameters.

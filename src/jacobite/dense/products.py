@@ -6,7 +6,7 @@ Thin, validated wrappers over torch.func: same calling conventions, typed errors
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch.func import grad as _grad
@@ -42,6 +42,15 @@ def _check_pair(primals: Any, tangents: Any, fname: str, check_finite: bool) -> 
                              f"{tuple(p.shape)}; tangents must match primals exactly")
 
 
+@overload
+def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
+        has_aux: Literal[False] = ..., check_finite: bool = ...) -> tuple[Any, Any]: ...
+@overload
+def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
+        has_aux: Literal[True], check_finite: bool = ...) -> tuple[Any, Any, Any]: ...
+@overload
+def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
+        has_aux: bool, check_finite: bool = ...) -> tuple[Any, ...]: ...
 def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
         has_aux: bool = False, check_finite: bool = True) -> tuple[Any, ...]:
     """Forward mode: ``(f(*primals), J·tangents)`` (plus ``aux`` with ``has_aux=True``).
@@ -75,6 +84,15 @@ def _reverse_jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tupl
     return (out, jv, res[2]) if has_aux else (out, jv)
 
 
+@overload
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: Literal[False] = ...,
+        check_finite: bool = ...) -> tuple[Any, Callable[..., Any]]: ...
+@overload
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: Literal[True],
+        check_finite: bool = ...) -> tuple[Any, Callable[..., Any], Any]: ...
+@overload
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool,
+        check_finite: bool = ...) -> tuple[Any, ...]: ...
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
         check_finite: bool = True) -> tuple[Any, ...]:
     """Reverse mode: ``(f(*primals), vjp_fn)`` where ``vjp_fn(u)`` gives ``uᵀJ`` per primal.
