@@ -41,7 +41,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-test: $(VENV)/.dev lint
+test: $(VENV)/.dev lint typecheck
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
 # On a machine with a GPU (and a CUDA build of torch): the device battery alone.
