@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...errors import UnsupportedOperationError
 from ._base import GramianWeightedAggregator
 
 __all__ = ["PCGrad"]
@@ -34,7 +35,15 @@ class PCGrad(GramianWeightedAggregator):
     def _weights(self, G: Tensor) -> Tensor:
         device, m = G.device, G.shape[0]
         Gc = G.cpu()
-        perms = torch.stack([torch.randperm(m) for _ in range(m)])  # (m chains, m positions)
+        try:
+            perms = torch.stack([torch.randperm(m) for _ in range(m)])  # (m chains, positions)
+        except RuntimeError as exc:
+            if "randomness" not in str(exc):
+                raise
+            raise UnsupportedOperationError(
+                "PCGrad draws random orders, which a vmap-based transform (vmap, jacfwd) cannot "
+                "batch; differentiate it with torch.autograd, torch.func.grad or jacrev, or "
+                "aggregate in a Python loop") from exc
         C = torch.eye(m, dtype=G.dtype)  # row i: coefficients of chain i
         rows = torch.arange(m)
         diag = Gc.diagonal()
