@@ -135,3 +135,14 @@ def test_compile(name):
     torch._dynamo.reset()
     torch.testing.assert_close(torch.compile(agg, backend="eager")(J), agg(J), rtol=1e-10,
                                atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["Random", "GradDrop", "PCGrad"])
+def test_random_aggregators_under_jacfwd_name_the_alternatives(name):
+    from jacobite.multiobjective import GradDrop, Random
+
+    agg = {"Random": Random, "GradDrop": GradDrop, "PCGrad": PCGrad}[name]()
+    with pytest.raises(UnsupportedOperationError, match="jacrev"):
+        jacfwd(agg)(_J("cpu"))
+    J = _J("cpu")
+    assert jacrev(_one_draw(agg))(J).shape == (4, 3, 4)  # reverse mode: one draw, fine

@@ -219,9 +219,18 @@ class Aggregator:
 
     def __call__(self, J: Tensor) -> Tensor:
         J = self._guard(J, "J")
-        return self._finish(self.forward(
-            _check_matrix(J.detach() if self._cut(J) else J, "the Jacobian J",
-                          finite=not self._checks_finite)), J)
+        checked = _check_matrix(J.detach() if self._cut(J) else J, "the Jacobian J",
+                                finite=not self._checks_finite)
+        try:
+            out = self.forward(checked)
+        except RuntimeError as exc:  # a random draw inside a vmap-based transform (jacfwd)
+            if "randomness" not in str(exc) or isinstance(exc, UnsupportedOperationError):
+                raise
+            raise UnsupportedOperationError(
+                f"{type(self).__name__} draws random numbers, which a vmap-based transform "
+                "(vmap, jacfwd) cannot batch; differentiate it with torch.autograd, "
+                "torch.func.grad or jacrev, or aggregate in a Python loop") from exc
+        return self._finish(out, J)
 
     def _guard(self, t: Any, what: str) -> Any:
         """Refuse torch.func transforms this aggregator cannot run under."""
