@@ -264,3 +264,10 @@ def test_float32_residuals_stop_at_their_rounding(method):
     assert res.success and res.x.dtype == torch.float32
     np.testing.assert_allclose(res.x.numpy(), _answer(p), rtol=2e-6)
     assert res.nfev + res.njev < 30  # no churning at the float32 noise floor
+
+
+def test_fun_returning_none_is_named_as_such() -> None:
+    from jacobite.errors import OutputTypeError
+
+    with pytest.raises(OutputTypeError, match="returned None"):
+        jacobite.least_squares(lambda p: None, torch.zeros(2, dtype=torch.float64))

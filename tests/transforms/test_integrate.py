@@ -179,3 +179,14 @@ def test_region_as_sequence_and_float_conversion():
     res = integrate(np.float64(2.0), "polar", [(0, 1), (0, math.pi)])
     assert abs(res.value - math.pi) < 1e-9  # twice the area of the half disk
     assert float(res) == res.value
+
+
+def test_a_divergent_integral_is_never_reported_converged() -> None:
+    import warnings
+
+    from jacobite.transforms import integrate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = integrate("1", "polar")  # the area of the whole plane
+    assert not res.converged

@@ -87,6 +87,11 @@ def _resolve_method(method: Method, T: Transform) -> Literal["nquad", "cubature"
     return method
 
 
+# SciPy can report success with a NaN estimate (a divergent integral): never a success here
+NOT_FINITE = ("the estimate is not finite: the integral diverges over this region or the "
+              "integrand is not finite somewhere in it")
+
+
 def _run_nquad(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs: float,
                epsrel: float, limit: int) -> tuple[float, float, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
@@ -104,6 +109,8 @@ def _run_nquad(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs: fl
             problems.append(str(w.message).strip().splitlines()[0])
         else:  # not ours to swallow: pass the user's own warnings on
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not (math.isfinite(float(value)) and math.isfinite(float(error))):
+        problems.append(NOT_FINITE)
     return float(value), float(error), problems
 
 
@@ -114,6 +121,8 @@ def _run_cubature(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs:
     res = si.cubature(g.at_points, lo, hi, rtol=epsrel, atol=epsabs, max_subdivisions=limit)
     problems = [] if res.status == "converged" else [
         f"cubature stopped after {res.subdivisions} subdivisions without converging"]
+    if not (math.isfinite(float(res.estimate)) and math.isfinite(float(res.error))):
+        problems.append(NOT_FINITE)
     return float(res.estimate), float(res.error), problems
 
 

@@ -221,8 +221,13 @@ class Aggregator:
         J = self._guard(J, "J")
         checked = _check_matrix(J.detach() if self._cut(J) else J, "the Jacobian J",
                                 finite=not self._checks_finite)
+        if checked.shape[1] == 0:  # no parameters: the update is empty whatever the weights
+            return self._finish(checked.sum(0), J)
+        # half precision: solved in float32 (eigh, pinv and the QP have no half kernels)
+        low = checked.dtype in (torch.float16, torch.bfloat16)
         try:
-            out = self.forward(checked)
+            out = (self.forward(checked.float()).to(checked.dtype) if low
+                   else self.forward(checked))
         except RuntimeError as exc:  # a random draw inside a vmap-based transform (jacfwd)
             if "randomness" not in str(exc) or isinstance(exc, UnsupportedOperationError):
                 raise

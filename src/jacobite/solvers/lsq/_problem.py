@@ -59,6 +59,9 @@ class Residuals:
 
     def _flat_call(self, xt: torch.Tensor) -> torch.Tensor:
         out = self.fun(xt.reshape(self.shape), *self.args, **self.kwargs)
+        if out is None:  # NumPy would read it as a NaN residual
+            raise OutputTypeError("fun returned None; it must return a tensor of residuals "
+                                  "(a missing return statement?)")
         if not isinstance(out, torch.Tensor):
             try:
                 out = torch.as_tensor(np.asarray(out, dtype=np.float64))

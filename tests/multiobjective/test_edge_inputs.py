@@ -1,0 +1,57 @@
+"""Every aggregator answers half-precision Jacobians (solved in float32, returned in the input's
+dtype) and Jacobians with no columns (an empty update)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jacobite.multiobjective.aggregators import (
+    IMTLG,
+    MGDA,
+    AlignedMTL,
+    CAGrad,
+    ConFIG,
+    DualProj,
+    GradDrop,
+    Krum,
+    Mean,
+    NashMTL,
+    PCGrad,
+    Random,
+    Sum,
+    TrimmedMean,
+    UPGrad,
+)
+
+MAKERS = {"ConFIG": ConFIG, "IMTLG": IMTLG, "AlignedMTL": AlignedMTL, "MGDA": MGDA,
+          "UPGrad": UPGrad, "DualProj": DualProj, "CAGrad": lambda: CAGrad(0.5),
+          "NashMTL": lambda: NashMTL(4), "PCGrad": PCGrad, "GradDrop": GradDrop,
+          "Krum": lambda: Krum(1), "TrimmedMean": lambda: TrimmedMean(1), "Random": Random,
+          "Mean": Mean, "Sum": Sum}
+DETERMINISTIC = ["ConFIG", "IMTLG", "AlignedMTL", "MGDA", "UPGrad", "DualProj", "CAGrad",
+                 "Krum", "TrimmedMean", "Mean", "Sum"]
+
+
+def _J() -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(4, 6, generator=g) + torch.tensor([1.0, 0.5, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_half_precision_has_an_answer_in_its_own_dtype(name: str, dtype: torch.dtype) -> None:
+    d = MAKERS[name]()(_J().to(dtype))
+    assert d.dtype == dtype and d.shape == (6,) and bool(torch.isfinite(d).all())
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_half_precision_is_the_float32_answer_rounded(name: str) -> None:
+    J = _J().half()
+    torch.testing.assert_close(MAKERS[name]()(J), MAKERS[name]()(J.float()).half())
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_no_columns_gives_an_empty_update(name: str) -> None:
+    d = MAKERS[name]()(torch.zeros(3, 0, dtype=torch.float64))
+    assert d.shape == (0,) and d.dtype == torch.float64
