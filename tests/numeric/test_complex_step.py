@@ -68,3 +68,20 @@ def test_real_part_drift_is_detected():
 def test_complex_step_needs_single_or_double_precision():
     with pytest.raises(DtypeError, match="double"):
         jacobian(torch.sin, torch.ones(2, dtype=torch.float16), "complex")
+
+
+def test_a_non_analytic_function_that_keeps_its_real_part_is_refused() -> None:
+    """``v·conj(v)`` keeps Re f(x + ih) = f(x) to rounding, so only the real-difference check
+    catches that its complex step (0) is not its derivative (2v)."""
+    import jacobite
+
+    with pytest.raises(UnsupportedOperationError, match="richardson"):
+        jacobite.numeric.jacobian(lambda v: v * np.conj(v), np.array([1.0, 2.0]), method="complex")
+
+
+@pytest.mark.parametrize("x", [1e5, 1e8])
+def test_the_complex_step_stays_exact_at_large_arguments(x: float) -> None:
+    import jacobite
+
+    r = jacobite.numeric.jacobian(np.sin, np.array([x]), method="complex")
+    assert abs(float(np.ravel(r.jacobian)[0]) - np.cos(x)) <= 1e-12

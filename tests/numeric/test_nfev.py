@@ -15,7 +15,8 @@ from ._zoo import CASES, counting
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_nfev_is_exact(case):
     n = case.x.size
-    expected = {"forward": n + 1, "central": 2 * n + 1, "complex": n + 1}
+    # the complex step adds two real evaluations: the analyticity check against a difference
+    expected = {"forward": n + 1, "central": 2 * n + 1, "complex": n + 3}
     for method, count in expected.items():
         g, calls = counting(case.f_np)
         res = jacobian(g, case.x, method)

@@ -33,6 +33,30 @@ ERROR_ULPS = 4.0   # error estimate: ERROR_ULPS * eps * |J|
 REAL_TOL = 1e-6    # Re f(x + ih) must match f(x) to this relative size (analyticity sanity check)
 
 
+def _check_cauchy_riemann(p: Problem, jac: np.ndarray) -> None:
+    """A non-analytic f (``v * conj(v)``) can keep Re f(x + ih) = f(x) and still give a wrong
+    imaginary part. For an analytic f the complex-step J agrees with the real derivative, so one
+    central difference along a fixed direction u (two evaluations, counted in ``nfev``) must
+    match ``Jᵀu`` to within the difference's own error; a mismatch means the complex step is not
+    valid for f."""
+    if not np.all(np.isfinite(jac)):
+        return  # reported by the caller
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0.5, 1.5, p.n) * rng.choice([-1.0, 1.0], p.n)
+    # the step grows like log(1 + |x|), not |x|: at x = 1e5 a step of 1e5·eps^(1/3) would
+    # straddle oscillations (sin) that the derivative knows nothing about
+    scale = max(float(np.log1p(np.max(np.abs(p.x), initial=0.0))), 1.0)
+    t = np.cbrt(p.eps) * scale
+    fd = (p.evaluate(p.x + t * u) - p.evaluate(p.x - t * u)) / (2 * t)
+    cs = jac.T @ u
+    size = np.abs(jac).T @ np.abs(u) + np.abs(p.f0) / scale + 1.0
+    if np.any(np.abs(fd - cs) > 1e-4 * size):
+        raise UnsupportedOperationError(
+            "the complex-step derivative disagrees with a real finite difference: f is not "
+            "complex-analytic (it uses conj, abs, real, angle or a comparison on its input), so "
+            "the complex step cannot be used; use method='richardson' instead")
+
+
 def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Complex-step Jacobian of ``p`` with steps ``h``: ``(J, error, step)``, each ``(m, n)``.
 
@@ -40,8 +64,8 @@ def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     >>> from jacobite.numeric._problem import Problem
     >>> p = Problem(np.sin, np.array([1.0]), (), None, method="complex")
     >>> J, err, step = complex_step(p, np.array([1e-20]))
-    >>> float(J[0, 0]) == float(np.cos(1.0)), p.nfev
-    (True, 2)
+    >>> float(J[0, 0]) == float(np.cos(1.0)), p.nfev  # f(x), one complex step, the check's two
+    (True, 4)
     """
     n, m = p.n, p.m
     jac = np.empty((n, m))
@@ -58,6 +82,7 @@ def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
                 "real, conj or a comparison on its input), so the complex step cannot be used; "
                 "use method='richardson' instead"
             )
+    _check_cauchy_riemann(p, jac)
     if not np.all(np.isfinite(jac)):
         cols = sorted({int(c) for c in np.argwhere(~np.isfinite(jac))[:, 0]})
         raise NonFiniteInputError(
