@@ -168,11 +168,6 @@ def check_vector(v: Tensor | None, name: str, m: int | None = None) -> Tensor | 
     return v
 
 
-def check_nonnegative(value: float, name: str, *, strict: bool = False) -> float:
-    """A finite real ≥ 0 (> 0 with ``strict``), as a float."""
-    return _validate.tolerance(value, name, positive=strict)
-
-
 def nonnegative(value: Any, name: str) -> float:
     """:class:`Option` check: a finite real ≥ 0."""
     return _validate.tolerance(value, name)
