@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import _validate
 from ..config import format_bytes, get_memory_budget
 from ..errors import (
     DtypeError,
@@ -102,7 +103,7 @@ def check_float_tensor(x: Any, name: str, ndim: int | tuple[int, ...]) -> torch.
             f"{name} must have {' or '.join(map(str, dims))} dimension(s), got shape "
             f"{tuple(x.shape)}"
         )
-    if not bool(torch.isfinite(x).all()):
+    if not _validate.all_finite(x):
         raise NonFiniteInputError(
             f"{name} contains NaN or Inf; an operator needs finite entries: clean them first "
             f"(e.g. torch.nan_to_num({name}))"

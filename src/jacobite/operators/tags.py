@@ -277,7 +277,7 @@ def infer_tags(matrix: torch.Tensor, *, atol: float | None = None) -> frozenset[
     if matrix.ndim < 2:
         raise ShapeError(f"matrix must have at least 2 dimensions (a matrix or a batch of "
                          f"them), got shape {tuple(matrix.shape)}; reshape it first")
-    if not bool(torch.isfinite(matrix).all()):
+    if not _validate.all_finite(matrix):
         raise NonFiniteInputError("matrix contains NaN or Inf; clean it first (e.g. "
                                   "torch.nan_to_num)")
     if atol is not None:
