@@ -22,7 +22,8 @@ import scipy.sparse as sp
 import torch
 
 from ...dense.jacobian import jacobian as _jacobian
-from ...errors import InvalidOptionError, OutputTypeError, ShapeError
+from ...errors import InvalidOptionError, OutputTypeError, ShapeError, UnsupportedOperationError
+from .._ift import CLOSED_OVER, tracked
 
 __all__ = ["Residuals"]
 
@@ -74,10 +75,16 @@ class Residuals:
 
     # -- evaluations -----------------------------------------------------------------------
     def f(self, v: np.ndarray) -> np.ndarray:
-        """Residuals at ``v`` (float64, flat); counts one evaluation."""
+        """Residuals at ``v`` (float64, flat); counts one evaluation. The first one runs with
+        autograd on and refuses a ``fun`` that closes over a tensor autograd or ``torch.func``
+        tracks (the solution would be silently constant in it)."""
         self.nfev += 1
-        with torch.no_grad():
-            r = _to_numpy(self._flat_call(self.tensor(v)))
+        first = self.m is None and torch.is_grad_enabled()
+        with torch.set_grad_enabled(first):
+            out = self._flat_call(self.tensor(v))
+        if first and tracked(out):
+            raise UnsupportedOperationError(CLOSED_OVER)
+        r = _to_numpy(out)
         if self.m is None:
             if r.size == 0:
                 raise ShapeError("fun returned no residuals; it must return at least one")

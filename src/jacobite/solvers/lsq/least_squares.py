@@ -51,7 +51,7 @@ from ...errors import (
     UnsupportedOperationError,
 )
 from .._checks import first_call
-from .._ift import CLOSED_OVER, NO_VMAP, attach, tracked
+from .._ift import NO_VMAP, attach, tracked
 from ..newton import _as_start as _start
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
@@ -195,7 +195,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
                                  f"[{lb[bad]:g}, {ub[bad]:g}]); start from a feasible point")
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     P = Residuals(fun, xt, jac, args, kwargs)
-    f0 = first_call(_first_f, x, "fun", P)
+    f0 = first_call(P.f, x, "fun")
     if not np.all(np.isfinite(f0)):
         k = int(np.flatnonzero(~np.isfinite(f0))[0])
         raise NonFiniteInputError(f"the residuals at x0 are not finite (r[{k}] = {f0[k]}); start "
@@ -237,14 +237,6 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     if not out.cost <= cost0:  # pragma: no cover - the solvers only accept decreasing steps
         out = SolverOutput(x, f0, J0, cost0, out.status, out.message, out.nit)
     return _result(P, out, method, rho, lb, ub, bounded, verbose)
-
-
-def _first_f(v: np.ndarray, P: Residuals) -> np.ndarray:
-    """``P.f(v)``, refusing a ``fun`` that closes over a tensor autograd or torch.func tracks
-    (its solution would be silently constant in that tensor)."""
-    if torch.is_grad_enabled() and tracked(P._flat_call(P.tensor(v))):
-        raise UnsupportedOperationError(CLOSED_OVER)
-    return P.f(v)
 
 
 def _stationary(fun: Callable[..., Any], x0: Any, leaves: list[Any], spec: Any, pos: list[int],
