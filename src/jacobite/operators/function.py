@@ -58,10 +58,6 @@ class FunctionOperator(JacobianOperator):
         device: torch.device | str | None = None, tags: Any = (), rank_bound: int | None = None,
         mm: Fn | None = None, rmm: Fn | None = None, name: str | None = None,
     ) -> None:
-        if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 2
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape)):
-            raise ShapeError(f"shape must be a pair (m, n) of non-negative ints, got {shape!r}; "
-                             f"e.g. shape=(3, 2)")
         _validate.callable_(mv, "mv")
         for label, g in (("rmv", rmv), ("mm", mm), ("rmm", rmm)):
             if g is not None:
@@ -69,7 +65,7 @@ class FunctionOperator(JacobianOperator):
         if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
             raise DtypeError(f"dtype must be a floating torch.dtype, got {dtype!r}; pass e.g. "
                              f"dtype=torch.float64")
-        super().__init__((shape[0], shape[1]), dtype, device, tags, rank_bound)
+        super().__init__(shape, dtype, device, tags, rank_bound)  # checks the shape
         self._fmv, self._frmv, self._fmm, self._frmm = mv, rmv, mm, rmm
         self.name = name
 
