@@ -9,24 +9,8 @@ import pytest
 import torch
 
 from jacobite.errors import UnsupportedOperationError
-from jacobite.multiobjective.aggregators import (
-    IMTLG,
-    MGDA,
-    AlignedMTL,
-    CAGrad,
-    ConFIG,
-    Constant,
-    DualProj,
-    GradDrop,
-    Krum,
-    Mean,
-    NashMTL,
-    PCGrad,
-    Random,
-    Sum,
-    TrimmedMean,
-    UPGrad,
-)
+from jacobite.multiobjective.aggregators import IMTLG, MGDA, CAGrad, DualProj, NashMTL, UPGrad
+from tests.multiobjective.aggregator_table import MAKERS, ROWS_2
 
 from ._matrices import family
 
@@ -36,22 +20,6 @@ DTYPES = [torch.float32, torch.float64]
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def _uniform(J: torch.Tensor) -> Constant:
-    return Constant(torch.full((J.shape[0],), 1.0 / J.shape[0], dtype=J.dtype))
-
-
-MAKERS = {
-    "UPGrad": lambda J: UPGrad(), "DualProj": lambda J: DualProj(), "MGDA": lambda J: MGDA(),
-    "CAGrad": lambda J: CAGrad(c=0.5), "AlignedMTL": lambda J: AlignedMTL(),
-    "AlignedMTL-median": lambda J: AlignedMTL(scale_mode="median"),
-    "AlignedMTL-rmse": lambda J: AlignedMTL(scale_mode="rmse"), "ConFIG": lambda J: ConFIG(),
-    "Constant": _uniform, "GradDrop": lambda J: GradDrop(), "IMTLG": lambda J: IMTLG(),
-    "Mean": lambda J: Mean(), "PCGrad": lambda J: PCGrad(), "Random": lambda J: Random(),
-    "Sum": lambda J: Sum(), "NashMTL": lambda J: NashMTL(n_tasks=J.shape[0]),
-}
-ROWS_2 = {"Krum": lambda J: Krum(n_byzantine=1), "TrimmedMean": lambda J: TrimmedMean(1)}
 
 
 def _cases(names, families, *, min_rows=1):
