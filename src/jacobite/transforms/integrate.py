@@ -17,7 +17,6 @@ True
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -70,13 +69,6 @@ class IntegrationResult:
 
     def __float__(self) -> float:
         return self.value
-
-
-def _tolerance(v: Any, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) \
-            or float(v) < 0:
-        raise InvalidOptionError(f"{name} must be a finite number >= 0, got {v!r}")
-    return float(v)
 
 
 def _resolve_method(method: Method, T: Transform) -> Literal["nquad", "cubature"]:
@@ -173,7 +165,8 @@ def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | Non
     T = get_transform(transform)
     bounds = T.region if region is None else normalize_region(region, T.variables, T.region,
                                                                T.name)
-    epsabs, epsrel = _tolerance(epsabs, "epsabs"), _tolerance(epsrel, "epsrel")
+    epsabs = _validate.tolerance(epsabs, "epsabs")
+    epsrel = _validate.tolerance(epsrel, "epsrel")
     if epsabs == 0 and epsrel < 5e-14:
         raise InvalidOptionError("with epsabs=0, epsrel must be at least 5e-14 (SciPy cannot do "
                                  "better in double precision); raise epsrel or set epsabs > 0")
