@@ -126,7 +126,7 @@ def test_ceil_mode_pooling_declines_soundly() -> None:
     assert not (_dense_nonzeros(f, x) & ~p.to_scipy().toarray()).any()
 
 
-# ---- rules that used to fail inside (and fell back to dense) ---------------------------------
+# ---- rules for calls with uncommon arguments (reduce=, unfold, vdot) ------------------------
 @pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
 def test_scatter_with_reduce_keeps_every_dependency() -> None:
     idx = torch.tensor([[0], [2], [1], [5]])
