@@ -38,6 +38,6 @@ def check_batch(x: Any, name: str = "x_batch") -> None:
     if not x.dtype.is_floating_point:
         raise DtypeError(f"{name} must be a floating-point tensor, got {x.dtype}; pass "
                          f"{name}.float()")
-    if not bool(torch.isfinite(x).all()):
+    if not _validate.all_finite(x):
         raise NonFiniteInputError(f"{name} contains NaN or Inf; clean it first (e.g. "
                                   f"torch.nan_to_num)")

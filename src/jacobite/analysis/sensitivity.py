@@ -45,10 +45,6 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 DirectionsMethod = Literal["auto", "dense", "matrix-free"]
 
 
-def _check_batch(x: torch.Tensor, name: str = "x_batch") -> None:
-    check_batch(x, name)
-
-
 def _one(model: Model) -> Model:
     """The model as a map of ONE sample (adds and removes the batch dimension)."""
     return lambda v: model(v.unsqueeze(0)).squeeze(0)
@@ -67,7 +63,7 @@ def input_jacobians(model: Model, x_batch: torch.Tensor, *, flat: bool = False,
     torch.Size([2, 3, 3])
     """
     check_model(model)
-    _check_batch(x_batch)
+    check_batch(x_batch)
     flat = _validate.boolean(flat, "flat")
     return batch_jacobian(_one(model), x_batch, mode=mode, flat=flat,
                           memory_budget=memory_budget)
@@ -109,7 +105,7 @@ def saliency(model: Model, x_batch: torch.Tensor, target: int | torch.Tensor | N
     [[3.0, 0.5]]
     """
     check_model(model)
-    _check_batch(x_batch)
+    check_batch(x_batch)
     absolute = _validate.boolean(absolute, "absolute")
     if (target is not None and not isinstance(target, (int, torch.Tensor))) or isinstance(
             target, bool):
