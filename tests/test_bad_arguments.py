@@ -4,7 +4,10 @@ The table (``tests/bad_arguments``) holds, per callable, a call that works and v
 that each change one argument: a non-callable ``f``, a string or ``None`` where a tensor
 belongs, an integer or NaN tensor, a wrong shape, bad integer options, unknown modes, NaN or
 infinite tolerances. Each variant must raise a :class:`~jacobite.errors.JacobiteError` whose
-message says what to do. A public callable without an entry fails the completeness test.
+message says what to do; a variant built by a helper of ``tests/bad_arguments`` must raise the
+class its kind of mistake calls for (``ArgumentTypeError`` for a wrong type,
+``InvalidOptionError`` for a value out of range, ``ArgnumsError``, ``NonFiniteInputError``).
+A public callable without an entry fails the completeness test.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import pytest
 
 import jacobite
 from jacobite.errors import JacobiteError
-from tests.bad_arguments import Entry, case_id
+from tests.bad_arguments import Entry, case_id, expected_error
+from tests.bad_arguments.known_failures import KNOWN_TYPE_MISMATCHES
 from tests.bad_arguments.table import EXEMPT, TABLE
 
 matplotlib.use("Agg")
@@ -34,7 +38,7 @@ MIN_CASES = 8
 HINT = re.compile(r"e\.g\.|\b(must|use|pass|write|one of|expects?|expected|needs?|install|"
                   r"give|choose|set|add|call|clean|drop|make|raise|lower|keep|wrap|convert|"
                   r"start|remove|list|leave|replace|reshape|try|instead|return|allowed|"
-                  r"compute|mark)\b", re.I)
+                  r"compute|mark|pick)\b", re.I)
 
 
 def _public_modules() -> Iterator[ModuleType]:
@@ -97,21 +101,33 @@ def test_baseline_call_works(entry: Entry) -> None:
         entry.call()
 
 
+def test_known_type_mismatches_name_real_cases() -> None:
+    cases = {(e.name, case_id(s, v)) for e in TABLE for s, v in e.cases}
+    assert set(KNOWN_TYPE_MISMATCHES) <= cases, sorted(set(KNOWN_TYPE_MISMATCHES) - cases)
+
+
 def _cases() -> Iterator[Any]:
     for e in TABLE:
-        for slot, value in e.cases:
+        for case in e.cases:
+            slot, value = case
             cid = case_id(slot, value)
             marks = ([pytest.mark.xfail(strict=True, reason=e.xfail[cid])]
                      if cid in e.xfail else [])
-            yield pytest.param(e, slot, value, id=f"{e.name}[{cid}]", marks=marks)
+            yield pytest.param(e, slot, value, expected_error(case), id=f"{e.name}[{cid}]",
+                               marks=marks)
 
 
-@pytest.mark.parametrize(("entry", "slot", "value"), list(_cases()))
-def test_bad_argument_raises_a_typed_error_naming_the_fix(entry: Entry, slot: Any,
-                                                          value: Any) -> None:
+@pytest.mark.parametrize(("entry", "slot", "value", "expected"), list(_cases()))
+def test_bad_argument_raises_a_typed_error_naming_the_fix(entry: Entry, slot: Any, value: Any,
+                                                          expected: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(JacobiteError) as info:
             entry.call(slot, value)
     msg = str(info.value)
     assert HINT.search(msg), f"{type(info.value).__name__} without a fix: {msg!r}"
+    if (entry.name, case_id(slot, value)) in KNOWN_TYPE_MISMATCHES:
+        assert not isinstance(info.value, expected), "fixed: drop it from KNOWN_TYPE_MISMATCHES"
+    else:
+        assert isinstance(info.value, expected), (
+            f"{type(info.value).__name__} where {expected} belongs: {msg!r}")

@@ -17,8 +17,18 @@ from typing import Any
 
 import torch
 
+from jacobite.errors import (
+    ArgnumsError,
+    ArgumentTypeError,
+    InvalidOptionError,
+    JacobiteError,
+    NonFiniteInputError,
+    ShapeError,
+)
+
 Slot = int | str
 Case = tuple[Slot, Any]
+Expected = type[JacobiteError] | tuple[type[JacobiteError], ...]
 
 F64 = torch.float64
 
@@ -76,11 +86,33 @@ def entry(name: str, target: Callable[..., Any], *args: Any, cases: Iterable[Cas
     return Entry(name, target, args, kwargs, list(cases), dict(xfail or {}))
 
 
+class Typed(tuple[Slot, Any]):
+    """A case ``(slot, value)`` that also names the error class(es) it must raise: a wrong type
+    gives :class:`ArgumentTypeError`, a value out of range :class:`InvalidOptionError`."""
+
+    expected: Expected
+
+
+def typed(slot: Slot, value: Any, expected: Expected) -> Case:
+    case = Typed((slot, value))
+    case.expected = expected
+    return case
+
+
+def expected_error(case: Case) -> Expected:
+    """The error class(es) ``case`` must raise: its own where a helper below typed it, else
+    any :class:`JacobiteError`."""
+    return case.expected if isinstance(case, Typed) else JacobiteError
+
+
+_TYPE, _VALUE = ArgumentTypeError, InvalidOptionError
+
+
 # ---- bad values per kind of argument ------------------------------------------------------
 
 def fn(slot: Slot) -> list[Case]:
     """Where a callable belongs: a number, a string, None."""
-    return [(slot, 3), (slot, "sin"), (slot, None)]
+    return [typed(slot, 3, _TYPE), typed(slot, "sin", _TYPE), typed(slot, None, _TYPE)]
 
 
 def tensor(slot: Slot, *wrong_shapes: Any, none: bool = True, ints: bool = True,
@@ -93,7 +125,9 @@ def tensor(slot: Slot, *wrong_shapes: Any, none: bool = True, ints: bool = True,
     if ints:
         out.append((slot, torch.ones(3, dtype=torch.int64)))
     if nan:
-        out.append((slot, torch.tensor([0.5, math.nan, 1.0], dtype=dtype)))
+        # a shape check may come first where (3,) is also the wrong shape
+        out.append(typed(slot, torch.tensor([0.5, math.nan, 1.0], dtype=dtype),
+                         (NonFiniteInputError, ShapeError)))
     for s in wrong_shapes:
         out.append((slot, torch.ones(s, dtype=dtype) if isinstance(s, tuple) else s))
     return out
@@ -102,43 +136,47 @@ def tensor(slot: Slot, *wrong_shapes: Any, none: bool = True, ints: bool = True,
 def posint(slot: Slot, *, huge: bool = False, zero: bool = True) -> list[Case]:
     """An int ≥ 1 option: negative, zero, float, bool, string (and huge where it is checked
     against a size)."""
-    out: list[Case] = [(slot, -1), (slot, 2.5), (slot, True), (slot, "3")]
+    out: list[Case] = [typed(slot, -1, _VALUE), typed(slot, 2.5, _TYPE),
+                       typed(slot, True, _TYPE), typed(slot, "3", _TYPE)]
     if zero:
-        out.append((slot, 0))
+        out.append(typed(slot, 0, _VALUE))
     if huge:
-        out.append((slot, 10**12))
+        out.append(typed(slot, 10**12, _VALUE))
     return out
 
 
-def tol(slot: Slot, *, negative: bool = True) -> list[Case]:
-    """A tolerance or budget: NaN, inf, negative, a string."""
-    out: list[Case] = [(slot, math.nan), (slot, math.inf), (slot, "1e-8")]
+def tol(slot: Slot, *, negative: bool = True, named: bool = False) -> list[Case]:
+    """A tolerance or budget: NaN, inf, negative, a string (an unknown option where ``named``:
+    the argument also takes a string such as ``'present'``, else a wrong type)."""
+    out: list[Case] = [typed(slot, math.nan, _VALUE), typed(slot, math.inf, _VALUE),
+                       typed(slot, "1e-8", _VALUE if named else _TYPE)]
     if negative:
-        out.append((slot, -1.0))
+        out.append(typed(slot, -1.0, _VALUE))
     return out
 
 
 def choice(slot: Slot) -> list[Case]:
     """A mode-like string: an unknown one, a number."""
-    return [(slot, "no-such-option"), (slot, 7)]
+    return [typed(slot, "no-such-option", _VALUE), typed(slot, 7, _VALUE)]
 
 
 def flag(slot: Slot) -> list[Case]:
     """A boolean flag: a string, an int other than 0/1."""
-    return [(slot, "yes"), (slot, 2)]
+    return [typed(slot, "yes", _TYPE), typed(slot, 2, _TYPE)]
 
 
 def seed(slot: Slot) -> list[Case]:
-    return [(slot, -1), (slot, 1.5), (slot, "0")]
+    return [typed(slot, -1, _VALUE), typed(slot, 1.5, _TYPE), typed(slot, "0", _TYPE)]
 
 
 def chunk(slot: Slot) -> list[Case]:
-    return [(slot, 0), (slot, -2), (slot, 1.5), (slot, "big")]
+    return [typed(slot, 0, _VALUE), typed(slot, -2, _VALUE), typed(slot, 1.5, _TYPE),
+            typed(slot, "big", _VALUE)]
 
 
 def budget(slot: Slot) -> list[Case]:
-    return [(slot, "lots"), (slot, -1), (slot, math.nan)]
+    return [typed(slot, "lots", _VALUE), typed(slot, -1, _VALUE), typed(slot, math.nan, _VALUE)]
 
 
 def argnums(slot: Slot = "argnums") -> list[Case]:
-    return [(slot, 5), (slot, "0"), (slot, (0, 0)), (slot, 1.0)]
+    return [typed(slot, v, ArgnumsError) for v in (5, "0", (0, 0), 1.0)]
