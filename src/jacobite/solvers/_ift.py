@@ -34,7 +34,7 @@ from torch.utils._pytree import TreeSpec, tree_unflatten
 from ..dense._trees import under_vmap
 from ..errors import SingularOperatorError, UnsupportedOperationError
 
-__all__ = ["CLOSED_OVER", "NO_VMAP", "attach", "solve", "tracked"]
+__all__ = ["CLOSED_OVER", "NO_VMAP", "attach", "inexact", "replaced", "solve", "tracked"]
 
 CLOSED_OVER = ("fun depends on a tensor that autograd or a torch.func transform tracks but that "
                "is not one of its parameters (args= of root / least_squares, θ of "
@@ -58,6 +58,22 @@ def tracked(t: Any) -> bool:
         return False
     return (t.requires_grad and torch.is_grad_enabled()) or \
         torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+def inexact(leaves: Sequence[Any]) -> list[int]:
+    """The positions of the floating or complex tensors among ``leaves``: those a derivative
+    can be taken in (integer tensors and other values ride along as constants)."""
+    return [i for i, a in enumerate(leaves)
+            if isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex())]
+
+
+def replaced(leaves: Sequence[Any], spec: TreeSpec, pos: Sequence[int],
+             th: Sequence[torch.Tensor]) -> Any:
+    """The pytree ``(leaves, spec)`` with the leaves at ``pos`` replaced by ``th``."""
+    full = list(leaves)
+    for i, t in zip(pos, th, strict=True):
+        full[i] = t
+    return tree_unflatten(full, spec)
 
 
 def solve(J: Any, B: torch.Tensor, *, transpose: bool = False) -> torch.Tensor:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_flatten
 
 from .. import _validate
 from ..dense import value_and_jacobian as _value_and_jacobian
@@ -53,7 +53,7 @@ from ..errors import (
 )
 from ._checks import first_call
 from ._dogleg import DenseSystem, System, as_system, backtrack, dogleg
-from ._ift import CLOSED_OVER, NO_VMAP, attach, tracked
+from ._ift import CLOSED_OVER, NO_VMAP, attach, inexact, replaced, tracked
 from .newton import _as_start
 
 __all__ = ["RootResult", "root"]
@@ -352,8 +352,7 @@ def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: An
     if any(under_vmap(t) for t in [x0, *leaves] if isinstance(t, torch.Tensor)):
         raise UnsupportedOperationError(NO_VMAP.format(
             name="root", alt=", or jacobite.solve_implicit, whose vmap is such a loop"))
-    pos = [i for i, a in enumerate(leaves)  # the tensors a derivative can be taken in
-           if isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex())]
+    pos = inexact(leaves)
     x = _as_start(x0, dtype)  # float64 by default; finite, non-empty
     max_nfev = _validate.max_iter(max_nfev, "max_nfev")
     max_nfev = 100 * (x.numel() + 1) if max_nfev is None else max_nfev
@@ -363,10 +362,7 @@ def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: An
         return _solve(fun, x, args, **opts)
 
     def with_(th: list[torch.Tensor]) -> tuple[Any, ...]:
-        full = list(leaves)
-        for i, t in zip(pos, th, strict=True):
-            full[i] = t
-        return tree_unflatten(full, spec)
+        return tuple(replaced(leaves, spec, pos, th))
 
     def run(th: list[torch.Tensor]) -> tuple[torch.Tensor, Any, RootResult]:
         res = _solve(fun, x, with_(th), **opts)

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_flatten
 
 from ... import _validate
 from ...dense._trees import under_vmap
@@ -51,7 +51,7 @@ from ...errors import (
     UnsupportedOperationError,
 )
 from .._checks import first_call
-from .._ift import NO_VMAP, attach, tracked
+from .._ift import NO_VMAP, attach, inexact, replaced, tracked
 from ..newton import _as_start as _start
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
@@ -172,8 +172,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     leaves, spec = tree_flatten((args, dict(kwargs or {})))
     if any(under_vmap(t) for t in [x0, *leaves] if isinstance(t, torch.Tensor)):
         raise UnsupportedOperationError(NO_VMAP.format(name="least_squares", alt=""))
-    pos = [i for i, a in enumerate(leaves)  # the tensors a derivative can be taken in
-           if isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex())]
+    pos = inexact(leaves)  # the tensors a derivative can be taken in
     if any(tracked(leaves[i]) for i in pos):
         if rho is not None:
             raise UnsupportedOperationError(
@@ -244,10 +243,7 @@ def _stationary(fun: Callable[..., Any], x0: Any, leaves: list[Any], spec: Any, 
     """The solution with ``x`` differentiable in the tracked tensors of ``args`` / ``kwargs``,
     by the implicit function theorem on ``∇ₓ ½‖r(x, θ)‖² = 0`` (the full Hessian)."""
     def with_(th: list[torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        full = list(leaves)
-        for i, t in zip(pos, th, strict=True):
-            full[i] = t
-        a, kw = tree_unflatten(full, spec)
+        a, kw = replaced(leaves, spec, pos, th)
         return tuple(a), kw
 
     def grad_cost(v: torch.Tensor, th: list[torch.Tensor]) -> torch.Tensor:
