@@ -94,7 +94,7 @@ def deformed_grid(f: Callable[[torch.Tensor], torch.Tensor], xlim: tuple[float, 
         raise ShapeError(f"deformed_grid draws maps from R^2 to R^2; f maps a point of shape "
                          f"(2,) to {shape}; return torch.stack([u, v])")
     det = torch.linalg.det(J.reshape(-1, 2, 2))
-    if not bool(torch.isfinite(image).all() and torch.isfinite(det).all()):
+    if not (_validate.all_finite(image) and _validate.all_finite(det)):
         bad = int((~(torch.isfinite(image).all(-1) & torch.isfinite(det))).nonzero()[0, 0])
         raise NonFiniteInputError(
             f"f or its Jacobian is not finite at ({float(pts[bad, 0]):.4g}, "

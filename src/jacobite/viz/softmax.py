@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .. import dense
+from .. import _validate, dense
 from ..errors import ArgumentTypeError, NonFiniteInputError, ShapeError
 from ._common import PathLike, new_figure, save_figure
 from .heatmap import heatmap
@@ -53,7 +53,7 @@ def softmax_panels(z: Any, *, title: str | None = None, save: PathLike | None = 
     if zt.ndim != 1 or zt.numel() == 0:
         raise ShapeError(f"softmax_panels takes ONE non-empty vector of logits, got shape "
                          f"{tuple(zt.shape)}; for a batch, pass one row at a time (z[i])")
-    if not bool(torch.isfinite(zt).all()):
+    if not _validate.all_finite(zt):
         raise NonFiniteInputError("z contains NaN or Inf; pass finite logits")
     sigma, J = dense.value_and_jacobian(_softmax, zt)
     sigma, J = sigma.detach().cpu().numpy(), J.detach().cpu().numpy()
