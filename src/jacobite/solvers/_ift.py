@@ -117,10 +117,10 @@ class _Box:
 
     def __init__(self, G: Callable[[torch.Tensor, Any], torch.Tensor],
                  run: Callable[[Any], tuple[torch.Tensor, Any, Any]], spec: TreeSpec | None,
-                 loop_ok: bool, failed: Callable[[Any], Exception | None]) -> None:
+                 loop_ok: bool, failed: Callable[[Any], Exception | None], name: str) -> None:
         self.G, self.run, self.spec, self.loop_ok, self.failed = G, run, spec, loop_ok, failed
+        self.name = name
         self.jac: Any = None
-        self.name = "root"
         self.grad_on = torch.is_grad_enabled()
         self.result: Any = None
 
@@ -229,6 +229,5 @@ def attach(G: Callable[[torch.Tensor, Any], torch.Tensor],
     one: a failed or constrained solve has none). ``loop_ok=False`` makes
     ``vmap`` raise a typed error naming a loop over calls of ``name``.
     """
-    box = _Box(G, run, spec, loop_ok, failed)
-    box.name = name
+    box = _Box(G, run, spec, loop_ok, failed, name)
     return _Implicit.apply(box, *leaves), box.result
