@@ -1,5 +1,5 @@
-"""Every aggregator answers half-precision Jacobians (solved in float32, returned in the input's
-dtype) and Jacobians with no columns (an empty update)."""
+"""Every aggregator answers half-precision Jacobians and Gramians (solved in float32, returned
+in the input's dtype) and Jacobians with no columns (an empty update)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,13 @@ def test_no_columns_gives_an_empty_update(name: str) -> None:
     J = torch.zeros(3, 0, dtype=torch.float64)
     d = MAKERS[name](J)(J)
     assert d.shape == (0,) and d.dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "CAGrad", "IMTLG", "AlignedMTL"])
+def test_half_precision_gramian_gives_the_float32_weights_rounded(name: str,
+                                                                  dtype: torch.dtype) -> None:
+    J = _J()
+    G = (J @ J.T).to(dtype)
+    agg = MAKERS[name](J)
+    torch.testing.assert_close(agg.weights(G), agg.weights(G.float()).to(dtype))

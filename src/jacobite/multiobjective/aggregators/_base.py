@@ -132,6 +132,14 @@ def check_finite(t: Tensor, what: str) -> Tensor:
     return t
 
 
+def _in_float32(fn: Callable[[Tensor], Tensor], t: Tensor) -> Tensor:
+    """``fn(t)``; a half-precision ``t`` is solved in float32 (eigh, pinv and the QP have no
+    half kernels) and the answer returned in ``t``'s dtype."""
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return fn(t.float()).to(t.dtype)
+    return fn(t)
+
+
 def _check_matrix(t: Any, what: str, *, square: bool = False, finite: bool = True) -> Tensor:
     if not isinstance(t, Tensor):
         raise ArgumentTypeError(f"{what} must be a torch.Tensor, got {type(t).__name__}; "
@@ -218,11 +226,8 @@ class Aggregator:
                                 finite=not self._checks_finite)
         if checked.shape[1] == 0:  # no parameters: the update is empty whatever the weights
             return self._finish(checked.sum(0), J)
-        # half precision: solved in float32 (eigh, pinv and the QP have no half kernels)
-        low = checked.dtype in (torch.float16, torch.bfloat16)
         try:
-            out = (self.forward(checked.float()).to(checked.dtype) if low
-                   else self.forward(checked))
+            out = _in_float32(self.forward, checked)
         except RuntimeError as exc:  # a random draw inside a vmap-based transform (jacfwd)
             if "randomness" not in str(exc) or isinstance(exc, UnsupportedOperationError):
                 raise
@@ -286,8 +291,8 @@ class GramianWeightedAggregator(Aggregator):
     def weights(self, G: Tensor) -> Tensor:
         """The weights ``w`` (shape ``(m,)``) of the update ``Jᵀ w``, from ``G = J Jᵀ``."""
         G = self._guard(G, "G")
-        w = self._weights(_check_matrix(G.detach() if self._cut(G) else G, "the Gramian G",
-                                        square=True))
+        w = _in_float32(self._weights, _check_matrix(G.detach() if self._cut(G) else G,
+                                                     "the Gramian G", square=True))
         return self._finish(w, G)
 
     def _weights(self, G: Tensor) -> Tensor:  # pragma: no cover - abstract
