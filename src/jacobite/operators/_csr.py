@@ -31,6 +31,8 @@ def dense_to_csr(dense: torch.Tensor) -> torch.Tensor:
 
 def to_torch_csr(matrix: Any) -> torch.Tensor:
     """Any torch sparse layout (COO, CSR, CSC) as a torch CSR tensor."""
+    if matrix.layout == torch.sparse_csr:
+        return matrix  # already CSR (every evaluated sparse Jacobian): no conversion to silence
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         if matrix.layout == torch.sparse_coo:
