@@ -72,8 +72,7 @@ class IntegrationResult:
 
 
 def _resolve_method(method: Method, T: Transform) -> Literal["nquad", "cubature"]:
-    if method not in METHODS:
-        raise InvalidOptionError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    _validate.choice(method, "method", METHODS)
     if method == "auto":
         return "nquad" if T.dim == 1 else "cubature"
     return method
