@@ -216,8 +216,10 @@ def test_errors_name_the_fix():
         critical_points(fn, x0=[1.0], box=[(0, 1)])
     with pytest.raises(ArgumentTypeError, match="torch function"):
         critical_points(3)
-    for kw in ({"n_starts": 0}, {"seed": -1}, {"tol": float("nan")}, {"max_iter": 2.5}):
-        with pytest.raises((InvalidOptionError, ArgumentTypeError), match="must be"):
+    for kw, error in (({"n_starts": 0}, InvalidOptionError), ({"seed": -1}, InvalidOptionError),
+                      ({"tol": float("nan")}, InvalidOptionError),
+                      ({"max_iter": 2.5}, ArgumentTypeError)):
+        with pytest.raises(error, match="must be"):
             critical_points(fn, box=[(0, 1), (0, 1)], **kw)
     with pytest.raises(ArgumentTypeError, match="square matrix"):
         inertia("abc")
