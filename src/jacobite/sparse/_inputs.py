@@ -35,16 +35,11 @@ from ..errors import (
     UnsupportedOperationError,
 )
 
-__all__ = ["as_matrix", "check_f", "check_options", "check_outputs", "check_scalar",
+__all__ = ["as_matrix", "check_options", "check_outputs", "check_scalar",
            "check_untraced", "check_x", "traced"]
 
 _is_wrapped: Callable[[torch.Tensor], bool] = getattr(
     torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
-
-
-def check_f(f: Any) -> Callable[..., Any]:
-    """``f`` must be callable."""
-    return _validate.callable_(f, "f")
 
 
 def traced(t: Any) -> bool:
@@ -80,7 +75,7 @@ def check_x(x: Any, where: str) -> torch.Tensor:
 def check_options(f: Any, x: Any, where: str, order: Any, orders: Sequence[str],
                   vectorize: Any) -> None:
     """The arguments ``prepare`` and ``prepare_hessian`` share, checked before any work."""
-    check_f(f)
+    _validate.callable_(f)
     check_x(x, where)
     _validate.choice(order, "order", orders)
     if isinstance(vectorize, str):

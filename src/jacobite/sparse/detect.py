@@ -33,10 +33,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from jacobite import _validate
 from jacobite.errors import JacobiteWarning
 from jacobite.sparse import _rules as R
 from jacobite.sparse import _rules_backward, _rules_conv, _rules_linalg  # noqa: F401 - register
-from jacobite.sparse._inputs import check_f, check_outputs, check_scalar, check_x
+from jacobite.sparse._inputs import check_outputs, check_scalar, check_x
 from jacobite.sparse._registry import Call, apply, lookup
 from jacobite.sparse._rules_scatter import SCATTER_ADD_OPS
 
@@ -269,7 +270,7 @@ def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     >>> detect(lambda v: v.sum(), torch.ones(3)).nnz
     3
     """
-    check_f(f)
+    _validate.callable_(f)
     check_x(x, "detect")
     xin = x.detach().clone()
     tracker = _Tracker(xin)
@@ -292,7 +293,7 @@ def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern
     >>> p.to_scipy().toarray().astype(int).tolist()
     [[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]]
     """
-    check_f(f)
+    _validate.callable_(f)
     check_x(x, "detect_hessian")
     xin = x.detach().clone().requires_grad_(True)
     tracker = _Tracker(xin, keep_detached=True)

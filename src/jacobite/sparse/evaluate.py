@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
-from ._inputs import check_f, check_options, check_untraced, check_x
+from ._inputs import check_options, check_untraced, check_x
 from ._select import MODES, SparseMode, as_bool_csr, candidates, fastest
 from .coloring import _CHOICES, Bicoloring, Coloring, OrderChoice
 from .coloring import star_coloring as _star
@@ -372,7 +372,7 @@ def one_call(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: A
     3
     """
     what = "hessian" if hessian else "jacobian"
-    check_f(f)
+    _validate.callable_(f)
     pos = _validate.argnums(argnums, len(args))
     if len(pos) != 1 or isinstance(argnums, (tuple, list)):
         raise ArgnumsError(f"{what}(..., sparse=True) differentiates one tensor argument; pass "
