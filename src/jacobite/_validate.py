@@ -220,17 +220,19 @@ def argnums(value: Any, nargs: int) -> tuple[int, ...]:
     single = _is_int(value)
     if not single and not (isinstance(value, (tuple, list)) and len(value) > 0
                            and all(_is_int(a) for a in value)):
+        empty = isinstance(value, (tuple, list)) and len(value) == 0
         raise ArgnumsError(
-            f"argnums must be an int or a non-empty tuple of ints, got {value!r}; e.g. argnums=0 "
-            "or argnums=(0, 1)"
+            f"argnums must be an int or a non-empty tuple of ints, got {value!r}"
+            f"{' (empty: name at least one position)' if empty else ''}; e.g. argnums=0 or "
+            "argnums=(0, 1)"
         )
     raw: Sequence[int] = (value,) if single else tuple(value)
     out = []
     for a in raw:
         if not -nargs <= a < nargs:
             raise ArgnumsError(
-                f"argnums={value!r} names argument {a}, but only {nargs} positional argument(s) "
-                f"were given; pick positions in 0..{max(nargs - 1, 0)}"
+                f"argnums={value!r} is out of range: it names argument {a}, but only {nargs} "
+                f"positional argument(s) were given; pick positions in 0..{max(nargs - 1, 0)}"
             )
         out.append(int(a) % nargs)
     if len(set(out)) != len(out):

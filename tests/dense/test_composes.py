@@ -9,7 +9,7 @@ import torch
 from torch.func import grad, jacfwd, jacrev, vmap
 
 import jacobite
-from jacobite.dense._engine import stops_gradient
+from jacobite.dense._engine import probe_of
 from jacobite.errors import JacobianTooLarge, UnsupportedOperationError
 
 from ..battery import CASES
@@ -194,13 +194,13 @@ def test_products_and_operators_agree_on_no_grad_regions() -> None:
 
 
 def test_custom_functions_are_not_no_grad_regions() -> None:
-    assert not stops_gradient(Square.apply, (_x(),))
+    assert not probe_of(Square.apply, (_x(),)).stops_gradient
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "batched" not in c.kinds], ids=repr)
 def test_no_battery_function_is_taken_for_a_no_grad_region(case) -> None:
     """The detection has no false positives on ordinary functions (else auto would change)."""
-    assert not stops_gradient(case.fn, case.args(), case.argnums)
+    assert not probe_of(case.fn, case.args(), case.argnums).stops_gradient
 
 
 # ----------------------------------------------------------------------- the memory guard

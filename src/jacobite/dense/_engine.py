@@ -177,18 +177,11 @@ class Problem:
         return plan
 
 
-def stops_gradient(f: Callable[..., Any], args: tuple[Any, ...],
-                   argnums: int | tuple[int, ...] = 0) -> bool:
-    """Whether f computes from the arguments at ``argnums`` under ``torch.no_grad`` (cached probe):
-    forward-mode AD does not honour that, so such an f must be differentiated in reverse mode."""
-    return Problem.build(f, args, argnums, False, check_finite=False).probe().stops_gradient
-
-
-def reverse_only(f: Callable[..., Any], args: tuple[Any, ...],
-                 argnums: int | tuple[int, ...] = 0) -> bool:
-    """Whether only reverse mode gives f's Jacobian consistently (cached probe): f computes
-    under ``torch.no_grad`` or draws random numbers (forward mode re-evaluates f per chunk)."""
-    return Problem.build(f, args, argnums, False, check_finite=False).probe().reverse_only
+def probe_of(f: Callable[..., Any], args: tuple[Any, ...],
+             argnums: int | tuple[int, ...] = 0) -> Probe:
+    """The (cached) probe of f at ``args``: whether it stops gradients (``torch.no_grad``),
+    draws random numbers, and so whether only reverse mode gives its Jacobian consistently."""
+    return Problem.build(f, args, argnums, False, check_finite=False).probe()
 
 
 def looped(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import TreeSpec, tree_flatten, tree_unflatten
 
+from .. import _validate
 from ..errors import ArgnumsError, DtypeError, NonFiniteInputError, OutputTypeError
 from ._probe import own_read
 
@@ -23,24 +24,7 @@ def normalize_argnums(argnums: Argnums, nargs: int) -> tuple[tuple[int, ...], bo
             "no arguments to differentiate with respect to; call e.g. jacobian(f, x) with x a "
             "tensor"
         )
-    is_tuple = isinstance(argnums, (tuple, list))
-    items = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
-    if is_tuple and len(items) == 0:
-        raise ArgnumsError("argnums is an empty tuple; pass at least one argument position")
-    out = []
-    for a in items:
-        if isinstance(a, bool) or not isinstance(a, int):
-            raise ArgnumsError(f"argnums must be an int or a tuple of ints, got {a!r}")
-        if not -nargs <= a < nargs:
-            raise ArgnumsError(
-                f"argnums={a} is out of range: f was given {nargs} positional argument(s), so "
-                f"argnums must be between {-nargs} and {nargs - 1}"
-            )
-        out.append(a % nargs)
-    if len(set(out)) != len(out):
-        raise ArgnumsError(
-            f"argnums {items} names the same argument twice; list each position once")
-    return tuple(out), is_tuple
+    return _validate.argnums(argnums, nargs), isinstance(argnums, (tuple, list))
 
 
 @dataclass(frozen=True)

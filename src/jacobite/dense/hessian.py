@@ -11,7 +11,7 @@ from torch.func import grad as _grad
 from .. import _validate
 from .._validate import ChunkSize
 from ..errors import ShapeError
-from ._engine import reverse_only
+from ._engine import probe_of
 from ._plan import Mode
 from ._trees import function_name, normalize_argnums
 from .jacobian import _flags, jacobian
@@ -74,23 +74,22 @@ def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 
     >>> H.to_scipy().nnz, H.diagonal().tolist()
     (4, [6.0, 6.0, 6.0, 6.0])
     """
-    _validate.callable_(f)
-    _flags(flat=flat, sparse=sparse, check_finite=check_finite)
-    normalize_argnums(argnums, len(args))
-    if sparse:
+    _flags(sparse=sparse)
+    if sparse:  # the sparse path checks every argument itself, as the dense one does
         from ..sparse.evaluate import one_call
 
-        _validate.chunk_size(chunk_size)
-        _validate.memory_budget(memory_budget)
         return one_call(f, args, argnums, "auto", False, check_finite, hessian=True,
                         chunk_size=chunk_size, flat=flat, memory_budget=memory_budget)
+    _validate.callable_(f)
+    _flags(flat=flat, check_finite=check_finite)
+    normalize_argnums(argnums, len(args))
     _validate.chunk_size(chunk_size)
     _validate.memory_budget(memory_budget)
     gradient = _gradient_of(f, argnums)
     # forward-over-reverse, unless f has no_grad regions (forward mode would differentiate
     # through them) or draws random numbers (forward mode evaluates it once per chunk): then
     # reverse-over-reverse, as torch.autograd.functional.hessian
-    mode: Mode = "reverse" if reverse_only(f, args, argnums) else "forward"
+    mode: Mode = "reverse" if probe_of(f, args, argnums).reverse_only else "forward"
     return jacobian(gradient, *args, argnums=argnums, mode=mode, chunk_size=chunk_size,
                     flat=flat, memory_budget=memory_budget, check_finite=check_finite)
 

@@ -14,7 +14,7 @@ from .._validate import ChunkSize
 from . import _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
 from ._plan import Mode
-from ._trees import LEAF_SPEC, all_finite, function_name, normalize_argnums
+from ._trees import LEAF_SPEC, all_finite, function_name
 
 if TYPE_CHECKING:
     from ..operators import SparseOperator
@@ -97,8 +97,7 @@ def _remember(f: Callable[..., Any], x: torch.Tensor, mode: str, chunk_size: Any
 def _flags(**flags: Any) -> None:
     """Each flag must be True or False (a string such as 'yes' is a mistake, not a truthy value)."""
     for name, value in flags.items():
-        if value is not True and value is not False:
-            _validate.boolean(value, name)
+        _validate.boolean(value, name)
 
 
 def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: str, has_aux: bool,
@@ -263,12 +262,7 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
     if sparse:
         from ..sparse.evaluate import one_call
 
-        # the same checks, in the same order, as the dense path (options sparse does not use
-        # are still validated: a bad value is a mistake either way)
-        _validate.callable_(f)
-        normalize_argnums(argnums, len(args))
-        _validate.chunk_size(chunk_size)
-        _validate.memory_budget(memory_budget)
+        # one_call checks every argument with the same shared checks as the dense path
         return one_call(f, args, argnums, mode, has_aux, check_finite, chunk_size=chunk_size,
                         flat=flat, memory_budget=memory_budget)
     _, J, aux = _compute(f, args, argnums, mode, has_aux, chunk_size, flat, memory_budget,

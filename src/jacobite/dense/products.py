@@ -14,7 +14,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from .. import _validate
 from ..errors import ShapeError
-from ._engine import stops_gradient
+from ._engine import probe_of
 from ._errors import translate
 from ._func import jvp as _jvp
 from ._func import vjp as _vjp
@@ -65,7 +65,7 @@ def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
     _validate.callable_(f)
     _flags(has_aux=has_aux, check_finite=check_finite)
     _check_pair(primals, tangents, fname, check_finite)
-    if primals and stops_gradient(f, primals, tuple(range(len(primals)))):
+    if primals and probe_of(f, primals, tuple(range(len(primals)))).stops_gradient:
         with translate(fname, "reverse"):
             return _reverse_jvp(f, primals, tangents, has_aux)
     with translate(fname, "forward"):
@@ -142,7 +142,7 @@ def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
     sel = tuple(primals[i] for i in idx)
     _check_pair(sel, tangents, fname, check_finite)
     g = _grad(f, argnums=argnums)
-    rev = stops_gradient(f, primals, argnums)
+    rev = probe_of(f, primals, argnums).stops_gradient
 
     def grad_of_selected(*xs: Any) -> Any:
         full = list(primals)
