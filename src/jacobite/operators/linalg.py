@@ -18,7 +18,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from .. import _validate
-from ..errors import ConvergenceError, InvalidOptionError, SingularOperatorError
+from ..errors import ConvergenceError, SingularOperatorError
 from . import _csr
 
 __all__ = [
@@ -107,8 +107,7 @@ def iterative_solve(
     """Solve ``op x = b`` column by column with SciPy's GMRES or CG (``b`` of shape (n, k)).
 
     ``max_iter`` bounds the iterations per column (SciPy's default when ``None``)."""
-    if method not in ("gmres", "cg"):
-        raise InvalidOptionError(f"unknown iterative method {method!r}; use 'gmres' or 'cg'")
+    _validate.choice(method, "method", ("gmres", "cg"))
     rtol = default_rtol(op.dtype) if rtol is None else _validate.positive_float(rtol, "rtol")
     atol = _validate.tolerance(atol, "atol")
     max_iter = _validate.max_iter(max_iter)
