@@ -9,10 +9,6 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
 # (tests/bad_arguments.expected_error): the test accepts any JacobiteError for these and fails
 # once one raises the expected class, so its line is removed here.
 KNOWN_TYPE_MISMATCHES: dict[tuple[str, str], str] = {
-    **{("jacobite.jacobian_plan", f"has_aux={v}"): "OutputTypeError: the flag is not checked, "
-       "F's output is" for v in ("'yes'", "2")},
-    **{("jacobite.solve_implicit", f"0={v}"): "ShapeError: fun is called before it is checked "
-       "to be callable" for v in ("3", "'sin'", "None")},
     **{("jacobite.transforms.Transform", f"0={v}"): "OutputTypeError for a non-callable fn "
        "(tests/transforms pin it)" for v in ("3", "'sin'", "None")},
     **{("jacobite.viz.deformed_grid", f"0={v}"): "OutputTypeError for a non-callable f "

@@ -283,5 +283,6 @@ def jacobian_plan(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, .
     """
     _plan.check_mode(mode)
     _plan.check_chunk_size(chunk_size)
+    _flags(has_aux=has_aux)
     p = Problem.build(f, args, argnums, has_aux, check_finite=False)
     return p.probe_plan(mode, chunk_size, _plan.resolve_budget(memory_budget))

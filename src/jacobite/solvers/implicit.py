@@ -150,6 +150,7 @@ def solve_implicit(F: Callable[[torch.Tensor, Any], torch.Tensor], x0: Any, thet
     >>> torch.autograd.grad(x.sum(), th)[0].tolist()   # 1 / (2 sqrt(θ))
     [0.25, 0.16666666666666666]
     """
+    _validate.callable_(F, "F")
     leaves, spec = tree_flatten(theta)
     if not all(isinstance(leaf, torch.Tensor) for leaf in leaves):
         raise ShapeError("theta must be a tensor or a pytree (tuple, list, dict) of tensors")
