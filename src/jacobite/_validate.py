@@ -48,6 +48,8 @@ __all__ = [
     "renamed",
     "seed",
     "tolerance",
+    "tracked",
+    "under_vmap",
 ]
 
 T = TypeVar("T")
@@ -59,6 +61,26 @@ ChunkSize = int | Literal["auto"] | None
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def under_vmap(t: torch.Tensor) -> bool:
+    """True when ``t`` is batched by an enclosing ``torch.func.vmap`` (at any level of nesting):
+    its values cannot be read into Python there."""
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(t):
+        if functorch.is_batchedtensor(t):
+            return True
+        t = functorch.get_unwrapped(t)
+    return False
+
+
+def tracked(t: Any) -> bool:
+    """True when ``t`` is a tensor that autograd records or a ``torch.func`` transform wraps:
+    a result computed from it must stay differentiable (built out of place, never detached)."""
+    if not isinstance(t, torch.Tensor):
+        return False
+    return (t.requires_grad and torch.is_grad_enabled()) or \
+        torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
 def all_finite(t: torch.Tensor) -> bool:

@@ -82,7 +82,7 @@ class Products:
                                  f"{tuple(obj.shape)}; pass a function and x for a Jacobian")
             _finite(obj.detach(), "the matrix")
             A, G = obj.detach(), obj
-            graph = _tracked(G)
+            graph = _validate.tracked(G)
             return Products(A.shape[0], A.shape[1], lambda v: (A @ v.to(A.dtype)).to(F64),
                             lambda u: (A.mT @ u.to(A.dtype)).to(F64), A.dtype, A.device,
                             gmv=(lambda v: (G @ v.to(G.dtype)).to(F64)) if graph else None,
@@ -129,14 +129,6 @@ def draw(size: int, gen: torch.Generator | None, kind: str = "gaussian") -> torc
         return torch.randn(size, dtype=F64, generator=gen)
 
 
-def _tracked(t: Any) -> bool:
-    """True for a tensor that autograd records or a ``torch.func`` transform wraps."""
-    if not isinstance(t, torch.Tensor):
-        return False
-    return (t.requires_grad and torch.is_grad_enabled()) or \
-        torch._C._functorch.is_functorch_wrapped_tensor(t)
-
-
 def _chunked(fn: Vec, M: torch.Tensor, rows: int, ok: list[bool]) -> torch.Tensor:
     """``fn`` on each column of ``M``, vmapped over chunks of at most ~32 MiB of results."""
     step = max(1, (32 << 20) // (8 * max(rows, M.shape[0], 1)))
@@ -179,7 +171,7 @@ def _from_operator(op: JacobianOperator) -> Products:
         else None
     if isinstance(probe, torch.Tensor) and under_vmap(probe):
         raise UnsupportedOperationError(_NO_VMAP)
-    graph = _tracked(probe)
+    graph = _validate.tracked(probe)
     return Products(m, n, mv, rmv, dt, op.device, op, gmv if graph else None,
                     grmv if graph else None)
 
@@ -254,7 +246,7 @@ def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Product
     def gmv(v: torch.Tensor) -> torch.Tensor:
         return torch.func.jvp(f, (x0,), (v.to(x.dtype).reshape(x.shape),))[1].reshape(-1).to(F64)
 
-    graph = _tracked(x0) or _tracked(out)
+    graph = _validate.tracked(x0) or _validate.tracked(out)
     return Products(out.numel(), x.numel(), mv, rmv, torch.promote_types(x.dtype, odt),
                     x.device, None, gmv if graph else None, grmv if graph else None)
 

@@ -193,13 +193,6 @@ def looped(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _traced(leaves: tuple[torch.Tensor, ...]) -> bool:
-    """True when an enclosing autograd or torch.func transform follows these tensors: results
-    must then be built out of place (a write into a preallocated buffer would cut them off)."""
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return any(t.requires_grad or wrapped(t) for t in leaves)
-
-
 def _basis(start: int, stop: int, like: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """Rows start..stop of the identity, split into leaves shaped (chunk, *leaf.shape).
 
@@ -244,7 +237,7 @@ def reverse_rows(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
     """VJPs against chunks of output basis vectors: rows of J, per input leaf."""
     with translate(p.fname, "reverse"):
         out_leaves, vjp_fn, aux = p.vjp()
-    prealloc = prealloc and not _traced(p.xin.leaves)
+    prealloc = prealloc and not any(map(_validate.tracked, p.xin.leaves))
     out = p.out
     assert out is not None
     m, sizes = out.numel, p.xin.sizes
@@ -283,7 +276,7 @@ def forward_cols(p: Problem, step: int | None, budget: int, *, prealloc: bool = 
     """JVPs against chunks of input basis vectors: columns of J (as rows of Jᵀ), per output leaf."""
     n = p.xin.numel
     x = p.xin
-    prealloc = prealloc and not _traced(x.leaves)
+    prealloc = prealloc and not any(map(_validate.tracked, x.leaves))
 
     # Primal outputs and aux come back with a (broadcast, zero-copy) batch dimension: vmap
     # cannot return them unbatched when an outer transform already batches them.

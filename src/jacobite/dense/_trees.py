@@ -59,15 +59,7 @@ def flatten(tree: Any) -> tuple[list[Any], TreeSpec]:
     return tree_flatten(tree)
 
 
-def under_vmap(t: torch.Tensor) -> bool:
-    """True when ``t`` is batched by an enclosing ``torch.func.vmap`` (at any level of nesting):
-    its values cannot be read into Python there."""
-    functorch = torch._C._functorch
-    while functorch.is_functorch_wrapped_tensor(t):
-        if functorch.is_batchedtensor(t):
-            return True
-        t = functorch.get_unwrapped(t)
-    return False
+under_vmap = _validate.under_vmap
 
 
 def all_finite(t: torch.Tensor) -> bool:

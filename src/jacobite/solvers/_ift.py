@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import TreeSpec, tree_unflatten
 
+from .. import _validate
 from ..dense._trees import under_vmap
 from ..errors import SingularOperatorError, UnsupportedOperationError
 
@@ -51,13 +52,8 @@ _SINGULAR = ("∂F/∂x is singular at x*: the solution is not a differentiable 
              "∂F/∂x invertible")
 
 
-@torch.compiler.disable  # a value-level question: eager under torch.compile
-def tracked(t: Any) -> bool:
-    """True when ``t`` is a tensor that autograd records or a ``torch.func`` transform wraps."""
-    if not isinstance(t, torch.Tensor):
-        return False
-    return (t.requires_grad and torch.is_grad_enabled()) or \
-        torch._C._functorch.is_functorch_wrapped_tensor(t)
+# a value-level question: eager under torch.compile
+tracked = torch.compiler.disable(_validate.tracked)
 
 
 def inexact(leaves: Sequence[Any]) -> list[int]:
