@@ -85,8 +85,9 @@ def tracked(t: Any) -> bool:
 
 def all_finite(t: torch.Tensor) -> bool:
     """True when every entry of ``t`` is finite: one reduction (a NaN or Inf entry always makes
-    the sum non-finite), the exact elementwise check only when the sum is not finite."""
-    if t.numel() == 0:
+    the sum non-finite), the exact elementwise check only when the sum is not finite. A tensor on
+    the ``meta`` device has no values to check and passes."""
+    if t.numel() == 0 or t.is_meta:
         return True
     if math.isfinite(float(t.sum().abs() if t.is_complex() else t.sum())):
         return True

@@ -128,3 +128,20 @@ def test_a_function_without_a_vmap_rule_names_chunk_size_one() -> None:
                                2 * torch.eye(3, dtype=DT))
     with pytest.raises(UnsupportedOperationError, match="chunk_size=1"):
         jacobite.jacobian(NoVmapSquare.apply, _x(), mode="forward")
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: jacobite.jacobian(torch.sin, x),
+    lambda x: jacobite.jacobian(torch.sin, x, mode="forward"),
+    lambda x: jacobite.hessian(lambda v: (v ** 3).sum(), x),
+    lambda x: jacobite.batch_jacobian(torch.sin, x.expand(2, 3)),
+    lambda x: jacobite.jvp(torch.sin, (x,), (x,))[1],
+], ids=["jacobian", "forward", "hessian", "batch_jacobian", "jvp"])
+def test_meta_tensors_give_meta_results_of_the_reference_shape(call):
+    # a meta tensor has no values, so the finiteness check has nothing to read: the shapes
+    # must come out as torch.func's do, not a RuntimeError from reading a value
+    x = torch.ones(3, device="meta")
+    out = call(x)
+    assert out.is_meta
+    ref = call(torch.ones(3))
+    assert out.shape == ref.shape

@@ -66,9 +66,10 @@ def all_finite(t: torch.Tensor) -> bool:
     """True when every entry is finite: one reduction, exact check only if the sum overflows.
 
     Under ``vmap`` no value can be read, so the check cannot run there and passes: a NaN then
-    flows into the result as NaN, never as a wrong finite number.
+    flows into the result as NaN, never as a wrong finite number. A tensor on the ``meta``
+    device has no values at all and passes too (its Jacobian is a meta tensor of the right shape).
     """
-    if t.numel() == 0 or under_vmap(t):
+    if t.numel() == 0 or t.is_meta or under_vmap(t):
         return True
     with own_read():
         if math.isfinite(t.sum().item()):  # a NaN or Inf entry always makes the sum non-finite
