@@ -27,6 +27,7 @@ __all__ = [
     "JacobianTooLarge",
     "JacobiteError",
     "JacobiteWarning",
+    "LocalPatternWarning",
     "MissingExtraError",
     "ModuleStateError",
     "NonFiniteInputError",
@@ -45,6 +46,11 @@ class JacobiteError(Exception):
 
 class JacobiteWarning(UserWarning):
     """Root of every warning jacobite emits."""
+
+
+class LocalPatternWarning(JacobiteWarning):
+    """A sparsity pattern found at one point (value-dependent control flow, a value read into
+    Python) is used at another point, where it may miss nonzeros."""
 
 
 class InvalidOptionError(JacobiteError, ValueError):
