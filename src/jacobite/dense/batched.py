@@ -9,6 +9,7 @@ import torch
 from torch.func import vmap
 from torch.utils._pytree import tree_flatten, tree_map
 
+from .._modules import keeps_state
 from .._validate import ChunkSize
 from ..errors import ArgnumsError, ArgumentTypeError, InvalidOptionError, ShapeError
 from . import _plan
@@ -42,6 +43,7 @@ def _in_dims(in_dims: int | tuple[int | None, ...], nargs: int) -> tuple[int | N
     return tuple(one(d) for d in in_dims)
 
 
+@keeps_state
 def batch_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
                    in_dims: int | tuple[int | None, ...] = 0, mode: _plan.Mode = "auto",
                    chunk_size: ChunkSize = "auto", flat: bool = False,

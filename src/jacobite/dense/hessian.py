@@ -9,6 +9,7 @@ from typing import Any
 from torch.func import grad as _grad
 
 from .. import _validate
+from .._modules import keeps_state
 from .._validate import ChunkSize
 from ..errors import ShapeError
 from ._engine import probe_of
@@ -53,6 +54,7 @@ def _gradient_of(f: Callable[..., Any], argnums: int | tuple[int, ...]) -> Calla
     return gradient
 
 
+@keeps_state
 def hessian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
             chunk_size: ChunkSize = "auto", flat: bool = False,
             memory_budget: int | str | None = None, check_finite: bool = True,

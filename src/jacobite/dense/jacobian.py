@@ -10,6 +10,7 @@ import torch
 from torch.utils._pytree import tree_unflatten
 
 from .. import _validate
+from .._modules import keeps_state
 from .._validate import ChunkSize
 from . import _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
@@ -172,6 +173,7 @@ def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[i
                        chunk_size: ChunkSize = ..., flat: bool = ...,
                        memory_budget: int | str | None = ...,
                        check_finite: bool = ...) -> tuple[Any, ...]: ...
+@keeps_state
 def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
                        mode: Mode = "auto", has_aux: bool = False,
                        chunk_size: ChunkSize = "auto", flat: bool = False,
@@ -218,6 +220,7 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
              mode: SparseMode = ..., has_aux: bool = ..., chunk_size: ChunkSize = ...,
              flat: bool = ..., memory_budget: int | str | None = ...,
              check_finite: bool = ..., sparse: bool = ...) -> Any: ...
+@keeps_state
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
              mode: SparseMode = "auto", has_aux: bool = False,
              chunk_size: ChunkSize = "auto", flat: bool = False,
@@ -270,6 +273,7 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
     return (J, aux) if has_aux else J
 
 
+@keeps_state
 def jacobian_plan(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
                   mode: Mode = "auto", has_aux: bool = False,
                   chunk_size: ChunkSize = "auto",

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.func import vmap
 
+from .._modules import keep_state, keeps_state
 from ..errors import ShapeError
 from ..operators import FunctionOperator
 from ._engine import Problem
@@ -28,6 +29,7 @@ def _split(v: torch.Tensor, like: tuple[torch.Tensor, ...]) -> tuple[torch.Tenso
     return tuple(p.reshape(t.shape).to(t.dtype) for p, t in zip(parts, like, strict=True))
 
 
+@keeps_state
 def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
               check_finite: bool = True) -> FunctionOperator:
     """The Jacobian of ``f`` at ``args`` as a lazy ``(m, n)`` operator — never formed.
@@ -71,7 +73,8 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
     state: dict[str, Any] = {}
 
     def fresh_jvp(v: torch.Tensor) -> torch.Tensor:
-        with translate(p.fname, "forward"):
+        # a fresh evaluation of f, possibly long after linearize returned: watched like it
+        with translate(p.fname, "forward"), keep_state():
             _, tang = _jvp(p.g_plain, xs, _split(v, xs))
         return _cat(p.as_leaves(tang))
 

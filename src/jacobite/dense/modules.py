@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .._modules import keeps_state
 from .._validate import ChunkSize
 from ..errors import (
     ArgnumsError,
@@ -32,6 +33,7 @@ def _iter(value: Any) -> list[Any]:
         return [None]  # not iterable: reported as a wrong type by the caller
 
 
+@keeps_state
 def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | None = None,
                     mode: Mode = "auto", chunk_size: ChunkSize = "auto",
                     flat: bool = False, memory_budget: int | str | None = None,

@@ -13,6 +13,7 @@ from torch.func import grad as _grad
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .. import _validate
+from .._modules import keeps_state
 from ..errors import ShapeError
 from ._engine import probe_of
 from ._errors import translate
@@ -51,6 +52,7 @@ def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ..
 @overload
 def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
         has_aux: bool, check_finite: bool = ...) -> tuple[Any, ...]: ...
+@keeps_state
 def jvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
         has_aux: bool = False, check_finite: bool = True) -> tuple[Any, ...]:
     """Forward mode: ``(f(*primals), J·tangents)`` (plus ``aux`` with ``has_aux=True``).
@@ -93,6 +95,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: Literal[True],
 @overload
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool,
         check_finite: bool = ...) -> tuple[Any, ...]: ...
+@keeps_state
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
         check_finite: bool = True) -> tuple[Any, ...]:
     """Reverse mode: ``(f(*primals), vjp_fn)`` where ``vjp_fn(u)`` gives ``uᵀJ`` per primal.
@@ -120,6 +123,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False,
     return (res[0], vjp_fn, *res[2:])
 
 
+@keeps_state
 def hvp(f: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...], *,
         argnums: int | tuple[int, ...] = 0, check_finite: bool = True) -> Any:
     """Hessian-vector product ``H·v`` of a scalar function, forward-over-reverse.

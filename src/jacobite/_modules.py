@@ -1,0 +1,216 @@
+"""Module state stays as it was: no jacobite call changes an ``nn.Module`` as a side effect.
+
+jacobite evaluates user code several times (a probe, then one pass per mode and chunk), so a
+module that changes itself when called (BatchNorm in training mode updating its running
+statistics and ``num_batches_tracked``, a counter buffer) would be changed an unspecified number
+of times, and the result would depend on that count. :func:`keep_state` watches every module
+that runs while it is active — passed directly or closed over by ``f`` — through a global
+forward pre-hook: the first time a module runs, its buffers are copied and its training flags,
+parameter versions and ``.grad`` references recorded (for it and all its submodules). On every
+exit, success or exception, anything changed is put back; a changed buffer or parameter then
+raises :class:`~jacobite.errors.ModuleStateError` naming the fix (``model.eval()``, or
+``torch.func.functional_call`` on copies of the buffers), since a Jacobian that changes the
+model is refused rather than silently computed. A training flag flipped after the module's
+first call or a ``.grad`` set by a ``backward()`` inside ``f`` is restored without an error (a
+module is first seen when it runs, so a flag flipped before that is taken as its state).
+
+Parameters are not copied (that would double a model's memory): an in-place write into one
+outside autograd (under ``torch.no_grad``) is detected and reported, not undone. Autograd itself
+refuses in-place writes into parameters that require grad. Tensors swapped in for a call by
+``functional_call`` are the caller's copies and are left alone. Inside ``torch.compile`` the
+guard steps aside (dynamo cannot trace hook registration); the outermost eager jacobite call
+still guards.
+
+>>> import torch
+>>> bn = torch.nn.BatchNorm1d(2).double()
+>>> try:
+...     with keep_state():
+...         _ = bn(torch.randn(4, 2, dtype=torch.float64))
+... except ModuleStateError:
+...     pass
+>>> int(bn.num_batches_tracked), bn.running_mean.tolist()
+(0, [0.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+from torch.nn.modules.module import register_module_forward_pre_hook
+
+from .errors import JacobiteError, ModuleStateError, UnsupportedOperationError
+
+__all__ = ["keep_state", "keeps_state"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_LOCAL = threading.local()
+
+FIX = ("call model.eval() first (the Jacobian with the running statistics), or, for batch "
+       "statistics, evaluate the module with torch.func.functional_call on copies of its buffers")
+
+
+def _version(t: torch.Tensor) -> int | None:
+    try:
+        return int(t._version)
+    except RuntimeError:  # inference tensors keep no version counter
+        return None
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise equality (NaN equals NaN): the comparison that says nothing was changed."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if torch.equal(a, b):
+        return True
+    if a.is_floating_point() or a.is_complex():
+        return bool(((a == b) | (a.isnan() & b.isnan())).all())
+    return False
+
+
+def _plain(t: Any) -> bool:
+    """A real tensor of the module's own (not a torch.func wrapper swapped in for one call)."""
+    return isinstance(t, torch.Tensor) and \
+        not torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+class _Watch:
+    """What the modules that ran looked like before they ran, and the way back."""
+
+    def __init__(self, grads: bool) -> None:
+        self.grads = grads
+        self.seen: set[int] = set()  # modules whose whole tree was recorded
+        self.held: list[nn.Module] = []  # keeps them alive while watched
+        self.names: dict[int, str] = {}
+        self.training: list[tuple[nn.Module, bool]] = []
+        self.buffers: dict[int, tuple[nn.Module, str, torch.Tensor, torch.Tensor]] = {}
+        self.params: dict[int, tuple[nn.Module, str, torch.Tensor, int | None, Any, Any]] = {}
+        self.batchnorm: list[str] = []  # training-mode BatchNorms with running statistics
+
+    def record_tensors(self, module: nn.Module) -> None:
+        with torch.no_grad():
+            for name, b in module._buffers.items():
+                if _plain(b) and id(b) not in self.buffers:
+                    assert b is not None
+                    self.buffers[id(b)] = (module, name, b, b.detach().clone())
+        for name, p in module._parameters.items():
+            if _plain(p) and id(p) not in self.params:
+                assert p is not None
+                g = p.grad
+                self.params[id(p)] = (module, name, p, _version(p), g,
+                                      None if g is None else _version(g))
+
+    def pre_hook(self, module: nn.Module, args: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
+        if id(module) not in self.seen:
+            root = self.names.get(id(module), type(module).__name__)
+            for name, sub in module.named_modules(remove_duplicate=True):
+                if id(sub) in self.seen:
+                    continue
+                self.seen.add(id(sub))
+                self.held.append(sub)
+                self.names[id(sub)] = f"{root}.{name}" if name else root
+                self.training.append((sub, sub.training))
+                self.record_tensors(sub)
+        else:
+            self.record_tensors(module)  # tensors swapped in since (functional_call)
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.training \
+                and module.track_running_stats:
+            self.batchnorm.append(f"{self.names[id(module)]} ({type(module).__name__})")
+
+    def restore(self) -> list[str]:
+        """Put everything back; return what could not stay silent (changed state)."""
+        changed: list[str] = []
+        for m, flag in self.training:
+            if m.training != flag:
+                m.training = flag
+        with torch.no_grad():
+            for m, name, b, saved in self.buffers.values():
+                if m._buffers.get(name) is b and not _same(b, saved):
+                    b.copy_(saved)
+                    changed.append(f"buffer {self.names[id(m)]}.{name}")
+        for m, name, p, version, grad, gversion in self.params.values():
+            if m._parameters.get(name) is not p:
+                continue
+            if version is not None and _version(p) != version:
+                changed.append(f"parameter {self.names[id(m)]}.{name} (changed in place; "
+                               "jacobite cannot undo that)")
+            if not self.grads:
+                continue
+            if p.grad is not grad:
+                p.grad = grad
+            elif grad is not None and gversion is not None and _version(grad) != gversion:
+                changed.append(f"the .grad of {self.names[id(m)]}.{name} (accumulated in place; "
+                               "jacobite cannot undo that)")
+        return changed
+
+
+def _refusal(watch: _Watch, changed: list[str]) -> ModuleStateError:
+    if watch.batchnorm:
+        return ModuleStateError(
+            f"{watch.batchnorm[0]} is in training mode and updates its running statistics on "
+            "every forward pass, so evaluating f for a Jacobian would change the model (and the "
+            f"result would depend on how often f runs); {FIX}. The module was left unchanged")
+    return ModuleStateError(
+        f"a module changed its own state while f ran ({', '.join(changed[:3])}), so the result "
+        "would depend on how often jacobite evaluates f; put the module in eval() mode or make "
+        "the update conditional on self.training, or pass the state as an argument. Buffers "
+        "were restored")
+
+
+def _blames_batchnorm(exc: BaseException) -> bool:
+    """A failure that a training-mode BatchNorm explains (its in-place update under a torch.func
+    transform, its batch statistics of a single sample)."""
+    if isinstance(exc, JacobiteError) and not isinstance(exc, UnsupportedOperationError):
+        return False
+    return isinstance(exc, (RuntimeError, ValueError))
+
+
+@contextlib.contextmanager
+def keep_state(*, grads: bool = True) -> Iterator[None]:
+    """While active, every module that runs is watched and put back as it was on exit; a module
+    that changed its buffers or parameters raises :class:`~jacobite.errors.ModuleStateError`.
+    ``grads=False`` leaves ``.grad`` alone (for calls whose purpose is to fill it). Re-entrant
+    (an inner use inside an outer one does nothing)."""
+    if getattr(_LOCAL, "watch", None) is not None or torch.compiler.is_compiling():
+        yield
+        return
+    watch = _Watch(grads)
+    owner = threading.get_ident()
+
+    def hook(module: nn.Module, args: Any) -> None:
+        if threading.get_ident() == owner:
+            watch.pre_hook(module, args)
+
+    _LOCAL.watch = watch
+    handle = register_module_forward_pre_hook(hook)
+    try:
+        yield
+    except BaseException as exc:
+        handle.remove()
+        _LOCAL.watch = None
+        changed = watch.restore()
+        if changed or (watch.batchnorm and _blames_batchnorm(exc)):
+            raise _refusal(watch, changed) from exc
+        raise
+    handle.remove()
+    _LOCAL.watch = None
+    changed = watch.restore()
+    if changed:
+        raise _refusal(watch, changed)
+
+
+def keeps_state(fn: F) -> F:
+    """Decorate a public entry point: its whole call runs under :func:`keep_state`."""
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with keep_state():
+            return fn(*args, **kwargs)
+    return run  # type: ignore[return-value]

@@ -1,0 +1,159 @@
+"""Modules closed over by f: a module that would change itself is refused and left as it was;
+the documented way to batch statistics (functional_call on copied buffers) gives the Jacobian."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev
+
+import jacobite
+from jacobite._modules import keep_state
+from jacobite.errors import ModuleStateError
+
+DT = torch.float64
+X = torch.randn(5, 3, generator=torch.Generator().manual_seed(3), dtype=DT)
+
+
+def _net() -> nn.Module:
+    g = torch.Generator().manual_seed(4)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
+    return net.train()
+
+
+def _state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _same(net: nn.Module, before: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("mode", ["auto", "forward", "reverse"])
+@pytest.mark.parametrize("api", ["jacobian", "batch_jacobian", "jacobian_plan", "linearize"])
+def test_closed_over_training_batchnorm_is_refused_and_unchanged(api: str, mode: str) -> None:
+    net = _net()
+    before = _state(net)
+    kwargs = {} if api == "linearize" else {"mode": mode}
+    with pytest.raises(ModuleStateError, match=r"model\.eval\(\)") as info:
+        getattr(jacobite, api)(lambda v: net(v).sum(-1), X, **kwargs)
+    assert "BatchNorm1d" in str(info.value) and "functional_call" in str(info.value)
+    assert _same(net, before)
+    assert int(net[1].num_batches_tracked) == 0 and net.training and net[1].training
+
+
+def test_refused_again_after_the_probe_is_cached() -> None:
+    net = _net()
+    f = lambda v: net(v).sum(-1)  # noqa: E731
+    net.eval()
+    jacobite.jacobian(f, X)  # probe and express lane cached in eval mode
+    net.train()
+    before = _state(net)
+    for mode in ("forward", "reverse"):
+        with pytest.raises(ModuleStateError):
+            jacobite.jacobian(f, X, mode=mode)
+        assert _same(net, before)
+
+
+def test_functional_call_on_copied_buffers_gives_the_batch_statistics_jacobian() -> None:
+    net = _net()
+    before = _state(net)
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        buffers = {k: b.clone() for k, b in net.named_buffers()}
+        return functional_call(net, buffers, (v,)).sum(-1)
+
+    J = jacobite.jacobian(f, X, mode="reverse")
+    assert _same(net, before)
+    # the oracle: torch.func on a fresh copy of the model (its own buffers may change)
+    twin = _net()
+    ref = jacrev(lambda v: functional_call(twin, {k: b.clone() for k, b in
+                                                  twin.named_buffers()}, (v,)).sum(-1))(X)
+    torch.testing.assert_close(J, ref, rtol=1e-12, atol=1e-12)
+    # batch statistics: samples interact, unlike the running-statistics Jacobian
+    assert bool((J[0, 1:] != 0).any())
+
+
+class _Counter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=DT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.calls += 1
+        return x * 2
+
+
+def test_closed_over_counter_buffer_is_restored_and_refused() -> None:
+    counter = _Counter()
+    with pytest.raises(ModuleStateError, match="calls"):
+        jacobite.jacobian(lambda v: counter(v), X[0], mode="reverse")
+    assert float(counter.calls) == 0.0
+
+
+def test_training_flag_flipped_inside_f_is_put_back() -> None:
+    lin = nn.Linear(3, 3).to(DT).eval()
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        y = lin(v)
+        lin.train()  # after its first call: the flag it had is on record
+        return y
+
+    J = jacobite.jacobian(f, X[0], mode="reverse")
+    torch.testing.assert_close(J, lin.weight.detach())
+    assert not lin.training
+
+
+def test_grad_filled_by_a_backward_inside_f_is_put_back() -> None:
+    lin = nn.Linear(3, 3).to(DT)
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        lin(v.detach()).sum().backward()  # runs in the plain probe; no transform can follow it
+        return lin(v)
+
+    with pytest.raises(RuntimeError, match="backward"):
+        jacobite.jacobian(f, X[0], mode="reverse")
+    assert lin.weight.grad is None and lin.bias.grad is None
+
+
+def test_eval_mode_batchnorm_closed_over_is_untouched_and_correct() -> None:
+    net = _net().eval()
+    before = _state(net)
+    J = jacobite.jacobian(lambda v: net(v), X, mode="forward")
+    torch.testing.assert_close(J, jacrev(net)(X), rtol=1e-12, atol=1e-12)
+    assert _same(net, before)
+
+
+def test_other_threads_modules_are_not_watched() -> None:
+    outside = nn.BatchNorm1d(3).to(DT)
+    done = threading.Event()
+    go = threading.Event()
+
+    def other() -> None:
+        go.wait()
+        outside(X)  # another thread trains: its update is its own business
+        done.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with keep_state():
+        go.set()
+        done.wait(10)
+    t.join()
+    assert int(outside.num_batches_tracked) == 1
+
+
+def test_keep_state_restores_on_an_exception_and_chains_it() -> None:
+    bn = nn.BatchNorm1d(3).to(DT)
+    with pytest.raises(ModuleStateError) as info, keep_state():
+        bn(X)
+        raise ValueError("boom")
+    assert isinstance(info.value.__cause__, ValueError)
+    assert int(bn.num_batches_tracked) == 0 and float(bn.running_var.sum()) == 3.0
