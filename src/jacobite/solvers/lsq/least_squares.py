@@ -22,6 +22,12 @@ Gauss–Newton) or the scaled gradient ``‖v ∘ g‖∞`` (trf, SciPy's measur
 machine precision count as convergence; ftol and xtol are floored at the working dtype's
 machine epsilon (1.2e-7 for float32 residuals).
 
+A stop where the cost is not zero and the solver never moved, or where ``J`` is rank deficient,
+is checked before it is called a success (:mod:`._audit`): the cost is probed along the
+directions the Gauss–Newton model cannot see, and where a nearby point is lower (a kink such as
+``|p|`` at 0, whose AD derivative is 0, or a saddle or maximum of the cost) the method goes on
+from there; a zero Jacobian with a flat cost around it is reported as a plateau (status −6).
+
 >>> import torch
 >>> t = torch.linspace(0, 1, 20, dtype=torch.float64)
 >>> y = 2.0 * torch.exp(-1.5 * t)
@@ -53,6 +59,7 @@ from ...errors import (
 from .._checks import first_call
 from .._ift import NO_VMAP, attach, inexact, replaced, tracked
 from ..newton import _as_start as _start
+from ._audit import audited
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
 from .gauss_newton import gauss_newton
@@ -221,17 +228,23 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     # tolerances below the working dtype's rounding cannot be met: floor ftol and xtol at its eps
     eps = float(torch.finfo(xt.dtype).eps)
     opts: dict[str, Any] = dict(ftol=max(ftol, eps), xtol=max(xtol, eps), gtol=gtol,
-                                x_scale=scale, loss=rho, verbose=verbose, f0=f0, J0=J0)
-    if method == "lm" and sp.issparse(J0):
-        out = sparse_levenberg_marquardt(P, x, max_nfev=max_nfev, **opts)
-    elif method == "lm":
-        out = levenberg_marquardt(P, x, geodesic=geodesic, eps=eps,
-                                  max_nfev=100 * (n + 1) if max_nfev is None else max_nfev,
-                                  **opts)
-    elif method == "trf":
-        out = trust_region_reflective(P, x, lb, ub, max_nfev=max_nfev, **opts)
+                                x_scale=scale, loss=rho, verbose=verbose)
+    if method == "lm" and not sp.issparse(J0):
+        max_nfev = 100 * (n + 1) if max_nfev is None else max_nfev
     else:
-        out = gauss_newton(P, x, max_nfev=max_nfev, **opts)
+        max_nfev = 100 * n if max_nfev is None else max_nfev
+
+    def run(v: np.ndarray, f: np.ndarray | None = None, J: Any = None) -> SolverOutput:
+        if method == "lm" and sp.issparse(J0):
+            return sparse_levenberg_marquardt(P, v, max_nfev=max_nfev, f0=f, J0=J, **opts)
+        if method == "lm":
+            return levenberg_marquardt(P, v, geodesic=geodesic, eps=eps, max_nfev=max_nfev,
+                                       f0=f, J0=J, **opts)
+        if method == "trf":
+            return trust_region_reflective(P, v, lb, ub, max_nfev=max_nfev, f0=f, J0=J, **opts)
+        return gauss_newton(P, v, max_nfev=max_nfev, f0=f, J0=J, **opts)
+
+    out = audited(P, run(x, f0, J0), run, rho, lb, ub, max_nfev)
     cost0 = cost_of(f0, rho)
     if not out.cost <= cost0:  # pragma: no cover - the solvers only accept decreasing steps
         out = SolverOutput(x, f0, J0, cost0, out.status, out.message, out.nit)

@@ -69,6 +69,15 @@ class SolverOutput:
 
 MESSAGES = {
     -2: "the line search found no decrease along the Gauss–Newton direction; use method='lm'",
+    -6: "stopped on a plateau: the Jacobian is zero and the cost does not change nearby, so the "
+        "residuals do not depend on x here (a relu, clamp or step that is off); start elsewhere "
+        "or smooth the residual",
+    -5: "stopped at a saddle point or maximum of the cost: the gradient vanishes but the cost "
+        "falls along a direction the Gauss–Newton model cannot see; start elsewhere or raise "
+        "max_nfev",
+    -4: "stopped at a kink: the residuals are not differentiable here, AD's gradient (a "
+        "subgradient) vanishes but the cost falls nearby, so x is not a minimum; start "
+        "elsewhere, raise max_nfev or smooth the residual (e.g. sqrt(p**2 + eps**2) for |p|)",
     -3: "the Jacobian is not finite at the current point; the last finite point is returned",
     0: "the maximum number of function evaluations is exceeded; raise max_nfev",
     1: "gtol termination condition is satisfied",

@@ -38,11 +38,17 @@ class LeastSquaresResult:
         nfev: residual evaluations (line searches, rejected steps and geodesic accelerations
             included).
         njev: Jacobian evaluations.
-        status: −3 non-finite Jacobian, −2 failed line search (Gauss–Newton), 0 ``max_nfev``
-            reached, 1 gtol, 2 ftol, 3 xtol,
-            4 ftol and xtol (SciPy's codes).
+        status: SciPy's codes 0 (``max_nfev`` reached), 1 (gtol), 2 (ftol), 3 (xtol), 4 (ftol
+            and xtol); and −2 failed line search (Gauss–Newton), −3 non-finite Jacobian, and
+            three stops where the gradient vanishes at no minimum: −4 a kink (the residuals are
+            not differentiable and the cost falls nearby), −5 a saddle point or maximum of the
+            cost, −6 a plateau (``J = 0`` and the cost flat nearby). A positive status is
+            given only where the cost is zero, or the solver moved to a point with a
+            full-rank Jacobian, or probes of the cost around the point find nothing lower
+            (then a kink or saddle that was left behind is named in ``message``); −4 and −5
+            are reported only when ``max_nfev`` or the number of restarts stops the solver.
         message: why it stopped, in words.
-        success: ``status > 0``.
+        success: ``status > 0``: a minimum as far as the local tests and probes can tell.
         method: the method that ran (``"lm"``, ``"trf"`` or ``"gauss-newton"``).
         nit: accepted steps.
         covariance: ``σ² (JᵀJ)⁻¹`` with ``σ² = Σ r² / (m − n)`` (SciPy's ``curve_fit``

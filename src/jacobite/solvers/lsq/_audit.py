@@ -1,0 +1,92 @@
+"""The check a least-squares stop passes before it is called a success.
+
+A method stops with a SciPy status (1 gtol, 2 ftol, 3 xtol, 4 ftol and xtol) when its tests
+pass. Where the cost is not zero and the solver either never moved or stopped where the
+Jacobian is rank deficient, the stop may be a kink, a saddle or maximum, or a plateau rather than
+a minimum (:mod:`jacobite.solvers._certify`). :func:`audited` probes the cost there along the
+directions the Gauss–Newton model cannot see and
+
+* keeps the status when no probe finds a lower cost (a minimum as far as local probes tell);
+* goes on from the lowest probe point when one is lower (at most ``RESTARTS`` times), the final
+  message saying where it had stopped;
+* reports −4 (kink) or −5 (saddle or maximum) when it cannot go on (``max_nfev`` spent, or
+  ``RESTARTS`` reached) and −6 (plateau) when the Jacobian is zero and the cost flat nearby.
+
+>>> import numpy as np, torch
+>>> from jacobite.solvers.lsq import least_squares
+>>> res = least_squares(lambda p: p.abs() - 1, torch.zeros(1))
+>>> res.x.tolist(), res.success, "kink" in res.message
+([1.0], True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._certify import Verdict, blind_directions, probe, zero_columns
+from ._problem import Residuals
+from ._trust import clip_strictly
+from .lm import MESSAGES, SolverOutput, col_norms
+from .losses import Loss, cost_of, scale_for_robust_loss
+
+__all__ = ["RESTARTS", "audited"]
+
+RESTARTS = 3
+_STATUS = {"kink": -4, "saddle": -5, "plateau": -6}
+_WHAT = {"kink": "a kink (the residuals are not differentiable there)",
+         "saddle": "a saddle point or maximum of the cost"}
+
+
+def _directions(J: Any, first: bool) -> np.ndarray:
+    if sp.issparse(J):  # no SVD of a sparse Jacobian: its zero columns only
+        n = J.shape[1]
+        return np.array(zero_columns(np.flatnonzero(col_norms(J) == 0), n)).reshape(-1, n)
+    return blind_directions(np.asarray(J), first=first)
+
+
+def _verdict(P: Residuals, out: SolverOutput, loss: Loss | None,
+             clip: Callable[[np.ndarray], np.ndarray] | None, first: bool) -> Verdict:
+    J, f = out.J, out.f
+    dirs = _directions(J, first)
+    if not dirs.size:
+        return Verdict("minimum")
+    Jt, ft = (J, f) if loss is None else scale_for_robust_loss(J, f, loss(f))
+    g = np.asarray(Jt.T @ ft).ravel()
+    zero = (J.count_nonzero() == 0) if sp.issparse(J) else not np.any(J)
+    return probe(lambda y: cost_of(P.f(y), loss), out.x, out.cost, g, dirs, jac_zero=zero,
+                 clip=clip)
+
+
+def audited(P: Residuals, out: SolverOutput, run: Callable[[np.ndarray], SolverOutput],
+            loss: Loss | None, lb: np.ndarray, ub: np.ndarray, max_nfev: int | None
+            ) -> SolverOutput:
+    """``out`` if its stop is a minimum as far as probes tell; else the run continued from a
+    lower probe point (``run(x)`` restarts the method), or a failure status that names the
+    stop. ``max_nfev``: the evaluation budget the method had (``None``: unlimited here)."""
+    bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
+    clip = (lambda y: clip_strictly(y, lb, ub)) if bounded else None
+    nit, notes = 0, []
+    for attempt in range(RESTARTS + 1):
+        if out.status <= 0 or not out.cost > 0:
+            break
+        v = _verdict(P, out, loss, clip, first=out.nit == 0)
+        if v.kind == "minimum":
+            break
+        status = _STATUS[v.kind]
+        spent = max_nfev is not None and P.nfev >= max_nfev
+        if v.kind == "plateau" or v.x is None or attempt == RESTARTS or spent:
+            out = SolverOutput(out.x, out.f, out.J, out.cost, status, MESSAGES[status], out.nit)
+            break
+        where = np.array2string(out.x[:6], precision=6)
+        notes.append(f"it had stopped at {_WHAT[v.kind]} at x = {where}, where the gradient "
+                     "vanishes but a nearby point has a lower cost, and went on from there")
+        nit += out.nit
+        out = run(v.x)
+    if notes:
+        msg = out.message + "; " + "; ".join(notes)
+        out = SolverOutput(out.x, out.f, out.J, out.cost, out.status, msg, out.nit + nit)
+    return out
