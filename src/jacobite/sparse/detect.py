@@ -34,12 +34,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from jacobite import _validate
-from jacobite.errors import JacobiteWarning
+from jacobite.errors import JacobiteWarning, LocalPatternWarning
 from jacobite.sparse import _rules as R
 from jacobite.sparse import _rules_backward, _rules_conv, _rules_linalg  # noqa: F401 - register
 from jacobite.sparse._inputs import check_outputs, check_scalar, check_x
 from jacobite.sparse._registry import Call, apply, lookup
 from jacobite.sparse._rules_scatter import SCATTER_ADD_OPS
+from jacobite.sparse._watch import watch
 
 __all__ = ["Pattern", "detect", "detect_hessian"]
 
@@ -57,12 +58,18 @@ class Pattern:
 
     ``local`` is True when value-dependent control flow was seen (the pattern is then valid
     only near the ``x`` it was detected at); ``fallback_ops`` names ops that had no rule and got
-    a dense dependency (conservative, possibly with many false positives).
+    a dense dependency (conservative, possibly with many false positives); ``needs_reverse``
+    says why only reverse mode gives the Jacobian the pattern describes (``f`` computes from
+    ``x`` with gradients off, as under ``torch.no_grad``: a constant, as in reverse mode), empty
+    when every mode does; ``custom_functions`` names the custom ``torch.autograd.Function``
+    classes whose outputs were taken to depend on all their inputs.
     """
 
     matrix: sp.csr_matrix
     local: bool = False
     fallback_ops: tuple[str, ...] = ()
+    needs_reverse: tuple[str, ...] = ()
+    custom_functions: tuple[str, ...] = ()
 
     @property
     def nnz(self) -> int:
@@ -87,6 +94,12 @@ class _Tracker(TorchDispatchMode):
         # autograd saves tensors for backward through aten.detach: when tracing a gradient, a
         # detached tensor keeps its dependencies (a superset for a user's own detach: sound)
         self.keep_detached = keep_detached
+        # tracing f alone (not a gradient): what f computes with gradients off is a constant,
+        # as in reverse mode (the autograd engine's own backward runs with gradients off too)
+        self.honour_no_grad = not keep_detached
+        self.needs_reverse: list[str] = []
+        self.custom_functions: list[str] = []
+        self.custom_depth = 0  # inside a custom Function's forward (or backward)
         self.n = x.numel()
         # id -> (weak ref, dependency matrix or None, value depends on x)
         self._info: dict[int, tuple[weakref.ref, R.Deps, bool]] = {}
@@ -181,10 +194,13 @@ class _Tracker(TorchDispatchMode):
             self.local_reasons.append(f"{name}: a value depending on x became a Python scalar")
         if taint and func in _DATA_SHAPE_OPS:
             self.local_reasons.append(f"{name}: an output shape depends on the values of x")
-        if not any(self.deps(t) is not None for t in flat_in):
-            new = [None] * len(outs)
-        else:
-            new = self._rule(func, args, kwargs, outs, name)
+        live = any(self.deps(t) is not None for t in flat_in)
+        grad_off = live and self.honour_no_grad and not torch.is_grad_enabled()
+        if grad_off and self.custom_depth == 0 and not self.needs_reverse:
+            self.needs_reverse.append(f"{name} ran with gradients off (torch.no_grad, "
+                                      "inference_mode, or the autograd engine inside f)")
+        new = self._rule(func, args, kwargs, outs, name) if live and not grad_off \
+            else [None] * len(outs)
         if taint:
             self._check_value_indexing(func, args, kwargs, name)
         mutated = self._mutated_args(func, args, kwargs)
@@ -193,10 +209,25 @@ class _Tracker(TorchDispatchMode):
                 continue
             d = d if R.is_float(o) else None
             if any(o is m for m in mutated):
-                self._write(o, d, taint)
+                if grad_off:  # autograd does not see this write: o keeps its dependencies
+                    self._set(o, self._get(o)[0], taint or self.tainted(o))
+                else:
+                    self._write(o, d, taint)
             else:
                 self._set(o, d, taint)
         return out
+
+    def set_outputs(self, outs: list[torch.Tensor], every: R.Deps, taint: bool,
+                    inputs: list[torch.Tensor]) -> None:
+        """A custom Function returned ``outs``: each element depends on every index in the
+        one-row ``every``; an output that is one of its ``inputs`` was written in place."""
+        for o in outs:
+            d = R.gather_rows(every, np.zeros(o.numel(), np.int64)) \
+                if every is not None and R.is_float(o) else None
+            if any(o is t for t in inputs):
+                self._write(o, d, taint)
+            else:
+                self._set(o, d, taint or self.tainted(o))
 
     def _rule(self, func: Any, args: tuple, kwargs: dict, outs: list, name: str) -> list:
         """The registered rule's dependencies; the dense fallback when there is none (or it
@@ -274,7 +305,8 @@ def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     check_x(x, "detect")
     xin = x.detach().clone()
     tracker = _Tracker(xin)
-    with torch.no_grad(), tracker:
+    # gradients on, as in a reverse pass, so that f's own torch.no_grad regions show
+    with torch.enable_grad(), tracker, watch(tracker):
         out = f(xin)
     leaves, _ = tree_flatten(out)
     check_outputs(leaves, out, "detect")
@@ -297,7 +329,7 @@ def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern
     check_x(x, "detect_hessian")
     xin = x.detach().clone().requires_grad_(True)
     tracker = _Tracker(xin, keep_detached=True)
-    with torch.enable_grad(), tracker:
+    with torch.enable_grad(), tracker, watch(tracker):
         y = f(xin)
         check_scalar(y, "detect_hessian")
         g = None
@@ -308,7 +340,7 @@ def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern
     pat = _finish(tracker, [g], xin.numel(), "detect_hessian")
     sym = sp.csr_matrix(pat.matrix + pat.matrix.T, dtype=bool)
     sym.sort_indices()
-    return Pattern(sym, pat.local, pat.fallback_ops)
+    return Pattern(sym, pat.local, pat.fallback_ops, pat.needs_reverse, pat.custom_functions)
 
 
 def _finish(tracker: _Tracker, leaves: list[torch.Tensor], n: int, name: str) -> Pattern:
@@ -325,9 +357,17 @@ def _finish(tracker: _Tracker, leaves: list[torch.Tensor], n: int, name: str) ->
         warnings.warn(f"jacobite.sparse.{name}: no sparsity rule for "
                       f"{', '.join(tracker.fallback)}; used a dense dependency (conservative, "
                       "possibly many false positives)", JacobiteWarning, stacklevel=3)
+    if tracker.custom_functions:
+        warnings.warn(f"jacobite.sparse.{name}: f uses the custom torch.autograd.Function "
+                      f"{', '.join(tracker.custom_functions)}, whose derivative its forward "
+                      "operations do not show; its outputs were taken to depend on all its "
+                      "inputs (conservative). For a tighter pattern pass pattern= to "
+                      "jacobite.sparse.prepare, or use the dense jacobite.jacobian(f, x)",
+                      JacobiteWarning, stacklevel=3)
     local = bool(tracker.local_reasons)
     if local:
         warnings.warn(f"jacobite.sparse.{name}: the pattern is valid only near this x ("
                       + "; ".join(dict.fromkeys(tracker.local_reasons)) + ")",
-                      JacobiteWarning, stacklevel=3)
-    return Pattern(matrix, local, tuple(tracker.fallback))
+                      LocalPatternWarning, stacklevel=3)
+    return Pattern(matrix, local, tuple(tracker.fallback), tuple(tracker.needs_reverse),
+                   tuple(tracker.custom_functions))

@@ -26,22 +26,17 @@ from torch.func import grad, jvp, vjp, vmap
 from torch.utils._pytree import tree_flatten
 
 from .. import _validate
-from ..errors import (
-    ArgnumsError,
-    InvalidOptionError,
-    NonFiniteInputError,
-    OutputTypeError,
-    ShapeError,
-)
+from ..errors import NonFiniteInputError, OutputTypeError, ShapeError
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
 from ._inputs import check_options, check_untraced, check_x
+from ._modes import forward_passes, needs_reverse_of, resolve, warn_if_moved
 from ._select import MODES, SparseMode, as_bool_csr, candidates, fastest
 from .coloring import _CHOICES, Bicoloring, Coloring, OrderChoice
 from .coloring import star_coloring as _star
 from .detect import detect, detect_hessian
 
-__all__ = ["SparsePlan", "prepare", "prepare_hessian"]
+__all__ = ["SparsePlan", "one_call", "prepare", "prepare_hessian"]
 
 log = logging.getLogger("jacobite.sparse")
 
@@ -75,6 +70,8 @@ class SparsePlan:
     ``pattern`` is the SciPy CSR bool pattern (``m × n``), ``colors`` the number of passes one
     evaluation costs (forward plus reverse; for a Hessian, forward-over-reverse products),
     ``mode`` one of ``"forward"``, ``"reverse"``, ``"bidirectional"`` or ``"hessian"``.
+    A ``local`` pattern holds only near the preparation point ``prep_point``: every evaluation
+    elsewhere warns (:class:`~jacobite.errors.LocalPatternWarning`).
 
     >>> import torch, jacobite.sparse as js
     >>> f = lambda u: u[1:] ** 2 - u[:-1]
@@ -93,6 +90,7 @@ class SparsePlan:
     local: bool = False
     fallback_ops: tuple[str, ...] = ()
     vectorize: bool = False
+    prep_point: torch.Tensor | None = field(default=None, repr=False)
     _flat_f: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
     _cache: dict[Any, tuple[torch.Tensor, ...]] = field(default_factory=dict, init=False,
                                                         repr=False)
@@ -180,9 +178,10 @@ class SparsePlan:
         parts: list[torch.Tensor] = []
         value = None
         if fwd.shape[0]:
-            # torch types jvp as a 2- or 3-tuple (has_aux) and out_dims without None entries
-            value, tangents = vmap(lambda v: jvp(f, (x,), (v,))[:2],
-                                   out_dims=(None, 0))(fwd)  # type: ignore[arg-type]
+            with forward_passes(self.mode):
+                # torch types jvp as a 2- or 3-tuple (has_aux), out_dims without None entries
+                value, tangents = vmap(lambda v: jvp(f, (x,), (v,))[:2],
+                                       out_dims=(None, 0))(fwd)  # type: ignore[arg-type]
             parts.append(tangents.reshape(-1))
         if rev.shape[0]:
             value, cot = self._reverse(f, x, rev, diff)
@@ -263,6 +262,8 @@ class SparsePlan:
                            ) -> tuple[torch.Tensor | None, SparseOperator]:
         """``(f(x), J)`` — the value comes from the same passes; a Hessian plan gives ``None``."""
         x, diff = self._check(x, check_finite)
+        if self.local:
+            warn_if_moved(x, self.prep_point)
         value, whole = self._products(x, diff)
         return (None if value is None else value.reshape(-1)), self._assemble(x, whole)
 
@@ -303,18 +304,33 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: SparseMo
         pat = detect(f, x)
         mat, local, fallback = as_bool_csr(pat.matrix, None, x.numel()), pat.local, \
             pat.fallback_ops
+        needs = pat.needs_reverse
     else:
         mat, local, fallback = as_bool_csr(pattern, None, x.numel()), False, ()
-    plans = []
-    for coloring, used in candidates(mat, mode, order):
-        flags = [False, True] if vectorize == "auto" and used != "forward" else [
-            bool(vectorize) if vectorize != "auto" else False]
-        plans += [SparsePlan(f, mat, coloring, used, tuple(x.shape), local, fallback, v)
-                  for v in flags]
-    if vectorize != "auto":
-        plans = plans[:1]  # untimed: reverse first on a tie
+        needs = needs_reverse_of(f, x)
     x0 = x.detach()
-    plan = fastest(plans, lambda p: p.jacobian(x0, check_finite=False))
+    point = x0.clone() if local else None
+
+    def build(used_mode: SparseMode) -> list[SparsePlan]:
+        plans = []
+        for coloring, used in candidates(mat, used_mode, order):
+            flags = [False, True] if vectorize == "auto" and used != "forward" else [
+                bool(vectorize) if vectorize != "auto" else False]
+            plans += [SparsePlan(f, mat, coloring, used, tuple(x.shape), local, fallback, v,
+                                 point) for v in flags]
+        return plans if vectorize == "auto" else plans[:1]  # untimed: reverse first on a tie
+
+    run = lambda p: p.jacobian(x0, check_finite=False)  # noqa: E731
+    used_mode = resolve(mode, needs)
+    plans = build(used_mode)
+    try:
+        plan = fastest(plans, run)
+        if used_mode == "auto" and plan.mode != "reverse" and len(plans) == 1:
+            run(plan)  # forward passes may meet an op forward mode cannot follow
+    except Exception:
+        if used_mode != "auto":
+            raise
+        plan = fastest(build("reverse"), run)  # reverse mode follows every op
     log.debug("sparse plan: %s%s, %d colors (pattern %s, %d nonzeros)", plan.mode,
               " (vmap)" if plan.vectorize else "", plan.colors, mat.shape, mat.nnz)
     return plan
@@ -347,56 +363,10 @@ def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *,
     coloring = _star(mat, order)
     sym = sp.csr_array(coloring.pattern, dtype=bool)
     flags = [False, True] if vectorize == "auto" else [bool(vectorize)]
-    plans = [SparsePlan(f, sym, coloring, "hessian", tuple(x.shape), local, fallback, v)
-             for v in flags]
     x0 = x.detach()
+    plans = [SparsePlan(f, sym, coloring, "hessian", tuple(x.shape), local, fallback, v,
+                        x0.clone() if local else None) for v in flags]
     return fastest(plans, lambda p: p.jacobian(x0, check_finite=False))
 
 
-def one_call(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: Any,
-             has_aux: Any, check_finite: Any, hessian: bool = False, *,
-             chunk_size: Any = "auto", flat: Any = False,
-             memory_budget: Any = None) -> SparseOperator:
-    """``jacobite.jacobian(..., sparse=True)`` / ``jacobite.hessian(..., sparse=True)``.
-
-    Validates every argument the way the dense path does (``f`` callable, ``argnums`` by
-    :func:`jacobite._validate.argnums`, then one tensor argument), detects and colors afresh on
-    every call (a cached plan could silently go stale when ``f``'s constants change; keep a
-    :func:`prepare` plan to evaluate repeatedly). ``chunk_size`` and ``memory_budget`` are
-    checked but change nothing (the compressed products, one per color, are few), and the
-    result is always the flat ``(m, n)`` matrix, whatever ``flat``. The result is
-    differentiable by ``torch.autograd`` when ``x`` requires grad.
-
-    >>> import torch
-    >>> one_call(torch.sin, (torch.zeros(3),), 0, "auto", False, True).to_scipy().nnz
-    3
-    """
-    what = "hessian" if hessian else "jacobian"
-    _validate.callable_(f)
-    pos = _validate.argnums(argnums, len(args))
-    if len(pos) != 1 or isinstance(argnums, (tuple, list)):
-        raise ArgnumsError(f"{what}(..., sparse=True) differentiates one tensor argument; pass "
-                           f"an int argnums such as argnums=0, got {argnums!r} (for several, "
-                           "concatenate them into one tensor or leave sparse=False)")
-    x = args[pos[0]]
-    if not isinstance(x, torch.Tensor):
-        raise ArgnumsError(f"the argument at argnums={argnums} is a {type(x).__name__}, not a "
-                           "tensor; wrap it with torch.tensor(..., dtype=torch.float64) or pick "
-                           "another argnums")
-    check_x(x, f"{what}(..., sparse=True)")
-    _validate.choice(mode, "mode", ("auto",) if hessian else MODES)
-    if _validate.boolean(has_aux, "has_aux"):
-        raise InvalidOptionError(f"{what}(..., sparse=True) does not support has_aux; call "
-                                 "jacobite.sparse.prepare(f, x) and keep the aux yourself")
-    check_finite = _validate.boolean(check_finite, "check_finite")
-    _validate.chunk_size(chunk_size)
-    _validate.boolean(flat, "flat")
-    _validate.memory_budget(memory_budget)
-    i = pos[0]
-
-    def g(u: torch.Tensor) -> Any:
-        return f(*args[:i], u, *args[i + 1:])
-
-    if hessian:  # one evaluation: no timing of strategies
-        return prepare_hessian(g, x, vectorize=False).jacobian(x, check_finite=check_finite)
-    return prepare(g, x, mode=mode, vectorize=False).jacobian(x, check_finite=check_finite)
+from ._one_call import one_call  # noqa: E402 - re-exported for the dense path
