@@ -13,7 +13,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 JOBS   ?= 2
 
-.PHONY: demo test test-gpu lint typecheck bench clean venv
+.PHONY: demo test test-gpu lint typecheck bench clean venv docs dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,20 @@ test: $(VENV)/.dev lint typecheck
 test-gpu: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -m cuda
 
+# The documentation site (guides, worked examples, API reference from the docstrings) in site/;
+# --strict turns every warning (a broken link, a docstring griffe cannot read) into an error.
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The sdist and the wheel in dist/, checked as the package index will render them.
+dist: $(VENV)/.dev
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+	$(BIN)/twine check --strict dist/*
+
 bench: $(VENV)/.dev
 	$(PIP) install -e ".[bench]"
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis
