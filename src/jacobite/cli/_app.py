@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -15,11 +16,70 @@ import torch
 EXIT_USAGE = 2
 
 
+# a negative number (-2, -2.5, -.5, -2e3, -inf) is a value, never an option
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(?i:inf|infinity|nan)$")
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``jacobite: error: …`` on stderr, exit status 2."""
+    """argparse with one-line errors: ``jacobite: error: …`` on stderr, exit status 2; negative
+    numbers such as ``-2e3`` are values.
+
+    >>> p = Parser(prog="demo")
+    >>> _ = p.add_argument("z", nargs="+", type=float)
+    >>> p.parse_args(["1", "-2e3", "-.5"]).z
+    [1.0, -2000.0, -0.5]
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
-        fail(f"{message} (see `{self.prog} --help`)")
+        hint = ""
+        if "unrecognized arguments: -" in message or "expected one argument" in message:
+            hint = "; an expression that starts with '-' goes after `--`, e.g. -- \"-x*y\""
+        fail(f"{message} (see `{self.prog} --help`){hint}")
+
+
+# the Python API's argument names, as the command line spells them
+_CLI_WORDS = (
+    (re.compile(r"method=['\"]newton['\"]"), "--method newton"),
+    (re.compile(r"method=['\"]symbolic['\"]"), "--method symbolic"),
+    (re.compile(r"\bx0=(\[[^\]]*\]|\.\.\.)?"), "--x0 X,Y,..."),
+    (re.compile(r"\bbox=(\[[^\]]*\]|\.\.\.)?"), "--box LO:HI,..."),
+    (re.compile(r"\bvariables=(\.\.\.|'[^']*'|\[[^\]]*\])?"), "--vars x,y,..."),
+    (re.compile(r"\bproperties\(\)"), "the analysis of the Jacobian"),
+    (re.compile(r"\btol="), "--tol "),
+)
+
+
+def cli_words(message: str) -> str:
+    """Rewrite a Python API message in the command line's flags.
+
+    >>> cli_words("pass variables=..., e.g. variables='x, y'")
+    'pass --vars x,y,..., e.g. --vars x,y,...'
+    >>> cli_words("use method='newton' with x0=... or box=...")
+    'use --method newton with --x0 X,Y,... or --box LO:HI,...'
+    """
+    for pattern, words in _CLI_WORDS:
+        message = pattern.sub(words, message)
+    return message
+
+
+def split_list(text: str, flag: str, example: str) -> list[str]:
+    """The items of a comma-separated option value; an empty item (``"x,,y"``, a trailing
+    comma) is refused.
+
+    >>> split_list("x, y", "--vars", "x,y")
+    ['x', 'y']
+    """
+    from ..errors import InvalidOptionError
+
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+        raise InvalidOptionError(f"{flag} {text!r} has an empty item (a stray or trailing "
+                                 f"comma); write e.g. {flag} {example}")
+    return items
 
 
 def fail(message: str) -> NoReturn:
