@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-from ...errors import NotSquareError
-from .._app import console, emit_json, esc, matrix_table
-from .._points import parse_point
+from ...errors import ExpressionError, NonFiniteInputError, NotSquareError
+from .._app import console, emit_json, esc, matrix_table, split_list
+from .._points import check_list_text, parse_point
 
 HELP = "symbolic Jacobian of comma-separated expressions, its value at a point, determinant"
 
@@ -33,7 +34,11 @@ def compute(expressions: str, vars: str | None = None, at: str | None = None,
     """The JSON object of the command (also used by the tour and tests)."""
     from ... import symbolic
 
+    check_list_text(expressions, "the expressions")
+    if vars is not None:
+        vars = ",".join(split_list(vars, "--vars", "x,y"))
     J = symbolic.jacobian(expressions, vars)
+    _check_vars_cover(J, vars)
     m, n = J.shape
     out: dict[str, Any] = {
         "variables": list(J.names),
@@ -55,12 +60,30 @@ def compute(expressions: str, vars: str | None = None, at: str | None = None,
         value = J.at(point)
         out["point"] = point
         out["value"] = value.tolist()
+        where = ", ".join(f"{k}={v}" for k, v in point.items())
+        if not bool(value.isfinite().all()):
+            raise NonFiniteInputError(f"the Jacobian is not finite at {where} (an entry is NaN "
+                                      "or infinite: the point is a singularity of the "
+                                      "expressions); choose another point with --at")
         if square:
             from ...analysis import properties
 
-            out["determinant_value"] = float(symbolic_det_at(J, point))
+            det_value = float(symbolic_det_at(J, point))
+            if not math.isfinite(det_value):
+                raise NonFiniteInputError(f"the determinant is not finite at {where}; choose "
+                                          "another point with --at")
+            out["determinant_value"] = det_value
             out["properties"] = properties(value).to_dict()
     return out
+
+
+def _check_vars_cover(J: Any, vars: str | None) -> None:
+    """``--vars`` must name every free symbol: a symbol left out would silently be a constant."""
+    missing = [s.name for s in J.parameters]
+    if vars is not None and missing:
+        raise ExpressionError(f"--vars {vars} leaves out {', '.join(missing)}, which the "
+                              f"expressions use; list every variable, e.g. --vars "
+                              f"{','.join([*J.names, *missing])}")
 
 
 def symbolic_det_at(J: Any, point: dict[str, str]) -> Any:
