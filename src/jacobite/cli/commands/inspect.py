@@ -21,13 +21,15 @@ from ... import _validate
 from ...errors import InvalidOptionError, JacobiteError, ShapeError
 from .._app import console, emit_json, esc
 
-HELP = "per-layer Jacobian spectral norms of a model from a Python file (FILE.py:FACTORY)"
+HELP = ("per-layer Jacobian spectral norms of a model from a Python file (FILE.py:FACTORY); "
+        "FILE.py is imported, so its top-level code runs: inspect only files you trust")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="FILE.py:FACTORY",
                    help="a Python file and a function in it that returns an nn.Module, e.g. "
-                        "models.py:make_model")
+                        "models.py:make_model; the file is imported like any Python module, so "
+                        "its top-level code runs with your permissions")
     p.add_argument("--input-shape", required=True, metavar="D1,D2,...",
                    help="the shape of ONE sample, without the batch dimension, e.g. 3,32,32")
     p.add_argument("--batch", type=int, default=1, help="batch size of the input (default 1)")
@@ -98,6 +100,22 @@ def load_factory(target: str) -> tuple[Path, str, Any]:
     return path, name, factory
 
 
+def _check_input_size(batch: int, shape: tuple[int, ...], dtype: Any) -> None:
+    """Refuse an input over the memory budget before allocating it."""
+    import math
+
+    from ...config import format_bytes, get_memory_budget
+    from ...errors import JacobianTooLarge
+
+    nbytes = batch * math.prod(shape) * dtype.itemsize
+    budget = get_memory_budget()
+    if nbytes > budget:
+        raise JacobianTooLarge(f"an input of shape {batch}×{'×'.join(map(str, shape))} needs "
+                               f"{format_bytes(nbytes)}, over the memory budget of "
+                               f"{format_bytes(budget)}; give a smaller --input-shape or "
+                               "--batch")
+
+
 def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0, k: int = 1,
             tol: float | None = None) -> tuple[dict[str, Any], Any]:
     """``(the JSON object, the LayerReport)`` of the command."""
@@ -123,6 +141,7 @@ def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0, k: int
     model.eval()
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()),
                  torch.get_default_dtype())
+    _check_input_size(batch, shape, dtype)
     x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(seed), dtype=dtype)
     shown = "×".join(map(str, x.shape))
     try:
