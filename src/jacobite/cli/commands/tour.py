@@ -18,6 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..tour import EXAMPLES, evaluate, fmt
 
+    known = sorted({e.ref for e in EXAMPLES})
+    unknown = [r for r in args.ref or () if r not in known]
+    if unknown:
+        from ...errors import InvalidOptionError
+
+        raise InvalidOptionError(f"--ref {unknown[0]} is not a reference text; choose from "
+                                 f"{', '.join(known)}")
     chosen = [e for e in EXAMPLES if not args.ref or e.ref in args.ref]
     t0 = time.perf_counter()
     outcomes = [evaluate(e) for e in chosen]
