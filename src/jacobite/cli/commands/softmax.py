@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-from .._app import console, emit_json, esc, matrix_table
+from .._app import console, emit_json, esc, matrix_table, split_list
 
 HELP = "softmax of logits, its Jacobian diag(σ) − σσᵀ, eigenvalues and gradients, explained"
 
@@ -23,10 +24,16 @@ def compute(logits: list[float], target: int = 0, labels: str | None = None) -> 
     from ...errors import InvalidOptionError
     from ...nn import softmax_example, softmax_jacobian
 
+    bad = [v for v in logits if not math.isfinite(v)]
+    if bad:
+        from ...errors import NonFiniteInputError
+
+        raise NonFiniteInputError(f"the logits must be finite numbers, got {bad[0]}; give "
+                                  "finite values such as 2.5 -1e3 3")
     if not 0 <= target < len(logits):
         raise InvalidOptionError(f"--target {target} is not a class index: there are "
                                  f"{len(logits)} logits, so use 0 to {len(logits) - 1}")
-    names = None if labels is None else [s.strip() for s in labels.split(",")]
+    names = None if labels is None else split_list(labels, "--labels", "cat,dog,bird")
     ex = softmax_example(logits, target, labels=names)
     data = ex.to_dict()
     import torch
