@@ -86,3 +86,5 @@ def test_doctest_fences_wrap_examples_and_leave_fenced_code() -> None:
     assert module.fence(text).splitlines() == [
         "Intro.", "", "```pycon", ">>> f(1)", "[1, 2]", "```", "", "```python", ">>> kept",
         "```", "    ```pycon", "    >>> g()", "    3", "    ```"]
+    assert module.plain_roles(":meth:`~jacobite.operators.DenseOperator.solve` and "
+                              ":mod:`jacobite.sparse`") == "`solve` and `jacobite.sparse`"

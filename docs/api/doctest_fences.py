@@ -1,9 +1,11 @@
-r"""Griffe extensions for the API pages: doctests as code, functions over same-named modules.
+r"""Griffe extensions for the API pages: doctests and roles as code, exports over modules.
 
 jacobite's docstrings carry bare doctests (``>>>`` lines and their output) that pytest runs.
 Markdown would read them as paragraphs (and ``[a, b]`` outputs as links), so before the
 docstrings are rendered each run of doctest lines — from a ``>>>`` line to the next blank
 line — is wrapped in a fenced block at its own indentation. The sources are not touched.
+Cross-reference roles (``:func:`name```, ``:class:`~pkg.Name```) become code spans, written as
+Python's help shows them: the name, without the path where ``~`` asks for that.
 
 Several packages re-export a function from a module of the same name (``jacobite.dense`` exports
 ``jacobian`` from ``jacobite/dense/jacobian.py``). Python binds the package attribute to the
@@ -12,15 +14,20 @@ function; griffe binds it to the module, which the pages (submodules hidden) wou
 
 >>> fence(">>> 1 + 1\n2\n\nText.").splitlines()
 ['```pycon', '>>> 1 + 1', '2', '```', '', 'Text.']
+>>> plain_roles("See :func:`jacobite.hessian` and :class:`~jacobite.errors.JacobiteError`.")
+'See `jacobite.hessian` and `JacobiteError`.'
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
 
-__all__ = ["DoctestFences", "PreferExports", "fence"]
+__all__ = ["DoctestFences", "PreferExports", "fence", "plain_roles"]
+
+_ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|exc|obj|const):`(~?)([^`]+)`")
 
 
 def fence(text: str) -> str:
@@ -45,12 +52,17 @@ def fence(text: str) -> str:
     return "\n".join(out)
 
 
+def plain_roles(text: str) -> str:
+    """``text`` with every cross-reference role written as a Markdown code span."""
+    return _ROLE.sub(lambda m: f"`{m[2].rpartition('.')[2] if m[1] else m[2]}`", text)
+
+
 class DoctestFences(griffe.Extension):
-    """Fence the doctests of every docstring griffe loads."""
+    """Fence the doctests and unwrap the roles of every docstring griffe loads."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        if obj.docstring is not None and ">>>" in obj.docstring.value:
-            obj.docstring.value = fence(obj.docstring.value)
+        if obj.docstring is not None:
+            obj.docstring.value = plain_roles(fence(obj.docstring.value))
 
 
 class PreferExports(griffe.Extension):
