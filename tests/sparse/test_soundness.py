@@ -188,6 +188,15 @@ def test_op_without_forward_ad_falls_back_to_reverse() -> None:
             quiet(jacobite.jacobian, _cdist, x, sparse=True, mode=mode)
 
 
+def test_timed_strategies_keep_only_values_the_engine_confirms() -> None:
+    """torch batches cdist's backward wrongly under vmap; the timed choice drops that."""
+    x = torch.tensor([0.3, -1.2, 0.7, 2.1], dtype=DT)
+    for mode in ("auto", "reverse"):
+        plan = quiet(js.prepare, _cdist, x, mode=mode, vectorize="auto")
+        assert not plan.vectorize
+        torch.testing.assert_close(plan.jacobian(-x).to_dense(), dense(_cdist, -x))
+
+
 # ---- in-place writes through views -------------------------------------------------------
 def _inplace_views(v):
     y = v.clone()
