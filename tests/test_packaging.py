@@ -36,7 +36,10 @@ def test_version_is_defined_once_and_the_installed_metadata_agrees() -> None:
     assert "version" not in project and "version" in project["dynamic"]
     attr = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]["attr"]
     assert attr == "jacobite.__version__"
-    assert importlib.metadata.version("jacobite") == jacobite.__version__
+    installed = importlib.metadata.version("jacobite")
+    assert installed == jacobite.__version__, (
+        f"the installed metadata says {installed}, jacobite.__version__ says "
+        f"{jacobite.__version__}: reinstall with `pip install -e .[dev]`")
     assert all(part.isdigit() for part in jacobite.__version__.split("."))
 
 
