@@ -84,7 +84,8 @@ def _quiet(fn, *args, **kwargs):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(programs(), st.sampled_from(["auto", "reverse", "forward"]), st.integers(0, 2**31 - 1))
+@given(programs(), st.sampled_from(["auto", "reverse", "forward", "bidirectional"]),
+       st.integers(0, 2**31 - 1))
 def test_fuzz_patterns_hold_and_plans_agree(program, mode, seed) -> None:
     f = compose(program)
     g = torch.Generator().manual_seed(seed)
@@ -98,7 +99,7 @@ def test_fuzz_patterns_hold_and_plans_agree(program, mode, seed) -> None:
     try:
         plan = _quiet(js.prepare, f, x, mode=mode, vectorize=False)
     except UnsupportedOperationError as exc:  # forward passes that cannot give this Jacobian
-        assert mode == "forward" and "mode='reverse'" in str(exc)
+        assert mode in ("forward", "bidirectional") and "mode='reverse'" in str(exc)
         assert p.needs_reverse or p.custom_functions
         return
     for pt in [x, *others]:
@@ -107,7 +108,8 @@ def test_fuzz_patterns_hold_and_plans_agree(program, mode, seed) -> None:
                 warnings.simplefilter("always")
                 J = plan.jacobian(pt).to_dense()
         except UnsupportedOperationError as exc:  # an old-style custom Function, forward
-            assert mode == "forward" and p.custom_functions and "mode='reverse'" in str(exc)
+            assert mode in ("forward", "bidirectional") and p.custom_functions
+            assert "mode='reverse'" in str(exc)
             return
         moved = [w for w in seen if issubclass(w.category, LocalPatternWarning)]
         if pt is x or not p.local:
