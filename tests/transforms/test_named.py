@@ -135,3 +135,18 @@ def test_get_transform_by_name_or_instance():
     assert isinstance(get_transform("Polar"), Polar)
     T = Spherical()
     assert get_transform(T) is T
+
+
+def test_half_precision_determinants_match_the_float64_ones():
+    # torch has no half-precision LU: det J is factorised in float32 and rounded back
+    u = torch.tensor([[2.0, 0.3], [0.5, -1.0]], dtype=DT)
+    want = u[:, 0]  # det J of polar coordinates is r
+    for dtype in (torch.float16, torch.bfloat16):
+        got = Polar().det_jacobian(u.to(dtype))
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.double(), want, rtol=1e-2, atol=1e-2)
+        _, d = Polar().value_and_det(u[0].to(dtype))
+        assert d.dtype == dtype and abs(float(d) - 2.0) < 2e-2
+    v = torch.tensor([2.0, 1.0, 0.3], dtype=torch.bfloat16)
+    torch.testing.assert_close(Spherical().det_jacobian(v).double(),
+                               torch.tensor(4.0 * math.sin(1.0), dtype=DT), rtol=2e-2, atol=0)

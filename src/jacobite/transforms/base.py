@@ -31,6 +31,18 @@ from ._region import Bounds, normalize_region
 __all__ = ["Transform"]
 
 
+def det(J: torch.Tensor) -> torch.Tensor:
+    """``det J`` over the last two dimensions, in ``J``'s dtype. torch has no half-precision LU, so
+    float16 / bfloat16 matrices are factorised in float32 and the determinant rounded back.
+
+    >>> det(torch.eye(2, dtype=torch.float16)).item()
+    1.0
+    """
+    if J.dtype in (torch.float16, torch.bfloat16):
+        return torch.linalg.det(J.float()).to(J.dtype)
+    return torch.linalg.det(J)
+
+
 def _default_names(n: int, stem: str) -> tuple[str, ...]:
     if stem == "x" and n <= 3:
         return ("x", "y", "z")[:n]
@@ -222,7 +234,7 @@ class Transform:
         >>> round(Spherical().det_jacobian(u).item(), 12)   # r² sin θ
         4.0
         """
-        return torch.linalg.det(self.jacobian(u))
+        return det(self.jacobian(u))
 
     def value_and_det(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(T(u), det J(u))`` for one point ``u`` of shape ``(n,)`` from a single AD pass.
@@ -239,4 +251,4 @@ class Transform:
                              f"{tuple(u.shape)}; use forward() and det_jacobian() for batches")
         x, J = dense.value_and_jacobian(self.forward, u, mode="forward", chunk_size=None,
                                         check_finite=False)
-        return x, torch.linalg.det(J.reshape(self.dim, self.dim))
+        return x, det(J.reshape(self.dim, self.dim))
