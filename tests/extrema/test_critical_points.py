@@ -260,3 +260,14 @@ def test_box_starts_seed_none_follows_torch_manual_seed() -> None:
     assert torch.equal(starting_points(None, box, n_starts=4, seed=3),
                        starting_points(None, box, n_starts=4, seed=3))
     assert bool(((a >= torch.tensor([0.0, -1.0])) & (a <= torch.tensor([1.0, 1.0]))).all())
+
+
+@pytest.mark.parametrize("H", [torch.zeros(0, 0), np.zeros((0, 0)), sp.zeros(0, 0)],
+                         ids=["tensor", "numpy", "sympy"])
+def test_an_empty_hessian_has_no_classification(H):
+    # a function of no variables: its inertia is (0, 0, 0) and calling that a maximum (or a
+    # minimum) would be arbitrary
+    assert inertia(H) == (0, 0, 0)
+    with pytest.raises(ShapeError, match="n >= 1") as info:
+        classify_hessian(H)
+    assert type(info.value) is ShapeError

@@ -37,6 +37,9 @@ KINDS = ("minimum", "maximum", "saddle", "inconclusive")
 
 def kind_of(pos: int, neg: int, zero: int) -> str:
     """The classification for an inertia ``(positive, negative, zero)`` count."""
+    if not (pos or neg or zero):
+        raise ShapeError("the Hessian is empty (a function of no variables), so its point is "
+                         "neither a minimum nor a maximum; pass the (n, n) Hessian with n >= 1")
     if pos and neg:
         return "saddle"
     if zero:
