@@ -271,3 +271,14 @@ def test_an_empty_hessian_has_no_classification(H):
     with pytest.raises(ShapeError, match="n >= 1") as info:
         classify_hessian(H)
     assert type(info.value) is ShapeError
+
+
+def test_a_complex_hessian_is_classified_as_hermitian_with_its_imaginary_parts():
+    # [[1, i], [-i, 1]] has eigenvalues 0 and 2 (numpy's eigvalsh is the oracle); dropping the
+    # imaginary parts would leave the identity, a minimum
+    H = torch.tensor([[1, 1j], [-1j, 1]], dtype=torch.complex64)
+    ev = np.linalg.eigvalsh(H.numpy().astype(np.complex128))
+    np.testing.assert_allclose(ev, [0.0, 2.0], atol=1e-12)
+    assert inertia(H) == (1, 0, 1)
+    assert classify_hessian(H) == "inconclusive"
+    assert classify_hessian(torch.tensor([[1, 2j], [-2j, 1]], dtype=torch.complex128)) == "saddle"

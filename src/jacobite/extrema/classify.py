@@ -101,7 +101,8 @@ def inertia(H: Any, *, tol: float = 1e-8) -> tuple[int, int, int]:
         if not (H.is_floating_point() or H.is_complex()):
             raise DtypeError(f"H has dtype {H.dtype}; a Hessian is floating-point: pass "
                              f"H.to(torch.float64)")
-        A = H.detach().to(torch.float64).cpu()
+        # a complex Hessian is taken as Hermitian (its imaginary parts must not be dropped)
+        A = H.detach().to(torch.complex128 if H.is_complex() else torch.float64).cpu()
     else:
         try:
             A = torch.as_tensor(np.asarray(H, dtype=np.float64))
@@ -115,7 +116,7 @@ def inertia(H: Any, *, tol: float = 1e-8) -> tuple[int, int, int]:
     if not torch.isfinite(A).all():
         raise NonFiniteInputError("the Hessian contains NaN or Inf; evaluate it at a point where "
                                   "f is twice differentiable")
-    ev = torch.linalg.eigvalsh((A + A.T) / 2)
+    ev = torch.linalg.eigvalsh((A + A.mH) / 2)
     cut = tol * max(1.0, float(ev.abs().max()) if ev.numel() else 1.0)
     pos = int((ev > cut).sum())
     neg = int((ev < -cut).sum())
