@@ -34,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Verdict", "blind_directions", "probe", "zero_columns"]
+__all__ = ["Verdict", "blind_directions", "curvature_directions", "probe", "zero_columns"]
 
 #: What a probe found: a minimum as far as it can tell, a kink or a saddle / maximum (with a
 #: lower point), or a plateau.
@@ -85,6 +85,26 @@ def blind_directions(J: np.ndarray, *, first: bool, limit: int = MAX_DIRECTIONS
             if all(abs(float(v @ r)) < 1 - 1e-12 for r in rows):
                 rows.append(v)
     return np.array(rows).reshape(-1, n)
+
+
+def curvature_directions(H: np.ndarray, *, first: bool, limit: int = MAX_DIRECTIONS
+                         ) -> np.ndarray:
+    """Unit directions (rows) where the symmetric Hessian ``H`` shows no positive curvature:
+    eigenvectors of eigenvalues below ``1e-8 max|λ|`` (negative ones first), or the zero columns
+    of ``H = 0``; with ``first``, the eigenvector of the smallest eigenvalue in any case (a kink
+    may hide behind a positive definite Hessian). At most ``limit`` rows.
+
+    >>> curvature_directions(np.diag([2.0, -1.0]), first=False).tolist()
+    [[0.0, 1.0]]
+    """
+    n = H.shape[0]
+    if not np.any(H != 0):
+        return np.array(zero_columns(np.arange(n), n, limit)).reshape(-1, n)
+    lam, Q = np.linalg.eigh(0.5 * (H + H.T))
+    keep = np.flatnonzero(lam <= NULL_RTOL * float(np.max(np.abs(lam))))
+    if first and not keep.size:
+        keep = np.array([0])
+    return Q[:, keep[:limit]].T.copy()
 
 
 def zero_columns(cols: np.ndarray, n: int, limit: int = MAX_DIRECTIONS) -> list[np.ndarray]:

@@ -36,6 +36,8 @@ class System(Protocol):
 
     def finite(self) -> bool: ...
 
+    def zero(self) -> bool: ...  # J = 0
+
 
 class DenseSystem:
     """A dense ``(n, n)`` Jacobian as a torch tensor."""
@@ -80,6 +82,9 @@ class DenseSystem:
 
     def finite(self) -> bool:
         return bool(torch.isfinite(self.J).all())
+
+    def zero(self) -> bool:
+        return not bool(self.J.any())
 
 
 class SparseSystem:
@@ -131,6 +136,9 @@ class SparseSystem:
 
     def finite(self) -> bool:
         return bool(np.all(np.isfinite(self.J.data)))
+
+    def zero(self) -> bool:
+        return not bool(np.any(self.J.data))
 
 
 def as_system(J: Any, v: torch.Tensor) -> System:

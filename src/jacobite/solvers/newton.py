@@ -17,13 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch.func import grad_and_value
 
 from .. import _validate
+from .._modules import keeps_state
 from ..dense import hessian as _hessian
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from ._certify import Verdict, blind_directions, curvature_directions, probe
 from ._checks import first_call
 
 __all__ = ["NewtonIterate", "NewtonResult", "newton_minimize"]
@@ -56,7 +59,12 @@ class NewtonResult:
         grad_norm: ``‖∇f(x)‖₂``.
         nit: Newton steps taken.
         nfev: evaluations of ``f`` (or of the residuals), line search included.
-        success: ``grad_norm <= tol`` was reached.
+        success: ``grad_norm <= tol`` was reached at a minimum as far as the Hessian (or
+            ``JᵀJ``) and probes of ``f`` tell: where ``∇f`` vanishes at the start or along a
+            direction of no positive curvature, ``f`` is evaluated nearby; a lower value there
+            (a kink, whose AD gradient is a subgradient 0, or a saddle or maximum) is moved to
+            and the iteration goes on (at most three times, named in ``message``), and a flat
+            ``f`` with a zero Hessian is a plateau, reported as a failure.
         message: why it stopped, and what to change when it failed.
         history: every iterate, the start included (``len(history) == nit + 1``).
     """
@@ -99,6 +107,7 @@ class _Objective:
                  shape: torch.Size, mode: str) -> None:
         self.f, self.r, self.shape, self.mode, self.nfev = f, residuals, shape, mode, 0
         self.damping = 0.0
+        self.curvature: torch.Tensor | None = None  # the last H (exact) or J (Gauss–Newton)
 
     def _res(self, v: torch.Tensor) -> torch.Tensor:
         out = self.r(v.reshape(self.shape))  # type: ignore[misc]
@@ -131,12 +140,13 @@ class _Objective:
         if self.mode == "gauss-newton":
             r, J = _value_and_jacobian(self._res, v, flat=True, mode="auto",
                                        chunk_size=None if small else "auto")
-            self.damping = 0.0
+            self.damping, self.curvature = 0.0, J
             g = J.T @ r
             # minimum-norm least squares when J is rank-deficient
             return float(0.5 * (r * r).sum()), g, -(torch.linalg.pinv(J) @ r)
         g, fv = grad_and_value(self.scalar)(v)
         H = _hessian(self.scalar, v, flat=True, chunk_size=None if small else "auto")
+        self.curvature = H
         if not (torch.isfinite(g).all() and torch.isfinite(H).all()):
             self.damping = 0.0
             return float(fv), g, torch.full_like(g, float("nan"))
@@ -159,6 +169,7 @@ def _newton_direction(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, f
     return -g, float("inf")  # pragma: no cover - H + τI is PD for τ > ‖H‖
 
 
+@keeps_state
 def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKind = "exact",
                     residuals: Callable[..., Any] | None = None, tol: float = 1e-10,
                     max_iter: int = 100, line_search: bool = True, c1: float = 1e-4,
@@ -222,31 +233,29 @@ def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKi
     gn = float(g.norm())
     history = [NewtonIterate(v.reshape(shape).clone(), fx, gn, 0.0, obj.damping)]
     message, success, nit = "", False, 0
+    left: list[str] = []  # the kinks and saddles the iteration moved on from
     while True:
         if gn <= tol:
-            success, message = True, f"converged: ‖∇f‖ = {gn:.3g} <= tol = {tol:g}"
-            break
-        if nit >= max_iter:
+            verdict = _verdict(obj, v, fx, g, first=nit == 0)
+            if verdict.kind == "minimum":
+                success, message = True, f"converged: ‖∇f‖ = {gn:.3g} <= tol = {tol:g}"
+                break
+            if verdict.x is None or len(left) >= ESCAPES or nit >= max_iter:
+                message = _STOPPED[verdict.kind].format(gn=gn, tol=tol)
+                break
+            here = v.detach().cpu().numpy()[:6]
+            left.append(f"{_WHAT[verdict.kind]} at x = {np.array2string(here)}")
+            step: torch.Tensor | None = torch.as_tensor(verdict.x, dtype=v.dtype,
+                                                        device=v.device) - v
+            t = 1.0
+        elif nit >= max_iter:
             message = (f"reached max_iter={max_iter} with ‖∇f‖ = {gn:.3g} > tol = {tol:g}; raise "
                        "max_iter, loosen tol or start closer to the minimum")
             break
-        slope = float(g @ p)
-        if not slope < 0:  # not a descent direction (can only happen for Gauss–Newton)
-            p, slope = -g, -gn * gn
-        t, f_new = 1.0, obj.value(v + p)
-        if line_search:
-            while not (f_new <= fx + c1 * t * slope) and t > 1e-12:
-                t *= 0.5
-                f_new = obj.value(v + t * p)
-            if not f_new <= fx + c1 * t * slope:
-                message = (f"line search failed: no decrease along the Newton direction "
-                           f"(‖∇f‖ = {gn:.3g}); tol = {tol:g} may be below what float precision "
-                           "allows here, or f is not smooth")
-                break
-        elif not abs(f_new) < float("inf"):
-            message = "diverged: f is not finite after a full step; use line_search=True"
+        else:
+            step, t, message = _newton_step(obj, v, fx, g, p, tol, c1, line_search)
+        if step is None:
             break
-        step = t * p
         v = v + step
         nit += 1
         fx, g, p = obj.derivatives(v)
@@ -260,4 +269,66 @@ def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKi
             message = (f"stalled: the step no longer changes x (‖∇f‖ = {gn:.3g} > tol = "
                        f"{tol:g}); loosen tol")
             break
+    if left and success:
+        message += "; on the way it left " + ", ".join(left) + ", where ‖∇f‖ vanished too"
     return NewtonResult(v.reshape(shape), fx, gn, nit, obj.nfev, success, message, history)
+
+
+ESCAPES = 3  # most kinks or saddles left behind before the stop is reported as one
+_WHAT = {"kink": "a kink", "saddle": "a saddle point or maximum"}
+_STOPPED = {
+    "kink": "stopped at a kink: ‖∇f‖ = {gn:.3g} <= tol = {tol:g}, but f is not differentiable "
+            "here (AD's gradient is a subgradient) and is lower nearby, so x is not a minimum; "
+            "start elsewhere, raise max_iter or smooth f (e.g. sqrt(x**2 + eps**2) for |x|)",
+    "saddle": "stopped at a saddle point or maximum: ‖∇f‖ = {gn:.3g} <= tol = {tol:g}, but f "
+              "is lower nearby along a direction of non-positive curvature; start elsewhere "
+              "or raise max_iter",
+    "plateau": "stopped on a plateau: ‖∇f‖ = {gn:.3g} <= tol = {tol:g}, but the Hessian (the "
+               "Jacobian of the residuals) is zero too and f does not change nearby, so "
+               "nothing says where a lower f lies (a relu, clamp or step that is off); start "
+               "elsewhere or smooth f",
+}
+
+
+def _newton_step(obj: _Objective, v: torch.Tensor, fx: float, g: torch.Tensor, p: torch.Tensor,
+                 tol: float, c1: float, line_search: bool
+                 ) -> tuple[torch.Tensor | None, float, str]:
+    """``(step, t, "")`` along ``p`` (steepest descent where ``p`` is not downhill), the
+    length ``t`` halved until the Armijo condition holds; ``(None, t, why)`` on failure."""
+    gn = float(g.norm())
+    slope = float(g @ p)
+    if not slope < 0:  # not a descent direction (can only happen for Gauss–Newton)
+        p, slope = -g, -gn * gn
+    t, f_new = 1.0, obj.value(v + p)
+    if line_search:
+        while not (f_new <= fx + c1 * t * slope) and t > 1e-12:
+            t *= 0.5
+            f_new = obj.value(v + t * p)
+        if not f_new <= fx + c1 * t * slope:
+            return None, t, (f"line search failed: no decrease along the Newton direction "
+                             f"(‖∇f‖ = {gn:.3g}); tol = {tol:g} may be below what float "
+                             "precision allows here, or f is not smooth")
+    elif not abs(f_new) < float("inf"):
+        return None, t, "diverged: f is not finite after a full step; use line_search=True"
+    return t * p, t, ""
+
+
+def _verdict(obj: _Objective, v: torch.Tensor, fx: float, g: torch.Tensor, *,
+             first: bool) -> Verdict:
+    """Whether the stationary ``v`` is a minimum as far as probes of ``f`` along the
+    directions of no positive curvature (of ``H``, or of ``JᵀJ`` for Gauss–Newton) tell."""
+    C = obj.curvature
+    if C is None or (obj.mode == "gauss-newton" and not fx > 0):
+        return Verdict("minimum")  # a zero sum of squares is the least there is
+    Cn = C.detach().to("cpu", torch.float64).numpy(force=True)  # force: ZeroTensors too
+    dirs = blind_directions(Cn, first=first) if obj.mode == "gauss-newton" else \
+        curvature_directions(Cn, first=first)
+    if not dirs.size:
+        return Verdict("minimum")
+
+    def f(y: np.ndarray) -> float:
+        return obj.value(torch.as_tensor(y, dtype=v.dtype, device=v.device))
+
+    x = v.detach().to("cpu", torch.float64).numpy()
+    gn = g.detach().to("cpu", torch.float64).numpy(force=True)
+    return probe(f, x, fx, gn, dirs, jac_zero=not np.any(Cn != 0))

@@ -21,8 +21,9 @@ Stopping (``status`` > 0 is success):
 * 1 — ``max|F_i| <= ftol`` (absolute; ``ftol=0`` relies on ``xtol`` alone);
 * 2 — a full Newton step was accepted with ``‖D p‖ <= xtol ‖D x‖`` (``D``: the column scaling);
   Newton converges quadratically, so the point is then accurate to about working precision;
-* 3 — no step reduces ``‖F‖`` any more but the Newton step at ``x`` is below ``sqrt(xtol) ‖D x‖``:
-  a root to the accuracy rounding allows;
+* 3 — no step reduces ``‖F‖`` any more but the Newton step at ``x`` is below
+  ``max(xtol, 10 n eps) ‖D x‖`` (``eps`` of the working dtype): a root to the accuracy rounding
+  allows (a longer Newton step that no longer reduces ``‖F‖``, as at a jump of ``F``, is −1);
 * 0 — ``max_nfev`` evaluations of ``F`` were spent;
 * −1 — no progress: ``‖F‖`` stalled far from zero (typically a local minimum of ``‖F‖``, where
   ``J`` is singular) — try another ``x0``.
@@ -40,6 +41,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from .. import _validate
+from .._modules import keeps_state
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..dense._trees import under_vmap
 from ..errors import (
@@ -198,9 +200,22 @@ class _Solver:
 
     def stalled(self, why: str) -> tuple[int, str]:
         pn = _norm(self.D * self.newton_step())
-        if not self.regularised and math.isfinite(pn) and pn <= math.sqrt(self.xtol) * self.dx():
+        eps = float(torch.finfo(self.v.dtype).eps)
+        rel = pn / self.dx() if self.dx() > 0 else math.inf
+        if not self.regularised and rel <= max(self.xtol, 10 * self.v.numel() * eps):
             return 3, (f"converged to the rounding limit: no step reduces ‖F‖ = {self.fnorm:.3g}"
-                       f" further and the Newton step is {pn:.3g} relative to ‖D x‖")
+                       f" further and the Newton step is {rel:.3g} relative to ‖D x‖")
+        if self.sys.zero():
+            return -1, (f"no progress ({why}) with ‖F‖ = {self.fnorm:.3g}: the Jacobian is zero "
+                        "here, so F does not respond to x to first order (a critical point "
+                        "such as x² − 1 at 0, a kink such as |x| at 0, whose AD derivative is "
+                        "0, or a flat piece such as a relu that is off); start from another x0 "
+                        "or smooth F")
+        if not self.regularised and rel <= math.sqrt(self.xtol):
+            return -1, (f"no progress ({why}) with ‖F‖ = {self.fnorm:.3g}: the Jacobian is "
+                        f"nonsingular and its Newton step is short ({rel:.3g} relative to "
+                        "‖D x‖), yet it does not reduce ‖F‖: F is not smooth here (a jump or "
+                        "kink) or noisier than xtol allows; try another x0 or smooth F")
         return -1, (f"no progress ({why}) with ‖F‖ = {self.fnorm:.3g}: probably a local "
                     "minimum of ‖F‖ where the Jacobian is singular; try another x0")
 
@@ -292,6 +307,7 @@ class _Solver:
         return out
 
 
+@keeps_state
 def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: Any = "auto",
          xtol: float = 1e-12, ftol: float = 1e-14, max_nfev: int | None = None,
          verbose: int = 0, args: tuple[Any, ...] = (),
