@@ -134,3 +134,8 @@ def test_tour_passes_json(capsys):
     notes = " ".join(e["note"] for e in wrong)
     for phrase in ("three classes", "0.0019", "bound ¼ is wrong", "swaps"):
         assert phrase in notes
+    # each disagreement states the claim and the correct value; each example names its page
+    assert all(e["disagreement"].startswith("the source text claims ")
+               and "; the correct value is " in e["disagreement"] for e in wrong)
+    assert all(e["disagreement"] is None for e in data["examples"] if e["text_correct"])
+    assert all(e["page"].startswith("docs/worked-examples/") for e in data["examples"])

@@ -1,4 +1,5 @@
-"""``jacobite tour``: reproduce every worked example of the reference texts."""
+"""``jacobite tour``: reproduce every worked example of the source texts, each explained in
+``docs/worked-examples/``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 from .._app import console, emit_json, esc, plain
 
-HELP = "every worked example of the reference texts, reproduced and checked"
+HELP = "every worked example of five source texts on the Jacobian, reproduced and checked"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tour import EXAMPLES, evaluate, fmt
+    from ..tour import EXAMPLES, SOURCES, disagreement, evaluate, fmt
 
     known = sorted({e.ref for e in EXAMPLES})
     unknown = [r for r in args.ref or () if r not in known]
@@ -37,36 +38,39 @@ def run(args: argparse.Namespace) -> int:
             "correct": plain(o.correct), "decimals": o.example.decimals,
             "agrees_with_text": o.agrees_with_text, "text_correct": o.example.text_ok,
             "passed": o.passed, "note": o.example.note, "how": o.example.how,
+            "disagreement": disagreement(o), "page": SOURCES[o.example.ref].page,
+            "page_url": SOURCES[o.example.ref].url,
         } for o in outcomes], "passed": passed, "total": len(outcomes),
             "seconds": round(elapsed, 2)})
         return 0 if passed == len(outcomes) else 1
     c = console()
-    c.print("[bold]jacobite tour[/] — the worked examples of the reference texts "
-            "(../shared/reference/), reproduced and checked")
+    c.print("[bold]jacobite tour[/] — the worked examples of five source texts on the "
+            "Jacobian, reproduced and checked; each has a page that explains it")
     current = None
     for o in outcomes:
         e = o.example
         if e.ref != current:
             current = e.ref
-            c.print(f"\n[bold]reference {e.ref}[/]")
+            c.print(f"\n[bold]{e.ref} — {esc(SOURCES[e.ref].topic)}[/]\n"
+                    f"  [dim]{SOURCES[e.ref].url} ({SOURCES[e.ref].page})[/]")
         d = e.decimals if e.decimals is not None else 6
         if o.agrees_with_text is None:
-            verdict = "[dim]text prints no value[/]"
+            verdict = "[dim]the source text prints no value[/]"
         elif o.agrees_with_text:
             verdict = "[green]agrees[/]"
         else:
             verdict = "[yellow]differs[/]"
-        text = "" if e.text is None else f" | text {fmt(e.text, e.decimals)}"
+        text = "" if e.text is None else f" | source text {fmt(e.text, e.decimals)}"
         status = "" if o.passed else " [red]FAILED[/]"
         c.print(f"  \\[{e.ref} §{esc(e.section)}] {esc(e.what)}: jacobite {esc(fmt(o.value, d))}"
                 f"{esc(text)} "
                 f"— {verdict}{status}")
-        if e.note:
-            c.print(f"      {'[yellow]the text is wrong:[/] ' if not e.text_ok else 'note: '}"
-                    f"{esc(e.note)}")
+        wrong = disagreement(o)
+        if wrong or e.note:
+            c.print(f"      [yellow]{esc(wrong)}[/]" if wrong else f"      note: {esc(e.note)}")
         if e.how:
             c.print(f"      [dim]reproduce: {esc(e.how)}[/]")
     c.print(f"\n{passed}/{len(outcomes)} examples reproduced "
-            f"({sum(not o.example.text_ok for o in outcomes)} where the text errs) "
+            f"({sum(not o.example.text_ok for o in outcomes)} where the source text errs) "
             f"in {elapsed:.1f} s")
     return 0 if passed == len(outcomes) else 1

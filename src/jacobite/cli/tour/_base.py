@@ -1,9 +1,10 @@
-"""The tour's building block: one worked example of a reference text, checked two ways.
+"""The tour's building block: one worked example of a source text, checked two ways.
 
-Each :class:`Example` holds jacobite's computation, the value the text prints (at the precision it
-prints), and the correct value from an independent closed form. It *passes* when jacobite equals
-the correct value and agrees with the text exactly where the text is right; where the text is
-wrong (``text_ok=False``) jacobite must disagree with it, and the note says why.
+Each :class:`Example` holds jacobite's computation, the value the source text prints (at the
+precision it prints), and the correct value from an independent closed form. It *passes* when
+jacobite equals the correct value and agrees with the source text exactly where the source text
+is right; where it is wrong (``text_ok=False``) jacobite must disagree with it, and the note
+says why.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Example:
     section: str  # the text's section, as printed
     what: str  # what is computed
     compute: Callable[[], Any]  # jacobite's value: a number, nested list, or expression string
-    text: Any  # the value the text prints (None when it prints none)
+    text: Any  # the value the source text prints (None when it prints none)
     correct: Callable[[], Any]  # the correct value from an independent closed form
     decimals: int | None = None  # the text's printed precision; None = exact
     text_ok: bool = True
@@ -120,3 +121,25 @@ def fmt(v: Any, decimals: int | None = None) -> str:
     if arr.ndim == 1:
         return "[" + ", ".join(one(float(x)) for x in arr) + "]"
     return "[" + ", ".join(fmt(r.tolist(), decimals) for r in arr) + "]"
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return fmt(v, 6)
+
+
+def disagreement(o: Outcome) -> str | None:
+    """Where the source text is wrong: its claim next to the correct value, then the reason.
+
+    >>> ex = Example("000", "s", "number of classes", lambda: 3, 4, lambda: 3, decimals=0,
+    ...              text_ok=False, note="three logits, three names")
+    >>> disagreement(evaluate(ex))
+    'the source text claims 4; the correct value is 3 — three logits, three names'
+    """
+    e = o.example
+    if e.text_ok:
+        return None
+    claimed = _show(e.text) if e.decimals is None else fmt(e.text, e.decimals)
+    line = f"the source text claims {claimed}; the correct value is {_show(o.correct)}"
+    return f"{line} — {e.note}" if e.note else line

@@ -1,4 +1,4 @@
-"""Reference 001: partial derivatives, the Jacobian's shape, backprop, change of variables."""
+"""Source text 001: partial derivatives, the Jacobian's shape, backprop, change of variables."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ EXAMPLES = [
             how="jacobite.jacobian(f, x, flat=True).shape"),
     Example("001", "The Jacobian Matrix", "shape of the Jacobian of f: R^u → R (u = 3)",
             lambda: _shape(1, 3), [3, 1], lambda: [1, 3], decimals=0, text_ok=False,
-            note="a u × 1 vector is the gradient; the Jacobian of a scalar function is 1 × u, "
-                 "consistent with the text's own v × u rule",
+            note="a u × 1 vector is the gradient; by the source text's own v × u rule the "
+                 "Jacobian of a scalar function (v = 1) is 1 × u",
             how="jacobite.jacobian(f, x, flat=True).shape"),
     Example("001", "Partial Derivatives in Machine Learning",
             "backprop as (∂z/∂w)ᵀ ∇error: explicit VJP chain vs autograd, max difference",

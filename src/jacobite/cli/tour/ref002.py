@@ -1,4 +1,4 @@
-"""Reference 002: F(x, y) = [x² + y, xy], linear approximation, special cases, exercises."""
+"""Source text 002: F(x, y) = [x² + y, xy], linear approximation, special cases, exercises."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ EXAMPLES = [
             how='jacobite jacobian "x**2 + y, x*y"'),
     Example("002", "3. Interpreting the Jacobian at Specific Points", "J_F(1, 2)", _ad_at(1, 2),
             [[2, 1], [2, 1]], lambda: [[2.0, 1.0], [2.0, 1.0]],
-            note="det J_F(1, 2) = 0: F is singular there (the text does not say)",
+            note="det J_F(1, 2) = 2·1² − 2 = 0: F is singular there (the source text does not say)",
             how='jacobite jacobian "x**2 + y, x*y" --at x=1,y=2'),
     Example("002", "3. Interpreting the Jacobian at Specific Points", "J_F(0, 1)", _ad_at(0, 1),
             [[0, 1], [1, 0]], lambda: [[0.0, 1.0], [1.0, 0.0]],
@@ -93,13 +93,14 @@ EXAMPLES = [
             lambda: __import__("jacobite").jacobian(
                 lambda v: torch.tensor(A, dtype=torch.float64) @ v,
                 torch.zeros(3, dtype=torch.float64)).numpy(), None, lambda: A,
-            note="the text calls this the 'Identity Jacobian'; it is the matrix A itself",
+            note="the source text calls this the 'Identity Jacobian'; it is the matrix A itself",
             how="jacobite.jacobian(lambda x: A @ x, x)"),
     Example("002", "9. Computational Aspects",
             "mode for few inputs, many outputs (n = 2, m = 1000)",
             _plan_mode, "reverse", lambda: "forward", text_ok=False,
-            note="the text swaps the two: forward mode (one column per JVP) suits few INPUTS, "
-                 "reverse mode (one row per VJP) suits few OUTPUTS",
+            note="the source text swaps the two modes: forward mode builds one column per JVP, "
+                 "so it suits few inputs; reverse mode builds one row per VJP, so it suits few "
+                 "outputs",
             how="jacobite.jacobian_plan(f, x).mode"),
     Example("002", "10. Exercises 1", "J of [x² + yz, sin(xy), e^(x+z)]",
             _sym("x**2 + y*z, sin(x*y), exp(x + z)", "x, y, z"), None,
