@@ -160,6 +160,23 @@ def test_no_grad_regions_are_constants_in_every_mode(f) -> None:
             js.prepare(f, X, mode=mode, pattern=np.ones((5, 5)))
 
 
+def test_no_grad_regions_are_constants_in_hessians() -> None:
+    def h(v):
+        with torch.no_grad():
+            s = v.sum()
+        return (v ** 3 * s).sum() + (v[1:] * v[:-1]).sum()
+
+    ref = torch.autograd.functional.hessian(h, X)
+    torch.testing.assert_close(jacobite.hessian(h, X, sparse=True).to_dense(), ref)
+    for pattern in (None, np.ones((5, 5))):
+        plan = js.prepare_hessian(h, X, pattern=pattern)
+        assert not plan.vectorize
+        torch.testing.assert_close(plan.jacobian(-X).to_dense(),
+                                   torch.autograd.functional.hessian(h, -X))
+        with pytest.raises(UnsupportedOperationError, match="vectorize=False"):
+            js.prepare_hessian(h, X, pattern=pattern, vectorize=True)
+
+
 @pytest.mark.parametrize("mode", ["auto", "forward", "reverse", "bidirectional"])
 def test_detach_is_a_constant_in_every_mode(mode) -> None:
     f = lambda v: v * v.sum().detach() + v.detach()[[1, 2, 3, 4, 0]]  # noqa: E731

@@ -35,7 +35,7 @@ from ..errors import JacobiteError, LocalPatternWarning, UnsupportedOperationErr
 from ._select import SparseMode
 from ._watch import APPLY_CODE
 
-__all__ = ["forward_passes", "needs_reverse_of", "resolve", "warn_if_moved"]
+__all__ = ["forward_passes", "needs_reverse_of", "resolve", "resolve_hessian", "warn_if_moved"]
 
 
 def resolve(mode: SparseMode, needs_reverse: tuple[str, ...]) -> SparseMode:
@@ -83,6 +83,18 @@ def _in_custom_forward() -> bool:
         if frame.f_code is APPLY_CODE:
             return True
         frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def resolve_hessian(vectorize: bool | str, needs_reverse: tuple[str, ...]) -> bool:
+    """``vectorize`` for a Hessian plan of an ``f`` that computes with gradients off: the
+    engine loop (reverse over reverse); an explicit ``True`` (forward over reverse) raises."""
+    if vectorize is True:
+        raise UnsupportedOperationError(
+            f"vectorize=True computes Hessian-vector products forward over reverse, which "
+            f"differentiates through what f computes with gradients off ({needs_reverse[0]}), "
+            "unlike reverse mode; pass vectorize=False or 'auto', or write the constant with "
+            ".detach(), which every mode honours")
     return False
 
 

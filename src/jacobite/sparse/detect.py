@@ -97,6 +97,7 @@ class _Tracker(TorchDispatchMode):
         # tracing f alone (not a gradient): what f computes with gradients off is a constant,
         # as in reverse mode (the autograd engine's own backward runs with gradients off too)
         self.honour_no_grad = not keep_detached
+        self.note_grad_off = True  # off once f has run and its gradient is being traced
         self.needs_reverse: list[str] = []
         self.custom_functions: list[str] = []
         self.custom_depth = 0  # inside a custom Function's forward (or backward)
@@ -195,10 +196,12 @@ class _Tracker(TorchDispatchMode):
         if taint and func in _DATA_SHAPE_OPS:
             self.local_reasons.append(f"{name}: an output shape depends on the values of x")
         live = any(self.deps(t) is not None for t in flat_in)
-        grad_off = live and self.honour_no_grad and not torch.is_grad_enabled()
-        if grad_off and self.custom_depth == 0 and not self.needs_reverse:
+        grad_off = live and not torch.is_grad_enabled()
+        if grad_off and self.note_grad_off and self.custom_depth == 0 \
+                and not self.needs_reverse:
             self.needs_reverse.append(f"{name} ran with gradients off (torch.no_grad, "
                                       "inference_mode, or the autograd engine inside f)")
+        grad_off = grad_off and self.honour_no_grad
         new = self._rule(func, args, kwargs, outs, name) if live and not grad_off \
             else [None] * len(outs)
         if taint:
@@ -331,6 +334,7 @@ def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern
     tracker = _Tracker(xin, keep_detached=True)
     with torch.enable_grad(), tracker, watch(tracker):
         y = f(xin)
+        tracker.note_grad_off = False  # the gradient below runs with gradients off
         check_scalar(y, "detect_hessian")
         g = None
         if y.requires_grad:

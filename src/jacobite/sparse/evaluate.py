@@ -30,7 +30,7 @@ from ..errors import NonFiniteInputError, OutputTypeError, ShapeError
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
 from ._inputs import check_options, check_untraced, check_x
-from ._modes import forward_passes, needs_reverse_of, resolve, warn_if_moved
+from ._modes import forward_passes, needs_reverse_of, resolve, resolve_hessian, warn_if_moved
 from ._select import MODES, SparseMode, as_bool_csr, candidates, fastest
 from .coloring import _CHOICES, Bicoloring, Coloring, OrderChoice
 from .coloring import star_coloring as _star
@@ -343,7 +343,8 @@ def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *,
 
     Each color costs one Hessian-vector product: reverse-over-reverse through the autograd
     engine (``vectorize=False``), or forward-over-reverse in one ``vmap`` (``True``);
-    ``"auto"`` times both at ``x`` and keeps the faster.
+    ``"auto"`` times both at ``x`` and keeps the faster (the engine alone when ``f`` computes
+    under ``torch.no_grad``, which forward mode would differentiate through).
 
     >>> import torch, jacobite.sparse as js
     >>> f = lambda u: ((u[1:] - u[:-1]) ** 2).sum() + u.pow(4).sum()
@@ -358,11 +359,15 @@ def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *,
     if pattern is None:
         pat = detect_hessian(f, x)
         mat, local, fallback = as_bool_csr(pat.matrix, n, n), pat.local, pat.fallback_ops
+        needs = pat.needs_reverse
     else:
         mat, local, fallback = as_bool_csr(pattern, n, n), False, ()
+        needs = needs_reverse_of(f, x)
     coloring = _star(mat, order)
     sym = sp.csr_array(coloring.pattern, dtype=bool)
     flags = [False, True] if vectorize == "auto" else [bool(vectorize)]
+    if needs:  # forward-over-reverse would differentiate through f's no_grad regions
+        flags = [resolve_hessian(vectorize, needs)]
     x0 = x.detach()
     plans = [SparsePlan(f, sym, coloring, "hessian", tuple(x.shape), local, fallback, v,
                         x0.clone() if local else None) for v in flags]
