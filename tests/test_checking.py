@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -80,3 +82,13 @@ def test_check_refuses_bad_options(kw) -> None:
 
     with pytest.raises(JacobiteError, match="must"):
         jacobite.check(torch.sin, torch.tensor([0.3], dtype=torch.float64), **kw)
+
+
+@pytest.mark.parametrize("x", [1e5, -1e5, 1e6, 1e8])
+@pytest.mark.parametrize("method", ["richardson", "central", "forward", "backward"])
+def test_check_agrees_at_large_arguments(x: float, method: str) -> None:
+    # a step proportional to |x| straddles many periods of sin there; the AD Jacobian cos(x)
+    # is right and must be reported as a match
+    res = jacobite.check(torch.sin, torch.tensor([x], dtype=torch.float64), method=method)
+    assert res.ok, str(res)
+    assert abs(res.numeric_value - math.cos(x)) <= 10 * res.numeric_error

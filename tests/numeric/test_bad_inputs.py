@@ -109,7 +109,7 @@ def test_bad_step_shape_and_value():
 
 def test_unknown_method():
     with pytest.raises(NumericOptionError, match="richardson"):
-        jacobian(np.sin, np.ones(2), "backward")
+        jacobian(np.sin, np.ones(2), "fivepoint")
 
 
 def test_step_too_small_for_precision():

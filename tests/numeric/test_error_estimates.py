@@ -14,7 +14,7 @@ C = 10.0  # true_err <= C * estimate + TINY
 EPS = np.finfo(np.float64).eps
 
 
-@pytest.mark.parametrize("method", ["richardson", "central", "forward", "complex"])
+@pytest.mark.parametrize("method", ["richardson", "central", "forward", "backward", "complex"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_estimate_bounds_true_error(case, method):
     J = case.jac(case.x)
@@ -24,7 +24,7 @@ def test_estimate_bounds_true_error(case, method):
     assert bool((true <= C * res.error + tiny).all()), float(np.max(true / (res.error + 1e-300)))
 
 
-@pytest.mark.parametrize("method", ["forward", "central"])
+@pytest.mark.parametrize("method", ["forward", "backward", "central"])
 def test_plain_differences_estimate_is_not_wildly_pessimistic(method):
     # the modelled estimate should stay within a few orders of magnitude of the truth
     x = np.array([0.3, 1.2, 2.5])
@@ -45,7 +45,7 @@ def test_mlp_estimate_bounds_jacrev_error():
     net = mlp64()
     x = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
     oracle = torch.func.jacrev(net)(x)
-    for method in ("richardson", "central", "forward"):
+    for method in ("richardson", "central", "forward", "backward"):
         res = jacobian(net, x, method)
         true = (res.jacobian - oracle).abs()
         assert bool((true <= C * res.error + EPS).all()), method

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 
 from ..errors import DtypeError
+from ._noise import noise_level
 from ._problem import Problem
 from ._steps import METHODS, Method, NumericOptionError, default_steps, user_steps
 from .complex_step import complex_step
-from .differences import central, forward
+from .differences import backward, central, forward
 from .result import NumericJacobian
 from .richardson import richardson
 
@@ -44,13 +45,16 @@ def jacobian(
     method:
         * ``"richardson"`` (default): adaptive Richardson extrapolation of central differences;
           typically 1e-13 relative or better, with a measured error estimate, in fewer calls
-          than numdifftools' default ``Jacobian``.
-        * ``"central"``: one central difference, ``h = eps**(1/3) max(|x|, 1)``, ``2n + 1``
-          calls, about 1e-10 relative; modelled error estimate.
-        * ``"forward"``: one forward difference, ``h = sqrt(eps) max(|x|, 1)``, ``n + 1`` calls,
-          about 1e-8 relative; modelled error estimate.
-        * ``"complex"``: complex step, ``h = 1e-20 max(|x|, 1)``, ``n + 1`` calls, exact to
-          machine precision, but only for complex-analytic ``f``.
+          than numdifftools' default ``Jacobian`` (six of them measure the noise of ``f``).
+        * ``"central"``: one central difference with ``h = (eps max(|x|, 1))**(1/3)``, about
+          1e-10 relative; ``4n + 7`` calls (the points ``x +- 2h`` measure the error, six
+          more the noise of ``f``, which then sets ``eps``).
+        * ``"forward"``, ``"backward"``: one one-sided difference with
+          ``h = (eps max(|x|, 1))**(1/2)``, about 1e-8 relative; ``2n + 7`` calls (the point
+          ``x +- 2h`` measures the error, six more the noise); one-sided, so usable at the edge
+          of ``f``'s domain.
+        * ``"complex"``: complex step, ``h = 3e-103 max(|x|, 1)`` in float64, ``n + 3`` calls,
+          exact to machine precision, but only for complex-analytic ``f``.
     step:
         Override the step: a positive number or an array broadcastable to ``x``'s shape. For
         ``"richardson"`` it is the largest step of the sequence.
@@ -95,15 +99,20 @@ def jacobian(
     p = Problem(f, x, args, kwargs, method=method)
     h = user_steps(step, p.in_shape) if step is not None else None
     if method == "richardson":
-        jac, err, used = richardson(p, h)
+        jac, err, used = richardson(p, h, noise_level(p) if p.n and p.m else None)
+    elif p.n == 0 or p.m == 0:
+        jac = err = used = np.zeros((p.m, p.n))
+    elif method == "complex":
+        tiny = float(torch.finfo(p.dtype).tiny)
+        jac, err, used = complex_step(p, h if h is not None else default_steps(
+            method, p.x, p.in_eps, tiny))
     else:
+        noise = noise_level(p)
+        refine = h is None  # a step the caller chose is kept
         if h is None:
-            h = default_steps(method, p.x, p.in_eps if method == "complex" else p.eps)
-        scheme = {"forward": forward, "central": central, "complex": complex_step}[method]
-        if p.n == 0 or p.m == 0:
-            jac = err = used = np.zeros((p.m, p.n))
-        else:
-            jac, err, used = scheme(p, h)
+            h = default_steps(method, p.x, noise.relative)
+        scheme = {"forward": forward, "backward": backward, "central": central}[method]
+        jac, err, used = scheme(p, h, noise, refine)
     return NumericJacobian(
         jacobian=p.wrap(jac),
         error=p.wrap(err),

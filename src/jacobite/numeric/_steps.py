@@ -1,16 +1,26 @@
 """Step sizes: the defaults of every method and the checking of a user-supplied ``step``.
 
-Every default is relative: ``h_j = c * max(|x_j|, 1)`` with ``c`` depending on the method and on
-the machine epsilon ``eps`` of the working precision:
+A function may vary on the scale of ``x`` (powers, ``log``: the rounding error of a difference is
+then about ``eps |x| / h`` relative) or on a scale of its own, whatever ``x`` is (``sin``: the
+truncation error is then about ``h**p`` relative, ``p`` the order of the scheme). A step
+proportional to ``|x|`` is wrong for the second kind at large ``|x|`` (at ``x = 1e8`` it straddles
+millions of periods of ``sin``); a step independent of ``|x|`` loses the digits of the first
+kind. With ``s = max(|x_j|, 1)`` the defaults balance the two:
 
-* ``"forward"``: ``c = sqrt(eps)`` (balances truncation ``~h`` against rounding ``~eps/h``);
-* ``"central"``: ``c = eps**(1/3)`` (truncation ``~h**2``);
-* ``"richardson"``: the largest step, ``c = 1/2``; the extrapolation walks down from it;
-* ``"complex"``: ``c = 1e-20`` (no subtractive cancellation, so tiny steps are safe).
+* ``"forward"``, ``"backward"``: ``h = (eps s)**(1/2)``: both kinds lose about ``(eps s)**(1/2)``;
+* ``"central"``: ``h = (eps s)**(1/3)`` (truncation ``~h**2``);
+* ``"richardson"``: the largest step is ``(1 + log s) / 2``; the walk goes down from it, and up
+  where rounding is its only error;
+* ``"complex"``: ``h = tiny**(1/3) s`` (``tiny`` the smallest normal number): without
+  subtractive cancellation the step can be so small that its truncation error is far below
+  anything representable next to the derivative.
+
+``eps`` is the relative noise level of ``f`` (at least the machine epsilon), so that a noisy
+``f`` gets larger steps.
 
 >>> import numpy as np
->>> default_steps("central", np.array([0.0, 10.0]), np.finfo(float).eps).round(8)
-array([6.06e-06, 6.06e-05])
+>>> default_steps("central", np.array([0.0, 1e8]), np.finfo(float).eps).round(6)
+array([6.1e-06, 2.8e-03])
 """
 
 from __future__ import annotations
@@ -22,14 +32,14 @@ import torch
 
 from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
 
-__all__ = ["METHODS", "NumericOptionError", "default_steps", "scale", "user_steps"]
+__all__ = ["METHODS", "NumericOptionError", "default_steps", "nominal_scale", "scale",
+           "user_steps"]
 
-#: A finite-difference scheme: Richardson extrapolation, central, forward or complex step.
-Method = Literal["richardson", "central", "forward", "complex"]
-METHODS: tuple[Method, ...] = ("richardson", "central", "forward", "complex")
+#: A finite-difference scheme: Richardson extrapolation, central, forward, backward or complex.
+Method = Literal["richardson", "central", "forward", "backward", "complex"]
+METHODS: tuple[Method, ...] = ("richardson", "central", "forward", "backward", "complex")
 
 RICHARDSON_BASE = 0.5
-COMPLEX_STEP = 1e-20
 
 
 NumericOptionError = InvalidOptionError  # an invalid ``method`` or ``step``
@@ -44,24 +54,37 @@ def scale(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(x), 1.0)
 
 
-def default_steps(method: Method, x: np.ndarray, eps: float) -> np.ndarray:
+def nominal_scale(x: np.ndarray) -> np.ndarray:
+    """A scale that grows with ``|x_j|`` only logarithmically, ``1 + log(max(|x_j|, 1))``.
+
+    >>> nominal_scale(np.array([0.5, np.e ** 2]))
+    array([1., 3.])
+    """
+    return 1.0 + np.log(scale(x))
+
+
+def default_steps(method: Method, x: np.ndarray, eps: float,
+                  tiny: float = float(np.finfo(np.float64).tiny)) -> np.ndarray:
     """Default step per coordinate of the flat point ``x`` for ``method``.
 
+    ``eps`` is the relative noise level of ``f``; ``tiny`` the smallest normal number of the
+    working precision (complex step only).
+
     >>> import numpy as np
-    >>> float(default_steps("forward", np.array([4.0]), 2.0 ** -52)[0]) == 4 * 2.0 ** -26
+    >>> float(default_steps("forward", np.array([4.0]), 2.0 ** -52)[0]) == 2 * 2.0 ** -26
     True
     """
-    if method == "forward":
-        c = np.sqrt(eps)
-    elif method == "central":
-        c = np.cbrt(eps)
-    elif method == "richardson":
-        c = RICHARDSON_BASE
-    elif method == "complex":
-        c = COMPLEX_STEP
-    else:  # pragma: no cover - checked by the caller
-        raise NumericOptionError(f"unknown method {method!r}; use one of {METHODS}")
-    return c * scale(x)
+    s = scale(x)
+    if method in ("forward", "backward"):
+        return np.sqrt(eps * s)
+    if method == "central":
+        return np.cbrt(eps * s)
+    if method == "richardson":
+        return RICHARDSON_BASE * nominal_scale(x)
+    if method == "complex":
+        return np.cbrt(tiny) * s
+    raise NumericOptionError(  # pragma: no cover - checked by the caller
+        f"unknown method {method!r}; use one of {METHODS}")
 
 
 def user_steps(step: Any, in_shape: tuple[int, ...]) -> np.ndarray:

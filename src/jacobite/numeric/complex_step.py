@@ -2,8 +2,11 @@
 
 For a complex-analytic ``f`` (one built from ``+ - * /``, ``exp``, ``sin``, ``log``, powers ...
 and applied to complex inputs unchanged) there is no subtractive cancellation, so ``h`` can be
-tiny (``1e-20 * max(|x_j|, 1)``): the truncation error ``h**2 |f'''| / 6`` vanishes and the
-result is exact to a few units of the working precision. ``n + 1`` calls.
+tiny (``tiny**(1/3) * max(|x_j|, 1)``, ``tiny`` the smallest normal number of the working
+precision): the truncation error ``h**2 |f'''| / 6`` then lies below ``tiny / h``, the smallest
+imaginary part that keeps full precision, and the result is exact to a few units of the working
+precision (or to ``tiny / h``, about ``1e-205`` in float64). ``n + 1`` calls, plus two for the
+analyticity check.
 
 ``f`` must accept complex inputs and return complex outputs; ``abs``, ``real``, comparisons,
 ``max`` and friends break analyticity. If ``f`` raises on a complex input or returns a real
@@ -23,6 +26,7 @@ True
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import NonFiniteInputError, UnsupportedOperationError
 from ._problem import Problem
@@ -63,7 +67,7 @@ def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     >>> import numpy as np
     >>> from jacobite.numeric._problem import Problem
     >>> p = Problem(np.sin, np.array([1.0]), (), None, method="complex")
-    >>> J, err, step = complex_step(p, np.array([1e-20]))
+    >>> J, err, step = complex_step(p, np.array([1e-100]))
     >>> float(J[0, 0]) == float(np.cos(1.0)), p.nfev  # f(x), one complex step, the check's two
     (True, 4)
     """
@@ -89,5 +93,8 @@ def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
             f"the complex step gave NaN or Inf along flat input index(es) {cols[:5]}: f is not "
             "finite for complex inputs near x; use method='richardson' instead"
         )
-    err = ERROR_ULPS * p.eps * np.abs(jac)
+    # imaginary parts keep full precision only down to the smallest normal number; the step
+    # is chosen so that the truncation error h**2 |f'''| / 6 hides below that floor
+    tiny = float(torch.finfo(p.dtype).tiny)
+    err = ERROR_ULPS * p.eps * np.abs(jac) + ERROR_ULPS * tiny / h[:, None]
     return jac.T.copy(), err.T.copy(), np.broadcast_to(h[:, None], (n, m)).T.copy()

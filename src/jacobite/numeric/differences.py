@@ -1,15 +1,18 @@
-"""Plain one-step finite differences: ``"forward"`` (n + 1 calls) and ``"central"`` (2n + 1).
+"""One-step finite differences: ``"forward"``, ``"backward"`` (2n calls) and ``"central"`` (4n).
 
-Both work on a :class:`~jacobite.numeric._problem.Problem` and return ``(J, error, step)`` as
-``(m, n)`` float64 matrices. Their error estimates are *models* (a measured estimate needs more
-calls; use ``"richardson"`` for that):
+All work on a :class:`~jacobite.numeric._problem.Problem` and return ``(J, error, step)`` as
+``(m, n)`` float64 matrices. The value is the classical difference with step ``h``; the error
+estimate *measures* the term that limits it, from one more pair of points per input:
 
-* forward: ``h/2 * |f''| + 2 eps |f| / h`` with ``|f''|`` modelled as ``(|J| + |f|/s) / s``, i.e.
-  assuming ``f`` varies on the scale ``s = max(|x_j|, 1)``;
-* central: ``h**2/6 * |f'''| + 2 eps |f| / h`` with ``|f'''|`` modelled from the *measured*
-  second difference, ``max(|f''| / s, |J| / s**2)``.
+* forward (backward): ``(f(x ± h) - f(x)) / ±h``, error ``h |f''| / 2`` with ``f''`` the second
+  divided difference through ``x, x ± h, x ± 2h``;
+* central: ``(f(x + h) - f(x - h)) / 2h``, error ``h**2 |f'''| / 6`` with ``f'''`` the third
+  divided difference through ``x ± h, x ± 2h``;
 
-A function that oscillates on a scale much finer than ``s`` (``sin(100 x)``) breaks the models.
+plus the noise of ``f`` propagated through the difference, ``c nu / h`` with ``nu`` the larger of
+the measured noise level (see :mod:`~jacobite.numeric._noise`) and the rounding ``eps |f|``.
+Because the limiting term is measured, not modelled from ``|x|``, the estimate holds for any
+``f`` smooth on the scale of the steps (a polynomial at ``x = 0``, ``sin`` at ``x = 1e8``).
 
 >>> import numpy as np
 >>> from jacobite.numeric import jacobian
@@ -20,13 +23,25 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 
 from ..errors import NonFiniteInputError
+from ._noise import Noise
 from ._problem import Problem
-from ._steps import NumericOptionError, scale
+from ._steps import NumericOptionError
 
-__all__ = ["central", "forward"]
+__all__ = ["backward", "central", "divided_difference", "forward"]
+
+NOISE_ULPS = 2.0   # the noise term: NOISE_ULPS * nu / h
+NOISE_SAFETY = 4.0  # the measured noise level may be this much too low (few samples)
+REFINE = 4.0       # a column is redone where the balanced step differs this much ...
+REFINE_MAX = 1e4   # ... moving the step by this factor at most
+NOISY = 1e3        # f counts as noisy where its relative noise exceeds NOISY * eps
+
+Scheme = Callable[[Problem, np.ndarray, np.ndarray, Noise], tuple[np.ndarray, ...]]
 
 
 def _trial(p: Problem, j: int, h: float) -> tuple[np.ndarray, float]:
@@ -43,77 +58,168 @@ def _trial(p: Problem, j: int, h: float) -> tuple[np.ndarray, float]:
     return pt, d
 
 
-def _check_finite(p: Problem, values: np.ndarray, where: str) -> None:
+def _check_finite(values: np.ndarray, cols: np.ndarray, where: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
-        cols = sorted({int(c) for c in np.argwhere(bad)[:, 0]})
+        which = sorted({int(cols[c]) for c in np.argwhere(bad)[:, 1]})
         raise NonFiniteInputError(
-            f"f is not finite at {where} for flat input index(es) {cols[:5]}: the step crosses "
-            "the edge of f's domain; pass a smaller step, or use method='richardson', which "
-            "skips such trial points"
+            f"f is not finite at {where} for flat input index(es) {which[:5]}: the step "
+            "crosses the edge of f's domain; pass a smaller step, or use method='richardson', "
+            "which skips such trial points"
         )
 
 
-def forward(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Forward differences ``(f(x + h e_j) - f(x)) / h``: ``n`` calls after the base one.
+def _sample(p: Problem, h: np.ndarray, cols: np.ndarray, factors: tuple[float, ...]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``f`` at ``x + c h_j e_j`` for the columns ``cols`` and every factor ``c``: offsets
+    ``(k, c, 1)`` and values ``(k, c, m)``."""
+    t = np.empty((len(factors), cols.size, 1))
+    vals = np.empty((len(factors), cols.size, p.m))
+    for q, j in enumerate(cols):
+        for i, c in enumerate(factors):
+            pt, t[i, q, 0] = _trial(p, int(j), c * float(h[j]))
+            vals[i, q] = p.evaluate(pt)
+    return t, vals
+
+
+def divided_difference(t: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """The highest divided difference ``f[t_0, ..., t_k]`` along axis 0 (nodes ``t``).
+
+    >>> import numpy as np
+    >>> t = np.array([0.0, 1.0, 3.0])
+    >>> float(divided_difference(t, t ** 2))  # the leading coefficient of t**2
+    1.0
+    """
+    c = np.array(f, dtype=np.float64)
+    for lv in range(1, c.shape[0]):
+        c[lv:] = (c[lv:] - c[lv - 1:-1]) / (t[lv:] - t[:-lv])
+    return c[-1]
+
+
+def _noise(p: Problem, noise: Noise, vals: np.ndarray) -> np.ndarray:
+    """``nu``: the noise (at least the rounding) of the values of each column, ``(n, m)``."""
+    mag = np.maximum(np.abs(vals).max(axis=0), np.abs(p.f0)[None, :])
+    return np.maximum(noise.of(mag), p.eps * mag)
+
+
+def _resolved(dd: np.ndarray, nodes: np.ndarray, nu: np.ndarray) -> np.ndarray:
+    """The part of a measured ``|divided difference|`` that noise ``nu`` cannot explain (zero
+    where the noise explains all of it: then only a larger step can resolve the derivative)."""
+    k = nodes.shape[0]
+    spread = np.zeros(nodes.shape[1:])
+    for i in range(k):
+        others = [nodes[i] - nodes[j] for j in range(k) if j != i]
+        spread = spread + 1.0 / np.abs(np.prod(others, axis=0))
+    return np.maximum(dd - NOISE_SAFETY * spread * nu, 0.0)
+
+
+def _one_sided(p: Problem, h: np.ndarray, cols: np.ndarray, noise: Noise, sign: float
+               ) -> tuple[np.ndarray, ...]:
+    """Forward (``sign = 1``) or backward differences for ``cols``: ``J``, error, step and
+    the step that would balance the measured truncation against the noise, each ``(c, m)``."""
+    t, vals = _sample(p, h, cols, (sign, 2 * sign))
+    _check_finite(vals, cols, "x + h e_j" if sign > 0 else "x - h e_j")
+    f0 = np.broadcast_to(p.f0, (1, cols.size, p.m))
+    jac = (vals[0] - f0[0]) / t[0]
+    nodes = np.concatenate([np.zeros((1, cols.size, 1)), t])
+    curv = np.abs(divided_difference(nodes, np.concatenate([f0, vals])))  # ~ |f''| / 2
+    habs = np.abs(t[0])
+    nu = _noise(p, noise, vals)
+    err = habs * curv + NOISE_ULPS * nu / habs + p.eps * np.abs(jac)
+    with np.errstate(divide="ignore"):
+        best = np.sqrt(NOISE_ULPS * nu / _resolved(curv, nodes, nu))
+    return jac, err, np.broadcast_to(habs, jac.shape).copy(), best
+
+
+def _central(p: Problem, h: np.ndarray, cols: np.ndarray, noise: Noise
+             ) -> tuple[np.ndarray, ...]:
+    """Central differences for ``cols``, as :func:`_one_sided`."""
+    t, vals = _sample(p, h, cols, (-2.0, -1.0, 1.0, 2.0))
+    _check_finite(vals, cols, "x +- h e_j or x +- 2h e_j")
+    a, b = t[2], -t[1]
+    fp, fm = vals[2], vals[1]
+    den = a * b * (a + b)
+    jac = (b * b * fp - a * a * fm + (a * a - b * b) * p.f0[None, :]) / den
+    third = np.abs(divided_difference(t, vals))  # ~ |f'''| / 6
+    hh = (a + b) / 2
+    nu = _noise(p, noise, vals)
+    err = a * b * third + NOISE_ULPS * nu / hh + p.eps * np.abs(jac)
+    with np.errstate(divide="ignore"):
+        best = np.cbrt(NOISE_ULPS * nu / (2 * _resolved(third, t, nu)))
+    return jac, err, np.broadcast_to(hh, jac.shape).copy(), best
+
+
+def _refined(p: Problem, h: np.ndarray, noise: Noise, scheme: Scheme, refine: bool
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``scheme`` at the steps ``h``, then (if ``refine``) once more for the columns where the
+    measured truncation and noise call for a step at least ``REFINE`` times larger or smaller,
+    at that step; each column keeps the result with the smaller estimate. ``(J, error, step)``,
+    ``(m, n)`` each."""
+    cols = np.arange(p.n)
+    jac, err, used, best = scheme(p, h, cols, noise)
+    # one step per column: the smallest that any output asks for. Where noise explains all of
+    # the measured truncation, a larger step is only worth a try if f is noisy (otherwise the
+    # default step is already near the balance)
+    ask = np.min(best, axis=1)
+    noisy = noise.relative > NOISY * p.eps
+    ask = np.where(np.isfinite(ask), ask, h * REFINE_MAX if noisy else h)
+    ask = np.clip(ask, h / REFINE_MAX, h * REFINE_MAX)
+    redo = np.flatnonzero(((ask > REFINE * h) | (ask < h / REFINE)) & refine)
+    if redo.size:
+        h2 = h.copy()
+        h2[redo] = ask[redo]
+        j2, e2, u2, _ = scheme(p, h2, redo, noise)
+        better = e2.max(axis=1) < err[redo].max(axis=1)
+        keep = redo[better]
+        jac[keep], err[keep], used[keep] = j2[better], e2[better], u2[better]
+    return jac.T.copy(), err.T.copy(), used.T.copy()
+
+
+def forward(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward differences ``(f(x + h e_j) - f(x)) / h``; ``2n`` calls after the base one, at
+    most ``4n`` where the step is refined. ``(J, error, step)``, each ``(m, n)``.
 
     >>> import numpy as np
     >>> from jacobite.numeric._problem import Problem
+    >>> from jacobite.numeric._noise import noise_level
     >>> p = Problem(lambda v: v ** 2, np.array([3.0]), (), None, method="forward")
-    >>> J, err, step = forward(p, np.array([1e-7]))
-    >>> bool(abs(J[0, 0] - 6.0) < 1e-6), p.nfev
-    (True, 2)
+    >>> J, err, step = forward(p, np.array([1e-7]), noise_level(p))
+    >>> bool(abs(J[0, 0] - 6.0) <= err[0, 0] < 1e-6)
+    True
     """
-    n, m = p.n, p.m
-    f1 = np.empty((n, m))
-    d = np.empty(n)
-    for j in range(n):
-        pt, d[j] = _trial(p, j, float(h[j]))
-        f1[j] = p.evaluate(pt)
-    _check_finite(p, f1, "x + h e_j")
-    s = scale(p.x)[:, None]
-    dd = d[:, None]
-    jac = (f1 - p.f0[None, :]) / dd
-    mag = np.maximum(np.abs(f1), np.abs(p.f0)[None, :])
-    habs = np.abs(dd)
-    err = (habs / 2 * (np.abs(jac) + mag / s) / s + 2 * p.eps * mag / habs
-           + p.eps * np.abs(jac))
-    return jac.T.copy(), err.T.copy(), np.broadcast_to(habs, (n, m)).T.copy()
+    return _refined(p, h, noise, partial(_one_sided, sign=1.0), refine)
 
 
-def central(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Central differences ``(f(x + h e_j) - f(x - h e_j)) / 2h``: ``2n`` calls after the base.
+def backward(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward differences ``(f(x) - f(x - h e_j)) / h``; see :func:`forward`.
+
+    >>> import numpy as np
+    >>> from jacobite.numeric._problem import Problem
+    >>> from jacobite.numeric._noise import noise_level
+    >>> p = Problem(np.sqrt, np.array([4.0]), (), None, method="backward")
+    >>> J, err, step = backward(p, np.array([1e-7]), noise_level(p))
+    >>> bool(abs(J[0, 0] - 0.25) <= err[0, 0] < 1e-7)
+    True
+    """
+    return _refined(p, h, noise, partial(_one_sided, sign=-1.0), refine)
+
+
+def central(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Central differences ``(f(x + h e_j) - f(x - h e_j)) / 2h``; ``4n`` calls after the base
+    one, at most ``8n`` where the step is refined.
 
     Rounding of ``x +- h`` to the working precision can make the two steps differ; the
     three-point formula for unequal steps keeps second-order accuracy.
 
     >>> import numpy as np
     >>> from jacobite.numeric._problem import Problem
+    >>> from jacobite.numeric._noise import noise_level
     >>> p = Problem(lambda v: v ** 3, np.array([2.0]), (), None, method="central")
-    >>> J, err, step = central(p, np.array([1e-5]))
-    >>> bool(abs(J[0, 0] - 12.0) < 1e-8), p.nfev
-    (True, 3)
+    >>> J, err, step = central(p, np.array([1e-5]), noise_level(p))
+    >>> bool(abs(J[0, 0] - 12.0) <= err[0, 0] < 1e-8)
+    True
     """
-    n, m = p.n, p.m
-    fp = np.empty((n, m))
-    fm = np.empty((n, m))
-    hp = np.empty(n)
-    hm = np.empty(n)
-    for j in range(n):
-        pt, hp[j] = _trial(p, j, float(h[j]))
-        fp[j] = p.evaluate(pt)
-        pt, d = _trial(p, j, -float(h[j]))
-        hm[j] = -d
-        fm[j] = p.evaluate(pt)
-    _check_finite(p, np.concatenate([fp, fm]), "x +- h e_j")
-    f0 = p.f0[None, :]
-    a, b = hp[:, None], hm[:, None]
-    den = a * b * (a + b)
-    jac = (b * b * fp - a * a * fm + (a * a - b * b) * f0) / den
-    curv = np.abs(2 * (b * fp - (a + b) * f0 + a * fm) / den)
-    s = scale(p.x)[:, None]
-    hh = (a + b) / 2
-    mag = np.maximum(np.maximum(np.abs(fp), np.abs(fm)), np.abs(f0))
-    third = np.maximum(curv / s, np.abs(jac) / s ** 2)
-    err = hh ** 2 / 6 * third + 2 * p.eps * mag / hh + p.eps * np.abs(jac)
-    return jac.T.copy(), err.T.copy(), np.broadcast_to(hh, (n, m)).T.copy()
+    return _refined(p, h, noise, _central, refine)

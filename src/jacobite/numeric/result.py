@@ -2,9 +2,9 @@
 
 >>> import numpy as np
 >>> from jacobite.numeric import jacobian
->>> res = jacobian(np.sin, np.zeros(3), method="central")
->>> res.jacobian.shape, res.as_matrix().shape, res.nfev
-((3, 3), (3, 3), 7)
+>>> res = jacobian(np.sin, np.ones(3), method="central")
+>>> res.jacobian.shape, res.as_matrix().shape, res.nfev  # f(x), 6 for the noise, 4 per input
+((3, 3), (3, 3), 19)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class NumericJacobian:
     nfev:
         Number of calls of ``f``, the evaluation at ``x`` itself included.
     method:
-        ``"richardson"``, ``"central"``, ``"forward"`` or ``"complex"``.
+        ``"richardson"``, ``"central"``, ``"forward"``, ``"backward"`` or ``"complex"``.
     step:
         The step size behind each entry (same shape as ``jacobian``): for ``"richardson"`` the
         step of the finest difference the selected extrapolation used.

@@ -1,22 +1,27 @@
 """Adaptive Richardson extrapolation of central differences (the default method).
 
 For each input coordinate ``j`` central differences ``D_k`` are taken at the geometric steps
-``h_k = h0 * 2**-k`` (``h0 = 0.5 * max(|x_j|, 1)``). Since ``D(h) = J + c1 h**2 + c2 h**4 + ...``,
-the Neville table ``T[k, l] = T[k, l-1] + (T[k, l-1] - T[k-1, l-1]) / (4**l - 1)`` removes one
-more power per level (up to level 5, i.e. ``O(h**12)``). Each entry gets a Ridders-type error
-estimate ``max(|T[k,l] - T[k,l-1]|, |T[k,l] - T[k-1,l-1]|)`` plus a propagated rounding model
-``2 eps max|f| / h``; every Jacobian entry takes the table entry with the smallest estimate.
+``h_k = h0 * 2**-k`` (``h0 = (1 + log max(|x_j|, 1)) / 2``, see :mod:`._steps`). Since
+``D(h) = J + c1 h**2 + c2 h**4 + ...``, the Neville table
+``T[k, l] = T[k, l-1] + (T[k, l-1] - T[k-1, l-1]) / (4**l - 1)`` removes one more power per level
+(up to level 5, i.e. ``O(h**12)``). Each entry gets a Ridders-type error estimate
+``max(|T[k,l] - T[k,l-1]|, |T[k,l] - T[k-1,l-1]|)`` plus a propagated noise model
+``2 nu / h``, where ``nu`` is the larger of the rounding ``eps max|f|`` and the noise of ``f``
+measured beforehand (:mod:`._noise`); every Jacobian entry takes the table entry with the
+smallest estimate.
 
 The walk down is adaptive, per column: after at least 4 steps a column stops once every entry's
 best estimate is *confirmed* by another step (a smaller one, unless the entry is already at the
-rounding floor; it must agree within the estimates, which guards against steps that happen to
-alias a periodic ``f``) and is either at the rounding floor or has not improved for two steps.
-Columns that stop within 12 steps at the rounding floor of the largest steps (polynomial-like
-``f``) try up to two *larger* steps, where rounding is smaller. Trial points where ``f`` is not
+noise floor; it must agree within the estimates, which guards against steps that happen to
+alias a periodic ``f``) and is either at the noise floor or has not improved for two steps.
+Columns that stop within 12 steps at the noise floor of the largest steps (polynomial-like
+``f``) try *larger* steps, where rounding is smaller: two, or as many as lead towards
+``max(|x_j|, 1) / 2`` (at most 8) where ``|x_j|`` is large. Trial points where ``f`` is not
 finite, or raises ``ArithmeticError``/``ValueError``, are skipped (the step sequence simply
-goes on). At most 14 steps per column, i.e. ``1 + 28 n`` calls, are made (numdifftools' default
-``Jacobian`` makes ``1 + 30 n``); smooth functions typically need ``1 + 8n`` to ``1 + 14n``.
-A function varying on a scale far below ``max(|x_j|, 1)`` (``exp(1e4 x)``) needs ``step=``.
+goes on). With the noise probe's 6 calls, at most ``7 + 28 n`` calls are made where
+``|x| <= 10`` (numdifftools' default ``Jacobian`` makes ``1 + 30 n``); smooth functions
+typically need ``7 + 8n`` to ``7 + 14n``. A function varying on a scale far below 1
+(``exp(1e4 x)``) needs ``step=``.
 
 All table arithmetic is vectorised over ``(step, input, output)`` with NumPy.
 
@@ -34,8 +39,9 @@ import numpy as np
 
 from ..config import get_memory_budget
 from ..errors import JacobiteError, NonFiniteInputError
+from ._noise import Noise
 from ._problem import Problem
-from ._steps import default_steps
+from ._steps import RICHARDSON_BASE, default_steps, scale
 
 __all__ = ["MAX_ROWS", "extrapolate", "richardson", "select"]
 
@@ -44,7 +50,8 @@ MAX_LEVEL = 5          # extrapolation levels (removes h^2 ... h^10)
 MIN_STEPS = 4          # steps taken before a column may stop
 MAX_STEPS = 12         # steps per column at most when going up is allowed ...
 UP_STEPS = 2           # ... plus this many larger steps for columns at the rounding floor
-MAX_ROWS = MAX_STEPS + UP_STEPS  # so at most MAX_ROWS steps per column in all
+MAX_ROWS = MAX_STEPS + UP_STEPS  # so at most MAX_ROWS steps per column for |x| <= 10 ...
+UP_MAX = 8             # ... and up to MAX_STEPS + UP_MAX where |x| is large
 UP_WINDOW = 2          # "at the largest steps": best entry within the first UP_WINDOW+1 rows
 ROUNDING_ULPS = 2.0    # rounding model: ROUNDING_ULPS * eps * max|f| / h
 CONVERGED = 4.0        # estimate <= CONVERGED * rounding model: at the floor
@@ -127,8 +134,8 @@ def _confirmed(t: np.ndarray, e: np.ndarray, best_t: np.ndarray, best_e: np.ndar
 class _Walker:
     """The state of the adaptive walk: differences per (row, column, output)."""
 
-    def __init__(self, p: Problem, h0: np.ndarray, up: int) -> None:
-        self.p, self.h0, self.up = p, h0, up
+    def __init__(self, p: Problem, h0: np.ndarray, up: int, noise: Noise) -> None:
+        self.p, self.h0, self.up, self.noise = p, h0, up, noise
         rows = up + MAX_ROWS
         self.d = np.full((rows, p.n, p.m), np.nan)
         self.r = np.full((rows, p.n, p.m), np.nan)
@@ -169,7 +176,8 @@ class _Walker:
             den = a * b * (a + b)
             self.d[i, cols] = (b * b * fp - a * a * fm + (a * a - b * b) * p.f0) / den
             mag = np.maximum(np.maximum(np.abs(fp), np.abs(fm)), np.abs(p.f0))
-            self.r[i, cols] = ROUNDING_ULPS * p.eps * mag / ((a + b) / 2)
+            nu = np.maximum(self.noise.of(mag), p.eps * mag)
+            self.r[i, cols] = ROUNDING_ULPS * nu / ((a + b) / 2)
         self.h[i, cols] = ((a + b) / 2)[:, 0]
 
     def table(self, lo: int, hi: int, cols: np.ndarray
@@ -212,7 +220,21 @@ class _Walker:
         return best_t, best_e, best_row
 
 
-def richardson(p: Problem, step: np.ndarray | None = None
+def up_steps(x: np.ndarray, h0: np.ndarray) -> np.ndarray:
+    """How many steps above ``h0`` each column may go where rounding is its only error:
+    ``UP_STEPS``, or as many doublings as lead towards ``max(|x_j|, 1) / 2`` (at most
+    ``UP_MAX``), where a function varying on the scale of ``x`` has the least rounding error.
+
+    >>> import numpy as np
+    >>> up_steps(np.array([1.0, 1e8]), np.array([0.5, 9.7])).tolist()
+    [2, 8]
+    """
+    with np.errstate(divide="ignore"):
+        room = np.ceil(np.log2(RICHARDSON_BASE * scale(x) / h0))
+    return np.clip(room, UP_STEPS, UP_MAX).astype(np.intp)
+
+
+def richardson(p: Problem, step: np.ndarray | None = None, noise: Noise | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Adaptive Richardson Jacobian of ``p``: ``(J, error, step)``, each ``(m, n)``.
 
@@ -231,8 +253,11 @@ def richardson(p: Problem, step: np.ndarray | None = None
         return z, z.copy(), z.copy()
     user = step is not None
     h0 = np.asarray(step, dtype=np.float64) if user else default_steps("richardson", p.x, p.eps)
-    up = 0 if user else UP_STEPS
-    w = _Walker(p, h0, up)
+    allowed = np.zeros(n, dtype=np.intp) if user else up_steps(p.x, h0)
+    up = int(allowed.max())
+    if noise is None:
+        noise = Noise(np.zeros(m), np.full(m, p.eps))
+    w = _Walker(p, h0, up, noise)
     active = np.ones(n, dtype=bool)
     limited = np.zeros(n, dtype=bool)
     for k in range(MAX_ROWS):
@@ -248,6 +273,7 @@ def richardson(p: Problem, step: np.ndarray | None = None
             break
     lo = up
     for u in range(1, up + 1):
+        limited &= allowed >= u
         cols = np.flatnonzero(limited)
         if cols.size == 0:
             break
