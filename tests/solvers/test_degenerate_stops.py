@@ -210,3 +210,17 @@ def test_a_redundant_parameter_is_not_a_failure():
 def test_a_fun_returning_none_is_refused():
     with pytest.raises(OutputTypeError, match="returned None"):
         jacobite.least_squares(lambda p: None, [0.0])
+
+
+def test_float32_residuals_probe_above_their_rounding():
+    z = torch.zeros(1, dtype=torch.float32)
+    res = jacobite.least_squares(abs_minus_one, z, dtype=None)
+    assert res.success and res.x.dtype == torch.float32 and res.x.tolist() == [1.0]
+    res = jacobite.least_squares(relu_minus_one, -torch.ones(1), dtype=None)
+    assert res.status == -6 and res.x.tolist() == [-1.0]
+    for r in (lambda p: p ** 2 + 1, lambda p: p ** 4 + 1):
+        res = jacobite.least_squares(r, z, dtype=None)
+        assert res.success and res.x.tolist() == [0.0] and res.cost == 0.5
+    res = jacobite.least_squares(lambda p: torch.stack([p[0] ** 2 - 1, p[1]]),
+                                 torch.tensor([0.0, 0.5]), dtype=None)
+    assert res.success and res.x.abs().tolist() == [1.0, 0.0]

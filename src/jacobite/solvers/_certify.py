@@ -41,8 +41,9 @@ __all__ = ["Verdict", "blind_directions", "curvature_directions", "probe", "zero
 Kind = Literal["minimum", "kink", "saddle", "plateau"]
 
 STEP = 1e-4  # probe distance relative to max(1, ‖x‖∞)
-WIDE = 100.0  # where every probe is flat, probe again this much farther out (quartic minima)
-NOISE = 1e-10  # a cost change below NOISE · cost is rounding
+WIDE = 1e-2  # where every probe is flat, probe again this far out (quartic minima)
+NOISE = 1e-10  # a cost change below NOISE · cost is rounding (float64; more for coarser dtypes)
+EPS64 = float(np.finfo(np.float64).eps)
 MAX_DIRECTIONS = 4
 NULL_RTOL = 1e-8  # singular values below NULL_RTOL · σ_max count as zero (about √eps)
 
@@ -122,14 +123,19 @@ def zero_columns(cols: np.ndarray, n: int, limit: int = MAX_DIRECTIONS) -> list[
 
 def probe(cost: Callable[[np.ndarray], float], x: np.ndarray, c0: float, grad: np.ndarray,
           directions: np.ndarray, *, jac_zero: bool,
-          clip: Callable[[np.ndarray], np.ndarray] | None = None) -> Verdict:
+          clip: Callable[[np.ndarray], np.ndarray] | None = None,
+          eps: float = EPS64) -> Verdict:
     """Classify the stopping point ``x`` (cost ``c0``, gradient ``grad``) by the cost at
     ``x ± t v`` for each row ``v`` of ``directions``; ``clip`` maps a probe point into the
     feasible set (then the probe is along what remains of ``± t v``). A non-finite cost counts
     as no decrease. ``jac_zero``: the Jacobian at ``x`` is zero (a flat cost then means a
-    plateau)."""
-    t = STEP * max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
-    noise = NOISE * abs(c0)
+    plateau). ``eps``: the machine epsilon of the dtype the cost is computed in; rounding
+    (``1e3 eps`` relative, at least ``1e-10``) sets the noise level, and the step grows with it
+    so that a second-order fall stays above the noise."""
+    rel = max(NOISE, 1e3 * eps)
+    scale = max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
+    t = max(STEP, 10.0 * float(np.sqrt(rel))) * scale
+    noise = rel * abs(c0)
     spent = 0
 
     def at(step: np.ndarray) -> tuple[np.ndarray, float]:
@@ -155,9 +161,8 @@ def probe(cost: Callable[[np.ndarray], float], x: np.ndarray, c0: float, grad: n
         return best, flat
 
     best, flat = scan(t)
-    if best is None and flat and directions.size:  # flat, or only quartic-flat: look wider
-        t *= WIDE
-        best, flat = scan(t)
+    if best is None and flat and directions.size and WIDE * scale > t:
+        best, flat = scan(WIDE * scale)  # flat, or only quartic-flat: look wider
     if best is None:
         return Verdict("plateau" if jac_zero and flat and directions.size else "minimum",
                        nfev=spent)

@@ -331,4 +331,5 @@ def _verdict(obj: _Objective, v: torch.Tensor, fx: float, g: torch.Tensor, *,
 
     x = v.detach().to("cpu", torch.float64).numpy()
     gn = g.detach().to("cpu", torch.float64).numpy(force=True)
-    return probe(f, x, fx, gn, dirs, jac_zero=not np.any(Cn != 0))
+    return probe(f, x, fx, gn, dirs, jac_zero=not np.any(Cn != 0),
+                 eps=float(torch.finfo(v.dtype).eps))

@@ -49,7 +49,8 @@ def _directions(J: Any, first: bool) -> np.ndarray:
 
 
 def _verdict(P: Residuals, out: SolverOutput, loss: Loss | None,
-             clip: Callable[[np.ndarray], np.ndarray] | None, first: bool) -> Verdict:
+             clip: Callable[[np.ndarray], np.ndarray] | None, first: bool,
+             eps: float) -> Verdict:
     J, f = out.J, out.f
     dirs = _directions(J, first)
     if not dirs.size:
@@ -58,22 +59,23 @@ def _verdict(P: Residuals, out: SolverOutput, loss: Loss | None,
     g = np.asarray(Jt.T @ ft).ravel()
     zero = (J.count_nonzero() == 0) if sp.issparse(J) else not np.any(J)
     return probe(lambda y: cost_of(P.f(y), loss), out.x, out.cost, g, dirs, jac_zero=zero,
-                 clip=clip)
+                 clip=clip, eps=eps)
 
 
 def audited(P: Residuals, out: SolverOutput, run: Callable[[np.ndarray], SolverOutput],
-            loss: Loss | None, lb: np.ndarray, ub: np.ndarray, max_nfev: int | None
-            ) -> SolverOutput:
+            loss: Loss | None, lb: np.ndarray, ub: np.ndarray, max_nfev: int | None,
+            eps: float) -> SolverOutput:
     """``out`` if its stop is a minimum as far as probes tell; else the run continued from a
     lower probe point (``run(x)`` restarts the method), or a failure status that names the
-    stop. ``max_nfev``: the evaluation budget the method had (``None``: unlimited here)."""
+    stop. ``max_nfev``: the evaluation budget the method had (``None``: unlimited here);
+    ``eps``: the machine epsilon of the dtype the residuals are computed in."""
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     clip = (lambda y: clip_strictly(y, lb, ub)) if bounded else None
     nit, notes = 0, []
     for attempt in range(RESTARTS + 1):
         if out.status <= 0 or not out.cost > 0:
             break
-        v = _verdict(P, out, loss, clip, first=out.nit == 0)
+        v = _verdict(P, out, loss, clip, first=out.nit == 0, eps=eps)
         if v.kind == "minimum":
             break
         status = _STATUS[v.kind]

@@ -48,6 +48,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from ... import _validate
+from ..._modules import keeps_state
 from ...dense._trees import under_vmap
 from ...errors import (
     ConvergenceError,
@@ -115,6 +116,7 @@ def _x_scale(x_scale: Any, n: int) -> Any:
     return a
 
 
+@keeps_state
 def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", jac: Any = "auto",
                   bounds: Any = (-np.inf, np.inf), x_scale: Any = "jac",
                   loss: LossName = "linear",
@@ -244,7 +246,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
             return trust_region_reflective(P, v, lb, ub, max_nfev=max_nfev, f0=f, J0=J, **opts)
         return gauss_newton(P, v, max_nfev=max_nfev, f0=f, J0=J, **opts)
 
-    out = audited(P, run(x, f0, J0), run, rho, lb, ub, max_nfev)
+    out = audited(P, run(x, f0, J0), run, rho, lb, ub, max_nfev, eps)
     cost0 = cost_of(f0, rho)
     if not out.cost <= cost0:  # pragma: no cover - the solvers only accept decreasing steps
         out = SolverOutput(x, f0, J0, cost0, out.status, out.message, out.nit)
