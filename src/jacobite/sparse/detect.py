@@ -21,6 +21,7 @@ indexing, the pattern is only valid near ``x``: ``Pattern.local`` is then ``True
 
 from __future__ import annotations
 
+import sys
 import warnings
 import weakref
 from collections.abc import Callable
@@ -183,7 +184,17 @@ class _Tracker(TorchDispatchMode):
 
     # ---- dispatch ----------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        # the watcher's profile hook (see _watch) has nothing to see in the tracker's own work
+        hook = sys.getprofile()
+        if not callable(hook):
+            return self._dispatch(func, args, kwargs or {})
+        sys.setprofile(None)
+        try:
+            return self._dispatch(func, args, kwargs or {})
+        finally:
+            sys.setprofile(hook)
+
+    def _dispatch(self, func: Any, args: tuple, kwargs: dict) -> Any:
         out = func(*args, **kwargs)
         flat_in = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         for t in flat_in:
