@@ -224,3 +224,25 @@ def test_float32_residuals_probe_above_their_rounding():
     res = jacobite.least_squares(lambda p: torch.stack([p[0] ** 2 - 1, p[1]]),
                                  torch.tensor([0.0, 0.5]), dtype=None)
     assert res.success and res.x.abs().tolist() == [1.0, 0.0]
+
+
+def test_the_derivative_after_leaving_a_kink_and_on_a_plateau():
+    theta = torch.tensor(2.0, dtype=DT, requires_grad=True)
+    res = jacobite.least_squares(lambda p, t: p.abs() - t, torch.zeros(1), args=(theta,))
+    assert res.success and res.x.item() == pytest.approx(2.0, abs=1e-12)
+    (dx,) = torch.autograd.grad(res.x.sum(), theta)
+    assert dx.item() == pytest.approx(1.0, abs=1e-12)  # x* = θ on the side it went on to
+    theta = torch.tensor(2.0, dtype=DT, requires_grad=True)
+    res = jacobite.least_squares(lambda p, t: torch.relu(p) - t, -torch.ones(1), args=(theta,))
+    assert res.status == -6
+    with pytest.raises(jacobite.errors.ConvergenceError, match="plateau"):
+        torch.autograd.grad(res.x.sum(), theta)
+
+
+def test_curve_fit_warns_on_a_plateau():
+    t = np.linspace(0.0, 1.0, 5)
+    with pytest.warns(jacobite.errors.JacobiteWarning, match="did not converge: stopped on a "
+                                                            "plateau"):
+        out = jacobite.curve_fit(lambda t, a: torch.relu(a) * t, t, 2 * t, p0=[-1.0],
+                                 full_output=True)
+    assert out[0].tolist() == [-1.0] and out[-1] == -6
