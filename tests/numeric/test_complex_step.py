@@ -85,3 +85,16 @@ def test_the_complex_step_stays_exact_at_large_arguments(x: float) -> None:
 
     r = jacobite.numeric.jacobian(np.sin, np.array([x]), method="complex")
     assert abs(float(np.ravel(r.jacobian)[0]) - np.cos(x)) <= 1e-12
+
+
+def test_float32_complex_step_at_a_large_argument_is_not_refused() -> None:
+    # the analyticity check's real difference now uses the points float32 really holds
+    x = torch.tensor([1e5])
+    res = jacobian(torch.sin, x, "complex")
+    exact = np.cos(float(x[0]))
+    assert abs(float(res.jacobian[0]) - exact) <= 10 * float(res.error[0]) + 1e-6
+
+
+def test_non_analytic_f_is_still_refused_at_large_arguments() -> None:
+    with pytest.raises(UnsupportedOperationError, match="richardson"):
+        jacobian(lambda v: v * np.conj(v), np.array([1e5, -3e8]), "complex")

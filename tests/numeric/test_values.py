@@ -152,3 +152,19 @@ def test_empty_input_and_output():
 def test_repr_is_short():
     r = repr(jacobian(np.exp, np.ones(2)))
     assert r.startswith("NumericJacobian(method='richardson', shape=(2, 2), ndarray")
+
+
+@pytest.mark.parametrize("method", ["richardson", "central", "forward", "backward"])
+def test_float32_at_large_arguments_steps_stay_representable(method) -> None:
+    # float32 holds 1e8 only to 8 units: every step taken must move x, and the estimate holds
+    import warnings
+
+    x = torch.tensor([1e8, -3e5, 0.25])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = jacobian(lambda v: v ** 2 / 1e8 + torch.cos(v[2]), x, method)
+    xe = x.double()
+    exact = torch.diag(2 * xe / 1e8)
+    exact[:, 2] -= torch.sin(xe[2])
+    true = (res.jacobian.double() - exact).abs()
+    assert bool((true <= 10 * res.error.double() + 1e-6).all()), (true, res.error)

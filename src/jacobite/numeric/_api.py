@@ -11,7 +11,14 @@ import torch
 from ..errors import DtypeError
 from ._noise import noise_level
 from ._problem import Problem
-from ._steps import METHODS, Method, NumericOptionError, default_steps, user_steps
+from ._steps import (
+    METHODS,
+    Method,
+    NumericOptionError,
+    default_steps,
+    representable,
+    user_steps,
+)
 from .complex_step import complex_step
 from .differences import backward, central, forward
 from .result import NumericJacobian
@@ -110,7 +117,7 @@ def jacobian(
         noise = noise_level(p)
         refine = h is None  # a step the caller chose is kept
         if h is None:
-            h = default_steps(method, p.x, noise.relative)
+            h = representable(default_steps(method, p.x, noise.relative), p.x, p.in_eps)
         scheme = {"forward": forward, "backward": backward, "central": central}[method]
         jac, err, used = scheme(p, h, noise, refine)
     return NumericJacobian(

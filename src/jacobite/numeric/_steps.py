@@ -32,14 +32,15 @@ import torch
 
 from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
 
-__all__ = ["METHODS", "NumericOptionError", "default_steps", "nominal_scale", "scale",
-           "user_steps"]
+__all__ = ["METHODS", "NumericOptionError", "default_steps", "nominal_scale", "representable",
+           "scale", "user_steps"]
 
 #: A finite-difference scheme: Richardson extrapolation, central, forward, backward or complex.
 Method = Literal["richardson", "central", "forward", "backward", "complex"]
 METHODS: tuple[Method, ...] = ("richardson", "central", "forward", "backward", "complex")
 
 RICHARDSON_BASE = 0.5
+MIN_ULPS = 1.0  # a step spans at least one unit of x's precision (the actual step is used)
 
 
 NumericOptionError = InvalidOptionError  # an invalid ``method`` or ``step``
@@ -85,6 +86,17 @@ def default_steps(method: Method, x: np.ndarray, eps: float,
         return np.cbrt(tiny) * s
     raise NumericOptionError(  # pragma: no cover - checked by the caller
         f"unknown method {method!r}; use one of {METHODS}")
+
+
+def representable(h: np.ndarray, x: np.ndarray, in_eps: float) -> np.ndarray:
+    """``h``, raised where needed to ``MIN_ULPS`` units of ``x``'s precision, so that
+    ``x +- h`` differs from ``x`` (large ``|x|`` in float32, where units are coarse).
+
+    >>> import numpy as np
+    >>> representable(np.array([1e-3, 1e-3]), np.array([1.0, 1e8]), 2.0 ** -23).tolist()
+    [0.001, 11.920928955078125]
+    """
+    return np.maximum(h, MIN_ULPS * in_eps * np.abs(x))
 
 
 def user_steps(step: Any, in_shape: tuple[int, ...]) -> np.ndarray:

@@ -30,11 +30,14 @@ import torch
 
 from ..errors import NonFiniteInputError, UnsupportedOperationError
 from ._problem import Problem
+from ._steps import representable, scale
 
 __all__ = ["complex_step"]
 
 ERROR_ULPS = 4.0   # error estimate: ERROR_ULPS * eps * |J|
 REAL_TOL = 1e-6    # Re f(x + ih) must match f(x) to this relative size (analyticity sanity check)
+AGREE = 1e-4       # the real difference must match the complex step to this relative size ...
+MAX_DISAGREEMENT = 0.1  # ... or to its own accuracy where that is worse (float32), at most this
 
 
 def _check_cauchy_riemann(p: Problem, jac: np.ndarray) -> None:
@@ -47,14 +50,20 @@ def _check_cauchy_riemann(p: Problem, jac: np.ndarray) -> None:
         return  # reported by the caller
     rng = np.random.default_rng(0)
     u = rng.uniform(0.5, 1.5, p.n) * rng.choice([-1.0, 1.0], p.n)
-    # the step grows like log(1 + |x|), not |x|: at x = 1e5 a step of 1e5·eps^(1/3) would
-    # straddle oscillations (sin) that the derivative knows nothing about
-    scale = max(float(np.log1p(np.max(np.abs(p.x), initial=0.0))), 1.0)
-    t = np.cbrt(p.eps) * scale
-    fd = (p.evaluate(p.x + t * u) - p.evaluate(p.x - t * u)) / (2 * t)
-    cs = jac.T @ u
-    size = np.abs(jac).T @ np.abs(u) + np.abs(p.f0) / scale + 1.0
-    if np.any(np.abs(fd - cs) > 1e-4 * size):
+    # the central step of the "central" method, (eps s)**(1/3), balances functions varying on
+    # the scale of x against those varying on their own (sin at 1e8); the displacement is the
+    # one the rounded points really make
+    s = scale(p.x)
+    t = representable(np.cbrt(p.eps * s), p.x, p.in_eps)
+    xp = p.actual_points((p.x + t * u)[None])[0]
+    xm = p.actual_points((p.x - t * u)[None])[0]
+    d = xp - xm
+    fd = p.evaluate(xp) - p.evaluate(xm)
+    cs = jac.T @ d
+    size = np.abs(jac).T @ np.abs(d) + (np.abs(p.f0) + 1.0) * float(np.max(np.abs(d) / s))
+    # the difference itself is accurate to about (eps s)**(2/3): allow a hundred times that
+    tol = min(MAX_DISAGREEMENT, max(AGREE, 100 * float(np.max(np.cbrt(p.eps * s))) ** 2))
+    if np.any(np.abs(fd - cs) > tol * size):
         raise UnsupportedOperationError(
             "the complex-step derivative disagrees with a real finite difference: f is not "
             "complex-analytic (it uses conj, abs, real, angle or a comparison on its input), so "

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import NonFiniteInputError
 from ._noise import Noise
 from ._problem import Problem
-from ._steps import NumericOptionError
+from ._steps import NumericOptionError, representable
 
 __all__ = ["backward", "central", "divided_difference", "forward"]
 
@@ -163,7 +163,7 @@ def _refined(p: Problem, h: np.ndarray, noise: Noise, scheme: Scheme, refine: bo
     ask = np.min(best, axis=1)
     noisy = noise.relative > NOISY * p.eps
     ask = np.where(np.isfinite(ask), ask, h * REFINE_MAX if noisy else h)
-    ask = np.clip(ask, h / REFINE_MAX, h * REFINE_MAX)
+    ask = representable(np.clip(ask, h / REFINE_MAX, h * REFINE_MAX), p.x, p.in_eps)
     redo = np.flatnonzero(((ask > REFINE * h) | (ask < h / REFINE)) & refine)
     if redo.size:
         h2 = h.copy()
