@@ -142,7 +142,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
         f_scale: the residual size at which the robust loss turns on.
         ftol, xtol, gtol: tolerances (see the module doc); default 1e-15.
         max_nfev: most residual evaluations; default ``100 · n`` (MINPACK's ``100 (n + 1)``
-            for ``"lm"``).
+            for ``"lm"``). The probes that check a zero-gradient stop (module doc) may spend up
+            to 17 more; ``nfev`` counts them.
         verbose: 0 silent, 1 a summary at the end, 2 a line per iteration.
         args, kwargs: passed on to ``fun`` and ``jac``.
         geodesic: geodesic acceleration for ``"lm"`` with the linear loss (one extra residual
