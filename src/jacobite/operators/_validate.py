@@ -57,6 +57,11 @@ def check_rhs(op: Any, b: Any, method: str) -> tuple[torch.Tensor, bool]:
             f"{method}() expects a right-hand side of shape ({m},) or ({m}, k) for an operator of "
             f"shape {op.shape}, got shape {tuple(b.shape)}"
         )
+    if not _validate.all_finite(b.detach()):
+        raise NonFiniteInputError(
+            f"{method}() got a right-hand side with NaN or Inf entries; the solution would be "
+            f"meaningless: clean it first (e.g. torch.nan_to_num(b))"
+        )
     return (b[:, None], True) if b.ndim == 1 else (b, False)
 
 
@@ -103,7 +108,7 @@ def check_float_tensor(x: Any, name: str, ndim: int | tuple[int, ...]) -> torch.
             f"{name} must have {' or '.join(map(str, dims))} dimension(s), got shape "
             f"{tuple(x.shape)}"
         )
-    if not _validate.all_finite(x):
+    if not _validate.all_finite(x.detach()):
         raise NonFiniteInputError(
             f"{name} contains NaN or Inf; an operator needs finite entries: clean them first "
             f"(e.g. torch.nan_to_num({name}))"

@@ -299,7 +299,18 @@ class JacobianOperator(abc.ABC):
     def slogdet(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sign, log|det|)`` like ``torch.linalg.slogdet``, using the structure where it can.
 
-        A singular operator gives ``(0, -inf)``.
+        A singular operator gives ``(0, -inf)``, never the sign and size of a rounding error:
+        singular by structure (a ``rank_bound`` below ``n``, a zero on the diagonal of a
+        diagonal or triangular operator, a vanishing capacitance in the determinant lemma of
+        :class:`~jacobite.operators.DiagonalPlusLowRank`), or numerically singular when
+        materialised (``σ_min ≤ n · eps · σ_max``, the ``torch.linalg.matrix_rank`` rule).
+        Tags such as ``psd`` never stand in for this test. NaN or Inf in the matrix raise
+        :class:`~jacobite.errors.NonFiniteInputError`.
+
+        >>> import torch
+        >>> from jacobite.operators import DenseOperator
+        >>> DenseOperator(torch.tensor([[1.0, 2.0], [2.0, 4.0]]), tags="psd").slogdet()
+        (tensor(0.), tensor(-inf))
         """
         chk.check_square(self, "slogdet")
         sign, logabsdet = self._slogdet()
@@ -311,7 +322,7 @@ class JacobianOperator(abc.ABC):
             return zero, torch.full((), -torch.inf, dtype=zero.real.dtype, device=self._device)
         if self.is_diagonal() or self.is_triangular():
             return L.slogdet_from_diagonal(self.diagonal())
-        return torch.linalg.slogdet(self.to_dense())
+        return L.slogdet_dense(self.to_dense())
 
     def logdet(self) -> torch.Tensor:
         """``log det`` like ``torch.logdet``: ``nan`` for a negative, ``-inf`` for a zero det."""
@@ -329,7 +340,9 @@ class JacobianOperator(abc.ABC):
     def solve(self, b: torch.Tensor) -> torch.Tensor:
         """``x`` with ``J x = b`` for ``b`` of shape ``(n,)`` or ``(n, k)``, via the structure.
 
-        Singular operators raise :class:`SingularOperatorError` (use :meth:`lstsq` instead).
+        Singular operators (by the rule of :meth:`slogdet`) raise
+        :class:`SingularOperatorError`, whose message names :meth:`lstsq`; NaN or Inf in ``b``
+        or in the matrix raise :class:`~jacobite.errors.NonFiniteInputError`.
         """
         chk.check_square(self, "solve")
         B, vec = chk.check_rhs(self, b, "solve")
@@ -341,7 +354,8 @@ class JacobianOperator(abc.ABC):
         if self._rank_bound is not None:
             raise SingularOperatorError(
                 f"cannot solve: the operator is tagged low_rank with rank_bound "
-                f"{self._rank_bound} < n = {n}, so it is singular; use lstsq() instead"
+                f"{self._rank_bound} < n = {n}, so it is singular; use op.lstsq(b) for a "
+                f"least-squares / minimum-norm solution"
             )
         if self.is_diagonal():
             return L.divide_by_diagonal(self.diagonal(), B)

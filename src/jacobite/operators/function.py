@@ -8,7 +8,13 @@ from typing import Any, Literal
 import torch
 
 from .. import _validate
-from ..errors import DtypeError, ShapeError, UnsupportedOperationError
+from ..errors import (
+    ConvergenceError,
+    DtypeError,
+    JacobianTooLarge,
+    ShapeError,
+    UnsupportedOperationError,
+)
 from . import _validate as chk
 from . import linalg as L
 from .base import JacobianOperator
@@ -38,7 +44,11 @@ class FunctionOperator(JacobianOperator):
 
     ``to_dense``/``slogdet`` materialise (within the memory budget, else
     :class:`~jacobite.errors.JacobianTooLarge`); ``solve`` runs SciPy's GMRES (CG when tagged
-    ``psd``) and raises :class:`~jacobite.errors.ConvergenceError` if it does not converge;
+    ``psd``) and raises :class:`~jacobite.errors.ConvergenceError` if it does not converge —
+    or, when the dense matrix fits the budget and explains the failure,
+    :class:`~jacobite.errors.SingularOperatorError` (singular) or
+    :class:`~jacobite.errors.NonFiniteInputError` (NaN or Inf in the products). A Krylov
+    solve that converges on a singular but consistent system returns one of its solutions.
     ``lstsq`` uses LSMR.
 
     >>> import torch
@@ -131,8 +141,23 @@ class FunctionOperator(JacobianOperator):
             return super()._solve(B)
         if method is None:
             method = "cg" if self.is_psd() else "gmres"
-        return L.iterative_solve(self, B, method=method, rtol=rtol, atol=atol,
-                                max_iter=max_iter)
+        try:
+            return L.iterative_solve(self, B, method=method, rtol=rtol, atol=atol,
+                                     max_iter=max_iter)
+        except ConvergenceError:
+            self._diagnose(B)
+            raise
+
+    def _diagnose(self, B: torch.Tensor) -> None:
+        """After a failed Krylov solve: raise the error that explains it, if one does — NaN or
+        Inf in the products, or a singular matrix (decided on the dense matrix when it fits
+        the memory budget)."""
+        L.check_finite_matrix(self._mm(B), "solve")
+        try:
+            chk.ensure_fits(self, self.shape, "solve")
+        except JacobianTooLarge:
+            return
+        L.solve_dense(self.to_dense().detach(), B.detach())  # raises if singular or non-finite
 
     def solve(
         self, b: torch.Tensor, *, method: SolveMethod | None = None, rtol: float | None = None,

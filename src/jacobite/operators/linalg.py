@@ -18,14 +18,18 @@ import scipy.sparse.linalg as spla
 import torch
 
 from .. import _validate
-from ..errors import ConvergenceError, SingularOperatorError
+from ..config import get_memory_budget
+from ..errors import ConvergenceError, NonFiniteInputError, SingularOperatorError
 from . import _csr
 
 __all__ = [
+    "check_finite_matrix",
     "divide_by_diagonal",
     "iterative_lstsq",
     "iterative_solve",
+    "numerically_singular",
     "probe_diagonal",
+    "slogdet_dense",
     "slogdet_from_diagonal",
     "solve_dense",
     "solve_triangular_dense",
@@ -35,9 +39,96 @@ __all__ = [
 ]
 
 _SINGULAR_FIX = (
-    "use lstsq() for a least-squares / minimum-norm solution, or regularise the operator "
+    "use op.lstsq(b) for a least-squares / minimum-norm solution, or regularise the operator "
     "(e.g. op + ScaledIdentity(1e-6, n))"
 )
+
+
+def eps_of(dtype: torch.dtype) -> float:
+    """Machine epsilon of ``dtype`` (of its real part for a complex dtype)."""
+    return torch.finfo(torch.empty((), dtype=dtype).real.dtype).eps
+
+
+def check_finite_matrix(a: torch.Tensor, what: str) -> None:
+    """Raise :class:`NonFiniteInputError` when the materialised matrix holds NaN or Inf.
+
+    >>> check_finite_matrix(torch.eye(2), "slogdet")
+    """
+    if not _validate.all_finite(a.detach()):
+        raise NonFiniteInputError(
+            f"{what}: the operator's matrix contains NaN or Inf (from its entries or from the "
+            f"products of its closures), so it has no determinant or solution; clean the inputs "
+            f"it was built from (e.g. torch.nan_to_num) first"
+        )
+
+
+def numerically_singular(a: torch.Tensor, pivots: torch.Tensor) -> torch.Tensor:
+    """Per matrix of ``a`` (``(..., n, n)``): whether it is numerically singular.
+
+    ``pivots`` is the diagonal of ``a``'s LU factor. The rule is that of
+    ``torch.linalg.matrix_rank``: singular when ``σ_min ≤ n · eps · σ_max``; an exact zero pivot
+    always counts as singular. The pivots screen: only matrices whose smallest pivot is below
+    ``sqrt(eps)`` times the largest pay for the singular values that decide.
+
+    >>> pivots = lambda a: torch.linalg.lu_factor_ex(a)[0].diagonal()
+    >>> a = torch.tensor([[1.0, 2.0], [2.0, 4.0 + 1e-9]], dtype=torch.float64)
+    >>> bool(numerically_singular(a, pivots(a)))
+    False
+    >>> s = torch.softmax(torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64), 0)
+    >>> a = torch.diag(s) - torch.outer(s, s)
+    >>> bool(numerically_singular(a, pivots(a))), torch.linalg.slogdet(a).sign.item() != 0
+    (True, True)
+    """
+    n = a.shape[-1]
+    mag = pivots.detach().abs()
+    out = torch.zeros(a.shape[:-2], dtype=torch.bool, device=a.device)
+    if n == 0:
+        return out
+    eps = eps_of(a.dtype)
+    small, big = mag.amin(-1), mag.amax(-1)
+    out |= small == 0
+    suspect = (small <= eps ** 0.5 * big) & ~out
+    if bool(suspect.any()):
+        s = torch.linalg.svdvals(a.detach()[suspect])
+        out[suspect] = s[..., -1] <= n * eps * s[..., 0]
+    return out
+
+
+def _lu(a: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(LU, pivots, singular)`` of ``(..., n, n)`` matrices, after a finiteness check."""
+    check_finite_matrix(a, what)
+    LU, piv, _ = torch.linalg.lu_factor_ex(a)
+    return LU, piv, numerically_singular(a, LU.diagonal(dim1=-2, dim2=-1))
+
+
+def slogdet_dense(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sign, log|det|)`` of ``(..., n, n)`` matrices by LU, ``(0, -inf)`` where singular.
+
+    Unlike ``torch.linalg.slogdet``, a numerically singular matrix (see
+    :func:`numerically_singular`) gives sign ``0`` rather than the sign and size of a rounding
+    error. Differentiable in ``a`` (through the LU factor) where it is not singular.
+
+    >>> slogdet_dense(torch.tensor([[2.0, 1.0], [4.0, 2.0]]))
+    (tensor(0.), tensor(-inf))
+    >>> slogdet_dense(torch.tensor([[0.0, 2.0], [1.0, 0.0]]))
+    (tensor(-1.), tensor(0.6931))
+    """
+    n = a.shape[-1]
+    if n == 0:
+        check_finite_matrix(a, "slogdet")
+        return torch.linalg.slogdet(a)
+    LU, piv, singular = _lu(a, "slogdet")
+    u = LU.diagonal(dim1=-2, dim2=-1)
+    swaps = (piv != torch.arange(1, n + 1, device=piv.device, dtype=piv.dtype)).sum(-1)
+    parity = (1 - 2 * (swaps % 2)).to(a.dtype)
+    mag = u.abs()
+    if a.is_complex():
+        sign = (u / torch.where(mag == 0, 1, mag)).prod(-1) * parity
+    else:
+        sign = torch.sign(u).prod(-1) * parity
+    lad = mag.log().sum(-1)
+    return (torch.where(singular, torch.zeros_like(sign), sign),
+            torch.where(singular, torch.full_like(lad, -torch.inf), lad))
 
 
 def slogdet_from_diagonal(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,6 +137,7 @@ def slogdet_from_diagonal(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     >>> slogdet_from_diagonal(torch.tensor([1.0, 0.0]))
     (tensor(0.), tensor(-inf))
     """
+    check_finite_matrix(d, "slogdet")
     if d.is_complex():
         mag = d.abs()
         sign = torch.where(mag == 0, torch.zeros_like(d), d / torch.where(mag == 0, 1, mag)).prod()
@@ -54,6 +146,7 @@ def slogdet_from_diagonal(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _raise_if_zero(d: torch.Tensor, what: str) -> None:
+    check_finite_matrix(d, "solve")
     if d.numel() and bool((d == 0).any()):
         idx = int(torch.nonzero(d == 0)[0, 0])
         raise SingularOperatorError(
@@ -78,14 +171,26 @@ def solve_triangular_dense(a: torch.Tensor, b: torch.Tensor, *, upper: bool) -> 
     return torch.linalg.solve_triangular(a, b, upper=upper)
 
 
-def solve_dense(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.linalg.solve`` turning an exactly singular matrix into a typed error."""
-    try:
-        return torch.linalg.solve(a, b)
-    except torch.linalg.LinAlgError as exc:
+def solve_dense(a: torch.Tensor, b: torch.Tensor, what: str = "matrix") -> torch.Tensor:
+    """Solve ``a x = b`` by LU (``a`` of shape ``(..., n, n)``, ``b`` ``(..., n, k)``).
+
+    A numerically singular ``a`` (see :func:`numerically_singular`) raises
+    :class:`SingularOperatorError` instead of returning rounding noise blown up by ``1/eps``;
+    NaN or Inf in ``a`` raise :class:`NonFiniteInputError`.
+
+    >>> solve_dense(torch.tensor([[2.0, 0.0], [0.0, 4.0]]), torch.ones(2, 1)).flatten()
+    tensor([0.5000, 0.2500])
+    """
+    LU, piv, singular = _lu(a, "solve")
+    if bool(singular.any()):
+        where = ""
+        if singular.ndim:
+            where = f" (block {int(torch.nonzero(singular.reshape(-1))[0, 0])})"
         raise SingularOperatorError(
-            f"cannot solve: the matrix is singular; {_SINGULAR_FIX}"
-        ) from exc
+            f"cannot solve: the {what}{where} is singular (its smallest singular value is at "
+            f"most n·eps times its largest, the torch.linalg.matrix_rank rule); {_SINGULAR_FIX}"
+        )
+    return torch.linalg.lu_solve(LU, piv, b)
 
 
 def _tol_kw() -> str:
@@ -178,16 +283,37 @@ def _splu(matrix: Any) -> Any:
     return spla.splu(sp.csc_matrix(matrix))
 
 
+def _splu_singular(matrix: Any, lu: Any) -> bool:
+    """The :func:`numerically_singular` rule for a sparse LU: the pivots screen, and the singular
+    values of the dense matrix decide when it fits the memory budget (else the pivots do, with
+    the threshold ``n · eps`` relative to the largest pivot)."""
+    u = np.abs(lu.U.diagonal())
+    n = matrix.shape[0]
+    if n == 0:
+        return False
+    eps = float(np.finfo(u.dtype).eps)
+    small, big = float(u.min()), float(u.max())
+    if small == 0:
+        return True
+    if small > eps ** 0.5 * big:
+        return False
+    if n * n * matrix.dtype.itemsize <= get_memory_budget():
+        s = np.linalg.svd(matrix.toarray(), compute_uv=False)
+        return bool(s[-1] <= n * eps * s[0])
+    return small <= n * eps * big
+
+
 def splu_slogdet(matrix: Any) -> tuple[complex | float, float]:
-    """``(sign, log|det|)`` of a square scipy sparse matrix via a sparse LU factorisation."""
+    """``(sign, log|det|)`` of a square scipy sparse matrix via a sparse LU factorisation;
+    ``(0, -inf)`` when it is numerically singular."""
     try:
         lu = _splu(matrix)
     except RuntimeError:  # "Factor is exactly singular"
         return 0.0, -np.inf
+    if _splu_singular(matrix, lu):
+        return 0.0, -np.inf
     u = lu.U.diagonal()
     mag = np.abs(u)
-    if np.any(mag == 0):
-        return 0.0, -np.inf
     sign = np.prod(u / mag) * _perm_parity(lu.perm_r) * _perm_parity(lu.perm_c)
     return sign, float(np.log(mag).sum())
 
@@ -200,6 +326,11 @@ def splu_solve(matrix: Any, b: np.ndarray) -> np.ndarray:
         raise SingularOperatorError(
             f"cannot solve: the sparse matrix is singular ({exc}); {_SINGULAR_FIX}"
         ) from exc
+    if _splu_singular(matrix, lu):
+        raise SingularOperatorError(
+            f"cannot solve: the sparse matrix is numerically singular (a pivot of its LU "
+            f"factor is at rounding level); {_SINGULAR_FIX}"
+        )
     return lu.solve(np.ascontiguousarray(b))
 
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from ..errors import DtypeError, ShapeError
+from ..config import get_memory_budget
+from ..errors import DtypeError, ShapeError, SingularOperatorError
 from . import _validate as chk
 from . import linalg as L
 from .base import JacobianOperator
-from .tags import PSD, SYMMETRIC, close_tags
+from .tags import PSD, SYMMETRIC, close_tags, normalize_tags
 
 __all__ = ["DiagonalPlusLowRank", "LowRankOperator"]
 
@@ -68,7 +69,11 @@ class DiagonalPlusLowRank(JacobianOperator):
     ``(k, k)`` tensor; a 1-D ``U``/``V`` is a single column. Tags: ``symmetric`` when
     ``V = U`` and ``C`` is symmetric, ``psd`` when moreover the matrix is provably PSD.
     ``slogdet`` uses the matrix determinant lemma and ``solve`` the Woodbury identity
-    (O(n k^2 + k^3)) when all ``d != 0``; otherwise they fall back to the dense matrix.
+    (O(n k^2 + k^3)) when all ``d != 0``; a capacitance ``I + C V^T D^-1 U`` that vanishes up
+    to the rounding of its terms means a singular matrix: ``(0, -inf)`` and a
+    :class:`~jacobite.errors.SingularOperatorError`. A zero ``d_i``, or one within ``n · eps``
+    of zero relative to the matrix (when the dense matrix fits the memory budget), takes the
+    dense path instead.
 
     >>> import torch
     >>> J = DiagonalPlusLowRank(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0]), core=3.0)
@@ -122,7 +127,10 @@ class DiagonalPlusLowRank(JacobianOperator):
         """Jacobian of softmax at output ``sigma``: ``diag(sigma) - sigma sigma^T``.
 
         Tagged symmetric, and psd when ``sigma >= 0`` and ``sum(sigma) <= 1`` (up to rounding),
-        which holds for any softmax output. mv/rmv cost O(K).
+        which holds for any softmax output. When ``sum(sigma) == 1`` (up to rounding), as for
+        a softmax output, ``J 1 = 0``: the operator carries ``rank_bound = K - 1`` (tag
+        ``low_rank``), so ``slogdet`` is ``(0, -inf)`` and ``solve`` refuses, naming
+        ``lstsq``. mv/rmv cost O(K).
 
         >>> import torch
         >>> s = torch.softmax(torch.randn(131072, dtype=torch.float64), 0)
@@ -133,10 +141,16 @@ class DiagonalPlusLowRank(JacobianOperator):
         sigma = chk.check_float_tensor(sigma, "sigma", 1)
         op = cls(sigma, sigma, core=-1.0)
         s = sigma.detach()
-        if not s.is_complex() and s.numel():
-            eps = torch.finfo(s.dtype).eps
-            if bool((s >= 0).all()) and float(s.sum()) <= 1 + 4 * eps * s.numel():
-                op._tags = close_tags(op.tags | {PSD})
+        n = s.numel()
+        if n:
+            tol = 4 * L.eps_of(s.dtype) * n
+            tags = set(op.tags)
+            if not s.is_complex() and bool((s >= 0).all()) and float(s.sum()) <= 1 + tol:
+                tags.add(PSD)
+            # J 1 = σ (1 − Σσ): a σ that sums to 1 makes J singular, rank at most n − 1
+            bound = n - 1 if abs(complex(s.sum()) - 1) <= tol * max(1.0, float(s.abs().sum())) \
+                else None
+            op._tags, op._rank_bound = normalize_tags(close_tags(tags), op.shape, bound)
         return op
 
     def _mv(self, v: torch.Tensor, /) -> torch.Tensor:
@@ -168,21 +182,48 @@ class DiagonalPlusLowRank(JacobianOperator):
         eye = torch.eye(k, dtype=self.dtype, device=self.device)
         return eye + self.core @ (self.V.mT @ DinvU), DinvU
 
-    def _d_invertible(self) -> bool:
-        return not bool((self.d == 0).any())
+    def _lemma_applies(self) -> bool:
+        """Whether the lemma / Woodbury path is reliable: every ``d_i != 0``, and none so close
+        to zero (``≤ n · eps`` times the size of the matrix) that ``D⁻¹`` would swamp the
+        capacitance; such a near-zero ``d_i`` takes the dense path when it fits the budget."""
+        n = self.shape[0]
+        d = self.d.detach().abs()
+        if n == 0 or bool((d == 0).any()):
+            return False
+        size = float(d.max()) + float(self.U.detach().norm() * self.core.detach().norm()
+                                      * self.V.detach().norm())
+        near_zero = float(d.min()) <= n * L.eps_of(self.dtype) * size
+        return not (near_zero and n * n * self.d.element_size() <= get_memory_budget())
+
+    def _capacitance_singular(self, K: torch.Tensor, DinvU: torch.Tensor) -> bool:
+        """``K = I + C Vᵀ D⁻¹ U`` is singular up to the rounding of the sums that formed it:
+        ``σ_min(K) ≤ (n + k) · eps · (1 + ‖|C| |V|ᵀ |D⁻¹U|‖)`` (so ``J`` is singular too)."""
+        k = K.shape[0]
+        if k == 0:
+            return False
+        terms = self.core.detach().abs() @ (self.V.detach().abs().mT @ DinvU.detach().abs())
+        tol = (self.shape[0] + k) * L.eps_of(self.dtype) * (1 + float(terms.norm()))
+        L.check_finite_matrix(K.detach(), "the determinant lemma")
+        return float(torch.linalg.svdvals(K.detach())[-1]) <= tol
 
     def _slogdet(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self._d_invertible():
+        if self.rank_bound is not None or not self._lemma_applies():
             return super()._slogdet()
         sign_d, lad_d = L.slogdet_from_diagonal(self.d)
-        K, _ = self._capacitance()
+        K, DinvU = self._capacitance()
+        if self._capacitance_singular(K, DinvU):
+            return torch.zeros_like(sign_d), torch.full_like(lad_d, -torch.inf)
         sign_k, lad_k = torch.linalg.slogdet(K)
         return sign_d * sign_k, lad_d + lad_k
 
     def _solve(self, B: torch.Tensor) -> torch.Tensor:
-        if not self._d_invertible():
+        if self.rank_bound is not None or not self._lemma_applies():
             return super()._solve(B)
         K, DinvU = self._capacitance()
+        if self._capacitance_singular(K, DinvU):
+            raise SingularOperatorError(
+                "cannot solve: diag(d) + U C V^T is singular (the capacitance I + C V^T D^-1 U "
+                f"of the Woodbury identity vanishes up to rounding); {L._SINGULAR_FIX}")
         Y = B / self.d[:, None]
         return Y - DinvU @ L.solve_dense(K, self.core @ (self.V.mT @ Y))
 
