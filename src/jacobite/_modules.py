@@ -38,13 +38,13 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_pre_hook
 
-from .errors import JacobiteError, ModuleStateError, UnsupportedOperationError
+from .errors import JacobiteError, ModuleStateError
 
 __all__ = ["keep_state", "keeps_state"]
 
@@ -128,6 +128,8 @@ class _Watch:
     def restore(self) -> list[str]:
         """Put everything back; return what could not stay silent (changed state)."""
         changed: list[str] = []
+        if not self.seen:  # no module ran: nothing to compare (the common, cheap case)
+            return changed
         for m, flag in self.training:
             if m.training != flag:
                 m.training = flag
@@ -152,12 +154,12 @@ class _Watch:
         return changed
 
 
-def _refusal(watch: _Watch, changed: list[str]) -> ModuleStateError:
+def _refusal(watch: _Watch, changed: list[str], fix: str) -> ModuleStateError:
     if watch.batchnorm:
         return ModuleStateError(
             f"{watch.batchnorm[0]} is in training mode and updates its running statistics on "
             "every forward pass, so evaluating f for a Jacobian would change the model (and the "
-            f"result would depend on how often f runs); {FIX}. The module was left unchanged")
+            f"result would depend on how often f runs); {fix}. The module was left unchanged")
     return ModuleStateError(
         f"a module changed its own state while f ran ({', '.join(changed[:3])}), so the result "
         "would depend on how often jacobite evaluates f; put the module in eval() mode or make "
@@ -166,18 +168,21 @@ def _refusal(watch: _Watch, changed: list[str]) -> ModuleStateError:
 
 
 def _blames_batchnorm(exc: BaseException) -> bool:
-    """A failure that a training-mode BatchNorm explains (its in-place update under a torch.func
-    transform, its batch statistics of a single sample)."""
-    if isinstance(exc, JacobiteError) and not isinstance(exc, UnsupportedOperationError):
+    """A failure that a training-mode BatchNorm explains: its in-place update under a torch.func
+    transform, or its batch statistics of a single sample (when one ran)."""
+    if isinstance(exc, ModuleStateError):
         return False
+    if isinstance(exc, JacobiteError):
+        return "transform" in str(exc) or "captured" in str(exc)
     return isinstance(exc, (RuntimeError, ValueError))
 
 
 @contextlib.contextmanager
-def keep_state(*, grads: bool = True) -> Iterator[None]:
+def keep_state(*, grads: bool = True, fix: str = FIX) -> Iterator[None]:
     """While active, every module that runs is watched and put back as it was on exit; a module
     that changed its buffers or parameters raises :class:`~jacobite.errors.ModuleStateError`.
-    ``grads=False`` leaves ``.grad`` alone (for calls whose purpose is to fill it). Re-entrant
+    ``grads=False`` leaves ``.grad`` alone (for calls whose purpose is to fill it); ``fix`` is
+    the advice for a training-mode BatchNorm where the entry point has a better one. Re-entrant
     (an inner use inside an outer one does nothing)."""
     if getattr(_LOCAL, "watch", None) is not None or torch.compiler.is_compiling():
         yield
@@ -198,19 +203,26 @@ def keep_state(*, grads: bool = True) -> Iterator[None]:
         _LOCAL.watch = None
         changed = watch.restore()
         if changed or (watch.batchnorm and _blames_batchnorm(exc)):
-            raise _refusal(watch, changed) from exc
+            raise _refusal(watch, changed, fix) from exc
         raise
     handle.remove()
     _LOCAL.watch = None
     changed = watch.restore()
     if changed:
-        raise _refusal(watch, changed)
+        raise _refusal(watch, changed, fix)
 
 
-def keeps_state(fn: F) -> F:
-    """Decorate a public entry point: its whole call runs under :func:`keep_state`."""
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with keep_state():
-            return fn(*args, **kwargs)
-    return run  # type: ignore[return-value]
+@overload
+def keeps_state(fn: F, /) -> F: ...
+@overload
+def keeps_state(*, grads: bool = True) -> Callable[[F], F]: ...
+def keeps_state(fn: F | None = None, /, *, grads: bool = True) -> F | Callable[[F], F]:
+    """Decorate a public entry point: its whole call runs under :func:`keep_state`
+    (``@keeps_state``, or ``@keeps_state(grads=False)`` for one whose purpose is ``.grad``)."""
+    def wrap(inner: F) -> F:
+        @functools.wraps(inner)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with keep_state(grads=grads):
+                return inner(*args, **kwargs)
+        return run  # type: ignore[return-value]
+    return wrap if fn is None else wrap(fn)

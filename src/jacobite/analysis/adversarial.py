@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validate
+from .._modules import keeps_state
 from ..errors import (
     ArgumentTypeError,
     InvalidOptionError,
@@ -69,6 +70,7 @@ def _clamp(x: torch.Tensor, clamp: tuple[float, float] | None) -> torch.Tensor:
     return x.clamp(lo, hi)
 
 
+@keeps_state
 def input_gradient(model: Model, x: torch.Tensor, y: torch.Tensor,
                    loss: Loss = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss value, ∇ₓ loss(model(x), y))`` — one forward and one backward pass.
@@ -90,6 +92,7 @@ def input_gradient(model: Model, x: torch.Tensor, y: torch.Tensor,
     return value.detach().reshape(()), g
 
 
+@keeps_state
 def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float,
          loss: Loss = F.cross_entropy,
          clamp: tuple[float, float] | None = None) -> torch.Tensor:
@@ -118,6 +121,7 @@ def _project(delta: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
     return delta * scale.view(-1, *([1] * (delta.ndim - 1)))
 
 
+@keeps_state
 def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None = None,
         steps: int = 10, random_start: bool = True, seed: int | None = None, norm: Norm = "inf",
         loss: Loss = F.cross_entropy, clamp: tuple[float, float] | None = None) -> torch.Tensor:
@@ -162,6 +166,7 @@ def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float
     return x_adv
 
 
+@keeps_state
 def accuracy(model: Model, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of samples whose argmax logit is the label.
 
@@ -174,6 +179,7 @@ def accuracy(model: Model, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(dim=1) == y).double().mean())
 
 
+@keeps_state
 def accuracy_vs_eps(model: Model, x: torch.Tensor, y: torch.Tensor, eps_list: Sequence[float],
                     attack: Attack = "pgd", **attack_kwargs: Any) -> list[tuple[float, float]]:
     """``[(ε, accuracy on the attacked inputs), …]`` — the robustness curve of ``model``.

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .. import _validate
+from .._modules import keeps_state
 from ..errors import ArgumentTypeError, InvalidOptionError, NonFiniteInputError, ShapeError
 from ..viz._common import figure_and_axes
 from .spectra import top_singular
@@ -128,6 +129,7 @@ ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU,
                nn.Hardswish, nn.Mish, nn.LogSigmoid, nn.Tanhshrink, nn.Identity)
 
 
+@keeps_state
 def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool = True,
                  tol: float = 1e-8) -> LayerReport:
     """Each leaf layer's input–output Jacobian spectral norm at ``x`` (see the module doc).

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import torch
 
 from .. import _validate
+from .._modules import keeps_state
 from ..dense import batch_jacobian
 from ..dense._plan import Mode
 from ..errors import ArgumentTypeError, InvalidOptionError, ShapeError
@@ -50,6 +51,7 @@ def _one(model: Model) -> Model:
     return lambda v: model(v.unsqueeze(0)).squeeze(0)
 
 
+@keeps_state
 def input_jacobians(model: Model, x_batch: torch.Tensor, *, flat: bool = False,
                     mode: Mode = "auto", memory_budget: int | str | None = None) -> torch.Tensor:
     """Per-sample input–output Jacobians ``∂ model(x)_b / ∂ x_b`` of a batch.
@@ -89,6 +91,7 @@ def _targets(out: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tens
     return t.long()
 
 
+@keeps_state
 def saliency(model: Model, x_batch: torch.Tensor, target: int | torch.Tensor | None = None, *,
              absolute: bool = True) -> torch.Tensor:
     """Saliency maps ``|∂ output_target / ∂ x|`` (Simonyan et al., 2014), shaped like ``x_batch``.
@@ -142,6 +145,7 @@ class SensitiveDirections:
                 "responses": self.responses.tolist(), "method": self.method}
 
 
+@keeps_state
 def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
                          method: DirectionsMethod = "auto",
                          tol: float = 1e-10) -> SensitiveDirections:

@@ -46,6 +46,7 @@ import scipy.stats
 import torch
 
 from .. import _validate
+from .._modules import keeps_state
 from ..errors import (
     InvalidOptionError,
     JacobiteWarning,
@@ -137,6 +138,7 @@ def _check_tol(tol: Any) -> float:
     return tol
 
 
+@keeps_state
 def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, *,
                  tol: float = 1e-10, max_iter: int | None = None,
                  seed: int | None = 0, maxiter: int | None = None) -> SingularTriplets:
@@ -202,6 +204,7 @@ _SECOND = ("singular values from Lanczos are differentiable once (a second deriv
            "the dense jacobite.jacobian(f, x) instead")
 
 
+@keeps_state
 def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: float = 1e-10,
                   max_iter: int | None = None, seed: int | None = 0,
                   maxiter: int | None = None) -> torch.Tensor:
@@ -235,6 +238,7 @@ def _sample_ci(samples: np.ndarray, confidence: float) -> tuple[float, float, fl
     return mean, se, float(scipy.stats.t.ppf(0.5 + confidence / 2, len(samples) - 1)) * se
 
 
+@keeps_state
 def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int = 16,
                    seed: int | None = None, *, distribution: Distribution = "rademacher",
                    confidence: float = 0.95) -> FrobeniusEstimate:
@@ -289,6 +293,7 @@ def _dense(P: Products) -> torch.Tensor:
     return P.mm(torch.eye(P.n, dtype=F64, device=P.device), P.tracked)
 
 
+@keeps_state
 def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
                      exact: bool | None = None, tol: float = 1e-8,
                      max_iter: int | None = None, seed: int | None = 0,
@@ -346,6 +351,7 @@ def _structured(op: JacobianOperator) -> bool:
     return type(op)._slogdet is not JacobianOperator._slogdet
 
 
+@keeps_state
 def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: LogdetMethod = "auto",
               nprobe: int = 16, steps: int = 40, seed: int | None = 0,
               confidence: float = 0.95) -> LogDetEstimate:

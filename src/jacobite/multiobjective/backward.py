@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 from .. import _validate, config
+from .._modules import keeps_state
 from .._validate import ChunkSize
 from ..errors import ArgnumsError, ArgumentTypeError, JacobianTooLarge, ShapeError
 from ._ghost import ghost_pieces
@@ -258,6 +259,7 @@ def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Ten
     return True
 
 
+@keeps_state(grads=False)
 def per_example_backward(model: nn.Module, loss_fn: Callable[..., Tensor], *batch: Tensor,
                          aggregator: Aggregator | None = None,
                          chunk_size: ChunkSize = "auto") -> Tensor:

@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import _validate, config
+from .._modules import keeps_state
 from .._validate import ChunkSize
 from ..errors import ArgnumsError, DtypeError, NonFiniteInputError, ShapeError
 from ._layers import layerwise_gramian
@@ -43,6 +44,7 @@ from ._params import (
 __all__ = ["gramian"]
 
 
+@keeps_state
 def gramian(losses: Tensor | Sequence[Tensor] | Callable[[Any], Tensor],
             params: Iterable[Tensor] | Any = None, *, retain_graph: bool = False,
             chunk_size: ChunkSize = "auto") -> Tensor:

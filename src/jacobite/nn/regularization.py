@@ -22,9 +22,15 @@ from collections.abc import Callable
 import torch
 
 from .. import _validate
+from .._modules import keep_state
 from ..errors import InvalidOptionError, ShapeError
 
 __all__ = ["jacobian_penalty"]
+
+
+# a training-mode BatchNorm would update its statistics a second time in the extra forward pass
+_REUSE = ("pass output=model(x) from the training forward pass (x.requires_grad_() first), so "
+          "the model runs once, or call model.eval() first")
 
 
 def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -61,7 +67,8 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
     with torch.enable_grad():
         if output is None:
             xg = x if x.requires_grad else x.detach().requires_grad_(True)
-            out = model_or_f(xg)
+            with keep_state(fix=_REUSE):
+                out = model_or_f(xg)
         else:
             if not x.requires_grad or output.grad_fn is None:
                 raise InvalidOptionError("output= must be computed from x with x.requires_grad "

@@ -25,6 +25,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import _validate
+from .._modules import keeps_state
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..dense._trees import under_vmap
 from ..errors import (
@@ -60,6 +61,7 @@ def _residual_check(Fval: torch.Tensor, check: Check, residual_tol: float) -> No
     warnings.warn(msg, JacobiteWarning, stacklevel=3)
 
 
+@keeps_state
 def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: torch.Tensor,
                       theta: Any, *, check: Check = "warn", residual_tol: float | None = None,
                       ) -> Any:
@@ -122,6 +124,7 @@ def implicit_jacobian(F: Callable[[torch.Tensor, Any], torch.Tensor], x_star: to
     return tree_unflatten(blocks, spec)
 
 
+@keeps_state
 def solve_implicit(F: Callable[[torch.Tensor, Any], torch.Tensor], x0: Any, theta: Any,
                    **root_kwargs: Any) -> torch.Tensor:
     """Solve ``F(x, θ) = 0`` for ``x`` and return ``x*`` differentiable with respect to ``θ``.

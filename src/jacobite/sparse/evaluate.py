@@ -26,6 +26,7 @@ from torch.func import grad, jvp, vjp, vmap
 from torch.utils._pytree import tree_flatten
 
 from .. import _validate
+from .._modules import keeps_state
 from ..errors import NonFiniteInputError, OutputTypeError, ShapeError
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
@@ -240,6 +241,7 @@ class SparsePlan:
         return SparseOperator(csr_tensor(crow, cols, values, (m, n)), check_tags=False,
                               check_finite=False)
 
+    @keeps_state
     def jacobian(self, x: torch.Tensor, *, check_finite: bool = True) -> SparseOperator:
         """The sparse Jacobian (or Hessian) at ``x`` as a CSR :class:`SparseOperator`.
 
@@ -268,6 +270,7 @@ class SparsePlan:
         return (None if value is None else value.reshape(-1)), self._assemble(x, whole)
 
 
+@keeps_state
 def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: SparseMode = "auto",
             order: OrderChoice = "fast", pattern: Any = None,
             vectorize: bool | str = "auto") -> SparsePlan:
@@ -336,6 +339,7 @@ def prepare(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *, mode: SparseMo
     return plan
 
 
+@keeps_state
 def prepare_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor, *,
                     order: OrderChoice = "fast",
                     pattern: Any = None, vectorize: bool | str = "auto") -> SparsePlan:

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 import torch
 
 from ... import _validate
+from ..._modules import keeps_state
 from ...errors import InvalidOptionError, JacobiteWarning, NonFiniteInputError, ShapeError
 from .least_squares import Method, least_squares
 
@@ -72,6 +73,7 @@ def _feasible_start(n: int, bounds: Any) -> np.ndarray:
     return p0
 
 
+@keeps_state
 def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
               sigma: Any = None, absolute_sigma: bool = False,
               bounds: Any = (-np.inf, np.inf), method: Method | None = None,
