@@ -24,7 +24,8 @@ from typing import Any, Literal
 import scipy.integrate as si
 
 from .. import _validate
-from ..errors import InvalidOptionError, JacobiteWarning
+from ..errors import ConvergenceError, InvalidOptionError, JacobiteWarning
+from ._budget import Budgeted, OutOfEvaluations, divergence_evidence
 from ._integrand import Integrand
 from ._region import Bounds, normalize_region
 from .base import Transform
@@ -37,6 +38,10 @@ __all__ = ["METHODS", "IntegrationResult", "integrate"]
 #: ``"auto"`` (``quad`` in one dimension, ``cubature`` in two or more).
 Method = Literal["auto", "nquad", "cubature"]
 METHODS: tuple[Method, ...] = ("auto", "nquad", "cubature")
+#: The default ``max_evaluations`` of each method.
+MAX_EVALUATIONS: dict[str, int] = {"cubature": 1_000_000, "nquad": 100_000}
+#: Over an unbounded region: evaluations after which divergence is tested for.
+EARLY_CHECK = 100_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class IntegrationResult:
         variables: the names of the new coordinates.
         method: ``"nquad"`` or ``"cubature"``.
         converged: ``False`` when SciPy reported that it missed the tolerance.
+        message: why the result did not converge (empty when it did).
 
     >>> r = IntegrationResult(3.0, 1e-12, 21, "polar", ((0.0, 1.0),), ("r",), "nquad", True)
     >>> float(r)
@@ -66,6 +72,7 @@ class IntegrationResult:
     variables: tuple[str, ...]
     method: str
     converged: bool
+    message: str = ""
 
     def __float__(self) -> float:
         return self.value
@@ -83,7 +90,7 @@ NOT_FINITE = ("the estimate is not finite: the integral diverges over this regio
               "integrand is not finite somewhere in it")
 
 
-def _run_nquad(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs: float,
+def _run_nquad(g: Budgeted, bounds: tuple[tuple[float, float], ...], epsabs: float,
                epsrel: float, limit: int) -> tuple[float, float, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", si.IntegrationWarning)
@@ -105,7 +112,7 @@ def _run_nquad(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs: fl
     return float(value), float(error), problems
 
 
-def _run_cubature(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs: float,
+def _run_cubature(g: Budgeted, bounds: tuple[tuple[float, float], ...], epsabs: float,
                   epsrel: float, limit: int) -> tuple[float, float, list[str]]:
     lo = [b[0] for b in bounds]
     hi = [b[1] for b in bounds]
@@ -119,7 +126,8 @@ def _run_cubature(g: Integrand, bounds: tuple[tuple[float, float], ...], epsabs:
 
 def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | None = None, *,
               epsabs: float = 1.49e-8, epsrel: float = 1.49e-8, method: Method = "auto",
-              limit: int | None = None) -> IntegrationResult:
+              limit: int | None = None, max_evaluations: int | None = None,
+              ) -> IntegrationResult:
     """``∫ f(x) dx`` over a region given in new coordinates ``u``, as ``∫ f(T(u)) |det J| du``.
 
     Args:
@@ -143,6 +151,11 @@ def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | Non
             differentiated once and reused.
         limit: subdivision limit: per ``quad`` call for ``nquad`` (default 50), in total for
             ``cubature`` (``max_subdivisions``, default 10000).
+        max_evaluations: the most evaluations of the integrand to spend; ``None`` means the
+            method's default (:data:`MAX_EVALUATIONS`: one million for ``cubature``, a hundred
+            thousand for the pointwise ``nquad``). Reaching it raises
+            :class:`~jacobite.errors.ConvergenceError` — naming divergence when partial
+            integrals over growing regions keep growing.
 
     Returns:
         An :class:`IntegrationResult` (``value``, ``error``, ``neval``, ...). A result that missed
@@ -153,6 +166,9 @@ def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | Non
             upper bound.
         ShapeError: a region with the wrong number of bounds, a non-scalar integrand.
         NonFiniteInputError: the integrand (or the transform) is NaN or infinite somewhere.
+        ConvergenceError: the integral diverges (over an unbounded region: its partial integrals
+            over growing regions keep growing, listed in the message), or ``max_evaluations``
+            was spent before the tolerance was met.
 
     The volume of the unit ball in spherical coordinates:
 
@@ -172,16 +188,58 @@ def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | Non
     chosen = _resolve_method(method, T)
     if limit is not None:
         limit = _validate.positive_int(limit, "limit")
-    g = Integrand(f, T)
-    if chosen == "nquad":
-        value, error, problems = _run_nquad(g, bounds, epsabs, epsrel, limit or 50)
-    else:
-        value, error, problems = _run_cubature(g, bounds, epsabs, epsrel, limit or 10000)
+    budget = (MAX_EVALUATIONS[chosen] if max_evaluations is None
+              else _validate.positive_int(max_evaluations, "max_evaluations"))
+    unbounded = not all(math.isfinite(v) for b in bounds for v in b)
+    # over an unbounded region, a first try with a smaller budget lets a divergent integral
+    # be recognised (and refused) early; a convergent one is then redone with the full budget
+    tries = [EARLY_CHECK, budget] if unbounded and budget > EARLY_CHECK else [budget]
+    spent = 0
+    for i, cap in enumerate(tries):
+        g = Budgeted(Integrand(f, T), cap)
+        try:
+            value, error, problems = _quadrature(g, chosen, bounds, epsabs, epsrel, limit)
+            break
+        except OutOfEvaluations:
+            spent += g.neval
+            if i == 0 and unbounded:
+                _refuse_divergent(f, T, bounds)
+            if i == len(tries) - 1:
+                raise ConvergenceError(
+                    f"integrate ({T.name}, {chosen}) spent max_evaluations={budget} "
+                    f"evaluations without reaching epsabs={epsabs:g}, epsrel={epsrel:g}; "
+                    f"loosen the tolerances, raise max_evaluations, split the region at "
+                    f"singularities, or check that the integral exists") from None
+    neval = spent + g.neval
+    message = ""
     if problems:
-        warnings.warn(
-            f"integrate ({T.name}, {chosen}) may have missed the tolerance "
-            f"(epsabs={epsabs:g}, epsrel={epsrel:g}): {problems[0]} — the error estimate is "
-            f"{error:.3g}; loosen the tolerances, raise limit, split the region at "
-            f"singularities or try the other method", JacobiteWarning, stacklevel=2)
-    return IntegrationResult(value, error, g.neval, T.name, tuple(bounds), T.variables, chosen,
-                             not problems)
+        if not math.isfinite(value):
+            _refuse_divergent(f, T, bounds)
+        message = (f"integrate ({T.name}, {chosen}) may have missed the tolerance "
+                   f"(epsabs={epsabs:g}, epsrel={epsrel:g}): {problems[0]} — the error estimate "
+                   f"is {error:.3g}; loosen the tolerances, raise limit, split the region at "
+                   f"singularities or try the other method")
+        warnings.warn(message, JacobiteWarning, stacklevel=2)
+    return IntegrationResult(value, error, neval, T.name, tuple(bounds), T.variables, chosen,
+                             not problems, message)
+
+
+def _quadrature(g: Budgeted, chosen: str, bounds: tuple[tuple[float, float], ...],
+                epsabs: float, epsrel: float, limit: int | None,
+                ) -> tuple[float, float, list[str]]:
+    if chosen == "nquad":
+        return _run_nquad(g, bounds, epsabs, epsrel, limit or 50)
+    return _run_cubature(g, bounds, epsabs, epsrel, limit or 10000)
+
+
+def _refuse_divergent(f: Any, T: Transform, bounds: tuple[tuple[float, float], ...]) -> None:
+    """Raise ConvergenceError, with the partial integrals as evidence, if the integral over an
+    unbounded region diverges."""
+    evidence = divergence_evidence(f, T, bounds)
+    if evidence is None:
+        return
+    shown = ", ".join(f"R={R:g}: {v:.6g}" for R, v in evidence[-4:])
+    raise ConvergenceError(
+        f"the integral diverges: over the {T.name} region with every infinite bound cut at R, "
+        f"the partial integrals keep growing ({shown}); integrate over a bounded region (e.g. "
+        f"region={{{T.variables[0]!r}: (0, 1)}}) or check that the integrand decays")
