@@ -7,7 +7,7 @@ import torch
 from jacobite import analysis as A
 from jacobite.operators import DiagonalOperator
 
-from . import F64, choice, entry, flag, fn, posint, seed, tensor, tol
+from . import F64, budget, choice, entry, flag, fn, posint, seed, tensor, tol
 
 M = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [1.0, 0.0, 4.0]], dtype=F64)
 X = torch.tensor([0.3, -0.2, 0.5], dtype=F64)
@@ -43,14 +43,16 @@ ENTRIES = [
           cases=[*_op, (0, DiagonalOperator(X)), *tol("tol"), *posint("max_iter"),
                  *seed("seed")]),
     entry("jacobite.analysis.condition_number", A.condition_number, M,
-          cases=[*_op, *tol("tol"), *posint("max_iter"), *seed("seed"), *flag("exact")]),
+          cases=[*_op, *tol("tol"), *posint("max_iter"), *seed("seed"), *flag("exact"),
+                 *budget("memory_budget")]),
     entry("jacobite.analysis.frobenius_norm", A.frobenius_norm, M,
           cases=[*_op, ("nproj", 0), ("nproj", -2), ("nproj", 2.5), ("nproj", "4"),
                  *seed("seed"), *choice("distribution"), ("confidence", 1.5),
                  ("confidence", float("nan"))]),
     entry("jacobite.analysis.logabsdet", A.logabsdet, M,
           cases=[*_op, (0, torch.ones(2, 3, dtype=F64)), *choice("method"), *posint("nprobe"),
-                 *posint("steps"), *seed("seed"), ("confidence", 0.0)]),
+                 *posint("steps"), *seed("seed"), ("confidence", 0.0),
+                 *budget("memory_budget")]),
     entry("jacobite.analysis.properties", A.properties, M,
           cases=[*tensor(0, (2, 3), (3,), ()), *tol("tol")]),
     entry("jacobite.analysis.sensitive_directions", A.sensitive_directions, F, X,

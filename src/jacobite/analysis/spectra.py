@@ -9,9 +9,11 @@ is O(m + n) per Lanczos step.
   full reorthogonalisation (float64 vectors); to 1e-6 relative where power iteration stalls;
 * :func:`frobenius_norm` — Hutchinson random projections with a confidence interval, exact
   with ``nproj=-1``;
-* :func:`condition_number` — ``σ_max / σ_min``, exact (dense) for small sizes;
-* :func:`logabsdet` — exact from structure (diagonal, triangular, DPLR, sparse, dense …), else
-  stochastic Lanczos quadrature with an error bar.
+* :func:`condition_number` — ``σ_max / σ_min``, exact (dense) where that is the cheaper method;
+* :func:`logabsdet` — exact from structure (diagonal, triangular, DPLR, sparse, dense …) or a
+  dense LU where that is cheaper, else stochastic Lanczos quadrature with an error bar.
+
+"Cheaper" is a cost rule, not a size threshold; each function's doc states it.
 
 Values are float64 tensors, differentiable (autograd, ``torch.func.grad`` / ``jacrev`` /
 ``jacfwd``) in a tracked matrix, point ``x`` or tensor that ``f`` or an operator closes over: a
@@ -45,7 +47,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from .. import _validate
+from .. import _validate, config
 from .._modules import keeps_state
 from ..errors import (
     InvalidOptionError,
@@ -53,15 +55,8 @@ from ..errors import (
     NotSquareError,
     UnsupportedOperationError,
 )
-from ..operators import (
-    Composed,
-    DenseOperator,
-    FunctionOperator,
-    JacobianOperator,
-    ScaledOperator,
-    SumOperator,
-    Transposed,
-)
+from ..operators.linalg import slogdet_dense
+from ._exact import choose_exact, dense, ensure_formable, structured
 from ._lanczos import F64, Products, bidiagonalize, draw
 from ._once import once
 
@@ -73,10 +68,8 @@ __all__ = [
 #: The probe vectors of a Hutchinson estimate.
 Distribution = Literal["rademacher", "gaussian"]
 #: How :func:`logabsdet` works: a dense factorisation, stochastic Lanczos quadrature, or the
-#: choice by size.
+#: choice by cost.
 LogdetMethod = Literal["auto", "exact", "slq"]
-
-_EXACT_BELOW = 256  # min(m, n) at or below which condition_number / logabsdet go dense
 
 
 @dataclass(frozen=True)
@@ -286,25 +279,23 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
                              (math.sqrt(lo), math.sqrt(hi)), nproj, False, confidence)
 
 
-def _dense(P: Products) -> torch.Tensor:
-    """The ``(m, n)`` matrix from products (small sizes only), in the caller's graph if tracked."""
-    if P.m < P.n:
-        return P.rmm(torch.eye(P.m, dtype=F64, device=P.device), P.tracked).T
-    return P.mm(torch.eye(P.n, dtype=F64, device=P.device), P.tracked)
-
-
 @keeps_state
 def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
                      exact: bool | None = None, tol: float = 1e-8,
                      max_iter: int | None = None, seed: int | None = 0,
+                     memory_budget: int | str | None = None,
                      maxiter: int | None = None) -> torch.Tensor:
     """``σ_max / σ_min`` of ``J`` (``σ_min`` the ``min(m, n)``-th singular value), a 0-d
     float64 tensor differentiable in a tracked input (see the module doc).
 
-    ``exact=None`` forms ``J`` from products when ``min(m, n) ≤ 256`` and takes its singular
-    values; otherwise Lanczos runs until both ends converge (``max_iter`` default
+    ``exact=None`` ("auto") takes the singular values of the dense ``J`` when that is the
+    cheaper method: ``J`` and its factorisation (``16 m n`` bytes) fit ``memory_budget`` (the
+    thread's budget when ``None``), and ``J`` is a held matrix (tensor, ``DenseOperator``) or
+    forming it from ``min(m, n)`` products costs no more than the ``2 · max_iter`` products of
+    Lanczos. Otherwise Lanczos runs until both ends converge (``max_iter`` default
     ``min(m, n, 1000)``). The Lanczos ``σ_min`` is an upper bound, so an unconverged estimate
-    (warned) is a lower bound on the condition number. A singular ``J`` gives ``inf``.
+    (warned) is a lower bound. ``exact=True`` forms ``J`` within the budget (else
+    :class:`~jacobite.errors.JacobianTooLarge`). A singular ``J`` gives ``inf``.
 
     >>> import torch
     >>> float(condition_number(torch.diag(torch.tensor([4.0, 2.0, 0.5], dtype=torch.float64))))
@@ -315,14 +306,17 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     if exact is not None:
         exact = _validate.boolean(exact, "exact")
     seed = _validate.seed(seed)
+    budget = _validate.memory_budget(memory_budget)
     P = Products.build(f_or_operator, x)
     small = min(P.m, P.n)
-    if exact or (exact is None and small <= _EXACT_BELOW):
-        s = torch.linalg.svdvals(_dense(P))
+    steps = min(small, 1000) if max_iter is None else max_iter
+    if exact:
+        ensure_formable(P, f_or_operator, budget, "condition_number")
+    if exact or (exact is None and choose_exact(P, f_or_operator, what="condition_number",
+                                                iter_products=2 * steps, budget=budget)):
+        s = torch.linalg.svdvals(dense(P, f_or_operator))
         return s.new_tensor(math.inf) if float(s[-1].detach()) == 0 else s[0] / s[-1]
-    if max_iter is None:
-        max_iter = min(small, 1000)
-    r = bidiagonalize(P, k=1, tol=tol, max_iter=max_iter, seed=seed, which="both")
+    r = bidiagonalize(P, k=1, tol=tol, max_iter=steps, seed=seed, which="both")
     if not r.converged:
         warnings.warn(f"condition_number: the smallest singular value did not converge in "
                       f"{r.iterations} steps; the result is a lower bound. Raise max_iter or "
@@ -336,31 +330,23 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     return s[0] / s[1]
 
 
-def _structured(op: JacobianOperator) -> bool:
-    """Whether ``op.slogdet()`` is cheap: structure, or a matrix already held."""
-    if op.is_triangular() or isinstance(op, DenseOperator):
-        return True
-    if isinstance(op, FunctionOperator | SumOperator):
-        return False
-    if isinstance(op, Composed):
-        return op.A.is_square() and _structured(op.A) and _structured(op.B)
-    if isinstance(op, Transposed):
-        return _structured(op.base)
-    if isinstance(op, ScaledOperator):
-        return _structured(op.A)
-    return type(op)._slogdet is not JacobianOperator._slogdet
-
-
 @keeps_state
 def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: LogdetMethod = "auto",
               nprobe: int = 16, steps: int = 40, seed: int | None = 0,
-              confidence: float = 0.95) -> LogDetEstimate:
+              confidence: float = 0.95,
+              memory_budget: int | str | None = None) -> LogDetEstimate:
     """``log|det J|`` of a square ``J``: exact where cheap, else an estimate with an error bar.
 
     ``method``: ``"exact"`` (the operator's structure-aware ``slogdet`` — diagonal, triangular,
     DPLR, block, sparse LU — or a dense factorisation), ``"slq"`` (stochastic Lanczos
     quadrature: ``½ E[zᵀ log(JᵀJ) z]`` over ``nprobe`` Rademacher probes, ``steps`` Golub–Kahan
-    steps each) or ``"auto"`` (exact for structured operators and ``n ≤ 256``, else SLQ).
+    steps each) or ``"auto"``. ``"auto"`` is exact for structured operators, whose ``slogdet``
+    is cheap, and otherwise by cost: a dense LU when ``J`` and its factorisation (``16 n²``
+    bytes) fit ``memory_budget`` (the thread's budget when ``None``) and ``J`` is a held matrix
+    (a tensor) or forming it takes no more than the ``2 · nprobe · steps`` products SLQ would
+    spend; else SLQ. The exact value comes with its sign (``0`` and ``-inf`` for a singular
+    ``J``); an SLQ estimate has sign ``nan``. ``method="exact"`` forms ``J`` within the budget
+    (else :class:`~jacobite.errors.JacobianTooLarge`).
     ``seed``: an int gives the same probes on every call, ``None`` draws them from torch's
     global generator. The exact value is differentiable in a tracked input; SLQ then raises
     :class:`~jacobite.errors.UnsupportedOperationError` (use ``method="exact"``).
@@ -375,18 +361,24 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: Logd
     nprobe, steps = _validate.positive_int(nprobe, "nprobe"), _validate.positive_int(steps, "steps")
     confidence = _check_confidence(confidence)
     gen = _validate.generator(seed)
+    budget = _validate.memory_budget(memory_budget)
     P = Products.build(f_or_operator, x)
     if P.m != P.n:
         raise NotSquareError(f"logabsdet needs a square Jacobian, got shape ({P.m}, {P.n}); "
                              f"use top_singular or frobenius_norm for rectangular ones")
     op = P.square_op
-    if method == "exact" or (method == "auto" and (
-            (op is not None and _structured(op)) or P.n <= _EXACT_BELOW)):
-        if op is not None and _structured(op):
-            sign, lad = op.slogdet()
+    cheap = op is not None and structured(op)
+    if method == "exact" or (method == "auto" and (cheap or choose_exact(
+            P, f_or_operator, what="logabsdet", iter_products=2 * nprobe * steps,
+            budget=budget))):
+        if op is not None and cheap:
+            with config.memory_budget(budget):
+                sign, lad = op.slogdet()
             how = f"{type(op).__name__}.slogdet"
         else:
-            sign, lad = torch.linalg.slogdet(_dense(P))
+            if method == "exact":
+                ensure_formable(P, f_or_operator, budget, "logabsdet")
+            sign, lad = slogdet_dense(dense(P, f_or_operator))
             how = "dense"
         lad = torch.as_tensor(lad).to(F64)
         v = float(lad.detach())
