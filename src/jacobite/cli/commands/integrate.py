@@ -4,61 +4,116 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import Any
 
-from .._app import console, emit_json, esc
+from ...errors import ConvergenceError, InvalidOptionError, JacobiteError
+from .._app import console, emit_json, esc, split_list
 
 HELP = "integrate an expression in x, y (, z) through a change of variables with |det J|"
 
+#: The smallest --tol: it is both the absolute and the relative tolerance, and double
+#: precision cannot meet a relative one below this.
+MIN_TOL = 5e-14
+
+_CONSTS = {"inf": math.inf, "-inf": -math.inf, "pi": math.pi, "2pi": 2 * math.pi,
+           "-pi": -math.pi}
+
 
 def _region(text: str | None) -> dict[str, tuple[float, float]] | None:
-    """``"r=0:1,t=0:pi"`` -> ``{"r": (0, 1), "t": (0, π)}``; ``inf``/``pi`` allowed."""
-    from ...errors import InvalidOptionError
+    """``"r=0:1,theta=0:pi"`` -> ``{"r": (0, 1), "theta": (0, π)}``; ``inf``/``pi`` allowed.
 
+    >>> _region("r=0:1, theta=0:pi")["theta"][1] == math.pi
+    True
+    """
     if text is None:
         return None
-    consts = {"inf": math.inf, "-inf": -math.inf, "pi": math.pi, "2pi": 2 * math.pi,
-              "-pi": -math.pi}
     out: dict[str, tuple[float, float]] = {}
-    for part in text.split(","):
+    for part in split_list(text, "--region", "r=0:1,theta=0:pi"):
         name, sep, rng = part.partition("=")
         lo, sep2, hi = rng.partition(":")
-        if not (sep and sep2 and name.strip()):
+        name = name.strip()
+        if not (sep and sep2 and name):
             raise InvalidOptionError(f"cannot read {part!r} in --region; write name=low:high "
-                                     "pairs, e.g. --region r=0:1,t=0:pi")
+                                     "pairs, e.g. --region r=0:1,theta=0:pi")
+        if name in out:
+            raise InvalidOptionError(f"--region gives {name!r} twice; give each variable once")
         vals = []
         for v in (lo.strip(), hi.strip()):
             try:
-                vals.append(consts[v] if v in consts else float(v))
+                vals.append(_CONSTS[v] if v in _CONSTS else float(v))
             except ValueError:
                 raise InvalidOptionError(f"cannot read the bound {v!r} in --region; use numbers, "
                                          "inf, -inf or pi") from None
-        out[name.strip()] = (vals[0], vals[1])
+        out[name] = (vals[0], vals[1])
     return out
+
+
+def _transforms_help() -> str:
+    from ...transforms import TRANSFORMS, get_transform
+
+    parts = []
+    for name in sorted(TRANSFORMS):
+        try:
+            T = get_transform(name)
+        except JacobiteError:  # a transform that needs arguments (affine) has no name form
+            continue
+        parts.append(f"{name} ({', '.join(T.variables)})")
+    return ", ".join(parts)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("integrand", help='an expression in the ORIGINAL coordinates x, y (, z), '
                    'e.g. "exp(-(x**2 + y**2))"')
     p.add_argument("--transform", default="polar",
-                   help="polar (r, t), cylindrical (r, t, z) or spherical (r, theta, phi)")
-    p.add_argument("--region", default=None,
-                   help="bounds in the new coordinates, e.g. r=0:1 (default: the whole space)")
-    p.add_argument("--tol", type=float, default=1e-12, help="absolute and relative tolerance")
+                   help=f"the change of variables, with the names of its variables: "
+                        f"{_transforms_help()} (default polar)")
+    p.add_argument("--region", default=None, metavar="NAME=LOW:HIGH,...",
+                   help="bounds in the new variables, e.g. r=0:1; a variable not named keeps "
+                        "its default. Default: the whole space — for polar r=0:inf,theta=0:2pi, "
+                        "i.e. the whole plane (a divergent integral there is refused)")
+    p.add_argument("--tol", type=float, default=1e-12,
+                   help=f"absolute and relative tolerance (default 1e-12, at least {MIN_TOL:g})")
+    p.add_argument("--max-evaluations", type=int, default=None, metavar="N",
+                   help="the most evaluations of the integrand (default 1000000)")
+
+
+def _cli_message(text: str) -> str:
+    """integrate's advice in this command's flags."""
+    text = re.sub(r"epsabs=([^,]+), epsrel=[^);]+", r"--tol \1", text)
+    text = re.sub(r"\bmax_evaluations=", "--max-evaluations ", text)
+    text = text.replace("max_evaluations", "--max-evaluations").replace("raise limit, ", "")
+    text = re.sub(r"region=\{'(\w+)': \(([^,]+), ([^)]+)\)\}", r"--region \1=\2:\3", text)
+    return text
 
 
 def compute(integrand: str, transform: str = "polar", region: str | None = None,
-            tol: float = 1e-12) -> dict[str, Any]:
+            tol: float = 1e-12, max_evaluations: int | None = None) -> dict[str, Any]:
+    import warnings
+
     from ...transforms import integrate
 
-    res = integrate(integrand, transform, _region(region), epsabs=tol, epsrel=tol)
+    if not (math.isfinite(tol) and tol >= MIN_TOL):
+        raise InvalidOptionError(f"--tol {tol:g} is out of reach: it is also the relative "
+                                 f"tolerance, and double precision cannot do better than "
+                                 f"{MIN_TOL:g}; give e.g. --tol 1e-12")
+    try:
+        with warnings.catch_warnings():  # an unconverged result is refused below, in one line
+            warnings.simplefilter("ignore")
+            res = integrate(integrand, transform, _region(region), epsabs=tol, epsrel=tol,
+                            max_evaluations=max_evaluations)
+    except JacobiteError as exc:
+        raise type(exc)(_cli_message(str(exc))) from None
+    if not res.converged:
+        raise ConvergenceError(_cli_message(f"{res.message}; the estimate was {res.value:.6g} "
+                                            f"± {res.error:.1e}"))
     return {"integrand": integrand, "transform": res.transform, "variables": list(res.variables),
             "region": [list(b) for b in res.region], "value": res.value, "error": res.error,
             "evaluations": res.neval, "converged": res.converged}
 
 
 def run(args: argparse.Namespace) -> int:
-    data = compute(args.integrand, args.transform, args.region, args.tol)
+    data = compute(args.integrand, args.transform, args.region, args.tol, args.max_evaluations)
     if args.json:
         emit_json(data)
         return 0
