@@ -29,6 +29,7 @@ class Example:
     text_ok: bool = True
     note: str = ""
     how: str = ""  # the jacobite call or command that reproduces it
+    claim: str = ""  # how the source text's wrong claim reads, when its bare value says too little
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,6 @@ def disagreement(o: Outcome) -> str | None:
     e = o.example
     if e.text_ok:
         return None
-    claimed = _show(e.text) if e.decimals is None else fmt(e.text, e.decimals)
+    claimed = e.claim or (_show(e.text) if e.decimals is None else fmt(e.text, e.decimals))
     line = f"the source text claims {claimed}; the correct value is {_show(o.correct)}"
     return f"{line} — {e.note}" if e.note else line

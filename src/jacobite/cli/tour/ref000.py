@@ -54,6 +54,7 @@ EXAMPLES = [
             how=HOW),
     Example("000", "3.1.1 The Softmax function", "number of classes (dog, cat, tiger)",
             lambda: len(_ex().sigma), 4, lambda: len(Z), decimals=0, text_ok=False,
+            claim="four classes",
             note="z has three logits and the source text names three animals: there are three "
                  "classes",
             how=HOW),

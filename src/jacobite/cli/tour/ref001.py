@@ -48,6 +48,7 @@ EXAMPLES = [
             lambda: _shape(1, 3), [3, 1], lambda: [1, 3], decimals=0, text_ok=False,
             note="a u × 1 vector is the gradient; by the source text's own v × u rule the "
                  "Jacobian of a scalar function (v = 1) is 1 × u",
+            claim="u × 1, i.e. [3, 1]",
             how="jacobite.jacobian(f, x, flat=True).shape"),
     Example("001", "Partial Derivatives in Machine Learning",
             "backprop as (∂z/∂w)ᵀ ∇error: explicit VJP chain vs autograd, max difference",

@@ -137,9 +137,10 @@ EXAMPLES = [
     Example("003", "4 Analogy to Single-Variable Calculus (eq. 31)",
             "∫₀¹ eˣ dx with the decreasing substitution x = 2 − u",
             _substitution, 1 - math.e, lambda: math.e - 1, text_ok=False,
-            note="1 − e is what eq. (31) gives: it pairs |g′(u)| with oriented limits g⁻¹(a), "
-                 "g⁻¹(b), which run from 2 down to 1 for the decreasing g(u) = 2 − u. Use g′(u) "
-                 "with oriented limits, or |g′(u)| over the unoriented region (as jacobite does)",
+            note="eq. (31) pairs |g′(u)| with oriented limits g⁻¹(a), g⁻¹(b), which run from 2 "
+                 "down to 1 for the decreasing g(u) = 2 − u. Use g′(u) with oriented limits, or "
+                 "|g′(u)| over the unoriented region (as jacobite does)",
+            claim="1 − e ≈ −1.71828 (its eq. (31) applied as written)",
             how="jacobite.transforms.integrate(f, Affine([[-1]], [2]), [(1, 2)])"),
     Example("003", "5.2 Computing the Jacobian", "J_T of T(x) = A x is A",
             lambda: __import__("jacobite").jacobian(
@@ -152,6 +153,7 @@ EXAMPLES = [
             decimals=0, text_ok=False,
             note="for Σ fᵢ² (no ½) the Hessian at a zero residual is 2JᵀJ, not JᵀJ; the "
                  "Gauss–Newton step is unchanged because the gradient 2Jᵀf carries the same 2",
+            claim="H ≈ JᵀJ, a ratio of 1",
             how="jacobite.hessian(lambda p: (r(p) ** 2).sum(), p)"),
     Example("003", "8.2.3 Propagation (eq. 46)", "shape of ∇_W L for the first layer "
             "(Linear 3→4) of a 3→4→2 network", _grad_shape, [2, 3], lambda: [4, 3], decimals=0,
@@ -159,6 +161,7 @@ EXAMPLES = [
             note="J⁽ᴸ⁾⋯J⁽¹⁾ is the input-to-output Jacobian (2 × 3 here), not a weight gradient, "
                  "which has the weight's shape; backpropagation applies the transposed layer "
                  "Jacobians to ∇L from the output backwards",
+            claim="∇_W L = J⁽²⁾J⁽¹⁾, shape [2, 3]",
             how="jacobite.nn.backprop(model, x, target)"),
     Example("003", "9.1 Newton's Method (eq. 50)", "one Newton step from (0, 0) on f of "
             "Appendix A", _newton, None, lambda: [5.5, -1.0],
@@ -168,6 +171,7 @@ EXAMPLES = [
             note="H ≈ JᵀJ is the Gauss–Newton approximation for least squares, J the residual "
                  "Jacobian; for a scalar loss J = ∇Lᵀ is 1 × n, so JᵀJ = ∇L∇Lᵀ has rank 1 and "
                  "eq. (50) cannot invert it",
+            claim="an invertible H ≈ JᵀJ, rank 2",
             how="jacobite.jacobian(L, x)"),
     Example("003", "10.2 The Diagonal Jacobian", "diag of J_σ = σ(z)(1 − σ(z)), z = (−2, 0, 1.5)",
             _sigmoid_diag, None, _sigmoid_closed,

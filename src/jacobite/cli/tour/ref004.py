@@ -57,11 +57,13 @@ EXAMPLES = [
             lambda: _lmax([0.0, 0.0]), 0.25, lambda: 0.5, decimals=2, text_ok=False,
             note="the bound ¼ is wrong: σ = (½, ½) gives J = [[¼, −¼], [−¼, ¼]] with eigenvalues "
                  "0 and ½; the sharp bound is ½ (¼ bounds the diagonal entries σᵢ(1 − σᵢ))",
+            claim="at most ¼, reached at σᵢ = ½",
             how="jacobite softmax 0 0"),
     Example("004", "Property 5: Eigenvalue Structure", "largest eigenvalue at the source "
             "text's own z = [2, 1, 0.5, −0.5] (≤ ¼ claimed)", lambda: _lmax(Z4), 0.25,
             lambda: float(np.linalg.eigvalsh(_Jc(Z4)).max()), decimals=2, text_ok=False,
-            note="the source text's own example input breaks its bound: 0.352136 > ¼", how=HOW),
+            note="the source text's own example input breaks its bound: 0.352136 > ¼",
+            claim="at most ¼", how=HOW),
     Example("004", "PyTorch Implementation", "σ at z = [2, 1, 0.5] (printed with .round(4))",
             lambda: np.array(__import__("jacobite").nn.softmax_example(Z3, 0).sigma), None,
             lambda: _s(Z3), how="jacobite softmax 2.0 1.0 0.5"),
