@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import jacobite
-from jacobite import analysis, multiobjective, solvers, sparse
+from jacobite import analysis, extrema, multiobjective, numeric, solvers, sparse, transforms
 from jacobite import nn as jnn
 from jacobite.errors import ModuleStateError
 
@@ -130,6 +130,12 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "solve_implicit": lambda f: solvers.solve_implicit(
         lambda x, t: x - _fixed(f)(X).sum(-1) * t, torch.zeros(5, dtype=DT),
         torch.ones((), dtype=DT)),
+    "numeric_jacobian": lambda f: numeric.jacobian(f, X),
+    "critical_points": lambda f: extrema.critical_points(
+        lambda v: (_fixed(f)(X)[0] * v).sum() + (v ** 2).sum(), method="newton",
+        x0=torch.zeros(3, dtype=DT)),
+    "integrate": lambda f: transforms.integrate(lambda p: _fixed(f)(X).sum() * 0 + p[..., 0],
+                                                "polar", region=[(0, 1), (0, 1)]),
     "sparse_detect": lambda f: sparse.detect(f, X),
     "sparse_detect_hessian": lambda f: sparse.detect_hessian(_sum(f), X),
     "sparse_prepare": lambda f: sparse.prepare(f, X),

@@ -157,3 +157,24 @@ def test_keep_state_restores_on_an_exception_and_chains_it() -> None:
         raise ValueError("boom")
     assert isinstance(info.value.__cause__, ValueError)
     assert int(bn.num_batches_tracked) == 0 and float(bn.running_var.sum()) == 3.0
+
+
+def test_under_an_enclosing_vmap_the_model_is_watched_too() -> None:
+    net = _net().eval()
+    xs = torch.stack([X, 2 * X])
+    J = torch.vmap(lambda x: jacobite.jacobian(lambda v: net(v), x))(xs)
+    torch.testing.assert_close(J, torch.stack([jacrev(net)(x) for x in xs]))
+    net.train()
+    before = _state(net)
+    with pytest.raises(ModuleStateError):
+        torch.vmap(lambda x: jacobite.jacobian(lambda v: net(v), x))(xs)
+    assert _same(net, before)
+
+
+def test_a_compiled_closure_is_refused_and_unchanged() -> None:
+    net = _net()
+    before = _state(net)
+    compiled = torch.compile(lambda v: net(v), backend="eager")
+    with pytest.raises(ModuleStateError):
+        jacobite.jacobian(compiled, X)
+    assert _same(net, before)

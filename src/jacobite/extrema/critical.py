@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 import torch
 
 from .. import _validate
+from .._modules import keeps_state
 from ..errors import ArgumentTypeError, InvalidOptionError, UnsupportedOperationError
 from .exact import exact_critical_points
 from .numeric import newton_critical_points, starting_points
@@ -30,6 +31,7 @@ def _is_expression(f: Any) -> bool:
     return isinstance(f, str) or type(f).__module__.startswith("sympy")
 
 
+@keeps_state
 def critical_points(f: str | Any | Callable[[torch.Tensor], torch.Tensor], variables: Any = None,
                     *, method: Method = "auto", x0: Any = None,
                     box: Sequence[tuple[float, float]] | None = None, n_starts: int = 16,

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._modules import keeps_state
 from ..errors import DtypeError
 from ._noise import noise_level
 from ._problem import Problem
@@ -27,6 +28,7 @@ from .richardson import richardson
 __all__ = ["jacobian"]
 
 
+@keeps_state
 def jacobian(
     f: Callable[..., Any],
     x: Any,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import scipy.integrate as si
 
 from .. import _validate
+from .._modules import keeps_state
 from ..errors import ConvergenceError, InvalidOptionError, JacobiteWarning
 from ._budget import Budgeted, OutOfEvaluations, divergence_evidence
 from ._integrand import Integrand
@@ -124,6 +125,7 @@ def _run_cubature(g: Budgeted, bounds: tuple[tuple[float, float], ...], epsabs: 
     return float(res.estimate), float(res.error), problems
 
 
+@keeps_state
 def integrate(f: Any, transform: str | Transform = "polar", region: Bounds | None = None, *,
               epsabs: float = 1.49e-8, epsrel: float = 1.49e-8, method: Method = "auto",
               limit: int | None = None, max_evaluations: int | None = None,
