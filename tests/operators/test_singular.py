@@ -217,5 +217,10 @@ def test_non_finite_entries_raise():
     huge = DenseOperator(torch.full((2, 2), 1e308, dtype=DT) + torch.eye(2, dtype=DT))
     with pytest.raises(NonFiniteInputError, match="NaN or Inf"):
         (huge + huge).slogdet()  # the sum overflows to Inf when materialised
+    inf = SparseOperator(sp.csr_array([[1.0, math.inf], [0.0, 2.0]]), check_finite=False)
+    with pytest.raises(NonFiniteInputError, match="NaN or Inf"):
+        inf.slogdet()
+    with pytest.raises(NonFiniteInputError, match="NaN or Inf"):
+        inf.solve(torch.ones(2, dtype=DT))
     with pytest.raises(NonFiniteInputError, match="right-hand side"):
         DiagonalOperator(torch.ones(2, dtype=DT)).solve(nan)

@@ -134,6 +134,7 @@ class SparseOperator(JacobianOperator):
             return super()._slogdet()
         if self.shape[0] == 0:
             return super()._slogdet()
+        L.check_finite_matrix(self.matrix.values(), "slogdet")
         sign, lad = L.splu_slogdet(self.to_scipy())
         real = torch.empty((), dtype=self.dtype).real.dtype
         return (torch.tensor(sign, dtype=self.dtype, device=self.device),
@@ -142,5 +143,6 @@ class SparseOperator(JacobianOperator):
     def _solve(self, B: torch.Tensor) -> torch.Tensor:
         if self.rank_bound is not None or self.is_diagonal() or self.shape[0] == 0:
             return super()._solve(B)
+        L.check_finite_matrix(self.matrix.values(), "solve")
         x = L.splu_solve(self.to_scipy(), B.detach().cpu().numpy())
         return torch.from_numpy(np.asarray(x).reshape(B.shape)).to(self.dtype).to(self.device)
