@@ -144,7 +144,14 @@ def _no_grad_inplace(v):
     return y + v[0]
 
 
-@pytest.mark.parametrize("f", [_no_grad_scale, _no_grad_inplace])
+def _no_grad_view_inplace(v):
+    y = v * v
+    with torch.no_grad():
+        y[1:].mul_(v[:-1])  # a view made with gradients off, written there: y's graph is unchanged
+    return y
+
+
+@pytest.mark.parametrize("f", [_no_grad_scale, _no_grad_inplace, _no_grad_view_inplace])
 def test_no_grad_regions_are_constants_in_every_mode(f) -> None:
     ref = dense(f, X)
     p = js.detect(f, X)

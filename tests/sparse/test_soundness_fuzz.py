@@ -1,7 +1,8 @@
 """Fuzzing the sparse path with what hides derivatives from the operations f runs.
 
 Random programs mix custom autograd Functions, values read into Python (``.tolist()``,
-``.item()``), ``torch.no_grad`` regions, ``.detach()`` and in-place writes through views with
+``.item()``, ``.numpy()``, ``float()``), ``torch.no_grad`` / ``inference_mode`` regions (with
+in-place writes autograd does not see), ``.detach()`` and in-place writes through views with
 ordinary ops. At the preparation point and at fresh points: the pattern holds every nonzero of the
 dense reverse-mode Jacobian (a local pattern only at its point), and the plan gives that Jacobian
 — or, evaluated away from the point of a local pattern, says so with a LocalPatternWarning.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +32,7 @@ def _step(kind: str, a: int, b: int):
     perm = torch.roll(torch.arange(N), b % N)
     if kind == "ste":
         return lambda v: RoundSTE.apply(v) * 0.5 + v[perm]
-    if kind == "numpy":
+    if kind == "npfunction":
         return lambda v: NumpySin.apply(v)
     if kind == "tolist":
         return lambda v: v * torch.tensor([1.0 if t > 0 else -1.0 for t in v.tolist()],
@@ -43,6 +45,23 @@ def _step(kind: str, a: int, b: int):
                 s = v[:k].sum()
             return v * s + v[perm]
         return f
+    if kind == "numpy":
+        return lambda v: v * torch.from_numpy(np.sign(v.detach().numpy()) + 2.0)
+    if kind == "float":
+        return lambda v: v.tanh() if float(v[k]) > 0 else v * v[perm]
+    if kind == "inference":
+        def h(v):
+            with torch.inference_mode():
+                s = v[perm][:k].prod()
+            return v * s.clone() + v[perm]
+        return h
+    if kind == "no_grad_inplace":
+        def u(v):
+            y = v * v[perm]
+            with torch.no_grad():
+                y[k:].mul_(v[:-k])
+            return y
+        return u
     if kind == "detach":
         return lambda v: v * v.detach()[perm] + v[perm] ** 2
     if kind == "inplace":
@@ -58,7 +77,8 @@ def _step(kind: str, a: int, b: int):
     return torch.sin
 
 
-KINDS = ["ste", "numpy", "tolist", "item", "no_grad", "detach", "inplace", "shift", "sin"]
+KINDS = ["ste", "npfunction", "numpy", "tolist", "item", "float", "no_grad", "inference",
+         "no_grad_inplace", "detach", "inplace", "shift", "sin"]
 
 
 @st.composite
@@ -83,6 +103,7 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # f's float()
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs(), st.sampled_from(["auto", "reverse", "forward", "bidirectional"]),
        st.integers(0, 2**31 - 1))
@@ -107,8 +128,8 @@ def test_fuzz_patterns_hold_and_plans_agree(program, mode, seed) -> None:
             with warnings.catch_warnings(record=True) as seen:
                 warnings.simplefilter("always")
                 J = plan.jacobian(pt).to_dense()
-        except UnsupportedOperationError as exc:  # an old-style custom Function, forward
-            assert mode in ("forward", "bidirectional") and p.custom_functions
+        except UnsupportedOperationError as exc:  # an old-style custom Function or .numpy()
+            assert mode in ("forward", "bidirectional") and (p.custom_functions or p.local)
             assert "mode='reverse'" in str(exc)
             return
         moved = [w for w in seen if issubclass(w.category, LocalPatternWarning)]

@@ -35,7 +35,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from jacobite import _validate
-from jacobite._modules import keeps_state
 from jacobite.errors import JacobiteWarning, LocalPatternWarning
 from jacobite.sparse import _rules as R
 from jacobite.sparse import _rules_backward, _rules_conv, _rules_linalg  # noqa: F401 - register
@@ -213,7 +212,9 @@ class _Tracker(TorchDispatchMode):
                 and not self.needs_reverse:
             self.needs_reverse.append(f"{name} ran with gradients off (torch.no_grad, "
                                       "inference_mode, or the autograd engine inside f)")
-        grad_off = grad_off and self.honour_no_grad
+        # with gradients off, autograd records nothing: outputs are constants and an in-place
+        # write leaves its target's dependencies alone (even through a view made there)
+        grad_off = self.honour_no_grad and not torch.is_grad_enabled()
         new = self._rule(func, args, kwargs, outs, name) if live and not grad_off \
             else [None] * len(outs)
         if taint:
@@ -304,7 +305,6 @@ class _Tracker(TorchDispatchMode):
 
 
 
-@keeps_state
 def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     """The global sparsity pattern of ∂f/∂x at shape ``x.shape`` (see the module docstring).
 
@@ -329,7 +329,6 @@ def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     return _finish(tracker, leaves, xin.numel(), "detect")
 
 
-@keeps_state
 def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     """The global sparsity pattern of the Hessian of a scalar ``f`` at shape ``x.shape``.
 
