@@ -85,6 +85,20 @@ def _gramian(f: Any) -> Any:
     return multiobjective.gramian(lambda w: (f(X) * w).sum(-1), torch.ones(3, dtype=DT))
 
 
+def _grid(f: Any) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from jacobite.viz import deformed_grid
+
+    try:
+        return deformed_grid(lambda p: p + 0 * f(X).sum(), n=3, refine=1)
+    finally:
+        plt.close("all")
+
+
 CALLS: dict[str, Callable[[Any], Any]] = {
     "jacobian": lambda f: jacobite.jacobian(f, X),
     "jacobian_forward": lambda f: jacobite.jacobian(f, X, mode="forward"),
@@ -139,6 +153,7 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "sparse_detect": lambda f: sparse.detect(f, X),
     "sparse_detect_hessian": lambda f: sparse.detect_hessian(_sum(f), X),
     "sparse_prepare": lambda f: sparse.prepare(f, X),
+    "deformed_grid": lambda f: _grid(f),
     "sparse_prepare_hessian": lambda f: sparse.prepare_hessian(_sum(f), X),
 }
 MODULE_ONLY = {"layer_report", "layer_jacobian", "backprop", "per_example_backward"}
@@ -187,3 +202,15 @@ def test_eval_mode_model_runs_and_is_left_unchanged(name: str, kind: str) -> Non
     snap = _snapshot(model)
     CALLS[name](_as(kind, model))
     _assert_unchanged(model, snap, grads_too=name not in FILLS_GRAD)
+
+
+@pytest.mark.parametrize("method", ["jacobian", "value_and_jacobian"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_sparse_plan_evaluated_in_training_mode_is_refused(kind: str, method: str) -> None:
+    model = _model().eval()
+    plan = sparse.prepare(_as(kind, model), X, vectorize=False)
+    model.train()
+    snap = _snapshot(model)
+    with pytest.raises(ModuleStateError, match=r"eval\(\)"):
+        getattr(plan, method)(X)
+    _assert_unchanged(model, snap)

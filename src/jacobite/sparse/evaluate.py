@@ -260,6 +260,7 @@ class SparsePlan:
         """
         return self.value_and_jacobian(x, check_finite=check_finite)[1]
 
+    @keeps_state
     def value_and_jacobian(self, x: torch.Tensor, *, check_finite: bool = True,
                            ) -> tuple[torch.Tensor | None, SparseOperator]:
         """``(f(x), J)`` — the value comes from the same passes; a Hessian plan gives ``None``."""

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import _validate, dense
+from .._modules import keeps_state
 from ..errors import InvalidOptionError, NonFiniteInputError, OutputTypeError, ShapeError
 from ._common import PathLike, colormap, figure_and_axes, save_figure
 
@@ -46,6 +47,7 @@ def _count(v: Any, name: str, low: int, high: int) -> int:
     return v
 
 
+@keeps_state
 def deformed_grid(f: Callable[[torch.Tensor], torch.Tensor], xlim: tuple[float, float] = (-1, 1),
                   ylim: tuple[float, float] = (-1, 1), n: int = 11, *, refine: int = 8,
                   ax: Axes | None = None, title: str | None = None, cmap: str | None = None,
