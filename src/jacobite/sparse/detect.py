@@ -35,6 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from jacobite import _validate
+from jacobite._modules import keeps_state
 from jacobite.errors import JacobiteWarning, LocalPatternWarning
 from jacobite.sparse import _rules as R
 from jacobite.sparse import _rules_backward, _rules_conv, _rules_linalg  # noqa: F401 - register
@@ -305,6 +306,7 @@ class _Tracker(TorchDispatchMode):
 
 
 
+@keeps_state
 def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     """The global sparsity pattern of ∂f/∂x at shape ``x.shape`` (see the module docstring).
 
@@ -329,6 +331,7 @@ def detect(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     return _finish(tracker, leaves, xin.numel(), "detect")
 
 
+@keeps_state
 def detect_hessian(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Pattern:
     """The global sparsity pattern of the Hessian of a scalar ``f`` at shape ``x.shape``.
 
