@@ -1,0 +1,193 @@
+"""Hostile values for jacobite.multiobjective: aggregators fed NaN, empty, non-matrix, integer,
+zero, tiny, duplicated and conflicting Jacobians; the Gramian and backward fed non-finite or
+constant losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jacobite.errors import DtypeError, NonFiniteInputError, ShapeError
+from jacobite.multiobjective import (
+    IMTLG,
+    MGDA,
+    AlignedMTL,
+    CAGrad,
+    ConFIG,
+    Constant,
+    DualProj,
+    GradDrop,
+    Krum,
+    Mean,
+    NashMTL,
+    PCGrad,
+    Random,
+    Sum,
+    TrimmedMean,
+    UPGrad,
+    backward,
+    gramian,
+)
+
+from ._probe import assert_close, refuses, within
+
+F64 = torch.float64
+
+AGGREGATORS = {
+    "UPGrad": lambda m: UPGrad(), "DualProj": lambda m: DualProj(), "MGDA": lambda m: MGDA(),
+    "CAGrad": lambda m: CAGrad(c=0.5), "AlignedMTL": lambda m: AlignedMTL(),
+    "ConFIG": lambda m: ConFIG(), "Constant": lambda m: Constant(torch.full((m,), 1 / m,
+                                                                             dtype=F64)),
+    "GradDrop": lambda m: GradDrop(), "IMTLG": lambda m: IMTLG(), "Mean": lambda m: Mean(),
+    "PCGrad": lambda m: PCGrad(), "Random": lambda m: Random(), "Sum": lambda m: Sum(),
+    "NashMTL": lambda m: NashMTL(n_tasks=m), "Krum": lambda m: Krum(n_byzantine=1),
+    "TrimmedMean": lambda m: TrimmedMean(1),
+}
+#: aggregators whose update for orthogonal rows of equal length is the mean / the sum of the rows
+MEAN_OF_ORTHOGONAL = ["UPGrad", "DualProj", "MGDA", "AlignedMTL", "Constant", "Mean"]
+SUM_OF_ORTHOGONAL = ["PCGrad", "Sum", "GradDrop"]
+
+
+def _make(name: str, m: int):  # type: ignore[no-untyped-def]
+    return AGGREGATORS[name](m)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_nonfinite_jacobians_are_refused_naming_detect_anomaly(name, bad):
+    J = torch.tensor([[1.0, bad], [0.0, 1.0], [2.0, 1.0], [0.5, 0.5]], dtype=F64)
+    with refuses(NonFiniteInputError, "detect_anomaly"):
+        _make(name, 4)(J)
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_a_jacobian_without_rows_is_refused(name):
+    with refuses(ShapeError, "at least one objective"):
+        _make(name, 4)(torch.zeros(0, 3, dtype=F64))
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 2, 2)])
+@pytest.mark.parametrize("name", ["UPGrad", "MGDA", "Mean", "ConFIG", "Krum"])
+def test_a_jacobian_that_is_not_a_matrix_is_refused_naming_reshape(name, shape):
+    with refuses(ShapeError, ".reshape(m, -1)"):
+        _make(name, 4)(torch.ones(shape, dtype=F64))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "Mean", "PCGrad", "TrimmedMean"])
+def test_non_real_floating_jacobians_are_refused_naming_the_conversion(name, dtype):
+    with refuses(DtypeError, ".double()"):
+        _make(name, 4)(torch.ones(4, 2, dtype=dtype))
+
+
+@pytest.mark.parametrize("name", sorted(set(AGGREGATORS) - {"Krum", "TrimmedMean"}))
+def test_a_zero_jacobian_gives_a_zero_update(name):
+    with within():
+        d = _make(name, 2)(torch.zeros(2, 3, dtype=F64))
+    assert_close(d, torch.zeros(3, dtype=F64), atol=0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-150, 1e150, 1e-300])
+@pytest.mark.parametrize("name", MEAN_OF_ORTHOGONAL + SUM_OF_ORTHOGONAL)
+def test_orthogonal_rows_at_extreme_scales_give_the_analytic_update(name, scale):
+    # rows a·e₁ and −a·e₂ never conflict: the aggregators that keep non-conflicting rows as they
+    # are return their mean (or sum), at every scale
+    J = torch.tensor([[scale, 0.0], [0.0, -scale]], dtype=F64)
+    with within():
+        d = _make(name, 2)(J)
+    want = J.sum(0) / (2 if name in MEAN_OF_ORTHOGONAL else 1)
+    assert_close(d, want, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "Mean", "AlignedMTL", "IMTLG",
+                                  "Constant"])
+def test_a_single_row_is_returned_unchanged(name):
+    row = torch.tensor([[1e-200, 2.0, -3e5]], dtype=F64)
+    with within():
+        d = _make(name, 1)(row)
+    assert_close(d, row[0], rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "Mean", "IMTLG", "AlignedMTL"])
+def test_duplicated_rows_give_that_row(name):
+    J = torch.tensor([[1.0, 2.0], [1.0, 2.0]], dtype=F64)
+    with within():
+        d = _make(name, 2)(J)
+    assert_close(d, J[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "Mean", "IMTLG", "PCGrad"])
+def test_exactly_opposite_rows_give_no_update(name):
+    J = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=F64)
+    with within():
+        d = _make(name, 2)(J)
+    assert_close(d, torch.zeros(2, dtype=F64), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "CAGrad", "ConFIG", "IMTLG",
+                                  "AlignedMTL", "PCGrad", "Mean", "NashMTL"])
+def test_a_transposed_view_gives_the_contiguous_answer(name):
+    J = torch.tensor([[1.0, 0.5], [0.0, 1.0], [2.0, 0.0]], dtype=F64).t()
+    with within():
+        got = _make(name, 2)(J)
+        want = _make(name, 2)(J.contiguous())
+    assert_close(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA"])
+def test_non_conflicting_updates_stay_non_conflicting_with_near_dependent_rows(name):
+    J = torch.tensor([[1.0, 1e-9], [1.0, -1e-9], [-0.5, 1.0]], dtype=F64)
+    with within():
+        d = _make(name, 3)(J)
+    assert bool((J @ d >= -1e-9).all())
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_robust_aggregators_with_too_few_rows_are_refused_naming_the_option(m):
+    J = torch.ones(m, 2, dtype=F64)
+    with refuses(ShapeError, "lower n_byzantine"):
+        Krum(n_byzantine=1)(J)
+    if m < 3:
+        with refuses(ShapeError, "lower trim_number"):
+            TrimmedMean(1)(J)
+
+
+# ---- the Gramian and backward -------------------------------------------------------------------
+
+def _point() -> torch.Tensor:
+    return torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+
+
+def test_gramian_of_losses_matches_the_explicit_jacobian():
+    x = _point()
+    with within():
+        G = gramian(torch.stack([x.sum(), (x ** 2).sum(), torch.zeros((), dtype=F64) * x[0]]),
+                    [x])
+    J = torch.tensor([[1.0, 1.0], [2.0, 4.0], [0.0, 0.0]], dtype=F64)
+    assert_close(G, J @ J.T)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_losses_are_refused_naming_the_loss(index, bad):
+    x = _point()
+    losses = [x.sum(), (x ** 2).sum()]
+    losses[index] = losses[index] * bad
+    with refuses(NonFiniteInputError, f"losses [{index}]", "before backward"):
+        backward(torch.stack(losses), [x])
+    assert x.grad is None
+
+
+def test_backward_with_a_constant_loss_uses_a_zero_row():
+    y = _point()
+    with within():
+        backward(torch.stack([y.sum().detach(), (y ** 2).sum()]), [y])
+    # rows 0 and (2, 4): no conflict, so UPGrad returns their mean
+    assert_close(y.grad, [1.0, 2.0])
+
+
+def test_backward_of_tiny_losses_matches_the_analytic_update():
+    y = _point()
+    with within():
+        backward(torch.stack([1e-300 * y[0], -1e-300 * y[1]]), [y])
+    assert_close(y.grad, [5e-301, -5e-301], rtol=1e-9, atol=0)
