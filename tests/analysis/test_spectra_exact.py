@@ -109,3 +109,10 @@ def test_auto_on_a_tensor_matches_torch(n: int, seed: int) -> None:
     assert float(r.value) == pytest.approx(float(ref.logabsdet), rel=1e-10, abs=1e-10)
     s = torch.linalg.svdvals(A)
     assert float(condition_number(A)) == pytest.approx(float(s[0] / s[-1]), rel=1e-8)
+
+
+def test_a_small_max_iter_does_not_push_a_small_function_to_lanczos() -> None:
+    A = _mat(30, 5) + 8 * torch.eye(30, dtype=F64)
+    s = torch.linalg.svdvals(A)
+    got = condition_number(lambda v: A @ v, torch.zeros(30, dtype=F64), max_iter=8)
+    assert float(got) == pytest.approx(float(s[0] / s[-1]), rel=1e-10)

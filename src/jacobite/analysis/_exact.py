@@ -13,8 +13,9 @@ fits in memory, also the cheaper method:
   it gives the exact value with its sign. So a held matrix that fits goes exact.
 * **A callable f or a matrix-free operator** costs ``min(m, n)`` products (JVPs or VJPs, batched)
   to form ``J``. It goes exact when that is no more products than the iterative method would
-  spend: ``2 · max_iter`` for the condition number (one ``J v`` and one ``Jᵀ u`` per Lanczos
-  step), ``2 · nprobe · steps`` for SLQ.
+  spend: ``2 · min(m, n, 1000)`` for the condition number (one ``J v`` and one ``Jᵀ u`` per
+  Lanczos step, up to the default step limit that reaching ``σ_min`` may take),
+  ``2 · nprobe · steps`` for SLQ (which always runs all its steps).
 
 Each choice is logged at DEBUG level on the ``jacobite.analysis`` logger with its reason.
 

@@ -291,11 +291,11 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     ``exact=None`` ("auto") takes the singular values of the dense ``J`` when that is the
     cheaper method: ``J`` and its factorisation (``16 m n`` bytes) fit ``memory_budget`` (the
     thread's budget when ``None``), and ``J`` is a held matrix (tensor, ``DenseOperator``) or
-    forming it from ``min(m, n)`` products costs no more than the ``2 · max_iter`` products of
-    Lanczos. Otherwise Lanczos runs until both ends converge (``max_iter`` default
-    ``min(m, n, 1000)``). The Lanczos ``σ_min`` is an upper bound, so an unconverged estimate
-    (warned) is a lower bound. ``exact=True`` forms ``J`` within the budget (else
-    :class:`~jacobite.errors.JacobianTooLarge`). A singular ``J`` gives ``inf``.
+    forming it from ``min(m, n)`` products costs no more than the ``2 · min(m, n, 1000)``
+    products Lanczos may need to reach ``σ_min``. Otherwise Lanczos runs until both ends
+    converge (``max_iter`` default ``min(m, n, 1000)``); its ``σ_min`` is an upper bound, so
+    an unconverged estimate (warned) is a lower bound. ``exact=True`` forms ``J`` within the
+    budget (else :class:`~jacobite.errors.JacobianTooLarge`). A singular ``J`` gives ``inf``.
 
     >>> import torch
     >>> float(condition_number(torch.diag(torch.tensor([4.0, 2.0, 0.5], dtype=torch.float64))))
@@ -313,7 +313,8 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     if exact:
         ensure_formable(P, f_or_operator, budget, "condition_number")
     if exact or (exact is None and choose_exact(P, f_or_operator, what="condition_number",
-                                                iter_products=2 * steps, budget=budget)):
+                                                iter_products=2 * min(small, 1000),
+                                                budget=budget)):
         s = torch.linalg.svdvals(dense(P, f_or_operator))
         return s.new_tensor(math.inf) if float(s[-1].detach()) == 0 else s[0] / s[-1]
     r = bidiagonalize(P, k=1, tol=tol, max_iter=steps, seed=seed, which="both")
