@@ -32,7 +32,7 @@ def test_nfev_is_exact(case):
     res = jacobian(g, case.x)
     assert res.nfev == calls[0]
     assert (res.nfev - probe) % 2 == 0  # base call, probe, then pairs x +- h
-    assert probe + 2 * 4 * n <= res.nfev <= probe + 2 * MAX_ROWS * n
+    assert probe + 2 * 4 * n <= res.nfev <= probe + 2 * (MAX_ROWS + 1) * n
 
 
 def test_torch_nfev_is_exact():
@@ -66,10 +66,11 @@ def test_richardson_uses_fewer_calls_than_numdifftools():
 
 
 def test_richardson_worst_case_stays_below_numdifftools_budget():
-    # noise keeps the table from settling; the walk stops at the measured noise floor, and
-    # even the whole sequence stays within numdifftools' 30 n + 1 calls
+    # noise keeps the table from settling; the walk stops at the measured noise floor, within
+    # numdifftools' 30 n + 1 calls
     rng = np.random.default_rng(0)
     g, calls = counting(lambda v: np.sin(v) + 1e-9 * rng.standard_normal(v.shape))
     res = jacobian(g, np.ones(3))
-    assert res.nfev == calls[0] <= 1 + PROBE_POINTS + 2 * MAX_ROWS * 3 <= 30 * 3 + 1
+    assert res.nfev == calls[0] <= 1 + PROBE_POINTS + 2 * (MAX_ROWS + 1) * 3  # + the check
+    assert res.nfev <= 30 * 3 + 1
     assert res.max_error > 1e-10  # the noise shows in the estimate

@@ -18,10 +18,12 @@ Columns that stop within 12 steps at the noise floor of the largest steps (polyn
 ``f``) try *larger* steps, where rounding is smaller: two, or as many as lead towards
 ``max(|x_j|, 1) / 2`` (at most 8) where ``|x_j|`` is large. Trial points where ``f`` is not
 finite, or raises ``ArithmeticError``/``ValueError``, are skipped (the step sequence simply
-goes on). With the noise probe's 6 calls, at most ``7 + 28 n`` calls are made where
-``|x| <= 10`` (numdifftools' default ``Jacobian`` makes ``1 + 30 n``); smooth functions
-typically need ``7 + 8n`` to ``7 + 14n``. A function varying on a scale far below 1
-(``exp(1e4 x)``) needs ``step=``.
+goes on). Finally one central difference per column at a step out of beat with the sequence
+and below 1 checks the chosen entry (see :func:`_offbeat`): steps in ratio 2 can all miss an
+oscillation, and large steps average out features on the scale 1. With the noise probe's 6
+calls, at most ``7 + 30 n`` calls are made where ``|x| <= 10`` (numdifftools' default
+``Jacobian`` makes ``1 + 30 n``); smooth functions typically need ``7 + 10n`` to ``7 + 16n``.
+A function varying on a scale far below 1 (``exp(1e4 x)``) needs ``step=``.
 
 All table arithmetic is vectorised over ``(step, input, output)`` with NumPy.
 
@@ -56,7 +58,9 @@ UP_WINDOW = 2          # "at the largest steps": best entry within the first UP_
 ROUNDING_ULPS = 2.0    # rounding model: ROUNDING_ULPS * eps * max|f| / h
 CONVERGED = 4.0        # estimate <= CONVERGED * rounding model: at the floor
 PLAUSIBLE = 1e-6       # a stalled estimate must be below this relative size to stop
-CONFIRM_ERR = 100.0    # a confirming entry's estimate may be this much larger than the best's
+CONFIRM_ERR = 10.0     # a confirming entry's estimate may be this much larger than the best's
+OFFBEAT = 0.6180339887498949  # the check step, out of beat with the ratio-2 sequence ...
+OFFBEAT_SAFETY = 3.0  # ... which must agree within this many times its error terms
 CONFIRM_AGREE = 3.0    # ... and must agree with it within CONFIRM_AGREE * (sum of estimates)
 
 
@@ -282,6 +286,13 @@ def richardson(p: Problem, step: np.ndarray | None = None, noise: Noise | None =
         _, floor = w.status(lo, w.d.shape[0], cols)
         limited[cols] = floor
     best_t, best_e, best_row = w.best(lo)
+    if lo < up:
+        # an entry from the larger steps cannot see features of f finer than those steps (a
+        # small oscillation on a large power): it claims no more than its distance from the
+        # best entry of the walk down, which could see them
+        down_t, down_e, _ = w.best(up)
+        went_up = (best_row < up - lo) & np.isfinite(down_e)
+        best_e = np.where(went_up, np.maximum(best_e, np.abs(best_t - down_t)), best_e)
     missing = ~np.isfinite(best_e)
     if missing.any():
         bad = sorted({int(c) for c in np.argwhere(missing)[:, 0]})
@@ -291,7 +302,57 @@ def richardson(p: Problem, step: np.ndarray | None = None, noise: Noise | None =
             f"{bad[:5]}, although f(x) is finite: x is too close to the edge of f's domain "
             "for the default steps; pass a smaller step=... (the largest step tried)"
         ) from cause
-    err = best_e + 2 * p.eps * np.abs(best_t)
     hs = np.broadcast_to(w.h[lo:, :, None], (w.h.shape[0] - lo, n, m))
     used = np.take_along_axis(hs, best_row[None], 0)[0]
+    d_row = np.take_along_axis(w.d[lo:], best_row[None], 0)[0]
+    best_e = np.maximum(best_e, _offbeat(w, best_t, best_e, used, d_row))
+    err = best_e + 2 * p.eps * np.abs(best_t)
     return best_t.T.copy(), err.T.copy(), used.T.copy()
+
+
+def _offbeat(w: _Walker, best_t: np.ndarray, best_e: np.ndarray, used: np.ndarray,
+             d_row: np.ndarray) -> np.ndarray:
+    """A lower bound on the error from one more central difference per column, at a step
+    ``OFFBEAT`` times the smaller of ``RICHARDSON_BASE`` and the finest step used.
+
+    Steps in ratio 2 can all be multiples of half a period of an oscillation in ``f`` (then
+    every one of them misses it), and steps far above 1 average out features of ``f`` on the
+    scale 1 (a small ``sin`` on a large power). The extra step is out of beat with the sequence
+    and no larger than the scale 1. Its difference is compared with the extrapolated value
+    corrected by the ``h**2`` term seen at the chosen row; a disagreement beyond three times
+    the noise, the estimate and the next term becomes the estimate, and so does any
+    disagreement (plus the check's noise) for an entry built only from steps above the scale 1.
+    ``(n, m)``; zeros where the check point is outside ``f``'s domain.
+    """
+    p = w.p
+    n, m = p.n, p.m
+    hc = OFFBEAT * np.minimum(RICHARDSON_BASE, used.min(axis=1))
+    out = np.zeros((n, m))
+    for j in range(n):
+        pts = np.repeat(p.x[None], 2, axis=0)
+        pts[0, j] += hc[j]
+        pts[1, j] -= hc[j]
+        pts = p.actual_points(pts)
+        a, b = pts[0, j] - p.x[j], p.x[j] - pts[1, j]
+        if not (a > 0 and b > 0):
+            continue
+        try:
+            fp, fm = p.evaluate(pts[0]), p.evaluate(pts[1])
+        except JacobiteError:
+            raise
+        except (ArithmeticError, ValueError):
+            continue
+        with np.errstate(all="ignore"):
+            d = (b * b * fp - a * a * fm + (a * a - b * b) * p.f0) / (a * b * (a + b))
+            mag = np.maximum(np.maximum(np.abs(fp), np.abs(fm)), np.abs(p.f0))
+            r = ROUNDING_ULPS * np.maximum(w.noise.of(mag), p.eps * mag) / ((a + b) / 2)
+            h2 = ((a + b) / 2) ** 2
+            c1 = (d_row[j] - best_t[j]) / used[j] ** 2
+            gap = np.abs(d - best_t[j] - c1 * h2)
+            bad = np.isfinite(gap) & (
+                gap > OFFBEAT_SAFETY * (r + best_e[j] + np.abs(c1) * h2 * h2 / used[j] ** 2))
+            # an entry built only from steps above the scale 1 vouches for no more than the
+            # check at that scale can confirm
+            coarse = used[j] > RICHARDSON_BASE
+        out[j] = np.where(bad | coarse, gap + r, 0.0)
+    return out
