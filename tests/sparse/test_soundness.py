@@ -87,6 +87,14 @@ def test_custom_function_hessian_pattern_holds() -> None:
     torch.testing.assert_close(H, torch.autograd.functional.hessian(f, X))
 
 
+def test_hessian_forward_over_reverse_of_old_style_function_names_the_fix() -> None:
+    f = lambda v: (NumpySin.apply(v) * v).sum()  # noqa: E731
+    plan = quiet(js.prepare_hessian, f, X)  # timed: the vmapped strategy fails and is dropped
+    assert not plan.vectorize
+    with pytest.raises(UnsupportedOperationError, match="vectorize=False"):
+        quiet(js.prepare_hessian, f, X, vectorize=True).jacobian(X)
+
+
 # ---- values leaving torch ----------------------------------------------------------------
 def _mask_tolist(v):
     return v * torch.tensor([1.0 if a > 0 else 0.0 for a in v.tolist()], dtype=v.dtype)

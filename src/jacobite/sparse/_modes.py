@@ -110,17 +110,21 @@ def needs_reverse_of(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> tuple
 @contextlib.contextmanager
 def forward_passes(mode: str) -> Iterator[None]:
     """Run a plan's forward passes; a failure (an op without a forward-mode derivative, a custom
-    Function torch.func cannot transform) becomes a typed error naming ``mode="reverse"``."""
+    Function torch.func cannot transform) becomes a typed error naming ``mode="reverse"`` (for a
+    Hessian plan, ``vectorize=False``)."""
     try:
         yield
     except JacobiteError:
         raise
     except (RuntimeError, NotImplementedError) as exc:
+        fix = ("prepare_hessian with vectorize=False (reverse over reverse through the autograd "
+               "engine)" if mode == "hessian" else "mode='reverse' (or mode='auto', which falls "
+               "back to reverse)")
         raise UnsupportedOperationError(
             f"the forward passes of this {mode}-mode sparse plan failed: f uses an operation "
             f"forward-mode AD (under vmap) cannot follow ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); prepare the plan with "
-            "mode='reverse' (or mode='auto', which falls back to reverse)") from exc
+            f"{fix}") from exc
 
 
 def _same_point(x: torch.Tensor, x0: torch.Tensor) -> bool:

@@ -8,8 +8,12 @@ operands exploited, prefix scans), looked up in the registry of :mod:`jacobite.s
 An op without a rule falls back to a *dense* dependency and warns, so the pattern is always
 conservative: it never misses a nonzero of the Jacobian at any input; a rule that fails raises
 :class:`~jacobite.errors.UnsupportedOperationError` naming the op (a bug to report, never silently
-papered over). When a value that depends on ``x`` leaves torch (``.item()``, ``bool()``) or steers
-indexing, the pattern is only valid near ``x``: ``Pattern.local`` is then ``True``.
+papered over). When a value that depends on ``x`` leaves torch (``.item()``, ``bool()``,
+``.tolist()``, ``.numpy()``) or steers indexing, the pattern is only valid near ``x``:
+``Pattern.local`` is then ``True``. ``f`` runs with gradients on, as in a reverse pass: what it
+computes with gradients off (``torch.no_grad``) is a constant, as in reverse mode, and
+``Pattern.needs_reverse`` says so; a custom ``torch.autograd.Function``'s outputs depend on all
+its inputs (see :mod:`jacobite.sparse._watch`).
 
 >>> import torch
 >>> p = detect(lambda u: u[1:] - u[:-1], torch.zeros(4))

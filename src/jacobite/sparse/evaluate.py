@@ -217,7 +217,8 @@ class SparsePlan:
         f = self._flat_f
         if self.vectorize:
             g = grad(lambda u: f(u).reshape(()))
-            return vmap(lambda v: jvp(g, (x,), (v,))[1])(seeds)
+            with forward_passes("hessian"):
+                return vmap(lambda v: jvp(g, (x,), (v,))[1])(seeds)
         xr = x if diff else x.detach().requires_grad_(True)
         with torch.enable_grad():
             y = f(xr).reshape(())
