@@ -6,13 +6,14 @@ statistics and ``num_batches_tracked``, a counter buffer) would be changed an un
 of times, and the result would depend on that count. :func:`keep_state` watches every module
 that runs while it is active — passed directly or closed over by ``f`` — through a global
 forward pre-hook: the first time a module runs, its buffers are copied and its training flags,
-parameter versions and ``.grad`` references recorded (for it and all its submodules). On every
-exit, success or exception, anything changed is put back; a changed buffer or parameter then
-raises :class:`~jacobite.errors.ModuleStateError` naming the fix (``model.eval()``, or
+parameter versions and ``.grad`` references recorded (for it and all its submodules); global
+buffer and parameter registration hooks catch state assigned anew (``self.n = self.n + 1``). On
+every exit, success or exception, anything changed is put back; a changed buffer or parameter
+then raises :class:`~jacobite.errors.ModuleStateError` naming the fix (``model.eval()``, or
 ``torch.func.functional_call`` on copies of the buffers), since a Jacobian that changes the
-model is refused rather than silently computed. A training flag flipped after the module's
-first call or a ``.grad`` set by a ``backward()`` inside ``f`` is restored without an error (a
-module is first seen when it runs, so a flag flipped before that is taken as its state).
+model is refused rather than silently computed. A training flag flipped after the module's first
+call or a ``.grad`` set by a ``backward()`` inside ``f`` is restored without an error (a module
+is first seen when it runs, so a flag flipped before that is taken as its state).
 
 Parameters are not copied (that would double a model's memory): an in-place write into one
 outside autograd (under ``torch.no_grad``) is detected and reported, not undone. Autograd itself
@@ -42,7 +43,11 @@ from typing import Any, TypeVar, overload
 
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_forward_pre_hook
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_forward_pre_hook,
+    register_module_parameter_registration_hook,
+)
 
 from .errors import JacobiteError, ModuleStateError
 
@@ -51,6 +56,7 @@ __all__ = ["keep_state", "keeps_state"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LOCAL = threading.local()
+_ABSENT = object()
 
 FIX = ("call model.eval() first (the Jacobian with the running statistics), or, for batch "
        "statistics, evaluate the module with torch.func.functional_call on copies of its buffers")
@@ -92,6 +98,20 @@ class _Watch:
         self.buffers: dict[int, tuple[nn.Module, str, torch.Tensor, torch.Tensor]] = {}
         self.params: dict[int, tuple[nn.Module, str, torch.Tensor, int | None, Any, Any]] = {}
         self.batchnorm: list[str] = []  # training-mode BatchNorms with running statistics
+        # (module id, kind, name) -> [module, tensor it held first, tensor assigned last]
+        self.assigned: dict[tuple[int, str, str], list[Any]] = {}
+
+    def reassign(self, module: nn.Module, kind: str, name: str, value: Any) -> None:
+        """``self.name = new`` (or register_buffer / register_parameter) inside f: keep the
+        tensor it replaces, to put it back."""
+        key = (id(module), kind, name)
+        if key not in self.assigned:
+            held = getattr(module, kind)
+            self.assigned[key] = [module, held.get(name, _ABSENT), value]
+            self.names.setdefault(id(module), type(module).__name__)
+            self.held.append(module)
+        else:
+            self.assigned[key][2] = value
 
     def record_tensors(self, module: nn.Module) -> None:
         with torch.no_grad():
@@ -128,6 +148,15 @@ class _Watch:
     def restore(self) -> list[str]:
         """Put everything back; return what could not stay silent (changed state)."""
         changed: list[str] = []
+        for (_, kind, name), (m, first, last) in self.assigned.items():
+            held = getattr(m, kind)
+            if held.get(name, _ABSENT) is not last:
+                continue  # put back already (functional_call restores what it swapped)
+            if first is _ABSENT:
+                del held[name]
+            else:
+                held[name] = first
+            changed.append(f"{kind[1:-1]} {self.names[id(m)]}.{name} (assigned anew)")
         if not self.seen:  # no module ran: nothing to compare (the common, cheap case)
             return changed
         for m, flag in self.training:
@@ -194,18 +223,36 @@ def keep_state(*, grads: bool = True, fix: str = FIX) -> Iterator[None]:
         if threading.get_ident() == owner:
             watch.pre_hook(module, args)
 
+    def on_buffer(module: nn.Module, name: str, value: Any) -> None:
+        if threading.get_ident() == owner and not torch.compiler.is_compiling():
+            watch.reassign(module, "_buffers", name, value)
+
+    def on_parameter(module: nn.Module, name: str, value: Any) -> None:
+        if threading.get_ident() == owner and not torch.compiler.is_compiling():
+            watch.reassign(module, "_parameters", name, value)
+
     _LOCAL.watch = watch
-    handle = register_module_forward_pre_hook(hook)
+    handles = (register_module_forward_pre_hook(hook),
+               register_module_buffer_registration_hook(on_buffer),
+               register_module_parameter_registration_hook(on_parameter))
     try:
         yield
-    except BaseException as exc:
-        handle.remove()
+    except Exception as exc:
+        for h in handles:
+            h.remove()
         _LOCAL.watch = None
         changed = watch.restore()
         if changed or (watch.batchnorm and _blames_batchnorm(exc)):
             raise _refusal(watch, changed, fix) from exc
         raise
-    handle.remove()
+    except BaseException:  # KeyboardInterrupt and the like: put back, never re-typed
+        for h in handles:
+            h.remove()
+        _LOCAL.watch = None
+        watch.restore()
+        raise
+    for h in handles:
+        h.remove()
     _LOCAL.watch = None
     changed = watch.restore()
     if changed:

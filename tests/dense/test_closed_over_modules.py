@@ -178,3 +178,27 @@ def test_a_compiled_closure_is_refused_and_unchanged() -> None:
     with pytest.raises(ModuleStateError):
         jacobite.jacobian(compiled, X)
     assert _same(net, before)
+
+
+class _Reassigns(nn.Module):
+    """Writes its state out of place: the buffer attribute gets a new tensor each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=DT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls = self.calls.detach() + 1
+        if not hasattr(self, "seen"):
+            self.register_buffer("seen", torch.ones((), dtype=DT))
+        return x * 2
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_buffer_assigned_anew_inside_f_is_put_back_and_refused(mode: str) -> None:
+    mod = _Reassigns()
+    original = mod.calls
+    with pytest.raises(ModuleStateError, match="assigned anew"):
+        jacobite.jacobian(lambda v: mod(v), X[0], mode=mode)
+    assert mod.calls is original and float(original) == 0.0
+    assert "seen" not in mod._buffers and list(mod.state_dict()) == ["calls"]
