@@ -22,6 +22,7 @@ import selectors
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import TextIO
 
@@ -78,9 +79,14 @@ def _cap_memory(extra: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _child(work: Callable[[], int], w_out: int, w_err: int, memory_limit: int) -> None:
+def _child(work: Callable[[], int], w_out: int, w_err: int, memory_limit: int,
+           one_thread: bool) -> None:
     code = 70
     try:
+        if one_thread:  # OpenMP threads the parent started do not survive the fork
+            import torch
+
+            torch.set_num_threads(1)
         sys.stdout = io.TextIOWrapper(io.FileIO(w_out, "w"), encoding="utf-8",
                                       line_buffering=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(w_err, "w"), encoding="utf-8",
@@ -116,12 +122,14 @@ class _Relay:
 
 
 def run_limited(work: Callable[[], int], time_limit: float, memory_limit: int,
-                on_timeout: Callable[[], int]) -> int:
+                on_timeout: Callable[[], int], *, one_thread: bool = False) -> int:
     """``work()`` in a child process within the limits; its exit status (``-N`` when a signal
     ``N`` ended it).
 
     At the time limit the child is killed and ``on_timeout()`` gives the status. A closed
-    output pipe (``jacobite tour | head``) stops the child quietly.
+    output pipe (``jacobite tour | head``) stops the child quietly. ``one_thread``: torch
+    computes on one thread in the child — needed when this process may already have run
+    torch's OpenMP thread pool, which a forked child cannot use.
     """
     if not hasattr(os, "fork") or not os.path.exists("/proc/self/statm"):
         return work()
@@ -129,11 +137,13 @@ def run_limited(work: Callable[[], int], time_limit: float, memory_limit: int,
     r_err, w_err = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    pid = os.fork()
+    with warnings.catch_warnings():  # the child runs no thread of the parent's (see _child)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, reported through its exit status
         os.close(r_out)
         os.close(r_err)
-        _child(work, w_out, w_err, memory_limit)
+        _child(work, w_out, w_err, memory_limit, one_thread)
     os.close(w_out)
     os.close(w_err)
     relays = {r_out: _Relay(r_out, sys.stdout), r_err: _Relay(r_err, sys.stderr)}

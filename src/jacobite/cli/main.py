@@ -121,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              "less (a smaller expression, a looser tolerance, a smaller model) or raise it with "
              "--time-limit SECONDS")
 
-    status = run_limited(lambda: _run(args, memory_text), seconds, memory, on_timeout)
+    # called from Python (argv given), the caller may have used torch's thread pool already
+    status = run_limited(lambda: _run(args, memory_text), seconds, memory, on_timeout,
+                         one_thread=argv is not None)
     if status < 0:
         import signal
 
