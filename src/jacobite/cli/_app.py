@@ -16,8 +16,8 @@ import torch
 EXIT_USAGE = 2
 
 
-# a negative number (-2, -2.5, -.5, -2e3, -inf) is a value, never an option
-_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(?i:inf|infinity|nan)$")
+# what starts like a negative number (-2, -.5, -2e3, -1:1, -inf) is a value, never an option
+_NEGATIVE_NUMBER = re.compile(r"^-\.?\d|^-(?i:inf|nan)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,8 +26,8 @@ class Parser(argparse.ArgumentParser):
 
     >>> p = Parser(prog="demo")
     >>> _ = p.add_argument("z", nargs="+", type=float)
-    >>> p.parse_args(["1", "-2e3", "-.5"]).z
-    [1.0, -2000.0, -0.5]
+    >>> p.parse_args(["1", "-2e3", "-.5", "-inf"]).z
+    [1.0, -2000.0, -0.5, -inf]
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
