@@ -26,8 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _numbers(text: str, flag: str, example: str) -> list[float]:
+    items = split_list(text, flag, example)
     try:
-        return [float(v) for v in split_list(text, flag, example)]
+        return [float(v) for v in items]
     except ValueError:
         raise InvalidOptionError(f"cannot read {flag} {text!r}; write numbers separated by "
                                  f"commas, e.g. {flag} {example}") from None
