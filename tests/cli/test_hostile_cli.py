@@ -1,0 +1,166 @@
+"""Hostile input for the command line: each case runs under a small --time-limit and
+--memory-limit and must end in exit status 2 with ONE line on stderr and no traceback — or,
+where the input is fine, in the right answer (checked against NumPy, SymPy or a closed form)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from jacobite.cli import main
+
+LIMITS = ["--time-limit", "10", "--memory-limit", "1GiB"]
+SHORT = ["--time-limit", "3", "--memory-limit", "1GiB"]
+
+
+def run(capsys: Any, argv: list[str], limits: list[str] | None = LIMITS) -> tuple[int, str, str]:
+    if any(a in argv for a in ("--time-limit", "--memory-limit")):
+        limits = None  # the case is about the limits themselves
+    start = time.monotonic()
+    try:
+        code = main(argv + (limits or []))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    elapsed = time.monotonic() - start
+    out, err = capsys.readouterr()
+    seconds = float((limits or ["", "10"])[1])
+    assert elapsed < seconds + 10, f"{argv} took {elapsed:.1f} s"
+    return code, out, err
+
+
+def refused(capsys: Any, argv: list[str], match: str | None = None,
+            limits: list[str] | None = LIMITS) -> str:
+    code, out, err = run(capsys, argv, limits)
+    assert code == 2, (argv, code, out, err)
+    assert "Traceback" not in err + out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jacobite: error: "), err
+    if match is not None:
+        assert match in lines[0], lines[0]
+    return lines[0]
+
+
+REFUSED: list[tuple[list[str], str | None]] = [
+    # softmax
+    (["softmax", "inf", "1"], "finite"),
+    (["softmax", "nan", "1"], "finite"),
+    (["softmax", "1", "2", "--target", "5"], "--target"),
+    (["softmax", "1", "2", "--labels", "a,"], "empty item"),
+    (["softmax", "1", "2", "--labels", "a,b,c"], None),
+    (["softmax"], None),
+    (["softmax", "abc"], None),
+    # jacobian: lists, variables, points
+    (["jacobian", "x*y", "--vars", "x"], "leaves out y"),
+    (["jacobian", "x, y,"], "empty item"),
+    (["jacobian", ",x"], "empty item"),
+    (["jacobian", "x,,y"], "empty item"),
+    (["jacobian", "x, y", "--vars", "x,y,"], "empty item"),
+    (["jacobian", "x, y", "--at", "x=1,y=2,"], "empty item"),
+    (["jacobian", "x", "--at", "x="], "--at"),
+    (["jacobian", "x", "--at", "y=1"], None),
+    (["jacobian", "1/x, x", "--at", "x=0"], "not finite"),
+    (["jacobian", "log(x)", "--at", "x=0"], "not finite"),
+    (["jacobian", "__import__('os').system('true')"], None),
+    (["jacobian", "x."], None),
+    (["jacobian", ""], None),
+    (["jacobian", "x", "--time-limit", "0"], "--time-limit"),
+    (["jacobian", "x", "--memory-limit", "lots"], "--memory-limit"),
+    (["jacobian", "10**5000*x", "--at", "x=1"], "digits"),
+    (["jacobian", "sin(x*10**399)", "--at", "x=1"], None),
+    # extrema
+    (["extrema", "x*y", "--vars", "x"], "--vars"),
+    (["extrema", "sin(x)*y", "--method", "newton"], "--x0"),
+    (["extrema", "x**2", "--box", "1:0"], "--box"),
+    (["extrema", "x**2", "--x0", "1,"], "empty item"),
+    (["extrema", "x**2 + y**2", "--x0", "1,2", "--box", "-1:1,-1:1"], "not both"),
+    # integrate
+    (["integrate", "exp(-x**2)", "--region", "r=0:1", "--tol", "1e-300"], "--tol"),
+    (["integrate", "1", "--region", "r=0:1,t=0:pi"], "theta"),
+    (["integrate", "1", "--region", "r=0:1,"], "empty item"),
+    (["integrate", "1", "--region", "r=1:0"], None),
+    (["integrate", "1", "--transform", "polr"], "polar"),
+    (["integrate", "x, y", "--region", "r=0:1"], None),
+    (["integrate", "1", "--region", "r=0:1", "--max-evaluations", "0"], "--max-evaluations"),
+    (["integrate", "exp(-x**2)", "--region", "r=0:1", "--tol", "1e-13",
+      "--max-evaluations", "300"], "--max-evaluations 300"),
+    # tour, inspect, the parser
+    (["tour", "--ref", "abc"], "--ref abc"),
+    (["inspect", "no_such_file.py:make", "--input-shape", "3"], "no such file"),
+    (["frobnicate"], None),
+]
+
+
+@pytest.mark.parametrize(("argv", "match"), REFUSED, ids=[" ".join(a)[:40] for a, _ in REFUSED])
+def test_refused_in_one_line(capsys, argv, match):
+    line = refused(capsys, argv, match)
+    for python_name in ("variables=", "method=", "x0=", "epsabs", "properties()"):
+        assert python_name not in line  # the command line speaks in its own flags
+
+
+# work that would run for minutes or take gigabytes: stopped by the limits, in one line
+HEAVY = [
+    ["jacobian", "x**99999999999", "--at", "x=2"],
+    ["jacobian", "x**x**x**x**x**x", "--at", "x=2"],
+    ["jacobian", "E**E**E**100*x", "--at", "x=1"],
+    ["jacobian", "(sqrt(2) + sqrt(3))**10000*x", "--at", "x=1"],
+    ["jacobian", "(x + y)**10000, x*y**10000", "--determinant", "--at", "x=2,y=3"],
+    ["extrema", "x**4 + y**4 + z**4 + u**4 + v**4 - x*y*z*u*v + x*y - z*u + v"],
+    ["integrate", "1", "--max-evaluations", "2000"],
+]
+
+
+@pytest.mark.parametrize("argv", HEAVY, ids=[" ".join(a)[:40] for a in HEAVY])
+def test_heavy_work_ends_within_the_limits(capsys, argv):
+    refused(capsys, argv, limits=SHORT)
+
+
+def test_no_command(capsys):
+    refused(capsys, [], limits=None)
+
+
+def test_inspect_refuses_an_input_over_the_memory_budget(capsys, tmp_path: Path):
+    model = tmp_path / "tiny.py"
+    model.write_text("import torch\n\ndef make():\n    return torch.nn.Linear(4, 2)\n")
+    refused(capsys, ["inspect", f"{model}:make", "--input-shape", "100000,100000,100000"],
+            "memory budget")
+    refused(capsys, ["inspect", f"{model}:make", "--input-shape", "4,"], "--input-shape")
+
+
+def answer(capsys: Any, argv: list[str]) -> dict[str, Any]:
+    code, out, err = run(capsys, [*argv, "--json"])
+    assert code == 0, err
+    return json.loads(out)
+
+
+def softmax(z: list[float]) -> np.ndarray:
+    e = np.exp(np.array(z) - max(z))
+    return e / e.sum()
+
+
+CORRECT: list[tuple[list[str], Callable[[dict[str, Any]], bool]]] = [
+    (["softmax", "1", "-2e3", "3"],
+     lambda d: np.allclose(d["sigma"], softmax([1, -2000, 3]), atol=1e-15)),
+    (["softmax", "-1", "-.5", "-2"],
+     lambda d: np.allclose(d["sigma"], softmax([-1, -0.5, -2]), atol=1e-15)),
+    (["jacobian", "-x*y, y", "--at", "x=2,y=3"],
+     lambda d: d["value"] == [[-3.0, -2.0], [0.0, 1.0]]),
+    (["jacobian", "x**2 + y, x*y", "--vars", "y,x", "--at", "x=1,y=2"],
+     lambda d: d["value"] == [[1.0, 2.0], [1.0, 2.0]]),
+    (["extrema", "x**2 + y**2", "--x0", "1,2", "--method", "newton"],
+     lambda d: d["critical_points"][0]["kind"] == "minimum"
+     and np.allclose(list(d["critical_points"][0]["point"].values()), 0.0, atol=1e-12)),
+    (["integrate", "1", "--region", "r=0:1"], lambda d: abs(d["value"] - math.pi) < 1e-11),
+    (["integrate", "exp(-(x**2 + y**2))"], lambda d: abs(d["value"] - math.pi) < 1e-11),
+]
+
+
+@pytest.mark.parametrize(("argv", "check"), CORRECT, ids=[" ".join(a)[:40] for a, _ in CORRECT])
+def test_fine_input_gets_the_right_answer(capsys, argv, check):
+    assert check(answer(capsys, argv))
