@@ -98,3 +98,13 @@ def test_float32_complex_step_at_a_large_argument_is_not_refused() -> None:
 def test_non_analytic_f_is_still_refused_at_large_arguments() -> None:
     with pytest.raises(UnsupportedOperationError, match="richardson"):
         jacobian(lambda v: v * np.conj(v), np.array([1e5, -3e8]), "complex")
+
+
+def test_cancellation_inside_f_shows_in_the_estimate() -> None:
+    # sin(v) + v at 1e5: Im f(x + ih) = h (cos(x) + 1) loses digits to cancellation, as much as
+    # eps relative to the terms (about 1), not to the small result (6.4e-4)
+    x = np.array([1e5])
+    res = jacobian(lambda v: np.sin(v) + v, x, "complex")
+    true = abs(float(res.jacobian[0, 0]) - (np.cos(1e5) + 1.0))
+    assert true <= 10 * float(res.error[0, 0])
+    assert float(res.error[0, 0]) < 1e-14

@@ -103,7 +103,10 @@ def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
             "finite for complex inputs near x; use method='richardson' instead"
         )
     # imaginary parts keep full precision only down to the smallest normal number; the step
-    # is chosen so that the truncation error h**2 |f'''| / 6 hides below that floor
+    # is chosen so that the truncation error h**2 |f'''| / 6 hides below that floor. Terms of
+    # f may cancel in Im f (sin(x) + x where cos(x) ~ -1): rounding is relative to the typical
+    # derivative |f| / max(|x|, 1) as well as to |J|
     tiny = float(torch.finfo(p.dtype).tiny)
-    err = ERROR_ULPS * p.eps * np.abs(jac) + ERROR_ULPS * tiny / h[:, None]
+    typical = np.abs(p.f0)[None, :] / scale(p.x)[:, None]
+    err = ERROR_ULPS * (p.eps * (np.abs(jac) + typical) + tiny / h[:, None])
     return jac.T.copy(), err.T.copy(), np.broadcast_to(h[:, None], (n, m)).T.copy()
