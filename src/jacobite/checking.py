@@ -59,8 +59,9 @@ def check(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
     """Compare ``jacobite.jacobian(f, *args)`` with a numeric Jacobian and report the worst entry.
 
     The AD Jacobian is computed in float64 (inputs are promoted); the numeric one uses
-    :func:`jacobite.numeric.jacobian` with ``method`` ("richardson", "central", "forward" or
-    "complex"). With ``raise_on_failure=True`` a mismatch raises
+    :func:`jacobite.numeric.jacobian` with ``method`` ("richardson", "central", "forward",
+    "backward" or "complex"), whose steps follow the size of the inputs (``sin`` at ``1e8`` is
+    checked as reliably as at ``1``). With ``raise_on_failure=True`` a mismatch raises
     :class:`~jacobite.errors.JacobianMismatchError` carrying the report.
 
     >>> import torch, jacobite
