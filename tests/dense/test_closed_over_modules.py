@@ -3,10 +3,13 @@ the documented way to batch statistics (functional_call on copied buffers) gives
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call, jacrev
 
@@ -202,3 +205,32 @@ def test_a_buffer_assigned_anew_inside_f_is_put_back_and_refused(mode: str) -> N
         jacobite.jacobian(lambda v: mod(v), X[0], mode=mode)
     assert mod.calls is original and float(original) == 0.0
     assert "seen" not in mod._buffers and list(mod.state_dict()) == ["calls"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(momentum=st.sampled_from([None, 0.1, 0.9]), affine=st.booleans(), track=st.booleans(),
+       train=st.booleans(), mode=st.sampled_from(["forward", "reverse"]),
+       chunk=st.sampled_from(["auto", 1, 4]))
+def test_refused_exactly_when_the_statistics_would_move_and_never_changed(
+        momentum: float | None, affine: bool, track: bool, train: bool, mode: str,
+        chunk: int | str) -> None:
+    g = torch.Generator().manual_seed(5)
+    net = nn.Sequential(nn.Linear(3, 4),
+                        nn.BatchNorm1d(4, momentum=momentum, affine=affine,
+                                       track_running_stats=track),
+                        nn.Tanh(), nn.Linear(4, 2)).to(DT)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
+    net.train(train)
+    twin = copy.deepcopy(net)  # the oracle runs on a copy: torch.func may change it
+    before = _state(net)
+    try:
+        J = jacobite.jacobian(lambda v: net(v), X, mode=mode, chunk_size=chunk)
+    except ModuleStateError:
+        assert train and track
+    else:
+        assert not (train and track)
+        torch.testing.assert_close(J, jacrev(twin)(X), rtol=1e-10, atol=1e-10)
+    assert _same(net, before)
+    assert all(m.training == train for m in net.modules())
