@@ -14,6 +14,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import jacobite
 from jacobite.errors import NonFiniteInputError, SingularOperatorError
 from jacobite.operators import (
     BlockDiagonal,
@@ -129,7 +130,9 @@ def test_singular_operators_say_so(pair, seed):
     sign, lad = op.slogdet()
     assert float(sign) == 0 and float(lad) == -math.inf
     assert float(op.det()) == 0 and float(op.logdet()) == -math.inf
-    b = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=DT)
+    # uniform, not normal, draws: b never repeats a column the operator was built from (a b in
+    # the range makes a consistent system, which a Krylov solve may answer)
+    b = torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=DT) + 0.5
     with pytest.raises(SingularOperatorError, match=r"lstsq"):
         op.solve(b)
 
@@ -186,6 +189,20 @@ def test_softmax_of_a_vector_not_summing_to_one_is_regular():
     assert float(sign) == float(ref.sign) and float(lad) == pytest.approx(float(ref.logabsdet))
     b = torch.tensor([1.0, 2.0, 3.0], dtype=DT)
     torch.testing.assert_close(J.solve(b), torch.linalg.solve(M, b))
+
+
+def test_krylov_solve_refuses_a_blown_up_solution():
+    s = torch.softmax(torch.tensor([0.3, -1.2, 2.0, 0.1], dtype=DT), 0)
+    M = torch.diag(s) - torch.outer(s, s)
+    op = FunctionOperator((4, 4), lambda v: M @ v, lambda u: M.T @ u, dtype=DT)
+    for b in (torch.ones(4, dtype=DT), torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=DT)):
+        with pytest.raises(SingularOperatorError, match="lstsq"):
+            op.solve(b)
+    # a budget too small to materialise J: the bound alone decides (Krylov "converges" to a
+    # vector of size 1e16)
+    with jacobite.config.memory_budget(64), \
+            pytest.raises(SingularOperatorError, match="condition number"):
+        op.solve(torch.ones(4, dtype=DT))
 
 
 def test_dplr_with_near_zero_diagonal_uses_the_dense_rule():

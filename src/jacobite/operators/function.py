@@ -13,6 +13,7 @@ from ..errors import (
     DtypeError,
     JacobianTooLarge,
     ShapeError,
+    SingularOperatorError,
     UnsupportedOperationError,
 )
 from . import _validate as chk
@@ -142,11 +143,37 @@ class FunctionOperator(JacobianOperator):
         if method is None:
             method = "cg" if self.is_psd() else "gmres"
         try:
-            return L.iterative_solve(self, B, method=method, rtol=rtol, atol=atol,
-                                     max_iter=max_iter)
+            X = L.iterative_solve(self, B, method=method, rtol=rtol, atol=atol,
+                                  max_iter=max_iter)
         except ConvergenceError:
             self._diagnose(B)
             raise
+        self._refuse_blown_up(B, X)
+        return X
+
+    def _refuse_blown_up(self, B: torch.Tensor, X: torch.Tensor) -> None:
+        """A small residual can hide a numerically singular ``J``: ``x`` of size ``‖b‖ / eps``.
+        ``‖J‖ ‖x‖ / ‖b‖`` is a lower bound on the condition number (``‖J b‖ / ‖b‖`` and
+        ``‖J r‖ / ‖r‖`` for a fixed ±1 vector ``r`` bound ``‖J‖`` from below); at
+        ``1 / (n · eps)`` or more, ``J`` is singular by the rule of :meth:`slogdet`, and the
+        solution is refused."""
+        n = self.shape[0]
+        r = torch.ones(n, 1, dtype=self.dtype, device=self.device)
+        r[1::2] = -1
+        r[2::3] *= -1
+        JB = self._mm(torch.cat([B, r], dim=1)).detach()
+        norm_r = float(JB[:, -1].norm()) / n ** 0.5
+        for j in range(B.shape[1]):
+            nb, nx = float(B[:, j].norm()), float(X[:, j].norm())
+            if nb == 0:
+                continue
+            cond_lb = max(float(JB[:, j].norm()) / nb, norm_r) * nx / nb
+            if cond_lb * n * L.eps_of(self.dtype) >= 1:
+                raise SingularOperatorError(
+                    f"cannot solve: the Krylov solution has norm {nx:.3g} for a right-hand "
+                    f"side of norm {nb:.3g}, so the condition number is at least "
+                    f"{cond_lb:.3g} and the operator is numerically singular; "
+                    f"{L._SINGULAR_FIX}")
 
     def _diagnose(self, B: torch.Tensor) -> None:
         """After a failed Krylov solve: raise the error that explains it, if one does — NaN or
