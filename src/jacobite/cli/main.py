@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import JacobiteError
-from ._app import Parser, cli_words, fail
+from ._app import EXIT_USAGE, Parser, cli_words, fail
 from ._limits import (
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_TIME_LIMIT,
@@ -101,7 +101,8 @@ def _run(args: argparse.Namespace, memory: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input)."""
+    """Run the command line; returns the exit status (0 ok, 1 a tour example failed). Bad input
+    prints one line on stderr and raises ``SystemExit(2)``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not args_list:
@@ -130,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(f"`jacobite {args.command}` was stopped by signal "
              f"{signal.Signals(-status).name}, most often because it needed more memory than "
              f"the memory limit ({memory_text}); ask for less or raise --memory-limit SIZE")
+    if status == EXIT_USAGE:  # the child has printed its one line; exit as fail() does
+        raise SystemExit(status)
     return status
 
 
