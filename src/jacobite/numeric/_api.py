@@ -50,7 +50,10 @@ def jacobian(
         are computed in float64 (integers are converted) and give NumPy results. A tensor keeps
         its dtype and device: ``f`` receives tensors like ``x`` (under ``torch.no_grad()``)
         and the result is a tensor; float32 or lower precision triggers a warning, because
-        finite differences then lose most digits.
+        finite differences then lose most digits. Where ``x``'s precision cannot take steps
+        below the scale on which ``f`` varies (``sin`` in float32 beyond about ``1e6``, where
+        neighbouring float32 numbers are ``0.06`` or more apart), no difference sees the
+        derivative and the error estimate can be far too small: pass ``x.double()``.
     method:
         * ``"richardson"`` (default): adaptive Richardson extrapolation of central differences;
           typically 1e-13 relative or better, with a measured error estimate, in fewer calls
