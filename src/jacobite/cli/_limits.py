@@ -7,8 +7,8 @@ power, a tower of exponentials) runs in C for minutes without returning to Pytho
 separate process can be stopped reliably. Elsewhere the command runs in the calling process
 without limits.
 
->>> parse_bytes("512 MiB"), parse_bytes("2G"), parse_bytes("1000")
-(536870912, 2147483648, 1000)
+>>> parse_bytes("512 MiB"), parse_bytes("2G"), parse_bytes("100MB")
+(536870912, 2147483648, 100000000)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import io
 import os
 import re
 import selectors
+import shutil
 import signal
 import sys
 import time
@@ -36,6 +37,8 @@ DEFAULT_TIME_LIMIT = 120.0
 #: Memory a command may allocate beyond what the command line itself has loaded
 #: (``--memory-limit``).
 DEFAULT_MEMORY_LIMIT = "2 GiB"
+#: The smallest memory limit accepted.
+MIN_MEMORY_LIMIT = 64 * 1024**2
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "k": 1024, "kib": 1024,
           "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3}
@@ -46,10 +49,14 @@ def parse_bytes(text: str) -> int:
     decimal)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _UNITS or float(m.group(1)) * _UNITS[unit] < 1:
-        raise InvalidOptionError(f"cannot read --memory-limit {text!r}; write a positive size "
-                                 "such as 512MiB or 2GiB")
-    return int(float(m.group(1)) * _UNITS[unit])
+    if m is None or unit not in _UNITS:
+        raise InvalidOptionError(f"cannot read --memory-limit {text!r}; write a size such as "
+                                 "512MiB or 2GiB")
+    size = int(float(m.group(1)) * _UNITS[unit])
+    if size < MIN_MEMORY_LIMIT:
+        raise InvalidOptionError(f"--memory-limit {text!r} is below 64MiB, too little for the "
+                                 "interpreter to work in; give e.g. --memory-limit 512MiB")
+    return size
 
 
 def parse_seconds(text: str) -> float:
@@ -80,9 +87,12 @@ def _cap_memory(extra: int) -> None:
 
 
 def _child(work: Callable[[], int], w_out: int, w_err: int, memory_limit: int,
-           one_thread: bool) -> None:
+           one_thread: bool, columns: int | None) -> None:
     code = 70
     try:
+        if columns is not None:  # the output goes to the parent's terminal: keep its colours
+            os.environ["FORCE_COLOR"] = "1"
+            os.environ["COLUMNS"] = str(columns)
         if one_thread:  # OpenMP threads the parent started do not survive the fork
             import torch
 
@@ -133,6 +143,10 @@ def run_limited(work: Callable[[], int], time_limit: float, memory_limit: int,
     """
     if not hasattr(os, "fork") or not os.path.exists("/proc/self/statm"):
         return work()
+    try:
+        columns = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    except (AttributeError, ValueError, OSError):
+        columns = None
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
     for stream in (sys.stdout, sys.stderr):
@@ -143,7 +157,7 @@ def run_limited(work: Callable[[], int], time_limit: float, memory_limit: int,
     if pid == 0:  # pragma: no cover - runs in the child, reported through its exit status
         os.close(r_out)
         os.close(r_err)
-        _child(work, w_out, w_err, memory_limit, one_thread)
+        _child(work, w_out, w_err, memory_limit, one_thread, columns)
     os.close(w_out)
     os.close(w_err)
     relays = {r_out: _Relay(r_out, sys.stdout), r_err: _Relay(r_err, sys.stderr)}
