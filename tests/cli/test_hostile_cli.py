@@ -164,3 +164,38 @@ CORRECT: list[tuple[list[str], Callable[[dict[str, Any]], bool]]] = [
 @pytest.mark.parametrize(("argv", "check"), CORRECT, ids=[" ".join(a)[:40] for a, _ in CORRECT])
 def test_fine_input_gets_the_right_answer(capsys, argv, check):
     assert check(answer(capsys, argv))
+
+
+def test_a_closed_output_pipe_ends_quietly(capsys, monkeypatch):
+    import io
+    import os
+
+    r, w = os.pipe()
+    os.close(r)  # the reader (`| head`) is gone before the output comes
+    stdout = io.TextIOWrapper(io.FileIO(w, "w"), encoding="utf-8")
+    monkeypatch.setattr("sys.stdout", stdout)
+    try:
+        code = main(["softmax", "1", "2", "3", "--json", *LIMITS])
+    finally:
+        monkeypatch.undo()
+    assert code == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_memory_limit_below_the_interpreters_needs_is_refused(capsys):
+    refused(capsys, ["softmax", "1", "2", "--memory-limit", "1MiB"], "64MiB", limits=None)
+
+
+@pytest.mark.parametrize(("command", "phrases"), [
+    ("inspect", ["imported", "top-level code"]),
+    ("integrate", ["polar (r, theta)", "spherical (r, theta, phi)", "default polar",
+                   "r=0:inf,theta=0:2pi", "whole plane"]),
+    ("jacobian", ["--time-limit", "--memory-limit"]),
+])
+def test_help_states_what_the_command_does(capsys, command, phrases):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in phrases:
+        assert phrase in text
