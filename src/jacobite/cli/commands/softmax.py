@@ -34,6 +34,9 @@ def compute(logits: list[float], target: int = 0, labels: str | None = None) -> 
         raise InvalidOptionError(f"--target {target} is not a class index: there are "
                                  f"{len(logits)} logits, so use 0 to {len(logits) - 1}")
     names = None if labels is None else split_list(labels, "--labels", "cat,dog,bird")
+    if names is not None and len(names) != len(logits):
+        raise InvalidOptionError(f"--labels has {len(names)} names for {len(logits)} logits; "
+                                 "give one name per class")
     ex = softmax_example(logits, target, labels=names)
     data = ex.to_dict()
     import torch
