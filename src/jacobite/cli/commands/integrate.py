@@ -49,25 +49,27 @@ def _region(text: str | None) -> dict[str, tuple[float, float]] | None:
     return out
 
 
-def _transforms_help() -> str:
+def _named_transforms() -> dict[str, tuple[str, ...]]:
+    """The transforms the command line can name, with their variables."""
     from ...transforms import TRANSFORMS, get_transform
 
-    parts = []
+    out = {}
     for name in sorted(TRANSFORMS):
         try:
-            T = get_transform(name)
+            out[name] = get_transform(name).variables
         except JacobiteError:  # a transform that needs arguments (affine) has no name form
             continue
-        parts.append(f"{name} ({', '.join(T.variables)})")
-    return ", ".join(parts)
+    return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("integrand", help='an expression in the ORIGINAL coordinates x, y (, z), '
                    'e.g. "exp(-(x**2 + y**2))"')
-    p.add_argument("--transform", default="polar",
-                   help=f"the change of variables, with the names of its variables: "
-                        f"{_transforms_help()} (default polar)")
+    named = _named_transforms()
+    p.add_argument("--transform", default="polar", choices=sorted(named),
+                   help="the change of variables, with the names of its variables: "
+                        + ", ".join(f"{n} ({', '.join(v)})" for n, v in named.items())
+                        + " (default polar)")
     p.add_argument("--region", default=None, metavar="NAME=LOW:HIGH,...",
                    help="bounds in the new variables, e.g. r=0:1; a variable not named keeps "
                         "its default. Default: the whole space — for polar r=0:inf,theta=0:2pi, "
