@@ -53,7 +53,7 @@ REFUSED: list[tuple[list[str], str | None]] = [
     (["softmax", "nan", "1"], "finite"),
     (["softmax", "1", "2", "--target", "5"], "--target"),
     (["softmax", "1", "2", "--labels", "a,"], "empty item"),
-    (["softmax", "1", "2", "--labels", "a,b,c"], None),
+    (["softmax", "1", "2", "--labels", "a,b,c"], "--labels"),
     (["softmax"], None),
     (["softmax", "abc"], None),
     # jacobian: lists, variables, points
@@ -86,6 +86,7 @@ REFUSED: list[tuple[list[str], str | None]] = [
     (["integrate", "1", "--region", "r=0:1,"], "empty item"),
     (["integrate", "1", "--region", "r=1:0"], None),
     (["integrate", "1", "--transform", "polr"], "polar"),
+    (["integrate", "1", "--transform", "affine"], "polar"),
     (["integrate", "x, y", "--region", "r=0:1"], None),
     (["integrate", "1", "--region", "r=0:1", "--max-evaluations", "0"], "--max-evaluations"),
     (["integrate", "exp(-x**2)", "--region", "r=0:1", "--tol", "1e-13",
