@@ -317,3 +317,15 @@ def test_imtlg_equal_projections_and_aligned_mtl_balance() -> None:
     G = J @ J.T
     B = AlignedMTL().weights  # rows of BJ are orthogonal with equal norms
     assert B(G).shape == (4,)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300, 1e150, 1e-150])
+def test_config_is_linear_under_extreme_scaling(scale: float) -> None:
+    # the rows' norms overflow (1e300² = inf) or underflow (1e-300² = 0) if taken directly;
+    # ConFIG(cJ) = c ConFIG(J) must hold anyway, against the float64 answer at scale 1
+    J = random_jacobian(3, 5, 11)
+    want = ConFIG()(J) * scale
+    got = ConFIG()(J * scale)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    D = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64) * scale
+    torch.testing.assert_close(ConFIG()(D), D.sum(0), rtol=1e-12, atol=0)  # orthogonal rows

@@ -42,8 +42,13 @@ singular values below ``max(m, n)·eps`` of J's dtype taken as zero).
 
     def forward(self, J: Tensor) -> Tensor:
         p = pref_weights(self.pref_vector, J[:, :1].T.expand(J.shape[0], J.shape[0]), 1.0)
-        norms = J.norm(dim=1, keepdim=True)
-        units = torch.where(norms > 0, J / torch.where(norms > 0, norms, 1.0), 0.0)
+        # each row divided by its largest entry first, so that its norm neither overflows (rows
+        # near 1e300) nor underflows (rows near 1e-300); the unit row does not depend on that
+        # scale, which is held constant for autograd
+        scale = J.detach().abs().amax(dim=1, keepdim=True)
+        scaled = J / torch.where(scale > 0, scale, 1.0)
+        norms = scaled.norm(dim=1, keepdim=True)
+        units = torch.where(norms > 0, scaled / torch.where(norms > 0, norms, 1.0), 0.0)
         # the pseudo-inverse in float64, with singular values below J's own precision
         # (max(m, n)·eps of its dtype) treated as zero: rows that are dependent up to J's
         # round-off count as dependent, the same way whatever their order
