@@ -96,6 +96,15 @@ _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
      "{f} uses a custom torch.autograd.Function written in the old style; torch.func transforms "
      "need it to define a separate setup_context staticmethod (and vmap support: "
      "generate_vmap_rule = True) — see PyTorch's notes on extending torch.func"),
+    (("Trying to use forward AD with",), UnsupportedOperationError,
+     "{f} uses an operation that torch cannot differentiate in forward mode (named below); use "
+     "mode='reverse' — for a Hessian or a second derivative through it, take "
+     "jacobite.numeric.jacobian of the reverse-mode gradient, or rewrite that operation (for "
+     "torch.cdist: compute_mode='use_mm_for_euclid_dist')"),
+    (("derivative for", "is not implemented"), UnsupportedOperationError,
+     "{f} uses an operation whose derivative torch does not implement at this order (named "
+     "below); use a lower order of differentiation through it, jacobite.numeric.jacobian, or "
+     "rewrite that operation (for torch.cdist: compute_mode='use_mm_for_euclid_dist')"),
     (("does not require grad and does not have a grad_fn",), UnsupportedOperationError,
      "{f} detaches its result from the input (.detach(), torch.no_grad(), .data); remove that"),
 )

@@ -104,6 +104,12 @@ RANDOM_FORWARD = (
     "model in eval() mode")
 
 
+NO_FORWARD_AD_MSG = (
+    "{f} uses an operation that torch cannot differentiate in forward mode (torch.cdist's direct "
+    "kernel); use mode='reverse' or mode='auto', or compute_mode='use_mm_for_euclid_dist' in "
+    "torch.cdist")
+
+
 def honour_semantics(mode: str, reason: str, probe: Probe | None,
                      fname: str) -> tuple[str, str]:
     """Reverse mode when only it gives the Jacobian the user means — f has no_grad regions or
@@ -114,6 +120,8 @@ def honour_semantics(mode: str, reason: str, probe: Probe | None,
         why, msg = "runs torch.autograd itself", AUTOGRAD_FORWARD
     elif probe.stops_gradient:
         why, msg = "computes under torch.no_grad", NO_GRAD_FORWARD
+    elif probe.no_forward_ad:
+        why, msg = "uses an operation without a forward-mode derivative", NO_FORWARD_AD_MSG
     else:
         why, msg = "draws random numbers", RANDOM_FORWARD
     if reason != "requested":
@@ -156,6 +164,9 @@ def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
     else:
         c = min(int(chunk_size), max(basis, 1))
     c = max(int(c), 1)
+    if probe is not None and probe.vmap_wrong_backward and chosen == "reverse" and c > 1:
+        c = 1  # torch's batched backward of such an operation is wrong: one VJP at a time
+        reason += "; one VJP at a time (torch.cdist's vectorised backward is wrong)"
     chunks = -(-basis // c) if basis else 0
     plan = JacobianPlan(chosen, reason, n, m, c, chunks, result, per_vec,
                         result + work + c * per_vec, budget,

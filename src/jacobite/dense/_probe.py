@@ -64,6 +64,15 @@ def own_read() -> Iterator[None]:
 
 _SCALAR_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default}
 
+#: Operations whose vectorised (vmapped) backward torch computes wrongly: a Jacobian through them is
+#: taken one VJP at a time. ``_cdist_forward`` is torch.cdist's direct kernel (p ≠ 2, or small
+#: inputs); its batched backward returns wrong values, while the matrix-multiply route
+#: (``_euclidean_dist``) and ``pdist`` are right.
+VMAP_WRONG_BACKWARD = {torch.ops.aten._cdist_forward.default}
+
+#: Operations torch cannot differentiate in forward mode: ``mode="auto"`` picks reverse for them.
+NO_FORWARD_AD = {torch.ops.aten._cdist_forward.default}
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -85,11 +94,17 @@ class Probe:
     # f runs the autograd engine itself (torch.autograd.grad / .functional / .backward), which no
     # transform can follow: reverse mode reports it; forward mode would silently misread it
     runs_autograd: bool = False
+    # f uses an operation whose vmapped backward torch gets wrong (VMAP_WRONG_BACKWARD): reverse
+    # mode then takes one VJP at a time
+    vmap_wrong_backward: bool = False
+    # f uses an operation without a forward-mode derivative in torch (NO_FORWARD_AD)
+    no_forward_ad: bool = False
 
     @property
     def reverse_only(self) -> bool:
-        """Only reverse mode gives the Jacobian the user means (see the two flags above)."""
-        return self.stops_gradient or self.draws_random or self.runs_autograd
+        """Only reverse mode gives the Jacobian the user means (see the flags above)."""
+        return (self.stops_gradient or self.draws_random or self.runs_autograd
+                or self.no_forward_ad)
 
 
 class _Recorder(TorchDispatchMode):
@@ -100,6 +115,8 @@ class _Recorder(TorchDispatchMode):
         self.stops = False
         self.random = False
         self.autograd = False
+        self.vmap_wrong = False
+        self.no_forward = False
         # id -> weak reference: tensors compare elementwise, so they cannot go in a WeakSet
         self._tainted: dict[int, weakref.ref[torch.Tensor]] = {}
         for t in inputs:
@@ -122,6 +139,10 @@ class _Recorder(TorchDispatchMode):
         flat_in, _ = tree_flatten((args, kwargs))
         tainted = any(self._is_tainted(t) for t in flat_in)
         if tainted:
+            if func in VMAP_WRONG_BACKWARD:
+                self.vmap_wrong = True
+            if func in NO_FORWARD_AD:
+                self.no_forward = True
             if func in _SCALAR_OPS and not getattr(_INTERNAL, "active", False):
                 self.leak = True
             if not (self.stops or self.autograd) and not torch.is_grad_enabled():
@@ -151,7 +172,8 @@ def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tup
     itemsize = max((t.element_size() for t in out_leaves), default=8)
     single = isinstance(out, torch.Tensor)
     return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated, rec.stops,
-                 rec.random, rec.autograd), out
+                 rec.random, rec.autograd, rec.vmap_wrong,
+                 rec.no_forward), out
 
 
 class ProbeCache:
