@@ -27,7 +27,7 @@ EXEMPT: dict[str, str] = {
                                                          "concrete aggregator has an entry",
     **{f"jacobite.cli.tour.{n}": "the harness behind `python -m jacobite tour`, driven by "
                                  "its fixed list of examples (tests/cli)"
-       for n in ("Example", "agrees", "close", "evaluate", "fmt")},
+       for n in ("Example", "agrees", "close", "disagreement", "evaluate", "fmt")},
     **{f"jacobite.{n}": _RECORD for n in (
         "CheckResult", "JacobianPlan", "LeastSquaresResult", "RootResult",
         "analysis.FrobeniusEstimate", "analysis.JacobianProperties", "analysis.LayerReport",
@@ -36,6 +36,6 @@ EXEMPT: dict[str, str] = {
         "sparse.SparsePlan", "sparse.Pattern", "numeric.NumericJacobian", "solvers.NewtonIterate",
         "solvers.NewtonResult", "transforms.IntegrationResult", "nn.BackpropResult",
         "nn.BackpropStep", "nn.SoftmaxExample", "extrema.CriticalPoint",
-        "cli.tour.Outcome", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
+        "cli.tour.Outcome", "cli.tour.Source", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
     )},
 }
