@@ -50,12 +50,13 @@ def parse_bytes(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if m is None or unit not in _UNITS:
-        raise InvalidOptionError(f"cannot read --memory-limit {text!r}; write a size such as "
-                                 "512MiB or 2GiB")
+        raise InvalidOptionError(f"cannot read --memory-limit {text!r}; write a positive size "
+                                 "such as 512MiB or 2GiB")
     size = int(float(m.group(1)) * _UNITS[unit])
     if size < MIN_MEMORY_LIMIT:
         raise InvalidOptionError(f"--memory-limit {text!r} is below 64MiB, too little for the "
-                                 "interpreter to work in; give e.g. --memory-limit 512MiB")
+                                 "interpreter to work in; give a positive size of at least "
+                                 "64MiB, e.g. --memory-limit 512MiB")
     return size
 
 
