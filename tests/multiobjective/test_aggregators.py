@@ -329,3 +329,12 @@ def test_config_is_linear_under_extreme_scaling(scale: float) -> None:
     torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
     D = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64) * scale
     torch.testing.assert_close(ConFIG()(D), D.sum(0), rtol=1e-12, atol=0)  # orthogonal rows
+
+
+@pytest.mark.parametrize("scale", [1e13, 1e100, 1e150])
+def test_imtlg_is_linear_under_large_scaling(scale: float) -> None:
+    # v = G⁺ n shrinks like 1/scale: an absolute "Σ v vanishes" cut-off zeroed these updates
+    J = random_jacobian(3, 5, 12)
+    torch.testing.assert_close(IMTLG()(J * scale), IMTLG()(J) * scale, rtol=1e-10, atol=0)
+    D = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64) * scale
+    torch.testing.assert_close(IMTLG()(D), D.mean(0), rtol=1e-12, atol=0)  # equal projections

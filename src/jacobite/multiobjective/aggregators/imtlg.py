@@ -14,7 +14,7 @@ class IMTLG(GramianWeightedAggregator):
     r"""IMTL-G (Liu et al. 2021), in the form of Quinton & Rey (2024) that allows linearly
     dependent rows: with ``nᵢ = ‖gᵢ‖ = √Gᵢᵢ``::
 
-        v = G⁺ n,   w = v / Σᵢ vᵢ   (w = 0 when |Σᵢ vᵢ| < 1e-12),   d = Jᵀ w,
+        v = G⁺ n,   w = v / Σᵢ vᵢ   (w = 0 when |Σᵢ vᵢ| ≤ 1e-12 Σᵢ |vᵢ|),   d = Jᵀ w,
 
     so that ``d`` has equal projections ``gᵢ·d / ‖gᵢ‖`` on every unit gradient. ``G⁺`` is formed
     in float64, eigenvalues below ``m·eps`` of G's dtype (relative) counting as zero.
@@ -34,5 +34,8 @@ class IMTLG(GramianWeightedAggregator):
         norms = G64.diagonal().clamp_min(0.0).sqrt()
         v = torch.linalg.pinv(G64, rtol=rtol, hermitian=True) @ norms
         total = v.sum()
-        w = torch.zeros_like(v) if float(total.detach().abs()) < 1e-12 else v / total
+        # "the sum vanishes" relative to v's own size: v scales as 1/c when J is scaled by c, so
+        # an absolute cut-off zeroed every update of rows longer than about 1e12
+        vanishes = float(total.detach().abs()) <= 1e-12 * float(v.detach().abs().sum())
+        w = torch.zeros_like(v) if vanishes else v / total
         return w.to(G.dtype)
