@@ -45,7 +45,7 @@ AGGREGATORS = {
 }
 #: aggregators whose update for orthogonal rows of equal length is the mean / the sum of the rows
 MEAN_OF_ORTHOGONAL = ["UPGrad", "DualProj", "MGDA", "AlignedMTL", "Constant", "Mean"]
-SUM_OF_ORTHOGONAL = ["PCGrad", "Sum", "GradDrop"]
+SUM_OF_ORTHOGONAL = ["PCGrad", "Sum", "GradDrop", "ConFIG"]
 
 
 def _make(name: str, m: int):  # type: ignore[no-untyped-def]
@@ -97,6 +97,16 @@ def test_orthogonal_rows_at_extreme_scales_give_the_analytic_update(name, scale)
         d = _make(name, 2)(J)
     want = J.sum(0) / (2 if name in MEAN_OF_ORTHOGONAL else 1)
     assert_close(d, want, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-150, 1e13, 1e150])
+def test_imtlg_of_orthogonal_rows_is_their_mean_at_extreme_scales(scale):
+    # equal projections on e₁ and −e₂: the mean; its Gramian underflows below about 1e-154,
+    # where the answer is no longer representable through G
+    J = torch.tensor([[scale, 0.0], [0.0, -scale]], dtype=F64)
+    with within():
+        d = IMTLG()(J)
+    assert_close(d, J.mean(0), rtol=1e-9, atol=0)
 
 
 @pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "Mean", "AlignedMTL", "IMTLG",
