@@ -101,3 +101,16 @@ def test_cut_at_keeps_finite_ends():
     inf = math.inf
     assert cut_at(((0.0, inf), (-inf, 3.0), (2.0, inf)), 4.0) == ((0.0, 4.0), (-4.0, 3.0),
                                                                   (2.0, 6.0))
+
+
+def test_a_divergent_line_integral_is_refused_though_quad_returns_a_finite_number():
+    from jacobite.transforms import Affine
+
+    line = [(-math.inf, math.inf)]
+    with pytest.raises(ConvergenceError, match="diverges") as info:
+        integrate(lambda p: 1 / (1 + p[0].abs()), Affine([[1.0]]), line)
+    pairs = re.findall(r"R=([0-9.e+]+): ([0-9.e+]+)", str(info.value))
+    for R, v in pairs:  # ∫_{-R}^{R} dx / (1 + |x|) = 2 log(1 + R)
+        assert float(v) == pytest.approx(2 * math.log1p(float(R)), rel=1e-3)
+    res = integrate(lambda p: 1 / (1 + p[0] ** 2), Affine([[1.0]]), line)
+    assert res.converged and res.value == pytest.approx(math.pi, rel=1e-8)
