@@ -13,6 +13,7 @@ import torch
 from torch.func import jacfwd
 
 from jacobite.errors import (
+    ConvergenceError,
     DtypeError,
     InvalidOptionError,
     JacobiteWarning,
@@ -242,3 +243,15 @@ def test_an_unsafe_string_integrand_is_refused(expr):
 def test_an_integrand_that_raises_propagates_its_error():
     with pytest.raises(ZeroDivisionError):
         integrate(lambda p: 1 / 0, "polar", region=[(0, 1), (0, 1)])
+
+
+def test_a_divergent_integral_over_the_plane_is_refused_naming_a_bounded_region():
+    with refuses(ConvergenceError, "diverges", "bounded region", seconds=5.0):
+        integrate(1, "polar")
+
+
+def test_a_singular_integrand_that_spends_its_budget_is_refused_naming_the_budget():
+    # ∫∫ 1/r² r dr dθ over the unit disc diverges logarithmically at the origin
+    with refuses(ConvergenceError, "raise max_evaluations", seconds=5.0):
+        integrate(lambda p: 1 / (p ** 2).sum(), "polar", region=[(0, 1), (0, 2 * math.pi)],
+                  max_evaluations=20_000)
