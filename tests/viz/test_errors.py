@@ -107,3 +107,12 @@ def test_bad_figure_options():
         spy(torch.eye(2), markersize=-1.0)
     with pytest.raises(InvalidOptionError, match="precision"):
         spy(torch.eye(2), precision=float("inf"))
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3), (3, 0)])
+def test_heatmap_of_an_empty_matrix_is_refused_like_spy(shape):
+    # matplotlib would draw a singular axis with warnings: a picture of nothing
+    for draw in (heatmap, spy):
+        with pytest.raises(ShapeError, match="empty") as info:
+            draw(torch.zeros(shape))
+        assert type(info.value) is ShapeError

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import InvalidOptionError
+from ..errors import InvalidOptionError, ShapeError
 from ._common import (
     PathLike,
     as_matrix,
@@ -75,6 +75,8 @@ def heatmap(J: Any, ax: Axes | None = None, *, title: str | None = None, labels:
     """
     M = as_matrix(J, "a heatmap")
     m, n = M.shape
+    if m == 0 or n == 0:  # as spy does: matplotlib would draw a singular, meaningless axis
+        raise ShapeError(f"the matrix is empty (shape {m}×{n}); there is nothing to draw")
     rows, cols = check_labels(labels, m, n)
     if annotate is not None and not isinstance(annotate, bool):
         raise InvalidOptionError(f"annotate must be True, False or None (automatic), got "
