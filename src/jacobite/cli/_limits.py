@@ -166,7 +166,7 @@ def run_limited(work: Callable[[], int], time_limit: float, memory_limit: int,
     sel = selectors.DefaultSelector()
     for fd in relays:
         sel.register(fd, selectors.EVENT_READ)
-    timed_out = broken = False
+    timed_out = broken = interrupted = False
     try:
         while sel.get_map():
             left = deadline - time.monotonic()
@@ -178,9 +178,11 @@ def run_limited(work: Callable[[], int], time_limit: float, memory_limit: int,
                     sel.unregister(key.fd)
     except BrokenPipeError:
         broken = True
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         sel.close()
-        if timed_out or broken:
+        if timed_out or broken or interrupted:
             _kill(pid)
         _, status = os.waitpid(pid, 0)
         for fd in relays:
@@ -188,6 +190,9 @@ def run_limited(work: Callable[[], int], time_limit: float, memory_limit: int,
     if broken:
         _quiet_stdout()
         return 0
+    if interrupted:
+        print("jacobite: interrupted", file=sys.stderr)
+        return 130
     if timed_out:
         return on_timeout()
     if os.WIFSIGNALED(status):
