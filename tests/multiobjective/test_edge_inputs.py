@@ -48,3 +48,17 @@ def test_half_precision_gramian_gives_the_float32_weights_rounded(name: str,
     G = (J @ J.T).to(dtype)
     agg = MAKERS[name](J)
     torch.testing.assert_close(agg.weights(G), agg.weights(G.float()).to(dtype))
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e200, 1e-200, 1e-300])
+@pytest.mark.parametrize("name", [n for n in DETERMINISTIC if n != "CAGrad"])
+def test_float64_jacobians_whose_gramian_over_or_underflows_scale_linearly(name: str,
+                                                                         scale: float) -> None:
+    # ‖gᵢ‖² leaves float64 beyond about 1e154 (Inf) or below 1e-154 (0): the weights, which do
+    # not depend on J's scale, come from J times a power of two; the answer is the scale-1
+    # answer times the scale (float64 oracle)
+    J = _J().to(torch.float64)
+    make = {**_ANY_ROWS, **ROWS_2}[name]
+    want = make(J)(J) * scale
+    got = make(J)(J * scale)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=0)

@@ -32,6 +32,7 @@ gradient. No aggregator runs under ``torch.func.vmap``: loop over the Jacobians 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -282,6 +283,21 @@ class Aggregator:
         return f"{type(self).__name__}({args})"
 
 
+def _rescaled_gram(J: Tensor, G: Tensor) -> Tensor:
+    """``G``, or, when its trace overflows (``|J| ≳ 1e154``) or underflows (``≲ 1e-154``) in
+    float64, the Gramian of ``J`` times an exact power of two that brings its largest entry
+    near 1 (for scale-free weights the same weights, which a NaN or Inf in J never reaches)."""
+    info = torch.finfo(torch.float64)
+    trace = float(G.diagonal().sum())
+    if info.tiny / info.eps <= trace < math.inf:
+        return G
+    peak = float(J.detach().abs().max())
+    if not 0.0 < peak < math.inf:
+        return G  # a zero J keeps its zero Gramian; a NaN or Inf is refused by the caller
+    k = -math.frexp(peak)[1]  # up to 1074 for subnormals, past 2**1023: two exact factors
+    return gram(J.to(torch.float64) * math.ldexp(1.0, k // 2) * math.ldexp(1.0, k - k // 2))
+
+
 class GramianWeightedAggregator(Aggregator):
     """An aggregator whose update is ``Jᵀ w`` with ``w = weights(G)`` computed from the Gramian
     ``G = J Jᵀ`` alone. Subclasses implement :meth:`_weights`; :meth:`weights` validates ``G``
@@ -299,6 +315,10 @@ class GramianWeightedAggregator(Aggregator):
         raise NotImplementedError
 
     _checks_finite = True
+    #: the weights do not change when J is scaled (``w(cJ) = w(J)``, c > 0), so a float64
+    #: Gramian that over- or underflows may be formed from J scaled by a power of two instead;
+    #: False where the weights scale (NashMTL) or an absolute threshold decides (CAGrad)
+    _scale_free = True
 
     def forward(self, J: Tensor) -> Tensor:
         G = gram(J)
@@ -309,6 +329,8 @@ class GramianWeightedAggregator(Aggregator):
             trace = float(G.diagonal().sum())
             if not trace >= info.tiny / info.eps or trace == float("inf"):
                 G = gram(J.to(torch.float64))
+        if self._scale_free and G.dtype == torch.float64 and G.numel():
+            G = _rescaled_gram(J, G)
         # a NaN/Inf anywhere in row i makes G_ii = ‖g_i‖² non-finite: checking G (m × m) is
         # exact and much cheaper than scanning J
         G = check_finite(G, "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")

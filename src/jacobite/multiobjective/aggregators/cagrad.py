@@ -66,6 +66,7 @@ class CAGrad(GramianWeightedAggregator):
     """
 
     differentiable = False
+    _scale_free = False
     c = Option(nonnegative)
     norm_eps = Option(nonnegative)
 

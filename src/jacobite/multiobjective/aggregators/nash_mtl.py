@@ -67,6 +67,7 @@ class NashMTL(GramianWeightedAggregator):
     """
 
     differentiable = False
+    _scale_free = False
     n_tasks = Option(_validate.positive_int)
     max_norm = Option(nonnegative)
     update_weights_every = Option(_validate.positive_int)
