@@ -106,7 +106,11 @@ def _child(work: Callable[[], int], w_out: int, w_err: int, memory_limit: int,
         code = work()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    except BaseException:  # work() reports its own errors; this is the last resort
+    except BaseException:  # work() reports its own errors, or re-raises for JACOBITE_DEBUG
+        import traceback
+
+        with contextlib.suppress(BaseException):
+            traceback.print_exc(file=sys.stderr)
         code = 70
     finally:
         for stream in (sys.stdout, sys.stderr):
