@@ -88,3 +88,13 @@ def test_bad_targets_name_the_fix() -> None:
         one_hot_target(0, torch.zeros(2, 2, 2))
     with pytest.raises(ShapeError):
         mse_gradient(torch.zeros(2), torch.zeros(3))
+
+
+@pytest.mark.parametrize("z", [torch.zeros(0), torch.zeros(2, 0)], ids=["vector", "batch"])
+def test_logits_without_classes_are_a_shape_error(z: torch.Tensor) -> None:
+    # there is no class index to name, so "out of range, use indices 0 to -1" misled
+    for call in (lambda: cross_entropy_gradient(z, 0 if z.ndim == 1 else torch.zeros(2).long()),
+                 lambda: one_hot_target(0, z)):
+        with pytest.raises(ShapeError, match="at least one logit") as info:
+            call()
+        assert type(info.value) is ShapeError

@@ -44,6 +44,9 @@ def one_hot_target(target: Any, z: torch.Tensor) -> torch.Tensor:
             f"to (B, K) with the classes last"
         )
     K = z.shape[-1]
+    if K == 0:
+        raise ShapeError(f"the logits have no classes (shape {tuple(z.shape)}); cross-entropy "
+                         f"needs at least one logit per sample in the last dimension")
     if isinstance(target, torch.Tensor) and target.is_floating_point():
         chk.same_shape(z, target, "the logits", "target (class probabilities)")
         return target.to(z.dtype)
