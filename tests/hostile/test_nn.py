@@ -230,6 +230,13 @@ def test_class_index_out_of_range_is_refused_naming_the_range(target):
         jnn.cross_entropy_gradient(Z, target)
 
 
+@pytest.mark.parametrize("z", [torch.zeros(0, dtype=F64), torch.zeros(3, 0, dtype=F64)],
+                         ids=["vector", "batch"])
+def test_logits_without_classes_are_refused(z):
+    with refuses(ShapeError, "at least one logit"):
+        jnn.cross_entropy_gradient(z, 0 if z.ndim == 1 else torch.zeros(3, dtype=torch.long))
+
+
 def test_float_class_index_is_refused_naming_the_accepted_kinds():
     with refuses(DtypeError, "class index"):
         jnn.cross_entropy_gradient(Z, 0.5)
