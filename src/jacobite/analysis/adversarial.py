@@ -1,5 +1,5 @@
 """Adversarial directions from the input gradient of the loss: FGSM and PGD, and accuracy
-against the perturbation size ε (reference 002 §7, 003 §8.4).
+against the perturbation size ε.
 
 ``model`` maps a batch ``(B, *in)`` to logits ``(B, C)``; ``loss(logits, y)`` defaults to the
 mean cross-entropy. Attacks never touch a parameter's ``.grad`` nor the model's mode: call

@@ -7,7 +7,8 @@ space and condition number, ``eigvalsh``/``eigvals`` for the spectrum, ``slogdet
 
 The softmax Jacobian ``diag(σ) − σσᵀ`` is the textbook case: symmetric, zero row sums, PSD,
 rank ``K − 1`` with null space spanned by ``1``, and eigenvalues in ``[0, ½]`` — every eigenvalue
-lies in a Gershgorin disc ``[0, 2σᵢ(1 − σᵢ)] ⊆ [0, ½]``. Reference 004 states the bound ``¼``;
+lies in a Gershgorin disc ``[0, 2σᵢ(1 − σᵢ)] ⊆ [0, ½]``. A source text of the worked examples states
+the bound ``¼``;
 that is wrong, and ``σ = (½, ½)`` is a counterexample:
 
 >>> import torch

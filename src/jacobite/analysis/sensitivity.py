@@ -1,5 +1,5 @@
 """Where is a network sensitive? Input–output Jacobians of a batch, saliency maps, and the input
-directions that move the output most (reference 003 §8.4).
+directions that move the output most.
 
 Every function takes ``model`` the way ``nn.Module`` s are called: on a *batch* ``(B, *in)``,
 returning ``(B, *out)``. Samples must not interact (call ``model.eval()`` first if it has

@@ -1,15 +1,16 @@
-"""The softmax worked example (reference 000) as data: σ, J, its spectrum and three gradients.
+"""The softmax-classification worked example as data: σ, J, its spectrum and three gradients.
 
 For logits ``z`` and a true class ``c`` (one-hot ``y``):
 
 * ``ce_gradient`` = ``σ − y`` is the gradient of the **cross-entropy** ``−log σ_c`` w.r.t. ``z``;
 * ``jacobian_times_error`` = ``J (σ − y)`` (``J = diag(σ) − σσᵀ``, symmetric, so ``Δy·J = J Δy``)
   is the gradient of the **squared error** ``½‖σ − y‖²`` w.r.t. ``z`` — *not* of the
-  cross-entropy. Reference 000 calls it "the gradient of the loss", blurring the two.
+  cross-entropy. The source text of that example calls it "the gradient of the loss",
+  blurring the two.
 * ``squared_error_gradient`` is that same gradient computed independently, by ``torch.func.grad``
   of ``½‖softmax(z) − y‖²``, as a cross-check.
 
-Reference 000's numbers for z = [2.5, 1.0, 3.0], class "dog": it rounds σ to two decimals
+The source text's numbers for z = [2.5, 1.0, 3.0], class "dog": it rounds σ to two decimals
 (``[0.35, 0.08, 0.57]``), which moves every later digit; its "cat" entry ``0.0019`` is what the
 rounded σ gives (``−0.0019``) with the sign dropped — the exact value is ``−0.002406``; and its
 "four animals" are three (dog, cat, tiger).
@@ -35,7 +36,8 @@ from .softmax import softmax_jacobian
 
 __all__ = ["REFERENCE_LOGITS", "SoftmaxExample", "softmax_example"]
 
-#: Logits and target class of reference 000's worked example (dog, cat, tiger; true class dog).
+#: Logits and target class of the softmax-classification worked example (dog, cat, tiger; true
+#: class dog).
 REFERENCE_LOGITS = (2.5, 1.0, 3.0)
 REFERENCE_LABELS = ("dog", "cat", "tiger")
 
@@ -128,13 +130,14 @@ def _notes(ex: dict[str, Any], reference: bool) -> tuple[str, ...]:
         "J is symmetric, so the row-vector form (sigma - y) J gives the same numbers.",
         "J = diag(sigma) - sigma sigma^T is symmetric, positive semidefinite, has zero row sums "
         "(J 1 = 0, so rank K - 1) and eigenvalues in [0, 1/2] (each lies in a Gershgorin disc "
-        "[0, 2 sigma_i (1 - sigma_i)], inside [0, 1/2]); the bound 1/4 in reference 004 is wrong: "
+        "[0, 2 sigma_i (1 - sigma_i)], inside [0, 1/2]); the bound 1/4 claimed in the source text "
+        "of the softmax-Jacobian worked example is wrong: "
         "sigma = (1/2, 1/2) gives the eigenvalue 1/2.",
     ]
     if reference:
         r = ex["rounded_jacobian_times_error"]
         notes += [
-            "Reference 000 rounds sigma to two decimals "
+            "The source text rounds sigma to two decimals "
             f"{_fmt(ex['rounded_sigma'], 2)}; with that sigma J (sigma - y) = {_fmt(r, 4)}, "
             f"against the exact {_fmt(ex['jacobian_times_error'], 6)}.",
             f"Its value 0.0019 for 'cat' is the rounded {r[1]:.4f} with the sign dropped; the "
@@ -154,8 +157,8 @@ def softmax_example(z: Sequence[float] | torch.Tensor = REFERENCE_LOGITS, target
     Computes (in float64) σ, the dense ``K × K`` Jacobian ``diag(σ) − σσᵀ`` and its eigenvalues,
     the cross-entropy gradient ``σ − y``, ``J (σ − y)`` (the gradient of ``½‖σ − y‖²``,
     cross-checked by ``torch.func.grad``), the losses, and what two-decimal rounding of σ gives.
-    Defaults to reference 000's example (labels dog, cat, tiger), whose notes say where that text
-    goes wrong.
+    Defaults to the softmax-classification worked example (labels dog, cat, tiger), whose notes
+    say where its source text goes wrong.
 
     >>> ex = softmax_example()
     >>> [round(v, 6) for v in ex.sigma], ex.labels

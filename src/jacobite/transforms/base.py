@@ -2,7 +2,7 @@
 
 A transform maps *new* coordinates ``u`` (the ones you integrate over, e.g. ``(r, θ)``) to the
 *original* coordinates ``x`` (e.g. ``(x, y)``). Its Jacobian ``∂x/∂u`` and the determinant
-``det J`` (the local volume factor of reference 001/002: ``dx = |det J| du``) always come from
+``det J`` (the local volume factor: ``dx = |det J| du``) always come from
 ``torch.func`` through :func:`jacobite.jacobian` / :func:`jacobite.batch_jacobian` — never from
 hand-written derivatives.
 

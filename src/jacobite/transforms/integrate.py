@@ -1,12 +1,12 @@
 """``integrate``: integrals by change of variables, ``∫ f(x) dx = ∫ f(T(u)) |det J_T(u)| du``.
 
-The region is given in the *new* coordinates ``u`` (reference 001/003: e.g. the whole plane is
+The region is given in the *new* coordinates ``u`` (e.g. the whole plane is
 ``r ∈ [0, ∞), θ ∈ [0, 2π)`` in polar coordinates). ``|det J|`` comes from automatic
 differentiation; the quadrature is SciPy's: ``scipy.integrate.quad`` (one dimension) or
 ``nquad`` (nested adaptive QUADPACK, infinite limits allowed), or the vectorised adaptive
 ``scipy.integrate.cubature`` — jacobite writes no integrator of its own.
 
-The Gaussian integral of reference 003 §2, ``∬ e^{-(x²+y²)} dx dy = π``:
+The Gaussian integral ``∬ e^{-(x²+y²)} dx dy = π``:
 
 >>> import math, torch
 >>> res = integrate(lambda p: torch.exp(-(p ** 2).sum()), "polar", epsabs=1e-12, epsrel=1e-12)

@@ -10,7 +10,7 @@ Conventions (new coordinates → original Cartesian coordinates):
   r sin θ sin φ, r cos θ)`` with ``θ`` the *polar* angle from the ``+z`` axis and ``φ`` the
   *azimuth* in the ``xy`` plane; region ``r ∈ [0, ∞), θ ∈ [0, π], φ ∈ [0, 2π)``;
   ``det J = r² sin θ``.
-* **affine** ``u → A u + b``; region the whole space; ``det J = det A`` (reference 003 §5.4).
+* **affine** ``u → A u + b``; region the whole space; ``det J = det A``.
 
 The determinants above are what the tests compare against: the library itself always gets
 ``J`` by automatic differentiation.

@@ -2,7 +2,7 @@
 
 Where the colour is large the map stretches area, near 0 it squeezes it, and a sign change
 (a diverging colormap centred at 0 is used then) marks a fold where orientation flips —
-reference 002 §8: ``|det J|`` is the local factor by which the map scales area.
+``|det J|`` is the local factor by which the map scales area.
 """
 
 from __future__ import annotations

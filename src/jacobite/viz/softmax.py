@@ -1,4 +1,4 @@
-"""``softmax_panels``: the three panels of reference 004 — the softmax Jacobian as a heatmap,
+"""``softmax_panels``: three panels — the softmax Jacobian as a heatmap,
 its diagonal ``σᵢ(1 − σᵢ)``, and the probabilities ``σ``. The Jacobian comes from AD."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _softmax(z: torch.Tensor) -> torch.Tensor:
 
 def softmax_panels(z: Any, *, title: str | None = None, save: PathLike | None = None,
                    figsize: tuple[float, float] = (15.0, 4.0)) -> Figure:
-    """Three panels for the softmax at logits ``z`` (reference 004, "Visualization"):
+    """Three panels for the softmax at logits ``z``:
 
     1. the Jacobian ``∂σᵢ/∂zⱼ = σᵢ(δᵢⱼ − σⱼ)`` (computed by :func:`jacobite.jacobian`) as a
        heatmap with a colormap centred at 0;

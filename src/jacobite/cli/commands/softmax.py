@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=int, default=0, help="index of the true class (default 0)")
     p.add_argument("--labels", default=None, help="class names, comma-separated")
     p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="save reference 004's three panels (heatmap, diagonal, probabilities)")
+                   help="save three panels of the softmax Jacobian (heatmap, diagonal, "
+                        "probabilities)")
 
 
 def compute(logits: list[float], target: int = 0, labels: str | None = None) -> dict[str, Any]:

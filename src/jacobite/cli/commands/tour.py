@@ -13,7 +13,8 @@ HELP = "every worked example of five source texts on the Jacobian, reproduced an
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref", action="append", default=None, metavar="NNN",
-                   help="only these reference texts (e.g. --ref 003); repeatable")
+                   help="only the worked examples of these source texts (e.g. --ref 003); "
+                        "repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         from ...errors import InvalidOptionError
 
-        raise InvalidOptionError(f"--ref {unknown[0]} is not a reference text; choose from "
+        raise InvalidOptionError(f"--ref {unknown[0]} names no source text of the worked "
+                                 f"examples; choose from "
                                  f"{', '.join(known)}")
     chosen = [e for e in EXAMPLES if not args.ref or e.ref in args.ref]
     t0 = time.perf_counter()
