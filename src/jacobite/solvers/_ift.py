@@ -96,7 +96,7 @@ def solve(J: Any, B: torch.Tensor, *, transpose: bool = False) -> torch.Tensor:
     if tracked(B):
         raise UnsupportedOperationError(
             "a sparse ∂F/∂x cannot be differentiated twice or under torch.func transforms; "
-            "use a dense Jacobian (jac='auto') or jacobite.implicit_jacobian")
+            "use a dense Jacobian (jac='dense') or jacobite.implicit_jacobian")
     As = (J.T if transpose else J).tocsc()
     try:
         lu = spla.splu(As)

@@ -12,9 +12,13 @@ Where ``J`` is singular to working precision (checked by singular values up to n
 above), the step solves the column-scaled system with its small singular values raised to
 ``10 n eps σ_max`` (LSMR's least-squares step for sparse Jacobians): still downhill for ``½‖F‖²``.
 A trial point where ``F`` or ``J`` is NaN/Inf is rejected (smaller radius or step), never
-returned. Jacobians come from :func:`jacobite.value_and_jacobian` (``jac="auto"``), from the
+returned. Jacobians come from :func:`jacobite.value_and_jacobian` (``jac="dense"``), from the
 compressed sparse evaluation of :func:`jacobite.sparse.prepare` (``jac="sparse"``; steps by
 SuperLU, never densified) or from ``jac(x, *args)`` returning a tensor or SciPy sparse matrix.
+``jac="auto"`` (the default) picks dense or sparse by a cost model
+(:mod:`jacobite.solvers._auto_jac`): dense below n = 1000 without looking further, above it
+sparse where the detected pattern is global, at most 5 % nonzero and needs at most n / 4
+colors; ``RootResult.jac_mode`` says which ran.
 
 Stopping (``status`` > 0 is success):
 
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,23 +47,24 @@ from torch.utils._pytree import tree_flatten
 
 from .. import _validate
 from .._modules import keeps_state
-from ..dense import value_and_jacobian as _value_and_jacobian
 from ..dense._trees import under_vmap
 from ..errors import (
     ConvergenceError,
     InvalidOptionError,
-    JacobianTooLarge,
     NonFiniteInputError,
-    NotSquareError,
-    OutputTypeError,
     UnsupportedOperationError,
 )
+from ._auto_jac import JacMode
 from ._checks import first_call
-from ._dogleg import DenseSystem, System, as_system, backtrack, dogleg
-from ._ift import CLOSED_OVER, NO_VMAP, attach, inexact, replaced, tracked
+from ._dogleg import System, backtrack, dogleg
+from ._ift import NO_VMAP, attach, inexact, replaced, tracked
+from ._root_problem import Problem
 from .newton import _as_start
 
 __all__ = ["RootResult", "root"]
+
+#: At verbose=1, the least time between two progress lines (seconds).
+PROGRESS_SECONDS = 5.0
 
 #: A root-finding method: Powell's hybrid (dogleg) or damped Newton.
 Method = Literal["hybrid", "newton"]
@@ -81,6 +87,8 @@ class RootResult:
         nfev: evaluations of ``F`` (Jacobian passes excluded).
         njev: Jacobian evaluations.
         nit: accepted steps.
+        jac_mode: how the Jacobians were computed: ``"dense"``, ``"sparse"`` or
+            ``"callable"`` (``jac="auto"`` records its choice here).
 
     >>> res = root(lambda x: x ** 2 - 2, [1.0])
     >>> res.success, res.status, round(float(res.x), 15), res.jac.shape
@@ -96,66 +104,7 @@ class RootResult:
     nfev: int
     njev: int
     nit: int
-
-
-class _Problem:
-    """``F`` and its Jacobian on the flat vector, counting evaluations."""
-
-    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], jac: Any,
-                 x: torch.Tensor) -> None:
-        self.fun, self.args, self.jac, self.shape = fun, args, jac, x.shape
-        self.nfev = self.njev = 0
-        self.plan: Any = None
-        self.out_shape: torch.Size = torch.Size([])
-        self.flat = self._flat  # one bound object, so the dense engine's caches hit
-
-    def _flat(self, v: torch.Tensor) -> torch.Tensor:
-        out = self.fun(v.reshape(self.shape), *self.args)
-        if not isinstance(out, torch.Tensor):
-            raise OutputTypeError(f"fun must return a tensor, got {type(out).__name__}")
-        self.out_shape = out.shape
-        return out.reshape(-1)
-
-    def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        self.nfev += 1
-        if self.nfev == 1 and torch.is_grad_enabled():  # once: does F close over a tracked θ?
-            out = self._flat(v)
-            if tracked(out):
-                raise UnsupportedOperationError(CLOSED_OVER)
-            return out.detach().to(v.dtype)
-        with torch.no_grad():
-            return self._flat(v).to(v.dtype)
-
-    def start(self, v: torch.Tensor) -> tuple[torch.Tensor, System]:
-        F = self(v)
-        if F.numel() != v.numel():
-            raise NotSquareError(
-                f"fun maps {v.numel()} unknowns to {F.numel()} equations; root needs as many "
-                "equations as unknowns — use jacobite.least_squares for over- or "
-                "under-determined systems")
-        if not bool(torch.isfinite(F).all()):
-            raise NonFiniteInputError("F(x0) contains NaN or Inf; start from a point where "
-                                      "fun is finite")
-        if self.jac == "sparse":
-            from ..sparse import prepare
-
-            self.plan = prepare(self.flat, v)
-        return F, self.system(v)
-
-    def system(self, v: torch.Tensor) -> System:
-        self.njev += 1
-        if self.jac == "auto":
-            try:
-                with torch.no_grad():
-                    J = _value_and_jacobian(self.flat, v, flat=True, check_finite=False)[1]
-            except JacobianTooLarge as exc:
-                raise JacobianTooLarge(f"{exc}. For root, pass jac='sparse' (a compressed sparse "
-                                       "Jacobian) or a jac callable returning a SciPy sparse "
-                                       "matrix") from exc
-            return DenseSystem(J.to(v.dtype))
-        J = self.plan.jacobian(v).to_scipy() if self.jac == "sparse" else \
-            self.jac(v.reshape(self.shape), *self.args)
-        return as_system(J, v)
+    jac_mode: JacMode = "dense"
 
 
 def _norm(v: torch.Tensor) -> float:
@@ -163,7 +112,7 @@ def _norm(v: torch.Tensor) -> float:
 
 
 class _Solver:
-    def __init__(self, prob: _Problem, v: torch.Tensor, xtol: float, ftol: float,
+    def __init__(self, prob: Problem, v: torch.Tensor, xtol: float, ftol: float,
                  max_nfev: int, verbose: int) -> None:
         self.p, self.xtol, self.ftol, self.max_nfev, self.verbose = prob, xtol, ftol, max_nfev, \
             verbose
@@ -177,6 +126,7 @@ class _Solver:
         self.fnorm = _norm(self.F)
         self.pN: torch.Tensor | None = None
         self.regularised = False
+        self.shown = time.perf_counter()
 
     def _scale(self, D: torch.Tensor) -> torch.Tensor:
         c = self.sys.colnorms()
@@ -220,7 +170,11 @@ class _Solver:
                     "minimum of ‖F‖ where the Jacobian is singular; try another x0")
 
     def log(self, what: str, size: float) -> None:
-        if self.verbose >= 2:
+        """One progress line: every iteration at ``verbose=2``; at ``verbose=1`` at most one
+        every ``PROGRESS_SECONDS``, so that a long solve still shows it is moving."""
+        now = time.perf_counter()
+        if self.verbose >= 2 or (self.verbose == 1 and now - self.shown >= PROGRESS_SECONDS):
+            self.shown = now
             print(f"{self.nit:5d} {self.p.nfev:6d} {self.fnorm:14.6e} {what} {size:10.3e}")
 
     def done(self) -> tuple[int, str] | None:
@@ -320,16 +274,19 @@ def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: An
         x0: the start (a tensor or a nested sequence of numbers).
         method: ``"hybrid"`` (Powell's dogleg trust region, as MINPACK ``hybrj``) or
             ``"newton"`` (backtracking line search on ``½‖F‖²``).
-        jac: ``"auto"`` (dense, :func:`jacobite.value_and_jacobian`), ``"sparse"``
-            (:func:`jacobite.sparse.prepare`, sparse LU steps), or a callable
-            ``jac(x, *args)`` returning the ``(n, n)`` Jacobian as a tensor or SciPy sparse
-            matrix.
+        jac: ``"auto"`` (the default: dense or sparse by the cost model in the module doc and
+            ``docs/sparse.md``; ``result.jac_mode`` says which), ``"dense"``
+            (:func:`jacobite.value_and_jacobian`), ``"sparse"`` (:func:`jacobite.sparse.prepare`,
+            sparse LU steps), or a callable ``jac(x, *args)`` returning the ``(n, n)`` Jacobian
+            as a tensor or SciPy sparse matrix. A dense Jacobian estimated to make the solve
+            take over 10 s raises one :class:`~jacobite.errors.JacobiteWarning`.
         xtol: relative step tolerance in the scaled variables (status 2; see the module).
         ftol: absolute tolerance on ``max|F_i|`` (status 1). It assumes residuals of natural
             size about 1: for residuals scaled far below 1 lower it (or rescale ``F``) — with
             ``ftol=0`` only ``xtol`` stops the iteration successfully.
         max_nfev: most evaluations of ``F``; default ``100 (n + 1)``.
-        verbose: 0 silent, 1 the final message, 2 one line per iteration.
+        verbose: 0 silent; 1 the Jacobian ``jac="auto"`` chose, a progress line at most every
+            5 s and the final message; 2 one line per iteration.
         args: extra positional arguments for ``fun`` (and ``jac``).
         dtype: working dtype (float64 by default; ``None`` keeps ``x0``'s).
 
@@ -357,8 +314,9 @@ def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: An
     """
     _validate.callable_(fun, "fun")
     _validate.choice(method, "method", _METHODS)
-    if not (callable(jac) or jac in ("auto", "sparse")):
-        raise InvalidOptionError(f"jac must be 'auto', 'sparse' or a callable; got {jac!r}")
+    if not (callable(jac) or jac in ("auto", "dense", "sparse")):
+        raise InvalidOptionError(f"jac must be 'auto', 'dense', 'sparse' or a callable; got "
+                                 f"{jac!r}")
     xtol, ftol = _validate.tolerance(xtol, "xtol"), _validate.tolerance(ftol, "ftol")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
@@ -398,14 +356,14 @@ def _failed(res: RootResult) -> Exception | None:
 
 def _solve(fun: Callable[..., Any], x: torch.Tensor, args: tuple[Any, ...], *, method: Method,
            jac: Any, xtol: float, ftol: float, max_nfev: int, verbose: int) -> RootResult:
-    prob = _Problem(fun, args, jac, x)
+    prob = Problem(fun, args, jac, x, verbose)
+    solver = _Solver(prob, x.reshape(-1), xtol, ftol, max_nfev, verbose)
     if verbose >= 2:
         print(f"{'nit':>5} {'nfev':>6} {'‖F‖':>14} radius (hybrid) or step length t (newton)")
-    solver = _Solver(prob, x.reshape(-1), xtol, ftol, max_nfev, verbose)
     status, message = solver.hybrid() if method == "hybrid" else solver.newton()
     if verbose:
         print(f"root ({method}): {message}; nfev={prob.nfev}, njev={prob.njev}, "
               f"nit={solver.nit}")
     return RootResult(solver.v.reshape(x.shape), solver.F.reshape(prob.out_shape),
                       solver.sys.export(), status > 0,
-                      status, message, prob.nfev, prob.njev, solver.nit)
+                      status, message, prob.nfev, prob.njev, solver.nit, prob.mode)
