@@ -329,11 +329,7 @@ def _offbeat(w: _Walker, best_t: np.ndarray, best_e: np.ndarray, used: np.ndarra
     hc = OFFBEAT * np.minimum(RICHARDSON_BASE, used.min(axis=1))
     out = np.zeros((n, m))
     for j in range(n):
-        pts = np.repeat(p.x[None], 2, axis=0)
-        pts[0, j] += hc[j]
-        pts[1, j] -= hc[j]
-        pts = p.actual_points(pts)
-        a, b = pts[0, j] - p.x[j], p.x[j] - pts[1, j]
+        pts, a, b = _check_points(p, j, hc[j], float(used[j].min()))
         if not (a > 0 and b > 0):
             continue
         try:
@@ -356,3 +352,30 @@ def _offbeat(w: _Walker, best_t: np.ndarray, best_e: np.ndarray, used: np.ndarra
             coarse = used[j] > RICHARDSON_BASE
         out[j] = np.where(bad | coarse, gap + r, 0.0)
     return out
+
+
+def _check_points(p: Problem, j: int, h: float, used: float
+                  ) -> tuple[np.ndarray, float, float]:
+    """The two points ``x ± h e_j`` as ``f`` receives them, and the steps they really make.
+
+    Where x's dtype cannot hold a step of ``h`` (float32 at large ``|x|``), rounding can erase
+    the step or land it on a step of the ratio-2 sequence (``used`` times a power of 2), which
+    would check the entry against itself; the step then grows by out-of-beat factors until it
+    is neither: a check at the finest such step still tells an entry built from coarse steps
+    from the derivative."""
+    pts = np.repeat(p.x[None], 2, axis=0)
+    a = b = 0.0
+    for _ in range(64):
+        pts = np.repeat(p.x[None], 2, axis=0)
+        pts[0, j] += h
+        pts[1, j] -= h
+        pts = p.actual_points(pts)
+        a, b = float(pts[0, j] - p.x[j]), float(p.x[j] - pts[1, j])
+        if not np.isfinite(h):
+            break
+        if a > 0 and b > 0:
+            k = np.log2((a + b) / 2 / used) if used > 0 else 0.5
+            if abs(k - np.round(k)) > 0.05:
+                break
+        h *= 1 + OFFBEAT
+    return pts, a, b
