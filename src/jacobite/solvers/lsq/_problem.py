@@ -3,8 +3,10 @@
 :class:`Residuals` reshapes the flat iterate to the shape of ``x0``, calls the user's torch
 function in the working dtype, flattens what it returns and counts evaluations (``nfev``) and
 Jacobians (``njev``). Jacobians come from :func:`jacobite.dense.jacobian` (exact, forward or
-reverse mode as the planner picks), from a user callable (dense tensor/array, SciPy sparse or
-torch sparse) or from :func:`jacobite.sparse.prepare`. Sparse Jacobians stay sparse (CSR).
+reverse mode as the planner picks; ``jac="dense"``), from a user callable (dense tensor/array,
+SciPy sparse or torch sparse) or from :func:`jacobite.sparse.prepare` (``jac="sparse"``). Sparse
+Jacobians stay sparse (CSR). ``jac="auto"`` chooses dense or sparse at the first Jacobian by the
+cost model of :mod:`jacobite.solvers._auto_jac`; ``mode`` then says which.
 
 >>> import numpy as np, torch
 >>> p = Residuals(lambda x: x ** 2 - 1, torch.tensor([2.0, 3.0], dtype=torch.float64), "auto")
@@ -14,6 +16,7 @@ torch sparse) or from :func:`jacobite.sparse.prepare`. Sparse Jacobians stay spa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +26,7 @@ import torch
 
 from ...dense.jacobian import jacobian as _jacobian
 from ...errors import InvalidOptionError, OutputTypeError, ShapeError, UnsupportedOperationError
+from .._auto_jac import JacMode, choose, slow_dense_warning
 from .._ift import CLOSED_OVER, tracked
 
 __all__ = ["Residuals"]
@@ -38,8 +42,14 @@ class Residuals:
     """``fun`` on flat NumPy vectors, with its Jacobian and evaluation counters."""
 
     def __init__(self, fun: Callable[..., Any], x0: torch.Tensor, jac: Any,
-                 args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> None:
+                 args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+                 verbose: int = 0) -> None:
         self.fun, self.jac, self.args, self.kwargs = fun, jac, args, dict(kwargs or {})
+        self.verbose = verbose
+        self.mode: JacMode | None = "callable" if callable(jac) else \
+            None if jac == "auto" else jac  # "auto" is resolved at the first Jacobian
+        self.reason = ""
+        self.warned = False
         self.shape, self.dtype, self.device = x0.shape, x0.dtype, x0.device
         self.n = x0.numel()
         self.m: int | None = None
@@ -47,11 +57,12 @@ class Residuals:
         self.sparse = jac == "sparse"
         self._plan: Any = None
         self._flat = self._flat_call  # one bound object: jacobian's plan cache keys on it
-        if isinstance(jac, str) and jac not in ("auto", "sparse"):
-            raise InvalidOptionError(f"jac must be 'auto', 'sparse' or a callable; got {jac!r}")
+        if isinstance(jac, str) and jac not in ("auto", "dense", "sparse"):
+            raise InvalidOptionError(f"jac must be 'auto', 'dense', 'sparse' or a callable; got "
+                                     f"{jac!r}")
         if not (isinstance(jac, str) or callable(jac)):
-            raise InvalidOptionError("jac must be 'auto', 'sparse' or a callable returning the "
-                                     f"m×n Jacobian; got {type(jac).__name__}")
+            raise InvalidOptionError("jac must be 'auto', 'dense', 'sparse' or a callable "
+                                     f"returning the m×n Jacobian; got {type(jac).__name__}")
 
     # -- conversions -----------------------------------------------------------------------
     def tensor(self, v: np.ndarray) -> torch.Tensor:
@@ -113,11 +124,19 @@ class Residuals:
                 J = _to_numpy(out)
                 if J.ndim != 2:
                     J = J.reshape(m, self.n) if J.size == m * self.n else J
-        elif self.jac == "sparse":
-            J = self._sparse_jacobian(v)
         else:
-            with torch.enable_grad():
-                J = _to_numpy(_jacobian(self._flat, self.tensor(v).reshape(-1), flat=True))
+            if self.mode is None:
+                self._choose(v, m)
+            if self.mode == "sparse":
+                J = self._sparse_jacobian(v)
+            else:
+                t0 = time.perf_counter()
+                with torch.enable_grad():
+                    J = _to_numpy(_jacobian(self._flat, self.tensor(v).reshape(-1), flat=True))
+                if not self.warned:  # once per solve, after the first dense Jacobian
+                    self.warned = True
+                    slow_dense_warning(time.perf_counter() - t0, self.n, "least_squares",
+                                       self.reason)
         if J.shape != (m, self.n):
             raise ShapeError(f"the Jacobian has shape {tuple(J.shape)}; expected (m, n) = "
                              f"({m}, {self.n}): one row per residual, one column per entry of x")
@@ -128,6 +147,14 @@ class Residuals:
         """``f''(v)[d, d]`` by Transtrum & Sethna's finite difference along the step,
         ``(2/h) ((f(v + h d) − f(v)) / h − J d)``: one residual evaluation (counted)."""
         return (2.0 / h) * ((self.f(v + h * d) - f) / h - Jd)
+
+    def _choose(self, v: np.ndarray, m: int) -> None:
+        """Resolve ``jac="auto"`` at ``v`` (the first Jacobian's point)."""
+        choice = choose(self._flat, self.tensor(v).reshape(-1), m if m > 0 else self.n)
+        self.mode, self._plan, self.reason = choice.mode, choice.plan, choice.reason
+        self.sparse = choice.mode == "sparse"
+        if self.verbose:
+            print(f"least_squares: jac='auto' chose {choice.reason}")
 
     def _sparse_jacobian(self, v: np.ndarray) -> sp.csr_matrix:
         from ... import sparse as _sparse

@@ -94,7 +94,9 @@ def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         method: ``"lm"`` (default without bounds), ``"trf"`` (default with) or
             ``"gauss-newton"``.
         jac: ``jac(x, *params)`` returning the ``m × n`` Jacobian of the model, or ``None`` /
-            ``"auto"`` for exact AD Jacobians.
+            ``"auto"`` / ``"dense"`` for exact AD Jacobians (``"auto"`` as in
+            :func:`least_squares`: with ``min(m, n) < 1000``, the usual case of a few
+            parameters, it is dense).
         full_output: also return ``infodict`` (``nfev``, ``njev``, ``fvec``, ``result``),
             ``mesg`` and ``ier`` (the status) like SciPy.
         **kwargs: passed to :func:`least_squares` (``ftol``, ``loss``, ``max_nfev``, ...).
@@ -175,8 +177,11 @@ def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             Jm = torch.as_tensor(np.asarray(Jm, dtype=np.float64)) if not isinstance(
                 Jm, torch.Tensor) else Jm.to(torch.float64)
             return whiten(Jm.reshape(m, -1))
+    elif jac == "dense":
+        jac_arg = "dense"
     elif jac not in (None, "auto"):
-        raise InvalidOptionError("jac must be None, 'auto' or a callable jac(x, *params)")
+        raise InvalidOptionError("jac must be None, 'auto', 'dense' or a callable "
+                                 "jac(x, *params)")
     lb, ub = bounds
     bounded = bool(np.isfinite(np.asarray(lb, dtype=float)).any()
                    or np.isfinite(np.asarray(ub, dtype=float)).any())

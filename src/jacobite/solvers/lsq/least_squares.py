@@ -11,8 +11,9 @@ plan. The methods:
   Jacobians (LSMR; never densified).
 - ``"gauss-newton"``: Gauss–Newton with an Armijo line search (:mod:`.gauss_newton`).
 - ``"auto"``: ``"lm"`` when unbounded with the linear loss and ``m >= n``, or unbounded with a
-  sparse Jacobian (``jac="sparse"`` or a ``jac`` callable returning a sparse matrix: sparse
-  direct steps, which on large PDE systems are far faster than LSMR); else ``"trf"``.
+  sparse Jacobian (``jac="sparse"``, ``jac="auto"`` choosing sparse, or a ``jac`` callable
+  returning a sparse matrix: sparse direct steps, which on large PDE systems are far faster than
+  LSMR); else ``"trf"``.
 
 Default tolerances: ``ftol = xtol = 1e-15`` and ``gtol = 1e-15`` (SciPy's 1e-8 stops 3-4 digits
 short of the certified NIST StRD values). Each is relative: ftol bounds the relative reduction of
@@ -132,9 +133,14 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
             ``x`` shaped like ``x0``. Written in torch so that AD can differentiate it.
         x0: the start (tensor or array-like, any shape).
         method: ``"auto"``, ``"lm"``, ``"trf"`` or ``"gauss-newton"`` (see the module doc).
-        jac: ``"auto"`` (exact, by AD), ``"sparse"`` (exact and sparse, through
-            ``jacobite.sparse.prepare``) or ``jac(x, *args, **kwargs)`` returning the ``m × n``
-            Jacobian as a tensor / array, a SciPy sparse matrix or a torch sparse tensor.
+        jac: ``"auto"`` (the default: exact, dense or sparse by a cost model — dense while
+            ``min(m, n) < 1000``; above, sparse where the detected pattern is global, at most
+            5 % nonzero and needs at most ``min(m, n) / 4`` colors; see ``docs/sparse.md``;
+            ``result.jac_mode`` says which), ``"dense"`` (exact, by AD), ``"sparse"`` (exact
+            and sparse, through ``jacobite.sparse.prepare``) or ``jac(x, *args, **kwargs)``
+            returning the ``m × n`` Jacobian as a tensor / array, a SciPy sparse matrix or a
+            torch sparse tensor. A dense Jacobian estimated to make the solve take over 10 s
+            raises one :class:`~jacobite.errors.JacobiteWarning`.
         bounds: ``(lb, ub)``, scalars or one entry per parameter; ``±inf`` for none.
         x_scale: ``"jac"`` (MINPACK's column norms of ``J``, updated as their running maximum)
             or the characteristic scale of each variable.
@@ -144,7 +150,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
         max_nfev: most residual evaluations; default ``100 · n`` (MINPACK's ``100 (n + 1)``
             for ``"lm"``). The probes that check a zero-gradient stop (module doc) may spend up
             to 17 more; ``nfev`` counts them.
-        verbose: 0 silent, 1 a summary at the end, 2 a line per iteration.
+        verbose: 0 silent, 1 the Jacobian ``jac="auto"`` chose and a summary at the end, 2
+            also a line per iteration.
         args, kwargs: passed on to ``fun`` and ``jac``.
         geodesic: geodesic acceleration for ``"lm"`` with the linear loss (one extra residual
             evaluation per damped step). On by default: it is what takes Bennett5 from NIST
@@ -203,7 +210,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
         raise InvalidOptionError(f"x0 is outside the bounds (x0[{bad}] = {x[bad]:g} not in "
                                  f"[{lb[bad]:g}, {ub[bad]:g}]); start from a feasible point")
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
-    P = Residuals(fun, xt, jac, args, kwargs)
+    P = Residuals(fun, xt, jac, args, kwargs, verbose)
     f0 = first_call(P.f, x, "fun")
     if not np.all(np.isfinite(f0)):
         k = int(np.flatnonzero(~np.isfinite(f0))[0])
@@ -312,7 +319,7 @@ def _result(P: Residuals, out: SolverOutput, method: str, rho: Any, lb: np.ndarr
         jac=J if sp.issparse(J) else tens(J), grad=tens(g), optimality=optimality,
         active_mask=torch.as_tensor(active), nfev=P.nfev, njev=P.njev, status=out.status,
         message=out.message, success=out.status > 0, method=method, nit=out.nit,
-        covariance=cov)
+        covariance=cov, jac_mode=P.mode or "dense")
     if verbose >= 1:
         print(f"{out.message}. Function evaluations {P.nfev}, Jacobian evaluations {P.njev}, "
               f"initial cost → final cost {out.cost:.4e}, first-order optimality "

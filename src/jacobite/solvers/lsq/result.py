@@ -51,6 +51,8 @@ class LeastSquaresResult:
         success: ``status > 0``: a minimum as far as the local tests and probes can tell.
         method: the method that ran (``"lm"``, ``"trf"`` or ``"gauss-newton"``).
         nit: accepted steps.
+        jac_mode: how the Jacobians were computed: ``"dense"``, ``"sparse"`` or ``"callable"``
+            (``jac="auto"`` records its choice here).
         covariance: ``σ² (JᵀJ)⁻¹`` with ``σ² = Σ r² / (m − n)`` (SciPy's ``curve_fit``
             convention), from the SVD of ``J`` (``JᵀJ`` is never formed); ``None`` when it is not
             meaningful: ``m <= n``, a robust loss, a sparse Jacobian, active bounds, or a
@@ -72,6 +74,7 @@ class LeastSquaresResult:
     method: str
     nit: int
     covariance: torch.Tensor | None = field(default=None, repr=False)
+    jac_mode: str = "dense"
 
     def __getitem__(self, key: str) -> Any:
         """``res["x"]`` works as on SciPy's ``OptimizeResult``."""
