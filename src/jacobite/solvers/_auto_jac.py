@@ -18,6 +18,10 @@ evaluation of ``F``) and a coloring. So:
    bookkeeping).
 3. Else sparse: :func:`jacobite.sparse.prepare` with the detected pattern.
 
+For a Hessian (``hessian=True``, :func:`jacobite.newton_minimize`) the same rules hold with
+``m = n``, :func:`jacobite.sparse.detect_hessian` and :func:`jacobite.sparse.prepare_hessian`
+(star coloring).
+
 Warnings the detection raised (an op without a sparsity rule, a custom ``autograd.Function``, a
 local pattern) are kept back when the choice is dense — the pattern is then not used — and
 re-emitted when it is sparse.
@@ -72,19 +76,21 @@ class JacChoice:
     seconds: float = 0.0
 
 
-def choose(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, m: int) -> JacChoice:
-    """Choose a dense or sparse Jacobian for ``flat`` (flat ``x`` to ``m`` flat outputs)."""
+def choose(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, m: int, *,
+           hessian: bool = False) -> JacChoice:
+    """Choose a dense or sparse Jacobian for ``flat`` (flat ``x`` to ``m`` flat outputs), or
+    with ``hessian`` a dense or sparse Hessian for the scalar ``flat`` (``m`` is then ``n``)."""
     n = x.numel()
     size = min(m, n)
     if size < SPARSE_MIN_SIZE:
         return JacChoice("dense", None, f"dense: min(m, n) = {size} is below "
                          f"{SPARSE_MIN_SIZE}, where a dense Jacobian is cheap")
-    from ..sparse import detect, prepare
+    from ..sparse import detect, detect_hessian, prepare, prepare_hessian
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pat = detect(flat, x)
+        pat = (detect_hessian if hessian else detect)(flat, x)
     density = pat.nnz / (m * n)
     why = ""
     if pat.local:
@@ -94,7 +100,7 @@ def choose(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, m: int
         why = f"the detected pattern is {100 * density:.3g}% nonzero (> {100 * MAX_DENSITY:g}%)"
     if why:
         return JacChoice("dense", None, f"dense: {why}", time.perf_counter() - t0)
-    plan = prepare(flat, x, pattern=pat.matrix)
+    plan = (prepare_hessian if hessian else prepare)(flat, x, pattern=pat.matrix)
     seconds = time.perf_counter() - t0
     if plan.colors * MIN_COLOR_GAIN > size:
         return JacChoice("dense", None, f"dense: the pattern needs {plan.colors} colors, more "

@@ -9,10 +9,18 @@ the identity is added until a Cholesky factorisation succeeds (Nocedal & Wright,
 so far from a minimum the step bends towards steepest descent and near a strict minimum it is the
 pure Newton step (quadratic convergence). The step length ``t`` starts at 1 and is halved until
 the Armijo condition ``f(x + t p) <= f(x) + c1 t ∇f·p`` holds.
+
+``jac="auto"`` (the default) computes the Hessian (or the residual Jacobian for Gauss–Newton)
+dense or sparse by the cost model of :mod:`jacobite.solvers._auto_jac`: dense below n = 1000
+(``min(m, n)`` for Gauss–Newton), above sparse where the detected pattern is global, at most 5 %
+nonzero and needs at most a quarter as many colors as dense passes. Sparse steps factor
+``H + τI`` by sparse LU with diagonal pivots (:mod:`jacobite.solvers._sparse_newton`);
+``NewtonResult.jac_mode`` says which ran.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +34,8 @@ from .._modules import keeps_state
 from ..dense import hessian as _hessian
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from . import _sparse_newton
+from ._auto_jac import JacMode, choose, slow_dense_warning
 from ._certify import Verdict, blind_directions, curvature_directions, probe
 from ._checks import first_call
 
@@ -67,6 +77,8 @@ class NewtonResult:
             ``f`` with a zero Hessian is a plateau, reported as a failure.
         message: why it stopped, and what to change when it failed.
         history: every iterate, the start included (``len(history) == nit + 1``).
+        jac_mode: how the Hessian (or the residual Jacobian for Gauss–Newton) was computed:
+            ``"dense"`` or ``"sparse"`` (``jac="auto"`` records its choice here).
     """
 
     x: torch.Tensor
@@ -77,6 +89,7 @@ class NewtonResult:
     success: bool
     message: str
     history: list[NewtonIterate] = field(repr=False)
+    jac_mode: JacMode = "dense"
 
 
 def _as_start(x0: Any, dtype: torch.dtype | None) -> torch.Tensor:
@@ -104,10 +117,33 @@ class _Objective:
     """``f`` on the flat vector, counting evaluations; gradient and curvature per mode."""
 
     def __init__(self, f: Callable[..., Any] | None, residuals: Callable[..., Any] | None,
-                 shape: torch.Size, mode: str) -> None:
+                 shape: torch.Size, mode: str, jac: str = "dense", verbose: int = 0) -> None:
         self.f, self.r, self.shape, self.mode, self.nfev = f, residuals, shape, mode, 0
         self.damping = 0.0
-        self.curvature: torch.Tensor | None = None  # the last H (exact) or J (Gauss–Newton)
+        self.curvature: Any = None  # the last H (exact) or J (Gauss–Newton); SciPy if sparse
+        self.jac: JacMode | None = None if jac == "auto" else jac  # type: ignore[assignment]
+        self.plan: Any = None
+        self.reason, self.verbose, self.warned = "", verbose, False
+
+    def _resolve(self, v: torch.Tensor, wanted: str | None) -> None:
+        """Choose (``jac="auto"``) or prepare (``"sparse"``) at the first derivatives."""
+        gn = self.mode == "gauss-newton"
+        fn = self._res if gn else self.scalar
+        if wanted is None:
+            m = self._res(v).numel() if gn else v.numel()
+            choice = choose(fn, v, m, hessian=not gn)
+            self.jac, self.plan, self.reason = choice.mode, choice.plan, choice.reason
+            if self.verbose:
+                print(f"newton_minimize: jac='auto' chose {choice.reason}")
+        elif wanted == "sparse":
+            from ..sparse import prepare, prepare_hessian
+
+            self.plan = prepare(fn, v) if gn else prepare_hessian(fn, v)
+
+    def _slow(self, t0: float, n: int) -> None:
+        if not self.warned:  # once per solve, after the first dense Jacobian or Hessian
+            self.warned = True
+            slow_dense_warning(time.perf_counter() - t0, n, "newton_minimize", self.reason)
 
     def _res(self, v: torch.Tensor) -> torch.Tensor:
         out = self.r(v.reshape(self.shape))  # type: ignore[misc]
@@ -136,22 +172,36 @@ class _Objective:
         positive definite), or for Gauss–Newton the least-squares step ``min ‖J p + r‖``.
         The last damping (τ) is kept in ``self.damping``."""
         self.nfev += 1
+        if self.plan is None and self.jac != "dense":
+            self._resolve(v, self.jac)
+        if self.jac == "sparse":
+            return self._sparse_derivatives(v)
         small = v.numel() <= 256
+        t0 = time.perf_counter()
         if self.mode == "gauss-newton":
             r, J = _value_and_jacobian(self._res, v, flat=True, mode="auto",
                                        chunk_size=None if small else "auto")
             self.damping, self.curvature = 0.0, J
+            self._slow(t0, v.numel())
             g = J.T @ r
             # minimum-norm least squares when J is rank-deficient
             return float(0.5 * (r * r).sum()), g, -(torch.linalg.pinv(J) @ r)
         g, fv = grad_and_value(self.scalar)(v)
         H = _hessian(self.scalar, v, flat=True, chunk_size=None if small else "auto")
         self.curvature = H
+        self._slow(t0, v.numel())
         if not (torch.isfinite(g).all() and torch.isfinite(H).all()):
             self.damping = 0.0
             return float(fv), g, torch.full_like(g, float("nan"))
         p, self.damping = _newton_direction((H + H.T) / 2, g)
         return float(fv), g, p
+
+
+    def _sparse_derivatives(self, v: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """:meth:`derivatives` with the sparse plan (SciPy matrices, sparse factorisations)."""
+        fx, g, p, self.curvature, self.damping = _sparse_newton.derivatives(
+            self.plan, v, self._res if self.mode == "gauss-newton" else None, self.scalar)
+        return fx, g, p
 
 
 def _newton_direction(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -173,6 +223,7 @@ def _newton_direction(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, f
 def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKind = "exact",
                     residuals: Callable[..., Any] | None = None, tol: float = 1e-10,
                     max_iter: int = 100, line_search: bool = True, c1: float = 1e-4,
+                    jac: str = "auto", verbose: int = 0,
                     dtype: torch.dtype | None = torch.float64) -> NewtonResult:
     """Minimise ``f`` by Newton's method (reference: ``x ← x − H⁻¹∇f``) with a line search.
 
@@ -189,6 +240,14 @@ def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKi
         line_search: backtrack (halve ``t``) until the Armijo condition holds; ``False`` takes
             full steps ``t = 1``.
         c1: the Armijo constant, in (0, 1).
+        jac: how the Hessian (Gauss–Newton: the residual Jacobian) is computed: ``"auto"``
+            (the default; dense or sparse by the cost model in the module doc and
+            ``docs/sparse.md``; ``result.jac_mode`` says which), ``"dense"`` or ``"sparse"``
+            (:func:`jacobite.sparse.prepare_hessian` / :func:`jacobite.sparse.prepare`). A
+            dense one estimated to make the solve take over 10 s raises one
+            :class:`~jacobite.errors.JacobiteWarning`.
+        verbose: 0 silent; 1 the choice ``jac="auto"`` made and the final message; 2 also a
+            line per iteration (``f``, ``‖∇f‖``, step length).
         dtype: the working dtype (float64 by default; ``None`` keeps ``x0``'s).
 
     Returns:
@@ -222,9 +281,12 @@ def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKi
     c1 = _validate.positive_float(c1, "c1")
     if c1 >= 1:
         raise InvalidOptionError(f"c1 must lie in (0, 1), got {c1}; e.g. c1=1e-4")
+    _validate.choice(jac, "jac", ("auto", "dense", "sparse"))
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
     x = _as_start(x0, dtype)
     shape = x.shape
-    obj = _Objective(f, residuals, shape, hessian)
+    obj = _Objective(f, residuals, shape, hessian, jac, verbose)
     v = x.reshape(-1)
     fx, g, p = first_call(obj.derivatives, v, "f" if residuals is None else "residuals")
     if not (torch.isfinite(g).all() and torch.isfinite(p).all() and abs(fx) < float("inf")):
@@ -261,6 +323,8 @@ def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKi
         fx, g, p = obj.derivatives(v)
         gn = float(g.norm())
         history.append(NewtonIterate(v.reshape(shape).clone(), fx, gn, t, obj.damping))
+        if verbose >= 2:
+            print(f"{nit:5d} {obj.nfev:6d} {fx:14.6e} {gn:10.3e} t {t:.3g}")
         if not (torch.isfinite(g).all() and torch.isfinite(p).all() and abs(fx) < float("inf")):
             message = "diverged: f or its derivatives became NaN/Inf; use line_search=True"
             break
@@ -271,7 +335,10 @@ def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKi
             break
     if left and success:
         message += "; on the way it left " + ", ".join(left) + ", where ‖∇f‖ vanished too"
-    return NewtonResult(v.reshape(shape), fx, gn, nit, obj.nfev, success, message, history)
+    if verbose:
+        print(f"newton_minimize: {message}; nfev={obj.nfev}, nit={nit}")
+    return NewtonResult(v.reshape(shape), fx, gn, nit, obj.nfev, success, message, history,
+                        obj.jac or "dense")
 
 
 ESCAPES = 3  # most kinks or saddles left behind before the stop is reported as one
@@ -320,9 +387,15 @@ def _verdict(obj: _Objective, v: torch.Tensor, fx: float, g: torch.Tensor, *,
     C = obj.curvature
     if C is None or (obj.mode == "gauss-newton" and not fx > 0):
         return Verdict("minimum")  # a zero sum of squares is the least there is
-    Cn = C.detach().to("cpu", torch.float64).numpy(force=True)  # force: ZeroTensors too
-    dirs = blind_directions(Cn, first=first) if obj.mode == "gauss-newton" else \
-        curvature_directions(Cn, first=first)
+    if isinstance(C, torch.Tensor):
+        Cn: Any = C.detach().to("cpu", torch.float64).numpy(force=True)  # force: ZeroTensors
+        dirs = blind_directions(Cn, first=first) if obj.mode == "gauss-newton" else \
+            curvature_directions(Cn, first=first)
+        jac_zero = not np.any(Cn != 0)
+    else:  # a SciPy sparse matrix
+        dirs = _sparse_newton.directions(C, gauss_newton=obj.mode == "gauss-newton",
+                                         first=first)
+        jac_zero = not np.any(C.data != 0)
     if not dirs.size:
         return Verdict("minimum")
 
@@ -331,5 +404,5 @@ def _verdict(obj: _Objective, v: torch.Tensor, fx: float, g: torch.Tensor, *,
 
     x = v.detach().to("cpu", torch.float64).numpy()
     gn = g.detach().to("cpu", torch.float64).numpy(force=True)
-    return probe(f, x, fx, gn, dirs, jac_zero=not np.any(Cn != 0),
+    return probe(f, x, fx, gn, dirs, jac_zero=jac_zero,
                  eps=float(torch.finfo(v.dtype).eps))
