@@ -188,3 +188,21 @@ def test_slow_dense_estimate():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _auto_jac.slow_dense_warning(0.01, 100, "root")  # a small one stays quiet
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparse_newton_direction_matches_dense(seed):
+    import scipy.sparse as sp
+
+    from jacobite.solvers._sparse_newton import newton_direction
+    from jacobite.solvers.newton import _newton_direction
+
+    rng = np.random.default_rng(seed)
+    A = sp.random(60, 60, density=0.05, random_state=rng).toarray()
+    H = A + A.T + np.diag(rng.uniform(-2.0, 4.0, 60))  # symmetric, often indefinite
+    g = rng.standard_normal(60)
+    p, tau = newton_direction(sp.csr_matrix(H), g)
+    p_ref, tau_ref = _newton_direction(torch.from_numpy(H), torch.from_numpy(g))
+    assert tau == pytest.approx(tau_ref, rel=1e-12)
+    np.testing.assert_allclose(p, p_ref.numpy(), rtol=1e-9, atol=1e-12)
+    assert np.linalg.eigvalsh(H + tau * np.eye(60)).min() > 0
