@@ -106,7 +106,7 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "jacobian_sparse": lambda f: jacobite.jacobian(f, X, sparse=True),
     "value_and_jacobian": lambda f: jacobite.value_and_jacobian(f, X),
     "jacobian_plan": lambda f: jacobite.jacobian_plan(f, X),
-    "batch_jacobian": lambda f: jacobite.batch_jacobian(f, X[:, None, :]),
+    "batch_jacobian": lambda f: jacobite.batch_jacobian(f, X, batched_model=True),
     "hessian": lambda f: jacobite.hessian(_sum(f), X),
     "jvp": lambda f: jacobite.jvp(f, (X,), (torch.ones_like(X),)),
     "vjp": lambda f: jacobite.vjp(f, X)[1](torch.ones(5, 3, dtype=DT)),

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
-from jacobite.errors import InvalidOptionError, ShapeError
+from jacobite.errors import DtypeError, InvalidOptionError, ShapeError
 from jacobite.nn.regularization import jacobian_penalty
 
 D = torch.float64
@@ -90,7 +90,7 @@ def test_errors():
         jacobian_penalty(model, torch.randn(2, 5, dtype=D), nproj=0)
     with pytest.raises(ShapeError):
         jacobian_penalty(model, torch.zeros(0, 5, dtype=D))
-    with pytest.raises(InvalidOptionError):
+    with pytest.raises(DtypeError, match="embedding"):
         jacobian_penalty(model, torch.zeros(2, 5, dtype=torch.long))
     with pytest.raises(InvalidOptionError):
         jacobian_penalty(model, torch.randn(2, 5, dtype=D), output=torch.zeros(2, 4, dtype=D))

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .. import _validate
 from .._modules import keeps_state
+from ..dense._batch_of_one import integer_input
 from ..errors import (
     ArgumentTypeError,
     InvalidOptionError,
@@ -53,6 +54,7 @@ Attack = Literal["pgd", "fgsm"]
 
 def _check(x: torch.Tensor, y: torch.Tensor, eps: float, model: Any) -> None:
     check_model(model)
+    integer_input(x, "x")
     check_batch(x, "x")
     if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1]:
         raise ShapeError(f"y must hold one target per sample ({x.shape[0]}), got "
@@ -84,7 +86,12 @@ def input_gradient(model: Model, x: torch.Tensor, y: torch.Tensor,
     _validate.callable_(loss, "loss")
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        value = loss(model(xg), y)
+        logits = model(xg)
+        if not isinstance(logits, torch.Tensor):
+            raise ShapeError(f"the model must return one logits tensor (B, C), got "
+                             f"{type(logits).__name__}; for a model with several outputs pass "
+                             "a function that picks the logits, e.g. lambda b: model(b)['logits']")
+        value = loss(logits, y)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ShapeError("loss(logits, y) must return a scalar tensor (use a mean or sum "
                              "reduction)")

@@ -11,7 +11,8 @@ other non-module operations are not rows.
 
 ``x`` is what the module is called with (usually a batch of one). With a batch of ``B``
 samples each layer's Jacobian is block diagonal over the samples, so its norm is the worst
-sample's. Call ``model.eval()`` first if it has batch norm or dropout.
+sample's. A module with BatchNorm or Dropout in training mode is refused
+(:class:`~jacobite.errors.ModuleStateError`: call ``model.eval()`` first).
 
 >>> import torch
 >>> from torch import nn
@@ -38,6 +39,7 @@ from torch import nn
 
 from .. import _validate
 from .._modules import keeps_state
+from ..dense._batch_of_one import check_per_sample, concatenated, transformable_kernels
 from ..errors import ArgumentTypeError, InvalidOptionError, NonFiniteInputError, ShapeError
 from ..viz._common import figure_and_axes
 from .spectra import top_singular
@@ -130,6 +132,7 @@ ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU,
 
 
 @keeps_state
+@transformable_kernels()
 def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool = True,
                  tol: float = 1e-8) -> LayerReport:
     """Each leaf layer's input–output Jacobian spectral norm at ``x`` (see the module doc).
@@ -143,6 +146,7 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
     if not isinstance(module, nn.Module):
         raise ArgumentTypeError(f"module must be a torch.nn.Module, got {type(module).__name__}; "
                                 f"wrap a function in an nn.Module or use top_singular(f, x)")
+    check_per_sample(module, random=True)
     if not isinstance(x, torch.Tensor):
         raise ArgumentTypeError(f"x must be a tensor the module accepts, got "
                                 f"{type(x).__name__}; pass e.g. torch.as_tensor(data)")
@@ -171,7 +175,8 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
             module(x)
     except (IndexError, RuntimeError, TypeError, ValueError) as exc:
         raise ShapeError(f"module(x) failed with {type(exc).__name__}: {exc}; pass an x of the "
-                         f"shape and dtype the module accepts (with its batch dimension)") from exc
+                         f"shape and dtype the module accepts, with its batch dimension "
+                         f"(x.unsqueeze(0) for one sample)") from exc
     finally:
         for h in handles:
             h.remove()
@@ -194,7 +199,8 @@ def layer_report(module: nn.Module, x: torch.Tensor, *, k: int = 1, total: bool 
                              vals[0], cum, _flag(cum), tuple(vals)))
     whole = math.nan
     if total and x.is_floating_point():
-        whole = float(top_singular(module, x.detach(), 1, tol=tol).values[0].detach())
+        whole = float(top_singular(concatenated(module), x.detach(), 1,
+                                   tol=tol).values[0].detach())
     return LayerReport(rows=rows, total=whole, k=k)
 
 

@@ -2,8 +2,11 @@
 directions that move the output most.
 
 Every function takes ``model`` the way ``nn.Module`` s are called: on a *batch* ``(B, *in)``,
-returning ``(B, *out)``. Samples must not interact (call ``model.eval()`` first if it has
-batch norm or dropout).
+returning ``(B, *out)``; one sample is evaluated as a batch of one. Samples must not interact
+and the model must be deterministic: a module with BatchNorm or Dropout in training mode is
+refused with :class:`~jacobite.errors.ModuleStateError` (call ``model.eval()`` first). Integer
+inputs (token ids) raise :class:`~jacobite.errors.DtypeError`: differentiate the embedding
+output instead.
 
 * :func:`input_jacobians` — per-sample Jacobians ``(B, *out, *in)`` through
   :func:`jacobite.batch_jacobian`, chunked under the memory budget;
@@ -33,6 +36,13 @@ import torch
 from .. import _validate
 from .._modules import keeps_state
 from ..dense import batch_jacobian
+from ..dense._batch_of_one import (
+    batch_of_one,
+    check_per_sample,
+    concatenated,
+    integer_input,
+    transformable_kernels,
+)
 from ..dense._plan import Mode
 from ..errors import ArgumentTypeError, InvalidOptionError, ShapeError
 from ._checks import check_batch, check_model
@@ -46,9 +56,10 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 DirectionsMethod = Literal["auto", "dense", "matrix-free"]
 
 
-def _one(model: Model) -> Model:
-    """The model as a map of ONE sample (adds and removes the batch dimension)."""
-    return lambda v: model(v.unsqueeze(0)).squeeze(0)
+def _checks(model: Model, x: Any, name: str) -> None:
+    check_model(model)
+    check_per_sample(model, random=True)
+    integer_input(x, name)
 
 
 @keeps_state
@@ -64,11 +75,11 @@ def input_jacobians(model: Model, x_batch: torch.Tensor, *, flat: bool = False,
     >>> input_jacobians(torch.nn.Tanh(), torch.zeros(2, 3)).shape
     torch.Size([2, 3, 3])
     """
-    check_model(model)
+    _checks(model, x_batch, "x_batch")
     check_batch(x_batch)
     flat = _validate.boolean(flat, "flat")
-    return batch_jacobian(_one(model), x_batch, mode=mode, flat=flat,
-                          memory_budget=memory_budget)
+    return batch_jacobian(model, x_batch, mode=mode, flat=flat, memory_budget=memory_budget,
+                          batched_model=True)
 
 
 def _targets(out: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tensor:
@@ -107,7 +118,7 @@ def saliency(model: Model, x_batch: torch.Tensor, target: int | torch.Tensor | N
     >>> saliency(model, torch.tensor([[1.0, 1.0]])).tolist()   # class 2 wins: |row 2|
     [[3.0, 0.5]]
     """
-    check_model(model)
+    _checks(model, x_batch, "x_batch")
     check_batch(x_batch)
     absolute = _validate.boolean(absolute, "absolute")
     if (target is not None and not isinstance(target, (int, torch.Tensor))) or isinstance(
@@ -119,7 +130,9 @@ def saliency(model: Model, x_batch: torch.Tensor, target: int | torch.Tensor | N
         out = model(x)
         if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != x.shape[0]:
             raise ShapeError("the model must map a batch (B, *in) to a batch (B, *out); got "
-                             f"{getattr(out, 'shape', type(out).__name__)} for B = {x.shape[0]}")
+                             f"{getattr(out, 'shape', type(out).__name__)} for B = "
+                             f"{x.shape[0]}; for a model with several outputs pass a "
+                             "function that picks one tensor, e.g. lambda b: model(b)['logits']")
         t = _targets(out.detach(), target)
         picked = out.reshape(out.shape[0], -1).gather(1, t[:, None]).sum()
         (g,) = torch.autograd.grad(picked, x)
@@ -158,7 +171,8 @@ def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
     O(n), converged to the relative residual ``tol``), ``"dense"`` (SVD of the dense J — exact,
     for small n) or ``"auto"`` (matrix-free unless J has at most 4096 entries). Singular
     vectors are defined up to sign; the sign is fixed so that each direction's largest entry
-    is positive.
+    is positive. For a model with a tuple or dict output, ``J`` stacks the rows of every
+    output and ``responses`` are ``(k, m)`` over their flattened concatenation.
 
     >>> import torch
     >>> W = torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64))
@@ -166,7 +180,7 @@ def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
     >>> s.values.tolist(), s.directions.tolist()
     ([3.0, 2.0], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     """
-    check_model(model)
+    _checks(model, x, "x")
     if not isinstance(x, torch.Tensor):
         raise ArgumentTypeError(f"x must be one sample as a tensor (without the batch "
                                 f"dimension), got {type(x).__name__}")
@@ -176,8 +190,8 @@ def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
     _validate.choice(method, "method", ("auto", "dense", "matrix-free"))
     k = _validate.positive_int(k, "k")
     tol = _validate.positive_float(tol, "tol")
-    f = _one(model)
-    with torch.no_grad():
+    f = concatenated(batch_of_one(model, (0,)))
+    with torch.no_grad(), transformable_kernels():
         out_shape = tuple(f(x).shape)
     n, m = x.numel(), max(1, int(torch.Size(out_shape).numel()))
     if k > min(m, n):
@@ -189,7 +203,8 @@ def sensitive_directions(model: Model, x: torch.Tensor, k: int = 3, *,
         values, V, U = S[:k], Vh[:k], U[:, :k].T
         used = "dense"
     else:
-        r = top_singular(f, x, k, tol=tol)
+        with transformable_kernels():
+            r = top_singular(f, x, k, tol=tol)
         values, V, U = (t.to(x.dtype) for t in (r.values, r.right, r.left))
         used = "matrix-free"
     idx = V.abs().argmax(dim=1, keepdim=True)

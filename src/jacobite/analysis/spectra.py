@@ -200,9 +200,17 @@ _SECOND = ("singular values from Lanczos are differentiable once (a second deriv
 @keeps_state
 def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: float = 1e-10,
                   max_iter: int | None = None, seed: int | None = 0,
-                  maxiter: int | None = None) -> torch.Tensor:
+                  maxiter: int | None = None, batched_model: bool = False) -> torch.Tensor:
     """``‖J‖_2 = σ_max(J)`` without forming ``J``, as a 0-d float64 tensor, differentiable in a
     tracked input (see the module doc; :func:`top_singular` for the options).
+
+    ``f`` is called on ``x`` as given. With ``batched_model=True``, ``x`` is ONE sample of a
+    model that expects a batch (BatchNorm, ``nn.Flatten``): ``f`` is called on
+    ``x.unsqueeze(0)`` and dimension 0 is removed from its output, so ``J`` is the sample's
+    Jacobian; a tuple or dict output counts as the concatenation of its flattened tensors. A
+    module with Dropout or BatchNorm in training mode is refused
+    (:class:`~jacobite.errors.ModuleStateError`, call ``model.eval()``); an integer ``x``
+    (token ids) raises :class:`~jacobite.errors.DtypeError`.
 
     >>> import torch
     >>> W = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
@@ -210,8 +218,13 @@ def spectral_norm(f_or_operator: Any, x: torch.Tensor | None = None, *, tol: flo
     ...     - float(torch.linalg.matrix_norm(W, ord=2))) < 1e-12
     True
     """
+    from ..dense._batch_of_one import at_sample, transformable_kernels
+
     max_iter = _validate.renamed("maxiter", maxiter, "max_iter", max_iter)
-    return top_singular(f_or_operator, x, 1, tol=tol, max_iter=max_iter, seed=seed).values[0]
+    f_or_operator = at_sample(f_or_operator, x, batched_model, "spectral_norm")
+    with transformable_kernels():
+        return top_singular(f_or_operator, x, 1, tol=tol, max_iter=max_iter,
+                            seed=seed).values[0]
 
 
 def _check_confidence(confidence: Any) -> float:

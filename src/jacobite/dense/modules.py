@@ -18,6 +18,7 @@ from ..errors import (
     NonFiniteInputError,
     UnsupportedOperationError,
 )
+from ._batch_of_one import batch_of_one, wants_batch
 from ._errors import check_module_state
 from ._plan import Mode
 from ._trees import all_finite
@@ -37,7 +38,7 @@ def _iter(value: Any) -> list[Any]:
 def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | None = None,
                     mode: Mode = "auto", chunk_size: ChunkSize = "auto",
                     flat: bool = False, memory_budget: int | str | None = None,
-                    return_value: bool = False) -> Any:
+                    return_value: bool = False, batched_model: bool = False) -> Any:
     """The Jacobian of ``module(*inputs)`` with respect to its parameters.
 
     Returns a dict ``name -> tensor`` of shape ``output shape + parameter shape`` or, with
@@ -47,6 +48,10 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
     (BatchNorm in training mode) raises :class:`~jacobite.errors.ModuleStateError`, and any
     other in-place change of a buffer during the forward pass is detected and refused too. The
     module itself is never modified. With ``return_value=True`` the result is ``(output, J)``.
+    ``inputs`` are passed as given (a batch, for a module that expects one); with
+    ``batched_model=True`` they are ONE sample, passed as a batch of one (``x.unsqueeze(0)``),
+    and dimension 0 is removed from the outputs, so ``J`` has the shape of one sample's output.
+    Integer inputs (token ids for ``nn.Embedding``) are fine: only parameters are differentiated.
 
     >>> import torch, jacobite
     >>> lin = torch.nn.Linear(3, 2).double()
@@ -58,6 +63,7 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
         raise ArgnumsError(f"module_jacobian needs an nn.Module, got {type(module).__name__}; "
                            "for a plain function use jacobite.jacobian")
     check_module_state(module)
+    batched_model = wants_batch(module, batched_model)
     _flags(flat=flat, return_value=return_value)
     for i, t in enumerate(inputs):
         if isinstance(t, torch.Tensor) and t.is_floating_point() and not all_finite(t):
@@ -86,10 +92,13 @@ def module_jacobian(module: nn.Module, *inputs: Any, params: Iterable[str] | Non
     buffers = {k: b.clone() for k, b in module.named_buffers()}
     versions = {k: b._version for k, b in buffers.items()}
 
-    def run(p: dict[str, torch.Tensor], *xs: Any) -> Any:
+    def call(p: dict[str, torch.Tensor], *xs: Any) -> Any:
         return functional_call(module, (p, frozen, buffers), xs, strict=False)
 
-    run.__qualname__ = type(module).__name__
+    call.__qualname__ = type(module).__name__
+    # parameters are not batched; each input gets a batch of one
+    run = batch_of_one(call, (None,) + (0,) * len(inputs)) if batched_model else call
+
     try:
         value, J = value_and_jacobian(run, dict(chosen), *inputs,
                                       mode=mode, chunk_size=chunk_size, flat=flat,

@@ -23,6 +23,7 @@ import torch
 
 from .. import _validate
 from .._modules import keep_state
+from ..dense._batch_of_one import integer_input, transformable_kernels
 from ..errors import InvalidOptionError, ShapeError
 
 __all__ = ["jacobian_penalty"]
@@ -38,8 +39,13 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
                      output: torch.Tensor | None = None) -> torch.Tensor:
     """``½ · mean_b ‖∂ f(x)_b / ∂ x_b‖²_F`` — the Jacobian penalty of a batch, differentiable.
 
-    ``model_or_f`` maps a batch ``(B, *in)`` to ``(B, *out)`` with samples independent (call
-    ``model.eval()``-like modes yourself if batch norm would mix them). ``nproj`` random
+    ``model_or_f`` maps a batch ``(B, *in)`` to ``(B, *out)`` (an ``nn.Module`` is called on the
+    batch as in training) with samples independent: BatchNorm in training mode mixes them and
+    is refused unless ``output=`` is given (then the penalty includes the cross-sample terms);
+    Dropout in training mode gives the penalty of the drawn masks. Attention runs on the math
+    kernel (differentiable twice). An integer ``x`` (token ids) raises
+    :class:`~jacobite.errors.DtypeError`: penalise the Jacobian with respect to the embedding
+    output instead. ``nproj`` random
     projections per sample (``v`` uniform on the unit sphere, scaled by the output dimension C,
     as in the paper) give an unbiased estimate at ``nproj`` extra backward passes; ``nproj=-1``
     is exact (C backward passes). ``seed`` fixes the projections (else torch's global
@@ -59,6 +65,7 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
     if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[0] == 0:
         raise ShapeError("x must be a non-empty batch (B, *input_shape); add a batch dimension "
                          "with x.unsqueeze(0)")
+    integer_input(x, "x")
     if not x.dtype.is_floating_point:
         raise InvalidOptionError(f"x must be a floating-point tensor, got {x.dtype}")
     if nproj != -1 or isinstance(nproj, bool):
@@ -67,7 +74,7 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
     with torch.enable_grad():
         if output is None:
             xg = x if x.requires_grad else x.detach().requires_grad_(True)
-            with keep_state(fix=_REUSE):
+            with keep_state(fix=_REUSE), transformable_kernels():
                 out = model_or_f(xg)
         else:
             if not x.requires_grad or output.grad_fn is None:
@@ -76,7 +83,9 @@ def jacobian_penalty(model_or_f: Callable[[torch.Tensor], torch.Tensor], x: torc
             xg, out = x, output
         if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != x.shape[0]:
             raise ShapeError("the model must map a batch (B, *in) to a batch (B, *out); got "
-                             f"{getattr(out, 'shape', type(out).__name__)} for B = {x.shape[0]}")
+                             f"{getattr(out, 'shape', type(out).__name__)} for B = "
+                             f"{x.shape[0]}; for a model with several outputs pass a "
+                             "function that picks one tensor, e.g. lambda b: model(b)['logits']")
         B = out.shape[0]
         flat = out.reshape(B, -1)
         C = flat.shape[1]

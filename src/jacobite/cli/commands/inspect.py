@@ -3,7 +3,8 @@
 The file is imported by path (its directory is put on ``sys.path`` while it loads, so it may
 import its neighbours); the factory is called with no arguments, torch seeded by ``--seed``,
 and must return an ``nn.Module``. The model (in eval mode) runs on a seeded random input of
-shape ``(batch, *input_shape)`` in its parameters' dtype, and
+shape ``(batch, *input_shape)`` in its parameters' dtype — a batch, as modules expect (a model
+that starts with an embedding takes token ids and is refused with a DtypeError) — and
 :func:`jacobite.analysis.layers.layer_report` measures every layer's Jacobian spectral norm
 there, matrix-free.
 """
@@ -17,8 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ... import _validate
-from ...errors import InvalidOptionError, JacobiteError, ShapeError
+from ...errors import DtypeError, InvalidOptionError, JacobiteError, ShapeError
 from .._app import console, emit_json, esc
 
 HELP = ("per-layer Jacobian spectral norms of a model from a Python file (FILE.py:FACTORY); "
@@ -122,6 +122,7 @@ def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0, k: int
     import torch
     from torch import nn
 
+    from ... import _validate
     from ...analysis.layers import layer_report
 
     shape = parse_shape(input_shape)
@@ -139,6 +140,13 @@ def compute(target: str, input_shape: str, batch: int = 1, seed: int = 0, k: int
         raise InvalidOptionError(f"{name}() returned a {type(model).__name__}, not a "
                                  "torch.nn.Module")
     model.eval()
+    embeds = [n or name for n, m in model.named_modules()
+              if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+    if embeds:
+        raise DtypeError(f"{name}() returned a model with an embedding ({embeds[0]}), which takes "
+                         "integer token ids: they have no input Jacobian, and inspect feeds a "
+                         "random floating-point input; inspect the part after the embedding (a "
+                         "factory that returns it, with --input-shape of the embedded sample)")
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()),
                  torch.get_default_dtype())
     _check_input_size(batch, shape, dtype)
