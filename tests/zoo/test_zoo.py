@@ -20,10 +20,10 @@ from torch.utils._pytree import tree_map
 
 import jacobite
 from jacobite.analysis import layer_report, spectral_norm
-from jacobite.analysis.adversarial import fgsm
+from jacobite.analysis.adversarial import fgsm, pgd
 from jacobite.analysis.sensitivity import input_jacobians, saliency, sensitive_directions
 from jacobite.cli.commands.inspect import compute
-from jacobite.errors import DtypeError, JacobiteError, ShapeError
+from jacobite.errors import DtypeError, JacobiteError, ModuleStateError, ShapeError
 from jacobite.nn.regularization import jacobian_penalty
 
 from .models import DT, ZOO, Arch
@@ -58,7 +58,7 @@ def flat_matrix(J: Any, n: int) -> torch.Tensor:
 
 
 def svdvals(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.svdvals(flat_matrix(jacrev(per_sample(model))(x), x.numel()))
+    return torch.linalg.svdvals(flat_matrix(jacrev(per_sample(model))(x), x.numel())).detach()
 
 
 def run_batch_jacobian(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> None:
@@ -80,7 +80,7 @@ def run_module_jacobian(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> 
 def run_spectral_norm(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> None:
     got = spectral_norm(model, X[0], batched_model=True)
     assert got.shape == ()
-    assert float(got) == pytest.approx(float(svdvals(model, X[0])[0]), rel=1e-8)
+    assert float(got.detach()) == pytest.approx(float(svdvals(model, X[0])[0]), rel=1e-8)
 
 
 def run_layer_report(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> None:
@@ -117,6 +117,8 @@ def run_fgsm(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> None:
                      for x, t in zip(X, y, strict=True)])
     keep = g.abs() > 1e-12  # the sign of a gradient entry that is zero up to rounding is noise
     torch.testing.assert_close(got[keep], (X + 0.1 * g.sign())[keep], **TOL)
+    one_step = pgd(model, X, y, eps=0.1, alpha=0.1, steps=1, random_start=False)
+    torch.testing.assert_close(one_step[keep], got[keep], **TOL)
 
 
 def run_jacobian_penalty(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> None:
@@ -136,6 +138,8 @@ def run_inspect(arch: Arch, model: torch.nn.Module, X: torch.Tensor, tmp: Path) 
     assert data["total"] == pytest.approx(float(svdvals(model, x[0])[0]), rel=1e-6)
 
 
+# the reference's jacrev runs PyTorch's fused CPU attention, which vmap batches by a loop
+@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")
 @pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("arch", ZOO, ids=lambda a: a.name)
 def test_zoo(arch: Arch, entry: str, tmp_path: Path) -> None:
@@ -155,3 +159,51 @@ def test_zoo(arch: Arch, entry: str, tmp_path: Path) -> None:
 
 def test_the_zoo_is_large_enough() -> None:
     assert len(ZOO) >= 12
+
+
+_MATRIX_FREE = ("spectral_norm", "layer_report", "input_jacobians", "saliency",
+                "sensitive_directions")
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e != "inspect"])
+@pytest.mark.parametrize("name", ["batchnorm", "resnet", "mlp", "transformer"])
+def test_training_mode_is_refused_or_per_sample(name: str, entry: str) -> None:
+    """BatchNorm in training mode mixes samples: every entry point refuses it. Dropout in
+    training mode: the tools that combine many products refuse it; the others differentiate
+    the drawn mask (batch_jacobian one per sample)."""
+    arch = next(a for a in ZOO if a.name == name)
+    model, X = arch.make().train(), arch.batch()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    if name in ("batchnorm", "resnet") or entry in _MATRIX_FREE:
+        with pytest.raises(ModuleStateError, match=r"model\.eval\(\)|module\.eval\(\)"):
+            globals()[f"run_{entry}"](arch, model, X)
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_inspect_puts_a_training_model_in_eval_mode(tmp_path: Path) -> None:
+    arch = next(a for a in ZOO if a.name == "batchnorm")
+    model = arch.make()
+    src = tmp_path / "train_model.py"
+    src.write_text("from tests.zoo.models import ZOO\n\n\ndef make():\n"
+                   "    return next(a for a in ZOO if a.name == 'batchnorm').make().train()\n")
+    data, _ = compute(f"{src}:make", "4", seed=3)
+    x = torch.randn((1, 4), generator=torch.Generator().manual_seed(3), dtype=DT)
+    assert data["total"] == pytest.approx(float(svdvals(model, x[0])[0]), rel=1e-6)
+
+
+def test_embedding_model_differentiates_the_embedding_output() -> None:
+    """The documented route for token ids: split the model after the embedding."""
+    arch = next(a for a in ZOO if a.name == "embedding")
+    model, tokens = arch.make(), arch.batch()
+    E = model.embed(tokens).detach()  # (B, L, d): what the rest of the model sees
+
+    def head(e: torch.Tensor) -> torch.Tensor:  # the rest of the model, on a batch
+        return model.head(e.mean(dim=1))
+
+    J = jacobite.batch_jacobian(head, E, batched_model=True)
+    ref = torch.stack([jacrev(lambda e: head(e[None])[0])(e) for e in E])
+    torch.testing.assert_close(J, ref, **TOL)
+    with pytest.raises(DtypeError, match="embedding output"):
+        jacobite.batch_jacobian(model, tokens)
