@@ -7,47 +7,58 @@ Compute a Jacobian at the speed of its structure, understand it, put it to work.
 >>> jacobite.jacobian(f, torch.tensor([1.0, 2.0], dtype=torch.float64))
 tensor([[2., 1.],
         [2., 1.]], dtype=torch.float64)
+
+Subpackages and the names below load on first use (``jacobite.sparse``, ``from jacobite import
+least_squares``), so ``import jacobite`` costs little beyond ``import torch``.
 """
 
-from . import (
-    analysis,
-    config,
-    errors,
-    extrema,
-    multiobjective,
-    nn,
-    numeric,
-    operators,
-    solvers,
-    sparse,
-    symbolic,
-    transforms,
-    viz,
-)
-from .checking import CheckResult, check
-from .dense import (
-    JacobianPlan,
-    batch_jacobian,
-    clear_cache,
-    hessian,
-    hvp,
-    jacobian,
-    jacobian_plan,
-    jvp,
-    linearize,
-    module_jacobian,
-    value_and_jacobian,
-    vjp,
-)
-from .solvers import (
-    LeastSquaresResult,
-    RootResult,
-    curve_fit,
-    implicit_jacobian,
-    least_squares,
-    root,
-    solve_implicit,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# For type checkers only; hessian, jacobian, linearize and root come from their own modules,
+# as each name is also a submodule of its package.
+if TYPE_CHECKING:  # pragma: no cover
+    from . import (
+        analysis,
+        config,
+        errors,
+        extrema,
+        multiobjective,
+        nn,
+        numeric,
+        operators,
+        solvers,
+        sparse,
+        symbolic,
+        transforms,
+        viz,
+    )
+    from .checking import CheckResult, check
+    from .dense import (
+        JacobianPlan,
+        batch_jacobian,
+        clear_cache,
+        hvp,
+        jacobian_plan,
+        jvp,
+        module_jacobian,
+        value_and_jacobian,
+        vjp,
+    )
+    from .dense.hessian import hessian
+    from .dense.jacobian import jacobian
+    from .dense.linearize import linearize
+    from .solvers import (
+        LeastSquaresResult,
+        RootResult,
+        curve_fit,
+        implicit_jacobian,
+        least_squares,
+        solve_implicit,
+    )
+    from .solvers.root import root
 
 __version__ = "0.1.0"
 
@@ -88,3 +99,29 @@ __all__ = [
     "viz",
     "vjp",
 ]
+
+# where each re-exported name lives; the other names of __all__ are subpackages
+_SOURCE = {
+    **dict.fromkeys(("CheckResult", "check"), ".checking"),
+    **dict.fromkeys(("JacobianPlan", "batch_jacobian", "clear_cache", "hessian", "hvp",
+                     "jacobian", "jacobian_plan", "jvp", "linearize", "module_jacobian",
+                     "value_and_jacobian", "vjp"), ".dense"),
+    **dict.fromkeys(("LeastSquaresResult", "RootResult", "curve_fit", "implicit_jacobian",
+                     "least_squares", "root", "solve_implicit"), ".solvers"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a subpackage or a re-exported name on first use."""
+    if name in _SOURCE:
+        value: Any = getattr(importlib.import_module(_SOURCE[name], __name__), name)
+    elif name in __all__ and not name.startswith("_"):
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -10,9 +10,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-import numpy as np
-import torch
-
 EXIT_USAGE = 2
 
 
@@ -90,6 +87,9 @@ def fail(message: str) -> NoReturn:
 
 def plain(obj: Any) -> Any:
     """Convert tensors, arrays and numbers into JSON-friendly lists and floats."""
+    import numpy as np  # loaded on use: `jacobite --help` needs neither NumPy nor torch
+    import torch
+
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import JacobiteError
@@ -29,7 +29,9 @@ def _register() -> dict[str, Command]:
     return commands.REGISTRY
 
 
-def build_parser() -> Parser:
+def build_parser(only: Collection[str] | None = None) -> Parser:
+    """The parser; with ``only``, just those subcommands get their arguments (the others keep
+    their name and help line), so that ``jacobite --help`` loads no command's dependencies."""
     from .. import __version__
 
     parser = Parser(prog="jacobite", description="The Jacobian toolkit for PyTorch — worked "
@@ -39,6 +41,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, cmd in _register().items():
         p = sub.add_parser(name, help=cmd.HELP, description=cmd.HELP)
+        if only is not None and name not in only:
+            continue
         cmd.add_arguments(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         p.add_argument("--time-limit", metavar="SECONDS", default=None,
@@ -104,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 a tour example failed). Bad input
     prints one line on stderr and raises ``SystemExit(2)``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    # the command is the first word that is not an option (the top level has only options)
+    chosen = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(only=() if chosen is None else (chosen,))
     if not args_list:
         fail("no command given; try `jacobite --help` or `jacobite tour`")
     args = parser.parse_args(args_list)

@@ -25,6 +25,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from .._compile import lazy_dispatch_guard
+
 # torch.autograd.Function.apply runs a custom function's forward with gradients off; its
 # derivatives come from its own backward / jvp, so that is not a no_grad region of the user's.
 _APPLY_CODE = getattr(getattr(torch.autograd.Function.apply, "__func__", None), "__code__", None)
@@ -107,6 +109,7 @@ class Probe:
                 or self.no_forward_ad)
 
 
+@lazy_dispatch_guard
 class _Recorder(TorchDispatchMode):
     def __init__(self, inputs: tuple[torch.Tensor, ...]) -> None:
         super().__init__()

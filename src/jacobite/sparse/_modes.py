@@ -31,6 +31,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from .._compile import lazy_dispatch_guard
 from ..errors import JacobiteError, LocalPatternWarning, UnsupportedOperationError
 from ._select import SparseMode
 from ._watch import APPLY_CODE
@@ -53,6 +54,7 @@ def resolve(mode: SparseMode, needs_reverse: tuple[str, ...]) -> SparseMode:
         "mode honours")
 
 
+@lazy_dispatch_guard
 class _GradOff(TorchDispatchMode):
     """Notices an op on a value depending on x that runs with gradients off, outside a custom
     Function's forward (whose derivative comes from its backward)."""

@@ -39,6 +39,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from jacobite import _validate
+from jacobite._compile import lazy_dispatch_guard
 from jacobite._modules import keeps_state
 from jacobite.errors import JacobiteWarning, LocalPatternWarning
 from jacobite.sparse import _rules as R
@@ -92,6 +93,7 @@ class Pattern:
         return self.matrix
 
 
+@lazy_dispatch_guard
 class _Tracker(TorchDispatchMode):
     """Propagates dependency matrices through every aten op f runs."""
 
