@@ -173,3 +173,20 @@ def test_a_function_that_raises_propagates_its_error():
     with pytest.raises(ZeroDivisionError):
         newton_minimize(lambda v: 1 / 0, [1.0])
 
+
+
+def test_least_squares_leaves_a_zero_gradient_start_at_a_maximum_of_the_cost():
+    # r = p² − 1: at p = 0 the gradient of ½ r² vanishes, but it is a maximum; the roots are ±1
+    with within():
+        res = least_squares(lambda p: p ** 2 - 1, [0.0])
+    assert res.success
+    assert_close(res.x.abs(), [1.0], rtol=1e-10)
+
+
+def test_least_squares_at_a_kinked_minimum_reports_the_minimum():
+    # ½ (|p − 1| + ½)² is smallest at the kink p = 1, where it is 1/8
+    with within():
+        res = least_squares(lambda p: (p - 1).abs() + 0.5, [1.0])
+    assert res.success
+    assert_close(res.x, [1.0], rtol=1e-12)
+    assert_close(res.cost, 0.125, rtol=1e-12)
