@@ -109,9 +109,34 @@ def test_large_dense_pattern_stays_dense():
         res = root(lambda x: A @ x + x ** 3 - b, torch.zeros(n, dtype=torch.float64))
     assert res.success and res.jac_mode == "dense"
     np.testing.assert_allclose((A @ res.x + res.x ** 3 - b).numpy(), 0, atol=1e-10)
-    choice = _auto_jac.choose(lambda x: A @ x + x ** 3 - b, torch.zeros(n, dtype=torch.float64),
-                              n)
-    assert choice.mode == "dense" and "100% nonzero" in choice.reason
+
+
+
+def test_dense_pattern_is_caught_by_the_probe_before_detection(monkeypatch):
+    import jacobite.sparse as js
+
+    def no_detect(*a, **k):  # pragma: no cover - must not run
+        raise AssertionError("detection ran for a clearly dense pattern")
+
+    monkeypatch.setattr(js, "detect", no_detect)
+    monkeypatch.setattr(js, "detect_hessian", no_detect)
+    n = 1200
+    A = torch.randn(n, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = torch.zeros(n, dtype=torch.float64)
+    choice = _auto_jac.choose(lambda v: A @ torch.sin(v), x, n)
+    assert choice.mode == "dense" and "sampled rows are 100% nonzero" in choice.reason
+    choice = _auto_jac.choose(lambda v: (A @ torch.sin(v)).square().sum(), x, n, hessian=True)
+    assert choice.mode == "dense" and "sampled columns are 100% nonzero" in choice.reason
+
+
+def test_sparse_probe_defers_to_detection():
+    """A probe that sees zeros at x0 (cos(0) · 0 here) never decides sparse by itself."""
+    n = 1200
+    A = torch.randn(n, n, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    x = torch.zeros(n, dtype=torch.float64)
+    assert _auto_jac._probe_density(lambda v: A @ (v * torch.sin(v)), x, n, False) == 0.0
+    choice = _auto_jac.choose(lambda v: A @ (v * torch.sin(v)), x, n)
+    assert choice.mode == "dense" and "the detected pattern is 100% nonzero" in choice.reason
 
 
 def test_local_pattern_falls_back_to_dense_without_its_warning():

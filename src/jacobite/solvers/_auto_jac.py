@@ -9,14 +9,20 @@ evaluation of ``F``) and a coloring. So:
 1. ``min(m, n) < SPARSE_MIN_SIZE`` (1000): dense, without detection — at most a thousand
    passes and about 10⁹ flops per Jacobian, a fraction of a second, which detection and a
    compressed evaluation could not win back by much.
-2. Otherwise the pattern is detected once at ``x0``. Dense is kept where the pattern is
+2. Otherwise one reverse pass first probes ``PROBE_ROWS`` (8) random rows at ``x0`` (for a
+   Hessian, one Hessian-vector product on as many columns): where their nonzeros already fill
+   more than ``MAX_DENSITY`` of them, the pattern is clearly dense and dense is kept without
+   detection, whose dependency sets would hold ``m · n`` entries. The probe only ever skips
+   detection; a sparse-looking probe (zeros at ``x0`` may hide structural nonzeros) is
+   followed by detection, which alone decides sparse.
+3. Otherwise the pattern is detected once at ``x0``. Dense is kept where the pattern is
    *local* (value-dependent control flow or indexing: valid only near ``x0``; the iterates move
    away, and a pattern re-detected at each iterate would cost a traced evaluation per Jacobian
    and carry no guarantee between them), where more than ``MAX_DENSITY`` (5 %) of its entries
    are nonzero (a sparse LU of such a matrix fills in and gains nothing), or where the coloring
    needs more than ``min(m, n) / 4`` colors (the passes saved do not pay for the sparse
    bookkeeping).
-3. Else sparse: :func:`jacobite.sparse.prepare` with the detected pattern.
+4. Else sparse: :func:`jacobite.sparse.prepare` with the detected pattern.
 
 For a Hessian (``hessian=True``, :func:`jacobite.newton_minimize`) the same rules hold with
 ``m = n``, :func:`jacobite.sparse.detect_hessian` and :func:`jacobite.sparse.prepare_hessian`
@@ -54,6 +60,8 @@ __all__ = ["JacChoice", "choose", "slow_dense_warning"]
 SPARSE_MIN_SIZE = 1000
 #: Above this fraction of nonzero entries the detected pattern counts as dense.
 MAX_DENSITY = 0.05
+#: Rows (Hessian: columns) the pre-detection probe samples in one reverse pass.
+PROBE_ROWS = 8
 #: A sparse plan needs at most ``min(m, n) / MIN_COLOR_GAIN`` colors to be chosen.
 MIN_COLOR_GAIN = 4
 #: The slow-dense warning fires when a solve is estimated to take longer than this (seconds).
@@ -88,6 +96,11 @@ def choose(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, m: int
     from ..sparse import detect, detect_hessian, prepare, prepare_hessian
 
     t0 = time.perf_counter()
+    probed = _probe_density(flat, x, m, hessian)
+    if probed > MAX_DENSITY:
+        return JacChoice("dense", None, f"dense: {min(PROBE_ROWS, m)} sampled "
+                         f"{'columns' if hessian else 'rows'} are {100 * probed:.3g}% nonzero "
+                         f"(> {100 * MAX_DENSITY:g}%) at x0", time.perf_counter() - t0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pat = (detect_hessian if hessian else detect)(flat, x)
@@ -111,6 +124,34 @@ def choose(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, m: int
     return JacChoice("sparse", plan, f"sparse: {pat.nnz} nonzeros ({100 * density:.2g}%), "
                      f"{plan.colors} colors ({plan.mode}) instead of {size} dense passes; "
                      f"detection and coloring took {seconds:.2g} s", seconds)
+
+
+def _probe_density(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, m: int,
+                   hessian: bool) -> float:
+    """An estimate of the density at ``x`` from ``k = PROBE_ROWS`` random rows (Hessian:
+    columns) at once, by one VJP (HVP) with random weights on them: where their nonzeros cover
+    a fraction ``u`` of the columns, rows of density ``d`` would cover ``1 − (1 − d)ᵏ``, so
+    ``d = 1 − (1 − u)^(1/k)``. 0 where the probe fails (detection then decides)."""
+    n = x.numel()
+    gen = torch.Generator().manual_seed(0)
+    k = min(PROBE_ROWS, m)
+    rows = torch.randperm(m, generator=gen)[:k]
+    w = torch.zeros(m, dtype=x.dtype)
+    w[rows] = 1.0 + torch.rand(k, generator=gen, dtype=x.dtype)
+    w = w.to(x.device)
+    try:
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the probe is silent; detection speaks
+            if hessian:
+                g = lambda v: torch.func.grad(lambda u: flat(u).reshape(()))(v)  # noqa: E731
+                out = torch.func.jvp(g, (x.detach(),), (w,))[1]
+            else:
+                pull = torch.func.vjp(flat, x.detach())[1]
+                out = pull(w)[0]
+    except Exception:  # a probe only: detection reports real problems
+        return 0.0
+    u = float(torch.count_nonzero(out)) / n
+    return 1.0 - (1.0 - u) ** (1.0 / k)
 
 
 def slow_dense_warning(seconds: float, n: int, who: str, reason: str = "") -> None:
