@@ -48,6 +48,7 @@ BAD = [
     (["jacobian", "x**2", "--time-limit", "nan"], "positive number of seconds"),
     (["jacobian", "x**2", "--memory-limit", "0"], "positive size"),
     (["jacobian", "x**2", "--memory-limit", "lots"], "positive size"),
+    (["jacobian", "x**2", "--memory-limit", "1 B"], "at least 64MiB"),
     (["softmax", "1e309"], "finite values"),
     (["softmax", "inf", "1"], "finite values"),
     (["softmax", "-inf", "1"], "finite values"),
