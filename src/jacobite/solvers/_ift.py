@@ -32,6 +32,7 @@ import torch
 from torch.utils._pytree import TreeSpec, tree_unflatten
 
 from .. import _validate
+from .._compile import eager_under_compile
 from ..dense._trees import under_vmap
 from ..errors import SingularOperatorError, UnsupportedOperationError
 
@@ -53,7 +54,7 @@ _SINGULAR = ("∂F/∂x is singular at x*: the solution is not a differentiable 
 
 
 # a value-level question: eager under torch.compile
-tracked = torch.compiler.disable(_validate.tracked)
+tracked = eager_under_compile(_validate.tracked)
 
 
 def inexact(leaves: Sequence[Any]) -> list[int]:
@@ -210,7 +211,7 @@ def _ok_ctx(ctx: Any) -> None:
         raise exc
 
 
-@torch.compiler.disable  # the solver reads values into Python: eager under torch.compile
+@eager_under_compile  # the solver reads values into Python: eager under torch.compile
 def attach(G: Callable[[torch.Tensor, Any], torch.Tensor],
            run: Callable[[Any], tuple[torch.Tensor, Any, Any]], leaves: Sequence[torch.Tensor],
            spec: TreeSpec | None, *, loop_ok: bool = True,
