@@ -32,10 +32,15 @@ def test_import_jacobite_loads_no_heavy_dependency() -> None:
     assert _loaded_after("import torch, jacobite") == set()
 
 
-def test_first_forward_jacobian_loads_no_heavy_dependency_but_scipy() -> None:
+def test_first_forward_jacobian_loads_no_heavy_dependency() -> None:
     code = ("import torch, jacobite\n"
             "jacobite.jacobian(torch.sin, torch.ones(3), mode='forward')")
-    assert _loaded_after(code) <= {"scipy"}
+    assert _loaded_after(code) == set()
+
+
+def test_importing_analysis_and_solvers_does_not_load_torch_dynamo() -> None:
+    loaded = _loaded_after("import torch, jacobite.analysis, jacobite.solvers")
+    assert "torch._dynamo" not in loaded
 
 
 def test_cli_help_loads_neither_torch_nor_heavy_dependencies() -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import _validate
+from .._compile import eager_under_compile
 from ..dense._trees import under_vmap
 from ..errors import (
     ArgumentTypeError,
@@ -65,7 +66,7 @@ class Products:
         return self.gmv is not None
 
     @staticmethod
-    @torch.compiler.disable  # reads values and probes tracking: eager under torch.compile
+    @eager_under_compile  # reads values and probes tracking: eager under torch.compile
     def build(obj: Any, x: torch.Tensor | None) -> Products:
         """The products of an operator, a matrix, or ``f`` at ``x`` (see the module doc)."""
         for t in (obj, x):
@@ -118,7 +119,7 @@ _NO_VMAP = ("spectra cannot run under torch.func.vmap (Lanczos reads values into
             "the batch in Python")
 
 
-@torch.compiler.disable
+@eager_under_compile
 def draw(size: int, gen: torch.Generator | None, kind: str = "gaussian") -> torch.Tensor:
     """``size`` float64 random numbers (``"gaussian"`` or ``"rademacher"`` ±1) on the CPU, drawn
     outside any enclosing ``torch.func`` transform: a start vector or probe is a constant, and

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.stats
 import torch
 
 from .. import _validate, config
+from .._compile import eager_under_compile
 from .._modules import keeps_state
 from ..errors import (
     InvalidOptionError,
@@ -162,7 +162,7 @@ def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, 
     return out
 
 
-@torch.compiler.disable  # Lanczos reads values into Python: it runs eagerly under compile
+@eager_under_compile  # Lanczos reads values into Python: it runs eagerly under compile
 def _top(obj: Any, x: torch.Tensor | None, k: int, tol: float, max_iter: int | None,
          seed: int | None) -> tuple[SingularTriplets, float]:
     """The triplets and the worst relative residual (``values`` in the caller's graph)."""
@@ -241,6 +241,8 @@ def _sample_ci(samples: np.ndarray, confidence: float) -> tuple[float, float, fl
     if len(samples) < 2:
         return mean, math.inf, math.inf
     se = float(samples.std(ddof=1) / math.sqrt(len(samples)))
+    import scipy.stats  # loaded on use: about 0.3 s
+
     return mean, se, float(scipy.stats.t.ppf(0.5 + confidence / 2, len(samples) - 1)) * se
 
 

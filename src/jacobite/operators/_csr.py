@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ..errors import DtypeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 
 def csr_tensor(
@@ -54,6 +56,8 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype:
 
 def scipy_to_torch(matrix: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A scipy sparse matrix/array as a torch CSR tensor of ``dtype`` on ``device``."""
+    import scipy.sparse as sp
+
     csr = sp.csr_array(matrix)
     csr.sum_duplicates()
     crow = torch.from_numpy(np.asarray(csr.indptr, dtype=np.int64)).to(device)
@@ -64,6 +68,8 @@ def scipy_to_torch(matrix: Any, dtype: torch.dtype, device: torch.device) -> tor
 
 def torch_to_scipy(matrix: torch.Tensor) -> sp.csr_array:
     """A torch CSR tensor as a ``scipy.sparse.csr_array`` (values copied to the CPU)."""
+    import scipy.sparse as sp
+
     matrix = to_torch_csr(matrix)
     values = matrix.values().detach().cpu()
     numpy_dtype(values.dtype)

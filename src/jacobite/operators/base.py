@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import abc
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 
 from .. import _validate
@@ -41,6 +39,10 @@ from .tags import (
     UPPER_TRIANGULAR,
     normalize_tags,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
 
 __all__ = ["JacobianOperator"]
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 
 from .. import _validate
@@ -35,6 +33,9 @@ def as_operator(x: Any, *, dtype: torch.dtype | None = None) -> JacobianOperator
         return x
     if dtype is not None:
         dtype = _validate.floating_dtype(dtype)
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
     if sp.issparse(x) or (isinstance(x, torch.Tensor) and x.layout != torch.strided):
         return SparseOperator(x, dtype=dtype)
     if isinstance(x, (torch.Tensor, np.ndarray)):

@@ -11,16 +11,18 @@ to their structure and tags.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse.linalg as spla
 import torch
 
 from .. import _validate
 from ..config import get_memory_budget
 from ..errors import ConvergenceError, NonFiniteInputError, SingularOperatorError
 from . import _csr
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse.linalg as spla
 
 __all__ = [
     "check_finite_matrix",
@@ -194,6 +196,8 @@ def solve_dense(a: torch.Tensor, b: torch.Tensor, what: str = "matrix") -> torch
 
 
 def _tol_kw() -> str:
+    import scipy.sparse.linalg as spla
+
     return "rtol" if "rtol" in inspect.signature(spla.gmres).parameters else "tol"
 
 
@@ -216,6 +220,8 @@ def iterative_solve(
     rtol = default_rtol(op.dtype) if rtol is None else _validate.positive_float(rtol, "rtol")
     atol = _validate.tolerance(atol, "atol")
     max_iter = _validate.max_iter(max_iter)
+    import scipy.sparse.linalg as spla
+
     lin = op.as_linear_operator()
     n = op.shape[0]
     b_np = b.detach().cpu().numpy()
@@ -247,6 +253,8 @@ def iterative_lstsq(
     """Least-squares ``argmin ||op x - b||`` column by column with SciPy's LSMR."""
     rtol = default_rtol(op.dtype) if rtol is None else _validate.positive_float(rtol, "rtol")
     max_iter = _validate.max_iter(max_iter)
+    import scipy.sparse.linalg as spla
+
     lin = op.as_linear_operator()
     b_np = b.detach().cpu().numpy()
     cols = []
@@ -279,6 +287,7 @@ def _perm_parity(perm: np.ndarray) -> int:
 
 def _splu(matrix: Any) -> Any:
     import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
 
     return spla.splu(sp.csc_matrix(matrix))
 
@@ -356,6 +365,8 @@ def probe_diagonal(op: Any, budget: int) -> torch.Tensor:
 
 def to_linear_operator(op: Any) -> spla.LinearOperator:
     """Wrap an operator as a SciPy ``LinearOperator`` (``rmatvec`` = conjugate transpose)."""
+    import scipy.sparse.linalg as spla
+
     np_dtype = _csr.numpy_dtype(op.dtype)
     cplx = op.dtype.is_complex
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from .. import _validate
@@ -50,6 +49,8 @@ class SparseOperator(JacobianOperator):
             device = _validate.device(device)
         if check_tags is not None:
             check_tags = _validate.boolean(check_tags, "check_tags")
+        import scipy.sparse as sp
+
         if sp.issparse(matrix):
             if dtype is None:
                 dtype = torch.from_numpy(np.zeros(0, dtype=matrix.dtype)).dtype
