@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.func import jacrev
 
@@ -65,3 +67,18 @@ def test_spectral_norm_of_one_sample_names_the_option() -> None:
         float(ref.detach()), rel=1e-9)
     torch.testing.assert_close(spectral_norm(cnn, x, batched_model=True),
                                spectral_norm(cnn, x[None]))
+
+
+@settings(max_examples=15)
+@given(batch=st.integers(1, 4), width=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_a_module_per_sample_equals_a_loop(batch: int, width: int, seed: int) -> None:
+    """BatchNorm (eval) and Flatten in one model: each sample's block is its own Jacobian."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * width, 3), nn.BatchNorm1d(3),
+                          nn.Tanh()).double().eval()
+    with torch.no_grad():
+        model[2].running_var.uniform_(0.5, 2.0)
+    X = torch.randn(batch, 2, width, dtype=DT)
+    J = jacobite.batch_jacobian(model, X)
+    ref = torch.stack([jacrev(lambda v: model(v[None])[0])(x) for x in X])
+    torch.testing.assert_close(J, ref)
