@@ -124,7 +124,7 @@ def run_fgsm(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> None:
 def run_jacobian_penalty(arch: Arch, model: torch.nn.Module, X: torch.Tensor) -> None:
     got = jacobian_penalty(model, X, nproj=-1)
     ref = 0.5 * ref_jacobians(model, X).pow(2).sum() / X.shape[0]
-    assert float(got) == pytest.approx(float(ref), rel=1e-9)
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-9)
 
 
 def run_inspect(arch: Arch, model: torch.nn.Module, X: torch.Tensor, tmp: Path) -> None:
