@@ -97,8 +97,7 @@ def test_jacobian_at_extreme_points_gives_the_analytic_value(capsys, at, want):
     assert_close(json.loads(out)["value"], [[want]], rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("logits", [["1e300", "-1e300"], ["1e308", "1e308"], ["3"],
-                                    ["-745", "0", "745"]])
+@pytest.mark.parametrize("logits", [["1e300", "-1e300", "1e308"], ["-745", "0", "745"]])
 def test_softmax_at_extreme_logits_matches_numpy(capsys, logits):
     with within(10.0):
         code, out, err = _run(capsys, "softmax", *logits, "--json")
