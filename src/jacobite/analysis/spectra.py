@@ -398,8 +398,8 @@ def logabsdet(f_or_operator: Any, x: torch.Tensor | None = None, *, method: Logd
             how = "dense"
         lad = torch.as_tensor(lad).to(F64)
         v = float(lad.detach())
-        sign = float(sign.detach()) if isinstance(sign, torch.Tensor) else float(sign)
-        return LogDetEstimate(lad, sign, 0.0, (v, v), True, how)
+        sign_v = float(sign.detach()) if isinstance(sign, torch.Tensor) else float(sign)
+        return LogDetEstimate(lad, sign_v, 0.0, (v, v), True, how)
     if P.tracked:
         raise UnsupportedOperationError(
             "the stochastic Lanczos quadrature estimate of log|det J| is not differentiable, and "
