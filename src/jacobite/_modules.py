@@ -269,6 +269,8 @@ def keeps_state(fn: F | None = None, /, *, grads: bool = True) -> F | Callable[[
     def wrap(inner: F) -> F:
         @functools.wraps(inner)
         def run(*args: Any, **kwargs: Any) -> Any:
+            if torch.compiler.is_compiling():  # no context manager for dynamo to trace
+                return inner(*args, **kwargs)
             with keep_state(grads=grads):
                 return inner(*args, **kwargs)
         return run  # type: ignore[return-value]
