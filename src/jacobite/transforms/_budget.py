@@ -21,7 +21,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import scipy.integrate as si
 
 from ._integrand import Integrand
 from .base import Transform
@@ -88,6 +87,8 @@ def cut_at(bounds: tuple[tuple[float, float], ...], R: float) -> tuple[tuple[flo
 
 
 def _partial(f: Any, T: Transform, bounds: tuple[tuple[float, float], ...]) -> float | None:
+    import scipy.integrate as si  # loaded on use
+
     g = Budgeted(Integrand(f, T), PROBE_EVALUATIONS)
     try:
         with warnings.catch_warnings():

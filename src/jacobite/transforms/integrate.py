@@ -21,8 +21,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import scipy.integrate as si
-
 from .. import _validate
 from .._modules import keeps_state
 from ..errors import ConvergenceError, InvalidOptionError, JacobiteWarning
@@ -93,6 +91,8 @@ NOT_FINITE = ("the estimate is not finite: the integral diverges over this regio
 
 def _run_nquad(g: Budgeted, bounds: tuple[tuple[float, float], ...], epsabs: float,
                epsrel: float, limit: int) -> tuple[float, float, list[str]]:
+    import scipy.integrate as si  # loaded on use
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", si.IntegrationWarning)
         if len(bounds) == 1:
@@ -115,6 +115,8 @@ def _run_nquad(g: Budgeted, bounds: tuple[tuple[float, float], ...], epsabs: flo
 
 def _run_cubature(g: Budgeted, bounds: tuple[tuple[float, float], ...], epsabs: float,
                   epsrel: float, limit: int) -> tuple[float, float, list[str]]:
+    import scipy.integrate as si  # loaded on use
+
     lo = [b[0] for b in bounds]
     hi = [b[1] for b in bounds]
     res = si.cubature(g.at_points, lo, hi, rtol=epsrel, atol=epsabs, max_subdivisions=limit)

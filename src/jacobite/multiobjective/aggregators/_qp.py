@@ -45,7 +45,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.linalg import lapack as _lapack
 from torch import Tensor
 
 from ...errors import ConvergenceError, InvalidOptionError, require
@@ -133,6 +132,8 @@ def _free_solve_numpy(M: np.ndarray, Q: np.ndarray, free: np.ndarray) -> np.ndar
         f = free.astype(np.float64)
         A = M[None] * (f[:, :, None] * f[:, None, :]) + np.eye(m) * (1.0 - f)[:, None, :]
         return np.linalg.solve(A, (-Q * f)[..., None])[..., 0]
+    from scipy.linalg import lapack as _lapack  # loaded on use
+
     X = np.zeros_like(Q)
     for b in range(Q.shape[0]):
         F = np.flatnonzero(free[b])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from scipy.optimize import brentq
 from torch import Tensor
 
 from ._base import GramianWeightedAggregator, Option, nonnegative
@@ -41,6 +40,8 @@ def _solve_simplex(G: Tensor, s: float) -> Tensor:
     lo = 1e-12 * hi
     if gap(lo) >= 0:  # the optimum has g_w ≈ 0
         return w_of(lo)
+    from scipy.optimize import brentq  # loaded on use
+
     t = brentq(gap, lo, hi, xtol=1e-15 * hi, rtol=1e-15, maxiter=200)
     return w_of(t)
 
