@@ -189,3 +189,18 @@ def test_an_exact_condition_number_over_a_small_budget_is_refused():
     with refuses(JacobianTooLarge, "memory_budget", "iterative method", seconds=3.0):
         ja.condition_number(torch.sin, torch.zeros(3000, dtype=F64), exact=True,
                             memory_budget="1 MiB")
+
+
+@pytest.mark.parametrize("s", [1e300, 1e-300], ids=["1e300", "1e-300"])
+def test_spectra_of_a_huge_or_tiny_identity_match_svdvals(s):
+    eye = torch.eye(50, dtype=F64)
+    want = torch.linalg.svdvals(s * eye)[0]
+    with within():
+        assert_close(ja.spectral_norm(s * eye), want, rtol=1e-12, atol=0)
+        assert_close(ja.spectral_norm(lambda v: s * v, torch.ones(50, dtype=F64)), want,
+                     rtol=1e-12, atol=0)
+        assert_close(ja.condition_number(s * eye, exact=False), 1.0, rtol=1e-12)
+        assert_close(ja.frobenius_norm(s * eye, nproj=-1).value, 50 ** 0.5 * s, rtol=1e-12,
+                     atol=0)
+        assert_close(ja.logabsdet(s * eye, method="slq", nprobe=2, steps=3).value,
+                     50 * np.log(s), rtol=1e-12)

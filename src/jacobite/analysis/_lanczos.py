@@ -39,6 +39,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..operators import JacobianOperator
+from ._scale import scaled_products
 
 __all__ = ["Bidiagonal", "Products", "bidiagonalize", "draw"]
 
@@ -305,6 +306,9 @@ def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int |
     dtype); the value itself is then accurate to about ``residual² / gap``. ``start`` is the
     first right vector (random otherwise); ``stop=False`` runs all ``max_iter`` steps. ``seed``
     ``None`` draws from torch's global generator, an int from a private one seeded with it.
+    The steps run on ``J · 2^-e`` (``e`` from the first product, see
+    :mod:`jacobite.analysis._scale`) so that a ``J`` of size ``1e±300`` neither overflows nor
+    underflows; values, residuals and ``B`` are returned for ``J`` itself.
     """
     m, n, dev = P.m, P.n, P.device
     steps = min(max_iter, m, n)
@@ -317,9 +321,10 @@ def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int |
     v = (draw(n, gen).to(dev) if start is None
          else start.to(F64).reshape(-1).clone())
     V[:, 0] = v / v.norm()
+    mv, rmv, e, p0 = scaled_products(P.mv, P.rmv, V[:, 0], P.dtype)  # J·2^-e stays in range
     scale, res = 0.0, None
     for j in range(steps):
-        p = P.mv(V[:, j])
+        p = p0 if j == 0 else mv(V[:, j])
         if j:
             p = p - beta[-1] * U[:, j - 1]
         p = _orth(p, U[:, :j])
@@ -331,7 +336,7 @@ def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int |
         else:
             p = p / a
         U[:, j], alpha = p, [*alpha, a]
-        r = P.rmv(U[:, j]) - a * V[:, j]
+        r = rmv(U[:, j]) - a * V[:, j]
         r = _orth(r, V[:, : j + 1])
         b = float(r.norm())
         scale = max(scale, b)
@@ -345,7 +350,7 @@ def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int |
             continue  # Ritz values are O(j³): every step early on, then every 5th
         res = _ritz(alpha, beta)
         if j + 1 >= k and _done(res, k, floor, which):
-            return _pack(res, U[:, : j + 1], V[:, : j + 1], j + 1, True, min(m, n))
+            return _pack(res, U[:, : j + 1], V[:, : j + 1], j + 1, True, e, min(m, n))
     if res is None or len(res[2]) != len(alpha):
         res = _ritz(alpha, beta)
     exact = steps == min(m, n)
@@ -354,7 +359,7 @@ def bidiagonalize(P: Products, *, k: int, tol: float, max_iter: int, seed: int |
         res = _ritz([*alpha, 0.0], [*beta, 0.0])
         steps += 1
     return _pack(res, U[:, :steps], V[:, :steps], steps, exact or _done(res, k, floor, which),
-                 min(m, n))
+                 e, min(m, n))
 
 
 def _ritz(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, ...]:
@@ -374,8 +379,9 @@ def _done(res: tuple[np.ndarray, ...], k: int, floor: float, which: Literal["top
 
 
 def _pack(res: tuple[np.ndarray, ...], U: torch.Tensor, V: torch.Tensor, its: int,
-          ok: bool, keep: int | None = None) -> Bidiagonal:
+          ok: bool, e: int, keep: int | None = None) -> Bidiagonal:
     B, Y, S, X, r = res
+    B, S, r = np.ldexp(B, e), np.ldexp(S, e), np.ldexp(r, e)  # from J·2^-e back to J
     if keep is not None and len(S) > keep:  # drop the spurious trailing zero
         Y, S, X, r = Y[:, :keep], S[:keep], X[:, :keep], r[:keep]
     return Bidiagonal(values=S, residuals=r, B=B, U=U, V=V, Y=Y, X=X, iterations=its,

@@ -59,6 +59,7 @@ from ..operators.linalg import slogdet_dense
 from ._exact import choose_exact, dense, ensure_formable, structured
 from ._lanczos import F64, Products, bidiagonalize, draw
 from ._once import once
+from ._scale import exponent_of
 
 __all__ = [
     "FrobeniusEstimate", "LogDetEstimate", "SingularTriplets", "condition_number",
@@ -277,21 +278,26 @@ def frobenius_norm(f_or_operator: Any, x: torch.Tensor | None = None, nproj: int
     size = P.m if reverse else P.n
     if nproj == -1:
         eye = torch.eye(size, dtype=F64, device=P.device)
-        total = (P.rmm(eye, g) if reverse else P.mm(eye, g)).square().sum()
-        v = math.sqrt(float(total.detach()))
-        return FrobeniusEstimate(total.sqrt(), total, 0.0, (v, v), size, True, confidence)
+        M = P.rmm(eye, g) if reverse else P.mm(eye, g)
+        c = 2.0 ** -exponent_of(M)  # ‖J‖_F = ‖c J‖_F / c without overflow or underflow
+        total_c = (M * c).square().sum()
+        v = math.sqrt(float(total_c.detach())) / c
+        return FrobeniusEstimate(total_c.sqrt() / c, total_c / c / c, 0.0, (v, v), size, True,
+                                 confidence)
     prod = (P.grmv if reverse else P.gmv) if g else (P.rmv if reverse else P.mv)
     assert prod is not None
-    sq = []
-    for _ in range(nproj):
-        w = draw(size, gen, distribution)
-        sq.append(prod(w.to(P.device)).square().sum())
+    sq, c = [], 1.0
+    for i in range(nproj):
+        p = prod(draw(size, gen, distribution).to(P.device))
+        if i == 0:
+            c = 2.0 ** -exponent_of(p)  # the samples of ‖c J w‖², unscaled at the end
+        sq.append((p * c).square().sum())
     samples = np.array([float(t.detach()) for t in sq])
     mean, se, half = _sample_ci(samples, confidence)
     lo, hi = max(mean - half, 0.0), mean + half
     squared = torch.stack(sq).mean()
-    return FrobeniusEstimate(squared.clamp_min(0).sqrt(), squared, se,
-                             (math.sqrt(lo), math.sqrt(hi)), nproj, False, confidence)
+    return FrobeniusEstimate(squared.clamp_min(0).sqrt() / c, squared / c / c, se / c / c,
+                             (math.sqrt(lo) / c, math.sqrt(hi) / c), nproj, False, confidence)
 
 
 @keeps_state
