@@ -38,6 +38,12 @@ def test_first_forward_jacobian_loads_no_heavy_dependency() -> None:
     assert _loaded_after(code) == set()
 
 
+@pytest.mark.parametrize("package", ["checking", "dense", "extrema", "multiobjective", "nn",
+                                     "numeric", "operators", "symbolic", "transforms"])
+def test_importing_a_light_subpackage_loads_no_heavy_dependency(package: str) -> None:
+    assert _loaded_after(f"import torch, jacobite.{package}") == set()
+
+
 def test_importing_analysis_and_solvers_does_not_load_torch_dynamo() -> None:
     loaded = _loaded_after("import torch, jacobite.analysis, jacobite.solvers")
     assert "torch._dynamo" not in loaded
