@@ -149,6 +149,19 @@ def test_local_pattern_falls_back_to_dense_without_its_warning():
     assert choice.mode == "dense" and "local" in choice.reason
 
 
+def test_failed_detection_falls_back_to_dense(monkeypatch):
+    import jacobite.sparse as js
+    from jacobite.errors import UnsupportedOperationError
+
+    def broken(*a, **k):
+        raise UnsupportedOperationError("no rule could follow this op")
+
+    monkeypatch.setattr(js, "detect", broken)
+    res = root(pde, X0)
+    assert res.success and res.jac_mode == "dense"
+    assert "detection failed" in _auto_jac.choose(pde, X0, N * N).reason
+
+
 def test_explicit_modes_are_reported():
     F_ = lambda v: v ** 2 - 2  # noqa: E731
     assert root(F_, [1.0], jac="sparse").jac_mode == "sparse"

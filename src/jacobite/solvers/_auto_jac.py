@@ -28,13 +28,14 @@ For a Hessian (``hessian=True``, :func:`jacobite.newton_minimize`) the same rule
 ``m = n``, :func:`jacobite.sparse.detect_hessian` and :func:`jacobite.sparse.prepare_hessian`
 (star coloring).
 
-Warnings the detection raised (an op without a sparsity rule, a custom ``autograd.Function``, a
+Detection that fails (an operation its tracker cannot follow) leaves the choice dense. Warnings
+the detection raised (an op without a sparsity rule, a custom ``autograd.Function``, a
 local pattern) are kept back when the choice is dense — the pattern is then not used — and
 re-emitted when it is sparse.
 
 :func:`slow_dense_warning` warns once per solve when a dense Jacobian will clearly be slow:
-the first one's measured time plus an ``(2/3) n³ / 10¹⁰ s`` factorisation, times a nominal
-``NOMINAL_JACOBIANS`` (10) per solve, above ``SLOW_SECONDS`` (10 s).
+the first one's measured time plus an ``(2/3) m n min(m, n) / 10¹⁰ s`` factorisation, times
+a nominal ``NOMINAL_JACOBIANS`` (10) per solve, above ``SLOW_SECONDS`` (10 s).
 
 >>> import torch
 >>> choice = choose(torch.sin, torch.zeros(3), 3)
@@ -101,9 +102,14 @@ def choose(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, m: int
         return JacChoice("dense", None, f"dense: {min(PROBE_ROWS, m)} sampled "
                          f"{'columns' if hessian else 'rows'} are {100 * probed:.3g}% nonzero "
                          f"(> {100 * MAX_DENSITY:g}%) at x0", time.perf_counter() - t0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        pat = (detect_hessian if hessian else detect)(flat, x)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pat = (detect_hessian if hessian else detect)(flat, x)
+    except Exception as exc:  # the dense path gives the user's own errors, if any, itself
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return JacChoice("dense", None, f"dense: sparsity detection failed "
+                         f"({type(exc).__name__}: {first})", time.perf_counter() - t0)
     density = pat.nnz / (m * n)
     why = ""
     if pat.local:
@@ -154,10 +160,13 @@ def _probe_density(flat: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return 1.0 - (1.0 - u) ** (1.0 / k)
 
 
-def slow_dense_warning(seconds: float, n: int, who: str, reason: str = "") -> None:
-    """Warn (:class:`JacobiteWarning`) when a dense Jacobian that took ``seconds`` to form,
-    with an ``n × n`` factorisation, makes a solve of ``NOMINAL_JACOBIANS`` of them slow."""
-    per = seconds + (2.0 / 3.0) * n ** 3 / _FLOPS
+def slow_dense_warning(seconds: float, n: int, who: str, reason: str = "",
+                       m: int | None = None) -> None:
+    """Warn (:class:`JacobiteWarning`) when a dense ``m × n`` Jacobian (``m = n`` by default)
+    that took ``seconds`` to form, with its factorisation of about ``(2/3) m n min(m, n)``
+    flops, makes a solve of ``NOMINAL_JACOBIANS`` of them slow."""
+    m = n if m is None else m
+    per = seconds + (2.0 / 3.0) * m * n * min(m, n) / _FLOPS
     total = NOMINAL_JACOBIANS * per
     if total < SLOW_SECONDS:
         return

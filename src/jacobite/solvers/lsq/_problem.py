@@ -136,7 +136,7 @@ class Residuals:
                 if not self.warned:  # once per solve, after the first dense Jacobian
                     self.warned = True
                     slow_dense_warning(time.perf_counter() - t0, self.n, "least_squares",
-                                       self.reason)
+                                       self.reason, m=J.shape[0])
         if J.shape != (m, self.n):
             raise ShapeError(f"the Jacobian has shape {tuple(J.shape)}; expected (m, n) = "
                              f"({m}, {self.n}): one row per residual, one column per entry of x")
