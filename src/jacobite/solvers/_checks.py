@@ -4,6 +4,7 @@ A user's function that fails on the start point usually fails because the start 
 wrong length or shape (an ``IndexError`` from ``x[2]`` on a 2-vector, a size mismatch in a
 matrix product). :func:`first_call` turns such a failure into a
 :class:`~jacobite.errors.ShapeError` that says so, chained to the original exception.
+:func:`as_start` makes the start point a checked tensor (non-empty, finite, floating).
 
 >>> import torch
 >>> from jacobite.errors import ShapeError
@@ -21,9 +22,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..errors import JacobiteError, ShapeError
+from ..errors import DtypeError, JacobiteError, NonFiniteInputError, ShapeError
 
-__all__ = ["first_call"]
+__all__ = ["as_start", "first_call"]
 
 T = TypeVar("T")
 
@@ -40,3 +41,26 @@ def first_call(call: Callable[..., T], x: torch.Tensor, what: str, *args: Any) -
             f"check that x0 has the length {what} expects (a 1-D tensor with one entry per "
             f"unknown) and that {what} returns a tensor"
         ) from exc
+
+
+def as_start(x0: Any, dtype: torch.dtype | None) -> torch.Tensor:
+    """``x0`` as a fresh detached tensor in ``dtype`` (``None``: its own floating dtype, float64
+    for integers), checked non-empty and finite."""
+    if not isinstance(x0, torch.Tensor):
+        try:
+            x0 = torch.as_tensor(x0, dtype=dtype or torch.float64)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ShapeError(f"cannot make a tensor of x0 ({type(x0).__name__}); give a tensor or "
+                             "a (nested) sequence of numbers") from exc
+    x = x0.detach()
+    if dtype is not None:
+        if not dtype.is_floating_point:
+            raise DtypeError(f"dtype must be a floating-point dtype, got {dtype}")
+        x = x.to(dtype)
+    elif not x.is_floating_point():
+        x = x.to(torch.float64)
+    if x.numel() == 0:
+        raise ShapeError("x0 is empty; give at least one coordinate")
+    if not torch.isfinite(x).all():
+        raise NonFiniteInputError("x0 contains NaN or Inf; start from a finite point")
+    return x.clone()

@@ -33,10 +33,11 @@ from .. import _validate
 from .._modules import keeps_state
 from ..dense import hessian as _hessian
 from ..dense import value_and_jacobian as _value_and_jacobian
-from ..errors import DtypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
 from . import _sparse_newton
 from ._auto_jac import JacMode, choose, slow_dense_warning
 from ._certify import Verdict, blind_directions, curvature_directions, probe
+from ._checks import as_start as _as_start
 from ._checks import first_call
 
 __all__ = ["NewtonIterate", "NewtonResult", "newton_minimize"]
@@ -90,27 +91,6 @@ class NewtonResult:
     message: str
     history: list[NewtonIterate] = field(repr=False)
     jac_mode: JacMode = "dense"
-
-
-def _as_start(x0: Any, dtype: torch.dtype | None) -> torch.Tensor:
-    if not isinstance(x0, torch.Tensor):
-        try:
-            x0 = torch.as_tensor(x0, dtype=dtype or torch.float64)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ShapeError(f"cannot make a tensor of x0 ({type(x0).__name__}); give a tensor or "
-                             "a (nested) sequence of numbers") from exc
-    x = x0.detach()
-    if dtype is not None:
-        if not dtype.is_floating_point:
-            raise DtypeError(f"dtype must be a floating-point dtype, got {dtype}")
-        x = x.to(dtype)
-    elif not x.is_floating_point():
-        x = x.to(torch.float64)
-    if x.numel() == 0:
-        raise ShapeError("x0 is empty; give at least one coordinate")
-    if not torch.isfinite(x).all():
-        raise NonFiniteInputError("x0 contains NaN or Inf; start from a finite point")
-    return x.clone()
 
 
 class _Objective:

@@ -55,11 +55,11 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ._auto_jac import JacMode
+from ._checks import as_start as _as_start
 from ._checks import first_call
 from ._dogleg import System, backtrack, dogleg
 from ._ift import NO_VMAP, attach, inexact, replaced, tracked
 from ._root_problem import Problem
-from .newton import _as_start
 
 __all__ = ["RootResult", "root"]
 

@@ -58,9 +58,9 @@ from ...errors import (
     ShapeError,
     UnsupportedOperationError,
 )
+from .._checks import as_start as _start
 from .._checks import first_call
 from .._ift import NO_VMAP, attach, inexact, replaced, tracked
-from ..newton import _as_start as _start
 from ._audit import audited
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
