@@ -38,8 +38,9 @@ def test_first_forward_jacobian_loads_no_heavy_dependency() -> None:
     assert _loaded_after(code) == set()
 
 
-@pytest.mark.parametrize("package", ["checking", "dense", "extrema", "multiobjective", "nn",
-                                     "numeric", "operators", "symbolic", "transforms"])
+@pytest.mark.parametrize("package", ["analysis", "checking", "dense", "extrema", "multiobjective",
+                                     "nn", "numeric", "operators", "symbolic", "transforms",
+                                     "viz"])
 def test_importing_a_light_subpackage_loads_no_heavy_dependency(package: str) -> None:
     assert _loaded_after(f"import torch, jacobite.{package}") == set()
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from .. import _validate
@@ -238,6 +237,8 @@ def properties(J: Any, *, tol: float | None = None) -> JacobianProperties:
     >>> max(abs(s) for s in p.row_sums) < 1e-15, p.eigenvalues[-1] <= 0.5
     (True, True)
     """
+    import scipy.linalg  # loaded on use
+
     A, dtype, tags = _matrix(J)
     n = A.shape[0]
     _, sv, Vh = scipy.linalg.svd(A)

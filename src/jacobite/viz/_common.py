@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from .. import _validate
@@ -131,6 +130,8 @@ def as_matrix(J: Any, what: str = "a heatmap") -> np.ndarray:
     >>> as_matrix(torch.tensor([1.0, 2.0])).shape
     (1, 2)
     """
+    import scipy.sparse as sp  # loaded on use
+
     if isinstance(J, JacobianOperator):
         _fits(*J.shape, what)
         a = J.to_dense().detach().cpu().numpy()

@@ -11,7 +11,6 @@ import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from .. import _validate
@@ -47,6 +46,8 @@ def nonzero_pattern(matrix: Any, precision: float | str = 0.0
                                        and math.isfinite(precision))):
         raise InvalidOptionError(f"precision must be a number >= 0 or 'present', got "
                                  f"{precision!r}")
+    import scipy.sparse as sp  # loaded on use
+
     if isinstance(matrix, JacobianOperator):
         matrix = matrix.to_scipy()  # sparse structure is kept; others densify under the budget
     elif sp.issparse(getattr(matrix, "pattern", None)):  # a jacobite.sparse plan
@@ -119,6 +120,8 @@ def spy(matrix: Any, ax: Axes | None = None, *, title: str | None = None,
     if m == 0 or n == 0:
         raise ShapeError(f"the matrix is empty (shape {m}×{n}); there is no pattern to draw")
     fig, ax = figure_and_axes(ax, (5.5, 5.5))
+    import scipy.sparse as sp
+
     pattern = sp.coo_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(m, n))
     ms = markersize if markersize is not None else float(np.clip(300.0 / max(m, n), 0.5, 12.0))
     ax.spy(pattern, precision="present", marker="s", markersize=ms, color=color)
