@@ -34,7 +34,6 @@ from .._modules import keeps_state
 from ..dense import hessian as _hessian
 from ..dense import value_and_jacobian as _value_and_jacobian
 from ..errors import InvalidOptionError, NonFiniteInputError, ShapeError
-from . import _sparse_newton
 from ._auto_jac import JacMode, choose, slow_dense_warning
 from ._certify import Verdict, blind_directions, curvature_directions, probe
 from ._checks import as_start as _as_start
@@ -179,6 +178,8 @@ class _Objective:
 
     def _sparse_derivatives(self, v: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
         """:meth:`derivatives` with the sparse plan (SciPy matrices, sparse factorisations)."""
+        from . import _sparse_newton  # SciPy loads only for sparse solves
+
         fx, g, p, self.curvature, self.damping = _sparse_newton.derivatives(
             self.plan, v, self._res if self.mode == "gauss-newton" else None, self.scalar)
         return fx, g, p
@@ -373,6 +374,8 @@ def _verdict(obj: _Objective, v: torch.Tensor, fx: float, g: torch.Tensor, *,
             curvature_directions(Cn, first=first)
         jac_zero = not np.any(Cn != 0)
     else:  # a SciPy sparse matrix
+        from . import _sparse_newton
+
         dirs = _sparse_newton.directions(C, gauss_newton=obj.mode == "gauss-newton",
                                          first=first)
         jac_zero = not np.any(C.data != 0)
