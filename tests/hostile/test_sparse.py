@@ -11,7 +11,14 @@ from torch.func import jacrev
 
 import jacobite
 import jacobite.sparse as js
-from jacobite.errors import DtypeError, JacobianTooLarge, NonFiniteInputError, ShapeError
+from jacobite.errors import (
+    DtypeError,
+    JacobianTooLarge,
+    LocalPatternWarning,
+    NonFiniteInputError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 
 from ._probe import assert_close, refuses, within
 
@@ -34,7 +41,7 @@ def test_sparse_jacobians_match_jacrev(mode, x):
     assert_close(J.to_dense(), jacrev(tridiag)(x.contiguous()), rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("mode", ["auto", "reverse"])
+@pytest.mark.parametrize("mode", ["auto", "reverse", "forward", "bidirectional"])
 def test_an_expanded_input_matches_jacrev(mode):
     x = torch.tensor([0.5], dtype=F64).expand(4)
     with within():
@@ -91,6 +98,31 @@ def test_low_precision_inputs_keep_their_dtype(dtype, tol):
 def test_integer_inputs_are_refused_naming_the_conversion(dtype):
     with refuses(DtypeError, "x.double()"):
         js.detect(torch.sin, torch.ones(2, dtype=dtype))
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: jacobite.jacobian(torch.sin, x, sparse=True),
+    lambda x: js.prepare(torch.sin, x),
+    lambda x: js.detect(torch.sin, x),
+    lambda x: js.prepare(torch.sin, torch.zeros(2, dtype=F64)).jacobian(x),
+], ids=["jacobian", "prepare", "detect", "plan"])
+def test_complex_inputs_are_refused_as_in_the_dense_path(call):
+    x = torch.ones(2, dtype=torch.complex128)
+    with refuses(DtypeError, "torch.view_as_real"):
+        jacobite.jacobian(torch.sin, x)
+    with refuses(DtypeError, "torch.view_as_real"):
+        call(x)
+
+
+@pytest.mark.parametrize("mode", ["auto", "forward", "reverse", "bidirectional"])
+def test_a_numpy_escape_is_refused_as_in_the_dense_path(mode):
+    f = lambda v: torch.from_numpy(v.numpy()) * v  # noqa: E731
+    x = torch.ones(3, dtype=F64)
+    with refuses(UnsupportedOperationError, "jacobite.numeric.jacobian"):
+        jacobite.jacobian(f, x)
+    with pytest.warns(LocalPatternWarning), \
+            refuses(UnsupportedOperationError, "jacobite.numeric.jacobian"):
+        jacobite.jacobian(f, x, sparse=True, mode=mode)
 
 
 def test_a_detached_factor_is_a_constant_as_in_the_dense_path():

@@ -1,9 +1,9 @@
 """Argument checks shared by the sparse entry points, each raising a typed error naming the fix.
 
-``f`` must be callable; a pattern a 2-D matrix of booleans or numbers; ``x`` a floating (or
-complex) ``torch.Tensor`` that no ``torch.func`` transform is tracing (torch's sparse CSR
-tensors, which carry the result, do not work inside ``vmap``/``grad``/``jacrev``); ``f``'s
-outputs floating tensors.
+``f`` must be callable; a pattern a 2-D matrix of booleans or numbers; ``x`` a real floating
+``torch.Tensor`` (as in the dense path) that no ``torch.func`` transform is tracing (torch's
+sparse CSR tensors, which carry the result, do not work inside ``vmap``/``grad``/``jacrev``);
+``f``'s outputs floating tensors.
 
 >>> import torch
 >>> check_x(torch.zeros(2), "detect").dtype
@@ -60,12 +60,16 @@ def check_untraced(t: Any, where: str) -> None:
 
 
 def check_x(x: Any, where: str) -> torch.Tensor:
-    """``x`` must be a floating or complex tensor, not traced by a ``torch.func`` transform."""
+    """``x`` must be a real floating tensor, not traced by a ``torch.func`` transform."""
     if not isinstance(x, torch.Tensor):
         raise ArgumentTypeError(
             f"{where} needs x to be a torch.Tensor, got {type(x).__name__}; wrap it with "
             "torch.as_tensor(x, dtype=torch.float64)")
-    if not (x.is_floating_point() or x.is_complex()):
+    if x.is_complex():
+        raise DtypeError(f"{where} needs a real x, got a complex one ({x.dtype}); jacobite's "
+                         "Jacobians are real, as in the dense path — split it into real and "
+                         "imaginary parts with torch.view_as_real")
+    if not x.is_floating_point():
         raise DtypeError(f"{where} needs a floating-point x, got dtype {x.dtype}, which cannot "
                          "be differentiated; convert it with x.double() (or x.float())")
     check_untraced(x, where)

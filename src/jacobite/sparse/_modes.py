@@ -9,6 +9,8 @@ follow every op; forward passes cannot follow ops without a forward-mode derivat
   semantics, and refuses an explicit ``"forward"`` / ``"bidirectional"`` there;
 - :func:`forward_passes` re-raises a failure of the forward passes as
   :class:`~jacobite.errors.UnsupportedOperationError` naming ``mode="reverse"``;
+- :func:`followed_by_ad` re-raises a value leaving torch (``.numpy()``), which no mode can
+  differentiate, as :class:`~jacobite.errors.UnsupportedOperationError` naming the remedy;
 - :func:`warn_if_moved` warns (:class:`~jacobite.errors.LocalPatternWarning`) whenever a plan
   whose pattern is local is evaluated at a point other than the one it was found at.
 
@@ -36,7 +38,8 @@ from ..errors import JacobiteError, LocalPatternWarning, UnsupportedOperationErr
 from ._select import SparseMode
 from ._watch import APPLY_CODE
 
-__all__ = ["forward_passes", "needs_reverse_of", "resolve", "resolve_hessian", "warn_if_moved"]
+__all__ = ["followed_by_ad", "forward_passes", "needs_reverse_of", "resolve", "resolve_hessian",
+           "warn_if_moved"]
 
 
 def resolve(mode: SparseMode, needs_reverse: tuple[str, ...]) -> SparseMode:
@@ -109,6 +112,39 @@ def needs_reverse_of(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> tuple
     return (mode.seen,) if mode.seen else ()
 
 
+_ESCAPES = ("numpy()", "doesn't have storage", "does not have storage")
+
+
+def _escape(exc: BaseException, forward: bool = False) -> UnsupportedOperationError | None:
+    """The typed error for a value that leaves torch during evaluation, else ``None``; in the
+    batched forward passes even a detached value cannot leave (it has no storage there)."""
+    text = str(exc)
+    if not isinstance(exc, RuntimeError) or not any(n in text for n in _ESCAPES):
+        return None
+    first = text.strip().splitlines()[0][:200] if text.strip() else ""
+    detached = ("; a constant read out with v.detach().numpy() works in mode='reverse' (or "
+                "mode='auto', which falls back to reverse)" if forward else "")
+    return UnsupportedOperationError(
+        "f leaves torch (calls .numpy()), so automatic differentiation cannot follow it; write "
+        "it with torch operations, or use jacobite.numeric.jacobian for black-box functions"
+        f"{detached} [torch said: {first}]")
+
+
+@contextlib.contextmanager
+def followed_by_ad() -> Iterator[None]:
+    """Evaluate a plan's passes; ``f`` leaving torch (``.numpy()`` on a value depending on x,
+    which the detector allows as a local pattern) becomes a typed error naming the remedy."""
+    try:
+        yield
+    except JacobiteError:
+        raise
+    except RuntimeError as exc:
+        typed = _escape(exc)
+        if typed is None:
+            raise
+        raise typed from exc
+
+
 @contextlib.contextmanager
 def forward_passes(mode: str) -> Iterator[None]:
     """Run a plan's forward passes; a failure (an op without a forward-mode derivative, a custom
@@ -119,6 +155,9 @@ def forward_passes(mode: str) -> Iterator[None]:
     except JacobiteError:
         raise
     except (RuntimeError, NotImplementedError) as exc:
+        typed = _escape(exc, forward=True)
+        if typed is not None:
+            raise typed from exc
         fix = ("prepare_hessian with vectorize=False (reverse over reverse through the autograd "
                "engine)" if mode == "hessian" else "mode='reverse' (or mode='auto', which falls "
                "back to reverse)")

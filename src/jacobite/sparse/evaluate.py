@@ -31,7 +31,14 @@ from ..errors import NonFiniteInputError, OutputTypeError, ShapeError
 from ..operators import SparseOperator
 from ..operators._csr import csr_tensor
 from ._inputs import check_options, check_untraced, check_x
-from ._modes import forward_passes, needs_reverse_of, resolve, resolve_hessian, warn_if_moved
+from ._modes import (
+    followed_by_ad,
+    forward_passes,
+    needs_reverse_of,
+    resolve,
+    resolve_hessian,
+    warn_if_moved,
+)
 from ._select import MODES, SparseMode, as_bool_csr, candidates, fastest
 from .coloring import _CHOICES, Bicoloring, Coloring, OrderChoice
 from .coloring import star_coloring as _star
@@ -57,6 +64,11 @@ def _flat_output(f: Callable[[torch.Tensor], Any]) -> Callable[[torch.Tensor], t
         return torch.cat([t.reshape(-1) for t in leaves])
 
     return flat
+
+
+def _own_memory(x: torch.Tensor) -> bool:
+    """False for a view whose elements overlap in memory (``expand``: a stride of 0)."""
+    return all(st != 0 or sz <= 1 for st, sz in zip(x.stride(), x.shape, strict=True))
 
 
 def _to_compressed_layout(flat: np.ndarray, rows: int, c: int) -> np.ndarray:
@@ -166,7 +178,10 @@ class SparsePlan:
             raise NonFiniteInputError("x contains NaN or Inf; a Jacobian there is meaningless "
                                       "— clean it (torch.nan_to_num) or pass check_finite=False")
         diff = x.requires_grad and torch.is_grad_enabled()
-        return (x if diff else x.detach()), diff
+        # f sees x's values in memory of their own, as in the dense path: an expanded
+        # (stride-0) view would make the batched forward passes write to shared elements
+        x = x if diff else x.detach()
+        return (x if _own_memory(x) else x.clone(memory_format=torch.contiguous_format)), diff
 
     def _products(self, x: torch.Tensor, diff: bool = False,
                   ) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -268,7 +283,8 @@ class SparsePlan:
         x, diff = self._check(x, check_finite)
         if self.local:
             warn_if_moved(x, self.prep_point)
-        value, whole = self._products(x, diff)
+        with followed_by_ad():
+            value, whole = self._products(x, diff)
         return (None if value is None else value.reshape(-1)), self._assemble(x, whole)
 
 
