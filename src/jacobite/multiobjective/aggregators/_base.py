@@ -155,7 +155,7 @@ def _check_matrix(t: Any, what: str, *, square: bool = False, finite: bool = Tru
         raise ShapeError(f"{what} has no rows (m = 0); an aggregator needs at least one objective")
     if not t.is_floating_point():
         raise DtypeError(f"{what} has dtype {t.dtype}; convert it with .double() or .float()")
-    return check_finite(t, what) if finite else t
+    return check_finite(t, what) if finite and not t.is_meta else t
 
 
 @overload
@@ -213,7 +213,8 @@ class Aggregator:
 
     ``__call__`` validates ``J`` (a floating 2-D tensor with m ≥ 1 rows and no NaN/Inf, else a
     :class:`jacobite.errors.JacobiteError` saying how to fix it) and then calls
-    :meth:`forward`, which subclasses implement.
+    :meth:`forward`, which subclasses implement. A ``meta`` J (shapes without values) gives a
+    ``meta`` update of shape ``(n,)``, as the dense Jacobian functions do for meta inputs.
     """
 
     #: whether ``forward`` checks finiteness itself (Gramian-weighted ones check G, cheaper)
@@ -225,7 +226,8 @@ class Aggregator:
         J = self._guard(J, "J")
         checked = _check_matrix(J.detach() if self._cut(J) else J, "the Jacobian J",
                                 finite=not self._checks_finite)
-        if checked.shape[1] == 0:  # no parameters: the update is empty whatever the weights
+        if checked.shape[1] == 0 or checked.is_meta:
+            # no parameters, or no values (meta): the update's shape is all there is to give
             return self._finish(checked.sum(0), J)
         try:
             out = _in_float32(self.forward, checked)
@@ -283,19 +285,24 @@ class Aggregator:
         return f"{type(self).__name__}({args})"
 
 
-def _rescaled_gram(J: Tensor, G: Tensor) -> Tensor:
-    """``G``, or, when its trace overflows (``|J| ≳ 1e154``) or underflows (``≲ 1e-154``) in
-    float64, the Gramian of ``J`` times an exact power of two that brings its largest entry
-    near 1 (for scale-free weights the same weights, which a NaN or Inf in J never reaches)."""
+def times_pow2(t: Tensor, k: int) -> Tensor:
+    """``t · 2ᵏ`` exactly (two factors, each representable, for ``|k|`` up to about 2046)."""
+    return t * math.ldexp(1.0, k // 2) * math.ldexp(1.0, k - k // 2)
+
+
+def _rescaled_gram(J: Tensor, G: Tensor) -> tuple[Tensor, int]:
+    """``(G, 0)``, or, when its trace overflows (``|J| ≳ 1e154``) or underflows (``≲ 1e-154``)
+    in float64, ``(gram(2ᵏ J), k)`` for the exact power of two that brings the largest entry of
+    ``J`` near 1 (a NaN or Inf in J never reaches the rescaling: the caller refuses it)."""
     info = torch.finfo(torch.float64)
     trace = float(G.diagonal().sum())
     if info.tiny / info.eps <= trace < math.inf:
-        return G
+        return G, 0
     peak = float(J.detach().abs().max())
     if not 0.0 < peak < math.inf:
-        return G  # a zero J keeps its zero Gramian; a NaN or Inf is refused by the caller
-    k = -math.frexp(peak)[1]  # up to 1074 for subnormals, past 2**1023: two exact factors
-    return gram(J.to(torch.float64) * math.ldexp(1.0, k // 2) * math.ldexp(1.0, k - k // 2))
+        return G, 0  # a zero J keeps its zero Gramian; a NaN or Inf is refused by the caller
+    k = -math.frexp(peak)[1]  # up to 1074 for subnormals, past 2**1023
+    return gram(times_pow2(J.to(torch.float64), k)), k
 
 
 class GramianWeightedAggregator(Aggregator):
@@ -305,20 +312,25 @@ class GramianWeightedAggregator(Aggregator):
     """
 
     def weights(self, G: Tensor) -> Tensor:
-        """The weights ``w`` (shape ``(m,)``) of the update ``Jᵀ w``, from ``G = J Jᵀ``."""
+        """The weights ``w`` (shape ``(m,)``) of the update ``Jᵀ w``, from ``G = J Jᵀ``; a
+        ``meta`` G gives ``meta`` weights of that shape (no values to solve for)."""
         G = self._guard(G, "G")
-        w = _in_float32(self._weights, _check_matrix(G.detach() if self._cut(G) else G,
-                                                     "the Gramian G", square=True))
-        return self._finish(w, G)
+        checked = _check_matrix(G.detach() if self._cut(G) else G, "the Gramian G", square=True)
+        if checked.is_meta:
+            return self._finish(checked.sum(0), G)
+        return self._finish(_in_float32(self._weights, checked), G)
 
     def _weights(self, G: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _weights_at(self, G: Tensor, k: int) -> Tensor:
+        """The weights of ``J`` given ``G = (2ᵏJ)(2ᵏJ)ᵀ`` (``k ≠ 0`` where ``J Jᵀ`` itself over-
+        or underflows float64). This default holds for scale-free weights (``w(cJ) = w(J)``,
+        c > 0); aggregators whose weights scale (NashMTL) or meet an absolute threshold
+        (CAGrad) override it with their own scaling law."""
+        return self._weights(G)
+
     _checks_finite = True
-    #: the weights do not change when J is scaled (``w(cJ) = w(J)``, c > 0), so a float64
-    #: Gramian that over- or underflows may be formed from J scaled by a power of two instead;
-    #: False where the weights scale (NashMTL) or an absolute threshold decides (CAGrad)
-    _scale_free = True
 
     def forward(self, J: Tensor) -> Tensor:
         G = gram(J)
@@ -329,9 +341,10 @@ class GramianWeightedAggregator(Aggregator):
             trace = float(G.diagonal().sum())
             if not trace >= info.tiny / info.eps or trace == float("inf"):
                 G = gram(J.to(torch.float64))
-        if self._scale_free and G.dtype == torch.float64 and G.numel():
-            G = _rescaled_gram(J, G)
+        k = 0
+        if G.dtype == torch.float64 and G.numel():
+            G, k = _rescaled_gram(J, G)
         # a NaN/Inf anywhere in row i makes G_ii = ‖g_i‖² non-finite: checking G (m × m) is
         # exact and much cheaper than scanning J
         G = check_finite(G, "the Jacobian J (or its Gramian J Jᵀ, which overflowed)")
-        return self._weights(G).to(J.dtype) @ J
+        return self._weights_at(G, k).to(J.dtype) @ J

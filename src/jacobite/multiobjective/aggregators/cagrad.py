@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -46,6 +47,17 @@ def _solve_simplex(G: Tensor, s: float) -> Tensor:
     return w_of(t)
 
 
+def _reaches(trace: float, k: int, eps: float) -> bool:
+    """``4⁻ᵏ·trace ≥ eps`` for a positive ``trace``, without over- or underflow."""
+    if not trace > 0:
+        return False  # a zero Gramian: no direction to normalise
+    if eps <= 0:
+        return True
+    mt, et = math.frexp(trace)
+    me, ee = math.frexp(eps)
+    return (et - 2 * k, mt) >= (ee, me)  # compare binary exponents, then mantissas
+
+
 class CAGrad(GramianWeightedAggregator):
     r"""CAGrad (Liu et al. 2021, Algorithm 1): maximise the worst improvement ``minᵢ gᵢ·d`` in
     the ball ``‖d − g₀‖ ≤ c‖g₀‖`` around the mean gradient ``g₀``. Its dual, on the normalised
@@ -57,8 +69,11 @@ class CAGrad(GramianWeightedAggregator):
     solved exactly: a 1-D root search (Brent) over exact MGDA problems (``_solve_simplex``).
     ``c ≥ 0`` has no default, as in TorchJD; ``c = 0`` is the mean.
 
-    Properties: linear under scaling, weighted; conflict-*averse*, not non-conflicting in
-    general (the worst row's improvement is maximised, not made non-negative).
+    Properties: weighted; linear under scaling (``d(cJ) = c·d(J)``, c > 0) while the trace of
+    ``c²G`` is at least ``norm_eps``, below which the update is 0 — exactly, also where ``J Jᵀ``
+    over- or underflows (it is formed from ``J`` times a power of two there); conflict-*averse*,
+    not non-conflicting in general (the worst row's improvement is maximised, not made
+    non-negative).
 
     >>> import torch
     >>> J = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
@@ -67,7 +82,6 @@ class CAGrad(GramianWeightedAggregator):
     """
 
     differentiable = False
-    _scale_free = False
     c = Option(nonnegative)
     norm_eps = Option(nonnegative)
 
@@ -82,10 +96,15 @@ class CAGrad(GramianWeightedAggregator):
         return {"c": self.c, "norm_eps": self.norm_eps}
 
     def _weights(self, G: Tensor) -> Tensor:
+        return self._weights_at(G, 0)
+
+    def _weights_at(self, G: Tensor, k: int) -> Tensor:
+        """The weights for ``J`` from ``G = (2ᵏJ)(2ᵏJ)ᵀ``: only the test of ``tr(J Jᵀ) =
+        4⁻ᵏ tr(G)`` against ``norm_eps`` sees the scale; ``G / tr(G)`` does not."""
         m = G.shape[0]
         G64 = G.detach().to(torch.float64)
         trace = float(G64.diagonal().sum())
-        Gn = G64 / trace if trace >= self.norm_eps else torch.zeros_like(G64)
+        Gn = G64 / trace if _reaches(trace, k, self.norm_eps) else torch.zeros_like(G64)
         Gn = 0.5 * (Gn + Gn.T)
         if not _definite(Gn + _RIDGE * torch.eye(m, dtype=Gn.dtype, device=Gn.device)):
             # indefinite by round-off (a float32 Gramian of dependent rows): make it positive
@@ -95,5 +114,6 @@ class CAGrad(GramianWeightedAggregator):
         uniform = torch.full((m,), 1.0 / m, dtype=torch.float64, device=G.device)
         w = _solve_simplex(Gn, s) if s > 0 else uniform
         norm = float((w @ Gn @ w).clamp_min(0.0).sqrt())
-        weights = uniform + (s / norm) * w if norm >= self.norm_eps else torch.zeros_like(w)
+        keep = norm > 0 and norm >= self.norm_eps
+        weights = uniform + (s / norm) * w if keep else torch.zeros_like(w)
         return weights.to(G.dtype)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ... import _validate
 from ...errors import InvalidOptionError
-from ._base import GramianWeightedAggregator, Option, nonnegative
+from ._base import GramianWeightedAggregator, Option, nonnegative, times_pow2
 
 __all__ = ["NashMTL"]
 
@@ -57,8 +57,12 @@ class NashMTL(GramianWeightedAggregator):
     iterations (× 5); when no solution exists (0 in the convex hull of the rows) the previous
     weights are kept. Call :meth:`reset` between experiments.
 
-    Properties: weighted (``α > 0``), non-conflicting in the sense ``gᵢ·d = 1/αᵢ > 0``;
-    positively homogeneous only up to the clipping.
+    Properties: weighted (``α > 0``), non-conflicting in the sense ``gᵢ·d = 1/αᵢ > 0``. The
+    weights scale as ``α(cJ) = α(J)/c`` (c > 0), so the update ``d`` is the same at every scale
+    of ``J``, clipped or not; the Newton solve runs on the Gramian normalised by its Frobenius
+    norm and is warm-started from the previous *normalised* solution, so that law holds
+    exactly, even where ``J Jᵀ`` over- or underflows (it is formed from ``J`` times a power of
+    two there).
 
     >>> import torch
     >>> J = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
@@ -67,7 +71,6 @@ class NashMTL(GramianWeightedAggregator):
     """
 
     differentiable = False
-    _scale_free = False
     n_tasks = Option(_validate.positive_int)
     max_norm = Option(nonnegative)
     update_weights_every = Option(_validate.positive_int)
@@ -85,6 +88,7 @@ class NashMTL(GramianWeightedAggregator):
         """Forget the previous weights and the call counter."""
         self.step = 0
         self.prev_alpha = torch.ones(self.n_tasks, dtype=torch.float64)
+        self._prev_beta = torch.ones(self.n_tasks, dtype=torch.float64)
 
     def _params(self) -> dict[str, Any]:
         return {"n_tasks": self.n_tasks, "max_norm": self.max_norm,
@@ -92,6 +96,11 @@ class NashMTL(GramianWeightedAggregator):
                 "optim_niter": self.optim_niter}
 
     def _weights(self, G: Tensor) -> Tensor:
+        return self._weights_at(G, 0)
+
+    def _weights_at(self, G: Tensor, k: int) -> Tensor:
+        """``α`` for ``J`` from ``G = (2ᵏJ)(2ᵏJ)ᵀ``: ``β`` solves the normalised problem
+        ``βᵢ(Ĝβ)ᵢ = 1`` (``Ĝ = G/‖G‖``, the same for every scale of J), ``α = 2ᵏ β/√‖G‖``."""
         if G.shape[0] != self.n_tasks:
             raise InvalidOptionError(f"NashMTL(n_tasks={self.n_tasks}) got {G.shape[0]} "
                                      "objectives; build it with n_tasks = m (or call reset)")
@@ -99,16 +108,19 @@ class NashMTL(GramianWeightedAggregator):
         if self.prev_alpha.shape[0] != self.n_tasks:  # n_tasks was reassigned
             self.reset()
         if self.step % self.update_weights_every == 0:
-            nf = float(torch.linalg.norm(G64))
+            peak = float(G64.abs().max())  # ‖G‖ of entries near 1e300 would overflow
+            nf = float(torch.linalg.norm(G64 / peak)) * peak if peak > 0 else 0.0
             if nf > 0:
-                start = self.prev_alpha * nf**0.5
-                beta = _nash_weights(G64 / nf, start.clamp_min(1e-8), 5 * self.optim_niter)
+                start = self._prev_beta.clamp_min(1e-8)
+                beta = _nash_weights(G64 / nf, start, 5 * self.optim_niter)
                 if beta is not None:
-                    self.prev_alpha = beta / nf**0.5
+                    self._prev_beta = beta
+                    self.prev_alpha = times_pow2(beta / nf**0.5, k)
         self.step += 1
         alpha = self.prev_alpha.clone()
         if self.max_norm > 0:
-            norm = float(alpha @ G64 @ alpha) ** 0.5
+            scaled = times_pow2(alpha, -k)  # the weights of 2ᵏJ, whose Gramian G is
+            norm = float(scaled @ G64 @ scaled) ** 0.5
             if norm > self.max_norm:
                 alpha = alpha * (self.max_norm / norm)
         return alpha.to(dtype=G.dtype, device=G.device)
