@@ -108,6 +108,35 @@ def test_imtlg_of_orthogonal_rows_is_their_mean_at_extreme_scales(scale):
     assert_close(d, J.mean(0), rtol=1e-9, atol=0)
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-150, 1e150, 1e-300, 1e300])
+def test_cagrad_and_nash_mtl_of_orthogonal_rows_are_analytic_at_extreme_scales(scale):
+    # rows a·e₁ and −a·e₂: CAGrad's weights are (1 + c)/2 (d = 0.75·(a, −a) for c = ½) while
+    # tr(J Jᵀ) ≥ norm_eps; Nash-MTL's weights are 1/a, and its update (1, −1), clipped to
+    # unit length, does not depend on a
+    J = torch.tensor([[scale, 0.0], [0.0, -scale]], dtype=F64)
+    with within():
+        cagrad = CAGrad(c=0.5, norm_eps=0.0)(J)
+        nash = NashMTL(n_tasks=2)(J)
+    assert_close(cagrad, 0.75 * J.sum(0), rtol=1e-12, atol=0)
+    assert_close(nash, torch.tensor([1.0, -1.0], dtype=F64) / 2 ** 0.5, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_a_meta_jacobian_gives_a_meta_update_of_its_shape(name):
+    J = torch.empty(4, 3, dtype=F64, device="meta")
+    with within():
+        d = _make(name, 4)(J)
+    assert d.is_meta and d.shape == (3,) and d.dtype == F64
+
+
+@pytest.mark.parametrize("name", sorted(set(AGGREGATORS) - {"ConFIG", "GradDrop", "TrimmedMean"}))
+def test_a_meta_gramian_gives_meta_weights_of_its_shape(name):
+    agg = _make(name, 4)
+    with within():
+        w = agg.weights(torch.empty(4, 4, dtype=F64, device="meta"))
+    assert w.is_meta and w.shape == (4,) and w.dtype == F64
+
+
 @pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "Mean", "AlignedMTL", "IMTLG",
                                   "Constant"])
 def test_a_single_row_is_returned_unchanged(name):
