@@ -6,8 +6,9 @@ statistics and ``num_batches_tracked``, a counter buffer) would be changed an un
 of times, and the result would depend on that count. :func:`keep_state` watches every module
 that runs while it is active — passed directly or closed over by ``f`` — through a global
 forward pre-hook: the first time a module runs, its buffers are copied and its training flags,
-parameter versions and ``.grad`` references recorded (for it and all its submodules); global
-buffer and parameter registration hooks catch state assigned anew (``self.n = self.n + 1``). On
+parameter versions and ``.grad`` references recorded (for it and all its submodules); from then
+on, global buffer and parameter registration hooks catch state assigned anew
+(``self.n = self.n + 1``). On
 every exit, success or exception, anything changed is put back; a changed buffer or parameter
 then raises :class:`~jacobite.errors.ModuleStateError` naming the fix (``model.eval()``, or
 ``torch.func.functional_call`` on copies of the buffers), since a Jacobian that changes the
@@ -219,10 +220,6 @@ def keep_state(*, grads: bool = True, fix: str = FIX) -> Iterator[None]:
     watch = _Watch(grads)
     owner = threading.get_ident()
 
-    def hook(module: nn.Module, args: Any) -> None:
-        if threading.get_ident() == owner:
-            watch.pre_hook(module, args)
-
     def on_buffer(module: nn.Module, name: str, value: Any) -> None:
         if threading.get_ident() == owner and not torch.compiler.is_compiling():
             watch.reassign(module, "_buffers", name, value)
@@ -231,10 +228,19 @@ def keep_state(*, grads: bool = True, fix: str = FIX) -> Iterator[None]:
         if threading.get_ident() == owner and not torch.compiler.is_compiling():
             watch.reassign(module, "_parameters", name, value)
 
+    handles: list[Any] = []
+
+    def hook(module: nn.Module, args: Any) -> None:
+        if threading.get_ident() == owner:
+            if len(handles) == 1:  # the first module to run: now watch assignments too
+                handles.append(register_module_buffer_registration_hook(on_buffer))
+                handles.append(register_module_parameter_registration_hook(on_parameter))
+            watch.pre_hook(module, args)
+
     _LOCAL.watch = watch
-    handles = (register_module_forward_pre_hook(hook),
-               register_module_buffer_registration_hook(on_buffer),
-               register_module_parameter_registration_hook(on_parameter))
+    # one hook while no module has run (a plain function pays for one registration); the
+    # assignment hooks join when the first module runs, since state is assigned inside forward
+    handles.append(register_module_forward_pre_hook(hook))
     try:
         yield
     except Exception as exc:
