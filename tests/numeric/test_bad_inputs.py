@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 
+import jacobite
 from jacobite.errors import (
     ArgumentTypeError,
     DtypeError,
+    JacobianTooLarge,
     JacobiteError,
     NonFiniteInputError,
     OutputTypeError,
     ShapeError,
+    UnsupportedOperationError,
 )
 from jacobite.numeric import NumericOptionError, jacobian
 
@@ -135,3 +140,62 @@ def test_non_callable_f():
 def test_args_and_kwargs_have_their_container_types(kw):
     with pytest.raises(ArgumentTypeError, match=r"e\.g\."):
         jacobian(np.sin, np.ones(2), **kw)
+
+
+def _peak(fn):
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_jacobian_over_the_budget_is_refused_before_it_is_allocated():
+    # 100000 x 100000 float64 is 80 GB per array: refused after the one call f(x)
+    calls = []
+
+    def f(v):
+        calls.append(1)
+        return 2.0 * v
+
+    def run():
+        with pytest.raises(JacobianTooLarge, match=r"memory_budget=\.\.\."):
+            jacobian(f, np.zeros(100_000), method="central")
+
+    assert _peak(run) < 16 * 2**20
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("method", ["richardson", "central", "forward", "complex"])
+def test_the_budget_counts_values_error_and_step(method):
+    x = np.zeros(100)  # 3 arrays of 100 x 100 float64: 240000 bytes
+    with pytest.raises(JacobianTooLarge, match=r"234\.38 KiB"):
+        jacobian(np.sin, x, method=method, memory_budget=200_000)
+    with jacobite.config.memory_budget(200_000), pytest.raises(JacobianTooLarge):
+        jacobian(np.sin, x, method=method)
+    res = jacobian(np.sin, x, method=method, memory_budget=240_000)
+    np.testing.assert_allclose(res.jacobian, np.eye(100), atol=1e-8)
+
+
+@pytest.mark.parametrize("budget", [0, -1, "lots", float("inf")])
+def test_a_bad_budget_is_refused(budget):
+    with pytest.raises(JacobiteError):
+        jacobian(np.sin, [1.0], memory_budget=budget)
+
+
+def test_a_meta_tensor_is_refused_naming_a_real_device_or_the_dense_jacobian():
+    x = torch.zeros(3, device="meta")
+    with pytest.raises(UnsupportedOperationError, match=r"jacobite\.jacobian") as info:
+        jacobian(torch.sin, x)
+    assert "device='cpu'" in str(info.value)
+
+
+def test_a_difference_that_overflows_is_refused_not_returned_as_inf():
+    # f(x +- h) - f(x) = 3.4e308 overflows: no Inf or NaN Jacobian comes back
+    def f(v):
+        return np.where(v > 0, 1.7e308, -1.7e308)
+
+    with np.errstate(over="ignore"), pytest.raises(NonFiniteInputError, match="step="):
+        jacobian(f, [0.0], method="forward")

@@ -108,3 +108,21 @@ def test_cancellation_inside_f_shows_in_the_estimate() -> None:
     true = abs(float(res.jacobian[0, 0]) - (np.cos(1e5) + 1.0))
     assert true <= 10 * float(res.error[0, 0])
     assert float(res.error[0, 0]) < 1e-14
+
+
+@pytest.mark.parametrize("x", [0.0, 1e-300])
+def test_a_branch_point_is_refused_not_returned_as_a_huge_number(x):
+    # sqrt has an infinite derivative at 0; Im sqrt(i h) / h = 1 / sqrt(2 h) is 1.3e51 at the
+    # default step, a number that is no derivative
+    with pytest.raises(UnsupportedOperationError, match="method='forward'"):
+        jacobian(torch.sqrt, torch.tensor([x], dtype=torch.float64), "complex")
+
+
+@pytest.mark.parametrize(("f", "df", "x"), [
+    (torch.sqrt, lambda v: 0.5 / np.sqrt(v), 1e-10),
+    (torch.log, lambda v: 1 / v, 1e-20),
+    (lambda v: v ** 3 / 3, lambda v: v * v, 0.0),
+])
+def test_close_to_a_singularity_the_complex_step_stays_exact(f, df, x):
+    res = jacobian(f, torch.tensor([x], dtype=torch.float64), "complex")
+    np.testing.assert_allclose(res.jacobian.numpy(), [[df(x)]], rtol=1e-14, atol=1e-200)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,39 @@ def test_a_small_oscillation_on_a_large_power_is_not_hidden(x0):
     exact = 0.2 * np.cos(2 * x0) + x0 / 2
     true = abs(float(res.jacobian[0, 0]) - exact)
     assert true <= 10 * float(res.error[0, 0])
+
+
+def _peak(fn):
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_working_set_stays_a_small_multiple_of_the_result():
+    # a 300 x 300 Jacobian is 0.7 MB; its tables once took the whole 1 GiB budget
+    n = 300
+    A = np.random.default_rng(3).standard_normal((n, n))
+    x = np.full(n, 0.1)
+    res, peak = _peak(lambda: jacobian(lambda v: np.sin(A @ v), x))
+    exact = np.cos(A @ x)[:, None] * A
+    assert peak < 32 * 2**20, peak
+    np.testing.assert_allclose(res.jacobian, exact, rtol=0, atol=1e-12)
+    # a smaller budget gives smaller blocks, the same numbers and calls
+    small, small_peak = _peak(lambda: jacobian(lambda v: np.sin(A @ v), x,
+                                               memory_budget="8 MiB"))
+    assert small_peak < 16 * 2**20, small_peak
+    np.testing.assert_array_equal(small.jacobian, res.jacobian)
+    np.testing.assert_array_equal(small.error, res.error)
+    assert small.nfev == res.nfev
+
+
+def test_many_outputs_of_one_input_are_tabled_in_blocks_of_outputs():
+    # one column of 200000 outputs: its table alone would be about 1 GiB
+    m = 200_000
+    c = np.linspace(0.5, 2.0, m)
+    res, peak = _peak(lambda: jacobian(lambda v: np.sin(c * v[0]), np.array([0.3])))
+    assert peak < 160 * 2**20, peak
+    np.testing.assert_allclose(res.jacobian[:, 0], c * np.cos(0.3 * c), rtol=1e-11, atol=1e-12)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
+from jacobite.errors import NonFiniteInputError
 from jacobite.numeric import NumericJacobian, jacobian
+from jacobite.numeric.differences import three_point
 
 from ._zoo import CASES, mlp64
 
@@ -168,3 +172,32 @@ def test_float32_at_large_arguments_steps_stay_representable(method) -> None:
     exact[:, 2] -= torch.sin(xe[2])
     true = (res.jacobian.double() - exact).abs()
     assert bool((true <= 10 * res.error.double() + 1e-6).all()), (true, res.error)
+
+
+@pytest.mark.parametrize("x", [1e150, -1e150, 1e100, 1e300 ** 0.5])
+def test_central_differences_of_huge_values_stay_finite_and_honest(x):
+    # f(x +- 2h) is near 1e300, finite; the weights of the difference once overflowed to NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = jacobian(lambda v: v ** 2, np.array([x]), method="central")
+    j, err = float(res.jacobian[0, 0]), float(res.error[0, 0])
+    assert np.isfinite(j) and np.isfinite(err)
+    assert abs(j - 2 * x) <= err
+
+
+def test_three_point_weights_do_not_overflow_with_huge_steps_and_values():
+    a, b = np.array([3e140]), np.array([2e140])
+    x = 1e150
+    fp, fm, f0 = np.array([(x + a[0]) ** 2]), np.array([(x - b[0]) ** 2]), np.array([x * x])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = three_point(a, b, fp, fm, f0)
+    np.testing.assert_allclose(d, [2 * x], rtol=1e-6)
+
+
+def test_richardson_at_a_huge_point_names_the_step_and_then_is_exact():
+    with pytest.raises(NonFiniteInputError, match=r"vanished.*step="):
+        jacobian(lambda v: v ** 2, np.array([1e150]))
+    res = jacobian(lambda v: v ** 2, np.array([1e150]), step=1e146)
+    np.testing.assert_allclose(res.jacobian, [[2e150]], rtol=1e-12)
+    assert abs(float(res.jacobian[0, 0]) - 2e150) <= float(res.error[0, 0])

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import _validate
 from .._modules import keeps_state
-from ..errors import DtypeError
+from ..config import format_bytes
+from ..errors import DtypeError, JacobianTooLarge, NonFiniteInputError
 from ._noise import noise_level
 from ._problem import Problem
 from ._steps import (
@@ -37,6 +39,7 @@ def jacobian(
     step: Any = None,
     args: tuple = (),
     kwargs: dict[str, Any] | None = None,
+    memory_budget: int | str | None = None,
 ) -> NumericJacobian:
     """Numerical Jacobian of a black-box ``f`` at ``x``, with an entrywise error estimate.
 
@@ -65,13 +68,20 @@ def jacobian(
           ``h = (eps max(|x|, 1))**(1/2)``, about 1e-8 relative; ``2n + 7`` calls (the point
           ``x +- 2h`` measures the error, six more the noise); one-sided, so usable at the edge
           of ``f``'s domain.
-        * ``"complex"``: complex step, ``h = 3e-103 max(|x|, 1)`` in float64, ``n + 3`` calls,
+        * ``"complex"``: complex step, ``h = 3e-103 max(|x|, 1)`` in float64, ``n + 4`` calls,
           exact to machine precision, but only for complex-analytic ``f``.
     step:
         Override the step: a positive number or an array broadcastable to ``x``'s shape. For
         ``"richardson"`` it is the largest step of the sequence.
     args, kwargs:
         Extra arguments passed to ``f``.
+    memory_budget:
+        Bytes for this call (an int or a string such as ``"512 MiB"``); ``None``: the thread's
+        budget (:mod:`jacobite.config`). The result holds three ``(m, n)`` float64 arrays
+        (``jacobian``, ``error``, ``step``); where they alone exceed the budget,
+        :class:`~jacobite.errors.JacobianTooLarge` is raised after the one call ``f(x)`` that
+        gives ``m`` and before anything of that size is allocated. The budget also bounds the
+        working set of ``"richardson"`` (never its result).
 
     Returns
     -------
@@ -82,7 +92,10 @@ def jacobian(
     Raises
     ------
     NonFiniteInputError
-        ``x`` or ``f(x)`` contains NaN/Inf, or ``f`` is not finite at the trial points.
+        ``x`` or ``f(x)`` contains NaN/Inf, or ``f`` is not finite at the trial points; never
+        a NaN Jacobian or error in silence.
+    JacobianTooLarge
+        The result would exceed ``memory_budget``.
     DtypeError
         ``x`` is an integer/bool/complex tensor (use ``x.double()``) or not numeric.
     OutputTypeError
@@ -108,10 +121,12 @@ def jacobian(
         raise DtypeError(
             f"the complex step needs a float32 or float64 x, got {x.dtype}; pass x.double()"
         )
+    budget = _validate.memory_budget(memory_budget)
     p = Problem(f, x, args, kwargs, method=method)
+    _fits(p, budget)
     h = user_steps(step, p.in_shape) if step is not None else None
     if method == "richardson":
-        jac, err, used = richardson(p, h, noise_level(p) if p.n and p.m else None)
+        jac, err, used = richardson(p, h, noise_level(p) if p.n and p.m else None, budget)
     elif p.n == 0 or p.m == 0:
         jac = err = used = np.zeros((p.m, p.n))
     elif method == "complex":
@@ -125,6 +140,7 @@ def jacobian(
             h = representable(default_steps(method, p.x, noise.relative), p.x, p.in_eps)
         scheme = {"forward": forward, "backward": backward, "central": central}[method]
         jac, err, used = scheme(p, h, noise, refine)
+    _finite(jac, err)
     return NumericJacobian(
         jacobian=p.wrap(jac),
         error=p.wrap(err),
@@ -134,3 +150,34 @@ def jacobian(
         in_shape=p.in_shape,
         out_shape=p.out_shape,
     )
+
+
+#: arrays of the result's size that a numeric Jacobian holds: the values, the error, the step
+RESULT_ARRAYS = 3
+
+
+def _fits(p: Problem, budget: int) -> None:
+    """Raise :class:`JacobianTooLarge` where the result alone would exceed ``budget``."""
+    need = RESULT_ARRAYS * p.m * p.n * 8
+    if need > budget:
+        raise JacobianTooLarge(
+            f"the numeric Jacobian of {p.m:,} outputs by {p.n:,} inputs would hold "
+            f"{RESULT_ARRAYS} float64 arrays (values, error, step) of {p.m:,} x {p.n:,}, "
+            f"{format_bytes(need)} in all, over the memory budget of {format_bytes(budget)}; "
+            "differentiate a slice of the inputs at a time, use matrix-free products of "
+            "jacobite.linearize(f, x) for a torch f, or raise the budget with memory_budget=... "
+            "or jacobite.config.set_memory_budget(...)"
+        )
+
+
+def _finite(jac: np.ndarray, err: np.ndarray) -> None:
+    """A NaN or Inf Jacobian or error is never returned: the arithmetic of the difference
+    overflowed or ``f`` misbehaved at the trial points."""
+    bad = ~(np.isfinite(jac) & np.isfinite(err))
+    if bad.any():
+        cols = sorted({int(c) for c in np.argwhere(bad)[:, 1]})
+        raise NonFiniteInputError(
+            f"the numeric Jacobian is not finite along flat input index(es) {cols[:5]} (f or "
+            "its differences overflow at the trial points); pass step=... to choose the steps, "
+            "or rescale f or x so that f stays well inside the float range"
+        )

@@ -115,10 +115,14 @@ def noise_level(p: Problem) -> Noise:
         except (ArithmeticError, ValueError):
             continue
         if np.all(np.isfinite(values)):
+            # the differences are linear in the values: measure them on values scaled to at
+            # most 1, so that squaring cannot overflow where |f| is near the float64 limit
+            size = np.abs(values).max(axis=0)
+            unit = np.where(size > 0, size, 1.0)
             sigma = np.zeros(m)
             for order in range(MIN_ORDER, PROBE_POINTS + 1):
-                sigma = np.maximum(sigma, _normalised_rms(values, order))
-            size = np.abs(values).max(axis=0)
+                sigma = np.maximum(sigma, _normalised_rms(values / unit, order))
+            sigma = sigma * unit
             with np.errstate(divide="ignore", invalid="ignore"):
                 rho = np.where(sigma > 0, sigma / size, 0.0)
             return Noise(sigma, np.maximum(rho, p.eps))

@@ -97,6 +97,12 @@ class Problem:
                 f"x has dtype {x.dtype}, which cannot be differentiated; "
                 "convert it to floating point first, e.g. x.double()"
             )
+        if x.device.type == "meta":
+            raise UnsupportedOperationError(
+                "x is a meta tensor, which has a shape but no values; finite differences need "
+                "values: pass x on a real device (e.g. torch.zeros_like(x, device='cpu')), or "
+                "use jacobite.jacobian(f, x), which works out shapes on meta tensors"
+            )
         self.dtype = x.dtype
         self.device = x.device
         self.in_shape = tuple(x.shape)

@@ -6,7 +6,12 @@ tiny (``tiny**(1/3) * max(|x_j|, 1)``, ``tiny`` the smallest normal number of th
 precision): the truncation error ``h**2 |f'''| / 6`` then lies below ``tiny / h``, the smallest
 imaginary part that keeps full precision, and the result is exact to a few units of the working
 precision (or to ``tiny / h``, about ``1e-205`` in float64). ``n + 1`` calls, plus two for the
-analyticity check.
+analyticity check and one for the linearity check.
+
+At a point where ``f`` is not analytic although it accepts complex inputs (``sqrt`` or ``log``
+at 0, a branch point: the derivative is infinite or does not exist) the complex step is not a
+derivative; it is refused with :class:`~jacobite.errors.UnsupportedOperationError` rather than
+returned as a large finite number, because ``Im f(x + i h) / h`` then changes with ``h``.
 
 ``f`` must accept complex inputs and return complex outputs; ``abs``, ``real``, comparisons,
 ``max`` and friends break analyticity. If ``f`` raises on a complex input or returns a real
@@ -38,6 +43,8 @@ ERROR_ULPS = 4.0   # error estimate: ERROR_ULPS * eps * |J|
 REAL_TOL = 1e-6    # Re f(x + ih) must match f(x) to this relative size (analyticity sanity check)
 AGREE = 1e-4       # the real difference must match the complex step to this relative size ...
 MAX_DISAGREEMENT = 0.1  # ... or to its own accuracy where that is worse (float32), at most this
+SPREAD = 16.0      # the linearity check's steps, in units of h ...
+LINEAR_TOL = 1e-3  # ... must reproduce J (h u) to this relative size
 
 
 def _check_cauchy_riemann(p: Problem, jac: np.ndarray) -> None:
@@ -70,6 +77,35 @@ def _check_cauchy_riemann(p: Problem, jac: np.ndarray) -> None:
             "the complex step cannot be used; use method='richardson' instead")
 
 
+def _check_linear(p: Problem, jac: np.ndarray, err: np.ndarray, h: np.ndarray) -> None:
+    """At a branch point or singularity (``sqrt`` or ``log`` at 0) ``f`` is not analytic and
+    ``Im f(x + i h) / h`` is not a derivative: it grows without bound as ``h`` shrinks
+    (``1 / sqrt(2 h)`` for ``sqrt`` at 0, ``1.3e51`` at the default step). For an analytic
+    ``f`` the imaginary part is linear in the step to far below the working precision, so one
+    more call at the steps ``SPREAD * h`` along a fixed direction ``u`` must reproduce
+    ``SPREAD * J (h u)``, within ``LINEAR_TOL``, a hundred times the error estimate and the
+    truncation the larger steps may add."""
+    rng = np.random.default_rng(1)
+    u = rng.uniform(0.5, 1.5, p.n)
+    z = p.x.astype(np.complex128) + 1j * SPREAD * h * u
+    got = p.evaluate_complex(z).imag / SPREAD
+    want = jac.T @ (h * u)
+    # the truncation error hides below tiny / h at the steps h, so below SPREAD**2 times that
+    # at the larger steps
+    tiny = float(torch.finfo(p.dtype).tiny)
+    size = (LINEAR_TOL * (np.abs(jac).T @ (h * u)) + 100 * (err.T @ (h * u))
+            + ERROR_ULPS * SPREAD ** 2 * tiny * np.sum(u))
+    if np.any(~np.isfinite(got) | (np.abs(got - want) > size)):
+        raise UnsupportedOperationError(
+            "the complex-step derivative changes with the step: f is not analytic at x or "
+            "within the step of x (a branch point or singularity, such as sqrt or log at 0, "
+            "where the derivative is infinite or does not exist), so no step gives a "
+            "derivative there; move x into "
+            "the interior of f's domain, or use method='forward' or 'backward' for a "
+            "one-sided difference with an error estimate"
+        )
+
+
 def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Complex-step Jacobian of ``p`` with steps ``h``: ``(J, error, step)``, each ``(m, n)``.
 
@@ -77,8 +113,8 @@ def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     >>> from jacobite.numeric._problem import Problem
     >>> p = Problem(np.sin, np.array([1.0]), (), None, method="complex")
     >>> J, err, step = complex_step(p, np.array([1e-100]))
-    >>> float(J[0, 0]) == float(np.cos(1.0)), p.nfev  # f(x), one complex step, the check's two
-    (True, 4)
+    >>> float(J[0, 0]) == float(np.cos(1.0)), p.nfev  # f(x), one complex step, three checks
+    (True, 5)
     """
     n, m = p.n, p.m
     jac = np.empty((n, m))
@@ -109,4 +145,5 @@ def complex_step(p: Problem, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     tiny = float(torch.finfo(p.dtype).tiny)
     typical = np.abs(p.f0)[None, :] / scale(p.x)[:, None]
     err = ERROR_ULPS * (p.eps * (np.abs(jac) + typical) + tiny / h[:, None])
+    _check_linear(p, jac, err, h)
     return jac.T.copy(), err.T.copy(), np.broadcast_to(h[:, None], (n, m)).T.copy()

@@ -33,7 +33,7 @@ from ._noise import Noise
 from ._problem import Problem
 from ._steps import NumericOptionError, representable
 
-__all__ = ["backward", "central", "divided_difference", "forward"]
+__all__ = ["backward", "central", "divided_difference", "forward", "three_point"]
 
 NOISE_ULPS = 2.0   # the noise term: NOISE_ULPS * nu / h
 NOISE_SAFETY = 4.0  # the measured noise level may be this much too low (few samples)
@@ -69,6 +69,17 @@ def _check_finite(values: np.ndarray, cols: np.ndarray, where: str) -> None:
         )
 
 
+def _check_overflow(jac: np.ndarray, cols: np.ndarray) -> None:
+    bad = ~np.isfinite(jac)
+    if bad.any():
+        which = sorted({int(cols[c]) for c in np.argwhere(bad)[:, 0]})
+        raise NonFiniteInputError(
+            f"the difference of f overflows for flat input index(es) {which[:5]} (f is finite "
+            "but its values at x and x + h are too far apart for float64, e.g. a jump near "
+            "the float limit); pass a smaller step=..., or rescale f"
+        )
+
+
 def _sample(p: Problem, h: np.ndarray, cols: np.ndarray, factors: tuple[float, ...]
             ) -> tuple[np.ndarray, np.ndarray]:
     """``f`` at ``x + c h_j e_j`` for the columns ``cols`` and every factor ``c``: offsets
@@ -96,6 +107,25 @@ def divided_difference(t: np.ndarray, f: np.ndarray) -> np.ndarray:
     return c[-1]
 
 
+def three_point(a: np.ndarray, b: np.ndarray, fp: np.ndarray, fm: np.ndarray,
+                f0: np.ndarray) -> np.ndarray:
+    """The central difference through ``x - b, x, x + a`` (second order for unequal steps).
+
+    The steps are scaled by their mean before they multiply the values, so that neither
+    ``b**2 f(x + a)`` nor ``a b (a + b)`` overflows where steps and values are both large
+    (``v**2`` at ``1e150``: values near ``1e300``, steps near ``1e45``).
+
+    >>> import numpy as np
+    >>> float(three_point(np.array(2.0), np.array(1.0), np.array(9.0), np.array(0.0),
+    ...                   np.array(1.0)))  # (1 + t)**2 at t = 0, nodes -1, 0, 2
+    2.0
+    """
+    s = (a + b) / 2
+    al, be = a / s, b / s
+    # differences first: the rounding of the weights then multiplies small numbers
+    return (be * be * (fp - f0) - al * al * (fm - f0)) / (al * be * (al + be) * s)
+
+
 def _noise(p: Problem, noise: Noise, vals: np.ndarray) -> np.ndarray:
     """``nu``: the noise (at least the rounding) of the values of each column, ``(n, m)``."""
     mag = np.maximum(np.abs(vals).max(axis=0), np.abs(p.f0)[None, :])
@@ -108,8 +138,9 @@ def _resolved(dd: np.ndarray, nodes: np.ndarray, nu: np.ndarray) -> np.ndarray:
     k = nodes.shape[0]
     spread = np.zeros(nodes.shape[1:])
     for i in range(k):
-        others = [nodes[i] - nodes[j] for j in range(k) if j != i]
-        spread = spread + 1.0 / np.abs(np.prod(others, axis=0))
+        # the product of reciprocals underflows harmlessly where huge steps would overflow
+        inverse = [1.0 / np.abs(nodes[i] - nodes[j]) for j in range(k) if j != i]
+        spread = spread + np.prod(inverse, axis=0)
     return np.maximum(dd - NOISE_SAFETY * spread * nu, 0.0)
 
 
@@ -120,13 +151,15 @@ def _one_sided(p: Problem, h: np.ndarray, cols: np.ndarray, noise: Noise, sign: 
     t, vals = _sample(p, h, cols, (sign, 2 * sign))
     _check_finite(vals, cols, "x + h e_j" if sign > 0 else "x - h e_j")
     f0 = np.broadcast_to(p.f0, (1, cols.size, p.m))
-    jac = (vals[0] - f0[0]) / t[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        jac = (vals[0] - f0[0]) / t[0]
+    _check_overflow(jac, cols)
     nodes = np.concatenate([np.zeros((1, cols.size, 1)), t])
     curv = np.abs(divided_difference(nodes, np.concatenate([f0, vals])))  # ~ |f''| / 2
     habs = np.abs(t[0])
     nu = _noise(p, noise, vals)
     err = habs * curv + NOISE_ULPS * nu / habs + p.eps * np.abs(jac)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # inf: no balance in sight
         best = np.sqrt(NOISE_ULPS * nu / _resolved(curv, nodes, nu))
     return jac, err, np.broadcast_to(habs, jac.shape).copy(), best
 
@@ -138,13 +171,14 @@ def _central(p: Problem, h: np.ndarray, cols: np.ndarray, noise: Noise
     _check_finite(vals, cols, "x +- h e_j or x +- 2h e_j")
     a, b = t[2], -t[1]
     fp, fm = vals[2], vals[1]
-    den = a * b * (a + b)
-    jac = (b * b * fp - a * a * fm + (a * a - b * b) * p.f0[None, :]) / den
+    with np.errstate(over="ignore", invalid="ignore"):
+        jac = three_point(a, b, fp, fm, p.f0[None, :])
+    _check_overflow(jac, cols)
     third = np.abs(divided_difference(t, vals))  # ~ |f'''| / 6
     hh = (a + b) / 2
     nu = _noise(p, noise, vals)
     err = a * b * third + NOISE_ULPS * nu / hh + p.eps * np.abs(jac)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # inf: no balance in sight
         best = np.cbrt(NOISE_ULPS * nu / (2 * _resolved(third, t, nu)))
     return jac, err, np.broadcast_to(hh, jac.shape).copy(), best
 

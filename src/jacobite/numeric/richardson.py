@@ -19,13 +19,14 @@ Columns that stop within 12 steps at the noise floor of the largest steps (polyn
 ``max(|x_j|, 1) / 2`` (at most 8) where ``|x_j|`` is large. Trial points where ``f`` is not
 finite, or raises ``ArithmeticError``/``ValueError``, are skipped (the step sequence simply
 goes on). Finally one central difference per column at a step out of beat with the sequence
-and below 1 checks the chosen entry (see :func:`_offbeat`): steps in ratio 2 can all miss an
+and below 1 checks the chosen entry (see :mod:`._offbeat`): steps in ratio 2 can all miss an
 oscillation, and large steps average out features on the scale 1. With the noise probe's 6
 calls, at most ``7 + 30 n`` calls are made where ``|x| <= 10`` (numdifftools' default
 ``Jacobian`` makes ``1 + 30 n``); smooth functions typically need ``7 + 10n`` to ``7 + 16n``.
 A function varying on a scale far below 1 (``exp(1e4 x)``) needs ``step=``.
 
-All table arithmetic is vectorised over ``(step, input, output)`` with NumPy.
+All table arithmetic is vectorised over ``(step, input, output)`` with NumPy, in blocks of
+columns and outputs that keep the working set near ``WORK_BYTES`` whatever the Jacobian's size.
 
 >>> import numpy as np
 >>> from jacobite.numeric import jacobian
@@ -37,13 +38,18 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from ..config import get_memory_budget
 from ..errors import JacobiteError, NonFiniteInputError
 from ._noise import Noise
+from ._offbeat import ROUNDING_ULPS, offbeat
 from ._problem import Problem
 from ._steps import RICHARDSON_BASE, default_steps, scale
+from .differences import three_point
 
 __all__ = ["MAX_ROWS", "extrapolate", "richardson", "select"]
 
@@ -55,13 +61,12 @@ UP_STEPS = 2           # ... plus this many larger steps for columns at the roun
 MAX_ROWS = MAX_STEPS + UP_STEPS  # so at most MAX_ROWS steps per column for |x| <= 10 ...
 UP_MAX = 8             # ... and up to MAX_STEPS + UP_MAX where |x| is large
 UP_WINDOW = 2          # "at the largest steps": best entry within the first UP_WINDOW+1 rows
-ROUNDING_ULPS = 2.0    # rounding model: ROUNDING_ULPS * eps * max|f| / h
 CONVERGED = 4.0        # estimate <= CONVERGED * rounding model: at the floor
 PLAUSIBLE = 1e-6       # a stalled estimate must be below this relative size to stop
 CONFIRM_ERR = 10.0     # a confirming entry's estimate may be this much larger than the best's
-OFFBEAT = 0.6180339887498949  # the check step, out of beat with the ratio-2 sequence ...
-OFFBEAT_SAFETY = 3.0  # ... which must agree within this many times its error terms
 CONFIRM_AGREE = 3.0    # ... and must agree with it within CONFIRM_AGREE * (sum of estimates)
+WORK_BYTES = 8 * 2**20  # the walk's working set at most (tables, differences, trial points)
+TABLE_ARRAYS = 6       # arrays of a table's size alive at once (T, E, rounding, temporaries)
 
 
 def extrapolate(d: np.ndarray, r: np.ndarray, *, ratio: float = RATIO,
@@ -136,24 +141,34 @@ def _confirmed(t: np.ndarray, e: np.ndarray, best_t: np.ndarray, best_e: np.ndar
 
 
 class _Walker:
-    """The state of the adaptive walk: differences per (row, column, output)."""
+    """The state of the adaptive walk for one block of columns ``cols`` (flat input indices):
+    differences per (row, column of the block, output).
 
-    def __init__(self, p: Problem, h0: np.ndarray, up: int, noise: Noise) -> None:
-        self.p, self.h0, self.up, self.noise = p, h0, up, noise
+    The table of a column, its error estimates and temporaries take about
+    ``TABLE_ARRAYS * levels * rows`` floats per output; they are built for sub-blocks of
+    (columns, outputs) of at most ``work`` bytes, so the working set never grows with the
+    size of the Jacobian."""
+
+    def __init__(self, p: Problem, h0: np.ndarray, up: int, noise: Noise, cols: np.ndarray,
+                 work: int) -> None:
+        self.p, self.h0, self.up, self.noise, self.cols = p, h0, up, noise, cols
         rows = up + MAX_ROWS
-        self.d = np.full((rows, p.n, p.m), np.nan)
-        self.r = np.full((rows, p.n, p.m), np.nan)
-        self.h = np.full((rows, p.n), np.nan)
+        self.d = np.full((rows, cols.size, p.m), np.nan)
+        self.r = np.full((rows, cols.size, p.m), np.nan)
+        self.h = np.full((rows, cols.size), np.nan)
         self.failure: dict[int, BaseException] = {}
-        # columns per chunk so that a table (T, E and temporaries) fits the memory budget
-        per_col = 6 * (MAX_LEVEL + 1) * rows * max(p.m, 1) * 8
-        self.chunk = max(1, get_memory_budget() // per_col)
+        self.vanished: set[int] = set()  # columns where a step vanished in x's precision
+        entries = max(1, work // (TABLE_ARRAYS * (MAX_LEVEL + 1) * rows * 8))
+        self.out_chunk = min(p.m, entries)
+        self.col_chunk = max(1, entries // p.m)
 
-    def evaluate_row(self, i: int, cols: np.ndarray) -> None:
-        """Central differences at row ``i`` (step ``h0 * 2**(up - i)``) for columns ``cols``."""
+    def evaluate_row(self, i: int, loc: np.ndarray) -> None:
+        """Central differences at row ``i`` (step ``h0 * 2**(up - i)``) for the block's columns
+        ``loc`` (positions in the block)."""
         p, x = self.p, self.p.x
-        if cols.size == 0:
+        if loc.size == 0:
             return
+        cols = self.cols[loc]
         h = self.h0[cols] * RATIO ** (self.up - i)
         idx = np.arange(cols.size)
         pts = np.repeat(x[None], 2 * cols.size, axis=0)
@@ -166,6 +181,7 @@ class _Walker:
         fm = np.full((cols.size, p.m), np.nan)
         for q, j in enumerate(cols):
             if not (a[q] > 0 and b[q] > 0):
+                self.vanished.add(int(j))
                 continue  # the step vanished in the working precision
             try:
                 fp[q] = p.evaluate(pts[2 * q])
@@ -177,50 +193,52 @@ class _Walker:
                 fp[q] = np.nan
         a, b = a[:, None], b[:, None]
         with np.errstate(all="ignore"):
-            den = a * b * (a + b)
-            self.d[i, cols] = (b * b * fp - a * a * fm + (a * a - b * b) * p.f0) / den
+            self.d[i, loc] = three_point(a, b, fp, fm, p.f0)
             mag = np.maximum(np.maximum(np.abs(fp), np.abs(fm)), np.abs(p.f0))
             nu = np.maximum(self.noise.of(mag), p.eps * mag)
-            self.r[i, cols] = ROUNDING_ULPS * nu / ((a + b) / 2)
-        self.h[i, cols] = ((a + b) / 2)[:, 0]
+            self.r[i, loc] = ROUNDING_ULPS * nu / ((a + b) / 2)
+        self.h[i, loc] = ((a + b) / 2)[:, 0]
 
-    def table(self, lo: int, hi: int, cols: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Table and best entries for rows ``lo:hi`` and columns ``cols``."""
-        d = self.d[lo:hi][:, cols]
-        r = self.r[lo:hi][:, cols]
-        t, e = extrapolate(d, r)
-        best_t, best_e, best_row = select(t, e)
-        rb = np.take_along_axis(r, best_row[None], 0)[0]
-        return t, e, best_t, best_e, best_row, rb
+    def _tables(self, lo: int, hi: int, loc: np.ndarray) -> Iterator[tuple[Any, ...]]:
+        """Per sub-block of ``loc`` and outputs: the positions ``(q, o)`` in the
+        ``(loc.size, m)`` arrays, the table, estimates, best entries and their rounding."""
+        for c0 in range(0, loc.size, self.col_chunk):
+            q = slice(c0, c0 + self.col_chunk)
+            for o0 in range(0, self.p.m, self.out_chunk):
+                o = slice(o0, o0 + self.out_chunk)
+                r = self.r[lo:hi, loc[q], o]
+                t, e = extrapolate(self.d[lo:hi, loc[q], o], r)
+                best_t, best_e, best_row = select(t, e)
+                rb = np.take_along_axis(r, best_row[None], 0)[0]
+                yield (q, o), t, e, best_t, best_e, best_row, rb
 
-    def status(self, lo: int, hi: int, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def status(self, lo: int, hi: int, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per column: whether the walk down may stop, and whether it sits at the floor."""
-        done = np.zeros(cols.size, dtype=bool)
-        floor = np.zeros(cols.size, dtype=bool)
+        shape = (loc.size, self.p.m)
+        best_t, best_e, rb = np.empty(shape), np.empty(shape), np.empty(shape)
+        best_row = np.empty(shape, dtype=np.intp)
+        confirmed = np.empty(shape, dtype=bool)
+        for at, t, e, bt, be, br, rbb in self._tables(lo, hi, loc):
+            best_t[at], best_e[at], best_row[at], rb[at] = bt, be, br, rbb
+            confirmed[at] = _confirmed(t, e, bt, be, br, rbb, be <= CONVERGED * rbb)
         k = hi - lo - 1
-        for c0 in range(0, cols.size, self.chunk):
-            sl = slice(c0, c0 + self.chunk)
-            t, e, best_t, best_e, best_row, rb = self.table(lo, hi, cols[sl])
-            at_floor = best_e <= CONVERGED * rb
-            size = np.where(np.isfinite(best_t), np.abs(best_t), 0.0).max(axis=1, keepdims=True)
-            plausible = best_e <= PLAUSIBLE * size + CONVERGED * rb
-            stalled = best_row <= k - 2
-            confirmed = _confirmed(t, e, best_t, best_e, best_row, rb, at_floor)
-            ok = np.isfinite(best_e) & confirmed & (at_floor | (stalled & plausible))
-            done[sl] = ok.all(axis=1)
-            floor[sl] = (at_floor & (best_row <= UP_WINDOW)).all(axis=1)
-        return done, floor
+        at_floor = best_e <= CONVERGED * rb
+        size = np.where(np.isfinite(best_t), np.abs(best_t), 0.0).max(axis=1, keepdims=True)
+        plausible = best_e <= PLAUSIBLE * size + CONVERGED * rb
+        stalled = best_row <= k - 2
+        ok = np.isfinite(best_e) & confirmed & (at_floor | (stalled & plausible))
+        return (np.asarray(ok.all(axis=1)),
+                np.asarray((at_floor & (best_row <= UP_WINDOW)).all(axis=1)))
 
     def best(self, lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Best value, estimate and row (relative to ``lo``) of every entry, ``(n, m)`` each."""
-        n, m = self.p.n, self.p.m
-        best_t, best_e = np.empty((n, m)), np.empty((n, m))
-        best_row = np.empty((n, m), dtype=np.intp)
-        for c0 in range(0, n, self.chunk):
-            cols = np.arange(c0, min(n, c0 + self.chunk))
-            _, _, best_t[cols], best_e[cols], best_row[cols], _ = self.table(
-                lo, self.d.shape[0], cols)
+        """Best value, estimate and row (relative to ``lo``) of every entry of the block,
+        ``(block, m)`` each."""
+        loc = np.arange(self.cols.size)
+        shape = (loc.size, self.p.m)
+        best_t, best_e = np.empty(shape), np.empty(shape)
+        best_row = np.empty(shape, dtype=np.intp)
+        for at, _, _, bt, be, br, _ in self._tables(lo, self.d.shape[0], loc):
+            best_t[at], best_e[at], best_row[at] = bt, be, br
         return best_t, best_e, best_row
 
 
@@ -238,11 +256,14 @@ def up_steps(x: np.ndarray, h0: np.ndarray) -> np.ndarray:
     return np.clip(room, UP_STEPS, UP_MAX).astype(np.intp)
 
 
-def richardson(p: Problem, step: np.ndarray | None = None, noise: Noise | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def richardson(p: Problem, step: np.ndarray | None = None, noise: Noise | None = None,
+               budget: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Adaptive Richardson Jacobian of ``p``: ``(J, error, step)``, each ``(m, n)``.
 
     ``step`` (one per input) overrides the largest step ``h0`` and disables the upward steps.
+    The columns are walked in blocks whose differences, tables and trial points take at most
+    ``WORK_BYTES`` (or a quarter of ``budget``, the thread's memory budget by default); the
+    blocks change the order of the calls of ``f``, never the result.
 
     >>> import numpy as np
     >>> from jacobite.numeric._problem import Problem
@@ -261,30 +282,46 @@ def richardson(p: Problem, step: np.ndarray | None = None, noise: Noise | None =
     up = int(allowed.max())
     if noise is None:
         noise = Noise(np.zeros(m), np.full(m, p.eps))
-    w = _Walker(p, h0, up, noise)
-    active = np.ones(n, dtype=bool)
-    limited = np.zeros(n, dtype=bool)
+    work = min(WORK_BYTES, (get_memory_budget() if budget is None else budget) // 4)
+    # per column of a block: its differences and rounding models (rows x m each) and its
+    # two trial points (n each)
+    block = max(1, work // (2 * 8 * ((up + MAX_ROWS) * m + n)))
+    jac, err, used = np.empty((m, n)), np.empty((m, n)), np.empty((m, n))
+    for c0 in range(0, n, block):
+        cols = np.arange(c0, min(n, c0 + block))
+        w = _Walker(p, h0, up, noise, cols, work)
+        bt, be, bu = _walk(w, allowed[cols])
+        jac[:, cols], err[:, cols], used[:, cols] = bt.T, be.T, bu.T
+    return jac, err, used
+
+
+def _walk(w: _Walker, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The walk down, the steps up and the off-beat check for the block of ``w``:
+    ``(J, error, step)``, each ``(block, m)``."""
+    p, up, nb = w.p, w.up, w.cols.size
+    active = np.ones(nb, dtype=bool)
+    limited = np.zeros(nb, dtype=bool)
     for k in range(MAX_ROWS):
-        cols = np.flatnonzero(active)
-        w.evaluate_row(up + k, cols)
+        loc = np.flatnonzero(active)
+        w.evaluate_row(up + k, loc)
         if k + 1 < MIN_STEPS:
             continue
-        done, floor = w.status(up, up + k + 1, cols)
+        done, floor = w.status(up, up + k + 1, loc)
         # going up adds at most `up` rows: only for columns that stopped within MAX_STEPS
-        limited[cols[done]] = floor[done] & (k + 1 <= MAX_STEPS)
-        active[cols[done]] = False
+        limited[loc[done]] = floor[done] & (k + 1 <= MAX_STEPS)
+        active[loc[done]] = False
         if not active.any():
             break
     lo = up
     for u in range(1, up + 1):
         limited &= allowed >= u
-        cols = np.flatnonzero(limited)
-        if cols.size == 0:
+        loc = np.flatnonzero(limited)
+        if loc.size == 0:
             break
         lo = up - u
-        w.evaluate_row(lo, cols)
-        _, floor = w.status(lo, w.d.shape[0], cols)
-        limited[cols] = floor
+        w.evaluate_row(lo, loc)
+        _, floor = w.status(lo, w.d.shape[0], loc)
+        limited[loc] = floor
     best_t, best_e, best_row = w.best(lo)
     if lo < up:
         # an entry from the larger steps cannot see features of f finer than those steps (a
@@ -295,87 +332,21 @@ def richardson(p: Problem, step: np.ndarray | None = None, noise: Noise | None =
         best_e = np.where(went_up, np.maximum(best_e, np.abs(best_t - down_t)), best_e)
     missing = ~np.isfinite(best_e)
     if missing.any():
-        bad = sorted({int(c) for c in np.argwhere(missing)[:, 0]})
+        bad = sorted({int(w.cols[c]) for c in np.argwhere(missing)[:, 0]})
         cause = next((w.failure[c] for c in bad if c in w.failure), None)
+        if cause is None and all(c in w.vanished for c in bad):
+            raise NonFiniteInputError(
+                f"every step of the sequence vanished in x's precision along flat input "
+                f"index(es) {bad[:5]} (|x| is too large for steps that grow like log|x|): pass "
+                "step=... of a few units of |x|'s last digit or more, e.g. step=1e-4 * abs(x), "
+                "or use method='central'")
         raise NonFiniteInputError(
             f"f is not finite (or raised) at every trial point along flat input index(es) "
             f"{bad[:5]}, although f(x) is finite: x is too close to the edge of f's domain "
             "for the default steps; pass a smaller step=... (the largest step tried)"
         ) from cause
-    hs = np.broadcast_to(w.h[lo:, :, None], (w.h.shape[0] - lo, n, m))
+    hs = np.broadcast_to(w.h[lo:, :, None], (w.h.shape[0] - lo, nb, p.m))
     used = np.take_along_axis(hs, best_row[None], 0)[0]
     d_row = np.take_along_axis(w.d[lo:], best_row[None], 0)[0]
-    best_e = np.maximum(best_e, _offbeat(w, best_t, best_e, used, d_row))
-    err = best_e + 2 * p.eps * np.abs(best_t)
-    return best_t.T.copy(), err.T.copy(), used.T.copy()
-
-
-def _offbeat(w: _Walker, best_t: np.ndarray, best_e: np.ndarray, used: np.ndarray,
-             d_row: np.ndarray) -> np.ndarray:
-    """A lower bound on the error from one more central difference per column, at a step
-    ``OFFBEAT`` times the smaller of ``RICHARDSON_BASE`` and the finest step used.
-
-    Steps in ratio 2 can all be multiples of half a period of an oscillation in ``f`` (then
-    every one of them misses it), and steps far above 1 average out features of ``f`` on the
-    scale 1 (a small ``sin`` on a large power). The extra step is out of beat with the sequence
-    and no larger than the scale 1. Its difference is compared with the extrapolated value
-    corrected by the ``h**2`` term seen at the chosen row; a disagreement beyond three times
-    the noise, the estimate and the next term becomes the estimate, and so does any
-    disagreement (plus the check's noise) for an entry built only from steps above the scale 1.
-    ``(n, m)``; zeros where the check point is outside ``f``'s domain.
-    """
-    p = w.p
-    n, m = p.n, p.m
-    hc = OFFBEAT * np.minimum(RICHARDSON_BASE, used.min(axis=1))
-    out = np.zeros((n, m))
-    for j in range(n):
-        pts, a, b = _check_points(p, j, hc[j], float(used[j].min()))
-        if not (a > 0 and b > 0):
-            continue
-        try:
-            fp, fm = p.evaluate(pts[0]), p.evaluate(pts[1])
-        except JacobiteError:
-            raise
-        except (ArithmeticError, ValueError):
-            continue
-        with np.errstate(all="ignore"):
-            d = (b * b * fp - a * a * fm + (a * a - b * b) * p.f0) / (a * b * (a + b))
-            mag = np.maximum(np.maximum(np.abs(fp), np.abs(fm)), np.abs(p.f0))
-            r = ROUNDING_ULPS * np.maximum(w.noise.of(mag), p.eps * mag) / ((a + b) / 2)
-            h2 = ((a + b) / 2) ** 2
-            c1 = (d_row[j] - best_t[j]) / used[j] ** 2
-            gap = np.abs(d - best_t[j] - c1 * h2)
-            bad = np.isfinite(gap) & (
-                gap > OFFBEAT_SAFETY * (r + best_e[j] + np.abs(c1) * h2 * h2 / used[j] ** 2))
-            # an entry built only from steps above the scale 1 vouches for no more than the
-            # check at that scale can confirm
-            coarse = used[j] > RICHARDSON_BASE
-        out[j] = np.where(bad | coarse, gap + r, 0.0)
-    return out
-
-
-def _check_points(p: Problem, j: int, h: float, used: float
-                  ) -> tuple[np.ndarray, float, float]:
-    """The two points ``x ± h e_j`` as ``f`` receives them, and the steps they really make.
-
-    Where x's dtype cannot hold a step of ``h`` (float32 at large ``|x|``), rounding can erase
-    the step or land it on a step of the ratio-2 sequence (``used`` times a power of 2), which
-    would check the entry against itself; the step then grows by out-of-beat factors until it
-    is neither: a check at the finest such step still tells an entry built from coarse steps
-    from the derivative."""
-    pts = np.repeat(p.x[None], 2, axis=0)
-    a = b = 0.0
-    for _ in range(64):
-        pts = np.repeat(p.x[None], 2, axis=0)
-        pts[0, j] += h
-        pts[1, j] -= h
-        pts = p.actual_points(pts)
-        a, b = float(pts[0, j] - p.x[j]), float(p.x[j] - pts[1, j])
-        if not np.isfinite(h):
-            break
-        if a > 0 and b > 0:
-            k = np.log2((a + b) / 2 / used) if used > 0 else 0.5
-            if abs(k - np.round(k)) > 0.05:
-                break
-        h *= 1 + OFFBEAT
-    return pts, a, b
+    best_e = np.maximum(best_e, offbeat(p, w.cols, w.noise, best_t, best_e, used, d_row))
+    return best_t, best_e + 2 * p.eps * np.abs(best_t), used
