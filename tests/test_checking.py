@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jacobite
-from jacobite.errors import JacobianMismatchError
+from jacobite.errors import JacobianMismatchError, UnsupportedOperationError
 
 
 class WrongSquare(torch.autograd.Function):
@@ -92,3 +95,89 @@ def test_check_agrees_at_large_arguments(x: float, method: str) -> None:
     res = jacobite.check(torch.sin, torch.tensor([x], dtype=torch.float64), method=method)
     assert res.ok, str(res)
     assert abs(res.numeric_value - math.cos(x)) <= 10 * res.numeric_error
+
+
+class ScaledSquare(torch.autograd.Function):
+    """x² with a backward that returns c·x instead of 2x."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, c):
+        return x**2
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.c = inputs[1]
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return ctx.c * x * g, None
+
+
+def _rough(amp: float):
+    """A deterministic roughness that AD does not see (it is detached): the numeric Jacobian's
+    error estimate grows with ``amp``."""
+    return lambda v: (amp * torch.sin(1e9 * v)).detach()
+
+
+@pytest.mark.parametrize("f", [lambda v: v + torch.rand_like(v),
+                               lambda v: torch.nn.functional.dropout(v, 0.5, training=True),
+                               torch.nn.Dropout(0.5).train()],
+                         ids=["rand_like", "dropout", "Dropout-module"])
+def test_check_refuses_a_function_that_draws_random_numbers(f):
+    x = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(UnsupportedOperationError, match="draws random") as info:
+        jacobite.check(f, x)
+    assert "manual_seed" in str(info.value) and "eval()" in str(info.value)
+
+
+def test_check_refuses_a_nondeterministic_numpy_function():
+    rng = np.random.default_rng(0)
+    with pytest.raises(UnsupportedOperationError, match="not deterministic"):
+        jacobite.check(lambda v: v + torch.as_tensor(rng.random(1)), torch.ones(1,
+                       dtype=torch.float64))
+
+
+def test_check_accepts_a_seeded_random_function():
+    x = torch.tensor([0.5, 2.0, -1.0], dtype=torch.float64)
+
+    def f(v):
+        g = torch.Generator().manual_seed(3)
+        return v * torch.rand(v.shape, generator=g, dtype=v.dtype)
+
+    res = jacobite.check(f, x)
+    draw = torch.rand(3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert res.ok, str(res)
+    torch.testing.assert_close(res.numeric_jacobian, torch.diag(draw), rtol=1e-10, atol=1e-12)
+
+
+def test_a_wrong_backward_hidden_by_a_loose_estimate_is_inconclusive_not_ok():
+    # AD 2.1 (3x) against the true 1.4 (2x): the central difference of the rough function
+    # claims +-0.8, and 10 times that once let a 35 % error pass
+    x = torch.tensor([0.7], dtype=torch.float64)
+    rough = _rough(1e-2)
+
+    def f(v):
+        return ScaledSquare.apply(v, 3.0) + rough(v)
+
+    res = jacobite.check(f, x, method="central")
+    assert not res.ok and res.inconclusive and res.verdict == "INCONCLUSIVE"
+    assert str(res).startswith("INCONCLUSIVE")
+    with pytest.raises(JacobianMismatchError, match=r"INCONCLUSIVE.*method='richardson'"):
+        jacobite.check(f, x, method="central", raise_on_failure=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(c=st.floats(2.2, 4.0), x=st.floats(0.3, 3.0),
+       amp=st.sampled_from([0.0, 1e-6, 1e-3, 1e-2, 1e-1]),
+       method=st.sampled_from(["richardson", "central", "forward"]))
+def test_a_wrong_backward_never_passes(c, x, amp, method):
+    # the backward is off by (c - 2) x >= 0.06 of |J| = 2x: whatever the roughness, the
+    # verdict is MISMATCH or INCONCLUSIVE
+    rough = _rough(amp)
+    res = jacobite.check(lambda v: ScaledSquare.apply(v, c) + rough(v),
+                         torch.tensor([x], dtype=torch.float64), method=method)
+    assert not res.ok, str(res)

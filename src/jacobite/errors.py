@@ -119,7 +119,7 @@ class JacobianTooLarge(JacobiteError, MemoryError):
 
 
 class JacobianMismatchError(JacobiteError, AssertionError):
-    """:func:`jacobite.check` found AD and numeric Jacobians that disagree."""
+    """:func:`jacobite.check` found AD and numeric Jacobians that disagree, or could not tell."""
 
 
 class MissingExtraError(JacobiteError, ImportError):

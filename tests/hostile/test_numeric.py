@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import jacobite
 from jacobite import numeric
 from jacobite.errors import (
     DtypeError,
@@ -222,3 +223,22 @@ def test_the_complex_step_at_a_branch_point_is_refused_naming_a_one_sided_method
 def test_a_meta_tensor_is_refused_naming_the_dense_jacobian(method):
     with refuses(UnsupportedOperationError, "jacobite.jacobian", "device='cpu'"):
         numeric.jacobian(torch.sin, torch.zeros(3, device="meta"), method=method)
+
+
+@pytest.mark.parametrize("f", [lambda v: v + torch.rand_like(v),
+                               lambda v: torch.nn.functional.dropout(v, 0.5, training=True)],
+                         ids=["rand_like", "dropout"])
+def test_check_refuses_a_function_that_draws_random_numbers(f):
+    with refuses(UnsupportedOperationError, "manual_seed", "eval()"):
+        jacobite.check(f, torch.ones(3, dtype=torch.float64))
+
+
+def test_check_of_a_rough_function_is_inconclusive_not_ok():
+    # AD is right (J = 1) but the numeric estimate (about 0.04) cannot confirm it to 1 %
+    def f(v):
+        return v + (1e-2 * torch.sin(1e9 * v)).detach()
+
+    with within():
+        res = jacobite.check(f, torch.tensor([0.7], dtype=torch.float64))
+    assert not res.ok and res.inconclusive
+    torch.testing.assert_close(res.ad_jacobian, torch.ones(1, 1, dtype=torch.float64))
