@@ -190,3 +190,25 @@ def test_least_squares_at_a_kinked_minimum_reports_the_minimum():
     assert res.success
     assert_close(res.x, [1.0], rtol=1e-12)
     assert_close(res.cost, 0.125, rtol=1e-12)
+
+
+@pytest.mark.parametrize("c", [1e20, 1e200, -1e300])
+def test_least_squares_of_a_huge_shift_finds_it_without_overflowing_the_cost(c):
+    with within():
+        r = least_squares(lambda p: p - c, torch.tensor([0.0], dtype=F64))
+    assert r.success  # an honest failure would do too; a success must be the analytic x = c
+    assert_close(r.x, [c], rtol=1e-15, atol=0)
+
+
+def test_least_squares_with_trf_far_from_a_huge_solution_reports_failure():
+    with within():
+        r = least_squares(lambda p: p - 1e200, torch.tensor([0.0], dtype=F64), method="trf")
+    assert not r.success and "max_nfev" in r.message
+
+
+def test_curve_fit_of_data_of_size_1e200_is_exact():
+    t = torch.linspace(0, 1, 6, dtype=F64)
+    with within():
+        popt, _ = curve_fit(lambda t, a, b: a + b * t, t, 1e200 * (1 + 2 * t),
+                            torch.tensor([0.0, 0.0], dtype=F64))
+    assert_close(popt, [1e200, 2e200], rtol=1e-12, atol=0)

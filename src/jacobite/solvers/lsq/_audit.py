@@ -12,6 +12,11 @@ directions the Gauss–Newton model cannot see and
 * reports −4 (kink) or −5 (saddle or maximum) when it cannot go on (``max_nfev`` spent, or
   ``RESTARTS`` reached) and −6 (plateau) when the Jacobian is zero and the cost flat nearby.
 
+An ftol or xtol stop (unbounded) where the Gauss–Newton step is far above the rounding of ``x``
+and its model removes more than half the cost is a stall (the trust region shrank below the
+rounding of the residuals, not onto a minimum) when the cost at the Gauss–Newton point is below
+half: the method goes on once from there, and reports −8 if it stalls again.
+
 >>> import numpy as np, torch
 >>> from jacobite.solvers.lsq import least_squares
 >>> res = least_squares(lambda p: p.abs() - 1, torch.zeros(1))
@@ -91,4 +96,35 @@ def audited(P: Residuals, out: SolverOutput, run: Callable[[np.ndarray], SolverO
     if notes:
         msg = out.message + "; " + "; ".join(notes)
         out = SolverOutput(out.x, out.f, out.J, out.cost, out.status, msg, out.nit + nit)
+    for attempt in range(2):  # a stall goes on once from the Gauss–Newton point, then fails
+        p = _stall_step(out, loss) if not bounded else None
+        if p is None or not cost_of(P.f(out.x + p), loss) < 0.5 * out.cost:
+            break  # the model was wrong there: a stop on the cost, as far as this tells
+        if attempt:
+            out = SolverOutput(out.x, out.f, out.J, out.cost, -8, MESSAGES[-8], out.nit)
+            break
+        out = run(out.x + p)
     return out
+
+
+def _stall_step(out: SolverOutput, loss: Loss | None) -> np.ndarray | None:
+    """The Gauss–Newton step ``p`` (least squares of ``J p = −f``) when an ftol / xtol stop
+    looks like a stall: ``p`` is far above the rounding of ``x`` and the linear model says it
+    removes more than half the cost. Then the trust region had only shrunk below the rounding
+    of the residuals (a solution of size ``1e20`` sought from 0), not onto a minimum."""
+    if out.status not in (2, 3, 4) or not out.cost > 0:
+        return None
+    Jt, ft = (out.J, out.f) if loss is None else scale_for_robust_loss(out.J, out.f,
+                                                                        loss(out.f))
+    ff = float(ft @ ft)
+    if not (0 < ff < np.inf):
+        return None
+    if sp.issparse(Jt):
+        from scipy.sparse.linalg import lsmr
+
+        p = lsmr(Jt, -ft, atol=1e-10, btol=1e-10, maxiter=4 * Jt.shape[1] + 20)[0]
+    else:
+        p = np.linalg.lstsq(np.asarray(Jt), -ft, rcond=None)[0]
+    Jp = np.asarray(Jt @ p).ravel()
+    big = float(np.max(np.abs(p))) > 1e-8 * float(np.max(np.abs(out.x)))  # ∞-norms: no overflow
+    return p if big and float(Jp @ Jp) > 0.5 * ff else None

@@ -16,6 +16,7 @@ cost model of :mod:`jacobite.solvers._auto_jac`; ``mode`` then says which.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,12 @@ def _to_numpy(t: Any) -> np.ndarray:
     return np.asarray(t, dtype=np.float64)
 
 
+def _exponent(a: np.ndarray) -> int | None:
+    """The binary exponent of ``max|a|`` (``None`` when ``a`` is empty or all zero)."""
+    big = float(np.max(np.abs(a))) if a.size else 0.0
+    return math.frexp(big)[1] if big > 0 else None
+
+
 class Residuals:
     """``fun`` on flat NumPy vectors, with its Jacobian and evaluation counters."""
 
@@ -54,6 +61,7 @@ class Residuals:
         self.n = x0.numel()
         self.m: int | None = None
         self.nfev = self.njev = 0
+        self.scale = 1.0  # a power of two the residuals and Jacobians are multiplied by
         self.sparse = jac == "sparse"
         self._plan: Any = None
         self._flat = self._flat_call  # one bound object: jacobian's plan cache keys on it
@@ -103,7 +111,7 @@ class Residuals:
         elif r.size != self.m:
             raise ShapeError(f"fun returned {r.size} residuals here but {self.m} at x0; the "
                              "number of residuals must not depend on x")
-        return r
+        return r * self.scale if self.scale != 1.0 else r
 
     def J(self, v: np.ndarray) -> np.ndarray | sp.csr_matrix:
         """The ``m × n`` Jacobian at ``v``: dense float64, or CSR when sparse."""
@@ -140,7 +148,33 @@ class Residuals:
         if J.shape != (m, self.n):
             raise ShapeError(f"the Jacobian has shape {tuple(J.shape)}; expected (m, n) = "
                              f"({m}, {self.n}): one row per residual, one column per entry of x")
-        return J
+        return J * self.scale if self.scale != 1.0 else J
+
+    def rescale(self, f0: np.ndarray, J0: Any, x_scale: Any = "jac",
+                limit: int = 128) -> tuple[np.ndarray, Any, bool]:
+        """Solve for ``2^-e r`` from here on when the residuals ``f0`` or the Jacobian ``J0`` at
+        the start (times ``x_scale`` when that is numeric: the Jacobian in the solver's scaled
+        variables) lie beyond ``2^±limit`` in size, where ``½‖r‖²`` or a column norm could
+        overflow or underflow. ``e`` sits halfway between the two sizes (in powers of two); the
+        power of two is exact and leaves the minimiser alone. Returns ``f0`` and ``J0`` scaled
+        alike and whether both now fit (else the sizes of ``r`` and ``J`` are more than
+        ``2^960`` apart and float64 cannot hold the problem's squares).
+
+        >>> p = Residuals(lambda x: x - 1e200, torch.zeros(1, dtype=torch.float64), "auto")
+        >>> f, J, ok = p.rescale(p.f(np.zeros(1)), p.J(np.zeros(1)))
+        >>> p.scale == 2.0 ** -333, ok
+        (True, True)
+        """
+        Js = J0 if isinstance(x_scale, str) else (
+            J0.multiply(x_scale[None, :]).tocsr() if sp.issparse(J0) else J0 * x_scale)
+        sizes = [a for a in (_exponent(f0), _exponent(Js.data if sp.issparse(Js) else Js))
+                 if a is not None]
+        if not sizes or max(abs(a) for a in sizes) <= limit:
+            return f0, J0, True
+        e = max(-1000, min(1000, sum(sizes) // len(sizes)))  # 2.0 ** ±1000 exists
+        self.scale = math.ldexp(1.0, -e)
+        ok = all(abs(a - e) <= 480 for a in sizes)
+        return f0 * self.scale, J0 * self.scale, ok
 
     def second_directional(self, v: np.ndarray, d: np.ndarray, f: np.ndarray, Jd: np.ndarray,
                            h: float = 0.1) -> np.ndarray:

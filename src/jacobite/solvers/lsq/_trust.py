@@ -49,6 +49,8 @@ def tr_step_svd(uf: np.ndarray, s: np.ndarray, V: np.ndarray, delta: float,
     def phi(lam: float) -> tuple[float, float]:
         den = s * s + lam
         pn = float(np.linalg.norm(suf / den))
+        if pn == 0:  # the step underflowed at this λ: no slope to follow
+            return -delta, np.nan
         with np.errstate(over="ignore", under="ignore"):
             return pn - delta, -float(np.sum(suf * suf / den ** 3)) / pn
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._problem import Residuals
 from ._trust import EPS, tr_step_svd
@@ -68,6 +69,14 @@ class SolverOutput:
 
 
 MESSAGES = {
+    -8: "stalled far from a minimum: the trust region shrank until its steps no longer changed "
+        "the residuals (below their rounding), while the Gauss–Newton model still removes "
+        "most of the cost; pass x_scale near the size of the solution (e.g. x_scale=1e20), "
+        "start nearer to it, or rescale the problem",
+    -7: "the residuals and the Jacobian differ in size by more than float64's range holds "
+        "squared (about 2^960), so the convergence tests cannot be trusted; rescale the problem: "
+        "solve for the unknowns in units near their expected size (x = s·y) and divide the "
+        "residuals by their typical size",
     -2: "the line search found no decrease along the Gauss–Newton direction; use method='lm'",
     -6: "stopped on a plateau: the Jacobian is zero and the cost does not change nearby, so the "
         "residuals do not depend on x here (a relu, clamp or step that is off); start elsewhere "
@@ -88,10 +97,24 @@ MESSAGES = {
 
 
 def col_norms(J: Any) -> np.ndarray:
-    """Euclidean norms of the columns of a dense or SciPy sparse matrix."""
+    """Euclidean norms of the columns of a dense or SciPy sparse matrix, each column divided by
+    its largest entry first so that no square overflows or underflows (entries of ``1e±200``).
+
+    >>> col_norms(np.array([[3e-200, 1.0], [4e-200, 0.0]])).tolist()
+    [5e-200, 1.0]
+    """
     if isinstance(J, np.ndarray):
-        return np.linalg.norm(J, axis=0)
-    return np.sqrt(np.asarray(J.multiply(J).sum(axis=0)).ravel())
+        big = np.max(np.abs(J), axis=0, initial=0.0)
+        if np.all(big < 2.0 ** 500) and np.all((big == 0) | (big > 2.0 ** -500)):
+            return np.linalg.norm(J, axis=0)  # in range: the plain norms
+        safe = np.where(big > 0, big, 1.0)
+        return big * np.linalg.norm(J / safe, axis=0)
+    big = np.asarray(abs(J).max(axis=0).todense()).ravel()
+    if np.all(big < 2.0 ** 500) and np.all((big == 0) | (big > 2.0 ** -500)):
+        return np.sqrt(np.asarray(J.multiply(J).sum(axis=0)).ravel())
+    safe = np.where(big > 0, big, 1.0)
+    Js = J @ sp.diags(1.0 / safe)
+    return big * np.sqrt(np.asarray(Js.multiply(Js).sum(axis=0)).ravel())
 
 
 def printer(verbose: int) -> Callable[..., None]:

@@ -90,7 +90,11 @@ def robust_loss(loss: LossName, f_scale: float = 1.0) -> Loss | None:
     if loss == "linear":
         return None
     base = _BASE[loss]
-    c2 = float(f_scale) ** 2
+    c2 = float(f_scale) * float(f_scale)
+    if not 0 < c2 < np.inf:
+        raise InvalidOptionError(f"f_scale = {f_scale!r} is so large or small that its square "
+                                 f"leaves float64's range; divide the residuals and f_scale by a "
+                                 f"common factor (their typical size)")
 
     def rho(f: np.ndarray) -> np.ndarray:
         out = base((f * f) / c2)

@@ -42,11 +42,16 @@ class LeastSquaresResult:
             and xtol); and −2 failed line search (Gauss–Newton), −3 non-finite Jacobian, and
             three stops where the gradient vanishes at no minimum: −4 a kink (the residuals are
             not differentiable and the cost falls nearby), −5 a saddle point or maximum of the
-            cost, −6 a plateau (``J = 0`` and the cost flat nearby). A positive status is
-            given only where the cost is zero, or the solver moved to a point with a
-            full-rank Jacobian, or probes of the cost around the point find nothing lower
-            (then a kink or saddle that was left behind is named in ``message``); −4 and −5
-            are reported only when ``max_nfev`` or the number of restarts stops the solver.
+            cost, −6 a plateau (``J = 0`` and the cost flat nearby); −7 residuals and
+            Jacobian too far apart in size for float64 (rescale the problem), −8 a stall far
+            from a minimum (steps below the residuals' rounding; pass ``x_scale``). Residuals
+            of any size are solved as ``2^-e r`` (exact), and ``cost``, ``fun``, ``jac`` and
+            ``grad`` are those of ``r`` itself (``inf`` where they pass float64's range). A
+            positive status is given only where the cost is zero, or the solver moved to a
+            point with a full-rank Jacobian, or probes of the cost around the point find
+            nothing lower (then a kink or saddle that was left behind is named in
+            ``message``); −4 and −5 are reported only when ``max_nfev`` or the number of
+            restarts stops the solver.
         message: why it stopped, in words.
         success: ``status > 0``: a minimum as far as the local tests and probes can tell.
         method: the method that ran (``"lm"``, ``"trf"`` or ``"gauss-newton"``).
@@ -104,8 +109,9 @@ def covariance(J: np.ndarray, f: np.ndarray, scale: bool = True,
                           "parameters that the data do not determine", JacobiteWarning,
                           stacklevel=3)
         return None
-    VS = Vt.T / s
-    cov = VS @ VS.T
-    if scale:
-        cov *= float(f @ f) / (m - n)
+    with np.errstate(over="ignore"):  # a variance past float64 (residuals of 1e200) is inf
+        VS = Vt.T / s
+        cov = VS @ VS.T
+        if scale:
+            cov *= float(f @ f) / (m - n)
     return cov
