@@ -63,7 +63,9 @@ def jacobian(
           than numdifftools' default ``Jacobian`` (six of them measure the noise of ``f``).
         * ``"central"``: one central difference with ``h = (eps max(|x|, 1))**(1/3)``, about
           1e-10 relative; ``4n + 7`` calls (the points ``x +- 2h`` measure the error, six
-          more the noise of ``f``, which then sets ``eps``).
+          more the noise of ``f``, which then sets ``eps``). Where ``|x|`` is so large that
+          this step sits at ``x``'s last digits (``|x| > 1 / eps``), the step is retried at
+          ``eps**(1/3) |x|`` (``v**2`` at ``1e150``: about 1e-11 relative).
         * ``"forward"``, ``"backward"``: one one-sided difference with
           ``h = (eps max(|x|, 1))**(1/2)``, about 1e-8 relative; ``2n + 7`` calls (the point
           ``x +- 2h`` measures the error, six more the noise); one-sided, so usable at the edge

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import NonFiniteInputError
 from ._noise import Noise
 from ._problem import Problem
-from ._steps import NumericOptionError, representable
+from ._steps import NumericOptionError, representable, scale
 
 __all__ = ["backward", "central", "divided_difference", "forward", "three_point"]
 
@@ -40,6 +40,7 @@ NOISE_SAFETY = 4.0  # the measured noise level may be this much too low (few sam
 REFINE = 4.0       # a column is redone where the balanced step differs this much ...
 REFINE_MAX = 1e4   # ... moving the step by this factor at most
 NOISY = 1e3        # f counts as noisy where its relative noise exceeds NOISY * eps
+FLOOR_ULPS = 4.0   # a step of at most this many units of x's last digit sits at its floor
 
 Scheme = Callable[[Problem, np.ndarray, np.ndarray, Noise], tuple[np.ndarray, ...]]
 
@@ -183,12 +184,14 @@ def _central(p: Problem, h: np.ndarray, cols: np.ndarray, noise: Noise
     return jac, err, np.broadcast_to(hh, jac.shape).copy(), best
 
 
-def _refined(p: Problem, h: np.ndarray, noise: Noise, scheme: Scheme, refine: bool
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _refined(p: Problem, h: np.ndarray, noise: Noise, scheme: Scheme, refine: bool,
+             power: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``scheme`` at the steps ``h``, then (if ``refine``) once more for the columns where the
     measured truncation and noise call for a step at least ``REFINE`` times larger or smaller,
-    at that step; each column keeps the result with the smaller estimate. ``(J, error, step)``,
-    ``(m, n)`` each."""
+    at that step; each column keeps the result with the smaller estimate. A column whose step
+    sits at ``x``'s last digits with nothing resolved tries ``eps**power max(|x_j|, 1)``
+    (``power`` 1/2 one-sided, 1/3 central), the balance for ``f`` varying on the scale of x.
+    ``(J, error, step)``, ``(m, n)`` each."""
     cols = np.arange(p.n)
     jac, err, used, best = scheme(p, h, cols, noise)
     # one step per column: the smallest that any output asks for. Where noise explains all of
@@ -196,8 +199,16 @@ def _refined(p: Problem, h: np.ndarray, noise: Noise, scheme: Scheme, refine: bo
     # default step is already near the balance)
     ask = np.min(best, axis=1)
     noisy = noise.relative > NOISY * p.eps
-    ask = np.where(np.isfinite(ask), ask, h * REFINE_MAX if noisy else h)
-    ask = representable(np.clip(ask, h / REFINE_MAX, h * REFINE_MAX), p.x, p.in_eps)
+    unresolved = ~np.isfinite(ask)
+    ask = np.where(unresolved, h * REFINE_MAX if noisy else h, ask)
+    ask = np.clip(ask, h / REFINE_MAX, h * REFINE_MAX)
+    # where |x| is so large that the step sits at x's last digits (beyond 1 / eps no function
+    # varying on the scale 1 is resolvable), only a function varying on the scale of x can be
+    # differentiated: its balanced step is eps**power |x| (v**2 at 1e150: 6e144, not 2e134)
+    floor = unresolved & (h <= FLOOR_ULPS * p.in_eps * np.abs(p.x))
+    ask = np.where(floor, np.maximum(ask, max(noise.relative, p.eps) ** power * scale(p.x)),
+                   ask)
+    ask = representable(ask, p.x, p.in_eps)
     redo = np.flatnonzero(((ask > REFINE * h) | (ask < h / REFINE)) & refine)
     if redo.size:
         h2 = h.copy()
@@ -222,7 +233,7 @@ def forward(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
     >>> bool(abs(J[0, 0] - 6.0) <= err[0, 0] < 1e-6)
     True
     """
-    return _refined(p, h, noise, partial(_one_sided, sign=1.0), refine)
+    return _refined(p, h, noise, partial(_one_sided, sign=1.0), refine, 1 / 2)
 
 
 def backward(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
@@ -237,7 +248,7 @@ def backward(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
     >>> bool(abs(J[0, 0] - 0.25) <= err[0, 0] < 1e-7)
     True
     """
-    return _refined(p, h, noise, partial(_one_sided, sign=-1.0), refine)
+    return _refined(p, h, noise, partial(_one_sided, sign=-1.0), refine, 1 / 2)
 
 
 def central(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
@@ -256,4 +267,4 @@ def central(p: Problem, h: np.ndarray, noise: Noise, refine: bool = True
     >>> bool(abs(J[0, 0] - 12.0) <= err[0, 0] < 1e-8)
     True
     """
-    return _refined(p, h, noise, _central, refine)
+    return _refined(p, h, noise, _central, refine, 1 / 3)
