@@ -353,3 +353,16 @@ def test_repeated_block_diagonal_too_large_to_densify_is_refused():
     with refuses(JacobianTooLarge, "mv", seconds=3.0):
         op.to_dense()
     assert op.shape == (2 * 10**9, 2 * 10**9)
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 8e-3), (torch.bfloat16, 6e-2)])
+def test_softmax_jacobian_of_half_precision_logits_answers_in_their_dtype(dtype, tol):
+    z = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=dtype)
+    with within():
+        op = jnn.softmax_jacobian(z)
+        dense = op.to_dense()
+        sign, lad = op.slogdet()
+    want = jacrev(lambda t: torch.softmax(t, 0))(z.double())
+    assert dense.dtype == dtype and lad.dtype == dtype
+    assert_close(dense, want, rtol=tol, atol=tol)
+    assert float(sign) == 0 and float(lad) == -np.inf  # rows of diag(σ) − σσᵀ sum to zero

@@ -181,3 +181,22 @@ def test_a_numpy_matrix_becomes_an_operator_with_numpys_determinant():
 def test_infer_tags_of_a_nan_matrix_is_refused():
     with refuses(NonFiniteInputError, "nan_to_num"):
         infer_tags(torch.tensor([[float("nan")]]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_operators_factorise_in_float32_and_answer_in_their_dtype(dtype):
+    A = torch.tensor([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=dtype)
+    b = torch.tensor([1.0, -1.0, 0.5], dtype=dtype)
+    tol = 20 * torch.finfo(dtype).eps
+    for op in (DenseOperator(A, tags="psd"), BlockDiagonal(A[None]),
+               SparseOperator(A.to_sparse_csr())):
+        with within():
+            sign, lad = op.slogdet()
+            x, y = op.solve(b), op.lstsq(b)
+        assert sign.dtype == lad.dtype == x.dtype == y.dtype == dtype
+        want_sign, want_lad = np.linalg.slogdet(A.double().numpy())
+        assert float(sign) == want_sign
+        assert_close(lad, want_lad, rtol=tol, atol=tol)
+        want_x = scipy.linalg.solve(A.double().numpy(), b.double().numpy())
+        assert_close(x, want_x, rtol=tol, atol=tol)
+        assert_close(y, want_x, rtol=tol, atol=tol)

@@ -67,11 +67,14 @@ def scipy_to_torch(matrix: Any, dtype: torch.dtype, device: torch.device) -> tor
 
 
 def torch_to_scipy(matrix: torch.Tensor) -> sp.csr_array:
-    """A torch CSR tensor as a ``scipy.sparse.csr_array`` (values copied to the CPU)."""
+    """A torch CSR tensor as a ``scipy.sparse.csr_array`` (values copied to the CPU; bfloat16,
+    which NumPy lacks, as float32)."""
     import scipy.sparse as sp
 
     matrix = to_torch_csr(matrix)
     values = matrix.values().detach().cpu()
+    if values.dtype == torch.bfloat16:  # NumPy has no bfloat16: the values in float32
+        values = values.float()
     numpy_dtype(values.dtype)
     return sp.csr_array(
         (values.numpy(), matrix.col_indices().cpu().numpy(), matrix.crow_indices().cpu().numpy()),

@@ -379,4 +379,5 @@ class JacobianOperator(abc.ABC):
             chk.ensure_fits(self, self._shape, "lstsq()")
         except JacobianTooLarge:
             return L.iterative_lstsq(self, B)
-        return torch.linalg.pinv(self.to_dense()) @ B
+        out = torch.promote_types(self._dtype, B.dtype)  # half precision: pinv in float32
+        return (torch.linalg.pinv(L.lapack(self.to_dense())) @ L.lapack(B)).to(out)

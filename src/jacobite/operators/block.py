@@ -127,7 +127,9 @@ class BlockDiagonal(JacobianOperator):
         rhs = B_.reshape(B, p, -1)
         if self.is_triangular():
             L._raise_if_zero(self.blocks.diagonal(dim1=-2, dim2=-1).reshape(-1), "diagonal")
-            x = torch.linalg.solve_triangular(self.blocks, rhs, upper=self.is_upper_triangular())
+            x = torch.linalg.solve_triangular(L.lapack(self.blocks), L.lapack(rhs),
+                                              upper=self.is_upper_triangular())
+            x = x.to(torch.promote_types(self.dtype, rhs.dtype))  # half precision: in float32
         else:
             x = L.solve_dense(self.blocks, rhs, "diagonal block")
         return x.reshape(B * p, -1)

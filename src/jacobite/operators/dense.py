@@ -10,6 +10,7 @@ from .. import _validate
 from ..errors import InvalidTagError
 from . import _csr
 from . import _validate as chk
+from . import linalg as L
 from .base import JacobianOperator
 from .tags import LOW_RANK, infer_tags, transpose_tags
 
@@ -62,7 +63,7 @@ class DenseOperator(JacobianOperator):
         found = infer_tags(self.matrix)
         wrong = sorted((self.tags - {LOW_RANK}) - found)
         if self.rank_bound is not None and self.matrix.numel():
-            rank = int(torch.linalg.matrix_rank(self.matrix))
+            rank = L.matrix_rank(self.matrix)
             if rank > self.rank_bound:
                 wrong.append(f"low_rank (numerical rank {rank} > rank_bound {self.rank_bound})")
         if wrong:

@@ -194,7 +194,8 @@ class FunctionOperator(JacobianOperator):
 
         ``method``: ``"gmres"`` (default), ``"cg"`` (default when tagged ``psd``) or
         ``"dense"`` (materialise within the memory budget and factorise). ``rtol`` defaults
-        to 1e-10 in double and 1e-5 in single precision. The iterative paths run in SciPy
+        to 1e-10 in double, 1e-5 in single and ``10 eps`` in half precision (whose products
+        run in SciPy in float32 and are rounded back). The iterative paths run in SciPy
         and are not differentiable by autograd. ``max_iter`` bounds the iterations per
         right-hand side (``maxiter`` is its deprecated spelling).
         """

@@ -20,6 +20,7 @@ from .. import _validate
 from ..config import get_memory_budget
 from ..errors import ConvergenceError, NonFiniteInputError, SingularOperatorError
 from . import _csr
+from ._lapack import lapack, lapack_dtype, matrix_rank
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse.linalg as spla
@@ -29,6 +30,9 @@ __all__ = [
     "divide_by_diagonal",
     "iterative_lstsq",
     "iterative_solve",
+    "lapack",
+    "lapack_dtype",
+    "matrix_rank",
     "numerically_singular",
     "probe_diagonal",
     "slogdet_dense",
@@ -91,7 +95,7 @@ def numerically_singular(a: torch.Tensor, pivots: torch.Tensor) -> torch.Tensor:
     out |= small == 0
     suspect = (small <= eps ** 0.5 * big) & ~out
     if bool(suspect.any()):
-        s = torch.linalg.svdvals(a.detach()[suspect])
+        s = torch.linalg.svdvals(lapack(a.detach()[suspect]))
         out[suspect] = s[..., -1] <= n * eps * s[..., 0]
     return out
 
@@ -99,7 +103,7 @@ def numerically_singular(a: torch.Tensor, pivots: torch.Tensor) -> torch.Tensor:
 def _lu(a: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(LU, pivots, singular)`` of ``(..., n, n)`` matrices, after a finiteness check."""
     check_finite_matrix(a, what)
-    LU, piv, _ = torch.linalg.lu_factor_ex(a)
+    LU, piv, _ = torch.linalg.lu_factor_ex(lapack(a))  # half precision: in float32
     return LU, piv, numerically_singular(a, LU.diagonal(dim1=-2, dim2=-1))
 
 
@@ -108,29 +112,32 @@ def slogdet_dense(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Unlike ``torch.linalg.slogdet``, a numerically singular matrix (see
     :func:`numerically_singular`) gives sign ``0`` rather than the sign and size of a rounding
-    error. Differentiable in ``a`` (through the LU factor) where it is not singular.
+    error. Differentiable in ``a`` (through the LU factor) where it is not singular. Half
+    precision is factorised in float32; the results come back in ``a``'s dtype.
 
     >>> slogdet_dense(torch.tensor([[2.0, 1.0], [4.0, 2.0]]))
     (tensor(0.), tensor(-inf))
     >>> slogdet_dense(torch.tensor([[0.0, 2.0], [1.0, 0.0]]))
     (tensor(-1.), tensor(0.6931))
     """
-    n = a.shape[-1]
+    n, dt = a.shape[-1], a.dtype
     if n == 0:
         check_finite_matrix(a, "slogdet")
-        return torch.linalg.slogdet(a)
-    LU, piv, singular = _lu(a, "slogdet")
+        sign0, lad0 = torch.linalg.slogdet(lapack(a))
+        return sign0.to(dt), lad0.to(torch.empty((), dtype=dt).real.dtype)
+    LU, piv, singular = _lu(a, "slogdet")  # singular by the rounding of a's own dtype
     u = LU.diagonal(dim1=-2, dim2=-1)
     swaps = (piv != torch.arange(1, n + 1, device=piv.device, dtype=piv.dtype)).sum(-1)
-    parity = (1 - 2 * (swaps % 2)).to(a.dtype)
+    parity = (1 - 2 * (swaps % 2)).to(LU.dtype)
     mag = u.abs()
     if a.is_complex():
         sign = (u / torch.where(mag == 0, 1, mag)).prod(-1) * parity
     else:
         sign = torch.sign(u).prod(-1) * parity
     lad = mag.log().sum(-1)
-    return (torch.where(singular, torch.zeros_like(sign), sign),
-            torch.where(singular, torch.full_like(lad, -torch.inf), lad))
+    real = torch.empty((), dtype=dt).real.dtype
+    return (torch.where(singular, torch.zeros_like(sign), sign).to(dt),
+            torch.where(singular, torch.full_like(lad, -torch.inf), lad).to(real))
 
 
 def slogdet_from_diagonal(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +177,8 @@ def divide_by_diagonal(d: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def solve_triangular_dense(a: torch.Tensor, b: torch.Tensor, *, upper: bool) -> torch.Tensor:
     """Triangular solve with a check for zero pivots (torch would silently return inf)."""
     _raise_if_zero(a.diagonal(), "diagonal of the triangular matrix")
-    return torch.linalg.solve_triangular(a, b, upper=upper)
+    out = torch.promote_types(a.dtype, b.dtype)
+    return torch.linalg.solve_triangular(lapack(a), lapack(b), upper=upper).to(out)
 
 
 def solve_dense(a: torch.Tensor, b: torch.Tensor, what: str = "matrix") -> torch.Tensor:
@@ -192,7 +200,8 @@ def solve_dense(a: torch.Tensor, b: torch.Tensor, what: str = "matrix") -> torch
             f"cannot solve: the {what}{where} is singular (its smallest singular value is at "
             f"most n·eps times its largest, the torch.linalg.matrix_rank rule); {_SINGULAR_FIX}"
         )
-    return torch.linalg.lu_solve(LU, piv, b)
+    out = torch.promote_types(a.dtype, b.dtype)
+    return torch.linalg.lu_solve(LU, piv, b.to(LU.dtype)).to(out)
 
 
 def _tol_kw() -> str:
@@ -206,7 +215,14 @@ IterativeMethod = Literal["gmres", "cg"]
 
 
 def default_rtol(dtype: torch.dtype) -> float:
-    return 1e-10 if dtype in (torch.float64, torch.complex128) else 1e-5
+    """1e-10 in double, 1e-5 in single and ``10 eps`` in half precision (the products' rounding).
+
+    >>> default_rtol(torch.float64), default_rtol(torch.float16)
+    (1e-10, 0.009765625)
+    """
+    if dtype in (torch.float64, torch.complex128):
+        return 1e-10
+    return 1e-5 if dtype in (torch.float32, torch.complex64) else 10 * eps_of(dtype)
 
 
 def iterative_solve(
@@ -224,7 +240,7 @@ def iterative_solve(
 
     lin = op.as_linear_operator()
     n = op.shape[0]
-    b_np = b.detach().cpu().numpy()
+    b_np = lapack(b.detach().cpu()).numpy()
     cols = []
     for j in range(b_np.shape[1]):
         rhs = b_np[:, j]
@@ -256,7 +272,7 @@ def iterative_lstsq(
     import scipy.sparse.linalg as spla
 
     lin = op.as_linear_operator()
-    b_np = b.detach().cpu().numpy()
+    b_np = lapack(b.detach().cpu()).numpy()
     cols = []
     for j in range(b_np.shape[1]):
         result = spla.lsmr(lin, b_np[:, j], atol=rtol, btol=rtol, maxiter=max_iter)
@@ -367,14 +383,15 @@ def to_linear_operator(op: Any) -> spla.LinearOperator:
     """Wrap an operator as a SciPy ``LinearOperator`` (``rmatvec`` = conjugate transpose)."""
     import scipy.sparse.linalg as spla
 
-    np_dtype = _csr.numpy_dtype(op.dtype)
+    wide = lapack_dtype(op.dtype)  # NumPy has no bfloat16; SciPy's solvers no float16
+    np_dtype = _csr.numpy_dtype(wide)
     cplx = op.dtype.is_complex
 
     def to_t(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.array(x, dtype=np_dtype)).to(op.device)
+        return torch.from_numpy(np.array(x, dtype=np_dtype)).to(op.device, op.dtype)
 
     def to_np(t: torch.Tensor) -> np.ndarray:
-        return t.detach().cpu().numpy()
+        return t.detach().cpu().to(wide).numpy()
 
     def matvec(x: np.ndarray) -> np.ndarray:
         return to_np(op._mv(to_t(np.reshape(x, -1))))

@@ -59,7 +59,7 @@ def _core_tags(core: torch.Tensor) -> tuple[bool, bool]:
         return False, False
     if core.is_complex() or core.shape[0] == 0:
         return True, core.shape[0] == 0
-    return True, bool(torch.linalg.eigvalsh(core.detach()).min() >= 0)
+    return True, bool(torch.linalg.eigvalsh(L.lapack(core.detach())).min() >= 0)
 
 
 class DiagonalPlusLowRank(JacobianOperator):
@@ -117,9 +117,9 @@ class DiagonalPlusLowRank(JacobianOperator):
         # D + U C U^T = D^1/2 (I + W C W^T) D^1/2 with W = D^-1/2 U: PSD iff the smallest
         # eigenvalue of G^1/2 C G^1/2 (G = W^T W) is >= -1.
         W = self.U.detach() / d.sqrt()[:, None]
-        lam, Q = torch.linalg.eigh(W.mT @ W)
+        lam, Q = torch.linalg.eigh(L.lapack(W.mT @ W))
         half = (Q * lam.clamp_min(0).sqrt()) @ Q.mT
-        S = half @ self.core.detach() @ half
+        S = half @ L.lapack(self.core.detach()) @ half
         return bool(torch.linalg.eigvalsh((S + S.mT) / 2).min() >= -1)
 
     @classmethod
@@ -204,7 +204,7 @@ class DiagonalPlusLowRank(JacobianOperator):
         terms = self.core.detach().abs() @ (self.V.detach().abs().mT @ DinvU.detach().abs())
         tol = (self.shape[0] + k) * L.eps_of(self.dtype) * (1 + float(terms.norm()))
         L.check_finite_matrix(K.detach(), "the determinant lemma")
-        return float(torch.linalg.svdvals(K.detach())[-1]) <= tol
+        return float(torch.linalg.svdvals(L.lapack(K.detach()))[-1]) <= tol
 
     def _slogdet(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.rank_bound is not None or not self._lemma_applies():
@@ -213,8 +213,8 @@ class DiagonalPlusLowRank(JacobianOperator):
         K, DinvU = self._capacitance()
         if self._capacitance_singular(K, DinvU):
             return torch.zeros_like(sign_d), torch.full_like(lad_d, -torch.inf)
-        sign_k, lad_k = torch.linalg.slogdet(K)
-        return sign_d * sign_k, lad_d + lad_k
+        sign_k, lad_k = torch.linalg.slogdet(L.lapack(K))  # half precision: in float32
+        return sign_d * sign_k.to(sign_d.dtype), lad_d + lad_k.to(lad_d.dtype)
 
     def _solve(self, B: torch.Tensor) -> torch.Tensor:
         if self.rank_bound is not None or not self._lemma_applies():

@@ -130,13 +130,17 @@ class SparseOperator(JacobianOperator):
     def _to_sparse(self) -> torch.Tensor:
         return self.matrix
 
+    def _lapack_scipy(self) -> Any:
+        """The matrix for SciPy's sparse LU: half precision widened to float32."""
+        return _csr.torch_to_scipy(self.matrix.to(L.lapack_dtype(self.dtype)))
+
     def _slogdet(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.rank_bound is not None or self.is_diagonal() or self.is_triangular():
             return super()._slogdet()
         if self.shape[0] == 0:
             return super()._slogdet()
         L.check_finite_matrix(self.matrix.values(), "slogdet")
-        sign, lad = L.splu_slogdet(self.to_scipy())
+        sign, lad = L.splu_slogdet(self._lapack_scipy())
         real = torch.empty((), dtype=self.dtype).real.dtype
         return (torch.tensor(sign, dtype=self.dtype, device=self.device),
                 torch.tensor(lad, dtype=real, device=self.device))
@@ -145,5 +149,5 @@ class SparseOperator(JacobianOperator):
         if self.rank_bound is not None or self.is_diagonal() or self.shape[0] == 0:
             return super()._solve(B)
         L.check_finite_matrix(self.matrix.values(), "solve")
-        x = L.splu_solve(self.to_scipy(), B.detach().cpu().numpy())
+        x = L.splu_solve(self._lapack_scipy(), L.lapack(B.detach().cpu()).numpy())
         return torch.from_numpy(np.asarray(x).reshape(B.shape)).to(self.dtype).to(self.device)

@@ -38,6 +38,7 @@ from ..errors import (
     NonFiniteInputError,
     ShapeError,
 )
+from .linalg import lapack, matrix_rank
 
 __all__ = [
     "ALL_TAGS",
@@ -295,7 +296,7 @@ def infer_tags(matrix: torch.Tensor, *, atol: float | None = None) -> frozenset[
         out.add(SYMMETRIC)
         if not matrix.is_complex() and n > 0:
             sym = (matrix + matrix.mT) / 2
-            if bool((torch.linalg.eigvalsh(sym).amin(-1) >= -tol).all()):
+            if bool((torch.linalg.eigvalsh(lapack(sym)).amin(-1) >= -tol).all()):
                 out.add(PSD)
     eye = torch.eye(n, dtype=matrix.dtype, device=matrix.device)
     if {LOWER_TRIANGULAR, UPPER_TRIANGULAR} <= out and n > 0:
@@ -327,7 +328,7 @@ def verify_tags(op: Any, *, atol: float | None = None) -> None:
     found = infer_tags(dense, atol=atol)
     wrong = sorted((set(op.tags) - {LOW_RANK}) - found)
     if op.rank_bound is not None:
-        rank = int(torch.linalg.matrix_rank(dense, atol=atol)) if dense.numel() else 0
+        rank = matrix_rank(dense, atol) if dense.numel() else 0
         if rank > op.rank_bound:
             wrong.append(f"low_rank (rank {rank} > rank_bound {op.rank_bound})")
     if wrong:
