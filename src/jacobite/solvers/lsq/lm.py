@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ._problem import Residuals
 from ._trust import EPS, tr_step_svd
@@ -113,7 +112,7 @@ def col_norms(J: Any) -> np.ndarray:
     if np.all(big < 2.0 ** 500) and np.all((big == 0) | (big > 2.0 ** -500)):
         return np.sqrt(np.asarray(J.multiply(J).sum(axis=0)).ravel())
     safe = np.where(big > 0, big, 1.0)
-    Js = J @ sp.diags(1.0 / safe)
+    Js = J.multiply(1.0 / safe[None, :]).tocsr()
     return big * np.sqrt(np.asarray(Js.multiply(Js).sum(axis=0)).ravel())
 
 
