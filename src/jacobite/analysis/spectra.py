@@ -97,7 +97,9 @@ class FrobeniusEstimate:
 
     ``ci`` is a ``confidence`` interval on ``value`` (Student t on the squared samples);
     ``(0, inf)`` with a single projection, ``(value, value)`` when ``exact``. ``value`` and
-    ``squared`` are 0-d float64 tensors, differentiable in a tracked input.
+    ``squared`` are 0-d float64 tensors, differentiable in a tracked input; they are computed
+    on ``J`` scaled by a power of two, so ``value`` stays finite for entries near ``1e±300``
+    while ``squared`` (and ``stderr``, of the squares) is ``inf`` past float64's range.
     """
 
     value: torch.Tensor
