@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jacobite.analysis as ja
+from jacobite.errors import DtypeError
 from jacobite.operators import DenseOperator
 
 F64 = torch.float64
@@ -82,3 +83,16 @@ def test_spectral_norm_is_scale_equivariant_across_the_float64_range(e, seed):
     c = 2.0 ** e
     want = float(torch.linalg.svdvals(A)[0]) * c
     assert float(ja.spectral_norm(A * c)) == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("call", [
+    lambda A: ja.spectral_norm(A),
+    lambda A: ja.frobenius_norm(DenseOperator(A), nproj=-1),
+    lambda A: ja.condition_number(lambda v: A @ v, torch.ones(3, dtype=A.dtype)),
+    lambda A: ja.top_singular(lambda v: A.real @ v * (1 + 1j), torch.ones(3, dtype=F64)),
+], ids=["tensor", "operator", "complex-x", "complex-output"])
+def test_a_complex_jacobian_is_refused_instead_of_losing_its_imaginary_part(call):
+    # Lanczos runs in real float64: torch.linalg.svdvals(A) is the oracle it cannot reach
+    A = torch.tensor([[1j, 2.0, 0.0], [0.0, 1.0, 3j], [1.0, 0.0, 1.0]], dtype=torch.complex128)
+    with pytest.raises(DtypeError, match="real form"):
+        call(A)

@@ -204,3 +204,8 @@ def test_spectra_of_a_huge_or_tiny_identity_match_svdvals(s):
                      atol=0)
         assert_close(ja.logabsdet(s * eye, method="slq", nprobe=2, steps=3).value,
                      50 * np.log(s), rtol=1e-12)
+
+
+def test_the_spectral_norm_of_a_complex_matrix_is_refused_naming_the_real_form():
+    with refuses(DtypeError, "real form", "svdvals"):
+        ja.spectral_norm(torch.eye(3, dtype=torch.complex128) * 1j)

@@ -33,6 +33,7 @@ from .._compile import eager_under_compile
 from ..dense._trees import under_vmap
 from ..errors import (
     ArgumentTypeError,
+    DtypeError,
     InvalidOptionError,
     NonFiniteInputError,
     ShapeError,
@@ -73,6 +74,8 @@ class Products:
         for t in (obj, x):
             if isinstance(t, torch.Tensor) and under_vmap(t):
                 raise UnsupportedOperationError(_NO_VMAP)
+            if isinstance(t, torch.Tensor | JacobianOperator) and t.dtype.is_complex:
+                raise DtypeError(_NO_COMPLEX)
         if isinstance(obj, JacobianOperator):
             if x is not None:
                 raise InvalidOptionError("x is only for a callable f; an operator is already "
@@ -118,6 +121,11 @@ _NO_VMAP = ("spectra cannot run under torch.func.vmap (Lanczos reads values into
             "batch, form the Jacobians with jacobite.batch_jacobian(f, X) and use torch.linalg "
             "on them (matrix_norm(J, 2), svdvals, matrix_norm(J, 'fro'), slogdet), or loop over "
             "the batch in Python")
+
+
+_NO_COMPLEX = ("spectra run in real float64 and would drop the imaginary part of a complex J; "
+               "use torch.linalg.svdvals / slogdet on the dense J, or the real form "
+               "[[J.real, -J.imag], [J.imag, J.real]], whose singular values are J's, each twice")
 
 
 @eager_under_compile
@@ -189,6 +197,8 @@ def _from_function(f: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Product
     if not isinstance(out, torch.Tensor):
         raise ShapeError(f"f must return one tensor, got {type(out).__name__}; wrap it to "
                          f"return torch.cat of the flattened outputs")
+    if out.is_complex():
+        raise DtypeError(_NO_COMPLEX)
     if under_vmap(out):  # f closes over a batched tensor
         raise UnsupportedOperationError(_NO_VMAP)
     _finite(out.detach(), "f(x)")
