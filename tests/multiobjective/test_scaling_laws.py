@@ -79,3 +79,18 @@ def test_float32_jacobians_follow_the_same_laws(s: float) -> None:
     d_nash = NashMTL(n_tasks=3)(J32)
     assert d_nash.dtype == torch.float32
     torch.testing.assert_close(d_nash.double(), NashMTL(n_tasks=3)(J), rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", range(5))
+def test_config_of_balanced_opposite_rows_is_zero(dtype: torch.dtype, seed: int) -> None:
+    # rows ±c_i u: the equally weighted unit rows cancel, so ConFIG has no direction; the update
+    # is exactly zero (not round-off normalised to a unit vector), whatever the row scales
+    from jacobite.multiobjective import ConFIG
+
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(3, generator=g, dtype=torch.float64)
+    c = torch.rand(4, generator=g, dtype=torch.float64) + 0.1
+    J = (torch.tensor([1.0, 1.0, -1.0, -1.0], dtype=torch.float64) * c)[:, None] * u
+    out = ConFIG()(J.to(dtype))
+    assert torch.equal(out, torch.zeros(3, dtype=dtype))

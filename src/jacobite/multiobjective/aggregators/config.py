@@ -53,6 +53,17 @@ singular values below ``max(m, n)·eps`` of J's dtype taken as zero).
         # (max(m, n)·eps of its dtype) treated as zero: rows that are dependent up to J's
         # round-off count as dependent, the same way whatever their order
         rtol = max(units.shape) * torch.finfo(J.dtype).eps
-        b = torch.linalg.pinv(units.to(torch.float64), rtol=rtol) @ p.to(torch.float64)
+        pinv = torch.linalg.pinv(units.to(torch.float64), rtol=rtol)
+        p64 = p.to(torch.float64)
+        b = pinv @ p64
+        # where the weighted unit rows cancel (opposite gradients with balanced weights) b is
+        # J's round-off, not a direction: the update is zero rather than amplified noise
+        noise = 8 * rtol * torch.linalg.matrix_norm(pinv, ord=2) * p64.norm()
+        if not torch.compiler.is_compiling() and not _is_meta(b) and bool(b.norm() <= noise):
+            return torch.zeros_like(J[0]) * (J @ torch.zeros_like(J[0])).sum()
         e = (b / b.norm().clamp_min(1e-12)).to(J.dtype)
         return (J @ e).sum() * e
+
+
+def _is_meta(t: Tensor) -> bool:
+    return t.device.type == "meta"
