@@ -63,3 +63,26 @@ def test_blind_directions_of_a_full_rank_jacobian():
     wide = blind_directions(np.array([[1.0, 1.0, 0.0]]), first=False)  # m < n: null space
     np.testing.assert_allclose(wide @ np.array([1.0, 1.0, 0.0]), 0.0, atol=1e-12)
     assert wide.shape == (2, 3)
+
+
+def test_zero_column_directions_need_no_identity_matrix() -> None:
+    # a large sparse problem (n = 2·10⁵) asks for the directions of its zero columns: rows of
+    # length n, never an n × n identity (that was 320 GB)
+    import tracemalloc
+
+    import numpy as np
+
+    from jacobite.solvers._certify import zero_columns
+
+    n = 200_000
+    tracemalloc.start()
+    try:
+        rows = zero_columns(np.array([3, 150_000]), n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20
+    assert len(rows) == 3
+    np.testing.assert_allclose(rows[0][[3, 150_000]], [2 ** -0.5, 2 ** -0.5])
+    assert rows[1][3] == 1.0 and rows[2][150_000] == 1.0
+    assert all(float(np.abs(r).sum() - np.abs(r[[3, 150_000]]).sum()) == 0.0 for r in rows)

@@ -115,9 +115,13 @@ def zero_columns(cols: np.ndarray, n: int, limit: int = MAX_DIRECTIONS) -> list[
     >>> [r.tolist() for r in zero_columns(np.array([0, 2]), 3)]
     [[0.7071067811865475, 0.0, 0.7071067811865475], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
-    eye = np.eye(n)
-    rows = [eye[cols].sum(axis=0) / np.sqrt(cols.size)] if cols.size > 1 else []
-    rows += [eye[int(j)] for j in cols[:limit - len(rows)]]
+    def unit(idx: np.ndarray) -> np.ndarray:  # one row of length n, never an n × n identity
+        v = np.zeros(n)
+        v[idx] = 1.0 / np.sqrt(idx.size)
+        return v
+
+    rows = [unit(cols)] if cols.size > 1 else []
+    rows += [unit(cols[k:k + 1]) for k in range(min(cols.size, limit - len(rows)))]
     return rows[:limit]
 
 
