@@ -202,3 +202,67 @@ def test_help_states_what_the_command_does(capsys, command, phrases):
     text = " ".join(capsys.readouterr().out.split())
     for phrase in phrases:
         assert phrase in text
+
+
+# symbolic work that would run to the time or memory limit: refused by the pre-flight checks
+# before SymPy starts, in one line, within seconds of starting the process
+CYCLIC_8 = ", ".join([*(" + ".join("*".join("abcdefgh"[(i + j) % 8] for j in range(k))
+                                    for i in range(8)) for k in range(1, 8)),
+                      "a*b*c*d*e*f*g*h - 1"]).replace(" ", "")
+TOO_LARGE = [
+    (["jacobian", "x**x**x**x**x**x", "--at", "x=2"], "tower of 5 powers"),
+    (["jacobian", "E**E**E**100*x", "--at", "x=1"], "exp(exp(100))"),
+    (["jacobian", "E**E**E**100*x"], "far beyond float64"),
+    (["jacobian", "(x + y)**10000, x*y**10000", "--determinant", "--at", "x=2,y=3"],
+     "digits"),
+    (["jacobian", "(x + y)**10000, x*y**10000", "--determinant"], "exponent 9999 on (x + y)"),
+    (["jacobian", "(sqrt(2) + sqrt(3))**10000*x", "--at", "x=1"], "exponent 10000"),
+    (["jacobian", "x**y", "--at", "x=2,y=9**9"], "1.17e+08 digits"),
+    (["jacobian", CYCLIC_8], "8x8 determinant"),
+    (["jacobian", "x**99999999999", "--at", "x=2"], "3.01e+10 digits"),
+    (["extrema", "x**4 + y**4 + z**4 + u**4 + v**4 - x*y*z*u*v + x*y - z*u + v"],
+     "--method newton with --x0"),
+    (["extrema", "(x + y)**100 + x"], "Bezout"),
+    (["integrate", "exp(-x**2)", "--region", "r=0:1", "--tol", "1e-300"], "--tol"),
+]
+
+
+@pytest.mark.parametrize(("argv", "match"), TOO_LARGE,
+                         ids=[" ".join(a)[:40] for a, _ in TOO_LARGE])
+def test_too_large_symbolic_work_is_refused_at_once(argv, match):
+    import subprocess
+    import sys
+
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "jacobite.cli", *argv], capture_output=True,
+                          text=True, timeout=60, check=False)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jacobite: error: "), proc.stderr
+    assert match in lines[0], lines[0]
+    assert elapsed < 5, f"{argv} was refused only after {elapsed:.1f} s"
+
+
+def test_auto_extrema_too_large_for_sympy_goes_to_newton_from_x0(capsys):
+    import sympy
+
+    expr = "x**4 + y**4 + z**4 + u**4 + v**4 - x*y*z*u*v + x*y - z*u + v"
+    data = answer(capsys, ["extrema", expr, "--x0", "1,1,1,1,1"])
+    f = sympy.sympify(expr)
+    for cp in data["critical_points"]:
+        at = {sympy.Symbol(k): v for k, v in cp["point"].items()}
+        grad = [float(f.diff(s).subs(at)) for s in sorted(f.free_symbols, key=str)]
+        assert max(map(abs, grad)) < 1e-8  # the oracle: SymPy's gradient vanishes there
+    assert data["critical_points"]
+
+
+def test_towers_and_powers_within_the_limits_still_get_exact_values(capsys):
+    import sympy
+
+    x = sympy.Symbol("x")
+    data = answer(capsys, ["jacobian", "x**x**x**x", "--at", "x=2"])
+    want = float(sympy.diff(x**x**x**x, x).subs(x, 2))
+    assert math.isclose(data["value"][0][0], want, rel_tol=1e-12)
+    data = answer(capsys, ["jacobian", "(x + y)**64, x*y**64", "--at", "x=1,y=1"])
+    assert data["value"] == [[64 * 2.0**63, 64 * 2.0**63], [1.0, 64.0]]

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ...errors import InvalidOptionError
+from .. import _budget
 from .._app import console, emit_json, esc, plain, split_list
 
 HELP = "critical points of a scalar expression, classified by the Hessian"
@@ -53,6 +54,29 @@ def _num(v: Any) -> Any:
         return str(v)
 
 
+def _too_large_for_sympy(expression: str, vars: str | None, method: str, have_start: bool) -> bool:
+    """The pre-flight checks before SymPy's solve: True where the exact system is too large and
+    ``--method auto`` has a start for Newton; refused where it has none."""
+    from ... import symbolic
+    from ...errors import JacobiteError
+
+    items = symbolic.parse(expression)
+    _budget.check_tower(items)
+    _budget.check_magnitude(items, {}, "as written")
+    try:
+        syms = symbolic.resolve_variables(items, vars)
+        (f,) = items
+    except (JacobiteError, ValueError):
+        return False  # critical_points says what is wrong
+    try:
+        _budget.check_extrema(f, syms)
+    except JacobiteError:
+        if method == "auto" and have_start:
+            return True
+        raise
+    return False
+
+
 def compute(expression: str, vars: str | None = None, method: str = "auto",
             x0: list[str] | None = None, box: str | None = None) -> dict[str, Any]:
     from ...extrema import critical_points
@@ -64,6 +88,10 @@ def compute(expression: str, vars: str | None = None, method: str = "auto",
     starts = None if x0 is None else [_numbers(t, "--x0", "1,2") for t in x0]
     if starts is not None and len({len(s) for s in starts}) > 1:
         raise InvalidOptionError("every --x0 needs one number per variable")
+    have_start = starts is not None or box is not None
+    if method in ("auto", "symbolic") and _too_large_for_sympy(expression, vars, method,
+                                                               have_start):
+        method = "newton"  # auto with a start: straight to Newton
     points = critical_points(expression, vars, method=method,  # type: ignore[arg-type]
                              x0=starts, box=None if box is None else _box(box))
     rows = []

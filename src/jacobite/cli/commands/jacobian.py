@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from ...errors import ExpressionError, NonFiniteInputError, NotSquareError
+from .. import _budget
 from .._app import console, emit_json, esc, matrix_table, split_list
 from .._points import check_list_text, parse_point
 
@@ -39,6 +40,8 @@ def compute(expressions: str, vars: str | None = None, at: str | None = None,
         vars = ",".join(split_list(vars, "--vars", "x,y"))
     J = symbolic.jacobian(expressions, vars)
     _check_vars_cover(J, vars)
+    point = parse_point(at)
+    exact = _budget.preflight(J, point)
     m, n = J.shape
     out: dict[str, Any] = {
         "variables": list(J.names),
@@ -52,10 +55,12 @@ def compute(expressions: str, vars: str | None = None, at: str | None = None,
                              "functions as variables — drop --determinant or add/remove "
                              "components")
     if square:
+        _budget.check_determinant(J.matrix.tolist(), J.variables)
         det = J.determinant()
+        if exact is not None:
+            _budget.check_magnitude([det], exact, f"at {at}")
         out["determinant"] = str(det)
         out["determinant_factored"] = str(J.determinant(factor=True))
-    point = parse_point(at)
     if point is not None:
         value = J.at(point)
         out["point"] = point
