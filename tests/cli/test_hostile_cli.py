@@ -73,7 +73,7 @@ REFUSED: list[tuple[list[str], str | None]] = [
     (["jacobian", "x", "--time-limit", "0"], "--time-limit"),
     (["jacobian", "x", "--memory-limit", "lots"], "--memory-limit"),
     (["jacobian", "x**99999999999", "--at", "x=2", "--memory-limit", "256MiB",
-      "--time-limit", "30"], "memory limit (256MiB)"),
+      "--time-limit", "30"], "3.01e+10 digits"),
     (["jacobian", "10**5000*x", "--at", "x=1"], "digits"),
     (["jacobian", "sin(x*10**399)", "--at", "x=1"], None),
     # extrema

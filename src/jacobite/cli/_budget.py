@@ -103,6 +103,8 @@ def _estimate(expr: Any, values: Mapping[Any, Any]) -> tuple[float, float | None
     if expr.is_Number or expr.is_NumberSymbol:
         return _from_float(float(expr))
     parts = [_estimate(a, values) for a in expr.args]
+    if any(math.isnan(lg) for lg, _ in parts):
+        return math.nan, None  # a singularity (1/0) below: the evaluation reports it
     floats = [v for _, v in parts]
     if expr.is_Add:
         if all(v is not None for v in floats):
@@ -117,7 +119,9 @@ def _estimate(expr: Any, values: Mapping[Any, Any]) -> tuple[float, float | None
         (lb, vb), (_, ve) = parts
         if ve is None:
             return (0.0, 1.0) if lb == 0 else (math.inf, None)
-        lg = ve * lb if lb != -math.inf else (-math.inf if ve > 0 else math.inf)
+        if lb == -math.inf:
+            return (-math.inf, 0.0) if ve > 0 else (math.nan, None)
+        lg = ve * lb
         if vb is not None and abs(lg) < 300 and (vb >= 0 or float(ve).is_integer()):
             try:
                 return lg, float(vb**ve)
@@ -132,6 +136,8 @@ def _estimate(expr: Any, values: Mapping[Any, Any]) -> tuple[float, float | None
         return va * _LOG10_E, _float(math.exp(va)) if va < 700 else None
     if name == "log" and len(parts) == 1:
         (la, _), = parts
+        if la == -math.inf:
+            return math.nan, None  # log(0): the evaluation reports it
         inner = abs(la) * math.log(10)
         return (math.log10(inner) if inner > 0 else -math.inf), None
     if name in ("sinh", "cosh"):
@@ -203,7 +209,7 @@ def check_magnitude(exprs: Iterable[Any], values: Mapping[Any, Any], where: str)
                     raise ExpressionError(
                         f"{_PREFIX}{what} is an exact number of "
                         f"{_count(digits)} digits (at most {MAX_DIGITS}); choose a smaller "
-                        "power or another point")
+                        "power or another point with --at")
             lg = log10_size(node, values)
             if lg > MAX_LOG10:
                 raise ExpressionError(
