@@ -223,6 +223,7 @@ TOO_LARGE = [
     (["extrema", "x**4 + y**4 + z**4 + u**4 + v**4 - x*y*z*u*v + x*y - z*u + v"],
      "--method newton with --x0"),
     (["extrema", "(x + y)**100 + x"], "Bezout"),
+    (["integrate", "E**E**E**100", "--region", "r=0:1"], "the constant exp(exp(100))"),
     (["integrate", "exp(-x**2)", "--region", "r=0:1", "--tol", "1e-300"], "--tol"),
 ]
 

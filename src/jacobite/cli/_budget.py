@@ -203,19 +203,20 @@ def check_magnitude(exprs: Iterable[Any], values: Mapping[Any, Any], where: str)
             seen.add(node)
             what = (f"{_clip(node)} {where}" if node.free_symbols
                     else f"the constant {_clip(node)}")
+            fix = " or another point with --at" if node.free_symbols else ""
             if node.is_Pow:
                 digits = _exact_digits(node, values)
                 if digits > MAX_DIGITS:
                     raise ExpressionError(
                         f"{_PREFIX}{what} is an exact number of "
                         f"{_count(digits)} digits (at most {MAX_DIGITS}); choose a smaller "
-                        "power or another point with --at")
+                        f"power{fix}")
             lg = log10_size(node, values)
             if lg > MAX_LOG10:
                 raise ExpressionError(
                     f"{_PREFIX}{what} is {_count(lg)} digits long, far beyond "
                     f"float64 (10**308) and the limit of 10**{MAX_LOG10:.0f}; choose a smaller "
-                    "constant or another point with --at")
+                    f"constant{fix}")
 
 
 def preflight(J: Any, point: Mapping[str, str] | None) -> dict[Any, Any] | None:

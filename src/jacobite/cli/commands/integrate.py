@@ -89,6 +89,19 @@ def _cli_message(text: str) -> str:
     return text
 
 
+def _check_constants(integrand: str) -> None:
+    """Refuse a constant too large to evaluate (``E**E**E**100``) before the integrand is
+    built; an integrand that cannot be read is left to ``integrate`` to name."""
+    from ... import symbolic
+    from .._budget import check_magnitude
+
+    try:
+        items = symbolic.parse(integrand)
+    except JacobiteError:
+        return
+    check_magnitude(items, {}, "as written")
+
+
 def compute(integrand: str, transform: str = "polar", region: str | None = None,
             tol: float = 1e-12, max_evaluations: int | None = None) -> dict[str, Any]:
     import warnings
@@ -99,6 +112,7 @@ def compute(integrand: str, transform: str = "polar", region: str | None = None,
         raise InvalidOptionError(f"--tol {tol:g} is out of reach: it is also the relative "
                                  f"tolerance, and double precision cannot do better than "
                                  f"{MIN_TOL:g}; give e.g. --tol 1e-12")
+    _check_constants(integrand)
     try:
         with warnings.catch_warnings():  # an unconverged result is refused below, in one line
             warnings.simplefilter("ignore")
