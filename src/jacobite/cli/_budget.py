@@ -27,7 +27,7 @@ from ..errors import ExpressionError
 
 __all__ = ["MAX_BEZOUT", "MAX_DET_TERMS", "MAX_DIGITS", "MAX_LOG10", "MAX_POWER", "MAX_TOWER",
            "bezout_bound", "check_determinant", "check_extrema", "check_magnitude",
-           "check_tower", "det_terms", "log10_size"]
+           "check_tower", "det_terms", "log10_size", "preflight"]
 
 #: Deepest accepted tower of powers whose exponents depend on the variables (``x**x**x``).
 MAX_TOWER = 3
