@@ -41,6 +41,8 @@ from .losses import Loss, cost_of, scale_for_robust_loss
 __all__ = ["RESTARTS", "audited"]
 
 RESTARTS = 3
+STALL_ITER = 100  # LSQR steps the stall check may take
+DENSE_STALL_SIZE = 4_000_000  # entries of a dense J above which the stall check uses LSQR too
 _STATUS = {"kink": -4, "saddle": -5, "plateau": -6}
 _WHAT = {"kink": "a kink (the residuals are not differentiable there)",
          "saddle": "a saddle point or maximum of the cost"}
@@ -119,10 +121,14 @@ def _stall_step(out: SolverOutput, loss: Loss | None) -> np.ndarray | None:
     ff = float(ft @ ft)
     if not (0 < ff < np.inf):
         return None
-    if sp.issparse(Jt):
-        from scipy.sparse.linalg import lsmr
+    m, n = Jt.shape
+    if sp.issparse(Jt) or m * n > DENSE_STALL_SIZE:
+        from scipy.sparse.linalg import lsqr
 
-        p = lsmr(Jt, -ft, atol=1e-10, btol=1e-10, maxiter=4 * Jt.shape[1] + 20)[0]
+        # a bounded number of LSQR steps: its residual falls monotonically, so a stall (the
+        # model removing most of the cost) shows within them, while a converged solve of a
+        # large ill-conditioned system (a 2-D Laplacian) is not made to pay a full solve
+        p = lsqr(Jt, -ft, atol=1e-10, btol=1e-10, iter_lim=min(4 * n + 20, STALL_ITER))[0]
     else:
         p = np.linalg.lstsq(np.asarray(Jt), -ft, rcond=None)[0]
     Jp = np.asarray(Jt @ p).ravel()
