@@ -242,7 +242,7 @@ def test_too_large_symbolic_work_is_refused_at_once(argv, match):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("jacobite: error: "), proc.stderr
     assert match in lines[0], lines[0]
-    assert elapsed < 5, f"{argv} was refused only after {elapsed:.1f} s"
+    assert elapsed < 15, f"{argv} was refused only after {elapsed:.1f} s"
 
 
 def test_auto_extrema_too_large_for_sympy_goes_to_newton_from_x0(capsys):
