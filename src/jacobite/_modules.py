@@ -207,6 +207,60 @@ def _blames_batchnorm(exc: BaseException) -> bool:
     return isinstance(exc, (RuntimeError, ValueError))
 
 
+class _Guard:
+    """One active watch: a forward pre-hook while no module has run; at the first module, the
+    watch itself and the assignment hooks (state is assigned inside forward). Built for the
+    common case — a plain function that runs no module pays one hook registration."""
+
+    __slots__ = ("grads", "handles", "owner", "watch")
+
+    def __init__(self, grads: bool) -> None:
+        self.grads = grads
+        self.owner = threading.get_ident()
+        self.watch: _Watch | None = None
+        _LOCAL.watch = self
+        self.handles = [register_module_forward_pre_hook(self._hook)]
+
+    def _hook(self, module: nn.Module, args: Any) -> None:
+        if threading.get_ident() != self.owner:
+            return
+        if self.watch is None:
+            self.watch = _Watch(self.grads)
+            self.handles.append(register_module_buffer_registration_hook(self._on_buffer))
+            self.handles.append(register_module_parameter_registration_hook(self._on_param))
+        self.watch.pre_hook(module, args)
+
+    def _on_buffer(self, module: nn.Module, name: str, value: Any) -> None:
+        if self.watch is not None and threading.get_ident() == self.owner \
+                and not torch.compiler.is_compiling():
+            self.watch.reassign(module, "_buffers", name, value)
+
+    def _on_param(self, module: nn.Module, name: str, value: Any) -> None:
+        if self.watch is not None and threading.get_ident() == self.owner \
+                and not torch.compiler.is_compiling():
+            self.watch.reassign(module, "_parameters", name, value)
+
+    def finish(self, fix: str, exc: BaseException | None = None) -> None:
+        """Remove the hooks and put everything back; raise the refusal where state changed
+        (or, after an ordinary exception ``exc``, where a training-mode BatchNorm explains
+        it). KeyboardInterrupt and the like are never re-typed."""
+        for h in self.handles:
+            h.remove()
+        _LOCAL.watch = None
+        watch = self.watch
+        if watch is None:
+            return
+        changed = watch.restore()
+        if exc is not None and not isinstance(exc, Exception):
+            return
+        if changed or (exc is not None and watch.batchnorm and _blames_batchnorm(exc)):
+            raise _refusal(watch, changed, fix) from exc
+
+
+def _inactive() -> bool:
+    return getattr(_LOCAL, "watch", None) is not None or torch.compiler.is_compiling()
+
+
 @contextlib.contextmanager
 def keep_state(*, grads: bool = True, fix: str = FIX) -> Iterator[None]:
     """While active, every module that runs is watched and put back as it was on exit; a module
@@ -214,55 +268,16 @@ def keep_state(*, grads: bool = True, fix: str = FIX) -> Iterator[None]:
     ``grads=False`` leaves ``.grad`` alone (for calls whose purpose is to fill it); ``fix`` is
     the advice for a training-mode BatchNorm where the entry point has a better one. Re-entrant
     (an inner use inside an outer one does nothing)."""
-    if getattr(_LOCAL, "watch", None) is not None or torch.compiler.is_compiling():
+    if _inactive():
         yield
         return
-    watch = _Watch(grads)
-    owner = threading.get_ident()
-
-    def on_buffer(module: nn.Module, name: str, value: Any) -> None:
-        if threading.get_ident() == owner and not torch.compiler.is_compiling():
-            watch.reassign(module, "_buffers", name, value)
-
-    def on_parameter(module: nn.Module, name: str, value: Any) -> None:
-        if threading.get_ident() == owner and not torch.compiler.is_compiling():
-            watch.reassign(module, "_parameters", name, value)
-
-    handles: list[Any] = []
-
-    def hook(module: nn.Module, args: Any) -> None:
-        if threading.get_ident() == owner:
-            if len(handles) == 1:  # the first module to run: now watch assignments too
-                handles.append(register_module_buffer_registration_hook(on_buffer))
-                handles.append(register_module_parameter_registration_hook(on_parameter))
-            watch.pre_hook(module, args)
-
-    _LOCAL.watch = watch
-    # one hook while no module has run (a plain function pays for one registration); the
-    # assignment hooks join when the first module runs, since state is assigned inside forward
-    handles.append(register_module_forward_pre_hook(hook))
+    guard = _Guard(grads)
     try:
         yield
-    except Exception as exc:
-        for h in handles:
-            h.remove()
-        _LOCAL.watch = None
-        changed = watch.restore()
-        if changed or (watch.batchnorm and _blames_batchnorm(exc)):
-            raise _refusal(watch, changed, fix) from exc
+    except BaseException as exc:
+        guard.finish(fix, exc)
         raise
-    except BaseException:  # KeyboardInterrupt and the like: put back, never re-typed
-        for h in handles:
-            h.remove()
-        _LOCAL.watch = None
-        watch.restore()
-        raise
-    for h in handles:
-        h.remove()
-    _LOCAL.watch = None
-    changed = watch.restore()
-    if changed:
-        raise _refusal(watch, changed, fix)
+    guard.finish(fix)
 
 
 @overload
@@ -275,9 +290,16 @@ def keeps_state(fn: F | None = None, /, *, grads: bool = True) -> F | Callable[[
     def wrap(inner: F) -> F:
         @functools.wraps(inner)
         def run(*args: Any, **kwargs: Any) -> Any:
-            if torch.compiler.is_compiling():  # no context manager for dynamo to trace
+            # no context manager: dynamo traces none here, and a plain call stays cheap
+            if _inactive():
                 return inner(*args, **kwargs)
-            with keep_state(grads=grads):
-                return inner(*args, **kwargs)
+            guard = _Guard(grads)
+            try:
+                out = inner(*args, **kwargs)
+            except BaseException as exc:
+                guard.finish(FIX, exc)
+                raise
+            guard.finish(FIX)
+            return out
         return run  # type: ignore[return-value]
     return wrap if fn is None else wrap(fn)
