@@ -10,46 +10,28 @@ import torch
 from jacobite.errors import DtypeError, NonFiniteInputError, ShapeError
 from jacobite.multiobjective import (
     IMTLG,
-    MGDA,
-    AlignedMTL,
     CAGrad,
-    ConFIG,
-    Constant,
-    DualProj,
-    GradDrop,
     Krum,
-    Mean,
     NashMTL,
-    PCGrad,
-    Random,
-    Sum,
     TrimmedMean,
-    UPGrad,
     backward,
     gramian,
 )
 
+from ..multiobjective.aggregator_table import MAKERS, ROWS_2
 from ._probe import assert_close, refuses, within
 
 F64 = torch.float64
 
-AGGREGATORS = {
-    "UPGrad": lambda m: UPGrad(), "DualProj": lambda m: DualProj(), "MGDA": lambda m: MGDA(),
-    "CAGrad": lambda m: CAGrad(c=0.5), "AlignedMTL": lambda m: AlignedMTL(),
-    "ConFIG": lambda m: ConFIG(), "Constant": lambda m: Constant(torch.full((m,), 1 / m,
-                                                                             dtype=F64)),
-    "GradDrop": lambda m: GradDrop(), "IMTLG": lambda m: IMTLG(), "Mean": lambda m: Mean(),
-    "PCGrad": lambda m: PCGrad(), "Random": lambda m: Random(), "Sum": lambda m: Sum(),
-    "NashMTL": lambda m: NashMTL(n_tasks=m), "Krum": lambda m: Krum(n_byzantine=1),
-    "TrimmedMean": lambda m: TrimmedMean(1),
-}
+#: every aggregator once (the shared table's option variants left out), with its test options
+AGGREGATORS = {**{k: v for k, v in MAKERS.items() if "-" not in k}, **ROWS_2}
 #: aggregators whose update for orthogonal rows of equal length is the mean / the sum of the rows
 MEAN_OF_ORTHOGONAL = ["UPGrad", "DualProj", "MGDA", "AlignedMTL", "Constant", "Mean"]
 SUM_OF_ORTHOGONAL = ["PCGrad", "Sum", "GradDrop", "ConFIG"]
 
 
 def _make(name: str, m: int):  # type: ignore[no-untyped-def]
-    return AGGREGATORS[name](m)
+    return AGGREGATORS[name](torch.zeros(m, 1, dtype=F64))  # built for m float64 rows
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
