@@ -6,10 +6,12 @@ Every benchmark module ``bench_*.py`` defines ``run(quick: bool = False) -> Sect
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -89,3 +91,27 @@ def time_pair(a: Callable[[], object], b: Callable[[], object], *, repeats: int 
 
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def capped(call: Callable[[], Any], cap: float) -> tuple[float, Any]:
+    """``(seconds, call())``, or ``(seconds, None)`` when it ran past ``cap`` seconds of wall
+    time (SIGALRM, checked between Python steps; the main thread only)."""
+
+    def on_alarm(*_: object) -> None:
+        raise _Timeout
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, cap)
+    t0 = time.perf_counter()
+    try:
+        out = call()
+        return time.perf_counter() - t0, out
+    except _Timeout:
+        return time.perf_counter() - t0, None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

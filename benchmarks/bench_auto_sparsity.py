@@ -11,54 +11,22 @@ and factors them; it runs under a wall-clock cap and is reported as "> cap" when
 
 from __future__ import annotations
 
-import signal
 import time
 import warnings
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import scipy.optimize as so
 import torch
-import torch.nn.functional as F
+from tests.problems import cubic_poisson2d
 
 from jacobite.solvers import root
 
-from ._common import Section
+from ._common import Section, capped
 
 DENSE_CAP_S = 900
 
 
-def pde(u: torch.Tensor) -> torch.Tensor:
-    """−Δu + u³ − 10 on the N×N interior grid, row by row."""
-    n = round(u.numel() ** 0.5)
-    h = 1.0 / (n + 1)
-    z = F.pad(u.reshape(n, n), (1, 1, 1, 1))
-    lap = (z[2:, 1:-1] + z[:-2, 1:-1] + z[1:-1, 2:] + z[1:-1, :-2] - 4 * z[1:-1, 1:-1]) / h**2
-    return (-lap + u.reshape(n, n) ** 3 - 10.0).reshape(-1)
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _capped(call: Callable[[], Any], cap: float) -> tuple[float, Any]:
-    """``(seconds, call() or None when it ran past cap)`` (SIGALRM between Python steps)."""
-
-    def on_alarm(*_: object) -> None:
-        raise _Timeout
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, cap)
-    t0 = time.perf_counter()
-    try:
-        out = call()
-        return time.perf_counter() - t0, out
-    except _Timeout:
-        return time.perf_counter() - t0, None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+pde = cubic_poisson2d  # −Δu + u³ − 10 on the N×N interior grid, row by row
 
 
 def _jacobite(N: int, jac: str, cap: float) -> tuple[float, str, float | None]:
@@ -66,7 +34,7 @@ def _jacobite(N: int, jac: str, cap: float) -> tuple[float, str, float | None]:
     x0 = torch.zeros(N * N, dtype=torch.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the slow-dense warning, expected for jac="dense"
-        t, res = _capped(lambda: root(pde, x0, jac=jac), cap)
+        t, res = capped(lambda: root(pde, x0, jac=jac), cap)
     if res is None:
         return t, jac, None
     assert res.success, res.message

@@ -12,7 +12,6 @@ wall-clock cap; a run that hits it is reported as "> cap" and the ratio as a low
 
 from __future__ import annotations
 
-import signal
 import time
 
 import numpy as np
@@ -22,13 +21,9 @@ from tests.problems import bratu2d, laplacian_5pt
 
 from jacobite.solvers.lsq import least_squares
 
-from ._common import Section
+from ._common import Section, capped
 
 SCIPY_CAP_S = 300
-
-
-class _Timeout(Exception):
-    pass
 
 
 def _scipy(N: int, cap: float) -> tuple[float, float | None, int | None]:
@@ -37,21 +32,12 @@ def _scipy(N: int, cap: float) -> tuple[float, float | None, int | None]:
     def fun(v: np.ndarray) -> np.ndarray:
         return bratu2d(torch.from_numpy(v)).numpy()
 
-    def on_alarm(*_: object) -> None:
-        raise _Timeout
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, cap)
-    t0 = time.perf_counter()
-    try:
-        res = scipy_least_squares(fun, np.zeros(N * N), method="trf",
-                                  jac_sparsity=laplacian_5pt(N), tr_solver="lsmr")
-        return time.perf_counter() - t0, float(np.linalg.norm(res.fun)), int(res.nfev)
-    except _Timeout:
-        return time.perf_counter() - t0, None, None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    t, res = capped(lambda: scipy_least_squares(fun, np.zeros(N * N), method="trf",
+                                                jac_sparsity=laplacian_5pt(N),
+                                                tr_solver="lsmr"), cap)
+    if res is None:
+        return t, None, None
+    return t, float(np.linalg.norm(res.fun)), int(res.nfev)
 
 
 def _jacobite(N: int) -> tuple[float, float, int, int, str]:

@@ -24,14 +24,26 @@ def bratu1d(u: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
     return (up[:-2] - 2 * u + up[2:]) * (n + 1) ** 2 + lam * torch.exp(u)
 
 
-def bratu2d(u: torch.Tensor, lam: float = 6.0) -> torch.Tensor:
-    """−Δu − λ e^u on the unit square's N×N interior grid (zero boundary, h = 1/(N + 1)),
-    5-point Laplacian; ``u`` holds the N² unknowns row by row."""
+def _laplacian2d(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Δu, u)`` on the unit square's N×N interior grid (zero boundary, h = 1/(N + 1)),
+    5-point stencil, both N×N; ``u`` holds the N² unknowns row by row."""
     N = round(u.numel() ** 0.5)
     h = 1.0 / (N + 1)
     z = _F.pad(u.reshape(N, N), (1, 1, 1, 1))
     lap = (z[2:, 1:-1] + z[:-2, 1:-1] + z[1:-1, 2:] + z[1:-1, :-2] - 4 * z[1:-1, 1:-1]) / h**2
-    return (-lap - lam * torch.exp(z[1:-1, 1:-1])).reshape(-1)
+    return lap, z[1:-1, 1:-1]
+
+
+def bratu2d(u: torch.Tensor, lam: float = 6.0) -> torch.Tensor:
+    """−Δu − λ e^u on the unit square's N×N interior grid (zero boundary), row by row."""
+    lap, grid = _laplacian2d(u)
+    return (-lap - lam * torch.exp(grid)).reshape(-1)
+
+
+def cubic_poisson2d(u: torch.Tensor, source: float = 10.0) -> torch.Tensor:
+    """−Δu + u³ − source on the unit square's N×N interior grid (zero boundary), row by row."""
+    lap, grid = _laplacian2d(u)
+    return (-lap + grid**3 - source).reshape(-1)
 
 
 def laplacian_5pt(N: int) -> sp.csr_array:

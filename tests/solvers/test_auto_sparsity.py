@@ -20,17 +20,12 @@ import torch.nn.functional as F
 
 from jacobite.errors import InvalidOptionError, JacobiteWarning, LocalPatternWarning
 from jacobite.solvers import _auto_jac, least_squares, newton_minimize, root
-from tests.problems import laplacian_5pt
+from tests.problems import cubic_poisson2d, laplacian_5pt
 
 N = 32
 
 
-def pde(u: torch.Tensor) -> torch.Tensor:
-    n = round(u.numel() ** 0.5)
-    h = 1.0 / (n + 1)
-    z = F.pad(u.reshape(n, n), (1, 1, 1, 1))
-    lap = (z[2:, 1:-1] + z[:-2, 1:-1] + z[1:-1, 2:] + z[1:-1, :-2] - 4 * z[1:-1, 1:-1]) / h**2
-    return (-lap + u.reshape(n, n) ** 3 - 10.0).reshape(-1)
+pde = cubic_poisson2d
 
 
 def energy(u: torch.Tensor) -> torch.Tensor:
