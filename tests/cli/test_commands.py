@@ -12,16 +12,7 @@ import numpy as np
 import pytest
 import sympy
 
-from jacobite.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from . import run
 
 
 def run_json(capsys, *argv: str) -> dict:

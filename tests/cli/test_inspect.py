@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from jacobite.cli import main
+from . import run
 
 FACTORIES = textwrap.dedent("""
     import torch
@@ -58,15 +58,6 @@ FACTORIES = textwrap.dedent("""
     def broken():
         raise RuntimeError("no weights here")
 """)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -10,19 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from jacobite.cli import main
-
+from ..cli import run as _run
 from ._probe import assert_close, within
-
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 BAD = [
     (["jacobian", "x**2", "--at", "x=nan"], "give a number"),
