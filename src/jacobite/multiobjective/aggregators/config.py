@@ -59,11 +59,8 @@ singular values below ``max(m, n)·eps`` of J's dtype taken as zero).
         # where the weighted unit rows cancel (opposite gradients with balanced weights) b is
         # J's round-off, not a direction: the update is zero rather than amplified noise
         noise = 8 * rtol * torch.linalg.matrix_norm(pinv, ord=2) * p64.norm()
-        if not torch.compiler.is_compiling() and not _is_meta(b) and bool(b.norm() <= noise):
-            return torch.zeros_like(J[0]) * (J @ torch.zeros_like(J[0])).sum()
+        if not torch.compiler.is_compiling() and b.device.type != "meta" \
+                and bool(b.norm() <= noise):
+            return (J * 0).sum(dim=0)  # zero, still a function of J for autograd
         e = (b / b.norm().clamp_min(1e-12)).to(J.dtype)
         return (J @ e).sum() * e
-
-
-def _is_meta(t: Tensor) -> bool:
-    return t.device.type == "meta"
