@@ -1,0 +1,106 @@
+"""The one solver loop: a step rule and a globalisation advance every RUNNING problem of a batch.
+
+One pass of :func:`solve`:
+
+1. for the problems whose Jacobian changed (``fresh``), the step rule rebuilds its model
+   (gradient, scaling, factorisation) and answers the gradient test (status 1); a problem whose
+   evaluation budget is spent stops (status 0); the globalisation prepares (first radius);
+2. the step rule proposes a trial step for every problem;
+3. the globalisation evaluates the trial points, accepts or rejects per problem, updates the
+   radius or step length and writes the status of problems that a test stops;
+4. the Jacobian is evaluated for the problems that moved (a non-finite one stops the problem
+   with status −3 at its new point).
+
+Problems that stopped keep their rows: their ``x``, ``f``, ``J`` and counters do not change.
+The loop does no per-problem Python work; its cost per pass is a fixed number of batched tensor
+operations plus the problem's evaluations.
+
+>>> import torch
+>>> from jacobite.solvers.lsq.engine.state import State
+>>> from jacobite.solvers.lsq.engine.status import Tolerances
+>>> from jacobite.solvers.lsq.engine.steps.lm import LevenbergMarquardt
+>>> from jacobite.solvers.lsq.engine.trust_region import TrustRegion
+>>> class Shifted:  # f_b(x) = x - b for problems b = 0, 1, 2
+...     c = torch.arange(3.0, dtype=torch.float64)[:, None]
+...     def f(self, x): return x - self.c
+...     def J(self, x): return torch.eye(1, dtype=x.dtype).expand(x.shape[0], 1, 1).clone()
+>>> x0 = torch.full((3, 1), 5.0, dtype=torch.float64)
+>>> P = Shifted()
+>>> s = solve(P, State.start(x0, P.f(x0), P.J(x0)), LevenbergMarquardt(), TrustRegion(),
+...           Tolerances.make(1e-15, 1e-15, 1e-15, 3, eps=2.0 ** -52, max_nfev=400))
+>>> s.x.flatten().tolist(), (s.status > 0).tolist()
+([0.0, 1.0, 2.0], [True, True, True])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .protocols import Globalisation, Problem, StepRule
+from .state import State
+from .status import GTOL, MAX_NFEV, NONFINITE_JAC, Tolerances, settle
+
+__all__ = ["all_finite", "merge_rows", "solve"]
+
+
+def all_finite(J: Any) -> torch.Tensor:
+    """(B,) mask: every entry of each problem's Jacobian is finite (a SciPy sparse ``J`` is one
+    problem)."""
+    if isinstance(J, torch.Tensor):
+        return torch.isfinite(J).flatten(1).all(-1)
+    import numpy as np
+
+    return torch.tensor([bool(np.all(np.isfinite(J.data)))])
+
+
+def merge_rows(mask: torch.Tensor, new: Any, old: Any) -> Any:
+    """Rows of ``new`` where ``mask`` (B,) holds, else of ``old`` (any trailing shape). Without a
+    copy when the mask is all true or all false (always so for one problem)."""
+    if not isinstance(new, torch.Tensor) or mask.shape[0] == 1:
+        return new if bool(mask[0]) else old
+    if bool(mask.all()):
+        return new
+    return torch.where(mask.view(-1, *([1] * (new.dim() - 1))), new, old)
+
+
+def solve(problem: Problem, state: State, rule: StepRule, globalisation: Globalisation,
+          tol: Tolerances, *, verbose: int = 0) -> State:
+    """Advance every RUNNING problem of ``state`` until each has a final status; returns the
+    same (updated) state. ``verbose=2`` prints a line per pass for a single problem."""
+    show = _printer(verbose if state.B == 1 else 0)
+    bad = ~all_finite(state.J)
+    state.status = settle(state.status, bad, NONFINITE_JAC)
+    fresh = state.running
+    while True:
+        if bool(fresh.any()):
+            ok = rule.refresh(state, fresh, tol)
+            state.status = settle(state.status, fresh & ok, GTOL)
+            show(state)
+            state.status = settle(state.status, fresh & (state.nfev >= tol.max_nfev), MAX_NFEV)
+            globalisation.prepare(state, fresh & state.running)
+        if not bool(state.running.any()):
+            return state
+        trial = rule.propose(state, problem)
+        moved = globalisation.advance(state, trial, problem, tol)
+        if bool(moved.any()):
+            state.J = merge_rows(moved, problem.J(state.x), state.J)
+            state.njev = state.njev + moved
+            bad = moved & ~all_finite(state.J)
+            state.status = torch.where(bad, NONFINITE_JAC, state.status)
+        fresh = moved & state.running
+
+
+def _printer(verbose: int) -> Callable[[State], None]:
+    """One line per pass at ``verbose=2``: iteration, evaluations, cost, optimality."""
+    if verbose < 2:
+        return lambda state: None
+    print(f"{'iter':>6} {'nfev':>6} {'cost':>14} {'optim':>12}")
+
+    def line(state: State) -> None:
+        print(f"{int(state.nit[0]):6d} {int(state.nfev[0]):6d} {float(state.cost[0]):14.6e} "
+              f"{float(state.g[0].abs().max()) if state.n else 0.0:12.4e}")
+
+    return line
