@@ -64,8 +64,8 @@ from .._ift import NO_VMAP, attach, inexact, replaced, tracked
 from ._audit import audited
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
-from .gauss_newton import gauss_newton
-from .lm import MESSAGES, SolverOutput, levenberg_marquardt
+from .engine.single import SolverOutput, run_single
+from .engine.status import MESSAGES
 from .losses import LossName, cost_of, robust_loss, scale_for_robust_loss
 from .result import LeastSquaresResult, covariance
 from .sparse_lm import sparse_levenberg_marquardt
@@ -252,14 +252,14 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     def run(v: np.ndarray, f: np.ndarray | None = None, J: Any = None) -> SolverOutput:
         if method == "lm" and sp.issparse(J0):
             return sparse_levenberg_marquardt(P, v, max_nfev=max_nfev, f0=f, J0=J, **opts)
-        if method == "lm":
-            return levenberg_marquardt(P, v, geodesic=geodesic, eps=eps, max_nfev=max_nfev,
-                                       f0=f, J0=J, **opts)
+        if method in ("lm", "gauss-newton"):
+            return run_single(P, v, method, geodesic=geodesic, eps=eps, max_nfev=max_nfev,
+                              f0=f, J0=J, **opts)
         if method == "trf":
             # trf's gtol bounds the gradient itself, which the scaled residuals scale by c²
             return trust_region_reflective(P, v, lb, ub, max_nfev=max_nfev, f0=f, J0=J,
                                            **dict(opts, gtol=gtol * P.scale * P.scale))
-        return gauss_newton(P, v, max_nfev=max_nfev, f0=f, J0=J, **opts)
+        raise AssertionError(method)  # pragma: no cover - the method was checked above
 
     out = audited(P, run(x, f0, J0), run, rho, lb, ub, max_nfev, eps)
     if not fits and out.status > 0 and out.cost > 0:  # the tests could not be trusted

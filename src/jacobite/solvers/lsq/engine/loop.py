@@ -11,6 +11,10 @@ One pass of :func:`solve`:
 4. the Jacobian is evaluated for the problems that moved (a non-finite one stops the problem
    with status −3 at its new point).
 
+A problem whose Jacobian is not finite at the start stops with status −3; one whose residuals
+are finite but whose cost overflows (``½‖f‖² > 1.8e308``) with status −7, since no step can be
+judged by an infinite cost.
+
 Problems that stopped keep their rows: their ``x``, ``f``, ``J`` and counters do not change.
 The loop does no per-problem Python work; its cost per pass is a fixed number of batched tensor
 operations plus the problem's evaluations.
@@ -41,7 +45,7 @@ import torch
 
 from .protocols import Globalisation, Problem, StepRule
 from .state import State
-from .status import GTOL, MAX_NFEV, NONFINITE_JAC, Tolerances, settle
+from .status import GTOL, MAX_NFEV, NONFINITE_JAC, RANGE, Tolerances, settle
 
 __all__ = ["all_finite", "merge_rows", "solve"]
 
@@ -71,8 +75,9 @@ def solve(problem: Problem, state: State, rule: StepRule, globalisation: Globali
     """Advance every RUNNING problem of ``state`` until each has a final status; returns the
     same (updated) state. ``verbose=2`` prints a line per pass for a single problem."""
     show = _printer(verbose if state.B == 1 else 0)
-    bad = ~all_finite(state.J)
-    state.status = settle(state.status, bad, NONFINITE_JAC)
+    state.status = settle(state.status, ~all_finite(state.J), NONFINITE_JAC)
+    # finite residuals whose cost overflows: no step can be judged by it
+    state.status = settle(state.status, ~torch.isfinite(state.cost), RANGE)
     fresh = state.running
     while True:
         if bool(fresh.any()):

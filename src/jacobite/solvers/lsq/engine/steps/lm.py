@@ -33,10 +33,11 @@ import torch
 
 from ..loop import merge_rows
 from ..protocols import Problem, Trial
+from ..robust import RobustLoss
 from ..state import LossFn, State
 from ..status import Tolerances, gradient_test
 
-__all__ = ["LevenbergMarquardt", "col_norms", "more_step", "robust_model"]
+__all__ = ["LevenbergMarquardt", "col_norms", "more_step"]
 
 EPS64 = float(torch.finfo(torch.float64).eps)
 
@@ -53,18 +54,6 @@ def col_norms(J: torch.Tensor) -> torch.Tensor:
         return torch.linalg.vector_norm(J, dim=-2)
     safe = torch.where(big > 0, big, 1.0)
     return big * torch.linalg.vector_norm(J / safe[:, None, :], dim=-2)
-
-
-def robust_model(J: torch.Tensor, f: torch.Tensor, loss: LossFn | None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triggs' scaled Jacobian and residuals ``(J̃, f̃)`` (the inputs unchanged without a loss):
-    ``J̃ᵀ f̃`` is the gradient of ``½ Σ ρ(f²)`` and ``J̃ᵀ J̃`` its Gauss–Newton model."""
-    if loss is None:
-        return J, f
-    rho = loss(f)
-    s = rho[1] + 2.0 * rho[2] * f * f
-    s = torch.sqrt(s.clamp_min(EPS64))
-    return s[..., None] * J, rho[1] * f / s
 
 
 def more_step(uf: torch.Tensor, s: torch.Tensor, V: torch.Tensor, delta: torch.Tensor,
@@ -118,6 +107,12 @@ def more_step(uf: torch.Tensor, s: torch.Tensor, V: torch.Tensor, delta: torch.T
     q = -(V @ (suf / (s2 + lam[:, None]))[..., None])[..., 0]
     q = torch.where((inside | zero)[:, None], torch.where(zero[:, None], 0.0, p_gn), q)
     return q, torch.where(inside | zero, 0.0, lam)
+
+
+def robust_model(J: torch.Tensor, f: torch.Tensor, loss: LossFn | None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triggs' ``(J̃, f̃)`` of the loss (the inputs unchanged without one)."""
+    return (J, f) if loss is None else RobustLoss.scaled(J, f, loss(f))
 
 
 class LevenbergMarquardt:
