@@ -1,0 +1,345 @@
+"""Many least-squares problems at once: ``least_squares(fun, x0, batch=True)``.
+
+``fun`` maps ``(B, n)`` parameters to ``(B, m)`` residuals problem by problem (row ``b`` of the
+output depends on row ``b`` of the input only); ``x0`` is ``(B, n)``. The problems are solved
+together by the engine (:mod:`.loop`) with the same methods as one problem: every iteration is
+a fixed number of batched tensor operations, and a problem that stopped keeps its row. Bounds
+are ``(n,)`` (shared) or ``(B, n)`` (per problem); ``f_scale`` a scalar or ``(B,)``.
+
+Per-problem data (observations, weights) can be closed over by ``fun`` or passed through
+``args`` / ``kwargs``. Passed as tensors whose first dimension is ``B``, they let the solver
+split a batch into chunks (each solved on its own, with its rows of those tensors): memory then
+stays within the budget (:mod:`jacobite.config`) for any ``B``, and on CPU chunks of a few
+thousand problems stay in cache. A one-off test at the start (``fun`` on the first rows with
+the first rows of those tensors must give the first rows of the residuals) decides whether
+chunks are possible; a closure over per-problem data keeps the batch whole.
+
+Where tensors in ``args`` / ``kwargs`` are tracked (autograd, ``torch.func``), ``x`` is
+differentiable in them by the implicit function theorem, problem by problem (:mod:`.batch_ift`).
+
+>>> import torch
+>>> t = torch.linspace(0, 1, 20, dtype=torch.float64)
+>>> k = torch.tensor([[0.5], [1.0], [2.0]], dtype=torch.float64)
+>>> y = 2.0 * torch.exp(-k * t)                       # (3, 20): three data sets
+>>> res = solve_batch(lambda p, y: p[:, :1] * torch.exp(-p[:, 1:] * t) - y,
+...                   torch.ones(3, 2), args=(y,))
+>>> res.x.round(decimals=10).tolist(), res.success.tolist()
+([[2.0, 0.5], [2.0, 1.0], [2.0, 2.0]], [True, True, True])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from .... import _validate, config
+from ....dense._trees import under_vmap
+from ....errors import (
+    InvalidOptionError,
+    JacobianTooLarge,
+    NonFiniteInputError,
+    ShapeError,
+    UnsupportedOperationError,
+)
+from ..._checks import as_start, first_call
+from ..._ift import inexact, tracked
+from .batch_result import BatchLeastSquaresResult, batch_covariance
+from .box import cl_scaling, find_active, make_strictly_feasible
+from .loop import solve
+from .problem import BatchResiduals
+from .robust import model, robust
+from .state import State, cost_of
+from .status import MESSAGES, RUNNING, STALL, Tolerances
+
+__all__ = ["solve_batch"]
+
+METHODS = ("auto", "lm", "trf", "dogbox", "gauss-newton")
+CPU_CHUNK = 2 ** 17  # entries of one chunk's Jacobians (B·m·n) that stay in a CPU's cache
+WORDS_PER_ENTRY = 12  # float64 words the solver holds per Jacobian entry (J, SVD, transforms)
+
+
+def _rows(value: Any, B: int, n: int, name: str, like: torch.Tensor) -> torch.Tensor:
+    """A scalar, ``(n,)`` or ``(B, n)`` value as a ``(B, n)`` tensor."""
+    t = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value,
+                        dtype=like.dtype).to(like.device)
+    if t.ndim == 0 or t.shape == (1,):
+        return t.reshape(1, 1).expand(B, n)
+    if t.shape == (n,):
+        return t[None].expand(B, n)
+    if t.shape == (B, n):
+        return t
+    raise ShapeError(f"{name} must be a scalar, one entry per parameter ({n},) or one row per "
+                     f"problem ({B}, {n}); got {tuple(t.shape)}")
+
+
+def _bounds(bounds: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError) as exc:
+        raise ShapeError("bounds must be a pair (lb, ub) of scalars, (n,) or (B, n) arrays"
+                         ) from exc
+    B, n = x.shape
+    lb, ub = _rows(lo, B, n, "lb", x), _rows(hi, B, n, "ub", x)
+    if bool((lb.isnan() | ub.isnan() | ~(lb < ub)).any()):
+        raise InvalidOptionError("bounds need lb < ub in every coordinate of every problem (no "
+                                 "NaN); to fix a parameter, remove it from x instead")
+    out = (x < lb) | (x > ub)
+    if bool(out.any()):
+        b, j = (int(i) for i in torch.nonzero(out)[0])
+        raise InvalidOptionError(f"x0 is outside the bounds (problem {b}: x0[{b}, {j}] = "
+                                 f"{float(x[b, j]):g} not in [{float(lb[b, j]):g}, "
+                                 f"{float(ub[b, j]):g}]); start from a feasible point")
+    return lb, ub
+
+
+def _per_problem(value: Any, B: int, name: str, like: torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value,
+                        dtype=like.dtype).to(like.device)
+    if t.numel() == 1:
+        t = t.reshape(1).expand(B)
+    if t.shape != (B,):
+        raise ShapeError(f"{name} must be a scalar or one value per problem ({B},); got "
+                         f"{tuple(t.shape)}")
+    if not bool(((t > 0) & t.isfinite()).all()):
+        raise InvalidOptionError(f"{name} must be positive and finite")
+    return t
+
+
+def _split(leaves: list[Any], B: int) -> list[bool]:
+    """Which leaves are per-problem data: tensors whose first dimension is ``B``."""
+    return [isinstance(a, torch.Tensor) and a.ndim >= 1 and a.shape[0] == B and B > 1
+            for a in leaves]
+
+
+def _chunk_args(leaves: list[Any], spec: Any, per: list[bool], sl: slice
+                ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    part = [a[sl] if p else a for a, p in zip(leaves, per, strict=True)]
+    a, kw = tree_unflatten(part, spec)
+    return tuple(a), kw
+
+
+def _can_chunk(fun: Callable[..., Any], x: torch.Tensor, f0: torch.Tensor, leaves: list[Any],
+               spec: Any, per: list[bool]) -> bool:
+    """Whether ``fun`` on the first rows (with the first rows of the per-problem tensors of
+    ``args`` / ``kwargs``) gives the first rows of ``f0``: then the batch may be split."""
+    B = x.shape[0]
+    if B < 3:
+        return False
+    k = max(1, B // 3)
+    a, kw = _chunk_args(leaves, spec, per, slice(0, k))
+    try:
+        with torch.no_grad():
+            part = fun(x[:k], *a, **kw)
+    except Exception:  # a closure over per-problem data: the batch stays whole
+        return False
+    if not isinstance(part, torch.Tensor) or part.shape[0] != k:
+        return False
+    part = part.reshape(k, -1)
+    if part.shape != f0[:k].shape:
+        return False
+    scale = f0[:k].abs().amax(1, keepdim=True).clamp_min(torch.finfo(f0.dtype).tiny)
+    return bool(((part.to(f0.dtype) - f0[:k]).abs() <= 1e-10 * scale).all())
+
+
+def _chunk_size(B: int, m: int, n: int, device: torch.device, budget: int) -> int:
+    fits = max(1, budget // (8 * WORDS_PER_ENTRY * max(1, m * (n + 2) + n * n)))
+    if device.type == "cpu":
+        fits = min(fits, max(64, CPU_CHUNK // max(1, m * n)))
+    return min(B, fits)
+
+
+def _rule(method: str, lb: torch.Tensor, ub: torch.Tensor, jac_scale: bool, geodesic: bool
+          ) -> tuple[Any, Any]:
+    """The step rule and globalisation of ``method`` (imported when first used)."""
+    if method == "lm":
+        from .steps.lm import LevenbergMarquardt
+        from .trust_region import TrustRegion
+
+        return LevenbergMarquardt(geodesic=geodesic, jac_scale=jac_scale), TrustRegion()
+    if method == "gauss-newton":
+        from .line_search import Armijo
+        from .steps.gauss_newton import GaussNewton
+
+        return GaussNewton(), Armijo()
+    from .box_region import BoxTrustRegion
+
+    if method == "trf":
+        from .steps.reflective import Reflective
+
+        return Reflective(lb, ub, jac_scale=jac_scale), BoxTrustRegion()
+    from .steps import dogleg
+
+    return dogleg.Dogbox(lb, ub, jac_scale=jac_scale), BoxTrustRegion()  # type: ignore[attr-defined]
+
+
+def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: Any = "auto",
+                bounds: Any = (-torch.inf, torch.inf), x_scale: Any = "jac",
+                loss: Any = "linear", f_scale: Any = 1.0, ftol: float | None = 1e-15,
+                xtol: float | None = 1e-15, gtol: float | None = 1e-15,
+                max_nfev: int | None = None,
+                verbose: int = 0, args: tuple[Any, ...] = (),
+                kwargs: dict[str, Any] | None = None, geodesic: bool = True,
+                dtype: torch.dtype | None = torch.float64) -> BatchLeastSquaresResult:
+    """Solve ``B`` least-squares problems at once (see the module doc; the options are those
+    of :func:`jacobite.least_squares`, per problem where noted there)."""
+    _validate.callable_(fun, "fun")
+    _validate.choice(method, "method", METHODS)
+    ftol, xtol, gtol = (0.0 if t is None else _validate.tolerance(t, name)  # None: off
+                        for name, t in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)))
+    max_nfev = _validate.max_iter(max_nfev, "max_nfev")
+    geodesic = _validate.boolean(geodesic, "geodesic")
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise InvalidOptionError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+    leaves, spec = tree_flatten((tuple(args), dict(kwargs or {})))
+    if any(under_vmap(t) for t in [x0, *leaves] if isinstance(t, torch.Tensor)):
+        raise UnsupportedOperationError(
+            "least_squares(batch=True) cannot run under torch.func.vmap; it is batched already: "
+            "stack the problems into x0 of shape (B, n)")
+    pos = inexact(leaves)
+    if any(tracked(leaves[i]) for i in pos):
+        from .batch_ift import differentiable
+
+        opts = dict(method=method, jac=jac, bounds=bounds, x_scale=x_scale, loss=loss,
+                    f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
+                    verbose=verbose, geodesic=geodesic, dtype=dtype)
+        return differentiable(solve_batch, fun, x0, leaves, spec, pos, opts)
+    x = as_start(x0, dtype)
+    if x.ndim != 2:
+        raise ShapeError(f"with batch=True x0 must have shape (B, n): one row of parameters per "
+                         f"problem; got {tuple(x.shape)} (one problem of n unknowns: x0[None])")
+    B, n = x.shape
+    lb, ub = _bounds(bounds, x)
+    bounded = bool((lb.isfinite() | ub.isfinite()).any())
+    jac_scale = isinstance(x_scale, str)
+    if jac_scale and x_scale != "jac":
+        raise InvalidOptionError(f"x_scale must be 'jac' or positive numbers; got {x_scale!r}")
+    scale = None if jac_scale else _rows(x_scale, B, n, "x_scale", x)
+    if scale is not None and not bool(((scale > 0) & scale.isfinite()).all()):
+        raise InvalidOptionError("x_scale entries must be positive and finite")
+    fs = _per_problem(f_scale, B, "f_scale", x)
+    rho_all = robust(loss, fs)
+    if bounded and method in ("lm", "gauss-newton"):
+        raise InvalidOptionError(f"method={method!r} does not handle bounds; use method='trf'")
+    if bounded:
+        x = make_strictly_feasible(x, lb, ub)
+    P = BatchResiduals(fun, x, jac, args, kwargs)
+    f0 = first_call(P.f, x, "fun")
+    bad = ~torch.isfinite(f0).all(1)
+    if bool(bad.any()):
+        b = int(torch.nonzero(bad)[0, 0])
+        raise NonFiniteInputError(f"the residuals at x0 are not finite for {int(bad.sum())} of "
+                                  f"{B} problems (first: problem {b}); start those problems "
+                                  "from points where fun is finite, or leave them out")
+    m = f0.shape[1]
+    if method == "auto":
+        method = "lm" if not bounded and rho_all is None and m >= n else "trf"
+    if method == "lm" and m < n:
+        raise InvalidOptionError(f"method='lm' needs at least as many residuals as unknowns "
+                                 f"(m = {m} < n = {n}); use method='trf'")
+    budget = config.get_memory_budget()
+    per = _split(leaves, B)
+    size = _chunk_size(B, m, n, x.device, budget)
+    if size < B and not _can_chunk(fun, x, f0, leaves, spec, per):
+        if B * m * n * 8 > budget:
+            raise JacobianTooLarge(
+                f"the {B} Jacobians ({B}×{m}×{n} float64) alone exceed the memory budget "
+                f"({config.format_bytes(budget)}), and the batch cannot be split because fun "
+                "closes over per-problem data; pass those tensors through args= (first "
+                "dimension B) so that chunks of the batch are solved in turn, or raise the "
+                "budget with jacobite.config.memory_budget")
+        size = B
+    eps = float(torch.finfo(x.dtype).eps)
+    budget_nfev = max_nfev if max_nfev is not None else (100 * (n + 1) if method == "lm"
+                                                         else 100 * n)
+    outs = []
+    t0 = time.perf_counter()
+    for start in range(0, B, size):
+        sl = slice(start, min(B, start + size))
+        whole = size == B
+        a, kw = (tuple(args), dict(kwargs or {})) if whole else _chunk_args(leaves, spec, per, sl)
+        Pc = P if whole else BatchResiduals(fun, x[sl], jac, a, kw)
+        fc = f0 if whole else first_call(Pc.f, x[sl], "fun")
+        rho = rho_all if rho_all is None or whole else robust(loss, fs[sl])
+        outs.append(_solve_chunk(Pc, x[sl], fc, lb[sl], ub[sl], None if scale is None
+                                 else scale[sl], rho, method, geodesic, ftol, xtol, gtol,
+                                 budget_nfev, eps))
+        if verbose:
+            done = outs[-1]
+            print(f"least_squares(batch): problems {sl.start}–{sl.stop - 1} of {B}: "
+                  f"{int((done['status'] > 0).sum())} converged, "
+                  f"{int((done['status'] <= 0).sum())} not ({time.perf_counter() - t0:.2f} s)")
+    return _result(outs, lb, ub, bounded, rho_all is not None, method, x.dtype)
+
+
+def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch.Tensor,
+                 ub: torch.Tensor, scale: torch.Tensor | None, rho: Any, method: str,
+                 geodesic: bool, ftol: float, xtol: float, gtol: float, max_nfev: int,
+                 eps: float) -> dict[str, Any]:
+    """One chunk through the engine; the rows the result is assembled from."""
+    Bc = x.shape[0]
+    J0 = P.J(x)
+    P.check(x, J0)
+    state = State.start(x, f0, J0, rho)
+    if scale is not None:
+        state.D = 1.0 / scale.clone()
+    rule, glob = _rule(method, lb, ub, scale is None, geodesic)
+    tol = Tolerances.make(ftol, xtol, gtol, Bc, eps=eps, max_nfev=max_nfev, dtype=x.dtype,
+                          device=x.device)
+    state = solve(P, state, rule, glob, tol)
+    status = torch.where(state.status == RUNNING, 0, state.status)
+    Jt, ft = model(state.J, state.f, rho)
+    g = (Jt.mT @ ft[..., None])[..., 0]
+    if not (lb.isfinite() | ub.isfinite()).any():
+        status = _stalled(P, state.x, state.cost, Jt, ft, rho, status)
+    return dict(x=state.x, f=state.f, J=state.J, cost=state.cost, g=g, status=status,
+                nfev=state.nfev, njev=state.njev, nit=state.nit)
+
+
+def _stalled(P: BatchResiduals, x: torch.Tensor, cost: torch.Tensor, Jt: torch.Tensor,
+             ft: torch.Tensor, rho: Any, status: torch.Tensor,
+             limit: float = 1e-3) -> torch.Tensor:
+    """A converged status only where the Gauss–Newton model has nothing left to remove. Where
+    the residuals' component in the range of ``J̃`` exceeds ``limit`` of their norm, the
+    Gauss–Newton point is evaluated (one batched evaluation): if it lowers the cost by a tenth
+    or more with a step above the rounding of ``x``, the tests stopped the problem far from a
+    minimum (steps below the residuals' rounding, status −8); else what is left is rounding and
+    the status stands."""
+    U, s, Vh = torch.linalg.svd(Jt, full_matrices=False)
+    keep = s > s[:, :1] * torch.finfo(s.dtype).eps * max(Jt.shape[1:])
+    uf = (U.mT @ ft[..., None])[..., 0] * keep
+    fn = torch.linalg.vector_norm(ft, dim=-1)
+    suspect = (status > 0) & (torch.linalg.vector_norm(uf, dim=-1) > limit * fn) & (fn > 0)
+    if not bool(suspect.any()):
+        return status
+    p = -(Vh.mT @ (uf / torch.where(keep, s, 1.0))[..., None])[..., 0]
+    f_gn = P.f(torch.where(suspect[:, None], x + p, x))
+    ok = torch.isfinite(f_gn).all(-1)
+    c_gn = cost_of(torch.where(ok[:, None], f_gn, 0.0), rho)
+    pn, xn = (torch.linalg.vector_norm(v, dim=-1) for v in (p, x))
+    big = pn > torch.finfo(x.dtype).eps ** 0.5 * xn.clamp_min(1e-8)  # not a rounding-level step
+    far = suspect & ok & big & (c_gn < 0.9 * cost)
+    return torch.where(far, STALL, status)
+
+
+def _result(outs: list[dict[str, Any]], lb: torch.Tensor, ub: torch.Tensor, bounded: bool,
+            robust_loss: bool, method: str, dtype: torch.dtype) -> BatchLeastSquaresResult:
+    cat = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+    x, g, status = cat["x"], cat["g"], cat["status"]
+    if bounded:
+        v, _ = cl_scaling(x, g, lb, ub)
+        optimality = (g * v).abs().amax(-1)
+        active = find_active(x, lb, ub, rtol=1e-10)
+    else:
+        optimality = g.abs().amax(-1) if g.shape[1] else g.new_zeros(g.shape[0])
+        active = torch.zeros_like(x, dtype=torch.int64)
+    determined = ~(active != 0).any(-1) & torch.tensor(not robust_loss)
+    cov = batch_covariance(cat["J"], cat["f"], determined.to(x.device))
+    return BatchLeastSquaresResult(
+        x=x.to(dtype), cost=cat["cost"], fun=cat["f"], jac=cat["J"], grad=g,
+        optimality=optimality, active_mask=active, status=status, success=status > 0,
+        message=[MESSAGES[int(s)] for s in status.tolist()], nfev=cat["nfev"],
+        njev=cat["njev"], nit=cat["nit"], method=method, covariance=cov)
