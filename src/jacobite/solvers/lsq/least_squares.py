@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -124,8 +124,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
                   f_scale: float = 1.0, ftol: float = 1e-15, xtol: float = 1e-15,
                   gtol: float = 1e-15, max_nfev: int | None = None, verbose: int = 0,
                   args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-                  geodesic: bool = True, dtype: torch.dtype | None = torch.float64
-                  ) -> LeastSquaresResult:
+                  geodesic: bool = True, dtype: torch.dtype | None = torch.float64,
+                  batch: bool = False) -> LeastSquaresResult:
     """Minimise ``½ Σ ρ(r(x)²)`` subject to ``lb <= x <= ub``.
 
     Args:
@@ -158,6 +158,11 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
             start 1 to the certified values, and it lowers the evaluation count overall.
         dtype: the dtype ``fun`` is evaluated in (float64 by default, whatever ``x0`` is; ``None``
             keeps ``x0``'s floating dtype). The linear algebra is always float64.
+        batch: solve many problems at once: ``fun`` maps ``(B, n)`` to ``(B, m)`` problem by
+            problem, ``x0`` is ``(B, n)``, bounds and ``x_scale`` may have one row per problem,
+            ``f_scale`` one value per problem; returns a
+            :class:`~jacobite.solvers.lsq.engine.batch_result.BatchLeastSquaresResult`
+            (``docs/solvers.md``, "Many problems at once").
 
     Returns:
         a :class:`LeastSquaresResult`; failure to converge is reported in ``status`` /
@@ -177,6 +182,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
             ``fun`` closing over a tracked tensor instead of taking it through ``args``; a
             robust loss with tracked ``args``; the derivative where a bound is active.
     """
+    if _validate.boolean(batch, "batch"):
+        from .engine.batch import solve_batch
+
+        return cast(Any, solve_batch(fun, x0, method=method, jac=jac, bounds=bounds,
+                                     x_scale=x_scale, loss=loss, f_scale=f_scale, ftol=ftol,
+                                     xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose,
+                                     args=args, kwargs=kwargs, geodesic=geodesic, dtype=dtype))
     _validate.callable_(fun, "fun")
     _validate.choice(method, "method", METHODS)
     rho = robust_loss(loss, 1.0)  # checks the name; built with f_scale once r's scale is known
