@@ -107,7 +107,7 @@ ENTRIES = [
                  *choice("method"), *tol("xtol"), *tol("ftol"), *posint("max_nfev"),
                  ("jac", 5), ("jac", "4-point"), ("verbose", "loud")]),
     entry("jacobite.curve_fit", jacobite.curve_fit, MODEL, T, Y, P0,
-          cases=[*fn(0), *tensor(1, none=False, ints=False), *tensor(2, (4,), (), none=False),
+          cases=[*fn(0), *tensor(1, none=False, ints=False), *tensor(2, (4,), none=False),
                  (3, "abc"), (3, torch.ones(3, dtype=F64)), (3, torch.ones((), dtype=F64)),
                  (3, torch.tensor([1.0, float("nan")], dtype=F64)),
                  ("sigma", torch.ones(4, dtype=F64)), ("sigma", -torch.ones(6, dtype=F64)),

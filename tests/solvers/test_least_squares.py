@@ -112,11 +112,15 @@ def test_covariance_matches_scipy_curve_fit():
     np.testing.assert_allclose(res.covariance.numpy(), pcov, rtol=1e-6)
 
 
-def test_rank_deficient_covariance_is_none_with_a_warning():
-    p = BY_NAME["product_rank_deficient"]
+def test_rank_deficient_covariance_is_inf_along_the_undetermined_direction():
+    p = BY_NAME["product_rank_deficient"]  # only x0·x1 is determined: both variances are inf
     with pytest.warns(JacobiteWarning, match="rank deficient"):
         res = least_squares(lambda x: torch.cat([p.fun(x), p.fun(x)]), p.x0)
-    assert res.covariance is None
+    x0, x1 = np.asarray(res.x).tolist()
+    # the null direction of J = [x1, x0] is (x0, −x1): the covariance of x0 and x1 is −inf
+    np.testing.assert_array_equal(np.asarray(res.covariance),
+                                  [[np.inf, -np.inf], [-np.inf, np.inf]])
+    assert x0 * x1 > 0
 
 
 @pytest.mark.parametrize("method", ["lm", "trf", "gauss-newton"])

@@ -1,12 +1,16 @@
-"""``curve_fit``: SciPy's ``curve_fit`` with the model written in torch and exact Jacobians.
+"""``curve_fit``: SciPy's ``curve_fit``, with exact Jacobians for a model written in torch.
 
-Fits ``model(xdata, *params) ≈ ydata`` by :func:`least_squares` on the whitened residuals
-``W (model − y)``: ``W = diag(1/σ)`` for a 1-D ``sigma`` (standard deviations) and
-``W = L⁻¹`` with ``Σ = L Lᵀ`` (Cholesky) for a 2-D ``sigma`` (a covariance matrix). ``pcov`` is
-SciPy's: the pseudo-inverse ``(J̃ᵀJ̃)⁺`` from the SVD of the whitened Jacobian (singular values
-below ``eps · max(m, n) · s₀`` dropped; ``JᵀJ`` is never formed), multiplied by the reduced
-χ² = ``Σ r̃² / (m − n)`` unless ``absolute_sigma``. Like SciPy, ``popt`` and ``pcov`` are NumPy
-float64 arrays, and ``pcov`` is all ``inf`` (with a warning) when it cannot be estimated.
+Fits ``f(xdata, *params) ≈ ydata`` by :func:`least_squares` on the whitened residuals
+``W (f − y)`` (``ydata`` broadcast against ``f``'s output): ``W = diag(1/σ)`` for a scalar or
+1-D ``sigma`` (standard deviations) and ``W = L⁻¹`` with ``Σ = L Lᵀ`` (Cholesky) for a 2-D
+``sigma`` (a covariance matrix). A model written in torch is differentiated exactly; one written
+in NumPy is called with NumPy arrays and differentiated by finite differences
+(:mod:`._curve_model`). ``nan_policy`` and ``check_finite`` treat NaN as SciPy does
+(:mod:`._curve_data`). ``pcov`` is the pseudo-inverse ``(J̃ᵀJ̃)⁺`` from the SVD of the whitened
+Jacobian (SciPy's cut of small singular values; ``JᵀJ`` is never formed), times the reduced
+χ² = ``Σ r̃² / (m − n)`` unless ``absolute_sigma``; parameters the data do not determine have
+variance ``inf`` (:func:`.result.covariance`), and ``pcov`` is all ``inf`` when ``m <= n`` leaves
+χ² unknown (both with a warning). Like SciPy, ``popt`` and ``pcov`` are NumPy float64 arrays.
 
 >>> import torch
 >>> x = torch.linspace(0, 1, 11, dtype=torch.float64)
@@ -29,41 +33,60 @@ import torch
 
 from ... import _validate
 from ..._modules import keeps_state
-from ...errors import InvalidOptionError, JacobiteWarning, NonFiniteInputError, ShapeError
+from ...errors import ArgumentTypeError, InvalidOptionError, JacobiteWarning, ShapeError
+from ._curve_data import data, whitening
+from ._curve_model import NUMERIC, Model
 from .least_squares import Method, least_squares
+from .result import LeastSquaresResult, covariance
 
 __all__ = ["curve_fit"]
 
+#: SciPy's ``least_squares`` status as MINPACK's ``info`` (what ``leastsq`` returns as ``ier``).
+_MINPACK_IER = {0: 5, 1: 4, 2: 1, 3: 2, 4: 3}
 
-def _tensor(a: Any, name: str) -> Any:
-    if isinstance(a, torch.Tensor):
-        return a.detach().to(torch.float64) if a.is_floating_point() or a.dtype in (
-            torch.int32, torch.int64) else a
+
+def _n_params(f: Callable[..., Any]) -> int:
     try:
-        return torch.as_tensor(np.asarray(a, dtype=np.float64))
-    except (TypeError, ValueError):
-        if name == "xdata":
-            return a  # anything the model understands (a tuple of arrays, an object, ...)
-        raise ShapeError(f"{name} must be an array of numbers") from None
-
-
-def _n_params(model: Callable[..., Any]) -> int:
-    try:
-        sig = inspect.signature(model)
+        sig = inspect.signature(f)
     except (TypeError, ValueError) as exc:
         raise InvalidOptionError("cannot count the model's parameters; pass p0") from exc
     ps = [p for p in sig.parameters.values()
           if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()) or len(ps) < 2:
-        raise InvalidOptionError("cannot count the model's parameters from its signature; "
-                                 "pass p0")
+    if len(ps) < 2:
+        raise InvalidOptionError("cannot count the model's parameters from its signature "
+                                 "(f(x, p1, p2, ...) names them); pass p0")
     return len(ps) - 1
 
 
-def _feasible_start(n: int, bounds: Any) -> np.ndarray:
+def _start(p0: Any) -> np.ndarray:
+    try:
+        p = np.asarray(p0.detach().cpu() if isinstance(p0, torch.Tensor) else p0,
+                       dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ShapeError(f"p0 must be a number or an array of numbers; got "
+                         f"{type(p0).__name__}") from exc
+    return np.atleast_1d(p).reshape(-1).copy()
+
+
+def _bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
+        bounds = (bounds.lb, bounds.ub)
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
+        raise ShapeError(f"bounds must be a pair (lb, ub) of scalars or length-n arrays, got "
+                         f"{bounds!r}; e.g. bounds=(0, np.inf)")
+    out = []
+    for b in bounds:
+        a = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=float)
+        if a.size not in (1, n):
+            raise ShapeError(f"each bound must be a scalar or have one entry per parameter "
+                             f"({n}); got {a.size}")
+        out.append(np.broadcast_to(a.reshape(-1), (n,)).copy())
+    return out[0], out[1]
+
+
+def _feasible_start(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
     """SciPy's default start: ones, or inside the bounds (midpoint / bound ± 1)."""
-    lb, ub = (np.broadcast_to(np.asarray(b, dtype=float), (n,)) for b in bounds)
-    p0 = np.ones(n)
+    p0 = np.ones(lb.size)
     both = np.isfinite(lb) & np.isfinite(ub)
     p0[both] = 0.5 * (lb[both] + ub[both])
     lo = np.isfinite(lb) & ~np.isfinite(ub)
@@ -74,142 +97,182 @@ def _feasible_start(n: int, bounds: Any) -> np.ndarray:
 
 
 @keeps_state
-def curve_fit(model: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
-              sigma: Any = None, absolute_sigma: bool = False,
+def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
+              sigma: Any = None, absolute_sigma: bool = False, check_finite: bool | None = None,
               bounds: Any = (-np.inf, np.inf), method: Method | None = None,
-              jac: Callable[..., Any] | str | None = None, full_output: bool = False,
-              **kwargs: Any) -> tuple[Any, ...]:
-    """Fit ``model(xdata, *params)`` to ``ydata`` (SciPy's ``curve_fit`` semantics).
+              jac: Callable[..., Any] | str | None = None, *, full_output: bool = False,
+              nan_policy: str | None = None, **kwargs: Any) -> tuple[Any, ...]:
+    """Fit ``f(xdata, *params)`` to ``ydata`` (SciPy's ``curve_fit``, argument for argument).
 
     Args:
-        model: ``model(x, p1, p2, ...)`` returning a tensor shaped like ``ydata``, in torch.
-        xdata: the independent variable (converted to a float64 tensor when numeric; passed
-            through as is otherwise).
+        f: the model ``f(x, p1, p2, ...)``, in torch (exact Jacobians) or NumPy (finite
+            differences; see the module doc), returning values broadcastable against ``ydata``.
+        xdata: the independent variable (a float64 array / tensor when numeric; passed through
+            as is otherwise, e.g. ``None`` or an object ``f`` understands).
         ydata: the observations.
-        p0: the start; by default (as SciPy) ones — or the middle of finite bounds, ``lb + 1`` /
-            ``ub − 1`` for one-sided ones — one per parameter of ``model``'s signature.
-        sigma: 1-D standard deviations of ``ydata``, or a 2-D covariance matrix of it.
+        p0: the start (a scalar for one parameter); by default (as SciPy) ones — or the middle
+            of finite bounds, ``lb + 1`` / ``ub − 1`` for one-sided ones — one per parameter of
+            ``f``'s signature.
+        sigma: standard deviations of ``ydata`` (a scalar or one per point), or its
+            covariance matrix (2-D).
         absolute_sigma: ``sigma`` in absolute units (``pcov`` not rescaled by the reduced χ²).
-        bounds: ``(lb, ub)`` on the parameters.
-        method: ``"lm"`` (default without bounds), ``"trf"`` (default with) or
-            ``"gauss-newton"``.
-        jac: ``jac(x, *params)`` returning the ``m × n`` Jacobian of the model, or ``None`` /
-            ``"auto"`` / ``"dense"`` for exact AD Jacobians (``"auto"`` as in
-            :func:`least_squares`: with ``min(m, n) < 1000``, the usual case of a few
-            parameters, it is dense).
-        full_output: also return ``infodict`` (``nfev``, ``njev``, ``fvec``, ``result``),
-            ``mesg`` and ``ier`` (the status) like SciPy.
-        **kwargs: passed to :func:`least_squares` (``ftol``, ``loss``, ``max_nfev``, ...).
+        check_finite: refuse NaN/Inf in ``xdata`` / ``ydata``; default on unless ``nan_policy``
+            is given.
+        bounds: ``(lb, ub)`` on the parameters, or a ``scipy.optimize.Bounds``.
+        method: ``"lm"`` (default without bounds), ``"trf"`` (default with) or another method
+            of :func:`least_squares`.
+        jac: ``jac(x, *params)`` returning the Jacobian of ``f`` (one row per output of ``f``,
+            one column per parameter; called with torch or NumPy arguments, as ``f`` is), or
+            a string: for a torch model every string gives the exact Jacobian (``"auto"``,
+            ``"dense"``, ``"sparse"`` as in :func:`least_squares`; ``"2-point"``, ``"3-point"``
+            and ``"cs"`` are accepted and exact too); for a NumPy model ``"2-point"`` (the
+            default), ``"3-point"`` or ``"cs"``.
+        full_output: also return ``infodict``, ``mesg`` and ``ier`` as SciPy does:
+            ``infodict`` holds ``nfev``, ``fvec`` (the whitened residuals), ``njev`` and
+            ``result`` (the :class:`LeastSquaresResult`), and for ``"lm"`` MINPACK's ``fjac``,
+            ``ipvt`` and ``qtf`` of the final Jacobian; ``ier`` is MINPACK's ``info`` for
+            ``"lm"`` (1-4 converged) and the ``status`` otherwise.
+        nan_policy: ``None``, ``"raise"`` or ``"omit"`` (drop points with NaN in ``xdata`` or
+            ``ydata``, with their entries of ``sigma``).
+        **kwargs: passed to :func:`least_squares` (``ftol``, ``xtol``, ``gtol``, ``loss``,
+            ``max_nfev``, ...; ``maxfev`` is ``max_nfev``).
 
     Returns:
-        ``(popt, pcov)`` as NumPy arrays, or ``(popt, pcov, infodict, mesg, ier)``.
+        ``(popt, pcov)`` as NumPy arrays, or ``(popt, pcov, infodict, mesg, ier)``. Where the
+        solver stops short of a minimum, the best point is returned with a
+        :class:`~jacobite.errors.JacobiteWarning`.
 
     Raises:
-        ShapeError: ``ydata`` / ``sigma`` / model output sizes disagree.
-        NonFiniteInputError: ``ydata`` or ``sigma`` holds NaN/Inf.
+        ShapeError: empty ``ydata``, or ``ydata`` / ``sigma`` / ``f``'s output that do not fit.
+        NonFiniteInputError: NaN/Inf in the data (``check_finite``) or in ``sigma``; NaN with
+            ``nan_policy="raise"``.
         InvalidOptionError: a non-positive ``sigma``, a covariance that is not positive
-            definite, or ``p0`` omitted for a model without a countable signature.
+            definite, ``p0`` outside the bounds, an unknown ``nan_policy`` or ``jac``, ``args``
+            among the keyword arguments, or ``p0`` omitted where ``f``'s signature does not
+            count the parameters.
+        ArgumentTypeError: ``method="lm"`` with more parameters than data points.
     """
-    _validate.callable_(model, "model")
+    _validate.callable_(f, "f")
     absolute_sigma = _validate.boolean(absolute_sigma, "absolute_sigma")
-    full_output = _validate.boolean(full_output, "full_output")
-    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
-        raise ShapeError(f"bounds must be a pair (lb, ub) of scalars or length-n arrays, got "
-                         f"{bounds!r}; e.g. bounds=(0, np.inf)")
-    x = _tensor(xdata, "xdata")
-    y = _tensor(ydata, "ydata").reshape(-1)
-    if not torch.isfinite(y).all():
-        raise NonFiniteInputError("ydata contains NaN or Inf; remove those points")
-    m = y.numel()
+    full_output = _validate.boolean(  # SciPy's full_output=1 spelling too
+        bool(full_output) if type(full_output) is int and full_output in (0, 1) else full_output,
+        "full_output")
+    if "args" in kwargs:
+        raise InvalidOptionError("curve_fit takes no args: f is called as f(xdata, *params); "
+                                 "bind fixed arguments with a lambda or functools.partial")
+    if "maxfev" in kwargs:
+        if "max_nfev" in kwargs:
+            raise InvalidOptionError("give max_nfev or its SciPy alias maxfev, not both")
+        kwargs["max_nfev"] = kwargs.pop("maxfev")
+    p0 = _start(p0) if p0 is not None else None
+    n = p0.size if p0 is not None else _n_params(f)
+    lb, ub = _bounds(bounds, n)
     if p0 is None:
-        p0 = _feasible_start(_n_params(model), bounds)
-    if sigma is None:
-        def whiten(r: torch.Tensor) -> torch.Tensor:
-            return r
-    else:
-        s = _tensor(sigma, "sigma")
-        if not torch.isfinite(s).all():
-            raise NonFiniteInputError("sigma contains NaN or Inf")
-        if s.ndim <= 1 and s.numel() == m:
-            if not (s > 0).all():
-                raise InvalidOptionError("sigma (standard deviations) must be positive")
-            w = 1.0 / s.reshape(-1)
-
-            def whiten(r: torch.Tensor) -> torch.Tensor:
-                return r * (w if r.ndim == 1 else w[:, None])
-        elif s.shape == (m, m):
-            L, info = torch.linalg.cholesky_ex(s)
-            if int(info) != 0:
-                raise InvalidOptionError("sigma as a covariance matrix must be symmetric "
-                                         "positive definite")
-
-            def whiten(r: torch.Tensor) -> torch.Tensor:
-                rr = r if r.ndim == 2 else r[:, None]
-                out = torch.linalg.solve_triangular(L, rr, upper=False)
-                return out if r.ndim == 2 else out[:, 0]
-        else:
-            raise ShapeError(f"sigma must have shape ({m},) or ({m}, {m}); got "
-                             f"{tuple(s.shape)}")
+        p0 = _feasible_start(lb, ub)
+    elif np.any(p0 < lb) or np.any(p0 > ub):
+        k = int(np.flatnonzero((p0 < lb) | (p0 > ub))[0])
+        raise InvalidOptionError(f"Initial guess is outside of provided bounds: p0[{k}] = "
+                                 f"{p0[k]:g} is not in [{lb[k]:g}, {ub[k]:g}]; start inside "
+                                 "them")
+    bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
+    method = method or ("trf" if bounded else "lm")
+    x, y, s = data(xdata, ydata, sigma, check_finite, nan_policy)
+    if method == "lm" and y.size != 1 and n > y.size:
+        raise ArgumentTypeError(f"The number of func parameters={n} exceeds the number of data "
+                                f"points={y.size}, more than method='lm' can fit; add data, "
+                                "fix parameters, or use method='trf'")
+    model = Model(f, x, p0)
+    try:
+        shape = np.broadcast_shapes(model.shape, y.shape)
+    except ValueError:
+        raise ShapeError(f"f returned shape {model.shape} for ydata of shape {y.shape} "
+                         f"({y.size} observations); pass ydata with one entry per model output "
+                         "(or broadcastable to it; check that xdata and ydata match)") from None
+    m = int(np.prod(shape))
+    whiten = whitening(s, m, y.size)
+    yt = torch.as_tensor(np.broadcast_to(y, shape).reshape(-1).copy())
 
     def fun(p: torch.Tensor) -> torch.Tensor:
-        try:
-            out = model(x, *p.unbind())
-        except (IndexError, RuntimeError, TypeError, ValueError) as exc:
-            raise ShapeError(
-                f"model(xdata, *p) failed with {type(exc).__name__}: {exc}; check that p0 has "
-                f"one entry per model parameter ({p.numel()} given) and that xdata is what "
-                f"model expects") from exc
-        if not isinstance(out, torch.Tensor):
-            out = torch.as_tensor(np.asarray(out, dtype=np.float64))
-        out = out.reshape(-1)
-        if out.numel() != m:
-            raise ShapeError(f"the model returned {out.numel()} values for {m} observations; "
-                             f"pass ydata with one entry per model output (check that xdata "
-                             f"and ydata match)")
-        return whiten(out - y.to(out.dtype))
+        return whiten(torch.broadcast_to(model(p), shape).reshape(-1) - yt)
+
+    def rows(J: np.ndarray) -> torch.Tensor:  # the model's Jacobian as the residuals' one
+        full = np.array(np.broadcast_to(J.reshape(*model.shape, n), (*shape, n))).reshape(m, n)
+        return whiten(torch.as_tensor(full))
 
     jac_arg: Any = "auto"
     if callable(jac):
         def jac_arg(p: torch.Tensor) -> torch.Tensor:
-            Jm = jac(x, *p.unbind())
-            if sp.issparse(Jm):
-                Jm = Jm.toarray()
-            Jm = torch.as_tensor(np.asarray(Jm, dtype=np.float64)) if not isinstance(
-                Jm, torch.Tensor) else Jm.to(torch.float64)
-            return whiten(Jm.reshape(m, -1))
-    elif jac == "dense":
-        jac_arg = "dense"
-    elif jac not in (None, "auto"):
-        raise InvalidOptionError("jac must be None, 'auto', 'dense' or a callable "
-                                 "jac(x, *params)")
-    lb, ub = bounds
-    bounded = bool(np.isfinite(np.asarray(lb, dtype=float)).any()
-                   or np.isfinite(np.asarray(ub, dtype=float)).any())
-    method = method or ("trf" if bounded else "lm")
-    res = least_squares(fun, p0, method=method, jac=jac_arg, bounds=bounds, **kwargs)
+            return rows(model.user_jacobian(jac, p))
+    elif model.kind == "numpy":
+        if jac in ("dense", "sparse"):
+            raise InvalidOptionError(f"jac={jac!r} differentiates a torch model, but f is "
+                                     "written in NumPy; pass jac='2-point', '3-point', 'cs' or "
+                                     "a callable (or write f in torch)")
+        scheme = "2-point" if jac in (None, "auto") else jac
+
+        def jac_arg(p: torch.Tensor) -> torch.Tensor:
+            return rows(model.numeric_jacobian(p.detach().numpy(), scheme, lb, ub))
+        model.numeric_jacobian(p0, scheme)[:0]  # an unknown scheme fails before the solve
+    elif jac in ("dense", "sparse"):
+        jac_arg = jac
+    elif jac not in (None, "auto", *NUMERIC):
+        raise InvalidOptionError(f"jac must be None, 'auto', 'dense', 'sparse', '2-point', "
+                                 f"'3-point', 'cs' or a callable jac(x, *params); got {jac!r}")
+    res = least_squares(fun, torch.as_tensor(p0), method=method, jac=jac_arg, bounds=(lb, ub),
+                        **kwargs)
     if not res.success:
         warnings.warn(f"curve_fit did not converge: {res.message}", JacobiteWarning,
                       stacklevel=2)
-    popt = res.x.detach().cpu().numpy().astype(np.float64).reshape(-1)
-    J = res.jac.toarray() if sp.issparse(res.jac) else res.jac.detach().cpu().numpy()
-    n = popt.size
-    _, sv, Vt = np.linalg.svd(J, full_matrices=False)
-    sv_keep = sv[sv > np.finfo(float).eps * max(J.shape) * (sv[0] if sv.size else 0.0)]
-    Vk = Vt[:sv_keep.size]
-    pcov = (Vk.T / sv_keep ** 2) @ Vk
-    warn = False
+    popt = _array(res.x).reshape(-1)
+    pcov = _pcov(res, m, n, absolute_sigma)
+    if not full_output:
+        return popt, pcov
+    info: dict[str, Any] = {"nfev": res.nfev, "njev": res.njev,
+                            "fvec": _array(res.fun), "result": res}
+    ier = res.status
+    if method == "lm":
+        info.update(_minpack_factors(_array(res.jac), info["fvec"]))
+        ier = _MINPACK_IER.get(ier, ier)
+    return popt, pcov, info, res.message, ier
+
+
+def _array(a: Any) -> np.ndarray:
+    """A result field (tensor, array or SciPy sparse matrix) as a dense float64 array."""
+    if sp.issparse(a):
+        return np.asarray(a.toarray(), dtype=np.float64)
+    if isinstance(a, torch.Tensor):
+        return a.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _pcov(res: LeastSquaresResult, m: int, n: int, absolute_sigma: bool) -> np.ndarray:
+    """SciPy's ``pcov``, with ``inf`` variance for the parameters the data do not determine."""
+    cov = covariance(_array(res.jac), _array(res.fun), scale=False, warn=False)
+    if cov is None or np.isnan(cov).any() or (not absolute_sigma and m <= n):
+        warnings.warn(f"the covariance of the parameters could not be estimated ({m} residuals "
+                      f"for {n} parameters); pcov is inf — add data or fix parameters",
+                      JacobiteWarning, stacklevel=3)
+        return np.full((n, n), np.inf)
+    free = np.flatnonzero(np.isinf(np.diag(cov))).tolist()
     if not absolute_sigma:
-        if m > n:
-            pcov = pcov * (2 * res.cost / (m - n))
-        else:
-            pcov = np.full((n, n), np.inf)
-            warn = True
-    if warn or np.isnan(pcov).any():
-        pcov = np.full((n, n), np.inf)
-        warnings.warn("the covariance of the parameters could not be estimated (m <= n); "
-                      "pcov is inf — add data or fix parameters", JacobiteWarning, stacklevel=2)
-    if full_output:
-        info = {"nfev": res.nfev, "njev": res.njev, "fvec": res.fun.cpu().numpy(),
-                "result": res}
-        return popt, pcov, info, res.message, res.status
-    return popt, pcov
+        finite = np.isfinite(cov)
+        with np.errstate(over="ignore"):  # χ² of residuals near 1e200 passes float64: inf
+            cov[finite] *= 2 * res.cost / (m - n)
+    if free:
+        warnings.warn(f"the covariance of the parameters could not be estimated in full: the "
+                      f"data do not determine the parameters {free} (their variance is inf); "
+                      "fix or remove them, or add data that depend on them", JacobiteWarning,
+                      stacklevel=3)
+    return cov
+
+
+def _minpack_factors(J: np.ndarray, fvec: np.ndarray) -> dict[str, np.ndarray]:
+    """``leastsq``'s ``fjac``, ``ipvt`` and ``qtf`` of ``J P = Q R`` (QR with column pivoting):
+    ``fjac.T`` holds ``R`` in its upper triangle (the Householder vectors below it), ``ipvt``
+    the 0-based columns of ``P`` (as SciPy's ``leastsq`` gives them), ``qtf = (Qᵀ fvec)[:n]``."""
+    import scipy.linalg
+
+    (qr, _), _, piv = scipy.linalg.qr(J, mode="raw", pivoting=True)
+    Q = scipy.linalg.qr(J[:, piv], mode="economic")[0]
+    return {"fjac": np.ascontiguousarray(qr.T), "ipvt": piv.astype(np.int32),
+            "qtf": Q.T @ fvec}

@@ -60,8 +60,10 @@ class LeastSquaresResult:
             (``jac="auto"`` records its choice here).
         covariance: ``σ² (JᵀJ)⁻¹`` with ``σ² = Σ r² / (m − n)`` (SciPy's ``curve_fit``
             convention), from the SVD of ``J`` (``JᵀJ`` is never formed); ``None`` when it is not
-            meaningful: ``m <= n``, a robust loss, a sparse Jacobian, active bounds, or a
-            numerically rank-deficient ``J`` (then with a :class:`JacobiteWarning`).
+            meaningful: ``m <= n``, a robust loss, a sparse Jacobian, or active bounds. Where
+            ``J`` is numerically rank deficient, the parameters the data do not determine have
+            variance ``inf`` and the others their finite one (see :func:`covariance`; with a
+            :class:`JacobiteWarning`).
     """
 
     x: torch.Tensor
@@ -89,11 +91,20 @@ class LeastSquaresResult:
 def covariance(J: np.ndarray, f: np.ndarray, scale: bool = True,
                warn: bool = True) -> np.ndarray | None:
     """``σ² (JᵀJ)⁻¹`` from ``J = U S Vᵀ`` as ``σ² V S⁻² Vᵀ`` (σ² = ‖f‖²/(m − n) when ``scale``,
-    else 1); ``None`` (and a warning) when ``J`` is rank deficient or ``m <= n`` with ``scale``.
+    else 1); ``None`` when ``J`` is not finite or, with ``scale``, ``m <= n`` (no σ² estimate).
+
+    A rank-deficient ``J`` (singular values at or below ``eps · max(m, n) · s₀``, SciPy's cut)
+    gives the limit of ``σ² (JᵀJ + εI)⁻¹`` as ``ε → 0``: the pseudo-inverse part, plus
+    ``±inf`` wherever the projector ``N`` onto the null space of ``J`` has an entry (``N_ij``
+    above ``√eps``). A parameter the data do not determine has variance ``inf``; one they do
+    keeps its finite variance. That comes with a :class:`JacobiteWarning` naming the parameters.
 
     >>> import numpy as np
     >>> covariance(np.array([[1.0], [1.0]]), np.array([1.0, -1.0])).tolist()
     [[1.0]]
+    >>> J = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])  # the second parameter is free
+    >>> covariance(J, np.array([1.0, 0.0, -1.0]), warn=False).tolist()
+    [[0.142857142857, 0.0], [0.0, inf]]
     """
     m, n = J.shape
     if scale and m <= n:
@@ -101,17 +112,22 @@ def covariance(J: np.ndarray, f: np.ndarray, scale: bool = True,
     if not np.all(np.isfinite(J)):
         return None
     _, s, Vt = np.linalg.svd(J, full_matrices=False)
-    tol = np.finfo(float).eps * max(m, n) * (s[0] if s.size else 0.0)
-    if s.size < n or s[-1] <= tol:
-        if warn:
-            warnings.warn("the Jacobian at the solution is rank deficient: the covariance of "
-                          "the estimate is undefined and is None; fix or remove the "
-                          "parameters that the data do not determine", JacobiteWarning,
-                          stacklevel=3)
-        return None
+    eps = np.finfo(float).eps
+    keep = s > eps * max(m, n) * (s[0] if s.size else 0.0)
+    Vk = Vt[keep]
     with np.errstate(over="ignore"):  # a variance past float64 (residuals of 1e200) is inf
-        VS = Vt.T / s
+        VS = Vk.T / s[keep]
         cov = VS @ VS.T
         if scale:
             cov *= float(f @ f) / (m - n)
+    if Vk.shape[0] < n:
+        null = np.eye(n) - Vk.T @ Vk  # the projector onto the null space of J
+        unknown = np.abs(null) > np.sqrt(eps)
+        cov[unknown] = np.copysign(np.inf, null[unknown])
+        if warn:
+            free = np.flatnonzero(np.diag(unknown)).tolist()
+            warnings.warn(f"the Jacobian at the solution is rank deficient: the data do not "
+                          f"determine the parameters {free} (their variance is inf); fix or "
+                          "remove them, or add data that depend on them", JacobiteWarning,
+                          stacklevel=3)
     return cov

@@ -1,0 +1,165 @@
+"""The model of :func:`curve_fit` as the solver sees it: written in torch (exact Jacobians) or in
+NumPy (Jacobians by finite differences), with its last evaluation remembered.
+
+:class:`Model` calls ``f(xdata, *p0)`` once with parameters that autograd tracks. A tensor that
+depends on them makes a torch model: ``xdata`` is passed as a float64 tensor, each parameter as
+a 0-d tensor, and the solver differentiates it exactly. Where that call fails or gives anything
+else (NumPy functions turn tensors into arrays and refuse tracked ones), ``f`` is a NumPy model:
+it is called with NumPy in (``xdata`` as a float64 array, each parameter a NumPy float) and gives
+NumPy out, and its Jacobian is a finite difference — forward (``"2-point"``, the default), central
+(``"3-point"``, one-sided next to a bound) or the complex step (``"cs"``), each step
+``eps^(1/2)`` (``eps^(1/3)`` central) relative to ``max(1, |p|)``.
+
+Each of ``f`` and a user ``jac`` remembers its last plain (untracked) evaluation, so neither is
+called twice in a row at the same parameters.
+
+>>> import numpy as np
+>>> m = Model(lambda x, a, b: a * np.exp(b * x), np.array([0.0, 1.0]), np.array([2.0, 0.5]))
+>>> m.kind, np.round(m.numeric_jacobian(np.array([2.0, 0.5]), "3-point"), 6).tolist()
+('numpy', [[1.0, 0.0], [1.648721, 3.297443]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..._validate import tracked
+from ...errors import InvalidOptionError, OutputTypeError, ShapeError
+
+__all__ = ["NUMERIC", "Model"]
+
+#: The finite-difference schemes for NumPy models (SciPy's names).
+NUMERIC = ("2-point", "3-point", "cs")
+_EPS = float(np.finfo(float).eps)
+_CALL_ERRORS = (AttributeError, IndexError, RuntimeError, TypeError, ValueError)
+
+
+def _failed(exc: Exception, n: int) -> ShapeError:
+    return ShapeError(f"f(xdata, *p) failed with {type(exc).__name__}: {exc}; check that p0 has "
+                      f"one entry per model parameter ({n} given) and that xdata is what f "
+                      "expects")
+
+
+def _as_array(out: Any, what: str) -> np.ndarray:
+    if isinstance(out, torch.Tensor):
+        return out.detach().to("cpu", torch.float64).numpy()
+    if sp.issparse(out):
+        return np.asarray(out.toarray(), dtype=np.float64)
+    try:
+        return np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise OutputTypeError(f"{what} must return an array of numbers, got "
+                              f"{type(out).__name__}") from exc
+
+
+class Model:
+    """``f(xdata, *p)`` on a flat float64 parameter vector, torch or NumPy (see the module doc).
+
+    ``shape`` is the shape of ``f``'s output at ``p0``; ``kind`` is ``"torch"`` or ``"numpy"``.
+    """
+
+    def __init__(self, f: Callable[..., Any], xdata: Any, p0: np.ndarray) -> None:
+        self.f, self.n = f, p0.size
+        self.x_np = xdata
+        self.x_t = torch.as_tensor(xdata) if isinstance(xdata, np.ndarray) else xdata
+        self._last: tuple[Any, Any] | None = None
+        self._last_jac: tuple[Any, Any] | None = None
+        pt = torch.tensor(p0, dtype=torch.float64, requires_grad=True)
+        try:
+            with torch.enable_grad():
+                out = f(self.x_t, *pt.unbind())
+            torch_error: Exception | None = None
+        except _CALL_ERRORS as exc:
+            out, torch_error = None, exc
+        self.kind: Literal["torch", "numpy"] = "torch"
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            value = out.detach()
+        else:
+            try:
+                value = torch.as_tensor(_as_array(f(self.x_np, *p0.copy()), "f"))
+                self.kind = "numpy"
+            except _CALL_ERRORS as exc:
+                if isinstance(out, torch.Tensor):  # a torch model constant in its parameters
+                    value = out.detach()
+                else:
+                    raise _failed(torch_error or exc, self.n) from exc
+        self.shape = tuple(value.shape)
+        self._last = (torch.as_tensor(p0).clone(), value.to(torch.float64))
+
+    # -- evaluations --------------------------------------------------------------------------
+    def __call__(self, p: torch.Tensor) -> torch.Tensor:
+        """``f(xdata, *p)`` as a float64 tensor (differentiable in ``p`` for a torch model)."""
+        plain = not tracked(p)
+        if plain and self._last is not None and torch.equal(self._last[0], p):
+            return self._last[1]
+        try:
+            if self.kind == "torch":
+                out = self.f(self.x_t, *p.unbind())
+                if not isinstance(out, torch.Tensor):
+                    out = torch.as_tensor(_as_array(out, "f"))
+            else:
+                out = torch.as_tensor(_as_array(self.f(self.x_np, *p.detach().numpy()), "f"))
+        except _CALL_ERRORS as exc:
+            raise _failed(exc, self.n) from exc
+        out = out if out.dtype == torch.float64 else out.to(torch.float64)
+        if plain:
+            self._last = (p.detach().clone(), out.detach())
+        return out
+
+    def user_jacobian(self, jac: Callable[..., Any], p: torch.Tensor) -> np.ndarray:
+        """``jac(xdata, *p)`` (torch or NumPy arguments, as ``f`` takes them) as an ``m × n``
+        float64 array."""
+        if self._last_jac is not None and torch.equal(self._last_jac[0], p):
+            return self._last_jac[1]
+        args = p.unbind() if self.kind == "torch" else tuple(p.detach().numpy())
+        J = _as_array(jac(self.x_t if self.kind == "torch" else self.x_np, *args), "jac")
+        m = int(np.prod(self.shape))
+        if J.size != m * self.n:
+            raise ShapeError(f"jac returned {J.size} values; expected an ({m}, {self.n}) "
+                             "matrix: one row per model output, one column per parameter")
+        J = J.reshape(m, self.n)
+        self._last_jac = (p.detach().clone(), J)
+        return J
+
+    def numeric_jacobian(self, p: np.ndarray, scheme: str,
+                         lb: np.ndarray | None = None, ub: np.ndarray | None = None
+                         ) -> np.ndarray:
+        """The ``m × n`` Jacobian of a NumPy model by ``scheme`` (one of :data:`NUMERIC`),
+        with steps kept inside ``[lb, ub]``."""
+        if scheme not in NUMERIC:
+            raise InvalidOptionError(f"jac must be one of {NUMERIC} or a callable for a model "
+                                     f"written in NumPy; got {scheme!r}")
+        lo = np.full(p.size, -np.inf) if lb is None else lb
+        hi = np.full(p.size, np.inf) if ub is None else ub
+        f0 = self(torch.as_tensor(p)).numpy().reshape(-1)
+        rel = _EPS ** (1 / 3) if scheme == "3-point" else _EPS ** 0.5
+        h = rel * np.where(p >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(p))
+        J = np.empty((f0.size, p.size))
+        for j in range(p.size):
+            e = np.zeros(p.size)
+            if scheme == "cs":
+                e[j] = h[j]
+                out = self.f(self.x_np, *(p + 1j * e))
+                J[:, j] = np.asarray(out, dtype=complex).reshape(-1).imag / h[j]
+                continue
+            hj = h[j] if lo[j] <= p[j] + (2 if scheme == "3-point" else 1) * h[j] <= hi[j] \
+                else -h[j]
+            central = scheme == "3-point" and lo[j] <= p[j] - hj and p[j] + hj <= hi[j]
+            e[j] = hj
+            step = (p + e)[j] - p[j]  # the step as the floating-point numbers take it
+            fp = self._eval(p + e)
+            if scheme == "2-point":
+                J[:, j] = (fp - f0) / step
+            elif central:
+                J[:, j] = (fp - self._eval(p - e)) / (2 * step)
+            else:  # one-sided second order next to a bound
+                J[:, j] = (4 * fp - 3 * f0 - self._eval(p + 2 * e)) / (2 * step)
+        return J
+
+    def _eval(self, p: np.ndarray) -> np.ndarray:
+        return self(torch.as_tensor(p)).numpy().reshape(-1)
