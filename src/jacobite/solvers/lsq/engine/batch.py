@@ -51,9 +51,10 @@ from .batch_result import BatchLeastSquaresResult, batch_covariance
 from .box import cl_scaling, find_active, make_strictly_feasible
 from .loop import solve
 from .problem import BatchResiduals
-from .robust import model, robust
+from .robust import robust
 from .state import State, cost_of
 from .status import MESSAGES, RUNNING, STALL, Tolerances
+from .steps.lm import robust_model
 
 __all__ = ["solve_batch"]
 
@@ -291,7 +292,7 @@ def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch
                           device=x.device)
     state = solve(P, state, rule, glob, tol)
     status = torch.where(state.status == RUNNING, 0, state.status)
-    Jt, ft = model(state.J, state.f, rho)
+    Jt, ft = robust_model(state.J, state.f, rho)
     g = (Jt.mT @ ft[..., None])[..., 0]
     if not (lb.isfinite() | ub.isfinite()).any():
         status = _stalled(P, state.x, state.cost, Jt, ft, rho, status)
