@@ -101,7 +101,8 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
               sigma: Any = None, absolute_sigma: bool = False, check_finite: bool | None = None,
               bounds: Any = (-np.inf, np.inf), method: Method | None = None,
               jac: Callable[..., Any] | str | None = None, *, full_output: bool = False,
-              nan_policy: str | None = None, **kwargs: Any) -> tuple[Any, ...]:
+              nan_policy: str | None = None, batch: bool = False,
+              **kwargs: Any) -> tuple[Any, ...]:
     """Fit ``f(xdata, *params)`` to ``ydata`` (SciPy's ``curve_fit``, argument for argument).
 
     Args:
@@ -134,6 +135,9 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             ``"lm"`` (1-4 converged) and the ``status`` otherwise.
         nan_policy: ``None``, ``"raise"`` or ``"omit"`` (drop points with NaN in ``xdata`` or
             ``ydata``, with their entries of ``sigma``).
+        batch: many fits at once: ``ydata`` is ``(B, k)``, ``f`` receives each parameter as a
+            ``(B, 1)`` column, ``popt`` is ``(B, p)`` and ``pcov`` ``(B, p, p)``
+            (:mod:`.engine.batch_curve`; ``docs/solvers.md``, "Many problems at once").
         **kwargs: passed to :func:`least_squares` (``ftol``, ``xtol``, ``gtol``, ``loss``,
             ``max_nfev``, ...; ``maxfev`` is ``max_nfev``).
 
@@ -152,6 +156,12 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             count the parameters.
         ArgumentTypeError: ``method="lm"`` with more parameters than data points.
     """
+    if _validate.boolean(batch, "batch"):
+        from .engine.batch_curve import curve_fit_batch
+
+        return curve_fit_batch(f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma,
+                               check_finite=check_finite, bounds=bounds, method=method, jac=jac,
+                               full_output=full_output, nan_policy=nan_policy, **kwargs)
     _validate.callable_(f, "f")
     absolute_sigma = _validate.boolean(absolute_sigma, "absolute_sigma")
     full_output = _validate.boolean(  # SciPy's full_output=1 spelling too
