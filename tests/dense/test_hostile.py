@@ -31,8 +31,16 @@ def _x() -> torch.Tensor:
                                                  (False, "reverse")])
 def test_checkpoint_names_the_fix(reentrant: bool, mode: str) -> None:
     f = lambda v: checkpoint(torch.sin, v, use_reentrant=reentrant)  # noqa: E731
+    x = _x().requires_grad_(not reentrant)  # a J differentiable in x goes through torch.func
     with pytest.raises(UnsupportedOperationError, match="checkpoint"):
-        jacobite.jacobian(f, _x(), mode=mode)
+        jacobite.jacobian(f, x, mode=mode)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_non_reentrant_checkpoint_works_in_reverse_mode_for_a_constant_jacobian() -> None:
+    f = lambda v: checkpoint(torch.sin, v, use_reentrant=False)  # noqa: E731
+    J = jacobite.jacobian(f, _x(), mode="reverse")
+    torch.testing.assert_close(J, torch.diag(torch.cos(_x())))
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

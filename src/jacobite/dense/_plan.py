@@ -60,6 +60,10 @@ class JacobianPlan:
     estimated_peak_bytes: int
     budget: int
     single_tensor_output: bool = False
+    # only torch.func's transforms treat f as the user means: f writes an input-dependent value
+    # into a tensor it captured, or runs autograd itself (see _probe.Probe), which plain
+    # autograd would let through; the constant route (_constant) is then not taken
+    transform_only: bool = False
 
     def __str__(self) -> str:
         return (
@@ -170,6 +174,7 @@ def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
     chunks = -(-basis // c) if basis else 0
     plan = JacobianPlan(chosen, reason, n, m, c, chunks, result, per_vec,
                         result + work + c * per_vec, budget,
-                        probe is not None and probe.single_tensor)
+                        probe is not None and probe.single_tensor,
+                        probe is not None and (probe.writes_captured or probe.runs_autograd))
     log.debug("jacobian plan: %s", plan)
     return plan

@@ -101,6 +101,10 @@ class Probe:
     vmap_wrong_backward: bool = False
     # f uses an operation without a forward-mode derivative in torch (NO_FORWARD_AD)
     no_forward_ad: bool = False
+    # f writes a value that depends on its input into a tensor it did not create (a global, a
+    # closure variable, a module's buffer): torch.func refuses that; plain autograd would tie
+    # the tensor into the graph, so the constant route (_constant) is not taken
+    writes_captured: bool = False
 
     @property
     def reverse_only(self) -> bool:
@@ -120,8 +124,10 @@ class _Recorder(TorchDispatchMode):
         self.autograd = False
         self.vmap_wrong = False
         self.no_forward = False
+        self.captured = False
         # id -> weak reference: tensors compare elementwise, so they cannot go in a WeakSet
         self._tainted: dict[int, weakref.ref[torch.Tensor]] = {}
+        self._made: dict[int, weakref.ref[torch.Tensor]] = {}  # created while f runs
         for t in inputs:
             self._taint(t)
 
@@ -133,6 +139,18 @@ class _Recorder(TorchDispatchMode):
             return False
         ref = self._tainted.get(id(t))
         return ref is not None and ref() is t
+
+    def _writes_outside(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether ``func`` writes into a tensor that f neither received nor created."""
+        for i, arg in enumerate(func._schema.arguments):
+            if arg.alias_info is None or not arg.alias_info.is_write:
+                continue
+            t = args[i] if i < len(args) else kwargs.get(arg.name)
+            if isinstance(t, torch.Tensor) and not self._is_tainted(t):
+                ref = self._made.get(id(t))
+                if ref is None or ref() is not t:
+                    return True
+        return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -148,6 +166,8 @@ class _Recorder(TorchDispatchMode):
                 self.no_forward = True
             if func in _SCALAR_OPS and not getattr(_INTERNAL, "active", False):
                 self.leak = True
+            if func._schema.is_mutable and not self.captured:
+                self.captured = self._writes_outside(func, args, kwargs)
             if not (self.stops or self.autograd) and not torch.is_grad_enabled():
                 origin = _grad_off_origin()
                 self.stops = self.stops or origin is None
@@ -155,6 +175,7 @@ class _Recorder(TorchDispatchMode):
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 self.bytes += t.numel() * t.element_size()
+                self._made.setdefault(id(t), weakref.ref(t))
                 if tainted:
                     self._taint(t)
         return out
@@ -176,7 +197,7 @@ def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tup
     single = isinstance(out, torch.Tensor)
     return Probe(numel, itemsize, rec.bytes, rec.leak, single, mutated, rec.stops,
                  rec.random, rec.autograd, rec.vmap_wrong,
-                 rec.no_forward), out
+                 rec.no_forward, rec.captured), out
 
 
 class ProbeCache:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
@@ -12,7 +13,7 @@ from torch.utils._pytree import tree_unflatten
 from .. import _validate
 from .._modules import keeps_state
 from .._validate import ChunkSize
-from . import _fast, _plan
+from . import _constant, _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
 from ._plan import Mode
 from ._trees import LEAF_SPEC, all_finite, function_name
@@ -64,6 +65,21 @@ def _assemble(p: Problem, rows: Rows, mode: str, flat: bool) -> Any:
 _EXPRESS: dict[Any, tuple[Any, _plan.JacobianPlan]] = {}
 
 
+def _single(f: Callable[..., Any], x: torch.Tensor, plan: _plan.JacobianPlan, mode_asked: str,
+            budget: int, fname: str) -> tuple[Any, torch.Tensor] | None:
+    """``(f(x), J)`` for one tensor in and (by the plan) one tensor out: a constant Jacobian by
+    one batched backward pass (:mod:`._constant`) where reverse is planned, or auto with few
+    enough outputs, and nothing needs J differentiable; else vectorised ``torch.func``."""
+    if (plan.mode == "reverse" or (mode_asked == "auto" and plan.m <= _constant.LEAN_MAX_ROWS)) \
+            and not plan.transform_only and _constant.available(x):
+        res = _constant.reverse(f, x, budget, fname)
+        if res is not None:
+            return res
+    if plan.mode == "reverse":
+        return _fast.reverse(f, x, budget, fname)
+    return _fast.forward(f, x, plan.m, budget, fname)
+
+
 def _express(f: Callable[..., Any], x: torch.Tensor, mode: str, chunk_size: Any, flat: bool,
              budget: int, check_finite: bool) -> tuple[Any, Any, Any] | None:
     hit = _EXPRESS.get((id(f), x.shape, x.dtype, x.device, mode, chunk_size, budget))
@@ -73,11 +89,7 @@ def _express(f: Callable[..., Any], x: torch.Tensor, mode: str, chunk_size: Any,
         return None  # the general route raises the typed error
     plan = hit[1]
     _plan.log.debug("jacobian plan (cached): %s", plan)
-    name = function_name(f)
-    if plan.mode == "reverse":
-        res = _fast.reverse(f, x, budget, name)
-    else:
-        res = _fast.forward(f, x, plan.m, budget, name)
+    res = _single(f, x, plan, mode, budget, function_name(f))
     if res is None:
         return None
     value, J = res
@@ -130,10 +142,8 @@ def _compute(f: Callable[..., Any], args: tuple[Any, ...], argnums: Any, mode: s
             _remember(f, args[0], mode_asked, chunk_size, budget, plan)
         fx = _fast.bind(f, args, p.positions[0])
         x = p.xin.leaves[0]
-        if mode == "reverse":
-            res = _fast.reverse(fx, x, budget, p.fname)
-        else:
-            res = _fast.forward(fx, x, plan.m, budget, p.fname)
+        res = _single(fx, x, plan if mode == plan.mode else replace(plan, mode=mode),
+                      mode_asked, budget, p.fname)
         if res is not None:
             value, J = res
             if flat:
