@@ -222,3 +222,12 @@ def test_under_vmap_is_refused():
     with pytest.raises(UnsupportedOperationError, match="batched already"):
         torch.func.vmap(lambda x: jacobite.least_squares(lambda p: p - x, x[None],
                                                          batch=True).x)(torch.ones(3, 2))
+
+
+def test_verbose_two_reports_running_problems(capsys, monkeypatch):
+    from jacobite.solvers.lsq.engine import batch
+
+    monkeypatch.setattr(batch._Watched.__init__, "__defaults__", (0.0,))
+    y = data(3)
+    jacobite.least_squares(exp_fit, X0.repeat(3, 1), batch=True, args=(y,), verbose=2)
+    assert "of 3 problems still iterating" in capsys.readouterr().out

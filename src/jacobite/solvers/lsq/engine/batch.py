@@ -172,9 +172,9 @@ def _rule(method: str, lb: torch.Tensor, ub: torch.Tensor, jac_scale: bool, geod
         from .steps.reflective import Reflective
 
         return Reflective(lb, ub, jac_scale=jac_scale), BoxTrustRegion()
-    from .steps import dogleg
+    from .steps.dogleg import Dogbox
 
-    return dogleg.Dogbox(lb, ub, jac_scale=jac_scale), BoxTrustRegion()  # type: ignore[attr-defined]
+    return Dogbox(lb, ub, jac_scale=jac_scale), BoxTrustRegion()
 
 
 def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: Any = "auto",
@@ -267,7 +267,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
         rho = rho_all if rho_all is None or whole else robust(loss, fs[sl])
         outs.append(_solve_chunk(Pc, x[sl], fc, lb[sl], ub[sl], None if scale is None
                                  else scale[sl], rho, method, geodesic, ftol, xtol, gtol,
-                                 budget_nfev, eps))
+                                 budget_nfev, eps, verbose))
         if verbose:
             done = outs[-1]
             print(f"least_squares(batch): problems {sl.start}–{sl.stop - 1} of {B}: "
@@ -279,7 +279,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
 def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch.Tensor,
                  ub: torch.Tensor, scale: torch.Tensor | None, rho: Any, method: str,
                  geodesic: bool, ftol: float, xtol: float, gtol: float, max_nfev: int,
-                 eps: float) -> dict[str, Any]:
+                 eps: float, verbose: int = 0) -> dict[str, Any]:
     """One chunk through the engine; the rows the result is assembled from."""
     Bc = x.shape[0]
     J0 = P.J(x)
@@ -290,7 +290,7 @@ def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch
     rule, glob = _rule(method, lb, ub, scale is None, geodesic)
     tol = Tolerances.make(ftol, xtol, gtol, Bc, eps=eps, max_nfev=max_nfev, dtype=x.dtype,
                           device=x.device)
-    state = solve(P, state, rule, glob, tol)
+    state = solve(_Watched(P, state) if verbose >= 2 else P, state, rule, glob, tol)
     status = torch.where(state.status == RUNNING, 0, state.status)
     Jt, ft = robust_model(state.J, state.f, rho)
     g = (Jt.mT @ ft[..., None])[..., 0]
@@ -298,6 +298,26 @@ def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch
         status = _stalled(P, state.x, state.cost, Jt, ft, rho, status)
     return dict(x=state.x, f=state.f, J=state.J, cost=state.cost, g=g, status=status,
                 nfev=state.nfev, njev=state.njev, nit=state.nit)
+
+
+class _Watched:
+    """``P`` printing, at most once a second, how many problems of the state still run."""
+
+    def __init__(self, P: BatchResiduals, state: State, every: float = 1.0) -> None:
+        self.P, self.state, self.every = P, state, every
+        self.t0 = self.last = time.perf_counter()
+
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            print(f"least_squares(batch):   {int(self.state.running.sum())} of {self.state.B} "
+                  f"problems still iterating, at most {int(self.state.nit.max())} steps "
+                  f"({now - self.t0:.1f} s)")
+        return self.P.f(x)
+
+    def J(self, x: torch.Tensor) -> torch.Tensor:
+        return self.P.J(x)
 
 
 def _stalled(P: BatchResiduals, x: torch.Tensor, cost: torch.Tensor, Jt: torch.Tensor,
