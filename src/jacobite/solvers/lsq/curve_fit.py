@@ -219,10 +219,12 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
                                      "written in NumPy; pass jac='2-point', '3-point', 'cs' or "
                                      "a callable (or write f in torch)")
         scheme = "2-point" if jac in (None, "auto") else jac
+        if scheme not in NUMERIC:
+            raise InvalidOptionError(f"jac must be '2-point', '3-point', 'cs' or a callable "
+                                     f"jac(x, *params) for a model written in NumPy; got {jac!r}")
 
         def jac_arg(p: torch.Tensor) -> torch.Tensor:
             return rows(model.numeric_jacobian(p.detach().numpy(), scheme, lb, ub))
-        model.numeric_jacobian(p0, scheme)[:0]  # an unknown scheme fails before the solve
     elif jac in ("dense", "sparse"):
         jac_arg = jac
     elif jac not in (None, "auto", *NUMERIC):
