@@ -230,8 +230,11 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
     elif jac not in (None, "auto", *NUMERIC):
         raise InvalidOptionError(f"jac must be None, 'auto', 'dense', 'sparse', '2-point', "
                                  f"'3-point', 'cs' or a callable jac(x, *params); got {jac!r}")
-    res = least_squares(fun, torch.as_tensor(p0), method=method, jac=jac_arg, bounds=(lb, ub),
-                        **kwargs)
+    with warnings.catch_warnings():  # pcov below names the undetermined parameters once
+        warnings.filterwarnings("ignore", "the Jacobian at the solution is rank deficient",
+                                JacobiteWarning)
+        res = least_squares(fun, torch.as_tensor(p0), method=method, jac=jac_arg,
+                            bounds=(lb, ub), **kwargs)
     if not res.success:
         warnings.warn(f"curve_fit did not converge: {res.message}", JacobiteWarning,
                       stacklevel=2)
