@@ -194,7 +194,7 @@ def test_bad_input_raises_typed_errors():
     with pytest.raises(InvalidOptionError, match="lb < ub"):
         least_squares(rosenbrock, [0.5, 1.0], bounds=(1.0, 0.0))
     with pytest.raises(InvalidOptionError, match="method"):
-        least_squares(rosenbrock, [-1.2, 1.0], method="dogbox")
+        least_squares(rosenbrock, [-1.2, 1.0], method="bogus")
     with pytest.raises(InvalidOptionError, match="loss"):
         least_squares(rosenbrock, [-1.2, 1.0], loss="tukey")
     with pytest.raises(InvalidOptionError, match="trf"):

@@ -64,18 +64,18 @@ from .._ift import NO_VMAP, attach, inexact, replaced, tracked
 from ._audit import audited
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
+from .engine.bounded import run_bounded
 from .engine.single import SolverOutput, run_single
 from .engine.status import MESSAGES
 from .losses import LossName, cost_of, robust_loss, scale_for_robust_loss
 from .result import LeastSquaresResult, covariance
 from .sparse_lm import sparse_levenberg_marquardt
-from .trf import trust_region_reflective
 
 __all__ = ["least_squares"]
 
 #: A least-squares method: Levenberg–Marquardt, trust-region reflective, Gauss–Newton or auto.
-Method = Literal["auto", "lm", "trf", "gauss-newton"]
-METHODS: tuple[Method, ...] = ("auto", "lm", "trf", "gauss-newton")
+Method = Literal["auto", "lm", "trf", "dogbox", "gauss-newton"]
+METHODS: tuple[Method, ...] = ("auto", "lm", "trf", "dogbox", "gauss-newton")
 
 
 def _bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -267,10 +267,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
         if method in ("lm", "gauss-newton"):
             return run_single(P, v, method, geodesic=geodesic, eps=eps, max_nfev=max_nfev,
                               f0=f, J0=J, **opts)
-        if method == "trf":
-            # trf's gtol bounds the gradient itself, which the scaled residuals scale by c²
-            return trust_region_reflective(P, v, lb, ub, max_nfev=max_nfev, f0=f, J0=J,
-                                           **dict(opts, gtol=gtol * P.scale * P.scale))
+        if method in ("trf", "dogbox"):
+            # their gtol bounds the gradient itself, which the scaled residuals scale by c²
+            return run_bounded(P, v, lb, ub, method, max_nfev=max_nfev, f0=f, J0=J, eps=eps,
+                               **dict(opts, gtol=gtol * P.scale * P.scale))
         raise AssertionError(method)  # pragma: no cover - the method was checked above
 
     out = audited(P, run(x, f0, J0), run, rho, lb, ub, max_nfev, eps)

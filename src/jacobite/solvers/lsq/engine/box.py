@@ -4,7 +4,8 @@ Every function works on a batch of ``B`` problems at once: points, steps, gradie
 ``lb``, ``ub`` are ``(B, n)`` tensors (one box per problem; ``±inf`` where a side is open), and a
 per-problem scalar is a ``(B,)`` tensor. Nothing loops over the batch in Python; a problem never
 sees another's numbers. The quadratic helpers describe the Gauss–Newton model
-``q(s) = ½ sᵀ (JᵀJ + diag(c)) s + gᵀ s`` with ``J`` a ``(B, m, n)`` tensor.
+``q(s) = ½ sᵀ (JᵀJ + diag(c)) s + gᵀ s`` with ``J`` a ``(B, m, n)`` tensor (or, for one
+problem, a SciPy sparse matrix).
 
 >>> import torch
 >>> x = torch.tensor([[0.5, 0.0]], dtype=torch.float64)
@@ -16,6 +17,8 @@ sees another's numbers. The quadratic helpers describe the Gauss–Newton model
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -95,15 +98,20 @@ def cl_scaling(x: torch.Tensor, g: torch.Tensor, lb: torch.Tensor,
     return v, dv
 
 
-def _bmv(J: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return (J @ s.unsqueeze(-1)).squeeze(-1)
+def _bmv(J: Any, s: torch.Tensor) -> torch.Tensor:
+    """``J s`` per problem: ``J`` ``(B, m, n)``, or a SciPy sparse matrix for one problem."""
+    if isinstance(J, torch.Tensor):
+        return (J @ s.unsqueeze(-1)).squeeze(-1)
+    from .sparse import matvec
+
+    return matvec(J, s)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=-1)
 
 
-def quadratic_1d(J: torch.Tensor, g: torch.Tensor, s: torch.Tensor,
+def quadratic_1d(J: Any, g: torch.Tensor, s: torch.Tensor,
                  diag: torch.Tensor | None = None, s0: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Coefficients ``(a, b, c)``, each ``(B,)``, of ``t ↦ q(s0 + t s) = a t² + b t + c`` for the
@@ -140,7 +148,7 @@ def minimize_quadratic_1d(a: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi
     return ts.gather(-1, k).squeeze(-1), ys.gather(-1, k).squeeze(-1)
 
 
-def evaluate_quadratic(J: torch.Tensor, g: torch.Tensor, s: torch.Tensor,
+def evaluate_quadratic(J: Any, g: torch.Tensor, s: torch.Tensor,
                        diag: torch.Tensor | None = None) -> torch.Tensor:
     """``(B,)``: the model value ``½ sᵀ (JᵀJ + diag) s + gᵀ s`` per problem."""
     Js = _bmv(J, s)

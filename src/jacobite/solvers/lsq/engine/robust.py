@@ -36,7 +36,7 @@ import torch
 
 from ....errors import InvalidOptionError, OutputTypeError, ShapeError
 
-__all__ = ["ROBUST_LOSSES", "RobustLoss", "robust"]
+__all__ = ["ROBUST_LOSSES", "RobustLoss", "model", "robust"]
 
 ROBUST_LOSSES = ("soft_l1", "huber", "cauchy", "arctan")
 
@@ -126,14 +126,18 @@ class RobustLoss:
         return 0.5 * (self._base(z)[0] * self.c2).sum(dim=-1)
 
     @staticmethod
-    def scaled(J: torch.Tensor, f: torch.Tensor,
-               rho: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Triggs et al.'s ``(J̃, f̃)`` for ``J`` of shape ``(B, m, n)`` and ``f`` of ``(B, m)``
-        (the weight ``s`` floored at machine epsilon); nothing is modified in place."""
+    def scaled(J: Any, f: torch.Tensor, rho: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """Triggs et al.'s ``(J̃, f̃)`` for ``J`` of shape ``(B, m, n)`` (or, for one problem, a
+        SciPy sparse matrix) and ``f`` of ``(B, m)`` (the weight ``s`` floored at machine
+        epsilon); nothing is modified in place."""
         eps = torch.finfo(f.dtype).eps
         s = rho[1] + 2.0 * rho[2] * f * f
         s = torch.clamp(s, min=eps).sqrt()
-        return s.unsqueeze(-1) * J, rho[1] * f / s
+        if isinstance(J, torch.Tensor):
+            return s.unsqueeze(-1) * J, rho[1] * f / s
+        import scipy.sparse as sp
+
+        return sp.diags(s[0].detach().cpu().numpy()) @ J, rho[1] * f / s
 
 
 def robust(loss: str | Callable[..., Any], f_scale: torch.Tensor) -> RobustLoss | None:
@@ -166,3 +170,20 @@ def robust(loss: str | Callable[..., Any], f_scale: torch.Tensor) -> RobustLoss 
                                  "float64's range; divide the residuals and f_scale by a common "
                                  "factor (their typical size)")
     return RobustLoss(name, base, f_scale)
+
+
+def model(J: Any, f: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor] | None
+          ) -> tuple[Any, torch.Tensor]:
+    """Triggs' ``(J̃, f̃)`` of any batched loss ``loss(f) -> (3, B, m)`` (``(J, f)`` without
+    one): the Gauss–Newton model of the robust cost.
+
+    >>> import torch
+    >>> J = torch.eye(2, dtype=torch.float64)[None]
+    >>> f = torch.tensor([[1.0, 3.0]], dtype=torch.float64)
+    >>> Jt, ft = model(J, f, robust("huber", torch.ones(1, dtype=torch.float64)))
+    >>> (Jt.mT @ ft[..., None])[..., 0].tolist()  # ρ'(f²) f: the robust gradient
+    [[1.0, 1.0]]
+    """
+    if loss is None:
+        return J, f
+    return RobustLoss.scaled(J, f, loss(f))

@@ -21,9 +21,15 @@ from __future__ import annotations
 
 import torch
 
-from ..box import in_bounds, minimize_quadratic_1d, quadratic_1d, step_to_bound
+from ..box import evaluate_quadratic, in_bounds, minimize_quadratic_1d, quadratic_1d, step_to_bound
+from ..loop import merge_rows
+from ..protocols import Problem, Trial
+from ..robust import model
+from ..state import State
+from ..status import Tolerances
+from .reflective import jac_scale_update
 
-__all__ = ["active_set", "dogleg_step", "newton_step"]
+__all__ = ["Dogbox", "active_set", "dogleg_step", "newton_step"]
 
 
 def active_set(on_bound: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -83,3 +89,59 @@ def dogleg_step(x: torch.Tensor, newton: torch.Tensor, g: torch.Tensor, a: torch
     step = torch.where(inside[:, None], newton, step)
     bound_hits = torch.where(inside[:, None], 0, bound_hits)
     return step, bound_hits, tr_hit & ~inside
+
+
+class Dogbox:
+    """The dogleg-in-a-box step rule (``"dogbox"``) for per-problem boxes ``lb``, ``ub``
+    (``(B, n)``, ``±inf`` for open sides); pair it with
+    :class:`~..box_region.BoxTrustRegion`. ``jac_scale``: ``D`` from the column norms
+    (``x_scale="jac"``), else the ``D = 1 / x_scale`` the state starts with. The trust region
+    of a problem is the box ``|sᵢ| <= Δ / Dᵢ``."""
+
+    def __init__(self, lb: torch.Tensor, ub: torch.Tensor, jac_scale: bool = True) -> None:
+        self.lb, self.ub, self.jac_scale = lb, ub, jac_scale
+
+    def refresh(self, state: State, fresh: torch.Tensor, tol: Tolerances) -> torch.Tensor:
+        Jt, ft = model(state.J, state.f, state.loss)
+        if not isinstance(Jt, torch.Tensor):
+            raise NotImplementedError("dogbox takes a dense Jacobian")
+        g = (Jt.mT @ ft[..., None])[..., 0]
+        if self.jac_scale:
+            jac_scale_update(state, fresh, Jt, "dogbox_seen")
+        x = state.x
+        pending = state.extra.get("dogbox_pending")
+        at = torch.where(x == self.lb, -1, torch.where(x == self.ub, 1, 0))
+        on_bound = at if pending is None else merge_rows(fresh, pending, state.extra["on_bound"])
+        state.extra["on_bound"] = on_bound
+        free = ~active_set(on_bound, g)
+        gf = torch.where(free, g, 0.0)
+        gnorm = gf.abs().amax(-1) if state.n else g.new_zeros(state.B)
+        Jf = Jt * free[:, None, :].to(Jt.dtype)
+        newton = newton_step(Jt, ft, free)
+        a, b = cauchy_coefficients(Jf, gf)
+        delta0 = (x * state.D).abs().amax(-1) if state.n else g.new_zeros(state.B)
+        delta0 = torch.where(delta0 > 0, delta0, 1.0)
+        new = (Jf, gf, newton, a, b, free)
+        old = state.extra.get("dogbox")
+        state.extra["dogbox"] = new if old is None else tuple(
+            merge_rows(fresh, u, w) for u, w in zip(new, old, strict=True))
+        state.extra["delta0"] = merge_rows(fresh, delta0, state.extra.get("delta0", delta0))
+        state.extra["optimality"] = merge_rows(fresh, gnorm, state.extra.get("optimality", gnorm))
+        state.g = merge_rows(fresh, g, state.g)
+        return (gnorm < tol.gtol) | (state.cost == 0)
+
+    def propose(self, state: State, problem: Problem) -> Trial:
+        Jf, gf, newton, a, b, free = state.extra["dogbox"]
+        x, delta, D = state.x, state.delta, state.D
+        step, hits, tr_hit = dogleg_step(x, newton, gf, a, b, delta[:, None] / D, self.lb,
+                                         self.ub)
+        pred = -evaluate_quadratic(Jf, gf, step)
+        on_bound = torch.where(free, hits, state.extra["on_bound"])
+        state.extra["dogbox_pending"] = on_bound
+        x_new = torch.minimum(torch.maximum(x + step, self.lb), self.ub)
+        x_new = torch.where(on_bound < 0, self.lb, torch.where(on_bound > 0, self.ub, x_new))
+        pnorm = (step * D).abs().amax(-1) if state.n else delta.new_zeros(state.B)
+        return Trial(p=step, pnorm=pnorm, predicted=pred, slope=(gf * step).sum(-1),
+                     lam=torch.zeros_like(delta),
+                     extra={"x": x_new, "boundary": tr_hit,
+                            "step_norm": torch.linalg.vector_norm(step, dim=-1)})

@@ -22,11 +22,28 @@ Everything here is batched: ``B`` problems, each with its own box, radius and mo
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from ..box import evaluate_quadratic, in_bounds, minimize_quadratic_1d, quadratic_1d, step_to_bound
+from ..box import (
+    cl_scaling,
+    evaluate_quadratic,
+    in_bounds,
+    make_strictly_feasible,
+    minimize_quadratic_1d,
+    quadratic_1d,
+    step_to_bound,
+)
+from ..loop import merge_rows
+from ..protocols import Problem, Trial
+from ..robust import model
+from ..sparse import lsmr_subspace, sp_diags, sparse_col_norms, subspace_step
+from ..state import State
+from ..status import Tolerances
+from .lm import col_norms, more_step
 
-__all__ = ["hat_scaling", "select_step", "to_trust_boundary"]
+__all__ = ["Reflective", "hat_scaling", "jac_scale_update", "select_step", "to_trust_boundary"]
 
 
 def hat_scaling(g: torch.Tensor, scale_inv: torch.Tensor, v: torch.Tensor, dv: torch.Tensor
@@ -55,7 +72,7 @@ def to_trust_boundary(p: torch.Tensor, r: torch.Tensor, delta: torch.Tensor) -> 
     return torch.where(ok, torch.maximum(t1, t2), torch.zeros_like(a))
 
 
-def select_step(x: torch.Tensor, Jh: torch.Tensor, diag_h: torch.Tensor, g_h: torch.Tensor,
+def select_step(x: torch.Tensor, Jh: Any, diag_h: torch.Tensor, g_h: torch.Tensor,
                 p: torch.Tensor, p_h: torch.Tensor, d: torch.Tensor, delta: torch.Tensor,
                 lb: torch.Tensor, ub: torch.Tensor, theta: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,3 +131,89 @@ def select_step(x: torch.Tensor, Jh: torch.Tensor, diag_h: torch.Tensor, g_h: to
     step = torch.where(inside[:, None], p, step)
     step_h = torch.where(inside[:, None], p_h, step_h)
     return step, step_h, -torch.where(inside, p_value0, value)
+
+
+def _merge(fresh: torch.Tensor, new: tuple[Any, ...], old: tuple[Any, ...] | None
+           ) -> tuple[Any, ...]:
+    if old is None:
+        return new
+    return tuple(merge_rows(fresh, a, b) for a, b in zip(new, old, strict=True))
+
+
+def jac_scale_update(state: State, fresh: torch.Tensor, Jt: Any, key: str) -> None:
+    """``D``: the column norms of ``J̃`` (zero columns counting as 1) at a problem's first
+    Jacobian, their running maximum after (SciPy's ``x_scale="jac"``)."""
+    cn = col_norms(Jt) if isinstance(Jt, torch.Tensor) else sparse_col_norms(Jt)
+    c = torch.where(cn > 0, cn, 1.0)
+    seen = state.extra.get(key)
+    grown = c if seen is None else torch.where(seen[:, None], torch.maximum(state.D, c), c)
+    state.D = merge_rows(fresh, grown, state.D)
+    state.extra[key] = fresh if seen is None else seen | fresh
+
+
+class Reflective:
+    """The trust-region reflective step rule (``"trf"``) for per-problem boxes ``lb``, ``ub``
+    (``(B, n)``, ``±inf`` for open sides); pair it with
+    :class:`~..box_region.BoxTrustRegion`. ``jac_scale``: ``D`` from the column norms
+    (``x_scale="jac"``), else the ``D = 1 / x_scale`` the state starts with."""
+
+    def __init__(self, lb: torch.Tensor, ub: torch.Tensor, jac_scale: bool = True) -> None:
+        self.lb, self.ub, self.jac_scale = lb, ub, jac_scale
+
+    def refresh(self, state: State, fresh: torch.Tensor, tol: Tolerances) -> torch.Tensor:
+        Jt, ft = model(state.J, state.f, state.loss)
+        g = _mtv(Jt, ft)
+        if self.jac_scale:
+            jac_scale_update(state, fresh, Jt, "trf_seen")
+        x, D = state.x, state.D
+        v, dv = cl_scaling(x, g, self.lb, self.ub)
+        gnorm = (g * v).abs().amax(-1) if state.n else g.new_zeros(state.B)
+        d, diag_h, g_h = hat_scaling(g, D, v, dv)
+        v_hat = torch.where(dv != 0, v * D, v)
+        delta0 = torch.linalg.vector_norm(x * D / v_hat.sqrt(), dim=-1)
+        delta0 = torch.where(delta0 > 0, delta0, 1.0)
+        theta = torch.clamp(1 - gnorm, min=0.995)
+        if isinstance(Jt, torch.Tensor):
+            Jh = Jt * d[:, None, :]
+            aug = torch.cat([Jh, torch.diag_embed(diag_h.sqrt())], dim=1)
+            U, s, Vh = torch.linalg.svd(aug, full_matrices=False)
+            uf = (U[:, : state.m].mT @ ft[..., None])[..., 0]
+            solver: tuple[Any, ...] = (s, Vh.mT, uf)
+        else:
+            Jh = Jt @ sp_diags(d[0])
+            now = torch.where(state.delta > 0, state.delta, delta0)
+            solver = lsmr_subspace(Jh, ft, g_h, diag_h, now)
+        new = (Jh, diag_h, g_h, d, theta, *solver)
+        state.extra["trf"] = _merge(fresh, new, state.extra.get("trf"))
+        state.extra["delta0"] = merge_rows(fresh, delta0, state.extra.get("delta0", delta0))
+        state.extra["optimality"] = merge_rows(fresh, gnorm, state.extra.get("optimality", gnorm))
+        state.g = merge_rows(fresh, g, state.g)
+        return (gnorm < tol.gtol) | (state.cost == 0)
+
+    def propose(self, state: State, problem: Problem) -> Trial:
+        Jh, diag_h, g_h, d, theta, *solver = state.extra["trf"]
+        delta = state.delta
+        if isinstance(Jh, torch.Tensor):
+            s, V, uf = solver
+            p_h, lam = more_step(uf, s, V, delta, state.lam, m=state.n)
+            pn = torch.linalg.vector_norm(p_h, dim=-1)
+            fit = (lam > 0) & (pn > 0)
+            p_h = torch.where(fit[:, None], p_h * (delta / torch.where(fit, pn, 1.0))[:, None],
+                              p_h)
+        else:
+            S, BS, gS = solver
+            p_h, lam = subspace_step(S, BS, gS, delta), torch.zeros_like(delta)
+        step, step_h, pred = select_step(state.x, Jh, diag_h, g_h, d * p_h, p_h, d, delta,
+                                         self.lb, self.ub, theta)
+        x_new = make_strictly_feasible(state.x + step, self.lb, self.ub)
+        hn = torch.linalg.vector_norm(step_h, dim=-1)
+        return Trial(p=step, pnorm=hn, predicted=pred, slope=(state.g * step).sum(-1), lam=lam,
+                     extra={"x": x_new, "boundary": hn > 0.95 * delta,
+                            "step_norm": torch.linalg.vector_norm(step, dim=-1)})
+
+
+def _mtv(J: Any, f: torch.Tensor) -> torch.Tensor:
+    """``Jᵀ f`` per problem (``J`` ``(B, m, n)`` or, for one problem, SciPy sparse)."""
+    if isinstance(J, torch.Tensor):
+        return (J.mT @ f[..., None])[..., 0]
+    return torch.as_tensor(J.T @ f[0].numpy(), dtype=f.dtype)[None]

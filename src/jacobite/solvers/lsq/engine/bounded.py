@@ -1,0 +1,83 @@
+"""The bounded methods through the engine: ``"trf"`` (trust-region reflective) and ``"dogbox"``
+(dogleg in a box), for one problem or a batch with per-problem bounds.
+
+:func:`bounded_method` pairs the step rule (:class:`~.steps.reflective.Reflective` or
+:class:`~.steps.dogleg.Dogbox`) with :class:`~.box_region.BoxTrustRegion` for any batch;
+:func:`run_bounded` solves one problem given as a :class:`~.._problem.Residuals` (flat NumPy,
+dense or SciPy sparse Jacobian) and hands back the :class:`~.single.SolverOutput` that
+:func:`jacobite.least_squares` and its audits read.
+
+>>> import numpy as np, torch
+>>> from jacobite.solvers.lsq._problem import Residuals
+>>> P = Residuals(lambda x: x - 2.0, torch.zeros(2, dtype=torch.float64), "auto")
+>>> out = run_bounded(P, np.zeros(2), np.array([-1.0, -1.0]), np.array([1.0, 3.0]), "trf",
+...                   ftol=1e-12, xtol=1e-12, gtol=1e-12)
+>>> np.round(out.x, 8).tolist(), out.status > 0
+([1.0, 2.0], True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .._problem import Residuals
+from ..losses import Loss
+from .box_region import BoxTrustRegion
+from .loop import solve
+from .protocols import StepRule
+from .single import SolverOutput, _batched, _Flat, _torch_loss
+from .state import State
+from .status import MESSAGES, Tolerances
+from .steps.dogleg import Dogbox
+from .steps.reflective import Reflective
+
+__all__ = ["BoundedMethod", "bounded_method", "run_bounded"]
+
+#: The engine's methods for box bounds.
+BoundedMethod = Literal["trf", "dogbox"]
+
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def bounded_method(method: BoundedMethod, lb: torch.Tensor, ub: torch.Tensor,
+                   jac_scale: bool = True) -> tuple[StepRule, BoxTrustRegion]:
+    """The step rule and globalisation of ``method`` for boxes ``lb``, ``ub`` of shape
+    ``(B, n)`` (``±inf`` for open sides). With ``jac_scale=False`` the state's ``D`` must hold
+    ``1 / x_scale``. The start must lie in the box (strictly inside for ``"trf"``)."""
+    rule: StepRule = (Reflective if method == "trf" else Dogbox)(lb, ub, jac_scale)
+    return rule, BoxTrustRegion()
+
+
+def run_bounded(P: Residuals, x0: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+                method: BoundedMethod, *, ftol: float, xtol: float, gtol: float,
+                max_nfev: int | None = None, x_scale: Any = "jac", loss: Loss | None = None,
+                verbose: int = 0, f0: np.ndarray | None = None, J0: Any = None,
+                eps: float = EPS64) -> SolverOutput:
+    """Minimise ``½ Σ ρ(f(x)²)`` subject to ``lb <= x <= ub`` from ``x0`` (strictly inside for
+    ``"trf"``). ``f0`` / ``J0``: already evaluated at ``x0``; ``eps``: the machine epsilon of
+    the residuals' dtype; ``max_nfev`` defaults to ``100 n``. A sparse Jacobian takes the
+    sparse back end (``"trf"`` only)."""
+    n = x0.size
+    f = P.f(x0) if f0 is None else f0
+    J = P.J(x0) if J0 is None else J0
+    x = torch.from_numpy(np.array(x0, dtype=np.float64))[None]
+    state = State.start(x, torch.from_numpy(np.asarray(f))[None], _batched(J),
+                        _torch_loss(loss))
+    state.nfev.fill_(P.nfev)
+    state.njev.fill_(P.njev)
+    jac_scale = isinstance(x_scale, str)
+    if not jac_scale:
+        state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
+    rule, glob = bounded_method(method, torch.from_numpy(lb)[None], torch.from_numpy(ub)[None],
+                                jac_scale)
+    budget = 100 * n if max_nfev is None else max_nfev
+    tol = Tolerances.make(ftol, xtol, gtol, 1, eps=eps, max_nfev=budget)
+    state = solve(_Flat(P), state, rule, glob, tol, verbose=verbose)
+    status = int(state.status[0])
+    Jout = state.J if sp.issparse(state.J) else state.J[0].numpy()
+    return SolverOutput(state.x[0].numpy(), state.f[0].numpy(), Jout, float(state.cost[0]),
+                        status, MESSAGES[status], int(state.nit[0]))

@@ -1,0 +1,99 @@
+"""Sparse linear algebra for the engine's step rules (one problem, ``J`` a SciPy sparse matrix).
+
+A sparse Jacobian is never densified. The reflective step (:mod:`.steps.reflective`) solves
+its trust-region subproblem in the two-dimensional subspace spanned by the scaled gradient and
+an LSMR solution of the regularised Gauss–Newton system ``[Ĵ; diag(√(ĉ + r))] p ≈ [−f̃; 0]``
+(as SciPy's ``tr_solver="lsmr"`` does; ``r`` is the regulariser SciPy uses, from the model's
+decrease along the gradient), then minimises the 2-D model exactly. Vectors stay torch tensors
+with a batch dimension of one; only the products with ``J`` go through NumPy.
+
+>>> import numpy as np, scipy.sparse as sp, torch
+>>> J = sp.csr_matrix(np.array([[2.0, 0.0], [0.0, 1.0]]))
+>>> sparse_col_norms(J).tolist()
+[[2.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.sparse.linalg import LinearOperator, lsmr
+
+__all__ = ["lsmr_subspace", "matvec", "sp_diags", "sparse_col_norms", "subspace_step"]
+
+_T = torch.float64
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", _T).numpy()
+
+
+def sp_diags(d: torch.Tensor) -> Any:
+    """``diag(d)`` as a SciPy sparse matrix (``d`` a 1-D tensor)."""
+    return sp.diags(_np(d))
+
+
+def matvec(J: Any, s: torch.Tensor) -> torch.Tensor:
+    """``J s`` as ``(1, m)`` for a SciPy sparse ``J`` and ``s`` of shape ``(1, n)``."""
+    return torch.as_tensor(np.asarray(J @ _np(s[0])).ravel(), dtype=s.dtype)[None]
+
+
+def sparse_col_norms(J: Any) -> torch.Tensor:
+    """``(1, n)``: the Euclidean column norms of a SciPy sparse ``J``."""
+    sq = np.asarray(J.multiply(J).sum(axis=0)).ravel()
+    return torch.as_tensor(np.sqrt(sq), dtype=_T)[None]
+
+
+def lsmr_subspace(Jh: Any, f: torch.Tensor, g_h: torch.Tensor, diag_h: torch.Tensor,
+                  delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An orthonormal basis ``S`` (n, 2) of span{ĝ, regularised Gauss–Newton step by LSMR},
+    the 2-D model matrix ``Sᵀ (ĴᵀĴ + diag(ĉ)) S`` and gradient ``Sᵀ ĝ``."""
+    m, n = Jh.shape
+    g, c, fv, dl = _np(g_h[0]), _np(diag_h[0]), _np(f[0]), float(delta[0])
+    Jg = Jh @ g
+    gg = float(g @ g)
+    a = 0.5 * (float(Jg @ Jg) + float(np.dot(g * c, g)))
+    hi = dl / max(np.sqrt(gg), 1e-300)
+    t = hi if a <= 0 else min(hi, 0.5 * gg / a)
+    reg = -(a * t * t - gg * t) / (dl * dl) if dl > 0 else 0.0
+    dg = np.sqrt(np.maximum(c + reg, 0.0))
+
+    def mv(u: np.ndarray) -> np.ndarray:
+        return np.concatenate([Jh @ u, dg * u])
+
+    def rmv(w: np.ndarray) -> np.ndarray:
+        return np.asarray(Jh.T @ w[:m]).ravel() + dg * w[m:]
+
+    op = LinearOperator((m + n, n), matvec=mv, rmatvec=rmv, dtype=float)
+    gn = lsmr(op, np.concatenate([-fv, np.zeros(n)]), atol=1e-12, btol=1e-12,
+              maxiter=10 * n + 20)[0]
+    S, _ = np.linalg.qr(np.stack([g, gn], axis=1))
+    JS = np.asarray(Jh @ S)
+    BS = JS.T @ JS + (S.T * c) @ S
+    return (torch.as_tensor(S, dtype=_T), torch.as_tensor(BS, dtype=_T),
+            torch.as_tensor(S.T @ g, dtype=_T))
+
+
+def subspace_step(S: torch.Tensor, BS: torch.Tensor, gS: torch.Tensor,
+                  delta: torch.Tensor) -> torch.Tensor:
+    """``S p`` (1, n) for ``p = argmin ½ pᵀ BS p + gSᵀ p`` subject to ``‖p‖ <= delta`` (2-D:
+    eigen-decomposition, then bisection on the shift)."""
+    dl = float(delta[0])
+    w, Q = torch.linalg.eigh(BS)
+    gq = Q.mT @ gS
+    if float(w[0]) > 0:
+        p = -gq / w
+        if float(torch.linalg.vector_norm(p)) <= dl:
+            return (S @ (Q @ p))[None]
+    lo = max(0.0, -float(w[0])) + 1e-300
+    hi = lo + float(torch.linalg.vector_norm(gS)) / max(dl, 1e-300) + float(w.abs().max()) + 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if float(torch.linalg.vector_norm(gq / (w + mid))) > dl:
+            lo = mid
+        else:
+            hi = mid
+    return (S @ (Q @ (-gq / (w + hi))))[None]
