@@ -211,3 +211,28 @@ def test_covariance_with_a_zero_column_is_the_full_rank_one_and_inf(w, k):
     want = covariance(A[:, keep], f, scale=False) * float(f @ f) / (8 - 3)
     np.testing.assert_allclose(cov[np.ix_(keep, keep)], want, rtol=1e-9)
     assert cov[k, k] == np.inf and np.all(cov[k, keep] == 0)
+
+
+def test_leastsq_spellings_col_deriv_diag_and_epsfcn():
+    def jac_t(x, a, k, c):  # the transposed Jacobian, as col_deriv=True promises
+        e = np.exp(-k * x)
+        return np.stack([e, -a * x * e, np.ones_like(x)])
+
+    popt, pcov = curve_fit(decay_np, X, Y, p0=[1, 1, 0], jac=jac_t, col_deriv=True,
+                           diag=[1.0, 2.0, 3.0])
+    want, want_cov = scipy_fit(decay_np, X, Y, p0=[1, 1, 0], jac=jac_t, col_deriv=True,
+                               diag=[1.0, 2.0, 3.0])
+    np.testing.assert_allclose(popt, want, rtol=1e-8)
+    np.testing.assert_allclose(pcov, want_cov, rtol=1e-6)
+    points = []
+
+    def f(x, a):
+        points.append(float(a))
+        return np.exp(a * x)
+
+    with pytest.warns(JacobiteWarning, match="did not converge"):
+        curve_fit(f, X, np.exp(0.5 * X), p0=[0.25], epsfcn=1e-6, max_nfev=2)
+    steps = np.diff(points)  # each difference step follows the point it perturbs
+    assert np.any(np.isclose(steps, 1e-3 * np.abs(points[:-1]), rtol=1e-9))
+    with pytest.raises(InvalidOptionError, match="factor"):
+        curve_fit(decay_np, X, Y, p0=[1, 1, 0], factor=10)

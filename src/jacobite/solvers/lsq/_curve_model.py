@@ -111,9 +111,10 @@ class Model:
             self._last = (p.detach().clone(), out.detach())
         return out
 
-    def user_jacobian(self, jac: Callable[..., Any], p: torch.Tensor) -> np.ndarray:
+    def user_jacobian(self, jac: Callable[..., Any], p: torch.Tensor,
+                      transposed: bool = False) -> np.ndarray:
         """``jac(xdata, *p)`` (torch or NumPy arguments, as ``f`` takes them) as an ``m × n``
-        float64 array."""
+        float64 array (``transposed``: ``jac`` gives it ``n × m``)."""
         if self._last_jac is not None and torch.equal(self._last_jac[0], p):
             return self._last_jac[1]
         args = p.unbind() if self.kind == "torch" else tuple(p.detach().numpy())
@@ -122,23 +123,26 @@ class Model:
         if J.size != m * self.n:
             raise ShapeError(f"jac returned {J.size} values; expected an ({m}, {self.n}) "
                              "matrix: one row per model output, one column per parameter")
-        J = J.reshape(m, self.n)
+        J = J.reshape(self.n, m).T if transposed else J.reshape(m, self.n)
         self._last_jac = (p.detach().clone(), J)
         return J
 
     def numeric_jacobian(self, p: np.ndarray, scheme: str,
-                         lb: np.ndarray | None = None, ub: np.ndarray | None = None
-                         ) -> np.ndarray:
+                         lb: np.ndarray | None = None, ub: np.ndarray | None = None,
+                         rel: float | None = None) -> np.ndarray:
         """The ``m × n`` Jacobian of a NumPy model by ``scheme`` (one of :data:`NUMERIC`),
-        with steps kept inside ``[lb, ub]``."""
+        with steps kept inside ``[lb, ub]``; ``rel``: steps ``rel · |p|`` instead."""
         if scheme not in NUMERIC:
             raise InvalidOptionError(f"jac must be one of {NUMERIC} or a callable for a model "
                                      f"written in NumPy; got {scheme!r}")
         lo = np.full(p.size, -np.inf) if lb is None else lb
         hi = np.full(p.size, np.inf) if ub is None else ub
         f0 = self(torch.as_tensor(p)).numpy().reshape(-1)
-        rel = _EPS ** (1 / 3) if scheme == "3-point" else _EPS ** 0.5
-        h = rel * np.where(p >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(p))
+        step = _EPS ** (1 / 3) if scheme == "3-point" else _EPS ** 0.5
+        sign = np.where(p >= 0, 1.0, -1.0)
+        h = step * sign * np.maximum(1.0, np.abs(p))
+        if rel is not None:  # a step p's precision cannot take falls back to the default
+            h = np.where((p + rel * sign * np.abs(p)) - p == 0, h, rel * sign * np.abs(p))
         J = np.empty((f0.size, p.size))
         for j in range(p.size):
             e = np.zeros(p.size)

@@ -41,6 +41,7 @@ from .result import LeastSquaresResult, covariance
 
 __all__ = ["curve_fit"]
 
+_EPS = float(np.finfo(float).eps)
 #: SciPy's ``least_squares`` status as MINPACK's ``info`` (what ``leastsq`` returns as ``ier``).
 _MINPACK_IER = {0: 5, 1: 4, 2: 1, 3: 2, 4: 3}
 
@@ -82,6 +83,33 @@ def _bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
                              f"({n}); got {a.size}")
         out.append(np.broadcast_to(a.reshape(-1), (n,)).copy())
     return out[0], out[1]
+
+
+def _leastsq_spellings(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool, float | None]:
+    """SciPy's ``leastsq`` options in :func:`least_squares`' terms (see ``**kwargs`` of
+    :func:`curve_fit`): the keyword arguments left, ``col_deriv``, and the relative difference
+    step ``epsfcn`` asks for (``None``: the scheme's default)."""
+    kw = dict(kwargs)
+    if "factor" in kw:
+        raise InvalidOptionError("factor (MINPACK's first step bound) is not an option: "
+                                 "jacobite's Levenberg–Marquardt sizes its first step from the "
+                                 "scaled start; leave factor out (or pass x_scale)")
+    if "maxfev" in kw:
+        if "max_nfev" in kw:
+            raise InvalidOptionError("give max_nfev or its SciPy alias maxfev, not both")
+        kw["max_nfev"] = kw.pop("maxfev")
+    if "diag" in kw:
+        if "x_scale" in kw:
+            raise InvalidOptionError("give x_scale or leastsq's diag (= 1 / x_scale), not both")
+        diag = np.asarray(kw.pop("diag"), dtype=float)
+        if diag.size == 0 or not np.all(np.isfinite(diag) & (diag > 0)):
+            raise InvalidOptionError("diag (the variables' scale factors) must be positive and "
+                                     "finite")
+        kw["x_scale"] = 1.0 / diag
+    col_deriv = bool(kw.pop("col_deriv", False))
+    epsfcn = kw.pop("epsfcn", None)
+    rel = None if epsfcn is None else float(np.sqrt(max(float(epsfcn), _EPS)))
+    return kw, col_deriv, rel
 
 
 def _feasible_start(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
@@ -139,7 +167,10 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             ``(B, 1)`` column, ``popt`` is ``(B, p)`` and ``pcov`` ``(B, p, p)``
             (:mod:`.engine.batch_curve`; ``docs/solvers.md``, "Many problems at once").
         **kwargs: passed to :func:`least_squares` (``ftol``, ``xtol``, ``gtol``, ``loss``,
-            ``max_nfev``, ...; ``maxfev`` is ``max_nfev``).
+            ``max_nfev``, ...). SciPy's ``leastsq`` spellings are understood: ``maxfev``
+            (``max_nfev``), ``diag`` (the variables' scale factors: ``x_scale = 1 / diag``),
+            ``epsfcn`` (the relative error of ``f``: difference steps ``√epsfcn · |p|``) and
+            ``col_deriv`` (``jac`` returns the transposed Jacobian).
 
     Returns:
         ``(popt, pcov)`` as NumPy arrays, or ``(popt, pcov, infodict, mesg, ier)``. Where the
@@ -170,10 +201,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
     if "args" in kwargs:
         raise InvalidOptionError("curve_fit takes no args: f is called as f(xdata, *params); "
                                  "bind fixed arguments with a lambda or functools.partial")
-    if "maxfev" in kwargs:
-        if "max_nfev" in kwargs:
-            raise InvalidOptionError("give max_nfev or its SciPy alias maxfev, not both")
-        kwargs["max_nfev"] = kwargs.pop("maxfev")
+    kwargs, col_deriv, rel_step = _leastsq_spellings(kwargs)
     p0 = _start(p0) if p0 is not None else None
     n = p0.size if p0 is not None else _n_params(f)
     lb, ub = _bounds(bounds, n)
@@ -212,7 +240,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
     jac_arg: Any = "auto"
     if callable(jac):
         def jac_arg(p: torch.Tensor) -> torch.Tensor:
-            return rows(model.user_jacobian(jac, p))
+            return rows(model.user_jacobian(jac, p, col_deriv))
     elif model.kind == "numpy":
         if jac in ("dense", "sparse"):
             raise InvalidOptionError(f"jac={jac!r} differentiates a torch model, but f is "
@@ -224,7 +252,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
                                      f"jac(x, *params) for a model written in NumPy; got {jac!r}")
 
         def jac_arg(p: torch.Tensor) -> torch.Tensor:
-            return rows(model.numeric_jacobian(p.detach().numpy(), scheme, lb, ub))
+            return rows(model.numeric_jacobian(p.detach().numpy(), scheme, lb, ub, rel_step))
     elif jac in ("dense", "sparse"):
         jac_arg = jac
     elif jac not in (None, "auto", *NUMERIC):
