@@ -118,3 +118,26 @@ def test_exponential_fit_jacobian_matches_the_analytic_one(m: int) -> None:
     e = torch.exp(-p[1] * t)
     exact = torch.stack([e, -p[0] * t * e, torch.ones_like(t)], dim=1)
     torch.testing.assert_close(jacobite.jacobian(f, p), exact, rtol=1e-15, atol=1e-15)
+
+
+class _Repeats:
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        return x.repeat(self.k)
+
+
+def test_a_cached_plan_is_not_found_again_through_a_reused_owner_id() -> None:
+    x = torch.ones(2, dtype=DT)
+    first = _Repeats(3)
+    assert jacobite.jacobian_plan(first.f, x).m == 6
+    old = id(first)
+    del first
+    for k in range(4, 400):  # CPython hands a freed object's address to the next one
+        other = _Repeats(k)
+        if id(other) == old:
+            break
+    assert jacobite.jacobian_plan(other.f, x).m == 2 * other.k
+    torch.testing.assert_close(jacobite.jacobian(other.f, x), torch.eye(2, dtype=DT).repeat(
+        other.k, 1))

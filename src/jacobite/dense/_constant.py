@@ -114,10 +114,19 @@ def _no_compiled_autograd() -> contextlib.AbstractContextManager[Any]:
     return compiled_autograd._disable()
 
 
+# the autograd engine itself: torch.autograd.grad checks the cotangents' shapes first through
+# torch.fx's symbolic shapes, whose first use imports SymPy (about a second); these cotangents
+# are built here with the right shapes
+_RUN = getattr(torch.autograd.graph, "_engine_run_backward", None)
+
+
 def _backward(out: torch.Tensor, leaf: torch.Tensor, cot: torch.Tensor,
-              keep: bool) -> torch.Tensor | None:
-    (g,) = torch.autograd.grad(out, leaf, cot, retain_graph=True, create_graph=keep,
-                               allow_unused=True)
+              keep: bool, retain: bool) -> torch.Tensor | None:
+    if _RUN is None or type(out) is not torch.Tensor:
+        (g,) = torch.autograd.grad(out, leaf, cot, retain_graph=retain or keep,
+                                   create_graph=keep, allow_unused=True)
+        return g
+    (g,) = _RUN((out,), (cot,), retain or keep, keep, (leaf,), True, accumulate_grad=False)
     return g
 
 
@@ -167,12 +176,12 @@ def _rows(out: torch.Tensor, leaf: torch.Tensor, m: int, wrong: bool,
     unused."""
     if wrong:
         flat = out.reshape(-1)
-        rows = [_backward(flat, leaf, e, keep) for e in _identity(m, flat)]
+        rows = [_backward(flat, leaf, e, keep, True) for e in _identity(m, flat)]
         kept = [r for r in rows if r is not None]
         return torch.stack(kept) if len(kept) == m else None
     level = _vmap_increment_nesting(m, "error")
     try:
-        g = _backward(out, leaf, _add_batch_dim(_identity(m, out), 0, level), keep)
+        g = _backward(out, leaf, _add_batch_dim(_identity(m, out), 0, level), keep, False)
         return None if g is None else _remove_batch_dim(g, level, m, 0)
     finally:
         _vmap_decrement_nesting()

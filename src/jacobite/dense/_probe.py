@@ -227,13 +227,20 @@ class ProbeCache:
                 sig.append((type(leaf), leaf))
         return (ident, str(spec), tuple(sig), extra)
 
+    @staticmethod
+    def _targets(f: Callable[..., Any]) -> tuple[Any, ...]:
+        """The objects whose identity the key holds: the function, and a bound method's owner
+        (a key must not outlive either, or a reused id would find another one's probe)."""
+        owner = getattr(f, "__self__", None)
+        func = getattr(f, "__func__", f)
+        return (func,) if owner is None else (func, owner)
+
     def get(self, key: Any, f: Callable[..., Any]) -> Any:
         if key is None or key not in self._data:
             return None
-        ref, probe = self._data[key]
-        target = getattr(f, "__func__", f)
-        if ref() is not target:  # the id was reused by another object
-            del self._data[key]
+        refs, probe = self._data[key]
+        if any(ref() is not t for ref, t in zip(refs, self._targets(f), strict=True)):
+            del self._data[key]  # an id was reused by another object
             return None
         self._data.move_to_end(key)
         return probe
@@ -241,12 +248,11 @@ class ProbeCache:
     def put(self, key: Any, f: Callable[..., Any], probe: Any) -> None:
         if key is None:
             return
-        target = getattr(f, "__func__", f)
         try:
-            ref = weakref.ref(target)
+            refs = tuple(weakref.ref(t) for t in self._targets(f))
         except TypeError:
             return
-        self._data[key] = (ref, probe)
+        self._data[key] = (refs, probe)
         self._data.move_to_end(key)
         while len(self._data) > self.maxsize:
             self._data.popitem(last=False)
