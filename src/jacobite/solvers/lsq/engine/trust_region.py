@@ -15,8 +15,9 @@ such predictions keep halving (linear convergence near a non-zero-residual solut
 
 Convergence (per problem, MINPACK's tests, see :mod:`.status`): the cost test needs the
 predicted and actual relative reductions at most ``ftol`` (ratio ≤ 2); the step test the radius
-or an accepted undamped step at most ``xtol · ‖D x‖``; at machine precision (``eps``) both count
-as convergence.
+or an accepted undamped step at most ``xtol · ‖D x‖``. With ``ftol`` and ``xtol`` floored at
+``eps`` (:class:`~.status.Tolerances`) these include MINPACK's tests at machine precision, which
+count as convergence here.
 
 >>> tr = TrustRegion(factor=100.0)
 >>> tr.factor, tr.polish
@@ -29,7 +30,7 @@ import torch
 
 from .protocols import Problem, Trial
 from .state import State, cost_of
-from .status import FTOL, MAX_NFEV, RUNNING, XTOL, Tolerances, converged_on
+from .status import MAX_NFEV, RUNNING, Tolerances
 
 __all__ = ["NOISE", "POLISH", "TrustRegion", "reduction"]
 
@@ -78,61 +79,69 @@ class TrustRegion:
     def advance(self, state: State, trial: Trial, problem: Problem,
                 tol: Tolerances) -> torch.Tensor:
         run = state.running
-        lam, pnorm = trial.lam, trial.pnorm
-        clamp = state.extra.get("tr_clamp")
+        every = bool(run.all())  # then no row needs to be kept as it was
+
+        def keep(new: torch.Tensor, old: torch.Tensor, mask: torch.Tensor = run
+                 ) -> torch.Tensor:
+            if every and mask is run:
+                return new
+            return torch.where(mask.view(-1, *([1] * (new.dim() - 1))), new, old)
+
+        lam, pnorm, cost = trial.lam, trial.pnorm, state.cost
         delta = state.delta
+        clamp = state.extra.pop("tr_clamp", None)
         if clamp is not None:  # the first radius is cut to the first step
-            delta = torch.where(clamp & run, torch.minimum(delta, pnorm), delta)
-            state.extra["tr_clamp"] = clamp & ~run
-        x_new = torch.where(run[:, None], state.x + trial.p, state.x)
+            delta = keep(torch.minimum(delta, pnorm), delta, clamp & run)
+            if not every:
+                state.extra["tr_clamp"] = clamp & ~run
+        x_new = keep(state.x + trial.p, state.x)
         f_new = problem.f(x_new)
         state.nfev = state.nfev + run
-        cost = state.cost
-        ok_f = torch.isfinite(f_new).all(-1)
-        cost_new = torch.where(ok_f, cost_of(torch.where(ok_f[:, None], f_new, 0.0), state.loss),
-                               torch.inf)
+        # non-finite residuals give a non-finite cost: rejected (act = -1) like a cost rise
+        cost_new = cost_of(f_new, state.loss)
         fin = torch.isfinite(cost_new)
-        red = reduction(state.f, torch.where(ok_f[:, None], f_new, 0.0), cost, cost_new,
-                        state.loss is not None)
-        safe = torch.where(cost > 0, cost, 1.0)
-        act = torch.where(fin & (cost_new < 100 * cost), red / safe, -1.0)
-        prered = trial.predicted / safe
-        dir_rel = trial.slope / (2 * safe)
-        ratio = torch.where(prered != 0, act / torch.where(prered != 0, prered, 1.0), 0.0)
-        accepted = (ratio >= 1e-4) & fin & (cost_new <= cost)
-        scale = tol.eps / EPS64
+        cost_new = torch.where(fin, cost_new, torch.inf)
+        red = reduction(state.f, f_new, cost, cost_new, state.loss is not None)
+        # a RUNNING problem has cost > 0 (a zero cost passes the gradient test)
+        act = torch.where(fin & (cost_new < 100 * cost), red / cost, -1.0)
+        prered = trial.predicted / cost
+        ratio = torch.where(prered != 0, act / prered, 0.0)
+        accepted = (ratio >= 1e-4) & (cost_new <= cost)
         undamped = lam == 0
-        polish = (~accepted & undamped & (prered <= POLISH * scale) & (act >= -NOISE * scale)
-                  & fin) if self.polish else torch.zeros_like(accepted)
+        if self.polish:
+            scale = tol.eps / EPS64
+            polish = (undamped & ~accepted & (prered <= POLISH * scale)
+                      & (act >= -NOISE * scale) & fin)
+            moved = (accepted | polish) & run
+        else:
+            polish, moved = torch.zeros_like(accepted), accepted & run
         shrink = ~polish & (ratio <= 0.25)
+        dir_rel = trial.slope / (2 * cost)
         temp = torch.where((act >= 0) | ~fin, 0.5, 0.5 * dir_rel / (dir_rel + 0.5 * act))
         temp = torch.where((cost_new >= 100 * cost) | ~(temp >= 0.1), 0.1, temp)
         grow = ~polish & ~shrink & (undamped | (ratio >= 0.75))
-        delta_new = torch.where(polish, torch.maximum(delta, pnorm / 0.5), torch.where(
-            shrink, temp * torch.minimum(delta, pnorm / 0.1), torch.where(grow, pnorm / 0.5,
-                                                                          delta)))
-        lam_new = torch.where(shrink, lam / temp, torch.where(grow, 0.5 * lam, lam))
-        state.delta = torch.where(run, delta_new, state.delta)
-        state.lam = torch.where(run, lam_new, state.lam)
+        twice = pnorm / 0.5
+        delta_new = torch.where(shrink, temp * torch.minimum(delta, pnorm / 0.1),
+                                torch.where(grow, twice, torch.where(
+                                    polish, torch.maximum(delta, twice), delta)))
+        state.delta = keep(delta_new, state.delta)
+        state.lam = keep(torch.where(shrink, lam / temp, torch.where(grow, 0.5 * lam, lam)),
+                         state.lam)
         last = state.extra.get("tr_last_pre")
-        last = torch.full_like(cost, torch.inf) if last is None else last
-        falling = prered < 0.5 * last
-        moved = (accepted | polish) & run
-        state.x = torch.where(moved[:, None], x_new, state.x)
-        state.f = torch.where(moved[:, None], f_new, state.f)
-        state.cost = torch.where(moved, cost_new, cost)
+        falling = prered < 0.5 * last if last is not None else torch.ones_like(moved)
+        state.x = keep(x_new, state.x, moved)
+        state.f = keep(f_new, state.f, moved)
+        state.cost = keep(cost_new, cost, moved)
         state.nit = state.nit + moved
-        state.extra["tr_last_pre"] = torch.where(moved & undamped, prered, last)
-        xnorm = torch.linalg.vector_norm(state.D * state.x, dim=-1)
-        progressing = undamped & moved & falling
-        flat = (0.5 * ratio <= 1) & ~progressing
-        ok_cost = (act.abs() <= tol.ftol) & (prered <= tol.ftol) & flat
-        ok_step = (state.delta <= tol.xtol * xnorm) | (moved & undamped
-                                                       & (pnorm <= tol.xtol * xnorm))
-        st = converged_on(ok_cost, ok_step)
-        st = torch.where((st == RUNNING) & (state.nfev >= tol.max_nfev), MAX_NFEV, st)
-        eps = tol.eps
-        st = torch.where((st == RUNNING) & (act.abs() <= eps) & (prered <= eps) & flat, FTOL, st)
-        st = torch.where((st == RUNNING) & (state.delta <= eps * xnorm), XTOL, st)
-        state.status = torch.where(run, st, state.status)
+        new_gn = moved & undamped
+        state.extra["tr_last_pre"] = torch.where(
+            new_gn, prered, last if last is not None else torch.inf)
+        # MINPACK's tests; with ftol, xtol >= eps they include its machine-precision ones
+        xtol_x = tol.xtol * torch.linalg.vector_norm(state.D * state.x, dim=-1)
+        ok_cost = ((act.abs() <= tol.ftol) & (prered <= tol.ftol) & (ratio <= 2.0)
+                   & ~(new_gn & falling))
+        ok_step = (state.delta <= xtol_x) | (new_gn & (pnorm <= xtol_x))
+        code = 2 * ok_cost + 3 * ok_step - (ok_cost & ok_step).long()  # 2, 3 or 4 (both)
+        out = torch.where(state.nfev >= tol.max_nfev, MAX_NFEV, RUNNING)
+        state.status = keep(torch.where(code > 0, code, out), state.status)
         return moved

@@ -64,49 +64,40 @@ def more_step(uf: torch.Tensor, s: torch.Tensor, V: torch.Tensor, delta: torch.T
     (B, k) in decreasing order, right singular vectors ``V`` (B, n, k); ``lam0`` (B,) warm-starts
     λ where positive; ``m`` is the number of residuals (for the rank cut-off)."""
     n, k = V.shape[-2], s.shape[-1]
-    suf = s * uf
-    cut = s[:, :1] * EPS64 * max(m, n)
-    keep = torch.where(s[:, :1] > 0, s > cut, s > 0)
-    inv = torch.where(keep, uf / torch.where(keep, s, 1.0), 0.0)
-    p_gn = -(V @ inv[..., None])[..., 0]
-    zero = ~(delta > 0)
-    safe_delta = torch.where(zero, 1.0, delta)
-    inside = torch.linalg.vector_norm(p_gn, dim=-1) <= delta
-    hi = torch.linalg.vector_norm(suf, dim=-1) / safe_delta
-    zero = zero | (hi == 0)
-    s2 = s * s
-
-    def phi(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    suf, s2 = s * uf, s * s
+    keep = s > s[:, :1] * (EPS64 * max(m, n))  # all false where J = 0
+    p_gn = -(V @ torch.where(keep, uf / s, 0.0)[..., None])[..., 0]
+    hi = torch.linalg.vector_norm(suf, dim=-1) / delta
+    zero = ~((delta > 0) & (hi > 0))  # no radius or no gradient: no step
+    done = zero | (torch.linalg.vector_norm(p_gn, dim=-1) <= delta)
+    if bool(done.all()):  # every Gauss–Newton step lies inside its region
+        return torch.where(zero[:, None], 0.0, p_gn), torch.zeros_like(delta)
+    lo = torch.zeros_like(hi)
+    if n == k:  # full rank: Newton's lower bound from λ = 0
+        pn = torch.linalg.vector_norm(suf / s2, dim=-1)
+        dph = -(suf * suf / (s2 * s2 * s2)).sum(-1) / pn
+        lo = torch.where(keep.all(-1) & (dph < 0), (-(pn - delta) / dph).clamp_min(0.0), lo)
+    lam = torch.where(lam0 > 0, lam0, torch.maximum(1e-3 * hi, (lo * hi).sqrt()))
+    active, tight = ~done, rtol * delta
+    for _ in range(max_iter):
+        lam = torch.where((lo <= lam) & (lam <= hi), lam,
+                          torch.maximum(1e-3 * hi, (lo * hi).sqrt()))
         den = s2 + lam[:, None]
         pn = torch.linalg.vector_norm(suf / den, dim=-1)
-        dph = -(suf * suf / (den * den * den)).sum(-1) / pn
-        return torch.where(pn == 0, -safe_delta, pn - safe_delta), torch.where(
-            pn == 0, torch.nan, dph)
-
-    lo = torch.zeros_like(hi)
-    if n == k:
-        full = keep.all(-1)
-        ph, dph = phi(torch.zeros_like(hi))
-        lo = torch.where(full & (dph < 0), (-ph / dph).clamp_min(0.0), lo)
-    start = torch.maximum(1e-3 * hi, (lo * hi).sqrt())
-    lam = torch.where(lam0 > 0, lam0, start)
-    active = ~(inside | zero)
-    for _ in range(max_iter):
-        if not bool(active.any()):
-            break
-        lam = torch.where((lo <= lam) & (lam <= hi), lam, torch.maximum(1e-3 * hi,
-                                                                        (lo * hi).sqrt()))
-        ph, dph = phi(lam)
+        dph = -(suf * suf / (den * den * den)).sum(-1) / pn  # NaN where the step underflowed
+        ph = pn - delta
         hi = torch.where(active & (ph < 0), lam, hi)
         ok = active & (dph < 0) & torch.isfinite(dph)
         ratio = ph / dph
         lo = torch.where(ok, torch.maximum(lo, lam - ratio), lo)
-        lam = torch.where(ok, lam - (ph + safe_delta) * ratio / safe_delta, lam)
-        active = ok & ~(ph.abs() < rtol * safe_delta)
+        lam = torch.where(ok, lam - (ph + delta) * ratio / delta, lam)
+        active = ok & (ph.abs() >= tight)
+        if not bool(active.any()):
+            break
     lam = lam.clamp_min(0.0)
     q = -(V @ (suf / (s2 + lam[:, None]))[..., None])[..., 0]
-    q = torch.where((inside | zero)[:, None], torch.where(zero[:, None], 0.0, p_gn), q)
-    return q, torch.where(inside | zero, 0.0, lam)
+    q = torch.where(done[:, None], torch.where(zero[:, None], 0.0, p_gn), q)
+    return q, torch.where(done, 0.0, lam)
 
 
 def robust_model(J: torch.Tensor, f: torch.Tensor, loss: LossFn | None
@@ -136,24 +127,25 @@ class LevenbergMarquardt:
         cn = col_norms(Jt)
         g = (Jt.mT @ ft[..., None])[..., 0]
         ok = gradient_test(ft, g, cn, tol.gtol, tol.eps)
+        every = bool(fresh.all())
         if self.jac_scale:
             c = torch.where(cn > 0, cn, 1.0)
             seen = state.extra.get("lm_scaled")  # rows whose D this rule has set before
             grown = c if seen is None else torch.where(seen[:, None], torch.maximum(state.D, c),
                                                        c)
-            state.D = merge_rows(fresh, grown, state.D)
+            state.D = grown if every else merge_rows(fresh, grown, state.D)
             state.extra["lm_scaled"] = fresh if seen is None else seen | fresh
         U, s, Vh = torch.linalg.svd(Jt / state.D[:, None, :], full_matrices=False)
         uf = (U.mT @ ft[..., None])[..., 0]
-        new = (Jt, ft, U, s, Vh.mT, uf)
+        new = (Jt, U, s, Vh.mT, uf)
         old = state.extra.get("svd")
-        state.extra["svd"] = new if old is None else tuple(
+        state.extra["svd"] = new if old is None or every else tuple(
             merge_rows(fresh, a, b) for a, b in zip(new, old, strict=True))
-        state.g = merge_rows(fresh, g, state.g)
+        state.g = g if every else merge_rows(fresh, g, state.g)
         return ok
 
     def propose(self, state: State, problem: Problem) -> Trial:
-        Jt, _, U, s, V, uf = state.extra["svd"]
+        Jt, U, s, V, uf = state.extra["svd"]
         D = state.D
         q, lam = more_step(uf, s, V, state.delta, state.lam, m=state.m)
         p = q / D
