@@ -18,17 +18,29 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.sparse.linalg import LinearOperator
 
 from ...dense.jacobian import jacobian as _jacobian
-from ...errors import InvalidOptionError, OutputTypeError, ShapeError, UnsupportedOperationError
-from .._auto_jac import JacMode, choose, slow_dense_warning
+from ...errors import (
+    InvalidOptionError,
+    JacobiteError,
+    OutputTypeError,
+    ShapeError,
+    UnsupportedOperationError,
+)
+from .._auto_jac import choose, slow_dense_warning
 from .._ift import CLOSED_OVER, tracked
+from ._callback import Callback, Halt
+from ._fd import SCHEMES, Differences, Scheme, as_matrix
+from .losses import cost_of
 
 __all__ = ["Residuals"]
 
@@ -39,6 +51,14 @@ def _to_numpy(t: Any) -> np.ndarray:
     return np.asarray(t, dtype=np.float64)
 
 
+def _numpy_point(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 shape: tuple[int, ...], v: np.ndarray) -> np.ndarray:
+    """A NumPy ``fun`` at one flat point (a module-level function: a process pool's ``map``
+    pickles it)."""
+    a = np.asarray(fun(v.reshape(shape), *args, **kwargs))
+    return a.ravel() if a.dtype.kind == "c" else a.astype(np.float64).ravel()
+
+
 def _exponent(a: np.ndarray) -> int | None:
     """The binary exponent of ``max|a|`` (``None`` when ``a`` is empty or all zero)."""
     big = float(np.max(np.abs(a))) if a.size else 0.0
@@ -46,14 +66,22 @@ def _exponent(a: np.ndarray) -> int | None:
 
 
 class Residuals:
-    """``fun`` on flat NumPy vectors, with its Jacobian and evaluation counters."""
+    """``fun`` on flat NumPy vectors, with its Jacobian and evaluation counters.
+
+    ``fun`` may be written in torch (differentiated by AD) or in NumPy: the first evaluation
+    passes a tensor, and where ``fun`` returns something other than a tensor (or fails on
+    one) it is called with NumPy arrays from then on (``numpy`` is then ``True``) and its
+    Jacobian comes from ``jac`` or from differences (:mod:`._fd`).
+    """
 
     def __init__(self, fun: Callable[..., Any], x0: torch.Tensor, jac: Any,
                  args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-                 verbose: int = 0) -> None:
+                 verbose: int = 0, *, diff_step: Any = None, sparsity: Any = None,
+                 lb: np.ndarray | None = None, ub: np.ndarray | None = None,
+                 mapper: Any = map, callback: Callback | None = None) -> None:
         self.fun, self.jac, self.args, self.kwargs = fun, jac, args, dict(kwargs or {})
         self.verbose = verbose
-        self.mode: JacMode | None = "callable" if callable(jac) else \
+        self.mode: str | None = "callable" if callable(jac) else \
             None if jac == "auto" else jac  # "auto" is resolved at the first Jacobian
         self.reason = ""
         self.warned = False
@@ -63,14 +91,27 @@ class Residuals:
         self.nfev = self.njev = 0
         self.scale = 1.0  # a power of two the residuals and Jacobians are multiplied by
         self.sparse = jac == "sparse"
+        self.numpy: bool | None = None  # fun written in NumPy (known after the first call)
+        self.out_shape: tuple[int, ...] = ()  # the shape of what fun returns
+        self.operator = False  # jac returns a LinearOperator (materialised by products)
+        self.numpy_out = False  # results as NumPy arrays (x0 was a NumPy array)
+        self.jac_numpy: bool | None = None  # a jac callable that takes NumPy arrays only
+        self.out_eps = float(torch.finfo(x0.dtype).eps)  # of the residuals' precision
+        self.diff_step, self.sparsity, self.lb, self.ub = diff_step, sparsity, lb, ub
+        self.mapper, self.callback = mapper, callback
+        self.loss: Any = None  # the robust loss of the scaled residuals (the callback's cost)
+        self._fd: Differences | None = None
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
         self._plan: Any = None
         self._flat = self._flat_call  # one bound object: jacobian's plan cache keys on it
-        if isinstance(jac, str) and jac not in ("auto", "dense", "sparse"):
-            raise InvalidOptionError(f"jac must be 'auto', 'dense', 'sparse' or a callable; got "
-                                     f"{jac!r}")
+        names = ("auto", "dense", "sparse", *SCHEMES)
+        if isinstance(jac, str) and jac not in names:
+            raise InvalidOptionError(f"jac must be one of {', '.join(map(repr, names))} or a "
+                                     f"callable; got {jac!r}")
         if not (isinstance(jac, str) or callable(jac)):
-            raise InvalidOptionError("jac must be 'auto', 'dense', 'sparse' or a callable "
-                                     f"returning the m×n Jacobian; got {type(jac).__name__}")
+            raise InvalidOptionError(f"jac must be one of {', '.join(map(repr, names))} or a "
+                                     "callable returning the m×n Jacobian; got "
+                                     f"{type(jac).__name__}")
 
     # -- conversions -----------------------------------------------------------------------
     def tensor(self, v: np.ndarray) -> torch.Tensor:
@@ -78,7 +119,9 @@ class Residuals:
         return torch.as_tensor(v, dtype=self.dtype, device=self.device).reshape(self.shape)
 
     def _flat_call(self, xt: torch.Tensor) -> torch.Tensor:
-        out = self.fun(xt.reshape(self.shape), *self.args, **self.kwargs)
+        return self._tidy(self.fun(xt.reshape(self.shape), *self.args, **self.kwargs))
+
+    def _tidy(self, out: Any) -> torch.Tensor:
         if out is None:  # NumPy would read it as a NaN residual
             raise OutputTypeError("fun returned None; it must return a tensor of residuals "
                                   "(a missing return statement?)")
@@ -92,18 +135,96 @@ class Residuals:
             out = out.to(self.dtype)
         return out.reshape(-1)
 
+    def array(self, v: np.ndarray) -> np.ndarray:
+        """The flat iterate as NumPy code sees it: shaped like ``x0``, at least 1-D (SciPy's
+        convention: a scalar start is a 1-vector)."""
+        return v.reshape(tuple(self.shape) or (1,))
+
+    def _numpy_call(self, v: np.ndarray) -> np.ndarray:
+        out = self.fun(self.array(v), *self.args, **self.kwargs)
+        if out is None:
+            raise OutputTypeError("fun returned None; it must return an array of residuals "
+                                  "(a missing return statement?)")
+        a = np.asarray(out)
+        if a.dtype.kind not in "fciub":
+            raise OutputTypeError(f"fun must return an array of residuals, got "
+                                  f"{type(out).__name__}")
+        if self.m is None:
+            self.out_shape = a.shape
+            if a.dtype.kind == "f":
+                self.out_eps = max(float(np.finfo(a.dtype).eps), self.out_eps)
+        return a.ravel() if a.dtype.kind == "c" else a.astype(np.float64).ravel()
+
+    def evaluate(self, v: np.ndarray) -> np.ndarray:
+        """Residuals at ``v`` as ``fun`` gives them (flat; complex for a complex ``v``),
+        neither counted nor scaled: the points of a difference Jacobian."""
+        if self.numpy:
+            return self._numpy_call(v)
+        with torch.no_grad():
+            if np.iscomplexobj(v):  # the complex step: a tensor, else a NumPy array
+                xt = torch.as_tensor(v, dtype=torch.complex128).reshape(self.shape)
+                try:
+                    out = self.fun(xt, *self.args, **self.kwargs)
+                except (TypeError, RuntimeError):
+                    return self._numpy_call(v)
+                return np.asarray(out.detach().cpu().numpy() if isinstance(out, torch.Tensor)
+                                  else out).ravel()
+            return _to_numpy(self._flat_call(self.tensor(v)))
+
+    def _first(self, v: np.ndarray) -> np.ndarray:
+        """The first evaluation: with a tensor, then (where ``fun`` does not return one) with
+        NumPy arrays; the probe is the evaluation whenever it gives residuals."""
+        failure: Exception | None = None
+        out: Any = None
+        try:  # NumPy's deprecation notes about tensors in its functions are the probe's own
+            with torch.set_grad_enabled(torch.is_grad_enabled()), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                out = self.fun(self.tensor(v), *self.args, **self.kwargs)
+        except JacobiteError:
+            raise
+        except Exception as exc:
+            failure = exc
+        if isinstance(out, torch.Tensor):
+            self.numpy = False
+            self.out_shape = tuple(out.shape)
+            t = self._tidy(out)
+            if tracked(t):
+                raise UnsupportedOperationError(CLOSED_OVER)
+            return _to_numpy(t)
+        if failure is not None:
+            self.numpy = True
+            try:
+                return self._numpy_call(v)
+            except Exception:
+                self.numpy = None
+                raise failure from None
+        self.numpy = True  # fun returned NumPy values (or numbers) for a tensor
+        if out is None:
+            self._tidy(out)  # the typed error for a missing return value
+        try:
+            a = np.asarray(out)
+            r = a.astype(np.float64).ravel()
+            self.out_shape = a.shape
+        except (TypeError, ValueError) as exc:
+            raise OutputTypeError(f"fun must return an array of residuals, got "
+                                  f"{type(out).__name__}") from exc
+        if a.dtype.kind == "f":
+            self.out_eps = max(float(np.finfo(a.dtype).eps), self.out_eps)
+        return r
+
     # -- evaluations -----------------------------------------------------------------------
     def f(self, v: np.ndarray) -> np.ndarray:
         """Residuals at ``v`` (float64, flat); counts one evaluation. The first one runs with
         autograd on and refuses a ``fun`` that closes over a tensor autograd or ``torch.func``
         tracks (the solution would be silently constant in it)."""
         self.nfev += 1
-        first = self.m is None and torch.is_grad_enabled()
-        with torch.set_grad_enabled(first):
-            out = self._flat_call(self.tensor(v))
-        if first and tracked(out):
-            raise UnsupportedOperationError(CLOSED_OVER)
-        r = _to_numpy(out)
+        if self.numpy is None:
+            r = self._first(v)
+        elif self.numpy:
+            r = self._numpy_call(v)
+        else:
+            with torch.no_grad():
+                r = _to_numpy(self._flat_call(self.tensor(v)))
         if self.m is None:
             if r.size == 0:
                 raise ShapeError("fun returned no residuals; it must return at least one")
@@ -111,44 +232,105 @@ class Residuals:
         elif r.size != self.m:
             raise ShapeError(f"fun returned {r.size} residuals here but {self.m} at x0; the "
                              "number of residuals must not depend on x")
+        self._last = (v.copy(), r)
         return r * self.scale if self.scale != 1.0 else r
 
-    def J(self, v: np.ndarray) -> np.ndarray | sp.csr_matrix:
-        """The ``m × n`` Jacobian at ``v``: dense float64, or CSR when sparse."""
+    def J(self, v: np.ndarray) -> Any:
+        """The ``m × n`` Jacobian at ``v``: dense float64, or CSR when sparse. After the first
+        one (each later Jacobian is that of an accepted step) the callback runs; where it
+        asks to stop, :class:`~._callback.Halt` carries the point out of the solver."""
         self.njev += 1
+        J = self._jacobian(v)
+        J = J * self.scale if self.scale != 1.0 else J
+        if self.callback is not None and self.njev > 1 and self._last is not None \
+                and np.array_equal(self._last[0], v):
+            f, c = self._last[1], self.scale  # the loss is that of the scaled residuals
+            if self.callback(v, f, cost_of(f * c, self.loss) / c / c, self.njev - 1, self.nfev):
+                raise Halt(v.copy(), f * self.scale, J, self.njev - 1)
+        return J
+
+    def _jacobian(self, v: np.ndarray) -> Any:
         m = self.m if self.m is not None else -1
         if callable(self.jac):
-            out = self.jac(self.tensor(v), *self.args, **self.kwargs)
-            if sp.issparse(out):
-                J: Any = sp.csr_matrix(out, dtype=np.float64)
-                self.sparse = True
-            elif isinstance(out, torch.Tensor) and out.layout != torch.strided:
-                c = out.detach().to("cpu", torch.float64).coalesce() if out.is_sparse else \
-                    out.detach().to("cpu", torch.float64).to_sparse_coo().coalesce()
-                idx = c.indices().numpy()
-                J = sp.csr_matrix((c.values().numpy(), (idx[0], idx[1])), shape=tuple(c.shape))
-                self.sparse = True
+            return self._user_jacobian(v, m)
+        if self.numpy or self.jac in SCHEMES:
+            return self._differences(v, m)
+        if self.mode is None:
+            if self.sparsity is not None:
+                self.mode, self.sparse = "sparse", True
             else:
-                J = _to_numpy(out)
-                if J.ndim != 2:
-                    J = J.reshape(m, self.n) if J.size == m * self.n else J
-        else:
-            if self.mode is None:
                 self._choose(v, m)
-            if self.mode == "sparse":
-                J = self._sparse_jacobian(v)
-            else:
-                t0 = time.perf_counter()
-                with torch.enable_grad():
-                    J = _to_numpy(_jacobian(self._flat, self.tensor(v).reshape(-1), flat=True))
-                if not self.warned:  # once per solve, after the first dense Jacobian
-                    self.warned = True
-                    slow_dense_warning(time.perf_counter() - t0, self.n, "least_squares",
-                                       self.reason, m=J.shape[0])
+        if self.mode == "sparse":
+            J: Any = self._sparse_jacobian(v)
+        else:
+            t0 = time.perf_counter()
+            with torch.enable_grad():
+                J = _to_numpy(_jacobian(self._flat, self.tensor(v).reshape(-1), flat=True))
+            if not self.warned:  # once per solve, after the first dense Jacobian
+                self.warned = True
+                slow_dense_warning(time.perf_counter() - t0, self.n, "least_squares",
+                                   self.reason, m=J.shape[0])
+        return self._check_shape(J, m)
+
+    def _user_jacobian(self, v: np.ndarray, m: int) -> Any:
+        if self.numpy or self.jac_numpy:
+            out = self.jac(self.array(v), *self.args, **self.kwargs)
+        else:
+            try:
+                out = self.jac(self.tensor(v), *self.args, **self.kwargs)
+            except JacobiteError:
+                raise
+            except Exception:
+                if self.jac_numpy is not None:
+                    raise
+                out = self.jac(self.array(v), *self.args, **self.kwargs)
+                self.jac_numpy = True
+            self.jac_numpy = bool(self.jac_numpy)
+        if isinstance(out, LinearOperator):
+            J: Any = as_matrix(out, self.n, self.sparsity)
+            self.sparse, self.operator = sp.issparse(J), True
+        elif sp.issparse(out):
+            J = sp.csr_matrix(out, dtype=np.float64)
+            self.sparse = True
+        elif isinstance(out, torch.Tensor) and out.layout != torch.strided:
+            c = out.detach().to("cpu", torch.float64).coalesce() if out.is_sparse else \
+                out.detach().to("cpu", torch.float64).to_sparse_coo().coalesce()
+            idx = c.indices().numpy()
+            J = sp.csr_matrix((c.values().numpy(), (idx[0], idx[1])), shape=tuple(c.shape))
+            self.sparse = True
+        else:
+            J = _to_numpy(out)
+            natural = (*self.out_shape, *tuple(self.shape))  # ∂ out / ∂ x, shapes joined
+            if J.shape == natural or J.ndim < 2:  # SciPy reads a 0-d or 1-d J as one row
+                J = J.reshape(m, self.n) if J.size == m * self.n else np.atleast_2d(J)
+        return self._check_shape(J, m)
+
+    def _check_shape(self, J: Any, m: int) -> Any:
         if J.shape != (m, self.n):
             raise ShapeError(f"the Jacobian has shape {tuple(J.shape)}; expected (m, n) = "
                              f"({m}, {self.n}): one row per residual, one column per entry of x")
-        return J * self.scale if self.scale != 1.0 else J
+        return J
+
+    def _differences(self, v: np.ndarray, m: int) -> Any:
+        if self._fd is None:
+            scheme: Scheme = self.jac if self.jac in SCHEMES else "3-point"
+            if self.jac in ("dense", "sparse") and self.sparsity is None:
+                raise InvalidOptionError(
+                    f"jac={self.jac!r} differentiates fun by AD, but fun returns NumPy arrays; "
+                    "pass jac='2-point', '3-point' or 'cs' (differences), or a jac callable")
+            self.mode = scheme
+            point = partial(_numpy_point, self.fun, self.args, self.kwargs,
+                            tuple(self.shape) or (1,)) if self.numpy else self.evaluate
+            self._fd = Differences(scheme, self.diff_step, point, self.n, self.sparsity,
+                                   self.lb, self.ub, self.mapper)
+            if self.verbose and self.jac == "auto":
+                print(f"least_squares: fun returns NumPy arrays; jac='auto' chose {scheme!r} "
+                      "differences")
+        f0 = self._last[1] if self._last is not None and np.array_equal(self._last[0], v) \
+            else self.evaluate(v)
+        J = self._fd.jacobian(v, f0, self.out_eps)
+        self.sparse = sp.issparse(J)
+        return self._check_shape(J, m)
 
     def rescale(self, f0: np.ndarray, J0: Any, x_scale: Any = "jac",
                 limit: int = 128) -> tuple[np.ndarray, Any, bool]:
@@ -200,6 +382,6 @@ class Residuals:
                 "does not have yet; pass jac=callable returning a scipy.sparse matrix instead")
         xt = self.tensor(v)
         if self._plan is None:
-            self._plan = prepare(self._flat, xt.reshape(-1))
+            self._plan = prepare(self._flat, xt.reshape(-1), pattern=self.sparsity)
         op = self._plan.jacobian(xt.reshape(-1))
         return sp.csr_matrix(op.to_scipy(), dtype=np.float64)

@@ -55,13 +55,15 @@ from ...errors import (
     ConvergenceError,
     InvalidOptionError,
     NonFiniteInputError,
-    ShapeError,
     UnsupportedOperationError,
 )
 from .._checks import as_start as _start
 from .._checks import first_call
 from .._ift import NO_VMAP, attach, inexact, replaced, tracked
+from . import _options as _opt
 from ._audit import audited
+from ._callback import CALLBACK_MESSAGE, CALLBACK_STATUS, Callback, Halt
+from ._fd import check_sparsity
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
 from .engine.bounded import run_bounded
@@ -78,81 +80,70 @@ Method = Literal["auto", "lm", "trf", "dogbox", "gauss-newton"]
 METHODS: tuple[Method, ...] = ("auto", "lm", "trf", "dogbox", "gauss-newton")
 
 
-def _bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        lo, hi = bounds
-    except (TypeError, ValueError) as exc:
-        raise ShapeError("bounds must be a pair (lb, ub) of scalars or length-n arrays") from exc
-    out = []
-    for b in (lo, hi):
-        a = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
-        a = a.ravel()
-        if a.size == 1:
-            a = np.full(n, float(a[0]))
-        if a.size != n:
-            raise ShapeError(f"each bound must be a scalar or have one entry per parameter "
-                             f"({n}); got {a.size}")
-        out.append(a)
-    lb, ub = out
-    if np.isnan(lb).any() or np.isnan(ub).any() or not np.all(lb < ub):
-        raise InvalidOptionError("bounds need lb < ub in every coordinate (no NaN); to fix a "
-                                 "parameter, remove it from x instead")
-    return lb, ub
-
-
-def _x_scale(x_scale: Any, n: int) -> Any:
-    if isinstance(x_scale, str):
-        if x_scale != "jac":
-            raise InvalidOptionError(f"x_scale must be 'jac' or positive numbers; got "
-                                     f"{x_scale!r}")
-        return x_scale
-    a = np.asarray(x_scale.detach().cpu() if isinstance(x_scale, torch.Tensor) else x_scale,
-                   dtype=np.float64).ravel()
-    if a.size == 1:
-        a = np.full(n, float(a[0]))
-    if a.size != n:
-        raise ShapeError(f"x_scale must be 'jac', a scalar or have {n} entries; got {a.size}")
-    if not (np.all(np.isfinite(a)) and np.all(a > 0)):
-        raise InvalidOptionError("x_scale entries must be positive and finite")
-    return a
-
-
 @keeps_state
-def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", jac: Any = "auto",
-                  bounds: Any = (-np.inf, np.inf), x_scale: Any = "jac",
-                  loss: LossName = "linear",
-                  f_scale: float = 1.0, ftol: float = 1e-15, xtol: float = 1e-15,
-                  gtol: float = 1e-15, max_nfev: int | None = None, verbose: int = 0,
+def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
+                  bounds: Any = (-np.inf, np.inf), *, method: Method = "auto",
+                  x_scale: Any = "jac", loss: LossName | Callable[..., Any] = "linear",
+                  f_scale: float = 1.0, ftol: float | None = 1e-15, xtol: float | None = 1e-15,
+                  gtol: float | None = 1e-15, max_nfev: int | None = None, verbose: int = 0,
                   args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+                  diff_step: Any = None, jac_sparsity: Any = None, tr_solver: str | None = None,
+                  tr_options: dict[str, Any] | None = None,
+                  callback: Callable[..., Any] | None = None, workers: Any = None,
                   geodesic: bool = True, dtype: torch.dtype | None = torch.float64,
                   batch: bool = False) -> LeastSquaresResult:
     """Minimise ``½ Σ ρ(r(x)²)`` subject to ``lb <= x <= ub``.
 
     Args:
-        fun: ``fun(x, *args, **kwargs) -> Tensor`` of residuals (any shape; flattened), with
-            ``x`` shaped like ``x0``. Written in torch so that AD can differentiate it.
-        x0: the start (tensor or array-like, any shape).
+        fun: ``fun(x, *args, **kwargs)`` returning the residuals (any shape; flattened), with
+            ``x`` shaped like ``x0``. Written in torch, AD differentiates it; written in NumPy
+            (it returns an array, or fails on a tensor), it is called with float64 arrays
+            (at least 1-D) and differentiated by ``jac`` or by differences (``"3-point"``
+            unless ``jac`` names another scheme).
+        x0: the start (tensor or array-like, any shape; real). The result's arrays are NumPy
+            arrays where ``x0`` is a NumPy array or ``fun`` is written in NumPy (``x`` at least
+            1-D), else tensors.
         method: ``"auto"``, ``"lm"``, ``"trf"`` or ``"gauss-newton"`` (see the module doc).
         jac: ``"auto"`` (the default: exact, dense or sparse by a cost model — dense while
             ``min(m, n) < 1000``; above, sparse where the detected pattern is global, at most
             5 % nonzero and needs at most ``min(m, n) / 4`` colors; see ``docs/sparse.md``;
             ``result.jac_mode`` says which), ``"dense"`` (exact, by AD), ``"sparse"`` (exact
             and sparse, through ``jacobite.sparse.prepare``) or ``jac(x, *args, **kwargs)``
-            returning the ``m × n`` Jacobian as a tensor / array, a SciPy sparse matrix or a
-            torch sparse tensor. A dense Jacobian estimated to make the solve take over 10 s
+            returning the ``m × n`` Jacobian (or ``∂out/∂x`` with the shapes joined) as a
+            tensor / array, a SciPy sparse matrix, a torch sparse tensor or a SciPy
+            ``LinearOperator`` (materialised by products: one per color of ``jac_sparsity``,
+            else ``n``); or ``"2-point"``, ``"3-point"``, ``"cs"``: differences by SciPy's
+            rules (:mod:`._fd`). A dense Jacobian estimated to make the solve take over 10 s
             raises one :class:`~jacobite.errors.JacobiteWarning`.
-        bounds: ``(lb, ub)``, scalars or one entry per parameter; ``±inf`` for none.
+        bounds: ``(lb, ub)``, scalars or one entry per parameter, or a
+            ``scipy.optimize.Bounds``; ``±inf`` for none.
         x_scale: ``"jac"`` (MINPACK's column norms of ``J``, updated as their running maximum)
             or the characteristic scale of each variable.
-        loss: ``"linear"``, ``"soft_l1"``, ``"huber"``, ``"cauchy"`` or ``"arctan"``.
+        loss: ``"linear"``, ``"soft_l1"``, ``"huber"``, ``"cauchy"``, ``"arctan"`` or a callable
+            ``ρ(z)`` of the squared residuals returning the ``(3, m)`` array ``ρ, ρ', ρ''``.
         f_scale: the residual size at which the robust loss turns on.
-        ftol, xtol, gtol: tolerances (see the module doc); default 1e-15.
+        ftol, xtol, gtol: tolerances (see the module doc); default 1e-15; ``None`` turns a
+            test off (at least one must stay above machine epsilon).
         max_nfev: most residual evaluations; default ``100 · n`` (MINPACK's ``100 (n + 1)``
             for ``"lm"``). The probes that check a zero-gradient stop (module doc) may spend up
             to 17 more; ``nfev`` counts them.
         verbose: 0 silent, 1 the Jacobian ``jac="auto"`` chose and a summary at the end, 2
             also a line per iteration.
         args, kwargs: passed on to ``fun`` and ``jac``.
+        diff_step: the relative step of the difference schemes (SciPy's rule); ``None``: the
+            scheme's default for the residuals' precision.
+        jac_sparsity: the ``m × n`` pattern of ``J`` (SciPy sparse or 0/1 array): differences
+            perturb the columns of one color together and AD uses the pattern instead of
+            detecting it; ``J`` is then sparse.
+        tr_solver: ``None``, ``"exact"`` (a dense factorisation: refused for a sparse or
+            operator Jacobian) or ``"lsmr"``; the step rules choose their linear algebra.
+        tr_options: LSMR's keywords (``atol``, ``btol``, ``maxiter``, ...) and ``regularize``;
+            checked, unknown keywords raise.
+        callback: ``callback(intermediate_result)`` (an ``OptimizeResult`` with ``x``, ``fun``,
+            ``cost``, ``nit``, ``nfev``) or ``callback(x)``, after every accepted step of every
+            method; raising ``StopIteration`` or returning ``True`` stops with status −2.
+        workers: ``None``, an int (threads evaluating the points of a difference Jacobian) or
+            a map-like callable such as ``multiprocessing.Pool(2).map``.
         geodesic: geodesic acceleration for ``"lm"`` with the linear loss (one extra residual
             evaluation per damped step). On by default: it is what takes Bennett5 from NIST
             start 1 to the certified values, and it lowers the evaluation count overall.
@@ -174,10 +165,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
         fields are constants.
 
     Raises:
-        InvalidOptionError: an unknown method / loss / jac, bad tolerances, ``x0`` outside the
-            bounds, or bounds / a sparse Jacobian / ``m < n`` with ``method="lm"``.
+        InvalidOptionError: an unknown method / loss / jac / tr_solver, bad tolerances, a
+            complex ``x0``, ``x0`` outside the bounds, bounds with ``method="lm"``, or
+            ``tr_solver="exact"`` with a sparse Jacobian.
+        ArgumentTypeError: ``args`` / ``kwargs`` that ``fun`` or ``jac`` cannot take, or
+            unknown ``tr_options``.
         NonFiniteInputError: ``x0``, the residuals or the Jacobian at ``x0`` contain NaN/Inf.
-        ShapeError: bounds, ``x_scale`` or the Jacobian of the wrong size.
+        ShapeError: bounds, ``x_scale``, ``jac_sparsity`` or the Jacobian of the wrong size.
         UnsupportedOperationError: under ``torch.func.vmap`` (loop over the batch instead);
             ``fun`` closing over a tracked tensor instead of taking it through ``args``; a
             robust loss with tracked ``args``; the derivative where a bound is active.
@@ -193,8 +187,16 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     _validate.choice(method, "method", METHODS)
     rho = robust_loss(loss, 1.0)  # checks the name; built with f_scale once r's scale is known
     f_scale = _validate.positive_float(f_scale, "f_scale")
-    ftol, xtol, gtol = (_validate.tolerance(t, name)
-                        for name, t in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)))
+    ftol, xtol, gtol = _opt.tolerances(ftol, xtol, gtol)
+    _opt.tr_options(tr_solver, tr_options)  # checked; the step rules choose their solver
+    mapper = _opt.mapper(workers)
+    _opt.real_start(x0)
+    if jac_sparsity is not None and tr_solver == "exact":
+        raise InvalidOptionError("tr_solver='exact' factors a dense Jacobian; with jac_sparsity "
+                                 "use tr_solver='lsmr' (or leave it None)")
+    _opt.binds(fun, "fun", tuple(args), dict(kwargs or {}))
+    if callable(jac):
+        _opt.binds(jac, "jac", tuple(args), dict(kwargs or {}))
     max_nfev = _validate.max_iter(max_nfev, "max_nfev")
     geodesic = _validate.boolean(geodesic, "geodesic")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
@@ -211,25 +213,34 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
                 "∇ₓ ½Σρ(r²) = 0 (torch.func.grad of your cost)")
         inner = dict(method=method, jac=jac, bounds=bounds, x_scale=x_scale, ftol=ftol,
                      xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose,
+                     diff_step=diff_step, jac_sparsity=jac_sparsity, tr_solver=tr_solver,
+                     tr_options=tr_options, callback=callback, workers=workers,
                      geodesic=geodesic, dtype=dtype)
         return _stationary(fun, x0, leaves, spec, pos, inner)
     xt = _start(x0, dtype)
     n = xt.numel()
-    lb, ub = _bounds(bounds, n)
-    scale = _x_scale(x_scale, n)
+    lb, ub = _opt.bounds(bounds, n)
+    scale = _opt.x_scale(x_scale, n)
     x = xt.reshape(-1).to("cpu", torch.float64).numpy().copy()
     if np.any(x < lb) or np.any(x > ub):
         bad = int(np.flatnonzero((x < lb) | (x > ub))[0])
         raise InvalidOptionError(f"x0 is outside the bounds (x0[{bad}] = {x[bad]:g} not in "
                                  f"[{lb[bad]:g}, {ub[bad]:g}]); start from a feasible point")
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
-    P = Residuals(fun, xt, jac, args, kwargs, verbose)
+    P = Residuals(fun, xt, jac, args, kwargs, verbose, diff_step=diff_step,
+                  sparsity=jac_sparsity, lb=lb, ub=ub, mapper=mapper)
+    P.numpy_out = isinstance(x0, (np.ndarray, np.generic))
+    if callback is not None:
+        P.callback = Callback(callback, lambda v: _user(P, v, shaped=True),
+                              lambda r: _user(P, r, shaped=False))
     f0 = first_call(P.f, x, "fun")
     if not np.all(np.isfinite(f0)):
         k = int(np.flatnonzero(~np.isfinite(f0))[0])
         raise NonFiniteInputError(f"the residuals at x0 are not finite (r[{k}] = {f0[k]}); start "
                                   "from a point where fun is finite")
     m = f0.size
+    if jac_sparsity is not None:
+        P.sparsity = check_sparsity(jac_sparsity, m, n)
     auto = method == "auto"
     if auto:  # sparse: LM with sparse LU steps (any m, n, loss) unless bounded
         method = "lm" if (not bounded and ((rho is None and m >= n) or jac == "sparse")) \
@@ -243,6 +254,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
         if not np.array_equal(x, xt.reshape(-1).cpu().numpy()):
             f0 = P.f(x)
     J0 = P.J(x)
+    if tr_solver == "exact" and (sp.issparse(J0) or P.operator):
+        raise InvalidOptionError("tr_solver='exact' factors a dense Jacobian, but jac gives a "
+                                 "sparse matrix or LinearOperator; use tr_solver='lsmr' (or "
+                                 "leave it None)")
     if not np.all(np.isfinite(J0.data if sp.issparse(J0) else J0)):
         raise NonFiniteInputError("the Jacobian at x0 is not finite (fun is not differentiable "
                                   "there, e.g. sqrt or abs at 0); start from another point")
@@ -250,10 +265,11 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
     f0, J0, fits = P.rescale(f0, J0, scale)
     if rho is not None:
         rho = robust_loss(loss, f_scale * P.scale)  # the same loss of the scaled residuals
+    P.loss = rho  # for the cost the callback sees
     if auto and sp.issparse(J0) and not bounded:
         method = "lm"  # sparse direct steps (sparse_lm)
     # tolerances below the working dtype's rounding cannot be met: floor ftol and xtol at its eps
-    eps = float(torch.finfo(xt.dtype).eps)
+    eps = max(float(torch.finfo(xt.dtype).eps), P.out_eps)  # float32 residuals: float32's
     opts: dict[str, Any] = dict(ftol=max(ftol, eps), xtol=max(xtol, eps), gtol=gtol,
                                 x_scale=scale, loss=rho, verbose=verbose)
     if method == "lm" and not sp.issparse(J0):
@@ -273,7 +289,11 @@ def least_squares(fun: Callable[..., Any], x0: Any, *, method: Method = "auto", 
                                **dict(opts, gtol=gtol * P.scale * P.scale))
         raise AssertionError(method)  # pragma: no cover - the method was checked above
 
-    out = audited(P, run(x, f0, J0), run, rho, lb, ub, max_nfev, eps)
+    try:
+        out = audited(P, run(x, f0, J0), run, rho, lb, ub, max_nfev, eps)
+    except Halt as stop:  # the callback asked to stop at an accepted point
+        out = SolverOutput(stop.x, stop.f, stop.J, cost_of(stop.f, rho), CALLBACK_STATUS,
+                           CALLBACK_MESSAGE, stop.nit)
     if not fits and out.status > 0 and out.cost > 0:  # the tests could not be trusted
         out = SolverOutput(out.x, out.f, out.J, out.cost, -7, MESSAGES[-7], out.nit)
     cost0 = cost_of(f0, rho)
@@ -331,15 +351,16 @@ def _result(P: Residuals, out: SolverOutput, method: str, rho: Any, lb: np.ndarr
     cov = None
     if rho is None and not sp.issparse(J) and not active.any():
         cov_np = covariance(J, f)  # the same for c·r as for r
-        cov = None if cov_np is None else torch.as_tensor(cov_np, dtype=P.dtype, device=P.device)
+        cov = None if cov_np is None else _user(P, cov_np, shaped=False)
 
-    def tens(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=P.dtype, device=P.device)
+    def tens(a: np.ndarray) -> Any:
+        return _user(P, a, shaped=False)
 
     res = LeastSquaresResult(
-        x=P.tensor(out.x), cost=out.cost / c / c, fun=tens(f / c),
+        x=_user(P, out.x, shaped=True), cost=out.cost / c / c, fun=tens(f / c),
         jac=J / c if sp.issparse(J) else tens(J / c), grad=tens(g), optimality=optimality,
-        active_mask=torch.as_tensor(active), nfev=P.nfev, njev=P.njev, status=out.status,
+        active_mask=_mask(P, active), nfev=P.nfev,
+        njev=P.njev, status=out.status,
         message=out.message, success=out.status > 0, method=method, nit=out.nit,
         covariance=cov, jac_mode=P.mode or "dense")
     if verbose >= 1:
@@ -347,3 +368,19 @@ def _result(P: Residuals, out: SolverOutput, method: str, rho: Any, lb: np.ndarr
               f"initial cost → final cost {out.cost / c / c:.4e}, first-order optimality "
               f"{optimality:.2e}.")
     return res
+
+
+def _mask(P: Residuals, active: np.ndarray) -> Any:
+    """``active_mask`` in the user's array type (see :func:`_user`)."""
+    return active if P.numpy or P.numpy_out else torch.as_tensor(active)
+
+
+def _user(P: Residuals, a: np.ndarray, *, shaped: bool) -> Any:
+    """An array of the solve as the user gets it: a float64 NumPy array where ``x0`` is a NumPy
+    array or ``fun`` is written in NumPy, else a tensor in the working dtype; ``shaped``: the
+    iterate, shaped like ``x0`` (NumPy: at least 1-D)."""
+    if P.numpy or P.numpy_out:
+        return P.array(a).copy() if shaped else np.array(a, dtype=np.float64)
+    if shaped:
+        return P.tensor(a)
+    return torch.as_tensor(a, dtype=P.dtype, device=P.device)

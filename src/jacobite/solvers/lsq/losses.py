@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ... import _validate
-from ...errors import InvalidOptionError
+from ...errors import InvalidOptionError, ShapeError
 
 __all__ = ["LOSSES", "robust_loss", "scale_for_robust_loss"]
 
@@ -71,9 +71,13 @@ def _arctan(z: np.ndarray) -> np.ndarray:
 _BASE = {"soft_l1": _soft_l1, "huber": _huber, "cauchy": _cauchy, "arctan": _arctan}
 
 
-def robust_loss(loss: LossName, f_scale: float = 1.0) -> Loss | None:
+def robust_loss(loss: LossName | Callable[[np.ndarray], Any],
+                f_scale: float = 1.0) -> Loss | None:
     """The loss as a function of the residual vector ``f`` returning ``(ρ, ρ', ρ'')`` (shape
     ``(3, m)``) of ``f²`` with ``f_scale`` applied; ``None`` for ``"linear"`` (the fast path).
+
+    ``loss`` may also be a callable ``ρ(z)`` of the squared residuals ``z`` returning the
+    ``(3, m)`` array of ``ρ(z), ρ'(z), ρ''(z)`` (SciPy's convention for a custom loss).
 
     Raises:
         InvalidOptionError: an unknown loss name or ``f_scale <= 0``.
@@ -84,12 +88,15 @@ def robust_loss(loss: LossName, f_scale: float = 1.0) -> Loss | None:
     >>> robust_loss("cauchy", 2.0)(np.array([2.0]))[0].round(6).tolist()
     [2.772589]
     """
-    if loss not in LOSSES:
+    if callable(loss):
+        base: Callable[[np.ndarray], Any] = _custom(loss)
+    elif loss not in LOSSES:
         raise InvalidOptionError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
     f_scale = _validate.positive_float(f_scale, "f_scale")
     if loss == "linear":
         return None
-    base = _BASE[loss]
+    if not callable(loss):
+        base = _BASE[loss]
     c2 = float(f_scale) * float(f_scale)
     if not 0 < c2 < np.inf:
         raise InvalidOptionError(f"f_scale = {f_scale!r} is so large or small that its square "
@@ -103,6 +110,19 @@ def robust_loss(loss: LossName, f_scale: float = 1.0) -> Loss | None:
         return out
 
     return rho
+
+
+def _custom(loss: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """A user's ``ρ(z)`` checked on every call: a finite-size ``(3, m)`` float array."""
+
+    def base(z: np.ndarray) -> np.ndarray:
+        out = np.array(loss(z), dtype=np.float64)  # a copy: f_scale is applied in place
+        if out.shape != (3, z.size):
+            raise ShapeError(f"the loss function returned shape {out.shape}; it must return "
+                             f"the (3, m) = (3, {z.size}) array of rho(z), rho'(z), rho''(z)")
+        return out
+
+    return base
 
 
 def cost_of(f: np.ndarray, rho: Loss | None) -> float:

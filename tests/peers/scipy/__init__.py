@@ -1,0 +1,1 @@
+"""SciPy's own test files for the least-squares solvers, run in place against jacobite."""
