@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from .loop import merge_rows
 from .protocols import Problem, Trial
 from .state import State, cost_of
 from .status import MAX_NFEV, RUNNING, XTOL, Tolerances, converged_on
@@ -49,39 +50,38 @@ class BoxTrustRegion:
     def advance(self, state: State, trial: Trial, problem: Problem,
                 tol: Tolerances) -> torch.Tensor:
         run = state.running
-        x_new = torch.where(run[:, None], trial.extra["x"], state.x)
+        x_new = merge_rows(run, trial.extra["x"], state.x)
         f_new = problem.f(x_new)
         state.nfev = state.nfev + run
         finite = torch.isfinite(f_new).all(-1)
-        f_safe = torch.where(finite[:, None], f_new, 0.0)
-        cost, delta, pnorm = state.cost, state.delta, trial.pnorm
-        cost_new = torch.where(finite, cost_of(f_safe, state.loss), torch.inf)
-        act = torch.where(finite, reduction(state.f, f_safe, cost, cost_new,
-                                            state.loss is not None), -torch.inf)
-        pred = trial.predicted
-        ratio = torch.where(pred > 0, act / torch.where(pred > 0, pred, 1.0),
-                            torch.where((pred == 0) & (act == 0), 1.0, 0.0))
+        all_finite = bool(finite.all())
+        f_safe = f_new if all_finite else torch.where(finite[:, None], f_new, 0.0)
+        cost, delta, pnorm, pred = state.cost, state.delta, trial.pnorm, trial.predicted
+        cost_new = cost_of(f_safe, state.loss)
+        act = reduction(state.f, f_safe, cost, cost_new, state.loss is not None)
+        if not all_finite:
+            cost_new = torch.where(finite, cost_new, torch.inf)
+            act = torch.where(finite, act, -torch.inf)
+        ratio = torch.where(pred > 0, act / pred, ((pred == 0) & (act == 0)).to(act.dtype))
+        shrink = (ratio < 0.25) | ~finite
         grow = (ratio > 0.75) & trial.extra["boundary"]
-        delta_new = torch.where(~finite | (ratio < 0.25), 0.25 * pnorm,
-                                torch.where(grow, 2.0 * delta, delta))
+        delta_new = torch.where(shrink, 0.25 * pnorm, torch.where(grow, 2.0 * delta, delta))
         xnorm = torch.linalg.vector_norm(state.x, dim=-1)
         ok_f = (act < tol.ftol * cost) & (ratio > 0.25)
         ok_x = trial.extra["step_norm"] < tol.xtol * (tol.xtol + xnorm)
-        st = torch.where(finite, converged_on(ok_f, ok_x), RUNNING)
-        going = st == RUNNING
-        lam = torch.where(going & finite & (delta_new > 0),
-                          state.lam * delta / torch.where(delta_new > 0, delta_new, 1.0),
-                          state.lam)
+        st = converged_on(ok_f & finite, ok_x & finite)
+        going = run & (st == RUNNING)
+        scale = torch.where(going & finite & (delta_new > 0), delta / delta_new, 1.0)
         accepted = run & finite & (act > 0)
-        state.delta = torch.where(run & going, delta_new, state.delta)
-        state.lam = torch.where(run, lam, state.lam)
-        state.x = torch.where(accepted[:, None], x_new, state.x)
-        state.f = torch.where(accepted[:, None], f_new, state.f)
+        state.delta = torch.where(going, delta_new, delta)
+        state.lam = state.lam * scale
+        state.x = merge_rows(accepted, x_new, state.x)
+        state.f = merge_rows(accepted, f_new, state.f)
         state.cost = torch.where(accepted, cost_new, cost)
         state.nit = state.nit + accepted
         tiny = state.delta <= tol.eps * torch.linalg.vector_norm(state.x * state.D, dim=-1)
         st = torch.where(going & finite & tiny, XTOL, st)
-        st = torch.where((st == RUNNING) & ~accepted & (state.nfev >= tol.max_nfev), MAX_NFEV,
-                         st)
+        out = ~accepted & (state.nfev >= tol.max_nfev)
+        st = torch.where((st == RUNNING) & out, MAX_NFEV, st)
         state.status = torch.where(run, st, state.status)
         return accepted

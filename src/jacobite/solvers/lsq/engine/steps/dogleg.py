@@ -119,13 +119,15 @@ class Dogbox:
         Jf = Jt * free[:, None, :].to(Jt.dtype)
         newton = newton_step(Jt, ft, free)
         a, b = cauchy_coefficients(Jf, gf)
-        delta0 = (x * state.D).abs().amax(-1) if state.n else g.new_zeros(state.B)
-        delta0 = torch.where(delta0 > 0, delta0, 1.0)
+        started = state.extra.get("box_started")
+        if started is None or not bool(started.all()):  # the first radius, SciPy's choice
+            delta0 = (x * state.D).abs().amax(-1) if state.n else g.new_zeros(state.B)
+            delta0 = torch.where(delta0 > 0, delta0, 1.0)
+            state.extra["delta0"] = merge_rows(fresh, delta0, state.extra.get("delta0", delta0))
         new = (Jf, gf, newton, a, b, free)
         old = state.extra.get("dogbox")
         state.extra["dogbox"] = new if old is None else tuple(
             merge_rows(fresh, u, w) for u, w in zip(new, old, strict=True))
-        state.extra["delta0"] = merge_rows(fresh, delta0, state.extra.get("delta0", delta0))
         state.extra["optimality"] = merge_rows(fresh, gnorm, state.extra.get("optimality", gnorm))
         state.g = merge_rows(fresh, g, state.g)
         return (gnorm < tol.gtol) | (state.cost == 0)

@@ -86,6 +86,8 @@ def select_step(x: torch.Tensor, Jh: Any, diag_h: torch.Tensor, g_h: torch.Tenso
     """
     inside = in_bounds(x + p, lb, ub)
     p_value0 = evaluate_quadratic(Jh, g_h, p_h, diag_h)
+    if bool(inside.all()):  # every trust-region step stays in its box
+        return p, p_h, -p_value0
 
     p_stride, hits = step_to_bound(x, p, lb, ub)
     p_stride = torch.where(inside | ~p_stride.isfinite(), torch.ones_like(p_stride), p_stride)
@@ -169,9 +171,14 @@ class Reflective:
         v, dv = cl_scaling(x, g, self.lb, self.ub)
         gnorm = (g * v).abs().amax(-1) if state.n else g.new_zeros(state.B)
         d, diag_h, g_h = hat_scaling(g, D, v, dv)
-        v_hat = torch.where(dv != 0, v * D, v)
-        delta0 = torch.linalg.vector_norm(x * D / v_hat.sqrt(), dim=-1)
-        delta0 = torch.where(delta0 > 0, delta0, 1.0)
+        started = state.extra.get("box_started")
+        if started is None or not bool(started.all()):  # the first radius, SciPy's choice
+            v_hat = torch.where(dv != 0, v * D, v)
+            delta0 = torch.linalg.vector_norm(x * D / v_hat.sqrt(), dim=-1)
+            delta0 = torch.where(delta0 > 0, delta0, 1.0)
+            state.extra["delta0"] = merge_rows(fresh, delta0, state.extra.get("delta0", delta0))
+        else:
+            delta0 = state.delta
         theta = torch.clamp(1 - gnorm, min=0.995)
         if isinstance(Jt, torch.Tensor):
             Jh = Jt * d[:, None, :]
@@ -185,7 +192,6 @@ class Reflective:
             solver = lsmr_subspace(Jh, ft, g_h, diag_h, now)
         new = (Jh, diag_h, g_h, d, theta, *solver)
         state.extra["trf"] = _merge(fresh, new, state.extra.get("trf"))
-        state.extra["delta0"] = merge_rows(fresh, delta0, state.extra.get("delta0", delta0))
         state.extra["optimality"] = merge_rows(fresh, gnorm, state.extra.get("optimality", gnorm))
         state.g = merge_rows(fresh, g, state.g)
         return (gnorm < tol.gtol) | (state.cost == 0)
