@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import least_squares as scipy_lsq
 from scipy.optimize import lsq_linear
 
-from jacobite.solvers.lsq.engine.bounded import bounded_method
+from jacobite.solvers.lsq._problem import Residuals
+from jacobite.solvers.lsq.engine.bounded import bounded_method, run_bounded
 from jacobite.solvers.lsq.engine.box import make_strictly_feasible
 from jacobite.solvers.lsq.engine.loop import solve
 from jacobite.solvers.lsq.engine.robust import robust
 from jacobite.solvers.lsq.engine.state import State
 from jacobite.solvers.lsq.engine.status import MAX_NFEV, RUNNING, Tolerances
+from jacobite.solvers.lsq.losses import robust_loss
 
 T = torch.float64
 EPS = float(torch.finfo(T).eps)
@@ -152,3 +155,45 @@ def test_linear_problems_reach_lsq_linear_cost(seed, B, n, method):
         assert int(out.status[b]) > 0
         scale = max(ref.cost, 1.0)
         assert abs(out.cost[b].item() - ref.cost) <= 1e-6 * scale
+
+
+def _broyden(n: int):  # type: ignore[no-untyped-def]
+    """The Broyden tridiagonal system with its sparse Jacobian (NumPy and torch forms)."""
+    def fn(x: np.ndarray) -> np.ndarray:
+        f = (3 - x) * x + 1
+        f[1:] -= x[:-1]
+        f[:-1] -= 2 * x[1:]
+        return f
+
+    def jn(x: np.ndarray) -> sp.csr_matrix:
+        return sp.diags([3 - 2 * x, -2 * np.ones(n - 1), -np.ones(n - 1)], [0, 1, -1],
+                        format="csr")
+
+    def ft(x: torch.Tensor) -> torch.Tensor:
+        z = torch.zeros(1, dtype=x.dtype)
+        return (3 - x) * x + 1 - torch.cat([z, x[:-1]]) - 2 * torch.cat([x[1:], z])
+
+    return fn, jn, ft
+
+
+@pytest.mark.parametrize("method", ["trf", "dogbox"])
+@pytest.mark.parametrize("loss", ["linear", "soft_l1"])
+def test_sparse_jacobian_agrees_with_dense_and_scipy_lsmr(method, loss):
+    n = 30
+    fn, jn, ft = _broyden(n)
+    lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
+    lb[::3] = -0.5
+    x0 = np.full(n, -0.4)
+    rho = None if loss == "linear" else robust_loss(loss)
+    sparse = Residuals(ft, torch.as_tensor(x0), lambda x: jn(x.numpy()))
+    out = run_bounded(sparse, x0.copy(), lb, ub, method, ftol=1e-12, xtol=1e-12, gtol=1e-12,
+                      loss=rho)
+    dense = run_bounded(Residuals(ft, torch.as_tensor(x0), "dense"), x0.copy(), lb, ub, method,
+                        ftol=1e-12, xtol=1e-12, gtol=1e-12, loss=rho)
+    ref = scipy_lsq(fn, x0, jac=jn, bounds=(lb, ub), method=method, loss=loss, ftol=1e-12,
+                    xtol=1e-12, gtol=1e-12, tr_solver="lsmr")
+    assert sp.issparse(out.J) and out.status > 0 and dense.status > 0
+    np.testing.assert_allclose(out.cost, dense.cost, rtol=1e-9)
+    np.testing.assert_allclose(out.cost, ref.cost, rtol=1e-6)
+    np.testing.assert_allclose(out.x, ref.x, atol=1e-5)
+    assert np.all(out.x >= lb)

@@ -22,7 +22,8 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import LinearOperator, lsmr
 
-__all__ = ["lsmr_subspace", "matvec", "sp_diags", "sparse_col_norms", "subspace_step"]
+__all__ = ["lsmr_newton", "lsmr_subspace", "matvec", "sp_diags", "sparse_col_norms",
+           "subspace_step"]
 
 _T = torch.float64
 
@@ -97,3 +98,21 @@ def subspace_step(S: torch.Tensor, BS: torch.Tensor, gS: torch.Tensor,
         else:
             hi = mid
     return (S @ (Q @ (-gq / (w + hi))))[None]
+
+
+def lsmr_newton(J: Any, f: torch.Tensor, scale: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+    """``(1, n)``: the Gauss–Newton step ``argmin ‖J s + f‖`` over the free variables (``0`` on
+    the others) by LSMR in the variables scaled by ``scale`` (``s = scale ∘ u``), as SciPy's
+    ``"dogbox"`` computes it for ``tr_solver="lsmr"``."""
+    m, n = J.shape
+    d = _np(scale[0]) * _np(free[0].to(_T))
+
+    def mv(u: np.ndarray) -> np.ndarray:
+        return np.asarray(J @ (d * u.ravel())).ravel()
+
+    def rmv(w: np.ndarray) -> np.ndarray:
+        return d * np.asarray(J.T @ w.ravel()).ravel()
+
+    op = LinearOperator((m, n), matvec=mv, rmatvec=rmv, dtype=float)
+    u = lsmr(op, _np(f[0]), atol=1e-12, btol=1e-12, maxiter=10 * n + 20)[0]
+    return torch.as_tensor(-d * u, dtype=_T)[None]

@@ -19,15 +19,18 @@ active variables of a problem are masked, never sliced out, so the batch keeps o
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..box import evaluate_quadratic, in_bounds, minimize_quadratic_1d, quadratic_1d, step_to_bound
 from ..loop import merge_rows
 from ..protocols import Problem, Trial
 from ..robust import model
+from ..sparse import lsmr_newton
 from ..state import State
 from ..status import Tolerances
-from .reflective import jac_scale_update
+from .reflective import jac_scale_update, merge_fresh, transpose_times
 
 __all__ = ["Dogbox", "active_set", "dogleg_step", "newton_step"]
 
@@ -51,7 +54,7 @@ def newton_step(J: torch.Tensor, f: torch.Tensor, free: torch.Tensor) -> torch.T
     return -(Vh.transpose(-1, -2) @ coef.unsqueeze(-1)).squeeze(-1) * mask
 
 
-def cauchy_coefficients(J: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def cauchy_coefficients(J: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(a, b)`` of the model ``a t² + b t`` along ``-g`` (``g`` zero on active variables)."""
     a, b, _ = quadratic_1d(J, g, -g)
     return a, b
@@ -94,7 +97,8 @@ def dogleg_step(x: torch.Tensor, newton: torch.Tensor, g: torch.Tensor, a: torch
 class Dogbox:
     """The dogleg-in-a-box step rule (``"dogbox"``) for per-problem boxes ``lb``, ``ub``
     (``(B, n)``, ``±inf`` for open sides); pair it with
-    :class:`~..box_region.BoxTrustRegion`. ``jac_scale``: ``D`` from the column norms
+    :class:`~..box_region.BoxTrustRegion`. A SciPy sparse Jacobian (one problem) takes its
+    Gauss–Newton step from LSMR. ``jac_scale``: ``D`` from the column norms
     (``x_scale="jac"``), else the ``D = 1 / x_scale`` the state starts with. The trust region
     of a problem is the box ``|sᵢ| <= Δ / Dᵢ``."""
 
@@ -103,9 +107,7 @@ class Dogbox:
 
     def refresh(self, state: State, fresh: torch.Tensor, tol: Tolerances) -> torch.Tensor:
         Jt, ft = model(state.J, state.f, state.loss)
-        if not isinstance(Jt, torch.Tensor):
-            raise NotImplementedError("dogbox takes a dense Jacobian")
-        g = (Jt.mT @ ft[..., None])[..., 0]
+        g = transpose_times(Jt, ft)
         if self.jac_scale:
             jac_scale_update(state, fresh, Jt, "dogbox_seen")
         x = state.x
@@ -116,18 +118,19 @@ class Dogbox:
         free = ~active_set(on_bound, g)
         gf = torch.where(free, g, 0.0)
         gnorm = gf.abs().amax(-1) if state.n else g.new_zeros(state.B)
-        Jf = Jt * free[:, None, :].to(Jt.dtype)
-        newton = newton_step(Jt, ft, free)
+        if isinstance(Jt, torch.Tensor):
+            Jf = Jt * free[:, None, :].to(Jt.dtype)
+            newton = newton_step(Jt, ft, free)
+        else:  # sparse (one problem): LSMR; J s needs no masking, s is 0 off the free set
+            Jf, newton = Jt, lsmr_newton(Jt, ft, 1.0 / state.D, free)
         a, b = cauchy_coefficients(Jf, gf)
         started = state.extra.get("box_started")
         if started is None or not bool(started.all()):  # the first radius, SciPy's choice
             delta0 = (x * state.D).abs().amax(-1) if state.n else g.new_zeros(state.B)
             delta0 = torch.where(delta0 > 0, delta0, 1.0)
             state.extra["delta0"] = merge_rows(fresh, delta0, state.extra.get("delta0", delta0))
-        new = (Jf, gf, newton, a, b, free)
-        old = state.extra.get("dogbox")
-        state.extra["dogbox"] = new if old is None else tuple(
-            merge_rows(fresh, u, w) for u, w in zip(new, old, strict=True))
+        state.extra["dogbox"] = merge_fresh(fresh, (Jf, gf, newton, a, b, free),
+                                       state.extra.get("dogbox"))
         state.extra["optimality"] = merge_rows(fresh, gnorm, state.extra.get("optimality", gnorm))
         state.g = merge_rows(fresh, g, state.g)
         return (gnorm < tol.gtol) | (state.cost == 0)

@@ -43,7 +43,8 @@ from ..state import State
 from ..status import Tolerances
 from .lm import col_norms, more_step
 
-__all__ = ["Reflective", "hat_scaling", "jac_scale_update", "select_step", "to_trust_boundary"]
+__all__ = ["Reflective", "hat_scaling", "jac_scale_update", "merge_fresh", "select_step",
+           "to_trust_boundary", "transpose_times"]
 
 
 def hat_scaling(g: torch.Tensor, scale_inv: torch.Tensor, v: torch.Tensor, dv: torch.Tensor
@@ -135,8 +136,9 @@ def select_step(x: torch.Tensor, Jh: Any, diag_h: torch.Tensor, g_h: torch.Tenso
     return step, step_h, -torch.where(inside, p_value0, value)
 
 
-def _merge(fresh: torch.Tensor, new: tuple[Any, ...], old: tuple[Any, ...] | None
-           ) -> tuple[Any, ...]:
+def merge_fresh(fresh: torch.Tensor, new: tuple[Any, ...], old: tuple[Any, ...] | None
+                ) -> tuple[Any, ...]:
+    """The rows of ``new`` (a tuple of per-problem tensors) where ``fresh``, else of ``old``."""
     if old is None:
         return new
     return tuple(merge_rows(fresh, a, b) for a, b in zip(new, old, strict=True))
@@ -164,7 +166,7 @@ class Reflective:
 
     def refresh(self, state: State, fresh: torch.Tensor, tol: Tolerances) -> torch.Tensor:
         Jt, ft = model(state.J, state.f, state.loss)
-        g = _mtv(Jt, ft)
+        g = transpose_times(Jt, ft)
         if self.jac_scale:
             jac_scale_update(state, fresh, Jt, "trf_seen")
         x, D = state.x, state.D
@@ -191,7 +193,7 @@ class Reflective:
             now = torch.where(state.delta > 0, state.delta, delta0)
             solver = lsmr_subspace(Jh, ft, g_h, diag_h, now)
         new = (Jh, diag_h, g_h, d, theta, *solver)
-        state.extra["trf"] = _merge(fresh, new, state.extra.get("trf"))
+        state.extra["trf"] = merge_fresh(fresh, new, state.extra.get("trf"))
         state.extra["optimality"] = merge_rows(fresh, gnorm, state.extra.get("optimality", gnorm))
         state.g = merge_rows(fresh, g, state.g)
         return (gnorm < tol.gtol) | (state.cost == 0)
@@ -218,7 +220,7 @@ class Reflective:
                             "step_norm": torch.linalg.vector_norm(step, dim=-1)})
 
 
-def _mtv(J: Any, f: torch.Tensor) -> torch.Tensor:
+def transpose_times(J: Any, f: torch.Tensor) -> torch.Tensor:
     """``Jᵀ f`` per problem (``J`` ``(B, m, n)`` or, for one problem, SciPy sparse)."""
     if isinstance(J, torch.Tensor):
         return (J.mT @ f[..., None])[..., 0]
