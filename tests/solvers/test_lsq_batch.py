@@ -231,3 +231,35 @@ def test_verbose_two_reports_running_problems(capsys, monkeypatch):
     y = data(3)
     jacobite.least_squares(exp_fit, X0.repeat(3, 1), batch=True, args=(y,), verbose=2)
     assert "of 3 problems still iterating" in capsys.readouterr().out
+
+
+def test_no_success_in_a_valley_falling_to_infinity():
+    """Starts that lead into the valley a → −∞, k → 0, c → +∞ (a e^{-kt} + c ≈ a + c − a k t),
+    where the cost keeps falling towards a minimum at infinity: the tests used to stop these
+    with status 3 at costs SciPy's lm goes below; now they are never reported converged above
+    the cost SciPy reaches."""
+    g = torch.Generator().manual_seed(7)
+    B = 300
+    a = 1 + torch.rand(B, 1, generator=g, dtype=DT)
+    k = 0.5 + torch.rand(B, 1, generator=g, dtype=DT)
+    c = torch.rand(B, 1, generator=g, dtype=DT)
+    t = torch.linspace(0, 4, 50, dtype=DT)
+    y = a * torch.exp(-k * t) + c + 0.01 * torch.randn(B, 50, generator=g, dtype=DT)
+    x0 = 3 * torch.randn(B, 3, generator=g, dtype=DT)
+    rows = [124, 142, 170, 190, 0, 1]  # four starts in the valley, two ordinary fits
+    x0 = torch.cat([x0[rows[:4]], X0.repeat(2, 1)])
+
+    def f(p, yy):
+        return p[:, :1] * torch.exp(-p[:, 1:2] * t) + p[:, 2:3] - yy
+
+    def r(p, yy):
+        return p[0] * np.exp(-p[1] * t.numpy()) + p[2] - yy
+
+    res = jacobite.least_squares(f, x0, batch=True, args=(y[rows],))
+    for i, b in enumerate(rows):
+        ref = scipy.optimize.least_squares(r, x0[i].numpy(), args=(y[b].numpy(),),
+                                           method="lm", ftol=1e-15, xtol=1e-15, gtol=1e-15)
+        if res.success[i]:
+            assert float(res.cost[i]) <= ref.cost * (1 + 1e-6), b
+    assert res.success[-2:].all()
+    assert not res.success[:4].all()

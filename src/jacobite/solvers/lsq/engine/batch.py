@@ -47,12 +47,13 @@ from ....errors import (
 )
 from ..._checks import as_start, first_call
 from ..._ift import inexact, tracked
+from .batch_audit import NOT_MINIMUM, escape
 from .batch_result import BatchLeastSquaresResult, batch_covariance
 from .box import cl_scaling, find_active, make_strictly_feasible
-from .loop import solve
+from .loop import merge_rows, solve
 from .problem import BatchResiduals
 from .robust import robust
-from .state import State, cost_of
+from .state import State
 from .status import MESSAGES, RUNNING, STALL, Tolerances
 from .steps.lm import robust_model
 
@@ -273,7 +274,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
             print(f"least_squares(batch): problems {sl.start}–{sl.stop - 1} of {B}: "
                   f"{int((done['status'] > 0).sum())} converged, "
                   f"{int((done['status'] <= 0).sum())} not ({time.perf_counter() - t0:.2f} s)")
-    return _result(outs, lb, ub, bounded, rho_all is not None, method, x.dtype)
+    return _result(outs, method, x.dtype)
 
 
 def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch.Tensor,
@@ -290,14 +291,37 @@ def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch
     rule, glob = _rule(method, lb, ub, scale is None, geodesic)
     tol = Tolerances.make(ftol, xtol, gtol, Bc, eps=eps, max_nfev=max_nfev, dtype=x.dtype,
                           device=x.device)
-    state = solve(_Watched(P, state) if verbose >= 2 else P, state, rule, glob, tol)
-    status = torch.where(state.status == RUNNING, 0, state.status)
-    Jt, ft = robust_model(state.J, state.f, rho)
+    bounded = bool((lb.isfinite() | ub.isfinite()).any())
+    flagged = torch.zeros_like(state.status, dtype=torch.bool)
+    for attempt in range(2):
+        state = solve(_Watched(P, state) if verbose >= 2 else P, state, rule, glob, tol)
+        status = torch.where(state.status == RUNNING, 0, state.status)
+        Jt, ft = robust_model(state.J, state.f, rho)
+        if bounded:
+            break
+        far, x_new, evals = escape(P, state.x, state.f, state.cost, Jt, ft, rho, status)
+        if not bool(far.any()):
+            break
+        if attempt == 1:
+            status = torch.where(far, STALL, status)
+            flagged = far
+            break
+        # the tests stopped these problems where the cost still falls along the Gauss–Newton
+        # direction: they go on once from the lower point (the others keep their rows)
+        f_new = P.f(x_new)
+        restart = State.start(x_new, f_new, merge_rows(far, P.J(x_new), state.J), rho)
+        restart.status = torch.where(far, RUNNING, status)
+        restart.nfev, restart.njev = state.nfev + evals + far, state.njev + far
+        restart.nit = state.nit
+        if scale is not None:
+            restart.D = 1.0 / scale.clone()
+        state = restart
+        rule, glob = _rule(method, lb, ub, scale is None, geodesic)
     g = (Jt.mT @ ft[..., None])[..., 0]
-    if not (lb.isfinite() | ub.isfinite()).any():
-        status = _stalled(P, state.x, state.cost, Jt, ft, rho, status)
+    optimality, active, cov = _measures(state.x, g, state.J, state.f, lb, ub, rho is not None)
     return dict(x=state.x, f=state.f, J=state.J, cost=state.cost, g=g, status=status,
-                nfev=state.nfev, njev=state.njev, nit=state.nit)
+                nfev=state.nfev, njev=state.njev, nit=state.nit, optimality=optimality,
+                active=active, cov=cov, flagged=flagged)
 
 
 class _Watched:
@@ -320,47 +344,29 @@ class _Watched:
         return self.P.J(x)
 
 
-def _stalled(P: BatchResiduals, x: torch.Tensor, cost: torch.Tensor, Jt: torch.Tensor,
-             ft: torch.Tensor, rho: Any, status: torch.Tensor,
-             limit: float = 1e-3) -> torch.Tensor:
-    """A converged status only where the Gauss–Newton model has nothing left to remove. Where
-    the residuals' component in the range of ``J̃`` exceeds ``limit`` of their norm, the
-    Gauss–Newton point is evaluated (one batched evaluation): if it lowers the cost by a tenth
-    or more with a step above the rounding of ``x``, the tests stopped the problem far from a
-    minimum (steps below the residuals' rounding, status −8); else what is left is rounding and
-    the status stands."""
-    U, s, Vh = torch.linalg.svd(Jt, full_matrices=False)
-    keep = s > s[:, :1] * torch.finfo(s.dtype).eps * max(Jt.shape[1:])
-    uf = (U.mT @ ft[..., None])[..., 0] * keep
-    fn = torch.linalg.vector_norm(ft, dim=-1)
-    suspect = (status > 0) & (torch.linalg.vector_norm(uf, dim=-1) > limit * fn) & (fn > 0)
-    if not bool(suspect.any()):
-        return status
-    p = -(Vh.mT @ (uf / torch.where(keep, s, 1.0))[..., None])[..., 0]
-    f_gn = P.f(torch.where(suspect[:, None], x + p, x))
-    ok = torch.isfinite(f_gn).all(-1)
-    c_gn = cost_of(torch.where(ok[:, None], f_gn, 0.0), rho)
-    pn, xn = (torch.linalg.vector_norm(v, dim=-1) for v in (p, x))
-    big = pn > torch.finfo(x.dtype).eps ** 0.5 * xn.clamp_min(1e-8)  # not a rounding-level step
-    far = suspect & ok & big & (c_gn < 0.9 * cost)
-    return torch.where(far, STALL, status)
-
-
-def _result(outs: list[dict[str, Any]], lb: torch.Tensor, ub: torch.Tensor, bounded: bool,
-            robust_loss: bool, method: str, dtype: torch.dtype) -> BatchLeastSquaresResult:
-    cat = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
-    x, g, status = cat["x"], cat["g"], cat["status"]
-    if bounded:
+def _measures(x: torch.Tensor, g: torch.Tensor, J: torch.Tensor, f: torch.Tensor,
+              lb: torch.Tensor, ub: torch.Tensor, robust_loss: bool
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The optimality, active mask and covariance of each problem of a chunk."""
+    if bool((lb.isfinite() | ub.isfinite()).any()):
         v, _ = cl_scaling(x, g, lb, ub)
         optimality = (g * v).abs().amax(-1)
         active = find_active(x, lb, ub, rtol=1e-10)
     else:
         optimality = g.abs().amax(-1) if g.shape[1] else g.new_zeros(g.shape[0])
         active = torch.zeros_like(x, dtype=torch.int64)
-    determined = ~(active != 0).any(-1) & torch.tensor(not robust_loss)
-    cov = batch_covariance(cat["J"], cat["f"], determined.to(x.device))
+    determined = ~(active != 0).any(-1) & (not robust_loss)
+    return optimality, active, batch_covariance(J, f, determined)
+
+
+def _result(outs: list[dict[str, Any]], method: str, dtype: torch.dtype
+            ) -> BatchLeastSquaresResult:
+    cat = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+    status = cat["status"]
+    message = [NOT_MINIMUM if flag else MESSAGES[s]
+               for s, flag in zip(status.tolist(), cat["flagged"].tolist(), strict=True)]
     return BatchLeastSquaresResult(
-        x=x.to(dtype), cost=cat["cost"], fun=cat["f"], jac=cat["J"], grad=g,
-        optimality=optimality, active_mask=active, status=status, success=status > 0,
-        message=[MESSAGES[int(s)] for s in status.tolist()], nfev=cat["nfev"],
-        njev=cat["njev"], nit=cat["nit"], method=method, covariance=cov)
+        x=cat["x"].to(dtype), cost=cat["cost"], fun=cat["f"], jac=cat["J"], grad=cat["g"],
+        optimality=cat["optimality"], active_mask=cat["active"], status=status,
+        success=status > 0, message=message, nfev=cat["nfev"], njev=cat["njev"],
+        nit=cat["nit"], method=method, covariance=cat["cov"])
