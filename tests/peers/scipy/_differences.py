@@ -53,13 +53,5 @@ DIFFERENCES: dict[str, str] = {
                                      "three above machine epsilon"),
 }
 
-#: Tests that wait for a step rule jacobite does not have yet, with the reason.
-_SPARSE_DOGBOX = ("method='dogbox' takes dense Jacobians only so far (its step rule has no "
-                  "sparse linear algebra yet)")
-PENDING: dict[str, str] = {
-    "TestDogbox::test_equivalence": _SPARSE_DOGBOX,
-    "TestDogbox::test_tr_options": _SPARSE_DOGBOX,
-    "TestDogbox::test_solver_selection": _SPARSE_DOGBOX,
-    "TestDogbox::test_numerical_jac": _SPARSE_DOGBOX,
-    "TestDogbox::test_with_bounds": _SPARSE_DOGBOX,
-}
+#: Tests that wait for a step rule jacobite does not have yet, with the reason (none now).
+PENDING: dict[str, str] = {}

@@ -6,7 +6,7 @@ The test functions are SciPy's own objects: their globals are the SciPy module's
 not pass are listed, each with its reason, in :data:`._differences.DIFFERENCES` (and in
 ``docs/solvers.md``, "Differences from SciPy"); they are strict expected failures, so a test
 that starts passing must leave the list. :data:`._differences.PENDING` names the tests that
-wait for a step rule jacobite does not have yet (``dogbox`` on sparse Jacobians).
+wait for a step rule jacobite does not have yet.
 """
 
 from __future__ import annotations
