@@ -123,7 +123,7 @@ def whitening(s: np.ndarray | None, m: int, ny: int
 
         def full(r: torch.Tensor) -> torch.Tensor:
             rr = r if r.ndim == 2 else r[:, None]
-            out = torch.linalg.solve_triangular(L, rr, upper=False)
+            out = torch.linalg.solve_triangular(L.to(rr.dtype), rr, upper=False)
             return out if r.ndim == 2 else out[:, 0]
         return full
     raise ShapeError(f"sigma must be a scalar or have shape ({ny},) or ({ny}, {ny}); got "

@@ -5,18 +5,17 @@ NumPy (Jacobians by finite differences), with its last evaluation remembered.
 depends on them makes a torch model: ``xdata`` is passed as a float64 tensor, each parameter as
 a 0-d tensor, and the solver differentiates it exactly. Where that call fails or gives anything
 else (NumPy functions turn tensors into arrays and refuse tracked ones), ``f`` is a NumPy model:
-it is called with NumPy in (``xdata`` as a float64 array, each parameter a NumPy float) and gives
-NumPy out, and its Jacobian is a finite difference — forward (``"2-point"``, the default), central
-(``"3-point"``, one-sided next to a bound) or the complex step (``"cs"``), each step
-``eps^(1/2)`` (``eps^(1/3)`` central) relative to ``max(1, |p|)``.
+it is called with NumPy in (``xdata`` as a float64 array, each parameter a NumPy float, complex
+for a complex step) and gives NumPy out, and :func:`least_squares` differentiates the residuals
+by the difference scheme :func:`curve_fit` names (:mod:`._fd`).
 
-Each of ``f`` and a user ``jac`` remembers its last plain (untracked) evaluation, so neither is
-called twice in a row at the same parameters.
+Each of ``f`` and a user ``jac`` remembers its last plain (untracked, real) evaluation, so
+neither is called twice in a row at the same parameters.
 
->>> import numpy as np
+>>> import numpy as np, torch
 >>> m = Model(lambda x, a, b: a * np.exp(b * x), np.array([0.0, 1.0]), np.array([2.0, 0.5]))
->>> m.kind, np.round(m.numeric_jacobian(np.array([2.0, 0.5]), "3-point"), 6).tolist()
-('numpy', [[1.0, 0.0], [1.648721, 3.297443]])
+>>> m.kind, m.shape, m(torch.tensor([1.0, 0.0], dtype=torch.float64)).tolist()
+('numpy', (2,), [1.0, 1.0])
 """
 
 from __future__ import annotations
@@ -29,13 +28,12 @@ import scipy.sparse as sp
 import torch
 
 from ..._validate import tracked
-from ...errors import InvalidOptionError, OutputTypeError, ShapeError
+from ...errors import OutputTypeError, ShapeError
 
 __all__ = ["NUMERIC", "Model"]
 
 #: The finite-difference schemes for NumPy models (SciPy's names).
 NUMERIC = ("2-point", "3-point", "cs")
-_EPS = float(np.finfo(float).eps)
 _CALL_ERRORS = (AttributeError, IndexError, RuntimeError, TypeError, ValueError)
 
 
@@ -46,12 +44,15 @@ def _failed(exc: Exception, n: int) -> ShapeError:
 
 
 def _as_array(out: Any, what: str) -> np.ndarray:
+    """``out`` as a float64 array (complex128 where it is complex: a complex step)."""
     if isinstance(out, torch.Tensor):
-        return out.detach().to("cpu", torch.float64).numpy()
+        out = out.detach().cpu()
+        return out.to(torch.complex128 if out.is_complex() else torch.float64).numpy()
     if sp.issparse(out):
         return np.asarray(out.toarray(), dtype=np.float64)
     try:
-        return np.asarray(out, dtype=np.float64)
+        a = np.asarray(out)
+        return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
     except (TypeError, ValueError) as exc:
         raise OutputTypeError(f"{what} must return an array of numbers, got "
                               f"{type(out).__name__}") from exc
@@ -94,7 +95,7 @@ class Model:
     # -- evaluations --------------------------------------------------------------------------
     def __call__(self, p: torch.Tensor) -> torch.Tensor:
         """``f(xdata, *p)`` as a float64 tensor (differentiable in ``p`` for a torch model)."""
-        plain = not tracked(p)
+        plain = not tracked(p) and not p.is_complex()  # complex: a complex-step probe
         if plain and self._last is not None and torch.equal(self._last[0], p):
             return self._last[1]
         try:
@@ -106,7 +107,8 @@ class Model:
                 out = torch.as_tensor(_as_array(self.f(self.x_np, *p.detach().numpy()), "f"))
         except _CALL_ERRORS as exc:
             raise _failed(exc, self.n) from exc
-        out = out if out.dtype == torch.float64 else out.to(torch.float64)
+        if out.dtype not in (torch.float64, torch.complex128):
+            out = out.to(torch.complex128 if out.is_complex() else torch.float64)
         if plain:
             self._last = (p.detach().clone(), out.detach())
         return out
@@ -126,44 +128,3 @@ class Model:
         J = J.reshape(self.n, m).T if transposed else J.reshape(m, self.n)
         self._last_jac = (p.detach().clone(), J)
         return J
-
-    def numeric_jacobian(self, p: np.ndarray, scheme: str,
-                         lb: np.ndarray | None = None, ub: np.ndarray | None = None,
-                         rel: float | None = None) -> np.ndarray:
-        """The ``m × n`` Jacobian of a NumPy model by ``scheme`` (one of :data:`NUMERIC`),
-        with steps kept inside ``[lb, ub]``; ``rel``: steps ``rel · |p|`` instead."""
-        if scheme not in NUMERIC:
-            raise InvalidOptionError(f"jac must be one of {NUMERIC} or a callable for a model "
-                                     f"written in NumPy; got {scheme!r}")
-        lo = np.full(p.size, -np.inf) if lb is None else lb
-        hi = np.full(p.size, np.inf) if ub is None else ub
-        f0 = self(torch.as_tensor(p)).numpy().reshape(-1)
-        step = _EPS ** (1 / 3) if scheme == "3-point" else _EPS ** 0.5
-        sign = np.where(p >= 0, 1.0, -1.0)
-        h = step * sign * np.maximum(1.0, np.abs(p))
-        if rel is not None:  # a step p's precision cannot take falls back to the default
-            h = np.where((p + rel * sign * np.abs(p)) - p == 0, h, rel * sign * np.abs(p))
-        J = np.empty((f0.size, p.size))
-        for j in range(p.size):
-            e = np.zeros(p.size)
-            if scheme == "cs":
-                e[j] = h[j]
-                out = self.f(self.x_np, *(p + 1j * e))
-                J[:, j] = np.asarray(out, dtype=complex).reshape(-1).imag / h[j]
-                continue
-            hj = h[j] if lo[j] <= p[j] + (2 if scheme == "3-point" else 1) * h[j] <= hi[j] \
-                else -h[j]
-            central = scheme == "3-point" and lo[j] <= p[j] - hj and p[j] + hj <= hi[j]
-            e[j] = hj
-            step = (p + e)[j] - p[j]  # the step as the floating-point numbers take it
-            fp = self._eval(p + e)
-            if scheme == "2-point":
-                J[:, j] = (fp - f0) / step
-            elif central:
-                J[:, j] = (fp - self._eval(p - e)) / (2 * step)
-            else:  # one-sided second order next to a bound
-                J[:, j] = (4 * fp - 3 * f0 - self._eval(p + 2 * e)) / (2 * step)
-        return J
-
-    def _eval(self, p: np.ndarray) -> np.ndarray:
-        return self(torch.as_tensor(p)).numpy().reshape(-1)

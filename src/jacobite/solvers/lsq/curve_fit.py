@@ -154,8 +154,11 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             one column per parameter; called with torch or NumPy arguments, as ``f`` is), or
             a string: for a torch model every string gives the exact Jacobian (``"auto"``,
             ``"dense"``, ``"sparse"`` as in :func:`least_squares`; ``"2-point"``, ``"3-point"``
-            and ``"cs"`` are accepted and exact too); for a NumPy model ``"2-point"`` (the
-            default), ``"3-point"`` or ``"cs"``.
+            and ``"cs"`` are accepted and exact too); for a NumPy model the difference
+            scheme :func:`least_squares` applies to the whitened residuals: ``"2-point"``
+            (SciPy's default: its steps ``√eps · max(1, |p|)`` stay within narrow features of
+            a model whose parameters are large, where ``"3-point"``'s ``∛eps`` ones do not),
+            ``"3-point"`` or ``"cs"``.
         full_output: also return ``infodict``, ``mesg`` and ``ier`` as SciPy does:
             ``infodict`` holds ``nfev``, ``fvec`` (the whitened residuals), ``njev`` and
             ``result`` (the :class:`LeastSquaresResult`), and for ``"lm"`` MINPACK's ``fjac``,
@@ -246,13 +249,12 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             raise InvalidOptionError(f"jac={jac!r} differentiates a torch model, but f is "
                                      "written in NumPy; pass jac='2-point', '3-point', 'cs' or "
                                      "a callable (or write f in torch)")
-        scheme = "2-point" if jac in (None, "auto") else jac
-        if scheme not in NUMERIC:
+        jac_arg = "2-point" if jac in (None, "auto") else jac  # SciPy curve_fit's default
+        if jac_arg not in NUMERIC:
             raise InvalidOptionError(f"jac must be '2-point', '3-point', 'cs' or a callable "
                                      f"jac(x, *params) for a model written in NumPy; got {jac!r}")
-
-        def jac_arg(p: torch.Tensor) -> torch.Tensor:
-            return rows(model.numeric_jacobian(p.detach().numpy(), scheme, lb, ub, rel_step))
+        if rel_step is not None:
+            kwargs.setdefault("diff_step", rel_step)
     elif jac in ("dense", "sparse"):
         jac_arg = jac
     elif jac not in (None, "auto", *NUMERIC):
