@@ -263,3 +263,16 @@ def test_no_success_in_a_valley_falling_to_infinity():
             assert float(res.cost[i]) <= ref.cost * (1 + 1e-6), b
     assert res.success[-2:].all()
     assert not res.success[:4].all()
+
+
+@pytest.mark.parametrize("option", [dict(diff_step=1e-6), dict(callback=print),
+                                    dict(tr_solver="lsmr"), dict(workers=2)])
+def test_options_without_a_batched_form_are_refused(option):
+    with pytest.raises(InvalidOptionError, match="not supported with batch=True"):
+        jacobite.least_squares(lambda p: p, torch.ones(2, 1), batch=True, **option)
+
+
+@pytest.mark.parametrize("jac", ["2-point", "sparse"])
+def test_jacobian_strings_without_a_batched_form_are_refused(jac):
+    with pytest.raises(InvalidOptionError, match="batch=True jac"):
+        jacobite.least_squares(lambda p: p, torch.ones(2, 1), jac=jac, batch=True)

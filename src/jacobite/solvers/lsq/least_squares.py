@@ -182,7 +182,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
         return cast(Any, solve_batch(fun, x0, method=method, jac=jac, bounds=bounds,
                                      x_scale=x_scale, loss=loss, f_scale=f_scale, ftol=ftol,
                                      xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose,
-                                     args=args, kwargs=kwargs, geodesic=geodesic, dtype=dtype))
+                                     args=args, kwargs=kwargs, geodesic=geodesic, dtype=dtype,
+                                     unbatched=dict(diff_step=diff_step, callback=callback,
+                                                    jac_sparsity=jac_sparsity, workers=workers,
+                                                    tr_solver=tr_solver, tr_options=tr_options)))
     _validate.callable_(fun, "fun")
     _validate.choice(method, "method", METHODS)
     rho = robust_loss(loss, 1.0)  # checks the name; built with f_scale once r's scale is known

@@ -185,9 +185,17 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
                 max_nfev: int | None = None,
                 verbose: int = 0, args: tuple[Any, ...] = (),
                 kwargs: dict[str, Any] | None = None, geodesic: bool = True,
-                dtype: torch.dtype | None = torch.float64) -> BatchLeastSquaresResult:
+                dtype: torch.dtype | None = torch.float64,
+                unbatched: dict[str, Any] | None = None) -> BatchLeastSquaresResult:
     """Solve ``B`` least-squares problems at once (see the module doc; the options are those
-    of :func:`jacobite.least_squares`, per problem where noted there)."""
+    of :func:`jacobite.least_squares`, per problem where noted there). ``unbatched``: options
+    of the single-problem solver that have no batched form; any of them given is refused."""
+    for name, value in (unbatched or {}).items():
+        if value is not None:
+            raise InvalidOptionError(
+                f"{name} is not supported with batch=True (the batched solver takes exact "
+                f"Jacobians of torch functions, dense, and no callback); leave {name} out, or "
+                "solve the problems one at a time")
     _validate.callable_(fun, "fun")
     _validate.choice(method, "method", METHODS)
     ftol, xtol, gtol = (0.0 if t is None else _validate.tolerance(t, name)  # None: off
