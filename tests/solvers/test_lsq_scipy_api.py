@@ -279,3 +279,27 @@ def test_positional_jac_and_bounds_as_scipy(a: float, width: float) -> None:
     res = jacobite.least_squares(lambda v: np.asarray((v - a) ** 2 + 1.0), x0,
                                  lambda v: np.atleast_2d(2 * (v - a)), (lb, ub), method="trf")
     assert lb <= res.x[0] <= ub and abs(res.x[0] - a) < 1e-3
+
+
+def test_fun_that_leaves_torch_falls_back_to_differences() -> None:
+    """A fun returning tensors but computing in NumPy: AD cannot follow it, differences can."""
+    def fun(x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(np.sin(np.asarray(x))) - 0.5
+
+    x0 = torch.tensor([0.1, 0.2], dtype=torch.float64)
+    res = jacobite.least_squares(fun, x0)
+    assert res.jac_mode == "3-point" and isinstance(res.x, torch.Tensor)
+    np.testing.assert_allclose(res.x.numpy(), np.arcsin(0.5), rtol=1e-12)
+    with pytest.raises(jacobite.errors.UnsupportedOperationError, match="leaves torch"):
+        jacobite.least_squares(fun, x0, jac="dense")
+
+
+def test_numpy_jac_for_a_fun_that_runs_on_tensors() -> None:
+    """fun works on tensors by accident, its jac only on arrays: jac gets arrays."""
+    def fun(p: object) -> object:
+        return p[0] * np.exp(-p[1] * T) + p[2] - Y  # type: ignore[index]
+
+    res = jacobite.least_squares(fun, P0, decay_jac, method="trf")
+    want = so.least_squares(decay, P0, decay_jac, method="trf", xtol=1e-14, ftol=1e-14,
+                            gtol=1e-14)
+    np.testing.assert_allclose(res.x, want.x, rtol=1e-8)

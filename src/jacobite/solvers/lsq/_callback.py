@@ -11,7 +11,8 @@ Jacobian exactly once per accepted step, and that is where the callback runs.
 >>> import numpy as np
 >>> seen = []
 >>> cb = Callback(lambda x: seen.append(x.tolist()), lambda v: v, lambda r: r)
->>> cb(np.array([1.0]), np.array([0.5]), 0.125, 1, 3)
+>>> cb(np.array([1.0]), np.array([0.5]), 0.125, 1, 3)  # False: go on
+False
 >>> seen
 [[1.0]]
 """

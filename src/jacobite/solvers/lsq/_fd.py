@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from ...errors import ShapeError
 
-__all__ = ["SCHEMES", "Differences", "Scheme", "as_matrix", "check_sparsity"]
+__all__ = ["SCHEMES", "Differences", "Scheme", "as_matrix", "check_sparsity", "numpy_point"]
 
 #: A finite-difference scheme by SciPy's name.
 Scheme = Literal["2-point", "3-point", "cs"]
@@ -153,6 +153,18 @@ class Differences:
         J = sp.csr_matrix(self.coloring.decompress(B))
         J.data = J.data / h[J.indices]
         return J
+
+
+def numpy_point(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 shape: tuple[int, ...], v: np.ndarray) -> np.ndarray:
+    """A NumPy ``fun`` at one flat point: the map of :class:`Differences` over a process pool
+    pickles this module-level function (with ``functools.partial``), not a bound method.
+
+    >>> numpy_point(np.sqrt, (), {}, (2,), np.array([4.0, 9.0])).tolist()
+    [2.0, 3.0]
+    """
+    a = np.asarray(fun(v.reshape(shape), *args, **kwargs))
+    return a.ravel() if a.dtype.kind == "c" else a.astype(np.float64).ravel()
 
 
 def check_sparsity(sparsity: Any, m: int, n: int) -> Any:

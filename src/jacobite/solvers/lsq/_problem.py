@@ -39,7 +39,7 @@ from ...errors import (
 from .._auto_jac import choose, slow_dense_warning
 from .._ift import CLOSED_OVER, tracked
 from ._callback import Callback, Halt
-from ._fd import SCHEMES, Differences, Scheme, as_matrix
+from ._fd import SCHEMES, Differences, Scheme, as_matrix, numpy_point
 from .losses import cost_of
 
 __all__ = ["Residuals"]
@@ -49,14 +49,6 @@ def _to_numpy(t: Any) -> np.ndarray:
     if isinstance(t, torch.Tensor):
         return t.detach().to("cpu", torch.float64).numpy()
     return np.asarray(t, dtype=np.float64)
-
-
-def _numpy_point(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 shape: tuple[int, ...], v: np.ndarray) -> np.ndarray:
-    """A NumPy ``fun`` at one flat point (a module-level function: a process pool's ``map``
-    pickles it)."""
-    a = np.asarray(fun(v.reshape(shape), *args, **kwargs))
-    return a.ravel() if a.dtype.kind == "c" else a.astype(np.float64).ravel()
 
 
 def _exponent(a: np.ndarray) -> int | None:
@@ -96,6 +88,7 @@ class Residuals:
         self.operator = False  # jac returns a LinearOperator (materialised by products)
         self.numpy_out = False  # results as NumPy arrays (x0 was a NumPy array)
         self.jac_numpy: bool | None = None  # a jac callable that takes NumPy arrays only
+        self.black_box = False  # fun returns tensors but leaves torch inside: differences
         self.out_eps = float(torch.finfo(x0.dtype).eps)  # of the residuals' precision
         self.diff_step, self.sparsity, self.lb, self.ub = diff_step, sparsity, lb, ub
         self.mapper, self.callback = mapper, callback
@@ -253,8 +246,19 @@ class Residuals:
         m = self.m if self.m is not None else -1
         if callable(self.jac):
             return self._user_jacobian(v, m)
-        if self.numpy or self.jac in SCHEMES:
+        if self.numpy or self.jac in SCHEMES or self.black_box:
             return self._differences(v, m)
+        if self.jac != "auto" or self.njev > 1:
+            return self._ad_jacobian(v, m)
+        try:
+            return self._ad_jacobian(v, m)
+        except UnsupportedOperationError as exc:  # fun leaves torch (NumPy inside): differences
+            if "leaves torch" not in str(exc):
+                raise
+            self.black_box, self.mode, self._plan = True, None, None
+            return self._differences(v, m)
+
+    def _ad_jacobian(self, v: np.ndarray, m: int) -> Any:
         if self.mode is None:
             if self.sparsity is not None:
                 self.mode, self.sparse = "sparse", True
@@ -277,7 +281,9 @@ class Residuals:
             out = self.jac(self.array(v), *self.args, **self.kwargs)
         else:
             try:
-                out = self.jac(self.tensor(v), *self.args, **self.kwargs)
+                with warnings.catch_warnings():  # as in the first call of fun
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    out = self.jac(self.tensor(v), *self.args, **self.kwargs)
             except JacobiteError:
                 raise
             except Exception:
@@ -319,13 +325,13 @@ class Residuals:
                     f"jac={self.jac!r} differentiates fun by AD, but fun returns NumPy arrays; "
                     "pass jac='2-point', '3-point' or 'cs' (differences), or a jac callable")
             self.mode = scheme
-            point = partial(_numpy_point, self.fun, self.args, self.kwargs,
+            point = partial(numpy_point, self.fun, self.args, self.kwargs,
                             tuple(self.shape) or (1,)) if self.numpy else self.evaluate
             self._fd = Differences(scheme, self.diff_step, point, self.n, self.sparsity,
                                    self.lb, self.ub, self.mapper)
             if self.verbose and self.jac == "auto":
-                print(f"least_squares: fun returns NumPy arrays; jac='auto' chose {scheme!r} "
-                      "differences")
+                print(f"least_squares: AD cannot differentiate fun (NumPy inside); jac='auto' "
+                      f"chose {scheme!r} differences")
         f0 = self._last[1] if self._last is not None and np.array_equal(self._last[0], v) \
             else self.evaluate(v)
         J = self._fd.jacobian(v, f0, self.out_eps)
