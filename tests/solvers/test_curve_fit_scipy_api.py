@@ -6,6 +6,7 @@ throughout (its fit of the reduced model where jacobite is deliberately differen
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -65,6 +66,17 @@ def test_the_model_is_called_with_numpy_once_it_is_numpy():
     popt, _ = curve_fit(f, X, np.sin(0.7 * X) + 1, p0=[0.5, 0.5])
     np.testing.assert_allclose(popt, [0.7, 1.0], rtol=1e-9)
     assert all(t == (np.ndarray, np.float64) for t in seen[1:])  # the first call was the probe
+
+
+@pytest.mark.parametrize("model", [
+    lambda x, a, b: math.exp(a) * x + b,  # the parameter's value read into Python
+    lambda x, a, b: float(a) * x + b if isinstance(a, torch.Tensor) else a * x + b,
+])
+def test_a_model_that_reads_a_parameter_into_python_is_differenced_not_differentiated(model):
+    y = 2.0 * X + 0.3
+    popt, _ = curve_fit(model, X, y, p0=[0.1, 0.0])
+    want, _ = scipy_fit(model, X, y, p0=[0.1, 0.0])
+    np.testing.assert_allclose(popt, want, rtol=1e-7)
 
 
 @pytest.mark.parametrize("sigma", [0.3, SIG, np.diag(SIG ** 2) + 1e-5])

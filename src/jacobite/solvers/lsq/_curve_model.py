@@ -3,8 +3,10 @@ NumPy (Jacobians by finite differences), with its last evaluation remembered.
 
 :class:`Model` calls ``f(xdata, *p0)`` once with parameters that autograd tracks. A tensor that
 depends on them makes a torch model: ``xdata`` is passed as a float64 tensor, each parameter as
-a 0-d tensor, and the solver differentiates it exactly. Where that call fails or gives anything
-else (NumPy functions turn tensors into arrays and refuse tracked ones), ``f`` is a NumPy model:
+a 0-d tensor, and the solver differentiates it exactly. Where that call fails, gives anything
+else (NumPy functions turn tensors into arrays and refuse tracked ones), or reads a parameter's
+value into Python on the way (``math.exp(a)``, ``a.item()``: AD would not see it), ``f`` is a
+NumPy model:
 it is called with NumPy in (``xdata`` as a float64 array, each parameter a NumPy float, complex
 for a complex step) and gives NumPy out, and :func:`least_squares` differentiates the residuals
 by the difference scheme :func:`curve_fit` names (:mod:`._fd`).
@@ -20,12 +22,14 @@ neither is called twice in a row at the same parameters.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch.overrides import TorchFunctionMode
 
 from ..._validate import tracked
 from ...errors import OutputTypeError, ShapeError
@@ -58,6 +62,26 @@ def _as_array(out: Any, what: str) -> np.ndarray:
                               f"{type(out).__name__}") from exc
 
 
+class _Escapes(TorchFunctionMode):
+    """Notes whether a value that depends on the parameters leaves torch as a Python or NumPy
+    number (``float(a)``, ``math.exp(a)``, ``a.item()``, ``np.exp(a)``): AD cannot follow it, so
+    such a model is differentiated by differences instead."""
+
+    _READS = frozenset({"__float__", "__int__", "__index__", "__complex__", "item", "tolist",
+                        "numpy", "__array__"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.escaped = False
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        if getattr(func, "__name__", "") in self._READS and args and \
+                isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+            self.escaped = True
+        return func(*args, **(kwargs or {}))
+
+
 class Model:
     """``f(xdata, *p)`` on a flat float64 parameter vector, torch or NumPy (see the module doc).
 
@@ -71,21 +95,23 @@ class Model:
         self._last: tuple[Any, Any] | None = None
         self._last_jac: tuple[Any, Any] | None = None
         pt = torch.tensor(p0, dtype=torch.float64, requires_grad=True)
+        spy = _Escapes()
         try:
-            with torch.enable_grad():
+            with torch.enable_grad(), spy, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Converting a tensor with requires_grad=True")
                 out = f(self.x_t, *pt.unbind())
             torch_error: Exception | None = None
         except _CALL_ERRORS as exc:
             out, torch_error = None, exc
         self.kind: Literal["torch", "numpy"] = "torch"
-        if isinstance(out, torch.Tensor) and out.requires_grad:
+        if isinstance(out, torch.Tensor) and out.requires_grad and not spy.escaped:
             value = out.detach()
         else:
             try:
                 value = torch.as_tensor(_as_array(f(self.x_np, *p0.copy()), "f"))
                 self.kind = "numpy"
             except _CALL_ERRORS as exc:
-                if isinstance(out, torch.Tensor):  # a torch model constant in its parameters
+                if isinstance(out, torch.Tensor):  # torch only: AD sees what it can
                     value = out.detach()
                 else:
                     raise _failed(torch_error or exc, self.n) from exc
