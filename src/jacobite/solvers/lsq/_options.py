@@ -23,7 +23,7 @@ import torch
 from ... import _validate
 from ...errors import ArgumentTypeError, DtypeError, InvalidOptionError, ShapeError
 
-__all__ = ["TR_SOLVERS", "binds", "bounds", "mapper", "real_start", "tolerances",
+__all__ = ["TR_SOLVERS", "binds", "bounds", "diff_step", "mapper", "real_start", "tolerances",
            "tr_options", "x_scale"]
 
 TR_SOLVERS = ("exact", "lsmr")
@@ -112,6 +112,27 @@ def x_scale(value: Any, n: int) -> Any:
     return a
 
 
+def diff_step(value: Any) -> Any:
+    """``None`` or finite relative steps (a number or one per variable; the sign is ignored, as
+    SciPy's rule takes the sign of ``x``).
+
+    >>> diff_step(1e-3)
+    array(0.001)
+    """
+    if value is None:
+        return None
+    try:
+        a = np.asarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor)
+                       else value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidOptionError(f"diff_step must be None or relative steps (numbers); got "
+                                 f"{value!r}") from exc
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a == 0):
+        raise InvalidOptionError(f"diff_step must be nonzero finite relative steps such as "
+                                 f"1e-6; got {value!r}")
+    return a
+
+
 def real_start(x0: Any) -> None:
     """Refuse a complex start: least squares is over real unknowns (split a complex unknown
     into its real and imaginary parts)."""
@@ -139,8 +160,8 @@ def tr_options(solver: Any, options: Any) -> dict[str, Any]:
         raise ArgumentTypeError("tr_options apply to tr_solver='lsmr'; drop them for 'exact'")
     unknown = sorted(set(opts) - set(LSMR_OPTIONS))
     if unknown:
-        raise ArgumentTypeError(f"tr_options has unknown keyword(s) {unknown}; the accepted "
-                                f"ones are {', '.join(LSMR_OPTIONS)}")
+        raise ArgumentTypeError(f"tr_options has unknown keyword(s) {unknown}; use only "
+                                f"{', '.join(LSMR_OPTIONS)}")
     return opts
 
 

@@ -193,7 +193,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
     ftol, xtol, gtol = _opt.tolerances(ftol, xtol, gtol)
     _opt.tr_options(tr_solver, tr_options)  # checked; the step rules choose their solver
     mapper = _opt.mapper(workers)
+    diff_step = _opt.diff_step(diff_step)
     _opt.real_start(x0)
+    if callback is not None:
+        _validate.callable_(callback, "callback")
     if jac_sparsity is not None and tr_solver == "exact":
         raise InvalidOptionError("tr_solver='exact' factors a dense Jacobian; with jac_sparsity "
                                  "use tr_solver='lsmr' (or leave it None)")
