@@ -13,7 +13,8 @@ torch).
 """
 
 from .curve_fit import curve_fit
+from .engine.batch_result import BatchLeastSquaresResult
 from .least_squares import least_squares
 from .result import LeastSquaresResult
 
-__all__ = ["LeastSquaresResult", "curve_fit", "least_squares"]
+__all__ = ["BatchLeastSquaresResult", "LeastSquaresResult", "curve_fit", "least_squares"]
