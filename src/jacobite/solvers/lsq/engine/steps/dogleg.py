@@ -23,7 +23,14 @@ from typing import Any
 
 import torch
 
-from ..box import evaluate_quadratic, in_bounds, minimize_quadratic_1d, quadratic_1d, step_to_bound
+from ..box import (
+    evaluate_quadratic,
+    find_active,
+    in_bounds,
+    minimize_quadratic_1d,
+    quadratic_1d,
+    step_to_bound,
+)
 from ..loop import merge_rows
 from ..protocols import Problem, Trial
 from ..robust import model
@@ -33,6 +40,10 @@ from ..status import Tolerances
 from .reflective import jac_scale_update, merge_fresh, transpose_times
 
 __all__ = ["Dogbox", "active_set", "dogleg_step", "newton_step"]
+
+#: Relative distance to a bound within which a variable counts as on it (as in SciPy's
+#: ``active_mask``).
+NEAR = 1e-10
 
 
 def active_set(on_bound: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -114,6 +125,8 @@ class Dogbox:
         pending = state.extra.get("dogbox_pending")
         at = torch.where(x == self.lb, -1, torch.where(x == self.ub, 1, 0))
         on_bound = at if pending is None else merge_rows(fresh, pending, state.extra["on_bound"])
+        near = find_active(x, self.lb, self.ub, NEAR)  # crept up to a bound without landing
+        on_bound = torch.where(on_bound == 0, near, on_bound)
         state.extra["on_bound"] = on_bound
         free = ~active_set(on_bound, g)
         gf = torch.where(free, g, 0.0)
