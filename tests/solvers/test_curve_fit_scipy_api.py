@@ -124,6 +124,8 @@ def test_nan_policy_raise_propagate_and_unknown_are_value_errors():
         curve_fit(decay_t, x, y, p0=[1, 1, 0], nan_policy="propagate")
     with pytest.raises(InvalidOptionError, match="nan_policy must be one of"):
         curve_fit(decay_t, x, y, p0=[1, 1, 0], nan_policy="hi", check_finite=False)
+    with pytest.raises(NonFiniteInputError, match="nan_policy='omit'"):
+        curve_fit(decay_t, x, y, p0=[1, 1, 0], check_finite=False)
     with pytest.raises(NonFiniteInputError, match="xdata"):  # check_finite covers xdata too
         curve_fit(decay_t, np.where(X > 1, np.nan, X), Y, p0=[1, 1, 0])
 

@@ -72,6 +72,10 @@ def data(xdata: Any, ydata: Any, sigma: Any, check_finite: bool | None, nan_poli
         return x, y, None if sigma is None else _array(sigma, "sigma")
     s = None if sigma is None else _array(sigma, "sigma")
     if nan_policy is None:
+        if not np.all(np.isfinite(y)):  # a NaN or Inf residual leaves nothing to minimise
+            raise NonFiniteInputError("ydata contains NaN or Inf (check_finite=False lets it "
+                                      "through, but no fit can use it); pass nan_policy='omit' "
+                                      "to drop the NaN points, or remove them")
         return x, y, s
     bad = np.isnan(y)
     if numeric_x and x.ndim >= 1 and x.shape[-1] == y.size and y.ndim == 1:
