@@ -267,7 +267,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
                             bounds=(lb, ub), **kwargs)
     if not res.success:
         warnings.warn(f"curve_fit did not converge: {res.message}", JacobiteWarning,
-                      stacklevel=2)
+                      stacklevel=3)  # the caller's line (keeps_state wraps curve_fit)
     popt = _array(res.x).reshape(-1)
     pcov = _pcov(res, m, n, absolute_sigma)
     if not full_output:
@@ -294,9 +294,12 @@ def _pcov(res: LeastSquaresResult, m: int, n: int, absolute_sigma: bool) -> np.n
     """SciPy's ``pcov``, with ``inf`` variance for the parameters the data do not determine."""
     cov = covariance(_array(res.jac), _array(res.fun), scale=False, warn=False)
     if cov is None or np.isnan(cov).any() or (not absolute_sigma and m <= n):
-        warnings.warn(f"the covariance of the parameters could not be estimated ({m} residuals "
-                      f"for {n} parameters); pcov is inf — add data or fix parameters",
-                      JacobiteWarning, stacklevel=3)
+        why = (f"{m} residuals for {n} parameters leave no degrees of freedom to estimate the "
+               "reduced χ²; add data or fix parameters" if not absolute_sigma and m <= n else
+               "the Jacobian at the solution is not finite; start elsewhere or bound the "
+               "parameters away from where f is singular")
+        warnings.warn(f"the covariance of the parameters could not be estimated (pcov is inf): "
+                      f"{why}", JacobiteWarning, stacklevel=4)
         return np.full((n, n), np.inf)
     free = np.flatnonzero(np.isinf(np.diag(cov))).tolist()
     if not absolute_sigma:
@@ -307,7 +310,7 @@ def _pcov(res: LeastSquaresResult, m: int, n: int, absolute_sigma: bool) -> np.n
         warnings.warn(f"the covariance of the parameters could not be estimated in full: the "
                       f"data do not determine the parameters {free} (their variance is inf); "
                       "fix or remove them, or add data that depend on them", JacobiteWarning,
-                      stacklevel=3)
+                      stacklevel=4)
     return cov
 
 
