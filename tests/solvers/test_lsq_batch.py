@@ -276,3 +276,18 @@ def test_options_without_a_batched_form_are_refused(option):
 def test_jacobian_strings_without_a_batched_form_are_refused(jac):
     with pytest.raises(InvalidOptionError, match="batch=True jac"):
         jacobite.least_squares(lambda p: p, torch.ones(2, 1), jac=jac, batch=True)
+
+
+def test_float32_residuals_with_a_float64_solver():
+    y = data(3).float()
+    t32 = T.float()
+
+    def f(p, yy):
+        assert p.dtype == torch.float32
+        return p[:, :1] * torch.exp(-p[:, 1:2] * t32) + p[:, 2:3] - yy
+
+    res = jacobite.least_squares(f, X0.repeat(3, 1), batch=True, args=(y,), dtype=torch.float32)
+    ref = jacobite.least_squares(exp_fit, X0.repeat(3, 1), batch=True, args=(y.double(),))
+    assert res.x.dtype == torch.float32 and res.cost.dtype == torch.float64
+    assert res.success.all()
+    torch.testing.assert_close(res.x.double(), ref.x, rtol=1e-4, atol=1e-5)

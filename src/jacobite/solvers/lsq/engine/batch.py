@@ -144,7 +144,8 @@ def _can_chunk(fun: Callable[..., Any], x: torch.Tensor, f0: torch.Tensor, leave
     if part.shape != f0[:k].shape:
         return False
     scale = f0[:k].abs().amax(1, keepdim=True).clamp_min(torch.finfo(f0.dtype).tiny)
-    return bool(((part.to(f0.dtype) - f0[:k]).abs() <= 1e-10 * scale).all())
+    rtol = max(1e-10, 1e3 * torch.finfo(x.dtype).eps)  # rounding may vary with the batch size
+    return bool(((part.to(f0.dtype) - f0[:k]).abs() <= rtol * scale).all())
 
 
 def _chunk_size(B: int, m: int, n: int, device: torch.device, budget: int) -> int:
@@ -218,6 +219,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
                     verbose=verbose, geodesic=geodesic, dtype=dtype)
         return differentiable(solve_batch, fun, x0, leaves, spec, pos, opts)
     x = as_start(x0, dtype)
+    eval_dtype, x = x.dtype, x.to(torch.float64)  # fun in its dtype, the solver in float64
     if x.ndim != 2:
         raise ShapeError(f"with batch=True x0 must have shape (B, n): one row of parameters per "
                          f"problem; got {tuple(x.shape)} (one problem of n unknowns: x0[None])")
@@ -236,7 +238,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
         raise InvalidOptionError(f"method={method!r} does not handle bounds; use method='trf'")
     if bounded:
         x = make_strictly_feasible(x, lb, ub)
-    P = BatchResiduals(fun, x, jac, args, kwargs)
+    P = BatchResiduals(fun, x, jac, args, kwargs, eval_dtype=eval_dtype)
     f0 = first_call(P.f, x, "fun")
     bad = ~torch.isfinite(f0).all(1)
     if bool(bad.any()):
@@ -253,7 +255,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
     budget = config.get_memory_budget()
     per = _split(leaves, B)
     size = _chunk_size(B, m, n, x.device, budget)
-    if size < B and not _can_chunk(fun, x, f0, leaves, spec, per):
+    if size < B and not _can_chunk(fun, x.to(eval_dtype), f0, leaves, spec, per):
         if B * m * n * 8 > budget:
             raise JacobianTooLarge(
                 f"the {B} Jacobians ({B}×{m}×{n} float64) alone exceed the memory budget "
@@ -262,7 +264,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
                 "dimension B) so that chunks of the batch are solved in turn, or raise the "
                 "budget with jacobite.config.memory_budget")
         size = B
-    eps = float(torch.finfo(x.dtype).eps)
+    eps = float(torch.finfo(eval_dtype).eps)
     budget_nfev = max_nfev if max_nfev is not None else (100 * (n + 1) if method == "lm"
                                                          else 100 * n)
     outs = []
@@ -271,7 +273,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
         sl = slice(start, min(B, start + size))
         whole = size == B
         a, kw = (tuple(args), dict(kwargs or {})) if whole else _chunk_args(leaves, spec, per, sl)
-        Pc = P if whole else BatchResiduals(fun, x[sl], jac, a, kw)
+        Pc = P if whole else BatchResiduals(fun, x[sl], jac, a, kw, eval_dtype=eval_dtype)
         fc = f0 if whole else first_call(Pc.f, x[sl], "fun")
         rho = rho_all if rho_all is None or whole else robust(loss, fs[sl])
         outs.append(_solve_chunk(Pc, x[sl], fc, lb[sl], ub[sl], None if scale is None
@@ -282,7 +284,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
             print(f"least_squares(batch): problems {sl.start}–{sl.stop - 1} of {B}: "
                   f"{int((done['status'] > 0).sum())} converged, "
                   f"{int((done['status'] <= 0).sum())} not ({time.perf_counter() - t0:.2f} s)")
-    return _result(outs, method, x.dtype)
+    return _result(outs, method, eval_dtype)
 
 
 def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch.Tensor,

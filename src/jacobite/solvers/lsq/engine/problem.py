@@ -64,11 +64,14 @@ class BatchResiduals:
         jac: ``"auto"`` (AD) or ``jac(x, *args, **kwargs)`` returning ``(B, m, n)``.
         mode: ``"auto"``, ``"forward"`` or ``"reverse"`` for the AD Jacobian.
         chunk_size: ``None`` (all columns / rows in one vectorised call) or ``1`` (a loop).
+        eval_dtype: the dtype ``fun`` is called in (default ``x0``'s); residuals and Jacobians
+            come back in ``x0``'s dtype, the solver's.
     """
 
     def __init__(self, fun: Callable[..., Any], x0: torch.Tensor, jac: Any = "auto",
                  args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, *,
-                 mode: JacobianMode = "auto", chunk_size: int | None = None) -> None:
+                 mode: JacobianMode = "auto", chunk_size: int | None = None,
+                 eval_dtype: torch.dtype | None = None) -> None:
         if x0.ndim != 2:
             raise ShapeError(f"with batch=True x0 must have shape (B, n): one row of parameters "
                              f"per problem; got {tuple(x0.shape)}")
@@ -82,6 +85,7 @@ class BatchResiduals:
         self.x0 = x0
         self.B, self.n = x0.shape
         self.dtype, self.device = x0.dtype, x0.device
+        self.eval_dtype = eval_dtype or x0.dtype
         self.m: int | None = None
         self.mode: JacobianMode = mode
         self.chunk_size = chunk_size
@@ -91,7 +95,7 @@ class BatchResiduals:
 
     # -- residuals -------------------------------------------------------------------------
     def _call(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.fun(x, *self.args, **self.kwargs)
+        out = self.fun(x.to(self.eval_dtype), *self.args, **self.kwargs)
         if not isinstance(out, torch.Tensor):
             raise OutputTypeError(f"fun must return a tensor of residuals shaped (B, m); got "
                                   f"{type(out).__name__}")
@@ -228,7 +232,7 @@ class BatchResiduals:
             pred = torch.einsum("bmn,bn->bm", J, t)
             err = (dy - pred).abs().amax(1)
             size = J.abs().amax((1, 2)) * t.abs().amax(1) * self.n + dy.abs().amax(1)
-            eps = torch.finfo(self.dtype).eps
+            eps = torch.finfo(self.eval_dtype).eps
             off = torch.nonzero(err > 1e3 * eps * size + torch.finfo(self.dtype).tiny)
             if off.numel():
                 raise UnsupportedOperationError(COUPLED.format(b=int(off[0, 0])))
