@@ -311,10 +311,11 @@ def _solve_chunk(P: BatchResiduals, x: torch.Tensor, f0: torch.Tensor, lb: torch
             break
         far, x_new, evals = escape(P, state.x, state.f, state.cost, Jt, ft, rho, status)
         if not bool(far.any()):
+            state.nfev = state.nfev + evals
             break
         if attempt == 1:
             status = torch.where(far, STALL, status)
-            flagged = far
+            state.nfev, flagged = state.nfev + evals, far
             break
         # the tests stopped these problems where the cost still falls along the Gauss–Newton
         # direction: they go on once from the lower point (the others keep their rows)
