@@ -101,7 +101,10 @@ def _leastsq_spellings(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool, fl
     if "diag" in kw:
         if "x_scale" in kw:
             raise InvalidOptionError("give x_scale or leastsq's diag (= 1 / x_scale), not both")
-        diag = np.asarray(kw.pop("diag"), dtype=float)
+        try:
+            diag = np.asarray(kw.pop("diag"), dtype=float)
+        except (TypeError, ValueError):
+            diag = np.zeros(0)
         if diag.size == 0 or not np.all(np.isfinite(diag) & (diag > 0)):
             raise InvalidOptionError("diag (the variables' scale factors) must be positive and "
                                      "finite")
@@ -203,7 +206,8 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         "full_output")
     if "args" in kwargs:
         raise InvalidOptionError("curve_fit takes no args: f is called as f(xdata, *params); "
-                                 "bind fixed arguments with a lambda or functools.partial")
+                                 "pass f with its fixed arguments bound (a lambda or "
+                                 "functools.partial)")
     kwargs, col_deriv, rel_step = _leastsq_spellings(kwargs)
     p0 = _start(p0) if p0 is not None else None
     n = p0.size if p0 is not None else _n_params(f)
