@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OPTIONAL_PEERS = {"numdifftools": "numdifftools", "jax": "jax jaxlib", "jaxlib": "jax jaxlib",
-                  "psutil": "psutil"}
+                  "psutil": "psutil", "theseus": "theseus-ai"}
 
 
 # Sections appear in this order; benchmarks not listed follow alphabetically.
@@ -104,7 +104,8 @@ def header(command: str, quick: bool, threads: int) -> str:
     import torch
 
     libs = [("torch", "torch"), ("numpy", "numpy"), ("scipy", "scipy"), ("jacobite", "jacobite"),
-            ("jax", "jax"), ("jaxlib", "jaxlib"), ("numdifftools", "numdifftools")]
+            ("jax", "jax"), ("jaxlib", "jaxlib"), ("numdifftools", "numdifftools"),
+            ("theseus", "theseus-ai")]
     versions = ", ".join(f"{name} {v}" for name, dist in libs if (v := _version(dist)))
     missing = [name for name, dist in libs if _version(dist) is None]
     thread_txt = (f"{threads} (torch.get_num_threads() = {torch.get_num_threads()})"
