@@ -9,8 +9,8 @@ import torch
 from scipy.optimize import least_squares as scipy_lsq
 
 from jacobite.solvers.lsq._problem import Residuals
+from jacobite.solvers.lsq.engine.single import run_single
 from jacobite.solvers.lsq.losses import robust_loss
-from jacobite.solvers.lsq.sparse_lm import sparse_levenberg_marquardt
 from tests.problems import bratu2d
 
 TOL = dict(ftol=1e-15, xtol=1e-15, gtol=1e-15)
@@ -19,7 +19,7 @@ DT = torch.float64
 
 def _solve(fun, x0, jac="sparse", **kw):
     P = Residuals(fun, torch.as_tensor(x0, dtype=DT), jac)
-    return P, sparse_levenberg_marquardt(P, np.asarray(x0, dtype=float), **{**TOL, **kw})
+    return P, run_single(P, np.asarray(x0, dtype=float), "lm", **{**TOL, **kw})
 
 
 def test_bratu2d_newton_converges_to_the_dense_solution() -> None:

@@ -35,7 +35,9 @@ import scipy.sparse as sp
 from .._certify import Verdict, blind_directions, probe, zero_columns
 from ._problem import Residuals
 from ._trust import clip_strictly
-from .lm import MESSAGES, SolverOutput, col_norms
+from .engine.single import SolverOutput
+from .engine.status import MESSAGES
+from .engine.steps.gauss_newton import sparse_col_norms
 from .losses import Loss, cost_of, scale_for_robust_loss
 
 __all__ = ["RESTARTS", "audited"]
@@ -51,7 +53,8 @@ _WHAT = {"kink": "a kink (the residuals are not differentiable there)",
 def _directions(J: Any, first: bool) -> np.ndarray:
     if sp.issparse(J):  # no SVD of a sparse Jacobian: its zero columns only
         n = J.shape[1]
-        return np.array(zero_columns(np.flatnonzero(col_norms(J) == 0), n)).reshape(-1, n)
+        zero = np.flatnonzero(sparse_col_norms(J)[0].numpy() == 0)
+        return np.array(zero_columns(zero, n)).reshape(-1, n)
     return blind_directions(np.asarray(J), first=first)
 
 

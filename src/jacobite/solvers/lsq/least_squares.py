@@ -5,11 +5,13 @@ with Jacobians from AD (:func:`jacobite.jacobian`), a user callable (dense or sp
 plan. The methods:
 
 - ``"lm"``: Levenberg–Marquardt, Moré's scaled trust region (MINPACK semantics) on one SVD per
-  Jacobian (:mod:`.lm`), with geodesic acceleration (``geodesic=True``, the default); for a
-  sparse Jacobian, Levenberg–Marquardt with sparse LU steps (:mod:`.sparse_lm`).
-- ``"trf"``: trust-region reflective (:mod:`.trf`), for bounds, robust losses and sparse
-  Jacobians (LSMR; never densified).
-- ``"gauss-newton"``: Gauss–Newton with an Armijo line search (:mod:`.gauss_newton`).
+  Jacobian (:mod:`.engine.steps.lm`), with geodesic acceleration (``geodesic=True``, the
+  default); for a sparse Jacobian, Levenberg–Marquardt with sparse LU steps
+  (:mod:`.engine.steps.sparse_lm`).
+- ``"trf"``: trust-region reflective (:mod:`.engine.steps.reflective`), for bounds, robust
+  losses and sparse Jacobians (LSMR; never densified).
+- ``"gauss-newton"``: Gauss–Newton with an Armijo line search
+  (:mod:`.engine.steps.gauss_newton`).
 - ``"auto"``: ``"lm"`` when unbounded with the linear loss and ``m >= n``, or unbounded with a
   sparse Jacobian (``jac="sparse"``, ``jac="auto"`` choosing sparse, or a ``jac`` callable
   returning a sparse matrix: sparse direct steps, which on large PDE systems are far faster than
@@ -71,7 +73,6 @@ from .engine.single import SolverOutput, run_single
 from .engine.status import MESSAGES
 from .losses import LossName, cost_of, robust_loss, scale_for_robust_loss
 from .result import LeastSquaresResult, covariance
-from .sparse_lm import sparse_levenberg_marquardt
 
 __all__ = ["least_squares"]
 
@@ -284,8 +285,6 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
         max_nfev = 100 * n if max_nfev is None else max_nfev
 
     def run(v: np.ndarray, f: np.ndarray | None = None, J: Any = None) -> SolverOutput:
-        if method == "lm" and sp.issparse(J0):
-            return sparse_levenberg_marquardt(P, v, max_nfev=max_nfev, f0=f, J0=J, **opts)
         if method in ("lm", "gauss-newton"):
             return run_single(P, v, method, geodesic=geodesic, eps=eps, max_nfev=max_nfev,
                               f0=f, J0=J, **opts)

@@ -1,7 +1,8 @@
 """One problem through the engine: the bridge between :class:`~.._problem.Residuals` (flat
 float64 NumPy vectors, evaluation counters, rescaling) and the batched engine (B = 1).
 
-:func:`run_single` solves from a start with ``"lm"`` (Levenberg–Marquardt, trust region) or
+:func:`run_single` solves from a start with ``"lm"`` (Levenberg–Marquardt: Moré's trust region
+for a dense Jacobian, sparse LU steps with Nielsen's damping for a SciPy sparse one) or
 ``"gauss-newton"`` (Gauss–Newton, Armijo line search) and hands back a :class:`SolverOutput`, the
 form :func:`jacobite.least_squares` and its audits (:mod:`.._audit`) read. The NumPy arrays
 the residual object returns are viewed as tensors without a copy, and the evaluation counters
@@ -27,6 +28,7 @@ import torch
 
 from .._problem import Residuals
 from ..losses import Loss
+from .damping import NielsenDamping
 from .line_search import Armijo
 from .loop import solve
 from .protocols import Globalisation, StepRule
@@ -34,6 +36,7 @@ from .state import LossFn, State
 from .status import MESSAGES, Tolerances
 from .steps.gauss_newton import GaussNewton
 from .steps.lm import LevenbergMarquardt
+from .steps.sparse_lm import SparseLevenbergMarquardt
 from .trust_region import TrustRegion
 
 __all__ = ["SolverOutput", "run_single"]
@@ -83,8 +86,8 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
               x_scale: Any = "jac", loss: Loss | None = None, geodesic: bool = True,
               verbose: int = 0, f0: np.ndarray | None = None, J0: Any = None,
               eps: float = EPS64) -> SolverOutput:
-    """Minimise ``½ Σ ρ(f(x)²)`` from ``x0`` (see the module doc); Gauss–Newton also takes a
-    SciPy sparse Jacobian.
+    """Minimise ``½ Σ ρ(f(x)²)`` from ``x0`` (see the module doc); ``J`` dense or SciPy sparse
+    (``geodesic`` applies to the dense Levenberg–Marquardt steps).
 
     ``f0`` / ``J0``: the residuals and Jacobian at ``x0`` where already evaluated; ``eps``: the
     machine epsilon of the dtype the residuals are computed in (tolerances and rounding-level
@@ -103,7 +106,11 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
         jac_scale = isinstance(x_scale, str)
         if not jac_scale:
             state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
-        rule, glob = LevenbergMarquardt(geodesic=geodesic, jac_scale=jac_scale), TrustRegion()
+        if sp.issparse(J):
+            rule, glob = SparseLevenbergMarquardt(jac_scale=jac_scale), NielsenDamping()
+        else:
+            rule = LevenbergMarquardt(geodesic=geodesic, jac_scale=jac_scale)
+            glob = TrustRegion()
     else:
         rule, glob = GaussNewton(), Armijo()
     budget = 100 * n if max_nfev is None else max_nfev
