@@ -294,6 +294,23 @@ def test_fun_that_leaves_torch_falls_back_to_differences() -> None:
         jacobite.least_squares(fun, x0, jac="dense")
 
 
+def test_fun_reading_x_into_python_is_differenced() -> None:
+    """float(x) / x.item() / math.exp: AD would see a constant; jac='auto' differences it
+    (the answer is SciPy's), jac='dense' refuses it by name."""
+    import math
+
+    def fun(p: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.tensor(math.exp(float(p[0])), dtype=torch.float64) - 2.0,
+                            p[1] - 1.0])
+
+    x0 = torch.tensor([0.0, 0.0], dtype=torch.float64)
+    res = jacobite.least_squares(fun, x0)
+    assert res.success and res.jac_mode == "3-point"
+    np.testing.assert_allclose(res.x.numpy(), [math.log(2.0), 1.0], rtol=1e-10)
+    with pytest.raises(jacobite.errors.UnsupportedOperationError, match="float"):
+        jacobite.least_squares(fun, x0, jac="dense")
+
+
 def test_numpy_jac_for_a_fun_that_runs_on_tensors() -> None:
     """fun works on tensors by accident, its jac only on arrays: jac gets arrays."""
     def fun(p: object) -> object:

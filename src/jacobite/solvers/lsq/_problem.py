@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import LinearOperator
 
 from ...dense.jacobian import jacobian as _jacobian
 from ...errors import (
@@ -39,7 +38,9 @@ from ...errors import (
 from .._auto_jac import choose, slow_dense_warning
 from .._ift import CLOSED_OVER, tracked
 from ._callback import Callback, Halt
-from ._fd import SCHEMES, Differences, Scheme, as_matrix, numpy_point
+from ._curve_model import _Escapes
+from ._fd import SCHEMES, Differences, Scheme, numpy_point
+from ._jac_values import as_jacobian
 from .losses import cost_of
 
 __all__ = ["Residuals"]
@@ -248,15 +249,25 @@ class Residuals:
             return self._user_jacobian(v, m)
         if self.numpy or self.jac in SCHEMES or self.black_box:
             return self._differences(v, m)
-        if self.jac != "auto" or self.njev > 1:
+        if self.njev > 1:
             return self._ad_jacobian(v, m)
+        spy = _Escapes()  # the first Jacobian: does a value of x leave torch on the way?
         try:
-            return self._ad_jacobian(v, m)
-        except UnsupportedOperationError as exc:  # fun leaves torch (NumPy inside): differences
-            if "leaves torch" not in str(exc):
+            with spy:
+                J = self._ad_jacobian(v, m)
+        except UnsupportedOperationError as exc:  # fun leaves torch (NumPy inside)
+            if "leaves torch" not in str(exc) or self.jac != "auto":
                 raise
-            self.black_box, self.mode, self._plan = True, None, None
-            return self._differences(v, m)
+            spy.escaped = True
+        if not spy.escaped:
+            return J
+        if self.jac != "auto":
+            raise UnsupportedOperationError(
+                "fun reads a value of x into Python or NumPy (float(x), x.item(), math.exp, "
+                "np.*), so AD sees that part as constant and its Jacobian is wrong; write it "
+                "with torch operations, or pass jac='auto' or '3-point' (differences)")
+        self.black_box, self.mode, self._plan = True, None, None  # differences from here on
+        return self._differences(v, m)
 
     def _ad_jacobian(self, v: np.ndarray, m: int) -> Any:
         if self.mode is None:
@@ -292,23 +303,9 @@ class Residuals:
                 out = self.jac(self.array(v), *self.args, **self.kwargs)
                 self.jac_numpy = True
             self.jac_numpy = bool(self.jac_numpy)
-        if isinstance(out, LinearOperator):
-            J: Any = as_matrix(out, self.n, self.sparsity)
-            self.sparse, self.operator = sp.issparse(J), True
-        elif sp.issparse(out):
-            J = sp.csr_matrix(out, dtype=np.float64)
-            self.sparse = True
-        elif isinstance(out, torch.Tensor) and out.layout != torch.strided:
-            c = out.detach().to("cpu", torch.float64).coalesce() if out.is_sparse else \
-                out.detach().to("cpu", torch.float64).to_sparse_coo().coalesce()
-            idx = c.indices().numpy()
-            J = sp.csr_matrix((c.values().numpy(), (idx[0], idx[1])), shape=tuple(c.shape))
-            self.sparse = True
-        else:
-            J = _to_numpy(out)
-            natural = (*self.out_shape, *tuple(self.shape))  # ∂ out / ∂ x, shapes joined
-            if J.shape == natural or J.ndim < 2:  # SciPy reads a 0-d or 1-d J as one row
-                J = J.reshape(m, self.n) if J.size == m * self.n else np.atleast_2d(J)
+        J, self.operator = as_jacobian(out, m, self.n, self.out_shape, tuple(self.shape),
+                                       self.sparsity)
+        self.sparse = self.sparse or sp.issparse(J)
         return self._check_shape(J, m)
 
     def _check_shape(self, J: Any, m: int) -> Any:
