@@ -210,3 +210,29 @@ def test_closure_over_a_tracked_tensor_is_refused():
     y = _data(2).requires_grad_(True)
     with pytest.raises(UnsupportedOperationError, match="args="):
         jacobite.least_squares(lambda p: _exp_fit(p, y), torch.ones(2, 2), batch=True)
+
+
+class _Cube(torch.autograd.Function):
+    """x³ with a backward that cannot be differentiated again and no forward-mode rule."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x ** 2 * g
+
+
+def test_functions_without_forward_mode_fall_back_to_reverse_mode():
+    x = torch.rand(3000, 2, dtype=DT, generator=torch.Generator().manual_seed(5)) + 0.5
+    P = BatchResiduals(lambda p: _Cube.apply(p).repeat(1, 40), x)  # m = 80: forward mode
+    P.f(x)
+    assert P.mode == "forward"
+    J = P.J(x)
+    assert P.mode == "reverse"
+    expected = torch.diag_embed(3 * x ** 2).repeat(1, 40, 1)
+    torch.testing.assert_close(J, expected)

@@ -138,7 +138,7 @@ class BatchResiduals:
         m = self.m
         assert m is not None
         if self.jac is not None:
-            J = self.jac(x, *self.args, **self.kwargs)
+            J = self.jac(x.to(self.eval_dtype), *self.args, **self.kwargs)
             if not isinstance(J, torch.Tensor):
                 J = torch.as_tensor(J)
             if J.shape != (self.B, m, self.n):
@@ -148,7 +148,10 @@ class BatchResiduals:
             return J.detach().to(self.dtype)
         with torch.enable_grad():
             if self.mode == "forward":
-                return self._forward(x.detach())
+                try:
+                    return self._forward(x.detach())
+                except (RuntimeError, NotImplementedError):  # no forward-mode formula: reverse
+                    self.mode = "reverse"
             return self._reverse(x.detach(), m)
 
     def _units(self, k: int) -> torch.Tensor:
@@ -161,7 +164,7 @@ class BatchResiduals:
         if self.chunk_size != 1 and self.B * m * self.n <= DUAL_MAX and not self._no_dual:
             try:
                 return self._forward_dual(x)
-            except RuntimeError:  # an operation without a double backward
+            except (RuntimeError, NotImplementedError):  # an operation without a double backward
                 self._no_dual = True
 
         def column(t: torch.Tensor) -> torch.Tensor:
@@ -197,9 +200,9 @@ class BatchResiduals:
             return torch.zeros(self.B, m, self.n, dtype=self.dtype, device=self.device)
         U = self._units(m).to(y.dtype)
         if self.chunk_size == 1:
-            rows = torch.stack([torch.autograd.grad(y, xr, U[i], retain_graph=True,
-                                                    allow_unused=True)[0]
-                                for i in range(m)], 1)
+            grads = [torch.autograd.grad(y, xr, U[i], retain_graph=True, allow_unused=True)[0]
+                     for i in range(m)]
+            rows = torch.stack([torch.zeros_like(x) if r is None else r for r in grads], 1)
         else:
             rows = torch.autograd.grad(y, xr, U, is_grads_batched=True)[0].transpose(0, 1)
         return rows.detach().to(self.dtype).contiguous()
@@ -208,9 +211,9 @@ class BatchResiduals:
     def check(self, x: torch.Tensor, J: torch.Tensor | None = None, seed: int = 0) -> None:
         """Raise :class:`UnsupportedOperationError` where ``fun`` couples problems at ``x``.
 
-        One JVP of ``fun`` along a random tangent on a random half of the problems (all of
-        them when ``B = 1``): the other half's residuals must not move, and with the AD
-        Jacobians ``J`` at ``x`` the moved half's must move by ``J_b t_b``."""
+        One JVP of ``fun`` along a random tangent on a random half of the problems: the other
+        half's residuals must not move, and with the AD Jacobians ``J`` at ``x`` the moved
+        half's must move by ``J_b t_b``. Nothing to check for one problem."""
         if self.B == 1:  # one problem cannot be coupled to another
             return
         g = torch.Generator(device="cpu").manual_seed(seed)
