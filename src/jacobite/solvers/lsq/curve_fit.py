@@ -33,7 +33,13 @@ import torch
 
 from ... import _validate
 from ..._modules import keeps_state
-from ...errors import ArgumentTypeError, InvalidOptionError, JacobiteWarning, ShapeError
+from ...errors import (
+    ArgumentTypeError,
+    InvalidOptionError,
+    JacobiteWarning,
+    NonFiniteInputError,
+    ShapeError,
+)
 from ._curve_data import data, whitening
 from ._curve_model import NUMERIC, Model
 from .least_squares import Method, least_squares
@@ -66,6 +72,8 @@ def _start(p0: Any) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ShapeError(f"p0 must be a number or an array of numbers; got "
                          f"{type(p0).__name__}") from exc
+    if not np.all(np.isfinite(p)):
+        raise NonFiniteInputError("p0 contains NaN or Inf; start from finite parameter values")
     return np.atleast_1d(p).reshape(-1).copy()
 
 
