@@ -250,3 +250,18 @@ def test_leastsq_spellings_col_deriv_diag_and_epsfcn():
     assert np.any(np.isclose(steps, 1e-3 * np.abs(points[:-1]), rtol=1e-9))
     with pytest.raises(InvalidOptionError, match="factor"):
         curve_fit(decay_np, X, Y, p0=[1, 1, 0], factor=10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sets(st.integers(0, X.size - 1), max_size=6), st.sets(st.integers(0, X.size - 1),
+                                                                 max_size=6))
+def test_nan_policy_omit_is_the_fit_of_the_points_left(nan_x, nan_y):
+    x, y = X.copy(), 1.5 * X - 0.5 + Y
+    x[list(nan_x)], y[list(nan_y)] = np.nan, np.nan
+    keep = ~(np.isnan(x) | np.isnan(y))
+    popt, pcov = curve_fit(lambda x, a, b: a * x + b, x, y, nan_policy="omit")
+    A = np.stack([X[keep], np.ones(keep.sum())], 1)  # linear: the normal equations decide
+    want, rss, *_ = np.linalg.lstsq(A, y[keep], rcond=None)
+    np.testing.assert_allclose(popt, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(pcov, np.linalg.inv(A.T @ A) * rss[0] / (keep.sum() - 2),
+                               rtol=1e-8)
