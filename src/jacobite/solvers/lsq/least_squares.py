@@ -57,6 +57,7 @@ from ...errors import (
     ConvergenceError,
     InvalidOptionError,
     NonFiniteInputError,
+    ShapeError,
     UnsupportedOperationError,
 )
 from .._checks import as_start as _start
@@ -201,9 +202,6 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
     if jac_sparsity is not None and tr_solver == "exact":
         raise InvalidOptionError("tr_solver='exact' factors a dense Jacobian; with jac_sparsity "
                                  "use tr_solver='lsmr' (or leave it None)")
-    _opt.binds(fun, "fun", tuple(args), dict(kwargs or {}))
-    if callable(jac):
-        _opt.binds(jac, "jac", tuple(args), dict(kwargs or {}))
     max_nfev = _validate.max_iter(max_nfev, "max_nfev")
     geodesic = _validate.boolean(geodesic, "geodesic")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
@@ -240,7 +238,12 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
     if callback is not None:
         P.callback = Callback(callback, lambda v: _user(P, v, shaped=True),
                               lambda r: _user(P, r, shaped=False))
-    f0 = first_call(P.f, x, "fun")
+    try:
+        f0 = first_call(P.f, x, "fun")
+    except ShapeError as exc:  # a TypeError there may be args that fun cannot take
+        if isinstance(exc.__cause__, TypeError):
+            _opt.binds(fun, "fun", tuple(args), dict(kwargs or {}))
+        raise
     if not np.all(np.isfinite(f0)):
         k = int(np.flatnonzero(~np.isfinite(f0))[0])
         raise NonFiniteInputError(f"the residuals at x0 are not finite (r[{k}] = {f0[k]}); start "
