@@ -104,7 +104,7 @@ def _pcov(J: torch.Tensor, cost: torch.Tensor, absolute_sigma: bool) -> np.ndarr
         pcov = pcov * (2 * cost / (m - n))[:, None, None]
     pcov = torch.where(finite[:, None, None] & ~pcov.isnan().any((1, 2))[:, None, None], pcov,
                        torch.inf)
-    return pcov.numpy()
+    return pcov.cpu().numpy()
 
 
 def curve_fit_batch(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
@@ -134,13 +134,14 @@ def curve_fit_batch(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = Non
         x = xdata  # anything the model understands
     if p0 is None:
         p0 = torch.ones(_n_params(f), dtype=DT)
-    start = _tensor(p0, "p0")
+    start = _tensor(p0, "p0").to(y.device)
     start = start.reshape(1, -1).expand(B, -1) if start.ndim <= 1 else start
     if start.shape[0] != B or start.ndim != 2:
         raise ShapeError(f"with batch=True p0 must have shape (p,) or (B, p) = ({B}, p); got "
                          f"{tuple(start.shape)}")
     n = start.shape[1]
     w = _weights(sigma, B, k)
+    w = None if w is None else w.to(y.device)
     if "maxfev" in kwargs:
         kwargs["max_nfev"] = kwargs.pop("maxfev")
 
@@ -178,10 +179,10 @@ def curve_fit_batch(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = Non
         warnings.warn(f"curve_fit did not converge for {bad} of {B} fits (first: "
                       f"{res.message[int(torch.nonzero(~res.success)[0, 0])]})",
                       JacobiteWarning, stacklevel=3)
-    popt = res.x.detach().numpy().copy()
+    popt = res.x.detach().cpu().numpy().copy()
     pcov = _pcov(res.jac, res.cost, absolute_sigma)
     if full_output:
-        info = {"nfev": res.nfev.numpy(), "njev": res.njev.numpy(),
-                "fvec": res.fun.numpy(), "result": res}
-        return popt, pcov, info, res.message, res.status.numpy()
+        info = {"nfev": res.nfev.cpu().numpy(), "njev": res.njev.cpu().numpy(),
+                "fvec": res.fun.cpu().numpy(), "result": res}
+        return popt, pcov, info, res.message, res.status.cpu().numpy()
     return popt, pcov
