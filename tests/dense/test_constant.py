@@ -141,3 +141,33 @@ def test_a_cached_plan_is_not_found_again_through_a_reused_owner_id() -> None:
     assert jacobite.jacobian_plan(other.f, x).m == 2 * other.k
     torch.testing.assert_close(jacobite.jacobian(other.f, x), torch.eye(2, dtype=DT).repeat(
         other.k, 1))
+
+
+class _Wrapper:
+    """A per-call wrapper of a user's function, as a solver makes one for each solve."""
+
+    calls = 0
+
+    def __init__(self, fun: object, scale: float) -> None:
+        self.fun, self.scale = fun, scale
+
+    def flat(self, x: torch.Tensor) -> torch.Tensor:
+        _Wrapper.calls += 1
+        return self.scale * self.fun(x)  # type: ignore[operator]
+
+    def jacobian_identity(self) -> tuple[object, tuple[float]]:
+        return self.fun, (self.scale,)
+
+
+def test_a_wrapper_naming_its_identity_shares_one_probe_across_instances() -> None:
+    fun = lambda v: torch.stack([v[0] * v[1], v[1].exp()])  # noqa: E731
+    x = torch.tensor([0.3, -0.4], dtype=DT)
+    ref = jacrev(fun)(x)
+    jacobite.jacobian(_Wrapper(fun, 2.0).flat, x)  # probes once
+    before = _Wrapper.calls
+    for _ in range(3):  # new wrappers: the probe is found, only the Jacobian evaluates f
+        torch.testing.assert_close(jacobite.jacobian(_Wrapper(fun, 2.0).flat, x), 2.0 * ref)
+    assert _Wrapper.calls - before == 3
+    other = _Wrapper(fun, 3.0)  # other state: probed again, and right
+    torch.testing.assert_close(jacobite.jacobian(other.flat, x), 3.0 * ref)
+    assert _Wrapper.calls - before == 5

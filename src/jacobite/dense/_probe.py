@@ -208,7 +208,21 @@ class ProbeCache:
         self._data: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
 
     @staticmethod
+    def _identity(f: Callable[..., Any]) -> tuple[Callable[..., Any], Any] | None:
+        """``(fn, state)`` when ``f`` is a bound method whose owner defines
+        ``jacobian_identity()``: ``f`` computes what ``fn`` computes given ``state`` (the values
+        besides ``x`` it depends on), so a probe keyed on them serves every such owner — a
+        solver's wrapper of the user's function, made afresh for each solve."""
+        ident = getattr(getattr(f, "__self__", None), "jacobian_identity", None)
+        return ident() if callable(ident) else None
+
+    @staticmethod
     def key(f: Callable[..., Any], args: tuple[Any, ...], extra: Any) -> Any | None:
+        delegate = ProbeCache._identity(f)
+        if delegate is not None:
+            fn, state = delegate
+            return ProbeCache.key(fn, (tuple(args), state),
+                                  (getattr(f, "__name__", ""), "identity", extra))
         owner = getattr(f, "__self__", None)
         ident = (id(getattr(f, "__func__", f)), id(owner)) if owner is not None else (id(f),)
         if all(isinstance(a, torch.Tensor) for a in args):
@@ -231,6 +245,9 @@ class ProbeCache:
     def _targets(f: Callable[..., Any]) -> tuple[Any, ...]:
         """The objects whose identity the key holds: the function, and a bound method's owner
         (a key must not outlive either, or a reused id would find another one's probe)."""
+        delegate = ProbeCache._identity(f)
+        if delegate is not None:
+            return ProbeCache._targets(delegate[0])
         owner = getattr(f, "__self__", None)
         func = getattr(f, "__func__", f)
         return (func,) if owner is None else (func, owner)
