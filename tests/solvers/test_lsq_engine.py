@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jacobite
+from jacobite.errors import JacobiteWarning
 from jacobite.solvers.lsq.engine.line_search import Armijo
 from jacobite.solvers.lsq.engine.loop import solve
 from jacobite.solvers.lsq.engine.robust import robust
@@ -158,9 +159,10 @@ def test_a_rank_deficient_batch_agrees_with_single_solves():
     for method in ("lm", "gauss-newton"):
         s = _engine(P, _start(3), method)
         for b in range(3):
-            r = jacobite.least_squares(
-                lambda p, b=b: (p[0] + p[2]) * torch.exp(-p[1] * T) - Y[b], [1.0, 1.0, 0.0],
-                jac=lambda p: P.J(p[None])[0], method=method)
+            with pytest.warns(JacobiteWarning, match="rank deficient"):
+                r = jacobite.least_squares(
+                    lambda p, b=b: (p[0] + p[2]) * torch.exp(-p[1] * T) - Y[b],
+                    [1.0, 1.0, 0.0], jac=lambda p: P.J(p[None])[0], method=method)
             assert int(s.status[b]) == r.status and r.status > 0
             np.testing.assert_allclose(s.x[b].numpy(), _np(r.x), rtol=1e-10, atol=1e-12)
             assert float(s.x[b, 0] - s.x[b, 2]) == pytest.approx(1.0, abs=1e-12)

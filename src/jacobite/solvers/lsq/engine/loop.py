@@ -45,7 +45,7 @@ import torch
 
 from .protocols import Globalisation, Problem, StepRule
 from .state import State
-from .status import GTOL, MAX_NFEV, NONFINITE_JAC, RANGE, Tolerances, settle
+from .status import GTOL, MAX_NFEV, NONFINITE_JAC, RANGE, RUNNING, Tolerances, settle
 
 __all__ = ["all_finite", "merge_rows", "solve"]
 
@@ -82,20 +82,33 @@ def solve(problem: Problem, state: State, rule: StepRule, globalisation: Globali
     while True:
         if bool(fresh.any()):
             ok = rule.refresh(state, fresh, tol)
-            state.status = settle(state.status, fresh & ok, GTOL)
-            show(state)
-            state.status = settle(state.status, fresh & (state.nfev >= tol.max_nfev), MAX_NFEV)
-            globalisation.prepare(state, fresh & state.running)
-        if not bool(state.running.any()):
+            stop = torch.where(ok, GTOL, torch.where(state.nfev >= tol.max_nfev, MAX_NFEV,
+                                                     RUNNING))
+            if verbose >= 2:  # the line shows the pass before its budget test
+                state.status = settle(state.status, fresh & ok, GTOL)
+                show(state)
+            state.status = torch.where(fresh & (state.status == RUNNING), stop, state.status)
+            globalisation.prepare(state, fresh & ~ok)
+        running = state.running
+        if not bool(running.any()):
             return state
         trial = rule.propose(state, problem)
         moved = globalisation.advance(state, trial, problem, tol)
         if bool(moved.any()):
-            state.J = merge_rows(moved, problem.J(state.x), state.J)
+            J = problem.J(state.x)
+            state.J = merge_rows(moved, J, state.J)
             state.njev = state.njev + moved
-            bad = moved & ~all_finite(state.J)
-            state.status = torch.where(bad, NONFINITE_JAC, state.status)
+            if not _finite(J):
+                bad = moved & ~all_finite(state.J)
+                state.status = torch.where(bad, NONFINITE_JAC, state.status)
         fresh = moved & state.running
+
+
+def _finite(J: Any) -> bool:
+    """Whether every entry of a dense or SciPy sparse Jacobian is finite."""
+    if isinstance(J, torch.Tensor):
+        return bool(torch.isfinite(J).all())
+    return bool(all_finite(J).all())
 
 
 def _printer(verbose: int) -> Callable[[State], None]:

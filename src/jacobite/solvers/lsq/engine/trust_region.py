@@ -108,30 +108,35 @@ class TrustRegion:
         ratio = torch.where(prered != 0, act / prered, 0.0)
         accepted = (ratio >= 1e-4) & (cost_new <= cost)
         undamped = lam == 0
-        if self.polish:
+        rejected_gn = undamped & ~accepted
+        if self.polish and bool(rejected_gn.any()):
             scale = tol.eps / EPS64
-            polish = (undamped & ~accepted & (prered <= POLISH * scale)
-                      & (act >= -NOISE * scale) & fin)
+            polish = rejected_gn & (prered <= POLISH * scale) & (act >= -NOISE * scale) & fin
             moved = (accepted | polish) & run
         else:
             polish, moved = torch.zeros_like(accepted), accepted & run
         shrink = ~polish & (ratio <= 0.25)
-        dir_rel = trial.slope / (2 * cost)
-        temp = torch.where((act >= 0) | ~fin, 0.5, 0.5 * dir_rel / (dir_rel + 0.5 * act))
-        temp = torch.where((cost_new >= 100 * cost) | ~(temp >= 0.1), 0.1, temp)
         grow = ~polish & ~shrink & (undamped | (ratio >= 0.75))
         twice = pnorm / 0.5
-        delta_new = torch.where(shrink, temp * torch.minimum(delta, pnorm / 0.1),
-                                torch.where(grow, twice, torch.where(
-                                    polish, torch.maximum(delta, twice), delta)))
+        delta_new = torch.where(grow, twice, torch.where(polish, torch.maximum(delta, twice),
+                                                         delta))
+        lam_new = torch.where(grow, 0.5 * lam, lam)
+        if bool(shrink.any()):  # MINPACK's factor temp in [0.1, 0.5]
+            dir_rel = trial.slope / (2 * cost)
+            temp = torch.where((act >= 0) | ~fin, 0.5, 0.5 * dir_rel / (dir_rel + 0.5 * act))
+            temp = torch.where((cost_new >= 100 * cost) | ~(temp >= 0.1), 0.1, temp)
+            delta_new = torch.where(shrink, temp * torch.minimum(delta, pnorm / 0.1), delta_new)
+            lam_new = torch.where(shrink, lam / temp, lam_new)
         state.delta = keep(delta_new, state.delta)
-        state.lam = keep(torch.where(shrink, lam / temp, torch.where(grow, 0.5 * lam, lam)),
-                         state.lam)
+        state.lam = keep(lam_new, state.lam)
         last = state.extra.get("tr_last_pre")
         falling = prered < 0.5 * last if last is not None else torch.ones_like(moved)
-        state.x = keep(x_new, state.x, moved)
-        state.f = keep(f_new, state.f, moved)
-        state.cost = keep(cost_new, cost, moved)
+        if bool(moved.all()):
+            state.x, state.f, state.cost = x_new, f_new, cost_new
+        else:
+            state.x = keep(x_new, state.x, moved)
+            state.f = keep(f_new, state.f, moved)
+            state.cost = keep(cost_new, cost, moved)
         state.nit = state.nit + moved
         new_gn = moved & undamped
         state.extra["tr_last_pre"] = torch.where(
