@@ -88,7 +88,7 @@ def solve(problem: Problem, state: State, rule: StepRule, globalisation: Globali
                 state.status = settle(state.status, fresh & ok, GTOL)
                 show(state)
             state.status = torch.where(fresh & (state.status == RUNNING), stop, state.status)
-            globalisation.prepare(state, fresh & ~ok)
+            globalisation.prepare(state, fresh & state.running)
         running = state.running
         if not bool(running.any()):
             return state
