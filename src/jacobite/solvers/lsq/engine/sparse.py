@@ -62,11 +62,13 @@ def lsmr_subspace(Jh: Any, f: torch.Tensor, g_h: torch.Tensor, diag_h: torch.Ten
     reg = -(a * t * t - gg * t) / (dl * dl) if dl > 0 else 0.0
     dg = np.sqrt(np.maximum(c + reg, 0.0))
 
+    JhT = Jh.T.tocsr()  # once: a transpose per product costs more than the product
+
     def mv(u: np.ndarray) -> np.ndarray:
         return np.concatenate([Jh @ u, dg * u])
 
     def rmv(w: np.ndarray) -> np.ndarray:
-        return np.asarray(Jh.T @ w[:m]).ravel() + dg * w[m:]
+        return np.asarray(JhT @ w[:m]).ravel() + dg * w[m:]
 
     op = LinearOperator((m + n, n), matvec=mv, rmatvec=rmv, dtype=float)
     gn = lsmr(op, np.concatenate([-fv, np.zeros(n)]), atol=1e-12, btol=1e-12,
@@ -107,11 +109,13 @@ def lsmr_newton(J: Any, f: torch.Tensor, scale: torch.Tensor, free: torch.Tensor
     m, n = J.shape
     d = _np(scale[0]) * _np(free[0].to(_T))
 
+    JT = J.T.tocsr()
+
     def mv(u: np.ndarray) -> np.ndarray:
         return np.asarray(J @ (d * u.ravel())).ravel()
 
     def rmv(w: np.ndarray) -> np.ndarray:
-        return d * np.asarray(J.T @ w.ravel()).ravel()
+        return d * np.asarray(JT @ w.ravel()).ravel()
 
     op = LinearOperator((m, n), matvec=mv, rmatvec=rmv, dtype=float)
     u = lsmr(op, _np(f[0]), atol=1e-12, btol=1e-12, maxiter=10 * n + 20)[0]
