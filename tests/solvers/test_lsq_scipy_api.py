@@ -95,6 +95,28 @@ def test_jac_sparsity_groups_columns(scheme: str) -> None:
     np.testing.assert_allclose(full.x, want.x, atol=1e-8)
 
 
+@given(st.integers(0, 9), st.sampled_from(["lb", "ub"]))
+def test_differences_near_a_bound_stay_inside(k: int, side: str) -> None:
+    """Difference points never leave the box (steps flip or go one-sided, whatever the sign of
+    x), columns of one color share the formula, and each stays a correct quotient."""
+    n = 10
+    x0 = -np.ones(n)
+    lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
+    (lb if side == "lb" else ub)[k] = x0[k] - (1e-9 if side == "lb" else -1e-9)
+    seen: list[np.ndarray] = []
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        seen.append(np.array(x))
+        return tridiagonal(np.array(x))
+
+    for scheme in ("2-point", "3-point"):
+        res = jacobite.least_squares(fun, x0, jac=scheme, bounds=(lb, ub), max_nfev=1,
+                                     jac_sparsity=tridiagonal_pattern(n), method="trf")
+        np.testing.assert_allclose(res.jac.toarray(), tridiagonal_jac(res.x).toarray(),
+                                   atol=1e-6)
+    assert all(np.all((p >= lb) & (p <= ub)) for p in seen)  # no point outside the box
+
+
 def test_wrong_jac_sparsity_shape_is_refused() -> None:
     with pytest.raises(ShapeError, match="jac_sparsity"):
         jacobite.least_squares(tridiagonal, -np.ones(5), jac_sparsity=np.ones((4, 5)))

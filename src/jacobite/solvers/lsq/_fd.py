@@ -90,6 +90,9 @@ class Differences:
         fallback = relative_step(self.scheme, eps) * sign * np.maximum(1.0, np.abs(x))
         return np.where(dx == 0, fallback, dx)
 
+    def _inside(self, p: np.ndarray) -> np.ndarray:
+        return (p >= self.lb) & (p <= self.ub)
+
     def _groups(self) -> list[np.ndarray]:
         if self.coloring is None:
             return [np.array([j]) for j in range(self.n)]
@@ -111,13 +114,16 @@ class Differences:
             cols = [np.asarray(o).imag.ravel() for o in outs]
             return self._assemble(cols, groups, h, f0.size)
         one_sided = np.zeros(self.n, dtype=bool)
-        if self.scheme == "2-point":
-            h = np.where((x + h > self.ub) & (x - h >= self.lb), -h, h)
+        if self.scheme == "2-point":  # the other way where x + h leaves the box and x - h not
+            flip = ~self._inside(x + h) & self._inside(x - h)
+            h = np.where(flip, -h, h)
         else:
-            fwd_ok = x + h <= self.ub
-            bwd_ok = x - h >= self.lb
-            one_sided = ~(fwd_ok & bwd_ok)
-            h = np.where(one_sided & ~fwd_ok, -np.abs(h), np.where(one_sided, np.abs(h), h))
+            a = np.abs(h)
+            one_sided = ~(self._inside(x - a) & self._inside(x + a))
+            for g in groups:  # a group's columns share one formula: one-sided if any must be
+                if one_sided[g].any():
+                    one_sided[g] = True
+            h = np.where(one_sided, np.where(self._inside(x + 2 * a), a, -a), h)
         # the quotients divide by the steps as x's precision represents them (SciPy's rule)
         if self.scheme == "2-point":
             dx = (x + h) - x
@@ -139,7 +145,7 @@ class Differences:
                 cols.append(outs[k] - f0)
                 continue
             a, b = outs[2 * k], outs[2 * k + 1]
-            if one_sided[g].any():  # all of a group share a side only without a pattern
+            if one_sided[g[0]]:
                 cols.append(-3.0 * f0 + 4.0 * a - b)
             else:
                 cols.append(a - b)
