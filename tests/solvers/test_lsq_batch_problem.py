@@ -227,12 +227,28 @@ class _Cube(torch.autograd.Function):
         return 3 * x ** 2 * g
 
 
-def test_functions_without_forward_mode_fall_back_to_reverse_mode():
-    x = torch.rand(3000, 2, dtype=DT, generator=torch.Generator().manual_seed(5)) + 0.5
-    P = BatchResiduals(lambda p: _Cube.apply(p).repeat(1, 40), x)  # m = 80: forward mode
+@pytest.mark.parametrize("with_sin", [False, True])
+@pytest.mark.parametrize("B", [3000, 30000])  # forward mode by a double backward / by JVPs
+def test_functions_without_forward_mode_get_reverse_mode_jacobians(with_sin, B):
+    x = torch.rand(B, 2, dtype=DT, generator=torch.Generator().manual_seed(5)) + 0.5
+
+    def fun(p):
+        out = _Cube.apply(p) + (torch.sin(p) if with_sin else 0.0)
+        return out.repeat(1, 40)  # m = 80: forward mode
+
+    P = BatchResiduals(fun, x)
     P.f(x)
     assert P.mode == "forward"
-    J = P.J(x)
-    assert P.mode == "reverse"
-    expected = torch.diag_embed(3 * x ** 2).repeat(1, 40, 1)
-    torch.testing.assert_close(J, expected)
+    d = 3 * x ** 2 + (torch.cos(x) if with_sin else 0.0)
+    torch.testing.assert_close(P.J(x), torch.diag_embed(d).repeat(1, 40, 1))
+
+
+def test_coupling_check_without_forward_mode():
+    x = torch.rand(6, 2, dtype=DT, generator=torch.Generator().manual_seed(6)) + 0.5
+    fine = BatchResiduals(lambda p: _Cube.apply(p) + torch.sin(p), x)
+    fine.f(x)
+    fine.check(x, fine.J(x))
+    coupled = BatchResiduals(lambda p: _Cube.apply(p) - _Cube.apply(p).mean(0), x)
+    coupled.f(x)
+    with pytest.raises(UnsupportedOperationError, match="couples the problems"):
+        coupled.check(x, coupled.J(x))

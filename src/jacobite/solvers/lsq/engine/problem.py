@@ -43,6 +43,52 @@ __all__ = ["COUPLED", "BatchResiduals", "JacobianMode"]
 REVERSE_MAX = 2 ** 16  #: reverse mode up to this many entries B·m·m
 DUAL_MAX = 2 ** 21  #: forward mode by a double backward up to B·m·n entries
 
+# The autograd engine itself: torch.autograd.grad first checks the cotangents' shapes through
+# torch.fx's symbolic shapes, whose first use imports SymPy (about a second on a first call);
+# the cotangents here are built with the right shapes, so the check is skipped where torch
+# exposes the engine call (torch.autograd.grad otherwise).
+_RUN = getattr(torch.autograd.graph, "_engine_run_backward", None)
+_VMAP = getattr(torch._vmap_internals, "_vmap", None)
+
+
+def _custom_function(out: torch.Tensor) -> bool:
+    """Whether the graph of ``out`` holds a custom ``torch.autograd.Function``: its backward
+    may not be differentiable (``once_differentiable``, NumPy inside), and a double backward
+    through it would silently drop its part, so forward mode by a double backward is not used
+    there."""
+    seen: set[Any] = set()
+    todo = [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, torch.autograd.function.BackwardCFunction):
+            return True
+        todo.extend(nxt for nxt, _ in node.next_functions)
+    return False
+
+
+def _vjp(out: torch.Tensor, leaf: torch.Tensor, cot: torch.Tensor, *, create: bool = False,
+         retain: bool = False, batched: bool = False, unused_ok: bool = False) -> torch.Tensor:
+    """The VJP of ``out`` with ``cot`` in ``leaf`` (``batched``: one per row of ``cot``, as
+    ``torch.autograd.grad(..., is_grads_batched=True)``). Where the graph of ``out`` does not
+    reach ``leaf``: zeros with ``unused_ok``, else a RuntimeError (as ``autograd.grad``)."""
+    keep = retain or create
+    if _RUN is None or _VMAP is None or type(out) is not torch.Tensor:
+        (g,) = torch.autograd.grad(out, leaf, cot, retain_graph=keep, create_graph=create,
+                                   allow_unused=unused_ok, is_grads_batched=batched)
+    else:
+        def one(c: torch.Tensor) -> Any:
+            return _RUN((out,), (c,), keep, create, (leaf,), True, accumulate_grad=False)
+
+        (g,) = _VMAP(one, 0, 0, allow_none_pass_through=True)(cot) if batched else one(cot)
+    if g is None:
+        if not unused_ok:
+            raise RuntimeError("the differentiated tensor is not reached by the graph")
+        return leaf.new_zeros((cot.shape[0], *leaf.shape) if batched else leaf.shape)
+    return g
+
 #: How the per-problem Jacobians are computed.
 JacobianMode = Literal["auto", "forward", "reverse"]
 
@@ -185,12 +231,14 @@ class BatchResiduals:
         y = self._call(xr)
         if not y.requires_grad:
             return torch.zeros(self.B, y.shape[1], self.n, dtype=self.dtype, device=self.device)
+        if _custom_function(y):
+            raise RuntimeError("a custom autograd Function: no double backward")
         u = torch.zeros_like(y, requires_grad=True)
-        (g,) = torch.autograd.grad(y, xr, u, create_graph=True)
-        if not g.requires_grad:  # fun is linear in x: J is the constant J
+        g = _vjp(y, xr, u, create=True)
+        if not g.requires_grad:  # Jᵀu does not depend on u: no graph to differentiate
             return self._reverse(x.detach(), y.shape[1])
         T = self._units(self.n).to(g.dtype)
-        cols = torch.autograd.grad(g, u, T, is_grads_batched=True)[0]
+        cols = _vjp(g, u, T, batched=True)
         return cols.permute(1, 2, 0).detach().to(self.dtype).contiguous()
 
     def _reverse(self, x: torch.Tensor, m: int) -> torch.Tensor:
@@ -200,12 +248,42 @@ class BatchResiduals:
             return torch.zeros(self.B, m, self.n, dtype=self.dtype, device=self.device)
         U = self._units(m).to(y.dtype)
         if self.chunk_size == 1:
-            grads = [torch.autograd.grad(y, xr, U[i], retain_graph=True, allow_unused=True)[0]
-                     for i in range(m)]
-            rows = torch.stack([torch.zeros_like(x) if r is None else r for r in grads], 1)
+            rows = torch.stack([_vjp(y, xr, U[i], retain=True, unused_ok=True)
+                                for i in range(m)], 1)
         else:
-            rows = torch.autograd.grad(y, xr, U, is_grads_batched=True)[0].transpose(0, 1)
+            rows = _vjp(y, xr, U, batched=True, unused_ok=True).transpose(0, 1)
         return rows.detach().to(self.dtype).contiguous()
+
+    def _jvp(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor | None:
+        """``J t`` for the whole batch: by a double backward (plain autograd, which needs none of
+        ``torch.func``'s first-call machinery), else by ``torch.func.jvp``; None where neither
+        applies (a custom autograd Function without a forward-mode rule)."""
+        with torch.enable_grad():
+            try:
+                xr = x.requires_grad_(True)
+                y = self._call(xr)
+                if not y.requires_grad:
+                    return torch.zeros_like(y).to(self.dtype)
+                if not _custom_function(y):
+                    u = torch.zeros_like(y, requires_grad=True)
+                    g = _vjp(y, xr, u, create=True)
+                    if g.requires_grad:
+                        return _vjp(g, u, t.to(g.dtype)).detach().to(self.dtype)
+            except (RuntimeError, NotImplementedError):  # no double backward
+                pass
+            try:
+                return torch.func.jvp(self._call, (x.detach(),), (t,))[1].detach().to(self.dtype)
+            except (RuntimeError, NotImplementedError):
+                return None
+
+    def _vjp_check(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``Jᵀ w`` for the whole batch by one reverse pass (always available)."""
+        with torch.enable_grad():
+            xr = x.requires_grad_(True)
+            y = self._call(xr)
+            if not y.requires_grad:
+                return torch.zeros_like(x)
+            return _vjp(y, xr, w.to(y.dtype), unused_ok=True).detach().to(self.dtype)
 
     # -- the check that problems are independent -------------------------------------------
     def check(self, x: torch.Tensor, J: torch.Tensor | None = None, seed: int = 0) -> None:
@@ -213,7 +291,9 @@ class BatchResiduals:
 
         One JVP of ``fun`` along a random tangent on a random half of the problems: the other
         half's residuals must not move, and with the AD Jacobians ``J`` at ``x`` the moved
-        half's must move by ``J_b t_b``. Nothing to check for one problem."""
+        half's must move by ``J_b t_b``. Where ``fun`` has no forward mode, one VJP with a
+        random cotangent on half of the problems' residuals must leave the other half's
+        parameters without gradient. Nothing to check for one problem."""
         if self.B == 1:  # one problem cannot be coupled to another
             return
         g = torch.Generator(device="cpu").manual_seed(seed)
@@ -223,9 +303,16 @@ class BatchResiduals:
             moved[0], moved[1] = True, False  # both halves non-empty
         t = (t * moved[:, None]).to(self.device, self.dtype)
         moved = moved.to(self.device)
-        with torch.enable_grad():
-            dy = torch.func.jvp(self._call, (x.detach(),), (t,))[1]
-        dy = dy.detach()
+        dy = self._jvp(x.detach(), t)
+        if dy is None:  # no forward mode: one VJP along residuals of half of the problems
+            w = torch.randn(self.B, J.shape[1] if J is not None else self.m or 1, generator=g,
+                            dtype=torch.float64).to(self.device, self.dtype) * moved[:, None]
+            dx = self._vjp_check(x.detach(), w)
+            bad = torch.nonzero(dx[~moved].abs().amax(1) > 0)
+            if bad.numel():
+                raise UnsupportedOperationError(
+                    COUPLED.format(b=int(torch.nonzero(~moved)[int(bad[0, 0])])))
+            return
         still = dy[~moved].abs()
         bad = torch.nonzero(still.amax(1) > 0) if still.numel() else still.new_zeros(0, 1)
         if bad.numel():
