@@ -138,6 +138,7 @@ class BatchResiduals:
         self.calls = 0  # evaluations of fun on the whole batch (JVPs and VJPs not counted)
         self.jac_calls = 0
         self._no_dual = False
+        self._scanned: bool | None = None  # whether fun's graph holds a custom Function
 
     # -- residuals -------------------------------------------------------------------------
     def _call(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,7 +232,9 @@ class BatchResiduals:
         y = self._call(xr)
         if not y.requires_grad:
             return torch.zeros(self.B, y.shape[1], self.n, dtype=self.dtype, device=self.device)
-        if _custom_function(y):
+        if self._scanned is None:  # the graph's kinds of operations, looked at once
+            self._scanned = _custom_function(y)
+        if self._scanned:
             raise RuntimeError("a custom autograd Function: no double backward")
         u = torch.zeros_like(y, requires_grad=True)
         g = _vjp(y, xr, u, create=True)
