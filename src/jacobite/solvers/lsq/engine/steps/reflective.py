@@ -5,10 +5,12 @@ bound the negative gradient points at, :func:`..box.cl_scaling`) and by ``x_scal
 "hat" variables ``x = d ∘ x̂``, ``d = √v / scale_inv``, the bounded problem looks unconstrained and
 its trust-region model is ``q̂(p̂) = ½ p̂ᵀ (Ĵᵀ Ĵ + diag(ĉ)) p̂ + ĝᵀ p̂`` with ``Ĵ = J d``,
 ``ĝ = d ∘ g`` and ``ĉ = g ∘ dv / scale_inv``. Its trust-region solution is Moré's damped step on
-the SVD of ``[Ĵ; diag(√ĉ)]``. A solution that leaves the box is replaced by the best (lowest
-model value) of three steps, :func:`select_step`: the step truncated just inside the bound it
-crosses, its reflection off that bound, and the scaled gradient step; all three stay strictly
-feasible (a step-back factor ``θ`` keeps them off the bounds).
+the SVD of ``[Ĵ; diag(√ĉ)]`` (for a SciPy sparse ``J``, one problem: the exact step in the
+two-dimensional subspace of ``ĝ`` and an LSMR Gauss–Newton step, :mod:`..sparse`). A solution
+that leaves the box is replaced by the best (lowest model value) of three steps,
+:func:`select_step`: the step truncated just inside the bound it crosses, its reflection off
+that bound, and the scaled gradient step; all three stay strictly feasible (a step-back factor
+``θ`` keeps them off the bounds).
 
 Everything here is batched: ``B`` problems, each with its own box, radius and model.
 
