@@ -112,3 +112,17 @@ def test_bad_input():
         jacobite.curve_fit(model, X, bad, p0=[1.0, 1.0, 0.0], batch=True)
     with pytest.raises(InvalidOptionError, match="nan_policy"):
         jacobite.curve_fit(model, X, bad, p0=[1.0, 1.0, 0.0], batch=True, nan_policy="omit")
+
+
+@pytest.mark.parametrize("option", [dict(diag=[1.0, 1.0, 1.0]), dict(epsfcn=1e-8),
+                                    dict(diff_step=1e-6), dict(callback=print)])
+def test_options_without_a_batched_form_are_refused(option):
+    with pytest.raises(InvalidOptionError, match="does not take"):
+        jacobite.curve_fit(model, X, data(2), p0=[1.0, 1.0, 0.0], batch=True, **option)
+
+
+def test_options_passed_on():
+    y = data(2)
+    popt, _ = jacobite.curve_fit(model, X, y, p0=[1.0, 1.0, 0.0], batch=True, loss="soft_l1",
+                                 f_scale=0.1, ftol=1e-12, maxfev=500)
+    assert popt.shape == (2, 3)

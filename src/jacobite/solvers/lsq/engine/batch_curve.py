@@ -33,6 +33,9 @@ from .batch import solve_batch
 __all__ = ["curve_fit_batch"]
 
 DT = torch.float64
+#: the options curve_fit(batch=True) passes on to least_squares(batch=True)
+PASSED = frozenset(("ftol", "xtol", "gtol", "loss", "f_scale", "max_nfev", "verbose",
+                    "x_scale", "geodesic", "dtype"))
 
 
 def _tensor(a: Any, name: str) -> torch.Tensor:
@@ -144,6 +147,11 @@ def curve_fit_batch(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = Non
     w = None if w is None else w.to(y.device)
     if "maxfev" in kwargs:
         kwargs["max_nfev"] = kwargs.pop("maxfev")
+    other = sorted(set(kwargs) - PASSED)
+    if other:
+        raise InvalidOptionError(f"curve_fit(batch=True) does not take {', '.join(other)}; it "
+                                 f"passes on only {', '.join(sorted(PASSED))} (fit the data sets "
+                                 "one at a time for the others)")
 
     def predict(p: torch.Tensor, xx: Any) -> torch.Tensor:
         out = f(xx, *p.split(1, dim=1))
