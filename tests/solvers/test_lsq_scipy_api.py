@@ -342,3 +342,12 @@ def test_numpy_jac_for_a_fun_that_runs_on_tensors() -> None:
     want = so.least_squares(decay, P0, decay_jac, method="trf", xtol=1e-14, ftol=1e-14,
                             gtol=1e-14)
     np.testing.assert_allclose(res.x, want.x, rtol=1e-8)
+
+
+def test_numpy_start_with_tracked_args_gives_a_differentiable_tensor() -> None:
+    """x*(θ) = θ for r = x − θ: dx/dθ = 1 by the implicit function theorem, x0 a NumPy array."""
+    th = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    res = jacobite.least_squares(lambda x, a: x - a, np.array([0.0]), args=(th,))
+    assert isinstance(res.x, torch.Tensor)
+    (g,) = torch.autograd.grad(res.x.sum(), th)
+    assert float(g) == pytest.approx(1.0, abs=1e-12)

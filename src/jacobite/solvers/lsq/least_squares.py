@@ -314,6 +314,9 @@ def _stationary(fun: Callable[..., Any], x0: Any, leaves: list[Any], spec: Any, 
                 opts: dict[str, Any]) -> LeastSquaresResult:
     """The solution with ``x`` differentiable in the tracked tensors of ``args`` / ``kwargs``,
     by the implicit function theorem on ``∇ₓ ½‖r(x, θ)‖² = 0`` (the full Hessian)."""
+    # the solution is a tensor differentiable in θ, whatever array type x0 is
+    start = x0 if isinstance(x0, torch.Tensor) else torch.as_tensor(np.asarray(x0, np.float64))
+
     def with_(th: list[torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         a, kw = replaced(leaves, spec, pos, th)
         return tuple(a), kw
@@ -324,7 +327,7 @@ def _stationary(fun: Callable[..., Any], x0: Any, leaves: list[Any], spec: Any, 
 
     def run(th: list[torch.Tensor]) -> tuple[torch.Tensor, None, LeastSquaresResult]:
         a, kw = with_(th)
-        res = least_squares(fun, x0, args=a, kwargs=kw, **opts)
+        res = least_squares(fun, start, args=a, kwargs=kw, **opts)
         return res.x, None, res
 
     def failed(res: LeastSquaresResult) -> Exception | None:
