@@ -264,6 +264,7 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
                 "dimension B) so that chunks of the batch are solved in turn, or raise the "
                 "budget with jacobite.config.memory_budget")
         size = B
+    size = -(-B // -(-B // size))  # chunks of equal size
     eps = float(torch.finfo(eval_dtype).eps)
     budget_nfev = max_nfev if max_nfev is not None else (100 * (n + 1) if method == "lm"
                                                          else 100 * n)
