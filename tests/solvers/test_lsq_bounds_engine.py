@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from scipy.optimize import least_squares as scipy_lsq
 from scipy.optimize import lsq_linear
 
+from jacobite import least_squares
 from jacobite.solvers.lsq._problem import Residuals
 from jacobite.solvers.lsq.engine.bounded import bounded_method, run_bounded
 from jacobite.solvers.lsq.engine.box import make_strictly_feasible
@@ -230,3 +231,20 @@ def test_dogbox_does_not_stall_on_a_variable_creeping_up_to_its_bound():
     assert int(out.status[0]) > 0
     np.testing.assert_allclose(out.cost[0].item(), ref.cost, rtol=1e-10)
     np.testing.assert_allclose(out.x[0].numpy(), ref.x, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["trf", "dogbox"])
+@pytest.mark.parametrize("loss", ["linear", "huber"])
+def test_least_squares_front_end_agrees_with_scipy(method, loss):
+    P, lb, ub, x0 = _data(1, seed=4)
+    fn, jac = P.numpy(0)
+    t, y = P.t, P.y[0]
+    res = least_squares(lambda p: p[0] * torch.exp(-p[1] * t) + p[2] - y,
+                        torch.as_tensor(x0[0]), method=method, bounds=(lb[0], ub[0]), loss=loss,
+                        f_scale=0.3)
+    ref = scipy_lsq(fn, x0[0], jac=jac, bounds=(lb[0], ub[0]), method=method, loss=loss,
+                    f_scale=0.3, ftol=1e-12, xtol=1e-12, gtol=1e-12)
+    assert res.success and res.method == method
+    np.testing.assert_allclose(res.cost, ref.cost, rtol=1e-6)
+    np.testing.assert_allclose(res.x.numpy(), ref.x, rtol=1e-5, atol=1e-6)
+    assert res.active_mask.tolist() == ref.active_mask.tolist()
