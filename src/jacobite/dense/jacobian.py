@@ -247,7 +247,11 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
             outputs, ``2 n + 64 < m``, since a vmapped JVP costs about two VJPs and forward mode
             has a fixed cost (see ``jacobite.dense._plan.auto_mode``) — reverse otherwise. The
             choice is logged at DEBUG level on the ``jacobite.dense`` logger and is returned by
-            :func:`jacobian_plan`.
+            :func:`jacobian_plan`. Where nothing differentiates through the result (no
+            transform around the call, ``x`` not requiring grad) and ``f`` maps one tensor to
+            at most 256 outputs, ``"auto"`` runs reverse mode as one recorded forward pass and
+            one batched backward pass (``jacobite.dense._constant``), faster there than either
+            mode through ``torch.func``; the values agree to rounding.
         has_aux: ``f`` returns ``(output, aux)``; the result is then ``(J, aux)``.
         chunk_size: basis vectors per vectorised call: ``"auto"`` keeps the peak working set under
             the memory budget, ``None`` does all at once, an int fixes it.
