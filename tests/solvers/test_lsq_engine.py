@@ -196,6 +196,20 @@ def test_a_rejected_step_is_not_convergence():
     assert _np(res.x).tolist() == [2.0]
 
 
+def test_rounding_level_steps_that_undo_each_other_stop():
+    # near this fit's solution two Gauss–Newton steps of 1.6e-14 alternate, each within the
+    # cost's rounding; they used to be taken until the budget was spent (status 0, 400 evals)
+    Y = _data(100, 0)[68:69]
+    s = _engine(Exponential(Y), _start(1))
+    y, tn = Y[0].numpy(), T.numpy()
+    sc = scipy.optimize.least_squares(lambda p: p[0] * np.exp(-p[1] * tn) + p[2] - y,
+                                      [1.0, 1.0, 0.0], method="lm", ftol=1e-15, xtol=1e-15,
+                                      gtol=1e-15)
+    assert int(s.status[0]) > 0 and int(s.nfev[0]) < 40
+    np.testing.assert_allclose(s.x[0].numpy(), sc.x, rtol=1e-8)  # SciPy stops at ftol
+    assert float(s.cost[0]) <= sc.cost
+
+
 @settings(max_examples=8, deadline=None)
 @given(st.integers(1, 4), st.integers(0, 10_000), st.sampled_from(["lm", "gauss-newton"]))
 def test_each_row_of_a_batch_is_its_own_solve(B, seed, method):

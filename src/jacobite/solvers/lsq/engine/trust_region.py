@@ -11,7 +11,9 @@ The actual reduction of the linear loss is ``½ (f − f₊)·(f + f₊)``, accu
 agree to many digits. Below rounding level the cost cannot judge a step: an undamped step whose
 relative predicted reduction is below ``1e-12 · eps/eps₆₄`` is taken ("polished") when the cost
 did not rise by more than ``1e-13 · eps/eps₆₄`` relative, and the cost test does not stop while
-such predictions keep halving (linear convergence near a non-zero-residual solution).
+such predictions keep halving (linear convergence near a non-zero-residual solution). Such a
+step whose prediction is no smaller than the last one has stagnated (two steps that undo each
+other within the cost's rounding): the cost test counts it as passed.
 
 Convergence (per problem, MINPACK's tests, see :mod:`.status`): the cost test needs the
 predicted and actual relative reductions at most ``ftol`` (ratio ≤ 2); the step test the radius
@@ -145,6 +147,8 @@ class TrustRegion:
         xtol_x = tol.xtol * torch.linalg.vector_norm(state.D * state.x, dim=-1)
         ok_cost = ((act.abs() <= tol.ftol) & (prered <= tol.ftol) & (ratio <= 2.0)
                    & ~(new_gn & falling))
+        if last is not None:  # a rounding-level step that predicts no less than the last one:
+            ok_cost = ok_cost | (polish & (prered >= last))  # the steps have stagnated
         ok_step = (state.delta <= xtol_x) | (new_gn & (pnorm <= xtol_x))
         code = 2 * ok_cost + 3 * ok_step - (ok_cost & ok_step).long()  # 2, 3 or 4 (both)
         out = torch.where(state.nfev >= tol.max_nfev, MAX_NFEV, RUNNING)
