@@ -210,6 +210,20 @@ def test_rounding_level_steps_that_undo_each_other_stop():
     assert float(s.cost[0]) <= sc.cost
 
 
+def test_a_gauss_newton_stop_below_the_rounding_of_the_cost_is_convergence():
+    # at this fit's solution the Gauss–Newton step predicts a relative reduction (~1e-14)
+    # that the cost's rounding hides: no decrease is found, and that is a converged stop
+    Y = _data(500, 1)[257:258]
+    s = _engine(Exponential(Y), _start(1), "gauss-newton")
+    y, tn = Y[0].numpy(), T.numpy()
+    sc = scipy.optimize.least_squares(lambda p: p[0] * np.exp(-p[1] * tn) + p[2] - y,
+                                      [1.0, 1.0, 0.0], method="lm", ftol=1e-15, xtol=1e-15,
+                                      gtol=1e-15)
+    assert int(s.status[0]) > 0
+    np.testing.assert_allclose(s.x[0].numpy(), sc.x, rtol=1e-8)
+    assert float(s.cost[0]) <= sc.cost * (1 + 1e-14)
+
+
 @settings(max_examples=8, deadline=None)
 @given(st.integers(1, 4), st.integers(0, 10_000), st.sampled_from(["lm", "gauss-newton"]))
 def test_each_row_of_a_batch_is_its_own_solve(B, seed, method):

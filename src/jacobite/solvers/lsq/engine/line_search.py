@@ -8,7 +8,9 @@ itself predicts a relative reduction of at most ``ftol`` (the step is below the 
 cost but still refines ``x``). After a step the cost test ``cost − cost₊ <= ftol · cost`` and
 the step test ``‖t p‖ <= xtol (xtol + ‖x₊‖)`` apply. A problem that finds no such point stops:
 status 0 when the budget is spent, 3 (xtol) when the full step is below ``xtol`` relative to
-``x`` (below the rounding of ``x``), else −2 (no decrease found) — an unchanged cost alone is
+``x`` (below the rounding of ``x``), 2 (ftol) when the model predicts a relative reduction
+below the rounding of the cost (``1e-12 · eps/eps₆₄``, as the trust region's rounding-level
+steps), which the cost cannot confirm, else −2 (no decrease found) — an unchanged cost alone is
 never convergence.
 
 >>> Armijo().c1
@@ -21,7 +23,8 @@ import torch
 
 from .protocols import Problem, Trial
 from .state import State, cost_of
-from .status import LINE_SEARCH, MAX_NFEV, RUNNING, XTOL, Tolerances, converged_on
+from .status import FTOL, LINE_SEARCH, MAX_NFEV, RUNNING, XTOL, Tolerances, converged_on
+from .trust_region import EPS64, POLISH
 
 __all__ = ["Armijo"]
 
@@ -59,11 +62,14 @@ class Armijo:
                 break
             t = torch.where(searching, 0.5 * t, t)
         safe = torch.where(cost > 0, cost, 1.0)
-        flat = trial.predicted / safe <= tol.ftol
+        predicted = trial.predicted / safe
+        flat = predicted <= tol.ftol
         moved = run & ((cost_new < cost) | (flat & (cost_new == cost)))
         tiny = trial.pnorm <= tol.xtol * (tol.xtol + torch.linalg.vector_norm(x, dim=-1))
-        stuck = torch.where(state.nfev >= tol.max_nfev, MAX_NFEV,
-                            torch.where(tiny, XTOL, LINE_SEARCH))
+        # a predicted reduction below the cost's own rounding cannot be confirmed by it
+        unseen = predicted <= max(POLISH * tol.eps / EPS64, tol.eps)
+        stuck = torch.where(state.nfev >= tol.max_nfev, MAX_NFEV, torch.where(
+            tiny, XTOL, torch.where(unseen, FTOL, LINE_SEARCH)))
         act = cost - cost_new
         step = t * trial.pnorm
         state.x = torch.where(moved[:, None], x_new, x)
