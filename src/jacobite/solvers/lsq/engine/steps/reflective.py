@@ -141,7 +141,7 @@ def select_step(x: torch.Tensor, Jh: Any, diag_h: torch.Tensor, g_h: torch.Tenso
 def merge_fresh(fresh: torch.Tensor, new: tuple[Any, ...], old: tuple[Any, ...] | None
                 ) -> tuple[Any, ...]:
     """The rows of ``new`` (a tuple of per-problem tensors) where ``fresh``, else of ``old``."""
-    if old is None:
+    if old is None or bool(fresh.all()):
         return new
     return tuple(merge_rows(fresh, a, b) for a, b in zip(new, old, strict=True))
 
