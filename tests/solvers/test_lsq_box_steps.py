@@ -15,7 +15,7 @@ from scipy.optimize._lsq.least_squares import construct_loss_function
 
 from jacobite.errors import InvalidOptionError, ShapeError
 from jacobite.solvers.lsq.engine import box
-from jacobite.solvers.lsq.engine.robust import RobustLoss, robust
+from jacobite.solvers.lsq.engine.robust import RobustLoss, model, robust
 from jacobite.solvers.lsq.engine.steps import dogleg, reflective
 
 T = torch.float64
@@ -203,3 +203,18 @@ def test_trust_boundary_root_matches_scipy():
         np.testing.assert_allclose(t[i].item(), sc.intersect_trust_region(p[i], r[i], 2.0)[1],
                                    rtol=1e-13)
         np.testing.assert_allclose(np.linalg.norm(p[i] + t[i].item() * r[i]), 2.0, rtol=1e-13)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seeds, st.sampled_from(["soft_l1", "huber", "cauchy", "arctan"]), st.integers(1, 3))
+def test_robust_model_gradient_is_the_cost_gradient(seed, name, B):
+    """``J̃ᵀ f̃`` of Triggs' correction is the gradient of ``½ Σ ρ(f²)`` (autograd through the
+    loss's own ρ on ``f(x) = A x − b``), problem by problem."""
+    rng = np.random.default_rng(seed)
+    A, b = _t(rng.standard_normal((B, 6, 2))), _t(3 * rng.standard_normal((B, 6)))
+    x = _t(rng.standard_normal((B, 2))).requires_grad_(True)
+    L = _loss(name, rng.uniform(0.3, 2.0, B))
+    f = (A @ x[..., None])[..., 0] - b
+    (g_ad,) = torch.autograd.grad(L.cost(f).sum(), x)
+    Jt, ft = model(A, f.detach(), L)
+    torch.testing.assert_close((Jt.mT @ ft[..., None])[..., 0], g_ad, rtol=1e-10, atol=1e-12)
