@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from ... import _validate
+from .engine.status import CALLBACK, MESSAGES
 
 __all__ = ["CALLBACK_MESSAGE", "CALLBACK_STATUS", "Callback", "Halt"]
 
-#: The status of a solve the callback stopped (SciPy's code).
-CALLBACK_STATUS = -2
-CALLBACK_MESSAGE = "stopped by the callback (it raised StopIteration or returned True)"
+#: The status of a solve the callback stopped (SciPy's code) and its message.
+CALLBACK_STATUS = CALLBACK
+CALLBACK_MESSAGE = MESSAGES[CALLBACK]
 
 
 class Halt(Exception):

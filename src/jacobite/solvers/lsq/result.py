@@ -39,12 +39,13 @@ class LeastSquaresResult:
             included).
         njev: Jacobian evaluations.
         status: SciPy's codes 0 (``max_nfev`` reached), 1 (gtol), 2 (ftol), 3 (xtol), 4 (ftol
-            and xtol); and −2 failed line search (Gauss–Newton), −3 non-finite Jacobian, and
+            and xtol), −2 (stopped by the callback); and −3 non-finite Jacobian, and
             three stops where the gradient vanishes at no minimum: −4 a kink (the residuals are
             not differentiable and the cost falls nearby), −5 a saddle point or maximum of the
             cost, −6 a plateau (``J = 0`` and the cost flat nearby); −7 residuals and
             Jacobian too far apart in size for float64 (rescale the problem), −8 a stall far
-            from a minimum (steps below the residuals' rounding; pass ``x_scale``). Residuals
+            from a minimum (steps below the residuals' rounding; pass ``x_scale``), −9 failed
+            line search (Gauss–Newton: no decrease along its direction). Residuals
             of any size are solved as ``2^-e r`` (exact), and ``cost``, ``fun``, ``jac`` and
             ``grad`` are those of ``r`` itself (``inf`` where they pass float64's range). A
             positive status is given only where the cost is zero, or the solver moved to a

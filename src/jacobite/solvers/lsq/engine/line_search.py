@@ -10,7 +10,7 @@ the step test ``‖t p‖ <= xtol (xtol + ‖x₊‖)`` apply. A problem that fi
 status 0 when the budget is spent, 3 (xtol) when the full step is below ``xtol`` relative to
 ``x`` (below the rounding of ``x``), 2 (ftol) when the model predicts a relative reduction
 below the rounding of the cost (``1e-12 · eps/eps₆₄``, as the trust region's rounding-level
-steps), which the cost cannot confirm, else −2 (no decrease found) — an unchanged cost alone is
+steps), which the cost cannot confirm, else −9 (no decrease found) — an unchanged cost alone is
 never convergence.
 
 >>> Armijo().c1

@@ -1,8 +1,9 @@
 """Statuses, messages and the convergence tests of the least-squares engine, per problem.
 
 Statuses follow SciPy's ``least_squares`` (1 gtol, 2 ftol, 3 xtol, 4 ftol and xtol, 0 the
-evaluation budget) with jacobite's failures below zero; :data:`RUNNING` marks a problem still
-iterating and is never reported. A status > 0 is a success.
+evaluation budget, −2 stopped by the callback) with jacobite's failures at −3 to −9; SciPy's −1
+(improper input) is never returned, since bad input raises. :data:`RUNNING` marks a problem
+still iterating and is never reported. A status > 0 is a success.
 
 Every test is a (B,) mask computed for all problems at once, with tolerances held per problem
 (:class:`Tolerances`) and floored at the machine epsilon of the dtype the residuals are computed
@@ -32,6 +33,7 @@ import torch
 
 __all__ = [
     "BOTH",
+    "CALLBACK",
     "FTOL",
     "GTOL",
     "KINK",
@@ -58,15 +60,17 @@ GTOL = 1  #: the gradient test passed (or the cost is zero)
 FTOL = 2  #: the cost test passed
 XTOL = 3  #: the step test passed
 BOTH = 4  #: the cost and step tests passed
-LINE_SEARCH = -2  #: Gauss–Newton's line search found no decrease
+CALLBACK = -2  #: the user's callback asked to stop (SciPy's code)
 NONFINITE_JAC = -3  #: the Jacobian is not finite at the current point
 KINK = -4  #: stopped at a kink (see ``_audit``)
 SADDLE = -5  #: stopped at a saddle point or maximum
 PLATEAU = -6  #: stopped on a plateau
 RANGE = -7  #: residuals and Jacobian too far apart in size for float64's squares
 STALL = -8  #: stalled far from a minimum
+LINE_SEARCH = -9  #: Gauss–Newton's line search found no decrease
 
 MESSAGES = {
+    -9: "the line search found no decrease along the Gauss–Newton direction; use method='lm'",
     -8: "stalled far from a minimum: the trust region shrank until its steps no longer changed "
         "the residuals (below their rounding), while the Gauss–Newton model still removes "
         "most of the cost; pass x_scale near the size of the solution (e.g. x_scale=1e20), "
@@ -75,7 +79,6 @@ MESSAGES = {
         "squared (about 2^960), so the convergence tests cannot be trusted; rescale the problem: "
         "solve for the unknowns in units near their expected size (x = s·y) and divide the "
         "residuals by their typical size",
-    -2: "the line search found no decrease along the Gauss–Newton direction; use method='lm'",
     -6: "stopped on a plateau: the Jacobian is zero and the cost does not change nearby, so the "
         "residuals do not depend on x here (a relu, clamp or step that is off); start elsewhere "
         "or smooth the residual",
@@ -85,6 +88,7 @@ MESSAGES = {
     -4: "stopped at a kink: the residuals are not differentiable here, AD's gradient (a "
         "subgradient) vanishes but the cost falls nearby, so x is not a minimum; start "
         "elsewhere, raise max_nfev or smooth the residual (e.g. sqrt(p**2 + eps**2) for |p|)",
+    -2: "stopped by the callback (it raised StopIteration or returned True)",
     -3: "the Jacobian is not finite at the current point; the last finite point is returned",
     0: "the maximum number of function evaluations is exceeded; raise max_nfev",
     1: "gtol termination condition is satisfied",
