@@ -37,5 +37,6 @@ EXEMPT: dict[str, str] = {
         "solvers.NewtonResult", "transforms.IntegrationResult", "nn.BackpropResult",
         "nn.BackpropStep", "nn.SoftmaxExample", "extrema.CriticalPoint",
         "cli.tour.Outcome", "cli.tour.Source", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
+        "solvers.lsq.BatchLeastSquaresResult",
     )},
 }
