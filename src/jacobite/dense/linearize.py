@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.func import vmap
 
 from .._modules import keep_state, keeps_state
 from ..errors import ShapeError
-from ..operators import FunctionOperator
 from ._engine import Problem
 from ._errors import translate
 from ._func import jvp as _jvp
 from ._func import vjp as _vjp
 from .jacobian import _flags
+
+if TYPE_CHECKING:
+    from ..operators import FunctionOperator
 
 __all__ = ["linearize"]
 
@@ -116,6 +118,8 @@ def linearize(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] 
                     raise
                 state["dvjp"] = None
         return fresh_jvp(v)
+
+    from ..operators import FunctionOperator  # on first use: not part of every dense import
 
     op = FunctionOperator(
         (m, n), mv, rmv, dtype=dtype, device=device,
