@@ -63,6 +63,7 @@ from ...errors import (
 from .._checks import as_start as _start
 from .._checks import first_call
 from .._ift import NO_VMAP, attach, inexact, replaced, tracked
+from .._inference import outside_inference_mode
 from . import _options as _opt
 from ._audit import audited
 from ._callback import CALLBACK_MESSAGE, CALLBACK_STATUS, Callback, Halt
@@ -82,6 +83,7 @@ Method = Literal["auto", "lm", "trf", "dogbox", "gauss-newton"]
 METHODS: tuple[Method, ...] = ("auto", "lm", "trf", "dogbox", "gauss-newton")
 
 
+@outside_inference_mode
 @keeps_state
 def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
                   bounds: Any = (-np.inf, np.inf), *, method: Method = "auto",
