@@ -115,6 +115,11 @@ class Residuals:
     def _flat_call(self, xt: torch.Tensor) -> torch.Tensor:
         return self._tidy(self.fun(xt.reshape(self.shape), *self.args, **self.kwargs))
 
+    def jacobian_identity(self) -> tuple[Callable[..., Any], Any]:
+        """What ``_flat_call`` computes from besides ``x``: the dense Jacobian's probe and plan
+        of ``fun`` are shared by every solve of it instead of made again for each."""
+        return self.fun, (tuple(self.shape), self.dtype, self.args, tuple(self.kwargs.items()))
+
     def _tidy(self, out: Any) -> torch.Tensor:
         if out is None:  # NumPy would read it as a NaN residual
             raise OutputTypeError("fun returned None; it must return a tensor of residuals "
