@@ -35,8 +35,9 @@ class BatchLeastSquaresResult:
             ``‖v ∘ grad‖∞`` (SciPy's measure).
         active_mask: ``(B, n)`` int: −1 / +1 where a variable is on its lower / upper bound.
         status: ``(B,)`` int64: SciPy's codes (0 budget spent, 1 gtol, 2 ftol, 3 xtol, 4 ftol
-            and xtol) and jacobite's failures (−3 non-finite Jacobian, −8 a stop far from a
-            minimum: the Gauss–Newton model still removes most of the cost there).
+            and xtol) and jacobite's failures (−3 non-finite Jacobian, −7 residuals and
+            Jacobian too far apart in size, −8 a stop far from a minimum, −9 a failed
+            Gauss–Newton line search; the table is in docs/solvers.md, "Statuses").
         success: ``(B,)`` bool, ``status > 0``.
         message: one message per problem.
         nfev, njev, nit: ``(B,)`` int64 residual evaluations, Jacobian evaluations and accepted
