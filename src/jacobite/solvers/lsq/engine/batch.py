@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -120,6 +121,15 @@ def _split(leaves: list[Any], B: int) -> list[bool]:
 def _chunk_args(leaves: list[Any], spec: Any, per: list[bool], sl: slice
                 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     part = [a[sl] if p else a for a, p in zip(leaves, per, strict=True)]
+    a, kw = tree_unflatten(part, spec)
+    return tuple(a), kw
+
+
+def _args_at(leaves: list[Any], spec: Any, per: list[bool], start: int, idx: torch.Tensor
+             ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``args`` / ``kwargs`` of the problems ``start + idx``."""
+    part = [a.index_select(0, (idx + start).to(a.device)) if p else a
+            for a, p in zip(leaves, per, strict=True)]
     a, kw = tree_unflatten(part, spec)
     return tuple(a), kw
 
@@ -255,7 +265,8 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
     budget = config.get_memory_budget()
     per = _split(leaves, B)
     size = _chunk_size(B, m, n, x.device, budget)
-    if size < B and not _can_chunk(fun, x.to(eval_dtype), f0, leaves, spec, per):
+    chunkable = size < B and _can_chunk(fun, x.to(eval_dtype), f0, leaves, spec, per)
+    if size < B and not chunkable:
         if B * m * n * 8 > budget:
             raise JacobianTooLarge(
                 f"the {B} Jacobians ({B}×{m}×{n} float64) alone exceed the memory budget "
@@ -275,6 +286,8 @@ def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: 
         whole = size == B
         a, kw = (tuple(args), dict(kwargs or {})) if whole else _chunk_args(leaves, spec, per, sl)
         Pc = P if whole else BatchResiduals(fun, x[sl], jac, a, kw, eval_dtype=eval_dtype)
+        if chunkable:  # the solver may go on with the running problems of the chunk alone
+            Pc.split = partial(_args_at, leaves, spec, per, start)
         fc = f0 if whole else first_call(Pc.f, x[sl], "fun")
         rho = rho_all if rho_all is None or whole else robust(loss, fs[sl])
         outs.append(_solve_chunk(Pc, x[sl], fc, lb[sl], ub[sl], None if scale is None

@@ -17,7 +17,10 @@ judged by an infinite cost.
 
 Problems that stopped keep their rows: their ``x``, ``f``, ``J`` and counters do not change.
 The loop does no per-problem Python work; its cost per pass is a fixed number of batched tensor
-operations plus the problem's evaluations.
+operations plus the problem's evaluations. Once at most half of a batch still runs, the running
+rows are gathered into a batch of their own (for step rules and globalisations that declare
+``rowwise``: they keep no per-problem tensors outside the state), so late passes cost what their
+running problems cost; every row is computed as it would be in the whole batch.
 
 >>> import torch
 >>> from jacobite.solvers.lsq.engine.state import State
@@ -39,6 +42,7 @@ operations plus the problem's evaluations.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -47,7 +51,9 @@ from .protocols import Globalisation, Problem, StepRule
 from .state import State
 from .status import GTOL, MAX_NFEV, NONFINITE_JAC, RANGE, RUNNING, Tolerances, settle
 
-__all__ = ["all_finite", "merge_rows", "solve"]
+__all__ = ["COMPACT_MIN", "all_finite", "merge_rows", "solve"]
+
+COMPACT_MIN = 16  #: batches of fewer problems are not split by running rows
 
 
 def all_finite(J: Any) -> torch.Tensor:
@@ -78,8 +84,34 @@ def solve(problem: Problem, state: State, rule: StepRule, globalisation: Globali
     state.status = settle(state.status, ~all_finite(state.J), NONFINITE_JAC)
     # finite residuals whose cost overflows: no step can be judged by it
     state.status = settle(state.status, ~torch.isfinite(state.cost), RANGE)
-    fresh = state.running
+    _run(problem, state, rule, globalisation, tol, state.running, show, verbose)
+    return state
+
+
+def _run(problem: Problem, state: State, rule: StepRule, globalisation: Globalisation,
+         tol: Tolerances, fresh: torch.Tensor, show: Callable[[State], None],
+         verbose: int) -> None:
+    """The passes of :func:`solve` from a state whose problems ``fresh`` need a refresh. Once
+    at most half of a batch still runs, those rows go on as a batch of their own (when the
+    state, the step rule and the globalisation allow it), so that a pass costs what its running
+    problems cost."""
+    rowwise = (state.B >= COMPACT_MIN and getattr(rule, "rowwise", False)
+               and getattr(globalisation, "rowwise", False))
     while True:
+        if rowwise:
+            running = state.running
+            k = int(running.sum())
+            if 0 < k <= state.B // 2:
+                idx = torch.nonzero(running)[:, 0]
+                part = state.rows(idx)
+                if part is not None:
+                    _run(_Rows.of(problem, state.x, idx), part, rule, globalisation,
+                         replace(tol, ftol=tol.ftol[idx], xtol=tol.xtol[idx],
+                                 gtol=tol.gtol[idx], max_nfev=tol.max_nfev[idx]),
+                         fresh[idx], show, verbose)
+                    state.put_rows(idx, part)
+                    return
+                rowwise = False
         if bool(fresh.any()):
             ok = rule.refresh(state, fresh, tol)
             stop = torch.where(ok, GTOL, torch.where(state.nfev >= tol.max_nfev, MAX_NFEV,
@@ -91,7 +123,7 @@ def solve(problem: Problem, state: State, rule: StepRule, globalisation: Globali
             globalisation.prepare(state, fresh & state.running)
         running = state.running
         if not bool(running.any()):
-            return state
+            return
         trial = rule.propose(state, problem)
         moved = globalisation.advance(state, trial, problem, tol)
         if bool(moved.any()):
@@ -102,6 +134,28 @@ def solve(problem: Problem, state: State, rule: StepRule, globalisation: Globali
                 bad = moved & ~all_finite(state.J)
                 state.status = torch.where(bad, NONFINITE_JAC, state.status)
         fresh = moved & state.running
+
+
+class _Rows:
+    """The problems ``idx`` of ``problem``: its own ``rows(idx)`` where it has one (per-problem
+    data split with the batch), else the whole batch evaluated at ``x`` with the rows ``idx``
+    replaced, and those rows kept."""
+
+    def __init__(self, problem: Problem, x: torch.Tensor, idx: torch.Tensor) -> None:
+        self.problem, self.x, self.idx = problem, x, idx
+
+    @staticmethod
+    def of(problem: Problem, x: torch.Tensor, idx: torch.Tensor) -> Problem:
+        take = getattr(problem, "rows", None)
+        part = take(idx) if take is not None else None
+        return part if part is not None else _Rows(problem, x, idx)
+
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        return self.problem.f(self.x.index_copy(0, self.idx, x)).index_select(0, self.idx)
+
+    def J(self, x: torch.Tensor) -> Any:
+        J = self.problem.J(self.x.index_copy(0, self.idx, x))
+        return J.index_select(0, self.idx)
 
 
 def _finite(J: Any) -> bool:

@@ -34,7 +34,10 @@ import torch
 from ....errors import InvalidOptionError, OutputTypeError, ShapeError, UnsupportedOperationError
 from ..._ift import CLOSED_OVER, tracked
 
-__all__ = ["COUPLED", "BatchResiduals", "JacobianMode"]
+__all__ = ["COUPLED", "BatchResiduals", "JacobianMode", "Split"]
+
+#: The per-problem ``(args, kwargs)`` of the problems at an int64 index.
+Split = Callable[[torch.Tensor], tuple[tuple[Any, ...], dict[str, Any]]]
 
 # Measured on the exponential fit (n = 3, m = 50; 1 CPU thread): reverse mode costs about
 # B·m·m multiply-adds against forward mode's B·m·n but has less fixed overhead (0.2 ms against
@@ -139,6 +142,24 @@ class BatchResiduals:
         self.jac_calls = 0
         self._no_dual = False
         self._scanned: bool | None = None  # whether fun's graph holds a custom Function
+        #: ``idx -> (args, kwargs)`` of the problems ``idx``, where the per-problem data come
+        #: through ``args`` / ``kwargs`` and ``fun`` was checked to split with them; else None
+        self.split: Split | None = None
+
+    def rows(self, idx: torch.Tensor) -> BatchResiduals | None:
+        """The problems ``idx`` (int64) as residuals of their own, with their rows of the
+        per-problem data (``None`` without :attr:`split`); they keep the Jacobian mode chosen
+        for the whole batch, so that every row is computed as it is there."""
+        if self.split is None:
+            return None
+        a, kw = self.split(idx)
+        part = BatchResiduals(self.fun, self.x0.index_select(0, idx), self.jac or "auto", a, kw,
+                              mode=self.mode, chunk_size=self.chunk_size,
+                              eval_dtype=self.eval_dtype)
+        part.m, part._no_dual, part._scanned = self.m, self._no_dual, self._scanned
+        split = self.split
+        part.split = lambda j: split(idx.index_select(0, j))
+        return part
 
     # -- residuals -------------------------------------------------------------------------
     def _call(self, x: torch.Tensor) -> torch.Tensor:

@@ -104,6 +104,45 @@ class State:
         """(B,) bool: the problems still iterating."""
         return self.status == RUNNING
 
+    def rows(self, idx: torch.Tensor) -> State | None:
+        """The state of the problems ``idx`` (an int64 index), ``extra`` included; ``None``
+        where a field is not a tensor with one row per problem (a SciPy sparse ``J``, an
+        ``extra`` entry of another kind) or a robust loss holds per-problem scales: such a
+        state is not split.
+
+        >>> s = State.start(torch.zeros(3, 1, dtype=torch.float64),
+        ...                 torch.arange(3.0, dtype=torch.float64)[:, None],
+        ...                 torch.ones(3, 1, 1, dtype=torch.float64))
+        >>> s.rows(torch.tensor([2])).cost.tolist()
+        [2.0]
+        """
+        B = self.B
+        if self.loss is not None:
+            return None
+
+        def one(v: Any) -> Any:
+            if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == B:
+                return v.index_select(0, idx)
+            if isinstance(v, tuple):
+                parts = tuple(one(u) for u in v)
+                return None if any(u is None for u in parts) else parts
+            return None
+
+        fields = {k: one(getattr(self, k)) for k in _ROWS}
+        extra = {k: one(v) for k, v in self.extra.items()}
+        if any(v is None for v in (*fields.values(), *extra.values())):
+            return None
+        return State(**fields, extra=extra)
+
+    def put_rows(self, idx: torch.Tensor, part: State) -> None:
+        """Write the rows of ``part`` (from :meth:`rows`) back as the problems ``idx``; ``extra``
+        keeps the entries it had (only the fields are written back)."""
+        for k in _ROWS:
+            setattr(self, k, getattr(self, k).index_copy(0, idx, getattr(part, k)))
+
+
+_ROWS = ("x", "f", "J", "cost", "g", "D", "delta", "lam", "status", "nit", "nfev", "njev")
+
 
 def cost_of(f: torch.Tensor, loss: LossFn | None) -> torch.Tensor:
     """``½ Σ ρ(f²)`` per problem for residuals ``f`` of shape (B, m); ``½‖f‖²`` when ``loss`` is

@@ -64,6 +64,8 @@ class TrustRegion:
         polish: take rounding-level undamped steps (see the module doc).
     """
 
+    rowwise = True  #: holds no per-problem tensors: the loop may split a batch by rows
+
     def __init__(self, factor: float = 1.0, polish: bool = True) -> None:
         self.factor, self.polish = factor, polish
 

@@ -79,9 +79,9 @@ def more_step(uf: torch.Tensor, s: torch.Tensor, V: torch.Tensor, delta: torch.T
         lo = torch.where(keep.all(-1) & (dph < 0), (-(pn - delta) / dph).clamp_min(0.0), lo)
     lam = torch.where(lam0 > 0, lam0, torch.maximum(1e-3 * hi, (lo * hi).sqrt()))
     active, tight = ~done, rtol * delta
-    for _ in range(max_iter):
-        lam = torch.where((lo <= lam) & (lam <= hi), lam,
-                          torch.maximum(1e-3 * hi, (lo * hi).sqrt()))
+    for _ in range(max_iter):  # a problem whose iteration has stopped keeps its λ
+        lam = torch.where(active & ~((lo <= lam) & (lam <= hi)),
+                          torch.maximum(1e-3 * hi, (lo * hi).sqrt()), lam)
         den = s2 + lam[:, None]
         pn = torch.linalg.vector_norm(suf / den, dim=-1)
         dph = -(suf * suf / (den * den * den)).sum(-1) / pn  # NaN where the step underflowed
@@ -117,6 +117,8 @@ class LevenbergMarquardt:
         h, alpha: the finite-difference step of the second directional derivative and the
             acceleration's acceptance ratio.
     """
+
+    rowwise = True  #: holds no per-problem tensors: the loop may split a batch by rows
 
     def __init__(self, geodesic: bool = True, jac_scale: bool = True, h: float = 0.1,
                  alpha: float = 0.75) -> None:
