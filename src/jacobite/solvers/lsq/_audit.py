@@ -30,9 +30,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._certify import Verdict, blind_directions, probe, zero_columns
+from .._scipy import issparse
 from ._problem import Residuals
 from ._trust import clip_strictly
 from .engine.single import SolverOutput
@@ -51,7 +51,7 @@ _WHAT = {"kink": "a kink (the residuals are not differentiable there)",
 
 
 def _directions(J: Any, first: bool) -> np.ndarray:
-    if sp.issparse(J):  # no SVD of a sparse Jacobian: its zero columns only
+    if issparse(J):  # no SVD of a sparse Jacobian: its zero columns only
         n = J.shape[1]
         zero = np.flatnonzero(sparse_col_norms(J)[0].numpy() == 0)
         return np.array(zero_columns(zero, n)).reshape(-1, n)
@@ -67,7 +67,7 @@ def _verdict(P: Residuals, out: SolverOutput, loss: Loss | None,
         return Verdict("minimum")
     Jt, ft = (J, f) if loss is None else scale_for_robust_loss(J, f, loss(f))
     g = np.asarray(Jt.T @ ft).ravel()
-    zero = (J.count_nonzero() == 0) if sp.issparse(J) else not np.any(J)
+    zero = (J.count_nonzero() == 0) if issparse(J) else not np.any(J)
     return probe(lambda y: cost_of(P.f(y), loss), out.x, out.cost, g, dirs, jac_zero=zero,
                  clip=clip, eps=eps)
 
@@ -125,7 +125,7 @@ def _stall_step(out: SolverOutput, loss: Loss | None) -> np.ndarray | None:
     if not (0 < ff < np.inf):
         return None
     m, n = Jt.shape
-    if sp.issparse(Jt) or m * n > DENSE_STALL_SIZE:
+    if issparse(Jt) or m * n > DENSE_STALL_SIZE:
         from scipy.sparse.linalg import lsqr
 
         # a bounded number of LSQR steps: its residual falls monotonically, so a stall (the

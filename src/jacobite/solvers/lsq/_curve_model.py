@@ -27,12 +27,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch.overrides import TorchFunctionMode
 
 from ..._validate import tracked
 from ...errors import OutputTypeError, ShapeError
+from .._scipy import issparse
 
 __all__ = ["NUMERIC", "Model"]
 
@@ -52,7 +52,7 @@ def _as_array(out: Any, what: str) -> np.ndarray:
     if isinstance(out, torch.Tensor):
         out = out.detach().cpu()
         return out.to(torch.complex128 if out.is_complex() else torch.float64).numpy()
-    if sp.issparse(out):
+    if issparse(out):
         return np.asarray(out.toarray(), dtype=np.float64)
     try:
         a = np.asarray(out)

@@ -21,12 +21,14 @@ so independent perturbed points can run in parallel.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from ...errors import ShapeError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["SCHEMES", "Differences", "Scheme", "as_matrix", "check_sparsity", "numpy_point"]
 
@@ -156,6 +158,8 @@ class Differences:
         B = np.stack(cols, axis=1) if cols else np.zeros((m, 0))
         if self.coloring is None:
             return B / h[None, :]
+        import scipy.sparse as sp  # a coloring: a sparse pattern was given
+
         J = sp.csr_matrix(self.coloring.decompress(B))
         J.data = J.data / h[J.indices]
         return J
@@ -179,6 +183,8 @@ def check_sparsity(sparsity: Any, m: int, n: int) -> Any:
     >>> check_sparsity(np.eye(2), 2, 2).shape
     (2, 2)
     """
+    import scipy.sparse as sp  # a pattern is a sparse Jacobian: SciPy is needed
+
     pat = sp.csr_matrix(sparsity if sp.issparse(sparsity) else np.atleast_2d(
         np.asarray(sparsity)))
     if pat.shape != (m, n):
@@ -197,6 +203,8 @@ def as_matrix(op: Any, n: int, sparsity: Any = None) -> np.ndarray | sp.csr_matr
     """
     if sparsity is None:
         return np.asarray(op.matmat(np.eye(n)), dtype=np.float64)
+    import scipy.sparse as sp
+
     from ...sparse.coloring import column_coloring
 
     col = column_coloring(sparsity, "fast")

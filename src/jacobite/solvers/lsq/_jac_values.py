@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import LinearOperator
 
+from .._scipy import is_linear_operator, issparse
 from ._fd import as_matrix
 
 __all__ = ["as_jacobian"]
@@ -28,11 +27,15 @@ def as_jacobian(out: Any, m: int, n: int, out_shape: tuple[int, ...],
                 in_shape: tuple[int, ...], sparsity: Any) -> tuple[Any, bool]:
     """``(J, operator)``: ``out`` as a dense float64 array or CSR matrix, and whether it was a
     ``LinearOperator``. The shape is the caller's to check."""
-    if isinstance(out, LinearOperator):
+    if is_linear_operator(out):
         return as_matrix(out, n, sparsity), True
-    if sp.issparse(out):
+    if issparse(out):
+        import scipy.sparse as sp
+
         return sp.csr_matrix(out, dtype=np.float64), False
     if isinstance(out, torch.Tensor) and out.layout != torch.strided:
+        import scipy.sparse as sp  # a torch sparse Jacobian becomes CSR
+
         t = out.detach().to("cpu", torch.float64)
         c = t.coalesce() if t.is_sparse else t.to_sparse_coo().coalesce()
         idx = c.indices().numpy()

@@ -21,10 +21,9 @@ import time
 import warnings
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ...dense.jacobian import jacobian as _jacobian
@@ -37,11 +36,15 @@ from ...errors import (
 )
 from .._auto_jac import choose, slow_dense_warning
 from .._ift import CLOSED_OVER, tracked
+from .._scipy import issparse
 from ._callback import Callback, Halt
 from ._curve_model import _Escapes
 from ._fd import SCHEMES, Differences, Scheme, numpy_point
 from ._jac_values import as_jacobian
 from .losses import cost_of
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["Residuals"]
 
@@ -310,7 +313,7 @@ class Residuals:
             self.jac_numpy = bool(self.jac_numpy)
         J, self.operator = as_jacobian(out, m, self.n, self.out_shape, tuple(self.shape),
                                        self.sparsity)
-        self.sparse = self.sparse or sp.issparse(J)
+        self.sparse = self.sparse or issparse(J)
         return self._check_shape(J, m)
 
     def _check_shape(self, J: Any, m: int) -> Any:
@@ -337,7 +340,7 @@ class Residuals:
         f0 = self._last[1] if self._last is not None and np.array_equal(self._last[0], v) \
             else self.evaluate(v)
         J = self._fd.jacobian(v, f0, self.out_eps)
-        self.sparse = sp.issparse(J)
+        self.sparse = issparse(J)
         return self._check_shape(J, m)
 
     def rescale(self, f0: np.ndarray, J0: Any, x_scale: Any = "jac",
@@ -356,8 +359,8 @@ class Residuals:
         (True, True)
         """
         Js = J0 if isinstance(x_scale, str) else (
-            J0.multiply(x_scale[None, :]).tocsr() if sp.issparse(J0) else J0 * x_scale)
-        sizes = [a for a in (_exponent(f0), _exponent(Js.data if sp.issparse(Js) else Js))
+            J0.multiply(x_scale[None, :]).tocsr() if issparse(J0) else J0 * x_scale)
+        sizes = [a for a in (_exponent(f0), _exponent(Js.data if issparse(Js) else Js))
                  if a is not None]
         if not sizes or max(abs(a) for a in sizes) <= limit:
             return f0, J0, True
@@ -392,4 +395,6 @@ class Residuals:
         if self._plan is None:
             self._plan = prepare(self._flat, xt.reshape(-1), pattern=self.sparsity)
         op = self._plan.jacobian(xt.reshape(-1))
+        import scipy.sparse as sp
+
         return sp.csr_matrix(op.to_scipy(), dtype=np.float64)

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ... import _validate
@@ -41,6 +40,7 @@ from ...errors import (
     ShapeError,
 )
 from .._inference import outside_inference_mode
+from .._scipy import issparse
 from ._curve_data import data, whitening
 from ._curve_model import NUMERIC, Model
 from .least_squares import Method, least_squares
@@ -297,7 +297,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
 
 def _array(a: Any) -> np.ndarray:
     """A result field (tensor, array or SciPy sparse matrix) as a dense float64 array."""
-    if sp.issparse(a):
+    if issparse(a):
         return np.asarray(a.toarray(), dtype=np.float64)
     if isinstance(a, torch.Tensor):
         return a.detach().to("cpu", torch.float64).numpy()

@@ -46,7 +46,6 @@ from collections.abc import Callable
 from typing import Any, Literal, cast
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch.utils._pytree import tree_flatten
 
@@ -64,13 +63,13 @@ from .._checks import as_start as _start
 from .._checks import first_call
 from .._ift import NO_VMAP, attach, inexact, replaced, tracked
 from .._inference import outside_inference_mode
+from .._scipy import issparse
 from . import _options as _opt
 from ._audit import audited
 from ._callback import CALLBACK_MESSAGE, CALLBACK_STATUS, Callback, Halt
 from ._fd import check_sparsity
 from ._problem import Residuals
 from ._trust import cl_scaling, find_active
-from .engine.bounded import run_bounded
 from .engine.single import SolverOutput, run_single
 from .engine.status import MESSAGES
 from .losses import LossName, cost_of, robust_loss, scale_for_robust_loss
@@ -266,11 +265,11 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
         if not np.array_equal(x, xt.reshape(-1).cpu().numpy()):
             f0 = P.f(x)
     J0 = P.J(x)
-    if tr_solver == "exact" and (sp.issparse(J0) or P.operator):
+    if tr_solver == "exact" and (issparse(J0) or P.operator):
         raise InvalidOptionError("tr_solver='exact' factors a dense Jacobian, but jac gives a "
                                  "sparse matrix or LinearOperator; use tr_solver='lsmr' (or "
                                  "leave it None)")
-    if not np.all(np.isfinite(J0.data if sp.issparse(J0) else J0)):
+    if not np.all(np.isfinite(J0.data if issparse(J0) else J0)):
         raise NonFiniteInputError("the Jacobian at x0 is not finite (fun is not differentiable "
                                   "there, e.g. sqrt or abs at 0); start from another point")
     # residuals or a Jacobian near 1e±300: solve for 2^-e r, whose squares stay in range
@@ -278,13 +277,13 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
     if rho is not None:
         rho = robust_loss(loss, f_scale * P.scale)  # the same loss of the scaled residuals
     P.loss = rho  # for the cost the callback sees
-    if auto and sp.issparse(J0) and not bounded:
+    if auto and issparse(J0) and not bounded:
         method = "lm"  # sparse direct steps (sparse_lm)
     # tolerances below the working dtype's rounding cannot be met: floor ftol and xtol at its eps
     eps = max(float(torch.finfo(xt.dtype).eps), P.out_eps)  # float32 residuals: float32's
     opts: dict[str, Any] = dict(ftol=max(ftol, eps), xtol=max(xtol, eps), gtol=gtol,
                                 x_scale=scale, loss=rho, verbose=verbose)
-    if method == "lm" and not sp.issparse(J0):
+    if method == "lm" and not issparse(J0):
         max_nfev = 100 * (n + 1) if max_nfev is None else max_nfev
     else:
         max_nfev = 100 * n if max_nfev is None else max_nfev
@@ -294,6 +293,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
             return run_single(P, v, method, geodesic=geodesic, eps=eps, max_nfev=max_nfev,
                               f0=f, J0=J, **opts)
         if method in ("trf", "dogbox"):
+            from .engine.bounded import run_bounded  # its sparse linear algebra loads SciPy
             # their gtol bounds the gradient itself, which the scaled residuals scale by c²
             return run_bounded(P, v, lb, ub, method, max_nfev=max_nfev, f0=f, J0=J, eps=eps,
                                **dict(opts, gtol=gtol * P.scale * P.scale))
@@ -362,7 +362,7 @@ def _result(P: Residuals, out: SolverOutput, method: str, rho: Any, lb: np.ndarr
         optimality = float(np.max(np.abs(g)))
         active = np.zeros(out.x.size, dtype=int)
     cov = None
-    if rho is None and not sp.issparse(J) and not active.any():
+    if rho is None and not issparse(J) and not active.any():
         cov_np = covariance(J, f)  # the same for c·r as for r
         cov = None if cov_np is None else _user(P, cov_np, shaped=False)
 
@@ -371,7 +371,7 @@ def _result(P: Residuals, out: SolverOutput, method: str, rho: Any, lb: np.ndarr
 
     res = LeastSquaresResult(
         x=_user(P, out.x, shaped=True), cost=out.cost / c / c, fun=tens(f / c),
-        jac=J / c if sp.issparse(J) else tens(J / c), grad=tens(g), optimality=optimality,
+        jac=J / c if issparse(J) else tens(J / c), grad=tens(g), optimality=optimality,
         active_mask=_mask(P, active), nfev=P.nfev,
         njev=P.njev, status=out.status,
         message=out.message, success=out.status > 0, method=method, nit=out.nit,

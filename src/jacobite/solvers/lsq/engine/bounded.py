@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
+from ..._scipy import issparse
 from .._problem import Residuals
 from ..losses import Loss
 from .box_region import BoxTrustRegion
@@ -78,6 +78,6 @@ def run_bounded(P: Residuals, x0: np.ndarray, lb: np.ndarray, ub: np.ndarray,
     tol = Tolerances.make(ftol, xtol, gtol, 1, eps=eps, max_nfev=budget)
     state = solve(_Flat(P), state, rule, glob, tol, verbose=verbose)
     status = int(state.status[0])
-    Jout = state.J if sp.issparse(state.J) else state.J[0].numpy()
+    Jout = state.J if issparse(state.J) else state.J[0].numpy()
     return SolverOutput(state.x[0].numpy(), state.f[0].numpy(), Jout, float(state.cost[0]),
                         status, MESSAGES[status], int(state.nit[0]))

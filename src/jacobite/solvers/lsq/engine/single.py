@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
+from ..._scipy import issparse
 from .._problem import Residuals
 from ..losses import Loss
 from .damping import NielsenDamping
@@ -36,7 +36,6 @@ from .state import LossFn, State
 from .status import MESSAGES, Tolerances
 from .steps.gauss_newton import GaussNewton
 from .steps.lm import LevenbergMarquardt
-from .steps.sparse_lm import SparseLevenbergMarquardt
 from .trust_region import TrustRegion
 
 __all__ = ["SolverOutput", "run_single"]
@@ -72,7 +71,7 @@ class _Flat:
 
 def _batched(J: Any) -> Any:
     """A dense NumPy Jacobian as a (1, m, n) tensor (no copy); a SciPy sparse one as it is."""
-    return J if sp.issparse(J) else torch.from_numpy(np.asarray(J))[None]
+    return J if issparse(J) else torch.from_numpy(np.asarray(J))[None]
 
 
 def _torch_loss(loss: Loss | None) -> LossFn | None:
@@ -106,7 +105,9 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
         jac_scale = isinstance(x_scale, str)
         if not jac_scale:
             state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
-        if sp.issparse(J):
+        if issparse(J):
+            from .steps.sparse_lm import SparseLevenbergMarquardt  # SciPy's sparse LU
+
             rule, glob = SparseLevenbergMarquardt(jac_scale=jac_scale), NielsenDamping()
         else:
             rule = LevenbergMarquardt(geodesic=geodesic, jac_scale=jac_scale)

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ..loop import merge_rows
@@ -51,6 +50,8 @@ def irls_model(J: Any, f: torch.Tensor, loss: LossFn | None) -> tuple[Any, torch
     w = torch.sqrt(loss(f)[1])
     if isinstance(J, torch.Tensor):
         return w[..., None] * J, w * f
+    import scipy.sparse as sp  # a sparse J: SciPy is loaded already
+
     return sp.diags(w[0].numpy()) @ J, w * f
 
 
@@ -58,6 +59,7 @@ def sparse_col_norms(J: Any) -> torch.Tensor:
     """(1, n) column norms of a SciPy sparse ``J``, each column divided by its largest entry
     first when a square could overflow or underflow.
 
+    >>> import scipy.sparse as sp
     >>> sparse_col_norms(sp.csr_matrix(np.array([[3e-200, 1.0], [4e-200, 0.0]]))).tolist()
     [[5e-200, 1.0]]
     """
