@@ -9,6 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import jacobite
+from jacobite.solvers.lsq.engine import batch
 from jacobite.solvers.lsq.engine.loop import COMPACT_MIN, solve
 from jacobite.solvers.lsq.engine.state import State
 from jacobite.solvers.lsq.engine.status import RUNNING, Tolerances
@@ -88,9 +89,10 @@ def test_per_problem_budgets_hold_in_the_split_rows():
         assert int(s.nfev[b]) <= int(budget[b]) + 1  # at most the acceleration's evaluation
 
 
-def test_chunks_of_the_front_end_split_by_rows_like_the_whole_batch():
+def test_chunks_of_the_front_end_split_by_rows_like_the_whole_batch(monkeypatch):
     # 1000 problems are solved in chunks whose running rows go on alone (data through args);
     # a closure over the same data keeps the batch whole: the same solutions, bit for bit
+    monkeypatch.setattr(batch, "CPU_CHUNK", 2 ** 17)  # chunks of 500 problems
     B = 1000
     Y = _data(B, 1)
     x0 = torch.tensor([[1.0, 1.0, 0.0]], dtype=F64).repeat(B, 1)

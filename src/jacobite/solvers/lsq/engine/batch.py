@@ -61,7 +61,9 @@ from .steps.lm import robust_model
 __all__ = ["solve_batch"]
 
 METHODS = ("auto", "lm", "trf", "dogbox", "gauss-newton")
-CPU_CHUNK = 2 ** 17  # entries of one chunk's Jacobians (B·m·n) that stay in a CPU's cache
+# entries of one chunk's Jacobians (B·m·n) on CPU: 2^19 (4 MiB, a core's L2 cache) measured
+# fastest on the exponential fit (m = 50, n = 3; 2^17 about 10 % slower at B = 4000)
+CPU_CHUNK = 2 ** 19
 WORDS_PER_ENTRY = 12  # float64 words the solver holds per Jacobian entry (J, SVD, transforms)
 
 

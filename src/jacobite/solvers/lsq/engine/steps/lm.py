@@ -49,9 +49,12 @@ def col_norms(J: torch.Tensor) -> torch.Tensor:
     >>> col_norms(torch.tensor([[[3e-200, 1.0], [4e-200, 0.0]]], dtype=torch.float64)).tolist()
     [[5e-200, 1.0]]
     """
+    cn = torch.linalg.vector_norm(J, dim=-2)
+    if bool(((cn < 2.0 ** 500) & (cn > 2.0 ** -500)).all()):  # no square over- or underflowed
+        return cn  # that mattered (the usual case: one pass over J)
     big = J.abs().amax(-2) if J.shape[-2] else J.new_zeros(J.shape[0], J.shape[-1])
     if bool(((big < 2.0 ** 500) & ((big == 0) | (big > 2.0 ** -500))).all()):
-        return torch.linalg.vector_norm(J, dim=-2)
+        return cn
     safe = torch.where(big > 0, big, 1.0)
     return big * torch.linalg.vector_norm(J / safe[:, None, :], dim=-2)
 
