@@ -50,13 +50,18 @@ def test_importing_analysis_and_solvers_does_not_load_torch_dynamo() -> None:
     assert "torch._dynamo" not in loaded
 
 
-def test_importing_solvers_and_a_dense_fit_load_no_scipy_sparse() -> None:
+def test_importing_solvers_and_dense_fits_load_no_scipy_sparse() -> None:
     # scipy.sparse costs more than a small fit: it loads only for sparse Jacobians, LSMR, ...
+    # (an unbounded fit, then a bounded one with a robust loss)
     code = ("import torch, jacobite.solvers\n"
             "t = torch.linspace(0, 4, 50, dtype=torch.float64)\n"
             "y = 2.5 * torch.exp(-1.3 * t) + 0.5\n"
             "r = jacobite.least_squares(lambda p: p[0] * torch.exp(-p[1] * t) + p[2] - y,\n"
             "                           torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64))\n"
+            "assert r.success\n"
+            "r = jacobite.least_squares(lambda p: p[0] * torch.exp(-p[1] * t) + p[2] - y,\n"
+            "                           torch.ones(3, dtype=torch.float64), bounds=(0, 10),\n"
+            "                           loss='soft_l1')\n"
             "assert r.success\n"
             "import sys\n"
             "assert 'scipy.sparse' not in sys.modules, 'scipy.sparse was imported'")

@@ -293,7 +293,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
             return run_single(P, v, method, geodesic=geodesic, eps=eps, max_nfev=max_nfev,
                               f0=f, J0=J, **opts)
         if method in ("trf", "dogbox"):
-            from .engine.bounded import run_bounded  # its sparse linear algebra loads SciPy
+            from .engine.bounded import run_bounded  # loaded with the first bounded solve
             # their gtol bounds the gradient itself, which the scaled residuals scale by c²
             return run_bounded(P, v, lb, ub, method, max_nfev=max_nfev, f0=f, J0=J, eps=eps,
                                **dict(opts, gtol=gtol * P.scale * P.scale))

@@ -18,9 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import LinearOperator, lsmr
 
 __all__ = ["lsmr_newton", "lsmr_subspace", "matvec", "sp_diags", "sparse_col_norms",
            "subspace_step"]
@@ -34,6 +32,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def sp_diags(d: torch.Tensor) -> Any:
     """``diag(d)`` as a SciPy sparse matrix (``d`` a 1-D tensor)."""
+    import scipy.sparse as sp  # a sparse J: SciPy is loaded already
+
     return sp.diags(_np(d))
 
 
@@ -52,6 +52,8 @@ def lsmr_subspace(Jh: Any, f: torch.Tensor, g_h: torch.Tensor, diag_h: torch.Ten
                   delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """An orthonormal basis ``S`` (n, 2) of span{ĝ, regularised Gauss–Newton step by LSMR},
     the 2-D model matrix ``Sᵀ (ĴᵀĴ + diag(ĉ)) S`` and gradient ``Sᵀ ĝ``."""
+    from scipy.sparse.linalg import LinearOperator, lsmr  # SciPy loads with a sparse J
+
     m, n = Jh.shape
     g, c, fv, dl = _np(g_h[0]), _np(diag_h[0]), _np(f[0]), float(delta[0])
     Jg = Jh @ g
@@ -106,6 +108,8 @@ def lsmr_newton(J: Any, f: torch.Tensor, scale: torch.Tensor, free: torch.Tensor
     """``(1, n)``: the Gauss–Newton step ``argmin ‖J s + f‖`` over the free variables (``0`` on
     the others) by LSMR in the variables scaled by ``scale`` (``s = scale ∘ u``), as SciPy's
     ``"dogbox"`` computes it for ``tr_solver="lsmr"``."""
+    from scipy.sparse.linalg import LinearOperator, lsmr  # SciPy loads with a sparse J
+
     m, n = J.shape
     d = _np(scale[0]) * _np(free[0].to(_T))
 
