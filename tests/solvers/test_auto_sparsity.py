@@ -203,6 +203,7 @@ def _slow_warnings(call) -> list[warnings.WarningMessage]:
 
 def test_slow_dense_warns_once_per_solve(monkeypatch):
     monkeypatch.setattr(_auto_jac, "SLOW_SECONDS", 0.0)  # every dense solve counts as slow
+    monkeypatch.setattr(_auto_jac, "SPARSE_HELPS", 0)  # even a 2-column one
     F_ = lambda v: torch.stack([10 * (v[1] - v[0] ** 2), 1 - v[0]])  # noqa: E731
     with pytest.warns(JacobiteWarning):
         assert root(F_, [-1.2, 1.0], jac="dense").njev > 3  # many dense Jacobians, one warning
@@ -221,6 +222,8 @@ def test_slow_dense_estimate():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _auto_jac.slow_dense_warning(0.01, 100, "root")  # a small one stays quiet
+        # a slow first Jacobian of a tiny map (one-time imports) is no reason to go sparse
+        _auto_jac.slow_dense_warning(30.0, 2, "newton_minimize")
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -70,6 +70,9 @@ SLOW_SECONDS = 10.0
 #: Jacobians a typical solve evaluates, for the slow-dense estimate.
 NOMINAL_JACOBIANS = 10
 _FLOPS = 1e10  # dense LU flop rate assumed by the estimate
+#: Below this many rows or columns the warning stays quiet: its advice (a sparse Jacobian) cannot
+#: help, and a slow first Jacobian of so small a map is one-time start-up (imports), not size.
+SPARSE_HELPS = 100
 
 JacMode = Literal["dense", "sparse", "callable"]
 
@@ -166,6 +169,8 @@ def slow_dense_warning(seconds: float, n: int, who: str, reason: str = "",
     that took ``seconds`` to form, with its factorisation of about ``(2/3) m n min(m, n)``
     flops, makes a solve of ``NOMINAL_JACOBIANS`` of them slow."""
     m = n if m is None else m
+    if min(m, n) < SPARSE_HELPS:
+        return
     per = seconds + (2.0 / 3.0) * m * n * min(m, n) / _FLOPS
     total = NOMINAL_JACOBIANS * per
     if total < SLOW_SECONDS:

@@ -36,6 +36,8 @@ def first_call(call: Callable[..., T], x: torch.Tensor, what: str, *args: Any) -
     except JacobiteError:
         raise
     except (IndexError, RuntimeError, TypeError, ValueError) as exc:
+        if "nference tensor" in str(exc):  # not a shape fault: solvers/_inference.py names it
+            raise
         raise ShapeError(
             f"{what} failed on x0 of shape {tuple(x.shape)} with {type(exc).__name__}: {exc}; "
             f"check that x0 has the length {what} expects (a 1-D tensor with one entry per "
