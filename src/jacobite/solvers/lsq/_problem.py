@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ...dense._probe import PROBES
 from ...dense.jacobian import jacobian as _jacobian
 from ...errors import (
     InvalidOptionError,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 __all__ = ["Residuals"]
+
+_ESCAPES = "least_squares: fun reads x out of torch"  # its verdict's key in PROBES
 
 
 def _to_numpy(t: Any) -> np.ndarray:
@@ -259,16 +262,25 @@ class Residuals:
             return self._differences(v, m)
         if self.njev > 1:
             return self._ad_jacobian(v, m)
-        spy = _Escapes()  # the first Jacobian: does a value of x leave torch on the way?
-        try:
-            with spy:
-                J = self._ad_jacobian(v, m)
-        except UnsupportedOperationError as exc:  # fun leaves torch (NumPy inside)
-            if "leaves torch" not in str(exc) or self.jac != "auto":
-                raise
-            spy.escaped = True
-        if not spy.escaped:
-            return J
+        # the first Jacobian: does a value of x leave torch on the way? Known from an earlier
+        # solve of the same fun (keyed like its dense probe; jacobite.clear_cache forgets it)
+        key = PROBES.key(self._flat, (self.tensor(v).reshape(-1),), _ESCAPES)
+        escaped = PROBES.get(key, self._flat)
+        if escaped is False:
+            return self._ad_jacobian(v, m)
+        if escaped is None:
+            spy = _Escapes()
+            try:
+                with spy:
+                    J = self._ad_jacobian(v, m)
+            except UnsupportedOperationError as exc:  # fun leaves torch (NumPy inside)
+                if "leaves torch" not in str(exc) or self.jac != "auto":
+                    raise
+                spy.escaped = True  # not remembered: jac='dense' is to name this error again
+            else:
+                PROBES.put(key, self._flat, spy.escaped)
+            if not spy.escaped:
+                return J
         if self.jac != "auto":
             raise UnsupportedOperationError(
                 "fun reads a value of x into Python or NumPy (float(x), x.item(), math.exp, "
