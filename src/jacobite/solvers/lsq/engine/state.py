@@ -22,7 +22,8 @@ field      shape       meaning
 ``njev``   (B,) int64  Jacobian evaluations spent on this problem
 ``extra``  dict        per-problem tensors (B, ...) a step rule or globalisation keeps
                        between iterations (factorisations, bounds, counters); the loop
-                       never reads them
+                       never reads them, only splits them by rows with the state
+                       (:meth:`State.rows`)
 ========== =========== ==========================================================
 
 >>> import torch
