@@ -52,7 +52,7 @@ def test_importing_analysis_and_solvers_does_not_load_torch_dynamo() -> None:
 
 def test_importing_solvers_and_dense_fits_load_no_scipy_sparse() -> None:
     # scipy.sparse costs more than a small fit: it loads only for sparse Jacobians, LSMR, ...
-    # (an unbounded fit, then a bounded one with a robust loss)
+    # (an unbounded fit, a bounded one with a robust loss, a curve_fit)
     code = ("import torch, jacobite.solvers\n"
             "t = torch.linspace(0, 4, 50, dtype=torch.float64)\n"
             "y = 2.5 * torch.exp(-1.3 * t) + 0.5\n"
@@ -63,6 +63,8 @@ def test_importing_solvers_and_dense_fits_load_no_scipy_sparse() -> None:
             "                           torch.ones(3, dtype=torch.float64), bounds=(0, 10),\n"
             "                           loss='soft_l1')\n"
             "assert r.success\n"
+            "popt, _ = jacobite.curve_fit(lambda t, a, k, c: a * torch.exp(-k * t) + c, t, y,\n"
+            "                            p0=[1.0, 1.0, 0.0])\n"
             "import sys\n"
             "assert 'scipy.sparse' not in sys.modules, 'scipy.sparse was imported'")
     assert "scipy" not in _loaded_after(code)
