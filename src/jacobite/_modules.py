@@ -50,6 +50,7 @@ from torch.nn.modules.module import (
     register_module_parameter_registration_hook,
 )
 
+from ._inference import outside_inference_mode
 from .errors import JacobiteError, ModuleStateError
 
 __all__ = ["keep_state", "keeps_state"]
@@ -301,5 +302,7 @@ def keeps_state(fn: F | None = None, /, *, grads: bool = True) -> F | Callable[[
                 raise
             guard.finish(FIX)
             return out
-        return run  # type: ignore[return-value]
+        # inside torch.inference_mode: autograd on, on copies (entry points whose purpose is
+        # .grad are left alone: copies would lose what they write)
+        return outside_inference_mode(run) if grads else run  # type: ignore[return-value]
     return wrap if fn is None else wrap(fn)

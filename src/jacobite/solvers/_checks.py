@@ -36,7 +36,7 @@ def first_call(call: Callable[..., T], x: torch.Tensor, what: str, *args: Any) -
     except JacobiteError:
         raise
     except (IndexError, RuntimeError, TypeError, ValueError) as exc:
-        if "nference tensor" in str(exc):  # not a shape fault: solvers/_inference.py names it
+        if "nference tensor" in str(exc):  # not a shape fault: jacobite._inference names it
             raise
         raise ShapeError(
             f"{what} failed on x0 of shape {tuple(x.shape)} with {type(exc).__name__}: {exc}; "

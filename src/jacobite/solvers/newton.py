@@ -38,7 +38,6 @@ from ._auto_jac import JacMode, choose, slow_dense_warning
 from ._certify import Verdict, blind_directions, curvature_directions, probe
 from ._checks import as_start as _as_start
 from ._checks import first_call
-from ._inference import outside_inference_mode
 
 __all__ = ["NewtonIterate", "NewtonResult", "newton_minimize"]
 
@@ -201,7 +200,6 @@ def _newton_direction(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, f
     return -g, float("inf")  # pragma: no cover - H + τI is PD for τ > ‖H‖
 
 
-@outside_inference_mode
 @keeps_state
 def newton_minimize(f: Callable[..., Any] | None, x0: Any, *, hessian: HessianKind = "exact",
                     residuals: Callable[..., Any] | None = None, tol: float = 1e-10,

@@ -59,7 +59,6 @@ from ._checks import as_start as _as_start
 from ._checks import first_call
 from ._dogleg import System, backtrack, dogleg
 from ._ift import NO_VMAP, attach, inexact, replaced, tracked
-from ._inference import outside_inference_mode
 from ._root_problem import Problem
 
 __all__ = ["RootResult", "root"]
@@ -262,7 +261,6 @@ class _Solver:
         return out
 
 
-@outside_inference_mode
 @keeps_state
 def root(fun: Callable[..., Any], x0: Any, *, method: Method = "hybrid", jac: Any = "auto",
          xtol: float = 1e-12, ftol: float = 1e-14, max_nfev: int | None = None,

@@ -39,7 +39,6 @@ from ...errors import (
     NonFiniteInputError,
     ShapeError,
 )
-from .._inference import outside_inference_mode
 from .._scipy import issparse
 from ._curve_data import data, whitening
 from ._curve_model import NUMERIC, Model
@@ -136,7 +135,6 @@ def _feasible_start(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
     return p0
 
 
-@outside_inference_mode
 @keeps_state
 def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
               sigma: Any = None, absolute_sigma: bool = False, check_finite: bool | None = None,

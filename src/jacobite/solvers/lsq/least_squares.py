@@ -62,7 +62,6 @@ from ...errors import (
 from .._checks import as_start as _start
 from .._checks import first_call
 from .._ift import NO_VMAP, attach, inexact, replaced, tracked
-from .._inference import outside_inference_mode
 from .._scipy import issparse
 from . import _options as _opt
 from ._audit import audited
@@ -82,7 +81,6 @@ Method = Literal["auto", "lm", "trf", "dogbox", "gauss-newton"]
 METHODS: tuple[Method, ...] = ("auto", "lm", "trf", "dogbox", "gauss-newton")
 
 
-@outside_inference_mode
 @keeps_state
 def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
                   bounds: Any = (-np.inf, np.inf), *, method: Method = "auto",
