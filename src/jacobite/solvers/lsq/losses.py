@@ -25,9 +25,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from ... import _validate
 from ...errors import InvalidOptionError, ShapeError
+from .engine.robust import _BASE, RobustLoss
 
 __all__ = ["LOSSES", "robust_loss", "scale_for_robust_loss"]
 
@@ -38,37 +40,10 @@ Loss = Callable[[np.ndarray], np.ndarray]
 LossName = Literal["linear", "soft_l1", "huber", "cauchy", "arctan"]
 
 
-def _linear(z: np.ndarray) -> np.ndarray:
-    return np.stack([z, np.ones_like(z), np.zeros_like(z)])
-
-
-def _soft_l1(z: np.ndarray) -> np.ndarray:
-    t = 1.0 + z
-    s = np.sqrt(t)
-    return np.stack([2.0 * (s - 1.0), 1.0 / s, -0.5 / (t * s)])
-
-
-def _huber(z: np.ndarray) -> np.ndarray:
-    out = _linear(z)
-    big = z > 1.0
-    sz = np.sqrt(z[big])
-    out[0, big] = 2.0 * sz - 1.0
-    out[1, big] = 1.0 / sz
-    out[2, big] = -0.5 / (z[big] * sz)
-    return out
-
-
-def _cauchy(z: np.ndarray) -> np.ndarray:
-    t = 1.0 + z
-    return np.stack([np.log1p(z), 1.0 / t, -1.0 / (t * t)])
-
-
-def _arctan(z: np.ndarray) -> np.ndarray:
-    t = 1.0 + z * z
-    return np.stack([np.arctan(z), 1.0 / t, -2.0 * z / (t * t)])
-
-
-_BASE = {"soft_l1": _soft_l1, "huber": _huber, "cauchy": _cauchy, "arctan": _arctan}
+def _on_numpy(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The engine's loss ``name`` (:mod:`.engine.robust`) on a NumPy array of ``z``."""
+    base = _BASE[name]
+    return lambda z: base(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
 
 
 def robust_loss(loss: LossName | Callable[[np.ndarray], Any],
@@ -96,7 +71,7 @@ def robust_loss(loss: LossName | Callable[[np.ndarray], Any],
     if loss == "linear":
         return None
     if not callable(loss):
-        base = _BASE[loss]
+        base = _on_numpy(loss)
     c2 = float(f_scale) * float(f_scale)
     if not 0 < c2 < np.inf:
         raise InvalidOptionError(f"f_scale = {f_scale!r} is so large or small that its square "
@@ -150,12 +125,9 @@ def scale_for_robust_loss(J: Any, f: np.ndarray, rho: np.ndarray) -> tuple[Any, 
     >>> np.allclose(Jt.T @ ft, robust_loss("soft_l1")(f)[1] * f)
     True
     """
-    eps = np.finfo(float).eps
-    s = rho[1] + 2.0 * rho[2] * f * f
-    s = np.sqrt(np.where(s < eps, eps, s))
-    f_new = rho[1] * f / s
     if isinstance(J, np.ndarray):
-        return s[:, None] * J, f_new
-    import scipy.sparse as sp
-
-    return sp.diags(s) @ J, f_new
+        Jt, ft = RobustLoss.scaled(torch.from_numpy(J)[None], torch.from_numpy(f)[None],
+                                   torch.from_numpy(rho)[:, None])
+        return Jt[0].numpy(), ft[0].numpy()
+    Js, ft = RobustLoss.scaled(J, torch.from_numpy(f)[None], torch.from_numpy(rho)[:, None])
+    return Js, ft[0].numpy()
