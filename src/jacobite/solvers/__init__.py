@@ -18,10 +18,37 @@ and ``solve_implicit``: derivatives of a solution x*(θ) of F(x, θ) = 0 (implic
 (True, [1.0, 1.0])
 """
 
-from .implicit import implicit_jacobian, solve_implicit
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# lsq and root load here: their functions share their modules' names, and a later import of
+# such a module would replace the function with it on this package. The others load on use.
 from .lsq import LeastSquaresResult, curve_fit, least_squares
-from .newton import NewtonIterate, NewtonResult, newton_minimize
 from .root import RootResult, root
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .implicit import implicit_jacobian, solve_implicit
+    from .newton import NewtonIterate, NewtonResult, newton_minimize
 
 __all__ = ["LeastSquaresResult", "NewtonIterate", "NewtonResult", "RootResult", "curve_fit",
            "implicit_jacobian", "least_squares", "newton_minimize", "root", "solve_implicit"]
+
+_SOURCE = {**dict.fromkeys(("implicit_jacobian", "solve_implicit"), ".implicit"),
+           **dict.fromkeys(("NewtonIterate", "NewtonResult", "newton_minimize"), ".newton")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SOURCE:
+        value = getattr(importlib.import_module(_SOURCE[name], __name__), name)
+    elif name in ("implicit", "newton"):  # the modules themselves, as when loaded eagerly
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
