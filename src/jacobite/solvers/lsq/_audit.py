@@ -37,7 +37,6 @@ from ._problem import Residuals
 from ._trust import clip_strictly
 from .engine.single import SolverOutput
 from .engine.status import MESSAGES
-from .engine.steps.gauss_newton import sparse_col_norms
 from .losses import Loss, cost_of, scale_for_robust_loss
 
 __all__ = ["RESTARTS", "audited"]
@@ -52,6 +51,8 @@ _WHAT = {"kink": "a kink (the residuals are not differentiable there)",
 
 def _directions(J: Any, first: bool) -> np.ndarray:
     if issparse(J):  # no SVD of a sparse Jacobian: its zero columns only
+        from .engine.steps.gauss_newton import sparse_col_norms
+
         n = J.shape[1]
         zero = np.flatnonzero(sparse_col_norms(J)[0].numpy() == 0)
         return np.array(zero_columns(zero, n)).reshape(-1, n)

@@ -28,13 +28,10 @@ import torch
 from ..._scipy import issparse
 from .._problem import Residuals
 from ..losses import Loss
-from .damping import NielsenDamping
-from .line_search import Armijo
 from .loop import solve
 from .protocols import Globalisation, StepRule
 from .state import LossFn, State
 from .status import MESSAGES, Tolerances
-from .steps.gauss_newton import GaussNewton
 from .steps.lm import LevenbergMarquardt
 from .trust_region import TrustRegion
 
@@ -106,6 +103,7 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
         if not jac_scale:
             state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
         if issparse(J):
+            from .damping import NielsenDamping
             from .steps.sparse_lm import SparseLevenbergMarquardt  # SciPy's sparse LU
 
             rule, glob = SparseLevenbergMarquardt(jac_scale=jac_scale), NielsenDamping()
@@ -113,6 +111,9 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
             rule = LevenbergMarquardt(geodesic=geodesic, jac_scale=jac_scale)
             glob = TrustRegion()
     else:
+        from .line_search import Armijo
+        from .steps.gauss_newton import GaussNewton
+
         rule, glob = GaussNewton(), Armijo()
     budget = 100 * n if max_nfev is None else max_nfev
     tol = Tolerances.make(ftol, xtol, gtol, 1, eps=eps, max_nfev=budget)
