@@ -4,8 +4,10 @@ B exponential fits ``y = a·e^(−kt) + c`` (50 points on ``t ∈ [0, 4]``; a �
 k ∈ [0.5, 2], c ∈ [0, 1] and the noise (σ = 0.01) drawn from a seeded generator; start
 (1, 1, 0) for every fit), float64, 1 thread, for B = 1, 100, 1000 and 100 000:
 
-- jacobite: ``jacobite.least_squares(fun, x0, batch=True)`` at its defaults, ``fun`` mapping
-  ``(B, 3)`` to ``(B, 50)`` (AD Jacobians per problem);
+- jacobite: ``jacobite.least_squares(fun, x0, args=(y,), batch=True)`` at its defaults,
+  ``fun(p, y)`` mapping ``(B, 3)`` to ``(B, 50)`` with the per-fit data ``y`` passed through
+  ``args`` (AD Jacobians per problem; data passed this way let a large batch run in chunks
+  within the memory budget);
 - SciPy LM: a Python loop of ``scipy.optimize.least_squares(method="lm")`` with the analytic
   Jacobian, over at most ``SCIPY_CAP`` fits (the time per fit is extrapolated to B; the
   section says where);
@@ -64,10 +66,11 @@ _SETUP = {
     "jacobite": """
 import jacobite
 
+def residuals(p, yb):
+    return p[:, 0:1] * torch.exp(-p[:, 1:2] * t) + p[:, 2:3] - yb
+
 def solve(rows):
-    yy = y[rows]
-    out = jacobite.least_squares(lambda p: p[:, 0:1] * torch.exp(-p[:, 1:2] * t) + p[:, 2:3] - yy,
-                                 x0[rows], batch=True)
+    out = jacobite.least_squares(residuals, x0[rows], args=(y[rows],), batch=True)
     return out.cost, out.success
 
 solve(slice(0, min(B, 100)))
