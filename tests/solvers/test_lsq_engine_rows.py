@@ -15,18 +15,7 @@ from jacobite.solvers.lsq.engine.state import State
 from jacobite.solvers.lsq.engine.status import RUNNING, Tolerances
 from jacobite.solvers.lsq.engine.steps.lm import LevenbergMarquardt, more_step
 from jacobite.solvers.lsq.engine.trust_region import TrustRegion
-
-F64 = torch.float64
-T = torch.linspace(0, 4, 50, dtype=F64)
-EPS = float(torch.finfo(F64).eps)
-
-
-def _data(B: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    a = 1 + 2 * torch.rand(B, 1, generator=g, dtype=F64)
-    k = 0.3 + 1.5 * torch.rand(B, 1, generator=g, dtype=F64)
-    c = torch.rand(B, 1, generator=g, dtype=F64) - 0.5
-    return a * torch.exp(-k * T) + c + 0.02 * torch.randn(B, T.numel(), generator=g, dtype=F64)
+from tests.solvers.test_lsq_engine import EPS, F64, T, _data
 
 
 class Exponential:

@@ -29,8 +29,7 @@ from ..losses import Loss
 from .box_region import BoxTrustRegion
 from .loop import solve
 from .protocols import StepRule
-from .single import SolverOutput, _batched, _Flat, _torch_loss
-from .state import State
+from .single import SolverOutput, _Flat, start_state
 from .status import MESSAGES, Tolerances
 from .steps.dogleg import Dogbox
 from .steps.reflective import Reflective
@@ -62,13 +61,7 @@ def run_bounded(P: Residuals, x0: np.ndarray, lb: np.ndarray, ub: np.ndarray,
     the residuals' dtype; ``max_nfev`` defaults to ``100 n``. A sparse Jacobian takes the
     sparse back end (``"trf"`` only)."""
     n = x0.size
-    f = P.f(x0) if f0 is None else f0
-    J = P.J(x0) if J0 is None else J0
-    x = torch.from_numpy(np.array(x0, dtype=np.float64))[None]
-    state = State.start(x, torch.from_numpy(np.asarray(f))[None], _batched(J),
-                        _torch_loss(loss))
-    state.nfev.fill_(P.nfev)
-    state.njev.fill_(P.njev)
+    state, _ = start_state(P, x0, f0, J0, loss)
     jac_scale = isinstance(x_scale, str)
     if not jac_scale:
         state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]

@@ -77,6 +77,21 @@ def _torch_loss(loss: Loss | None) -> LossFn | None:
     return lambda f: torch.from_numpy(loss(f[0].numpy()))[:, None, :]
 
 
+def start_state(P: Residuals, x0: np.ndarray, f0: np.ndarray | None, J0: Any,
+                loss: Loss | None) -> tuple[State, Any]:
+    """The engine's one-problem state at ``x0`` (``f0`` / ``J0`` where already evaluated), its
+    counters set to every evaluation ``P`` has made (the budget counts them), and the
+    Jacobian as ``P`` gave it (dense or SciPy sparse)."""
+    f = P.f(x0) if f0 is None else f0
+    J = P.J(x0) if J0 is None else J0
+    x = torch.from_numpy(np.array(x0, dtype=np.float64))[None]
+    state = State.start(x, torch.from_numpy(np.asarray(f))[None], _batched(J),
+                        _torch_loss(loss))
+    state.nfev.fill_(P.nfev)
+    state.njev.fill_(P.njev)
+    return state, J
+
+
 def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton"], *,
               ftol: float, xtol: float, gtol: float, max_nfev: int | None = None,
               x_scale: Any = "jac", loss: Loss | None = None, geodesic: bool = True,
@@ -89,13 +104,7 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
     machine epsilon of the dtype the residuals are computed in (tolerances and rounding-level
     thresholds scale with it); ``max_nfev`` defaults to ``100 n``."""
     n = x0.size
-    f = P.f(x0) if f0 is None else f0
-    J = P.J(x0) if J0 is None else J0
-    x = torch.from_numpy(np.array(x0, dtype=np.float64))[None]
-    state = State.start(x, torch.from_numpy(np.asarray(f))[None], _batched(J),
-                        _torch_loss(loss))
-    state.nfev.fill_(P.nfev)  # the budget counts every evaluation P has made
-    state.njev.fill_(P.njev)
+    state, J = start_state(P, x0, f0, J0, loss)
     rule: StepRule
     glob: Globalisation
     if method == "lm":
