@@ -46,6 +46,7 @@ from torch.autograd import forward_ad
 from ..errors import DtypeError, UnsupportedOperationError
 from . import _plan
 from ._errors import MUTATES_INPUT, translate
+from ._probe import probing
 
 __all__ = ["LEAN_MAX_ROWS", "available", "reverse"]
 
@@ -72,7 +73,8 @@ def available(x: torch.Tensor) -> bool:
     return (type(x) is torch.Tensor and x.is_floating_point()
             and not (x.requires_grad and torch.is_grad_enabled())
             and peek_interpreter_stack() is None
-            and forward_ad._current_level < 0)
+            and forward_ad._current_level < 0
+            and not probing())
 
 
 def _identity(m: int, like: torch.Tensor) -> torch.Tensor:

@@ -64,6 +64,12 @@ def own_read() -> Iterator[None]:
         _INTERNAL.active = before
 
 
+def probing() -> bool:
+    """Whether a probe of an enclosing jacobite call is running f here (a nested Jacobian must
+    then not run the autograd engine itself, which the probe would report as f doing so)."""
+    return getattr(_INTERNAL, "probing", 0) > 0
+
+
 _SCALAR_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default}
 
 #: Operations whose vectorised (vmapped) backward torch computes wrongly: a Jacobian through them is
@@ -188,8 +194,13 @@ def run_probe(call: Callable[..., Any], leaves: tuple[torch.Tensor, ...]) -> tup
     rec = _Recorder(inputs)
     # Grad mode on, as inside a transform, so that f's own no_grad regions show; the inputs do not
     # require grad, so nothing is recorded for them.
-    with torch.enable_grad(), rec:
-        out = call(*inputs)
+    depth = getattr(_INTERNAL, "probing", 0)
+    _INTERNAL.probing = depth + 1  # a nested jacobite call takes the torch.func route (probing())
+    try:
+        with torch.enable_grad(), rec:
+            out = call(*inputs)
+    finally:
+        _INTERNAL.probing = depth
     mutated = any(t._version != v for t, v in zip(inputs, versions, strict=True))
     out_leaves = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     numel = sum(t.numel() for t in out_leaves)

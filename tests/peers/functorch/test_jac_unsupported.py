@@ -1,6 +1,10 @@
 """Functions that torch.func cannot transform: functorch pins a ``RuntimeError`` for each; jacobite
 must raise :class:`~jacobite.errors.UnsupportedOperationError` (a ``RuntimeError`` too) whose
-message names the cause, in every mode, for jacobian, hessian, jvp and vjp alike.
+message names the cause, for jacobian, hessian, jvp and vjp alike — except where it computes the
+Jacobian without torch.func: a reverse (or auto) Jacobian that nothing differentiates through
+(``x`` not requiring grad, no transform around) is one plain autograd backward pass, which
+follows old-style autograd Functions, saved-tensor hooks and ``requires_grad_()`` inside f, and
+is then checked against ``torch.autograd.functional.jacobian``.
 """
 
 from __future__ import annotations
@@ -32,8 +36,20 @@ def _keeps_intermediate_grad(v):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_requires_grad_inside_f(mode):
-    with pytest.raises(UnsupportedOperationError, match=r"requires_grad_\(\)"):
-        jac(_turns_on_grad, randn(3), mode=mode)
+    _refused_or_plain(_turns_on_grad, mode, r"requires_grad_\(\)")
+
+
+def _refused_or_plain(f, mode, match):
+    """Forward mode (and any mode with x requiring grad) refuses f by name; reverse and auto
+    with a plain x give autograd's own Jacobian."""
+    x = randn(3)
+    with pytest.raises(UnsupportedOperationError, match=match):
+        jac(f, x.clone().requires_grad_(), mode=mode)
+    if mode == "forward":
+        with pytest.raises(UnsupportedOperationError, match=match):
+            jac(f, x, mode=mode)
+        return
+    close(jac(f, x, mode=mode), torch.autograd.functional.jacobian(f, x.clone()))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -64,8 +80,7 @@ class _OldStyleSin(torch.autograd.Function):
 
 @pytest.mark.parametrize("mode", modes())
 def test_old_style_autograd_function(mode):
-    with pytest.raises(UnsupportedOperationError, match="setup_context"):
-        jac(_OldStyleSin.apply, randn(3), mode=mode)
+    _refused_or_plain(_OldStyleSin.apply, mode, "setup_context")
 
 
 def test_old_style_autograd_function_in_hessian():
@@ -81,24 +96,22 @@ def _sin_with_hooks(v):
 @pytest.mark.parametrize("mode", modes())
 def test_saved_tensor_hooks_inside_f(mode):
     """Forward mode saves nothing for a backward pass, so hooks are harmless there (torch.func's
-    jvp accepts them); reverse mode cannot run with them."""
+    jvp accepts them); a plain reverse pass follows them; reverse through torch.func cannot."""
     x = randn(3)
-    if mode == "forward":
-        close(jac(_sin_with_hooks, x, mode=mode), diag(x.cos()))
-        return
-    with pytest.raises(UnsupportedOperationError, match="saved-tensor hooks"):
-        jac(_sin_with_hooks, x, mode=mode)
+    close(jac(_sin_with_hooks, x, mode=mode), diag(x.cos()))  # forward saves nothing; plain
+    if mode != "forward":  # reverse follows the hooks; through torch.func it cannot
+        with pytest.raises(UnsupportedOperationError, match="saved-tensor hooks"):
+            jac(_sin_with_hooks, x.clone().requires_grad_(), mode=mode)
 
 
 @pytest.mark.parametrize("mode", modes())
 def test_saved_tensor_hooks_around_the_call(mode):
     x = randn(3)
     with torch.autograd.graph.save_on_cpu():
-        if mode == "forward":
-            close(jac(torch.sin, x, mode=mode), diag(x.cos()))
-            return
-        with pytest.raises(UnsupportedOperationError, match="saved-tensor hooks"):
-            jac(torch.sin, x, mode=mode)
+        close(jac(torch.sin, x, mode=mode), diag(x.cos()))
+        if mode != "forward":
+            with pytest.raises(UnsupportedOperationError, match="saved-tensor hooks"):
+                jac(torch.sin, x.clone().requires_grad_(), mode=mode)
 
 
 def test_saved_tensor_hooks_in_hessian_vjp_and_jvp():
