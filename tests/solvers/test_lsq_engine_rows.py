@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 import jacobite
 from jacobite.solvers.lsq.engine import batch
+from jacobite.solvers.lsq.engine.line_search import Armijo
 from jacobite.solvers.lsq.engine.loop import COMPACT_MIN, solve
 from jacobite.solvers.lsq.engine.state import State
 from jacobite.solvers.lsq.engine.status import RUNNING, Tolerances
+from jacobite.solvers.lsq.engine.steps.gauss_newton import GaussNewton
 from jacobite.solvers.lsq.engine.steps.lm import LevenbergMarquardt, more_step
 from jacobite.solvers.lsq.engine.trust_region import TrustRegion
 from tests.solvers.test_lsq_engine import EPS, F64, T, _data
@@ -40,10 +42,13 @@ class Splittable(Exponential):
         return Splittable(self.Y.index_select(0, idx), self.log)
 
 
-def _solve(P: Exponential, B: int, max_nfev: int | torch.Tensor = 400) -> State:
+def _solve(P: Exponential, B: int, max_nfev: int | torch.Tensor = 400,
+           method: str = "lm") -> State:
     x0 = torch.tensor([[1.0, 1.0, 0.0]], dtype=F64).repeat(B, 1)
     tol = Tolerances.make(1e-15, 1e-15, 1e-15, B, eps=EPS, max_nfev=max_nfev)
-    return solve(P, State.start(x0, P.f(x0), P.J(x0)), LevenbergMarquardt(), TrustRegion(), tol)
+    rule, glob = ((LevenbergMarquardt(), TrustRegion()) if method == "lm"
+                  else (GaussNewton(), Armijo()))
+    return solve(P, State.start(x0, P.f(x0), P.J(x0)), rule, glob, tol)
 
 
 def _same(s: State, b: int, one: State) -> None:
@@ -51,20 +56,21 @@ def _same(s: State, b: int, one: State) -> None:
         assert torch.equal(getattr(s, name)[b], getattr(one, name)[0]), name
 
 
+@pytest.mark.parametrize("method", ["lm", "gauss-newton"])
 @pytest.mark.parametrize("kind", [Exponential, Splittable])
 @settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 10_000))
-def test_rows_split_off_a_batch_end_as_their_own_solves(kind, seed):
+def test_rows_split_off_a_batch_end_as_their_own_solves(kind, method, seed):
     B = 2 * COMPACT_MIN
     Y, log = _data(B, seed), []
-    s = _solve(kind(Y, log), B)
+    s = _solve(kind(Y, log), B, method=method)
     assert not bool((s.status == RUNNING).any())
     if kind is Splittable:  # the late passes evaluate the running problems only
         assert min(log) < B
     else:  # the whole batch is evaluated, its running rows kept
         assert set(log) == {B}
     for b in range(0, B, 3):
-        _same(s, b, _solve(Exponential(Y[b:b + 1], []), 1))
+        _same(s, b, _solve(Exponential(Y[b:b + 1], []), 1, method=method))
 
 
 def test_per_problem_budgets_hold_in_the_split_rows():

@@ -32,6 +32,8 @@ __all__ = ["Armijo"]
 class Armijo:
     """Armijo backtracking (see the module doc); ``c1`` is the sufficient-decrease constant."""
 
+    rowwise = True  #: holds no per-problem tensors: the loop may split a batch by rows
+
     def __init__(self, c1: float = 1e-4, t_min: float = 1e-10) -> None:
         self.c1, self.t_min = c1, t_min
 

@@ -84,6 +84,8 @@ def _sparse_direction(J: Any, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 class GaussNewton:
     """The Gauss–Newton step rule (see the module doc)."""
 
+    rowwise = True  #: per-problem data live in the state: the loop may split a batch by rows
+
     def refresh(self, state: State, fresh: torch.Tensor, tol: Tolerances) -> torch.Tensor:
         Jt, ft = irls_model(state.J, state.f, state.loss)
         if isinstance(Jt, torch.Tensor):
