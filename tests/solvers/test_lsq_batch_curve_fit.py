@@ -58,6 +58,12 @@ def test_per_fit_abscissae_sigma_and_starts():
                                           absolute_sigma=True)
         np.testing.assert_allclose(popt[b], one, rtol=1e-8)
         np.testing.assert_allclose(pcov[b], one_cov, rtol=1e-6)
+        ref, ref_cov = scipy.optimize.curve_fit(np_model, x[b].numpy(), y[b].numpy(),
+                                                p0=p0[b].numpy(), sigma=sigma[b].numpy(),
+                                                absolute_sigma=True, ftol=1e-14, xtol=1e-14,
+                                                gtol=1e-14)
+        np.testing.assert_allclose(popt[b], ref, rtol=1e-6)
+        np.testing.assert_allclose(pcov[b], ref_cov, rtol=1e-4)
 
 
 def test_covariance_sigma_per_fit():
@@ -78,6 +84,12 @@ def test_full_output_and_default_start():
     assert popt.shape == (2, 3)
     assert info["fvec"].shape == (2, X.numel()) and len(mesg) == 2 and ier.shape == (2,)
     assert (ier > 0).all() and np.isfinite(pcov).all()
+    for b in range(2):  # SciPy's default start is ones too
+        ref, _ = scipy.optimize.curve_fit(np_model, X.numpy(), y[b].numpy(), ftol=1e-14,
+                                          xtol=1e-14, gtol=1e-14)
+        np.testing.assert_allclose(popt[b], ref, rtol=1e-6)
+        np.testing.assert_allclose(info["fvec"][b], np_model(X.numpy(), *ref) - y[b].numpy(),
+                                   atol=1e-8)
 
 
 def test_non_converged_fits_warn():
@@ -126,3 +138,8 @@ def test_options_passed_on():
     popt, _ = jacobite.curve_fit(model, X, y, p0=[1.0, 1.0, 0.0], batch=True, loss="soft_l1",
                                  f_scale=0.1, ftol=1e-12, maxfev=500)
     assert popt.shape == (2, 3)
+    for b in range(2):
+        ref, _ = scipy.optimize.curve_fit(np_model, X.numpy(), y[b].numpy(), p0=[1.0, 1.0, 0.0],
+                                          method="trf", loss="soft_l1", f_scale=0.1, ftol=1e-12,
+                                          xtol=1e-14, gtol=1e-14, max_nfev=500)
+        np.testing.assert_allclose(popt[b], ref, rtol=1e-6)
