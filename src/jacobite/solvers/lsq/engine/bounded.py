@@ -23,14 +23,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..._scipy import issparse
 from .._problem import Residuals
 from ..losses import Loss
 from .box_region import BoxTrustRegion
-from .loop import solve
 from .protocols import StepRule
-from .single import SolverOutput, _Flat, start_state
-from .status import MESSAGES, Tolerances
+from .single import SolverOutput, solve_flat, start_state
 from .steps.dogleg import Dogbox
 from .steps.reflective import Reflective
 
@@ -60,17 +57,11 @@ def run_bounded(P: Residuals, x0: np.ndarray, lb: np.ndarray, ub: np.ndarray,
     ``"trf"``). ``f0`` / ``J0``: already evaluated at ``x0``; ``eps``: the machine epsilon of
     the residuals' dtype; ``max_nfev`` defaults to ``100 n``. A sparse Jacobian takes the
     sparse back end (``"trf"`` only)."""
-    n = x0.size
     state, _ = start_state(P, x0, f0, J0, loss)
     jac_scale = isinstance(x_scale, str)
     if not jac_scale:
         state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
     rule, glob = bounded_method(method, torch.from_numpy(lb)[None], torch.from_numpy(ub)[None],
                                 jac_scale)
-    budget = 100 * n if max_nfev is None else max_nfev
-    tol = Tolerances.make(ftol, xtol, gtol, 1, eps=eps, max_nfev=budget)
-    state = solve(_Flat(P), state, rule, glob, tol, verbose=verbose)
-    status = int(state.status[0])
-    Jout = state.J if issparse(state.J) else state.J[0].numpy()
-    return SolverOutput(state.x[0].numpy(), state.f[0].numpy(), Jout, float(state.cost[0]),
-                        status, MESSAGES[status], int(state.nit[0]))
+    return solve_flat(P, state, rule, glob, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
+                      verbose=verbose, eps=eps)

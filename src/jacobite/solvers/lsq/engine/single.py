@@ -35,7 +35,7 @@ from .status import MESSAGES, Tolerances
 from .steps.lm import LevenbergMarquardt
 from .trust_region import TrustRegion
 
-__all__ = ["SolverOutput", "run_single"]
+__all__ = ["SolverOutput", "run_single", "solve_flat", "start_state"]
 
 EPS64 = float(np.finfo(np.float64).eps)
 
@@ -103,7 +103,6 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
     ``f0`` / ``J0``: the residuals and Jacobian at ``x0`` where already evaluated; ``eps``: the
     machine epsilon of the dtype the residuals are computed in (tolerances and rounding-level
     thresholds scale with it); ``max_nfev`` defaults to ``100 n``."""
-    n = x0.size
     state, J = start_state(P, x0, f0, J0, loss)
     rule: StepRule
     glob: Globalisation
@@ -124,7 +123,16 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
         from .steps.gauss_newton import GaussNewton
 
         rule, glob = GaussNewton(), Armijo()
-    budget = 100 * n if max_nfev is None else max_nfev
+    return solve_flat(P, state, rule, glob, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
+                      verbose=verbose, eps=eps)
+
+
+def solve_flat(P: Residuals, state: State, rule: StepRule, glob: Globalisation, *,
+               ftol: float, xtol: float, gtol: float, max_nfev: int | None, verbose: int,
+               eps: float) -> SolverOutput:
+    """Solve the one-problem ``state`` (from :func:`start_state`) with ``rule`` and ``glob``
+    (``max_nfev`` defaults to ``100 n``) and hand the result back as NumPy."""
+    budget = 100 * state.n if max_nfev is None else max_nfev
     tol = Tolerances.make(ftol, xtol, gtol, 1, eps=eps, max_nfev=budget)
     state = solve(_Flat(P), state, rule, glob, tol, verbose=verbose)
     status = int(state.status[0])
