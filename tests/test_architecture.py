@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "jacobite"
-FOUNDATION = {"errors", "config", "_validate", "_modules", "_inference", "_compile"}
+FOUNDATION = {"errors", "config", "_validate", "_modules", "_inference", "_lazy", "_compile"}
 
 
 def _table() -> dict[str, set[str] | None]:

@@ -14,8 +14,9 @@ least_squares``), so ``import jacobite`` costs little beyond ``import torch``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 # For type checkers only; hessian, jacobian, linearize and root come from their own modules,
 # as each name is also a submodule of its package.
@@ -111,17 +112,6 @@ _SOURCE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a subpackage or a re-exported name on first use."""
-    if name in _SOURCE:
-        value: Any = getattr(importlib.import_module(_SOURCE[name], __name__), name)
-    elif name in __all__ and not name.startswith("_"):
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# a subpackage or a re-exported name loads on first use
+__getattr__, __dir__ = lazy_exports(
+    __name__, globals(), _SOURCE, {n for n in __all__ if n not in _SOURCE and n[0] != "_"})

@@ -20,8 +20,9 @@ and ``solve_implicit``: derivatives of a solution x*(θ) of F(x, θ) = 0 (implic
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 # lsq and root load here: their functions share their modules' names, and a later import of
 # such a module would replace the function with it on this package. The others load on use.
@@ -39,16 +40,5 @@ _SOURCE = {**dict.fromkeys(("implicit_jacobian", "solve_implicit"), ".implicit")
            **dict.fromkeys(("NewtonIterate", "NewtonResult", "newton_minimize"), ".newton")}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SOURCE:
-        value = getattr(importlib.import_module(_SOURCE[name], __name__), name)
-    elif name in ("implicit", "newton"):  # the modules themselves, as when loaded eagerly
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# the modules themselves load as when loaded eagerly
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _SOURCE, ("implicit", "newton"))
