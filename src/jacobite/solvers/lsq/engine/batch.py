@@ -180,15 +180,9 @@ def _rule(method: str, lb: torch.Tensor, ub: torch.Tensor, jac_scale: bool, geod
         from .steps.gauss_newton import GaussNewton
 
         return GaussNewton(), Armijo()
-    from .box_region import BoxTrustRegion
+    from .bounded import bounded_method
 
-    if method == "trf":
-        from .steps.reflective import Reflective
-
-        return Reflective(lb, ub, jac_scale=jac_scale), BoxTrustRegion()
-    from .steps.dogleg import Dogbox
-
-    return Dogbox(lb, ub, jac_scale=jac_scale), BoxTrustRegion()
+    return bounded_method("trf" if method == "trf" else "dogbox", lb, ub, jac_scale)
 
 
 def solve_batch(fun: Callable[..., Any], x0: Any, *, method: str = "auto", jac: Any = "auto",
