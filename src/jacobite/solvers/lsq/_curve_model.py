@@ -34,7 +34,7 @@ from ..._validate import tracked
 from ...errors import OutputTypeError, ShapeError
 from .._scipy import issparse
 
-__all__ = ["NUMERIC", "Model"]
+__all__ = ["NUMERIC", "Model", "as_array"]
 
 #: The finite-difference schemes for NumPy models (SciPy's names).
 NUMERIC = ("2-point", "3-point", "cs")
@@ -47,7 +47,7 @@ def _failed(exc: Exception, n: int) -> ShapeError:
                       "expects")
 
 
-def _as_array(out: Any, what: str) -> np.ndarray:
+def as_array(out: Any, what: str) -> np.ndarray:
     """``out`` as a float64 array (complex128 where it is complex: a complex step)."""
     if isinstance(out, torch.Tensor):
         out = out.detach().cpu()
@@ -108,7 +108,7 @@ class Model:
             value = out.detach()
         else:
             try:
-                value = torch.as_tensor(_as_array(f(self.x_np, *p0.copy()), "f"))
+                value = torch.as_tensor(as_array(f(self.x_np, *p0.copy()), "f"))
                 self.kind = "numpy"
             except _CALL_ERRORS as exc:
                 if isinstance(out, torch.Tensor):  # torch only: AD sees what it can
@@ -128,9 +128,9 @@ class Model:
             if self.kind == "torch":
                 out = self.f(self.x_t, *p.unbind())
                 if not isinstance(out, torch.Tensor):
-                    out = torch.as_tensor(_as_array(out, "f"))
+                    out = torch.as_tensor(as_array(out, "f"))
             else:
-                out = torch.as_tensor(_as_array(self.f(self.x_np, *p.detach().numpy()), "f"))
+                out = torch.as_tensor(as_array(self.f(self.x_np, *p.detach().numpy()), "f"))
         except _CALL_ERRORS as exc:
             raise _failed(exc, self.n) from exc
         if out.dtype not in (torch.float64, torch.complex128):
@@ -146,7 +146,7 @@ class Model:
         if self._last_jac is not None and torch.equal(self._last_jac[0], p):
             return self._last_jac[1]
         args = p.unbind() if self.kind == "torch" else tuple(p.detach().numpy())
-        J = _as_array(jac(self.x_t if self.kind == "torch" else self.x_np, *args), "jac")
+        J = as_array(jac(self.x_t if self.kind == "torch" else self.x_np, *args), "jac")
         m = int(np.prod(self.shape))
         if J.size != m * self.n:
             raise ShapeError(f"jac returned {J.size} values; expected an ({m}, {self.n}) "

@@ -39,9 +39,8 @@ from ...errors import (
     NonFiniteInputError,
     ShapeError,
 )
-from .._scipy import issparse
 from ._curve_data import data, whitening
-from ._curve_model import NUMERIC, Model
+from ._curve_model import NUMERIC, Model, as_array
 from .least_squares import Method, least_squares
 from .result import LeastSquaresResult, covariance
 
@@ -295,11 +294,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
 
 def _array(a: Any) -> np.ndarray:
     """A result field (tensor, array or SciPy sparse matrix) as a dense float64 array."""
-    if issparse(a):
-        return np.asarray(a.toarray(), dtype=np.float64)
-    if isinstance(a, torch.Tensor):
-        return a.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(a, dtype=np.float64)
+    return as_array(a, "least_squares")
 
 
 def _pcov(res: LeastSquaresResult, m: int, n: int, absolute_sigma: bool) -> np.ndarray:
