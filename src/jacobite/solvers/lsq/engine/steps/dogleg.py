@@ -33,11 +33,10 @@ from ..box import (
 )
 from ..loop import merge_rows
 from ..protocols import Problem, Trial
-from ..robust import model
 from ..sparse import lsmr_newton
 from ..state import State
 from ..status import Tolerances
-from .reflective import jac_scale_update, merge_fresh, transpose_times
+from .reflective import merge_fresh, scaled_model
 
 __all__ = ["Dogbox", "active_set", "dogleg_step", "newton_step"]
 
@@ -117,10 +116,7 @@ class Dogbox:
         self.lb, self.ub, self.jac_scale = lb, ub, jac_scale
 
     def refresh(self, state: State, fresh: torch.Tensor, tol: Tolerances) -> torch.Tensor:
-        Jt, ft = model(state.J, state.f, state.loss)
-        g = transpose_times(Jt, ft)
-        if self.jac_scale:
-            jac_scale_update(state, fresh, Jt, "dogbox_seen")
+        Jt, ft, g = scaled_model(state, fresh, self.jac_scale, "dogbox_seen")
         x = state.x
         pending = state.extra.get("dogbox_pending")
         at = torch.where(x == self.lb, -1, torch.where(x == self.ub, 1, 0))

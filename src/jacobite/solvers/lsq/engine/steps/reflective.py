@@ -157,6 +157,18 @@ def jac_scale_update(state: State, fresh: torch.Tensor, Jt: Any, key: str) -> No
     state.extra[key] = fresh if seen is None else seen | fresh
 
 
+def scaled_model(state: State, fresh: torch.Tensor, jac_scale: bool,
+                 key: str) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """The bounded rules' common start of a refresh: Triggs' robust model ``(J̃, f̃)``, the
+    gradient ``J̃ᵀ f̃``, and (``jac_scale``) ``D`` updated from ``J̃``'s column norms
+    (:func:`jac_scale_update`, its seen-mask kept under ``key``)."""
+    Jt, ft = model(state.J, state.f, state.loss)
+    g = transpose_times(Jt, ft)
+    if jac_scale:
+        jac_scale_update(state, fresh, Jt, key)
+    return Jt, ft, g
+
+
 class Reflective:
     """The trust-region reflective step rule (``"trf"``) for per-problem boxes ``lb``, ``ub``
     (``(B, n)``, ``±inf`` for open sides); pair it with
@@ -167,10 +179,7 @@ class Reflective:
         self.lb, self.ub, self.jac_scale = lb, ub, jac_scale
 
     def refresh(self, state: State, fresh: torch.Tensor, tol: Tolerances) -> torch.Tensor:
-        Jt, ft = model(state.J, state.f, state.loss)
-        g = transpose_times(Jt, ft)
-        if self.jac_scale:
-            jac_scale_update(state, fresh, Jt, "trf_seen")
+        Jt, ft, g = scaled_model(state, fresh, self.jac_scale, "trf_seen")
         x, D = state.x, state.D
         v, dv = cl_scaling(x, g, self.lb, self.ub)
         gnorm = (g * v).abs().amax(-1) if state.n else g.new_zeros(state.B)
