@@ -85,12 +85,11 @@ class Differences:
 
     def _steps(self, x: np.ndarray, eps: float) -> np.ndarray:
         sign = np.where(x >= 0, 1.0, -1.0)
+        default = relative_step(self.scheme, eps) * sign * np.maximum(1.0, np.abs(x))
         if self.rel is None:
-            return relative_step(self.scheme, eps) * sign * np.maximum(1.0, np.abs(x))
-        h = self.rel * sign * np.abs(x)
-        dx = (x + h) - x  # the step as x's precision represents it
-        fallback = relative_step(self.scheme, eps) * sign * np.maximum(1.0, np.abs(x))
-        return np.where(dx == 0, fallback, dx)
+            return default
+        dx = (x + self.rel * sign * np.abs(x)) - x  # the step as x's precision represents it
+        return np.where(dx == 0, default, dx)
 
     def _inside(self, p: np.ndarray) -> np.ndarray:
         return (p >= self.lb) & (p <= self.ub)
