@@ -82,6 +82,8 @@ class Differences:
             from ...sparse.coloring import column_coloring
 
             self.coloring = column_coloring(sparsity, "fast")
+        #: the columns perturbed together (one per column without a pattern)
+        self.groups = self._groups()
 
     def _steps(self, x: np.ndarray, eps: float) -> np.ndarray:
         sign = np.where(x >= 0, 1.0, -1.0)
@@ -104,7 +106,7 @@ class Differences:
                  ) -> np.ndarray | sp.csr_matrix:
         """``J`` at ``x`` (where the residuals are ``f0``): dense, or CSR with a pattern."""
         h = self._steps(x, eps)
-        groups = self._groups()
+        groups = self.groups
         if self.scheme == "cs":
             pts: list[np.ndarray] = []
             for g in groups:
