@@ -131,6 +131,9 @@ def test_per_problem_x_scale_and_f_scale_shapes():
     res = jacobite.least_squares(exp_fit, X0.repeat(2, 1), batch=True, args=(y,),
                                  x_scale=torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.5, 1.0]]))
     assert res.success.all()
+    for b in range(2):  # a scale changes the path, not the minimum
+        ref = scipy_fit(y[b].numpy(), method="lm", ftol=1e-15, xtol=1e-15, gtol=1e-15)
+        np.testing.assert_allclose(res.x[b].numpy(), ref.x, rtol=1e-7, atol=1e-9)
     with pytest.raises(ShapeError, match=r"\(2, 3\)"):
         jacobite.least_squares(exp_fit, X0.repeat(2, 1), batch=True, args=(y,),
                                x_scale=torch.ones(3, 3))
@@ -177,6 +180,9 @@ def test_user_jacobian():
     res = jacobite.least_squares(exp_fit, X0.repeat(3, 1), jac=jac, batch=True, args=(y,))
     ref = jacobite.least_squares(exp_fit, X0.repeat(3, 1), batch=True, args=(y,))
     torch.testing.assert_close(res.x, ref.x, rtol=1e-9, atol=1e-12)
+    for b in range(3):
+        want = scipy_fit(y[b].numpy(), method="lm", ftol=1e-15, xtol=1e-15, gtol=1e-15)
+        np.testing.assert_allclose(res.x[b].numpy(), want.x, rtol=1e-7, atol=1e-9)
 
 
 def test_gauss_newton_batch():
@@ -185,6 +191,9 @@ def test_gauss_newton_batch():
                                  method="gauss-newton")
     ref = jacobite.least_squares(exp_fit, X0.repeat(3, 1), batch=True, args=(y,))
     torch.testing.assert_close(res.cost, ref.cost, rtol=1e-9, atol=0)
+    for b in range(3):
+        want = scipy_fit(y[b].numpy(), method="lm", ftol=1e-15, xtol=1e-15, gtol=1e-15)
+        np.testing.assert_allclose(float(res.cost[b]), want.cost, rtol=1e-9)
 
 
 @pytest.mark.parametrize("x0, match", [
