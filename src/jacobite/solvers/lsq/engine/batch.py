@@ -67,10 +67,15 @@ CPU_CHUNK = 2 ** 19
 WORDS_PER_ENTRY = 12  # float64 words the solver holds per Jacobian entry (J, SVD, transforms)
 
 
+def _like(value: Any, like: torch.Tensor) -> torch.Tensor:
+    """An option's value (detached) in the dtype and on the device of ``like``."""
+    t = value.detach() if isinstance(value, torch.Tensor) else value
+    return torch.as_tensor(t, dtype=like.dtype).to(like.device)
+
+
 def _rows(value: Any, B: int, n: int, name: str, like: torch.Tensor) -> torch.Tensor:
     """A scalar, ``(n,)`` or ``(B, n)`` value as a ``(B, n)`` tensor."""
-    t = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value,
-                        dtype=like.dtype).to(like.device)
+    t = _like(value, like)
     if t.ndim == 0 or t.shape == (1,):
         return t.reshape(1, 1).expand(B, n)
     if t.shape == (n,):
@@ -102,8 +107,7 @@ def _bounds(bounds: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _per_problem(value: Any, B: int, name: str, like: torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value,
-                        dtype=like.dtype).to(like.device)
+    t = _like(value, like)
     if t.numel() == 1:
         t = t.reshape(1).expand(B)
     if t.shape != (B,):
