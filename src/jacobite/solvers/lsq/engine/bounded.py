@@ -28,6 +28,7 @@ from ..losses import Loss
 from .box_region import BoxTrustRegion
 from .protocols import StepRule
 from .single import SolverOutput, solve_flat, start_state
+from .status import EPS64
 from .steps.dogleg import Dogbox
 from .steps.reflective import Reflective
 
@@ -36,7 +37,6 @@ __all__ = ["BoundedMethod", "bounded_method", "run_bounded"]
 #: The engine's methods for box bounds.
 BoundedMethod = Literal["trf", "dogbox"]
 
-EPS64 = float(np.finfo(np.float64).eps)
 
 
 def bounded_method(method: BoundedMethod, lb: torch.Tensor, ub: torch.Tensor,

@@ -23,8 +23,8 @@ import torch
 
 from .protocols import Problem, Trial
 from .state import State, cost_of
-from .status import FTOL, MAX_NFEV, RUNNING, XTOL, Tolerances
-from .trust_region import EPS64, NOISE, POLISH, reduction
+from .status import EPS64, FTOL, MAX_NFEV, RUNNING, XTOL, Tolerances
+from .trust_region import NOISE, POLISH, reduction
 
 __all__ = ["NielsenDamping"]
 

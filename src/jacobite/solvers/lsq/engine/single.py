@@ -31,13 +31,12 @@ from ..losses import Loss
 from .loop import solve
 from .protocols import Globalisation, StepRule
 from .state import LossFn, State
-from .status import MESSAGES, Tolerances
+from .status import EPS64, MESSAGES, Tolerances
 from .steps.lm import LevenbergMarquardt
 from .trust_region import TrustRegion
 
 __all__ = ["SolverOutput", "run_single", "solve_flat", "start_state"]
 
-EPS64 = float(np.finfo(np.float64).eps)
 
 
 @dataclass

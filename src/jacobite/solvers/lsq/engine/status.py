@@ -34,6 +34,7 @@ import torch
 __all__ = [
     "BOTH",
     "CALLBACK",
+    "EPS64",
     "FTOL",
     "GTOL",
     "KINK",
@@ -53,6 +54,8 @@ __all__ = [
     "messages",
     "settle",
 ]
+
+EPS64 = float(torch.finfo(torch.float64).eps)  #: float64's machine epsilon
 
 RUNNING = -100  #: still iterating (never reported)
 MAX_NFEV = 0  #: the evaluation budget is spent

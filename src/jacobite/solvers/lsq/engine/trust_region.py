@@ -32,11 +32,10 @@ import torch
 
 from .protocols import Problem, Trial
 from .state import State, cost_of
-from .status import MAX_NFEV, RUNNING, Tolerances
+from .status import EPS64, MAX_NFEV, RUNNING, Tolerances
 
 __all__ = ["NOISE", "POLISH", "TrustRegion", "reduction"]
 
-EPS64 = float(torch.finfo(torch.float64).eps)
 POLISH = 1e-12  #: relative predicted reduction below which the cost's rounding dominates (f64)
 NOISE = 1e-13  #: relative cost increase tolerated for such a step (rounding of ½‖f‖², f64)
 

@@ -25,8 +25,8 @@ import torch
 from ..loop import merge_rows
 from ..protocols import Problem, Trial
 from ..state import LossFn, State
-from ..status import Tolerances, gradient_test
-from .lm import EPS64, col_norms
+from ..status import EPS64, Tolerances, gradient_test
+from .lm import col_norms
 
 __all__ = ["GaussNewton", "irls_model", "min_norm_solve", "sparse_col_norms"]
 

@@ -35,11 +35,10 @@ from ..loop import merge_rows
 from ..protocols import Problem, Trial
 from ..robust import RobustLoss
 from ..state import LossFn, State
-from ..status import Tolerances, gradient_test
+from ..status import EPS64, Tolerances, gradient_test
 
 __all__ = ["LevenbergMarquardt", "col_norms", "more_step"]
 
-EPS64 = float(torch.finfo(torch.float64).eps)
 
 
 def col_norms(J: torch.Tensor) -> torch.Tensor:

@@ -28,12 +28,11 @@ import torch
 from ..protocols import Problem, Trial
 from ..robust import RobustLoss
 from ..state import State
-from ..status import Tolerances, gradient_test
+from ..status import EPS64, Tolerances, gradient_test
 from .gauss_newton import sparse_col_norms
 
 __all__ = ["SparseLevenbergMarquardt", "damped_step"]
 
-EPS64 = float(np.finfo(np.float64).eps)
 
 
 def _factor(A: Any) -> Any:
