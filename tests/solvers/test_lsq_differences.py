@@ -44,7 +44,7 @@ def test_differences_match_the_analytic_jacobian(x, scheme, sparse, on_bound):
     fd = Differences(scheme, None, _fun, N, PATTERN if sparse else None, lb, ub)
     J = fd.jacobian(x, _fun(x))
     assert sp.issparse(J) == sparse
-    dense = J.toarray() if sparse else J
+    dense = sp.csr_matrix(J).toarray()
     np.testing.assert_allclose(dense, _jac(x), rtol=0, atol=TOL[scheme] * 10)
 
 
