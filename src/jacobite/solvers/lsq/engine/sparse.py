@@ -43,9 +43,21 @@ def matvec(J: Any, s: torch.Tensor) -> torch.Tensor:
 
 
 def sparse_col_norms(J: Any) -> torch.Tensor:
-    """``(1, n)``: the Euclidean column norms of a SciPy sparse ``J``."""
-    sq = np.asarray(J.multiply(J).sum(axis=0)).ravel()
-    return torch.as_tensor(np.sqrt(sq), dtype=_T)[None]
+    """(1, n) column norms of a SciPy sparse ``J``, each column divided by its largest entry
+    first when a square could overflow or underflow.
+
+    >>> import scipy.sparse as sp
+    >>> sparse_col_norms(sp.csr_matrix(np.array([[3e-200, 1.0], [4e-200, 0.0]]))).tolist()
+    [[5e-200, 1.0]]
+    """
+    big = np.asarray(abs(J).max(axis=0).todense()).ravel()
+    if np.all(big < 2.0 ** 500) and np.all((big == 0) | (big > 2.0 ** -500)):
+        out = np.sqrt(np.asarray(J.multiply(J).sum(axis=0)).ravel())
+    else:
+        safe = np.where(big > 0, big, 1.0)
+        Js = J.multiply(1.0 / safe[None, :]).tocsr()
+        out = big * np.sqrt(np.asarray(Js.multiply(Js).sum(axis=0)).ravel())
+    return torch.as_tensor(out, dtype=_T)[None]
 
 
 def lsmr_subspace(Jh: Any, f: torch.Tensor, g_h: torch.Tensor, diag_h: torch.Tensor,

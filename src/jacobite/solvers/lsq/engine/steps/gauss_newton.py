@@ -24,6 +24,7 @@ import torch
 
 from ..loop import merge_rows
 from ..protocols import Problem, Trial
+from ..sparse import sparse_col_norms
 from ..state import LossFn, State
 from ..status import EPS64, Tolerances, gradient_test
 from .lm import col_norms
@@ -53,24 +54,6 @@ def irls_model(J: Any, f: torch.Tensor, loss: LossFn | None) -> tuple[Any, torch
     import scipy.sparse as sp  # a sparse J: SciPy is loaded already
 
     return sp.diags(w[0].numpy()) @ J, w * f
-
-
-def sparse_col_norms(J: Any) -> torch.Tensor:
-    """(1, n) column norms of a SciPy sparse ``J``, each column divided by its largest entry
-    first when a square could overflow or underflow.
-
-    >>> import scipy.sparse as sp
-    >>> sparse_col_norms(sp.csr_matrix(np.array([[3e-200, 1.0], [4e-200, 0.0]]))).tolist()
-    [[5e-200, 1.0]]
-    """
-    big = np.asarray(abs(J).max(axis=0).todense()).ravel()
-    if np.all(big < 2.0 ** 500) and np.all((big == 0) | (big > 2.0 ** -500)):
-        out = np.sqrt(np.asarray(J.multiply(J).sum(axis=0)).ravel())
-    else:
-        safe = np.where(big > 0, big, 1.0)
-        Js = J.multiply(1.0 / safe[None, :]).tocsr()
-        out = big * np.sqrt(np.asarray(Js.multiply(Js).sum(axis=0)).ravel())
-    return torch.from_numpy(out)[None]
 
 
 def _sparse_direction(J: Any, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
