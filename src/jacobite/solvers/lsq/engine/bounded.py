@@ -27,7 +27,7 @@ from .._problem import Residuals
 from ..losses import Loss
 from .box_region import BoxTrustRegion
 from .protocols import StepRule
-from .single import SolverOutput, solve_flat, start_state
+from .single import SolverOutput, set_scale, solve_flat, start_state
 from .status import EPS64
 from .steps.dogleg import Dogbox
 from .steps.reflective import Reflective
@@ -58,9 +58,7 @@ def run_bounded(P: Residuals, x0: np.ndarray, lb: np.ndarray, ub: np.ndarray,
     the residuals' dtype; ``max_nfev`` defaults to ``100 n``. A sparse Jacobian takes the
     sparse back end (``"trf"`` only)."""
     state, _ = start_state(P, x0, f0, J0, loss)
-    jac_scale = isinstance(x_scale, str)
-    if not jac_scale:
-        state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
+    jac_scale = set_scale(state, x_scale)
     rule, glob = bounded_method(method, torch.from_numpy(lb)[None], torch.from_numpy(ub)[None],
                                 jac_scale)
     return solve_flat(P, state, rule, glob, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,

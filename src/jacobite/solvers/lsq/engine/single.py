@@ -35,7 +35,7 @@ from .status import EPS64, MESSAGES, Tolerances
 from .steps.lm import LevenbergMarquardt
 from .trust_region import TrustRegion
 
-__all__ = ["SolverOutput", "run_single", "solve_flat", "start_state"]
+__all__ = ["SolverOutput", "run_single", "set_scale", "solve_flat", "start_state"]
 
 
 
@@ -91,6 +91,15 @@ def start_state(P: Residuals, x0: np.ndarray, f0: np.ndarray | None, J0: Any,
     return state, J
 
 
+def set_scale(state: State, x_scale: Any) -> bool:
+    """Whether ``x_scale`` asks for Jacobian scaling (``"jac"``); else the state's ``D`` is set
+    to ``1 / x_scale`` (the scales as :func:`.._options.x_scale` checked them)."""
+    if isinstance(x_scale, str):
+        return True
+    state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
+    return False
+
+
 def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton"], *,
               ftol: float, xtol: float, gtol: float, max_nfev: int | None = None,
               x_scale: Any = "jac", loss: Loss | None = None, geodesic: bool = True,
@@ -106,9 +115,7 @@ def run_single(P: Residuals, x0: np.ndarray, method: Literal["lm", "gauss-newton
     rule: StepRule
     glob: Globalisation
     if method == "lm":
-        jac_scale = isinstance(x_scale, str)
-        if not jac_scale:
-            state.D = torch.from_numpy(1.0 / np.asarray(x_scale, dtype=np.float64))[None]
+        jac_scale = set_scale(state, x_scale)
         if issparse(J):
             from .damping import NielsenDamping
             from .steps.sparse_lm import SparseLevenbergMarquardt  # SciPy's sparse LU
