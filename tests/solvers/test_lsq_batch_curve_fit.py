@@ -143,3 +143,18 @@ def test_options_passed_on():
                                           method="trf", loss="soft_l1", f_scale=0.1, ftol=1e-12,
                                           xtol=1e-14, gtol=1e-14, max_nfev=500)
         np.testing.assert_allclose(popt[b], ref, rtol=1e-6)
+
+
+def test_default_start_lies_inside_bounds_that_exclude_ones():
+    # no p0: SciPy's start inside the bounds (midpoints here), as a single fit takes it
+    t = np.linspace(0.0, 4.0, 30)
+    rng = np.random.default_rng(0)
+    Y = np.stack([3.5 * np.exp(-0.7 * t) + 0.4 + 0.01 * rng.standard_normal(30)
+                  for _ in range(3)])
+    bounds = ([2.5, 0.0, 0.0], [5.0, 2.0, 1.0])
+    popt, _ = jacobite.curve_fit(lambda x, a, k, c: a * torch.exp(-k * x) + c, torch.tensor(t),
+                                 torch.tensor(Y), bounds=bounds, batch=True)
+    for b, y in enumerate(Y):
+        ref = scipy.optimize.curve_fit(lambda x, a, k, c: a * np.exp(-k * x) + c, t, y,
+                                       bounds=bounds)[0]
+        np.testing.assert_allclose(popt[b], ref, rtol=1e-6)

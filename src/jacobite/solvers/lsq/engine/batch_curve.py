@@ -19,7 +19,6 @@ whitened Jacobian times the reduced χ², ``inf`` where ``k <= p``).
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -44,18 +43,6 @@ def _tensor(a: Any, name: str) -> torch.Tensor:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ShapeError(f"{name} must be an array of numbers") from exc
     return t
-
-
-def _n_params(f: Callable[..., Any]) -> int:
-    try:
-        ps = [p for p in inspect.signature(f).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        ps = []
-    if len(ps) < 2:
-        raise InvalidOptionError("cannot count the model's parameters from its signature; "
-                                 "pass p0")
-    return len(ps) - 1
 
 
 def _weights(sigma: Any, B: int, k: int) -> torch.Tensor | None:
@@ -135,8 +122,14 @@ def curve_fit_batch(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = Non
         x: Any = _tensor(xdata, "xdata")
     except ShapeError:
         x = xdata  # anything the model understands
-    if p0 is None:
-        p0 = torch.ones(_n_params(f), dtype=DT)
+    if p0 is None:  # SciPy's default start, inside the bounds (per fit where they are)
+        from ..curve_fit import _feasible_start, _n_params
+
+        n0 = _n_params(f)
+        lo, hi = (bounds.lb, bounds.ub) if hasattr(bounds, "lb") else bounds  # scipy Bounds
+        lo, hi = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float),
+                                     np.zeros(n0))[:2]
+        p0 = torch.as_tensor(_feasible_start(lo.ravel(), hi.ravel()).reshape(lo.shape), dtype=DT)
     start = _tensor(p0, "p0").to(y.device)
     start = start.reshape(1, -1).expand(B, -1) if start.ndim <= 1 else start
     if start.shape[0] != B or start.ndim != 2:
