@@ -31,6 +31,7 @@ __all__ = [
     "MissingExtraError",
     "ModuleStateError",
     "NonFiniteInputError",
+    "NotFittedError",
     "NotSquareError",
     "OutputTypeError",
     "ShapeError",
@@ -108,6 +109,11 @@ class InvalidTagError(JacobiteError, ValueError):
 
 class SingularOperatorError(JacobiteError, ArithmeticError):
     """A solve or inverse was asked of a singular (or numerically singular) operator."""
+
+
+class NotFittedError(JacobiteError, ValueError, AttributeError):
+    """An estimator (such as :class:`jacobite.nn.JENNRegressor`) was asked to predict before
+    ``fit`` was called; a ``ValueError`` and an ``AttributeError``, as in scikit-learn."""
 
 
 class ConvergenceError(JacobiteError, RuntimeError):
