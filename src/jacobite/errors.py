@@ -21,6 +21,7 @@ __all__ = [
     "ConvergenceError",
     "DtypeError",
     "ExpressionError",
+    "InconsistentDataError",
     "InvalidOptionError",
     "InvalidTagError",
     "JacobianMismatchError",
@@ -126,6 +127,12 @@ class JacobianTooLarge(JacobiteError, MemoryError):
 
 class JacobianMismatchError(JacobiteError, AssertionError):
     """:func:`jacobite.check` found AD and numeric Jacobians that disagree, or could not tell."""
+
+
+class InconsistentDataError(JacobiteError, ValueError):
+    """Supplied training data disagree with the function that should have produced them
+    (:meth:`jacobite.nn.DataCheck.raise_if_bad`): wrong values, or Jacobians with a flipped sign,
+    a wrong factor, a transpose or inputs out of order."""
 
 
 class MissingExtraError(JacobiteError, ImportError):
