@@ -8,7 +8,8 @@
 * layers: :func:`linear_layer_jacobian` (``diag(σ'(z)) W``), :func:`layer_jacobian` (Linear,
   activations, Softmax, Sequential by the chain rule, anything else via ``jacobite.linearize``),
   :class:`RepeatedBlockDiagonal` (``I_B ⊗ W``);
-* :func:`backprop`: gradients w.r.t. input and weights by chaining the layers' VJPs, step by step.
+* :func:`backprop`: gradients w.r.t. input and weights by chaining the layers' VJPs, step by step;
+* training on values and Jacobians: :func:`sobolev_loss` (Jacobian-enhanced / Sobolev training).
 
 Part of the compute layer: built on :mod:`jacobite.operators` and :mod:`jacobite.dense`.
 
@@ -25,6 +26,7 @@ from .example import SoftmaxExample, softmax_example
 from .layers import layer_jacobian, linear_layer_jacobian
 from .losses import cross_entropy_gradient, cross_entropy_loss, mse_gradient, one_hot_target
 from .regularization import jacobian_penalty
+from .sobolev import SobolevLoss, sobolev_loss
 from .softmax import (
     BatchedSoftmaxJacobian,
     SoftmaxJacobian,
@@ -39,6 +41,7 @@ __all__ = [
     "BackpropStep",
     "BatchedSoftmaxJacobian",
     "RepeatedBlockDiagonal",
+    "SobolevLoss",
     "SoftmaxExample",
     "SoftmaxJacobian",
     "activation_derivative",
@@ -52,6 +55,7 @@ __all__ = [
     "linear_layer_jacobian",
     "mse_gradient",
     "one_hot_target",
+    "sobolev_loss",
     "softmax_example",
     "softmax_jacobian",
     "softmax_jvp",

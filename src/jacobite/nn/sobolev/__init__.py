@@ -1,0 +1,13 @@
+"""Training on values and Jacobians (Sobolev training, Jacobian-enhanced networks): the loss,
+its targets, and checks of training data.
+
+>>> import torch
+>>> from jacobite.nn.sobolev import sobolev_loss
+>>> sobolev_loss(lambda b: 2 * b, torch.ones(3, 1), 2 * torch.ones(3, 1),
+...              2 * torch.ones(3, 1, 1)).total.item()
+0.0
+"""
+
+from .loss import SobolevLoss, sobolev_loss
+
+__all__ = ["SobolevLoss", "sobolev_loss"]

@@ -1,0 +1,187 @@
+"""Per-sample input Jacobians of a batched model, kept in the autograd graph.
+
+A model maps a batch ``(B, n)`` to ``(B, m)`` with samples independent, so the whole-batch
+Jacobian is block diagonal and its blocks come from a few products on the whole batch:
+
+* reverse: one vector–Jacobian product per output (``vᵀJ`` with ``v`` the same basis vector for
+  every sample) — ``m`` backward passes, batched into one with ``is_grads_batched``;
+* forward: one Jacobian–vector product per input direction, all taken in one forward pass of a
+  batch repeated once per direction (forward-mode AD on dual tensors).
+
+Everything is built with ``create_graph=True``: the Jacobians are differentiable in the model's
+parameters (and in ``x`` where it requires grad), which is what training on them needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.autograd.forward_ad as fwAD
+
+from ... import _validate
+from ..._modules import keep_state
+from ...dense._batch_of_one import transformable_kernels
+from ...errors import ModuleStateError, ShapeError, UnsupportedOperationError
+
+JacMode = Literal["auto", "forward", "reverse"]
+
+#: the advice when a training-mode BatchNorm would run a second time or mix samples
+_FIX = ("the Sobolev loss needs samples the model treats independently: call model.eval() "
+        "(BatchNorm in training mode mixes the samples of a batch)")
+
+
+def _draws(model: Callable[..., torch.Tensor]) -> bool:
+    """True when the model is a module with a training-mode dropout layer (random draws)."""
+    if not isinstance(model, torch.nn.Module):
+        return False
+    return any(isinstance(mod, torch.nn.modules.dropout._DropoutNd) and mod.training
+               and mod.p > 0 for mod in model.modules())
+
+
+def _attention(model: torch.nn.Module) -> bool:
+    """True when the module holds attention (its fused kernels have no second derivative)."""
+    return any("Attention" in type(mod).__name__ or "Transformer" in type(mod).__name__
+               for mod in model.modules())
+
+
+def _mixing(model: torch.nn.Module) -> str | None:
+    """The name of a training-mode BatchNorm in the module (it mixes the samples), or None."""
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.training:
+            return f"{name or 'the model'} ({type(mod).__name__})"
+    return None
+
+
+def _run(model: Callable[..., torch.Tensor], x: torch.Tensor, batch: int) -> torch.Tensor:
+    """``model(x)`` as ``(rows, m)``, refusing outputs that do not keep the batch first.
+
+    A module runs once, as in any training step (its state changes as in one), after a check
+    that no BatchNorm in training mode mixes the samples; attention runs on the math kernel
+    (differentiable twice). A function, which may close over modules, runs watched by
+    :func:`jacobite._modules.keep_state` (state put back, a training-mode BatchNorm refused).
+    """
+    if isinstance(model, torch.nn.Module):
+        bn = _mixing(model)
+        if bn is not None:
+            raise ModuleStateError(f"{bn} is in training mode; {_FIX}")
+        if _attention(model):
+            with transformable_kernels():
+                out = model(x)
+        else:
+            out = model(x)
+    else:
+        with keep_state(fix=_FIX), transformable_kernels():
+            out = model(x)
+    if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != batch:
+        raise ShapeError(
+            "the model must map a batch (B, n) to (B, m) or (B,); got "
+            f"{getattr(out, 'shape', type(out).__name__)} for a batch of {batch}; for a model "
+            "with several outputs pass a function that picks one tensor, e.g. "
+            "lambda b: model(b)['y']")
+    return out.reshape(batch, -1)
+
+
+def _grad_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself when it already requires grad (its graph is kept), else a leaf copy."""
+    return x if x.requires_grad else x.detach().requires_grad_(True)
+
+
+def _vjps(out: torch.Tensor, xg: torch.Tensor, cot: torch.Tensor) -> torch.Tensor:
+    """``cot[i]ᵀ ∂out/∂x`` for each cotangent ``cot[i]`` (shape ``(c, B, m)``) → ``(c, B, n)``."""
+    if cot.shape[0] == 1:
+        (g,) = torch.autograd.grad(out, xg, grad_outputs=cot[0], create_graph=True,
+                                   allow_unused=True, materialize_grads=True)
+        return g.reshape(1, *g.shape)
+    (g,) = torch.autograd.grad(out, xg, grad_outputs=cot, create_graph=True,
+                               is_grads_batched=True, allow_unused=True, materialize_grads=True)
+    return g
+
+
+def reverse_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(model(x) as (B, m), per-sample Jacobians (B, m, n))`` by ``m`` VJPs on the batch."""
+    B = x.shape[0]
+    xg = _grad_input(x)
+    with torch.enable_grad():
+        out = _run(model, xg, B)
+        m = out.shape[1]
+        if m == 1:
+            cot = torch.ones_like(out).unsqueeze(0)
+        else:
+            eye = torch.eye(m, dtype=out.dtype, device=out.device)
+            cot = eye[:, None, :].expand(m, B, m)
+        g = _vjps(out, xg, cot)  # (m, B, *in)
+    return out, g.reshape(m, B, -1).permute(1, 0, 2)
+
+
+def _forward_ad(model: Callable[..., torch.Tensor], x: torch.Tensor, tangents: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass of ``x`` repeated per tangent: ``(model(x) (B, m), J·t (B, m, k))``
+    for tangents ``(B, k, *in)``."""
+    B, k = tangents.shape[:2]
+    if _draws(model):
+        raise ModuleStateError(
+            "the model draws random numbers (dropout in training mode), so forward mode would "
+            "differentiate a different draw per direction; call model.eval() or pass "
+            "jac_mode='reverse'")
+    rep = x.unsqueeze(0).expand(k, *x.shape).reshape(k * B, *x.shape[1:])
+    tan = tangents.transpose(0, 1).reshape(k * B, *x.shape[1:]).to(x.dtype)
+    try:
+        with torch.enable_grad(), fwAD.dual_level():
+            out = _run(model, fwAD.make_dual(rep, tan), k * B)
+            primal, tangent = fwAD.unpack_dual(out)
+    except (NotImplementedError, RuntimeError) as exc:
+        if "forward AD" in str(exc) or "forward-mode" in str(exc) or "fwAD" in str(exc):
+            raise UnsupportedOperationError(
+                f"the model uses an operation without a forward-mode derivative ({exc}); pass "
+                "jac_mode='reverse'") from exc
+        raise
+    m = primal.shape[1]
+    if tangent is None:  # the output does not depend on x
+        tangent = torch.zeros_like(primal)
+    return primal[:B], tangent.reshape(k, B, m).permute(1, 2, 0)
+
+
+def forward_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(model(x) (B, m), per-sample Jacobians (B, m, n))`` by ``n`` JVPs in one pass."""
+    B = x.shape[0]
+    n = x[0].numel()
+    basis = torch.eye(n, dtype=x.dtype, device=x.device).reshape(n, *x.shape[1:])
+    return _forward_ad(model, x, basis.unsqueeze(0).expand(B, *basis.shape))
+
+
+def directional(model: Callable[..., torch.Tensor], x: torch.Tensor, v: torch.Tensor,
+                jac_mode: JacMode) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(model(x) (B, m), J v (B, m, k))`` for directions ``v`` of shape ``(B, k, n)``.
+
+    Forward mode: one pass of the batch repeated ``k`` times. Reverse mode (for models without
+    forward-mode derivatives, or drawing random numbers): ``J v = ∂/∂u (uᵀ J v)`` by two
+    backward passes through a cotangent ``u`` that requires grad.
+    """
+    if jac_mode == "reverse" or (jac_mode == "auto" and _draws(model)):
+        B, k = v.shape[:2]
+        xg = _grad_input(x)
+        with torch.enable_grad():
+            out = _run(model, xg, B)
+            u = torch.zeros_like(out, requires_grad=True)
+            (g,) = torch.autograd.grad(out, xg, grad_outputs=u, create_graph=True,
+                                       allow_unused=True, materialize_grads=True)
+            vv = v.transpose(0, 1).reshape(k, *g.shape).to(g.dtype)
+            jv = _vjps(g, u, vv)  # (k, B, m)
+        return out, jv.permute(1, 2, 0)
+    return _forward_ad(model, x, v.reshape(*v.shape[:2], *x.shape[1:]))
+
+
+def full(model: Callable[..., torch.Tensor], x: torch.Tensor, m_hint: int | None,
+         jac_mode: JacMode) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample Jacobians by the cheaper mode: reverse unless the inputs are fewer than the
+    outputs (``m_hint``, the targets' output count) and the model draws no random numbers."""
+    _validate.choice(jac_mode, "jac_mode", ("auto", "forward", "reverse"))
+    if jac_mode == "auto":
+        n = x[0].numel()
+        forward = m_hint is not None and n < m_hint and not _draws(model)
+        jac_mode = "forward" if forward else "reverse"
+    return (forward_jacobian if jac_mode == "forward" else reverse_jacobian)(model, x)
