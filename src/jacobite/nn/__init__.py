@@ -9,7 +9,9 @@
   activations, Softmax, Sequential by the chain rule, anything else via ``jacobite.linearize``),
   :class:`RepeatedBlockDiagonal` (``I_B ⊗ W``);
 * :func:`backprop`: gradients w.r.t. input and weights by chaining the layers' VJPs, step by step;
-* training on values and Jacobians: :func:`sobolev_loss` (Jacobian-enhanced / Sobolev training).
+* training on values and Jacobians: :func:`sobolev_loss` (Jacobian-enhanced / Sobolev training),
+  its targets :func:`sobolev_data` (AD, or finite differences for black boxes) and
+  :func:`check_sobolev_data` (supplied data against ``f``, each bad sample diagnosed).
 
 Part of the compute layer: built on :mod:`jacobite.operators` and :mod:`jacobite.dense`.
 
@@ -26,7 +28,14 @@ from .example import SoftmaxExample, softmax_example
 from .layers import layer_jacobian, linear_layer_jacobian
 from .losses import cross_entropy_gradient, cross_entropy_loss, mse_gradient, one_hot_target
 from .regularization import jacobian_penalty
-from .sobolev import SobolevLoss, sobolev_loss
+from .sobolev import (
+    DataCheck,
+    SobolevData,
+    SobolevLoss,
+    check_sobolev_data,
+    sobolev_data,
+    sobolev_loss,
+)
 from .softmax import (
     BatchedSoftmaxJacobian,
     SoftmaxJacobian,
@@ -40,7 +49,9 @@ __all__ = [
     "BackpropResult",
     "BackpropStep",
     "BatchedSoftmaxJacobian",
+    "DataCheck",
     "RepeatedBlockDiagonal",
+    "SobolevData",
     "SobolevLoss",
     "SoftmaxExample",
     "SoftmaxJacobian",
@@ -48,6 +59,7 @@ __all__ = [
     "activation_jacobian",
     "activation_spec",
     "backprop",
+    "check_sobolev_data",
     "cross_entropy_gradient",
     "cross_entropy_loss",
     "jacobian_penalty",
@@ -55,6 +67,7 @@ __all__ = [
     "linear_layer_jacobian",
     "mse_gradient",
     "one_hot_target",
+    "sobolev_data",
     "sobolev_loss",
     "softmax_example",
     "softmax_jacobian",

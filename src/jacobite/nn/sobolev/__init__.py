@@ -8,6 +8,9 @@ its targets, and checks of training data.
 0.0
 """
 
+from ._check import DataCheck, check_sobolev_data
+from .data import SobolevData, sobolev_data
 from .loss import SobolevLoss, sobolev_loss
 
-__all__ = ["SobolevLoss", "sobolev_loss"]
+__all__ = ["DataCheck", "SobolevData", "SobolevLoss", "check_sobolev_data", "sobolev_data",
+           "sobolev_loss"]
