@@ -206,6 +206,17 @@ def test_corrupted_values_are_flagged() -> None:
     assert check_sobolev_data(square, x, y, dydx).diagnosis == dict.fromkeys(BAD, "value+sign")
 
 
+def test_rows_out_of_order_are_diagnosed_as_shuffled() -> None:
+    x, y, dydx = _clean()
+    order = list(range(B))
+    order[2], order[9] = 9, 2
+    res = check_sobolev_data(square, x, y[order], dydx)
+    assert res.diagnosis == {2: "shuffled", 9: "shuffled"} and "y[2] ≈ f(x[9])" in str(res)
+    res = check_sobolev_data(square, x, y, dydx[order])
+    assert res.diagnosis == {2: "shuffled", 9: "shuffled"}
+    assert "dydx[9] ≈ ∂f/∂x at x[2]" in str(res) or "dydx[2] ≈ ∂f/∂x at x[9]" in str(res)
+
+
 def test_jacobians_laid_out_n_by_m_read_as_transposed() -> None:
     x, y, dydx = _clean(three_to_two)
     res = check_sobolev_data(three_to_two, x, y, dydx.transpose(-1, -2))

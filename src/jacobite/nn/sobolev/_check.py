@@ -49,6 +49,8 @@ _FIX = {
                        "dydx[i] = dydx[i][:, order]",
     "swapped_rows": "reorder the rows (outputs) with the index list shown: "
                     "dydx[i] = dydx[i][order, :]",
+    "shuffled": "the rows of the data are not in the order of x (matches shown): reorder them "
+                "so that row i belongs to x[i]",
     "mismatch": "recompute dydx for them (or pass larger rtol/atol if the derivatives are "
                 "known to be only that accurate)",
 }
@@ -57,8 +59,9 @@ _FIX = {
 @dataclass(frozen=True)
 class Finding:
     """One problem with one sample: ``what`` is ``"y"`` or ``"dydx"``, ``kind`` one of
-    ``"value"`` (for ``y``), ``"sign"``, ``"scaled"``, ``"transposed"``, ``"swapped_columns"``,
-    ``"swapped_rows"``, ``"mismatch"``; ``error`` the worst absolute difference in it."""
+    ``"value"`` (for ``y``), ``"shuffled"`` (either), ``"sign"``, ``"scaled"``,
+    ``"transposed"``, ``"swapped_columns"``, ``"swapped_rows"``, ``"mismatch"``; ``error`` the
+    worst absolute difference in it."""
 
     index: int
     what: str
@@ -186,7 +189,11 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     Each flagged sample is diagnosed: ``"value"`` (``y`` is wrong), ``"sign"`` (``dydx ≈ −J``),
     ``"scaled"`` (``dydx ≈ c J``, e.g. ``c = π/180``: degrees against radians),
     ``"transposed"`` (``dydx ≈ Jᵀ``), ``"swapped_columns"`` / ``"swapped_rows"`` (inputs or
-    outputs out of order) or ``"mismatch"`` (none of these).
+    outputs out of order), ``"shuffled"`` (``y[i]`` or ``dydx[i]`` belongs to another sample
+    ``x[j]``) or ``"mismatch"`` (none of these).
+
+    Finite differences cost tens of calls of ``f`` (on one sample each) per sample;
+    ``method="ad"`` is much faster where ``f`` is torch code.
 
     >>> import torch
     >>> x = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
@@ -226,11 +233,18 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     findings: list[Finding] = []
     for i in range(B):
         if not bool((vgap[i] <= vtol[i]).all()):
-            findings.append(Finding(i, "y", "value", "y differs from f(x)",
-                                    float(vgap[i].max())))
+            j = _other_sample(ys[i], yr, vtol, i)
+            findings.append(Finding(i, "y", "value" if j is None else "shuffled",
+                                    "y differs from f(x)" if j is None
+                                    else f"y[{i}] ≈ f(x[{j}])", float(vgap[i].max())))
         if transposed or not bool((gap[i] <= T[i]).all()):
-            findings.append(_dydx_finding(i, D[i], J[i], T[i], known[i], float(gap[i].max()),
-                                          transposed))
+            finding = _dydx_finding(i, D[i], J[i], T[i], known[i], float(gap[i].max()),
+                                    transposed)
+            j = _other_sample(D[i], J, T, i) if finding.kind == "mismatch" else None
+            if j is not None:
+                finding = Finding(i, "dydx", "shuffled", f"dydx[{i}] ≈ ∂f/∂x at x[{j}]",
+                                  finding.error)
+            findings.append(finding)
     bad = sorted({fi.index for fi in findings})
     return DataCheck(ok=not bad, bad=torch.tensor(bad, dtype=torch.int64),
                      findings=tuple(findings), max_error=float(gap.max()),
@@ -245,6 +259,16 @@ def _supplied(dydx: Any, J: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch
     if m > 1 and n > 1 and m != n and t.ndim == 3 and tuple(t.shape) == (B, n, m):
         return t.to(device=J.device, dtype=J.dtype).transpose(-1, -2), True
     return _like(t, J, "dydx", f"{shape} (B, m, n): dydx[i, j, k] = ∂y_j/∂x_k at sample i"), False
+
+
+def _other_sample(v: torch.Tensor, ref: torch.Tensor, tol: torch.Tensor, i: int) -> int | None:
+    """A sample ``j ≠ i`` whose reference ``ref[j]`` matches ``v`` (NaN entries skipped): the
+    rows of the data are out of order."""
+    known = ~torch.isnan(v)
+    hit = (((v - ref).abs() <= tol) | ~known).flatten(1).all(1)
+    hit[i] = False
+    js = hit.nonzero()
+    return int(js[0]) if js.numel() else None
 
 
 def _dydx_finding(i: int, D: torch.Tensor, J: torch.Tensor, T: torch.Tensor,

@@ -41,8 +41,10 @@ def _close(D: torch.Tensor, R: torch.Tensor, T: torch.Tensor, known: torch.Tenso
 
 def factor_hint(c: float) -> str:
     """A name for a common wrong factor: degrees against radians, percent."""
-    named = {math.pi / 180: "π/180: derivatives per degree where x is in radians",
-             180 / math.pi: "180/π: derivatives per radian where x is in degrees",
+    named = {math.pi / 180: "π/180: derivatives per degree where x is in radians; "
+                            "multiply them by 180/π",
+             180 / math.pi: "180/π: derivatives per radian where x is in degrees; "
+                            "multiply them by π/180",
              0.01: "1/100: percent", 100.0: "100: percent"}
     for v, text in named.items():
         if abs(abs(c) - v) <= 1e-3 * v:
