@@ -21,6 +21,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 from ... import _validate
+from ..._compile import eager_under_compile
 from ..._modules import keep_state
 from ...dense._batch_of_one import transformable_kernels
 from ...errors import ModuleStateError, ShapeError, UnsupportedOperationError
@@ -90,10 +91,10 @@ def _grad_input(x: torch.Tensor) -> torch.Tensor:
 
 def _vjps(out: torch.Tensor, xg: torch.Tensor, cot: torch.Tensor) -> torch.Tensor:
     """``cot[i]ᵀ ∂out/∂x`` for each cotangent ``cot[i]`` (shape ``(c, B, m)``) → ``(c, B, n)``."""
-    if cot.shape[0] == 1:
-        (g,) = torch.autograd.grad(out, xg, grad_outputs=cot[0], create_graph=True,
-                                   allow_unused=True, materialize_grads=True)
-        return g.reshape(1, *g.shape)
+    if cot.shape[0] == 1 or torch.compiler.is_compiling():  # compiled: no batched grads
+        return torch.stack([torch.autograd.grad(out, xg, grad_outputs=c, create_graph=True,
+                                                allow_unused=True, materialize_grads=True)[0]
+                            for c in cot.unbind(0)])
     (g,) = torch.autograd.grad(out, xg, grad_outputs=cot, create_graph=True,
                                is_grads_batched=True, allow_unused=True, materialize_grads=True)
     return g
@@ -162,17 +163,24 @@ def directional(model: Callable[..., torch.Tensor], x: torch.Tensor, v: torch.Te
     backward passes through a cotangent ``u`` that requires grad.
     """
     if jac_mode == "reverse" or (jac_mode == "auto" and _draws(model)):
-        B, k = v.shape[:2]
-        xg = _grad_input(x)
-        with torch.enable_grad():
-            out = _run(model, xg, B)
-            u = torch.zeros_like(out, requires_grad=True)
-            (g,) = torch.autograd.grad(out, xg, grad_outputs=u, create_graph=True,
-                                       allow_unused=True, materialize_grads=True)
-            vv = v.transpose(0, 1).reshape(k, *g.shape).to(g.dtype)
-            jv = _vjps(g, u, vv)  # (k, B, m)
-        return out, jv.permute(1, 2, 0)
+        return _double_vjp(model, x, v)
     return _forward_ad(model, x, v.reshape(*v.shape[:2], *x.shape[1:]))
+
+
+@eager_under_compile  # compiled autograd graphs have no double backward
+def _double_vjp(model: Callable[..., torch.Tensor], x: torch.Tensor, v: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``J v`` as the derivative of ``uᵀ J v`` in the cotangent ``u`` (two backward passes)."""
+    B, k = v.shape[:2]
+    xg = _grad_input(x)
+    with torch.enable_grad():
+        out = _run(model, xg, B)
+        u = torch.zeros_like(out, requires_grad=True)
+        (g,) = torch.autograd.grad(out, xg, grad_outputs=u, create_graph=True,
+                                   allow_unused=True, materialize_grads=True)
+        vv = v.transpose(0, 1).reshape(k, *g.shape).to(g.dtype)
+        jv = _vjps(g, u, vv)  # (k, B, m)
+    return out, jv.permute(1, 2, 0)
 
 
 def full(model: Callable[..., torch.Tensor], x: torch.Tensor, m_hint: int | None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ... import _validate
 from ...errors import ArgumentTypeError, InvalidOptionError, NonFiniteInputError, ShapeError
 
 
@@ -74,7 +75,7 @@ def prepare(x: Any, y: Any, dydx: Any, *, weight: Any, mask: Any,
         one = False
         _shape(yt, "y", [(B, yt.shape[1] if yt.ndim == 2 else 1)])
     m = yt.shape[1]
-    if not bool(torch.isfinite(yt).all()):
+    if not _validate.all_finite(yt):
         raise NonFiniteInputError("y holds NaN or inf values; drop those samples (missing "
                                   "values cannot be fitted)")
     if isinstance(weight, bool) or not isinstance(weight, (int, float, torch.Tensor)):
@@ -100,7 +101,8 @@ def prepare(x: Any, y: Any, dydx: Any, *, weight: Any, mask: Any,
     known: torch.Tensor | None = None
     if dydx is not None:
         D = _tensor(dydx, "dydx", x)
-        D = _shape(D, "dydx", [full_shape] + ([(B, n)] if one else []))
+        D = _shape(D, "dydx", [full_shape] + ([(B, n)] if one else [])
+                   + ([(B,)] if one and x.ndim == 1 else []))
         D = D.reshape(full_shape)
         if bool(torch.isinf(D).any()):
             raise NonFiniteInputError("dydx holds inf entries; mark unknown partials with NaN "

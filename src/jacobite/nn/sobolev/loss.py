@@ -27,7 +27,12 @@ from typing import Literal
 import torch
 
 from ... import _validate
-from ...errors import ArgumentTypeError, InvalidOptionError, ShapeError
+from ...errors import (
+    ArgumentTypeError,
+    InvalidOptionError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 from . import _jac
 from ._targets import Targets, prepare
 
@@ -120,6 +125,11 @@ def sobolev_loss(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     if mode == "full" and (k is not None or directional is not None):
         raise InvalidOptionError("k and directional= belong to mode='projected'; pass "
                                  "mode='projected' or drop them")
+    if any(isinstance(a, torch.Tensor) and _validate.under_vmap(a) for a in (x, y, dydx)):
+        raise UnsupportedOperationError(
+            "sobolev_loss cannot run under torch.func.vmap (it differentiates the model with "
+            "torch.autograd); it takes a whole batch already: concatenate the batches along "
+            "dimension 0 and call it once (reduction='none' gives per-sample terms), or loop")
     t = prepare(x, y, dydx, weight=weight, mask=mask, directional=directional,
                 projected=mode == "projected")
     if mode == "projected":
