@@ -231,13 +231,15 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     vratio = (vgap / vtol.clamp_min(torch.finfo(T.dtype).tiny)).amax(dim=1)
     vratio = torch.where((vgap <= vtol).all(1), vratio.clamp_max(1.0), vratio)
     findings: list[Finding] = []
-    for i in range(B):
-        if not bool((vgap[i] <= vtol[i]).all()):
+    vbad = ~(vgap <= vtol).all(1)
+    dbad = torch.ones_like(vbad) if transposed else ~(gap <= T).flatten(1).all(1)
+    for i in (vbad | dbad).nonzero().flatten().tolist():
+        if bool(vbad[i]):
             j = _other_sample(ys[i], yr, vtol, i)
             findings.append(Finding(i, "y", "value" if j is None else "shuffled",
                                     "y differs from f(x)" if j is None
                                     else f"y[{i}] ≈ f(x[{j}])", float(vgap[i].max())))
-        if transposed or not bool((gap[i] <= T[i]).all()):
+        if bool(dbad[i]):
             finding = _dydx_finding(i, D[i], J[i], T[i], known[i], float(gap[i].max()),
                                     transposed)
             j = _other_sample(D[i], J, T, i) if finding.kind == "mismatch" else None
