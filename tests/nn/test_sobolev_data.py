@@ -283,6 +283,8 @@ def test_bad_arguments_raise_typed_errors_naming_the_fix() -> None:
         sobolev_data(rosenbrock, torch.ones(2, 2, 2, dtype=F64))
     with pytest.raises(ShapeError, match=r"\(3, m\) or \(3,\).*batched=False"):
         sobolev_data(lambda v: v[:, :, None] * v[:, None, :], x)
+    with pytest.raises(ShapeError, match=r"one sample to shape \(m,\)"):
+        sobolev_data(lambda s: torch.outer(s, s), x, batched=False, method="numeric")
     with pytest.raises(DtypeError, match=r"x\.double\(\)"):
         sobolev_data(rosenbrock, torch.ones(3, 2, dtype=torch.int64))
     with pytest.raises(NonFiniteInputError):

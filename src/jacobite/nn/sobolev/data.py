@@ -211,8 +211,7 @@ class Batch:
                 check_output(y, self.size)
             else:
                 ys = [output(f(self.sample(i, tensor)), "f(x[i])") for i in range(self.size)]
-                for y1 in ys[:1]:
-                    check_sample_output(y1)
+                check_sample_outputs(ys)
                 y = torch.stack(ys)
         return y.detach()
 
@@ -314,10 +313,14 @@ def check_output(y: torch.Tensor, batch: int) -> None:
                          "(reshape(B, -1)), or pass batched=False if f maps one sample")
 
 
-def check_sample_output(y: torch.Tensor) -> None:
-    if y.ndim > 1:
-        raise ShapeError(f"with batched=False f must map one sample to shape (m,) or to a "
-                         f"number, got {tuple(y.shape)}; flatten its output (reshape(-1))")
+def check_sample_outputs(ys: list[torch.Tensor]) -> None:
+    for i, y in enumerate(ys):
+        if y.ndim > 1:
+            raise ShapeError(f"with batched=False f must map one sample to shape (m,) or to a "
+                             f"number, got {tuple(y.shape)}; flatten its output (reshape(-1))")
+        if y.shape != ys[0].shape:
+            raise ShapeError(f"f(x[{i}]) has shape {tuple(y.shape)} but f(x[0]) has "
+                             f"{tuple(ys[0].shape)}; f must give every sample the same shape")
 
 
 def jacobian_shape(y_shape: torch.Size | tuple[int, ...], n: int) -> tuple[int, ...]:
