@@ -370,3 +370,26 @@ def test_cuda_matches_cpu():
     proj = sobolev_loss(net_c, x.cuda(), y.cuda(), torch.nan_to_num(T).cuda(), mode="projected",
                         k=2, seed=0)
     assert proj.directions is not None and proj.directions.device.type == "cuda"
+
+
+@pytest.mark.parametrize(("mode", "jac_mode"), [("full", "forward"), ("full", "reverse"),
+                                                ("projected", "forward"),
+                                                ("projected", "reverse")])
+def test_a_small_memory_budget_chunks_the_products_without_changing_the_result(mode, jac_mode):
+    from jacobite import config
+    from jacobite.nn.sobolev import _memory
+
+    net = _net(3, 4)
+    x, y, T = _data(6, 3, 4)
+    kw = {"mode": mode, "jac_mode": jac_mode}
+    if mode == "projected":
+        kw.update(k=3, seed=2)
+    whole = sobolev_loss(net, x, y, T, **kw)
+    per_row = _memory.row_bytes(net, x, net)
+    with config.memory_budget(per_row * 6 * 3):  # one product per pass
+        assert _memory.chunk(4, 3 * per_row * 6) == 1
+        chunked = sobolev_loss(net, x, y, T, **kw)
+    torch.testing.assert_close(chunked.total, whole.total)
+    for a, b in zip(_grads(chunked.total, net), _grads(whole.total, net), strict=True):
+        torch.testing.assert_close(a, b)
+    assert _memory.chunk(4, 10) == 4  # the default budget holds them all

@@ -25,6 +25,7 @@ from ..._compile import eager_under_compile
 from ..._modules import keep_state
 from ...dense._batch_of_one import transformable_kernels
 from ...errors import ModuleStateError, ShapeError, UnsupportedOperationError
+from . import _memory
 
 JacMode = Literal["auto", "forward", "reverse"]
 
@@ -89,15 +90,28 @@ def _grad_input(x: torch.Tensor) -> torch.Tensor:
     return x if x.requires_grad else x.detach().requires_grad_(True)
 
 
-def _vjps(out: torch.Tensor, xg: torch.Tensor, cot: torch.Tensor) -> torch.Tensor:
-    """``cot[i]ᵀ ∂out/∂x`` for each cotangent ``cot[i]`` (shape ``(c, B, m)``) → ``(c, B, n)``."""
-    if cot.shape[0] == 1 or torch.compiler.is_compiling():  # compiled: no batched grads
+def _vjps(out: torch.Tensor, xg: torch.Tensor, cot: torch.Tensor, size: int) -> torch.Tensor:
+    """``cot[i]ᵀ ∂out/∂x`` for each cotangent ``cot[i]`` (shape ``(c, B, m)``) → ``(c, B, n)``,
+    ``size`` cotangents per batched backward pass."""
+    if size == 1 or torch.compiler.is_compiling():  # compiled: no batched grads
         return torch.stack([torch.autograd.grad(out, xg, grad_outputs=c, create_graph=True,
                                                 allow_unused=True, materialize_grads=True)[0]
                             for c in cot.unbind(0)])
-    (g,) = torch.autograd.grad(out, xg, grad_outputs=cot, create_graph=True,
-                               is_grads_batched=True, allow_unused=True, materialize_grads=True)
-    return g
+    parts = [torch.autograd.grad(out, xg, grad_outputs=c, create_graph=True,
+                                 is_grads_batched=True, allow_unused=True,
+                                 materialize_grads=True)[0] for c in cot.split(size)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _size(model: Callable[..., torch.Tensor], x: torch.Tensor, passes: int, factor: int) -> int:
+    """Products per batched pass under the memory budget (``factor`` copies of the forward
+    pass's saved tensors per product)."""
+    if passes <= 1:
+        return 1
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return passes  # under a torch.func transform: no measuring pass, one batched pass
+    per_row = _memory.row_bytes(model, x, lambda one: _run(model, one, 1))
+    return _memory.chunk(passes, factor * per_row * x.shape[0])
 
 
 def reverse_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
@@ -113,7 +127,7 @@ def reverse_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
         else:
             eye = torch.eye(m, dtype=out.dtype, device=out.device)
             cot = eye[:, None, :].expand(m, B, m)
-        g = _vjps(out, xg, cot)  # (m, B, *in)
+        g = _vjps(out, xg, cot, _size(model, x, m, 2))  # (m, B, *in)
     return out, g.reshape(m, B, -1).permute(1, 0, 2)
 
 
@@ -127,22 +141,30 @@ def _forward_ad(model: Callable[..., torch.Tensor], x: torch.Tensor, tangents: t
             "the model draws random numbers (dropout in training mode), so forward mode would "
             "differentiate a different draw per direction; call model.eval() or pass "
             "jac_mode='reverse'")
-    rep = x.unsqueeze(0).expand(k, *x.shape).reshape(k * B, *x.shape[1:])
-    tan = tangents.transpose(0, 1).reshape(k * B, *x.shape[1:]).to(x.dtype)
-    try:
-        with torch.enable_grad(), fwAD.dual_level():
-            out = _run(model, fwAD.make_dual(rep, tan), k * B)
-            primal, tangent = fwAD.unpack_dual(out)
-    except (NotImplementedError, RuntimeError) as exc:
-        if "forward AD" in str(exc) or "forward-mode" in str(exc) or "fwAD" in str(exc):
-            raise UnsupportedOperationError(
-                f"the model uses an operation without a forward-mode derivative ({exc}); pass "
-                "jac_mode='reverse'") from exc
-        raise
-    m = primal.shape[1]
-    if tangent is None:  # the output does not depend on x
-        tangent = torch.zeros_like(primal)
-    return primal[:B], tangent.reshape(k, B, m).permute(1, 2, 0)
+    size = _size(model, x, k, 3)
+    prim: torch.Tensor | None = None
+    parts = []
+    for tchunk in tangents.split(size, dim=1):
+        c = tchunk.shape[1]
+        rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * B, *x.shape[1:])
+        tan = tchunk.transpose(0, 1).reshape(c * B, *x.shape[1:]).to(x.dtype)
+        try:
+            with torch.enable_grad(), fwAD.dual_level():
+                out = _run(model, fwAD.make_dual(rep, tan), c * B)
+                primal, tangent = fwAD.unpack_dual(out)
+        except (NotImplementedError, RuntimeError) as exc:
+            if "forward AD" in str(exc) or "forward-mode" in str(exc) or "fwAD" in str(exc):
+                raise UnsupportedOperationError(
+                    f"the model uses an operation without a forward-mode derivative ({exc}); "
+                    "pass jac_mode='reverse'") from exc
+            raise
+        if tangent is None:  # the output does not depend on x
+            tangent = torch.zeros_like(primal)
+        if prim is None:
+            prim = primal[:B]
+        parts.append(tangent.reshape(c, B, -1))
+    assert prim is not None
+    return prim, torch.cat(parts).permute(1, 2, 0)
 
 
 def forward_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
@@ -179,7 +201,7 @@ def _double_vjp(model: Callable[..., torch.Tensor], x: torch.Tensor, v: torch.Te
         (g,) = torch.autograd.grad(out, xg, grad_outputs=u, create_graph=True,
                                    allow_unused=True, materialize_grads=True)
         vv = v.transpose(0, 1).reshape(k, *g.shape).to(g.dtype)
-        jv = _vjps(g, u, vv)  # (k, B, m)
+        jv = _vjps(g, u, vv, _size(model, x, k, 3))  # (k, B, m)
     return out, jv.permute(1, 2, 0)
 
 
