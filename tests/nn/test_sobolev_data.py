@@ -234,6 +234,7 @@ def test_missing_partials_are_skipped_and_a_wrong_one_is_a_mismatch() -> None:
     dydx[3, 0, 1] += 0.5
     res = check_sobolev_data(three_to_two, x, y, dydx)
     assert res.diagnosis == {3: "mismatch"} and "[0, 1]" in res.summary()
+    torch.testing.assert_close(res.reference.dydx, three_to_two_jac(x), rtol=1e-10, atol=1e-12)
 
 
 def test_tolerances_decide_what_is_flagged() -> None:

@@ -30,7 +30,7 @@ from ..._modules import keeps_state
 from ...errors import InconsistentDataError, ShapeError
 from ...numeric import METHODS
 from ._diagnose import diagnose
-from .data import METHOD_CHOICES, Batch, Method, as_tensor, targets
+from .data import METHOD_CHOICES, Batch, Method, SobolevData, as_tensor, targets
 
 __all__ = ["DataCheck", "Finding", "check_sobolev_data"]
 
@@ -51,8 +51,8 @@ _FIX = {
                     "dydx[i] = dydx[i][order, :]",
     "shuffled": "the rows of the data are not in the order of x (matches shown): reorder them "
                 "so that row i belongs to x[i]",
-    "mismatch": "recompute dydx for them (or pass larger rtol/atol if the derivatives are "
-                "known to be only that accurate)",
+    "mismatch": "recompute dydx for them (the check's .reference.dydx holds ∂f/∂x), or pass "
+                "larger rtol/atol if the derivatives are known to be only that accurate",
 }
 
 
@@ -91,6 +91,9 @@ class DataCheck:
         Per sample, the worst difference divided by what is allowed (above 1: flagged).
     method:
         How the reference ``∂f/∂x`` was computed (``"numeric"`` or ``"ad"``).
+    reference:
+        The reference itself, a :class:`~jacobite.nn.SobolevData` of tensors: ``f(x)``,
+        ``∂f/∂x`` and its error estimate (to replace the flagged samples with).
 
     >>> import torch
     >>> x = torch.tensor([[0.5], [1.0]], dtype=torch.float64)
@@ -108,6 +111,7 @@ class DataCheck:
     method: str
     rtol: float
     atol: float
+    reference: SobolevData
 
     @property
     def diagnosis(self) -> dict[int, str]:
@@ -251,7 +255,7 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     return DataCheck(ok=not bad, bad=torch.tensor(bad, dtype=torch.int64),
                      findings=tuple(findings), max_error=float(gap.max()),
                      max_value_error=float(vgap.max()), ratio=torch.maximum(dratio, vratio).cpu(),
-                     method=ref.method, rtol=rtol, atol=atol)
+                     method=ref.method, rtol=rtol, atol=atol, reference=ref)
 
 
 def _supplied(dydx: Any, J: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, bool]:
