@@ -178,6 +178,7 @@ def _corrupt(dydx: torch.Tensor, fix: Map) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("kind", "corrupt", "words"), [
+    ("zeros", torch.zeros_like, "NaN"),
     ("sign", lambda J: -J, "negate"),
     ("transposed", lambda J: J.T, "transpose"),
     ("scaled", lambda J: J * math.pi / 180, "π/180"),

@@ -40,6 +40,7 @@ ERROR_FACTOR = 10.0
 _FIX = {
     "value": "recompute y = f(x) for them, or check that y and x list the samples in the same "
              "order",
+    "zeros": "mark unknown partials as NaN (missing) instead of 0, or recompute them",
     "sign": "negate them (dydx[i] = -dydx[i]; pass -dydx if every sample is affected)",
     "transposed": "transpose them (dydx[i] = dydx[i].T; pass dydx.transpose(-1, -2) if every "
                   "sample is affected): dydx[i, j, k] must be ∂y_j/∂x_k",
@@ -59,7 +60,7 @@ _FIX = {
 @dataclass(frozen=True)
 class Finding:
     """One problem with one sample: ``what`` is ``"y"`` or ``"dydx"``, ``kind`` one of
-    ``"value"`` (for ``y``), ``"shuffled"`` (either), ``"sign"``, ``"scaled"``,
+    ``"value"`` (for ``y``), ``"shuffled"`` (either), ``"zeros"``, ``"sign"``, ``"scaled"``,
     ``"transposed"``, ``"swapped_columns"``, ``"swapped_rows"``, ``"mismatch"``; ``error`` the
     worst absolute difference in it."""
 
@@ -190,7 +191,8 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     ``|y − f(x)| > atol + rtol |f(x)|``. ``method="ad"`` or ``"auto"`` takes the exact AD
     Jacobian where ``f`` is torch code.
 
-    Each flagged sample is diagnosed: ``"value"`` (``y`` is wrong), ``"sign"`` (``dydx ≈ −J``),
+    Each flagged sample is diagnosed: ``"value"`` (``y`` is wrong), ``"zeros"`` (``dydx`` all
+    zero: missing partials written as 0, not NaN), ``"sign"`` (``dydx ≈ −J``),
     ``"scaled"`` (``dydx ≈ c J``, e.g. ``c = π/180``: degrees against radians),
     ``"transposed"`` (``dydx ≈ Jᵀ``), ``"swapped_columns"`` / ``"swapped_rows"`` (inputs or
     outputs out of order), ``"shuffled"`` (``y[i]`` or ``dydx[i]`` belongs to another sample
@@ -203,7 +205,9 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     >>> x = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
     >>> f = lambda v: torch.stack([v[:, 0] * v[:, 1], v[:, 0] + 2 * v[:, 1]], dim=1)
     >>> J = torch.tensor([[[2.0, 1.0], [1.0, 2.0]], [[4.0, 3.0], [1.0, 2.0]]], dtype=torch.float64)
-    >>> res = check_sobolev_data(f, x, f(x), J.clone().index_fill_(0, torch.tensor([1]), 0.0))
+    >>> bad = J.clone()
+    >>> bad[1, 0, 0] = 5.0
+    >>> res = check_sobolev_data(f, x, f(x), bad)
     >>> res.bad.tolist(), res.diagnosis
     ([1], {1: 'mismatch'})
     >>> res = check_sobolev_data(f, x, f(x), J.transpose(-1, -2))

@@ -24,7 +24,7 @@ __all__ = ["Diagnosis", "diagnose", "factor_hint"]
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """``kind``: ``"sign"``, ``"scaled"``, ``"transposed"``, ``"swapped_columns"``,
+    """``kind``: ``"zeros"``, ``"sign"``, ``"scaled"``, ``"transposed"``, ``"swapped_columns"``,
     ``"swapped_rows"`` or ``"mismatch"``; ``detail``: one readable line; ``factor``: the
     constant of ``"scaled"``; ``order``: for swapped columns / rows, the index list that puts
     them back (``dydx[..., order]`` / ``dydx[..., order, :]``)."""
@@ -77,6 +77,9 @@ def diagnose(D: torch.Tensor, J: torch.Tensor, T: torch.Tensor,
     """The likeliest explanation of ``D ≠ J`` for one sample (``(m, n)`` each)."""
     known = ~torch.isnan(D) if known is None else known
     m, n = J.shape
+    if bool((D[known] == 0).all()):
+        return Diagnosis("zeros", "dydx is zero where ∂f/∂x is not (missing partials filled "
+                                  "with 0?)")
     if _close(D, -J, T, known):
         return Diagnosis("sign", "dydx ≈ −∂f/∂x (sign flipped)", factor=-1.0)
     Dk, Jk = torch.where(known, D, 0), torch.where(known, J, 0)
