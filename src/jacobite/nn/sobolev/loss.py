@@ -98,7 +98,8 @@ def sobolev_loss(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     (``reduction="sum"``: sums; ``"none"``: per-sample means, shape ``(B,)``).
 
     ``mode="full"`` computes each sample's Jacobian exactly, by ``m`` reverse-mode products or
-    ``n`` forward-mode ones (``jac_mode="auto"`` picks the fewer; reverse when the model draws
+    ``n`` forward-mode ones (``jac_mode="auto"`` picks the cheaper, weighing forward mode's
+    dearer products: forward for ``m ≥ 4n`` or many inputs; reverse when the model draws
     random numbers). ``mode="projected"`` matches ``k`` directional derivatives ``J v`` per
     sample instead (``v`` standard normal, drawn with ``seed``), ``k`` forward-mode products
     whatever ``n`` and ``m``: its Jacobian term is an unbiased estimate of the full one, cheap
