@@ -8,7 +8,7 @@ import torch
 from jacobite import nn as J
 from jacobite import operators as O
 
-from . import F64, choice, entry, flag, fn, posint, tensor, tol
+from . import F64, choice, entry, flag, fn, posint, seed, tensor, tol
 
 M = torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=F64)
 D = torch.tensor([1.0, 2.0, 3.0], dtype=F64)
@@ -123,12 +123,20 @@ ENTRIES = [
     entry("jacobite.nn.jacobian_penalty", J.jacobian_penalty, MLP, ZB,
           cases=[*fn(0), *tensor(1, ()), ("nproj", 0), ("nproj", -2), ("nproj", 2.5),
                  ("seed", -1), ("seed", "0"), ("output", "abc")]),
+    entry("jacobite.nn.sobolev_loss", J.sobolev_loss, MLP, ZB, torch.zeros(2, 2, dtype=F64),
+          torch.zeros(2, 2, 3, dtype=F64),
+          cases=[*fn(0), *tensor(1, (2, 3, 1), ()), *tensor(2, (3,), (2, 3)),
+                 *tensor(3, (2, 3), (2, 3, 2), none=False), ("weight", -1.0), ("weight", "abc"),
+                 ("weight", float("nan")), ("weight", torch.ones(5, dtype=F64)),
+                 ("mask", "abc"), ("mask", torch.ones(5, dtype=torch.bool)), *choice("mode"),
+                 *choice("reduction"), *choice("jac_mode"), ("k", 3), ("directional", "abc"),
+                 *seed("seed")]),
     entry("jacobite.nn.sobolev_data", J.sobolev_data, torch.sin, ZB,
-          cases=[*fn(0), *tensor(1, (2, 3, 1), ()), *choice("method"), *flag("batched"),
+          cases=[*fn(0), *tensor(1, (2, 3, 1), ()), *choice("method"), *flag("batched_model"),
                  *choice("numeric_method")]),
     entry("jacobite.nn.check_sobolev_data", J.check_sobolev_data, torch.sin, ZB, torch.sin(ZB),
           torch.diag_embed(torch.cos(ZB)),
           cases=[*fn(0), *tensor(1, (2, 3, 1), ()), (2, "abc"), (2, None), (2, ZB[:1]),
                  (3, "abc"), (3, None), (3, ZB), (3, torch.ones(2, 3, 4, dtype=F64)),
-                 *tol("rtol"), *tol("atol"), *choice("method"), *flag("batched")]),
+                 *tol("rtol"), *tol("atol"), *choice("method"), *flag("batched_model")]),
 ]

@@ -92,7 +92,7 @@ def test_x_sin_x_on_a_vector_batch(method: Any) -> None:
 def test_three_to_two_map(method: Any, batched: bool) -> None:
     x = points(5, 3, seed=1)
     f = three_to_two if batched else (lambda s: three_to_two(s[None])[0])
-    d = sobolev_data(f, x, method=method, batched=batched)
+    d = sobolev_data(f, x, method=method, batched_model=batched)
     assert d.y.shape == (5, 2) and d.dydx.shape == (5, 2, 3)
     torch.testing.assert_close(d.dydx, three_to_two_jac(x), rtol=1e-10, atol=1e-12)
 
@@ -283,10 +283,10 @@ def test_bad_arguments_raise_typed_errors_naming_the_fix() -> None:
         sobolev_data("rosenbrock", x)  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match=r"\(B, n\)"):
         sobolev_data(rosenbrock, torch.ones(2, 2, 2, dtype=F64))
-    with pytest.raises(ShapeError, match=r"\(3, m\) or \(3,\).*batched=False"):
+    with pytest.raises(ShapeError, match=r"\(3, m\) or \(3,\).*batched_model=False"):
         sobolev_data(lambda v: v[:, :, None] * v[:, None, :], x)
     with pytest.raises(ShapeError, match=r"one sample to shape \(m,\)"):
-        sobolev_data(lambda s: torch.outer(s, s), x, batched=False, method="numeric")
+        sobolev_data(lambda s: torch.outer(s, s), x, batched_model=False, method="numeric")
     with pytest.raises(DtypeError, match=r"x\.double\(\)"):
         sobolev_data(rosenbrock, torch.ones(3, 2, dtype=torch.int64))
     with pytest.raises(NonFiniteInputError):

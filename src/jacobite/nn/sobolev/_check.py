@@ -175,15 +175,15 @@ def _like(a: Any, ref: torch.Tensor, name: str, shape: str) -> torch.Tensor:
 
 @keeps_state
 def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol: float = 1e-5,
-                       atol: float = 1e-8, method: Method = "numeric", batched: bool = True,
+                       atol: float = 1e-8, method: Method = "numeric", batched_model: bool = True,
                        numeric_method: str = "richardson") -> DataCheck:
     """Flag the samples whose supplied ``y`` or ``dydx`` disagree with ``f``, and say why.
 
-    ``f``, ``x`` and ``batched`` are as in :func:`jacobite.nn.sobolev_data`; ``y`` ``(B, m)`` or
-    ``(B,)`` and ``dydx`` ``(B, m, n)`` (``(B, n)`` for ``(B,)`` y; size-1 dimensions may be
-    left out) are the data to check; NaN entries of ``dydx`` are missing partials and skipped.
-    A ``dydx`` of shape ``(B, n, m)`` (with ``m ≠ n``) is read as transposed and every sample
-    is flagged as such.
+    ``f``, ``x`` and ``batched_model`` are as in :func:`jacobite.nn.sobolev_data`; ``y``
+    ``(B, m)`` or ``(B,)`` and ``dydx`` ``(B, m, n)`` (``(B, n)`` for ``(B,)`` y; size-1
+    dimensions may be left out) are the data to check; NaN entries of ``dydx`` are missing
+    partials and skipped. A ``dydx`` of shape ``(B, n, m)`` (with ``m ≠ n``) is read as
+    transposed and every sample is flagged as such.
 
     The reference is ``f(x)`` and, with ``method="numeric"`` (default), finite differences
     with an error estimate ``e`` (:func:`jacobite.numeric.jacobian`, ``numeric_method``); an
@@ -218,7 +218,7 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     rtol = _validate.tolerance(rtol, "rtol")
     atol = _validate.tolerance(atol, "atol")
     _validate.choice(method, "method", METHOD_CHOICES)
-    batched = _validate.boolean(batched, "batched")
+    batched = _validate.boolean(batched_model, "batched_model")
     _validate.choice(numeric_method, "numeric_method", METHODS)
     batch = Batch.of(x)
     ref = targets(f, batch, method, batched, numeric_method, None)

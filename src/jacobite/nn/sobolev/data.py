@@ -81,17 +81,19 @@ class SobolevData:
 
 
 @keeps_state
-def sobolev_data(f: Callable[..., Any], x: Any, *, method: Method = "auto", batched: bool = True,
-                 numeric_method: str = "richardson", step: Any = None) -> SobolevData:
+def sobolev_data(f: Callable[..., Any], x: Any, *, method: Method = "auto",
+                 batched_model: bool = True, numeric_method: str = "richardson",
+                 step: Any = None) -> SobolevData:
     """Values ``f(x)`` and per-sample Jacobians ``∂f/∂x`` of a batch: targets for Sobolev training.
 
     Parameters
     ----------
     f:
-        With ``batched=True`` (default) ``f`` maps a batch ``(B, n)`` to ``(B, m)`` or
+        With ``batched_model=True`` (default) ``f`` maps a batch ``(B, n)`` to ``(B, m)`` or
         ``(B,)``, one row per sample (an ``nn.Module``, a torch function, or a NumPy black box).
-        With ``batched=False`` it maps ONE sample ``(n,)`` to ``(m,)`` or a number. Samples are
-        differentiated one at a time, so ``f`` may be anything that treats them independently.
+        With ``batched_model=False`` it maps ONE sample ``(n,)`` to ``(m,)`` or a number.
+        Samples are differentiated one at a time, so ``f`` may be anything that treats them
+        independently.
     x:
         The inputs, ``(B, n)`` or ``(B,)`` (``n = 1``): a tensor, or a NumPy array / list
         (computed in float64, results as NumPy arrays).
@@ -107,8 +109,10 @@ def sobolev_data(f: Callable[..., Any], x: Any, *, method: Method = "auto", batc
         * ``"numeric"``: :func:`jacobite.numeric.jacobian` per sample, with an error estimate;
           ``f`` may be any black box (it receives NumPy arrays where ``x`` is NumPy, tensors
           under ``torch.no_grad()`` where ``x`` is a tensor).
-    batched:
-        Whether ``f`` takes a batch (``True``) or one sample (``False``).
+    batched_model:
+        Whether ``f`` takes a batch (``True``, the default here: a training target is a
+        function of a batch; AD passes each sample as a batch of one) or one sample
+        (``False``), as in :func:`jacobite.batch_jacobian`.
     numeric_method, step:
         Passed to :func:`jacobite.numeric.jacobian` as ``method`` and ``step`` for finite
         differences; the default ``"richardson"`` is its most accurate method.
@@ -130,13 +134,14 @@ def sobolev_data(f: Callable[..., Any], x: Any, *, method: Method = "auto", batc
 
     >>> import torch
     >>> x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
-    >>> d = sobolev_data(lambda v: torch.stack([v[0] * v[1], v[0] + v[1]]), x, batched=False)
+    >>> d = sobolev_data(lambda v: torch.stack([v[0] * v[1], v[0] + v[1]]), x,
+    ...                  batched_model=False)
     >>> d.dydx.tolist()
     [[[2.0, 1.0], [1.0, 1.0]]]
     """
     _validate.callable_(f)
     method = _validate.choice(method, "method", METHOD_CHOICES)  # type: ignore[assignment]
-    batched = _validate.boolean(batched, "batched")
+    batched = _validate.boolean(batched_model, "batched_model")
     _validate.choice(numeric_method, "numeric_method", METHODS)
     batch = Batch.of(x)
     return batch.export(targets(f, batch, method, batched, numeric_method, step))
@@ -310,14 +315,15 @@ def check_output(y: torch.Tensor, batch: int) -> None:
     if y.ndim not in (1, 2) or y.shape[0] != batch:
         raise ShapeError(f"f must map a batch of {batch} samples to shape ({batch}, m) or "
                          f"({batch},), got {tuple(y.shape)}; flatten each sample's output "
-                         "(reshape(B, -1)), or pass batched=False if f maps one sample")
+                         "(reshape(B, -1)), or pass batched_model=False if f maps one sample")
 
 
 def check_sample_outputs(ys: list[torch.Tensor]) -> None:
     for i, y in enumerate(ys):
         if y.ndim > 1:
-            raise ShapeError(f"with batched=False f must map one sample to shape (m,) or to a "
-                             f"number, got {tuple(y.shape)}; flatten its output (reshape(-1))")
+            raise ShapeError(f"with batched_model=False f must map one sample to shape (m,) "
+                             f"or to a number, got {tuple(y.shape)}; flatten its output "
+                             "(reshape(-1))")
         if y.shape != ys[0].shape:
             raise ShapeError(f"f(x[{i}]) has shape {tuple(y.shape)} but f(x[0]) has "
                              f"{tuple(ys[0].shape)}; f must give every sample the same shape")
