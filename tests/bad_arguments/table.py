@@ -36,6 +36,7 @@ EXEMPT: dict[str, str] = {
         "sparse.SparsePlan", "sparse.Pattern", "numeric.NumericJacobian", "solvers.NewtonIterate",
         "solvers.NewtonResult", "transforms.IntegrationResult", "nn.BackpropResult",
         "nn.BackpropStep", "nn.SoftmaxExample", "nn.SobolevData", "nn.DataCheck",
+        "nn.SobolevLoss",
         "extrema.CriticalPoint",
         "cli.tour.Outcome", "cli.tour.Source", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
         "solvers.lsq.BatchLeastSquaresResult",

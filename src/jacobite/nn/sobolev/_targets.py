@@ -50,7 +50,8 @@ def _broadcast(t: torch.Tensor, name: str, shape: tuple[int, ...], what: str) ->
         return t.expand(torch.broadcast_shapes(t.shape, shape))
     except RuntimeError as exc:
         raise ShapeError(f"{name} of shape {tuple(t.shape)} does not broadcast to {what} "
-                         f"{shape}") from exc
+                         f"{shape}; give it shape {shape} or one that broadcasts to it (size "
+                         "1 where it is the same for all)") from exc
 
 
 def prepare(x: Any, y: Any, dydx: Any, *, weight: Any, mask: Any,
@@ -65,6 +66,8 @@ def prepare(x: Any, y: Any, dydx: Any, *, weight: Any, mask: Any,
     if not x.dtype.is_floating_point:
         raise ArgumentTypeError(f"x must be floating point to be differentiated, got "
                                 f"{x.dtype}; convert with x.double()")
+    if not _validate.under_vmap(x) and not _validate.all_finite(x.detach()):
+        raise NonFiniteInputError("x holds NaN or inf values; drop those samples")
     B = x.shape[0]
     n = 1 if x.ndim == 1 else x.shape[1]
     yt = _tensor(y, "y", x)

@@ -123,6 +123,7 @@ def sobolev_loss(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     _validate.choice(mode, "mode", ("full", "projected"))
     _validate.choice(reduction, "reduction", ("mean", "sum", "none"))
     _validate.choice(jac_mode, "jac_mode", ("auto", "forward", "reverse"))
+    _validate.seed(seed)
     if mode == "full" and (k is not None or directional is not None):
         raise InvalidOptionError("k and directional= belong to mode='projected'; pass "
                                  "mode='projected' or drop them")
