@@ -27,7 +27,7 @@ from jacobite.errors import (
     ShapeError,
     UnsupportedOperationError,
 )
-from jacobite.nn import DataCheck, SobolevData, check_sobolev_data, sobolev_data
+from jacobite.nn import DataCheck, SobolevData, check_sobolev_data, sobolev_data, sobolev_loss
 
 F64 = torch.float64
 Map = Callable[[torch.Tensor], torch.Tensor]
@@ -147,6 +147,17 @@ def test_numpy_input_is_float64_and_torch_f_still_gets_ad() -> None:
     d = sobolev_data(rosenbrock, x)
     assert d.method == "ad" and isinstance(d.y, np.ndarray) and d.y.dtype == np.float64
     np.testing.assert_allclose(d.dydx, rosenbrock_grad(torch.tensor(x, dtype=F64)).numpy())
+
+
+@pytest.mark.parametrize(("f", "x"), [
+    (rosenbrock, points(5, 2)), (three_to_two, points(5, 3)),
+    (lambda v: v * torch.sin(v), torch.linspace(0.1, 2, 5, dtype=F64)),
+])
+def test_targets_fit_sobolev_loss_and_the_true_function_has_zero_loss(
+        f: Map, x: torch.Tensor) -> None:
+    d = sobolev_data(f, x, method="numeric")
+    res = sobolev_loss(f, x, d.y, d.dydx)
+    assert float(res.value.detach()) == 0.0 and float(res.jacobian.detach()) < 1e-18
 
 
 # ---- checks of supplied data -------------------------------------------------------------
