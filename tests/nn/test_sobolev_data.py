@@ -229,6 +229,22 @@ def test_rows_out_of_order_are_diagnosed_as_shuffled() -> None:
     assert "dydx[9] ≈ ∂f/∂x at x[2]" in str(res) or "dydx[2] ≈ ∂f/∂x at x[9]" in str(res)
 
 
+def test_nan_values_are_wrong_values_not_shuffled_rows() -> None:
+    x, y, dydx = _clean()
+    y = y.clone()
+    y[4] = float("nan")
+    assert check_sobolev_data(square, x, y, dydx).diagnosis == {4: "value"}
+
+
+def test_transposed_layout_with_a_flipped_sign_names_both_fixes() -> None:
+    x, y, dydx = _clean(three_to_two)
+    dydx = dydx.clone()
+    dydx[1] *= -1
+    res = check_sobolev_data(three_to_two, x, y, dydx.transpose(-1, -2))
+    assert res.diagnosis[1] == "transposed+sign" and res.diagnosis[0] == "transposed"
+    assert "transpose them" in str(res) and "then negate them" in str(res)
+
+
 def test_jacobians_laid_out_n_by_m_read_as_transposed() -> None:
     x, y, dydx = _clean(three_to_two)
     res = check_sobolev_data(three_to_two, x, y, dydx.transpose(-1, -2))
@@ -306,7 +322,7 @@ def test_bad_arguments_raise_typed_errors_naming_the_fix() -> None:
         sobolev_data(rosenbrock, x, method="fd")  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match=r"y must have shape \(3,\)"):
         check_sobolev_data(rosenbrock, x, y[:2], dydx)
-    with pytest.raises(ShapeError, match=r"dydx must have shape \(3, 2\)"):
+    with pytest.raises(ShapeError, match=r"dydx must have shape \(3, 2\) \(B, n\)"):
         check_sobolev_data(rosenbrock, x, y, dydx[:, :1])
     with pytest.raises(InvalidOptionError, match="rtol"):
         check_sobolev_data(rosenbrock, x, y, dydx, rtol=-1.0)

@@ -89,7 +89,8 @@ class DataCheck:
     max_value_error:
         The largest ``|y − f(x)|``.
     ratio:
-        Per sample, the worst difference divided by what is allowed (above 1: flagged).
+        Per sample, the worst difference divided by what is allowed (above 1: flagged; a
+        ``dydx`` laid out ``(B, n, m)`` flags every sample, whatever its ratio).
     method:
         How the reference ``∂f/∂x`` was computed (``"numeric"`` or ``"ad"``).
     reference:
@@ -140,8 +141,8 @@ class DataCheck:
             shown = ", ".join(map(str, idx[:limit])) + (", ..." if len(idx) > limit else "")
             details = sorted({f.detail for f in group})
             detail = details[0] if len(details) == 1 else f"{details[0]}; ..."
-            lines.append(f"  {kind} in {len(idx)} sample(s) [{shown}]: {detail}; "
-                         f"{_FIX[kind.split('+')[-1]]}")
+            fix = "; then ".join(_FIX[k] for k in kind.split("+"))
+            lines.append(f"  {kind} in {len(idx)} sample(s) [{shown}]: {detail}; {fix}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -241,16 +242,18 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     findings: list[Finding] = []
     vbad = ~(vgap <= vtol).all(1)
     dbad = torch.ones_like(vbad) if transposed else ~(gap <= T).flatten(1).all(1)
+    flagged = int((vbad | dbad).sum())
     for i in (vbad | dbad).nonzero().flatten().tolist():
         if bool(vbad[i]):
-            j = _other_sample(ys[i], yr, vtol, i)
+            j = _other_sample(ys[i], yr, vtol, i, flagged=flagged, missing=False)
             findings.append(Finding(i, "y", "value" if j is None else "shuffled",
                                     "y differs from f(x)" if j is None
                                     else f"y[{i}] ≈ f(x[{j}])", float(vgap[i].max())))
         if bool(dbad[i]):
             finding = _dydx_finding(i, D[i], J[i], T[i], known[i], float(gap[i].max()),
                                     transposed)
-            j = _other_sample(D[i], J, T, i) if finding.kind == "mismatch" else None
+            j = _other_sample(D[i], J, T, i, flagged=flagged, missing=True) \
+                if finding.kind == "mismatch" else None
             if j is not None:
                 finding = Finding(i, "dydx", "shuffled", f"dydx[{i}] ≈ ∂f/∂x at x[{j}]",
                                   finding.error)
@@ -268,13 +271,23 @@ def _supplied(dydx: Any, J: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch
     t = as_tensor(dydx, "dydx")
     if m > 1 and n > 1 and m != n and t.ndim == 3 and tuple(t.shape) == (B, n, m):
         return t.to(device=J.device, dtype=J.dtype).transpose(-1, -2), True
-    return _like(t, J, "dydx", f"{shape} (B, m, n): dydx[i, j, k] = ∂y_j/∂x_k at sample i"), False
+    layout = "(B, m, n): dydx[i, j, k] = ∂y_j/∂x_k" if len(shape) == 3 else \
+        "(B, n): dydx[i, k] = ∂y/∂x_k"
+    return _like(t, J, "dydx", f"{shape} {layout} at sample i"), False
 
 
-def _other_sample(v: torch.Tensor, ref: torch.Tensor, tol: torch.Tensor, i: int) -> int | None:
-    """A sample ``j ≠ i`` whose reference ``ref[j]`` matches ``v`` (NaN entries skipped): the
-    rows of the data are out of order."""
-    known = ~torch.isnan(v)
+#: the search for the sample a misplaced row belongs to compares it with every sample: done
+#: while (flagged samples) x (entries of the batch) stays below this
+SHUFFLE_SEARCH = 10**8
+
+
+def _other_sample(v: torch.Tensor, ref: torch.Tensor, tol: torch.Tensor, i: int, *,
+                  flagged: int, missing: bool) -> int | None:
+    """A sample ``j ≠ i`` whose reference ``ref[j]`` matches ``v`` (NaN entries of ``v`` skipped
+    where they mean ``missing``): the rows of the data are out of order."""
+    known = ~torch.isnan(v) if missing else torch.ones_like(v, dtype=torch.bool)
+    if flagged * ref.numel() > SHUFFLE_SEARCH or not bool(known.any()):
+        return None
     hit = (((v - ref).abs() <= tol) | ~known).flatten(1).all(1)
     hit[i] = False
     js = hit.nonzero()
