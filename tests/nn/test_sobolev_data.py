@@ -207,6 +207,22 @@ def test_seeded_bad_partials_are_flagged_and_diagnosed(
     assert words in str(info.value) and isinstance(info.value, ValueError)
 
 
+def test_a_batch_with_every_kind_of_bug_gets_each_sample_right() -> None:
+    x, y, dydx = _clean()
+    bugs: dict[int, tuple[str, Map]] = {
+        1: ("swapped_rows", lambda J: J[[0, 2, 1]]), 3: ("sign", lambda J: -J),
+        4: ("swapped_columns", lambda J: J[:, [2, 1, 0]]), 6: ("zeros", torch.zeros_like),
+        7: ("transposed", lambda J: J.T), 8: ("scaled", lambda J: 180 / math.pi * J),
+        10: ("mismatch", lambda J: J + torch.eye(3, dtype=F64)),
+    }
+    bad = dydx.clone()
+    for i, (_, corrupt) in bugs.items():
+        bad[i] = corrupt(bad[i].clone())
+    res = check_sobolev_data(square, x, y, bad)
+    assert res.diagnosis == {i: kind for i, (kind, _) in bugs.items()}
+    assert "order = [2, 1, 0]" in str(res) and "multiply them by π/180" in str(res)
+
+
 def test_corrupted_values_are_flagged() -> None:
     x, y, dydx = _clean()
     y = y.clone()

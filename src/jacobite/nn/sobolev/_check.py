@@ -29,7 +29,7 @@ from ... import _validate
 from ..._modules import keeps_state
 from ...errors import InconsistentDataError, ShapeError
 from ...numeric import METHODS
-from ._diagnose import diagnose
+from ._diagnose import Diagnosis, diagnose_many
 from .data import METHOD_CHOICES, Batch, Method, SobolevData, as_tensor, targets
 
 __all__ = ["DataCheck", "Finding", "check_sobolev_data"]
@@ -239,19 +239,24 @@ def check_sobolev_data(f: Callable[..., Any], x: Any, y: Any, dydx: Any, *, rtol
     vtol = atol + rtol * yr.abs()
     vratio = (vgap / vtol.clamp_min(torch.finfo(T.dtype).tiny)).amax(dim=1)
     vratio = torch.where((vgap <= vtol).all(1), vratio.clamp_max(1.0), vratio)
-    findings: list[Finding] = []
     vbad = ~(vgap <= vtol).all(1)
-    dbad = torch.ones_like(vbad) if transposed else ~(gap <= T).flatten(1).all(1)
+    dmis = ~(gap <= T).flatten(1).all(1)
+    dbad = torch.ones_like(vbad) if transposed else dmis
     flagged = int((vbad | dbad).sum())
+    which = dmis.nonzero().flatten()
+    diags = dict(zip(which.tolist(), diagnose_many(D[which], J[which], T[which], known[which]),
+                     strict=True))
+    findings: list[Finding] = []
+    v_l, d_l = vbad.tolist(), dbad.tolist()
+    vworst, dworst = vgap.amax(1).tolist(), gap.flatten(1).amax(1).tolist()
     for i in (vbad | dbad).nonzero().flatten().tolist():
-        if bool(vbad[i]):
+        if v_l[i]:
             j = _other_sample(ys[i], yr, vtol, i, flagged=flagged, missing=False)
             findings.append(Finding(i, "y", "value" if j is None else "shuffled",
                                     "y differs from f(x)" if j is None
-                                    else f"y[{i}] ≈ f(x[{j}])", float(vgap[i].max())))
-        if bool(dbad[i]):
-            finding = _dydx_finding(i, D[i], J[i], T[i], known[i], float(gap[i].max()),
-                                    transposed)
+                                    else f"y[{i}] ≈ f(x[{j}])", vworst[i]))
+        if d_l[i]:
+            finding = _dydx_finding(i, diags.get(i), dworst[i], transposed)
             j = _other_sample(D[i], J, T, i, flagged=flagged, missing=True) \
                 if finding.kind == "mismatch" else None
             if j is not None:
@@ -294,12 +299,12 @@ def _other_sample(v: torch.Tensor, ref: torch.Tensor, tol: torch.Tensor, i: int,
     return int(js[0]) if js.numel() else None
 
 
-def _dydx_finding(i: int, D: torch.Tensor, J: torch.Tensor, T: torch.Tensor,
-                  known: torch.Tensor, error: float, transposed: bool) -> Finding:
-    if transposed and bool(((D - J).abs() <= T)[known].all()):
+def _dydx_finding(i: int, d: Diagnosis | None, error: float, transposed: bool) -> Finding:
+    """The finding for sample ``i``'s ``dydx``: ``d`` is ``None`` where it agrees once the
+    transposed ``(B, n, m)`` layout is undone."""
+    if d is None:
         return Finding(i, "dydx", "transposed", "dydx has shape (B, n, m) and holds (∂f/∂x)ᵀ",
                        error)
-    d = diagnose(D, J, T, known)
     detail = d.detail if d.order is None else f"{d.detail}, order = {list(d.order)}"
     kind = f"transposed+{d.kind}" if transposed else d.kind
     return Finding(i, "dydx", kind, detail, error)
