@@ -223,6 +223,20 @@ def test_a_batch_with_every_kind_of_bug_gets_each_sample_right() -> None:
     assert "order = [2, 1, 0]" in str(res) and "multiply them by π/180" in str(res)
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), picks=st.sets(st.integers(0, B - 1), max_size=B),
+       factor=st.sampled_from([-1.0, math.pi / 180, 2.0]))
+def test_exactly_the_corrupted_samples_are_flagged(seed: int, picks: set[int],
+                                                   factor: float) -> None:
+    x = points(B, 3, seed=seed % 1000)
+    d = sobolev_data(square, x, method="ad")
+    bad = d.dydx.clone()
+    bad[sorted(picks)] *= factor
+    res = check_sobolev_data(square, x, d.y, bad)
+    assert res.bad.tolist() == sorted(picks)
+    assert set(res.diagnosis.values()) <= {"sign" if factor == -1 else "scaled"}
+
+
 def test_corrupted_values_are_flagged() -> None:
     x, y, dydx = _clean()
     y = y.clone()
