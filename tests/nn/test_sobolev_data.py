@@ -23,6 +23,7 @@ from jacobite.errors import (
     DtypeError,
     InconsistentDataError,
     InvalidOptionError,
+    ModuleStateError,
     NonFiniteInputError,
     ShapeError,
     UnsupportedOperationError,
@@ -354,5 +355,9 @@ def test_bad_arguments_raise_typed_errors_naming_the_fix() -> None:
         check_sobolev_data(rosenbrock, x, y[:2], dydx)
     with pytest.raises(ShapeError, match=r"dydx must have shape \(3, 2\) \(B, n\)"):
         check_sobolev_data(rosenbrock, x, y, dydx[:, :1])
+    bn = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).double()
+    for method in ("ad", "numeric"):
+        with pytest.raises(ModuleStateError, match=r"eval\(\)"):
+            sobolev_data(bn, x, method=method)
     with pytest.raises(InvalidOptionError, match="rtol"):
         check_sobolev_data(rosenbrock, x, y, dydx, rtol=-1.0)

@@ -150,9 +150,9 @@ def sobolev_data(f: Callable[..., Any], x: Any, *, method: Method = "auto",
 def targets(f: Callable[..., Any], batch: Batch, method: str, batched: bool,
             numeric_method: str, step: Any) -> SobolevData:
     """:func:`sobolev_data` on a checked batch, as tensors (``batch.export`` converts)."""
+    check_module_state(f, per_sample=True)
     if method == "numeric":
         return batch.numeric(f, batched, numeric_method, step)
-    check_module_state(f, per_sample=True)
     if method == "auto":
         reason = batch.why_not_ad(f, batched)
         if reason is None:
