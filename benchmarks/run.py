@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OPTIONAL_PEERS = {"numdifftools": "numdifftools", "jax": "jax jaxlib", "jaxlib": "jax jaxlib",
-                  "psutil": "psutil", "theseus": "theseus-ai"}
+                  "psutil": "psutil", "theseus": "theseus-ai", "jenn": "jenn"}
 
 
 # Sections appear in this order; benchmarks not listed follow alphabetically.
@@ -105,7 +105,7 @@ def header(command: str, quick: bool, threads: int) -> str:
 
     libs = [("torch", "torch"), ("numpy", "numpy"), ("scipy", "scipy"), ("jacobite", "jacobite"),
             ("jax", "jax"), ("jaxlib", "jaxlib"), ("numdifftools", "numdifftools"),
-            ("theseus", "theseus-ai")]
+            ("theseus", "theseus-ai"), ("jenn", "jenn")]
     versions = ", ".join(f"{name} {v}" for name, dist in libs if (v := _version(dist)))
     missing = [name for name, dist in libs if _version(dist) is None]
     thread_txt = (f"{threads} (torch.get_num_threads() = {torch.get_num_threads()})"
