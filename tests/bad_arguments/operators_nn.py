@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import scipy.sparse as sp
 import torch
 
@@ -20,6 +23,14 @@ NAN3 = torch.tensor([0.5, float("nan"), 1.0], dtype=F64)
 LIN = torch.nn.Linear(3, 2).double()
 MLP = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh()).double()
 _not_op = [(0, "abc"), (0, None), (0, 3), (0, M)]
+
+
+def _jenn_fit(x: Any, y: Any, dydx: Any = None, *, mask: Any = None, weight: Any = None,
+              **params: Any) -> Any:
+    """JENNRegressor checks its hyper-parameters in fit: construct, then fit two steps."""
+    params = {"hidden": (3,), "max_iter": 2, **params}
+    return J.JENNRegressor(**params).fit(x, y, dydx, mask=mask, weight=weight)
+
 _mat = [*tensor(0, (3,), (2, 2, 2), ()), (0, [[1.0, 2.0]])]
 
 ENTRIES = [
@@ -131,6 +142,19 @@ ENTRIES = [
                  ("mask", "abc"), ("mask", torch.ones(5, dtype=torch.bool)), *choice("mode"),
                  *choice("reduction"), *choice("jac_mode"), ("k", 3), ("directional", "abc"),
                  *seed("seed")]),
+    entry("jacobite.nn.JENNRegressor", _jenn_fit, ZB, torch.zeros(2, 1, dtype=F64),
+          torch.zeros(2, 1, 3, dtype=F64),
+          cases=[*tensor(0, (2, 3, 1)), *tensor(1, (3, 1), (2, 1, 1), nan=False),
+                 (2, "abc"), (2, torch.ones(2, 3, dtype=F64) * math.inf),
+                 (2, torch.ones(2, 2, 2, dtype=F64)), ("mask", "abc"),
+                 ("mask", torch.ones(5, dtype=torch.bool)), ("weight", -1.0),
+                 ("weight", torch.ones(5, dtype=F64)), *choice("optimizer"),
+                 *choice("activation"), *choice("jac_mode"), *posint("max_iter"),
+                 *posint("n_iter_no_change"), *tol("tol"), *tol("alpha"), *seed("seed"),
+                 *flag("normalize"), *flag("early_stopping"), ("hidden", "20"),
+                 ("hidden", (3, 0)), ("lr", 0.0), ("lr", "big"), ("batch_size", 8),
+                 ("validation_fraction", 1.5), ("module", "net"), ("dtype", torch.int64),
+                 ("device", 3), ("progress", "yes")]),
     entry("jacobite.nn.sobolev_data", J.sobolev_data, torch.sin, ZB,
           cases=[*fn(0), *tensor(1, (2, 3, 1), ()), *choice("method"), *flag("batched_model"),
                  *choice("numeric_method")]),

@@ -11,7 +11,8 @@
 * :func:`backprop`: gradients w.r.t. input and weights by chaining the layers' VJPs, step by step;
 * training on values and Jacobians: :func:`sobolev_loss` (Jacobian-enhanced / Sobolev training),
   its targets :func:`sobolev_data` (AD, or finite differences for black boxes) and
-  :func:`check_sobolev_data` (supplied data against ``f``, each bad sample diagnosed).
+  :func:`check_sobolev_data` (supplied data against ``f``, each bad sample diagnosed), and
+  :class:`JENNRegressor` (a scikit-learn style regressor fitted to values and partials).
 
 Part of the compute layer: built on :mod:`jacobite.operators` and :mod:`jacobite.dense`.
 
@@ -30,6 +31,7 @@ from .losses import cross_entropy_gradient, cross_entropy_loss, mse_gradient, on
 from .regularization import jacobian_penalty
 from .sobolev import (
     DataCheck,
+    JENNRegressor,
     SobolevData,
     SobolevLoss,
     check_sobolev_data,
@@ -50,6 +52,7 @@ __all__ = [
     "BackpropStep",
     "BatchedSoftmaxJacobian",
     "DataCheck",
+    "JENNRegressor",
     "RepeatedBlockDiagonal",
     "SobolevData",
     "SobolevLoss",

@@ -1,5 +1,5 @@
 """Training on values and Jacobians (Sobolev training, Jacobian-enhanced networks): the loss,
-its targets, and checks of training data.
+its targets, checks of training data, and :class:`JENNRegressor` (an MLP fitted to both).
 
 >>> import torch
 >>> from jacobite.nn.sobolev import sobolev_loss
@@ -11,6 +11,7 @@ its targets, and checks of training data.
 from ._check import DataCheck, check_sobolev_data
 from .data import SobolevData, sobolev_data
 from .loss import SobolevLoss, sobolev_loss
+from .regressor import JENNRegressor
 
-__all__ = ["DataCheck", "SobolevData", "SobolevLoss", "check_sobolev_data", "sobolev_data",
-           "sobolev_loss"]
+__all__ = ["DataCheck", "JENNRegressor", "SobolevData", "SobolevLoss", "check_sobolev_data",
+           "sobolev_data", "sobolev_loss"]
