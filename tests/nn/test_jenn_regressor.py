@@ -274,7 +274,7 @@ def test_the_same_seed_gives_the_same_fit() -> None:
 def test_get_params_set_params_and_repr() -> None:
     reg = JENNRegressor(hidden=(4,), seed=3)
     params = reg.get_params()
-    assert params["hidden"] == (4,) and params["seed"] == 3 and params["optimizer"] == "lbfgs"
+    assert params["hidden"] == (4,) and params["seed"] == 3 and params["optimizer"] == "auto"
     assert JENNRegressor(**params).get_params() == params
     assert reg.set_params(max_iter=7) is reg and reg.max_iter == 7
     assert repr(reg) == "JENNRegressor(hidden=(4,), max_iter=7, seed=3)"
@@ -405,3 +405,69 @@ def test_adam_steps_match_the_update_rule() -> None:
     v = 0.999 * 0.001 * g1**2 + 0.001 * g2**2
     expect = x1 - 0.1 * (m / (1 - 0.9**2)) / ((v / (1 - 0.999**2)).sqrt() + 1e-8)
     torch.testing.assert_close(opt.step(x1, g2), expect)
+
+
+def test_levenberg_marquardt_step_both_ways() -> None:
+    from jacobite.nn.sobolev._lm import _step
+
+    g0 = torch.Generator().manual_seed(0)
+    for R, P in ((3, 7), (7, 3)):
+        J = torch.randn(R, P, dtype=DT, generator=g0)
+        g = torch.randn(P, dtype=DT, generator=g0)
+        d = torch.rand(P, dtype=DT, generator=g0) + 0.1
+        expect = -torch.linalg.solve(J.T @ J + torch.diag(d), g)
+        torch.testing.assert_close(_step(J, g, d), expect)
+
+
+def test_levenberg_marquardt_matches_scipy_least_squares() -> None:
+    from scipy.optimize import least_squares
+
+    from jacobite.nn.sobolev._lm import levenberg_marquardt
+
+    t = torch.linspace(0, 3, 20, dtype=DT)
+    obs = 2.0 * torch.exp(-1.3 * t) + 0.5 + 0.01 * torch.sin(7 * t)
+
+    def res(p: torch.Tensor, jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        e = torch.exp(-p[1] * t)
+        r = p[0] * e + p[2] - obs
+        J = torch.stack([e, -p[0] * t * e, torch.ones_like(t)], 1) if jac else None
+        return r, J
+
+    x, why = levenberg_marquardt(res, torch.tensor([1.0, 1.0, 0.0], dtype=DT),
+                                 torch.zeros(3, dtype=DT), 200)
+    ref = least_squares(lambda p: res(torch.as_tensor(p), False)[0].numpy(), [1.0, 1.0, 0.0],
+                        xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    np.testing.assert_allclose(x.numpy(), ref.x, rtol=1e-7)
+    assert why == "converged"
+
+
+@pytest.mark.parametrize("optimizer", ["lm", "lbfgs"])
+def test_recorded_loss_is_the_sobolev_loss_plus_the_penalty(optimizer: str) -> None:
+    from jacobite.nn import sobolev_loss
+
+    x = grid(3)
+    y, d = rosenbrock(x)
+    d[0, 1] = np.nan
+    reg = JENNRegressor(hidden=(4,), seed=0, optimizer=optimizer, max_iter=5, alpha=0.01,
+                        weight=0.3, tol=0.0).fit(x, y, d)
+    s = reg.scaling_
+    xt, yt, dt = (torch.as_tensor(a) for a in (x, y[:, None], d[:, None, :]))
+    res = sobolev_loss(reg.module_, s.x_in(xt), s.y_in(yt), s.dydx_in(dt), weight=0.3)
+    weights = [p.detach() for p in reg.module_.parameters() if p.ndim >= 2]
+    penalty = 0.5 * 0.01 / 9 * sum(float((w * w).sum()) for w in weights)
+    total, value, jac = (float(t.detach()) for t in (res.total, res.value, res.jacobian))
+    assert reg.loss_curve_[-1] == pytest.approx(total + penalty, rel=1e-10)
+    assert reg.value_loss_curve_[-1] == pytest.approx(value, rel=1e-10)
+    assert reg.jacobian_loss_curve_[-1] == pytest.approx(jac, rel=1e-10)
+
+
+def test_auto_runs_levenberg_marquardt_on_tiny_problems(rosen_fit: JENNRegressor) -> None:
+    x = np.linspace(-np.pi, np.pi, 4)  # jenn's x·sin(x) demo: 4 samples, one hidden layer of 12
+    xt = np.linspace(-np.pi, np.pi, 200)
+    for seed in range(3):
+        reg = JENNRegressor(hidden=(12,), seed=seed).fit(x, x * np.sin(x),
+                                                          np.sin(x) + x * np.cos(x))
+        assert reg.optimizer_ == "lm"
+        assert reg.score(xt, xt * np.sin(xt)) > 0.99
+        assert reg.score_jacobian(xt, np.sin(xt) + xt * np.cos(xt)) > 0.99
+    assert rosen_fit.optimizer_ == "lbfgs"

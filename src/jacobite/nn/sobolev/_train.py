@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ...errors import ConvergenceError
+from ._lm import levenberg_marquardt
 from ._optim import Adam, lbfgs
 from .loss import SobolevLoss, sobolev_loss
 
@@ -166,6 +167,56 @@ def _lbfgs(module: torch.nn.Module, data: Batch, s: Settings,
     return {"callback": "stopped"}.get(why, why)
 
 
+def _residual_jacobian(r: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """``∂r/∂θ`` ``(R, P)`` by batched backward passes (at most 256 rows each)."""
+    eye = torch.eye(r.numel(), dtype=r.dtype, device=r.device)
+    rows = []
+    for part in eye.split(256):
+        grads = torch.autograd.grad(r, params, grad_outputs=part, is_grads_batched=True,
+                                    retain_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+        rows.append(torch.cat([g.reshape(part.shape[0], -1) for g in grads], 1))
+    return torch.cat(rows)
+
+
+def _lm(module: torch.nn.Module, data: Batch, s: Settings,
+        after: Callable[[tuple[float, float, float]], bool]) -> str:
+    flat = _Flat(module, s)
+    N, m = data.y.shape
+    n = data.x.shape[1]
+    penalty = torch.cat([torch.full((p.numel(),), s.alpha / N if p.ndim >= 2 else 0.0,
+                                    dtype=data.x.dtype, device=data.x.device)
+                         for p in flat.params])
+    known = data.mask
+    count = N * m * n if known is None else int(known.sum())
+    scale = (data.weight / max(count, 1)) ** 0.5
+    if isinstance(scale, torch.Tensor):
+        scale = scale.reshape(-1) if known is None else scale[known]
+
+    def residuals(v: torch.Tensor, jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        flat.load(v)
+        res = sobolev_loss(module, data.x, data.y, data.dydx, weight=data.weight,
+                           mask=data.mask, jac_mode=s.jac_mode)  # type: ignore[arg-type]
+        parts = [(res.prediction - data.y).reshape(-1) / (N * m) ** 0.5]
+        if data.dydx is not None and res.prediction_jacobian is not None:
+            diff = res.prediction_jacobian - data.dydx
+            parts.append(scale * (diff.reshape(-1) if known is None else diff[known]))
+        r = torch.cat(parts)
+        pen = float((0.5 * penalty * v * v).sum())
+        flat.memory = [(v, (float(res.total.detach()) + pen, float(res.value.detach()),
+                            float(res.jacobian.detach()))), *flat.memory[:7]]
+        return r.detach(), _residual_jacobian(r, flat.params) if jac else None
+
+    def callback(v: torch.Tensor, f: float) -> bool:
+        terms = flat.terms_at(v, data)
+        flat.load(v)
+        return after(terms)
+
+    v, why = levenberg_marquardt(residuals, flat.get(), penalty, s.max_iter, callback)
+    flat.load(v)
+    return {"callback": "stopped"}.get(why, why)
+
+
 def _adam(module: torch.nn.Module, data: Batch, s: Settings,
           after: Callable[[tuple[float, float, float]], bool]) -> str:
     flat = _Flat(module, s)
@@ -225,7 +276,7 @@ def train(module: torch.nn.Module, data: Batch, valid: Batch | None, s: Settings
             bar.update(h.n_iter, terms[0])
             return stale >= s.n_iter_no_change
 
-        run = _lbfgs if s.optimizer == "lbfgs" else _adam
+        run = {"lbfgs": _lbfgs, "lm": _lm, "adam": _adam}[s.optimizer]
         stop = run(module, data, s, after)
     h.stop = {"stopped": "early_stopping" if valid is not None else "tol"}.get(stop, stop)
     if best_state is not None:

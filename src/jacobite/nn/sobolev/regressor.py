@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 import time
@@ -44,6 +45,18 @@ ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "silu": torch.nn.SiLU, "gelu": torch.nn.GELU, "elu": torch.nn.ELU, "relu": torch.nn.ReLU,
 }
 _DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-3}
+#: ``optimizer="auto"`` runs Levenberg–Marquardt up to this many entries in the residuals'
+#: Jacobian (residuals × trainable parameters), L-BFGS above
+LM_MAX_ENTRIES = 5000
+
+
+def _pick(net: torch.nn.Module, data: Batch) -> str:
+    """``"lm"`` for a tiny deterministic problem, ``"lbfgs"`` otherwise."""
+    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    residuals = data.y.numel()
+    if data.dydx is not None:
+        residuals += data.dydx.numel() if data.mask is None else int(data.mask.sum())
+    return "lm" if residuals * params <= LM_MAX_ENTRIES and not _jac._draws(net) else "lbfgs"
 
 
 class JENNRegressor:
@@ -59,10 +72,15 @@ class JENNRegressor:
     * ``alpha``: an L2 penalty ``α/(2N) Σ‖W‖²`` on the weight matrices (not the biases), in
       training units; the light default keeps fits to a handful of samples smooth between
       them (0: none).
-    * ``optimizer``: ``"lbfgs"`` (default; full batch, L-BFGS with a strong-Wolfe line search
-      and 20 pairs of memory: few samples, fast and precise) or ``"adam"`` (mini-batches of
-      ``batch_size``, ``"auto"``: ``min(200, N)``; for many samples). ``lr``: Adam's learning
-      rate (None: 1e-3), or L-BFGS's first trial step of each line search (None: 1.0).
+    * ``optimizer``: ``"auto"`` (default: ``"lm"`` for tiny problems — at most
+      :data:`LM_MAX_ENTRIES` entries in the residuals' Jacobian, residuals × parameters, such
+      as a few samples of a 1-D function — else ``"lbfgs"``), ``"lbfgs"`` (full batch, L-BFGS
+      with a strong-Wolfe line search and 20 pairs of memory: few samples, fast and precise),
+      ``"lm"`` (full batch, Levenberg–Marquardt on the residuals: very few iterations, each
+      costing one backward pass per residual) or ``"adam"`` (mini-batches of ``batch_size``,
+      ``"auto"``: ``min(200, N)``; for many samples). ``lr``: Adam's learning rate (None:
+      1e-3), or L-BFGS's first trial step of each line search (None: 1.0; unused by LM).
+      ``optimizer_`` records the one that ran.
     * ``max_iter``: L-BFGS steps or Adam epochs at most. ``tol``, ``n_iter_no_change``: stop
       once the loss (in training units) has not dropped by more than ``tol`` for
       ``n_iter_no_change`` iterations in a row (L-BFGS also stops when it finds no descent
@@ -97,7 +115,8 @@ class JENNRegressor:
 
     def __init__(self, hidden: int | Sequence[int] = (20, 20, 20), activation: str = "tanh",
                  weight: float = 1.0, alpha: float = 1e-3, max_iter: int = 3000,
-                 optimizer: Literal["lbfgs", "adam"] = "lbfgs", lr: float | None = None,
+                 optimizer: Literal["auto", "lbfgs", "lm", "adam"] = "auto",
+                 lr: float | None = None,
                  tol: float = 1e-5, normalize: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, n_iter_no_change: int = 10,
                  batch_size: int | Literal["auto"] = "auto",
@@ -155,16 +174,17 @@ class JENNRegressor:
     # -- fitting ------------------------------------------------------------------------------
 
     def _settings(self, N: int, device: torch.device) -> Settings:
-        opt = _validate.choice(self.optimizer, "optimizer", ("lbfgs", "adam"))
-        lr = _DEFAULT_LR[opt] if self.lr is None else _validate.positive_float(self.lr, "lr")
+        opt = _validate.choice(self.optimizer, "optimizer", ("auto", "lbfgs", "lm", "adam"))
+        lr = (_DEFAULT_LR["adam" if opt == "adam" else "lbfgs"] if self.lr is None
+              else _validate.positive_float(self.lr, "lr"))
         bs = self.batch_size
         if not (isinstance(bs, str) and bs == "auto"):
             bs = _validate.positive_int(bs, "batch_size ('auto' or an int ≥ 1)")
-            if opt == "lbfgs":
-                raise InvalidOptionError("optimizer='lbfgs' trains on the full batch; pass "
+            if opt != "adam":
+                raise InvalidOptionError(f"optimizer={opt!r} trains on the full batch; pass "
                                          "optimizer='adam' for mini-batches, or "
                                          "batch_size='auto'")
-        size = None if opt == "lbfgs" else (min(200, N) if bs == "auto" else int(bs))
+        size = None if opt != "adam" else (min(200, N) if bs == "auto" else int(bs))
         if self.progress is not None:
             _validate.boolean(self.progress, "progress")
         return Settings(opt, lr, _validate.tolerance(self.alpha, "alpha"),
@@ -267,7 +287,10 @@ class JENNRegressor:
         train_set, valid = self._split(data, s.generator)
         net = self._network(n, m, device, dtype, s.generator)
         net.train()
+        if s.optimizer == "auto":
+            s = dataclasses.replace(s, optimizer=_pick(net, train_set))
         history = train(net, train_set, valid, s)
+        self.optimizer_ = s.optimizer
         self._store(net, scaling, history, n, m)
         self.fit_time_ = time.perf_counter() - start
         return self
