@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import itertools
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -34,29 +33,13 @@ from ... import _validate
 from ...errors import ArgumentTypeError, InvalidOptionError, NotFittedError, ShapeError
 from . import _jac
 from ._inputs import Arrays, as_targets, finite, partials, r2, rows_2d
+from ._network import mlp, pick_optimizer
 from ._scaling import ScaledModule, Scaling
 from ._train import Batch, History, Settings, train
 
 __all__ = ["JENNRegressor"]
 
-#: hidden-layer activations by name
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "softplus": torch.nn.Softplus,
-    "silu": torch.nn.SiLU, "gelu": torch.nn.GELU, "elu": torch.nn.ELU, "relu": torch.nn.ReLU,
-}
 _DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-3}
-#: ``optimizer="auto"`` runs Levenberg–Marquardt up to this many entries in the residuals'
-#: Jacobian (residuals × trainable parameters), L-BFGS above
-LM_MAX_ENTRIES = 5000
-
-
-def _pick(net: torch.nn.Module, data: Batch) -> str:
-    """``"lm"`` for a tiny deterministic problem, ``"lbfgs"`` otherwise."""
-    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    residuals = data.y.numel()
-    if data.dydx is not None:
-        residuals += data.dydx.numel() if data.mask is None else int(data.mask.sum())
-    return "lm" if residuals * params <= LM_MAX_ENTRIES and not _jac._draws(net) else "lbfgs"
 
 
 class JENNRegressor:
@@ -72,9 +55,9 @@ class JENNRegressor:
     * ``alpha``: an L2 penalty ``α/(2N) Σ‖W‖²`` on the weight matrices (not the biases), in
       training units; the light default keeps fits to a handful of samples smooth between
       them (0: none).
-    * ``optimizer``: ``"auto"`` (default: ``"lm"`` for tiny problems — at most
-      :data:`LM_MAX_ENTRIES` entries in the residuals' Jacobian, residuals × parameters, such
-      as a few samples of a 1-D function — else ``"lbfgs"``), ``"lbfgs"`` (full batch, L-BFGS
+    * ``optimizer``: ``"auto"`` (default: ``"lm"`` for tiny problems — at most 5000 entries
+      in the residuals' Jacobian, residuals × parameters, such as a few samples of a 1-D
+      function — else ``"lbfgs"``), ``"lbfgs"`` (full batch, L-BFGS
       with a strong-Wolfe line search and 20 pairs of memory: few samples, fast and precise),
       ``"lm"`` (full batch, Levenberg–Marquardt on the residuals: very few iterations, each
       costing one backward pass per residual) or ``"adam"`` (mini-batches of ``batch_size``,
@@ -217,22 +200,7 @@ class JENNRegressor:
                  gen: torch.Generator | None) -> torch.nn.Module:
         if self.module is not None:
             return self.module.to(device=device, dtype=dtype)
-        hidden = (self.hidden,) if isinstance(self.hidden, int) else self.hidden
-        if isinstance(hidden, str) or not isinstance(hidden, Sequence):
-            raise ArgumentTypeError(f"hidden must be a tuple of layer widths such as (20, 20), "
-                                    f"got {self.hidden!r}")
-        widths = [_validate.positive_int(h, "each hidden width") for h in hidden]
-        act = ACTIVATIONS[_validate.choice(self.activation, "activation", ACTIVATIONS)]
-        sizes = [n, *widths, m]
-        layers: list[torch.nn.Module] = []
-        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-            lin = torch.nn.Linear(a, b, device=device, dtype=dtype)
-            with torch.no_grad():
-                w = torch.empty(b, a, dtype=dtype).uniform_(-1, 1, generator=gen)
-                lin.weight.copy_(w * (6.0 / (a + b)) ** 0.5)
-                lin.bias.zero_()
-            layers += [lin] if i == len(sizes) - 2 else [lin, act()]
-        return torch.nn.Sequential(*layers)
+        return mlp(n, m, self.hidden, self.activation, device, dtype, gen)
 
     def fit(self, x: Any, y: Any, dydx: Any = None, *, mask: Any = None,
             weight: Any = None) -> JENNRegressor:
@@ -288,7 +256,7 @@ class JENNRegressor:
         net = self._network(n, m, device, dtype, s.generator)
         net.train()
         if s.optimizer == "auto":
-            s = dataclasses.replace(s, optimizer=_pick(net, train_set))
+            s = dataclasses.replace(s, optimizer=pick_optimizer(net, train_set))
         history = train(net, train_set, valid, s)
         self.optimizer_ = s.optimizer
         self._store(net, scaling, history, n, m)
