@@ -10,15 +10,15 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import _jenn_cases as jc
-from ._common import time_pair
+from ._common import median
+from .bench_dense_overhead import bench_clock, time_interleaved
 
 DT = torch.float64
 
@@ -64,9 +64,10 @@ def jacobite_outcome(data: jc.Data, test: jc.Data, *, enhanced: bool = True,
     reg = JENNRegressor(**settings)
     x, y = as_tensor(data.x), as_tensor(data.y)
     dydx = as_tensor(data.dydx) if enhanced else None
-    t0 = time.perf_counter()
+    clock = bench_clock()
+    t0 = clock()
     reg.fit(x, y, dydx)
-    secs = time.perf_counter() - t0
+    secs = clock() - t0
     xt = as_tensor(test.x)
     pred = as_numpy(reg.predict(xt)).reshape(test.y.shape)
     jac = as_numpy(reg.predict_jacobian(xt)).reshape(test.dydx.shape)
@@ -118,19 +119,21 @@ def hand_written_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     return step
 
 
-def step_ratio(data: jc.Data, hidden: tuple[int, ...], *, repeats: int, min_time: float,
-               enhanced_kw: dict[str, Any] | None = None, plain_kw: dict[str, Any] | None = None,
-               plain_values_only: bool = True) -> tuple[float, float]:
-    """Seconds of one Adam step: (the baseline loss, the Jacobian-enhanced loss), interleaved.
-
-    The baseline is the values-only loss when ``plain_values_only``, else ``sobolev_loss``
-    with ``plain_kw`` (e.g. ``mode="full"``)."""
+def loss_steps(data: jc.Data, hidden: tuple[int, ...],
+               variants: Sequence[dict[str, Any] | None]) -> list[Callable[[], None]]:
+    """One Adam step per variant, each on its own copy of the same initial net: the
+    values-only loss for None, else ``sobolev_loss(..., dydx, **variant)``."""
     x, y, dydx = standardise(data)
     m, n = y.shape[1], x.shape[1]
-    a = adam_step(mlp(n, hidden, m, 0), x, y, None if plain_values_only else dydx,
-                   **(plain_kw or {}))
-    b = adam_step(mlp(n, hidden, m, 0), x, y, dydx, **(enhanced_kw or {}))
-    return time_pair(a, b, repeats=repeats, min_time=min_time)
+    return [adam_step(mlp(n, hidden, m, 0), x, y, None if kw is None else dydx, **kw or {})
+            for kw in variants]
+
+
+def step_times(steps: Sequence[Callable[[], None]], *, repeats: int,
+               min_time: float) -> list[float]:
+    """Median seconds per call of each step, timed round-robin on the benchmarks' clock
+    (process CPU time when single-threaded)."""
+    return [median(s) for s in time_interleaved(steps, repeats=repeats, min_time=min_time)]
 
 
 def rel_err(pred: np.ndarray, true: np.ndarray) -> float:
@@ -148,10 +151,11 @@ def train_adam(train: jc.Data, test: jc.Data, hidden: tuple[int, ...], steps: in
     net = mlp(x.shape[1], hidden, y.shape[1], 0)
     step = adam_step(net, x, y, None if kw is None else dydx, lr=lr, **(kw or {}))
     torch.manual_seed(1)  # the projected mode's random directions
-    t0 = time.perf_counter()
+    clock = bench_clock()
+    t0 = clock()
     for _ in range(steps):
         step()
-    secs = time.perf_counter() - t0
+    secs = clock() - t0
     xt = as_tensor((test.x - mx) / sx)
     with torch.no_grad():
         pred = as_numpy(net(xt)) * sy + my
