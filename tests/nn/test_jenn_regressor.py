@@ -6,6 +6,7 @@ module, early stopping, NumPy/tensor in and out, seeding, scikit-learn conventio
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -427,15 +428,14 @@ def test_levenberg_marquardt_matches_scipy_least_squares() -> None:
     t = torch.linspace(0, 3, 20, dtype=DT)
     obs = 2.0 * torch.exp(-1.3 * t) + 0.5 + 0.01 * torch.sin(7 * t)
 
-    def res(p: torch.Tensor, jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def res(p: torch.Tensor) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
         e = torch.exp(-p[1] * t)
-        r = p[0] * e + p[2] - obs
-        J = torch.stack([e, -p[0] * t * e, torch.ones_like(t)], 1) if jac else None
-        return r, J
+        return p[0] * e + p[2] - obs, lambda: torch.stack([e, -p[0] * t * e,
+                                                           torch.ones_like(t)], 1)
 
     x, why = levenberg_marquardt(res, torch.tensor([1.0, 1.0, 0.0], dtype=DT),
                                  torch.zeros(3, dtype=DT), 200)
-    ref = least_squares(lambda p: res(torch.as_tensor(p), False)[0].numpy(), [1.0, 1.0, 0.0],
+    ref = least_squares(lambda p: res(torch.as_tensor(p))[0].numpy(), [1.0, 1.0, 0.0],
                         xtol=1e-15, ftol=1e-15, gtol=1e-15)
     np.testing.assert_allclose(x.numpy(), ref.x, rtol=1e-7)
     assert why == "converged"

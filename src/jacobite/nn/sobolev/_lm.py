@@ -11,7 +11,7 @@ steps in a few dozen.
 >>> import torch
 >>> A = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
 >>> b = torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64)
->>> x, why = levenberg_marquardt(lambda v, jac: (A @ v - b, A if jac else None),
+>>> x, why = levenberg_marquardt(lambda v: (A @ v - b, lambda: A),
 ...                              torch.zeros(2, dtype=torch.float64),
 ...                              torch.zeros(2, dtype=torch.float64), 50)
 >>> torch.allclose(x, torch.linalg.lstsq(A, b).solution), why
@@ -26,8 +26,9 @@ import torch
 
 __all__ = ["levenberg_marquardt"]
 
-#: ``residuals(θ, with_jacobian) -> (r (R,), J (R, P) or None)``
-Residuals = Callable[[torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]]
+#: ``residuals(θ) -> (r (R,), jacobian)``; ``jacobian()`` gives ``∂r/∂θ`` ``(R, P)`` at that
+#: ``θ`` (called only for accepted points, so a rejected trial costs one evaluation)
+Residuals = Callable[[torch.Tensor], tuple[torch.Tensor, Callable[[], torch.Tensor]]]
 
 
 def _step(J: torch.Tensor, g: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -49,8 +50,8 @@ def levenberg_marquardt(residuals: Residuals, x: torch.Tensor, penalty: torch.Te
     accepted step may return True to stop. Returns the last point and why it stopped:
     ``"max_iter"``, ``"callback"`` or ``"converged"`` (no step decreases the objective)."""
     h = 0.5 * penalty  # F = ‖r‖² + Σ h θ²: gradient 2(Jᵀr + h θ), model Hessian 2(JᵀJ + h)
-    r, J = residuals(x, True)
-    assert J is not None
+    r, jacobian = residuals(x)
+    J = jacobian()
     f = float(r @ r) + float((h * x * x).sum())
     mu = 1e-3 * max(float((J * J).sum(0).max()), 1e-12)
     nu = 2.0
@@ -60,7 +61,7 @@ def levenberg_marquardt(residuals: Residuals, x: torch.Tensor, penalty: torch.Te
         while mu < 1e16:
             delta = _step(J, g, h + mu)
             x_new = x + delta
-            r_new, _ = residuals(x_new, False)
+            r_new, jacobian = residuals(x_new)
             f_new = float(r_new @ r_new) + float((h * x_new * x_new).sum())
             Jd = J @ delta
             predicted = -(2 * float(g @ delta) + float(Jd @ Jd)
@@ -75,10 +76,7 @@ def levenberg_marquardt(residuals: Residuals, x: torch.Tensor, penalty: torch.Te
             nu *= 2.0
         if not accepted:
             return x, "converged"
-        x = x_new
-        r, J = residuals(x, True)
-        assert J is not None
-        f = f_new
+        x, r, J, f = x_new, r_new, jacobian(), f_new
         if callback is not None and callback(x, f):
             return x, "callback"
     return x, "max_iter"

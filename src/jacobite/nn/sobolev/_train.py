@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ...errors import ConvergenceError
+from . import _jac
 from ._lm import levenberg_marquardt
 from ._optim import Adam, lbfgs
 from .loss import SobolevLoss, sobolev_loss
@@ -193,19 +194,28 @@ def _lm(module: torch.nn.Module, data: Batch, s: Settings,
     if isinstance(scale, torch.Tensor):
         scale = scale.reshape(-1) if known is None else scale[known]
 
-    def residuals(v: torch.Tensor, jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def residuals(v: torch.Tensor) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+        # the per-sample Jacobians sobolev_loss uses, without its argument checks (done once,
+        # by the first evaluation's terms matching it: tests/nn/test_jenn_regressor.py)
         flat.load(v)
-        res = sobolev_loss(module, data.x, data.y, data.dydx, weight=data.weight,
-                           mask=data.mask, jac_mode=s.jac_mode)  # type: ignore[arg-type]
-        parts = [(res.prediction - data.y).reshape(-1) / (N * m) ** 0.5]
-        if data.dydx is not None and res.prediction_jacobian is not None:
-            diff = res.prediction_jacobian - data.dydx
-            parts.append(scale * (diff.reshape(-1) if known is None else diff[known]))
+        if data.dydx is None:
+            out, J = _jac._run(module, data.x, N), None
+        else:
+            out, J = _jac.full(module, data.x, m, s.jac_mode)  # type: ignore[arg-type]
+        rv = (out - data.y).reshape(-1) / (N * m) ** 0.5
+        value = float((rv @ rv).detach())
+        jterm = weighted = 0.0
+        parts = [rv]
+        if J is not None and data.dydx is not None:
+            diff = (J - data.dydx).reshape(-1) if known is None else (J - data.dydx)[known]
+            rj = scale * diff
+            jterm = float((diff @ diff).detach()) / max(count, 1)
+            weighted = float((rj @ rj).detach())
+            parts.append(rj)
         r = torch.cat(parts)
         pen = float((0.5 * penalty * v * v).sum())
-        flat.memory = [(v, (float(res.total.detach()) + pen, float(res.value.detach()),
-                            float(res.jacobian.detach()))), *flat.memory[:7]]
-        return r.detach(), _residual_jacobian(r, flat.params) if jac else None
+        flat.memory = [(v, (value + weighted + pen, value, jterm)), *flat.memory[:7]]
+        return r.detach(), lambda: _residual_jacobian(r, flat.params)
 
     def callback(v: torch.Tensor, f: float) -> bool:
         terms = flat.terms_at(v, data)
