@@ -30,7 +30,13 @@ from typing import Any, Literal
 import torch
 
 from ... import _validate
-from ...errors import ArgumentTypeError, InvalidOptionError, NotFittedError, ShapeError
+from ...errors import (
+    ArgumentTypeError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    NotFittedError,
+    ShapeError,
+)
 from . import _jac
 from ._inputs import Arrays, as_targets, finite, partials, r2, rows_2d
 from ._network import mlp, pick_optimizer
@@ -212,11 +218,9 @@ class JENNRegressor:
         xa = Arrays.of(x, "x")
         device, dtype = self._where(xa)
         xt = xa.tensor(dtype, device)
-        self._x_1d = xt.ndim == 1
-        xt = rows_2d(xt, "x", "n")
         yt = Arrays.of(y, "y").tensor(dtype, device)
-        self._y_1d = yt.ndim == 1
-        yt = rows_2d(yt, "y", "m")
+        flat = (xt.ndim == 1, yt.ndim == 1)
+        xt, yt = rows_2d(xt, "x", "n"), rows_2d(yt, "y", "m")
         N, n = xt.shape
         m = yt.shape[1]
         if yt.shape[0] != N:
@@ -232,7 +236,8 @@ class JENNRegressor:
         if dydx is not None:
             d = partials(Arrays.of(dydx, "dydx").tensor(dtype, device), N, m, n)
             if bool(torch.isinf(d).any()):
-                raise ShapeError("dydx contains Inf; mark an unknown partial with NaN instead")
+                raise NonFiniteInputError("dydx contains Inf; mark an unknown partial with NaN "
+                                          "instead")
             known = ~torch.isnan(d)
             if mask is not None:
                 known = known & as_targets(mask, d, N, m, n, "mask", torch.bool)
@@ -259,6 +264,7 @@ class JENNRegressor:
             s = dataclasses.replace(s, optimizer=pick_optimizer(net, train_set))
         history = train(net, train_set, valid, s)
         self.optimizer_ = s.optimizer
+        self._x_1d, self._y_1d = flat
         self._store(net, scaling, history, n, m)
         self.fit_time_ = time.perf_counter() - start
         return self
