@@ -393,3 +393,30 @@ def test_a_small_memory_budget_chunks_the_products_without_changing_the_result(m
     for a, b in zip(_grads(chunked.total, net), _grads(whole.total, net), strict=True):
         torch.testing.assert_close(a, b)
     assert _memory.chunk(4, 10) == 4  # the default budget holds them all
+
+
+def test_targets_changed_in_place_between_calls_are_seen():
+    """The last call's validated targets are reused only for the same, unchanged tensors."""
+    net = _net(2, 1)
+    x, y, T = _data(5, 2, 1)
+    first = sobolev_loss(net, x, y, T).total.detach()
+    T.mul_(2.0)
+    y.add_(1.0)
+    _, _, ref = _reference(net, x, y, T)
+    torch.testing.assert_close(sobolev_loss(net, x, y, T).total, ref)
+    assert not torch.equal(first, ref.detach())
+    T[0, 0, 0] = float("nan")  # an in-place NaN is a missing partial from now on
+    _, jac, _ = _reference(net, x, y, T)
+    torch.testing.assert_close(sobolev_loss(net, x, y, T).jacobian, jac)
+    x[0, 0] = float("inf")
+    with pytest.raises(NonFiniteInputError):
+        sobolev_loss(net, x, y, T)
+
+
+def test_a_module_changed_after_a_call_is_seen():
+    net = _net(2, 1)
+    x, y, T = _data(4, 2, 1)
+    sobolev_loss(net, x, y, T)
+    net.insert(2, torch.nn.BatchNorm1d(12).to(DT))  # added after the first call
+    with pytest.raises(ModuleStateError, match="BatchNorm"):
+        sobolev_loss(net, x, y, T)

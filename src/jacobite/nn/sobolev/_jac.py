@@ -14,7 +14,11 @@ parameters (and in ``x`` where it requires grad), which is what training on them
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -37,24 +41,68 @@ _FIX = ("the Sobolev loss needs samples the model treats independently: call mod
         "(BatchNorm in training mode mixes the samples of a batch)")
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What a module holds that matters here, found once per module (a walk of its tree)."""
+
+    batchnorms: tuple[tuple[str, torch.nn.Module], ...]
+    dropouts: tuple[torch.nn.Module, ...]
+    attention: bool
+
+
+_PARTS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[int, _Parts]] = \
+    weakref.WeakKeyDictionary()
+
+
+_CALL = threading.local()  # .memo: {id(module): _Parts} for the duration of one loss call
+
+
+@contextlib.contextmanager
+def one_call() -> Iterator[None]:
+    """Within one loss call a module's tree is walked once (the call does not change it)."""
+    outer = getattr(_CALL, "memo", None)
+    _CALL.memo = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _CALL.memo = outer
+
+
+def _parts(model: torch.nn.Module) -> _Parts:
+    """The module's BatchNorms, dropouts and attention, cached while its tree holds the same
+    module objects."""
+    memo = getattr(_CALL, "memo", None)
+    if memo is not None and id(model) in memo:
+        return memo[id(model)]
+    sig = hash(tuple(map(id, model.modules())))
+    hit = _PARTS.get(model)
+    if hit is not None and hit[0] == sig:
+        if memo is not None:
+            memo[id(model)] = hit[1]
+        return hit[1]
+    mods = list(model.named_modules())
+    parts = _Parts(
+        tuple((n, m) for n, m in mods if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)),
+        tuple(m for _, m in mods if isinstance(m, torch.nn.modules.dropout._DropoutNd)),
+        any("Attention" in type(m).__name__ or "Transformer" in type(m).__name__
+            for _, m in mods))
+    _PARTS[model] = (sig, parts)
+    if memo is not None:
+        memo[id(model)] = parts
+    return parts
+
+
 def _draws(model: Callable[..., torch.Tensor]) -> bool:
     """True when the model is a module with a training-mode dropout layer (random draws)."""
     if not isinstance(model, torch.nn.Module):
         return False
-    return any(isinstance(mod, torch.nn.modules.dropout._DropoutNd) and mod.training
-               and mod.p > 0 for mod in model.modules())
-
-
-def _attention(model: torch.nn.Module) -> bool:
-    """True when the module holds attention (its fused kernels have no second derivative)."""
-    return any("Attention" in type(mod).__name__ or "Transformer" in type(mod).__name__
-               for mod in model.modules())
+    return any(mod.training and getattr(mod, "p", 1.0) > 0 for mod in _parts(model).dropouts)
 
 
 def _mixing(model: torch.nn.Module) -> str | None:
     """The name of a training-mode BatchNorm in the module (it mixes the samples), or None."""
-    for name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.training:
+    for name, mod in _parts(model).batchnorms:
+        if mod.training:
             return f"{name or 'the model'} ({type(mod).__name__})"
     return None
 
@@ -71,7 +119,7 @@ def _run(model: Callable[..., torch.Tensor], x: torch.Tensor, batch: int) -> tor
         bn = _mixing(model)
         if bn is not None:
             raise ModuleStateError(f"{bn} is in training mode; {_FIX}")
-        if _attention(model):
+        if _parts(model).attention:
             with transformable_kernels():
                 out = model(x)
         else:
@@ -96,6 +144,9 @@ def _grad_input(x: torch.Tensor) -> torch.Tensor:
 def _vjps(out: torch.Tensor, xg: torch.Tensor, cot: torch.Tensor, size: int) -> torch.Tensor:
     """``cot[i]ᵀ ∂out/∂x`` for each cotangent ``cot[i]`` (shape ``(c, B, m)``) → ``(c, B, n)``,
     ``size`` cotangents per batched backward pass."""
+    if cot.shape[0] == 1:
+        return torch.autograd.grad(out, xg, grad_outputs=cot[0], create_graph=True,
+                                   allow_unused=True, materialize_grads=True)[0].unsqueeze(0)
     if size == 1 or torch.compiler.is_compiling() or \
             torch._C._functorch.is_functorch_wrapped_tensor(out):  # no batched grads there
         return torch.stack([torch.autograd.grad(out, xg, grad_outputs=c, create_graph=True,

@@ -70,6 +70,8 @@ def _reduce(sq: torch.Tensor, count: int | torch.Tensor, reduction: Reduction) -
     every sample; a tensor ``(B,)``: per sample), reduced as asked (0 where none is known)."""
     if reduction == "sum":
         return sq.sum()
+    if reduction == "mean" and isinstance(count, int) and count == sq[0].numel():
+        return sq.mean()
     per = sq.reshape(sq.shape[0], -1).sum(1) if reduction == "none" else sq.sum()
     if isinstance(count, int):
         return per / (count if reduction == "none" else count * sq.shape[0])
@@ -134,14 +136,15 @@ def sobolev_loss(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
             "dimension 0 and call it once (reduction='none' gives per-sample terms), or loop")
     t = prepare(x, y, dydx, weight=weight, mask=mask, directional=directional,
                 projected=mode == "projected")
-    if mode == "projected":
-        return _projected(model, t, k, jac_mode, reduction, seed)
-    if t.dydx is None:
-        out = _jac._run(model, x, t.batch)
-        value = _reduce((out - t.y) ** 2, t.m, reduction)
-        return SobolevLoss(value, value, torch.zeros_like(value), out, None)
-    out, J = _jac.full(model, x, t.m, jac_mode)
-    return _assemble(t, out, J, t.dydx, t.mask, reduction, None)
+    with _jac.one_call():
+        if mode == "projected":
+            return _projected(model, t, k, jac_mode, reduction, seed)
+        if t.dydx is None:
+            out = _jac._run(model, x, t.batch)
+            value = _reduce((out - t.y) ** 2, t.m, reduction)
+            return SobolevLoss(value, value, torch.zeros_like(value), out, None)
+        out, J = _jac.full(model, x, t.m, jac_mode)
+        return _assemble(t, out, J, t.dydx, t.mask, reduction, None)
 
 
 def _projected(model: Callable[[torch.Tensor], torch.Tensor], t: Targets, k: int | None,
