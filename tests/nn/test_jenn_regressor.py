@@ -11,6 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.func import jacrev, vmap
 
 from jacobite.errors import (
@@ -184,6 +186,28 @@ def test_a_change_of_units_changes_nothing_but_the_units() -> None:
                                c * base.predict_jacobian(xt) / a, rtol=1e-6, atol=1e-9)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 6), st.integers(0, 2**31 - 1),
+       st.floats(-3, 3), st.floats(-3, 3))
+def test_scaling_round_trips(n: int, m: int, N: int, seed: int, log_sx: float,
+                             log_sy: float) -> None:
+    """Standardising and mapping back are inverse, for values and partials; the standardised
+    columns have mean 0 and spread 1 (or are constant)."""
+    from jacobite.nn.sobolev._scaling import Scaling
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(N, n, dtype=DT, generator=g) * 10**log_sx + 3
+    y = torch.randn(N, m, dtype=DT, generator=g) * 10**log_sy - 1
+    d = torch.randn(N, m, n, dtype=DT, generator=g)
+    s = Scaling.fit(x, y)
+    torch.testing.assert_close(s.y_out(s.y_in(y)), y)
+    torch.testing.assert_close(s.dydx_out(s.dydx_in(d)), d)
+    xn = s.x_in(x)
+    torch.testing.assert_close(xn.mean(0), torch.zeros(n, dtype=DT), atol=1e-9, rtol=0)
+    spread = xn.std(0, correction=0)
+    assert bool((((spread - 1).abs() < 1e-9) | (spread < 1e-6)).all())
+
+
 def test_without_normalize_the_network_sees_the_data_as_given() -> None:
     x = torch.linspace(-1, 1, 10, dtype=DT)[:, None]
     reg = JENNRegressor(hidden=(3,), normalize=False, seed=0, max_iter=5).fit(x, 3 * x)
@@ -281,6 +305,19 @@ def test_get_params_set_params_and_repr() -> None:
     assert repr(reg) == "JENNRegressor(hidden=(4,), max_iter=7, seed=3)"
     with pytest.raises(InvalidOptionError, match="hidden"):
         reg.set_params(hiden=(3,))
+
+
+def test_scikit_learn_model_selection_takes_it() -> None:
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone, is_regressor
+    from sklearn.model_selection import cross_val_score
+
+    reg = JENNRegressor(hidden=(8,), seed=0, max_iter=60)
+    copy_ = clone(reg)
+    assert copy_ is not reg and copy_.get_params() == reg.get_params() and is_regressor(reg)
+    x = np.linspace(-1, 1, 30)[:, None]
+    scores = cross_val_score(reg, x, np.sin(2 * x[:, 0]), cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
 
 
 def test_progress_bar_on_request_draws_and_closes() -> None:

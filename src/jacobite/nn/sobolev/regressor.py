@@ -153,6 +153,23 @@ class JENNRegressor:
             setattr(self, key, value)
         return self
 
+    #: read by scikit-learn before 1.6 (``is_regressor``, scorers)
+    _estimator_type = "regressor"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (1.6 and later), so its model selection tools (``clone``,
+        ``cross_val_score``, ``GridSearchCV``) take the regressor; imported only when asked."""
+        from sklearn.utils import (  # type: ignore[import-untyped, unused-ignore]
+            InputTags,
+            RegressorTags,
+            Tags,
+            TargetTags,
+        )
+
+        return Tags(estimator_type="regressor", regressor_tags=RegressorTags(),
+                    target_tags=TargetTags(required=True, single_output=True, multi_output=True),
+                    input_tags=InputTags(one_d_array=True), non_deterministic=self.seed is None)
+
     def __repr__(self) -> str:
         defaults = {p.name: p.default for p in
                     inspect.signature(type(self).__init__).parameters.values()}
