@@ -133,7 +133,7 @@ def _run(model: Callable[..., torch.Tensor], x: torch.Tensor, batch: int) -> tor
             f"{getattr(out, 'shape', type(out).__name__)} for a batch of {batch}; for a model "
             "with several outputs pass a function that picks one tensor, e.g. "
             "lambda b: model(b)['y']")
-    return out.reshape(batch, -1)
+    return out if out.ndim == 2 else out.reshape(batch, -1)
 
 
 def _grad_input(x: torch.Tensor) -> torch.Tensor:
@@ -177,8 +177,10 @@ def reverse_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
     with torch.enable_grad():
         out = _run(model, xg, B)
         m = out.shape[1]
-        if m == 1:
-            cot = torch.ones_like(out).unsqueeze(0)
+        if m == 1:  # one output: the gradient of its sum over the batch
+            (g1,) = torch.autograd.grad(out.sum(), xg, create_graph=True, allow_unused=True,
+                                        materialize_grads=True)
+            return out, g1.reshape(B, 1, -1)
         else:
             eye = torch.eye(m, dtype=out.dtype, device=out.device)
             cot = eye[:, None, :].expand(m, B, m)

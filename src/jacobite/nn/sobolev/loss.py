@@ -193,6 +193,8 @@ def _assemble(t: Targets, out: torch.Tensor, pred: torch.Tensor, target: torch.T
         count = t.m * t.n
     jac = _reduce(jsq, count, reduction)
     w = t.weight
-    weighted = jac * w if not isinstance(w, torch.Tensor) else _reduce(jsq * w, count,
-                                                                       reduction)
+    if isinstance(w, torch.Tensor):
+        weighted = _reduce(jsq * w, count, reduction)
+    else:
+        weighted = jac if w == 1.0 else jac * w
     return SobolevLoss(value + weighted, value, jac, out, pred, v)
