@@ -60,10 +60,13 @@ def _fmt_settings(kw: dict[str, Any]) -> str:
 
 
 def _warm_up() -> None:
-    """One tiny fit of each library first, so lazy imports and first-call set-up are not
-    timed."""
+    """One tiny fit of each library (and of each of jacobite's optimizers) first, so lazy
+    imports and first-call set-up are not timed (constructing the first ``torch.optim``
+    optimizer of a process imports ``torch._dynamo``, about a second)."""
     d = jc.sample_grid(jc.SINUSOID, 4)
-    jt.jacobite_outcome(d, d, hidden=(4,), max_iter=2, seed=0, progress=False)
+    for opt in ("lm", "lbfgs", "adam"):
+        jt.jacobite_outcome(d, d, hidden=(4,), max_iter=2, seed=0, progress=False,
+                            optimizer=opt)
     if _have_jenn():
         jc.jenn_fit(d, [1, 4, 1], max_iter=2)
 

@@ -62,23 +62,25 @@ class JENNRegressor:
       training units; the light default keeps fits to a handful of samples smooth between
       them (0: none).
     * ``optimizer``: ``"auto"`` (default: ``"lm"`` for tiny problems — at most 5000 entries
-      in the residuals' Jacobian, residuals × parameters, such as a few samples of a 1-D
-      function — else ``"lbfgs"``), ``"lbfgs"`` (full batch, L-BFGS
-      with a strong-Wolfe line search and 20 pairs of memory: few samples, fast and precise),
-      ``"lm"`` (full batch, Levenberg–Marquardt on the residuals: very few iterations, each
-      costing one backward pass per residual) or ``"adam"`` (mini-batches of ``batch_size``,
-      ``"auto"``: ``min(200, N)``; for many samples). ``lr``: Adam's learning rate (None:
-      1e-3), or L-BFGS's first trial step of each line search (None: 1.0; unused by LM).
+      in the residuals' Jacobian, residuals × parameters, and 150 parameters, such as a few
+      samples of a 1-D function — else ``"lbfgs"``), ``"lbfgs"`` (full batch,
+      ``torch.optim.LBFGS``, strong-Wolfe line search, 20 pairs of memory: few samples),
+      ``"lm"`` (full batch, SciPy's ``least_squares(method="lm")`` on the residuals: very few
+      steps, each one backward pass per residual and a factorisation cubic in the parameters)
+      or ``"adam"`` (``torch.optim.Adam`` on mini-batches of ``batch_size``, ``"auto"``:
+      ``min(200, N)``; for many samples). ``lr``: Adam's learning rate (None: 1e-3), or
+      L-BFGS's first trial step of each line search (None: 1.0; unused by LM).
       ``optimizer_`` records the one that ran.
-    * ``max_iter``: L-BFGS steps or Adam epochs at most. ``tol``, ``n_iter_no_change``: stop
-      once the loss (in training units) has not dropped by more than ``tol`` for
-      ``n_iter_no_change`` iterations in a row (L-BFGS also stops when it finds no descent
-      step). The defaults (1e-5, 10) stop where the test R² has levelled off on the
-      benchmark problems (Rosenbrock, Rastrigin, x·sin x); lower ``tol`` for a closer fit.
+    * ``max_iter``: L-BFGS iterations, LM steps or Adam epochs at most. ``tol``,
+      ``n_iter_no_change``: stop once the loss (in training units) has not dropped by more
+      than ``tol`` for ``n_iter_no_change`` entries of ``loss_curve_`` in a row (L-BFGS acts
+      on it between chunks of 10 iterations); L-BFGS and LM also stop when no step lowers the
+      loss. The defaults (1e-5, 10) stop where the test R² has levelled off on the benchmark
+      problems (Rosenbrock, Rastrigin, x·sin x); lower ``tol`` for a closer fit.
     * ``normalize``: train on standardised ``x`` and ``y`` (per column), the partials scaled
       to match (``∂y_i/∂x_j · σ_x[j]/σ_y[i]``); predictions come back in the data's units.
     * ``early_stopping``: hold out ``validation_fraction`` of the samples, stop on their loss
-      (values and partials) and restore the parameters of its best iteration.
+      (values and partials) and restore the parameters of its best entry.
     * ``module``: an ``nn.Module`` mapping ``(N, n)`` to ``(N, m)`` (or ``(N,)``) to train
       instead of the MLP. It is trained in place (pass ``copy.deepcopy(net)`` to keep the
       original) and each ``fit`` continues from its current parameters; a built MLP starts
@@ -95,11 +97,12 @@ class JENNRegressor:
     Fitted attributes: ``module_`` (the network, in training units), ``model_`` (the same
     network seen in the data's units, an ``nn.Module`` to differentiate or deploy),
     ``scaling_``, ``n_features_in_``, ``n_outputs_``, ``loss_curve_`` (the objective: values,
-    λ·partials and the penalty), ``value_loss_curve_``,
-    ``jacobian_loss_curve_`` (per iteration, training units, unweighted partials' term),
-    ``validation_loss_curve_`` (None without early stopping), ``best_iteration_``,
-    ``n_iter_``, ``stop_reason_`` (``"tol"``, ``"early_stopping"``, ``"converged"``,
-    ``"max_iter"``) and ``fit_time_`` (seconds).
+    λ·partials and the penalty), ``value_loss_curve_``, ``jacobian_loss_curve_`` (unweighted
+    partials' term; training units; an entry per L-BFGS loss evaluation — the start, then
+    each line-search trial, the last where the fit ended — per LM step or per Adam epoch),
+    ``validation_loss_curve_`` (None without early stopping), ``best_iteration_`` (the entry,
+    from 1, of the best monitored loss), ``n_iter_``, ``stop_reason_`` (``"tol"``,
+    ``"early_stopping"``, ``"converged"``, ``"max_iter"``) and ``fit_time_`` (seconds).
     """
 
     def __init__(self, hidden: int | Sequence[int] = (20, 20, 20), activation: str = "tanh",
