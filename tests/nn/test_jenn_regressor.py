@@ -231,6 +231,17 @@ def test_user_module_is_trained_in_place_in_its_dtype() -> None:
     assert reg.score(x, y) > 0.99
 
 
+def test_levenberg_marquardt_trains_a_float32_module_in_its_dtype() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    x = torch.linspace(-2, 2, 6)[:, None]
+    reg = JENNRegressor(module=net, optimizer="lm", max_iter=200).fit(x, torch.sin(x),
+                                                                     torch.cos(x)[:, :, None])
+    assert next(net.parameters()).dtype == torch.float32 and reg.n_iter_ >= 1
+    assert reg.stop_reason_ in ("tol", "converged")
+    assert reg.score(x, torch.sin(x)) > 0.99
+
+
 def test_early_stopping_restores_the_best_parameters() -> None:
     from jacobite.nn import sobolev_loss
 

@@ -10,7 +10,7 @@ MINPACK asks for the residuals' Jacobian (``∂r/∂θ``, batched backward passe
 graph kept from the residuals' evaluation) once per accepted step; that request is where each
 accepted point is reported to the :class:`~._train.Monitor` (one entry per step), and where the
 run is stopped, by an exception, at ``max_iter`` steps or when the monitor says so. MINPACK's
-own tolerances are at machine precision, so its ``"converged"`` means it finds no step that
+own tolerances are at float64 rounding, so its ``"converged"`` means it finds no step that
 lowers the loss; ``max_nfev`` bounds its evaluations at ``10·max_iter + 10``.
 
 >>> import torch
@@ -38,7 +38,9 @@ from ._train import Batch, Monitor, Settings, Terms
 
 __all__ = ["levenberg_marquardt"]
 
-_EPS = float(np.finfo(np.float64).eps)
+#: MINPACK's tolerances: a few units of float64 rounding (at exactly the rounding unit, MINPACK
+#: could end on its "tolerance too small" codes, which SciPy does not map)
+_TOL = 4 * float(np.finfo(np.float64).eps)
 
 
 class _Stop(Exception):
@@ -157,8 +159,8 @@ def levenberg_marquardt(module: torch.nn.Module, data: Batch, s: Settings,
 
     start = len(monitor.history.total)
     try:
-        out: Any = least_squares(res.fun, x0, jac=jac, method="lm", x_scale="jac", ftol=_EPS,
-                                 xtol=_EPS, gtol=_EPS, max_nfev=10 * s.max_iter + 10)
+        out: Any = least_squares(res.fun, x0, jac=jac, method="lm", x_scale="jac", ftol=_TOL,
+                                 xtol=_TOL, gtol=_TOL, max_nfev=10 * s.max_iter + 10)
     except _Stop as stop:
         res.at(last[0])
         return stop.why, len(monitor.history.total) - start
