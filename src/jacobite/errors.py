@@ -28,6 +28,7 @@ __all__ = [
     "JacobianTooLarge",
     "JacobiteError",
     "JacobiteWarning",
+    "LogDetMismatchError",
     "LocalPatternWarning",
     "MissingExtraError",
     "ModuleStateError",
@@ -127,6 +128,12 @@ class JacobianTooLarge(JacobiteError, MemoryError):
 
 class JacobianMismatchError(JacobiteError, AssertionError):
     """:func:`jacobite.check` found AD and numeric Jacobians that disagree, or could not tell."""
+
+
+class LogDetMismatchError(JacobianMismatchError):
+    """A transform's claimed log|det J| disagrees with the exact one from its AD Jacobian
+    (:meth:`jacobite.transforms.flows.LogDetCheck.raise_if_bad`); the message names the likely
+    bug (flipped sign, constant offset, wrong scale, a few bad samples) and its fix."""
 
 
 class InconsistentDataError(JacobiteError, ValueError):
