@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
         transforms,
         viz,
     )
+    from .analysis import LogDet, logdet
     from .checking import CheckResult, check
     from .dense import (
         JacobianPlan,
@@ -67,6 +68,7 @@ __all__ = [
     "CheckResult",
     "JacobianPlan",
     "LeastSquaresResult",
+    "LogDet",
     "RootResult",
     "__version__",
     "analysis",
@@ -85,6 +87,7 @@ __all__ = [
     "jvp",
     "least_squares",
     "linearize",
+    "logdet",
     "module_jacobian",
     "multiobjective",
     "nn",
@@ -103,6 +106,7 @@ __all__ = [
 
 # where each re-exported name lives; the other names of __all__ are subpackages
 _SOURCE = {
+    **dict.fromkeys(("LogDet", "logdet"), ".analysis"),
     **dict.fromkeys(("CheckResult", "check"), ".checking"),
     **dict.fromkeys(("JacobianPlan", "batch_jacobian", "clear_cache", "hessian", "hvp",
                      "jacobian", "jacobian_plan", "jvp", "linearize", "module_jacobian",

@@ -7,6 +7,8 @@
   ``x``: :func:`spectral_norm`, :func:`top_singular` (Golub–Kahan–Lanczos),
   :func:`frobenius_norm` (Hutchinson, exact with ``nproj=-1``), :func:`condition_number`,
   :func:`logabsdet` (exact from structure, else stochastic Lanczos quadrature).
+* :func:`logdet` — per-sample ``log|det J|`` of a square map of a batch (exact, structured,
+  SLQ, Hutchinson / Hutch++ on the log series) as a :class:`LogDet`.
 * :mod:`~jacobite.analysis.layers` — :func:`layer_report`: each layer's Jacobian spectral norm,
   the cumulative product and vanishing / exploding flags; :func:`compare_initialisations`.
 * :mod:`~jacobite.analysis.sensitivity` — per-sample input Jacobians, saliency maps, the most
@@ -36,6 +38,7 @@ from .layers import (
     layer_report,
     plot_comparison,
 )
+from .logdet import LogDet, logdet
 from .properties import JacobianProperties, properties
 from .sensitivity import SensitiveDirections, input_jacobians, saliency, sensitive_directions
 from .spectra import (
@@ -54,6 +57,7 @@ __all__ = [
     "JacobianProperties",
     "LayerReport",
     "LayerRow",
+    "LogDet",
     "LogDetEstimate",
     "SensitiveDirections",
     "SingularTriplets",
@@ -68,6 +72,7 @@ __all__ = [
     "input_jacobians",
     "layer_report",
     "logabsdet",
+    "logdet",
     "pgd",
     "plot_accuracy_vs_eps",
     "plot_comparison",

@@ -1,0 +1,207 @@
+"""Per-sample ``log|det J_f(x_b)|`` of a square map: the density term of a change of variables.
+
+:func:`logdet` takes ``f`` mapping a batch ``(B, D) → (B, D)`` with samples independent
+(``batch=True``) or one point ``(D,) → (D,)`` (``batch=False``), or a structured
+:class:`~jacobite.operators.JacobianOperator`, and returns a :class:`LogDet`.
+
+Methods:
+
+* ``"exact"`` — per-sample Jacobians (:func:`jacobite.batch_jacobian`, each sample a batch of
+  one, chunked under the memory budget) and ``torch.linalg.slogdet``; differentiable in ``x``
+  and in what ``f`` closes over (autograd and ``torch.func``).
+* ``"structured"`` — the operator's own ``slogdet`` (diagonal, triangular, the determinant
+  lemma of :class:`~jacobite.operators.DiagonalPlusLowRank`, blockwise, a composition as a
+  sum of log-dets). One operator is one Jacobian (shape ``()``); a
+  :class:`~jacobite.operators.BlockDiagonal` with ``batch=True`` gives one value per block,
+  and a list of operators one per operator. A callable ``f`` with ``x`` may return either.
+* ``"slq"`` — stochastic Lanczos quadrature of ``½ tr log(JᵀJ)``
+  (:func:`jacobite.analysis.logabsdet` per sample); not differentiable (a tracked input
+  raises). Any invertible ``J``; no sign.
+* ``"hutchinson"`` / ``"hutch++"`` — ``tr log J`` from the power series of
+  ``log(I + (J − I))`` truncated after ``terms`` terms (see
+  :mod:`jacobite.analysis._logdet_est` for the error bound): for ``J`` near the identity, as
+  in residual flows (``‖J − I‖₂ < 1``); a :class:`~jacobite.errors.JacobiteWarning` when the
+  series has not settled. Differentiable as the estimator with fixed probes.
+* ``"auto"`` — structured for operators; for ``f``, exact when the ``B·D²`` Jacobian entries
+  and their factorisation (twice the entries' bytes) fit ``memory_budget``, else SLQ.
+
+Estimates have ``sign`` ``nan`` and a per-sample ``stderr`` from the probes' spread; exact
+values have ``stderr`` ``None``. ``seed``: an int gives the same probes on every call,
+``None`` draws from torch's global generator.
+
+>>> import torch, jacobite
+>>> A = torch.tensor([[2.0, 1.0], [0.0, -3.0]], dtype=torch.float64)
+>>> r = jacobite.logdet(lambda z: z @ A.T, torch.ones(4, 2, dtype=torch.float64))
+>>> r.method, r.value.shape, round(float(r.value[0]), 12), float(r.sign[0])
+('exact', torch.Size([4]), 1.791759469228, -1.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from .. import _validate, config
+from .._modules import keeps_state
+from ..errors import (
+    ArgumentTypeError,
+    DtypeError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    NotSquareError,
+    ShapeError,
+)
+from ..operators import BlockDiagonal, JacobianOperator
+from ..operators.linalg import slogdet_dense
+from . import _logdet_est as est
+
+__all__ = ["LogDet", "LogDetMethod", "logdet"]
+
+#: How :func:`logdet` computes ``log|det J|``.
+LogDetMethod = Literal["auto", "exact", "structured", "hutchinson", "hutch++", "slq"]
+_METHODS = ("auto", "exact", "structured", "hutchinson", "hutch++", "slq")
+
+
+@dataclass(frozen=True)
+class LogDet:
+    """``log|det J|`` per sample: ``value``, ``sign`` (``±1``, ``0`` if singular, ``nan`` for an
+    estimate) and ``stderr`` (``None`` when exact), each ``(B,)`` (``()`` for one point or one
+    operator); ``method`` is the method used (``"auto"`` resolved)."""
+
+    value: torch.Tensor
+    sign: torch.Tensor
+    stderr: torch.Tensor | None
+    method: str
+
+
+def _ops(obj: Any) -> list[JacobianOperator] | None:
+    if isinstance(obj, JacobianOperator):
+        return [obj]
+    if isinstance(obj, Sequence) and not isinstance(obj, str) and obj and \
+            all(isinstance(o, JacobianOperator) for o in obj):
+        return list(obj)
+    return None
+
+
+def _structured(obj: Any, batch: bool, budget: int) -> LogDet:
+    ops = _ops(obj)
+    if ops is None:
+        raise ArgumentTypeError(
+            f"method='structured' needs a JacobianOperator, a list of them, or f returning one, "
+            f"got {type(obj).__name__}; pass method='exact' for a plain function")
+    with config.memory_budget(budget):
+        if len(ops) == 1 and not isinstance(obj, Sequence):
+            op = ops[0]
+            if batch and isinstance(op, BlockDiagonal) and op.blocks.shape[1] == \
+                    op.blocks.shape[2] and op.rank_bound is None:
+                sign, lad = slogdet_dense(op.blocks)
+            else:
+                sign, lad = op.slogdet()
+        else:
+            pairs = [o.slogdet() for o in ops]
+            sign = torch.stack([p[0] for p in pairs])
+            lad = torch.stack([p[1] for p in pairs])
+    return LogDet(lad, sign.to(lad.dtype), None, "structured")
+
+
+def _point(x: Any, batch: bool) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentTypeError(f"x must be a tensor (the point at which to take log|det J|), "
+                                f"got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise DtypeError(f"x must be a floating-point tensor, got {x.dtype}; convert it, e.g. "
+                         f"x.double()")
+    want = 2 if batch else 1
+    if x.ndim != want:
+        hint = ("pass a batch of shape (B, D), or batch=False for one point (D,)" if batch else
+                "pass one point of shape (D,), or batch=True for a batch (B, D)")
+        raise ShapeError(f"x has shape {tuple(x.shape)}; {hint}")
+    if 0 in x.shape:
+        raise ShapeError(f"x has shape {tuple(x.shape)} with no entries; pass at least one "
+                         f"sample of at least one coordinate")
+    if not _validate.all_finite(x.detach()):
+        raise NonFiniteInputError("x contains NaN or Inf; log|det J| needs a finite point")
+    return x
+
+
+def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
+           budget: int) -> LogDet:
+    from ..dense.batched import batch_jacobian
+
+    J = batch_jacobian(f, X, batched_model=True, memory_budget=budget)
+    if not isinstance(J, torch.Tensor) or J.ndim != 3 or J.shape[1] != J.shape[2]:
+        got = tuple(J.shape[1:-1]) if isinstance(J, torch.Tensor) else type(J).__name__
+        raise NotSquareError(f"logdet needs a square map of each sample (D,) -> (D,), got an "
+                             f"output of shape {got} for D = {X.shape[1]}; log|det| exists only "
+                             f"for square Jacobians (see jacobite.analysis.top_singular)")
+    sign, lad = torch.linalg.slogdet(J)
+    return LogDet(lad, sign, None, "exact")
+
+
+@keeps_state
+def logdet(f: Any, x: torch.Tensor | None = None, *, batch: bool = True,
+           method: LogDetMethod = "auto", nprobe: int = 16, seed: int | None = 0,
+           memory_budget: int | str | None = None, terms: int = 20,
+           steps: int = 40) -> LogDet:
+    """Per-sample ``log|det J_f(x_b)|`` (see the module doc for the methods).
+
+    ``nprobe`` probes per sample for the estimators; ``terms`` truncates the log series
+    (Hutchinson, Hutch++); ``steps`` bounds the Lanczos steps per SLQ probe.
+
+    >>> import torch, jacobite
+    >>> from jacobite.operators import DiagonalOperator
+    >>> r = jacobite.logdet(DiagonalOperator(torch.tensor([2.0, -0.5], dtype=torch.float64)))
+    >>> round(float(r.value), 12), float(r.sign), r.method
+    (0.0, -1.0, 'structured')
+    >>> r = jacobite.logdet(torch.tanh, torch.zeros(3, dtype=torch.float64), batch=False)
+    >>> float(r.value), r.value.shape
+    (0.0, torch.Size([]))
+    """
+    _validate.choice(method, "method", _METHODS)
+    batch = _validate.boolean(batch, "batch")
+    nprobe = _validate.positive_int(nprobe, "nprobe")
+    terms = _validate.positive_int(terms, "terms")
+    steps = _validate.positive_int(steps, "steps")
+    seed = _validate.seed(seed)
+    budget = _validate.memory_budget(memory_budget)
+    if _ops(f) is not None:
+        if x is not None:
+            raise InvalidOptionError("x is only for a callable f; an operator already is the "
+                                     "Jacobian: call logdet(op) without x")
+        if method not in ("auto", "structured"):
+            raise InvalidOptionError(f"an operator's log|det| comes from its structure: pass "
+                                     f"method='structured' or 'auto', got {method!r}")
+        return _structured(f, batch, budget)
+    _validate.callable_(f, "f")
+    if x is None:
+        raise InvalidOptionError("a callable f needs the point x: logdet(f, x) with x of shape "
+                                 "(B, D), or (D,) with batch=False")
+    X = _point(x, batch)
+    if method == "structured":
+        return _structured(f(X), batch, budget)
+    fb = f if batch else (lambda z: f(z[0]).unsqueeze(0))
+    X = X if batch else X.unsqueeze(0)
+    r = _resolve(fb, X, method, nprobe, seed, budget, terms, steps)
+    if batch:
+        return r
+    return LogDet(r.value[0], r.sign[0], None if r.stderr is None else r.stderr[0], r.method)
+
+
+def _resolve(fb: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, method: str,
+             nprobe: int, seed: int | None, budget: int, terms: int, steps: int) -> LogDet:
+    if method == "auto":
+        B, D = X.shape
+        fits = 2 * B * D * D * X.element_size() <= budget
+        method = "exact" if fits else "slq"
+    if method == "exact":
+        return _exact(fb, X, budget)
+    if method == "slq":
+        value, se = est.slq(fb, X, nprobe=nprobe, steps=steps, seed=seed)
+    else:
+        gen = _validate.generator(seed)
+        value, se = est.series(fb, X, nprobe=nprobe, terms=terms, gen=gen,
+                               plus=method == "hutch++")
+    return LogDet(value, torch.full_like(value.detach(), float("nan")), se, method)
