@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
         transforms,
         viz,
     )
-    from .analysis import LogDet, logdet
+    from .analysis import Divergence, LogDet, divergence, logdet
     from .checking import CheckResult, check
     from .dense import (
         JacobianPlan,
@@ -66,6 +66,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckResult",
+    "Divergence",
     "JacobianPlan",
     "LeastSquaresResult",
     "LogDet",
@@ -77,6 +78,7 @@ __all__ = [
     "clear_cache",
     "config",
     "curve_fit",
+    "divergence",
     "errors",
     "extrema",
     "hessian",
@@ -107,6 +109,7 @@ __all__ = [
 # where each re-exported name lives; the other names of __all__ are subpackages
 _SOURCE = {
     **dict.fromkeys(("LogDet", "logdet"), ".analysis"),
+    **dict.fromkeys(("Divergence", "divergence"), ".analysis"),
     **dict.fromkeys(("CheckResult", "check"), ".checking"),
     **dict.fromkeys(("JacobianPlan", "batch_jacobian", "clear_cache", "hessian", "hvp",
                      "jacobian", "jacobian_plan", "jvp", "linearize", "module_jacobian",

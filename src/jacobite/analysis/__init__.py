@@ -9,6 +9,8 @@
   :func:`logabsdet` (exact from structure, else stochastic Lanczos quadrature).
 * :func:`logdet` — per-sample ``log|det J|`` of a square map of a batch (exact, structured,
   SLQ, Hutchinson / Hutch++ on the log series) as a :class:`LogDet`.
+* :func:`divergence` — ``tr J_f`` per sample of a vector field, exact or by Hutchinson,
+  Hutch++ or XTrace with a standard error (continuous normalizing flows, score matching).
 * :mod:`~jacobite.analysis.layers` — :func:`layer_report`: each layer's Jacobian spectral norm,
   the cumulative product and vanishing / exploding flags; :func:`compare_initialisations`.
 * :mod:`~jacobite.analysis.sensitivity` — per-sample input Jacobians, saliency maps, the most
@@ -30,6 +32,7 @@ from .adversarial import (
     pgd,
     plot_accuracy_vs_eps,
 )
+from .divergence import Divergence, divergence
 from .layers import (
     LayerReport,
     LayerRow,
@@ -53,6 +56,7 @@ from .spectra import (
 )
 
 __all__ = [
+    "Divergence",
     "FrobeniusEstimate",
     "JacobianProperties",
     "LayerReport",
@@ -66,6 +70,7 @@ __all__ = [
     "compare_initialisations",
     "comparison_table",
     "condition_number",
+    "divergence",
     "fgsm",
     "frobenius_norm",
     "input_gradient",

@@ -1,0 +1,223 @@
+"""The divergence of a vector field, ``tr J_f(x)``, per sample: exact or estimated.
+
+Continuous normalizing flows integrate ``d log p / dt = −div f`` and score matching penalises
+``div s_θ``; both need the trace of a square Jacobian for every sample of a batch.
+:func:`divergence` computes it
+
+* exactly (``method="exact"``) from ``D`` Jacobian products on the whole batch at once: the
+  samples are independent, so the basis vector ``eᵢ`` given to every sample yields column ``i``
+  of each sample's Jacobian (or row ``i``, in reverse mode), whose ``i``-th entry is summed;
+* or by a randomised estimator from ``nprobe`` products — ``"hutchinson"``, ``"hutch++"``,
+  ``"xtrace"`` (see :mod:`jacobite.analysis._trace_est`) — with a standard error per sample.
+
+Products run on the batch repeated once per vector (``torch.func.jvp`` in forward mode,
+``torch.func.vjp`` in reverse mode), in chunks under :func:`jacobite.config.get_memory_budget`.
+The result stays in the autograd graph of ``x`` and of the parameters ``f`` closes over, and
+works under ``torch.func`` transforms, so a loss on it trains (estimators with fixed probes).
+
+>>> import torch, jacobite
+>>> f = lambda x: torch.tanh(x) * 2.0
+>>> x = torch.zeros(3, 4, dtype=torch.float64)
+>>> jacobite.divergence(f, x).value
+tensor([8., 8., 8.], dtype=torch.float64)
+>>> d = jacobite.divergence(f, x, method="hutchinson", nprobe=8, seed=0)
+>>> d.method, d.nprobe, d.value.shape
+('hutchinson', 8, torch.Size([3]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .. import _validate, config
+from ..errors import ShapeError, UnsupportedOperationError
+from . import _trace_est
+from ._checks import check_batch
+
+__all__ = ["Divergence", "divergence"]
+
+Method = Literal["exact", "hutchinson", "hutch++", "xtrace"]
+JacMode = Literal["auto", "forward", "reverse"]
+
+_METHODS = ("exact", "hutchinson", "hutch++", "xtrace")
+_MIN_PROBES = {"hutchinson": 2, "hutch++": 4, "xtrace": 4}
+_ESTIMATORS = {"hutchinson": _trace_est.hutchinson, "hutch++": _trace_est.hutch_pp,
+               "xtrace": _trace_est.xtrace}
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """``tr J_f`` per sample.
+
+    ``value``: shape ``(B,)`` (``()`` with ``batch=False``); ``stderr``: the estimator's standard
+    error, same shape, ``None`` for ``method="exact"``; ``method``: the method used; ``nprobe``:
+    the Jacobian products an estimator used (``None`` for ``"exact"``, which uses ``D``).
+    """
+
+    value: torch.Tensor
+    stderr: torch.Tensor | None
+    method: str
+    nprobe: int | None
+
+
+def _saved_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
+    """Bytes that one sample's forward pass saves for backward (at least its input's)."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    one = x[:1].detach().requires_grad_(True)
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        f(one)
+    return max(total, one.numel() * one.element_size())
+
+
+def _chunk(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int) -> int:
+    """Vectors per batched pass under the memory budget (three copies of the saved tensors)."""
+    if k <= 1 or _validate.under_vmap(x) or torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return max(k, 1)
+    per_vector = 3 * _saved_bytes(f, x) * x.shape[0]
+    return max(1, min(k, config.get_memory_budget() // max(per_vector, 1)))
+
+
+def _checked(out: object, x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        raise ShapeError(
+            f"f must map x of shape {tuple(x.shape)} to a tensor of the same shape (a vector "
+            f"field), got {getattr(out, 'shape', type(out).__name__)}; the divergence is the "
+            "trace of a square Jacobian")
+    return out
+
+
+def _jvp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Tensor
+         ) -> torch.Tensor:
+    """``J_f(x) v`` (``f(x)`` checked to have ``x``'s shape)."""
+    res = torch.func.jvp(f, (x,), (v,))
+    _checked(res[0], x)
+    return res[1]
+
+
+def _vjp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+         ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``u ↦ uᵀ J_f(x)`` (``f(x)`` checked to have ``x``'s shape)."""
+    res = torch.func.vjp(f, x)
+    _checked(res[0], x)
+    back = res[1]
+    return lambda u: back(u)[0]
+
+
+def _batched_products(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                      mode: str, size: int) -> _trace_est.Apply:
+    """``V (k, B, D) ↦ J v`` (forward) or ``Jᵀ v`` (reverse) on the batch repeated per vector."""
+    B, D = x.shape
+
+    def apply(V: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for Vc in V.split(size):
+            c = Vc.shape[0]
+            rep = x.unsqueeze(0).expand(c, B, D).reshape(c * B, D)
+            tan = Vc.reshape(c * B, D).to(x.dtype)
+            prod = _jvp(f, rep, tan) if mode == "forward" else _vjp(f, rep)(tan)
+            parts.append(prod.reshape(c, B, D))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    return apply
+
+
+def _single_products(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                     mode: str) -> _trace_est.Apply:
+    """``V (k, 1, D) ↦ J v`` or ``Jᵀ v`` for one point: one product per vector."""
+    back = _vjp(f, x) if mode == "reverse" else None
+
+    def apply(V: torch.Tensor) -> torch.Tensor:
+        vs = V[:, 0].to(x.dtype)
+        prods = [_jvp(f, x, v) if back is None else back(v) for v in vs]
+        return torch.stack(prods).unsqueeze(1)
+
+    return apply
+
+
+def _exact(apply: _trace_est.Apply, B: int, D: int, like: torch.Tensor) -> torch.Tensor:
+    """``Σᵢ (A eᵢ)ᵢ`` per sample from the ``D`` basis vectors given to every sample."""
+    eye = torch.eye(D, dtype=like.dtype, device=like.device)
+    cols = apply(eye[:, None, :].expand(D, B, D))       # (D, B, D): A eᵢ per sample
+    return torch.diagonal(cols, dim1=0, dim2=2).sum(-1)
+
+
+def _forward_unsupported(exc: Exception) -> bool:
+    msg = str(exc)
+    return "forward AD" in msg or "forward-mode" in msg or "jvp" in msg.lower()
+
+
+def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, batch: bool = True,
+               method: Method = "exact", nprobe: int = 16, seed: int | None = 0,
+               jac_mode: JacMode = "auto") -> Divergence:
+    """The divergence ``tr J_f(x_b)`` of the field ``f`` at each sample of ``x``.
+
+    ``batch=True``: ``f`` maps ``(B, D)`` to ``(B, D)`` treating samples independently (the
+    result has shape ``(B,)``); ``batch=False``: ``f`` maps one point ``(D,)`` to ``(D,)``
+    (shape ``()``). ``method``: ``"exact"`` (``D`` products) or an estimator from ``nprobe``
+    products (``"hutchinson"`` ≥ 2; ``"hutch++"``, ``"xtrace"`` ≥ 4) with a standard error.
+    ``seed``: an int draws the same probes on every call, ``None`` draws from torch's global
+    generator. ``jac_mode``: ``"forward"`` (JVPs), ``"reverse"`` (VJPs) or ``"auto"`` (forward,
+    reverse where an operation has no forward-mode derivative).
+
+    >>> import torch, jacobite
+    >>> W = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> jacobite.divergence(lambda v: W @ v, torch.ones(2), batch=False).value
+    tensor(5.)
+    """
+    _validate.callable_(f, "f")
+    batch = _validate.boolean(batch, "batch")
+    _validate.choice(method, "method", _METHODS)
+    _validate.choice(jac_mode, "jac_mode", ("auto", "forward", "reverse"))
+    seed = _validate.seed(seed)
+    if method != "exact":
+        nprobe = _validate.positive_int(nprobe, "nprobe", minimum=_MIN_PROBES[method])
+    else:
+        _validate.positive_int(nprobe, "nprobe")
+    check_batch(x, "x")
+    want = 2 if batch else 1
+    if x.ndim != want:
+        shape = "a batch (B, D)" if batch else "one point (D,)"
+        fix = ("pass batch=False for one point, or flatten each sample to (B, D)" if batch
+               else "pass batch=True for a batch (B, D)")
+        raise ShapeError(f"x must be {shape}, got shape {tuple(x.shape)}; {fix}")
+    modes = ("forward", "reverse") if jac_mode == "auto" else (jac_mode,)
+    for i, mode in enumerate(modes):
+        try:
+            return _divergence(f, x, batch, method, nprobe, seed, mode)
+        except (NotImplementedError, RuntimeError) as exc:
+            if mode != "forward" or not _forward_unsupported(exc):
+                raise
+            if i + 1 == len(modes):
+                raise UnsupportedOperationError(
+                    f"f uses an operation without a forward-mode derivative ({exc}); pass "
+                    "jac_mode='reverse' or 'auto'") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: bool,
+                method: str, nprobe: int, seed: int | None, mode: str) -> Divergence:
+    if batch:
+        B, D = x.shape
+        k = D if method == "exact" else nprobe
+        apply = _batched_products(f, x, mode, _chunk(f, x, k))
+    else:
+        B, D = 1, x.shape[0]
+        apply = _single_products(f, x, mode)
+    if method == "exact":
+        value = _exact(apply, B, D, x)
+        return Divergence(value if batch else value[0], None, "exact", None)
+    gen = _validate.generator(seed, x.device)
+    value, stderr, used = _ESTIMATORS[method](apply, nprobe, (B, D), x.dtype, x.device, gen)
+    if not batch:
+        value, stderr = value[0], stderr[0]
+    return Divergence(value, stderr, method, used)
