@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
         transforms,
         viz,
     )
-    from .analysis import Divergence, LogDet, divergence, logdet
+    from .analysis import Divergence, divergence
+    from .analysis.logdet import LogDet, logdet
     from .checking import CheckResult, check
     from .dense import (
         JacobianPlan,
