@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
         transforms,
         viz,
     )
-    from .analysis import Divergence, divergence
+    from .analysis.divergence import Divergence, divergence
     from .analysis.logdet import LogDet, logdet
     from .checking import CheckResult, check
     from .dense import (

@@ -19,6 +19,10 @@ def F(v: torch.Tensor) -> torch.Tensor:
     return torch.tanh(v) + v
 
 
+def _narrow(v: torch.Tensor) -> torch.Tensor:
+    return v[:, :2]
+
+
 def _net() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
 
@@ -53,6 +57,9 @@ ENTRIES = [
           cases=[*_op, (0, torch.ones(2, 3, dtype=F64)), *choice("method"), *posint("nprobe"),
                  *posint("steps"), *seed("seed"), ("confidence", 0.0),
                  *budget("memory_budget")]),
+    entry("jacobite.divergence", A.divergence, F, XB,
+          cases=[*fn(0), *tensor(1, (3,), (), (2, 3, 1)), (0, _narrow), *flag("batch"),
+                 *choice("method"), *posint("nprobe"), *seed("seed"), *choice("jac_mode")]),
     entry("jacobite.analysis.properties", A.properties, M,
           cases=[*tensor(0, (2, 3), (3,), ()), *tol("tol")]),
     entry("jacobite.analysis.sensitive_directions", A.sensitive_directions, F, X,
