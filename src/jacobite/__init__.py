@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
         solve_implicit,
     )
     from .solvers.root import root
+    from .transforms.flows import LogDetCheck, check_logdet
 
 __version__ = "0.1.0"
 
@@ -71,11 +72,13 @@ __all__ = [
     "JacobianPlan",
     "LeastSquaresResult",
     "LogDet",
+    "LogDetCheck",
     "RootResult",
     "__version__",
     "analysis",
     "batch_jacobian",
     "check",
+    "check_logdet",
     "clear_cache",
     "config",
     "curve_fit",
@@ -117,6 +120,7 @@ _SOURCE = {
                      "value_and_jacobian", "vjp"), ".dense"),
     **dict.fromkeys(("LeastSquaresResult", "RootResult", "curve_fit", "implicit_jacobian",
                      "least_squares", "root", "solve_implicit"), ".solvers"),
+    **dict.fromkeys(("LogDetCheck", "check_logdet"), ".transforms.flows"),
 }
 
 

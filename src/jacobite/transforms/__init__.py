@@ -16,6 +16,7 @@ True
 """
 
 from .base import Transform
+from .flows import LogDetCheck, check_logdet
 from .integrate import METHODS, IntegrationResult, integrate
 from .named import TRANSFORMS, Affine, Cylindrical, Polar, Spherical, get_transform
 
@@ -25,9 +26,11 @@ __all__ = [
     "Affine",
     "Cylindrical",
     "IntegrationResult",
+    "LogDetCheck",
     "Polar",
     "Spherical",
     "Transform",
+    "check_logdet",
     "get_transform",
     "integrate",
 ]
