@@ -23,6 +23,10 @@ def _narrow(v: torch.Tensor) -> torch.Tensor:
     return v[:, :2]
 
 
+def _widen(v: torch.Tensor) -> torch.Tensor:
+    return torch.cat([v, v[:, :1]], dim=1)
+
+
 def _net() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
 
@@ -60,6 +64,10 @@ ENTRIES = [
     entry("jacobite.divergence", A.divergence, F, XB,
           cases=[*fn(0), *tensor(1, (3,), (), (2, 3, 1)), (0, _narrow), *flag("batch"),
                  *choice("method"), *posint("nprobe"), *seed("seed"), *choice("jac_mode")]),
+    entry("jacobite.logdet", A.logdet, F, XB,
+          cases=[*fn(0), *tensor(1, (3,), (), (2, 3, 1), (0, 3)), (0, _widen), *flag("batch"),
+                 *choice("method"), *posint("nprobe"), *seed("seed"), *budget("memory_budget"),
+                 *posint("terms"), *posint("steps")]),
     entry("jacobite.analysis.properties", A.properties, M,
           cases=[*tensor(0, (2, 3), (3,), ()), *tol("tol")]),
     entry("jacobite.analysis.sensitive_directions", A.sensitive_directions, F, X,
