@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import distributions as D
 
 import jacobite
@@ -208,6 +210,36 @@ def test_result_record() -> None:
 def test_images_are_flattened_per_sample() -> None:
     x = torch.randn(2, 2, 3, dtype=F64)
     assert check_logdet(D.TanhTransform(), x).ok
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), offset=st.floats(0.01, 50.0), sign=st.sampled_from([-1, 1]))
+def test_dense_affine_maps_and_their_offsets(seed: int, offset: float, sign: int) -> None:
+    """y = A x + b with log|det A| from numpy; a dropped constant is found with its value."""
+    np = pytest.importorskip("numpy")
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(3, 3, dtype=F64, generator=g) + 2 * torch.eye(3, dtype=F64)
+    ref = float(np.log(abs(np.linalg.det(a.numpy()))))
+
+    def affine(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x @ a.T + 1.0, torch.full((x.shape[0],), ref, dtype=x.dtype)
+
+    x = torch.randn(5, 3, dtype=F64, generator=g)
+    assert check_logdet(affine, x).ok
+    torch.testing.assert_close(check_logdet(affine, x).exact, torch.full((5,), ref, dtype=F64))
+    res = check_logdet(lambda v: (affine(v)[0], affine(v)[1] + sign * offset), x)
+    assert res.diagnosis == "constant offset", res.summary()
+    assert res.parameter == pytest.approx(sign * offset, rel=1e-9)
+
+
+def test_float32_parameters_fall_back_to_the_input_precision() -> None:
+    w = torch.tensor([[2.0, 0.5], [0.0, 3.0]])  # float32: a float64 input cannot be multiplied
+
+    def lin(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x @ w.T, torch.full((x.shape[0],), float(torch.log(torch.tensor(6.0))))
+
+    res = check_logdet(lin, _x(b=4, d=2))
+    assert res.ok, res.summary()
 
 
 # ---- bad arguments ---------------------------------------------------------------------------

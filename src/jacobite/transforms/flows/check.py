@@ -137,6 +137,20 @@ def _exact(fwd: Forward, x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.slogdet(jac)[1]
 
 
+def _exact_any_precision(transform: Any, name: str, fwd: Forward,
+                         x: torch.Tensor) -> torch.Tensor:
+    """Exact log-dets in float64 where the transform runs there (a module on a float64 copy,
+    anything else on float64 inputs), else at the precision of ``x``."""
+    twin = _double_copy(transform)
+    x64 = x.to(torch.float64)
+    try:
+        return _exact(adapt(twin, name)[1] if twin is not None else fwd, x64)
+    except (RuntimeError, TypeError):  # float32 tensors built inside the transform
+        if x.dtype == torch.float64:
+            raise
+    return _exact(fwd, x)
+
+
 def _validate_x(x: Any) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ArgumentTypeError(f"x must be a tensor of shape (B, ...), got "
@@ -182,14 +196,7 @@ def check_logdet(transform: Any, x: torch.Tensor, *, rtol: float | None = None,
         raise ShapeError(f"the transform's log-det has shape {tuple(claimed.shape)} for a "
                          f"batch of {x.shape[0]}; return one value per sample, shape (B,)")
 
-    twin = _double_copy(transform)
-    if twin is not None:
-        exact = _exact(adapt(twin, name)[1], x.to(torch.float64))
-    else:
-        try:
-            exact = _exact(fwd, x.to(torch.float64))
-        except (RuntimeError, TypeError):  # parameters of another dtype: the user's precision
-            exact = _exact(fwd, x)
+    exact = _exact_any_precision(transform, name, fwd, x)
 
     errors = (claimed - exact).abs()
     errors = torch.where(claimed == exact, torch.zeros_like(errors), errors)  # inf == inf
