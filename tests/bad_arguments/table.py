@@ -3,10 +3,10 @@ the reason it has no bad arguments to test)."""
 
 from __future__ import annotations
 
-from . import Entry, analysis, core, flows_check, misc, operators_nn, sparse_mo
+from . import Entry, analysis, core, flows_check, flows_density, misc, operators_nn, sparse_mo
 from .known_failures import KNOWN_FAILURES
 
-AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check]
+AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density]
 
 TABLE: list[Entry] = [e for area in AREAS for e in area.ENTRIES]
 for _e in TABLE:
@@ -29,8 +29,7 @@ EXEMPT: dict[str, str] = {
                                  "its fixed list of examples (tests/cli)"
        for n in ("Example", "agrees", "close", "disagreement", "evaluate", "fmt")},
     **{f"jacobite.{n}": _RECORD for n in (
-        "CheckResult", "Divergence", "JacobianPlan", "LeastSquaresResult", "LogDet",
-        "LogDetCheck", "RootResult",
+        "CheckResult", "Divergence", "JacobianPlan", "LeastSquaresResult", "LogDetCheck", "RootResult",
         "analysis.FrobeniusEstimate", "analysis.JacobianProperties", "analysis.LayerReport",
         "analysis.LayerRow", "analysis.LogDetEstimate", "analysis.SensitiveDirections",
         "analysis.SingularTriplets", "sparse.Bicoloring", "sparse.Coloring",

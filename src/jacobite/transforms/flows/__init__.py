@@ -1,11 +1,12 @@
-"""Normalizing flows: densities under a change of variables, and checks of their log-dets.
+"""Normalizing-flow pieces: flow layers, densities under a change of variables, log-det checks.
 
 >>> import torch
->>> from jacobite.transforms.flows import check_logdet
->>> check_logdet(torch.distributions.SigmoidTransform(), torch.zeros(3, 2)).ok
-True
+>>> from jacobite.transforms.flows import Planar
+>>> Planar(2).event_dim
+1
 """
 
 from .check import LogDetCheck, check_logdet
+from .layers import Planar, Radial, Sylvester
 
-__all__ = ["LogDetCheck", "check_logdet"]
+__all__ = ["LogDetCheck", "Planar", "Radial", "Sylvester", "check_logdet"]
