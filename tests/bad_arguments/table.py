@@ -29,7 +29,8 @@ EXEMPT: dict[str, str] = {
                                  "its fixed list of examples (tests/cli)"
        for n in ("Example", "agrees", "close", "disagreement", "evaluate", "fmt")},
     **{f"jacobite.{n}": _RECORD for n in (
-        "CheckResult", "Divergence", "JacobianPlan", "LeastSquaresResult", "LogDetCheck", "RootResult",
+        "CheckResult", "Divergence", "JacobianPlan", "LeastSquaresResult", "LogDet",
+        "LogDetCheck", "RootResult",
         "analysis.FrobeniusEstimate", "analysis.JacobianProperties", "analysis.LayerReport",
         "analysis.LayerRow", "analysis.LogDetEstimate", "analysis.SensitiveDirections",
         "analysis.SingularTriplets", "sparse.Bicoloring", "sparse.Coloring",
