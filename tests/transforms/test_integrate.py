@@ -186,3 +186,12 @@ def test_a_divergent_integral_is_refused_never_reported_converged() -> None:
 
     with pytest.raises(ConvergenceError, match="diverges"):
         integrate("1", "polar")  # the area of the whole plane
+
+
+@pytest.mark.parametrize("method", ["cubature", "nquad"])
+def test_an_integrand_closing_over_a_tensor_that_requires_grad(method: str) -> None:
+    # ∫∫_{[0,1]²} s·(x + y) = s, with s a trained parameter: the value, not the graph, is summed
+    s = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    res = integrate(lambda p: s * p.sum(), Affine(torch.eye(2, dtype=torch.float64)),
+                    [(0, 1), (0, 1)], method=method)
+    assert abs(res.value - 2.5) < 1e-10

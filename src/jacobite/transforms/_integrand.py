@@ -171,4 +171,4 @@ class Integrand:
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
             raise self._not_finite(u[i], x[i], f"the integrand value {vals[i].item()}")
-        return (vals * absdet).numpy()
+        return (vals * absdet).detach().numpy()  # an integrand may close over trained tensors
