@@ -34,7 +34,7 @@ from typing import Literal
 import torch
 
 from .. import _validate, config
-from ..errors import ShapeError, UnsupportedOperationError
+from ..errors import NotSquareError, ShapeError, UnsupportedOperationError
 from . import _trace_est
 from ._checks import check_batch
 
@@ -89,7 +89,7 @@ def _chunk(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int) -
 
 def _checked(out: object, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        raise ShapeError(
+        raise NotSquareError(
             f"f must map x of shape {tuple(x.shape)} to a tensor of the same shape (a vector "
             f"field), got {getattr(out, 'shape', type(out).__name__)}; the divergence is the "
             "trace of a square Jacobian")
@@ -122,8 +122,8 @@ def _batched_products(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
         parts = []
         for Vc in V.split(size):
             c = Vc.shape[0]
-            rep = x.unsqueeze(0).expand(c, B, D).reshape(c * B, D)
-            tan = Vc.reshape(c * B, D).to(x.dtype)
+            rep = x.unsqueeze(0).expand(c, B, D).reshape(c * B, D).contiguous()
+            tan = Vc.reshape(c * B, D).to(x.dtype).contiguous()
             prod = _jvp(f, rep, tan) if mode == "forward" else _vjp(f, rep)(tan)
             parts.append(prod.reshape(c, B, D))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -183,7 +183,7 @@ def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ba
         nprobe = _validate.positive_int(nprobe, "nprobe", minimum=_MIN_PROBES[method])
     else:
         _validate.positive_int(nprobe, "nprobe")
-    check_batch(x, "x")
+    check_batch(x.detach() if isinstance(x, torch.Tensor) else x, "x")
     want = 2 if batch else 1
     if x.ndim != want:
         shape = "a batch (B, D)" if batch else "one point (D,)"
