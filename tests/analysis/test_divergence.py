@@ -98,6 +98,20 @@ def test_gradient_in_x_matches_the_nested_reference() -> None:
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_second_derivative_in_x_matches_the_nested_reference(mode: str) -> None:
+    f = _field(4, 9)
+    x = torch.randn(2, 4, dtype=F64, requires_grad=True)
+    div = divergence(f, x, jac_mode=mode).value.sum()  # type: ignore[arg-type]
+    (g,) = torch.autograd.grad(div, x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    one = lambda v: f(v.unsqueeze(0)).squeeze(0)  # noqa: E731
+    tr = lambda v: torch.trace(torch.func.jacrev(one)(v))  # noqa: E731
+    ref = torch.stack([torch.func.grad(lambda v: torch.func.grad(tr)(v).sum())(xi)
+                       for xi in x.detach()])
+    torch.testing.assert_close(h, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_gradient_in_module_parameters_matches_the_nested_reference(mode: str) -> None:
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 4))
@@ -180,6 +194,20 @@ def test_an_int_seed_draws_the_same_probes_and_none_follows_the_global_generator
     torch.manual_seed(11)
     e = divergence(f, x, method=method, nprobe=6, seed=None)  # type: ignore[arg-type]
     assert torch.equal(c.value, e.value)
+
+
+@pytest.mark.parametrize("method", ["exact", *ESTIMATORS])
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_under_vmap_it_equals_a_loop(method: str, mode: str) -> None:
+    f = _field(4, 8)
+    X = torch.randn(3, 2, 4, dtype=F64)
+
+    def div(xb: torch.Tensor) -> torch.Tensor:
+        return divergence(f, xb, method=method, nprobe=4, jac_mode=mode).value  # type: ignore[arg-type]
+
+    # an int seed draws the same probes in every call, so randomness="same" is a loop's
+    looped = torch.stack([div(xb) for xb in X])
+    torch.testing.assert_close(torch.func.vmap(div, randomness="same")(X), looped)
 
 
 def test_dtype_and_top_level_export() -> None:

@@ -183,7 +183,8 @@ def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ba
         nprobe = _validate.positive_int(nprobe, "nprobe", minimum=_MIN_PROBES[method])
     else:
         _validate.positive_int(nprobe, "nprobe")
-    check_batch(x.detach() if isinstance(x, torch.Tensor) else x, "x")
+    if not (isinstance(x, torch.Tensor) and _validate.under_vmap(x)):  # no values there
+        check_batch(x.detach() if isinstance(x, torch.Tensor) else x, "x")
     want = 2 if batch else 1
     if x.ndim != want:
         shape = "a batch (B, D)" if batch else "one point (D,)"
