@@ -256,3 +256,15 @@ def test_errors_name_the_fix() -> None:
 def test_top_level_exports() -> None:
     assert jacobite.logdet is logdet and jacobite.LogDet is LogDet
     assert "logdet" in jacobite.__all__ and "LogDet" in jacobite.analysis.__all__
+
+
+def test_slq_is_exact_where_the_krylov_space_closes_early() -> None:
+    # J = diag(2, 2, 0.5, 0.5, 0.5) per sample: every probe's Krylov space has dimension 2,
+    # so the later Lanczos steps of each lane must add nothing
+    d = torch.tensor([2.0, 2.0, 0.5, 0.5, 0.5], dtype=F64)
+    x = torch.randn(3, 5, generator=_gen(0), dtype=F64)
+    r = logdet(lambda z: z * d, x, method="slq", nprobe=6)
+    assert r.stderr is not None
+    want = torch.full((3,), float(torch.log(d).sum()), dtype=F64)
+    torch.testing.assert_close(r.value, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(r.stderr, torch.zeros(3, dtype=F64), rtol=0, atol=1e-12)

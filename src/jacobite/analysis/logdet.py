@@ -14,9 +14,9 @@ Methods:
   sum of log-dets). One operator is one Jacobian (shape ``()``); a
   :class:`~jacobite.operators.BlockDiagonal` with ``batch=True`` gives one value per block,
   and a list of operators one per operator. A callable ``f`` with ``x`` may return either.
-* ``"slq"`` — stochastic Lanczos quadrature of ``½ tr log(JᵀJ)``
-  (:func:`jacobite.analysis.logabsdet` per sample); not differentiable (a tracked input
-  raises). Any invertible ``J``; no sign.
+* ``"slq"`` — stochastic Lanczos quadrature of ``½ tr log(JᵀJ)`` (the estimate of
+  :func:`jacobite.analysis.logabsdet`, batched over samples and probes); not differentiable
+  (a tracked input raises). Any invertible ``J``; no sign.
 * ``"hutchinson"`` / ``"hutch++"`` — ``tr log J`` from the power series of
   ``log(I + (J − I))`` truncated after ``terms`` terms (see
   :mod:`jacobite.analysis._logdet_est` for the error bound): for ``J`` near the identity, as
@@ -53,6 +53,7 @@ from ..errors import (
     NonFiniteInputError,
     NotSquareError,
     ShapeError,
+    UnsupportedOperationError,
 )
 from ..operators import BlockDiagonal, JacobianOperator
 from ..operators.linalg import slogdet_dense
@@ -198,10 +199,15 @@ def _resolve(fb: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, method
         method = "exact" if fits else "slq"
     if method == "exact":
         return _exact(fb, X, budget)
+    gen = _validate.generator(seed)
     if method == "slq":
-        value, se = est.slq(fb, X, nprobe=nprobe, steps=steps, seed=seed)
+        if _validate.tracked(X):
+            raise UnsupportedOperationError(
+                "the stochastic Lanczos quadrature estimate is not differentiable, and x is "
+                "tracked by autograd or torch.func; pass method='exact' (differentiable), "
+                "'hutchinson' or 'hutch++' (differentiable as estimators), or detach x")
+        value, se = est.slq(fb, X, nprobe=nprobe, steps=steps, gen=gen)
     else:
-        gen = _validate.generator(seed)
         value, se = est.series(fb, X, nprobe=nprobe, terms=terms, gen=gen,
                                plus=method == "hutch++")
     return LogDet(value, torch.full_like(value.detach(), float("nan")), se, method)
