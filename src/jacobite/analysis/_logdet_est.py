@@ -29,7 +29,7 @@ import torch
 from ..errors import JacobiteWarning, NotSquareError, ShapeError
 from ._lanczos import F64, draw
 
-__all__ = ["series", "slq"]
+__all__ = ["pullback_of", "series", "slq"]
 
 Batched = Callable[[torch.Tensor], torch.Tensor]
 
@@ -63,6 +63,12 @@ def _log_apply(pullback: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], U: 
 
 def _pullback(f: Batched, x: torch.Tensor
               ) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+    return pullback_of(f, x)[1]
+
+
+def pullback_of(f: Batched, x: torch.Tensor,
+                ) -> tuple[torch.Tensor, Callable[[torch.Tensor], tuple[torch.Tensor, ...]]]:
+    """``f(x)`` and its VJP, after checking that ``f`` maps ``(B, D)`` to ``(B, D)``."""
     res = torch.func.vjp(f, x)
     out, pullback = res[0], res[1]
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
@@ -71,7 +77,7 @@ def _pullback(f: Batched, x: torch.Tensor
         raise cls(f"logdet needs a square map of the batch (B, D) -> (B, D), got output "
                   f"{got} for input {tuple(x.shape)}; log|det| exists only for square "
                   f"Jacobians (use jacobite.analysis.top_singular for rectangular ones)")
-    return pullback
+    return out, pullback
 
 
 def series(f: Batched, x: torch.Tensor, *, nprobe: int, terms: int,
@@ -119,11 +125,24 @@ def series(f: Batched, x: torch.Tensor, *, nprobe: int, terms: int,
 
 def _gram(f: Batched, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """``V ↦ Jᵀ J V`` per sample for stacks ``(P, B, D)`` of float64 vectors (one JVP and one
-    VJP of the whole batch per vector, vmapped over the stack)."""
+    VJP of the whole batch per vector, vmapped over the stack). Where ``f`` has no forward-mode
+    rule, ``J v`` is the VJP of the linear map ``u ↦ Jᵀ u``."""
     pullback = _pullback(f, x)
+    forward = [True]
+
+    def push(v: torch.Tensor) -> torch.Tensor:
+        if forward[0]:
+            try:
+                return torch.func.jvp(f, (x,), (v,))[1]
+            except RuntimeError as e:
+                if "forward" not in str(e).lower() and "jvp" not in str(e).lower():
+                    raise
+                forward[0] = False
+        back = torch.func.vjp(lambda u: pullback(u)[0], torch.zeros_like(x))[1]
+        return back(v)[0]
 
     def one(v: torch.Tensor) -> torch.Tensor:
-        return pullback(torch.func.jvp(f, (x,), (v.to(x.dtype),))[1])[0]
+        return pullback(push(v.to(x.dtype)))[0]
 
     def gram(V: torch.Tensor) -> torch.Tensor:
         try:

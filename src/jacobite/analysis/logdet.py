@@ -50,6 +50,7 @@ from ..errors import (
     ArgumentTypeError,
     DtypeError,
     InvalidOptionError,
+    JacobianTooLarge,
     NonFiniteInputError,
     NotSquareError,
     ShapeError,
@@ -132,7 +133,10 @@ def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
            budget: int) -> LogDet:
     from ..dense.batched import batch_jacobian
 
-    J = batch_jacobian(f, X, batched_model=True, memory_budget=budget)
+    try:
+        J = batch_jacobian(f, X, batched_model=True, memory_budget=budget)
+    except UnsupportedOperationError:  # no vmap over samples: D VJPs of the whole batch
+        J = _rows(f, X, budget)
     if not isinstance(J, torch.Tensor) or J.ndim != 3 or J.shape[1] != J.shape[2]:
         got = tuple(J.shape[1:-1]) if isinstance(J, torch.Tensor) else type(J).__name__
         raise NotSquareError(f"logdet needs a square map of each sample (D,) -> (D,), got an "
@@ -140,6 +144,23 @@ def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
                              f"for square Jacobians (see jacobite.analysis.top_singular)")
     sign, lad = torch.linalg.slogdet(J)
     return LogDet(lad, sign, None, "exact")
+
+
+def _rows(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, budget: int,
+          ) -> torch.Tensor:
+    """Per-sample Jacobians ``(B, D, D)`` from ``D`` VJPs of the whole batch (samples are
+    independent, so row ``i`` of every sample's ``J`` is one VJP), in the caller's graph."""
+    from ..config import format_bytes
+
+    B, D = X.shape
+    need = B * D * D * X.element_size()
+    if need > budget:
+        raise JacobianTooLarge(f"the {B} per-sample {D}x{D} Jacobians take {format_bytes(need)},"
+                               f" more than the memory budget of {format_bytes(budget)}; pass "
+                               f"method='slq' or a larger memory_budget")
+    out, pullback = est.pullback_of(f, X)
+    eye = torch.eye(D, dtype=out.dtype, device=out.device)
+    return torch.stack([pullback(eye[i].expand(B, D))[0] for i in range(D)], dim=1)
 
 
 @keeps_state
