@@ -303,3 +303,16 @@ def test_exact_without_a_vmap_rule_uses_whole_batch_vjps() -> None:
     torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
     with pytest.raises(JacobianTooLarge, match="memory_budget"):
         logdet(_Cube.apply, x.detach(), method="exact", memory_budget=100)
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "hutch++", "slq"])
+def test_the_budget_splits_the_batch_without_changing_the_estimate(method: LogDetMethod,
+                                                                   ) -> None:
+    f, x = _residual(4, 3), torch.randn(5, 4, generator=_gen(3), dtype=F64)
+    whole = logdet(f, x, method=method, nprobe=6, terms=10, steps=4)
+    per_sample = 8 * 6 * 4 * 14
+    for budget in (per_sample, 2 * per_sample + 1):  # chunks of 1 and of 2 samples
+        part = logdet(f, x, method=method, nprobe=6, terms=10, steps=4, memory_budget=budget)
+        assert part.stderr is not None and whole.stderr is not None
+        torch.testing.assert_close(part.value, whole.value, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(part.stderr, whole.stderr, rtol=1e-12, atol=1e-12)

@@ -9,11 +9,14 @@
   :func:`jacobite.analysis.logabsdet` run on all samples and probes together: one JVP and one
   VJP of the whole batch per Lanczos step.
 
-Each returns ``(value (B,), stderr (B,))``; probes are Rademacher, drawn from ``gen``.
+Each takes Rademacher ``probes`` ``(P, B, D)`` (:func:`probes`) and returns
+``(value (B,), stderr (B,))``; a slice of samples with its slice of probes gives the same
+values, so the caller may split the batch to fit a memory budget.
 
 >>> import torch
 >>> x = torch.zeros(2, 3, dtype=torch.float64)
->>> v, se = series(lambda z: 1.5 * z, x, nprobe=4, terms=60, gen=torch.Generator().manual_seed(0))
+>>> Z = probes(4, x, torch.Generator().manual_seed(0))
+>>> v, se = series(lambda z: 1.5 * z, x, Z, terms=60)
 >>> [round(t, 8) for t in v.tolist()], se.tolist()   # 3 log 1.5 for J = 1.5 I
 ([1.21639532, 1.21639532], [0.0, 0.0])
 """
@@ -29,12 +32,12 @@ import torch
 from ..errors import JacobiteWarning, NotSquareError, ShapeError
 from ._lanczos import F64, draw
 
-__all__ = ["pullback_of", "series", "slq"]
+__all__ = ["probes", "pullback_of", "series", "slq"]
 
 Batched = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _probes(count: int, like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+def probes(count: int, like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """``count`` Rademacher probes shaped ``(count, *like.shape)``, constants."""
     z = draw(count * like.numel(), gen, "rademacher")
     return z.to(dtype=like.dtype, device=like.device).reshape(count, *like.shape)
@@ -80,8 +83,8 @@ def pullback_of(f: Batched, x: torch.Tensor,
     return out, pullback
 
 
-def series(f: Batched, x: torch.Tensor, *, nprobe: int, terms: int,
-           gen: torch.Generator | None, plus: bool = False,
+def series(f: Batched, x: torch.Tensor, probes: torch.Tensor, *, terms: int,
+           plus: bool = False,
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hutchinson (``plus=False``) or Hutch++ (``plus=True``) on the log series, per sample.
 
@@ -92,12 +95,13 @@ def series(f: Batched, x: torch.Tensor, *, nprobe: int, terms: int,
     """
     pullback = _pullback(f, x)
     D = x.shape[-1]
+    nprobe = probes.shape[0]
     k = min(nprobe // 3, D) if plus else 0
     exact_part = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     worst = 0.0
     Q = None
     if k:
-        S = _probes(k, x, gen)
+        S = probes[:k]
         AS, worst = _log_apply(pullback, S, terms)
         Q = torch.linalg.qr(AS.permute(1, 2, 0)).Q  # (B, D, k) per-sample orthonormal basis
         Qs = Q.permute(2, 0, 1)  # (k, B, D)
@@ -107,7 +111,7 @@ def series(f: Batched, x: torch.Tensor, *, nprobe: int, terms: int,
     g = nprobe - 2 * k
     if Q is not None and k == D:  # the sketch spans everything: the trace is exact
         return exact_part, torch.zeros_like(exact_part)
-    G = _probes(g, x, gen)
+    G = probes[k: k + g]
     if Q is not None:  # deflate: G − Q Qᵀ G per sample
         G = G - torch.einsum("bdk,bek,pbe->pbd", Q, Q, G)
     AG, w = _log_apply(pullback, G, terms)
@@ -152,7 +156,7 @@ def _gram(f: Batched, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]
     return gram
 
 
-def slq(f: Batched, x: torch.Tensor, *, nprobe: int, steps: int, gen: torch.Generator | None,
+def slq(f: Batched, x: torch.Tensor, probes: torch.Tensor, *, steps: int,
         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stochastic Lanczos quadrature of ``½ tr log(JᵀJ)``, all samples and probes at once.
 
@@ -165,12 +169,12 @@ def slq(f: Batched, x: torch.Tensor, *, nprobe: int, steps: int, gen: torch.Gene
     X = x.detach()
     with torch.enable_grad():
         gram = _gram(f, X)
-    P, (B, D) = nprobe, X.shape
+    P, (B, D) = probes.shape[0], X.shape
     k = min(steps, D)
     Q = torch.zeros(k, P, B, D, dtype=F64, device=X.device)
     alpha = torch.zeros(k, P, B, dtype=F64, device=X.device)
     beta = torch.zeros(k, P, B, dtype=F64, device=X.device)
-    q = _probes(P, X, gen).to(F64) / math.sqrt(D)
+    q = probes.to(F64) / math.sqrt(D)
     done = torch.zeros(P, B, dtype=torch.bool, device=X.device)
     scale = torch.zeros(P, B, dtype=F64, device=X.device)
     for j in range(k):

@@ -171,7 +171,10 @@ def logdet(f: Any, x: torch.Tensor | None = None, *, batch: bool = True,
     """Per-sample ``log|det J_f(x_b)|`` (see the module doc for the methods).
 
     ``nprobe`` probes per sample for the estimators; ``terms`` truncates the log series
-    (Hutchinson, Hutch++); ``steps`` bounds the Lanczos steps per SLQ probe.
+    (Hutchinson, Hutch++); ``steps`` bounds the Lanczos steps per SLQ probe. The estimators
+    split the batch into chunks of samples whose working set (``nprobe · D`` float64 vectors
+    per sample, times ``steps + 4`` or ``terms + 4``) fits ``memory_budget``; the probes are
+    drawn for the whole batch first, so the budget never changes the result.
 
     >>> import torch, jacobite
     >>> from jacobite.operators import DiagonalOperator
@@ -221,14 +224,22 @@ def _resolve(fb: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, method
     if method == "exact":
         return _exact(fb, X, budget)
     gen = _validate.generator(seed)
-    if method == "slq":
-        if _validate.tracked(X):
-            raise UnsupportedOperationError(
-                "the stochastic Lanczos quadrature estimate is not differentiable, and x is "
-                "tracked by autograd or torch.func; pass method='exact' (differentiable), "
-                "'hutchinson' or 'hutch++' (differentiable as estimators), or detach x")
-        value, se = est.slq(fb, X, nprobe=nprobe, steps=steps, gen=gen)
-    else:
-        value, se = est.series(fb, X, nprobe=nprobe, terms=terms, gen=gen,
-                               plus=method == "hutch++")
+    if method == "slq" and _validate.tracked(X):
+        raise UnsupportedOperationError(
+            "the stochastic Lanczos quadrature estimate is not differentiable, and x is "
+            "tracked by autograd or torch.func; pass method='exact' (differentiable), "
+            "'hutchinson' or 'hutch++' (differentiable as estimators), or detach x")
+    Z = est.probes(nprobe, X, gen)  # all probes first: the chunking never changes them
+    B, D = X.shape
+    held = min(steps, D) + 4 if method == "slq" else terms + 4  # stacks of (P, ·, D) kept
+    step = max(1, budget // (8 * nprobe * D * held))
+    parts = []
+    for i in range(0, B, step):
+        if method == "slq":
+            parts.append(est.slq(fb, X[i: i + step], Z[:, i: i + step], steps=steps))
+        else:
+            parts.append(est.series(fb, X[i: i + step], Z[:, i: i + step], terms=terms,
+                                    plus=method == "hutch++"))
+    value = torch.cat([p[0] for p in parts])
+    se = torch.cat([p[1] for p in parts])
     return LogDet(value, torch.full_like(value.detach(), float("nan")), se, method)
