@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -218,10 +219,15 @@ def test_series_estimators_differentiate_as_estimators() -> None:
     torch.testing.assert_close(g, g_ref, rtol=1e-7, atol=1e-9)  # a full sketch is exact
 
 
-def test_divergent_series_warns() -> None:
+def test_divergent_or_slow_series_warns() -> None:
     x = torch.zeros(1, 2, dtype=F64)
-    with pytest.warns(JacobiteWarning, match="exact"):
+    with pytest.warns(JacobiteWarning, match="diverges"):
         logdet(lambda z: 3.5 * z, x, method="hutchinson", nprobe=2)
+    with pytest.warns(JacobiteWarning, match="raise terms"):  # 0.9^20 ≈ 0.12 of the probe
+        logdet(lambda z: 1.9 * z, x, method="hutch++", nprobe=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logdet(lambda z: 1.9 * z, x, method="hutchinson", nprobe=2, terms=40)
 
 
 def test_errors_name_the_fix() -> None:

@@ -91,6 +91,9 @@ def series(f: Batched, x: torch.Tensor, probes: torch.Tensor, *, terms: int,
     Hutch++ spends a third of ``nprobe`` on a sketch ``Q`` of ``log(J)ᵀ`` (at most ``D``
     columns), whose part of the trace is exact, and the rest on Hutchinson probes of the
     deflated remainder; its stderr comes from those probes alone (0 once ``Q`` spans ``R^D``).
+    With fewer than 3 probes there is no sketch and it is Hutchinson's estimate. A
+    :class:`~jacobite.errors.JacobiteWarning` says when the last term is above a tenth of its
+    probe (raise ``terms``) or above the probe (the series diverges).
     Differentiable in ``x`` and in what ``f`` closes over, as the estimator with these probes.
     """
     pullback = _pullback(f, x)
@@ -117,10 +120,13 @@ def series(f: Batched, x: torch.Tensor, probes: torch.Tensor, *, terms: int,
     AG, w = _log_apply(pullback, G, terms)
     worst = max(worst, w)
     samples = (G * AG).sum(dim=2)  # (g, B)
-    if worst > 1:
-        warnings.warn(f"logdet: the log series of J did not settle in {terms} terms (the last "
-                      f"term is {worst:.2g}× its probe): J − I likely has an eigenvalue "
-                      f"outside the unit disc; use method='exact' or 'slq'",
+    if worst > 0.1:  # the last term still a tenth of its probe: the tail is not negligible
+        fix = ("J − I likely has an eigenvalue outside the unit disc, where the series "
+               "diverges; use method='exact' or 'slq'" if worst > 1 else
+               "raise terms (the series converges slowly when J − I is near norm 1), or use "
+               "method='exact' or 'slq'")
+        warnings.warn(f"logdet: the log series of J has not settled after {terms} terms (the "
+                      f"last term is {worst:.2g}× its probe): {fix}",
                       JacobiteWarning, stacklevel=3)
     se = (samples.detach().std(dim=0) / math.sqrt(g) if g > 1
           else torch.full_like(exact_part, math.inf))

@@ -7,8 +7,9 @@
 Methods:
 
 * ``"exact"`` — per-sample Jacobians (:func:`jacobite.batch_jacobian`, each sample a batch of
-  one, chunked under the memory budget) and ``torch.linalg.slogdet``; differentiable in ``x``
-  and in what ``f`` closes over (autograd and ``torch.func``).
+  one, chunked under the memory budget; ``D`` VJPs of the whole batch where ``f`` cannot be
+  vmapped over samples) and ``torch.linalg.slogdet``; differentiable in ``x`` and in what
+  ``f`` closes over (autograd and ``torch.func``).
 * ``"structured"`` — the operator's own ``slogdet`` (diagonal, triangular, the determinant
   lemma of :class:`~jacobite.operators.DiagonalPlusLowRank`, blockwise, a composition as a
   sum of log-dets). One operator is one Jacobian (shape ``()``); a
