@@ -21,6 +21,7 @@ from jacobite.errors import (
     InvalidOptionError,
     JacobianTooLarge,
     JacobiteWarning,
+    ModuleStateError,
     NonFiniteInputError,
     NotSquareError,
     ShapeError,
@@ -322,3 +323,13 @@ def test_the_budget_splits_the_batch_without_changing_the_estimate(method: LogDe
         assert part.stderr is not None and whole.stderr is not None
         torch.testing.assert_close(part.value, whole.value, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(part.stderr, whole.stderr, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["exact", "hutchinson", "slq"])
+def test_batchnorm_in_training_mode_is_refused(method: LogDetMethod) -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3)).double()
+    x = torch.randn(4, 3, dtype=F64)
+    with pytest.raises(ModuleStateError, match=r"eval\(\)"):
+        logdet(net, x, method=method)
+    r = logdet(net.eval(), x, method="exact")
+    torch.testing.assert_close(r.value, _reference(net, x)[1])

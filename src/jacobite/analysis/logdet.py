@@ -47,6 +47,7 @@ import torch
 
 from .. import _validate, config
 from .._modules import keeps_state
+from ..dense._errors import check_module_state
 from ..errors import (
     ArgumentTypeError,
     DtypeError,
@@ -202,6 +203,7 @@ def logdet(f: Any, x: torch.Tensor | None = None, *, batch: bool = True,
                                      f"method='structured' or 'auto', got {method!r}")
         return _structured(f, batch, budget)
     _validate.callable_(f, "f")
+    check_module_state(f, per_sample=True)  # BatchNorm in training mode mixes the samples
     if x is None:
         raise InvalidOptionError("a callable f needs the point x: logdet(f, x) with x of shape "
                                  "(B, D), or (D,) with batch=False")
