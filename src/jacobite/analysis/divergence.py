@@ -10,8 +10,11 @@ Continuous normalizing flows integrate ``d log p / dt = −div f`` and score mat
 * or by a randomised estimator from ``nprobe`` products — ``"hutchinson"``, ``"hutch++"``,
   ``"xtrace"`` (see :mod:`jacobite.analysis._trace_est`) — with a standard error per sample.
 
-Products run on the batch repeated once per vector (``torch.func.jvp`` in forward mode,
-``torch.func.vjp`` in reverse mode), in chunks under :func:`jacobite.config.get_memory_budget`.
+Reverse mode (the default) runs ``f`` once and takes the VJPs of that pass batched by
+``torch.func.vmap`` (a loop where the backward pass does not batch); forward mode runs
+``torch.func.jvp`` on the batch repeated once per vector. Both run in chunks under
+:func:`jacobite.config.get_memory_budget`. On CPU softplus MLP fields (D = 2 to 64, batches of
+64 to 512) reverse mode measured 3.5 to 4.5 times faster than forward mode.
 The result stays in the autograd graph of ``x`` and of the parameters ``f`` closes over, and
 works under ``torch.func`` transforms, so a loss on it trains (estimators with fixed probes).
 
@@ -65,7 +68,8 @@ class Divergence:
 
 
 def _saved_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
-    """Bytes that one sample's forward pass saves for backward (at least its input's)."""
+    """Bytes that one sample's forward pass saves for backward (at least its input's); ``x``
+    is a batch ``(B, D)`` or one point ``(D,)``."""
     total = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -73,7 +77,7 @@ def _saved_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> 
         total += t.numel() * t.element_size()
         return t
 
-    one = x[:1].detach().requires_grad_(True)
+    one = (x[:1] if x.ndim > 1 else x).detach().requires_grad_(True)
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         f(one)
     return max(total, one.numel() * one.element_size())
@@ -83,7 +87,7 @@ def _chunk(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int) -
     """Vectors per batched pass under the memory budget (three copies of the saved tensors)."""
     if k <= 1 or _validate.under_vmap(x) or torch._C._functorch.is_functorch_wrapped_tensor(x):
         return max(k, 1)
-    per_vector = 3 * _saved_bytes(f, x) * x.shape[0]
+    per_vector = 3 * _saved_bytes(f, x) * (x.shape[0] if x.ndim > 1 else 1)
     return max(1, min(k, config.get_memory_budget() // max(per_vector, 1)))
 
 
@@ -113,33 +117,46 @@ def _vjp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return lambda u: back(u)[0]
 
 
-def _batched_products(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                      mode: str, size: int) -> _trace_est.Apply:
-    """``V (k, B, D) ↦ J v`` (forward) or ``Jᵀ v`` (reverse) on the batch repeated per vector."""
-    B, D = x.shape
+def _forward(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+             size: int) -> _trace_est.Apply:
+    """``V (k, B, D) ↦ J v`` by JVPs on the batch repeated once per vector (one point
+    (``batch=False``, ``B = 1``): one JVP per vector)."""
 
     def apply(V: torch.Tensor) -> torch.Tensor:
+        B, D = V.shape[1:]
+        if x.ndim == 1:
+            return torch.stack([_jvp(f, x, v) for v in V[:, 0].to(x.dtype)]).unsqueeze(1)
         parts = []
         for Vc in V.split(size):
             c = Vc.shape[0]
             rep = x.unsqueeze(0).expand(c, B, D).reshape(c * B, D).contiguous()
             tan = Vc.reshape(c * B, D).to(x.dtype).contiguous()
-            prod = _jvp(f, rep, tan) if mode == "forward" else _vjp(f, rep)(tan)
-            parts.append(prod.reshape(c, B, D))
+            parts.append(_jvp(f, rep, tan).reshape(c, B, D))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     return apply
 
 
-def _single_products(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                     mode: str) -> _trace_est.Apply:
-    """``V (k, 1, D) ↦ J v`` or ``Jᵀ v`` for one point: one product per vector."""
-    back = _vjp(f, x) if mode == "reverse" else None
+def _reverse(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+             size: int) -> _trace_est.Apply:
+    """``V (k, B, D) ↦ Jᵀ v``: one forward pass of ``f``, its VJPs batched by ``vmap``."""
+    back = _vjp(f, x)
+    batched = torch.func.vmap(back)
+
+    def many(U: torch.Tensor) -> torch.Tensor:
+        try:
+            return batched(U)
+        except RuntimeError as exc:  # a backward pass that vmap cannot batch: one at a time
+            if "vmap" not in str(exc):
+                raise
+            return torch.stack([back(u) for u in U])
 
     def apply(V: torch.Tensor) -> torch.Tensor:
-        vs = V[:, 0].to(x.dtype)
-        prods = [_jvp(f, x, v) if back is None else back(v) for v in vs]
-        return torch.stack(prods).unsqueeze(1)
+        parts = [many(Vc.reshape(Vc.shape[0], *x.shape).to(x.dtype)) if Vc.shape[0] > 1
+                 else back(Vc.reshape(x.shape).to(x.dtype)).unsqueeze(0)
+                 for Vc in V.split(size)]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return out.reshape(V.shape)
 
     return apply
 
@@ -166,8 +183,8 @@ def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ba
     (shape ``()``). ``method``: ``"exact"`` (``D`` products) or an estimator from ``nprobe``
     products (``"hutchinson"`` ≥ 2; ``"hutch++"``, ``"xtrace"`` ≥ 4) with a standard error.
     ``seed``: an int draws the same probes on every call, ``None`` draws from torch's global
-    generator. ``jac_mode``: ``"forward"`` (JVPs), ``"reverse"`` (VJPs) or ``"auto"`` (forward,
-    reverse where an operation has no forward-mode derivative).
+    generator. ``jac_mode``: ``"reverse"`` (VJPs of one forward pass), ``"forward"`` (JVPs) or
+    ``"auto"`` (reverse: the faster where measured, and every operation has a backward pass).
 
     >>> import torch, jacobite
     >>> W = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
@@ -191,29 +208,22 @@ def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ba
         fix = ("pass batch=False for one point, or flatten each sample to (B, D)" if batch
                else "pass batch=True for a batch (B, D)")
         raise ShapeError(f"x must be {shape}, got shape {tuple(x.shape)}; {fix}")
-    modes = ("forward", "reverse") if jac_mode == "auto" else (jac_mode,)
-    for i, mode in enumerate(modes):
-        try:
-            return _divergence(f, x, batch, method, nprobe, seed, mode)
-        except (NotImplementedError, RuntimeError) as exc:
-            if mode != "forward" or not _forward_unsupported(exc):
-                raise
-            if i + 1 == len(modes):
-                raise UnsupportedOperationError(
-                    f"f uses an operation without a forward-mode derivative ({exc}); pass "
-                    "jac_mode='reverse' or 'auto'") from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+    mode = "forward" if jac_mode == "forward" else "reverse"
+    try:
+        return _divergence(f, x, batch, method, nprobe, seed, mode)
+    except (NotImplementedError, RuntimeError) as exc:
+        if mode != "forward" or not _forward_unsupported(exc):
+            raise
+        raise UnsupportedOperationError(
+            f"f uses an operation without a forward-mode derivative ({exc}); pass "
+            "jac_mode='reverse' or 'auto'") from exc
 
 
 def _divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: bool,
                 method: str, nprobe: int, seed: int | None, mode: str) -> Divergence:
-    if batch:
-        B, D = x.shape
-        k = D if method == "exact" else nprobe
-        apply = _batched_products(f, x, mode, _chunk(f, x, k))
-    else:
-        B, D = 1, x.shape[0]
-        apply = _single_products(f, x, mode)
+    B, D = x.shape if batch else (1, x.shape[0])
+    size = _chunk(f, x, D if method == "exact" else nprobe)
+    apply = (_forward if mode == "forward" else _reverse)(f, x, size)
     if method == "exact":
         value = _exact(apply, B, D, x)
         return Divergence(value if batch else value[0], None, "exact", None)
