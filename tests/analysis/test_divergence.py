@@ -17,6 +17,7 @@ from jacobite.errors import (
     InvalidOptionError,
     NotSquareError,
     ShapeError,
+    UnsupportedOperationError,
 )
 
 F64 = torch.float64
@@ -235,6 +236,25 @@ def test_reverse_mode_loops_where_the_backward_pass_does_not_batch() -> None:
     x = torch.randn(3, 4, dtype=F64)
     d = divergence(lambda v: _Cube.apply(v), x, jac_mode="reverse")
     torch.testing.assert_close(d.value, (3 * x ** 2).sum(1))
+
+
+class _OldStyle(torch.autograd.Function):
+    """x³ written the old way: forward takes ctx (torch.func cannot run it)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return 3 * x ** 2 * grad
+
+
+def test_an_old_style_autograd_function_raises_a_typed_error_naming_setup_context() -> None:
+    with pytest.raises(UnsupportedOperationError, match="setup_context"):
+        divergence(lambda v: _OldStyle.apply(v), torch.randn(2, 3))
 
 
 def test_dtype_and_top_level_export() -> None:

@@ -212,6 +212,12 @@ def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ba
     try:
         return _divergence(f, x, batch, method, nprobe, seed, mode)
     except (NotImplementedError, RuntimeError) as exc:
+        if "setup_context" in str(exc):
+            raise UnsupportedOperationError(
+                "f uses a torch.autograd.Function without a setup_context staticmethod, which "
+                "torch.func transforms cannot run; split its forward into forward(x) and "
+                "setup_context(ctx, inputs, output) (PyTorch's 'Extending torch.func with "
+                "autograd.Function')") from exc
         if mode != "forward" or not _forward_unsupported(exc):
             raise
         raise UnsupportedOperationError(
