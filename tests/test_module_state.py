@@ -118,6 +118,8 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "top_singular": lambda f: analysis.top_singular(f, X),
     "frobenius_norm": lambda f: analysis.frobenius_norm(f, X, seed=0),
     "logabsdet": lambda f: analysis.logabsdet(f, X),
+    "logdet": lambda f: analysis.logdet(f, X),
+    "logdet_slq": lambda f: analysis.logdet(f, X, method="slq", nprobe=2),
     "input_jacobians": lambda f: analysis.input_jacobians(f, X),
     "saliency": lambda f: analysis.saliency(f, X),
     "sensitive_directions": lambda f: analysis.sensitive_directions(f, X[0]),

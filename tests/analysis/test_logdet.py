@@ -222,8 +222,9 @@ def test_series_estimators_differentiate_as_estimators() -> None:
 
 def test_divergent_or_slow_series_warns() -> None:
     x = torch.zeros(1, 2, dtype=F64)
-    with pytest.warns(JacobiteWarning, match="diverges"):
+    with pytest.warns(JacobiteWarning, match="diverges") as record:
         logdet(lambda z: 3.5 * z, x, method="hutchinson", nprobe=2)
+    assert record[0].filename == __file__  # reported at the caller's line
     with pytest.warns(JacobiteWarning, match="raise terms"):  # 0.9^20 ≈ 0.12 of the probe
         logdet(lambda z: 1.9 * z, x, method="hutch++", nprobe=2)
     with warnings.catch_warnings():

@@ -24,8 +24,11 @@ values, so the caller may split the batch to fit a memory budget.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable
+from types import FrameType
 
 import torch
 
@@ -35,6 +38,16 @@ from ._lanczos import F64, draw
 __all__ = ["probes", "pullback_of", "series", "slq"]
 
 Batched = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _outside() -> int:
+    """The ``stacklevel`` of the first caller outside jacobite (the user's line)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def probes(count: int, like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
@@ -127,7 +140,7 @@ def series(f: Batched, x: torch.Tensor, probes: torch.Tensor, *, terms: int,
                "method='exact' or 'slq'")
         warnings.warn(f"logdet: the log series of J has not settled after {terms} terms (the "
                       f"last term is {worst:.2g}× its probe): {fix}",
-                      JacobiteWarning, stacklevel=3)
+                      JacobiteWarning, stacklevel=_outside())
     se = (samples.detach().std(dim=0) / math.sqrt(g) if g > 1
           else torch.full_like(exact_part, math.inf))
     return exact_part + samples.mean(dim=0), se.detach()
