@@ -7,8 +7,10 @@ import torch
 from jacobite.errors import ArgumentTypeError, InvalidOptionError
 from jacobite.transforms import flows
 
-from . import F64, entry, posint, tensor, typed
+from . import F64, entry, fn, posint, tensor, typed
 
+_BASE = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=F64),
+                                               torch.eye(2, dtype=F64))
 _DTYPE = [typed("dtype", torch.int64, ArgumentTypeError), typed("dtype", "float64",
                                                                 ArgumentTypeError)]
 
@@ -25,4 +27,9 @@ ENTRIES = [
           cases=[*posint(0), *posint(1), typed(1, 4, InvalidOptionError),
                  *tensor("Q", (3,), (2, 3), none=False), *tensor("R", (3, 3), none=False),
                  *tensor("b", (3,), none=False), *_DTYPE]),
+    entry("jacobite.transforms.flows.TransformedDensity", flows.TransformedDensity, _BASE,
+          torch.sinh, torch.asinh,
+          cases=[typed(0, None, ArgumentTypeError), typed(0, "normal", ArgumentTypeError),
+                 (0, torch.distributions.Normal(0.0, 1.0)), (0, torch.ones(2, dtype=F64)),
+                 *fn(1), *fn(2)[:2], (1, torch.ones(2, dtype=F64))]),
 ]

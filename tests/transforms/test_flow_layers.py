@@ -90,7 +90,7 @@ def test_constraints_hold_for_any_raw_values(D: int, seed: int, scale: float) ->
     assert bool(p.w_dot_u_hat >= -1)  # > -1 but where softplus underflows
     if float((p.w @ p.u).detach()) > -30:
         assert bool(p.w_dot_u_hat > -1)
-    if float(p.w @ p.w) > 0:  # the reparametrised u hits the value it promises
+    if float((p.w @ p.w).detach()) > 0:  # the reparametrised u hits the value it promises
         torch.testing.assert_close(p.w @ p.u_hat, p.w_dot_u_hat, rtol=1e-6, atol=1e-6 * scale**2)
     r = _layer("radial", D, seed, scale)
     assert bool(r.alpha > 0) and bool(r.beta >= -r.alpha)

@@ -16,7 +16,7 @@ True
 """
 
 from .base import Transform
-from .flows import LogDetCheck, check_logdet
+from .flows import LogDetCheck, Planar, Radial, Sylvester, TransformedDensity, check_logdet
 from .integrate import METHODS, IntegrationResult, integrate
 from .named import TRANSFORMS, Affine, Cylindrical, Polar, Spherical, get_transform
 
@@ -27,9 +27,13 @@ __all__ = [
     "Cylindrical",
     "IntegrationResult",
     "LogDetCheck",
+    "Planar",
     "Polar",
+    "Radial",
     "Spherical",
+    "Sylvester",
     "Transform",
+    "TransformedDensity",
     "check_logdet",
     "get_transform",
     "integrate",

@@ -7,6 +7,7 @@
 """
 
 from .check import LogDetCheck, check_logdet
+from .density import TransformedDensity
 from .layers import Planar, Radial, Sylvester
 
-__all__ = ["LogDetCheck", "Planar", "Radial", "Sylvester", "check_logdet"]
+__all__ = ["LogDetCheck", "Planar", "Radial", "Sylvester", "TransformedDensity", "check_logdet"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from ..._validate import under_vmap
+
 __all__ = ["solve_tanh"]
 
 
@@ -46,9 +48,11 @@ def solve_tanh(t: torch.Tensor, c: torch.Tensor | float, s: torch.Tensor | float
             step = a - g / (1 + cd * sd * (1 - th * th))
             mid = (lo + hi) / 2
             a_new = torch.where((step > lo) & (step < hi), step, mid)
-            done = bool(((a_new - a).abs() <= 4 * eps * (1 + a.abs())).all())
-            a = a_new
-            if done:
+            # under vmap: the fixed count, no data-dependent exit
+            if not under_vmap(a_new) and bool(((a_new - a).abs()
+                                               <= 4 * eps * (1 + a.abs())).all()):
+                a = a_new
                 break
+            a = a_new
     th = torch.tanh(s_t * a + b_t)
     return a - (a + c_t * th - t) / (1 + c_t * s_t * (1 - th * th)).detach()

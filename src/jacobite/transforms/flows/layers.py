@@ -11,8 +11,10 @@ which :meth:`jacobian_operator` returns as a :mod:`jacobite.operators` operator 
 ``log_abs_det_jacobian`` evaluates the same determinant for a whole batch in ``O(D)`` per
 sample (``O(D M)`` for Sylvester) by the matrix determinant lemma / Sylvester's identity.
 
-With zuko, a layer is a submodule of ``zuko.lazy.UnconditionalTransform(lambda t: t, layer)``
-(a module argument is registered, so its parameters train with the flow).
+With zuko, whose flows' transforms map data to noise, a layer goes in as
+``zuko.lazy.UnconditionalTransform(lambda t: t.inv, layer)`` (the module argument is
+registered, so its parameters train with the flow; ``zuko.lazy.Flow([...], base)`` then has the
+density of ``TransformedDistribution(base, [layer])``).
 
 >>> import torch
 >>> from torch.distributions import MultivariateNormal, TransformedDistribution
