@@ -70,6 +70,18 @@ def test_exact_is_the_same_in_chunks_under_a_small_memory_budget() -> None:
     torch.testing.assert_close(small, _reference(f, x), rtol=1e-12, atol=1e-12)
 
 
+def test_a_module_is_measured_once_for_its_chunk_size() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4))
+    calls = []
+    net.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.randn(3, 4)
+    first = divergence(net, x).value
+    assert len(calls) == 2  # the one-sample measuring pass, then the batch
+    torch.testing.assert_close(divergence(net, x).value, first)
+    assert len(calls) == 3
+
+
 def test_batch_false_takes_one_point() -> None:
     f = _field(4, 1)
     one = lambda v: f(v.unsqueeze(0)).squeeze(0)  # noqa: E731

@@ -67,9 +67,19 @@ class Divergence:
     nprobe: int | None
 
 
+#: saved bytes per sample of the modules seen, by (id, sample shape, dtype, device); a
+#: function may be a fresh closure on every call and is measured each time
+_SAVED: dict[tuple[object, ...], int] = {}
+_SAVED_SIZE = 64
+
+
 def _saved_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
     """Bytes that one sample's forward pass saves for backward (at least its input's); ``x``
     is a batch ``(B, D)`` or one point ``(D,)``."""
+    key = (id(f), tuple(x.shape[1:] if x.ndim > 1 else x.shape), x.dtype, x.device) \
+        if isinstance(f, torch.nn.Module) else None
+    if key is not None and key in _SAVED:
+        return _SAVED[key]
     total = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -80,7 +90,12 @@ def _saved_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> 
     one = (x[:1] if x.ndim > 1 else x).detach().requires_grad_(True)
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         f(one)
-    return max(total, one.numel() * one.element_size())
+    size = max(total, one.numel() * one.element_size())
+    if key is not None:
+        if len(_SAVED) >= _SAVED_SIZE:
+            _SAVED.clear()
+        _SAVED[key] = size
+    return size
 
 
 def _chunk(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int) -> int:
