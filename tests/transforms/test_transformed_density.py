@@ -182,3 +182,36 @@ def test_bad_arguments_name_the_fix() -> None:
         not_invertible.log_prob(torch.tensor([[-1.0, -1.0]], dtype=F64))
     assert math.isfinite(float(TransformedDensity(_normal(2), torch.sinh).log_prob(
         torch.ones(2, dtype=F64))))
+
+
+def test_numerical_inverse_is_differentiable_in_what_the_map_closes_over() -> None:
+    # T(x) = x + s tanh(x), elementwise: dx/ds = -tanh(x) / (1 + s sech²(x)), dx/dy = 1 / (...)
+    s = torch.tensor(0.7, dtype=F64, requires_grad=True)
+    q = TransformedDensity(_normal(2), lambda x: x + s * torch.tanh(x))
+    y = torch.tensor([[0.3, -2.0], [1.5, 0.1]], dtype=F64, requires_grad=True)
+    x = q.invert(y)
+    gs, gy = torch.autograd.grad(x.sum(), [s, y])
+    xd = x.detach()
+    slope = 1 + 0.7 / torch.cosh(xd) ** 2
+    torch.testing.assert_close(gs, (-torch.tanh(xd) / slope).sum())
+    torch.testing.assert_close(gy, 1 / slope)
+
+
+def test_samples_newton_leaves_go_to_root() -> None:
+    from jacobite.transforms.flows._invert import invert
+
+    y = _smooth(torch.randn(3, 2, dtype=F64, generator=torch.Generator().manual_seed(5)))
+    x = invert(_smooth, y, max_iter=0)  # no Newton step: every sample solved by jacobite.root
+    torch.testing.assert_close(_smooth(x), y, rtol=1e-12, atol=1e-12)
+
+
+def test_under_vmap_an_unsolved_sample_is_nan_not_a_wrong_number() -> None:
+    from jacobite.transforms.flows._invert import invert
+
+    def square(x: torch.Tensor) -> torch.Tensor:  # no preimage of y < 1
+        return x ** 2 + 1
+
+    ys = torch.tensor([[[2.0, 5.0]], [[0.0, 2.0]]], dtype=F64)
+    xs = torch.vmap(lambda yi: invert(square, yi))(ys)
+    torch.testing.assert_close(square(xs[0]), ys[0])
+    assert bool(torch.isnan(xs[1]).all())

@@ -51,9 +51,7 @@ def invert(T: Map, y: torch.Tensor, *, max_iter: int = 50) -> torch.Tensor:
         for _ in range(max_iter):
             if not vmapped and bool((norm <= tol).all()):
                 break
-            J = batch_jacobian(_one(T), x, check_finite=False)
-            step = torch.linalg.solve(J, r[..., None])[..., 0]
-            step = torch.where(torch.isfinite(step), step, torch.zeros_like(step))
+            step = _newton_step(batch_jacobian(_one(T), x, check_finite=False), r)
             t = torch.ones_like(norm)
             for _ in range(12):  # per-sample backtracking on the max-norm residual
                 cand = x - t[..., None] * step
@@ -73,7 +71,15 @@ def invert(T: Map, y: torch.Tensor, *, max_iter: int = 50) -> torch.Tensor:
             for i in (~solved).nonzero()[:, 0].tolist():
                 x[i] = _by_root(T, yd[i])
     J = batch_jacobian(_one(T), x, check_finite=False).detach()
-    return x - torch.linalg.solve(J, (T(x) - y)[..., None])[..., 0]
+    return x - _newton_step(J, T(x) - y)
+
+
+def _newton_step(J: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """``J⁻¹ r`` per sample; zero where ``J`` is singular or the step is not finite."""
+    step, info = torch.linalg.solve_ex(J, r[..., None])
+    step = step[..., 0]
+    ok = (info == 0)[..., None] & torch.isfinite(step)
+    return torch.where(ok, step, torch.zeros_like(step))
 
 
 def _by_root(T: Map, yi: torch.Tensor) -> torch.Tensor:
