@@ -284,6 +284,8 @@ def test_bad_arguments_raise_typed_errors_that_name_the_fix() -> None:
         divergence(torch.sin, x[0])
     with pytest.raises(ShapeError, match="batch=True"):
         divergence(torch.sin, x, batch=False)
+    with pytest.raises(ShapeError, match="at least one coordinate"):
+        divergence(torch.sin, torch.ones(2, 0))
     with pytest.raises(InvalidOptionError, match="nprobe must be an int ≥ 4"):
         divergence(torch.sin, x, method="hutch++", nprobe=3)
     with pytest.raises(InvalidOptionError, match="one of"):

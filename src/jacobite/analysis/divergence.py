@@ -176,11 +176,19 @@ def _reverse(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     return apply
 
 
-def _exact(apply: _trace_est.Apply, B: int, D: int, like: torch.Tensor) -> torch.Tensor:
-    """``Σᵢ (A eᵢ)ᵢ`` per sample from the ``D`` basis vectors given to every sample."""
+def _exact(apply: _trace_est.Apply, B: int, D: int, like: torch.Tensor, size: int
+           ) -> torch.Tensor:
+    """``Σᵢ (A eᵢ)ᵢ`` per sample from the ``D`` basis vectors given to every sample, ``size`` at
+    a time (only their diagonal entries are kept)."""
     eye = torch.eye(D, dtype=like.dtype, device=like.device)
-    cols = apply(eye[:, None, :].expand(D, B, D))       # (D, B, D): A eᵢ per sample
-    return torch.diagonal(cols, dim1=0, dim2=2).sum(-1)
+    total: torch.Tensor | None = None
+    for start in range(0, D, size):
+        c = min(size, D - start)
+        cols = apply(eye[start:start + c, None, :].expand(c, B, D))  # (c, B, D): A eᵢ
+        part = torch.diagonal(cols[:, :, start:start + c], dim1=0, dim2=2).sum(-1)
+        total = part if total is None else total + part
+    assert total is not None
+    return total
 
 
 def _forward_unsupported(exc: Exception) -> bool:
@@ -223,6 +231,9 @@ def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ba
         fix = ("pass batch=False for one point, or flatten each sample to (B, D)" if batch
                else "pass batch=True for a batch (B, D)")
         raise ShapeError(f"x must be {shape}, got shape {tuple(x.shape)}; {fix}")
+    if x.shape[-1] == 0:
+        raise ShapeError(f"x must have at least one coordinate per sample, got shape "
+                         f"{tuple(x.shape)}; pass a field of dimension D ≥ 1")
     mode = "forward" if jac_mode == "forward" else "reverse"
     try:
         return _divergence(f, x, batch, method, nprobe, seed, mode)
@@ -246,7 +257,7 @@ def _divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batc
     size = _chunk(f, x, D if method == "exact" else nprobe)
     apply = (_forward if mode == "forward" else _reverse)(f, x, size)
     if method == "exact":
-        value = _exact(apply, B, D, x)
+        value = _exact(apply, B, D, x, size)
         return Divergence(value if batch else value[0], None, "exact", None)
     gen = _validate.generator(seed, x.device)
     value, stderr, used = _ESTIMATORS[method](apply, nprobe, (B, D), x.dtype, x.device, gen)
