@@ -120,6 +120,8 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "logabsdet": lambda f: analysis.logabsdet(f, X),
     "logdet": lambda f: analysis.logdet(f, X),
     "logdet_slq": lambda f: analysis.logdet(f, X, method="slq", nprobe=2),
+    "divergence": lambda f: analysis.divergence(f, X),
+    "divergence_xtrace": lambda f: analysis.divergence(f, X, method="xtrace", nprobe=4),
     "input_jacobians": lambda f: analysis.input_jacobians(f, X),
     "saliency": lambda f: analysis.saliency(f, X),
     "sensitive_directions": lambda f: analysis.sensitive_directions(f, X[0]),

@@ -37,6 +37,8 @@ from typing import Literal
 import torch
 
 from .. import _validate, config
+from .._modules import keeps_state
+from ..dense._errors import check_module_state
 from ..errors import NotSquareError, ShapeError, UnsupportedOperationError
 from . import _trace_est
 from ._checks import check_batch
@@ -196,6 +198,7 @@ def _forward_unsupported(exc: Exception) -> bool:
     return "forward AD" in msg or "forward-mode" in msg or "jvp" in msg.lower()
 
 
+@keeps_state
 def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, batch: bool = True,
                method: Method = "exact", nprobe: int = 16, seed: int | None = 0,
                jac_mode: JacMode = "auto") -> Divergence:
@@ -216,6 +219,7 @@ def divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ba
     """
     _validate.callable_(f, "f")
     batch = _validate.boolean(batch, "batch")
+    check_module_state(f, per_sample=batch)  # BatchNorm in training mode mixes the samples
     _validate.choice(method, "method", _METHODS)
     _validate.choice(jac_mode, "jac_mode", ("auto", "forward", "reverse"))
     seed = _validate.seed(seed)
