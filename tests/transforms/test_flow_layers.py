@@ -147,3 +147,15 @@ def test_trains_by_maximum_likelihood_in_torch_distributions(kind: str) -> None:
     x = layer.inv(y)
     torch.testing.assert_close(q.log_prob(y), base.log_prob(x)
                                - layer.log_abs_det_jacobian(x, y))
+
+
+def test_planar_with_w_zero_is_a_translation() -> None:
+    # w = 0: f(z) = z + u tanh(b), J = I; wᵀû is 0, not the −1 + softplus(0) of the w ≠ 0 case
+    p = Planar(3, torch.zeros(3, dtype=F64), torch.tensor([1.0, -2.0, 0.5], dtype=F64),
+               torch.tensor(0.5, dtype=F64), dtype=F64)
+    z = _raw(3, (4, 3), 1.0)
+    torch.testing.assert_close(p(z), z + torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+                               * torch.tanh(torch.tensor(0.5, dtype=F64)))
+    torch.testing.assert_close(p.inv(p(z)), z)
+    torch.testing.assert_close(p.log_abs_det_jacobian(z, None), torch.zeros(4, dtype=F64))
+    torch.testing.assert_close(p.log_abs_det_jacobian(z, None), _dense_logdet(p, z))

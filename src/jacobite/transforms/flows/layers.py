@@ -91,8 +91,10 @@ class Planar(FlowLayer):
 
     @property
     def w_dot_u_hat(self) -> torch.Tensor:
-        """``wᵀû = −1 + softplus(wᵀu)``, computed directly so rounding keeps it ``≥ −1``."""
-        return F.softplus(self.w @ self.u) - 1
+        """``wᵀû = −1 + softplus(wᵀu)`` (``0`` when ``w = 0``: then ``û = u``), computed directly
+        so rounding keeps it ``≥ −1``."""
+        m = F.softplus(self.w @ self.u) - 1
+        return torch.where(self.w @ self.w > 0, m, torch.zeros_like(m))
 
     def _call(self, z: torch.Tensor) -> torch.Tensor:
         return z + self.u_hat * torch.tanh(z @ self.w + self.b)[..., None]
@@ -105,6 +107,7 @@ class Planar(FlowLayer):
     def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         th2 = torch.tanh(x @ self.w + self.b) ** 2
         sp = F.softplus(self.w @ self.u)  # 1 + wᵀû tanh' = sp tanh' + tanh², no cancellation
+        sp = torch.where(self.w @ self.w > 0, sp, torch.ones_like(sp))  # w = 0: J = I
         return torch.log(sp * (1 - th2) + th2)
 
     def jacobian_operator(self, z: torch.Tensor) -> DiagonalPlusLowRank:
