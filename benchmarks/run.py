@@ -33,7 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OPTIONAL_PEERS = {"numdifftools": "numdifftools", "jax": "jax jaxlib", "jaxlib": "jax jaxlib",
-                  "psutil": "psutil", "theseus": "theseus-ai", "jenn": "jenn"}
+                  "psutil": "psutil", "theseus": "theseus-ai", "jenn": "jenn", "zuko": "zuko",
+                  "nflows": "nflows", "normflows": "normflows", "FrEIA": "FrEIA"}
 
 
 # Sections appear in this order; benchmarks not listed follow alphabetically.
@@ -105,7 +106,8 @@ def header(command: str, quick: bool, threads: int) -> str:
 
     libs = [("torch", "torch"), ("numpy", "numpy"), ("scipy", "scipy"), ("jacobite", "jacobite"),
             ("jax", "jax"), ("jaxlib", "jaxlib"), ("numdifftools", "numdifftools"),
-            ("theseus", "theseus-ai"), ("jenn", "jenn")]
+            ("theseus", "theseus-ai"), ("jenn", "jenn"), ("zuko", "zuko"), ("nflows", "nflows"),
+            ("normflows", "normflows"), ("FrEIA", "FrEIA")]
     versions = ", ".join(f"{name} {v}" for name, dist in libs if (v := _version(dist)))
     missing = [name for name, dist in libs if _version(dist) is None]
     thread_txt = (f"{threads} (torch.get_num_threads() = {torch.get_num_threads()})"
