@@ -6,10 +6,12 @@
 
 Methods:
 
-* ``"exact"`` — per-sample Jacobians (:func:`jacobite.batch_jacobian`, each sample a batch of
-  one, chunked under the memory budget; ``D`` VJPs of the whole batch where ``f`` cannot be
-  vmapped over samples) and ``torch.linalg.slogdet``; differentiable in ``x`` and in what
-  ``f`` closes over (autograd and ``torch.func``).
+* ``"exact"`` — per-sample Jacobians and ``torch.linalg.slogdet``: one forward pass and ``D``
+  VJPs of the whole batch, vmapped over the basis in chunks under the memory budget (the
+  samples are independent, so ``eᵢ`` given to every sample yields row ``i`` of each ``J``);
+  where that backward pass does not batch, :func:`jacobite.batch_jacobian` (each sample a
+  batch of one), else a loop of ``D`` VJPs. Differentiable in ``x`` and in what ``f`` closes
+  over (autograd and ``torch.func``).
 * ``"structured"`` — the operator's own ``slogdet`` (diagonal, triangular, the determinant
   lemma of :class:`~jacobite.operators.DiagonalPlusLowRank`, blockwise, a composition as a
   sum of log-dets). One operator is one Jacobian (shape ``()``); a
@@ -135,10 +137,12 @@ def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
            budget: int) -> LogDet:
     from ..dense.batched import batch_jacobian
 
-    try:
-        J = batch_jacobian(f, X, batched_model=True, memory_budget=budget)
-    except UnsupportedOperationError:  # no vmap over samples: D VJPs of the whole batch
-        J = _rows(f, X, budget)
+    J = _rows_vmapped(f, X, budget)
+    if J is None:
+        try:
+            J = batch_jacobian(f, X, batched_model=True, memory_budget=budget)
+        except UnsupportedOperationError:  # no vmap over samples: D VJPs of the whole batch
+            J = _rows(f, X, budget)
     if not isinstance(J, torch.Tensor) or J.ndim != 3 or J.shape[1] != J.shape[2]:
         got = tuple(J.shape[1:-1]) if isinstance(J, torch.Tensor) else type(J).__name__
         raise NotSquareError(f"logdet needs a square map of each sample (D,) -> (D,), got an "
@@ -146,6 +150,31 @@ def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
                              f"for square Jacobians (see jacobite.analysis.top_singular)")
     sign, lad = torch.linalg.slogdet(J)
     return LogDet(lad, sign, None, "exact")
+
+
+def _rows_vmapped(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
+                  budget: int) -> torch.Tensor | None:
+    """Per-sample Jacobians ``(B, D, D)`` from one forward pass and its ``D`` VJPs of the whole
+    batch, vmapped over the basis in chunks under ``budget`` (the samples are independent, so
+    the basis vector ``eᵢ`` given to every sample yields row ``i`` of each ``J``). ``None``
+    where this route does not apply (``f`` not square on the batch, or its backward pass does
+    not batch): the caller falls back to per-sample Jacobians."""
+    B, D = X.shape
+    row = B * D * X.element_size()  # one VJP's result
+    step = min(D, budget // (4 * row))  # the rows, the backward's batched work and slack
+    if step < 1:
+        return None
+    res = torch.func.vjp(f, X)
+    out, pullback = res[0], res[1]
+    if not isinstance(out, torch.Tensor) or out.shape != X.shape:
+        return None
+    eye = torch.eye(D, dtype=out.dtype, device=out.device)
+    try:
+        parts = [torch.func.vmap(lambda u: pullback(u)[0])(
+            eye[i: i + step, None, :].expand(-1, B, D)) for i in range(0, D, step)]
+    except RuntimeError:  # an operation without a batching rule in its backward pass
+        return None
+    return torch.cat(parts).movedim(0, 1)
 
 
 def _rows(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, budget: int,
