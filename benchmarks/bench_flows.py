@@ -246,9 +246,9 @@ def estimators(quick: bool) -> Section:
                      "spectrum of trained CNF fields and residual blocks, where sketching pays); "
                      "Rademacher probes; the variance is over seeds 0..N−1, averaged over the "
                      "batch. For logdet every probe costs `terms` products for both methods.")
-    sec.notes.append("Stderr calibration, empirical std over the median reported stderr (1 is "
-                     "honest; the reported stderr of the sketching estimators comes from their "
-                     "Hutchinson probes alone): " + "; ".join(calib) + ".")
+    sec.notes.append("Stderr calibration, the empirical std over seeds divided by the median "
+                     "reported stderr (1 is honest, above 1 the stderr understates the spread): "
+                     + "; ".join(calib) + ".")
     return sec
 
 
