@@ -39,6 +39,7 @@ import torch
 from .. import _validate, config
 from .._modules import keeps_state
 from ..dense._errors import check_module_state
+from ..dense._saved import saved_bytes
 from ..errors import NotSquareError, ShapeError, UnsupportedOperationError
 from . import _trace_est
 from ._checks import check_batch
@@ -71,33 +72,10 @@ class Divergence:
 
 #: saved bytes per sample of the modules seen, by (id, sample shape, dtype, device); a
 #: function may be a fresh closure on every call and is measured each time
-_SAVED: dict[tuple[object, ...], int] = {}
-_SAVED_SIZE = 64
-
-
 def _saved_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
     """Bytes that one sample's forward pass saves for backward (at least its input's); ``x``
     is a batch ``(B, D)`` or one point ``(D,)``."""
-    key = (id(f), tuple(x.shape[1:] if x.ndim > 1 else x.shape), x.dtype, x.device) \
-        if isinstance(f, torch.nn.Module) else None
-    if key is not None and key in _SAVED:
-        return _SAVED[key]
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    one = (x[:1] if x.ndim > 1 else x).detach().requires_grad_(True)
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        f(one)
-    size = max(total, one.numel() * one.element_size())
-    if key is not None:
-        if len(_SAVED) >= _SAVED_SIZE:
-            _SAVED.clear()
-        _SAVED[key] = size
-    return size
+    return saved_bytes(f, x[:1] if x.ndim > 1 else x, f)
 
 
 def _chunk(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int) -> int:

@@ -15,39 +15,13 @@ from collections.abc import Callable
 import torch
 
 from ... import config
-
-_CACHE: dict[tuple[object, ...], int] = {}
-_CACHE_SIZE = 64
-
-
-def _key(model: Callable[..., torch.Tensor], x: torch.Tensor) -> tuple[object, ...] | None:
-    if not isinstance(model, torch.nn.Module):
-        return None  # a function may be a fresh closure on every call: measured each time
-    return (id(model), tuple(x.shape[1:]), x.dtype, x.device)
+from ...dense._saved import saved_bytes
 
 
 def row_bytes(model: Callable[..., torch.Tensor], x: torch.Tensor,
               run: Callable[[torch.Tensor], torch.Tensor]) -> int:
-    """Bytes the forward pass of one sample saves for backward (at least its input's)."""
-    key = _key(model, x)
-    if key is not None and key in _CACHE:
-        return _CACHE[key]
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    one = x[:1].detach().requires_grad_(True)
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        run(one)
-    size = max(total, one.numel() * one.element_size())
-    if key is not None:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.clear()
-        _CACHE[key] = size
-    return size
+    """Bytes the forward pass of one sample of the batch ``x`` saves for backward."""
+    return saved_bytes(model, x[:1], run)
 
 
 def chunk(passes: int, per_pass: int) -> int:
