@@ -27,6 +27,7 @@ import torch
 
 from ..._modules import keeps_state
 from ..._validate import all_finite, tolerance
+from ...analysis.logdet import logdet
 from ...errors import (
     ArgumentTypeError,
     DtypeError,
@@ -114,27 +115,15 @@ def _double_copy(transform: Any) -> Any | None:
 
 
 def _exact(fwd: Forward, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample log|det| of the Jacobian of ``fwd``'s output, one reverse pass per output."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = fwd(x)[0]
-        b = x.shape[0]
-        if y.shape[0] != b or y[0].numel() != x[0].numel():
-            raise ShapeError(f"the transform maps a sample of {x[0].numel()} numbers to "
-                             f"{y[0].numel() if y.shape[0] == b else tuple(y.shape)}; a log-det "
-                             "needs a square Jacobian: pass a map from (B, ...) to (B, ...) "
-                             "with as many outputs as inputs per sample")
-        flat = y.reshape(b, -1)
-        n = flat.shape[1]
-        if not flat.requires_grad:
-            return torch.full((b,), -torch.inf, dtype=torch.float64, device=x.device)
-        rows = []
-        for i in range(n):
-            (g,) = torch.autograd.grad(flat[:, i].sum(), x, retain_graph=i < n - 1,
-                                       allow_unused=True)
-            rows.append(torch.zeros_like(x) if g is None else g)
-    jac = torch.stack([r.reshape(b, -1) for r in rows], dim=1).to(torch.float64)
-    return torch.linalg.slogdet(jac)[1]
+    """Per-sample log|det| of the Jacobian of ``fwd``'s output: :func:`jacobite.logdet`'s
+    exact method on the samples flattened to vectors (a map that is not square raises
+    :class:`~jacobite.errors.NotSquareError`, a :class:`~jacobite.errors.ShapeError`)."""
+    b = x.shape[0]
+
+    def flat(v: torch.Tensor) -> torch.Tensor:
+        return fwd(v.reshape(-1, *x.shape[1:]))[0].reshape(v.shape[0], -1)
+
+    return logdet(flat, x.detach().reshape(b, -1), method="exact").value.to(torch.float64)
 
 
 def _exact_any_precision(transform: Any, name: str, fwd: Forward,
