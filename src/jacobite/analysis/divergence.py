@@ -43,6 +43,7 @@ from ..dense._saved import saved_bytes
 from ..errors import NotSquareError, ShapeError, UnsupportedOperationError
 from . import _trace_est
 from ._checks import check_batch
+from ._products import many_vjps
 
 __all__ = ["Divergence", "divergence"]
 
@@ -135,25 +136,7 @@ def _forward(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
 def _reverse(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
              size: int) -> _trace_est.Apply:
     """``V (k, B, D) ↦ Jᵀ v``: one forward pass of ``f``, its VJPs batched by ``vmap``."""
-    back = _vjp(f, x)
-    batched = torch.func.vmap(back)
-
-    def many(U: torch.Tensor) -> torch.Tensor:
-        try:
-            return batched(U)
-        except RuntimeError as exc:  # a backward pass that vmap cannot batch: one at a time
-            if "vmap" not in str(exc):
-                raise
-            return torch.stack([back(u) for u in U])
-
-    def apply(V: torch.Tensor) -> torch.Tensor:
-        parts = [many(Vc.reshape(Vc.shape[0], *x.shape).to(x.dtype)) if Vc.shape[0] > 1
-                 else back(Vc.reshape(x.shape).to(x.dtype)).unsqueeze(0)
-                 for Vc in V.split(size)]
-        out = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return out.reshape(V.shape)
-
-    return apply
+    return many_vjps(_vjp(f, x), x, size)
 
 
 def _exact(apply: _trace_est.Apply, B: int, D: int, like: torch.Tensor, size: int

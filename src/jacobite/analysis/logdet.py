@@ -63,6 +63,7 @@ from ..errors import (
 from ..operators import BlockDiagonal, JacobianOperator
 from ..operators.linalg import slogdet_dense
 from . import _logdet_est as est
+from ._products import many_vjps
 
 __all__ = ["LogDet", "LogDetMethod", "logdet"]
 
@@ -156,9 +157,10 @@ def _rows_vmapped(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
                   budget: int) -> torch.Tensor | None:
     """Per-sample Jacobians ``(B, D, D)`` from one forward pass and its ``D`` VJPs of the whole
     batch, vmapped over the basis in chunks under ``budget`` (the samples are independent, so
-    the basis vector ``eᵢ`` given to every sample yields row ``i`` of each ``J``). ``None``
-    where this route does not apply (``f`` not square on the batch, or its backward pass does
-    not batch): the caller falls back to per-sample Jacobians."""
+    the basis vector ``eᵢ`` given to every sample yields row ``i`` of each ``J``; a backward
+    pass that does not batch runs once per row). ``None`` where this route does not apply
+    (``f`` not square on the batch, or not one product fits the budget): the caller falls
+    back to per-sample Jacobians."""
     B, D = X.shape
     row = B * D * X.element_size()  # one VJP's result
     step = min(D, budget // (4 * row))  # the rows, the backward's batched work and slack
@@ -169,12 +171,8 @@ def _rows_vmapped(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
     if not isinstance(out, torch.Tensor) or out.shape != X.shape:
         return None
     eye = torch.eye(D, dtype=out.dtype, device=out.device)
-    try:
-        parts = [torch.func.vmap(lambda u: pullback(u)[0])(
-            eye[i: i + step, None, :].expand(-1, B, D)) for i in range(0, D, step)]
-    except RuntimeError:  # an operation without a batching rule in its backward pass
-        return None
-    return torch.cat(parts).movedim(0, 1)
+    return many_vjps(lambda u: pullback(u)[0], X, step)(
+        eye[:, None, :].expand(D, B, D)).movedim(0, 1)
 
 
 def _rows(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, budget: int,
@@ -191,7 +189,8 @@ def _rows(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, budget: in
                                f"method='slq' or a larger memory_budget")
     out, pullback = est.pullback_of(f, X)
     eye = torch.eye(D, dtype=out.dtype, device=out.device)
-    return torch.stack([pullback(eye[i].expand(B, D))[0] for i in range(D)], dim=1)
+    return many_vjps(lambda u: pullback(u)[0], X, 1)(eye[:, None, :].expand(D, B, D)
+                                                     ).movedim(0, 1)
 
 
 @keeps_state
