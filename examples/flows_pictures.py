@@ -21,6 +21,7 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -113,6 +114,13 @@ def plot_density(layers: nn.ModuleList, nll: float, path: Path, seed: int = 0) -
         ax.set_title(title)
     axes[2].pcolormesh(X.numpy(), Y.numpy(), dens.numpy(), shading="auto", cmap="magma")
     axes[2].set_title(f"learned density (held-out NLL {nll:.2f})")
+    return _save(fig, axes, path)
+
+
+def _save(fig: Any, axes: Any, path: Path) -> Path:
+    """Square panels on the common window, then the figure written to ``path``."""
+    import matplotlib.pyplot as plt
+
     for ax in axes:
         ax.set_xlim(-LIM, LIM)
         ax.set_ylim(-LIM, LIM)
@@ -146,15 +154,7 @@ def plot_pushforward(path: Path) -> Path:
     dens = p_y.log_prob(pts).exp().reshape(X.shape).detach()
     axes[2].pcolormesh(X.numpy(), Y.numpy(), dens.numpy(), shading="auto", cmap="magma")
     axes[2].set_title("p_Y(y) = p_X(x) / |det J_T(x)|")
-    for ax in (axes[0], axes[2]):
-        ax.set_xlim(-LIM, LIM)
-        ax.set_ylim(-LIM, LIM)
-        ax.set_aspect("equal")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, (axes[0], axes[2]), path)
 
 
 def main(argv: list[str] | None = None) -> int:
