@@ -1,0 +1,34 @@
+"""Robot kinematics: forward kinematics and manipulator Jacobians with explicit frames.
+
+* :class:`Chain` — a robot from a URDF (``Chain.from_urdf``, needs ``jacobite[robotics]``) or a
+  Denavit–Hartenberg table (``Chain.from_dh``); ``fk``, ``jacobian`` (``frame=`` as pinocchio's
+  ``WORLD`` / ``LOCAL`` / ``LOCAL_WORLD_ALIGNED``), ``fk_and_jacobian`` — batched over
+  configurations, differentiable, float32/float64 on any device.
+
+Twists and Jacobian rows are ordered linear then angular (see ``docs/conventions.md``).
+
+>>> import torch
+>>> from jacobite.kinematics import Chain
+>>> Chain.from_dh([[1.0, 0.0, 0.0, 0.0]]).jacobian(torch.zeros(1)).shape
+torch.Size([6, 1])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .chain import FRAMES, Chain
+
+__all__ = [
+    "FRAMES",
+    "Chain",
+]
+
+_SOURCE = {
+    **dict.fromkeys(("FRAMES", "Chain"), ".chain"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _SOURCE, ())
