@@ -4,6 +4,9 @@
   Denavit–Hartenberg table (``Chain.from_dh``); ``fk``, ``jacobian`` (``frame=`` as pinocchio's
   ``WORLD`` / ``LOCAL`` / ``LOCAL_WORLD_ALIGNED``), ``fk_and_jacobian`` — batched over
   configurations, differentiable, float32/float64 on any device.
+* :mod:`~jacobite.kinematics.analysis` — :func:`manipulability`, :func:`singular_values`,
+  :func:`condition_number`, :func:`velocity_ellipsoid` / :func:`force_ellipsoid` of Jacobians,
+  and :func:`nearest_singularity` along a path.
 
 Twists and Jacobian rows are ordered linear then angular (see ``docs/conventions.md``).
 
@@ -20,15 +23,36 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .analysis import (
+        Ellipsoid,
+        NearestSingularity,
+        condition_number,
+        force_ellipsoid,
+        manipulability,
+        nearest_singularity,
+        singular_values,
+        velocity_ellipsoid,
+    )
     from .chain import FRAMES, Chain
 
 __all__ = [
     "FRAMES",
     "Chain",
+    "Ellipsoid",
+    "NearestSingularity",
+    "condition_number",
+    "force_ellipsoid",
+    "manipulability",
+    "nearest_singularity",
+    "singular_values",
+    "velocity_ellipsoid",
 ]
 
 _SOURCE = {
     **dict.fromkeys(("FRAMES", "Chain"), ".chain"),
+    **dict.fromkeys(("Ellipsoid", "NearestSingularity", "condition_number", "force_ellipsoid",
+                     "manipulability", "nearest_singularity", "singular_values",
+                     "velocity_ellipsoid"), ".analysis"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _SOURCE, ())
