@@ -34,7 +34,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OPTIONAL_PEERS = {"numdifftools": "numdifftools", "jax": "jax jaxlib", "jaxlib": "jax jaxlib",
                   "psutil": "psutil", "theseus": "theseus-ai", "jenn": "jenn", "zuko": "zuko",
-                  "nflows": "nflows", "normflows": "normflows", "FrEIA": "FrEIA"}
+                  "nflows": "nflows", "normflows": "normflows", "FrEIA": "FrEIA",
+                  "pinocchio": "pin", "pytorch_kinematics": "pytorch-kinematics",
+                  "roboticstoolbox": "roboticstoolbox-python", "yourdfpy": "yourdfpy"}
 
 
 # Sections appear in this order; benchmarks not listed follow alphabetically.
@@ -107,7 +109,9 @@ def header(command: str, quick: bool, threads: int) -> str:
     libs = [("torch", "torch"), ("numpy", "numpy"), ("scipy", "scipy"), ("jacobite", "jacobite"),
             ("jax", "jax"), ("jaxlib", "jaxlib"), ("numdifftools", "numdifftools"),
             ("theseus", "theseus-ai"), ("jenn", "jenn"), ("zuko", "zuko"), ("nflows", "nflows"),
-            ("normflows", "normflows"), ("FrEIA", "FrEIA")]
+            ("normflows", "normflows"), ("FrEIA", "FrEIA"),
+            ("pytorch_kinematics", "pytorch-kinematics"), ("pinocchio", "pin"),
+            ("roboticstoolbox", "roboticstoolbox-python")]
     versions = ", ".join(f"{name} {v}" for name, dist in libs if (v := _version(dist)))
     missing = [name for name, dist in libs if _version(dist) is None]
     thread_txt = (f"{threads} (torch.get_num_threads() = {torch.get_num_threads()})"
