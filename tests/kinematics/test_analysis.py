@@ -181,6 +181,7 @@ def test_nearest_singularity_without_a_singularity_returns_the_least_conditioned
     (lambda: manipulability(torch.ones(3, dtype=torch.int64)), DtypeError),
     (lambda: manipulability(torch.ones(3)), ShapeError),
     (lambda: manipulability(torch.ones(4, 3), part="linear"), ShapeError),
+    (lambda: condition_number(torch.full((6, 7), math.nan)), NonFiniteInputError),
     (lambda: singular_values(torch.ones(6, 3), part="rotational"), InvalidOptionError),  # type: ignore[arg-type]
     (lambda: nearest_singularity(object(), torch.zeros(2, 2)), ArgumentTypeError),  # type: ignore[arg-type]
     (lambda: nearest_singularity(Planar2(), torch.zeros(2, 3)), ShapeError),
