@@ -8,13 +8,28 @@ vector. Each returns ``(value (B,), stderr (B,), products used)``.
   the probes' sample standard deviation over ``√k``.
 * :func:`hutch_pp` — Hutch++ (Meyer, Musco, Musco & Woodruff, 2021): a sketch ``Q`` of the range
   of ``A S`` from a third of the products, the trace of ``Qᵀ A Q`` exactly from another third,
-  Hutchinson on ``(I − QQᵀ) A (I − QQᵀ)`` with the rest (the standard error is that part's).
+  Hutchinson on ``(I − QQᵀ) A (I − QQᵀ)`` with the rest. The standard error is that part's:
+  given ``Q`` the estimate is unbiased whatever ``Q`` is, so the residual probes' variance is
+  the whole variance.
 * :func:`xtrace` — the simple XTrace (Epperly, Tropp & Webber, 2024) with Rademacher test
-  vectors: for each test vector ``ωᵢ`` the Hutch++ estimate whose sketch is the range of the
-  *other* vectors' products, averaged over ``i``; every product serves both the sketch and the
-  Hutchinson part. The ``s`` leave-one-out projectors come from one QR factorisation (the
-  direction that leaving ``ωᵢ`` out removes is ``Q R⁻ᵀ eᵢ``), so ``2s`` products suffice. The
-  standard error is the paper's, ``√(Σ (tᵢ − t̄)² / (s (s − 1)))``.
+  vectors: for each test vector ``ωᵢ`` the Hutch++ estimate ``tᵢ`` whose sketch is the range of
+  the *other* vectors' products, averaged over ``i``; every product serves both the sketch and
+  the Hutchinson part. The ``s`` leave-one-out projectors come from one QR factorisation (the
+  direction that leaving ``ωᵢ`` out removes is ``Q R⁻ᵀ eᵢ``), so ``2s`` products suffice.
+  The paper's error estimate, ``Σ (tᵢ − t̄)² / (s (s − 1))``, treats the ``tᵢ`` as independent;
+  they share their sketches and are positively correlated where the spectrum decays slowly, so
+  it understates the variance (up to 3× measured on flat spectra). Here the variance is that
+  term plus ``max(ĉ, 0)``, where ``ĉ`` estimates ``Cov(tᵢ, tⱼ)`` through
+  ``Cov(tᵢ, tⱼ) = E[(tᵢ − tᵢ₍₋ⱼ₎)(tⱼ − tr A)]`` (``tᵢ₍₋ⱼ₎``: ``ωᵢ``'s estimate with ``ωⱼ`` also
+  left out of the sketch, which does not depend on ``ωⱼ``, while ``tⱼ`` is unbiased given the
+  other vectors), all from the same ``2s`` products. Clipping at 0 makes it conservative where
+  the estimates are nearly uncorrelated (fast-decaying spectra: up to 2× in variance).
+
+The variance each reports is unbiased (Hutchinson, Hutch++) or nearly so (XTrace) on average,
+but it comes from few numbers: with ``k`` probes it has about :func:`dof` degrees of freedom,
+and the heavy tails of the quadratic forms ``vᵀ A v`` spread it further, so a single stderr can
+be far from the truth. Use a Student t quantile with :func:`dof` degrees of freedom (e.g.
+``scipy.stats.t.ppf(0.975, dof)`` instead of 1.96) for an interval.
 
 A square operator ``A`` and its transpose have the same trace, so ``apply`` may give ``Aᵀ v``.
 Hutch++ is exact on an operator whose range its sketch holds (here rank 2 with ``s = 2``):
@@ -34,10 +49,12 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import InvalidOptionError
+
 Apply = Callable[[torch.Tensor], torch.Tensor]
 Estimate = tuple[torch.Tensor, torch.Tensor, int]
 
-__all__ = ["Apply", "Estimate", "hutch_pp", "hutchinson", "rademacher", "xtrace"]
+__all__ = ["Apply", "Estimate", "dof", "hutch_pp", "hutchinson", "rademacher", "xtrace"]
 
 
 def rademacher(k: int, shape: tuple[int, int], dtype: torch.dtype, device: torch.device | str,
@@ -86,30 +103,84 @@ def hutch_pp(apply: Apply, nprobe: int, shape: tuple[int, int], dtype: torch.dty
     return exact + rest, stderr, 2 * s + m
 
 
+def dof(method: str, nprobe: int, D: int) -> int:
+    """The degrees of freedom of ``method``'s standard error with ``nprobe`` products in
+    dimension ``D``: the probes behind its spread less one (``nprobe − 1`` for Hutchinson, the
+    residual probes less one for Hutch++, the test vectors less one for XTrace).
+
+    >>> dof("hutchinson", 12, 32), dof("hutch++", 12, 32), dof("xtrace", 12, 32)
+    (11, 3, 5)
+    """
+    if method == "hutchinson":
+        return nprobe - 1
+    if method == "hutch++":
+        return _split_pp(nprobe, D)[1] - 1
+    if method == "xtrace":
+        return max(min(nprobe // 2, D) - 1, 0)
+    raise InvalidOptionError(f"method {method!r} has no standard error; pass 'hutchinson', "
+                             f"'hutch++' or 'xtrace'")
+
+
 def xtrace(apply: Apply, nprobe: int, shape: tuple[int, int], dtype: torch.dtype,
            device: torch.device | str, gen: torch.Generator | None) -> Estimate:
     """Simple XTrace per sample with ``2s`` products, ``s = min(nprobe // 2, D)`` test vectors
-    (``nprobe ≥ 4``)."""
+    (``nprobe ≥ 4``); the standard error adds the covariance of the leave-one-out estimates
+    (module doc)."""
     s = min(nprobe // 2, shape[1])
     Om = rademacher(s, shape, dtype, device, gen)          # (s, B, D) test vectors ωᵢ
     Y = apply(Om).permute(1, 2, 0)                         # (B, D, s): A ωᵢ
     Q, R = torch.linalg.qr(Y)                              # (B, D, s), (B, s, s)
     Z = apply(Q.permute(2, 0, 1)).permute(1, 2, 0)         # (B, D, s): A Q
-    C = Q.transpose(1, 2) @ Z                              # Qᵀ A Q
-    # the unit direction (in Q's coordinates) that leaving ωᵢ out removes: ∝ R⁻ᵀ eᵢ
-    Sd = torch.linalg.pinv(R).transpose(1, 2)              # column i ∝ R⁻ᵀ eᵢ
-    norm = Sd.norm(dim=1, keepdim=True)
-    Sd = Sd / torch.where(norm > 0, norm, torch.ones_like(norm))
-    # tr(A Pᵢ) with Pᵢ = QQᵀ − (Q sᵢ)(Q sᵢ)ᵀ
-    exact = torch.diagonal(C, dim1=1, dim2=2).sum(-1, keepdim=True) \
-        - torch.einsum("bji,bjk,bki->bi", Sd, C, Sd)       # (B, s)
     Wm = Om.permute(1, 2, 0)                               # (B, D, s)
-    c = Q.transpose(1, 2) @ Wm                             # Qᵀ ωᵢ (B, s, s)
-    a = (Sd * c).sum(1, keepdim=True)                      # sᵢᵀ Qᵀ ωᵢ (B, 1, s)
-    coef = Sd * a - c                                      # (B, s, s)
-    w = Wm + Q @ coef                                      # (I − Pᵢ) ωᵢ
-    Aw = Y + Z @ coef                                      # A (I − Pᵢ) ωᵢ from known products
-    t = exact + (w * Aw).sum(1)                            # (B, s): one estimate per ωᵢ
+    C, W, T = Q.transpose(1, 2) @ Z, Q.transpose(1, 2) @ Wm, Z.transpose(1, 2) @ Wm
+    oy = (Wm * Y).sum(1)                                   # (B, s): ωᵢᵀ A ωᵢ
+    # the unit direction (in Q's coordinates) that leaving ωᵢ out removes: ∝ R⁻ᵀ eᵢ
+    n = _unit(torch.linalg.pinv(R).transpose(1, 2), 1).transpose(1, 2)  # (B, i, s)
+    t = _removed_trace(C, W, T, R, oy, n[..., None])       # (B, s): one estimate per ωᵢ
     value = t.mean(1)
-    stderr = ((t - value[:, None]) ** 2).sum(1).div(max(s * (s - 1), 1)).sqrt()
-    return value, stderr, 2 * s
+    if s < 2:
+        return value, torch.zeros_like(value), 2 * s
+    var = t.var(1, correction=1) / s + _loo_covariance(C, W, T, R, oy, n, t).clamp_min(0)
+    return value, var.sqrt(), 2 * s
+
+
+def _unit(v: torch.Tensor, dim: int) -> torch.Tensor:
+    """``v`` scaled to unit norm along ``dim`` (zero where it is zero)."""
+    norm = v.norm(dim=dim, keepdim=True)
+    return v / torch.where(norm > 1e-12 * norm.amax(dim=(-1, -2), keepdim=True).clamp_min(1e-300),
+                           norm, torch.full_like(norm, torch.inf))
+
+
+def _loo_covariance(C: torch.Tensor, W: torch.Tensor, T: torch.Tensor, R: torch.Tensor,
+                    oy: torch.Tensor, n: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """An estimate ``(B,)`` of ``Cov(tᵢ, tⱼ)``, ``i ≠ j``, from ``E[(tᵢ − tᵢ₍₋ⱼ₎)(tⱼ − tr A)]``
+    with ``tᵢ₍₋ⱼ₎`` the estimate of ``ωᵢ`` whose sketch also leaves ``ωⱼ`` out, and ``tr A``
+    replaced by the mean of the other ``s − 2`` estimates (of ``t`` where ``s = 2``)."""
+    B, s = t.shape
+    total = t.sum(1, keepdim=True)
+    acc = torch.zeros(B, dtype=t.dtype, device=t.device)
+    for j in range(s):
+        nj = n[:, j: j + 1, :]                             # (B, 1, s)
+        v = _unit(nj - (n * nj).sum(-1, keepdim=True) * n, 2)  # n_j's part orthogonal to nᵢ
+        t2 = _removed_trace(C, W, T, R, oy, torch.stack([n, v], dim=-1))  # (B, i)
+        rest = (total - t - t[:, j: j + 1]) / (s - 2) if s > 2 else t.mean(1, keepdim=True)
+        term = (t - t2) * (t[:, j: j + 1] - rest)          # (B, i)
+        acc = acc + term.sum(1) - term[:, j]
+    return acc / (s * (s - 1))
+
+
+def _removed_trace(C: torch.Tensor, W: torch.Tensor, T: torch.Tensor, R: torch.Tensor,
+                   oy: torch.Tensor, N: torch.Tensor) -> torch.Tensor:
+    """Hutch++ estimates ``tr(A P) + ωᵢᵀ(I − P) A (I − P) ωᵢ`` for test vectors ``i`` whose
+    sketch ``P = Q (I − N Nᵀ) Qᵀ`` drops the orthonormal directions ``N`` (``(B, i, s, r)``,
+    in ``Q``'s coordinates), from known products only: ``C = QᵀAQ``, ``W = QᵀΩ``,
+    ``T = (AQ)ᵀΩ``, ``R = QᵀAΩ`` (each ``(B, s, s)``) and ``oy = ωᵢᵀAωᵢ`` ``(B, s)``.
+    ``(I − P) ωᵢ = ωᵢ + Q cᵢ`` and ``A (I − P) ωᵢ = Aωᵢ + AQ cᵢ`` with
+    ``cᵢ = −(I − N Nᵀ) Qᵀωᵢ``. Returns ``(B, i)``."""
+    Wi = W.transpose(1, 2)                                 # (B, i, s): Qᵀωᵢ
+    c = torch.einsum("bisr,bir->bis", N, torch.einsum("bisr,bis->bir", N, Wi)) - Wi
+    kept = torch.diagonal(C, dim1=1, dim2=2).sum(-1)[:, None] \
+        - torch.einsum("bisr,bst,bitr->bi", N, C, N)        # tr(A P)
+    quad = oy + (T.transpose(1, 2) * c).sum(-1) + (R.transpose(1, 2) * c).sum(-1) \
+        + torch.einsum("bis,bst,bit->bi", c, C, c)
+    return kept + quad
