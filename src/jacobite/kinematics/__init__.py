@@ -6,7 +6,8 @@
   configurations, differentiable, float32/float64 on any device.
 * :mod:`~jacobite.kinematics.analysis` — :func:`manipulability`, :func:`singular_values`,
   :func:`condition_number`, :func:`velocity_ellipsoid` / :func:`force_ellipsoid` of Jacobians,
-  and :func:`nearest_singularity` along a path.
+  and :func:`nearest_singularity` along a path; pictures of them in
+  :mod:`~jacobite.kinematics.plots` (``plot`` extra).
 
 Twists and Jacobian rows are ordered linear then angular (see ``docs/conventions.md``).
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
         velocity_ellipsoid,
     )
     from .chain import FRAMES, Chain
+    from .plots import plot_ellipsoids, plot_path_measures
 
 __all__ = [
     "FRAMES",
@@ -44,6 +46,8 @@ __all__ = [
     "force_ellipsoid",
     "manipulability",
     "nearest_singularity",
+    "plot_ellipsoids",
+    "plot_path_measures",
     "singular_values",
     "velocity_ellipsoid",
 ]
@@ -53,6 +57,7 @@ _SOURCE = {
     **dict.fromkeys(("Ellipsoid", "NearestSingularity", "condition_number", "force_ellipsoid",
                      "manipulability", "nearest_singularity", "singular_values",
                      "velocity_ellipsoid"), ".analysis"),
+    **dict.fromkeys(("plot_ellipsoids", "plot_path_measures"), ".plots"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _SOURCE, ())
