@@ -3,10 +3,21 @@ the reason it has no bad arguments to test)."""
 
 from __future__ import annotations
 
-from . import Entry, analysis, core, flows_check, flows_density, misc, operators_nn, sparse_mo
+from . import (
+    Entry,
+    analysis,
+    core,
+    flows_check,
+    flows_density,
+    kinematics_analysis,
+    misc,
+    operators_nn,
+    sparse_mo,
+)
 from .known_failures import KNOWN_FAILURES
 
-AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density]
+AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density,
+         kinematics_analysis]
 
 TABLE: list[Entry] = [e for area in AREAS for e in area.ENTRIES]
 for _e in TABLE:
@@ -41,5 +52,6 @@ EXEMPT: dict[str, str] = {
         "extrema.CriticalPoint",
         "cli.tour.Outcome", "cli.tour.Source", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
         "solvers.lsq.BatchLeastSquaresResult",
+        "kinematics.Ellipsoid", "kinematics.NearestSingularity",
     )},
 }
