@@ -1,17 +1,25 @@
 """Forward kinematics and the geometric Jacobian in one batched pass.
 
-Every moving joint's local transform ``origin @ motion(θ)`` is affine in ``(sin θ, cos θ, θ)``,
-so all joints' transforms for the whole batch come from one ``baddbmm`` against constant
-coefficient matrices; a short loop over the joints composes them, and the Jacobian's columns
-come from the same frames (``z × (p_ref − p_joint)`` and ``z`` for a revolute joint).
+Each moving joint gets an internal frame whose z axis is its axis (a free choice: only the end
+frames are observable), so its local transform ``origin @ motion_z(θ)`` is affine in
+``(sin θ, cos θ, θ)``: all joints' transforms for the whole batch come from one ``baddbmm``
+against constant coefficient matrices, a short loop over the joints composes them, and the
+Jacobian's columns come from the same frames (z axis ``z``, origin ``p``: ``z × (p_ref − p)``
+and ``z`` for a revolute joint, ``z`` and ``0`` for a prismatic one).
+
+Two ways to compose: for a few configurations (where each torch op's overhead dominates), all
+frames at once from one triangular solve with the "path matrix" ``I − N`` (``N`` holds each
+joint's local transform in the block row of its parent), built by one ``addmm``; for many, the
+batch last, ``(3, 4, B)``, composed joint by joint with broadcast multiply-adds (``bmm`` of 4×4
+matrices is slow per matrix on a CPU). The Jacobian is assembled batch-last in both.
 
 >>> import numpy as np, torch
 >>> from ._tree import JointSpec, build_model
->>> j = JointSpec("j", "revolute", "a", "b", np.eye(4), np.array([0.0, 0.0, 1.0]))
+>>> j = JointSpec("j", "revolute", "a", "b", np.eye(4), np.array([1.0, 0.0, 0.0]))
 >>> k = Kernel(build_model([j], end=None, base=None))
 >>> pose, jac = k.run(torch.zeros(1, 1, dtype=torch.float64), None, "world", None, True)
->>> pose.shape, jac.shape
-(torch.Size([1, 1, 4, 4]), torch.Size([1, 1, 6, 1]))
+>>> pose.shape, jac[0, 0, :, 0]
+(torch.Size([1, 1, 4, 4]), tensor([0., 0., 0., 1., 0., 0.], dtype=torch.float64))
 """
 
 from __future__ import annotations
@@ -23,17 +31,26 @@ import torch
 
 from ._tree import Model
 
-__all__ = ["Kernel"]
+__all__ = ["LARGE_BATCH", "Kernel"]
+
+#: from this many configurations on, the batch-last layout is used
+LARGE_BATCH = 16
 
 
 @dataclass
 class _Consts:
     """The kernel's constants as tensors of one dtype and device."""
 
-    c0: torch.Tensor          # (M, 1, 16)
-    cc: torch.Tensor          # (M, k, 16): coefficients of sin θ, cos θ (and θ)
-    ac: torch.Tensor          # (M, 1, 4, 2): joint axis (w = 0) and point (w = 1) in its frame
+    a0: torch.Tensor          # (D²,): the path matrix I − N at sin = cos = q = 0
+    g: torch.Tensor           # (2M, D²): its coefficients of (sin θ, cos θ) per node
+    gq: torch.Tensor          # (dof, D²): its coefficients of q (prismatic joints)
+    rep: torch.Tensor         # (dof, 2M): θ and θ + π/2 of each node = q @ rep + phase
+    phase: torch.Tensor       # (2M,)
+    e0: torch.Tensor          # (4, D): [I 0 … 0]
+    c0t: torch.Tensor         # (M, 12, 1)   the same, top 3 rows, batch last
+    cct: torch.Tensor         # (M, 12, k)
     tool: torch.Tensor        # (F, 4, 4)
+    tool3: torch.Tensor       # (F, 3, 4, 1)
     mask: torch.Tensor        # (F, M, 1, 1): 1 where node is an ancestor of the end
     rev: torch.Tensor         # (M, 1, 1)
     pri: torch.Tensor         # (M, 1, 1)
@@ -41,6 +58,43 @@ class _Consts:
     multiplier: torch.Tensor  # (M,)
     offset: torch.Tensor      # (M,)
     mimic: torch.Tensor       # (M, dof): column map from nodes to independent joints
+    bottom: torch.Tensor      # (1, 1, 4): the row [0, 0, 0, 1]
+    e3: torch.Tensor          # (4, 1): the same as a column
+
+
+def _to_z(a: np.ndarray) -> np.ndarray:
+    """A rotation (4×4) taking the z axis to the unit vector ``a``."""
+    q = np.eye(4)
+    c = float(a[2])
+    v = np.cross([0.0, 0.0, 1.0], a)
+    s = float(np.linalg.norm(v))
+    if s < 1e-12:
+        if c < 0:
+            q[:3, :3] = np.diag([1.0, -1.0, -1.0])
+        return q
+    k = v / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    q[:3, :3] = np.eye(3) + s * kx + (1 - c) * kx @ kx
+    return q
+
+
+def _compose3(s: torch.Tensor, t: torch.Tensor, e3: torch.Tensor) -> torch.Tensor:
+    """``s ∘ t`` for affine maps stored batch-last as their top rows, (…, 3, 4, B); ``e3`` is
+    the bottom row ``[0, 0, 0, 1]`` shaped (4, 1)."""
+    o = s[..., 0:1, :] * t[..., 0:1, :, :]
+    o = o.addcmul(s[..., 1:2, :], t[..., 1:2, :, :])
+    o = o.addcmul(s[..., 2:3, :], t[..., 2:3, :, :])
+    return o.addcmul(s[..., 3:4, :], e3)
+
+
+def _cross(a: torch.Tensor, b: torch.Tensor, dim: int, large: bool) -> torch.Tensor:
+    """``a × b`` along ``dim``: one op for small tensors, by components for large ones (where
+    ``linalg.cross`` is slower on a CPU)."""
+    if not large:
+        return torch.linalg.cross(a, b, dim=dim)
+    ax, ay, az = a.unbind(dim)
+    bx, by, bz = b.unbind(dim)
+    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim)
 
 
 class Kernel:
@@ -50,48 +104,32 @@ class Kernel:
     def __init__(self, model: Model, base: np.ndarray | None = None) -> None:
         m = model
         n, f = len(m.parent), len(m.end_parent)
-        origin = m.origin.copy()
-        tool = m.tool.copy()
-        if base is not None:
-            origin[m.parent < 0] = base @ origin[m.parent < 0]
-            tool[m.end_parent < 0] = base @ tool[m.end_parent < 0]
-        # node i's motion: rotation R = I + sin K + (1 - cos) K², or translation θ a
-        post = np.repeat(np.eye(4)[None], n, axis=0)  # tool folded onto a node's frame
-        children = np.bincount(m.parent[m.parent >= 0], minlength=n) if n else np.zeros(0)
-        users = np.bincount(m.end_parent[m.end_parent >= 0], minlength=n) if n else np.zeros(0)
-        self.end_node = m.end_parent.copy()          # node whose frame is the end's frame
-        self.end_tool = np.zeros(f, dtype=bool)      # end needs `tool` after that frame
-        for e in range(f):
-            p = m.end_parent[e]
-            if p >= 0 and children[p] == 0 and users[p] == 1:
-                post[p] = tool[e]
-            else:
-                self.end_tool[e] = p >= 0
+        rot = [_to_z(a) for a in m.axis]
+        b = np.eye(4) if base is None else base
+
+        def before(p: int) -> np.ndarray:  # from the parent's internal frame
+            return b if p < 0 else rot[p].T
+
+        origin = [before(m.parent[i]) @ m.origin[i] @ rot[i] for i in range(n)]
+        tool = np.array([before(m.end_parent[e]) @ m.tool[e] for e in range(f)]).reshape(f, 4, 4)
+        ez = np.zeros((4, 4))
+        ez[2, 3] = 1.0
+        kz = np.zeros((4, 4))
+        kz[0, 1], kz[1, 0] = -1.0, 1.0
         c0 = np.zeros((n, 4, 4))
         cc = np.zeros((n, 3, 4, 4))
-        ac = np.zeros((n, 4, 2))
         for i in range(n):
-            a = m.axis[i]
-            k = np.zeros((4, 4))
-            k[:3, :3] = [[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]]
-            k2 = k @ k
-            o, t = origin[i], post[i]
-            if m.prismatic[i]:
-                u = np.zeros((4, 4))
-                u[:3, 3] = a
-                c0[i] = o @ t
-                cc[i, 2] = o @ u @ t
-            else:  # I + sin K + (1 - cos) K²  =  (I + K²) + sin K - cos K²
-                c0[i] = o @ (np.eye(4) + k2) @ t
-                cc[i, 0] = o @ k @ t
-                cc[i, 1] = -(o @ k2 @ t)
-            tinv = np.linalg.inv(t)
-            ac[i, :3, 0] = t[:3, :3].T @ a
-            ac[i, :, 1] = tinv[:, 3]
+            o = origin[i]
+            if m.prismatic[i]:  # o @ Tz(θ)
+                c0[i] = o
+                cc[i, 2] = o @ ez
+            else:  # o @ Rz(θ) = o (I + K²) + sin θ o K − cos θ o K²
+                c0[i] = o @ (np.eye(4) + kz @ kz)
+                cc[i, 0] = o @ kz
+                cc[i, 1] = -(o @ kz @ kz)
         self.serial = bool(np.all(m.parent == np.arange(n) - 1))
         self.any_prismatic = bool(m.prismatic.any())
-        self.all_prismatic = bool(m.prismatic.all()) and n > 0
-        ncoef = 3 if self.any_prismatic else 2
+        k = 3 if self.any_prismatic else 2
         anc = np.zeros((f, n))
         for e in range(f):
             p = m.end_parent[e]
@@ -105,14 +143,43 @@ class Kernel:
         self.plain_q = bool(n == dof and np.array_equal(m.q_index, np.arange(n))
                             and np.all(m.multiplier == 1.0) and np.all(m.offset == 0.0))
         self.parent = m.parent.tolist()
+        self.end_parent = m.end_parent.tolist()
         self.n, self.f, self.dof = n, f, dof
+        # the path matrix: block (parent + 1, i + 1) of N holds node i's local transform and
+        # block (parent + 1, 1 + M + e) end e's tool, so row block 0 of (I − N)⁻¹ holds every
+        # node's frame and every end's pose (one path from the base to each block in a tree)
+        nb = 1 + n + f
+        d = 4 * nb
+        a0 = np.eye(d)
+        g = np.zeros((3, n, d, d))
+        for i in range(n):
+            r, col = 4 * (m.parent[i] + 1), 4 * (i + 1)
+            a0[r:r + 4, col:col + 4] -= c0[i]
+            g[:, i, r:r + 4, col:col + 4] = -cc[i]
+        for e in range(f):
+            r, col = 4 * (m.end_parent[e] + 1), 4 * (1 + n + e)
+            a0[r:r + 4, col:col + 4] -= tool[e]
+        e0 = np.zeros((4, d))
+        e0[:, :4] = np.eye(4)
+        # θ = q @ mimicᵀ + offset enters linearly through prismatic nodes
+        gq = mimic.T @ g[2].reshape(n, d * d)
+        a0 = a0.reshape(-1) + m.offset @ g[2].reshape(n, d * d)
+        rep = np.concatenate([mimic.T, mimic.T], axis=1)
+        phase = np.concatenate([m.offset, m.offset + np.pi / 2])
+        self.nb = nb
+        self.use_path = d <= 128 and n > 0
         self._np = {
-            "c0": c0.reshape(n, 1, 16), "cc": cc[:, :ncoef].reshape(n, ncoef, 16),
-            "ac": ac.reshape(n, 1, 4, 2), "tool": tool, "mask": anc.reshape(f, n, 1, 1),
+            "a0": a0, "g": g[:2].reshape(2 * n, d * d), "gq": gq, "rep": rep, "phase": phase,
+            "e0": e0,
+            "c0t": c0[:, :3].reshape(n, 12, 1),
+            "cct": cc[:, :k, :3].reshape(n, k, 12).transpose(0, 2, 1).copy(),
+            "tool": tool, "tool3": tool[:, :3, :, None].copy(),
+            "mask": anc.reshape(f, n, 1, 1),
             "rev": (~m.prismatic).astype(np.float64).reshape(n, 1, 1),
             "pri": m.prismatic.astype(np.float64).reshape(n, 1, 1),
             "q_index": m.q_index, "multiplier": m.multiplier, "offset": m.offset,
-            "mimic": mimic,
+            "mimic": mimic, "bottom": np.array([[[0.0, 0.0, 0.0, 1.0]]]),
+            "e3": np.array([[0.0], [0.0], [0.0], [1.0]]),
         }
         self._cache: dict[tuple[torch.dtype, torch.device], _Consts] = {}
 
@@ -126,74 +193,137 @@ class Kernel:
             c = self._cache[key] = _Consts(**t)
         return c
 
-    def frames(self, q: torch.Tensor, c: _Consts) -> torch.Tensor:
-        """Every node's frame, (M, B, 4, 4), for q of shape (B, dof)."""
+    def _path(self, q: torch.Tensor, c: _Consts) -> torch.Tensor:
+        """Row block 0 of ``(I − N)⁻¹``, (B, 4, D): the path matrix from one ``addmm`` (sines
+        and cosines as sines of ``θ`` and ``θ + π/2``), every frame from one triangular solve."""
         b = q.shape[0]
-        th = q if self.plain_q else q[:, c.q_index] * c.multiplier + c.offset
-        th = th.transpose(0, 1)  # (M, B)
-        parts = [th.sin(), th.cos()] if not self.any_prismatic else [th.sin(), th.cos(), th]
-        w = torch.stack(parts, dim=-1)  # (M, B, k)
-        local = torch.baddbmm(c.c0, w, c.cc).view(self.n, b, 4, 4).unbind(0)
-        frames: list[torch.Tensor] = []
-        if self.serial:
-            cur = local[0]
-            frames.append(cur)
-            for i in range(1, self.n):
-                cur = torch.bmm(cur, local[i])
-                frames.append(cur)
-        else:
-            for i, p in enumerate(self.parent):
-                frames.append(local[i] if p < 0 else torch.bmm(frames[p], local[i]))
-        return torch.stack(frames)
+        a = torch.addmm(c.a0, torch.addmm(c.phase, q, c.rep).sin(), c.g)
+        if self.any_prismatic:
+            a = torch.addmm(a, q, c.gq)
+        d = 4 * self.nb
+        return torch.linalg.solve_triangular(a.view(b, d, d), c.e0, upper=True, left=False,
+                                             unitriangular=True)
 
-    def ends(self, s: torch.Tensor | None, c: _Consts, b: int) -> torch.Tensor:
-        """The end poses, (F, B, 4, 4)."""
-        out = []
-        for e in range(self.f):
-            p = int(self.end_node[e])
-            if p < 0:
-                out.append(c.tool[e].expand(b, 4, 4))
-            elif self.end_tool[e]:
-                out.append(s[p] @ c.tool[e])  # type: ignore[index]
-            else:
-                out.append(s[p])  # type: ignore[index]
-        return torch.stack(out)
+    def _small(self, q: torch.Tensor, c: _Consts) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node frames (M, 3, 4, B) and end poses (B, F, 4, 4) for a few configurations."""
+        x = self._path(q, c).view(q.shape[0], 4, self.nb, 4)
+        s = x[:, :3, 1:1 + self.n].permute(2, 1, 3, 0)
+        return s, x[:, :, 1 + self.n:].transpose(1, 2)
 
-    def run(self, q: torch.Tensor, point: torch.Tensor | None, frame: str,
-            sel: list[int] | None, jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Poses (B, F, 4, 4) and, with ``jac``, Jacobians (B, F, 6, dof) for q (B, dof)."""
+    def single(self, q: torch.Tensor, end: int, point: torch.Tensor | None, frame: str,
+               jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pose (B, 4, 4) and Jacobian (B, 6, dof) of one end for a few configurations (the
+        fewest torch ops: each costs microseconds at this size)."""
         c = self.consts(q.dtype, q.device)
-        b = q.shape[0]
-        s = self.frames(q, c) if self.n else None
-        e = self.ends(s, c, b)
-        if sel is not None:
-            e = e[sel]
-        pose = e.transpose(0, 1)
+        b, n = q.shape[0], self.n
+        x = self._path(q, c).view(b, 4, self.nb, 4)
+        k = 1 + n + end
+        pose = x[:, :, k]
         if not jac:
             return pose, None
-        if s is None:
-            return pose, q.new_zeros(b, e.shape[0], 6, self.dof)
-        x = torch.matmul(s[:, :, :3, :], c.ac)  # (M, B, 3, 2)
-        z, pj = x[..., 0], x[..., 1]
-        mask = c.mask if sel is None else c.mask[sel]
+        z, p = x[:, :3, 1:1 + n, 2:].unbind(-1)  # (B, 3, M)
         if frame == "world":
-            lin = torch.linalg.cross(pj, z).unsqueeze(0)  # (1, M, B, 3)
+            lin = torch.linalg.cross(p, z, dim=1)
         else:
-            pe = e[:, :, :3, 3]  # (F, B, 3)
+            pe = x[:, :3, k, 3:]  # (B, 3, 1)
             if point is not None:
-                pe = pe + (e[:, :, :3, :3] @ point.unsqueeze(-1)).squeeze(-1)
-            lin = torch.linalg.cross(z.unsqueeze(0), pe.unsqueeze(1) - pj.unsqueeze(0))
-        ang = z.unsqueeze(0)
+                pe = pe + pose[:, :3, :3] @ point.view(-1, 3, 1)
+            lin = torch.linalg.cross(z, pe - p, dim=1)
+        ang = z
         if self.any_prismatic:
-            lin = lin * c.rev + z * c.pri
-            ang = ang * c.rev
-        cols = torch.cat([lin, ang.expand_as(lin)], dim=-1)  # (F|1, M, B, 6)
-        if not self.full_mask or cols.shape[0] != mask.shape[0]:
-            cols = cols * mask
-        jm = cols.permute(2, 0, 3, 1)  # (B, F, 6, M)
+            rev, pri = c.rev.view(n), c.pri.view(n)
+            lin = lin * rev + z * pri
+            ang = z * rev
+        jm = torch.cat([lin, ang], dim=1)  # (B, 6, M)
+        if not self.full_mask:
+            jm = jm * c.mask[end].view(n)
         if frame == "local":
-            rt = e[:, :, :3, :3].transpose(0, 1).transpose(-1, -2).unsqueeze(2)  # (B,F,1,3,3)
-            jm = (rt @ jm.reshape(b, -1, 2, 3, self.n)).reshape(b, -1, 6, self.n)
+            rt = pose[:, :3, :3].transpose(1, 2).unsqueeze(1)
+            jm = (rt @ jm.view(b, 2, 3, n)).view(b, 6, n)
         if not self.plain_q:
             jm = jm @ c.mimic
         return pose, jm
+
+    def _large(self, q: torch.Tensor, c: _Consts
+               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Node frames (M, 3, 4, B) and end frames (F, 3, 4, B), batch last."""
+        b = q.shape[0]
+        if not self.n:
+            return None, c.tool3[:, :, :, 0:1].expand(self.f, 3, 4, b)
+        th = q if self.plain_q else q[:, c.q_index] * c.multiplier + c.offset
+        th = th.transpose(0, 1)
+        parts = [th.sin(), th.cos(), th] if self.any_prismatic else [th.sin(), th.cos()]
+        local = torch.baddbmm(c.c0t, c.cct, torch.stack(parts, dim=1))
+        loc = local.view(self.n, 3, 4, b).unbind(0)
+        frames: list[torch.Tensor] = []
+        for i, p in enumerate(self.parent):
+            frames.append(loc[i] if p < 0 else _compose3(frames[p], loc[i], c.e3))
+        ends = [c.tool3[e].expand(3, 4, b) if p < 0 else _compose3(frames[p], c.tool3[e], c.e3)
+                for e, p in enumerate(self.end_parent)]
+        return torch.stack(frames), torch.stack(ends)
+
+    def run(self, q: torch.Tensor, point: torch.Tensor | None, frame: str,
+            sel: list[int] | None, jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Poses (B, F, 4, 4) and, with ``jac``, Jacobians (B, F, 6, dof) for q (B, dof);
+        ``sel`` picks ends (None: all), ``point`` is (3,) or (B, 3)."""
+        c = self.consts(q.dtype, q.device)
+        b = q.shape[0]
+        if b < LARGE_BATCH and self.use_path:
+            s, pose = self._small(q, c)
+            if sel is not None:
+                pose = pose[:, sel]
+            if not jac:
+                return pose, None
+            e = pose.permute(1, 2, 3, 0)[:, :3]  # (F, 3, 4, B)
+        else:
+            s, e = self._large(q, c)
+            if sel is not None:
+                e = e[sel]
+            p3 = e.permute(3, 0, 1, 2)
+            pose = torch.cat([p3, c.bottom.expand(b, p3.shape[1], 1, 4)], dim=2)
+            if not jac:
+                return pose, None
+        if s is None:
+            return pose, q.new_zeros(b, e.shape[0], 6, self.dof)
+        return pose, self._assemble(s, e, point, frame, sel, c)
+
+    def _assemble(self, s: torch.Tensor, e: torch.Tensor, point: torch.Tensor | None,
+                  frame: str, sel: list[int] | None, c: _Consts) -> torch.Tensor:
+        """Jacobians (B, F, 6, dof) from node frames (M, 3, 4, B) and end frames (F, 3, 4, B)."""
+        z, p = s[:, :, 2], s[:, :, 3]  # (M, 3, B)
+        single = e.shape[0] == 1
+        large = z.shape[-1] >= LARGE_BATCH
+        if frame == "world":
+            lin = _cross(p, z, 1, large)
+            if not single:
+                lin = lin.unsqueeze(0)
+        else:
+            pe = e[:, :, 3]  # (F, 3, B)
+            if point is not None:  # pe + R_e @ point
+                pt = point.unsqueeze(-1) if point.ndim == 1 else point.transpose(0, 1)
+                pe = pe + (e[:, :, :3] * pt.unsqueeze(-3)).sum(2)
+            if single:
+                lin = _cross(z, pe[0] - p, 1, large)
+            else:
+                zf = z.unsqueeze(0).expand(pe.shape[0], *z.shape)
+                lin = _cross(zf, pe.unsqueeze(1) - p, 2, large)
+        ang = z if single else z.unsqueeze(0)
+        if self.any_prismatic:
+            lin = lin * c.rev + z * c.pri
+            ang = ang * c.rev
+        cols = torch.cat([lin, ang.expand_as(lin)], dim=-2)  # ([F,] M, 6, B)
+        mask = c.mask if sel is None else c.mask[sel]
+        if single:
+            if not self.full_mask:
+                cols = cols * mask[0]
+            cols = cols.unsqueeze(0)
+        elif not self.full_mask or cols.shape[0] != mask.shape[0]:
+            cols = cols * mask
+        if frame == "local":  # both blocks in the end frame's axes: Rᵀ v
+            f, n, b = e.shape[0], self.n, e.shape[-1]
+            r = e[:, :, :3].reshape(f, 1, 1, 3, 3, b)
+            cols = (cols.reshape(f, n, 2, 3, 1, b) * r).sum(3).reshape(f, n, 6, b)
+        jm = cols.permute(3, 0, 2, 1)  # (B, F, 6, M)
+        if not self.plain_q:
+            jm = jm @ c.mimic
+        return jm

@@ -28,7 +28,7 @@ import torch
 from .. import _validate
 from ..errors import ArgumentTypeError, DtypeError, InvalidOptionError, ShapeError
 from ._dh import dh_joints
-from ._fk import Kernel
+from ._fk import LARGE_BATCH, Kernel
 from ._tree import JointSpec, Model, build_model
 
 __all__ = ["FRAMES", "Chain"]
@@ -195,11 +195,15 @@ class Chain:
         sel, keep_f = self._sel(end)
         p = self._point(point, q, frame) if jac else None
         shape = q.shape[:-1]
-        q2 = q.reshape(-1, self.dof) if q.ndim != 2 else q
-        pose, j = self._kernel.run(q2, p, frame, sel, jac)
-        if not keep_f:
-            pose = pose[:, 0]
-            j = None if j is None else j[:, 0]
+        q2 = q if q.ndim == 2 else q.reshape(-1, self.dof)
+        k = self._kernel
+        if not keep_f and q2.shape[0] < LARGE_BATCH and k.use_path:
+            pose, j = k.single(q2, 0 if sel is None else sel[0], p, frame, jac)
+        else:
+            pose, j = k.run(q2, p, frame, sel, jac)
+            if not keep_f:
+                pose = pose[:, 0]
+                j = None if j is None else j[:, 0]
         if q.ndim != 2:
             pose = pose.reshape(*shape, *pose.shape[1:])
             j = None if j is None else j.reshape(*shape, *j.shape[1:])
