@@ -194,3 +194,24 @@ def test_nearest_singularity_without_a_singularity_returns_the_least_conditioned
 def test_bad_arguments_raise_typed_errors(call: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         call()  # type: ignore[operator]
+
+
+def test_nearest_singularity_finds_the_stretched_elbow_of_the_kuka() -> None:
+    pytest.importorskip("yourdfpy")
+    from tests.kinematics._robots import load
+
+    arm = load("kuka_iiwa7")
+    t0 = 0.37  # the elbow joint (4) crosses 0 there: the arm is stretched, J (6×7) has rank 5
+
+    def path(t: float) -> torch.Tensor:
+        return torch.tensor([0.3, 0.6, -0.4, 1.5 * (t - t0), 0.5, -0.7, 0.2], dtype=F64)
+
+    r = nearest_singularity(arm, path, samples=21)
+    assert r.t == pytest.approx(t0, abs=1e-6)
+    assert r.sigma_min < 1e-6 and r.condition_number > 1e5
+    s = np.linalg.svd(arm.jacobian(path(r.t)).numpy(), compute_uv=False)
+    assert s[-1] == pytest.approx(r.sigma_min, abs=1e-12) and s[-2] > 0.1
+    # the sampled σ_min match NumPy's SVD of the same Jacobians
+    s_np = [np.linalg.svd(arm.jacobian(path(float(t))).numpy(), compute_uv=False)[-1]
+            for t in r.t_samples[::5]]
+    np.testing.assert_allclose(r.sigma_samples[::5].numpy(), s_np, rtol=1e-10, atol=1e-14)
