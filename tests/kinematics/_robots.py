@@ -7,6 +7,7 @@ the benchmarks and the docs.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 ROBOTS = Path(__file__).resolve().parent / "robots"
@@ -41,3 +42,28 @@ def load(name: str, **kwargs: object):
     if "end" not in kwargs and ENDS.get(name) is not None:
         kwargs["end"] = ENDS[name]
     return Chain.from_urdf(robot_path(name), **kwargs)  # type: ignore[arg-type]
+
+
+#: UR5 standard DH table (a, alpha, d, theta_offset), as published by Universal Robots;
+#: ur5.urdf is the same chain.
+UR5_DH = [
+    [0.0, math.pi / 2, 0.089159, 0.0],
+    [-0.425, 0.0, 0.0, 0.0],
+    [-0.39225, 0.0, 0.0, 0.0],
+    [0.0, math.pi / 2, 0.10915, 0.0],
+    [0.0, -math.pi / 2, 0.09465, 0.0],
+    [0.0, 0.0, 0.0823, 0.0],
+]
+
+#: Franka Panda modified DH table (a_{i-1}, alpha_{i-1}, d_i, theta_offset), as published by
+#: Franka; with the flange tool Tz(0.107) it is panda.urdf's chain.
+PANDA_MDH = [
+    [0.0, 0.0, 0.333, 0.0],
+    [0.0, -math.pi / 2, 0.0, 0.0],
+    [0.0, math.pi / 2, 0.316, 0.0],
+    [0.0825, math.pi / 2, 0.0, 0.0],
+    [-0.0825, -math.pi / 2, 0.384, 0.0],
+    [0.0, math.pi / 2, 0.0, 0.0],
+    [0.088, math.pi / 2, 0.0, 0.0],
+]
+PANDA_FLANGE = 0.107

@@ -268,6 +268,7 @@ class Kernel:
         ``sel`` picks ends (None: all), ``point`` is (3,) or (B, 3)."""
         c = self.consts(q.dtype, q.device)
         b = q.shape[0]
+        s: torch.Tensor | None
         if b < LARGE_BATCH and self.use_path:
             s, pose = self._small(q, c)
             if sel is not None:
