@@ -222,14 +222,17 @@ def test_series_estimators_differentiate_as_estimators() -> None:
 
 def test_divergent_or_slow_series_warns() -> None:
     x = torch.zeros(1, 2, dtype=F64)
+    indefinite = torch.tensor([3.0, -1.0], dtype=F64)  # no scale c puts λ = −1 in the disc
     with pytest.warns(JacobiteWarning, match="diverges") as record:
-        logdet(lambda z: 3.5 * z, x, method="hutchinson", nprobe=2)
+        logdet(lambda z: z * indefinite, x, method="hutchinson", nprobe=2)
     assert record[0].filename == __file__  # reported at the caller's line
-    with pytest.warns(JacobiteWarning, match="raise terms"):  # 0.9^20 ≈ 0.12 of the probe
-        logdet(lambda z: 1.9 * z, x, method="hutch++", nprobe=2)
-    with warnings.catch_warnings():
+    spread = torch.tensor([0.05, 1.95], dtype=F64)  # best c = 1 leaves |λ/c − 1| = 0.95
+    with pytest.warns(JacobiteWarning, match="raise terms"):  # 0.95^20 ≈ 0.36 of the probe
+        logdet(lambda z: z * spread, x, method="hutch++", nprobe=2)
+    with warnings.catch_warnings():  # far from I but rescaled: 3.5 I / c = 0.88 I
         warnings.simplefilter("error")
-        logdet(lambda z: 1.9 * z, x, method="hutchinson", nprobe=2, terms=40)
+        r = logdet(lambda z: 3.5 * z, x, method="hutchinson", nprobe=2)
+    torch.testing.assert_close(r.value, torch.full((1,), 2 * math.log(3.5), dtype=F64))
 
 
 def test_errors_name_the_fix() -> None:
