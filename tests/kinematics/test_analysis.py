@@ -215,3 +215,13 @@ def test_nearest_singularity_finds_the_stretched_elbow_of_the_kuka() -> None:
     s_np = [np.linalg.svd(arm.jacobian(path(float(t))).numpy(), compute_uv=False)[-1]
             for t in r.t_samples[::5]]
     np.testing.assert_allclose(r.sigma_samples[::5].numpy(), s_np, rtol=1e-10, atol=1e-14)
+
+
+def test_measures_under_vmap_and_the_gradient_of_manipulability() -> None:
+    J = random_jacobians(5, (4, 6, 7))
+    torch.testing.assert_close(torch.func.vmap(manipulability)(J), manipulability(J))
+    torch.testing.assert_close(torch.func.vmap(condition_number)(J), condition_number(J))
+    # d√det(J Jᵀ)/dJ = w · (J Jᵀ)⁻¹ J (Jacobi's formula)
+    grad = torch.func.vmap(torch.func.grad(manipulability))(J)
+    w = manipulability(J)
+    torch.testing.assert_close(grad, w[:, None, None] * torch.linalg.solve(J @ J.mT, J))
