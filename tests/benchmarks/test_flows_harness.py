@@ -1,4 +1,5 @@
-"""The flows benchmark's helpers: zuko's exact-trace route, the decaying test spectra, the bugs."""
+"""The flows benchmark's helpers: zuko's exact-trace route, the decaying test spectra, the
+stderr calibration, the bugs."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ def test_decaying_factors_have_the_stated_spectrum() -> None:
     torch.testing.assert_close(V.T @ V, torch.eye(6, dtype=torch.float64))
     want = 0.5 ** torch.arange(6, dtype=torch.float64)
     torch.testing.assert_close(torch.linalg.svdvals(Us), want)
+
+
+def test_calibration_counts_mean_stderr_squared_and_coverage() -> None:
+    exact = torch.zeros(2, dtype=torch.float64)
+    values = [torch.tensor([1.0, -3.0], dtype=torch.float64)] * 2
+    stderrs = [torch.tensor([0.5, 1.0], dtype=torch.float64), torch.tensor([1.0, 1.0],
+                                                                             dtype=torch.float64)]
+    ms2, cover_t, cover_z = bf._calibration(values, stderrs, exact, dof=3)
+    assert ms2 == pytest.approx((0.25 + 1 + 1 + 1) / 4)
+    # t(3) quantile 3.18: |1| ≤ 3.18·0.5, |1| ≤ 3.18, |−3| ≤ 3.18 twice; 1.96: only |1| ≤ 1.96
+    assert cover_t == 1.0 and cover_z == pytest.approx(0.25)
 
 
 def test_seeded_bugs_change_the_log_det_as_named() -> None:
