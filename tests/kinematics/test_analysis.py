@@ -225,3 +225,18 @@ def test_measures_under_vmap_and_the_gradient_of_manipulability() -> None:
     grad = torch.func.vmap(torch.func.grad(manipulability))(J)
     w = manipulability(J)
     torch.testing.assert_close(grad, w[:, None, None] * torch.linalg.solve(J @ J.mT, J))
+
+
+def test_nearest_singularity_asks_for_one_end_frame() -> None:
+    from jacobite.kinematics import Chain
+
+    class TwoEnds(Planar2):
+        def jacobian(self, q: torch.Tensor, **kw: object) -> torch.Tensor:
+            return torch.stack([planar_jacobian(q)] * 2, dim=-3)
+
+    with pytest.raises(ShapeError, match="end="):
+        nearest_singularity(TwoEnds(), torch.zeros(2, 2, dtype=F64))
+    arm = Chain.from_dh([[0.7, 0.0, 0.0, 0.0], [0.4, 0.0, 0.0, 0.0]])
+    r = nearest_singularity(arm, torch.tensor([[0.2, 1.0], [0.2, -1.0]], dtype=F64),
+                            part="linear")
+    assert r.t == pytest.approx(0.5, abs=1e-6)

@@ -297,7 +297,12 @@ def nearest_singularity(chain: _Kinematic, path: Any, *, samples: int = 101,
 
     def measures(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            s = singular_values(chain.jacobian(q, frame=frame, end=end), part=part)
+            J = chain.jacobian(q, frame=frame, end=end)
+        if J.ndim != q.ndim + 1:
+            raise ShapeError(f"the chain gives Jacobians of shape {tuple(J.shape)} for "
+                             f"configurations {tuple(q.shape)}: several end frames; pick one "
+                             f"with end='<link name>'")
+        s = singular_values(J, part=part)
         return s[..., -1], s.prod(dim=-1)
 
     ts = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
