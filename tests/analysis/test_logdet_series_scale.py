@@ -71,7 +71,7 @@ def test_the_stderr_is_calibrated_far_from_the_identity(plus: bool, s: float) ->
     # four standard errors of the ratio over the N·B draws (delta method)
     tol = 4 * (sq_err.std() / sq_err.mean() + sq_se.std() / sq_se.mean()) / math.sqrt(N * B)
     assert abs(float(ratio) - 1) <= float(tol), (float(ratio), float(tol))
-    dof = est.dof(plus, P, D)
+    dof = est.dof("hutch++" if plus else "hutchinson", P, D)
     assert dof is not None
     cover = (err.abs() <= stats.t.ppf(0.975, dof) * se).double().mean()
     assert float(cover) >= 0.90, float(cover)  # nominal 0.95; binomial noise ±0.011
@@ -105,3 +105,12 @@ def test_rescale_off_keeps_the_plain_series() -> None:
         est.series(lambda z: 3.0 * z, x, Z, terms=20, rescale=False)
     v, _ = est.series(lambda z: 3.0 * z, x, Z, terms=20)
     torch.testing.assert_close(v, torch.full((2,), 3 * math.log(3.0), dtype=F64))
+
+
+def test_logdet_reports_the_dof_of_its_stderr() -> None:
+    f, x = _scaled_residual(8, 1, 2.0), torch.randn(2, 8, dtype=F64)
+    for method, want in (("hutchinson", 15), ("hutch++", 5), ("slq", 15)):
+        r = logdet(f, x, method=method, nprobe=16)  # type: ignore[arg-type]
+        assert r.dof == want and logdet(f, x[0], batch=False, method=method).dof == want  # type: ignore[arg-type]
+    assert logdet(f, x, method="hutch++", nprobe=24).dof is None  # the sketch spans R^8
+    assert logdet(f, x, method="exact").dof is None

@@ -13,6 +13,7 @@ import torch
 from scipy import stats
 
 from jacobite.analysis import _trace_est as te
+from jacobite.analysis import divergence
 from jacobite.errors import InvalidOptionError
 
 F64 = torch.float64
@@ -100,3 +101,10 @@ def test_dof_counts_the_probes_behind_the_spread() -> None:
     assert te.dof("xtrace", 12, 3) == 2  # at most D test vectors
     with pytest.raises(InvalidOptionError, match="hutchinson"):
         te.dof("exact", 12, 32)
+
+
+def test_divergence_reports_the_dof_of_its_stderr() -> None:
+    x = torch.randn(3, 32, dtype=F64)
+    for method, want in (("hutchinson", 11), ("hutch++", 3), ("xtrace", 5)):
+        assert divergence(torch.tanh, x, method=method, nprobe=12).dof == want  # type: ignore[arg-type]
+    assert divergence(torch.tanh, x).dof is None

@@ -141,17 +141,20 @@ def scale(pullback: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], x: torch
     return c.to(x.dtype)
 
 
-def dof(plus: bool, nprobe: int, D: int) -> int | None:
-    """Degrees of freedom of :func:`series`' standard error: the Hutchinson probes less one
-    (``None`` where Hutch++'s sketch spans ``R^D`` and the trace is exact).
+def dof(method: str, nprobe: int, D: int) -> int | None:
+    """Degrees of freedom of the standard error of ``method`` (``"hutchinson"``, ``"hutch++"``
+    or ``"slq"``) with ``nprobe`` probes in dimension ``D``: the probes behind its spread less
+    one; ``None`` where there is no spread to count (Hutch++'s sketch spans ``R^D`` and the
+    trace is exact, or a single probe).
 
-    >>> dof(False, 16, 32), dof(True, 16, 32), dof(True, 12, 4)
-    (15, 5, None)
+    >>> dof("hutchinson", 16, 32), dof("hutch++", 16, 32), dof("hutch++", 12, 4), dof("slq", 8, 4)
+    (15, 5, None, 7)
     """
-    k = min(nprobe // 3, D) if plus else 0
-    if plus and k == D:
+    k = min(nprobe // 3, D) if method == "hutch++" else 0
+    if method == "hutch++" and k == D:
         return None
-    return nprobe - 2 * k - 1
+    left = nprobe - 2 * k - 1
+    return left if left > 0 else None
 
 
 def _pullback(f: Batched, x: torch.Tensor

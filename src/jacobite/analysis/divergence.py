@@ -62,13 +62,17 @@ class Divergence:
 
     ``value``: shape ``(B,)`` (``()`` with ``batch=False``); ``stderr``: the estimator's standard
     error, same shape, ``None`` for ``method="exact"``; ``method``: the method used; ``nprobe``:
-    the Jacobian products an estimator used (``None`` for ``"exact"``, which uses ``D``).
+    the Jacobian products an estimator used (``None`` for ``"exact"``, which uses ``D``);
+    ``dof``: the degrees of freedom of ``stderr`` (the probes behind its spread, less one;
+    ``None`` for ``"exact"``). ``stderr²`` is the estimate's variance on average, but from few
+    probes one value is rough: for an interval use a Student t quantile with ``dof``.
     """
 
     value: torch.Tensor
     stderr: torch.Tensor | None
     method: str
     nprobe: int | None
+    dof: int | None = None
 
 
 #: saved bytes per sample of the modules seen, by (id, sample shape, dtype, device); a
@@ -228,4 +232,4 @@ def _divergence(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batc
     value, stderr, used = _ESTIMATORS[method](apply, nprobe, (B, D), x.dtype, x.device, gen)
     if not batch:
         value, stderr = value[0], stderr[0]
-    return Divergence(value, stderr, method, used)
+    return Divergence(value, stderr, method, used, _trace_est.dof(method, nprobe, D))

@@ -20,11 +20,13 @@ Methods:
 * ``"slq"`` — stochastic Lanczos quadrature of ``½ tr log(JᵀJ)`` (the estimate of
   :func:`jacobite.analysis.logabsdet`, batched over samples and probes); not differentiable
   (a tracked input raises). Any invertible ``J``; no sign.
-* ``"hutchinson"`` / ``"hutch++"`` — ``tr log J`` from the power series of
-  ``log(I + (J − I))`` truncated after ``terms`` terms (see
-  :mod:`jacobite.analysis._logdet_est` for the error bound): for ``J`` near the identity, as
-  in residual flows (``‖J − I‖₂ < 1``); a :class:`~jacobite.errors.JacobiteWarning` when the
-  series has not settled. Differentiable as the estimator with fixed probes.
+* ``"hutchinson"`` / ``"hutch++"`` — ``tr log J = D log c + tr log(J/c)``, the second
+  term from the power series of ``log(I + (J/c − I))`` truncated after ``terms`` terms, with
+  ``c`` per sample from a few Arnoldi steps on ``Jᵀ`` (see :mod:`jacobite.analysis._logdet_est`
+  for the choice and the error bound): for ``J`` whose eigenvalues have positive real parts
+  within a modest spread, as in residual flows or scaled maps; a
+  :class:`~jacobite.errors.JacobiteWarning` when the series has not settled (an indefinite or
+  nearly singular ``J``). Differentiable as the estimator with fixed probes.
 * ``"auto"`` — structured for operators; for ``f``, exact when the ``B·D²`` Jacobian entries
   and their factorisation (twice the entries' bytes) fit ``memory_budget``, else SLQ.
 
@@ -76,12 +78,15 @@ _METHODS = ("auto", "exact", "structured", "hutchinson", "hutch++", "slq")
 class LogDet:
     """``log|det J|`` per sample: ``value``, ``sign`` (``±1``, ``0`` if singular, ``nan`` for an
     estimate) and ``stderr`` (``None`` when exact), each ``(B,)`` (``()`` for one point or one
-    operator); ``method`` is the method used (``"auto"`` resolved)."""
+    operator); ``method`` is the method used (``"auto"`` resolved); ``dof`` the degrees of
+    freedom of ``stderr`` (the probes behind its spread, less one; ``None`` when exact): for
+    an interval use a Student t quantile with ``dof``, as few probes make one stderr rough."""
 
     value: torch.Tensor
     sign: torch.Tensor
     stderr: torch.Tensor | None
     method: str
+    dof: int | None = None
 
 
 def _ops(obj: Any) -> list[JacobianOperator] | None:
@@ -243,7 +248,8 @@ def logdet(f: Any, x: torch.Tensor | None = None, *, batch: bool = True,
     r = _resolve(fb, X, method, nprobe, seed, budget, terms, steps)
     if batch:
         return r
-    return LogDet(r.value[0], r.sign[0], None if r.stderr is None else r.stderr[0], r.method)
+    return LogDet(r.value[0], r.sign[0], None if r.stderr is None else r.stderr[0], r.method,
+                  r.dof)
 
 
 def _resolve(fb: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, method: str,
@@ -273,4 +279,5 @@ def _resolve(fb: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, method
                                     plus=method == "hutch++"))
     value = torch.cat([p[0] for p in parts])
     se = torch.cat([p[1] for p in parts])
-    return LogDet(value, torch.full_like(value.detach(), float("nan")), se, method)
+    return LogDet(value, torch.full_like(value.detach(), float("nan")), se, method,
+                  est.dof(method, nprobe, D))
