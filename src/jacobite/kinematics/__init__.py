@@ -8,6 +8,8 @@
   :func:`condition_number`, :func:`velocity_ellipsoid` / :func:`force_ellipsoid` of Jacobians,
   and :func:`nearest_singularity` along a path; pictures of them in
   :mod:`~jacobite.kinematics.plots` (``plot`` extra).
+* :func:`ik` — batched inverse kinematics (damped least squares on the pose error, many seeds
+  per goal, joint limits), differentiable in the target; an :class:`IKResult` per call.
 
 Twists and Jacobian rows are ordered linear then angular (see ``docs/conventions.md``).
 
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._ik import STATUSES, IKResult, ik
     from .analysis import (
         Ellipsoid,
         NearestSingularity,
@@ -39,11 +42,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FRAMES",
+    "STATUSES",
     "Chain",
     "Ellipsoid",
+    "IKResult",
     "NearestSingularity",
     "condition_number",
     "force_ellipsoid",
+    "ik",
     "manipulability",
     "nearest_singularity",
     "plot_ellipsoids",
@@ -58,6 +64,7 @@ _SOURCE = {
                      "manipulability", "nearest_singularity", "singular_values",
                      "velocity_ellipsoid"), ".analysis"),
     **dict.fromkeys(("plot_ellipsoids", "plot_path_measures"), ".plots"),
+    **dict.fromkeys(("STATUSES", "IKResult", "ik"), "._ik"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _SOURCE, ())
