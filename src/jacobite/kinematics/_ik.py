@@ -236,7 +236,7 @@ def _targets(target: Any, position_only: bool) -> tuple[torch.Tensor, bool, torc
     t = t[None] if single else t
     if t.shape[0] == 0:
         raise ShapeError("target holds no goals (G = 0); pass at least one pose")
-    if not _validate.all_finite(t):
+    if not _validate.all_finite(t.detach()):
         raise NonFiniteInputError("target contains NaN or Inf; pass finite poses")
     if pose:
         _check_rigid(t.detach())
