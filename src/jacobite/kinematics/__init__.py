@@ -10,6 +10,7 @@
   :mod:`~jacobite.kinematics.plots` (``plot`` extra).
 * :func:`ik` — batched inverse kinematics (damped least squares on the pose error, many seeds
   per goal, joint limits), differentiable in the target; an :class:`IKResult` per call.
+* :func:`solve_velocity` — joint velocities for an end-frame twist (damped least squares).
 
 Twists and Jacobian rows are ordered linear then angular (see ``docs/conventions.md``).
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .chain import FRAMES, Chain
     from .plots import plot_ellipsoids, plot_path_measures
+    from .velocity import solve_velocity
 
 __all__ = [
     "FRAMES",
@@ -55,6 +57,7 @@ __all__ = [
     "plot_ellipsoids",
     "plot_path_measures",
     "singular_values",
+    "solve_velocity",
     "velocity_ellipsoid",
 ]
 
@@ -65,6 +68,7 @@ _SOURCE = {
                      "velocity_ellipsoid"), ".analysis"),
     **dict.fromkeys(("plot_ellipsoids", "plot_path_measures"), ".plots"),
     **dict.fromkeys(("STATUSES", "IKResult", "ik"), "._ik"),
+    "solve_velocity": ".velocity",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _SOURCE, ())
