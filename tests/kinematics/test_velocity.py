@@ -86,3 +86,10 @@ def test_bad_twist_and_damping_are_refused():
         solve_velocity(chain, q, torch.zeros(3, dtype=F64))
     with pytest.raises(InvalidOptionError, match="damping"):
         solve_velocity(chain, q, torch.zeros(6, dtype=F64), damping=-1.0)
+
+
+def test_the_chain_method_is_the_function():
+    chain = load("kuka_iiwa7")
+    q, twist = _data(2, 3)
+    assert torch.equal(chain.solve_velocity(q, twist, damping=0.05),
+                       solve_velocity(chain, q, twist, damping=0.05))

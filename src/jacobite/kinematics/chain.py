@@ -249,3 +249,17 @@ class Chain:
         pose, j = self._run(q, frame, point, end, True)
         assert j is not None
         return pose, j
+
+    def solve_velocity(self, q: Any, twist: Any, *, damping: float = 1e-6,
+                       frame: str = "local_world_aligned", end: str | None = None
+                       ) -> torch.Tensor:
+        """Joint velocities giving the end-frame ``twist``, by damped least squares
+        (:func:`jacobite.kinematics.solve_velocity`).
+
+        >>> arm = Chain.from_dh([[1.0, 0.0, 0.0, 0.0]])
+        >>> arm.solve_velocity(torch.zeros(1), torch.tensor([0.0, 2.0, 0, 0, 0, 0])).shape
+        torch.Size([1])
+        """
+        from .velocity import solve_velocity
+
+        return solve_velocity(self, q, twist, damping=damping, frame=frame, end=end)
