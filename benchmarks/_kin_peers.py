@@ -60,12 +60,13 @@ class Pin:
         return self.data.oMf[self.fid].homogeneous.copy()
 
     def clik(self, target: np.ndarray, starts: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-             tol: tuple[float, float], max_iter: int = 20) -> np.ndarray:
+             tol: tuple[float, float], max_iter: int = 30) -> np.ndarray:
         """Closed-loop IK in a Python loop (pinocchio's textbook scheme: local log6 error,
         ``Jlog6``-corrected local Jacobian, a damped Gauss–Newton step of at most 0.5 rad per
         joint, clipped to the limits), ``max_iter`` steps from each start, one start after
-        another until one meets ``tol``; returns the best q found. (Step cap, damping 1e-6 and
-        20 steps per start were the fastest of a few settings tried on the KUKA goals.)"""
+        another until one meets ``tol``; returns the best q found. (Step cap and damping 1e-6
+        were the fastest of a few settings tried on the KUKA goals; 20 steps per start left
+        about 1 % of the goals unsolved, 30 about 0.1 %.)"""
         pin = self.pin
         model, data, fid = self.model, self.data, self.fid
         want = pin.SE3(target[:3, :3], target[:3, 3])
