@@ -5,7 +5,10 @@ Jacobian evaluation at each row's trial point and a fixed number of tensor opera
 runs ``width`` of its seeds at once (all of them when there are few goals, one when there are
 many); a seed that stalls (no tenfold fall of the squared error in ``_WINDOW`` rounds, or its
 ``max_iter`` spent) hands its row to the goal's next seed, and a goal leaves the batch as soon
-as one of its rows meets the tolerance, so the batch shrinks to the goals still unsolved.
+as one of its rows meets the tolerance, so the batch shrinks to the goals still unsolved. Once
+the goals left could run all their remaining seeds in no more rows than the batch started
+with, they do (one more batch of rows, no further restarts): the hard goals then take a few
+wide rounds instead of many narrow ones.
 
 The step minimises ``|e + J δ|² + λ|δ|²``: ``δ = −Jᵀ (J Jᵀ + λ I)⁻¹ e`` with ``λ = μ |e|²``
 (the damping shrinks with the error, as in Sugihara's LM for IK), ``μ`` raised fourfold after a
@@ -133,6 +136,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
     factor = torch.tensor([_MU_UP, _MU_DOWN], dtype=dt, device=dev)
     rounds, expanded = 0, w >= S
     window = min(_WINDOW, max_iter)
+    budget = max(_ROWS, G) * w      # rows once every remaining seed runs
     while True:
         rounds += 1
         et, Jt = residual(r.qt, r.tgt)
@@ -185,7 +189,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                 restart = restart[keep]
             if not r.goal.numel():
                 break
-            if not expanded and r.goal.numel() * S <= _ROWS * w:
+            if not expanded and r.goal.numel() * S <= budget:
                 expanded = True
                 extra = _expand(r, stride, S, rounds, targets, seeds, m)
                 if extra is not None:
