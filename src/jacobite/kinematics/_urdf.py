@@ -47,10 +47,26 @@ def _source(path_or_string: Any) -> Any:
     return path_or_string
 
 
+def _well_formed(src: Any) -> None:
+    """Refuse XML that is not well-formed (yourdfpy would recover a partial robot from it)."""
+    from xml.etree import ElementTree
+
+    try:
+        if isinstance(src, io.BytesIO):
+            ElementTree.fromstring(src.getvalue())
+        else:
+            ElementTree.parse(src)
+    except ElementTree.ParseError as exc:
+        raise InvalidOptionError(
+            f"could not read the URDF: it is not well-formed XML ({exc}); fix the XML"
+        ) from exc
+
+
 def read_urdf(path_or_string: Any) -> list[JointSpec]:
     """The joints of a URDF robot, in file order."""
     yourdfpy = require("yourdfpy", "robotics")
     src = _source(path_or_string)
+    _well_formed(src)
     try:
         urdf = yourdfpy.URDF.load(src, build_scene_graph=False, load_meshes=False,
                                   build_collision_scene_graph=False,

@@ -68,8 +68,10 @@ class Chain:
                   base: str | None = None) -> Chain:
         """The chain of a URDF robot (a file path or the XML text) from link ``base`` (default:
         the root link) to ``end``: a link name, a list of link names, or ``None`` for the single
-        leaf link. Revolute, continuous (limits ``±inf``), prismatic, fixed and mimic joints;
-        planar and floating joints are refused. Needs ``yourdfpy`` (``jacobite[robotics]``).
+        leaf link. Revolute, continuous (limits ``±inf``), prismatic, fixed and mimic joints
+        (``value = multiplier * value(joint) + offset``; ``dof`` counts the joints they follow);
+        joint axes are normalised; planar and floating joints are refused. Needs ``yourdfpy``
+        (``jacobite[robotics]``); meshes are never loaded.
 
         >>> xml = '''<robot name="r"><link name="a"/><link name="b"/>
         ... <joint name="j" type="prismatic"><parent link="a"/><child link="b"/>
