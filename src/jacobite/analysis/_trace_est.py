@@ -140,7 +140,7 @@ def xtrace(apply: Apply, nprobe: int, shape: tuple[int, int], dtype: torch.dtype
     value = t.mean(1)
     if s < 2:
         return value, torch.zeros_like(value), 2 * s
-    var = t.var(1, correction=1) / s + _loo_covariance(C, W, T, R, oy, n, t).clamp_min(0)
+    var = t.var(1, correction=1) / s + _loo_covariance(C, W, T, R, n, t).clamp_min(0)
     return value, var.sqrt(), 2 * s
 
 
@@ -152,21 +152,39 @@ def _unit(v: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _loo_covariance(C: torch.Tensor, W: torch.Tensor, T: torch.Tensor, R: torch.Tensor,
-                    oy: torch.Tensor, n: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                    n: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """An estimate ``(B,)`` of ``Cov(tᵢ, tⱼ)``, ``i ≠ j``, from ``E[(tᵢ − tᵢ₍₋ⱼ₎)(tⱼ − tr A)]``
     with ``tᵢ₍₋ⱼ₎`` the estimate of ``ωᵢ`` whose sketch also leaves ``ωⱼ`` out, and ``tr A``
-    replaced by the mean of the other ``s − 2`` estimates (of ``t`` where ``s = 2``)."""
+    replaced by the mean of the other ``s − 2`` estimates (of ``t`` where ``s = 2``).
+
+    Leaving ``ωⱼ`` out as well removes the direction ``v = (nⱼ − g nᵢ) / ν`` (``g = nᵢᵀnⱼ``,
+    ``ν`` its norm) besides ``nᵢ``, so with ``cᵢ`` the leave-one-out coefficients and
+    ``α = vᵀQᵀωᵢ``: ``tᵢ − tᵢ₍₋ⱼ₎ = (1 − α²) vᵀCv − α vᵀuᵢ``,
+    ``uᵢ = (AQ)ᵀωᵢ + QᵀAωᵢ + (C + Cᵀ) cᵢ``. Every ``vᵀx`` is ``(nⱼᵀx − g nᵢᵀx) / ν``, so all
+    pairs cost a few ``s × s`` products per sample."""
     B, s = t.shape
-    total = t.sum(1, keepdim=True)
-    acc = torch.zeros(B, dtype=t.dtype, device=t.device)
-    for j in range(s):
-        nj = n[:, j: j + 1, :]                             # (B, 1, s)
-        v = _unit(nj - (n * nj).sum(-1, keepdim=True) * n, 2)  # n_j's part orthogonal to nᵢ
-        t2 = _removed_trace(C, W, T, R, oy, torch.stack([n, v], dim=-1))  # (B, i)
-        rest = (total - t - t[:, j: j + 1]) / (s - 2) if s > 2 else t.mean(1, keepdim=True)
-        term = (t - t2) * (t[:, j: j + 1] - rest)          # (B, i)
-        acc = acc + term.sum(1) - term[:, j]
-    return acc / (s * (s - 1))
+    Wi = W.transpose(1, 2)                                  # (B, i, s): Qᵀωᵢ
+    c = n * (n * Wi).sum(-1, keepdim=True) - Wi             # (B, i, s): leave-one-out cᵢ
+    u = T.transpose(1, 2) + R.transpose(1, 2) + c @ C + c @ C.transpose(1, 2)
+    G = n @ n.transpose(1, 2)                               # [i, j] = nᵢᵀnⱼ
+    M = n @ C @ n.transpose(1, 2)                           # [i, j] = nᵢᵀ C nⱼ
+    NW = Wi @ n.transpose(1, 2)                             # [i, j] = nⱼᵀ Qᵀωᵢ
+    NU = u @ n.transpose(1, 2)                              # [i, j] = nⱼᵀ uᵢ
+    g, gd, md = G, torch.diagonal(G, dim1=1, dim2=2), torch.diagonal(M, dim1=1, dim2=2)
+    nu2 = gd[:, None, :] - 2 * g * g + g * g * gd[:, :, None]
+    ok = nu2 > 1e-12
+    nu2 = torch.where(ok, nu2, torch.ones_like(nu2))
+    nu = nu2.sqrt()
+    alpha = (NW - g * torch.diagonal(NW, dim1=1, dim2=2)[:, :, None]) / nu
+    vu = (NU - g * torch.diagonal(NU, dim1=1, dim2=2)[:, :, None]) / nu
+    vcv = (md[:, None, :] - g * (M + M.transpose(1, 2)) + g * g * md[:, :, None]) / nu2
+    drop = torch.where(ok, (1 - alpha * alpha) * vcv - alpha * vu, torch.zeros_like(vcv))
+    total = t.sum(1)[:, None, None]
+    rest = (total - t[:, :, None] - t[:, None, :]) / (s - 2) if s > 2 else \
+        t.mean(1)[:, None, None].expand(B, s, s)
+    term = drop * (t[:, None, :] - rest)                    # [i, j]: (tᵢ − tᵢ₍₋ⱼ₎)(tⱼ − rest)
+    off = ~torch.eye(s, dtype=torch.bool, device=t.device)
+    return (term * off).sum((1, 2)) / (s * (s - 1))
 
 
 def _removed_trace(C: torch.Tensor, W: torch.Tensor, T: torch.Tensor, R: torch.Tensor,
