@@ -204,7 +204,9 @@ def ik_section(quick: bool) -> Section:
             return q, np.full(G, np.nan)
 
         routes["pinocchio CLIK, Python loop per goal"] = clik
-    rtb_note = "roboticstoolbox: not installed (`pip install roboticstoolbox-python`)"
+    rtb_note = ("roboticstoolbox: not installed (`pip install roboticstoolbox-python`)"
+                if not _have("roboticstoolbox") else
+                "roboticstoolbox: skipped (its chain is built from pinocchio's model)")
     if pin is not None and _have("roboticstoolbox"):
         try:
             ets = peers.rtb_ets(pin)

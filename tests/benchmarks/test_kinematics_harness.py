@@ -61,3 +61,13 @@ def test_missing_robot_files_skip_the_sections(monkeypatch, tmp_path) -> None:
         assert section.rows[0][0].startswith("skipped: robot file")
     rows = bk.agreement(True).rows
     assert len(rows) == 3 and all("skipped: robot file" in r[1] for r in rows)
+
+
+def test_missing_peers_leave_jacobite_rows(monkeypatch) -> None:
+    monkeypatch.setattr(bk, "_have", lambda name: False)
+    fk = bk.fk_jacobian(True)
+    assert [r[0] for r in fk.rows] == ["jacobite chain.fk_and_jacobian"] * 2
+    ik = bk.ik_section(True)
+    assert ik.rows[0][0].startswith("jacobite ik") and ik.rows[0][4] == "100.0 %"
+    assert any("roboticstoolbox: not installed" in n for n in ik.notes)
+    assert bk.agreement(True).rows[0][0].startswith("skipped: install pin")
