@@ -240,3 +240,13 @@ def test_nearest_singularity_asks_for_one_end_frame() -> None:
     r = nearest_singularity(arm, torch.tensor([[0.2, 1.0], [0.2, -1.0]], dtype=F64),
                             part="linear")
     assert r.t == pytest.approx(0.5, abs=1e-6)
+
+
+def test_force_ellipsoid_surface_needs_unit_joint_torque() -> None:
+    J = random_jacobians(6, (3, 6, 7))
+    ell = force_ellipsoid(J)
+    u = random_jacobians(7, (3, 3, 40))
+    u = u / u.norm(dim=1, keepdim=True)            # unit directions in the ellipsoid's frame
+    f = ell.axes @ (ell.radii.unsqueeze(-1) * u)  # points on the surface, (3, 3, 40)
+    tau = J[:, :3].mT @ f                          # τ = Jᵀ f (linear block)
+    torch.testing.assert_close(tau.norm(dim=1), torch.ones(3, 40, dtype=F64))
