@@ -10,6 +10,7 @@ from . import (
     flows_check,
     flows_density,
     kinematics_analysis,
+    kinematics_ik,
     misc,
     operators_nn,
     sparse_mo,
@@ -17,7 +18,7 @@ from . import (
 from .known_failures import KNOWN_FAILURES
 
 AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density,
-         kinematics_analysis]
+         kinematics_analysis, kinematics_ik]
 
 TABLE: list[Entry] = [e for area in AREAS for e in area.ENTRIES]
 for _e in TABLE:
@@ -52,6 +53,6 @@ EXEMPT: dict[str, str] = {
         "extrema.CriticalPoint",
         "cli.tour.Outcome", "cli.tour.Source", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
         "solvers.lsq.BatchLeastSquaresResult",
-        "kinematics.Ellipsoid", "kinematics.NearestSingularity",
+        "kinematics.Ellipsoid", "kinematics.NearestSingularity", "kinematics.IKResult",
     )},
 }

@@ -188,7 +188,7 @@ def _implicit_step(tgt: torch.Tensor, J: torch.Tensor, position_only: bool) -> t
 
 
 def _check_chain(chain: Any) -> None:
-    for name in ("dof", "lower", "upper", "fk_and_jacobian"):
+    for name in ("dof", "lower", "upper", "fk_and_jacobian", "jacobian"):
         if not hasattr(chain, name):
             raise ArgumentTypeError(
                 f"chain must be a jacobite.kinematics.Chain (it has no {name!r}), got "

@@ -24,6 +24,7 @@ import torch
 
 from .. import _validate
 from ..errors import ArgumentTypeError, NonFiniteInputError, ShapeError
+from ._ik import _check_chain
 
 __all__ = ["solve_velocity"]
 
@@ -51,10 +52,13 @@ def solve_velocity(chain: Any, q: Any, twist: Any, *, damping: float = 1e-6,
     >>> solve_velocity(arm, torch.zeros(3, 1), torch.tensor([0.0, 2.0, 0, 0, 0, 0])).shape
     torch.Size([3, 1])
     """
+    _check_chain(chain)
     lam = _validate.tolerance(damping, "damping")
     if end is not None and not isinstance(end, str):
         raise ArgumentTypeError(f"end must be one link name (a string) or None, got {end!r}")
     J = chain.jacobian(q, frame=frame, end=end)
+    if not _validate.under_vmap(J) and not _validate.all_finite(J.detach()):
+        raise NonFiniteInputError("q gives a Jacobian with NaN or Inf; pass finite joint values")
     xi = _twist(twist, J)
     if lam == 0:
         return (torch.linalg.pinv(J) @ xi[..., None])[..., 0]
