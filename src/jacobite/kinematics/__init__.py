@@ -3,7 +3,8 @@
 * :class:`Chain` — a robot from a URDF (``Chain.from_urdf``, needs ``jacobite[robotics]``) or a
   Denavit–Hartenberg table (``Chain.from_dh``); ``fk``, ``jacobian`` (``frame=`` as pinocchio's
   ``WORLD`` / ``LOCAL`` / ``LOCAL_WORLD_ALIGNED``), ``fk_and_jacobian`` — batched over
-  configurations, differentiable, float32/float64 on any device.
+  configurations, differentiable, float32/float64 on any device; ``analytic_jacobian`` for
+  roll-pitch-yaw or quaternion orientation parameters (:mod:`~jacobite.kinematics.analytic`).
 * :mod:`~jacobite.kinematics.analysis` — :func:`manipulability`, :func:`singular_values`,
   :func:`condition_number`, :func:`velocity_ellipsoid` / :func:`force_ellipsoid` of Jacobians,
   and :func:`nearest_singularity` along a path; pictures of them in
@@ -38,22 +39,26 @@ if TYPE_CHECKING:  # pragma: no cover
         singular_values,
         velocity_ellipsoid,
     )
+    from .analytic import ORIENTATIONS, analytic_jacobian, orientation_parameters
     from .chain import FRAMES, Chain
     from .plots import plot_ellipsoids, plot_path_measures
     from .velocity import solve_velocity
 
 __all__ = [
     "FRAMES",
+    "ORIENTATIONS",
     "STATUSES",
     "Chain",
     "Ellipsoid",
     "IKResult",
     "NearestSingularity",
+    "analytic_jacobian",
     "condition_number",
     "force_ellipsoid",
     "ik",
     "manipulability",
     "nearest_singularity",
+    "orientation_parameters",
     "plot_ellipsoids",
     "plot_path_measures",
     "singular_values",
@@ -69,6 +74,8 @@ _SOURCE = {
     **dict.fromkeys(("plot_ellipsoids", "plot_path_measures"), ".plots"),
     **dict.fromkeys(("STATUSES", "IKResult", "ik"), "._ik"),
     "solve_velocity": ".velocity",
+    **dict.fromkeys(("ORIENTATIONS", "analytic_jacobian", "orientation_parameters"),
+                    ".analytic"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _SOURCE, ())

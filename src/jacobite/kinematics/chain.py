@@ -252,6 +252,20 @@ class Chain:
         assert j is not None
         return pose, j
 
+    def analytic_jacobian(self, q: Any, *, orientation: str = "rpy",
+                          end: str | Sequence[str] | None = None) -> torch.Tensor:
+        """The Jacobian of (end position, orientation parameters) — ``"rpy"`` (roll, pitch,
+        yaw; ``(…, 6, dof)``) or ``"quaternion"`` (``(w, x, y, z)``, ``w ≥ 0``; ``(…, 7,
+        dof)``); see :func:`jacobite.kinematics.analytic_jacobian`.
+
+        >>> Chain.from_dh([[1.0, 0.0, 0.0, 0.0]]).analytic_jacobian(
+        ...     torch.zeros(1), orientation="quaternion").shape
+        torch.Size([7, 1])
+        """
+        from .analytic import analytic_jacobian
+
+        return analytic_jacobian(self, q, orientation=orientation, end=end)
+
     def solve_velocity(self, q: Any, twist: Any, *, damping: float = 1e-6,
                        frame: str = "local_world_aligned", end: str | None = None
                        ) -> torch.Tensor:
