@@ -74,3 +74,11 @@ def test_imports_follow_the_table(package: str) -> None:
         if extra:
             bad[str(f.relative_to(SRC))] = sorted(extra)
     assert not bad, f"imports not allowed by docs/ARCHITECTURE.md's row for {package}: {bad}"
+
+
+def test_only_the_command_line_imports_kinematics() -> None:
+    # robot kinematics sits on top of the use layer: jacobite/__init__.py re-exports it lazily
+    users = {str(f.relative_to(SRC)) for f in SRC.rglob("*.py")
+             if f.relative_to(SRC).parts[0] not in ("kinematics", "cli", "__init__.py")
+             and "kinematics" in _imports(f, f.relative_to(SRC).parts[0].removesuffix(".py"))}
+    assert not users, f"only jacobite.cli may import jacobite.kinematics: {sorted(users)}"

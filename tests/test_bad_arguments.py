@@ -72,8 +72,13 @@ def public_callables() -> dict[str, Any]:
 
 
 def _resolve(qualified: str) -> Any:
+    """The object a table name stands for: a module attribute, or an attribute of one (a
+    method such as ``jacobite.kinematics.Chain.fk``)."""
     mod, _, name = qualified.removesuffix("()").rpartition(".")
-    return getattr(importlib.import_module(mod), name)
+    try:
+        return getattr(importlib.import_module(mod), name)
+    except ModuleNotFoundError:
+        return getattr(_resolve(mod), name)
 
 
 def test_table_covers_every_public_callable() -> None:

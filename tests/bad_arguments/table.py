@@ -10,6 +10,7 @@ from . import (
     flows_check,
     flows_density,
     kinematics_analysis,
+    kinematics_chain,
     kinematics_ik,
     misc,
     operators_nn,
@@ -18,7 +19,7 @@ from . import (
 from .known_failures import KNOWN_FAILURES
 
 AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density,
-         kinematics_analysis, kinematics_ik]
+         kinematics_analysis, kinematics_chain, kinematics_ik]
 
 TABLE: list[Entry] = [e for area in AREAS for e in area.ENTRIES]
 for _e in TABLE:

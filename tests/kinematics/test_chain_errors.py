@@ -125,7 +125,7 @@ def test_bad_dh() -> None:
         Chain.from_dh([[0.0, 0.0, float("nan"), 0.0]])
     with pytest.raises(InvalidOptionError, match="'standard' or 'modified'"):
         Chain.from_dh(UR5_DH, convention="craig")
-    with pytest.raises(ArgumentTypeError, match="'standard' or 'modified'"):
+    with pytest.raises(InvalidOptionError, match="'standard' or 'modified'"):
         Chain.from_dh(UR5_DH, convention=1)
     with pytest.raises(InvalidOptionError, match="'R' \\(revolute\\) or 'P'"):
         Chain.from_dh(UR5_DH, joint_types="RRR")

@@ -88,7 +88,7 @@ def _ends(end: str | Sequence[str] | None, leaves: list[str], links: set[str]) -
                 "frame(s) with end='<link>' or end=['<link>', ...]"
             )
         return leaves
-    ends = [end] if isinstance(end, str) else list(end)
+    ends = [end] if isinstance(end, str) else list(end) if isinstance(end, (list, tuple)) else []
     if not ends or not all(isinstance(e, str) for e in ends):
         raise InvalidOptionError(
             f"end must be a link name or a non-empty list of link names, got {end!r}"
@@ -98,7 +98,8 @@ def _ends(end: str | Sequence[str] | None, leaves: list[str], links: set[str]) -
     for e in ends:
         if e not in links:
             raise InvalidOptionError(
-                f"end={e!r} is not a link of the robot; its links are {_names(list(links))}"
+                f"end={e!r} is not a link of the robot; pick one of its links: "
+                f"{_names(list(links))}"
             )
     return ends
 
@@ -112,18 +113,21 @@ def _resolve_mimic(spec: JointSpec, by_name: dict[str, JointSpec]) -> tuple[str,
         if target not in by_name:
             raise InvalidOptionError(
                 f"joint {cur.name!r} mimics {target!r}, which is not a joint of the robot; "
-                "fix the <mimic joint=...> attribute"
+                "make its <mimic joint=...> name a joint of the robot"
             )
         if target in seen:
             raise InvalidOptionError(
-                f"joint {spec.name!r} is part of a cycle of mimic joints; break the cycle"
+                f"joint {spec.name!r} is part of a cycle of mimic joints; remove one <mimic> "
+                "of the cycle"
             )
         seen.add(target)
         mult, off = mult * m, off * 1.0 + mult * o  # value = mult*(m*v + o) + off
         cur = by_name[target]
         name = cur.name
     if cur.kind == "fixed":
-        raise InvalidOptionError(f"joint {spec.name!r} mimics the fixed joint {name!r}")
+        raise InvalidOptionError(
+            f"joint {spec.name!r} mimics the fixed joint {name!r}; make it mimic a moving joint"
+        )
     return name, mult, off
 
 
@@ -140,7 +144,8 @@ def build_model(joints: Sequence[JointSpec], *, end: str | Sequence[str] | None,
         base = roots[0] if roots else None
     if base is None or base not in links:
         raise InvalidOptionError(
-            f"base={base!r} is not a link of the robot; its links are {_names(list(links))}"
+            f"base={base!r} is not a link of the robot; pick one of its links: "
+            f"{_names(list(links))}"
         )
     below: set[str] = set()  # links at or below base
     stack = [base]

@@ -33,8 +33,8 @@ def _source(path_or_string: Any) -> Any:
         path_or_string = path_or_string.decode()
     if not isinstance(path_or_string, str):
         raise ArgumentTypeError(
-            "from_urdf takes a path to a .urdf file or the URDF XML as a string, got "
-            f"{type(path_or_string).__name__}"
+            "from_urdf needs a path to a .urdf file or the URDF XML as a string, got "
+            f"{type(path_or_string).__name__}; pass one of them"
         )
     text = path_or_string.lstrip()
     if text.startswith("<"):
@@ -58,7 +58,7 @@ def _well_formed(src: Any) -> None:
             ElementTree.parse(src)
     except ElementTree.ParseError as exc:
         raise InvalidOptionError(
-            f"could not read the URDF: it is not well-formed XML ({exc}); fix the XML"
+            f"could not read the URDF: it is not well-formed XML ({exc}); make it well-formed"
         ) from exc
 
 
@@ -73,7 +73,7 @@ def read_urdf(path_or_string: Any) -> list[JointSpec]:
                                   load_collision_meshes=False)
     except Exception as exc:  # yourdfpy and lxml raise many kinds
         raise InvalidOptionError(
-            f"could not read the URDF ({type(exc).__name__}: {exc}); check that it is "
+            f"could not read the URDF ({type(exc).__name__}: {exc}); make sure it is "
             "well-formed XML with a <robot> element"
         ) from exc
     robot = urdf.robot
@@ -89,11 +89,17 @@ def read_urdf(path_or_string: Any) -> list[JointSpec]:
                 "(pick base= below it) or as six prismatic/revolute joints"
             )
         if kind not in ("revolute", "continuous", "prismatic", "fixed"):
-            raise InvalidOptionError(f"joint {j.name!r} has unknown type {kind!r}")
+            raise InvalidOptionError(
+                f"joint {j.name!r} has unknown type {kind!r}; use revolute, continuous, "
+                "prismatic or fixed"
+            )
         origin = np.eye(4) if j.origin is None else np.asarray(j.origin, dtype=np.float64)
         axis = np.array([1.0, 0.0, 0.0]) if j.axis is None else np.asarray(j.axis, np.float64)
         if kind != "fixed" and not (np.all(np.isfinite(axis)) and np.linalg.norm(axis) > 0):
-            raise InvalidOptionError(f"joint {j.name!r} has a zero or non-finite axis {axis}")
+            raise InvalidOptionError(
+                f"joint {j.name!r} has a zero or non-finite axis {axis}; give a unit "
+                "<axis xyz=...>"
+            )
         lower, upper = -math.inf, math.inf
         if kind in ("revolute", "prismatic") and j.limit is not None:
             if j.limit.lower is not None:

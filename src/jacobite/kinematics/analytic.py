@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .. import _validate
+from ..errors import ArgumentTypeError, DtypeError, ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .chain import Chain
@@ -71,6 +72,14 @@ def orientation_parameters(r: torch.Tensor, orientation: str = "rpy") -> torch.T
     >>> orientation_parameters(torch.eye(3), "quaternion")
     tensor([1., 0., 0., 0.])
     """
+    if not isinstance(r, torch.Tensor):
+        raise ArgumentTypeError(
+            f"r must be a tensor of rotation matrices (…, 3, 3), got {type(r).__name__}"
+        )
+    if not r.is_floating_point():
+        raise DtypeError(f"r must be floating point, got {r.dtype}; convert it with r.double()")
+    if r.ndim < 2 or r.shape[-2:] != (3, 3):
+        raise ShapeError(f"r must have shape (…, 3, 3), got {tuple(r.shape)}")
     _validate.choice(orientation, "orientation", ORIENTATIONS)
     return _rpy(r) if orientation == "rpy" else _quaternion(r)
 
@@ -80,6 +89,13 @@ def analytic_jacobian(chain: Chain, q: Any, *, orientation: str = "rpy",
     """The Jacobian of ``(position, orientation_parameters(R))`` of the end frame(s) in
     ``q``: ``(…, 6, dof)`` for ``"rpy"``, ``(…, 7, dof)`` for ``"quaternion"`` (``(…, F, ·,
     dof)`` for several ends). Rows 0–2: the end frame origin's velocity in world axes."""
+    from .chain import Chain
+
+    if not isinstance(chain, Chain):
+        raise ArgumentTypeError(
+            f"chain must be a jacobite.kinematics.Chain, got {type(chain).__name__}; make one "
+            "with Chain.from_urdf or Chain.from_dh"
+        )
     _validate.choice(orientation, "orientation", ORIENTATIONS)
     pose, jac = chain.fk_and_jacobian(q, frame="local_world_aligned", end=end)
     r = pose[..., :3, :3]

@@ -53,6 +53,18 @@ class Chain:
     """
 
     def __init__(self, model: Model, *, base: np.ndarray | None = None) -> None:
+        if not isinstance(model, Model):
+            raise ArgumentTypeError(
+                f"a Chain is made from a robot description, got {type(model).__name__}; use "
+                "Chain.from_urdf(path_or_xml) or Chain.from_dh(table)"
+            )
+        if base is not None:
+            base = np.asarray(base, dtype=np.float64) if isinstance(base, np.ndarray) else base
+            if not (isinstance(base, np.ndarray) and base.shape == (4, 4)
+                    and np.all(np.isfinite(base))):
+                raise ArgumentTypeError(
+                    f"base must be None or a finite (4, 4) NumPy transform, got {base!r}"
+                )
         self._model = model
         self._kernel = Kernel(model, base)
         self.dof: int = model.dof
@@ -104,9 +116,6 @@ class Chain:
         ...     torch.tensor([0.2], dtype=torch.float64))[2, 3]
         tensor(0.3000, dtype=torch.float64)
         """
-        if not isinstance(convention, str):
-            raise ArgumentTypeError(f"convention must be 'standard' or 'modified', got "
-                                    f"{convention!r}")
         joints: list[JointSpec] = dh_joints(table, convention, joint_types, limits, base, tool)
         return cls(build_model(joints, end=None, base=None))
 
@@ -125,11 +134,9 @@ class Chain:
                     f"dof={self.dof}, got {type(q).__name__}"
                 )
         if q.dtype not in _FLOATS:
-            if q.dtype.is_floating_point:
-                raise DtypeError(f"q has dtype {q.dtype}; cast it with q.double() or q.float()")
             raise DtypeError(
-                f"q must be floating point (torch.float32 or torch.float64), got {q.dtype}; "
-                "cast it with q.double()"
+                f"q must be torch.float32 or torch.float64, got {q.dtype}; convert it with "
+                "q.double()"
             )
         if q.ndim == 0 or q.shape[-1] != self.dof:
             raise ShapeError(
@@ -156,8 +163,8 @@ class Chain:
         if i is None:
             raise InvalidOptionError(
                 f"end={name!r} is not an end link of this chain; its end links are "
-                f"{list(self.end_names)} (build the chain with Chain.from_urdf(..., "
-                "end=[...]) to add more)"
+                f"{list(self.end_names)}; pass one of them (or build the chain with "
+                "Chain.from_urdf(..., end=[...]) to have more)"
             )
         return i
 
