@@ -199,7 +199,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                     stride = S              # every seed is running: no row restarts again
                     pad = torch.ones(extra.goal.numel(), dtype=torch.bool, device=dev)
                     restart = torch.cat([old, pad])
-        step = _step(r.e, r.J, r.mu * r.cost, r.q, lower, upper, project)
+        step = _step(r.e, r.J, r.mu * r.cost + 1e-12, r.q, lower, upper, project)
         r.qt = step if restart is None else torch.where(restart[:, None], r.qt, step)
     return out
 
@@ -222,14 +222,16 @@ def _step(e: torch.Tensor, J: torch.Tensor, lam: torch.Tensor, q: torch.Tensor,
     """The next trial point ``q − Jᵀ (J Jᵀ + λ I)⁻¹ e`` for every row; with ``project``,
     joints at a limit that the descent direction ``−Jᵀ e`` pushes outwards are held there
     (their columns of ``J`` dropped) and the trial is clamped into the limits."""
-    Jt = J.transpose(-1, -2)
     if project:
-        g = (Jt @ e[..., None])[..., 0]             # the gradient of ½|e|²
-        held = ((q <= lower) & (g > 0)) | ((q >= upper) & (g < 0))
-        J = torch.where(held[:, None, :], 0.0, J)
-        Jt = J.transpose(-1, -2)
+        low = q <= lower
+        at = low | (q >= upper)
+        if bool(at.any()):
+            g = (J.transpose(-1, -2) @ e[..., None])[..., 0]        # the gradient of ½|e|²
+            held = at & ((g > 0) == low)
+            J = torch.where(held[:, None, :], 0.0, J)
+    Jt = J.transpose(-1, -2)
     A = J @ Jt
-    A.diagonal(dim1=-2, dim2=-1).add_(lam[:, None] + 1e-12)
+    A.diagonal(dim1=-2, dim2=-1).add_(lam[:, None])
     x = torch.linalg.solve_ex(A, e)[0]
     trial = torch.baddbmm(q[..., None], Jt, x[..., None], alpha=-1)[..., 0]
     return torch.clamp(trial, lower, upper) if project else trial

@@ -24,6 +24,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .._validate import tracked
@@ -114,18 +116,25 @@ def so3_log(R: torch.Tensor) -> torch.Tensor:
 
 
 def _log_values(R: torch.Tensor) -> torch.Tensor:
-    """``so3_log`` with no derivatives to keep (fewer operations): ``θ / sin θ`` is accurate
-    down to ``sin θ = 0`` (both from ``atan2``), and only the rows near π take the other
-    branch."""
-    s = vee(R)
-    c = (torch.diagonal(R, dim1=-2, dim2=-1).sum(-1) - 1) * 0.5
-    sn = torch.linalg.vector_norm(s, dim=-1)
-    w = (torch.atan2(sn, c) / sn.clamp_min(torch.finfo(R.dtype).tiny))[..., None] * s
-    near_pi = c < _NEAR_PI
+    """``so3_log`` with no derivatives to keep, in few operations."""
+    eye = torch.eye(3, dtype=R.dtype, device=R.device)
+    s2 = torch.linalg.cross(eye.expand_as(R), R, dim=-2).sum(-1)  # vee(R − Rᵀ) = 2 sin θ · a
+    c2 = torch.diagonal(R, dim1=-2, dim2=-1).sum(-1) - 1          # 2 cos θ
+    return _rotvec(s2, c2, lambda rows: R[rows])
+
+
+def _rotvec(s2: torch.Tensor, c2: torch.Tensor,
+            matrix: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The rotation vector from ``2 sin θ · a`` and ``2 cos θ``: ``θ / sin θ`` is accurate down
+    to ``sin θ = 0`` (both from ``atan2``); only rows near π (whose matrices ``matrix(rows)``
+    gives) take the other branch."""
+    sn2 = torch.linalg.vector_norm(s2, dim=-1)
+    w = (torch.atan2(sn2, c2) / sn2.clamp_min(torch.finfo(s2.dtype).tiny))[..., None] * s2
+    near_pi = c2 < 2 * _NEAR_PI
     if bool(near_pi.any()):
-        c = c.clamp(-1.0, 1.0)
-        w[near_pi] = _log_near_pi(R[near_pi], s[near_pi], c[near_pi],
-                                  torch.ones_like(c[near_pi], dtype=torch.bool))
+        c = (0.5 * c2[near_pi]).clamp(-1.0, 1.0)
+        w[near_pi] = _log_near_pi(matrix(near_pi), 0.5 * s2[near_pi], c,
+                                  torch.ones_like(c, dtype=torch.bool))
     return w
 
 
@@ -219,5 +228,12 @@ def pose_error(T: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     >>> pose_error(T, torch.eye(4, dtype=torch.float64))[3:].tolist()
     [0.0, 0.0, 0.2]
     """
-    dR = T[..., :3, :3] @ target[..., :3, :3].transpose(-1, -2)
-    return torch.cat([T[..., :3, 3] - target[..., :3, 3], so3_log(dR)], -1)
+    R, Rt = T[..., :3, :3], target[..., :3, :3]
+    dp = T[..., :3, 3] - target[..., :3, 3]
+    if tracked(T) or tracked(target):
+        return torch.cat([dp, so3_log(R @ Rt.transpose(-1, -2))], -1)
+    # R Rₜᵀ = Σⱼ rⱼ tⱼᵀ, so vee(R Rₜᵀ − Rₜ Rᵀ) = Σⱼ tⱼ × rⱼ and tr(R Rₜᵀ) = Σ R ∘ Rₜ
+    s2 = torch.linalg.cross(Rt, R, dim=-2).sum(-1)
+    c2 = (R * Rt).sum((-2, -1)) - 1
+    w = _rotvec(s2, c2, lambda rows: R[rows] @ Rt[rows].transpose(-1, -2))
+    return torch.cat([dp, w], -1)
