@@ -108,3 +108,71 @@ def test_divergence_reports_the_dof_of_its_stderr() -> None:
     for method, want in (("hutchinson", 11), ("hutch++", 3), ("xtrace", 5)):
         assert divergence(torch.tanh, x, method=method, nprobe=12).dof == want  # type: ignore[arg-type]
     assert divergence(torch.tanh, x).dof is None
+
+
+def _hutch_pp_dense(A: torch.Tensor, Om: torch.Tensor, test: int, sketch: list[int]
+                    ) -> torch.Tensor:
+    """``tr(A P) + ωᵀ(I − P)A(I − P)ω`` with ``P`` the projector on ``range(A Ω[:, sketch])``
+    (a basis from the SVD, so that dependent columns add no direction)."""
+    P = torch.zeros_like(A)
+    if sketch:
+        U, sig, _ = torch.linalg.svd(A @ Om[:, sketch], full_matrices=False)
+        Q = U[:, sig > 1e-10 * sig[0]]
+        P = Q @ Q.T
+    w = Om[:, test] - P @ Om[:, test]
+    return torch.trace(A @ P) + w @ A @ w
+
+
+@pytest.mark.parametrize("D,s", [(9, 4), (12, 2), (6, 6), (16, 5)])
+def test_xtrace_value_and_stderr_match_explicit_leave_out_projections(D: int, s: int) -> None:
+    # (6, 6) draws two equal test vectors for the first sample: the value still matches, the
+    # stderr's pair removals are those of independent products (module doc), so it is skipped
+    A = torch.randn(2, D, D, generator=torch.Generator().manual_seed(D + s), dtype=F64)
+
+    def apply(V: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bij,kbj->kbi", A, V)
+
+    value, stderr, used = te.xtrace(apply, 2 * s, (2, D), F64, "cpu",
+                                    torch.Generator().manual_seed(1))
+    Om = te.rademacher(s, (2, D), F64, "cpu", torch.Generator().manual_seed(1))  # same draw
+    assert used == 2 * s
+    for b in range(2):
+        Ob, idx = Om[:, b].T, list(range(s))
+        t = torch.stack([_hutch_pp_dense(A[b], Ob, i, [k for k in idx if k != i]) for i in idx])
+        cov = torch.zeros((), dtype=F64)
+        for i in idx:
+            for j in idx:
+                if i != j:
+                    t2 = _hutch_pp_dense(A[b], Ob, i, [k for k in idx if k not in (i, j)])
+                    rest = (t.sum() - t[i] - t[j]) / (s - 2) if s > 2 else t.mean()
+                    cov = cov + (t[i] - t2) * (t[j] - rest)
+        var = t.var() / s + (cov / (s * (s - 1))).clamp_min(0)
+        torch.testing.assert_close(value[b], t.mean(), rtol=1e-10, atol=1e-10)
+        if torch.linalg.matrix_rank(Ob) == s:
+            torch.testing.assert_close(stderr[b], var.sqrt(), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", ["rank 2", "dependent test vectors"])
+def test_xtrace_is_unbiased_where_the_products_are_rank_deficient(case: str) -> None:
+    # rank 2 with 4 test vectors: a leave-one-out sketch is range(A) and its estimate exact;
+    # D = 6 with 6 Rademacher vectors: about half the draws repeat a vector (up to sign)
+    g = torch.Generator().manual_seed(3)
+    if case == "rank 2":
+        D, s = 8, 4
+        A = torch.randn(D, 2, generator=g, dtype=F64) @ torch.randn(2, D, generator=g, dtype=F64)
+    else:
+        D, s = 6, 6
+        A = torch.randn(D, D, generator=g, dtype=F64)
+    batch = A.expand(4000, D, D)
+
+    def apply(V: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bij,kbj->kbi", batch, V)
+
+    value, stderr, _ = te.xtrace(apply, 2 * s, (4000, D), F64, "cpu",
+                                 torch.Generator().manual_seed(0))
+    err = value - torch.trace(A)
+    assert abs(float(err.mean())) <= 4 * float(err.std()) / 4000 ** 0.5 + 1e-9, float(err.mean())
+    if case == "rank 2":  # exact unless the other three products span less than range(A)
+        exact = err.abs() < 1e-8
+        assert float(exact.double().mean()) > 0.99
+        assert float(stderr[exact].max()) < 1e-6

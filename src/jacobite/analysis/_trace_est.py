@@ -16,6 +16,9 @@ vector. Each returns ``(value (B,), stderr (B,), products used)``.
   the *other* vectors' products, averaged over ``i``; every product serves both the sketch and
   the Hutchinson part. The ``s`` leave-one-out projectors come from one QR factorisation (the
   direction that leaving ``ωᵢ`` out removes is ``Q R⁻ᵀ eᵢ``), so ``2s`` products suffice.
+  Where the products ``AΩ`` are rank-deficient (``A`` of rank below ``s``, or equal test
+  vectors, common for small ``D``) the sketches are built from ``R``'s SVD, keeping only the
+  directions the products span and removing none where ``Aωᵢ`` depends on the others.
   The paper's error estimate, ``Σ (tᵢ − t̄)² / (s (s − 1))``, treats the ``tᵢ`` as independent;
   they share their sketches and are positively correlated where the spectrum decays slowly, so
   it understates the variance (up to 3× measured on flat spectra). Here the variance is that
@@ -132,16 +135,35 @@ def xtrace(apply: Apply, nprobe: int, shape: tuple[int, int], dtype: torch.dtype
     Q, R = torch.linalg.qr(Y)                              # (B, D, s), (B, s, s)
     Z = apply(Q.permute(2, 0, 1)).permute(1, 2, 0)         # (B, D, s): A Q
     Wm = Om.permute(1, 2, 0)                               # (B, D, s)
-    C, W, T = Q.transpose(1, 2) @ Z, Q.transpose(1, 2) @ Wm, Z.transpose(1, 2) @ Wm
+    C, W, T, R, n = _range_coordinates(Q.transpose(1, 2) @ Z, Q.transpose(1, 2) @ Wm,
+                                       Z.transpose(1, 2) @ Wm, R)
     oy = (Wm * Y).sum(1)                                   # (B, s): ωᵢᵀ A ωᵢ
-    # the unit direction (in Q's coordinates) that leaving ωᵢ out removes: ∝ R⁻ᵀ eᵢ
-    n = _unit(torch.linalg.pinv(R).transpose(1, 2), 1).transpose(1, 2)  # (B, i, s)
     t = _removed_trace(C, W, T, R, oy, n[..., None])       # (B, s): one estimate per ωᵢ
     value = t.mean(1)
     if s < 2:
         return value, torch.zeros_like(value), 2 * s
     var = t.var(1, correction=1) / s + _loo_covariance(C, W, T, R, n, t).clamp_min(0)
     return value, var.sqrt(), 2 * s
+
+
+def _range_coordinates(C: torch.Tensor, W: torch.Tensor, T: torch.Tensor, R: torch.Tensor,
+                       ) -> tuple[torch.Tensor, ...]:
+    """``C = QᵀAQ``, ``W = QᵀΩ``, ``T = (AQ)ᵀΩ``, ``R = QᵀAΩ`` in the coordinates of the left
+    singular vectors ``U`` of ``R = U Σ Vᵀ``, with the directions whose singular value is below
+    ``1e-10 σ₁`` zeroed: where ``AΩ`` is rank-deficient (``A`` of rank below ``s``, or
+    dependent test vectors) ``Q``'s extra columns are rounding noise outside every sketch.
+    Also ``n`` ``(B, i, s)``: the unit direction that leaving ``ωᵢ`` out removes from the
+    sketch, ``∝ Σ⁻¹Vᵀeᵢ`` (``R⁻ᵀeᵢ`` in ``Q``'s coordinates when ``R`` is invertible), or 0
+    where ``Aωᵢ`` lies in the span of the others' products and nothing is removed."""
+    U, sig, Vh = torch.linalg.svd(R)
+    keep = sig > 1e-10 * sig[:, :1]
+    Um = U * keep[:, None, :]
+    Ut = Um.transpose(1, 2)
+    Vk = Vh.transpose(1, 2) * keep[:, None, :]             # [i, k]: (Vᵀeᵢ)ₖ on kept k
+    inv = torch.where(keep, 1 / torch.where(keep, sig, torch.ones_like(sig)), 0.0)
+    alone = Vk.square().sum(-1) > 1 - 1e-8                 # eᵢ in R's row space
+    n = _unit(Vk * inv[:, None, :], 2) * alone[..., None]
+    return Ut @ C @ Um, Ut @ W, Ut @ T, Ut @ R, n
 
 
 def _unit(v: torch.Tensor, dim: int) -> torch.Tensor:
@@ -161,7 +183,8 @@ def _loo_covariance(C: torch.Tensor, W: torch.Tensor, T: torch.Tensor, R: torch.
     ``ν`` its norm) besides ``nᵢ``, so with ``cᵢ`` the leave-one-out coefficients and
     ``α = vᵀQᵀωᵢ``: ``tᵢ − tᵢ₍₋ⱼ₎ = (1 − α²) vᵀCv − α vᵀuᵢ``,
     ``uᵢ = (AQ)ᵀωᵢ + QᵀAωᵢ + (C + Cᵀ) cᵢ``. Every ``vᵀx`` is ``(nⱼᵀx − g nᵢᵀx) / ν``, so all
-    pairs cost a few ``s × s`` products per sample."""
+    pairs cost a few ``s × s`` products per sample. Where the products are dependent, a
+    direction that only leaving both out removes (two equal test vectors) is missed there."""
     B, s = t.shape
     Wi = W.transpose(1, 2)                                  # (B, i, s): Qᵀωᵢ
     c = n * (n * Wi).sum(-1, keepdim=True) - Wi             # (B, i, s): leave-one-out cᵢ
