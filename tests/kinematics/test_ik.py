@@ -145,3 +145,16 @@ def test_a_target_that_is_not_a_rigid_transform_is_refused():
         ik(chain, T)
     with pytest.raises(ShapeError, match="position_only=True"):
         ik(chain, T[:3, 3])
+
+
+def test_a_chain_with_several_ends_needs_end():
+    from jacobite.errors import InvalidOptionError
+
+    chain = load("kuka_iiwa7", end=["iiwa_link_7", "iiwa_link_ee"])
+    q = _random_q(chain, 4, seed=8)
+    target = chain.fk(q, end="iiwa_link_7")
+    with pytest.raises(InvalidOptionError, match="pass end="):
+        ik(chain, target)
+    res = ik(chain, target, end="iiwa_link_7")
+    assert res.success.all()
+    assert (chain.fk(res.q, end="iiwa_link_7") - target).abs().max() < 1e-3

@@ -127,6 +127,12 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
             f"end must be one link name (a string) or None, got {end!r}; solve one end frame "
             "per call"
         )
+    ends = tuple(getattr(chain, "end_names", ()))
+    if end is None and len(ends) > 1:
+        raise InvalidOptionError(
+            f"this chain has {len(ends)} end links {list(ends)}; pass end= one of them (one end "
+            "frame per call)"
+        )
     tgt, single, out_dtype = _targets(target, position_only)
     G, dof = tgt.shape[0], int(chain.dof)
     lower = chain.lower.to(dtype=torch.float64, device=tgt.device)
