@@ -176,3 +176,21 @@ def test_xtrace_is_unbiased_where_the_products_are_rank_deficient(case: str) -> 
         exact = err.abs() < 1e-8
         assert float(exact.double().mean()) > 0.99
         assert float(stderr[exact].max()) < 1e-6
+
+
+def test_xtrace_gradient_with_fixed_probes_is_the_estimate_s_on_a_low_rank_field() -> None:
+    g = torch.Generator().manual_seed(0)
+    U, V = torch.randn(6, 2, generator=g, dtype=F64), torch.randn(2, 6, generator=g, dtype=F64)
+
+    def f(z: torch.Tensor) -> torch.Tensor:  # rank-2 Jacobian: every sketch of 3 holds it
+        return torch.tanh(z @ V.T) @ U.T
+
+    x = torch.randn(3, 6, generator=g, dtype=F64, requires_grad=True)
+    (grad,) = torch.autograd.grad(divergence(f, x, method="xtrace", nprobe=8, seed=1).value.sum(),
+                                  x)
+    # the estimate is exact here, so its gradient is that of the trace by jacrev
+    def trace(z: torch.Tensor) -> torch.Tensor:
+        J = torch.func.vmap(torch.func.jacrev(lambda v: f(v.unsqueeze(0))[0]))(z)
+        return J.diagonal(dim1=1, dim2=2).sum()
+
+    torch.testing.assert_close(grad, torch.autograd.grad(trace(x), x)[0], rtol=1e-8, atol=1e-10)
