@@ -47,6 +47,8 @@ class _Consts:
     rep: torch.Tensor         # (dof, 2M): θ and θ + π/2 of each node = q @ rep + phase
     phase: torch.Tensor       # (2M,)
     e0: torch.Tensor          # (4, D): [I 0 … 0]
+    rep_t: torch.Tensor       # (2M, dof): θ_i and θ_i + π/2 interleaved = rep_t @ q + phase_t
+    phase_t: torch.Tensor     # (2M, 1)
     c0t: torch.Tensor         # (M, 12, 1)   the same, top 3 rows, batch last
     cct: torch.Tensor         # (M, 12, k)
     tool: torch.Tensor        # (F, 4, 4)
@@ -170,7 +172,8 @@ class Kernel:
         self.use_path = d <= 128 and n > 0
         self._np = {
             "a0": a0, "g": g[:2].reshape(2 * n, d * d), "gq": gq, "rep": rep, "phase": phase,
-            "e0": e0,
+            "e0": e0, "rep_t": rep.reshape(dof, 2, n).transpose(2, 1, 0).reshape(2 * n, dof),
+            "phase_t": phase.reshape(2, n).T.reshape(2 * n, 1),
             "c0t": c0[:, :3].reshape(n, 12, 1),
             "cct": cc[:, :k, :3].reshape(n, k, 12).transpose(0, 2, 1).copy(),
             "tool": tool, "tool3": tool[:, :3, :, None].copy(),
@@ -205,9 +208,10 @@ class Kernel:
                                              unitriangular=True)
 
     def _small(self, q: torch.Tensor, c: _Consts) -> tuple[torch.Tensor, torch.Tensor]:
-        """Node frames (M, 3, 4, B) and end poses (B, F, 4, 4) for a few configurations."""
+        """Node axes and origins (M, 3, 2, B) and end poses (B, F, 4, 4) for a few
+        configurations."""
         x = self._path(q, c).view(q.shape[0], 4, self.nb, 4)
-        s = x[:, :3, 1:1 + self.n].permute(2, 1, 3, 0)
+        s = x[:, :3, 1:1 + self.n, 2:].permute(2, 1, 3, 0)
         return s, x[:, :, 1 + self.n:].transpose(1, 2)
 
     def single(self, q: torch.Tensor, end: int, point: torch.Tensor | None, frame: str,
@@ -246,21 +250,24 @@ class Kernel:
 
     def _large(self, q: torch.Tensor, c: _Consts
                ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Node frames (M, 3, 4, B) and end frames (F, 3, 4, B), batch last."""
+        """Node axes and origins (M, 3, 2, B) and end frames (F, 3, 4, B), batch last."""
         b = q.shape[0]
         if not self.n:
             return None, c.tool3[:, :, :, 0:1].expand(self.f, 3, 4, b)
-        th = q if self.plain_q else q[:, c.q_index] * c.multiplier + c.offset
-        th = th.transpose(0, 1)
-        parts = [th.sin(), th.cos(), th] if self.any_prismatic else [th.sin(), th.cos()]
-        local = torch.baddbmm(c.c0t, c.cct, torch.stack(parts, dim=1))
+        if self.any_prismatic:
+            th = q if self.plain_q else q[:, c.q_index] * c.multiplier + c.offset
+            th = th.transpose(0, 1)
+            w = torch.stack([th.sin(), th.cos(), th], dim=1)
+        else:  # (sin θ, cos θ) per node as sines of θ and θ + π/2, from one addmm
+            w = torch.addmm(c.phase_t, c.rep_t, q.transpose(0, 1)).sin().view(self.n, 2, b)
+        local = torch.baddbmm(c.c0t, c.cct, w)
         loc = local.view(self.n, 3, 4, b).unbind(0)
         frames: list[torch.Tensor] = []
         for i, p in enumerate(self.parent):
             frames.append(loc[i] if p < 0 else _compose3(frames[p], loc[i], c.e3))
         ends = [c.tool3[e].expand(3, 4, b) if p < 0 else _compose3(frames[p], c.tool3[e], c.e3)
                 for e, p in enumerate(self.end_parent)]
-        return torch.stack(frames), torch.stack(ends)
+        return torch.stack([f[:, 2:] for f in frames]), torch.stack(ends)
 
     def run(self, q: torch.Tensor, point: torch.Tensor | None, frame: str,
             sel: list[int] | None, jac: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -290,19 +297,26 @@ class Kernel:
 
     def _assemble(self, s: torch.Tensor, e: torch.Tensor, point: torch.Tensor | None,
                   frame: str, sel: list[int] | None, c: _Consts) -> torch.Tensor:
-        """Jacobians (B, F, 6, dof) from node frames (M, 3, 4, B) and end frames (F, 3, 4, B)."""
-        z, p = s[:, :, 2], s[:, :, 3]  # (M, 3, B)
+        """Jacobians (B, F, 6, dof) from node axes and origins (M, 3, 2, B) and end frames
+        (F, 3, 4, B)."""
+        z, p = s[:, :, 0], s[:, :, 1]  # (M, 3, B)
         single = e.shape[0] == 1
         large = z.shape[-1] >= LARGE_BATCH
+        if large and single and frame != "local" and not self.any_prismatic and self.full_mask:
+            # the six rows by components, stacked once
+            a, d = (p, z) if frame == "world" else (z, self._ref(e, point)[0] - p)
+            ax, ay, az = a.unbind(1)
+            dx, dy, dz = d.unbind(1)
+            cols = torch.stack([ay * dz - az * dy, az * dx - ax * dz, ax * dy - ay * dx,
+                                *z.unbind(1)], dim=1).unsqueeze(0)
+            jm = cols.permute(3, 0, 2, 1)
+            return jm if self.plain_q else jm @ c.mimic
         if frame == "world":
             lin = _cross(p, z, 1, large)
             if not single:
                 lin = lin.unsqueeze(0)
         else:
-            pe = e[:, :, 3]  # (F, 3, B)
-            if point is not None:  # pe + R_e @ point
-                pt = point.unsqueeze(-1) if point.ndim == 1 else point.transpose(0, 1)
-                pe = pe + (e[:, :, :3] * pt.unsqueeze(-3)).sum(2)
+            pe = self._ref(e, point)
             if single:
                 lin = _cross(z, pe[0] - p, 1, large)
             else:
@@ -328,3 +342,12 @@ class Kernel:
         if not self.plain_q:
             jm = jm @ c.mimic
         return jm
+
+    @staticmethod
+    def _ref(e: torch.Tensor, point: torch.Tensor | None) -> torch.Tensor:
+        """The reference points (F, 3, B): the end frames' origins, moved by ``point``."""
+        pe = e[:, :, 3]
+        if point is None:
+            return pe
+        pt = point.unsqueeze(-1) if point.ndim == 1 else point.transpose(0, 1)
+        return pe + (e[:, :, :3] * pt.unsqueeze(-3)).sum(2)
