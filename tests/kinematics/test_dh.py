@@ -110,3 +110,17 @@ def test_random_tables_match_the_product_and_ad(rows, modified, types, seed) -> 
     jac_many, jac_one = chain.jacobian(q, frame=frame), chain.jacobian(q[3], frame=frame)
     torch.testing.assert_close(jac_many[3], jac_one, atol=1e-12, rtol=0)
     torch.testing.assert_close(jac_one, ad_jacobian(chain, q[3], frame), atol=1e-11, rtol=0)
+
+
+def test_a_long_chain_composes_joint_by_joint_even_for_one_configuration() -> None:
+    # 40 joints: too many for the one-solve route, so every batch size composes joint by joint
+    table = np.random.default_rng(1).uniform(-1, 1, (40, 4))
+    chain = Chain.from_dh(table, joint_types="RP" * 20)
+    q = torch.rand(3, 40, dtype=F64, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(chain.fk(q[1]).numpy(),
+                               dh_fk(table, q[1].numpy(), modified=False, types="RP" * 20),
+                               atol=1e-12)
+    for frame in FRAMES:
+        jac = chain.jacobian(q, frame=frame)
+        torch.testing.assert_close(jac[1], ad_jacobian(chain, q[1], frame), atol=1e-11, rtol=0)
+        torch.testing.assert_close(chain.jacobian(q[1], frame=frame), jac[1])

@@ -49,8 +49,8 @@ class _Consts:
     e0: torch.Tensor          # (4, D): [I 0 … 0]
     rep_t: torch.Tensor       # (2M, dof): θ_i and θ_i + π/2 interleaved = rep_t @ q + phase_t
     phase_t: torch.Tensor     # (2M, 1)
-    c0t: torch.Tensor         # (M, 12, 1)   the same, top 3 rows, batch last
-    cct: torch.Tensor         # (M, 12, k)
+    c0t: torch.Tensor         # (M, 12, 1): top 3 rows of each node's local transform at 0,
+    cct: torch.Tensor         # (M, 12, k): and their coefficients of sin θ, cos θ (and θ)
     tool: torch.Tensor        # (F, 4, 4)
     tool3: torch.Tensor       # (F, 3, 4, 1)
     mask: torch.Tensor        # (F, M, 1, 1): 1 where node is an ancestor of the end
@@ -129,7 +129,6 @@ class Kernel:
                 c0[i] = o @ (np.eye(4) + kz @ kz)
                 cc[i, 0] = o @ kz
                 cc[i, 1] = -(o @ kz @ kz)
-        self.serial = bool(np.all(m.parent == np.arange(n) - 1))
         self.any_prismatic = bool(m.prismatic.any())
         k = 3 if self.any_prismatic else 2
         anc = np.zeros((f, n))
@@ -149,27 +148,28 @@ class Kernel:
         self.n, self.f, self.dof = n, f, dof
         # the path matrix: block (parent + 1, i + 1) of N holds node i's local transform and
         # block (parent + 1, 1 + M + e) end e's tool, so row block 0 of (I − N)⁻¹ holds every
-        # node's frame and every end's pose (one path from the base to each block in a tree)
+        # node's frame and every end's pose (one path from the base to each block in a tree);
+        # its constants grow as M D², so large trees compose joint by joint at any batch size
         nb = 1 + n + f
-        d = 4 * nb
+        self.nb = nb
+        self.use_path = 4 * nb <= 128 and n > 0
+        d = 4 * nb if self.use_path else 0
         a0 = np.eye(d)
         g = np.zeros((3, n, d, d))
-        for i in range(n):
+        for i in range(n if self.use_path else 0):
             r, col = 4 * (m.parent[i] + 1), 4 * (i + 1)
             a0[r:r + 4, col:col + 4] -= c0[i]
             g[:, i, r:r + 4, col:col + 4] = -cc[i]
-        for e in range(f):
+        for e in range(f if self.use_path else 0):
             r, col = 4 * (m.end_parent[e] + 1), 4 * (1 + n + e)
             a0[r:r + 4, col:col + 4] -= tool[e]
         e0 = np.zeros((4, d))
-        e0[:, :4] = np.eye(4)
+        e0[:, :min(d, 4)] = np.eye(4)[:, :min(d, 4)]
         # θ = q @ mimicᵀ + offset enters linearly through prismatic nodes
         gq = mimic.T @ g[2].reshape(n, d * d)
         a0 = a0.reshape(-1) + m.offset @ g[2].reshape(n, d * d)
         rep = np.concatenate([mimic.T, mimic.T], axis=1)
         phase = np.concatenate([m.offset, m.offset + np.pi / 2])
-        self.nb = nb
-        self.use_path = d <= 128 and n > 0
         self._np = {
             "a0": a0, "g": g[:2].reshape(2 * n, d * d), "gq": gq, "rep": rep, "phase": phase,
             "e0": e0, "rep_t": rep.reshape(dof, 2, n).transpose(2, 1, 0).reshape(2 * n, dof),
