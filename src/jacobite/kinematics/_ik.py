@@ -87,8 +87,9 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
             ``(G, 3)`` or ``(3,)`` positions. Computed in float64 on the target's device;
             ``q`` comes back in the target's floating dtype.
         q0: ``(dof,)`` or ``(G, dof)``: the first seed of every goal (e.g. the current
-            configuration); the other seeds are drawn uniformly within the joint limits
-            (``[−π, π]`` for an unlimited joint).
+            configuration); the other seeds are spread over the joint limits (``[−π, π]`` for
+            an unlimited joint) by Latin hypercube sampling: each joint's range cut into
+            ``seeds`` strata with one seed in each.
         seeds: starts per goal (≥ 1), solved as a batch; a goal stops at the first that
             meets ``tol``, and when goals are few, several of a goal's seeds run at once.
         position_only: match the position only (3 equations instead of 6).
@@ -266,11 +267,15 @@ def _check_rigid(T: torch.Tensor) -> None:
 
 def _seeds(G: int, S: int, lower: torch.Tensor, upper: torch.Tensor, q0: Any, dof: int,
            clamp: bool, seed: Any, device: torch.device) -> torch.Tensor:
-    """``(G, S, dof)`` starts: ``q0`` first where given, the rest uniform within the limits."""
+    """``(G, S, dof)`` starts: ``q0`` first where given, the rest spread within the limits."""
     gen = _validate.generator(seed, device)
     lo = torch.where(torch.isfinite(lower), lower, -math.pi)
     hi = torch.where(torch.isfinite(upper), upper, math.pi)
+    # Latin hypercube per goal: each joint's range cut into S equal strata, one seed in each,
+    # the strata paired at random across joints (more even cover than independent draws)
     u = torch.rand(G, S, dof, dtype=torch.float64, device=device, generator=gen)
+    strata = torch.rand(G, S, dof, dtype=torch.float64, device=device, generator=gen).argsort(1)
+    u = (strata + u) / S
     starts = lo + (hi - lo) * u
     if q0 is not None:
         if isinstance(q0, (list, tuple, np.ndarray)):
