@@ -12,6 +12,10 @@ from pathlib import Path
 
 ROBOTS = Path(__file__).resolve().parent / "robots"
 
+#: a batch size above which configurations are composed joint by joint (the few-configuration
+#: route takes all frames from one triangular solve): tests cover both routes
+MANY = 70
+
 #: the fixtures and their end links
 ENDS = {
     "kuka_iiwa7": "iiwa_link_ee",

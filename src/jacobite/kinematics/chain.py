@@ -28,7 +28,7 @@ import torch
 from .. import _validate
 from ..errors import ArgumentTypeError, DtypeError, InvalidOptionError, ShapeError
 from ._dh import dh_joints
-from ._fk import LARGE_BATCH, Kernel
+from ._fk import Kernel
 from ._tree import JointSpec, Model, build_model
 
 __all__ = ["FRAMES", "Chain"]
@@ -206,7 +206,7 @@ class Chain:
         shape = q.shape[:-1]
         q2 = q if q.ndim == 2 else q.reshape(-1, self.dof)
         k = self._kernel
-        if not keep_f and q2.shape[0] < LARGE_BATCH and k.use_path:
+        if not keep_f and k.use_path and q2.shape[0] <= k.path_batch:
             pose, j = k.single(q2, 0 if sel is None else sel[0], p, frame, jac)
         else:
             pose, j = k.run(q2, p, frame, sel, jac)
