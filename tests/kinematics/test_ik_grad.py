@@ -88,3 +88,23 @@ def test_no_gradient_is_recorded_for_a_plain_target():
     chain = load("kuka_iiwa7")
     res = ik(chain, chain.fk(torch.zeros(7, dtype=F64) + 0.3))
     assert not res.q.requires_grad
+
+
+def test_torch_func_grad_and_jacrev_work_and_vmap_is_refused():
+    import pytest
+
+    from jacobite.errors import UnsupportedOperationError
+
+    chain = load("kuka_iiwa7")
+    q = torch.tensor([0.3, 0.7, -0.4, -1.2, 0.5, 0.9, -0.3], dtype=F64)
+    p = chain.fk(q)[:3, 3]
+
+    def solve(t: torch.Tensor) -> torch.Tensor:
+        return ik(chain, t, position_only=True, q0=q, tol=TIGHT).q
+
+    Jp = chain.jacobian(solve(p))[:3].numpy()
+    assert np.abs(torch.func.jacrev(solve)(p).numpy() - np.linalg.pinv(Jp)).max() < 1e-9
+    g = torch.func.grad(lambda t: solve(t).sum())(p)
+    assert np.abs(g.numpy() - np.linalg.pinv(Jp).sum(0)).max() < 1e-9
+    with pytest.raises(UnsupportedOperationError, match="stack the targets"):
+        torch.func.jacfwd(solve)(p)

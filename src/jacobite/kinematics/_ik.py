@@ -34,7 +34,13 @@ import numpy as np
 import torch
 
 from .. import _validate
-from ..errors import ArgumentTypeError, InvalidOptionError, NonFiniteInputError, ShapeError
+from ..errors import (
+    ArgumentTypeError,
+    InvalidOptionError,
+    NonFiniteInputError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 from . import _ik_lm
 from ._lie import pose_error, so3_log, vee
 
@@ -221,6 +227,13 @@ def _targets(target: Any, position_only: bool) -> tuple[torch.Tensor, bool, torc
     the dtype to return ``q`` in."""
     if isinstance(target, (list, tuple, np.ndarray)):
         target = torch.as_tensor(np.asarray(target, dtype=np.float64))
+    stack = torch._C._functorch.get_interpreter_stack() or []
+    if any(i.key() == torch._C._functorch.TransformType.Vmap for i in stack):
+        raise UnsupportedOperationError(
+            "ik cannot run under torch.func.vmap (or jacfwd, which uses it): its iterations "
+            "depend on the values; stack the targets into one (G, 4, 4) batch instead, and "
+            "differentiate with torch.autograd, torch.func.grad or torch.func.jacrev"
+        )
     if not isinstance(target, torch.Tensor):
         raise ArgumentTypeError(
             f"target must be a tensor of poses (G, 4, 4) or, with position_only=True, "
