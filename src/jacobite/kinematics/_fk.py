@@ -47,6 +47,8 @@ class _Consts:
     rep: torch.Tensor         # (dof, 2M): θ and θ + π/2 of each node = q @ rep + phase
     phase: torch.Tensor       # (2M,)
     e0: torch.Tensor          # (4, D): [I 0 … 0]
+    pick: torch.Tensor        # (F, 2, D, 2M + 4): from row block 0, per end: (z | p_e − p |
+                              # end pose) for frames at the end, (p | z | end pose) for world
     rep_t: torch.Tensor       # (2M, dof): θ_i and θ_i + π/2 interleaved = rep_t @ q + phase_t
     phase_t: torch.Tensor     # (2M, 1)
     c0t: torch.Tensor         # (M, 16, 1): each node's local transform at 0,
@@ -164,6 +166,17 @@ class Kernel:
             a0[r:r + 4, col:col + 4] -= tool[e]
         e0 = np.zeros((4, d))
         e0[:, :min(d, 4)] = np.eye(4)[:, :min(d, 4)]
+        pick = np.zeros((f, 2, d, 2 * n + 4))
+        for e in range(f if self.use_path else 0):
+            pe = 4 * (1 + n + e) + 3
+            for i in range(n):
+                z, p = 4 * (1 + i) + 2, 4 * (1 + i) + 3
+                pick[e, 0, z, i] = 1.0                   # z_i
+                pick[e, 0, pe, n + i] = 1.0              # p_e − p_i
+                pick[e, 0, p, n + i] = -1.0
+                pick[e, 1, p, i] = 1.0                   # p_i
+                pick[e, 1, z, n + i] = 1.0               # z_i
+            pick[e, :, 4 * (1 + n + e) + np.arange(4), 2 * n + np.arange(4)] = 1.0
         # θ = q @ mimicᵀ + offset enters linearly through prismatic nodes
         gq = mimic.T @ g[2].reshape(n, d * d)
         a0 = a0.reshape(-1) + m.offset @ g[2].reshape(n, d * d)
@@ -171,7 +184,8 @@ class Kernel:
         phase = np.concatenate([m.offset, m.offset + np.pi / 2])
         self._np = {
             "a0": a0, "g": g[:2].reshape(2 * n, d * d), "gq": gq, "rep": rep, "phase": phase,
-            "e0": e0, "rep_t": rep.reshape(dof, 2, n).transpose(2, 1, 0).reshape(2 * n, dof),
+            "e0": e0, "pick": pick,
+            "rep_t": rep.reshape(dof, 2, n).transpose(2, 1, 0).reshape(2 * n, dof),
             "phase_t": phase.reshape(2, n).T.reshape(2 * n, 1),
             "c0t": c0.reshape(n, 16, 1),
             "cct": cc[:, :k].reshape(n, k, 16).transpose(0, 2, 1).copy(),
@@ -218,19 +232,17 @@ class Kernel:
         fewest torch ops: each costs microseconds at this size)."""
         c = self.consts(q.dtype, q.device)
         b, n = q.shape[0], self.n
-        x = self._path(q, c).view(b, 4, self.nb, 4)
-        k = 1 + n + end
-        pose = x[:, :, k]
+        x = self._path(q, c)
         if not jac:
-            return pose, None
-        z, p = x[:, :3, 1:1 + n, 2:].unbind(-1)  # (B, 3, M)
-        if frame == "world":
-            lin = torch.linalg.cross(p, z, dim=1)
-        else:
-            pe = x[:, :3, k, 3:]  # (B, 3, 1)
-            if point is not None:
-                pe = pe + pose[:, :3, :3] @ point.view(-1, 3, 1)
-            lin = torch.linalg.cross(z, pe - p, dim=1)
+            return x.view(b, 4, self.nb, 4)[:, :, 1 + n + end], None
+        # the columns the Jacobian needs, as one product with a 0/±1 matrix
+        r = x @ c.pick[end, int(frame == "world")]  # (B, 4, 2M + 4)
+        pose = r[..., 2 * n:]
+        u, v = r[:, :3, :2 * n].unflatten(-1, (2, n)).unbind(2)  # (B, 3, M) each
+        if point is not None:  # the reference point moves by R_e point
+            v = v + pose[:, :3, :3] @ point.view(-1, 3, 1)
+        lin = torch.linalg.cross(u, v, dim=1)  # z × (p_ref − p), or p × z for "world"
+        z = v if frame == "world" else u
         ang = z
         if self.any_prismatic:
             rev, pri = c.rev.view(n), c.pri.view(n)
