@@ -76,6 +76,14 @@ def test_gripper_mimic_fixed_and_prismatic_joints() -> None:
                 for e, link in enumerate(chain.end_names):
                     torch.testing.assert_close(
                         jac[b, e], ad_jacobian(chain, q[b], frame, end=link), atol=1e-12, rtol=0)
+    pt = torch.tensor([0.01, -0.02, 0.03], dtype=F64)
+    for n in (3, MANY):
+        q = _q(chain, n, seed=11)
+        for frame in ("local", "local_world_aligned"):
+            jac = chain.jacobian(q, frame=frame, point=pt)
+            for e, link in enumerate(chain.end_names):
+                torch.testing.assert_close(jac[-1, e], ad_jacobian(chain, q[-1], frame, pt, link),
+                                           atol=1e-12, rtol=0)
     # a prismatic joint moves without turning; the mimic finger turns the other way
     jac = chain.jacobian(_q(chain, 1, seed=0)[0])
     assert torch.all(jac[:, 3:, 0] == 0)
