@@ -143,6 +143,10 @@ def test_a_target_that_is_not_a_rigid_transform_is_refused():
     T[0, 0] = 2.0
     with pytest.raises(InvalidOptionError, match="orthonormal"):
         ik(chain, T)
+    mirrored = chain.fk(torch.zeros(7, dtype=F64)).clone()
+    mirrored[:3, 0] *= -1                                    # orthonormal, det −1
+    with pytest.raises(InvalidOptionError, match="det"):
+        ik(chain, mirrored)
     with pytest.raises(ShapeError, match="position_only=True"):
         ik(chain, T[:3, 3])
 

@@ -13,6 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from jacobite.kinematics._lie import (
     pose_error,
+    pose_residual,
     se3_exp,
     se3_inverse,
     se3_log,
@@ -176,3 +177,14 @@ def test_the_derivative_free_paths_agree_with_the_differentiable_ones():
     # and against SciPy: the rotation part is the rotation vector of R Rₜᵀ
     rel = (T[:, :3, :3] @ target[:, :3, :3].transpose(-1, -2)).numpy()
     assert np.abs(plain[:, 3:].numpy() - Rotation.from_matrix(rel).as_rotvec()).max() < 1e-7
+
+
+def test_the_solver_residual_is_the_pose_error_with_the_true_angle_at_a_half_turn():
+    w = _vectors(len(ANGLES), ANGLES, seed=9)
+    T = se3_exp(torch.cat([torch.randn(len(ANGLES), 3, dtype=F64), w], -1))
+    target = torch.eye(4, dtype=F64).expand(len(ANGLES), 4, 4)
+    fast, exact = pose_residual(T, target), pose_error(T, target)
+    assert (fast[:-1] - exact[:-1]).abs().max() < 1e-9      # all but the exact half turn
+    assert (fast.norm(dim=-1) - exact.norm(dim=-1)).abs().max() < 1e-12
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=F64))   # exactly π about x
+    assert abs(float(pose_residual(flip, torch.eye(4, dtype=F64))[3:].norm()) - math.pi) < 1e-15

@@ -42,7 +42,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from . import _ik_lm
-from ._lie import pose_error, so3_log, vee
+from ._lie import pose_residual, so3_log, vee
 
 __all__ = ["STATUSES", "IKResult", "ik"]
 
@@ -151,7 +151,7 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
         pose, J = chain.fk_and_jacobian(q, end=end)
         if position_only:
             return pose[:, :3, 3] - t, J[:, :3]
-        return pose_error(pose, t), J
+        return pose_residual(pose, t), J
 
     p_goal = goals[:, :3, 3] if goals.ndim == 3 else goals
     with torch.no_grad():
@@ -265,9 +265,11 @@ def _targets(target: Any, position_only: bool) -> tuple[torch.Tensor, bool, torc
 
 def _check_rigid(T: torch.Tensor) -> None:
     R = T[:, :3, :3]
-    ortho = (R.transpose(-1, -2) @ R - torch.eye(3, dtype=T.dtype, device=T.device)).abs()
-    bottom = (T[:, 3] - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=T.dtype, device=T.device)).abs()
-    bad = (ortho.amax((-1, -2)) > 1e-5) | (torch.linalg.det(R) < 0) | (bottom.amax(-1) > 0)
+    eye = torch.eye(4, dtype=T.dtype, device=T.device)
+    ortho = (R.transpose(-1, -2) @ R - eye[:3, :3]).abs().amax((-1, -2))
+    bottom = (T[:, 3] - eye[3]).abs().amax(-1)
+    det = (torch.linalg.cross(R[..., 0], R[..., 1], dim=-1) * R[..., 2]).sum(-1)
+    bad = (ortho > 1e-5) | (det < 0) | (bottom > 0)
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise InvalidOptionError(

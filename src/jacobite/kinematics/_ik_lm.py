@@ -133,7 +133,6 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                    nfev=torch.zeros(G, dtype=torch.long, device=dev))
     done = torch.zeros(G, dtype=torch.bool, device=dev)
     tol2 = torch.tensor([t * t for t in tol], dtype=dt, device=dev)
-    factor = torch.tensor([_MU_UP, _MU_DOWN], dtype=dt, device=dev)
     rounds, expanded = 0, w >= S
     window = min(_WINDOW, max_iter)
     budget = max(_ROWS, G) * w      # rows once every remaining seed runs
@@ -146,7 +145,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
         r.J = torch.where(acc[:, None, None], Jt, r.J)
         r.q = torch.where(acc[:, None], r.qt, r.q)
         r.cost = torch.where(acc, ct, r.cost)
-        r.mu = r.mu * factor[acc.long()]
+        r.mu = r.mu * torch.where(acc, _MU_DOWN, _MU_UP)
         r.it += 1
         conv = ((r.e.view(-1, len(tol), 3) ** 2).sum(-1) <= tol2).all(-1)
         retire = None

@@ -237,3 +237,26 @@ def pose_error(T: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     c2 = (R * Rt).sum((-2, -1)) - 1
     w = _rotvec(s2, c2, lambda rows: R[rows] @ Rt[rows].transpose(-1, -2))
     return torch.cat([dp, w], -1)
+
+
+def pose_residual(T: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:func:`pose_error` for an iterative solver, without derivatives and without branches:
+    the angle is exact everywhere (``atan2``) and the axis is ``vee(R Rₜᵀ)`` normalised, exact
+    except within rounding of a half turn, where any axis is as good (the x axis is taken when
+    ``vee`` vanishes), so ``|error|`` is always the true distance.
+
+    >>> T = se3_exp(torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0, 3.0], dtype=torch.float64))
+    >>> torch.allclose(pose_residual(T, torch.eye(4, dtype=torch.float64)),
+    ...                pose_error(T, torch.eye(4, dtype=torch.float64)))
+    True
+    """
+    R, Rt = T[..., :3, :3], target[..., :3, :3]
+    s2 = torch.linalg.cross(Rt, R, dim=-2).sum(-1)                # 2 sin θ · axis
+    c2 = (R * Rt).sum((-2, -1)) - 1                               # 2 cos θ
+    sn2 = torch.linalg.vector_norm(s2, dim=-1, keepdim=True)
+    axis = torch.where(sn2 > 0, s2 / sn2.clamp_min(torch.finfo(s2.dtype).tiny), _X.to(s2))
+    w = torch.atan2(sn2, c2[..., None]) * axis
+    return torch.cat([T[..., :3, 3] - target[..., :3, 3], w], -1)
+
+
+_X = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
