@@ -215,3 +215,46 @@ def test_under_vmap_an_unsolved_sample_is_nan_not_a_wrong_number() -> None:
     xs = torch.vmap(lambda yi: invert(square, yi))(ys)
     torch.testing.assert_close(square(xs[0]), ys[0])
     assert bool(torch.isnan(xs[1]).all())
+
+
+class _Counting(torch.nn.Module):
+    """x + 0.5 tanh(x) that counts its calls in a buffer (assigned anew, not in place, which
+    torch.func refuses on its own): a module changing its own state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls = self.calls + 1
+        return x + 0.5 * torch.tanh(x)
+
+
+def test_numerical_inverse_and_exact_logdet_refuse_a_module_that_changes_itself() -> None:
+    from jacobite.errors import ModuleStateError
+
+    T = _Counting()
+    q = TransformedDensity(_normal(2), T)
+    y = torch.tensor([[0.3, -0.2]], dtype=F64)
+    with pytest.raises(ModuleStateError):
+        q.log_prob(y)
+    assert int(T.calls) == 0  # put back as it was
+    with pytest.raises(ModuleStateError):
+        q.log_abs_det_jacobian(y)
+    assert int(T.calls) == 0
+
+
+def test_sampling_and_a_given_inverse_call_the_module_once_unguarded() -> None:
+    T = _Counting()
+    q = TransformedDensity(_normal(2), T, inverse=lambda v: v)  # a (wrong) inverse, for counting
+    q.rsample((4,))
+    q.sample((4,))
+    q.invert(torch.zeros(1, 2, dtype=F64))
+    assert int(T.calls) == 2  # as TransformedDistribution would
+
+
+def test_exact_logdet_of_a_callable_matches_slogdet_of_jacrev() -> None:
+    x = torch.randn(5, 3, dtype=F64, generator=torch.Generator().manual_seed(3))
+    q = TransformedDensity(_normal(3), _smooth)
+    J = torch.func.vmap(torch.func.jacrev(lambda v: _smooth(v[None])[0]))(x)
+    torch.testing.assert_close(q.log_abs_det_jacobian(x), torch.linalg.slogdet(J)[1])

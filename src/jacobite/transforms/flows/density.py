@@ -8,6 +8,13 @@ leaves), and the log-det from ``T.log_abs_det_jacobian`` when
 ``T`` has one, else exactly from per-sample Jacobians (:func:`jacobite.batch_jacobian`) and
 ``slogdet``.
 
+Module state: where jacobite itself calls ``T`` many times — the numerical inverse and the exact
+log-det — every module ``T`` runs is guarded as in every jacobite entry point (a module that
+changes its own state, such as BatchNorm in training mode, raises
+:class:`~jacobite.errors.ModuleStateError`; call ``model.eval()``). ``sample``, ``rsample``, a
+given ``inverse`` and a transform's own ``log_abs_det_jacobian`` call ``T`` once, as
+``torch.distributions.TransformedDistribution`` does, and are left unguarded.
+
 >>> import torch
 >>> from torch.distributions import MultivariateNormal
 >>> base = MultivariateNormal(torch.zeros(2), torch.eye(2))
@@ -27,6 +34,7 @@ import torch
 from torch.distributions import Distribution, Transform, constraints
 
 from ... import _validate
+from ..._modules import keep_state
 from ...dense import batch_jacobian
 from ...errors import ArgumentTypeError, ShapeError
 from ._invert import invert
@@ -114,8 +122,9 @@ class TransformedDensity(Distribution):
             return _batched(self.inverse, y, self.dim)
         if isinstance(self.transform, Transform):
             return self.transform.inv(y)
-        return invert(lambda v: _batched(self.transform, v, self.dim),
-                      y.reshape(-1, self.dim)).reshape(y.shape)
+        with keep_state():  # Newton calls T many times: T must not change itself
+            return invert(lambda v: _batched(self.transform, v, self.dim),
+                          y.reshape(-1, self.dim)).reshape(y.shape)
 
     def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor | None = None
                              ) -> torch.Tensor:
@@ -130,7 +139,8 @@ class TransformedDensity(Distribution):
                 out = out.sum(-1)
             return out.expand(x.shape[:-1]) if out.ndim < x.ndim - 1 else out
         flat = x.reshape(-1, self.dim)
-        J = batch_jacobian(lambda xi: _batched(T, xi, self.dim), flat)
+        with keep_state():  # one call of T per Jacobian row: T must not change itself
+            J = batch_jacobian(lambda xi: _batched(T, xi, self.dim), flat)
         return torch.linalg.slogdet(J)[1].reshape(x.shape[:-1])
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
