@@ -179,3 +179,11 @@ def test_seeds_cover_every_stratum_of_every_joint_once():
         for j in range(3):
             bins = np.floor((s[g, :, j] - lo[j]) / width[j]).astype(int)
             assert sorted(bins.tolist()) == list(range(8))
+
+
+def test_seeds_run_at_once_when_goals_are_few_or_on_a_gpu():
+    from jacobite.kinematics._ik_lm import width_for
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert [width_for(g, 10, cpu) for g in (1, 6, 7, 1000)] == [10, 10, 9, 1]
+    assert [width_for(g, 10, gpu) for g in (1, 10**5, 10**6)] == [10, 10, 1]

@@ -46,7 +46,8 @@ CONVERGED, MAX_ITER, STALLED = 0, 1, 2
 _WINDOW = 8          # rounds over which a seed must cut its squared error tenfold
 _PROGRESS = 0.1
 _MU0, _MU_DOWN, _MU_UP, _MU_MAX = 1e-1, 0.5, 4.0, 1e8
-_ROWS = 64           # aim for about this many rows when goals are few
+_ROWS = 64           # aim for about this many rows when goals are few (CPU)
+_ROWS_GPU = 2 ** 20  # on a GPU a round costs about the same up to very many rows
 
 #: ``residual(q, target) -> (e, J)``: the error (R, m) of rows ``q`` (R, dof) from their
 #: targets (R, ...) and its Jacobian (R, m, dof).
@@ -66,9 +67,12 @@ class LMOutput:
     nfev: torch.Tensor
 
 
-def width_for(goals: int, seeds: int) -> int:
-    """How many seeds of each goal run at once."""
-    return max(1, min(seeds, _ROWS // max(goals, 1)))
+def width_for(goals: int, seeds: int, device: torch.device | None = None) -> int:
+    """How many seeds of each goal run at once: on a CPU, where the cost of a round grows
+    with its rows, one per goal unless goals are few; on a GPU, where rounds cost launches,
+    all of them up to about a million rows."""
+    rows = _ROWS_GPU if device is not None and device.type == "cuda" else _ROWS
+    return max(1, min(seeds, rows // max(goals, 1)))
 
 
 @dataclass
@@ -121,7 +125,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
     """
     G, S, _ = seeds.shape
     dev, dt = seeds.device, seeds.dtype
-    w = width_for(G, S) if width is None else width
+    w = width_for(G, S, dev) if width is None else width
     stride = w
     idx = torch.arange(G * w, device=dev)
     m = 3 * len(tol)
