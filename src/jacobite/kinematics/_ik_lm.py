@@ -90,7 +90,7 @@ class _Rows:
     cost: torch.Tensor      # (R,) |e|²
     ref: torch.Tensor       # (R,) cost at the last stall check
     mu: torch.Tensor        # (R,) damping factor
-    it: torch.Tensor        # (R,) rounds on the current seed
+    start: torch.Tensor     # (R,) round before the current seed's first evaluation
 
     def keep(self, mask: torch.Tensor) -> None:
         for f in fields(self):
@@ -110,7 +110,7 @@ def _new_rows(goal: torch.Tensor, sidx: torch.Tensor, born: int, targets: torch.
     return _Rows(goal=goal, sidx=sidx, born=torch.full_like(goal, born), tgt=targets[goal],
                  q=qt.clone(), qt=qt, e=torch.full((n, m), torch.inf, dtype=dt, device=dev),
                  J=torch.zeros(n, m, d, dtype=dt, device=dev), cost=inf, ref=inf.clone(),
-                 mu=torch.full_like(inf, _MU0), it=torch.zeros_like(goal))
+                 mu=torch.full_like(inf, _MU0), start=torch.full_like(goal, born))
 
 
 def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
@@ -136,22 +136,22 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                    iterations=torch.zeros(G, dtype=torch.long, device=dev),
                    nfev=torch.zeros(G, dtype=torch.long, device=dev))
     done = torch.zeros(G, dtype=torch.bool, device=dev)
-    tol2 = torch.tensor([t * t for t in tol], dtype=dt, device=dev)
+    tols = torch.tensor(list(tol), dtype=dt, device=dev)
     rounds, expanded = 0, w >= S
+    eps = torch.tensor(1e-12, dtype=dt, device=dev)   # keeps J Jᵀ + λ I regular
     window = min(_WINDOW, max_iter)
     budget = max(_ROWS, G) * w      # rows once every remaining seed runs
     while True:
         rounds += 1
         et, Jt = residual(r.qt, r.tgt)
-        ct = (et * et).sum(-1)
+        ct = torch.linalg.vecdot(et, et)
         acc = ct < r.cost
         r.e = torch.where(acc[:, None], et, r.e)
         r.J = torch.where(acc[:, None, None], Jt, r.J)
         r.q = torch.where(acc[:, None], r.qt, r.q)
         r.cost = torch.where(acc, ct, r.cost)
         r.mu = r.mu * torch.where(acc, _MU_DOWN, _MU_UP)
-        r.it += 1
-        conv = ((r.e.view(-1, len(tol), 3) ** 2).sum(-1) <= tol2).all(-1)
+        conv = (torch.linalg.vector_norm(r.e.view(-1, len(tol), 3), dim=-1) <= tols).all(-1)
         retire = None
         if bool(conv.any()):
             g = r.goal[conv]
@@ -162,7 +162,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
         restart = None
         if rounds % window == 0:
             live = ~done[r.goal]
-            maxed = r.it >= max_iter
+            maxed = rounds - r.start >= max_iter
             slow = (r.cost > _PROGRESS * r.ref) | (r.mu > _MU_MAX)
             stall = live & (slow | maxed)
             r.ref = r.cost.clone()
@@ -178,7 +178,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                     r.cost = torch.where(restart, torch.inf, r.cost)
                     r.ref = torch.where(restart, torch.inf, r.ref)
                     r.mu = torch.where(restart, _MU0, r.mu)
-                    r.it = torch.where(restart, 0, r.it)
+                    r.start = torch.where(restart, rounds, r.start)
                 else:
                     restart = None
                 if bool(exhausted.any()):
@@ -202,7 +202,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                     stride = S              # every seed is running: no row restarts again
                     pad = torch.ones(extra.goal.numel(), dtype=torch.bool, device=dev)
                     restart = torch.cat([old, pad])
-        step = _step(r.e, r.J, r.mu * r.cost + 1e-12, r.q, lower, upper, project)
+        step = _step(r.e, r.J, torch.addcmul(eps, r.mu, r.cost), r.q, lower, upper, project)
         r.qt = step if restart is None else torch.where(restart[:, None], r.qt, step)
     return out
 
