@@ -12,7 +12,15 @@ wide rounds instead of many narrow ones.
 
 The step minimises ``|e + J δ|² + λ|δ|²``: ``δ = −Jᵀ (J Jᵀ + λ I)⁻¹ e`` with ``λ = μ |e|²``
 (the damping shrinks with the error, as in Sugihara's LM for IK), ``μ`` raised fourfold after a
-rejected trial and lowered after an accepted one; the trial is projected onto the joint limits.
+rejected trial and halved after an accepted one. Joints at a limit that the descent direction
+pushes outwards are held there (their columns of ``J`` dropped) and the trial is clamped into
+the limits.
+
+Why a loop of its own rather than ``jacobite.least_squares(batch=True)``: that engine keeps
+every problem in the batch until all have stopped and spends far more per iteration on its
+general trust-region bookkeeping (for 1000 kuka goals from one seed each, about 1.1 s of CPU
+against 0.04–0.05 s here), and its ``"lm"`` needs at least as many residuals as unknowns,
+which a 7-joint arm with a 6-entry pose error does not have.
 
 >>> import torch
 >>> class Arm:   # a planar two-link arm: pose error of the end point only
