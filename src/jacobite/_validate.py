@@ -86,8 +86,10 @@ def tracked(t: Any) -> bool:
 def all_finite(t: torch.Tensor) -> bool:
     """True when every entry of ``t`` is finite: one reduction (a NaN or Inf entry always makes
     the sum non-finite), the exact elementwise check only when the sum is not finite. A tensor on
-    the ``meta`` device has no values to check and passes."""
-    if t.numel() == 0 or t.is_meta:
+    the ``meta`` device has no values to check and passes, and so does a tensor batched by an
+    enclosing ``torch.func.vmap``: its values cannot be read there, and a non-finite entry then
+    simply propagates into that sample's result."""
+    if t.numel() == 0 or t.is_meta or under_vmap(t):
         return True
     if math.isfinite(float(t.sum().abs() if t.is_complex() else t.sum())):
         return True
