@@ -43,7 +43,12 @@ from jacobite._compile import lazy_dispatch_guard
 from jacobite._modules import keeps_state
 from jacobite.errors import JacobiteWarning, LocalPatternWarning
 from jacobite.sparse import _rules as R
-from jacobite.sparse import _rules_backward, _rules_conv, _rules_linalg  # noqa: F401 - register
+from jacobite.sparse import (  # noqa: F401 - register
+    _rules_backward,
+    _rules_conv,
+    _rules_linalg,
+    _rules_sample,
+)
 from jacobite.sparse._inputs import check_outputs, check_scalar, check_x
 from jacobite.sparse._registry import Call, apply, lookup
 from jacobite.sparse._rules_scatter import SCATTER_ADD_OPS
