@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import pytest
 import torch
@@ -312,3 +313,47 @@ def test_matches_zuko_s_exact_cnf_trace() -> None:
     # the divergence at both ends agrees to O(dt³)
     trap = dt * (divergence(net, x).value + divergence(net, y).value) / 2
     torch.testing.assert_close(ladj, trap, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["exact", "hutchinson"])
+def test_the_products_are_recorded_only_where_something_requires_grad(
+        method: Literal["exact", "hutchinson"]) -> None:
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    net = net.double().requires_grad_(False)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(5), dtype=F64)
+    frozen = divergence(net, x, method=method, nprobe=4)  # nothing requires grad: no graph
+    assert frozen.value.grad_fn is None
+    if method == "exact":
+        torch.testing.assert_close(frozen.value, _reference(net, x), rtol=0, atol=1e-12)
+    net.requires_grad_(True)
+    trained = divergence(net, x, method=method, nprobe=4)
+    assert trained.value.grad_fn is not None
+    torch.testing.assert_close(trained.value.detach(), frozen.value, rtol=0, atol=1e-14)
+    w = net[0].weight
+    assert isinstance(w, torch.Tensor)
+    (g,) = torch.autograd.grad(trained.value.sum(), w)
+    if method == "exact":
+        (g_ref,) = torch.autograd.grad(_reference(net, x).sum(), w)
+        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def _self_differentiating(z: torch.Tensor) -> torch.Tensor:
+    """``z ↦ z + z²`` with the square computed as a gradient (autograd inside ``f``, which
+    ``torch.func`` transforms refuse)."""
+    with torch.enable_grad():
+        zc = z.clone().requires_grad_()
+        (g,) = torch.autograd.grad((zc ** 3).sum(), zc, create_graph=True)
+    return z + g / 3
+
+
+def test_reverse_mode_takes_plain_autograd_where_f_runs_autograd_itself() -> None:
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(6), dtype=F64)
+    with pytest.raises(RuntimeError, match="functorch transform"):
+        torch.func.vjp(_self_differentiating, x)
+    d = divergence(_self_differentiating, x)
+    assert d.value.grad_fn is None
+    torch.testing.assert_close(d.value, (1 + 2 * x).sum(1), rtol=0, atol=1e-12)
+    xr = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(divergence(_self_differentiating, xr).value.sum(), xr)
+    torch.testing.assert_close(g, torch.full_like(x, 2.0), rtol=0, atol=1e-12)

@@ -38,12 +38,12 @@ import torch
 
 from .. import _validate, config
 from .._modules import keeps_state
+from ..dense import _rows
 from ..dense._errors import check_module_state
 from ..dense._saved import saved_bytes
 from ..errors import NotSquareError, ShapeError, UnsupportedOperationError
 from . import _trace_est
 from ._checks import check_batch
-from ._products import many_vjps
 
 __all__ = ["Divergence", "divergence"]
 
@@ -108,39 +108,30 @@ def _jvp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Te
     return res[1]
 
 
-def _vjp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
-         ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``u ↦ uᵀ J_f(x)`` (``f(x)`` checked to have ``x``'s shape)."""
-    res = torch.func.vjp(f, x)
-    _checked(res[0], x)
-    back = res[1]
-    return lambda u: back(u)[0]
-
-
 def _forward(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
              size: int) -> _trace_est.Apply:
     """``V (k, B, D) ↦ J v`` by JVPs on the batch repeated once per vector (one point
     (``batch=False``, ``B = 1``): one JVP per vector)."""
-
-    def apply(V: torch.Tensor) -> torch.Tensor:
-        B, D = V.shape[1:]
-        if x.ndim == 1:
-            return torch.stack([_jvp(f, x, v) for v in V[:, 0].to(x.dtype)]).unsqueeze(1)
-        parts = []
-        for Vc in V.split(size):
-            c = Vc.shape[0]
-            rep = x.unsqueeze(0).expand(c, B, D).reshape(c * B, D).contiguous()
-            tan = Vc.reshape(c * B, D).to(x.dtype).contiguous()
-            parts.append(_jvp(f, rep, tan).reshape(c, B, D))
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-    return apply
+    if x.ndim == 1:
+        return lambda V: torch.stack([_jvp(f, x, v) for v in V[:, 0].to(x.dtype)]).unsqueeze(1)
+    return _rows.repeated(lambda rep, tan: _jvp(f, rep, tan), x, size)
 
 
 def _reverse(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
              size: int) -> _trace_est.Apply:
-    """``V (k, B, D) ↦ Jᵀ v``: one forward pass of ``f``, its VJPs batched by ``vmap``."""
-    return many_vjps(_vjp(f, x), x, size)
+    """``V (k, B, D) ↦ Jᵀ v``: one forward pass of ``f``, its VJPs batched by ``vmap`` (plain
+    autograd where ``f`` runs autograd itself), not recorded where nothing they depend on
+    requires grad."""
+    batched: _rows.Products | None = None
+    try:
+        out, back = _rows.pullback(f, x)
+    except RuntimeError as exc:
+        if not _rows.runs_autograd(exc):
+            raise
+        out, back, batched = _rows.recorded(f, x)
+    graph = batched is not None or _rows.needs_graph(x, _checked(out, x))  # recorded: its own
+    products = _rows.vjps(back, x, size, batched=batched, graph=graph)
+    return lambda V: products(V.reshape(V.shape[0], *x.shape)).reshape(V.shape)
 
 
 def _exact(apply: _trace_est.Apply, B: int, D: int, like: torch.Tensor, size: int

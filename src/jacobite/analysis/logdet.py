@@ -8,10 +8,12 @@ Methods:
 
 * ``"exact"`` — per-sample Jacobians and ``torch.linalg.slogdet``: one forward pass and ``D``
   VJPs of the whole batch, vmapped over the basis in chunks under the memory budget (the
-  samples are independent, so ``eᵢ`` given to every sample yields row ``i`` of each ``J``);
-  where that backward pass does not batch, :func:`jacobite.batch_jacobian` (each sample a
-  batch of one), else a loop of ``D`` VJPs. Differentiable in ``x`` and in what ``f`` closes
-  over (autograd and ``torch.func``).
+  samples are independent, so ``eᵢ`` given to every sample yields row ``i`` of each ``J``),
+  one at a time where the backward pass does not batch; plain autograd on one recorded pass
+  where ``f`` runs autograd itself (zuko's NAF), which ``torch.func`` refuses.
+  Differentiable in ``x`` and in what ``f`` closes over (autograd and ``torch.func``); where
+  nothing there requires grad the products are not recorded (the value then has no
+  ``grad_fn``).
 * ``"structured"`` — the operator's own ``slogdet`` (diagonal, triangular, the determinant
   lemma of :class:`~jacobite.operators.DiagonalPlusLowRank`, blockwise, a composition as a
   sum of log-dets). One operator is one Jacobian (shape ``()``); a
@@ -51,6 +53,7 @@ import torch
 
 from .. import _validate, config
 from .._modules import keeps_state
+from ..dense import _rows
 from ..dense._errors import check_module_state
 from ..errors import (
     ArgumentTypeError,
@@ -65,7 +68,6 @@ from ..errors import (
 from ..operators import BlockDiagonal, JacobianOperator
 from ..operators.linalg import slogdet_dense
 from . import _logdet_est as est
-from ._products import many_vjps
 
 __all__ = ["LogDet", "LogDetMethod", "logdet"]
 
@@ -141,61 +143,39 @@ def _point(x: Any, batch: bool) -> torch.Tensor:
 
 def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
            budget: int) -> LogDet:
-    from ..dense.batched import batch_jacobian
-
-    J = _rows_vmapped(f, X, budget)
-    if J is None:
-        try:
-            J = batch_jacobian(f, X, batched_model=True, memory_budget=budget)
-        except UnsupportedOperationError:  # no vmap over samples: D VJPs of the whole batch
-            J = _rows(f, X, budget)
-    if not isinstance(J, torch.Tensor) or J.ndim != 3 or J.shape[1] != J.shape[2]:
-        got = tuple(J.shape[1:-1]) if isinstance(J, torch.Tensor) else type(J).__name__
-        raise NotSquareError(f"logdet needs a square map of each sample (D,) -> (D,), got an "
-                             f"output of shape {got} for D = {X.shape[1]}; log|det| exists only "
-                             f"for square Jacobians (see jacobite.analysis.top_singular)")
-    sign, lad = torch.linalg.slogdet(J)
-    return LogDet(lad, sign, None, "exact")
-
-
-def _rows_vmapped(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
-                  budget: int) -> torch.Tensor | None:
-    """Per-sample Jacobians ``(B, D, D)`` from one forward pass and its ``D`` VJPs of the whole
-    batch, vmapped over the basis in chunks under ``budget`` (the samples are independent, so
-    the basis vector ``eᵢ`` given to every sample yields row ``i`` of each ``J``; a backward
-    pass that does not batch runs once per row). ``None`` where this route does not apply
-    (``f`` not square on the batch, or not one product fits the budget): the caller falls
-    back to per-sample Jacobians."""
-    B, D = X.shape
-    row = B * D * X.element_size()  # one VJP's result
-    step = min(D, budget // (4 * row))  # the rows, the backward's batched work and slack
-    if step < 1:
-        return None
-    res = torch.func.vjp(f, X)
-    out, pullback = res[0], res[1]
-    if not isinstance(out, torch.Tensor) or out.shape != X.shape:
-        return None
-    eye = torch.eye(D, dtype=out.dtype, device=out.device)
-    return many_vjps(lambda u: pullback(u)[0], X, step)(
-        eye[:, None, :].expand(D, B, D)).movedim(0, 1)
-
-
-def _rows(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, budget: int,
-          ) -> torch.Tensor:
-    """Per-sample Jacobians ``(B, D, D)`` from ``D`` VJPs of the whole batch (samples are
-    independent, so row ``i`` of every sample's ``J`` is one VJP), in the caller's graph."""
+    """``slogdet`` of the per-sample Jacobians ``(B, D, D)``: one forward pass and its ``D``
+    VJPs of the whole batch (the samples are independent, so the basis vector ``eᵢ`` given to
+    every sample yields row ``i`` of each ``J``), vmapped over the basis in chunks under
+    ``budget`` (one at a time where the backward pass does not batch), recorded for autograd
+    only where something they depend on requires grad."""
     from ..config import format_bytes
 
     B, D = X.shape
-    need = B * D * D * X.element_size()
-    if need > budget:
-        raise JacobianTooLarge(f"the {B} per-sample {D}x{D} Jacobians take {format_bytes(need)},"
-                               f" more than the memory budget of {format_bytes(budget)}; pass "
-                               f"method='slq' or a larger memory_budget")
-    out, pullback = est.pullback_of(f, X)
+    row = B * D * X.element_size()  # one VJP's result
+    if D * row > budget:
+        raise JacobianTooLarge(f"the {B} per-sample {D}x{D} Jacobians take "
+                               f"{format_bytes(D * row)}, more than the memory budget of "
+                               f"{format_bytes(budget)}; pass method='slq' or a larger "
+                               f"memory_budget")
+    batched: _rows.Products | None = None
+    try:
+        out, back = _rows.pullback(f, X)
+    except RuntimeError as exc:  # f runs autograd itself: plain autograd on its recorded graph
+        if not _rows.runs_autograd(exc):
+            raise
+        out, back, batched = _rows.recorded(f, X)
+    if not isinstance(out, torch.Tensor) or out.shape != X.shape:
+        got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise NotSquareError(f"logdet needs a square map of each sample (D,) -> (D,), got an "
+                             f"output of shape {got} for D = {D}; log|det| exists only "
+                             f"for square Jacobians (see jacobite.analysis.top_singular)")
+    step = max(1, min(D, budget // (4 * row)))  # the rows, the backward's batched work, slack
     eye = torch.eye(D, dtype=out.dtype, device=out.device)
-    return many_vjps(lambda u: pullback(u)[0], X, 1)(eye[:, None, :].expand(D, B, D)
-                                                     ).movedim(0, 1)
+    graph = batched is not None or _rows.needs_graph(X, out)  # recorded: chosen there
+    rows = _rows.vjps(back, X, step, batched=batched, graph=graph)
+    J = rows(eye[:, None, :].expand(D, B, D)).movedim(0, 1)
+    sign, lad = torch.linalg.slogdet(J)
+    return LogDet(lad, sign, None, "exact")
 
 
 @keeps_state

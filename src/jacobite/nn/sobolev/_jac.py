@@ -8,8 +8,10 @@ Jacobian is block diagonal and its blocks come from a few products on the whole 
 * forward: one Jacobian–vector product per input direction, all taken in one forward pass of a
   batch repeated once per direction (forward-mode AD on dual tensors).
 
-Everything is built with ``create_graph=True``: the Jacobians are differentiable in the model's
-parameters (and in ``x`` where it requires grad), which is what training on them needs.
+The products are recorded (``create_graph=True``) where the output depends on a tensor that
+requires grad: the Jacobians are then differentiable in the model's parameters (and in ``x``
+where it requires grad), which is what training on them needs. A frozen model at an untracked
+``x`` gets the same Jacobians as constants.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch.autograd.forward_ad as fwAD
 from ... import _validate
 from ..._compile import eager_under_compile
 from ..._modules import keep_state
+from ...dense import _rows
 from ...dense._batch_of_one import transformable_kernels
 from ...errors import ModuleStateError, ShapeError, UnsupportedOperationError
 from . import _memory
@@ -141,21 +144,19 @@ def _grad_input(x: torch.Tensor) -> torch.Tensor:
     return x if x.requires_grad else x.detach().requires_grad_(True)
 
 
-def _vjps(out: torch.Tensor, xg: torch.Tensor, cot: torch.Tensor, size: int) -> torch.Tensor:
+def _keep(x: torch.Tensor, xg: torch.Tensor, out: torch.Tensor) -> bool:
+    """Whether the products of ``out`` must be recorded: ``x`` is tracked, the model's output
+    depends on a tensor requiring grad (its parameters), or a transform is active; else the
+    Jacobians are constants and are taken without ``create_graph`` (the same values)."""
+    return _rows.needs_graph(x, out, None if xg is x else xg)
+
+
+def _vjps(out: torch.Tensor, xg: torch.Tensor, cot: torch.Tensor, size: int,
+          create_graph: bool) -> torch.Tensor:
     """``cot[i]ᵀ ∂out/∂x`` for each cotangent ``cot[i]`` (shape ``(c, B, m)``) → ``(c, B, n)``,
     ``size`` cotangents per batched backward pass."""
-    if cot.shape[0] == 1:
-        return torch.autograd.grad(out, xg, grad_outputs=cot[0], create_graph=True,
-                                   allow_unused=True, materialize_grads=True)[0].unsqueeze(0)
-    if size == 1 or torch.compiler.is_compiling() or \
-            torch._C._functorch.is_functorch_wrapped_tensor(out):  # no batched grads there
-        return torch.stack([torch.autograd.grad(out, xg, grad_outputs=c, create_graph=True,
-                                                allow_unused=True, materialize_grads=True)[0]
-                            for c in cot.unbind(0)])
-    parts = [torch.autograd.grad(out, xg, grad_outputs=c, create_graph=True,
-                                 is_grads_batched=True, allow_unused=True,
-                                 materialize_grads=True)[0] for c in cot.split(size)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+    back, batched = _rows.graph_pullback(out, xg, create_graph)
+    return _rows.vjps(back, xg, size, batched=batched)(cot)
 
 
 def _size(model: Callable[..., torch.Tensor], x: torch.Tensor, passes: int, factor: int) -> int:
@@ -177,14 +178,15 @@ def reverse_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
     with torch.enable_grad():
         out = _run(model, xg, B)
         m = out.shape[1]
+        keep = _keep(x, xg, out)
         if m == 1:  # one output: the gradient of its sum over the batch
-            (g1,) = torch.autograd.grad(out.sum(), xg, create_graph=True, allow_unused=True,
+            (g1,) = torch.autograd.grad(out.sum(), xg, create_graph=keep, allow_unused=True,
                                         materialize_grads=True)
             return out, g1.reshape(B, 1, -1)
         else:
             eye = torch.eye(m, dtype=out.dtype, device=out.device)
             cot = eye[:, None, :].expand(m, B, m)
-        g = _vjps(out, xg, cot, _size(model, x, m, 2))  # (m, B, *in)
+        g = _vjps(out, xg, cot, _size(model, x, m, 2), keep)  # (m, B, *in)
     return out, g.reshape(m, B, -1).permute(1, 0, 2)
 
 
@@ -198,16 +200,12 @@ def _forward_ad(model: Callable[..., torch.Tensor], x: torch.Tensor, tangents: t
             "the model draws random numbers (dropout in training mode), so forward mode would "
             "differentiate a different draw per direction; call model.eval() or pass "
             "jac_mode='reverse'")
-    size = _size(model, x, k, 3)
-    prim: torch.Tensor | None = None
-    parts = []
-    for tchunk in tangents.split(size, dim=1):
-        c = tchunk.shape[1]
-        rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * B, *x.shape[1:])
-        tan = tchunk.transpose(0, 1).reshape(c * B, *x.shape[1:]).to(x.dtype)
+    prim: list[torch.Tensor] = []
+
+    def push(rep: torch.Tensor, tan: torch.Tensor) -> torch.Tensor:
         try:
             with torch.enable_grad(), fwAD.dual_level():
-                out = _run(model, fwAD.make_dual(rep, tan), c * B)
+                out = _run(model, fwAD.make_dual(rep, tan), rep.shape[0])
                 primal, tangent = fwAD.unpack_dual(out)
         except (NotImplementedError, RuntimeError) as exc:
             if "forward AD" in str(exc) or "forward-mode" in str(exc) or "fwAD" in str(exc):
@@ -215,13 +213,12 @@ def _forward_ad(model: Callable[..., torch.Tensor], x: torch.Tensor, tangents: t
                     f"the model uses an operation without a forward-mode derivative ({exc}); "
                     "pass jac_mode='reverse'") from exc
             raise
-        if tangent is None:  # the output does not depend on x
-            tangent = torch.zeros_like(primal)
-        if prim is None:
-            prim = primal[:B]
-        parts.append(tangent.reshape(c, B, -1))
-    assert prim is not None
-    return prim, torch.cat(parts).permute(1, 2, 0)
+        if not prim:
+            prim.append(primal[:B])
+        return torch.zeros_like(primal) if tangent is None else tangent  # None: x unused
+
+    cols = _rows.repeated(push, x, _size(model, x, k, 3))(tangents.transpose(0, 1))
+    return prim[0], cols.permute(1, 2, 0)
 
 
 def forward_jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor
@@ -258,7 +255,7 @@ def _double_vjp(model: Callable[..., torch.Tensor], x: torch.Tensor, v: torch.Te
         (g,) = torch.autograd.grad(out, xg, grad_outputs=u, create_graph=True,
                                    allow_unused=True, materialize_grads=True)
         vv = v.transpose(0, 1).reshape(k, *g.shape).to(g.dtype)
-        jv = _vjps(g, u, vv, _size(model, x, k, 3))  # (k, B, m)
+        jv = _vjps(g, u, vv, _size(model, x, k, 3), _keep(x, xg, out))  # (k, B, m)
     return out, jv.permute(1, 2, 0)
 
 

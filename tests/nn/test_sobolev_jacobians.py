@@ -1,0 +1,54 @@
+"""sobolev_loss's per-sample Jacobians: recorded only where something requires grad, zero for a
+model that ignores its input; against torch.func.jacrev and closed forms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call, jacrev, vmap
+
+from jacobite.nn import sobolev_loss
+
+DT = torch.float64
+
+
+def _net(n: int, m: int, seed: int = 0, width: int = 12) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(n, width), torch.nn.Tanh(),
+                               torch.nn.Linear(width, m)).to(DT)
+
+
+def _data(B: int, n: int, m: int, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, n, dtype=DT, generator=g), torch.randn(B, m, dtype=DT, generator=g),
+            torch.randn(B, m, n, dtype=DT, generator=g))
+
+
+def _per_sample_jac(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The oracle: torch.func.jacrev of the model on one sample, vmapped over the batch."""
+    params: dict[str, torch.Tensor] = dict(net.named_parameters())
+    return vmap(jacrev(lambda v: functional_call(net, params, (v.unsqueeze(0),))[0]))(x)
+
+
+@pytest.mark.parametrize("jac_mode", ["forward", "reverse"])
+def test_a_model_that_ignores_x_has_zero_jacobians_and_trains_its_values(jac_mode):
+    b = torch.randn(2, dtype=DT, requires_grad=True)
+    x, y, T = _data(4, 3, 2)
+    r = sobolev_loss(lambda v: b.expand(v.shape[0], 2) * 1.0, x, y, T, jac_mode=jac_mode)
+    assert r.prediction_jacobian is not None
+    assert torch.equal(r.prediction_jacobian, torch.zeros(4, 2, 3, dtype=DT))
+    torch.testing.assert_close(r.total, ((b - y) ** 2).mean() + (T ** 2).mean())
+    (g,) = torch.autograd.grad(r.total, b)
+    torch.testing.assert_close(g, (2 * (b - y)).mean(0) / 2)
+
+
+def test_a_frozen_model_at_an_untracked_point_gives_constant_jacobians():
+    net = _net(3, 4).requires_grad_(False)
+    x, y, T = _data(5, 3, 4)
+    for jac_mode in ("forward", "reverse"):
+        r = sobolev_loss(net, x, y, T, jac_mode=jac_mode)
+        assert r.prediction_jacobian is not None and r.prediction_jacobian.grad_fn is None
+        torch.testing.assert_close(r.prediction_jacobian, _per_sample_jac(net, x))
+    net.requires_grad_(True)
+    r = sobolev_loss(net, x, y, T, jac_mode="reverse")
+    assert r.prediction_jacobian is not None and r.prediction_jacobian.grad_fn is not None
