@@ -11,10 +11,12 @@ with, they do (one more batch of rows, no further restarts): the hard goals then
 wide rounds instead of many narrow ones.
 
 The step minimises ``|e + J δ|² + λ|δ|²``: ``δ = −Jᵀ (J Jᵀ + λ I)⁻¹ e`` with ``λ = μ |e|²``
-(the damping shrinks with the error, as in Sugihara's LM for IK), ``μ`` raised fourfold after a
-rejected trial and halved after an accepted one. Joints at a limit that the descent direction
-pushes outwards are held there (their columns of ``J`` dropped) and the trial is clamped into
-the limits.
+and a fixed ``μ``: the damping shrinks with the error (Sugihara's Levenberg–Marquardt for IK), so
+every step is taken, with no trial rejected; far from a solution the steps are short, near one
+they are Gauss–Newton steps. (Accepting only steps that lower the error, with an adaptive ``μ``,
+measured worse here: fewer random starts reach a solution within the joint limits.)
+Joints at a limit that the descent direction pushes outwards are held there (their columns of
+``J`` dropped) and the trial is clamped into the limits.
 
 Why a loop of its own rather than ``jacobite.least_squares(batch=True)``: that engine keeps
 every problem in the batch until all have stopped and spends far more per iteration on its
@@ -53,7 +55,7 @@ __all__ = ["CONVERGED", "MAX_ITER", "STALLED", "LMOutput", "solve"]
 CONVERGED, MAX_ITER, STALLED = 0, 1, 2
 _WINDOW = 8          # rounds over which a seed must cut its squared error tenfold
 _PROGRESS = 0.1
-_MU0, _MU_DOWN, _MU_UP, _MU_MAX = 1e-1, 0.5, 4.0, 1e8
+_MU = 0.03           # λ = μ |e|²
 _ROWS = 64           # aim for about this many rows when goals are few (CPU)
 _ROWS_GPU = 2 ** 20  # on a GPU a round costs about the same up to very many rows
 
@@ -90,15 +92,13 @@ class _Rows:
     goal: torch.Tensor      # (R,) goal of the row
     sidx: torch.Tensor      # (R,) seed the row runs
     born: torch.Tensor      # (R,) round before the row's first evaluation
+    start: torch.Tensor     # (R,) round before the current seed's first evaluation
     tgt: torch.Tensor       # (R, ...) the goal's target
-    q: torch.Tensor         # (R, dof) accepted point
-    qt: torch.Tensor        # (R, dof) trial point, evaluated next round
-    e: torch.Tensor         # (R, m) error at q
+    q: torch.Tensor         # (R, dof) the point evaluated next round
+    e: torch.Tensor         # (R, m) error at the last point evaluated
     J: torch.Tensor         # (R, m, dof) its Jacobian
     cost: torch.Tensor      # (R,) |e|²
     ref: torch.Tensor       # (R,) cost at the last stall check
-    mu: torch.Tensor        # (R,) damping factor
-    start: torch.Tensor     # (R,) round before the current seed's first evaluation
 
     def keep(self, mask: torch.Tensor) -> None:
         for f in fields(self):
@@ -113,12 +113,11 @@ def _new_rows(goal: torch.Tensor, sidx: torch.Tensor, born: int, targets: torch.
               seeds: torch.Tensor, m: int) -> _Rows:
     n, d = goal.numel(), seeds.shape[-1]
     dt, dev = seeds.dtype, seeds.device
-    qt = seeds[goal, sidx]
     inf = torch.full((n,), torch.inf, dtype=dt, device=dev)
-    return _Rows(goal=goal, sidx=sidx, born=torch.full_like(goal, born), tgt=targets[goal],
-                 q=qt.clone(), qt=qt, e=torch.full((n, m), torch.inf, dtype=dt, device=dev),
-                 J=torch.zeros(n, m, d, dtype=dt, device=dev), cost=inf, ref=inf.clone(),
-                 mu=torch.full_like(inf, _MU0), start=torch.full_like(goal, born))
+    return _Rows(goal=goal, sidx=sidx, born=torch.full_like(goal, born),
+                 start=torch.full_like(goal, born), tgt=targets[goal], q=seeds[goal, sidx],
+                 e=torch.full((n, m), torch.inf, dtype=dt, device=dev),
+                 J=torch.zeros(n, m, d, dtype=dt, device=dev), cost=inf, ref=inf.clone())
 
 
 def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
@@ -147,18 +146,13 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
     tols = torch.tensor(list(tol), dtype=dt, device=dev)
     rounds, expanded = 0, w >= S
     eps = torch.tensor(1e-12, dtype=dt, device=dev)   # keeps J Jᵀ + λ I regular
+    mu = torch.tensor(_MU, dtype=dt, device=dev)
     window = min(_WINDOW, max_iter)
     budget = max(_ROWS, G) * w      # rows once every remaining seed runs
     while True:
         rounds += 1
-        et, Jt = residual(r.qt, r.tgt)
-        ct = torch.linalg.vecdot(et, et)
-        acc = ct < r.cost
-        r.e = torch.where(acc[:, None], et, r.e)
-        r.J = torch.where(acc[:, None, None], Jt, r.J)
-        r.q = torch.where(acc[:, None], r.qt, r.q)
-        r.cost = torch.where(acc, ct, r.cost)
-        r.mu = r.mu * torch.where(acc, _MU_DOWN, _MU_UP)
+        r.e, r.J = residual(r.q, r.tgt)
+        r.cost = torch.linalg.vecdot(r.e, r.e)
         conv = (torch.linalg.vector_norm(r.e.view(-1, len(tol), 3), dim=-1) <= tols).all(-1)
         retire = None
         if bool(conv.any()):
@@ -171,9 +165,9 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
         if rounds % window == 0:
             live = ~done[r.goal]
             maxed = rounds - r.start >= max_iter
-            slow = (r.cost > _PROGRESS * r.ref) | (r.mu > _MU_MAX)
+            slow = ~(r.cost <= _PROGRESS * r.ref)          # NaN counts as no progress
             stall = live & (slow | maxed)
-            r.ref = r.cost.clone()
+            r.ref = r.cost
             if bool(stall.any()):
                 _keep_best(out, r, stall, maxed & ~slow)
                 nxt = r.sidx + stride
@@ -181,11 +175,7 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                 exhausted = stall & ~restart
                 if bool(restart.any()):
                     r.sidx = torch.where(restart, nxt, r.sidx)
-                    r.qt = torch.where(restart[:, None], seeds[r.goal, r.sidx.clamp_max(S - 1)],
-                                       r.qt)
-                    r.cost = torch.where(restart, torch.inf, r.cost)
                     r.ref = torch.where(restart, torch.inf, r.ref)
-                    r.mu = torch.where(restart, _MU0, r.mu)
                     r.start = torch.where(restart, rounds, r.start)
                 else:
                     restart = None
@@ -200,18 +190,15 @@ def solve(residual: Residual, targets: torch.Tensor, seeds: torch.Tensor,
                 restart = restart[keep]
             if not r.goal.numel():
                 break
-            if not expanded and r.goal.numel() * S <= budget:
-                expanded = True
-                extra = _expand(r, stride, S, rounds, targets, seeds, m)
-                if extra is not None:
-                    old = (torch.zeros(r.goal.numel(), dtype=torch.bool, device=dev)
-                           if restart is None else restart)
-                    r.add(extra)
-                    stride = S              # every seed is running: no row restarts again
-                    pad = torch.ones(extra.goal.numel(), dtype=torch.bool, device=dev)
-                    restart = torch.cat([old, pad])
-        step = _step(r.e, r.J, torch.addcmul(eps, r.mu, r.cost), r.q, lower, upper, project)
-        r.qt = step if restart is None else torch.where(restart[:, None], r.qt, step)
+        step = _step(r.e, r.J, torch.addcmul(eps, mu, r.cost), r.q, lower, upper, project)
+        r.q = step if restart is None else torch.where(restart[:, None],
+                                                         seeds[r.goal, r.sidx], step)
+        if retire is not None and not expanded and r.goal.numel() * S <= budget:
+            expanded = True
+            extra = _expand(r, stride, S, rounds, targets, seeds, m)
+            if extra is not None:
+                r.add(extra)
+                stride = S                  # every seed is running: no row restarts again
     return out
 
 
