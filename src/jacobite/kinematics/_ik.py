@@ -42,7 +42,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from . import _ik_lm
-from ._lie import pose_residual, so3_log, vee
+from ._lie import pose_residual, vee
 
 __all__ = ["STATUSES", "IKResult", "ik"]
 
@@ -159,12 +159,12 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
                            tol=(tol_p,) if position_only else (tol_p, tol_r),
                            max_iter=max_iter, project=joint_limits)
         pose, J = chain.fk_and_jacobian(out.q, end=end)
-        pos_err = (pose[:, :3, 3] - p_goal).norm(dim=-1)
         if position_only:
+            pos_err = (pose[:, :3, 3] - p_goal).norm(dim=-1)
             rot_err = torch.full_like(pos_err, math.nan)
             success = pos_err <= tol_p
-        else:
-            rot_err = so3_log(pose[:, :3, :3] @ goals[:, :3, :3].transpose(-1, -2)).norm(dim=-1)
+        else:   # the rotation angle by atan2, accurate at every angle
+            pos_err, rot_err = pose_residual(pose, goals).view(G, 2, 3).norm(dim=-1).unbind(-1)
             success = (pos_err <= tol_p) & (rot_err <= tol_r)
     q = out.q
     if _validate.tracked(tgt):
