@@ -254,9 +254,18 @@ def pose_residual(T: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     s2 = torch.linalg.cross(Rt, R, dim=-2).sum(-1)                # 2 sin θ · axis
     c2 = (R * Rt).sum((-2, -1)) - 1                               # 2 cos θ
     sn2 = torch.linalg.vector_norm(s2, dim=-1, keepdim=True)
-    axis = torch.where(sn2 > 0, s2 / sn2.clamp_min(torch.finfo(s2.dtype).tiny), _X.to(s2))
+    axis = torch.where(sn2 > 0, s2 / sn2.clamp_min(torch.finfo(s2.dtype).tiny), _x_axis(s2))
     w = torch.atan2(sn2, c2[..., None]) * axis
     return torch.cat([T[..., :3, 3] - target[..., :3, 3], w], -1)
 
 
-_X = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+_X_AXIS: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _x_axis(like: torch.Tensor) -> torch.Tensor:
+    """The unit x axis in ``like``'s dtype and on its device (made once per pair)."""
+    key = (like.dtype, like.device)
+    x = _X_AXIS.get(key)
+    if x is None:
+        x = _X_AXIS[key] = torch.tensor([1.0, 0.0, 0.0], dtype=like.dtype, device=like.device)
+    return x
