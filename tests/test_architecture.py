@@ -82,3 +82,11 @@ def test_only_the_command_line_imports_kinematics() -> None:
              if f.relative_to(SRC).parts[0] not in ("kinematics", "cli", "__init__.py")
              and "kinematics" in _imports(f, f.relative_to(SRC).parts[0].removesuffix(".py"))}
     assert not users, f"only jacobite.cli may import jacobite.kinematics: {sorted(users)}"
+
+
+def test_only_the_top_level_and_the_command_line_import_vision() -> None:
+    # image warps sit in the use layer: no compute or structure package depends on them
+    users = {str(f.relative_to(SRC)) for f in SRC.rglob("*.py")
+             if f.relative_to(SRC).parts[0] not in ("vision", "cli", "__init__.py")
+             and "vision" in _imports(f, f.relative_to(SRC).parts[0].removesuffix(".py"))}
+    assert not users, f"only jacobite.cli may import jacobite.vision: {sorted(users)}"

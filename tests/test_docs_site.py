@@ -21,7 +21,8 @@ CONFIG = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
 HAVE_MKDOCS = all(importlib.util.find_spec(m) is not None
                   for m in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"))
 PUBLIC = ["analysis", "config", "dense", "errors", "extrema", "multiobjective", "nn", "numeric",
-          "operators", "solvers", "sparse", "symbolic", "transforms", "viz", "kinematics"]
+          "operators", "solvers", "sparse", "symbolic", "transforms", "viz", "kinematics",
+          "vision"]
 
 
 @pytest.mark.skipif(not HAVE_MKDOCS,

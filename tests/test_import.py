@@ -16,7 +16,7 @@ import jacobite
 
 HEAVY = ("scipy", "sympy", "matplotlib", "rich", "torch._dynamo")
 PACKAGES = ("analysis", "dense", "extrema", "kinematics", "multiobjective", "nn", "numeric",
-            "operators", "solvers", "sparse", "symbolic", "transforms", "viz")
+            "operators", "solvers", "sparse", "symbolic", "transforms", "vision", "viz")
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -41,7 +41,7 @@ def test_first_forward_jacobian_loads_no_heavy_dependency() -> None:
 @pytest.mark.parametrize("package", ["analysis", "checking", "dense", "extrema", "kinematics",
                                      "multiobjective",
                                      "nn", "numeric", "operators", "symbolic", "transforms",
-                                     "viz"])
+                                     "vision", "viz"])
 def test_importing_a_light_subpackage_loads_no_heavy_dependency(package: str) -> None:
     assert _loaded_after(f"import torch, jacobite.{package}") == set()
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
         sparse,
         symbolic,
         transforms,
+        vision,
         viz,
     )
     from .analysis.divergence import Divergence, divergence
@@ -108,6 +109,7 @@ __all__ = [
     "symbolic",
     "transforms",
     "value_and_jacobian",
+    "vision",
     "viz",
     "vjp",
 ]
