@@ -4,6 +4,8 @@ routes (a few configurations and many), in float32 and float64, under gradcheck 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +186,20 @@ def test_cuda_matches_cpu() -> None:
         assert jac.device.type == "cuda"
         torch.testing.assert_close(jac.cpu(), chain.jacobian(q, frame="local"))
         torch.testing.assert_close(pose.cpu(), chain.fk(q))
+
+
+def test_a_chain_without_movable_joints_has_a_constant_pose_and_an_empty_jacobian() -> None:
+    xml = ('<robot name="r"><link name="a"/><link name="b"/><joint name="j" type="fixed">'
+           '<parent link="a"/><child link="b"/><origin xyz="0 0 1" rpy="0 0 0.5"/></joint>'
+           '</robot>')
+    chain = Chain.from_urdf(xml)
+    assert chain.dof == 0
+    q = torch.zeros(0, dtype=torch.float64)
+    expected = torch.eye(4, dtype=torch.float64)
+    expected[:2, :2] = torch.tensor([[math.cos(0.5), -math.sin(0.5)],
+                                     [math.sin(0.5), math.cos(0.5)]], dtype=torch.float64)
+    expected[2, 3] = 1.0
+    torch.testing.assert_close(chain.fk(q), expected)
+    assert chain.jacobian(q).shape == (6, 0)
+    assert chain.jacobian(torch.zeros(3, 0, dtype=torch.float64)).shape == (3, 6, 0)
+    assert chain.fk(torch.zeros(2, 3, 0, dtype=torch.float64)).shape == (2, 3, 4, 4)

@@ -204,7 +204,7 @@ class Chain:
         sel, keep_f = self._sel(end)
         p = self._point(point, q, frame) if jac else None
         shape = q.shape[:-1]
-        q2 = q if q.ndim == 2 else q.reshape(-1, self.dof)
+        q2 = q if q.ndim == 2 else q.reshape(shape.numel(), self.dof)  # dof may be 0
         k = self._kernel
         if not keep_f and k.use_path and q2.shape[0] <= k.path_batch:
             pose, j = k.single(q2, 0 if sel is None else sel[0], p, frame, jac)
