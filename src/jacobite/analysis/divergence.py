@@ -11,12 +11,13 @@ Continuous normalizing flows integrate ``d log p / dt = −div f`` and score mat
   ``"xtrace"`` (see :mod:`jacobite.analysis._trace_est`) — with a standard error per sample.
 
 Reverse mode (the default) runs ``f`` once and takes the VJPs of that pass batched by
-``torch.func.vmap`` (a loop where the backward pass does not batch); forward mode runs
-``torch.func.jvp`` on the batch repeated once per vector. Both run in chunks under
-:func:`jacobite.config.get_memory_budget`. On CPU softplus MLP fields (D = 2 to 64, batches of
-64 to 512) reverse mode measured 3.5 to 4.5 times faster than forward mode.
-The result stays in the autograd graph of ``x`` and of the parameters ``f`` closes over, and
-works under ``torch.func`` transforms, so a loss on it trains (estimators with fixed probes).
+``torch.func.vmap`` (a loop where the backward pass does not batch; plain autograd where ``f``
+runs autograd itself); forward mode runs ``torch.func.jvp`` on the batch repeated once per
+vector. Both run in chunks under :func:`jacobite.config.get_memory_budget`. On CPU softplus MLP
+fields (D = 2 to 64, batches of 64 to 512) reverse mode measured 3.5 to 4.5 times faster than
+forward mode. The result stays in the autograd graph of ``x`` and of the parameters ``f``
+closes over where they require grad (else nothing is recorded), and works under ``torch.func``
+transforms, so a loss on it trains (estimators with fixed probes).
 
 >>> import torch, jacobite
 >>> f = lambda x: torch.tanh(x) * 2.0
