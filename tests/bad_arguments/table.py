@@ -15,11 +15,12 @@ from . import (
     misc,
     operators_nn,
     sparse_mo,
+    vision,
 )
 from .known_failures import KNOWN_FAILURES
 
 AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density,
-         kinematics_analysis, kinematics_chain, kinematics_ik]
+         kinematics_analysis, kinematics_chain, kinematics_ik, vision]
 
 TABLE: list[Entry] = [e for area in AREAS for e in area.ENTRIES]
 for _e in TABLE:
@@ -34,6 +35,8 @@ EXEMPT: dict[str, str] = {
                          "and exit status 2 (tests/cli)",
     "jacobite.operators.JacobianOperator": "an abstract base class; each concrete operator "
                                            "has an entry",
+    "jacobite.vision.Warp": "an abstract base class; MatrixWarp, ThinPlateSpline and "
+                            "CoordinateMap have entries",
     "jacobite.multiobjective.Aggregator": "an abstract base class; each concrete aggregator "
                                           "has an entry",
     "jacobite.multiobjective.GramianWeightedAggregator": "an abstract base class; each "

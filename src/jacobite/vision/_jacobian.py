@@ -23,7 +23,10 @@ from typing import Any
 
 import torch
 
+from .. import _validate
+from ..errors import ShapeError
 from ..operators import JacobianOperator
+from ._checks import floating
 from ._sample import prepare
 from ._warps import Warp
 
@@ -47,7 +50,16 @@ class WarpJacobian(JacobianOperator):
 
     def __init__(self, image_gradient: torch.Tensor, coordinate_jacobian: torch.Tensor,
                  warped: torch.Tensor | None = None, *, shared: bool = False) -> None:
+        floating(image_gradient, "image_gradient", (4,), last=2, example="(B, C, P, 2)")
+        floating(coordinate_jacobian, "coordinate_jacobian", (4,), example="(B, P, 2, p)")
         b, c, p, _ = image_gradient.shape
+        if coordinate_jacobian.shape[:3] != (b, p, 2):
+            raise ShapeError(f"coordinate_jacobian must have shape (B, P, 2, p) = ({b}, {p}, 2, "
+                             f"p) to match image_gradient {tuple(image_gradient.shape)}, got "
+                             f"{tuple(coordinate_jacobian.shape)}")
+        if warped is not None:
+            floating(warped, "warped", (2, 3, 4), example="the warped image")
+        shared = _validate.boolean(shared, "shared")
         n = coordinate_jacobian.shape[-1]
         self.shared = bool(shared)
         cols = n if self.shared else b * n

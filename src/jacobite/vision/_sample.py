@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validate
-from ..errors import ArgumentTypeError, DtypeError, ShapeError
+from ..errors import ShapeError
+from ._checks import floating, size_pair
 from ._warps import Warp, get_warp
 
 __all__ = ["MODES", "PADDINGS", "Batch", "pixel_grid", "prepare", "sample", "to_normalized",
@@ -42,8 +43,9 @@ def to_normalized(points: torch.Tensor, size: Sequence[int],
     tensor([[-0.7500, -0.5000],
             [ 0.7500,  0.5000]])
     """
-    h, w = int(size[0]), int(size[1])
-    if align_corners:
+    floating(points, "points", (1, 2, 3, 4), last=2, example="pixel (x, y) in the last axis")
+    h, w = size_pair(size, "size")
+    if _validate.boolean(align_corners, "align_corners"):
         scale = points.new_tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)])
         return points * scale - 1
     return (2 * points + 1) / points.new_tensor([w, h]) - 1
@@ -56,6 +58,10 @@ def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
     >>> pixel_grid(2, 3).tolist()
     [[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
     """
+    height = _validate.positive_int(height, "height")
+    width = _validate.positive_int(width, "width")
+    dtype = _validate.floating_dtype(dtype)
+    device = _validate.device(device if device is not None else "cpu")
     ys, xs = torch.meshgrid(torch.arange(height, dtype=dtype, device=device),
                             torch.arange(width, dtype=dtype, device=device), indexing="ij")
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
@@ -69,7 +75,15 @@ def sample(image: torch.Tensor, points: torch.Tensor, *, mode: str = "bilinear",
     >>> sample(img, torch.tensor([[[[0.25, 0.0]]]]))
     tensor([[[[2.5000]]]])
     """
-    grid = to_normalized(points, image.shape[-2:], align_corners)
+    floating(image, "image", (4,), example="(B, C, H, W)")
+    floating(points, "points", (4,), last=2, example="(B, Ho, Wo, 2), pixel (x, y)")
+    if points.shape[0] != image.shape[0]:
+        raise ShapeError(f"points must have one batch row per image, {image.shape[0]}, got "
+                         f"{points.shape[0]}; expand them with points.expand(B, -1, -1, -1)")
+    mode = _validate.choice(mode, "mode", MODES)
+    padding_mode = _validate.choice(padding_mode, "padding_mode", PADDINGS)
+    align_corners = _validate.boolean(align_corners, "align_corners")
+    grid = to_normalized(points.to(image.dtype), image.shape[-2:], align_corners)
     return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode,
                          align_corners=align_corners)
 
@@ -80,25 +94,16 @@ class Batch:
 
     def __init__(self, image: Any, warp: Any, params: Any, size: Any, mode: Any,
                  padding_mode: Any, align_corners: Any) -> None:
-        if not isinstance(image, torch.Tensor):
-            raise ArgumentTypeError(f"image must be a torch tensor of shape (H, W), (C, H, W) or "
-                                    f"(B, C, H, W), got {type(image).__name__}")
-        if not image.is_floating_point():
-            raise DtypeError(f"image must be floating point, got {image.dtype}; convert it with "
-                             f"image.float() (or .double())")
-        if image.dim() not in (2, 3, 4) or image.shape[-1] < 1 or image.shape[-2] < 1:
-            raise ShapeError(f"image must have shape (H, W), (C, H, W) or (B, C, H, W), got "
+        floating(image, "image", (2, 3, 4), example="(H, W), (C, H, W) or (B, C, H, W)")
+        if image.shape[-1] < 1 or image.shape[-2] < 1:
+            raise ShapeError(f"image must have at least one pixel, got shape "
                              f"{tuple(image.shape)}")
-        if not isinstance(params, torch.Tensor):
-            raise ArgumentTypeError(f"params must be a torch tensor of shape (p,) or (B, p), got "
-                                    f"{type(params).__name__}")
-        if not params.is_floating_point() or params.dim() not in (1, 2):
-            raise ShapeError(f"params must be a floating tensor of shape (p,) or (B, p), got "
-                             f"{params.dtype} {tuple(params.shape)}")
+        floating(params, "params", (1, 2), finite=True, example="(p,) or (B, p)")
         self.warp: Warp = get_warp(warp, params.shape[-1])
         if params.shape[-1] != self.warp.num_params:
-            raise ShapeError(f"the {self.warp.name} warp takes {self.warp.num_params} parameters, "
-                             f"got params of shape {tuple(params.shape)}")
+            raise ShapeError(f"the {self.warp.name} warp takes {self.warp.num_params} parameters: "
+                             f"pass params of shape ({self.warp.num_params},) or (B, "
+                             f"{self.warp.num_params}), got {tuple(params.shape)}")
         img = image.reshape((1,) * (4 - image.dim()) + tuple(image.shape))
         prm = params.reshape(-1, params.shape[-1]).to(image.dtype)
         b = max(img.shape[0], prm.shape[0])
@@ -107,13 +112,7 @@ class Batch:
                              f"many of each, or one of either")
         self.image, self.params = img.expand(b, *img.shape[1:]), prm.expand(b, -1)
         self.shared = prm.shape[0] == 1 < b  # one parameter row for several images
-        if size is None:
-            size = tuple(image.shape[-2:])
-        if (not isinstance(size, (tuple, list)) or len(size) != 2
-                or not all(_validate._is_int(s) and s >= 1 for s in size)):
-            raise ShapeError(f"size must be None or (height, width) of positive ints, got "
-                             f"{size!r}")
-        self.size = (int(size[0]), int(size[1]))
+        self.size = size_pair(tuple(image.shape[-2:]) if size is None else size, "size")
         self.mode = _validate.choice(mode, "mode", MODES)
         self.padding_mode = _validate.choice(padding_mode, "padding_mode", PADDINGS)
         self.align_corners = _validate.boolean(align_corners, "align_corners")
@@ -127,8 +126,9 @@ class Batch:
 
     def read(self, image: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
         """``image`` ``(B', C', H, W)`` at source points ``(B', Ho * Wo, 2)``."""
-        return sample(image, src.reshape(src.shape[0], *self.size, 2), mode=self.mode,
-                      padding_mode=self.padding_mode, align_corners=self.align_corners)
+        grid = to_normalized(src, image.shape[-2:], self.align_corners)
+        return F.grid_sample(image, grid.reshape(src.shape[0], *self.size, 2), mode=self.mode,
+                             padding_mode=self.padding_mode, align_corners=self.align_corners)
 
 
 def prepare(image: Any, warp: Any, params: Any, size: Any = None, mode: Any = "bilinear",

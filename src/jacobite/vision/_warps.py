@@ -38,6 +38,7 @@ import torch
 
 from .. import _validate
 from ..errors import ArgumentTypeError, InvalidOptionError, ShapeError
+from ._checks import floating
 
 __all__ = ["WARPS", "CoordinateMap", "MatrixWarp", "ThinPlateSpline", "Warp", "get_warp"]
 
@@ -163,12 +164,16 @@ class ThinPlateSpline(Warp):
     name = "thin_plate_spline"
 
     def __init__(self, control_points: torch.Tensor) -> None:
-        if not isinstance(control_points, torch.Tensor) or not control_points.is_floating_point():
-            raise ArgumentTypeError("control_points must be a floating tensor of shape (K, 2) "
-                                    "in pixel coordinates, e.g. torch.tensor([[0., 0.], ...])")
-        if control_points.dim() != 2 or control_points.shape[1] != 2 or len(control_points) < 3:
-            raise ShapeError(f"control_points must have shape (K, 2) with K >= 3, got "
-                             f"{tuple(control_points.shape)}; pass one (x, y) row per point")
+        floating(control_points, "control_points", (2,), last=2, finite=True,
+                 example="(K, 2), one pixel (x, y) row per point")
+        c = control_points.detach().double()
+        poly = torch.cat([torch.ones_like(c[:, :1]), c], dim=1)
+        if len(c) < 3 or int(torch.linalg.matrix_rank(poly)) < 3:
+            raise InvalidOptionError("control_points must hold at least 3 points not on one line "
+                                     "(the spline's affine part is undetermined otherwise); add "
+                                     "a point off the line")
+        if len(torch.unique(c, dim=0)) < len(c):
+            raise InvalidOptionError("control_points has repeated points; remove the duplicates")
         self.control_points = control_points
         self.num_params = 2 * control_points.shape[0]
 
@@ -257,9 +262,9 @@ def get_warp(warp: str | Warp | Callable[[torch.Tensor, torch.Tensor], torch.Ten
                                      f"CoordinateMap) or a coordinate function; got {warp!r}")
         return MatrixWarp(warp)
     if callable(warp):
-        if num_params is None:
-            raise ArgumentTypeError("wrap a coordinate function as CoordinateMap(fn, num_params) "
-                                    "so that its number of parameters is known")
-        return CoordinateMap(warp, num_params)
+        if num_params is not None:
+            return CoordinateMap(warp, num_params)
+        raise ArgumentTypeError("wrap a coordinate function as CoordinateMap(fn, num_params) "
+                                "so that its number of parameters is known")
     raise ArgumentTypeError(f"warp must be one of {WARPS}, a Warp (ThinPlateSpline, "
                             f"CoordinateMap) or a coordinate function; got {warp!r}")
