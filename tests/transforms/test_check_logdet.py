@@ -264,3 +264,13 @@ def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception] | None) ->
         return
     with pytest.raises(error):
         check_logdet(**args)
+
+
+def test_report_of_a_trainable_flow_holds_plain_tensors_and_warns_nothing() -> None:
+    import warnings
+
+    flow = _zuko()["MAF"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = check_logdet(flow, _x())
+    assert res.ok and not res.exact.requires_grad and not res.errors.requires_grad

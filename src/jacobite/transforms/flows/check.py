@@ -123,7 +123,7 @@ def _exact(fwd: Forward, x: torch.Tensor) -> torch.Tensor:
     def flat(v: torch.Tensor) -> torch.Tensor:
         return fwd(v.reshape(-1, *x.shape[1:]))[0].reshape(v.shape[0], -1)
 
-    return logdet(flat, x.detach().reshape(b, -1), method="exact").value.to(torch.float64)
+    return logdet(flat, x.detach().reshape(b, -1), method="exact").value.detach().to(torch.float64)
 
 
 def _exact_any_precision(transform: Any, name: str, fwd: Forward,
