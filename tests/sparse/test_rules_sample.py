@@ -202,3 +202,38 @@ def test_float32_rounding_across_a_pixel_boundary_is_covered():
     assert jac[0, 24 + 6] != 0
     pat = _detect(f, img.reshape(-1)).to_scipy().toarray()
     assert _missed(pat, jac) == 0
+
+
+def test_cudnn_ops_get_the_bilinear_zeros_align_corners_rules():
+    # on CUDA, grid_sample may dispatch to cuDNN's sampler (bilinear, zeros, align_corners=True)
+    import scipy.sparse as sp
+
+    from jacobite.sparse._registry import Call, lookup
+
+    aten = torch.ops.aten
+    rng = np.random.default_rng(2)
+    img = torch.tensor(rng.normal(size=(1, 2, 4, 5)))
+    grid = torch.tensor(rng.uniform(-1, 1, (1, 3, 2, 2)))
+    out = aten.grid_sampler_2d(img, grid, 0, 0, True)
+    eye = sp.identity(img.numel() + out.numel(), dtype=bool, format="csr")
+    gout = torch.ones_like(out)
+
+    def deps(t):
+        if t is img:
+            return eye[: img.numel()]
+        return eye[img.numel():] if t is gout else None
+
+    def run(func, args, outs):
+        call = Call(func, args, {}, outs, deps, lambda t: False, eye.shape[0])
+        return [None if d is None else d.toarray() for d in lookup(func)(call)]
+
+    fwd = run(aten.cudnn_grid_sampler.default, (img, grid), [out])
+    ref = run(aten.grid_sampler_2d.default, (img, grid, 0, 0, True), [out])
+    np.testing.assert_array_equal(fwd[0], ref[0])
+    grads = list(aten.grid_sampler_2d_backward(gout, img, grid, 0, 0, True, [True, True]))
+    bwd = run(aten.cudnn_grid_sampler_backward.default, (img, grid, gout), grads)
+    ref = run(aten.grid_sampler_2d_backward.default,
+              (gout, img, grid, 0, 0, True, [True, True]), grads)
+    for a, b in zip(bwd, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert bwd[0] is not None and bwd[1] is not None
