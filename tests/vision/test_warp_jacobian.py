@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jacobite.vision import (
     WARPS,
@@ -131,3 +133,19 @@ def test_float32_on_a_larger_image_matches_float64():
     J32 = warp_jacobian(img.float(), "homography", theta.float()).to_dense()
     assert J32.dtype == torch.float32
     torch.testing.assert_close(J32.double(), J64, rtol=1e-4, atol=1e-4 * J64.abs().max().item())
+
+
+@settings(max_examples=40, deadline=None)
+@given(model=st.sampled_from(WARPS), mode=st.sampled_from(["bilinear", "bicubic"]),
+       padding_mode=st.sampled_from(["zeros", "border", "reflection"]),
+       align_corners=st.booleans(), h=st.integers(1, 6), w=st.integers(1, 6),
+       channels=st.integers(1, 3), batch=st.sampled_from([None, 1, 2]),
+       seed=st.integers(0, 2**31 - 1))
+def test_random_problems_match_jacrev(model, mode, padding_mode, align_corners, h, w, channels,
+                                      batch, seed):
+    img = _image((batch or 1, channels, h, w), seed=seed)
+    theta = _params(model, batch, seed=seed) * 3
+    kw = {"mode": mode, "padding_mode": padding_mode, "align_corners": align_corners}
+    J = warp_jacobian(img, model, theta, **kw)
+    torch.testing.assert_close(J.to_dense(), _dense(img, model, theta, **kw),
+                               rtol=0, atol=1e-10)

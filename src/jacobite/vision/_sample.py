@@ -105,7 +105,7 @@ class Batch:
                              f"pass params of shape ({self.warp.num_params},) or (B, "
                              f"{self.warp.num_params}), got {tuple(params.shape)}")
         img = image.reshape((1,) * (4 - image.dim()) + tuple(image.shape))
-        prm = params.reshape(-1, params.shape[-1]).to(image.dtype)
+        prm = params.reshape(-1, params.shape[-1]).to(device=image.device, dtype=image.dtype)
         b = max(img.shape[0], prm.shape[0])
         if img.shape[0] not in (1, b) or prm.shape[0] not in (1, b):
             raise ShapeError(f"{img.shape[0]} images and {prm.shape[0]} parameter rows: pass as "
