@@ -84,6 +84,17 @@ def test_only_the_command_line_imports_kinematics() -> None:
     assert not users, f"only jacobite.cli may import jacobite.kinematics: {sorted(users)}"
 
 
+def test_no_package_below_the_use_layer_imports_curvature() -> None:
+    # curvature builds on compute and structure; only use-layer code (Laplace, second-order
+    # training) and the command line may build on it
+    below = {"operators", "sparse", "dense", "numeric", "symbolic", "checking", "nn", "viz",
+             "analysis", "extrema"}
+    users = {str(f.relative_to(SRC)) for f in SRC.rglob("*.py")
+             if f.relative_to(SRC).parts[0].removesuffix(".py") in below
+             and "curvature" in _imports(f, f.relative_to(SRC).parts[0].removesuffix(".py"))}
+    assert not users, f"compute, structure and understand packages import curvature: {users}"
+
+
 def test_only_the_top_level_and_the_command_line_import_vision() -> None:
     # image warps sit in the use layer: no compute or structure package depends on them
     users = {str(f.relative_to(SRC)) for f in SRC.rglob("*.py")

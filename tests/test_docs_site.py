@@ -22,7 +22,7 @@ HAVE_MKDOCS = all(importlib.util.find_spec(m) is not None
                   for m in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"))
 PUBLIC = ["analysis", "config", "dense", "errors", "extrema", "multiobjective", "nn", "numeric",
           "operators", "solvers", "sparse", "symbolic", "transforms", "viz", "kinematics",
-          "vision"]
+          "vision", "curvature"]
 
 
 @pytest.mark.skipif(not HAVE_MKDOCS,

@@ -15,8 +15,8 @@ import pytest
 import jacobite
 
 HEAVY = ("scipy", "sympy", "matplotlib", "rich", "torch._dynamo")
-PACKAGES = ("analysis", "dense", "extrema", "kinematics", "multiobjective", "nn", "numeric",
-            "operators", "solvers", "sparse", "symbolic", "transforms", "vision", "viz")
+PACKAGES = ("analysis", "curvature", "dense", "extrema", "kinematics", "multiobjective", "nn",
+            "numeric", "operators", "solvers", "sparse", "symbolic", "transforms", "vision", "viz")
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -38,8 +38,8 @@ def test_first_forward_jacobian_loads_no_heavy_dependency() -> None:
     assert _loaded_after(code) == set()
 
 
-@pytest.mark.parametrize("package", ["analysis", "checking", "dense", "extrema", "kinematics",
-                                     "multiobjective",
+@pytest.mark.parametrize("package", ["analysis", "checking", "curvature", "dense", "extrema",
+                                     "kinematics", "multiobjective",
                                      "nn", "numeric", "operators", "symbolic", "transforms",
                                      "vision", "viz"])
 def test_importing_a_light_subpackage_loads_no_heavy_dependency(package: str) -> None:

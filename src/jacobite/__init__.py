@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import (
         analysis,
         config,
+        curvature,
         errors,
         extrema,
         kinematics,
@@ -83,6 +84,7 @@ __all__ = [
     "check_logdet",
     "clear_cache",
     "config",
+    "curvature",
     "curve_fit",
     "divergence",
     "errors",

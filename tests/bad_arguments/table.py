@@ -7,6 +7,7 @@ from . import (
     Entry,
     analysis,
     core,
+    curvature,
     flows_check,
     flows_density,
     kinematics_analysis,
@@ -19,7 +20,7 @@ from . import (
 )
 from .known_failures import KNOWN_FAILURES
 
-AREAS = [core, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density,
+AREAS = [core, curvature, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density,
          kinematics_analysis, kinematics_chain, kinematics_ik, vision]
 
 TABLE: list[Entry] = [e for area in AREAS for e in area.ENTRIES]

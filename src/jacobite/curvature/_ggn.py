@@ -1,0 +1,140 @@
+"""The generalised Gauss–Newton matrix ``G = Σ_b J_bᵀ (w_b ∇²_out L_b) J_b / Z`` as a lazy
+``(P, P)`` operator (``J_b`` the Jacobian of the batch's outputs in the parameters; weights as in
+:mod:`jacobite.curvature._loss`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.autograd.forward_ad as fwAD
+from torch import nn
+
+from .. import _validate
+from ..operators import FunctionOperator
+from ._loss import LossCurvature
+from ._setup import Data, Params, check_model, forward
+
+__all__ = ["ggn"]
+
+
+def _dual_product(model: nn.Module, ps: Params, X: Any, v: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """One forward pass carrying the tangent ``v``: ``(output, J v, u ↦ Jᵀu)``. The pullback
+    runs the backward pass of that same forward pass (once)."""
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_() for t in ps.values]
+        tangents = ps.split(v)
+        with fwAD.dual_level():
+            duals = {k: fwAD.make_dual(t, tangents[k])
+                     for k, t in zip(ps.names, leaves, strict=True)}
+            out = forward(model, ps, duals, X)
+            primal, tangent = fwAD.unpack_dual(out)
+    if tangent is None:  # the output does not depend on the parameters
+        tangent = torch.zeros_like(primal)
+
+    def pullback(u: torch.Tensor) -> torch.Tensor:
+        if not primal.requires_grad:
+            return v.new_zeros(ps.size)
+        grads = torch.autograd.grad(primal, leaves, u, allow_unused=True)
+        return torch.cat([(torch.zeros_like(t) if g is None else g).reshape(-1)
+                          for g, t in zip(grads, leaves, strict=True)])
+
+    return primal.detach(), tangent.detach(), pullback
+
+
+class _Linearized:
+    """One batch's linearisation, kept: the traced JVP and the saved VJP of the model."""
+
+    def __init__(self, model: nn.Module, ps: Params, X: Any) -> None:
+        def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
+            return forward(model, ps, p, X)
+
+        primals = ps.primals()
+        with warnings.catch_warnings():  # torch's constant folding of the traced JVP
+            warnings.filterwarnings("ignore", message="Attempted to insert a get_attr")
+            self.out, self._jvp = torch.func.linearize(f, primals)
+        self._vjp = torch.func.vjp(f, primals)[1]
+        self.out = self.out.detach()
+        self._ps = ps
+
+    def jvp(self, v: torch.Tensor) -> torch.Tensor:
+        return self._jvp(self._ps.split(v))
+
+    def vjp(self, u: torch.Tensor) -> torch.Tensor:
+        return self._ps.flat(self._vjp(u)[0])
+
+
+def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
+        cache: bool = False) -> FunctionOperator:
+    """The generalised Gauss–Newton matrix of ``loss(model(X), y)`` over ``data``, as a lazy
+    symmetric ``(P, P)`` operator: ``G = Σ_b J_bᵀ H_b J_b`` with ``J_b`` the Jacobian of the
+    batch's output in the parameters and ``H_b`` the Hessian of the batch's loss in the output.
+
+    Args:
+        model: an ``nn.Module`` in eval mode where it holds BatchNorm or dropout.
+        loss: ``nn.CrossEntropyLoss`` or ``nn.MSELoss`` (mean or sum; ``H_b`` in closed form,
+            ``diag(p) − ppᵀ`` per sample for cross-entropy), or any callable
+            ``loss(output, y) -> scalar`` (``H_b`` by reverse-over-reverse products).
+        data: one batch ``(X, y)`` or an iterable of batches (a list, a ``DataLoader``).
+        params: names of the parameters (default: all with ``requires_grad``); the vector
+            follows ``model.named_parameters()`` order, each parameter flattened row-major.
+        cache: keep each batch's linearisation (a traced JVP and a saved VJP): products then
+            skip the forward pass. It holds about two copies of every batch's forward
+            activations (those the JVP and the VJP need) for the operator's lifetime. Without
+            it, a product runs one forward pass carrying the tangent and one backward pass
+            per batch, and holds one batch's activations at a time.
+
+    A mean loss gives the curvature of the mean over the whole dataset (each batch weighted
+    by its samples); a sum loss or a plain callable, the sum over batches. The operator works
+    in the model's dtype and device; its products are not differentiable. Tagged ``psd`` for
+    cross-entropy and MSE.
+
+    >>> import torch
+    >>> from jacobite.curvature import ggn
+    >>> model = torch.nn.Linear(3, 2).double()
+    >>> X, y = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    >>> G = ggn(model, torch.nn.MSELoss(reduction="sum"), (X, y))
+    >>> G.shape, G.is_psd()
+    ((8, 8), True)
+    """
+    model = check_model(model)
+    lc = LossCurvature.of(loss)
+    cache = _validate.boolean(cache, "cache")
+    ps = Params.of(model, params)
+    batches = Data(data, targets=True, dtype=ps.dtype)
+    kept: list[tuple[_Linearized, Any]] = []
+    total = 0
+    for i, (X, y) in enumerate(batches):
+        if cache:
+            lin = _Linearized(model, ps, X)
+            kept.append((lin, y))
+            out = lin.out
+        else:
+            with torch.no_grad():
+                out = forward(model, ps, ps.primals(), X)
+        if i == 0:
+            lc.check(out, y)
+        total += lc.weight(out)
+    scale = 1.0 / total if lc.mean else 1.0
+
+    def mv(v: torch.Tensor) -> torch.Tensor:
+        acc = v.new_zeros(ps.size)
+        if cache:
+            for lin, y in kept:
+                acc += lin.vjp(lc.hvp(lin.out, y, lin.jvp(v)))
+        else:
+            for X, y in batches:
+                out, Jv, pullback = _dual_product(model, ps, X, v)
+                acc += pullback(lc.hvp(out, y, Jv))
+        return acc * scale if scale != 1.0 else acc
+
+    def mm(V: torch.Tensor) -> torch.Tensor:
+        return torch.stack([mv(V[:, j]) for j in range(V.shape[1])], dim=1)
+
+    tags = ("symmetric", "psd") if lc.kind in ("ce", "mse") else ("symmetric",)
+    return FunctionOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
+                            tags=tags, mm=mm, rmm=mm, name="ggn")

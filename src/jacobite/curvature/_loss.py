@@ -1,0 +1,119 @@
+"""The loss side of the Gauss–Newton matrix: products with the Hessian of a batch's loss with
+respect to the model's output, and how batch losses add up to the dataset's loss.
+
+The dataset's loss is ``Σ_b w_b L_b / Z``: for a loss module with ``reduction="mean"``,
+``w_b = n_b`` (the batch's samples) and ``Z = N`` (all samples), so it is the mean over the
+whole dataset; with ``reduction="sum"`` and for any other callable, ``w_b = Z = 1`` (the batch
+losses add up). Closed forms, per sample (``p = softmax(z)``):
+
+- cross-entropy: ``diag(p) − p pᵀ``, applied as ``p ⊙ u − p (pᵀu)`` (times ``Σ_c t_c`` for
+  probability targets); a mean over ``n`` samples divides by ``n``;
+- MSE: ``2 I``; a mean over the ``n · C`` entries divides by ``n · C``;
+- anything else: reverse-over-reverse products ``torch.func.vjp(grad(L_b))`` in the output.
+
+>>> import torch
+>>> lc = LossCurvature.of(torch.nn.CrossEntropyLoss(reduction="sum"))
+>>> z, y = torch.zeros(1, 2), torch.tensor([0])
+>>> lc.hvp(z, y, torch.tensor([[1.0, 0.0]]))
+tensor([[ 0.2500, -0.2500]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .. import _validate
+from ..errors import InvalidOptionError, ShapeError
+
+__all__ = ["LossCurvature"]
+
+_REDUCE = "set reduction='mean' or reduction='sum' on the loss"
+
+
+@dataclass(frozen=True)
+class LossCurvature:
+    """A loss ``L(output, y) -> scalar`` with its kind (``"ce"``, ``"mse"`` or ``"ad"``) and
+    whether batch losses are means over samples."""
+
+    fn: Callable[[torch.Tensor, Any], torch.Tensor]
+    kind: str
+    mean: bool
+
+    @staticmethod
+    def of(loss: Any) -> LossCurvature:
+        _validate.callable_(loss, "loss")
+        reduction = getattr(loss, "reduction", None)
+        if isinstance(loss, nn.Module) and reduction is not None:
+            if reduction not in ("mean", "sum"):
+                raise InvalidOptionError(
+                    f"the loss has reduction={reduction!r}, but the curvature needs a scalar "
+                    f"loss; {_REDUCE}")
+            mean = reduction == "mean"
+            if type(loss) is nn.CrossEntropyLoss and loss.weight is None:
+                return LossCurvature(loss, "ce", mean)
+            if type(loss) is nn.MSELoss:
+                return LossCurvature(loss, "mse", mean)
+            return LossCurvature(loss, "ad", mean)
+        if loss is F.cross_entropy:
+            return LossCurvature(loss, "ce", True)
+        if loss is F.mse_loss:
+            return LossCurvature(loss, "mse", True)
+        return LossCurvature(loss, "ad", False)
+
+    def check(self, out: torch.Tensor, y: Any) -> None:
+        """Evaluate once on a batch: a scalar, and targets that fit the closed form."""
+        value = self.fn(out, y)
+        if not isinstance(value, torch.Tensor) or value.ndim != 0:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ShapeError(f"the loss must return a scalar, got {got}; {_REDUCE}, or sum the "
+                             "per-sample losses in your function")
+        if self.kind == "ce" and out.ndim < 2:
+            raise ShapeError(f"cross-entropy needs logits of shape (n, C, ...), got "
+                             f"{tuple(out.shape)}; return the logits from the model")
+
+    def value(self, out: torch.Tensor, y: Any) -> torch.Tensor:
+        """``L_b``, written out for MSE: torch's ``mse_loss`` has no forward-over-reverse
+        derivative (its backward writes into a zero tangent)."""
+        if self.kind == "mse":
+            sq = (out - y) ** 2
+            return sq.mean() if self.mean else sq.sum()
+        return self.fn(out, y)
+
+    def weight(self, out: torch.Tensor) -> int:
+        """``w_b``: the batch's samples for a mean, else 1."""
+        return int(out.shape[0]) if self.mean else 1
+
+    def _ce_closed(self, y: Any) -> bool:
+        ignore = getattr(self.fn, "ignore_index", -100)
+        return y.is_floating_point() or not bool((y == ignore).any())
+
+    def hvp(self, out: torch.Tensor, y: Any, u: torch.Tensor) -> torch.Tensor:
+        """``w_b ∇²_out L_b u`` for ``u`` shaped like ``out``."""
+        out = out.detach()
+        if self.kind == "ce" and self._ce_closed(y):
+            p = torch.softmax(out, dim=1)
+            Hu = p * u - p * (p * u).sum(dim=1, keepdim=True)
+            if y.is_floating_point():  # probability targets: the Hessian scales with Σ t
+                Hu = Hu * y.sum(dim=1, keepdim=True)
+            if self.mean:  # a mean over n · (positions per sample)
+                Hu = Hu * (out.shape[0] / (out.numel() // out.shape[1]))
+            return Hu
+        if self.kind == "mse":
+            scale = 2.0 * (out.shape[0] / out.numel() if self.mean else 1.0)
+            return scale * u
+        w = self.weight(out)
+        def batch_loss(o: torch.Tensor) -> torch.Tensor:
+            return self.fn(o, y)
+
+        # reverse over reverse (H is symmetric): double backward exists for more losses than
+        # forward-over-reverse (huber_loss has none)
+        pull = torch.func.vjp(torch.func.grad(batch_loss), out)[1]
+        Hv: torch.Tensor = pull(u)[0]
+        return Hv * w if w != 1 else Hv
+

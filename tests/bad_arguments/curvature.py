@@ -1,0 +1,65 @@
+"""Entries for jacobite.curvature (Gauss–Newton, Hessian and Jacobian operators of a network)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from jacobite import curvature as C
+from jacobite.errors import (
+    ArgnumsError,
+    ArgumentTypeError,
+    DtypeError,
+    InvalidOptionError,
+    ModuleStateError,
+    NonFiniteInputError,
+    ShapeError,
+)
+
+from . import F64, entry, flag, fn, typed
+
+MODEL = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+X = torch.randn(5, 3, dtype=F64)
+Y = torch.randint(0, 2, (5,))
+CE = nn.CrossEntropyLoss()
+_BN = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()  # left in training mode
+
+
+def _model_cases(slot: int) -> list:
+    return [typed(slot, lambda x: x, ArgumentTypeError), typed(slot, None, ArgumentTypeError),
+            typed(slot, "mlp", ArgumentTypeError), typed(slot, _BN, ModuleStateError),
+            typed(slot, nn.Linear(3, 2), DtypeError)]  # float32 model, float64 data
+
+
+def _data_cases(slot: int, *, targets: bool) -> list:
+    out = [typed(slot, 3, ArgumentTypeError), typed(slot, None, ArgumentTypeError),
+           typed(slot, iter([(X, Y)]), ArgumentTypeError), typed(slot, [], ShapeError),
+           typed(slot, (X.float(), Y), DtypeError),
+           typed(slot, (torch.full((2, 3), torch.nan, dtype=F64), Y[:2]), NonFiniteInputError),
+           typed(slot, ("abc", Y), ArgumentTypeError)]
+    if targets:
+        out += [typed(slot, X, ArgumentTypeError), typed(slot, (X, "abc"), ArgumentTypeError)]
+    return out
+
+
+def _params_cases(slot: str) -> list:
+    return [typed(slot, "0.weight", ArgumentTypeError), typed(slot, [0], ArgumentTypeError),
+            typed(slot, ["nope"], ArgnumsError), typed(slot, [], ArgnumsError),
+            typed(slot, 3, ArgumentTypeError)]
+
+
+def _loss_cases(slot: int) -> list:
+    return [*fn(slot), typed(slot, nn.CrossEntropyLoss(reduction="none"), InvalidOptionError),
+            typed(slot, lambda o, t: o, ShapeError)]
+
+
+ENTRIES = [
+    entry("jacobite.curvature.ggn", C.ggn, MODEL, CE, (X, Y),
+          cases=[*_model_cases(0), *_loss_cases(1), *_data_cases(2, targets=True),
+                 *_params_cases("params"), *flag("cache")]),
+    entry("jacobite.curvature.hessian", C.hessian, MODEL, CE, (X, Y),
+          cases=[*_model_cases(0), *_loss_cases(1), *_data_cases(2, targets=True),
+                 *_params_cases("params")]),
+    entry("jacobite.curvature.jacobian", C.jacobian, MODEL, X,
+          cases=[*_model_cases(0), *_data_cases(1, targets=False), *_params_cases("params")]),
+]
