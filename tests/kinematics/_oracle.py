@@ -33,7 +33,7 @@ def ad_jacobian(chain, q: torch.Tensor, frame: str = "local_world_aligned", poin
         elif frame == "local":
             v, omega = r.T @ v, r.T @ omega
         cols.append(torch.cat([v, omega]))
-    return torch.stack(cols, dim=1)
+    return torch.stack(cols, dim=1) if cols else torch.zeros(6, 0, dtype=q.dtype)
 
 
 def dh_matrix(a: float, alpha: float, d: float, theta: float, modified: bool) -> np.ndarray:

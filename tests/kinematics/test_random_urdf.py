@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import yourdfpy
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from jacobite.kinematics import FRAMES, Chain
@@ -53,6 +53,8 @@ def _urdf(joints: list[dict]) -> str:
 
 @settings(max_examples=20, deadline=None)
 @given(joints=st.lists(_joint, min_size=1, max_size=6), seed=st.integers(0, 99))
+@example(joints=[{"kind": "fixed", "xyz": (0.0, 0.0, 0.5), "rpy": (0.0, 0.0, 0.0),
+                  "axis": (0.0, 0.0, 1.0), "mult": 0.0, "offset": 0.0}], seed=0)  # dof 0
 def test_random_chains_match_ad_and_yourdfpy(joints: list[dict], seed: int) -> None:
     xml = _urdf(joints)
     chain = Chain.from_urdf(xml)
