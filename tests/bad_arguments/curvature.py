@@ -1,4 +1,5 @@
-"""Entries for jacobite.curvature (Gauss–Newton, Hessian and Jacobian operators of a network)."""
+"""Entries for jacobite.curvature (Gauss–Newton, Hessian and Jacobian operators of a network,
+the exact Gauss–Newton diagonal)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from jacobite.errors import (
     ModuleStateError,
     NonFiniteInputError,
     ShapeError,
+    UnsupportedOperationError,
 )
 
 from . import F64, entry, flag, fn, typed
@@ -48,9 +50,10 @@ def _params_cases(slot: str) -> list:
             typed(slot, 3, ArgumentTypeError)]
 
 
-def _loss_cases(slot: int) -> list:
+def _loss_cases(slot: int, closed_form: bool = False) -> list:
+    # a callable without a closed form: not a scalar for ggn, no square root for the diagonal
     return [*fn(slot), typed(slot, nn.CrossEntropyLoss(reduction="none"), InvalidOptionError),
-            typed(slot, lambda o, t: o, ShapeError)]
+            typed(slot, lambda o, t: o, UnsupportedOperationError if closed_form else ShapeError)]
 
 
 ENTRIES = [
@@ -60,6 +63,10 @@ ENTRIES = [
     entry("jacobite.curvature.hessian", C.hessian, MODEL, CE, (X, Y),
           cases=[*_model_cases(0), *_loss_cases(1), *_data_cases(2, targets=True),
                  *_params_cases("params")]),
+    entry("jacobite.curvature.ggn_diagonal", C.ggn_diagonal, MODEL, CE, (X, Y),
+          cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
+                 typed(1, nn.HuberLoss(), UnsupportedOperationError),
+                 *_data_cases(2, targets=True), *_params_cases("params")]),
     entry("jacobite.curvature.jacobian", C.jacobian, MODEL, X,
           cases=[*_model_cases(0), *_data_cases(1, targets=False), *_params_cases("params")]),
 ]

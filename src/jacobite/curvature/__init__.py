@@ -16,8 +16,9 @@ Jacobian in the middle (see ``docs/conventions.md``, section Curvature).
 ((67, 67), (48, 67))
 """
 
+from ._diagonal import ggn_diagonal
 from ._ggn import ggn
 from ._hessian import hessian
 from ._jacobian import jacobian
 
-__all__ = ["ggn", "hessian", "jacobian"]
+__all__ = ["ggn", "ggn_diagonal", "hessian", "jacobian"]

@@ -117,3 +117,23 @@ class LossCurvature:
         Hv: torch.Tensor = pull(u)[0]
         return Hv * w if w != 1 else Hv
 
+    def sqrt_columns(self, out: torch.Tensor, y: Any) -> torch.Tensor:
+        """``(n, K, C)``: per sample ``K`` vectors ``s_k`` with ``Σ_k s_k s_kᵀ`` the sample's
+        block of ``w_b ∇²_out L_b``, for outputs ``(n, C)``. Cross-entropy:
+        ``S = diag(√p) − p √pᵀ`` (column ``k`` is ``√p_k (e_k − p)``; ``S Sᵀ = diag(p) − ppᵀ``
+        as ``Σ_k p_k = 1``); MSE: ``√(2 c) I``."""
+        out = out.detach()
+        n, C = out.shape
+        eye = torch.eye(C, dtype=out.dtype, device=out.device)
+        if self.kind == "mse":
+            c = 1.0 / C if self.mean else 1.0
+            return (2.0 * c) ** 0.5 * eye.expand(n, C, C)
+        p = torch.softmax(out, dim=1)
+        S = p.sqrt()[:, :, None] * (eye - p[:, None, :])  # row k: √p_k (e_k − p)
+        if y.is_floating_point():  # probability targets
+            S = S * y.sum(dim=1).sqrt()[:, None, None]
+        else:  # samples whose target is ignored count for nothing
+            ignore = getattr(self.fn, "ignore_index", -100)
+            S = S * (y != ignore).to(S.dtype)[:, None, None]
+        return S
+

@@ -1,0 +1,61 @@
+"""ggn_diagonal equals the diagonal of the dense Gauss–Newton matrix built with torch.func, on
+every small model (including LayerNorm, BatchNorm in eval mode, a grouped convolution and
+attention), for cross-entropy and MSE, whatever the chunking of the samples."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from jacobite.config import memory_budget
+from jacobite.curvature import ggn_diagonal
+from jacobite.errors import ShapeError, UnsupportedOperationError
+
+from ._oracle import batches, dense_ggn, make, targets
+
+LOSSES = {"ce-mean": lambda: nn.CrossEntropyLoss(), "ce-sum": lambda: nn.CrossEntropyLoss(
+    reduction="sum"), "mse-mean": lambda: nn.MSELoss(), "mse-sum": lambda: nn.MSELoss(
+    reduction="sum")}
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "layernorm", "batchnorm", "attention"])
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+def test_diagonal_equals_the_dense_diagonal(name, loss_name):
+    model, X = make(name, torch.float64)
+    loss = LOSSES[loss_name]()
+    with torch.no_grad():
+        out = model(X)
+    y = targets(loss_name[:3].rstrip("-"), tuple(out.shape), torch.float64)
+    ref = dense_ggn(model, loss, X, y).diagonal()
+    d = ggn_diagonal(model, loss, batches(X, y, (4, 2)))
+    torch.testing.assert_close(d, ref, rtol=1e-9, atol=1e-12)
+    with memory_budget(1):  # one sample per chunk
+        torch.testing.assert_close(ggn_diagonal(model, loss, (X, y)), ref, rtol=1e-9,
+                                   atol=1e-12)
+
+
+def test_diagonal_in_float32_with_probability_targets_and_ignored_samples():
+    model, X = make("layernorm", torch.float32)
+    t = torch.softmax(torch.randn(6, 3), dim=1)
+    loss = nn.CrossEntropyLoss(label_smoothing=0.2)
+    ref = dense_ggn(model.double(), loss, X.double(), t.double()).diagonal()
+    model.float()
+    d = ggn_diagonal(model, loss, (X, t))
+    assert d.dtype == torch.float32
+    torch.testing.assert_close(d.double(), ref, rtol=1e-4, atol=1e-6)
+    y = torch.tensor([0, -100, 2, 1, -100, 0])
+    loss = nn.CrossEntropyLoss(reduction="sum")
+    ref = dense_ggn(model.double(), loss, X.double(), y).diagonal()
+    torch.testing.assert_close(ggn_diagonal(model.double(), loss, (X.double(), y)), ref,
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_diagonal_refuses_what_it_cannot_do():
+    model, X = make("mlp", torch.float64)
+    with pytest.raises(UnsupportedOperationError, match=r"ggn\(\.\.\.\)\.diagonal\(\)"):
+        ggn_diagonal(model, nn.HuberLoss(), (X, torch.zeros(6, 3, dtype=torch.float64)))
+    seq = nn.Sequential(nn.Conv1d(1, 3, 1)).double()  # outputs (n, C, L)
+    Xs, ys = torch.randn(4, 1, 5, dtype=torch.float64), torch.randint(0, 3, (4, 5))
+    with pytest.raises(ShapeError, match=r"\(n, C\)"):
+        ggn_diagonal(seq, nn.CrossEntropyLoss(), (Xs, ys))
