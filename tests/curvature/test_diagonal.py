@@ -59,3 +59,31 @@ def test_diagonal_refuses_what_it_cannot_do():
     Xs, ys = torch.randn(4, 1, 5, dtype=torch.float64), torch.randint(0, 3, (4, 5))
     with pytest.raises(ShapeError, match=r"\(n, C\)"):
         ggn_diagonal(seq, nn.CrossEntropyLoss(), (Xs, ys))
+
+
+class _Twice(nn.Module):
+    """A Linear called twice and one whose weight another Linear shares: the outer-product
+    shortcut does not hold there, so those parameters take the per-sample route."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 3)
+        self.c.weight = self.b.weight
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.a(torch.tanh(self.a(x))))
+        return self.head(torch.tanh(self.c(torch.tanh(self.b(h)))))
+
+
+def test_layers_called_twice_or_sharing_weights():
+    torch.manual_seed(0)
+    model = _Twice().double()
+    X, y = torch.randn(5, 3, dtype=torch.float64), torch.randint(0, 2, (5,))
+    loss = nn.CrossEntropyLoss()
+    ref = dense_ggn(model, loss, X, y).diagonal()
+    torch.testing.assert_close(ggn_diagonal(model, loss, (X, y)), ref, rtol=1e-9, atol=1e-12)
+    only = ["b.weight", "head.bias"]
+    ref = dense_ggn(model, loss, X, y, only).diagonal()
+    torch.testing.assert_close(ggn_diagonal(model, loss, (X, y), params=only), ref, rtol=1e-9,
+                               atol=1e-12)

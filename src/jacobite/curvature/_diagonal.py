@@ -25,6 +25,10 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
     ``S = diag(√p) − p √pᵀ``; MSE: a multiple of ``I``), ``diag G = Σ_n Σ_k (J_nᵀ s_nk)²``:
     ``C`` VJPs per sample, vmapped over the samples of a batch and over the ``C`` columns, in
     chunks of samples whose ``(samples, C, P)`` per-sample gradients fit the memory budget.
+    An ``nn.Linear`` layer called once on inputs ``(n, d)`` skips the per-sample gradients:
+    ``J_nᵀ s`` is there the outer product of the layer's output gradient ``g`` and input
+    ``x``, so its squares sum to ``(Σ_k g_k²)ᵀ (x²)``, from ``C`` backward passes to the
+    layer outputs and one product per layer.
     Any ``torch.func``-compatible model (LayerNorm, BatchNorm in eval mode, grouped
     convolutions, attention); outputs of shape ``(n, C)``; cross-entropy (class indices or
     probabilities, ``weight=None``) or MSE, with the reduction conventions of ``ggn``.
@@ -49,14 +53,8 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype)
 
-    def one(p: dict[str, torch.Tensor], x: Any, S: torch.Tensor) -> torch.Tensor:
-        """``Σ_k (J_xᵀ s_k)²`` for one sample ``x`` and its ``(K, C)`` columns ``S``."""
-        pull = torch.func.vjp(lambda q: forward(model, ps, q, x[None])[0], p)[1]
-        g = torch.func.vmap(lambda s: ps.flat(pull(s)[0]))(S)
-        return (g * g).sum(dim=0)
-
-    per_sample = torch.func.vmap(one, in_dims=(None, 0, 0))
-    diag = torch.zeros(ps.size, dtype=ps.dtype, device=ps.device)
+    ps_all = ps
+    diag: dict[str, torch.Tensor] = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
     total = 0
     for i, (X, y) in enumerate(batches):
         with torch.no_grad():
@@ -68,9 +66,79 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
                              f"{tuple(out.shape)}; use ggn(...).diagonal() for other shapes")
         total += lc.weight(out)
         S = lc.sqrt_columns(out, y)
-        per = max(1, get_memory_budget() // (3 * S.shape[1] * ps.size * out.element_size()))
-        for start in range(0, X.shape[0], per):
-            with torch.enable_grad():
-                d = per_sample(ps.primals(), X[start:start + per], S[start:start + per])
-            diag += d.sum(dim=0)
-    return diag / total if lc.mean else diag
+        rest = _linear_layers(model, ps_all, X, S, diag)
+        if rest:
+            _per_sample(model, Params.of(model, rest), X, S, diag)
+    flat = ps_all.flat(diag)
+    return flat / total if lc.mean else flat
+
+
+def _linear_layers(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
+                   diag: dict[str, torch.Tensor]) -> list[str]:
+    """Add the diagonal of every ``nn.Linear`` called once on ``(n, d)`` inputs (its own
+    parameters) to ``diag``; return the names of the parameters left to the general route."""
+    chosen = set(ps.names)
+    owners: dict[int, int] = {}
+    for mod in model.modules():
+        for t in mod._parameters.values():
+            if t is not None:
+                owners[id(t)] = owners.get(id(t), 0) + 1
+    linears = {}
+    for name, mod in model.named_modules():
+        w = f"{name}.weight" if name else "weight"
+        if type(mod) is nn.Linear and w in chosen and owners[id(mod.weight)] == 1 \
+                and (mod.bias is None or owners[id(mod.bias)] == 1):
+            linears[name] = mod
+    if not linears:
+        return list(ps.names)
+    calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in linears}
+    handles = [mod.register_forward_hook(
+        lambda m, args, out, n=n: calls[n].append((args[0], out)))
+        for n, mod in linears.items()]
+    try:
+        with torch.enable_grad():
+            leaves = {k: v.detach().requires_grad_() for k, v in ps.primals().items()}
+            out = forward(model, ps, leaves, X)
+    finally:
+        for h in handles:
+            h.remove()
+    fast = {n: c[0] for n, c in calls.items()
+            if len(c) == 1 and c[0][0].ndim == 2 and c[0][1].requires_grad}
+    if fast and out.requires_grad:
+        # Σ_k (g_k xᵀ)² = (Σ_k g_k²)(x²)ᵀ per sample: one product per layer after C backward passes
+        g2 = {n: torch.zeros_like(o) for n, (_, o) in fast.items()}
+        for k in range(S.shape[1]):
+            grads = torch.autograd.grad(out, [o for _, o in fast.values()], S[:, k, :],
+                                        retain_graph=k + 1 < S.shape[1], allow_unused=True)
+            for n, g in zip(fast, grads, strict=True):
+                if g is not None:
+                    g2[n].addcmul_(g, g)
+        for n, (x, _) in fast.items():
+            prefix = f"{n}." if n else ""
+            diag[prefix + "weight"] += g2[n].T @ (x.detach() ** 2)
+            if prefix + "bias" in diag:
+                diag[prefix + "bias"] += g2[n].sum(dim=0)
+    done = {f"{n}.{p}" if n else p for n in fast for p in ("weight", "bias")}
+    return [k for k in ps.names if k not in done]
+
+
+def _per_sample(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
+                diag: dict[str, torch.Tensor]) -> None:
+    """Add ``Σ_n Σ_k (J_nᵀ s_nk)²`` for the parameters ``ps`` from vmapped per-sample VJPs."""
+
+    def one(p: dict[str, torch.Tensor], x: Any, Sx: torch.Tensor) -> torch.Tensor:
+        """``Σ_k (J_xᵀ s_k)²`` for one sample ``x`` and its ``(K, C)`` columns ``Sx``."""
+        pull = torch.func.vjp(lambda q: forward(model, ps, q, x[None])[0], p)[1]
+        g = torch.func.vmap(lambda s: ps.flat(pull(s)[0]))(Sx)
+        return (g * g).sum(dim=0)
+
+    per_sample = torch.func.vmap(one, in_dims=(None, 0, 0))
+    itemsize = ps.values[0].element_size()
+    per = max(1, get_memory_budget() // (3 * S.shape[1] * ps.size * itemsize))
+    acc = torch.zeros(ps.size, dtype=ps.dtype, device=ps.device)
+    for start in range(0, X.shape[0], per):
+        with torch.enable_grad():
+            acc += per_sample(ps.primals(), X[start:start + per],
+                              S[start:start + per]).sum(dim=0)
+    for k, v in ps.split(acc).items():
+        diag[k] += v
