@@ -176,3 +176,18 @@ def test_the_model_is_left_unchanged():
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("params", [None, ["0.weight"], ["0.weight", "2.bias"]])
+def test_first_layer_weight_without_its_bias_or_with_none(params):
+    # the data enters a Linear whose weight carries the tangent and whose bias may not
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5, bias=False), nn.Tanh(), nn.Linear(5, 3)).double()
+    if params is not None:
+        model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    X, y = torch.randn(6, 4, dtype=torch.float64), torch.randint(0, 3, (6,))
+    loss = nn.CrossEntropyLoss()
+    names = params or [k for k, _ in model.named_parameters()]
+    ref = dense_ggn(model, loss, X, y, names)
+    torch.testing.assert_close(ggn(model, loss, (X, y), params=params).to_dense(), ref,
+                               rtol=1e-10, atol=1e-12)

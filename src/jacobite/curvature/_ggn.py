@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
+from torch.nn import functional as F
 
 from .. import _validate
 from ..operators import FunctionOperator
@@ -21,6 +22,27 @@ from ._setup import Data, Params, check_model, forward
 __all__ = ["ggn"]
 
 
+class _ConstantInputLinear(torch.overrides.TorchFunctionMode):
+    """``F.linear`` of an input without a tangent (the data) and a weight with one: the tangent
+    ``linear(x, W_t, b_t)`` alone. torch's own rule also multiplies a materialised zero input
+    tangent into the weight, a second product as large as the layer's forward pass."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is F.linear and len(args) >= 2 and not kwargs:
+            x, w = args[0], args[1]
+            b = args[2] if len(args) > 2 else None
+            xt = fwAD.unpack_dual(x).tangent
+            wp, wt = fwAD.unpack_dual(w)
+            if xt is None and wt is not None:
+                bp, bt = (None, None) if b is None else fwAD.unpack_dual(b)
+                if bp is not None and bt is None:
+                    bt = torch.zeros_like(bp)
+                return fwAD.make_dual(F.linear(x, wp, bp), F.linear(x, wt, bt))
+        return func(*args, **kwargs)
+
+
 def _dual_product(model: nn.Module, ps: Params, X: Any, v: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
     """One forward pass carrying the tangent ``v``: ``(output, J v, u ↦ Jᵀu)``. The pullback
@@ -28,7 +50,7 @@ def _dual_product(model: nn.Module, ps: Params, X: Any, v: torch.Tensor
     with torch.enable_grad():
         leaves = [t.detach().requires_grad_() for t in ps.values]
         tangents = ps.split(v)
-        with fwAD.dual_level():
+        with fwAD.dual_level(), _ConstantInputLinear():
             duals = {k: fwAD.make_dual(t, tangents[k])
                      for k, t in zip(ps.names, leaves, strict=True)}
             out = forward(model, ps, duals, X)
