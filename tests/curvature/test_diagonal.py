@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from jacobite.config import memory_budget
-from jacobite.curvature import ggn_diagonal
+from jacobite.curvature import ggn, ggn_diagonal
 from jacobite.errors import ShapeError, UnsupportedOperationError
 
 from ._oracle import batches, dense_ggn, make, targets
@@ -87,3 +87,14 @@ def test_layers_called_twice_or_sharing_weights():
     ref = dense_ggn(model, loss, X, y, only).diagonal()
     torch.testing.assert_close(ggn_diagonal(model, loss, (X, y), params=only), ref, rtol=1e-9,
                                atol=1e-12)
+
+
+def test_the_ggn_operators_diagonal_is_exact():
+    model, X = make("layernorm", torch.float64)
+    y = torch.randint(0, 3, (6,))
+    targets_mse = torch.rand(6, 3, dtype=torch.float64)
+    for loss, t in ((nn.CrossEntropyLoss(), y), (nn.HuberLoss(), targets_mse)):
+        G = ggn(model, loss, batches(X, t, (2, 4)), params=["1.weight", "3.weight"])
+        ref = dense_ggn(model, loss, X, t, ["1.weight", "3.weight"]).diagonal()
+        torch.testing.assert_close(G.diagonal(), ref, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(G.trace(), ref.sum(), rtol=1e-9, atol=1e-12)

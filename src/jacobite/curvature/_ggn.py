@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from .. import _validate
 from ..operators import FunctionOperator
+from ._diagonal import ggn_diagonal
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
 
@@ -90,6 +91,21 @@ class _Linearized:
         return self._ps.flat(self._vjp(u)[0])
 
 
+class _GGNOperator(FunctionOperator):
+    """The Gauss–Newton operator; its diagonal is exact from :func:`ggn_diagonal` where the
+    loss Hessian has a square root in closed form, else probed by products."""
+
+    def __init__(self, *args: Any, exact_diagonal: Callable[[], torch.Tensor] | None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._exact_diagonal = exact_diagonal
+
+    def _diagonal(self) -> torch.Tensor:
+        if self._exact_diagonal is not None:
+            return self._exact_diagonal()
+        return super()._diagonal()
+
+
 def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
         cache: bool = False) -> FunctionOperator:
     """The generalised Gauss–Newton matrix of ``loss(model(X), y)`` over ``data``, as a lazy
@@ -113,7 +129,7 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     A mean loss gives the curvature of the mean over the whole dataset (each batch weighted
     by its samples); a sum loss or a plain callable, the sum over batches. The operator works
     in the model's dtype and device; its products are not differentiable. Tagged ``psd`` for
-    cross-entropy and MSE.
+    cross-entropy and MSE, whose ``diagonal()`` is exact and cheap (:func:`ggn_diagonal`).
 
     >>> import torch
     >>> from jacobite.curvature import ggn
@@ -157,6 +173,9 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     def mm(V: torch.Tensor) -> torch.Tensor:
         return torch.stack([mv(V[:, j]) for j in range(V.shape[1])], dim=1)
 
-    tags = ("symmetric", "psd") if lc.kind in ("ce", "mse") else ("symmetric",)
-    return FunctionOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
-                            tags=tags, mm=mm, rmm=mm, name="ggn")
+    closed = lc.kind in ("ce", "mse")
+    exact = (lambda: ggn_diagonal(model, loss, data, ps.names)) if closed and out.ndim == 2 \
+        else None
+    return _GGNOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
+                        tags=("symmetric", "psd") if closed else ("symmetric",), mm=mm, rmm=mm,
+                        name="ggn", exact_diagonal=exact)
