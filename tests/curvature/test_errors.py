@@ -94,3 +94,11 @@ def test_vectors_of_the_wrong_length_or_dtype():
         G.mv(torch.ones(3, dtype=F64))
     with pytest.raises(DtypeError):
         G.mv(torch.ones(G.shape[1], dtype=torch.float32))
+
+
+def test_data_on_another_device_names_the_move():
+    model = _mlp()
+    with pytest.raises(InvalidOptionError, match=r"\.to\('cpu'\)"):
+        jacobian(model, X.to("meta"))
+    with pytest.raises(InvalidOptionError, match=r"targets y"):
+        ggn(model, CE, (X, Y.to("meta")))

@@ -51,7 +51,7 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
             "nn.CrossEntropyLoss (weight=None) or nn.MSELoss, or use "
             "ggn(...).diagonal() for any other loss")
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype)
+    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
 
     ps_all = ps
     diag: dict[str, torch.Tensor] = {k: torch.zeros_like(v) for k, v in ps.primals().items()}

@@ -143,7 +143,7 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     lc = LossCurvature.of(loss)
     cache = _validate.boolean(cache, "cache")
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype)
+    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
     kept: list[tuple[_Linearized, Any]] = []
     total = 0
     for i, (X, y) in enumerate(batches):

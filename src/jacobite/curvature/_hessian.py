@@ -51,7 +51,7 @@ def hessian(model: nn.Module, loss: Any, data: Any,
     model = check_model(model)
     lc = LossCurvature.of(loss)
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype)
+    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
     total = 0
     for i, (X, y) in enumerate(batches):
         with torch.no_grad():

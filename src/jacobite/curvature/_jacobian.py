@@ -34,7 +34,7 @@ def jacobian(model: nn.Module, data: Any,
     """
     model = check_model(model)
     ps = Params.of(model, params)
-    batches = Data(data, targets=False, dtype=ps.dtype)
+    batches = Data(data, targets=False, dtype=ps.dtype, device=ps.device)
     sizes = []
     for X, _ in batches:
         with torch.no_grad():

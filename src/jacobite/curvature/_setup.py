@@ -27,6 +27,7 @@ from ..errors import (
     ArgnumsError,
     ArgumentTypeError,
     DtypeError,
+    InvalidOptionError,
     ModuleStateError,
     NonFiniteInputError,
     ShapeError,
@@ -138,9 +139,11 @@ def forward(model: nn.Module, ps: Params, p: dict[str, torch.Tensor], X: Any) ->
 class Data:
     """The batches: one ``(X, y)`` tuple, or an iterable of them that can be iterated again."""
 
-    def __init__(self, data: Any, *, targets: bool, dtype: torch.dtype) -> None:
+    def __init__(self, data: Any, *, targets: bool, dtype: torch.dtype,
+                 device: torch.device | None = None) -> None:
         self._targets = targets
         self._dtype = dtype
+        self._device = device
         if isinstance(data, torch.Tensor) and not targets:
             self._one: list[Batch] | None = [self._batch(data)]
         elif isinstance(data, tuple):
@@ -177,6 +180,12 @@ class Data:
         if X.ndim == 0 or X.shape[0] == 0:
             raise ShapeError(f"a batch needs inputs X of shape (n, ...) with n >= 1, got shape "
                              f"{tuple(X.shape)}; add the batch dimension (X.unsqueeze(0))")
+        for name, t in (("inputs X", X), ("targets y", y)):
+            if self._device is not None and isinstance(t, torch.Tensor) \
+                    and t.device != self._device:
+                raise InvalidOptionError(
+                    f"the {name} are on {t.device} but the model's parameters on "
+                    f"{self._device}; move them with .to({str(self._device)!r})")
         if X.is_floating_point():
             if X.dtype != self._dtype:
                 raise DtypeError(f"the inputs have dtype {X.dtype} but the model's parameters "
