@@ -191,3 +191,29 @@ def test_first_layer_weight_without_its_bias_or_with_none(params):
     ref = dense_ggn(model, loss, X, y, names)
     torch.testing.assert_close(ggn(model, loss, (X, y), params=params).to_dense(), ref,
                                rtol=1e-10, atol=1e-12)
+
+
+class _Functional(nn.Module):
+    """Layers called through torch.nn.functional with keyword arguments, the data entering a
+    1-D convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 1, 3))
+        self.b = nn.Parameter(torch.randn(2))
+        self.v = nn.Parameter(torch.randn(3, 2 * 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.conv1d(x, self.w, bias=self.b, padding=1)
+        return torch.nn.functional.linear(torch.tanh(h).flatten(1), self.v, bias=None)
+
+
+@pytest.mark.parametrize("params", [None, ["w"], ["b", "v"]])
+def test_functional_layers_with_keywords(params):
+    torch.manual_seed(0)
+    model = _Functional().double()
+    X, y = torch.randn(4, 1, 5, dtype=torch.float64), torch.randint(0, 3, (4,))
+    loss = nn.CrossEntropyLoss(reduction="sum")
+    names = params or ["w", "b", "v"]
+    torch.testing.assert_close(ggn(model, loss, (X, y), params=params).to_dense(),
+                               dense_ggn(model, loss, X, y, names), rtol=1e-10, atol=1e-12)

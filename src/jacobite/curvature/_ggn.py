@@ -23,24 +23,29 @@ from ._setup import Data, Params, check_model, forward
 __all__ = ["ggn"]
 
 
-class _ConstantInputLinear(torch.overrides.TorchFunctionMode):
-    """``F.linear`` of an input without a tangent (the data) and a weight with one: the tangent
-    ``linear(x, W_t, b_t)`` alone. torch's own rule also multiplies a materialised zero input
-    tangent into the weight, a second product as large as the layer's forward pass."""
+_LAYERS = (F.linear, F.conv1d, F.conv2d, F.conv3d)
+
+
+class _ConstantInputLayers(torch.overrides.TorchFunctionMode):
+    """``F.linear`` and ``F.conv*d`` of an input without a tangent (the data) and a weight
+    with one: the tangent is ``layer(x, W_t, b_t)`` alone. torch's own rule also applies the
+    weight to a materialised zero input tangent, a second product as large as the layer's
+    forward pass."""
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (),
                            kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func is F.linear and len(args) >= 2 and not kwargs:
+        if func in _LAYERS and len(args) >= 2:
             x, w = args[0], args[1]
-            b = args[2] if len(args) > 2 else None
-            xt = fwAD.unpack_dual(x).tangent
+            rest, kw = args[3:], {k: v for k, v in kwargs.items() if k != "bias"}
+            b = args[2] if len(args) > 2 else kwargs.get("bias")
             wp, wt = fwAD.unpack_dual(w)
-            if xt is None and wt is not None:
+            if wt is not None and fwAD.unpack_dual(x).tangent is None:
                 bp, bt = (None, None) if b is None else fwAD.unpack_dual(b)
                 if bp is not None and bt is None:
                     bt = torch.zeros_like(bp)
-                return fwAD.make_dual(F.linear(x, wp, bp), F.linear(x, wt, bt))
+                return fwAD.make_dual(func(x, wp, bp, *rest, **kw),
+                                      func(x, wt, bt, *rest, **kw))
         return func(*args, **kwargs)
 
 
@@ -51,7 +56,7 @@ def _dual_product(model: nn.Module, ps: Params, X: Any, v: torch.Tensor
     with torch.enable_grad():
         leaves = [t.detach().requires_grad_() for t in ps.values]
         tangents = ps.split(v)
-        with fwAD.dual_level(), _ConstantInputLinear():
+        with fwAD.dual_level(), _ConstantInputLayers():
             duals = {k: fwAD.make_dual(t, tangents[k])
                      for k, t in zip(ps.names, leaves, strict=True)}
             out = forward(model, ps, duals, X)
