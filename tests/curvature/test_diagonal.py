@@ -98,3 +98,19 @@ def test_the_ggn_operators_diagonal_is_exact():
         ref = dense_ggn(model, loss, X, t, ["1.weight", "3.weight"]).diagonal()
         torch.testing.assert_close(G.diagonal(), ref, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(G.trace(), ref.sum(), rtol=1e-9, atol=1e-12)
+
+
+def test_layer_shortcuts_with_strides_dilations_and_subsets():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=2),
+                          nn.Tanh(), nn.Conv2d(3, 2, 2, bias=False), nn.Flatten(),
+                          nn.LayerNorm(2), nn.Linear(2, 3)).double()
+    X, y = torch.randn(5, 2, 6, 6, dtype=torch.float64), torch.randint(0, 3, (5,))
+    with torch.no_grad():
+        assert model(X).shape == (5, 3)
+    loss = nn.CrossEntropyLoss(reduction="sum")
+    for names in (None, ["0.weight", "4.bias"], ["2.weight", "4.weight", "5.bias"]):
+        every = names or [k for k, _ in model.named_parameters()]
+        ref = dense_ggn(model, loss, X, y, every).diagonal()
+        torch.testing.assert_close(ggn_diagonal(model, loss, (X, y), params=names), ref,
+                                   rtol=1e-9, atol=1e-12)

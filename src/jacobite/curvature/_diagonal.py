@@ -11,6 +11,7 @@ from torch import nn
 
 from ..config import get_memory_budget
 from ..errors import ShapeError, UnsupportedOperationError
+from ._layer_diagonal import LayerRule, rule_for
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
 
@@ -25,10 +26,10 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
     ``S = diag(√p) − p √pᵀ``; MSE: a multiple of ``I``), ``diag G = Σ_n Σ_k (J_nᵀ s_nk)²``:
     ``C`` VJPs per sample, vmapped over the samples of a batch and over the ``C`` columns, in
     chunks of samples whose ``(samples, C, P)`` per-sample gradients fit the memory budget.
-    An ``nn.Linear`` layer called once on inputs ``(n, d)`` skips the per-sample gradients:
-    ``J_nᵀ s`` is there the outer product of the layer's output gradient ``g`` and input
-    ``x``, so its squares sum to ``(Σ_k g_k²)ᵀ (x²)``, from ``C`` backward passes to the
-    layer outputs and one product per layer.
+    ``nn.Linear`` on ``(n, d)`` inputs, ``nn.Conv2d`` and ``nn.LayerNorm`` layers called once
+    skip the per-sample VJPs: their per-sample gradients follow from their input and output
+    gradient (``g xᵀ`` for Linear, so the squares sum to ``(Σ_k g_k²)ᵀ (x²)``), from ``C``
+    backward passes to the layer outputs.
     Any ``torch.func``-compatible model (LayerNorm, BatchNorm in eval mode, grouped
     convolutions, attention); outputs of shape ``(n, C)``; cross-entropy (class indices or
     probabilities, ``weight=None``) or MSE, with the reduction conventions of ``ggn``.
@@ -75,26 +76,28 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
 
 def _linear_layers(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
                    diag: dict[str, torch.Tensor]) -> list[str]:
-    """Add the diagonal of every ``nn.Linear`` called once on ``(n, d)`` inputs (its own
-    parameters) to ``diag``; return the names of the parameters left to the general route."""
+    """Add the diagonal of every layer a shortcut of :mod:`._layer_diagonal` covers (called
+    once, owning its parameters) to ``diag``, from ``C`` backward passes to the layer outputs;
+    return the names of the parameters left to the per-sample route."""
     chosen = set(ps.names)
     owners: dict[int, int] = {}
     for mod in model.modules():
         for t in mod._parameters.values():
             if t is not None:
                 owners[id(t)] = owners.get(id(t), 0) + 1
-    linears = {}
+    layers: dict[str, tuple[nn.Module, type[LayerRule]]] = {}
     for name, mod in model.named_modules():
+        rule = rule_for(mod)
         w = f"{name}.weight" if name else "weight"
-        if type(mod) is nn.Linear and w in chosen and owners[id(mod.weight)] == 1 \
-                and (mod.bias is None or owners[id(mod.bias)] == 1):
-            linears[name] = mod
-    if not linears:
+        if rule is not None and w in chosen and all(
+                owners[id(t)] == 1 for t in mod._parameters.values() if t is not None):
+            layers[name] = (mod, rule)
+    if not layers:
         return list(ps.names)
-    calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in linears}
+    calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in layers}
     handles = [mod.register_forward_hook(
         lambda m, args, out, n=n: calls[n].append((args[0], out)))
-        for n, mod in linears.items()]
+        for n, (mod, _) in layers.items()]
     try:
         with torch.enable_grad():
             leaves = {k: v.detach().requires_grad_() for k, v in ps.primals().items()}
@@ -102,22 +105,23 @@ def _linear_layers(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
     finally:
         for h in handles:
             h.remove()
-    fast = {n: c[0] for n, c in calls.items()
-            if len(c) == 1 and c[0][0].ndim == 2 and c[0][1].requires_grad}
-    if fast and out.requires_grad:
-        # Σ_k (g_k xᵀ)² = (Σ_k g_k²)(x²)ᵀ per sample: one product per layer after C backward passes
-        g2 = {n: torch.zeros_like(o) for n, (_, o) in fast.items()}
-        for k in range(S.shape[1]):
-            grads = torch.autograd.grad(out, [o for _, o in fast.values()], S[:, k, :],
-                                        retain_graph=k + 1 < S.shape[1], allow_unused=True)
-            for n, g in zip(fast, grads, strict=True):
-                if g is not None:
-                    g2[n].addcmul_(g, g)
-        for n, (x, _) in fast.items():
-            prefix = f"{n}." if n else ""
-            diag[prefix + "weight"] += g2[n].T @ (x.detach() ** 2)
-            if prefix + "bias" in diag:
-                diag[prefix + "bias"] += g2[n].sum(dim=0)
+    budget = get_memory_budget()
+    fast = {n: layers[n][1](layers[n][0], *c[0]) for n, c in calls.items()
+            if len(c) == 1 and isinstance(c[0][0], torch.Tensor) and c[0][1].requires_grad
+            and layers[n][1].accepts(layers[n][0], c[0][0], c[0][1], budget)}
+    if not fast or not out.requires_grad:
+        return list(ps.names)
+    for k in range(S.shape[1]):
+        grads = torch.autograd.grad(out, [r.out for r in fast.values()], S[:, k, :],
+                                    retain_graph=k + 1 < S.shape[1], allow_unused=True)
+        for r, g in zip(fast.values(), grads, strict=True):
+            if g is not None:
+                r.add(g)
+    for n, r in fast.items():
+        prefix = f"{n}." if n else ""
+        for p, d in zip(("weight", "bias"), r.finish(), strict=True):
+            if d is not None and prefix + p in diag:
+                diag[prefix + p] += d
     done = {f"{n}.{p}" if n else p for n in fast for p in ("weight", "bias")}
     return [k for k in ps.names if k not in done]
 
