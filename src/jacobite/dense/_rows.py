@@ -34,6 +34,8 @@ import torch
 from torch._C._functorch import is_functorch_wrapped_tensor, peek_interpreter_stack
 from torch.autograd import forward_ad
 
+from ._graph import nodes
+
 __all__ = ["graph_pullback", "needs_graph", "pullback", "recorded", "repeated", "runs_autograd",
            "transformed", "vjps"]
 
@@ -54,19 +56,8 @@ def transformed() -> bool:
 def _reaches_other(out: torch.Tensor, leaf: torch.Tensor) -> bool:
     """Whether the recorded graph of ``out`` reaches a tensor requiring grad other than
     ``leaf`` (a parameter ``f`` closes over, or what ``x`` was computed from)."""
-    seen: set[object] = set()
-    todo = [out.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if type(node).__name__ == "AccumulateGrad":
-            if getattr(node, "variable", None) is not leaf:
-                return True
-            continue
-        todo.extend(nxt for nxt, _ in node.next_functions)
-    return False
+    return any(type(node).__name__ == "AccumulateGrad"
+               and getattr(node, "variable", None) is not leaf for node in nodes(out))
 
 
 def needs_graph(x: torch.Tensor, out: torch.Tensor, leaf: torch.Tensor | None = None) -> bool:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import torch
 
+from ....dense._graph import nodes
 from ....errors import InvalidOptionError, OutputTypeError, ShapeError, UnsupportedOperationError
 from ..._ift import CLOSED_OVER, tracked
 
@@ -59,17 +60,8 @@ def _custom_function(out: torch.Tensor) -> bool:
     may not be differentiable (``once_differentiable``, NumPy inside), and a double backward
     through it would silently drop its part, so forward mode by a double backward is not used
     there."""
-    seen: set[Any] = set()
-    todo = [out.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if isinstance(node, torch.autograd.function.BackwardCFunction):
-            return True
-        todo.extend(nxt for nxt, _ in node.next_functions)
-    return False
+    return any(isinstance(node, torch.autograd.function.BackwardCFunction)
+               for node in nodes(out))
 
 
 def _vjp(out: torch.Tensor, leaf: torch.Tensor, cot: torch.Tensor, *, create: bool = False,
