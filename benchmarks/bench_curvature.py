@@ -1,0 +1,219 @@
+"""Curvature of a network: ``jacobite.curvature`` beside curvlinops and BackPACK.
+
+Three tables, 1 thread, side by side in one process; every time is also given in gradients of
+the same batch (one forward and one backward pass, timed in the same interleaved rounds), the
+median over rounds of each round's ratio.
+
+1. GGN matvec on curvlinops' MNIST MLP problem (784-1024-512-256-128-64-10, ReLU, batch 512,
+   float32, cross-entropy, random data): ``ggn(cache=False)`` and ``ggn(cache=True)`` (its
+   set-up timed separately, and amortised over 20 products) vs curvlinops'
+   ``GGNLinearOperator``. Targets: ≤ 1.2 gradients per product cached (≥ 1.9× faster than
+   curvlinops), ≤ 1.8 without caching; equal to curvlinops to 1e-5 relative.
+2. Exact GGN diagonal (cross-entropy, 10 classes): ``ggn_diagonal`` vs BackPACK's
+   ``DiagGGNExact`` on the same MLP, and on a small CNN with LayerNorm (batch 128), which
+   BackPACK has no extension for. Target ≤ 6 gradients on both.
+3. Hessian matvec on the MLP: ``hessian`` vs curvlinops' ``HessianLinearOperator``.
+
+A peer that is not installed is skipped, naming the package.
+
+    python -m benchmarks.run --only curvature --output /tmp/curv.md   # [--quick]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from . import _curv_cases as cc
+from ._common import Section, median
+from .bench_dense_overhead import clock_note, time_interleaved
+
+AMORTISE = 20
+TOL = 1e-5
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _in_gradients(fns: Sequence[Callable[[], object]], repeats: int
+                  ) -> tuple[list[float], list[float]]:
+    """Median seconds of each of ``fns`` (the first one is the gradient) and the median over
+    rounds of each one's time in gradients of that round."""
+    samples = time_interleaved(list(fns), repeats=repeats, min_time=0.01)
+    grads = [median([a / g for a, g in zip(s, samples[0], strict=True)]) for s in samples]
+    return [median(s) for s in samples], grads
+
+
+def _mlp_problem(quick: bool) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
+    dims = (64, 48, 32, 10) if quick else cc.MNIST_DIMS
+    n = 32 if quick else 512
+    model = cc.mlp(dims)
+    X, y = cc.data((dims[0],), dims[-1], n, seed=1)
+    P = sum(p.numel() for p in model.parameters())
+    label = f"MLP {'-'.join(map(str, dims))}, batch {n}, {P:,} parameters, float32"
+    return model, X, y, label
+
+
+def _skipped(title: str, package: str) -> Section:
+    return Section(title, ["status"], [[f"skipped: install {package}"]])
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. GGN matvec
+
+
+def ggn_matvec(quick: bool) -> Section:
+    from jacobite.curvature import ggn
+
+    model, X, y, label = _mlp_problem(quick)
+    title = f"bench_curvature: GGN matvec ({label}, cross-entropy)"
+    if not cc.have("curvlinops"):
+        return _skipped(title, "curvlinops-for-pytorch")
+    loss = torch.nn.CrossEntropyLoss()
+    P = sum(p.numel() for p in model.parameters())
+    v = torch.randn(P, generator=torch.Generator().manual_seed(2))
+    grad = cc.gradient(model, loss, X, y)
+    peer = cc.curvlinops_product("ggn", model, loss, X, y)
+    plain = ggn(model, loss, (X, y))
+    cached = ggn(model, loss, (X, y), cache=True)
+
+    def setup() -> object:
+        return ggn(model, loss, (X, y), cache=True)
+
+    ref = peer(v)
+    errs = [cc.relative(plain.mv(v), ref), cc.relative(cached.mv(v), ref)]
+    fns = [grad, lambda: peer(v), lambda: plain.mv(v), lambda: cached.mv(v), setup]
+    secs, grads = _in_gradients(fns, 3 if quick else 9)
+    _, g_peer, g_plain, g_cached, g_setup = grads
+    g_amort = g_cached + g_setup / AMORTISE
+    sec = Section(title, ["method", "ms", "gradients", "curvlinops' / this",
+                          "rel. diff to curvlinops"])
+    sec.rows += [
+        ["one gradient (unit)", 1e3 * secs[0], 1.0, "", ""],
+        ["curvlinops GGNLinearOperator @ v", 1e3 * secs[1], g_peer, 1.0, 0.0],
+        ["jacobite ggn(cache=False).mv", 1e3 * secs[2], g_plain, g_peer / g_plain, errs[0]],
+        ["jacobite ggn(cache=True).mv", 1e3 * secs[3], g_cached, g_peer / g_cached, errs[1]],
+        ["jacobite ggn(cache=True) set-up (once)", 1e3 * secs[4], g_setup, "", ""],
+        [f"jacobite cached, set-up amortised over {AMORTISE} products",
+         1e3 * (secs[3] + secs[4] / AMORTISE), g_amort, g_peer / g_amort, ""],
+    ]
+    sec.notes.append(
+        f"Targets: cached ≤ 1.2 gradients per product: {g_cached:.2f} ({_met(g_cached <= 1.2)}; "
+        f"with the set-up of {g_setup:.1f} gradients amortised over {AMORTISE} products "
+        f"{g_amort:.2f}, {_met(g_amort <= 1.2)}); ≥ 1.9× faster than curvlinops: "
+        f"{g_peer / g_cached:.2f}× ({_met(g_peer / g_cached >= 1.9)}); without caching ≤ 1.8 "
+        f"gradients: {g_plain:.2f} ({_met(g_plain <= 1.8)}); equal to curvlinops to 1e-5 "
+        f"relative: {max(errs):.1e} ({_met(max(errs) <= TOL)}).")
+    sec.notes.append(
+        "Without caching a product is one forward pass carrying the tangent and one backward "
+        "pass; the cached operator keeps the linearisation (a traced JVP and a saved VJP, about "
+        "two copies of the forward activations) and skips the forward pass. Cross-entropy's "
+        "Hessian in the output is applied in closed form (diag(p) − ppᵀ) by both libraries. "
+        "The gradient column is the median over rounds of each round's ratio, so it need not "
+        "equal the ms column over the first row. " + clock_note())
+    return sec
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. exact GGN diagonal
+
+
+def ggn_diagonals(quick: bool) -> Section:
+    from jacobite.curvature import ggn_diagonal
+
+    loss = torch.nn.CrossEntropyLoss()
+    sec = Section("bench_curvature: exact GGN diagonal (cross-entropy, 10 classes)",
+                  ["model", "method", "ms", "gradients", "rel. diff to BackPACK"])
+    verdicts: list[str] = []
+    repeats = 3 if quick else 5
+
+    model, X, y, label = _mlp_problem(quick)
+    grad = cc.gradient(model, loss, X, y)
+
+    def ours() -> torch.Tensor:
+        return ggn_diagonal(model, loss, (X, y))
+
+    if cc.have("backpack"):
+        peer = cc.backpack_diagonal(model, loss, X, y)
+        err = cc.relative(ours(), peer())
+        secs, grads = _in_gradients([grad, peer, ours], repeats)
+        sec.rows += [[label, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
+                     [label, "BackPACK DiagGGNExact", 1e3 * secs[1], grads[1], 0.0],
+                     [label, "jacobite ggn_diagonal", 1e3 * secs[2], grads[2], err]]
+        verdicts.append(f"MLP {grads[2]:.1f} ({_met(grads[2] <= 6)}; BackPACK {grads[1]:.1f}; "
+                        f"equal to {err:.1e} relative)")
+    else:
+        secs, grads = _in_gradients([grad, ours], repeats)
+        sec.rows += [[label, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
+                     [label, "BackPACK DiagGGNExact", "skipped: install backpack-for-pytorch",
+                      "", ""],
+                     [label, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""]]
+        verdicts.append(f"MLP {grads[1]:.1f} ({_met(grads[1] <= 6)})")
+
+    side, n = (12, 16) if quick else (28, 128)
+    cnn = cc.cnn_layernorm(side)
+    Xc, yc = cc.data((1, side, side), 10, n, seed=3)
+    P = sum(p.numel() for p in cnn.parameters())
+    clabel = f"CNN + LayerNorm ({side}×{side}), batch {n}, {P:,} parameters"
+    grad_c = cc.gradient(cnn, loss, Xc, yc)
+    secs, grads = _in_gradients([grad_c, lambda: ggn_diagonal(cnn, loss, (Xc, yc))], repeats)
+    if cc.have("backpack"):
+        try:
+            cc.backpack_diagonal(cnn, loss, Xc, yc)()
+            peer_row = "ran (unexpected)"
+        except Exception as exc:  # BackPACK's refusal of LayerNorm is the point of the row
+            peer_row = f"cannot: `{type(exc).__name__}: {str(exc)[:160]}`"
+    else:
+        peer_row = "skipped: install backpack-for-pytorch"
+    sec.rows += [[clabel, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
+                 [clabel, "BackPACK DiagGGNExact", peer_row, "", ""],
+                 [clabel, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""]]
+    cnn_txt = f"CNN with LayerNorm {grads[1]:.1f} ({_met(grads[1] <= 6)})"
+    if grads[1] > 6:
+        cnn_txt += (": the 10 columns of the loss Hessian's square root each take a backward "
+                    "pass to the layer outputs, and on this model that means 10 backward "
+                    "passes through the second convolution, where a gradient takes one")
+    verdicts.append(cnn_txt)
+    sec.notes.append("Target ≤ 6 gradients: " + "; ".join(verdicts) + ".")
+    sec.notes.append("The model: Conv2d(1→8, 3×3), ReLU, Conv2d(8→8, 3×3), Flatten, "
+                     "LayerNorm, ReLU, Linear(→10). jacobite's diagonal on it is checked "
+                     "against the dense diagonal by torch.func in the test suite. "
+                     + clock_note())
+    return sec
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Hessian matvec
+
+
+def hessian_matvec(quick: bool) -> Section:
+    from jacobite.curvature import hessian
+
+    model, X, y, label = _mlp_problem(quick)
+    title = f"bench_curvature: Hessian matvec ({label}, cross-entropy)"
+    if not cc.have("curvlinops"):
+        return _skipped(title, "curvlinops-for-pytorch")
+    loss = torch.nn.CrossEntropyLoss()
+    P = sum(p.numel() for p in model.parameters())
+    v = torch.randn(P, generator=torch.Generator().manual_seed(4))
+    grad = cc.gradient(model, loss, X, y)
+    peer = cc.curvlinops_product("hessian", model, loss, X, y)
+    H = hessian(model, loss, (X, y))
+    err = cc.relative(H.mv(v), peer(v))
+    secs, grads = _in_gradients([grad, lambda: peer(v), lambda: H.mv(v)], 3 if quick else 7)
+    sec = Section(title, ["method", "ms", "gradients", "curvlinops' / this",
+                          "rel. diff to curvlinops"])
+    sec.rows += [["one gradient (unit)", 1e3 * secs[0], 1.0, "", ""],
+                 ["curvlinops HessianLinearOperator @ v", 1e3 * secs[1], grads[1], 1.0, 0.0],
+                 ["jacobite hessian(...).mv", 1e3 * secs[2], grads[2], grads[1] / grads[2],
+                  err]]
+    sec.notes.append(f"No target; {grads[2]:.2f} gradients per product vs curvlinops' "
+                     f"{grads[1]:.2f}, equal to {err:.1e} relative. jacobite: forward over "
+                     "reverse. " + clock_note())
+    return sec
+
+
+def run(quick: bool = False) -> list[Section]:
+    return [ggn_matvec(quick), ggn_diagonals(quick), hessian_matvec(quick)]
