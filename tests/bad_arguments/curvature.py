@@ -1,5 +1,5 @@
 """Entries for jacobite.curvature (Gauss–Newton, Hessian and Jacobian operators of a network,
-the exact Gauss–Newton diagonal)."""
+the exact Gauss–Newton diagonal, the Fisher)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from jacobite.errors import (
     UnsupportedOperationError,
 )
 
-from . import F64, entry, flag, fn, typed
+from . import F64, choice, entry, flag, fn, seed, typed
 
 MODEL = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
 X = torch.randn(5, 3, dtype=F64)
@@ -69,4 +69,10 @@ ENTRIES = [
                  *_data_cases(2, targets=True), *_params_cases("params")]),
     entry("jacobite.curvature.jacobian", C.jacobian, MODEL, X,
           cases=[*_model_cases(0), *_data_cases(1, targets=False), *_params_cases("params")]),
+    entry("jacobite.curvature.fisher", C.fisher, MODEL, CE, (X, Y),
+          cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
+                 typed(1, nn.HuberLoss(), UnsupportedOperationError),
+                 *_data_cases(2, targets=True), *_params_cases("params"), *flag("cache"),
+                 *choice("kind"), *seed("seed"), typed("samples", 0, InvalidOptionError),
+                 typed("samples", 1.5, ArgumentTypeError)]),
 ]

@@ -20,5 +20,6 @@ from ._diagonal import ggn_diagonal
 from ._ggn import ggn
 from ._hessian import hessian
 from ._jacobian import jacobian
+from .fisher import fisher
 
-__all__ = ["ggn", "ggn_diagonal", "hessian", "jacobian"]
+__all__ = ["fisher", "ggn", "ggn_diagonal", "hessian", "jacobian"]
