@@ -20,18 +20,22 @@ Jacobian).
 from ._jacobian import WarpJacobian, warp_jacobian
 from ._sample import MODES, PADDINGS, pixel_grid, sample, to_normalized, warp
 from ._warps import WARPS, CoordinateMap, MatrixWarp, ThinPlateSpline, Warp, get_warp
+from .deformation import JacobianDeterminant, jacobian_determinant, plot_jacobian_determinant
 
 __all__ = [
     "MODES",
     "PADDINGS",
     "WARPS",
     "CoordinateMap",
+    "JacobianDeterminant",
     "MatrixWarp",
     "ThinPlateSpline",
     "Warp",
     "WarpJacobian",
     "get_warp",
+    "jacobian_determinant",
     "pixel_grid",
+    "plot_jacobian_determinant",
     "sample",
     "to_normalized",
     "warp",
