@@ -68,6 +68,31 @@ def gradient(model: nn.Module, loss: nn.Module, X: torch.Tensor, y: torch.Tensor
     return run
 
 
+def linearized_parts(model: nn.Module, X: torch.Tensor, seed: int = 0
+                     ) -> tuple[Flat, Flat, Flat]:
+    """The pieces a cached Gauss–Newton product cannot avoid, by ``torch.func`` alone: the
+    traced JVP of ``torch.func.linearize`` and the saved VJP of ``torch.func.vjp`` in all the
+    parameters (random directions), and a forward pass without gradient tracking."""
+    params = {k: p.detach() for k, p in model.named_parameters()}
+
+    def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.func.functional_call(model, p, (X,))
+
+    with warnings.catch_warnings():  # torch's constant folding of the traced JVP
+        warnings.filterwarnings("ignore", message="Attempted to insert a get_attr")
+        out, jvp = torch.func.linearize(f, params)
+    vjp = torch.func.vjp(f, params)[1]
+    g = torch.Generator().manual_seed(seed)
+    tangent = {k: torch.randn(p.shape, generator=g) for k, p in params.items()}
+    u = torch.randn(out.shape, generator=g)
+
+    def forward() -> torch.Tensor:
+        with torch.no_grad():
+            return model(X)
+
+    return lambda: jvp(tangent), lambda: vjp(u)[0], forward
+
+
 def curvlinops_product(kind: str, model: nn.Module, loss: nn.Module, X: torch.Tensor,
                        y: torch.Tensor) -> Product:
     """curvlinops' ``GGNLinearOperator`` (``kind="ggn"``) or ``HessianLinearOperator``
