@@ -59,6 +59,6 @@ EXEMPT: dict[str, str] = {
         "cli.tour.Outcome", "cli.tour.Source", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
         "solvers.lsq.BatchLeastSquaresResult",
         "kinematics.Ellipsoid", "kinematics.NearestSingularity", "kinematics.IKResult",
-        "vision.JacobianDeterminant",
+        "vision.JacobianDeterminant", "vision.AlignResult",
     )},
 }

@@ -7,7 +7,7 @@ import torch
 from jacobite import vision as V
 from jacobite.errors import ArgumentTypeError, DtypeError, InvalidOptionError, ShapeError
 
-from . import F64, choice, entry, flag, fn, posint, tensor, typed
+from . import F64, choice, entry, flag, fn, posint, tensor, tol, typed
 
 IMG = torch.rand(2, 5, 6, dtype=F64)
 THETA = torch.zeros(8, dtype=F64)
@@ -15,6 +15,7 @@ CTRL = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], dtype=F64)
 PTS = torch.zeros(1, 3, 4, 2, dtype=F64)
 G = torch.zeros(1, 2, 6, 2, dtype=F64)
 M = torch.zeros(1, 6, 2, 3, dtype=F64)
+SMOOTH = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 16, 16, dtype=F64), 3, 1, 1)
 FIELD = 0.1 * torch.ones(1, 2, 5, 6, dtype=F64)
 
 
@@ -60,6 +61,17 @@ ENTRIES = [
                        InvalidOptionError)]),
     entry("jacobite.vision.CoordinateMap", V.CoordinateMap, lambda t, p: p + t, 2,
           cases=[*fn(0), *posint(1)]),
+    entry("jacobite.vision.align", V.align, SMOOTH, SMOOTH, "affine",
+          cases=[*tensor(0, (5,), (1, 1, 1, 16, 16), (2, 1, 16, 16), (1, 1)),
+                 *tensor(1, (5,), (3, 16, 16), (1, 1)),
+                 typed(1, SMOOTH.float(), DtypeError), *choice(2),
+                 typed(2, "thin_plate_spline", InvalidOptionError),
+                 *tensor("params0", (5,), (3, 6), none=False), *posint("pyramid"),
+                 typed("pyramid", 9, InvalidOptionError), *choice("loss"),
+                 *tol("loss_scale"), typed("loss_scale", 0.0, InvalidOptionError),
+                 *tensor("mask", (4, 4), none=False),
+                 typed("mask", -SMOOTH[0, 0], InvalidOptionError),
+                 *posint("max_iter"), *tol("tol")]),
     entry("jacobite.vision.WarpJacobian", V.WarpJacobian, G, M,
           cases=[*tensor(0, (2, 6, 2), (1, 2, 6, 3)), *tensor(1, (6, 2, 3), (1, 5, 2, 3)),
                  typed("warped", "abc", ArgumentTypeError), *flag("shared")]),

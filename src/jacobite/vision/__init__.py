@@ -20,18 +20,23 @@ Jacobian).
 from ._jacobian import WarpJacobian, warp_jacobian
 from ._sample import MODES, PADDINGS, pixel_grid, sample, to_normalized, warp
 from ._warps import WARPS, CoordinateMap, MatrixWarp, ThinPlateSpline, Warp, get_warp
+from .align import NO_MATCH, STATUSES, AlignResult, align
 from .deformation import JacobianDeterminant, jacobian_determinant, plot_jacobian_determinant
 
 __all__ = [
     "MODES",
+    "NO_MATCH",
     "PADDINGS",
+    "STATUSES",
     "WARPS",
+    "AlignResult",
     "CoordinateMap",
     "JacobianDeterminant",
     "MatrixWarp",
     "ThinPlateSpline",
     "Warp",
     "WarpJacobian",
+    "align",
     "get_warp",
     "jacobian_determinant",
     "pixel_grid",
