@@ -55,6 +55,17 @@ def test_cnn_has_layernorm_and_ten_outputs() -> None:
     assert any(isinstance(m, torch.nn.LayerNorm) for m in cnn)
 
 
+def test_column_backward_is_the_vjp_to_the_first_activation() -> None:
+    cnn = cc.cnn_layernorm(8)
+    X, _ = cc.data((1, 8, 8), 10, 2, seed=0)
+    got = cc.column_backward(cnn, X, columns=3, seed=4)()
+    U = torch.randn(3, 2, 10, generator=torch.Generator().manual_seed(4))
+    a1 = torch.relu(cnn[0](X)).detach().requires_grad_()
+    out = cnn[2:](a1)
+    want = torch.stack([torch.autograd.grad(out, a1, u, retain_graph=True)[0] for u in U])
+    torch.testing.assert_close(got, want)
+
+
 def test_gradient_unit_is_the_loss_gradient() -> None:
     model, X, y, loss = _tiny()
     params = {k: p.detach() for k, p in model.named_parameters()}
