@@ -27,6 +27,7 @@ from .convert import as_operator
 from .dense import DenseOperator
 from .diagonal import DiagonalOperator, ScaledIdentity
 from .function import FunctionOperator
+from .kronecker import KroneckerOperator
 from .lowrank import DiagonalPlusLowRank, LowRankOperator
 from .sparse import SparseOperator
 from .tags import (
@@ -62,6 +63,7 @@ __all__ = [
     "FunctionOperator",
     "InvalidTagError",
     "JacobianOperator",
+    "KroneckerOperator",
     "LowRankOperator",
     "ScaledIdentity",
     "ScaledOperator",
