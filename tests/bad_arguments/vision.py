@@ -86,5 +86,5 @@ ENTRIES = [
           cases=[*tensor(0, (1, 3, 4, 4, 4), (1, 3, 5, 6)), *choice("kind"), *choice("method"),
                  *posint("step"), typed("index", 1, InvalidOptionError),
                  typed("index", -1, InvalidOptionError), typed("index", 1.5, ArgumentTypeError),
-                 typed("cmap", "no-such-map", InvalidOptionError)]),
+                 typed("cmap", "no-such-map", InvalidOptionError), *choice("domain")]),
 ]

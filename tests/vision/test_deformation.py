@@ -225,7 +225,17 @@ def test_plot_draws_the_deformed_grid_coloured_by_det():
     assert bar.get_ylabel() == "det J" and ax.yaxis_inverted()
     folded = float(jacobian_determinant(u).fraction_folded)
     assert f"{folded:.2%}" in ax.get_title()
+    from matplotlib.contour import ContourSet
+
+    assert any(isinstance(c, ContourSet) for c in ax.collections)  # det J = 0 outlined
+    ref = plot_jacobian_determinant(u, domain="reference").axes[0]
+    x, y = _coords((12, 16), (1.0, 1.0))
+    corners = ref.collections[0].get_coordinates()  # the colour mesh sits on the reference grid
+    np.testing.assert_allclose(corners[..., 0], x.numpy())
+    np.testing.assert_allclose(corners[..., 1], y.numpy())
     with pytest.raises(ShapeError):
         plot_jacobian_determinant(torch.zeros(1, 3, 4, 4, 4, dtype=DT))
+    with pytest.raises(InvalidOptionError):
+        plot_jacobian_determinant(u, domain="moving")
     with pytest.raises(InvalidOptionError):
         plot_jacobian_determinant(u, index=1)

@@ -47,11 +47,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["KINDS", "METHODS", "JacobianDeterminant", "jacobian_determinant",
+__all__ = ["DOMAINS", "KINDS", "METHODS", "JacobianDeterminant", "jacobian_determinant",
            "plot_jacobian_determinant"]
 
 KINDS = ("displacement", "map")
 METHODS = ("central", "forward")
+DOMAINS = ("deformed", "reference")
 
 
 @dataclass(frozen=True)
@@ -174,15 +175,19 @@ def jacobian_determinant(displacement: torch.Tensor, *, spacing: float | Sequenc
 def plot_jacobian_determinant(displacement: torch.Tensor, *,
                               spacing: float | Sequence[float] = 1.0,
                               kind: str = "displacement", method: str = "central",
-                              index: int = 0, step: int | None = None, ax: Axes | None = None,
+                              index: int = 0, step: int | None = None,
+                              domain: str = "deformed", ax: Axes | None = None,
                               title: str | None = None, cmap: str | None = None,
                               save: Any = None) -> Figure:
-    """Draw field ``index`` of a 2-D deformation: the deformed grid ``φ(x)``, coloured by the
+    """Draw field ``index`` of a 2-D deformation: the deformed grid ``φ(x)`` and the
     :func:`jacobian_determinant` of the same options, ``y`` pointing down as in the image.
 
-    The colours follow :func:`jacobite.viz.deformed_grid`: a diverging map centred at 0 when
-    ``det J`` changes sign (folds in blue), else ``"viridis"``. ``step`` is the number of
-    samples between drawn grid lines (default: about 16 lines per axis).
+    ``domain="deformed"`` colours the deformed grid itself (as :func:`jacobite.viz.deformed_grid`
+    does) and outlines ``det J = 0`` there, since folded cells lie under the cells folded over
+    them; ``domain="reference"`` colours each sample at its own grid position ``x``, where no
+    fold is hidden, with the deformed grid drawn over it. The colours are a diverging map centred
+    at 0 when ``det J`` changes sign (folds in blue), else ``"viridis"``. ``step`` is the number
+    of samples between drawn grid lines (default: about 16 lines per axis).
 
     >>> u = 0.3 * torch.randn(1, 2, 12, 12, generator=torch.Generator().manual_seed(0))
     >>> fig = plot_jacobian_determinant(u)
@@ -203,13 +208,15 @@ def plot_jacobian_determinant(displacement: torch.Tensor, *,
                                  f"{index}")
     step = (max(1, min(rows, cols) // 16) if step is None
             else _validate.positive_int(step, "step"))
+    domain = _validate.choice(domain, "domain", DOMAINS)
     hx, hy = _spacing(spacing, 2)
     u = displacement[index].detach().to("cpu", torch.float64)
+    ys, xs = torch.meshgrid(torch.arange(rows, dtype=torch.float64) * hy,
+                            torch.arange(cols, dtype=torch.float64) * hx, indexing="ij")
     if kind == "displacement":
-        ys, xs = torch.meshgrid(torch.arange(rows, dtype=torch.float64) * hy,
-                                torch.arange(cols, dtype=torch.float64) * hx, indexing="ij")
         u = u + torch.stack([xs, ys])
     X, Y = u[0].numpy(), u[1].numpy()
+    CX, CY = (X, Y) if domain == "deformed" else (xs.numpy(), ys.numpy())
     D = res.det[index].detach().to("cpu", torch.float64).numpy()
 
     import numpy as np
@@ -226,7 +233,10 @@ def plot_jacobian_determinant(displacement: torch.Tensor, *,
             lo, hi = lo - pad, hi + pad
         norm, default = Normalize(lo, hi), "viridis"
     fig, ax = figure_and_axes(ax, (6.5, 5.5))
-    mesh = ax.pcolormesh(X, Y, D, shading="gouraud", cmap=colormap(cmap or default), norm=norm)
+    mesh = ax.pcolormesh(CX, CY, D, shading="gouraud", cmap=colormap(cmap or default),
+                         norm=norm)
+    if domain == "deformed" and lo <= 0 < hi:
+        ax.contour(X, Y, D, levels=[0.0], colors="blue", linewidths=1.2)
     lines = ([np.column_stack([X[i], Y[i]]) for i in range(0, rows, step)]
              + [np.column_stack([X[:, j], Y[:, j]]) for j in range(0, cols, step)])
     ax.add_collection(LineCollection(lines, colors="black", linewidths=0.5))
@@ -237,7 +247,8 @@ def plot_jacobian_determinant(displacement: torch.Tensor, *,
     ax.set_xlabel("x (right)")
     ax.set_ylabel("y (down)")
     folded = float(res.fraction_folded[index])
-    ax.set_title(title if title is not None else f"deformed grid, det J (folded: {folded:.2%})")
+    where = "on the deformed grid" if domain == "deformed" else "at each reference sample"
+    ax.set_title(title if title is not None else f"det J {where} (folded: {folded:.2%})")
     fig.colorbar(mesh, ax=ax, label="det J")
     if save is not None:
         save_figure(fig, save)
