@@ -95,16 +95,17 @@ def linearized_parts(model: nn.Module, X: torch.Tensor, seed: int = 0
 
 def column_backward(cnn: nn.Sequential, X: torch.Tensor, columns: int = 10,
                     seed: int = 0) -> Flat:
-    """``columns`` backward passes of :func:`cnn_layernorm`'s batch, vmapped, from its output
-    to the first convolution's activation (through the second convolution, no weight
-    gradients): the part of an exact diagonal's ``C`` passes a gradient does once."""
+    """``columns`` backward passes of :func:`cnn_layernorm`'s batch, one after another, from
+    its output to the first convolution's activation (through the second convolution, no
+    weight gradients): the part of an exact diagonal's ``C`` passes that a gradient does
+    once. Returns the stacked input gradients."""
     with torch.no_grad():
         a1 = cnn[1](cnn[0](X))
     out, pull = torch.func.vjp(cnn[2:], a1)[:2]
     U = torch.randn(columns, *out.shape, generator=torch.Generator().manual_seed(seed))
 
     def run() -> torch.Tensor:
-        return torch.func.vmap(pull)(U)[0]
+        return torch.stack([pull(u)[0] for u in U])
     return run
 
 

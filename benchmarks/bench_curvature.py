@@ -189,14 +189,16 @@ def ggn_diagonals(quick: bool) -> Section:
     sec.rows += [[clabel, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
                  [clabel, "BackPACK DiagGGNExact", peer_row, "", ""],
                  [clabel, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""],
-                 [clabel, "part: 10 backward passes to the first convolution's output "
-                  "(vmapped VJP)", 1e3 * secs[2], grads[2], ""]]
+                 [clabel, "part: 10 backward passes to the first convolution's output",
+                  1e3 * secs[2], grads[2], ""]]
     cnn_txt = f"CNN with LayerNorm {grads[1]:.1f} ({_met(grads[1] <= 6)})"
     if grads[1] > 6:
         cnn_txt += (": the 10 columns of the loss Hessian's square root each take a backward "
                     "pass to the layer outputs, here 10 backward passes through the second "
                     f"convolution where a gradient takes one; those alone take {grads[2]:.1f} "
-                    "gradients (the 'part' row)")
+                    "gradients (the 'part' row, torch.func VJPs one after another as "
+                    "ggn_diagonal runs them), the rest is the forward pass and the layer "
+                    "rules' sums over samples")
     verdicts.append(cnn_txt)
     sec.notes.append("Target ≤ 6 gradients: " + "; ".join(verdicts) + ".")
     sec.notes.append("The model: Conv2d(1→8, 3×3), ReLU, Conv2d(8→8, 3×3), Flatten, "
