@@ -16,6 +16,7 @@ import importlib.util
 import itertools
 import warnings
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
 import torch
 from torch import nn
@@ -30,6 +31,14 @@ Product = Callable[[torch.Tensor], torch.Tensor]
 def have(module: str) -> bool:
     """Whether the optional peer ``module`` can be imported."""
     return importlib.util.find_spec(module) is not None
+
+
+def version(dist: str) -> str:
+    """``"name version"`` of an installed distribution, or ``"name (not installed)"``."""
+    try:
+        return f"{dist} {metadata.version(dist)}"
+    except metadata.PackageNotFoundError:
+        return f"{dist} (not installed)"
 
 
 def mlp(dims: Sequence[int], seed: int = 0) -> nn.Sequential:

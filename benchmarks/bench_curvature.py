@@ -31,6 +31,8 @@ from .bench_dense_overhead import clock_note, time_interleaved
 
 AMORTISE = 20
 TOL = 1e-5
+CURVLINOPS = "curvlinops-for-pytorch"
+BACKPACK = "backpack-for-pytorch"
 
 
 def _met(ok: bool) -> str:
@@ -70,7 +72,7 @@ def ggn_matvec(quick: bool) -> Section:
     model, X, y, label = _mlp_problem(quick)
     title = f"bench_curvature: GGN matvec ({label}, cross-entropy)"
     if not cc.have("curvlinops"):
-        return _skipped(title, "curvlinops-for-pytorch")
+        return _skipped(title, CURVLINOPS)
     loss = torch.nn.CrossEntropyLoss()
     P = sum(p.numel() for p in model.parameters())
     v = torch.randn(P, generator=torch.Generator().manual_seed(2))
@@ -130,7 +132,7 @@ def ggn_matvec(quick: bool) -> Section:
         "two copies of the forward activations) and skips the forward pass; both apply "
         "cross-entropy's Hessian in the output in closed form (diag(p) − ppᵀ). curvlinops "
         "3.0's product is a JVP with its forward pass, the loss Hessian by forward-over-"
-        "reverse AD, and a VJP whose forward pass it runs again. "
+        f"reverse AD, and a VJP whose forward pass it runs again ({cc.version(CURVLINOPS)}). "
         "The gradient column is the median over rounds of each round's ratio, so it need not "
         "equal the ms column over the first row. " + clock_note())
     return sec
@@ -167,7 +169,7 @@ def ggn_diagonals(quick: bool) -> Section:
     else:
         secs, grads = _in_gradients([grad, ours], repeats)
         sec.rows += [[label, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
-                     [label, "BackPACK DiagGGNExact", "skipped: install backpack-for-pytorch",
+                     [label, "BackPACK DiagGGNExact", f"skipped: install {BACKPACK}",
                       "", ""],
                      [label, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""]]
         verdicts.append(f"MLP {grads[1]:.1f} ({_met(grads[1] <= 6)})")
@@ -187,7 +189,7 @@ def ggn_diagonals(quick: bool) -> Section:
         except Exception as exc:  # BackPACK's refusal of LayerNorm is the point of the row
             peer_row = f"cannot: `{type(exc).__name__}: {str(exc)[:160]}`"
     else:
-        peer_row = "skipped: install backpack-for-pytorch"
+        peer_row = f"skipped: install {BACKPACK}"
     sec.rows += [[clabel, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
                  [clabel, "BackPACK DiagGGNExact", peer_row, "", ""],
                  [clabel, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""],
@@ -205,7 +207,8 @@ def ggn_diagonals(quick: bool) -> Section:
     sec.notes.append("Target ≤ 6 gradients: " + "; ".join(verdicts) + ".")
     sec.notes.append("The model: Conv2d(1→8, 3×3), ReLU, Conv2d(8→8, 3×3), Flatten, "
                      "LayerNorm, ReLU, Linear(→10). jacobite's diagonal on it is checked "
-                     "against the dense diagonal by torch.func in the test suite. "
+                     f"against the dense diagonal by torch.func in the test suite. "
+                     f"{cc.version(BACKPACK)}. "
                      + clock_note())
     return sec
 
@@ -220,7 +223,7 @@ def hessian_matvec(quick: bool) -> Section:
     model, X, y, label = _mlp_problem(quick)
     title = f"bench_curvature: Hessian matvec ({label}, cross-entropy)"
     if not cc.have("curvlinops"):
-        return _skipped(title, "curvlinops-for-pytorch")
+        return _skipped(title, CURVLINOPS)
     loss = torch.nn.CrossEntropyLoss()
     P = sum(p.numel() for p in model.parameters())
     v = torch.randn(P, generator=torch.Generator().manual_seed(4))
@@ -236,7 +239,7 @@ def hessian_matvec(quick: bool) -> Section:
                  ["jacobite hessian(...).mv", 1e3 * secs[2], grads[2], grads[1] / grads[2],
                   err]]
     sec.notes.append(f"No target; {grads[2]:.2f} gradients per product vs curvlinops' "
-                     f"{grads[1]:.2f}, "
+                     f"{grads[1]:.2f} ({cc.version(CURVLINOPS)}), "
                      + ("equal bit for bit" if err == 0 else f"equal to {err:.1e} relative")
                      + " (both are forward over reverse through torch.func). " + clock_note())
     return sec
