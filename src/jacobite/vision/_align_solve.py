@@ -1,12 +1,13 @@
 """Batched Levenberg–Marquardt for one pyramid level of :func:`~jacobite.vision.align`.
 
 The residual of pair ``b`` is ``r_b = warp(source_b, θ_b) − target_b`` over the target's
-pixels; the Jacobian's block ``J_b`` (``C·P × p``) comes from
-:func:`~jacobite.vision.warp_jacobian`, and each step solves the ``p × p`` system
-``(A_b + λ_b diag A_b) δ_b = −g_b`` with ``A_b = J_bᵀ W_b J_b`` and ``g_b = J_bᵀ W_b r_b`` (in
-float64). ``W_b`` holds the mask, the pixels whose sample point lies inside the source, and the
-robust loss's IRLS weights ``ρ'(r²/s²)``. Every pair keeps its own damping ``λ_b`` and stops on
-its own; only the pairs still running are evaluated.
+pixels; its Jacobian is a :class:`~jacobite.vision.WarpJacobian` (per-pixel image gradients
+from one backward pass of ``grid_sample``, times the coordinate map's Jacobian, which is a
+constant of the level for the models linear in ``θ``), whose block ``J_b`` (``C·P × p``) gives
+the ``p × p`` system ``(A_b + λ_b diag A_b) δ_b = −g_b`` with ``A_b = J_bᵀ W_b J_b`` and
+``g_b = J_bᵀ W_b r_b`` (in float64). ``W_b`` holds the mask, the pixels whose sample point lies
+inside the source, and the robust loss's IRLS weights ``ρ'(r²/s²)``. Every pair keeps its own
+damping ``λ_b`` and stops on its own; only the pairs still running are evaluated.
 
 >>> import torch
 >>> loss_weights("huber", torch.tensor([0.5, 2.0, -4.0]), 1.0)
@@ -18,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from ._jacobian import warp_jacobian
-from ._sample import pixel_grid
+from ._jacobian import WarpJacobian
+from ._sample import pixel_grid, to_normalized
 from ._warps import MatrixWarp
 
 __all__ = ["LOSSES", "LevelResult", "loss_value", "loss_weights", "solve_level"]
@@ -69,30 +71,68 @@ class LevelResult:
     cost: torch.Tensor  # (B,) float64
 
 
+def _factors(lvl: Level, src: torch.Tensor, params: torch.Tensor) -> WarpJacobian:
+    """The warp Jacobian's factors at ``params``: per-pixel image gradients from one backward
+    pass of ``grid_sample`` and the coordinate map's Jacobian (a constant of the level for the
+    models linear in ``θ``), with the warped image."""
+    n, c = src.shape[:2]
+    h, w = lvl.target.shape[-2:]
+    pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
+    lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
+    with torch.enable_grad():
+        where = lead.detach().requires_grad_(True)
+        grid = to_normalized(where, src.shape[-2:]).reshape(n * c, h, w, 2)
+        out = F.grid_sample(src.reshape(n * c, 1, *src.shape[-2:]), grid, mode="bilinear",
+                            padding_mode="zeros", align_corners=False)
+        (grad,) = torch.autograd.grad(out, where, torch.ones_like(out))
+    jac = (lvl.constant_jacobian.expand(n, -1, -1, -1) if lvl.constant_jacobian is not None
+           else lvl.warp.jacobian(params, lvl.points))
+    J = WarpJacobian(grad.reshape(n, c, -1, 2), jac, out.detach().reshape(n, c, h, w))
+    J.source_points = pts  # type: ignore[attr-defined]
+    return J
+
+
+def _blocks(J: WarpJacobian) -> torch.Tensor:
+    """``J.blocks()`` in float64, as two broadcast products (the per-pixel ``1 × 2`` times
+    ``2 × p`` products written out) rather than one tiny matrix product per pixel."""
+    G = J.image_gradient.double()  # (n, C, P, 2)
+    M = J.coordinate_jacobian.double()  # (n, P, 2, p)
+    n = G.shape[0]
+    out = G[..., :1] * M[:, None, :, 0, :] + G[..., 1:] * M[:, None, :, 1, :]
+    return out.reshape(n, -1, M.shape[-1])
+
+
 class _Eval:
     """Residuals, weights and normal equations of some pairs at some parameters."""
 
-    def __init__(self, lvl: Level, idx: torch.Tensor, params: torch.Tensor) -> None:
-        src, tgt, mask = lvl.source[idx], lvl.target[idx], lvl.mask[idx]
-        J = warp_jacobian(src, lvl.model, params, size=tgt.shape[-2:])
-        with torch.no_grad():
-            n, c = tgt.shape[:2]
-            pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
-            h, w = src.shape[-2:]
-            inside = ((pts[..., 0] >= 0) & (pts[..., 0] <= w - 1) & (pts[..., 1] >= 0)
-                      & (pts[..., 1] <= h - 1))
-            wmask = (mask * inside.to(mask.dtype)).double()  # (n, P)
-            assert J.warped is not None
-            r = (J.warped - tgt).reshape(n, c, -1).double()
-            base = wmask[:, None, :].expand_as(r)
-            self.coverage = wmask.sum(-1) / mask.double().sum(-1).clamp_min(1e-300)
-            scale = lvl.scale[idx][:, None, None]
-            self.cost = 0.5 * (base * loss_value(lvl.loss, r, scale)).sum((1, 2))
-            wts = (base * loss_weights(lvl.loss, r, scale)).reshape(n, -1)
-            blocks = J.blocks().double()  # (n, C·P, p)
-            self.g = torch.einsum("bm,bmj->bj", wts * r.reshape(n, -1), blocks)
-            self.A = torch.einsum("bmi,bmj->bij", blocks * wts[..., None], blocks)
-            self.params = params
+    def __init__(self, lvl: Level, idx: torch.Tensor | None, params: torch.Tensor) -> None:
+        if idx is None:
+            src, tgt, mask, scale = lvl.source, lvl.target, lvl.mask, lvl.scale
+        else:
+            src, tgt, mask, scale = (lvl.source[idx], lvl.target[idx], lvl.mask[idx],
+                                     lvl.scale[idx])
+        J = _factors(lvl, src, params)
+        pts = J.source_points  # type: ignore[attr-defined]
+        n, c = tgt.shape[:2]
+        hs, ws = src.shape[-2:]
+        inside = ((pts[..., 0] >= 0) & (pts[..., 0] <= ws - 1) & (pts[..., 1] >= 0)
+                  & (pts[..., 1] <= hs - 1))
+        wmask = (mask * inside.to(mask.dtype)).double()  # (n, P)
+        assert J.warped is not None
+        r = (J.warped - tgt).reshape(n, c, -1).double()
+        base = wmask[:, None, :].expand_as(r)
+        self.coverage = wmask.sum(-1) / mask.double().sum(-1).clamp_min(1e-300)
+        if lvl.loss == "linear":
+            wts = base.reshape(n, -1)
+            self.cost = 0.5 * (wts * (r * r).reshape(n, -1)).sum(-1)
+        else:
+            s = scale[:, None, None]
+            self.cost = 0.5 * (base * loss_value(lvl.loss, r, s)).sum((1, 2))
+            wts = (base * loss_weights(lvl.loss, r, s)).reshape(n, -1)
+        blocks = _blocks(J)  # (n, C·P, p): the structured Jacobian, one block a pair
+        self.g = torch.bmm((wts * r.reshape(n, -1))[:, None, :], blocks)[:, 0]
+        self.A = torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None])
+        self.params = params
 
 
 @dataclass
@@ -113,6 +153,9 @@ class Level:
         self.warp = MatrixWarp(self.model)
         h, w = self.target.shape[-2:]
         self.points = pixel_grid(h, w, self.target.dtype, self.target.device)
+        linear = self.model in ("translation", "similarity", "affine")
+        zero = self.warp.identity(1, self.target.dtype, self.target.device)
+        self.constant_jacobian = self.warp.jacobian(zero, self.points) if linear else None
         corners = [[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]]
         self.corners = torch.tensor(corners, dtype=torch.float64, device=self.target.device)
 
@@ -133,7 +176,13 @@ def _step(e: _Eval, lam: torch.Tensor) -> torch.Tensor:
 
 
 def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
-    """Run every pair's LM iteration on ``lvl`` from ``params`` ``(B, p)``."""
+    """Run every pair's LM iteration on ``lvl`` from ``params`` ``(B, p)``.
+
+    A pair stops when its next step would move no image corner by more than ``lvl.tol``
+    pixels (the step is taken, unevaluated: converged), when no damping makes a step lower
+    its cost (converged: a minimum to working precision), when it leaves the overlap or goes
+    non-finite (diverged), or after ``lvl.max_iter`` steps.
+    """
     nb = params.shape[0]
     dev = params.device
     params = params.clone()
@@ -141,33 +190,41 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
     code = torch.ones(nb, dtype=torch.int64, device=dev)  # max_iterations until shown otherwise
     lam = torch.full((nb,), 1e-4, dtype=torch.float64, device=dev)
     active = torch.arange(nb, device=dev)
-    cur = _Eval(lvl, active, params)
+    cur = _Eval(lvl, None, params)
     cost = cur.cost.clone()
     bad = ~torch.isfinite(cost) | (cur.coverage < lvl.min_coverage)
     code[bad] = 2
-    keep = ~bad
-    active, cur = active[keep], _subset(cur, keep)
+    active, cur = _keep(active, cur, ~bad)
     while active.numel():
         delta = _step(cur, lam[active])
         trial = (cur.params.double() + delta).to(params.dtype)
-        new = _Eval(lvl, active, trial)
+        finite = torch.isfinite(delta).all(-1)
+        small = finite & (_motion(lvl, trial, cur.params) <= lvl.tol)
+        if bool(small.any()):  # converged: take the last, tiny step
+            done = active[small]
+            params[done], code[done] = trial[small], 0
+            its[done] += 1
+            active, cur = _keep(active, cur, ~small)
+            delta, trial, finite = delta[~small], trial[~small], finite[~small]
+            if not active.numel():
+                break
+        new = _Eval(lvl, None if active.numel() == nb else active, trial)
         its[active] += 1
-        finite = torch.isfinite(new.cost) & torch.isfinite(delta).all(-1)
-        accept = finite & (new.cost <= cur.cost) & (new.coverage >= lvl.min_coverage)
-        moved = _motion(lvl, trial, cur.params)
-        small = moved <= lvl.tol
+        accept = (finite & torch.isfinite(new.cost) & (new.cost <= cur.cost)
+                  & (new.coverage >= lvl.min_coverage))
         lam[active] = torch.where(accept, lam[active] * 0.1, lam[active] * 10).clamp(1e-12, 1e12)
         cur = _merge(cur, new, accept)
         params[active] = cur.params
         cost[active] = cur.cost
-        lost = ~torch.isfinite(delta).all(-1) | (new.coverage < lvl.min_coverage) & (~accept)
-        stuck = lam[active] >= 1e12
-        done = small | stuck | lost | (its[active] >= lvl.max_iter)
-        code[active] = torch.where(small | (stuck & ~lost), 0,
-                                   torch.where(lost, 2, code[active]))
-        keep = ~done
-        active, cur = active[keep], _subset(cur, keep)
+        lost = ~finite | ((new.coverage < lvl.min_coverage) & ~accept)
+        stuck = (lam[active] >= 1e12) & ~lost
+        code[active] = torch.where(stuck, 0, torch.where(lost, 2, code[active]))
+        active, cur = _keep(active, cur, ~(stuck | lost | (its[active] >= lvl.max_iter)))
     return LevelResult(params, its, code, cost)
+
+
+def _keep(active: torch.Tensor, cur: _Eval, keep: torch.Tensor) -> tuple[torch.Tensor, _Eval]:
+    return (active, cur) if bool(keep.all()) else (active[keep], _subset(cur, keep))
 
 
 _FIELDS = ("coverage", "cost", "g", "A", "params")

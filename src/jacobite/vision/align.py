@@ -63,7 +63,8 @@ class AlignResult:
             ``"no_match"`` (it converged, but the residual keeps more than ``NO_MATCH`` = 75 %
             of the target's variance over the compared pixels: a stationary point that does
             not align the images, as for unrelated images).
-        cost: ``(B,)`` float64, ``½ Σ w ρ(r²)`` at the finest level.
+        cost: ``(B,)`` float64, ``½ Σ w ρ(r²)`` at the last parameters evaluated on the finest
+            level (the final step, shorter than ``tol``, is taken without evaluating it).
         levels: the number of pyramid levels used.
     """
 
