@@ -1,5 +1,5 @@
 """Entries for jacobite.curvature (Gauss–Newton, Hessian and Jacobian operators of a network,
-the exact Gauss–Newton diagonal, the Fisher)."""
+the exact Gauss–Newton diagonal, the Fisher, K-FAC)."""
 
 from __future__ import annotations
 
@@ -75,4 +75,12 @@ ENTRIES = [
                  *_data_cases(2, targets=True), *_params_cases("params"), *flag("cache"),
                  *choice("kind"), *seed("seed"), typed("samples", 0, InvalidOptionError),
                  typed("samples", 1.5, ArgumentTypeError)]),
+    entry("jacobite.curvature.kfac", C.kfac, MODEL, CE, (X, Y),
+          cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
+                 typed(1, nn.HuberLoss(), UnsupportedOperationError),
+                 *_data_cases(2, targets=True), *_params_cases("params"), *choice("kind"),
+                 typed("kind", "exact", InvalidOptionError), *seed("seed"),
+                 typed("samples", 0, InvalidOptionError), typed("damping", -1.0,
+                                                                InvalidOptionError),
+                 typed("damping", "big", ArgumentTypeError)]),
 ]

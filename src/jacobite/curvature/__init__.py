@@ -21,5 +21,6 @@ from ._ggn import ggn
 from ._hessian import hessian
 from ._jacobian import jacobian
 from .fisher import fisher
+from .kfac import KFACOperator, kfac
 
-__all__ = ["fisher", "ggn", "ggn_diagonal", "hessian", "jacobian"]
+__all__ = ["KFACOperator", "fisher", "ggn", "ggn_diagonal", "hessian", "jacobian", "kfac"]

@@ -1,0 +1,160 @@
+"""kfac: each Linear layer's block equals G ⊗ A built densely from its definition (per-sample
+output gradients from torch.func, inputs from the network), equals the Fisher's block exactly
+for one sample, tends to the Gauss–Newton matrix for a linear model; solve, slogdet and the
+inverse square root agree with the dense damped matrix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from jacobite.curvature import fisher, ggn, kfac
+from jacobite.errors import InvalidOptionError, UnsupportedOperationError
+
+F64 = torch.float64
+
+
+def _mlp(classes: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, classes)).to(F64)
+
+
+def _data(kind: str, n: int = 7, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(1)
+    X = torch.randn(n, 4, dtype=F64)
+    y = torch.randn(n, classes, dtype=F64) if kind == "mse" else torch.randint(0, classes, (n,))
+    return X, y
+
+
+def _layout(d_out: int, d_in: int) -> torch.Tensor:
+    """For each index of the parameter layout [W row-major, b], its index in vec_row([W | b])."""
+    o, i = torch.meshgrid(torch.arange(d_out), torch.arange(d_in), indexing="ij")
+    return torch.cat([(o * (d_in + 1) + i).reshape(-1), torch.arange(d_out) * (d_in + 1) + d_in])
+
+
+def dense_kfac(model: nn.Sequential, loss_name: str, X: torch.Tensor,
+               y: torch.Tensor) -> torch.Tensor:
+    """The definition: per layer (c Σ g gᵀ) ⊗ (1/N Σ ã ãᵀ) with g the gradient of sample n's
+    sum-reduced loss in the layer's output (the per-sample bias gradient, by torch.func) and
+    ã the layer's input with a 1, permuted to the parameter layout; block diagonal."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    N = len(X)
+
+    def sample_loss(p: dict[str, torch.Tensor], x: torch.Tensor, t: torch.Tensor):
+        out = torch.func.functional_call(model, p, (x[None],))
+        if loss_name.startswith("ce"):
+            return F.cross_entropy(out, t[None], reduction="sum")
+        return ((out - t[None]) ** 2).sum()
+
+    grads = [torch.func.grad(sample_loss)(params, X[n], y[n]) for n in range(N)]
+    c = {"ce-mean": 1 / N, "mse-mean": 1 / y.numel()}.get(loss_name, 1.0)
+    inputs = [X, torch.tanh(model[0](X)).detach()]
+    blocks = []
+    for idx, a in zip(("0", "2"), inputs, strict=True):
+        g = torch.stack([gr[f"{idx}.bias"] for gr in grads])  # (N, d_out)
+        at = torch.cat([a, torch.ones(N, 1, dtype=F64)], dim=1)
+        K = torch.kron(c * g.T @ g, at.T @ at / N)
+        perm = _layout(g.shape[1], a.shape[1])
+        blocks.append(K[perm][:, perm])
+    return torch.block_diag(*blocks)
+
+
+LOSSES = {"ce-mean": nn.CrossEntropyLoss, "ce-sum": lambda: nn.CrossEntropyLoss(reduction="sum"),
+          "mse-mean": nn.MSELoss, "mse-sum": lambda: nn.MSELoss(reduction="sum")}
+
+
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+@pytest.mark.parametrize("split", [False, True], ids=["one-batch", "two-batches"])
+def test_empirical_kfac_equals_its_dense_definition(loss_name, split):
+    model = _mlp()
+    X, y = _data(loss_name[:3].rstrip("-"))
+    data = [(X[:3], y[:3]), (X[3:], y[3:])] if split else (X, y)
+    K = kfac(model, LOSSES[loss_name](), data, kind="empirical")
+    ref = dense_kfac(model, loss_name, X, y)
+    assert K.is_symmetric() and K.is_psd()
+    torch.testing.assert_close(K.to_dense(), ref, rtol=1e-9, atol=1e-11)
+    v = torch.randn(ref.shape[0], dtype=F64)
+    torch.testing.assert_close(K.mv(v), ref @ v, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(K.diagonal(), ref.diagonal(), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+@pytest.mark.parametrize("kind", ["empirical", "mc"])
+def test_one_sample_kfac_blocks_equal_the_fisher_blocks(loss_name, kind):
+    # one sample: (g gᵀ) ⊗ (ã ãᵀ) is the sample's Fisher block exactly (the same draws)
+    model = _mlp()
+    X, y = _data(loss_name[:3].rstrip("-"), n=1)
+    loss = LOSSES[loss_name]()
+    K = kfac(model, loss, (X, y), kind=kind, samples=3, seed=4).to_dense()
+    Fd = fisher(model, loss, (X, y), kind=kind, samples=3, seed=4).to_dense()
+    for sl in (slice(0, 25), slice(25, 43)):
+        torch.testing.assert_close(K[sl, sl], Fd[sl, sl], rtol=1e-9, atol=1e-12)
+    assert K[:25, 25:].abs().max() == 0
+
+
+def test_mc_kfac_of_a_linear_model_with_mse_tends_to_the_gauss_newton_matrix():
+    # linear model: G = (c Σ_s r rᵀ / S) → 2 c N I and the GGN is 2 c I ⊗ Σ ã ãᵀ
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2).to(F64)
+    X, y = torch.randn(6, 3, dtype=F64), torch.randn(6, 2, dtype=F64)
+    loss = nn.MSELoss(reduction="sum")
+    K = kfac(model, loss, (X, y), kind="mc", samples=20000).to_dense()
+    G = ggn(model, loss, (X, y)).to_dense()
+    assert (K - G).abs().max() / G.abs().max() < 0.05
+
+
+@pytest.mark.parametrize("damping", [0.1, 1.0])
+def test_solve_slogdet_and_inverse_square_root_equal_the_dense_damped_matrix(damping):
+    model = _mlp()
+    X, y = _data("ce")
+    K = kfac(model, nn.CrossEntropyLoss(), (X, y), damping=damping, samples=2)
+    D = K.to_dense()
+    eye = torch.eye(D.shape[0], dtype=F64)
+    und = kfac(model, nn.CrossEntropyLoss(), (X, y), samples=2).to_dense()
+    torch.testing.assert_close(D, und + damping * eye, rtol=1e-10, atol=1e-12)
+    b = torch.randn(D.shape[0], 2, dtype=F64)
+    torch.testing.assert_close(K.solve(b), torch.linalg.solve(D, b), rtol=1e-7, atol=1e-9)
+    sign, lad = K.slogdet()
+    ref = torch.linalg.slogdet(D)
+    assert float(sign) == 1.0
+    torch.testing.assert_close(lad, ref[1], rtol=1e-9, atol=1e-9)
+    R = K.inv_sqrt().to_dense()
+    torch.testing.assert_close(R @ D @ R, eye, rtol=1e-7, atol=1e-7)
+
+
+def test_parameter_subsets_and_frozen_biases():
+    # the weight alone: A from the inputs without the 1; its block is the weight-weight part
+    # of the full block, and the bias alone the bias-bias part
+    model = _mlp()
+    X, y = _data("ce")
+    loss = nn.CrossEntropyLoss()
+    full_op = kfac(model, loss, (X, y), kind="empirical")
+    full = full_op.to_dense()
+    K = kfac(model, loss, (X, y), ["2.weight"], kind="empirical")
+    a = torch.tanh(model[0](X)).detach()
+    name, A, G = K.factors[0]
+    assert name == "2"
+    torch.testing.assert_close(A, a.T @ a / len(X), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(G, full_op.factors[1][2], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(K.to_dense(), torch.kron(G, A), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(K.to_dense(), full[25:40, 25:40], rtol=1e-10, atol=1e-12)
+    bias_only = kfac(model, loss, (X, y), ["2.bias"], kind="empirical").to_dense()
+    torch.testing.assert_close(bias_only, full[40:43, 40:43], rtol=1e-10, atol=1e-12)
+
+
+def test_kfac_refuses_other_layers_and_bad_options():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.LayerNorm(5), nn.Linear(5, 3)).to(F64)
+    X, y = _data("ce")
+    with pytest.raises(UnsupportedOperationError, match="params="):
+        kfac(model, nn.CrossEntropyLoss(), (X, y))
+    K = kfac(model, nn.CrossEntropyLoss(), (X, y), ["0.weight", "0.bias", "2.weight"])
+    assert K.shape == (40, 40)
+    with pytest.raises(UnsupportedOperationError, match="CrossEntropyLoss"):
+        kfac(model, nn.HuberLoss(), (X, y), ["2.weight"])
+    with pytest.raises(InvalidOptionError, match="kind"):
+        kfac(model, nn.CrossEntropyLoss(), (X, y), kind="exact")
+    with pytest.raises(InvalidOptionError, match="damping"):
+        kfac(model, nn.CrossEntropyLoss(), (X, y), ["2.weight"], damping=-1.0)
