@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ._jacobian import WarpJacobian
-from ._sample import pixel_grid, to_normalized
+from ._sample import pixel_grid
 from ._warps import MatrixWarp
 
 __all__ = ["LOSSES", "LevelResult", "loss_value", "loss_weights", "solve_level"]
@@ -71,33 +71,48 @@ class LevelResult:
     cost: torch.Tensor  # (B,) float64
 
 
-def _factors(lvl: Level, src: torch.Tensor, params: torch.Tensor) -> WarpJacobian:
+def _source_points(lvl: Level, params: torch.Tensor) -> torch.Tensor:
+    """``W(p; θ)`` at every target pixel ``(n, P, 2)``: one batched matrix product."""
+    m = lvl.warp.matrix(params)  # (n, 3, 3)
+    pts = lvl.points.expand(m.shape[0], -1, -1)
+    out = torch.baddbmm(m[:, None, :2, 2], pts, m[:, :2, :2].transpose(1, 2))
+    if lvl.model == "homography":
+        out = out / torch.baddbmm(m[:, None, 2:, 2], pts, m[:, 2:, :2].transpose(1, 2))
+    return out
+
+
+def _factors(lvl: Level, src: torch.Tensor,
+             params: torch.Tensor) -> tuple[WarpJacobian, torch.Tensor]:
     """The warp Jacobian's factors at ``params``: per-pixel image gradients from one backward
     pass of ``grid_sample`` and the coordinate map's Jacobian (a constant of the level for the
-    models linear in ``θ``), with the warped image."""
+    models linear in ``θ``), with the warped image; and the source points ``(n, P, 2)``."""
     n, c = src.shape[:2]
     h, w = lvl.target.shape[-2:]
-    pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
+    hs, ws = src.shape[-2:]
+    pts = _source_points(lvl, params)  # (n, P, 2)
     lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
+    # grid_sample's coordinates (align_corners=False): u = (2 x + 1) / W - 1
+    scale = pts.new_tensor([2 / ws, 2 / hs])
     with torch.enable_grad():
-        where = lead.detach().requires_grad_(True)
-        grid = to_normalized(where, src.shape[-2:]).reshape(n * c, h, w, 2)
-        out = F.grid_sample(src.reshape(n * c, 1, *src.shape[-2:]), grid, mode="bilinear",
+        grid = (lead * scale + (scale / 2 - 1)).reshape(n * c, h, w, 2).requires_grad_(True)
+        out = F.grid_sample(src.reshape(n * c, 1, hs, ws), grid, mode="bilinear",
                             padding_mode="zeros", align_corners=False)
-        (grad,) = torch.autograd.grad(out, where, torch.ones_like(out))
+        (grad,) = torch.autograd.grad(out, grid, torch.ones_like(out))
+    grad = grad.reshape(n, c, -1, 2) * scale  # d/d(pixel x, y)
     jac = (lvl.constant_jacobian.expand(n, -1, -1, -1) if lvl.constant_jacobian is not None
            else lvl.warp.jacobian(params, lvl.points))
-    J = WarpJacobian(grad.reshape(n, c, -1, 2), jac, out.detach().reshape(n, c, h, w))
-    J.source_points = pts  # type: ignore[attr-defined]
-    return J
+    J = WarpJacobian(grad, jac, out.detach().reshape(n, c, h, w))
+    return J, pts
 
 
-def _blocks(J: WarpJacobian) -> torch.Tensor:
+def _blocks(J: WarpJacobian, translation: bool) -> torch.Tensor:
     """``J.blocks()`` in float64, as two broadcast products (the per-pixel ``1 × 2`` times
     ``2 × p`` products written out) rather than one tiny matrix product per pixel."""
     G = J.image_gradient.double()  # (n, C, P, 2)
-    M = J.coordinate_jacobian.double()  # (n, P, 2, p)
     n = G.shape[0]
+    if translation:  # the coordinate Jacobian is the identity
+        return G.reshape(n, -1, 2)
+    M = J.coordinate_jacobian.double()  # (n, P, 2, p)
     out = G[..., :1] * M[:, None, :, 0, :] + G[..., 1:] * M[:, None, :, 1, :]
     return out.reshape(n, -1, M.shape[-1])
 
@@ -111,8 +126,7 @@ class _Eval:
         else:
             src, tgt, mask, scale = (lvl.source[idx], lvl.target[idx], lvl.mask[idx],
                                      lvl.scale[idx])
-        J = _factors(lvl, src, params)
-        pts = J.source_points  # type: ignore[attr-defined]
+        J, pts = _factors(lvl, src, params)
         n, c = tgt.shape[:2]
         hs, ws = src.shape[-2:]
         inside = ((pts[..., 0] >= 0) & (pts[..., 0] <= ws - 1) & (pts[..., 1] >= 0)
@@ -129,7 +143,8 @@ class _Eval:
             s = scale[:, None, None]
             self.cost = 0.5 * (base * loss_value(lvl.loss, r, s)).sum((1, 2))
             wts = (base * loss_weights(lvl.loss, r, s)).reshape(n, -1)
-        blocks = _blocks(J)  # (n, C·P, p): the structured Jacobian, one block a pair
+        # (n, C·P, p): the structured Jacobian, one block a pair
+        blocks = _blocks(J, lvl.model == "translation")
         self.g = torch.bmm((wts * r.reshape(n, -1))[:, None, :], blocks)[:, 0]
         self.A = torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None])
         self.params = params

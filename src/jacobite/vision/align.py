@@ -191,14 +191,15 @@ def align(source: torch.Tensor, target: torch.Tensor, model: str = "homography",
     images = [(src, tgt, wmask)]
     for _ in range(levels - 1):
         s, t, m = images[-1]
-        images.append((downsample(s), downsample(t), downsample(m)))
+        images.append((downsample(s), downsample(t),
+                       downsample(m) if mask is not None else m[..., ::2, ::2]))
         prm = rescale(name, prm, coarser=True)
     iterations, res = [], None
     for depth in range(levels - 1, -1, -1):
         s, t, m = images[depth]
         scale = _loss_scale(loss, fixed_scale, s, t, m, name, prm)
         lvl = Level(s, t, m.reshape(b, -1), name, loss, scale, max_iter,
-                    tol if depth == 0 else max(tol, 0.02))
+                    tol if depth == 0 else max(tol, 0.1))
         res = solve_level(lvl, prm)
         iterations.append(res.iterations)
         prm = res.params if depth == 0 else rescale(name, res.params, coarser=False)
