@@ -64,3 +64,4 @@ def test_downsample_and_levels() -> None:
     torch.testing.assert_close(downsample(img)[0, 0, 0, 0], img[0, 0, :2, :2].mean())
     assert downsample(img).shape == (1, 1, 2, 3)
     assert [auto_levels(n, n) for n in (16, 32, 63, 64, 128, 256, 512)] == [1, 1, 1, 2, 3, 4, 5]
+
