@@ -179,3 +179,10 @@ def test_recovers_a_known_warp_on_a_photograph_with_noise(model: str) -> None:
     res = align(src, tgt, model)
     assert res.status == ["converged"]
     assert corner_error(res.matrix[0], H, 128, 128) < 0.02
+
+
+def test_a_start_outside_the_source_is_reported_diverged() -> None:
+    src = texture(64, seed=8)
+    res = align(src, src, "translation", params0=torch.tensor([500.0, 0.0], dtype=F64))
+    assert res.status == ["diverged"] and not bool(res.converged[0])
+    assert torch.isfinite(res.params).all()
