@@ -158,3 +158,80 @@ def test_kfac_refuses_other_layers_and_bad_options():
         kfac(model, nn.CrossEntropyLoss(), (X, y), kind="exact")
     with pytest.raises(InvalidOptionError, match="damping"):
         kfac(model, nn.CrossEntropyLoss(), (X, y), ["2.weight"], damping=-1.0)
+
+
+def _patches(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """(n, T, C_in kh kw) by explicit indexing of the padded input (no unfold)."""
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, \
+        conv.padding
+    xp = F.pad(x, (pw, pw, ph, ph))
+    H = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    W = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    rows = [torch.stack([xp[:, :, oh * sh + i * dh, ow * sw + j * dw]
+                         for i in range(kh) for j in range(kw)], dim=2).reshape(len(x), -1)
+            for oh in range(H) for ow in range(W)]
+    return torch.stack(rows, dim=1)
+
+
+def _cnn() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(),
+                         nn.Conv2d(3, 2, 2, stride=2, dilation=1), nn.Flatten(),
+                         nn.Linear(8, 3)).to(F64)
+
+
+@pytest.mark.parametrize("loss_name", ["ce-mean", "mse-sum"])
+def test_conv_kfac_equals_its_dense_definition_over_positions(loss_name):
+    model = _cnn()
+    torch.manual_seed(2)
+    N = 5
+    X = torch.randn(N, 2, 5, 5, dtype=F64)
+    y = torch.randn(N, 3, dtype=F64) if loss_name == "mse-sum" else torch.randint(0, 3, (N,))
+    outs: dict[int, torch.Tensor] = {}
+    hooks = [model[k].register_forward_hook(lambda m, a, o, k=k: outs.__setitem__(k, o))
+             for k in (0, 2, 4)]
+    out = model(X)
+    for h in hooks:
+        h.remove()
+    total = (F.cross_entropy(out, y, reduction="sum") if loss_name == "ce-mean"
+             else ((out - y) ** 2).sum())
+    grads = torch.autograd.grad(total, [outs[0], outs[2], outs[4]])  # per-sample: no mixing
+    c = 1 / N if loss_name == "ce-mean" else 1.0
+    inputs = [X, torch.tanh(model[0](X)).detach(), model[:4](X).detach()]
+    blocks = []
+    for k, x, g in zip((0, 2, 4), inputs, grads, strict=True):
+        layer = model[k]
+        if isinstance(layer, nn.Conv2d):
+            a, g2 = _patches(x, layer), g.flatten(2).transpose(1, 2)
+        else:
+            a, g2 = x[:, None], g[:, None]
+        a = torch.cat([a, torch.ones(*a.shape[:2], 1, dtype=F64)], dim=2).reshape(-1,
+                                                                                a.shape[2] + 1)
+        g2 = g2.reshape(-1, g2.shape[-1])
+        K = torch.kron(c * g2.T @ g2, a.T @ a / a.shape[0])
+        perm = _layout(g2.shape[1], a.shape[1] - 1)
+        blocks.append(K[perm][:, perm])
+    ref = torch.block_diag(*blocks)
+    loss = nn.CrossEntropyLoss() if loss_name == "ce-mean" else nn.MSELoss(reduction="sum")
+    K = kfac(model, loss, [(X[:2], y[:2]), (X[2:], y[2:])], kind="empirical")
+    torch.testing.assert_close(K.to_dense(), ref, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("kind", ["empirical", "mc"])
+def test_one_sample_conv_with_one_output_position_equals_the_fisher_block(kind):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Tanh(), nn.Linear(3, 2)).to(F64)
+    X, y = torch.randn(1, 2, 3, 3, dtype=F64), torch.tensor([1])
+    K = kfac(model, nn.CrossEntropyLoss(), (X, y), kind=kind, samples=2, seed=1).to_dense()
+    Fd = fisher(model, nn.CrossEntropyLoss(), (X, y), kind=kind, samples=2, seed=1).to_dense()
+    for sl in (slice(0, 57), slice(57, 65)):
+        torch.testing.assert_close(K[sl, sl], Fd[sl, sl], rtol=1e-9, atol=1e-12)
+
+
+def test_conv_layers_kfac_cannot_take_are_refused_naming_params():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 2, 3, groups=2), nn.Flatten(), nn.Linear(2, 2)).to(F64)
+    X, y = torch.randn(3, 2, 3, 3, dtype=F64), torch.randint(0, 2, (3,))
+    with pytest.raises(UnsupportedOperationError, match="groups"):
+        kfac(model, nn.CrossEntropyLoss(), (X, y))
+    assert kfac(model, nn.CrossEntropyLoss(), (X, y), ["2.weight"]).shape == (4, 4)

@@ -1,12 +1,16 @@
-"""The statistics of K-FAC: for every ``nn.Linear`` layer whose weight or bias is differentiated,
-its inputs ``ã`` (with a 1 appended for the bias) from forward hooks and the gradients ``g`` of
-each sample's loss in its output from one backward pass per drawn label.
+"""The statistics of K-FAC: for every ``nn.Linear`` or ``nn.Conv2d`` layer whose weight or bias
+is differentiated, its inputs ``ã`` (with a 1 appended for the bias; a convolution's unfolded
+patches) from forward hooks and the gradients ``g`` of each sample's loss in its output from one
+backward pass per drawn label. A layer applied at ``T`` positions per sample (a Linear layer on
+``(n, ..., d)``, a convolution's output pixels) counts each position as a row:
+``A = (1/(N T)) Σ_{n,t} ã ãᵀ`` and ``G = c Σ_{n,t} g gᵀ``.
 
 >>> import torch
->>> model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+>>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
+...                             torch.nn.Linear(8, 2))
 >>> ps = Params.of(model, None)
->>> [(L.name, L.d_out, L.d_in) for L in linear_layers(model, ps)]
-[('0', 2, 3)]
+>>> [(L.name, L.d_out, L.d_in) for L in layers_of(model, ps)]
+[('0', 2, 9), ('2', 2, 8)]
 """
 
 from __future__ import annotations
@@ -16,29 +20,43 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import UnsupportedOperationError
 from ._loss import LossCurvature
 from ._setup import Data, Params, forward
 from .fisher import _residuals, _sample_scale
 
-__all__ = ["LinearLayer", "collect", "linear_layers"]
+__all__ = ["Layer", "collect", "layers_of"]
+
+_FIX = "leave its parameters out with params="
 
 
 @dataclass(frozen=True)
-class LinearLayer:
-    """A Linear layer's place in the parameter vector: slices of its weight (row-major) and
-    bias, ``None`` where that parameter is not differentiated."""
+class Layer:
+    """A layer's place in the parameter vector: slices of its weight (row-major, as
+    ``(d_out, d_in)``) and bias, ``None`` where that parameter is not differentiated."""
 
     name: str
-    module: nn.Linear
+    module: nn.Linear | nn.Conv2d
     d_out: int
     d_in: int
     w: slice | None
     b: slice | None
 
 
-def linear_layers(model: nn.Module, ps: Params) -> list[LinearLayer]:
+def _conv_ok(name: str, mod: nn.Conv2d) -> None:
+    why = ("groups > 1" if mod.groups != 1 else
+           f"padding_mode={mod.padding_mode!r}" if mod.padding_mode != "zeros" else
+           f"padding={mod.padding!r}" if isinstance(mod.padding, str) and mod.padding != "valid"
+           else None)
+    if why:
+        raise UnsupportedOperationError(
+            f"K-FAC covers Conv2d layers with one group, zero padding given as numbers; layer "
+            f"{name!r} has {why}: {_FIX}")
+
+
+def layers_of(model: nn.Module, ps: Params) -> list[Layer]:
     offsets: dict[str, slice] = {}
     start = 0
     for k, v in zip(ps.names, ps.values, strict=True):
@@ -46,48 +64,68 @@ def linear_layers(model: nn.Module, ps: Params) -> list[LinearLayer]:
         start += v.numel()
     layers, covered = [], set()
     for name, mod in model.named_modules():
-        if type(mod) is not nn.Linear:
+        if type(mod) not in (nn.Linear, nn.Conv2d):
             continue
         prefix = f"{name}." if name else ""
         w, b = offsets.get(prefix + "weight"), offsets.get(prefix + "bias")
         if w is None and b is None:
             continue
         covered |= {prefix + "weight", prefix + "bias"}
-        layers.append(LinearLayer(name, mod, mod.out_features, mod.in_features, w, b))
+        if isinstance(mod, nn.Conv2d):
+            _conv_ok(name, mod)
+            d_out, d_in = mod.out_channels, mod.weight[0].numel()
+        else:
+            d_out, d_in = mod.out_features, mod.in_features
+        layers.append(Layer(name, mod, d_out, d_in, w, b))
     other = [k for k in ps.names if k not in covered]
     if other:
         raise UnsupportedOperationError(
-            f"K-FAC covers nn.Linear layers, but the parameters {other} belong to other layers; "
-            "pass params= naming only Linear weights and biases (e.g. params=['0.weight', "
-            "'0.bias'])")
+            f"K-FAC covers nn.Linear and nn.Conv2d layers, but the parameters {other} belong to "
+            "other layers; pass params= naming only their weights and biases (e.g. "
+            "params=['0.weight', '0.bias'])")
     return layers
 
 
-def _augmented(x: torch.Tensor, layer: LinearLayer) -> torch.Tensor:
-    parts = [x] if layer.w is not None else []
+def _rows(layer: Layer, x: torch.Tensor) -> torch.Tensor:
+    """The layer's input as ``(n, T, d_in)``: one row per position."""
+    mod = layer.module
+    if isinstance(mod, nn.Conv2d):
+        padding: int | tuple[int, ...] = 0 if isinstance(mod.padding, str) else mod.padding
+        patches = F.unfold(x, mod.kernel_size, dilation=mod.dilation, padding=padding,
+                           stride=mod.stride)  # (n, d_in, T)
+        return patches.transpose(1, 2)
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def _out_rows(layer: Layer, g: torch.Tensor) -> torch.Tensor:
+    """The output gradient as ``(n, T, d_out)``."""
+    if isinstance(layer.module, nn.Conv2d):
+        return g.flatten(2).transpose(1, 2)
+    return g.reshape(g.shape[0], -1, g.shape[-1])
+
+
+def _augmented(a: torch.Tensor, layer: Layer) -> torch.Tensor:
+    parts = [a] if layer.w is not None else []
     if layer.b is not None:
-        parts.append(x.new_ones(x.shape[0], 1))
+        parts.append(a.new_ones(a.shape[0], 1))
     return torch.cat(parts, dim=1)
 
 
 def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
-            samples: int, seed: int) -> list[tuple[LinearLayer, torch.Tensor, torch.Tensor]]:
+            samples: int, seed: int) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
     """``(layer, A, G)`` per layer over all batches (see :mod:`jacobite.curvature.kfac`)."""
-    layers = linear_layers(model, ps)
-    A = {L.name: torch.zeros(0) for L in layers}
-    G = {L.name: torch.zeros(0) for L in layers}
-    n_total, weight_total = 0, 0
+    layers = layers_of(model, ps)
+    A: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
+    G: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
+    rows = {L.name: 0 for L in layers}
+    weight_total = 0
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def hook(mod: nn.Module, args: Any, out: torch.Tensor, name: str) -> None:
         if name in seen:
             raise UnsupportedOperationError(
-                f"the Linear layer {name!r} is called more than once per forward pass; "
-                "K-FAC needs one call per layer: leave its parameters out with params=")
-        if args[0].ndim != 2:
-            raise UnsupportedOperationError(
-                f"the Linear layer {name!r} gets inputs of shape {tuple(args[0].shape)}; "
-                "K-FAC here needs inputs (n, d): leave its parameters out with params=")
+                f"the layer {name!r} is called more than once per forward pass; K-FAC needs "
+                f"one call per layer: {_FIX}")
         seen[name] = (args[0].detach(), out)
 
     for i, (X, y) in enumerate(batches):
@@ -106,7 +144,7 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
         unused = [L.name for L in layers if L.name not in seen]
         if unused:
             raise UnsupportedOperationError(
-                f"the Linear layer(s) {unused} are not called by the forward pass; leave their "
+                f"the layer(s) {unused} are not called by the forward pass; leave their "
                 "parameters out with params=")
         R = _residuals(lc, kind, out.detach(), y, samples, seed, i)
         c = _sample_scale(lc, out) / R.shape[0]
@@ -114,13 +152,19 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
         for s in range(R.shape[0]):
             grads = torch.autograd.grad(out, outs, R[s], retain_graph=s + 1 < R.shape[0])
             for L, g in zip(layers, grads, strict=True):
-                gg = c * (g.T @ g)
-                G[L.name] = gg if G[L.name].numel() == 0 else G[L.name] + gg
+                g2 = _out_rows(L, g).reshape(-1, L.d_out)
+                gg, prev = c * (g2.T @ g2), G[L.name]
+                G[L.name] = gg if prev is None else prev + gg
         for L in layers:
-            a = _augmented(seen[L.name][0], L)
-            aa = a.T @ a
-            A[L.name] = aa if A[L.name].numel() == 0 else A[L.name] + aa
-        n_total += int(out.shape[0])
+            a = _augmented(_rows(L, seen[L.name][0]).reshape(-1, L.d_in), L)
+            aa, prev = a.T @ a, A[L.name]
+            A[L.name] = aa if prev is None else prev + aa
+            rows[L.name] += a.shape[0]
         weight_total += lc.weight(out)
     scale = 1.0 / weight_total if lc.mean else 1.0
-    return [(L, A[L.name] / n_total, G[L.name] * scale) for L in layers]
+    out_: list[tuple[Layer, torch.Tensor, torch.Tensor]] = []
+    for L in layers:
+        a_sum, g_sum = A[L.name], G[L.name]
+        assert a_sum is not None and g_sum is not None
+        out_.append((L, a_sum / rows[L.name], g_sum * scale))
+    return out_

@@ -1,7 +1,11 @@
-"""Kronecker-factored curvature (K-FAC) of the ``nn.Linear`` layers of a network: per layer
-``G ⊗ A`` with ``A = (1/N) Σ_n ã_n ã_nᵀ`` (the layer's inputs, with a 1 appended for the bias)
-and ``G = c Σ_n (1/S) Σ_s g_{n,s} g_{n,s}ᵀ`` (the gradients of sample n's loss in the layer's
-output, ``c`` the reduction factor of :mod:`jacobite.curvature.fisher`), one block per layer.
+"""Kronecker-factored curvature (K-FAC) of the ``nn.Linear`` and ``nn.Conv2d`` layers of a
+network: per layer ``G ⊗ A`` with ``A = (1/N) Σ_n ã_n ã_nᵀ`` (the layer's inputs, with a 1
+appended for the bias) and ``G = c Σ_n (1/S) Σ_s g_{n,s} g_{n,s}ᵀ`` (the gradients of sample
+n's loss in the layer's output, ``c`` the reduction factor of :mod:`jacobite.curvature.fisher`),
+one block per layer. A layer applied at ``T`` positions per sample (a convolution's output
+pixels, a Linear layer on ``(n, ..., d)``) counts every position as a row:
+``A = (1/(N T)) Σ_{n,t} ã ãᵀ``, ``G = c Σ_{n,t} (1/S) Σ_s g gᵀ`` (a convolution's ``ã`` is its
+unfolded patch, its weight read as ``(C_out, C_in k_h k_w)``).
 
 A Linear layer's per-sample gradient is ``g ⊗ ã`` (row-major ``[W | b]``), so its Fisher block
 is ``c Σ_n (g_n g_nᵀ) ⊗ (ã_n ã_nᵀ)``; K-FAC replaces this mean of products by the product of
@@ -31,7 +35,7 @@ from torch import nn
 from .. import _validate
 from ..errors import UnsupportedOperationError
 from ..operators import FunctionOperator, JacobianOperator, KroneckerOperator
-from ._kfac_stats import LinearLayer, collect
+from ._kfac_stats import Layer, collect
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
 
@@ -42,7 +46,7 @@ class _Block:
     """One layer's ``G ⊗ A + damping · I`` on its slice of the parameter vector (the weight
     row-major, then the bias), through the row-major ``[W | b]`` layout of the factors."""
 
-    def __init__(self, layer: LinearLayer, G: torch.Tensor, A: torch.Tensor,
+    def __init__(self, layer: Layer, G: torch.Tensor, A: torch.Tensor,
                  damping: float) -> None:
         self.layer, self.K = layer, KroneckerOperator(G, A, shift=damping)
 
@@ -70,9 +74,9 @@ class _Block:
 
 class KFACOperator(JacobianOperator):
     """The block-diagonal K-FAC operator over the parameter vector: one damped Kronecker block
-    ``G ⊗ A + damping · I`` per Linear layer. ``solve``, ``slogdet`` and :meth:`inv_sqrt` work
-    block by block through the factors' eigendecompositions; ``factors`` lists
-    ``(layer name, A, G)``.
+    ``G ⊗ A + damping · I`` per Linear or Conv2d layer. ``solve``, ``slogdet`` and
+    :meth:`inv_sqrt` work block by block through the factors' eigendecompositions;
+    ``factors`` lists ``(layer name, A, G)``.
 
     >>> import torch
     >>> from jacobite.curvature import kfac
@@ -150,12 +154,12 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
          kind: str = "mc", samples: int = 1, seed: int = 0,
          damping: float = 0.0) -> KFACOperator:
     """K-FAC of ``loss(model(X), y)`` over ``data``: a block-diagonal ``(P, P)`` operator with
-    one Kronecker block ``G ⊗ A + damping · I`` per ``nn.Linear`` layer.
+    one Kronecker block ``G ⊗ A + damping · I`` per ``nn.Linear`` or ``nn.Conv2d`` layer.
 
     Args:
         model, loss, data, params: as for :func:`jacobite.curvature.fisher`; every parameter
-            chosen must be the weight or bias of an ``nn.Linear`` layer called once per forward
-            pass on inputs ``(n, d)`` (choose them with ``params=``).
+            chosen must be the weight or bias of an ``nn.Linear`` or ``nn.Conv2d`` (one group,
+            zero padding) layer called once per forward pass (choose them with ``params=``).
         kind: ``"mc"`` (labels drawn from the model's predictive: a Fisher approximation) or
             ``"empirical"`` (the data's labels).
         samples, seed: labels drawn per sample for ``"mc"``, and their seed, as in ``fisher``.
