@@ -105,14 +105,17 @@ def _factors(lvl: Level, src: torch.Tensor,
     return J, pts
 
 
-def _blocks(J: WarpJacobian, translation: bool) -> torch.Tensor:
+def _blocks(J: WarpJacobian, lvl: Level) -> torch.Tensor:
     """``J.blocks()`` in float64, as two broadcast products (the per-pixel ``1 × 2`` times
-    ``2 × p`` products written out) rather than one tiny matrix product per pixel."""
+    ``2 × p`` products written out) rather than one tiny matrix product per pixel; a
+    translation's blocks are the image gradients themselves."""
     G = J.image_gradient.double()  # (n, C, P, 2)
     n = G.shape[0]
-    if translation:  # the coordinate Jacobian is the identity
+    if lvl.model == "translation":  # the coordinate Jacobian is the identity
         return G.reshape(n, -1, 2)
-    M = J.coordinate_jacobian.double()  # (n, P, 2, p)
+    M = lvl.constant_jacobian64  # (1, P, 2, p), or None where it depends on θ
+    if M is None:
+        M = J.coordinate_jacobian.double()  # (n, P, 2, p)
     out = G[..., :1] * M[:, None, :, 0, :] + G[..., 1:] * M[:, None, :, 1, :]
     return out.reshape(n, -1, M.shape[-1])
 
@@ -144,7 +147,7 @@ class _Eval:
             self.cost = 0.5 * (base * loss_value(lvl.loss, r, s)).sum((1, 2))
             wts = (base * loss_weights(lvl.loss, r, s)).reshape(n, -1)
         # (n, C·P, p): the structured Jacobian, one block a pair
-        blocks = _blocks(J, lvl.model == "translation")
+        blocks = _blocks(J, lvl)
         self.g = torch.bmm((wts * r.reshape(n, -1))[:, None, :], blocks)[:, 0]
         self.A = torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None])
         self.params = params
@@ -171,6 +174,8 @@ class Level:
         linear = self.model in ("translation", "similarity", "affine")
         zero = self.warp.identity(1, self.target.dtype, self.target.device)
         self.constant_jacobian = self.warp.jacobian(zero, self.points) if linear else None
+        self.constant_jacobian64 = (None if self.constant_jacobian is None
+                                    else self.constant_jacobian.double())
         corners = [[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]]
         self.corners = torch.tensor(corners, dtype=torch.float64, device=self.target.device)
 
