@@ -25,7 +25,8 @@ from ._jacobian import WarpJacobian
 from ._sample import pixel_grid
 from ._warps import MatrixWarp
 
-__all__ = ["LOSSES", "LevelResult", "loss_value", "loss_weights", "solve_level"]
+__all__ = ["LOSSES", "LevelResult", "loss_value", "loss_weights", "solve_level",
+           "source_points"]
 
 #: robust losses ``ρ(z)`` of the scaled squared residual ``z = r² / s²``
 LOSSES = ("linear", "huber", "soft_l1", "cauchy")
@@ -71,12 +72,16 @@ class LevelResult:
     cost: torch.Tensor  # (B,) float64
 
 
-def _source_points(lvl: Level, params: torch.Tensor) -> torch.Tensor:
-    """``W(p; θ)`` at every target pixel ``(n, P, 2)``: one batched matrix product."""
-    m = lvl.warp.matrix(params)  # (n, 3, 3)
-    pts = lvl.points.expand(m.shape[0], -1, -1)
+def source_points(warp: MatrixWarp, params: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``W(p; θ)`` ``(n, P, 2)`` at ``points`` ``(P, 2)``: one batched matrix product.
+
+    >>> source_points(MatrixWarp("translation"), torch.tensor([[1.0, 2.0]]), torch.zeros(1, 2))
+    tensor([[[1., 2.]]])
+    """
+    m = warp.matrix(params)  # (n, 3, 3)
+    pts = points.expand(m.shape[0], -1, -1)
     out = torch.baddbmm(m[:, None, :2, 2], pts, m[:, :2, :2].transpose(1, 2))
-    if lvl.model == "homography":
+    if warp.name == "homography":
         out = out / torch.baddbmm(m[:, None, 2:, 2], pts, m[:, 2:, :2].transpose(1, 2))
     return out
 
@@ -89,7 +94,7 @@ def _factors(lvl: Level, src: torch.Tensor,
     n, c = src.shape[:2]
     h, w = lvl.target.shape[-2:]
     hs, ws = src.shape[-2:]
-    pts = _source_points(lvl, params)  # (n, P, 2)
+    pts = source_points(lvl.warp, params, lvl.points)  # (n, P, 2)
     lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
     # grid_sample's coordinates (align_corners=False): u = (2 x + 1) / W - 1
     scale = pts.new_tensor([2 / ws, 2 / hs])
