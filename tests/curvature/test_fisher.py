@@ -131,3 +131,19 @@ def test_fisher_refuses_a_loss_without_a_predictive_and_unknown_kinds():
         fisher(model, loss, (X, y), kind="true")
     with pytest.raises(InvalidOptionError, match="samples"):
         fisher(model, loss, (X, y), kind="mc", samples=0)
+
+
+def test_ignored_targets_in_a_mean_cross_entropy_count_as_torch_counts_them():
+    # torch's mean divides by the samples whose class is not ignore_index: the empirical Fisher
+    # is (1/kept) Σ_kept g gᵀ and the MC Fisher tends to the Gauss–Newton matrix of that loss
+    model, loss, X, _ = _setup("mlp", "ce-mean")
+    y = torch.tensor([0, -100, 2, 1, -100, 0])
+    theta, f = flat_model(model)
+    kept = [i for i in range(6) if y[i] != -100]
+    g = torch.stack([torch.func.grad(lambda th, i=i: F.cross_entropy(
+        f(th, X[i:i + 1]), y[i:i + 1], reduction="sum"))(theta) for i in kept])
+    Fe = fisher(model, loss, (X, y)).to_dense()
+    torch.testing.assert_close(Fe, g.T @ g / len(kept), rtol=1e-9, atol=1e-11)
+    G = dense_ggn(model, loss, X, y)
+    Fm = fisher(model, loss, (X, y), kind="mc", samples=40000).to_dense()
+    assert (Fm - G).abs().max() / G.abs().max() < 0.05

@@ -147,7 +147,7 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
                 f"the layer(s) {unused} are not called by the forward pass; leave their "
                 "parameters out with params=")
         R = _residuals(lc, kind, out.detach(), y, samples, seed, i)
-        c = _sample_scale(lc, out) / R.shape[0]
+        c = _sample_scale(lc, out, y) / R.shape[0]
         outs = [seen[L.name][1] for L in layers]
         for s in range(R.shape[0]):
             grads = torch.autograd.grad(out, outs, R[s], retain_graph=s + 1 < R.shape[0])

@@ -6,8 +6,8 @@ generalised Gauss–Newton matrix).
 Write the dataset's loss as ``L = c Σ_n ℓ_n`` with ``ℓ_n`` one sample's loss under
 ``reduction="sum"`` (summed over its positions for outputs ``(n, C, ...)``) and ``c`` from the
 reduction convention of ``docs/conventions.md``: ``1`` for a sum, ``1/N`` for a mean
-cross-entropy over ``N`` samples (``1/(N · positions)`` with positions), ``1/(N C)`` for a mean
-MSE. Then
+cross-entropy over ``N`` samples (``1/(N · positions)`` with positions; a batch's samples whose
+class is ``ignore_index`` do not count, as in torch's mean), ``1/(N C)`` for a mean MSE. Then
 
 - ``empirical``: ``F = c Σ_n g_n g_nᵀ`` with ``g_n = ∇_θ ℓ_n(y_n)`` at the data's targets;
 - ``mc``: ``F = c Σ_n (1/S) Σ_s g_{n,s} g_{n,s}ᵀ`` with ``S = samples`` labels ``ŷ_{n,s}``
@@ -53,13 +53,16 @@ __all__ = ["fisher"]
 KINDS = ("empirical", "mc", "exact")
 
 
-def _sample_scale(lc: LossCurvature, out: torch.Tensor) -> float:
+def _sample_scale(lc: LossCurvature, out: torch.Tensor, y: Any) -> float:
     """``w_b c_b``: the factor of a batch's per-sample sum losses in ``w_b L_b`` (the overall
     ``1/Z`` comes after)."""
     if not lc.mean:
         return 1.0
-    if lc.kind == "ce":  # a mean over n · positions
-        return out.shape[0] / (out.numel() // out.shape[1])
+    if lc.kind == "ce":  # a mean over n · positions, less those whose class is ignored
+        positions = out.numel() // out.shape[1]
+        if not y.is_floating_point():
+            positions = int((y != getattr(lc.fn, "ignore_index", -100)).sum())
+        return out.shape[0] / positions if positions else 0.0
     return out.shape[0] / out.numel()  # MSE: a mean over n · C (· positions)
 
 
@@ -179,12 +182,12 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
         if cache:
             for b, (lin, y) in enumerate(kept):
                 R = _residuals(lc, kind, lin.out, y, samples, seed_, b)
-                acc += lin.vjp(_outer(R, lin.jvp(v), _sample_scale(lc, lin.out)))
+                acc += lin.vjp(_outer(R, lin.jvp(v), _sample_scale(lc, lin.out, y)))
         else:
             for b, (X, y) in enumerate(batches):
                 out, Jv, pullback = _dual_product(model, ps, X, v)
                 R = _residuals(lc, kind, out, y, samples, seed_, b)
-                acc += pullback(_outer(R, Jv, _sample_scale(lc, out)))
+                acc += pullback(_outer(R, Jv, _sample_scale(lc, out, y)))
         return acc * scale if scale != 1.0 else acc
 
     def mm(V: torch.Tensor) -> torch.Tensor:
