@@ -111,16 +111,20 @@ def _factors(lvl: Level, src: torch.Tensor,
 
 
 def _blocks(J: WarpJacobian, lvl: Level) -> torch.Tensor:
-    """``J.blocks()`` in float64, as two broadcast products (the per-pixel ``1 × 2`` times
-    ``2 × p`` products written out) rather than one tiny matrix product per pixel; a
-    translation's blocks are the image gradients themselves."""
+    """``J.blocks()`` in float64. A translation's blocks are the image gradients; with a
+    coordinate Jacobian shared by the pairs (the models linear in ``θ``), one matrix product per
+    pixel over all pairs; otherwise two broadcast products (the per-pixel ``1 × 2`` times
+    ``2 × p`` products written out)."""
     G = J.image_gradient.double()  # (n, C, P, 2)
     n = G.shape[0]
     if lvl.model == "translation":  # the coordinate Jacobian is the identity
         return G.reshape(n, -1, 2)
     M = lvl.constant_jacobian64  # (1, P, 2, p), or None where it depends on θ
-    if M is None:
-        M = J.coordinate_jacobian.double()  # (n, P, 2, p)
+    if M is not None:  # one (n·C × 2) @ (2 × p) product per pixel, batched over the pixels
+        c, P, p = G.shape[1], M.shape[1], M.shape[-1]
+        out = torch.bmm(G.permute(2, 0, 1, 3).reshape(P, n * c, 2), M[0])
+        return out.reshape(P, n, c, p).permute(1, 2, 0, 3).reshape(n, c * P, p)
+    M = J.coordinate_jacobian.double()  # (n, P, 2, p)
     out = G[..., :1] * M[:, None, :, 0, :] + G[..., 1:] * M[:, None, :, 1, :]
     return out.reshape(n, -1, M.shape[-1])
 
