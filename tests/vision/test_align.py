@@ -186,3 +186,11 @@ def test_a_start_outside_the_source_is_reported_diverged() -> None:
     res = align(src, src, "translation", params0=torch.tensor([500.0, 0.0], dtype=F64))
     assert res.status == ["diverged"] and not bool(res.converged[0])
     assert torch.isfinite(res.params).all()
+
+
+@pytest.mark.parametrize("model", ["translation", "homography"])
+def test_flat_images_are_a_finite_no_match(model: str) -> None:
+    flat = torch.zeros(32, 32, dtype=F64)
+    res = align(flat, flat, model)
+    assert res.status == ["no_match"]
+    assert torch.equal(res.params, torch.zeros_like(res.params))

@@ -198,7 +198,7 @@ def _motion(lvl: Level, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _step(e: _Eval, lam: torch.Tensor) -> torch.Tensor:
     d = torch.diagonal(e.A, dim1=-2, dim2=-1)
-    floor = d.amax(-1, keepdim=True).clamp_min(1e-300) * 1e-12
+    floor = (d.amax(-1, keepdim=True) * 1e-12).clamp_min(1e-300)
     damp = (1 + lam[:, None]) * d.clamp_min(0) + floor
     A = e.A - torch.diag_embed(d) + torch.diag_embed(damp)
     return -torch.linalg.solve(A, e.g[..., None])[..., 0]

@@ -62,7 +62,7 @@ class AlignResult:
             non-finite or would warp less than a quarter of the target inside the source) or
             ``"no_match"`` (it converged, but the residual keeps more than ``NO_MATCH`` = 75 %
             of the target's variance over the compared pixels: a stationary point that does
-            not align the images, as for unrelated images).
+            not align the images, as for unrelated images, or a flat target).
         cost: ``(B,)`` float64, ``½ Σ w ρ(r²)`` at the last parameters evaluated on the finest
             level (the final step, shorter than ``tol``, is taken without evaluating it).
         levels: the number of pyramid levels used.
@@ -227,7 +227,8 @@ def _unexplained(src: torch.Tensor, tgt: torch.Tensor, warped: torch.Tensor,
     total = wt.sum((1, 2)).clamp_min(1e-300)
     mean = (wt * t).sum(-1, keepdim=True) / wt.sum(-1, keepdim=True).clamp_min(1e-300)
     var = (wt * (t - mean) ** 2).sum((1, 2)) / total
-    return (wt * r * r).sum((1, 2)) / total / var.clamp_min(1e-300)
+    share = (wt * r * r).sum((1, 2)) / total / var.clamp_min(1e-300)
+    return torch.where(var > 0, share, torch.inf)  # a flat target: nothing to align by
 
 
 def _loss_scale(loss: str, fixed: float | None, src: torch.Tensor, tgt: torch.Tensor,
