@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jacobite.errors import InvalidOptionError, SingularOperatorError
+from jacobite.errors import ArgumentTypeError, InvalidOptionError, SingularOperatorError
 from jacobite.operators import KroneckerOperator
 
 F64 = torch.float64
@@ -94,3 +94,17 @@ def test_shift_needs_symmetric_factors_and_a_nonnegative_value():
         KroneckerOperator(torch.randn(2, 3), torch.eye(2), shift=1.0)
     with pytest.raises(InvalidOptionError, match="shift"):
         KroneckerOperator(torch.eye(2), torch.eye(2), shift=-1.0)
+
+
+def test_declared_psd_leaves_the_eigendecompositions_to_the_first_solve():
+    g = torch.Generator().manual_seed(0)
+    A, B = _spd(3, g), _spd(2, g)
+    K = KroneckerOperator(A, B, shift=0.2, psd=True)
+    assert K.is_psd() and K._eig is None
+    b = torch.randn(6, dtype=F64, generator=g)
+    D = torch.kron(A, B) + 0.2 * torch.eye(6, dtype=F64)
+    torch.testing.assert_close(K.solve(b), torch.linalg.solve(D, b), rtol=1e-8, atol=1e-10)
+    assert KroneckerOperator(A, B).is_psd()
+    assert not KroneckerOperator(A, -B).is_psd()
+    with pytest.raises(ArgumentTypeError, match="psd"):
+        KroneckerOperator(A, B, psd="yes")

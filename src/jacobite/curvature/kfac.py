@@ -48,7 +48,9 @@ class _Block:
 
     def __init__(self, layer: Layer, G: torch.Tensor, A: torch.Tensor,
                  damping: float) -> None:
-        self.layer, self.K = layer, KroneckerOperator(G, A, shift=damping)
+        self.layer = layer
+        # Gram matrices: positive semi-definite, eigendecomposed at the first solve
+        self.K = KroneckerOperator(G, A, shift=damping, psd=True)
 
     def _to_matrix(self, V: torch.Tensor) -> torch.Tensor:
         """Rows of the parameter vector → rows of vec_row([W | b])."""

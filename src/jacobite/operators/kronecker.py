@@ -48,6 +48,10 @@ class KroneckerOperator(JacobianOperator):
         A, B: 2-D floating tensors of one dtype and device.
         shift: a number ≥ 0 added on the diagonal (damping); needs symmetric square
             factors.
+        psd: whether the operator is positive semi-definite (symmetric factors only): ``None``
+            decides it from the factors' eigenvalues, computed at construction; ``True`` takes
+            it as given (Gram factors ``XᵀX``), leaving the eigendecompositions to the first
+            ``solve``, ``slogdet`` or ``inv_sqrt``.
 
     Tagged ``symmetric`` when both factors are symmetric, and ``psd`` when moreover every
     eigenvalue ``λ_A λ_B + shift`` is ≥ 0. ``solve`` and ``slogdet`` use the factors: their
@@ -59,7 +63,8 @@ class KroneckerOperator(JacobianOperator):
     ((2, 4), tensor([2., 4.]))
     """
 
-    def __init__(self, A: torch.Tensor, B: torch.Tensor, *, shift: float = 0.0) -> None:
+    def __init__(self, A: torch.Tensor, B: torch.Tensor, *, shift: float = 0.0,
+                 psd: bool | None = None) -> None:
         A = chk.check_float_tensor(A, "A", 2)
         B = chk.check_float_tensor(B, "B", 2)
         chk.check_same_dtype(A, B, "take the Kronecker product of")
@@ -72,11 +77,15 @@ class KroneckerOperator(JacobianOperator):
                 "eigendecompositions); add the shift yourself as K + shift * I otherwise")
         self._eig: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         tags: set[str] = set()
+        if psd is not None:
+            psd = _validate.boolean(psd, "psd")
         if sym:
             tags.add(SYMMETRIC)
-            lam = self._eigen()[0]
-            if bool((lam >= -L.eps_of(A.dtype) * lam.abs().max().clamp_min(1e-300)
-                     * lam.numel()).all()):
+            if psd is None:
+                lam = self._eigen()[0]
+                psd = bool((lam >= -L.eps_of(A.dtype) * lam.abs().max().clamp_min(1e-300)
+                            * lam.numel()).all())
+            if psd:
                 tags.add(PSD)
         p, q = A.shape
         r, s = B.shape
