@@ -156,7 +156,8 @@ def align(source: torch.Tensor, target: torch.Tensor, model: str = "homography",
         mask: ``(H, W)`` or ``(B, H, W)`` over the target's pixels, bool or weights ≥ 0: the
             pixels that count. Pixels whose sample point falls outside the source never count.
         max_iter: the most steps per level.
-        tol: stop when a step moves no image corner by more than ``tol`` pixels.
+        tol: stop when a step moves no image corner by more than ``tol`` pixels (on the
+            coarser levels, which only prepare the start of the next, ``max(tol, 0.1)``).
 
     Returns:
         an :class:`AlignResult`; a pair that does not converge is reported in ``status``, not
