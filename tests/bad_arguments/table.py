@@ -36,6 +36,8 @@ EXEMPT: dict[str, str] = {
                          "and exit status 2 (tests/cli)",
     "jacobite.operators.JacobianOperator": "an abstract base class; each concrete operator "
                                            "has an entry",
+    "jacobite.curvature.KFACOperator": "built by jacobite.curvature.kfac (which has an "
+                                       "entry) from its internal per-layer blocks",
     "jacobite.vision.Warp": "an abstract base class; MatrixWarp, ThinPlateSpline and "
                             "CoordinateMap have entries",
     "jacobite.multiobjective.Aggregator": "an abstract base class; each concrete aggregator "
