@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jacobite.vision import MatrixWarp, align, warp
 
@@ -194,3 +196,16 @@ def test_flat_images_are_a_finite_no_match(model: str) -> None:
     res = align(flat, flat, model)
     assert res.status == ["no_match"]
     assert torch.equal(res.params, torch.zeros_like(res.params))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=6, max_size=6))
+def test_random_affine_warps_are_recovered(u: list[float]) -> None:
+    # up to 3 % shear / scale and 3 px shift: corners move by up to ~6 px on 80 x 80
+    theta = torch.tensor(u, dtype=F64) * torch.tensor([0.03, 0.03, 3, 0.03, 0.03, 3],
+                                                      dtype=F64)
+    src = texture(80, seed=12)
+    res = align(src, warp(src, "affine", theta), "affine")
+    assert res.status == ["converged"]
+    assert corner_error(res.matrix[0], MatrixWarp("affine").matrix(theta[None])[0],
+                        80, 80) < 1e-4
