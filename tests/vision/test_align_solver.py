@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from jacobite.vision import MatrixWarp, warp_jacobian
-from jacobite.vision._align_solve import Level, _blocks, _factors, loss_value, loss_weights
+from jacobite.vision._align_solve import (
+    Level,
+    _blocks,
+    _Eval,
+    _factors,
+    loss_value,
+    loss_weights,
+)
 
 F64 = torch.float64
 SIZES = {"translation": 2, "euclidean": 3, "similarity": 4, "affine": 6, "homography": 8}
@@ -37,3 +44,29 @@ def test_irls_weights_are_the_loss_derivative(loss: str) -> None:
     value = loss_value(loss, r2.sqrt(), 1.5)
     (d,) = torch.autograd.grad(value.sum(), r2)
     torch.testing.assert_close(loss_weights(loss, r, 1.5), d)
+
+
+@pytest.mark.parametrize("loss", ["linear", "cauchy"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("model", list(SIZES))
+def test_normal_equations_equal_the_dense_jacobian_products(model: str, channels: int,
+                                                            loss: str) -> None:
+    # A = J^T W J and g = J^T W r against the public operator's blocks, weights by hand
+    g = torch.Generator().manual_seed(6)
+    src = torch.rand(2, channels, 12, 14, generator=g, dtype=F64)
+    tgt = torch.rand(2, channels, 10, 11, generator=g, dtype=F64)
+    theta = 0.05 * torch.rand(2, SIZES[model], generator=g, dtype=F64)
+    theta[:, -2:] *= 1e-2 if model == "homography" else 1
+    mask = (torch.rand(2, 110, generator=g) > 0.2).to(F64)
+    scale = torch.tensor([0.3, 0.5], dtype=F64)
+    lvl = Level(src, tgt, mask, model, loss, scale, 5, 1e-3)
+    e = _Eval(lvl, None, theta)
+    ref = warp_jacobian(src, model, theta, size=(10, 11))
+    pts = MatrixWarp(model).apply(theta, lvl.points)
+    inside = ((pts >= 0) & (pts <= torch.tensor([13.0, 11.0], dtype=F64))).all(-1)
+    r = (ref.warped - tgt).reshape(2, channels, -1)
+    w = (mask * inside)[:, None, :] * loss_weights(loss, r, scale[:, None, None])
+    Jb = ref.blocks()
+    wf, rf = w.reshape(2, -1), r.reshape(2, -1)
+    torch.testing.assert_close(e.A, torch.einsum("bmi,bm,bmj->bij", Jb, wf, Jb))
+    torch.testing.assert_close(e.g, torch.einsum("bmi,bm->bi", Jb, wf * rf))

@@ -129,6 +129,50 @@ def _blocks(J: WarpJacobian, lvl: Level) -> torch.Tensor:
     return out.reshape(n, -1, M.shape[-1])
 
 
+#: similarity parameters as affine ones, ``θ_affine = T θ``
+_SIMILARITY = torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0],
+                            [1, 0, 0, 0], [0, 0, 0, 1]], dtype=torch.float64)
+# A_affine[3k + i, 3l + j] = Σ w g_k g_l z_i z_j with z = (x, y, 1): which of the three
+# gradient products (gx², gx gy, gy²) and which of the six monomials (x², xy, x, y², y, 1)
+_KL = torch.tensor([[0, 1], [1, 2]])
+_IJ = torch.tensor([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
+_ROW = torch.arange(6)
+_A_KL = _KL[_ROW[:, None] // 3, _ROW[None, :] // 3]
+_A_IJ = _IJ[_ROW[:, None] % 3, _ROW[None, :] % 3]
+
+
+def _normal_equations(J: WarpJacobian, lvl: Level, wts: torch.Tensor,
+                      r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A = Jᵀ W J`` ``(n, p, p)`` and ``g = Jᵀ W r`` ``(n, p)`` in float64 (``wts``, ``r``:
+    ``(n, C, P)``).
+
+    For the affine model the Jacobian row of a pixel is ``g ⊗ z`` (image gradient ``g``,
+    ``z = (x, y, 1)``), so ``A = Σ w (g gᵀ) ⊗ (z zᵀ)``: three weighted gradient products per
+    pixel against six monomials of the pixel position, one ``(3 × P) @ (P × 6)`` product a
+    pair; a similarity is an affine map ``θ_affine = T θ``, so ``A = Tᵀ A_affine T``. Other
+    models form the blocks and multiply them.
+    """
+    n = wts.shape[0]
+    if lvl.monomials is None:
+        blocks = _blocks(J, lvl)  # (n, C·P, p): the structured Jacobian, one block a pair
+        wts, r = wts.reshape(n, -1), r.reshape(n, -1)
+        g = torch.bmm((wts * r)[:, None, :], blocks)[:, 0]
+        return torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None]), g
+    G = J.image_gradient.double()  # (n, C, P, 2)
+    gx, gy = G[..., 0], G[..., 1]
+    prods = torch.stack([(wts * gx * gx).sum(1), (wts * gx * gy).sum(1),
+                         (wts * gy * gy).sum(1)], dim=1)  # (n, 3, P)
+    q = prods @ lvl.monomials  # (n, 3, 6)
+    A = q[:, _A_KL, _A_IJ]
+    wr = wts * r
+    b = torch.stack([(wr * gx).sum(1), (wr * gy).sum(1)], dim=1)  # (n, 2, P)
+    g = (b @ lvl.monomials[:, [2, 4, 5]]).reshape(n, 6)  # against z = (x, y, 1)
+    if lvl.model == "similarity":
+        T = _SIMILARITY.to(A.device)
+        return T.T @ A @ T, g @ T
+    return A, g
+
+
 class _Eval:
     """Residuals, weights and normal equations of some pairs at some parameters."""
 
@@ -155,10 +199,7 @@ class _Eval:
             s = scale[:, None, None]
             self.cost = 0.5 * (base * loss_value(lvl.loss, r, s)).sum((1, 2))
             wts = (base * loss_weights(lvl.loss, r, s)).reshape(n, -1)
-        # (n, C·P, p): the structured Jacobian, one block a pair
-        blocks = _blocks(J, lvl)
-        self.g = torch.bmm((wts * r.reshape(n, -1))[:, None, :], blocks)[:, 0]
-        self.A = torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None])
+        self.A, self.g = _normal_equations(J, lvl, wts.reshape(n, c, -1), r)
         self.params = params
 
 
@@ -185,6 +226,10 @@ class Level:
         self.constant_jacobian = self.warp.jacobian(zero, self.points) if linear else None
         self.constant_jacobian64 = (None if self.constant_jacobian is None
                                     else self.constant_jacobian.double())
+        self.monomials: torch.Tensor | None = None  # (P, 6): x², xy, x, y², y, 1
+        if self.model in ("similarity", "affine"):
+            x, y = self.points.double().unbind(-1)
+            self.monomials = torch.stack([x * x, x * y, x, y * y, y, torch.ones_like(x)], -1)
         corners = [[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]]
         self.corners = torch.tensor(corners, dtype=torch.float64, device=self.target.device)
 
