@@ -185,8 +185,7 @@ class _Eval:
         J, pts = _factors(lvl, src, params)
         n, c = tgt.shape[:2]
         hs, ws = src.shape[-2:]
-        inside = ((pts[..., 0] >= 0) & (pts[..., 0] <= ws - 1) & (pts[..., 1] >= 0)
-                  & (pts[..., 1] <= hs - 1))
+        inside = ((pts >= 0) & (pts <= pts.new_tensor([ws - 1, hs - 1]))).all(-1)
         wmask = (mask * inside.to(mask.dtype)).double()  # (n, P)
         assert J.warped is not None
         r = (J.warped - tgt).reshape(n, c, -1).double()
