@@ -1,5 +1,6 @@
-"""kfac: each Linear layer's block equals G ⊗ A built densely from its definition (per-sample
-output gradients from torch.func, inputs from the network), equals the Fisher's block exactly
+"""kfac: each Linear or Conv2d layer's block equals G ⊗ A built densely from its definition
+(per-sample output gradients from torch.func or autograd, inputs and patches from the network,
+every position a row), equals the Fisher's block exactly
 for one sample, tends to the Gauss–Newton matrix for a linear model; solve, slogdet and the
 inverse square root agree with the dense damped matrix."""
 
@@ -235,3 +236,25 @@ def test_conv_layers_kfac_cannot_take_are_refused_naming_params():
     with pytest.raises(UnsupportedOperationError, match="groups"):
         kfac(model, nn.CrossEntropyLoss(), (X, y))
     assert kfac(model, nn.CrossEntropyLoss(), (X, y), ["2.weight"]).shape == (4, 4)
+
+
+def test_linear_layer_on_positions_counts_each_position_as_a_row():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Flatten(), nn.Linear(6, 2)).to(F64)
+    X, y = torch.randn(5, 2, 4, dtype=F64), torch.randint(0, 2, (5,))
+    outs: dict[int, torch.Tensor] = {}
+    hooks = [model[k].register_forward_hook(lambda m, a, o, k=k: outs.__setitem__(k, o))
+             for k in (0, 3)]
+    total = F.cross_entropy(model(X), y, reduction="sum")
+    for h in hooks:
+        h.remove()
+    g0, g3 = torch.autograd.grad(total, [outs[0], outs[3]])
+    blocks = []
+    for a, g in ((X.reshape(-1, 4), g0.reshape(-1, 3)),
+                 (torch.tanh(model[0](X)).detach().reshape(5, 6), g3)):
+        at = torch.cat([a, torch.ones(len(a), 1, dtype=F64)], dim=1)
+        K = torch.kron(g.T @ g / 5, at.T @ at / len(a))  # mean loss: c = 1/N
+        perm = _layout(g.shape[1], a.shape[1])
+        blocks.append(K[perm][:, perm])
+    K = kfac(model, nn.CrossEntropyLoss(), (X, y), kind="empirical")
+    torch.testing.assert_close(K.to_dense(), torch.block_diag(*blocks), rtol=1e-9, atol=1e-11)
