@@ -78,6 +78,8 @@ def source_points(warp: MatrixWarp, params: torch.Tensor, points: torch.Tensor) 
     >>> source_points(MatrixWarp("translation"), torch.tensor([[1.0, 2.0]]), torch.zeros(1, 2))
     tensor([[[1., 2.]]])
     """
+    if warp.name == "translation":
+        return points + params[:, None, :]
     m = warp.matrix(params)  # (n, 3, 3)
     pts = points.expand(m.shape[0], -1, -1)
     out = torch.baddbmm(m[:, None, :2, 2], pts, m[:, :2, :2].transpose(1, 2))
