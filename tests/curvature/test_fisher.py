@@ -147,3 +147,17 @@ def test_ignored_targets_in_a_mean_cross_entropy_count_as_torch_counts_them():
     G = dense_ggn(model, loss, X, y)
     Fm = fisher(model, loss, (X, y), kind="mc", samples=40000).to_dense()
     assert (Fm - G).abs().max() / G.abs().max() < 0.05
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "layernorm", "attention"])
+@pytest.mark.parametrize("loss_name", ["ce-mean", "mse-sum"])
+@pytest.mark.parametrize("kind", ["empirical", "mc"])
+def test_fisher_diagonal_is_exact(name, loss_name, kind):
+    model, loss, X, y = _setup(name, loss_name)
+    data = batches(X, y, (2, 4))
+    Fm = fisher(model, loss, data, kind=kind, samples=3, seed=2)
+    dense = Fm.to_dense()
+    torch.testing.assert_close(Fm.diagonal(), dense.diagonal(), rtol=1e-9, atol=1e-12)
+    if kind == "empirical":
+        ref = dense_empirical_fisher(model, loss_name, X, y).diagonal()
+        torch.testing.assert_close(Fm.diagonal(), ref, rtol=1e-9, atol=1e-12)

@@ -43,8 +43,9 @@ from torch import nn
 
 from .. import _validate
 from ..errors import UnsupportedOperationError
-from ..operators import FunctionOperator, JacobianOperator
-from ._ggn import _dual_product, _Linearized, ggn
+from ..operators import JacobianOperator
+from ._diagonal import _linear_layers, _per_sample
+from ._ggn import _dual_product, _GGNOperator, _Linearized, ggn
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
 
@@ -113,6 +114,26 @@ def _outer(R: torch.Tensor, Jv: torch.Tensor, scale: float) -> torch.Tensor:
     return u * (scale / S)
 
 
+def _diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
+              samples: int, seed: int) -> torch.Tensor:
+    """The exact diagonal ``c Σ_n (1/S) Σ_s (J_nᵀ r_{n,s})²`` for outputs ``(n, C)``: the loss
+    gradients ``r`` play the columns of the loss Hessian's square root in the Gauss–Newton
+    diagonal (layer shortcuts from ``S`` backward passes, per-sample VJPs otherwise)."""
+    diag = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
+    total = 0
+    for b, (X, y) in enumerate(batches):
+        with torch.no_grad():
+            out = forward(model, ps, ps.primals(), X)
+        total += lc.weight(out)
+        R = _residuals(lc, kind, out, y, samples, seed, b)
+        cols = (R * (_sample_scale(lc, out, y) / R.shape[0]) ** 0.5).transpose(0, 1)
+        rest = _linear_layers(model, ps, X, cols.contiguous(), diag)
+        if rest:
+            _per_sample(model, Params.of(model, rest), X, cols.contiguous(), diag)
+    flat = ps.flat(diag)
+    return flat / total if lc.mean else flat
+
+
 def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
            kind: str = "empirical", samples: int = 1, seed: int = 0,
            cache: bool = False) -> JacobianOperator:
@@ -134,7 +155,9 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
             or an unshuffled ``DataLoader``; a shuffling one gives other labels per product).
 
     A product holds one batch's activations and its ``S`` loss gradients in the output at a
-    time; nothing of size ``P × N`` is stored.
+    time; nothing of size ``P × N`` is stored. For outputs ``(n, C)`` ``diagonal()`` (and
+    ``trace()``) is exact, ``c Σ_n (1/S) Σ_s (J_nᵀ r_{n,s})²``, by the route of
+    :func:`ggn_diagonal` with the loss gradients as columns (``S`` of them per sample).
 
     >>> import torch
     >>> from jacobite.curvature import fisher, ggn
@@ -193,5 +216,8 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
     def mm(V: torch.Tensor) -> torch.Tensor:
         return torch.stack([mv(V[:, j]) for j in range(V.shape[1])], dim=1)
 
-    return FunctionOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
-                            tags=("symmetric", "psd"), mm=mm, rmm=mm, name=f"fisher_{kind}")
+    exact = (lambda: _diagonal(model, ps, lc, batches, kind, samples, seed_)) \
+        if out.ndim == 2 else None
+    return _GGNOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
+                        tags=("symmetric", "psd"), mm=mm, rmm=mm, name=f"fisher_{kind}",
+                        exact_diagonal=exact)
