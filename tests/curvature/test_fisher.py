@@ -4,8 +4,12 @@ cross-entropy and MSE is the dense Gauss–Newton matrix."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
@@ -161,3 +165,24 @@ def test_fisher_diagonal_is_exact(name, loss_name, kind):
     if kind == "empirical":
         ref = dense_empirical_fisher(model, loss_name, X, y).diagonal()
         torch.testing.assert_close(Fm.diagonal(), ref, rtol=1e-9, atol=1e-12)
+
+
+
+@given(cuts=st.sets(st.integers(1, 5), max_size=4), seed=st.integers(0, 2**16),
+       cache=st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_a_mean_loss_empirical_fisher_does_not_depend_on_the_batches(cuts, seed, cache):
+    model, loss, X, y = _setup("layernorm", "ce-mean")
+    edges = [0, *sorted(cuts), 6]
+    sizes = tuple(b - a for a, b in itertools.pairwise(edges))
+    one = fisher(model, loss, (X, y))
+    split = fisher(model, loss, batches(X, y, sizes), cache=cache)
+    v = torch.randn(one.shape[1], dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(split.mv(v), one.mv(v), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(split.diagonal(), one.diagonal(), rtol=1e-10, atol=1e-13)
+    # vᵀ F v = c Σ_n (g_nᵀ v)² ≥ 0, and it is the sum of the one-sample operators' forms / N
+    per = [fisher(model, loss, (X[i:i + 1], y[i:i + 1])).mv(v) @ v for i in range(6)]
+    assert all(float(q) >= -1e-14 for q in per)
+    torch.testing.assert_close(one.mv(v) @ v, torch.stack(per).sum() / 6, rtol=1e-10,
+                               atol=1e-13)

@@ -6,8 +6,12 @@ inverse square root agree with the dense damped matrix."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
@@ -258,3 +262,18 @@ def test_linear_layer_on_positions_counts_each_position_as_a_row():
         blocks.append(K[perm][:, perm])
     K = kfac(model, nn.CrossEntropyLoss(), (X, y), kind="empirical")
     torch.testing.assert_close(K.to_dense(), torch.block_diag(*blocks), rtol=1e-9, atol=1e-11)
+
+
+@given(cuts=st.sets(st.integers(1, 6), max_size=4), damping=st.sampled_from([0.0, 0.5]))
+@settings(max_examples=20, deadline=None)
+def test_empirical_factors_do_not_depend_on_the_batches(cuts, damping):
+    model = _mlp()
+    X, y = _data("ce")
+    edges = [0, *sorted(cuts), 7]
+    data = [(X[a:b], y[a:b]) for a, b in itertools.pairwise(edges)]
+    one = kfac(model, nn.CrossEntropyLoss(), (X, y), kind="empirical", damping=damping)
+    split = kfac(model, nn.CrossEntropyLoss(), data, kind="empirical", damping=damping)
+    for (n1, A1, G1), (n2, A2, G2) in zip(one.factors, split.factors, strict=True):
+        assert n1 == n2
+        torch.testing.assert_close(A2, A1, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(G2, G1, rtol=1e-10, atol=1e-13)
