@@ -186,3 +186,21 @@ def test_a_mean_loss_empirical_fisher_does_not_depend_on_the_batches(cuts, seed,
     assert all(float(q) >= -1e-14 for q in per)
     torch.testing.assert_close(one.mv(v) @ v, torch.stack(per).sum() / 6, rtol=1e-10,
                                atol=1e-13)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_fisher_of_logits_with_positions(reduction):
+    # outputs (n, C, L): a sample's loss sums over its L positions; a mean divides by N L
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 3, 2), nn.Tanh(), nn.Conv1d(3, 3, 1)).double()
+    X, y = torch.randn(4, 2, 5, dtype=torch.float64), torch.randint(0, 3, (4, 4))
+    loss = nn.CrossEntropyLoss(reduction=reduction)
+    theta, f = flat_model(model)
+    g = torch.stack([torch.func.grad(lambda th, i=i: F.cross_entropy(
+        f(th, X[i:i + 1]), y[i:i + 1], reduction="sum"))(theta) for i in range(4)])
+    c = 1 / 16 if reduction == "mean" else 1.0
+    Fe = fisher(model, loss, batches(X, y, (3, 1)))
+    torch.testing.assert_close(Fe.to_dense(), c * g.T @ g, rtol=1e-9, atol=1e-12)
+    G = dense_ggn(model, loss, X, y)
+    Fm = fisher(model, loss, (X, y), kind="mc", samples=40000).to_dense()
+    assert (Fm - G).abs().max() / G.abs().max() < 0.05
