@@ -277,3 +277,14 @@ def test_empirical_factors_do_not_depend_on_the_batches(cuts, damping):
         assert n1 == n2
         torch.testing.assert_close(A2, A1, rtol=1e-10, atol=1e-13)
         torch.testing.assert_close(G2, G1, rtol=1e-10, atol=1e-13)
+
+
+def test_float32_factors_from_many_rows_are_exactly_symmetric():
+    # Gram matrices from tens of thousands of rows: the damped blocks need symmetric factors
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 4))
+    X, y = torch.randn(64, 3, 32, 32) * 10, torch.randint(0, 4, (64,))
+    K = kfac(model, nn.CrossEntropyLoss(), (X, y), ["0.weight", "0.bias"], damping=1e-3)
+    _, A, G = K.factors[0]
+    assert torch.equal(A, A.T) and torch.equal(G, G.T)
+    assert K.is_symmetric() and torch.isfinite(K.slogdet()[1])

@@ -166,5 +166,6 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
     for L in layers:
         a_sum, g_sum = A[L.name], G[L.name]
         assert a_sum is not None and g_sum is not None
-        out_.append((L, a_sum / rows[L.name], g_sum * scale))
+        # exactly symmetric: rounding in XᵀX may differ between (i, j) and (j, i)
+        out_.append((L, (a_sum + a_sum.T) / (2 * rows[L.name]), (g_sum + g_sum.T) * (scale / 2)))
     return out_
