@@ -111,6 +111,29 @@ class _GGNOperator(FunctionOperator):
         return super()._diagonal()
 
 
+def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: bool = False
+         ) -> tuple[list[tuple[_Linearized, Any]], float, torch.Tensor]:
+    """One pass over the data before any product: the loss checked against the first batch's
+    output, the samples counted for a mean loss, and with ``cache`` every batch linearised.
+    Returns the kept ``(linearisation, targets)`` pairs, the scale of a product (``1/N`` for a
+    mean loss, else 1) and the last batch's output."""
+    kept: list[tuple[_Linearized, Any]] = []
+    total = 0
+    out = torch.empty(0)
+    for i, (X, y) in enumerate(batches):
+        if cache:
+            lin = _Linearized(model, ps, X)
+            kept.append((lin, y))
+            out = lin.out
+        else:
+            with torch.no_grad():
+                out = forward(model, ps, ps.primals(), X)
+        if i == 0:
+            lc.check(out, y)
+        total += lc.weight(out)
+    return kept, (1.0 / total if lc.mean else 1.0), out
+
+
 def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
         cache: bool = False) -> FunctionOperator:
     """The generalised Gauss–Newton matrix of ``loss(model(X), y)`` over ``data``, as a lazy
@@ -149,20 +172,7 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     cache = _validate.boolean(cache, "cache")
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    kept: list[tuple[_Linearized, Any]] = []
-    total = 0
-    for i, (X, y) in enumerate(batches):
-        if cache:
-            lin = _Linearized(model, ps, X)
-            kept.append((lin, y))
-            out = lin.out
-        else:
-            with torch.no_grad():
-                out = forward(model, ps, ps.primals(), X)
-        if i == 0:
-            lc.check(out, y)
-        total += lc.weight(out)
-    scale = 1.0 / total if lc.mean else 1.0
+    kept, scale, out = scan(model, ps, lc, batches, cache)
 
     def mv(v: torch.Tensor) -> torch.Tensor:
         acc = v.new_zeros(ps.size)

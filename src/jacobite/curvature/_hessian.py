@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..operators import FunctionOperator
+from ._ggn import scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
 
@@ -52,14 +53,7 @@ def hessian(model: nn.Module, loss: Any, data: Any,
     lc = LossCurvature.of(loss)
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    total = 0
-    for i, (X, y) in enumerate(batches):
-        with torch.no_grad():
-            out = forward(model, ps, ps.primals(), X)
-        if i == 0:
-            lc.check(out, y)
-        total += lc.weight(out)
-    scale = 1.0 / total if lc.mean else 1.0
+    scale = scan(model, ps, lc, batches)[1]
 
     def mv(v: torch.Tensor) -> torch.Tensor:
         acc = v.new_zeros(ps.size)

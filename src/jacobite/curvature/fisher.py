@@ -45,7 +45,7 @@ from .. import _validate
 from ..errors import UnsupportedOperationError
 from ..operators import JacobianOperator
 from ._diagonal import _linear_layers, _per_sample
-from ._ggn import _dual_product, _GGNOperator, _Linearized, ggn
+from ._ggn import _dual_product, _GGNOperator, ggn, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
 
@@ -185,20 +185,7 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
     cache = _validate.boolean(cache, "cache")
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    kept: list[tuple[_Linearized, Any]] = []
-    total = 0
-    for i, (X, y) in enumerate(batches):
-        if cache:
-            lin = _Linearized(model, ps, X)
-            kept.append((lin, y))
-            out = lin.out
-        else:
-            with torch.no_grad():
-                out = forward(model, ps, ps.primals(), X)
-        if i == 0:
-            lc.check(out, y)
-        total += lc.weight(out)
-    scale = 1.0 / total if lc.mean else 1.0
+    kept, scale, out = scan(model, ps, lc, batches, cache)
 
     def mv(v: torch.Tensor) -> torch.Tensor:
         acc = v.new_zeros(ps.size)
