@@ -44,6 +44,17 @@ def _detect(f, x):
         return js.detect(f, x)
 
 
+def _wrt(fn, img: torch.Tensor, grid: torch.Tensor, wrt: str):
+    """The flat input ``x`` and ``f(x) = fn(image, grid)`` for ``wrt`` in image, grid, both."""
+    if wrt == "image":
+        return img.reshape(-1), lambda v: fn(v.reshape(img.shape), grid)
+    if wrt == "grid":
+        return grid.reshape(-1), lambda v: fn(img, v.reshape(grid.shape))
+    ni = img.numel()
+    return (torch.cat([img.reshape(-1), grid.reshape(-1)]),
+            lambda v: fn(v[:ni].reshape(img.shape), v[ni:].reshape(grid.shape)))
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mode=st.sampled_from(MODES), padding=st.sampled_from(PADDINGS), align=st.booleans(),
        three_d=st.booleans(), wrt=st.sampled_from(("image", "grid", "both")),
@@ -64,17 +75,7 @@ def test_pattern_holds_every_nonzero(mode, padding, align, three_d, wrt, seed, s
     def sample(im, g):
         return F.grid_sample(im, g, mode=mode, padding_mode=padding, align_corners=align)
 
-    if wrt == "image":
-        x, f = img.reshape(-1), lambda v: sample(v.reshape(img.shape), grid)
-    elif wrt == "grid":
-        x, f = grid.reshape(-1), lambda v: sample(img, v.reshape(grid.shape))
-    else:
-        x = torch.cat([img.reshape(-1), grid.reshape(-1)])
-
-        def f(v):
-            return sample(v[: img.numel()].reshape(img.shape),
-                          v[img.numel():].reshape(grid.shape))
-
+    x, f = _wrt(sample, img, grid, wrt)
     pat = _detect(f, x)
     assert not pat.fallback_ops
     dense = torch.func.jacrev(f)(x).reshape(-1, x.numel())
@@ -95,17 +96,7 @@ def test_hessian_pattern_holds_every_nonzero(mode, padding, align, wrt, seed):
         out = F.grid_sample(im, g, mode=mode, padding_mode=padding, align_corners=align)
         return (w * out * out).sum() + (out * g.sum(-1).unsqueeze(1)).sum()
 
-    ni = img.numel()
-    if wrt == "image":
-        x, f = img.reshape(-1), lambda v: loss(v.reshape(img.shape), grid)
-    elif wrt == "grid":
-        x, f = grid.reshape(-1), lambda v: loss(img, v.reshape(grid.shape))
-    else:
-        x = torch.cat([img.reshape(-1), grid.reshape(-1)])
-
-        def f(v):
-            return loss(v[:ni].reshape(img.shape), v[ni:].reshape(grid.shape))
-
+    x, f = _wrt(loss, img, grid, wrt)
     with warnings.catch_warnings():
         warnings.simplefilter("error", JacobiteWarning)
         pat = js.detect_hessian(f, x)
