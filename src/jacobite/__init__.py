@@ -118,8 +118,7 @@ __all__ = [
 
 # where each re-exported name lives; the other names of __all__ are subpackages
 _SOURCE = {
-    **dict.fromkeys(("LogDet", "logdet"), ".analysis"),
-    **dict.fromkeys(("Divergence", "divergence"), ".analysis"),
+    **dict.fromkeys(("Divergence", "LogDet", "divergence", "logdet"), ".analysis"),
     **dict.fromkeys(("CheckResult", "check"), ".checking"),
     **dict.fromkeys(("JacobianPlan", "batch_jacobian", "clear_cache", "hessian", "hvp",
                      "jacobian", "jacobian_plan", "jvp", "linearize", "module_jacobian",

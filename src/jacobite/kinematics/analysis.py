@@ -64,7 +64,7 @@ def _block(J: Any, part: Any, name: str = "J") -> torch.Tensor:
     if J.ndim < 2 or J.shape[-1] == 0 or J.shape[-2] == 0:
         raise ShapeError(f"{name} must have shape (..., m, n) with m, n ≥ 1 (a manipulator "
                          f"Jacobian is (..., 6, dof)), got {tuple(J.shape)}")
-    if not _validate.under_vmap(J) and not _validate.all_finite(J.detach()):
+    if not _validate.all_finite(J.detach()):
         raise NonFiniteInputError(f"{name} contains NaN or Inf; check the configuration it was "
                                   f"computed at (finite joint values within the limits)")
     part = _validate.choice(part, "part", PARTS)

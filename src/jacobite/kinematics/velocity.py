@@ -57,7 +57,7 @@ def solve_velocity(chain: Any, q: Any, twist: Any, *, damping: float = 1e-6,
     if end is not None and not isinstance(end, str):
         raise ArgumentTypeError(f"end must be one link name (a string) or None, got {end!r}")
     J = chain.jacobian(q, frame=frame, end=end)
-    if not _validate.under_vmap(J) and not _validate.all_finite(J.detach()):
+    if not _validate.all_finite(J.detach()):
         raise NonFiniteInputError("q gives a Jacobian with NaN or Inf; pass finite joint values")
     xi = _twist(twist, J)
     if lam == 0:

@@ -103,7 +103,7 @@ def _prepare(x: Any, y: Any, dydx: Any, *, weight: Any, mask: Any,
     if not x.dtype.is_floating_point:
         raise ArgumentTypeError(f"x must be floating point to be differentiated, got "
                                 f"{x.dtype}; convert with x.double()")
-    if not _validate.under_vmap(x) and not _validate.all_finite(x.detach()):
+    if not _validate.all_finite(x.detach()):
         raise NonFiniteInputError("x holds NaN or inf values; drop those samples")
     B = x.shape[0]
     n = 1 if x.ndim == 1 else x.shape[1]
