@@ -123,15 +123,7 @@ def _reverse(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     """``V (k, B, D) ↦ Jᵀ v``: one forward pass of ``f``, its VJPs batched by ``vmap`` (plain
     autograd where ``f`` runs autograd itself), not recorded where nothing they depend on
     requires grad."""
-    batched: _rows.Products | None = None
-    try:
-        out, back = _rows.pullback(f, x)
-    except RuntimeError as exc:
-        if not _rows.runs_autograd(exc):
-            raise
-        out, back, batched = _rows.recorded(f, x)
-    graph = batched is not None or _rows.needs_graph(x, _checked(out, x))  # recorded: its own
-    products = _rows.vjps(back, x, size, batched=batched, graph=graph)
+    _, products = _rows.pulled(f, x, size, lambda out: _checked(out, x))
     return lambda V: products(V.reshape(V.shape[0], *x.shape)).reshape(V.shape)
 
 

@@ -157,22 +157,17 @@ def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
                                f"{format_bytes(D * row)}, more than the memory budget of "
                                f"{format_bytes(budget)}; pass method='slq' or a larger "
                                f"memory_budget")
-    batched: _rows.Products | None = None
-    try:
-        out, back = _rows.pullback(f, X)
-    except RuntimeError as exc:  # f runs autograd itself: plain autograd on its recorded graph
-        if not _rows.runs_autograd(exc):
-            raise
-        out, back, batched = _rows.recorded(f, X)
-    if not isinstance(out, torch.Tensor) or out.shape != X.shape:
-        got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise NotSquareError(f"logdet needs a square map of each sample (D,) -> (D,), got an "
-                             f"output of shape {got} for D = {D}; log|det| exists only "
-                             f"for square Jacobians (see jacobite.analysis.top_singular)")
+    def square(out: object) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor) or out.shape != X.shape:
+            got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise NotSquareError(f"logdet needs a square map of each sample (D,) -> (D,), got "
+                                 f"an output of shape {got} for D = {D}; log|det| exists only "
+                                 f"for square Jacobians (see jacobite.analysis.top_singular)")
+        return out
+
     step = max(1, min(D, budget // (4 * row)))  # the rows, the backward's batched work, slack
+    out, rows = _rows.pulled(f, X, step, square)
     eye = torch.eye(D, dtype=out.dtype, device=out.device)
-    graph = batched is not None or _rows.needs_graph(X, out)  # recorded: chosen there
-    rows = _rows.vjps(back, X, step, batched=batched, graph=graph)
     J = rows(eye[:, None, :].expand(D, B, D)).movedim(0, 1)
     sign, lad = torch.linalg.slogdet(J)
     return LogDet(lad, sign, None, "exact")

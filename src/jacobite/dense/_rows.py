@@ -36,8 +36,8 @@ from torch.autograd import forward_ad
 
 from ._graph import nodes
 
-__all__ = ["graph_pullback", "needs_graph", "pullback", "recorded", "repeated", "runs_autograd",
-           "transformed", "vjps"]
+__all__ = ["graph_pullback", "needs_graph", "pullback", "pulled", "recorded", "repeated",
+           "runs_autograd", "transformed", "vjps"]
 
 #: ``u ↦ uᵀ J`` for one cotangent shaped like the output
 Pullback = Callable[[torch.Tensor], torch.Tensor]
@@ -171,6 +171,30 @@ def vjps(back: Pullback, x: torch.Tensor, size: int, *, batched: Products | None
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     return apply
+
+
+def pulled(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: int,
+           check: Callable[[object], torch.Tensor]) -> tuple[torch.Tensor, Products]:
+    """``(f(x), U ↦ (uᵢᵀ J)ᵢ)`` from one forward pass: :func:`pullback`, or :func:`recorded`
+    where ``f`` runs autograd itself, then :func:`vjps` ``size`` at a time, recorded for
+    autograd only where :func:`needs_graph`. ``check`` vets ``f(x)`` (raising on a wrong
+    output) before any product is set up.
+
+    >>> x = torch.ones(2, 3, dtype=torch.float64)
+    >>> out, rows = pulled(lambda v: 2 * v, x, 3, lambda o: o)
+    >>> rows(torch.eye(3, dtype=torch.float64)[:, None, :].expand(3, 2, 3))[1, 0].tolist()
+    [0.0, 2.0, 0.0]
+    """
+    batched: Products | None = None
+    try:
+        out, back = pullback(f, x)
+    except RuntimeError as exc:  # f runs autograd itself: plain autograd on its recorded graph
+        if not runs_autograd(exc):
+            raise
+        out, back, batched = recorded(f, x)
+    out = check(out)
+    graph = batched is not None or needs_graph(x, out)  # recorded: chosen there
+    return out, vjps(back, x, size, batched=batched, graph=graph)
 
 
 def repeated(push: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
