@@ -154,11 +154,16 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
         return pose_residual(pose, t), J
 
     p_goal = goals[:, :3, 3] if goals.ndim == 3 else goals
+    grad = _validate.tracked(tgt)   # the final Jacobian is needed only for the implicit step
+    J: torch.Tensor | None = None
     with torch.no_grad():
         out = _ik_lm.solve(residual, p_goal if position_only else goals, starts, lower, upper,
                            tol=(tol_p,) if position_only else (tol_p, tol_r),
                            max_iter=max_iter, project=joint_limits)
-        pose, J = chain.fk_and_jacobian(out.q, end=end)
+        if grad:
+            pose, J = chain.fk_and_jacobian(out.q, end=end)
+        else:
+            pose = chain.fk(out.q, end=end)
         if position_only:
             pos_err = (pose[:, :3, 3] - p_goal).norm(dim=-1)
             rot_err = torch.full_like(pos_err, math.nan)
@@ -167,7 +172,7 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
             pos_err, rot_err = pose_residual(pose, goals).view(G, 2, 3).norm(dim=-1).unbind(-1)
             success = (pos_err <= tol_p) & (rot_err <= tol_r)
     q = out.q
-    if _validate.tracked(tgt):
+    if J is not None:
         q = q + _implicit_step(tgt, J[:, :3] if position_only else J, position_only)
     codes = out.code.tolist()
     status = [STATUSES[0] if ok else STATUSES[c if c != 0 else 2]
@@ -201,7 +206,7 @@ def _implicit_step(tgt: torch.Tensor, J: torch.Tensor, position_only: bool) -> t
 
 
 def _check_chain(chain: Any) -> None:
-    for name in ("dof", "lower", "upper", "fk_and_jacobian", "jacobian"):
+    for name in ("dof", "lower", "upper", "fk", "fk_and_jacobian", "jacobian"):
         if not hasattr(chain, name):
             raise ArgumentTypeError(
                 f"chain must be a jacobite.kinematics.Chain (it has no {name!r}), got "
