@@ -25,8 +25,8 @@ from ._jacobian import WarpJacobian
 from ._sample import pixel_grid
 from ._warps import MatrixWarp
 
-__all__ = ["LOSSES", "LevelResult", "loss_value", "loss_weights", "solve_level",
-           "source_points"]
+__all__ = ["LOSSES", "LevelResult", "inside_source", "loss_value", "loss_weights",
+           "solve_level"]
 
 #: robust losses ``ρ(z)`` of the scaled squared residual ``z = r² / s²``
 LOSSES = ("linear", "huber", "soft_l1", "cauchy")
@@ -72,20 +72,14 @@ class LevelResult:
     cost: torch.Tensor  # (B,) float64
 
 
-def source_points(warp: MatrixWarp, params: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """``W(p; θ)`` ``(n, P, 2)`` at ``points`` ``(P, 2)``: one batched matrix product.
+def inside_source(pts: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Which source points ``(n, P, 2)`` lie inside a ``height × width`` source's pixel
+    centres: ``(n, P)`` booleans.
 
-    >>> source_points(MatrixWarp("translation"), torch.tensor([[1.0, 2.0]]), torch.zeros(1, 2))
-    tensor([[[1., 2.]]])
+    >>> inside_source(torch.tensor([[[0.0, 0.0], [2.5, 0.0]]]), 1, 3)
+    tensor([[ True, False]])
     """
-    if warp.name == "translation":
-        return points + params[:, None, :]
-    m = warp.matrix(params)  # (n, 3, 3)
-    pts = points.expand(m.shape[0], -1, -1)
-    out = torch.baddbmm(m[:, None, :2, 2], pts, m[:, :2, :2].transpose(1, 2))
-    if warp.name == "homography":
-        out = out / torch.baddbmm(m[:, None, 2:, 2], pts, m[:, 2:, :2].transpose(1, 2))
-    return out
+    return ((pts >= 0) & (pts <= pts.new_tensor([width - 1, height - 1]))).all(-1)
 
 
 def _factors(lvl: Level, src: torch.Tensor,
@@ -96,7 +90,7 @@ def _factors(lvl: Level, src: torch.Tensor,
     n, c = src.shape[:2]
     h, w = lvl.target.shape[-2:]
     hs, ws = src.shape[-2:]
-    pts = source_points(lvl.warp, params, lvl.points)  # (n, P, 2)
+    pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
     lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
     # grid_sample's coordinates (align_corners=False): u = (2 x + 1) / W - 1
     scale = pts.new_tensor([2 / ws, 2 / hs])
@@ -186,8 +180,7 @@ class _Eval:
                                      lvl.scale[idx])
         J, pts = _factors(lvl, src, params)
         n, c = tgt.shape[:2]
-        hs, ws = src.shape[-2:]
-        inside = ((pts >= 0) & (pts <= pts.new_tensor([ws - 1, hs - 1]))).all(-1)
+        inside = inside_source(pts, *src.shape[-2:])
         wmask = (mask * inside.to(mask.dtype)).double()  # (n, P)
         assert J.warped is not None
         r = (J.warped - tgt).reshape(n, c, -1).double()

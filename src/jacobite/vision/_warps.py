@@ -109,14 +109,16 @@ class MatrixWarp(Warp):
         return torch.stack(rows + last, dim=-1).reshape(-1, 3, 3)
 
     def apply(self, params: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        x, y = _xy(points, params.shape[0])
-        m = self.matrix(params)[:, :, None, :]  # (B, 3, 1, 3)
-        u = m[:, 0, :, 0] * x + m[:, 0, :, 1] * y + m[:, 0, :, 2]
-        v = m[:, 1, :, 0] * x + m[:, 1, :, 1] * y + m[:, 1, :, 2]
+        """Source points ``(B, P, 2)``: ``points + θ`` for a translation, otherwise one batched
+        matrix product (and a division by ``w`` for a homography)."""
+        if self.name == "translation":
+            return (points + params[:, None, :]).expand(params.shape[0], -1, -1)
+        m = self.matrix(params)  # (B, 3, 3)
+        pts = points.expand(m.shape[0], -1, -1)
+        out = torch.baddbmm(m[:, None, :2, 2], pts, m[:, :2, :2].transpose(1, 2))
         if self.name == "homography":
-            w = m[:, 2, :, 0] * x + m[:, 2, :, 1] * y + 1
-            u, v = u / w, v / w
-        return torch.stack([u, v], dim=-1)
+            out = out / torch.baddbmm(m[:, None, 2:, 2], pts, m[:, 2:, :2].transpose(1, 2))
+        return out
 
     def jacobian(self, params: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         b = params.shape[0]

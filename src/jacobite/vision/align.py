@@ -30,7 +30,7 @@ import torch
 from .. import _validate
 from ..errors import DtypeError, InvalidOptionError, ShapeError
 from ._align_pyramid import auto_levels, downsample, rescale
-from ._align_solve import LOSSES, Level, solve_level, source_points
+from ._align_solve import LOSSES, Level, inside_source, solve_level
 from ._checks import floating
 from ._sample import pixel_grid
 from ._sample import warp as _warp
@@ -218,10 +218,8 @@ def _unexplained(src: torch.Tensor, tgt: torch.Tensor, warped: torch.Tensor,
                  mask: torch.Tensor, name: str, prm: torch.Tensor) -> torch.Tensor:
     """Per pair, the residual's share of the target's variance over the compared pixels."""
     b, c, h, w = tgt.shape
-    pts = source_points(MatrixWarp(name), prm, pixel_grid(h, w, prm.dtype, prm.device))
-    hs, ws = src.shape[-2:]
-    inside = ((pts[..., 0] >= 0) & (pts[..., 0] <= ws - 1) & (pts[..., 1] >= 0)
-              & (pts[..., 1] <= hs - 1))
+    pts = MatrixWarp(name).apply(prm, pixel_grid(h, w, prm.dtype, prm.device))
+    inside = inside_source(pts, *src.shape[-2:])
     wt = (mask.reshape(b, 1, -1) * inside[:, None].to(mask.dtype)).expand(b, c, -1).double()
     t = tgt.reshape(b, c, -1).double()
     r = warped.reshape(b, c, -1).double() - t
