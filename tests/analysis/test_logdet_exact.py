@@ -4,7 +4,6 @@ requires grad) against torch.linalg.slogdet of torch.func.jacrev or a closed for
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,28 +12,7 @@ import torch
 from jacobite.analysis import logdet
 from jacobite.errors import NotSquareError
 
-F64 = torch.float64
-Map = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _residual(D: int, seed: int) -> Map:
-    """``z ↦ z + tanh(z Wᵀ + c)`` with ``‖W‖₂ = 0.5``."""
-    g = _gen(seed)
-    W = torch.randn(D, D, generator=g, dtype=F64)
-    W = W * (0.5 / torch.linalg.matrix_norm(W, ord=2))
-    c = torch.randn(D, generator=g, dtype=F64)
-    return lambda z: z + torch.tanh(z @ W.T + c)
-
-
-def _reference(f: Map, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``slogdet`` of each sample's dense Jacobian by ``torch.func.jacrev``."""
-    J = torch.stack([torch.func.jacrev(lambda v: f(v.unsqueeze(0))[0])(xb) for xb in x])
-    sign, lad = torch.linalg.slogdet(J)
-    return sign, lad
+from .test_logdet import F64, _gen, _reference, _residual
 
 
 def test_exact_records_the_products_only_where_something_requires_grad() -> None:
