@@ -39,15 +39,22 @@ def _fd(chain, T0: torch.Tensor, q_star: torch.Tensor, h: float = 1e-6) -> torch
     return torch.stack(cols, 1)
 
 
-def test_the_gradient_is_the_pseudo_inverse_on_a_redundant_arm():
-    chain = load("kuka_iiwa7")
-    q_goal = torch.tensor([0.3, 0.7, -0.4, -1.2, 0.5, 0.9, -0.3], dtype=F64)
+def _ik_derivative(chain, q_goal: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """A tight solution ``q*`` near ``q_goal``, its pose ``T0``, autograd's derivative of the
+    re-solved ``q`` in a twist of the target at 0, and the Jacobian ``J(q*)`` (NumPy)."""
     q_star = _solution(chain, q_goal)
     T0 = chain.fk(q_star)
     dq = torch.autograd.functional.jacobian(
         lambda xi: ik(chain, _moved(T0, xi), q0=q_star, seeds=1, tol=TIGHT).q,
         torch.zeros(6, dtype=F64))
-    J = chain.jacobian(q_star).numpy()
+    return q_star, T0, dq, chain.jacobian(q_star).numpy()
+
+
+def test_the_gradient_is_the_pseudo_inverse_on_a_redundant_arm():
+    chain = load("kuka_iiwa7")
+    q_goal = torch.tensor([0.3, 0.7, -0.4, -1.2, 0.5, 0.9, -0.3], dtype=F64)
+    q_star, T0, dq, J = _ik_derivative(chain, q_goal)
     assert np.abs(dq.numpy() - np.linalg.pinv(J)).max() < 1e-9
     # re-solved IK moves along some solution of J dq = dξ; its row-space part is J⁺ dξ
     fd = _fd(chain, T0, q_star).numpy()
@@ -59,12 +66,7 @@ def test_the_gradient_is_the_pseudo_inverse_on_a_redundant_arm():
 def test_the_gradient_is_the_inverse_on_a_six_joint_arm():
     chain = load("ur5")
     q_goal = torch.tensor([0.4, -1.1, 1.3, -0.8, 1.2, 0.3], dtype=F64)
-    q_star = _solution(chain, q_goal)
-    T0 = chain.fk(q_star)
-    dq = torch.autograd.functional.jacobian(
-        lambda xi: ik(chain, _moved(T0, xi), q0=q_star, seeds=1, tol=TIGHT).q,
-        torch.zeros(6, dtype=F64))
-    J = chain.jacobian(q_star).numpy()
+    q_star, T0, dq, J = _ik_derivative(chain, q_goal)
     assert np.abs(dq.numpy() - np.linalg.inv(J)).max() < 1e-8
     assert np.abs(_fd(chain, T0, q_star).numpy() - dq.numpy()).max() < 1e-4
 
