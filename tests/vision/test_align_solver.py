@@ -31,7 +31,9 @@ def test_level_jacobian_blocks_equal_warp_jacobian(model: str, channels: int) ->
                 torch.ones(3, dtype=F64), 5, 1e-3)
     J, pts = _factors(lvl, src, theta)
     ref = warp_jacobian(src, model, theta, size=(10, 11))
-    torch.testing.assert_close(pts, MatrixWarp(model).apply(theta, lvl.points))
+    homog = torch.cat([lvl.points, torch.ones(110, 1, dtype=F64)], 1) @ (
+        MatrixWarp(model).matrix(theta).transpose(1, 2))  # (3, P, 3): [x, y, w] per point
+    torch.testing.assert_close(pts, homog[..., :2] / homog[..., 2:])
     torch.testing.assert_close(J.warped, ref.warped)
     torch.testing.assert_close(_blocks(J, lvl), ref.blocks())
 
