@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.func import functional_call, jacrev, vmap
 
 from jacobite.nn import sobolev_loss
+
+from .test_sobolev_loss import _data, _per_sample_jac
 
 DT = torch.float64
 
@@ -16,18 +17,6 @@ def _net(n: int, m: int, seed: int = 0, width: int = 12) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(n, width), torch.nn.Tanh(),
                                torch.nn.Linear(width, m)).to(DT)
-
-
-def _data(B: int, n: int, m: int, seed: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(B, n, dtype=DT, generator=g), torch.randn(B, m, dtype=DT, generator=g),
-            torch.randn(B, m, n, dtype=DT, generator=g))
-
-
-def _per_sample_jac(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The oracle: torch.func.jacrev of the model on one sample, vmapped over the batch."""
-    params: dict[str, torch.Tensor] = dict(net.named_parameters())
-    return vmap(jacrev(lambda v: functional_call(net, params, (v.unsqueeze(0),))[0]))(x)
 
 
 @pytest.mark.parametrize("jac_mode", ["forward", "reverse"])
