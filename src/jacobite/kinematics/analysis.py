@@ -112,7 +112,12 @@ def condition_number(J: torch.Tensor, *, part: Part = "full") -> torch.Tensor:
     >>> float(condition_number(torch.tensor([[3.0, 0.0], [0.0, 0.0]])))
     inf
     """
-    s = singular_values(J, part=part)
+    return _ratio(singular_values(J, part=part))
+
+
+def _ratio(s: torch.Tensor) -> torch.Tensor:
+    """``s[0] / s[-1]`` of singular values ``s`` (…, k), largest first; ``inf`` where the last
+    is 0."""
     top, low = s[..., 0], s[..., -1]
     return torch.where(low > 0, top / torch.where(low > 0, low, torch.ones_like(low)),
                        torch.full_like(top, math.inf))
@@ -319,9 +324,9 @@ def nearest_singularity(chain: _Kinematic, path: Any, *, samples: int = 101,
     if s_best > float(sig[k]):  # the refinement never does worse than the best sample
         t_best, s_best = float(ts[k]), float(sig[k])
     q_best = q_of(t_best)
-    with torch.no_grad():
-        J = chain.jacobian(q_best, frame=frame, end=end)
+    with torch.no_grad():   # one decomposition for both measures at the best point
+        s = singular_values(chain.jacobian(q_best, frame=frame, end=end), part=part)
     return NearestSingularity(
-        t=t_best, q=q_best, sigma_min=s_best, manipulability=float(manipulability(J, part=part)),
-        condition_number=float(condition_number(J, part=part)), t_samples=ts.to(sig.dtype),
+        t=t_best, q=q_best, sigma_min=s_best, manipulability=float(s.prod(dim=-1)),
+        condition_number=float(_ratio(s)), t_samples=ts.to(sig.dtype),
         sigma_samples=sig, manipulability_samples=w)
