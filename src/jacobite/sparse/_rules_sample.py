@@ -21,6 +21,7 @@ constant in the grid, so its derivative with respect to the grid is zero and is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -161,17 +162,18 @@ def grid_rows(inp: torch.Tensor, grid: torch.Tensor) -> sp.csr_matrix:
                          shape=(out.size, n * per_out * dims))
 
 
-def _arguments(c: Call) -> tuple[torch.Tensor, torch.Tensor, int, int, bool]:
-    b = bind(c.func, c.args, c.kwargs)
+def _arguments(b: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, int, int, bool]:
+    """``(input, grid, mode, padding, align_corners)`` from the bound arguments."""
     if "self" in b:  # cudnn: bilinear, zeros, align_corners=True
         return b["self"], b["grid"], BILINEAR, ZEROS, True
     return (b["input"], b["grid"], int(b["interpolation_mode"]), int(b["padding_mode"]),
             bool(b["align_corners"]))
 
 
+@rule(*FORWARD_OPS, aten.cudnn_grid_sampler.default)
 def grid_sample_forward(c: Call) -> list[Deps]:
     """Output deps: the support's input rows, plus the own grid row (not for nearest)."""
-    inp, grid, mode, padding, align = _arguments(c)
+    inp, grid, mode, padding, align = _arguments(bind(c.func, c.args, c.kwargs))
     d_in, d_grid = c.deps(inp), c.deps(grid)
     parts: list[Deps] = []
     if d_in is not None:
@@ -181,6 +183,7 @@ def grid_sample_forward(c: Call) -> list[Deps]:
     return [union(parts)]
 
 
+@rule(*BACKWARD_OPS, aten.cudnn_grid_sampler_backward.default)
 def grid_sample_backward(c: Call) -> list[Deps]:
     """``(grad_input, grad_grid)`` from the incoming gradient ``g`` (outputs' shape):
 
@@ -189,14 +192,8 @@ def grid_sample_backward(c: Call) -> list[Deps]:
     input taps ``S`` and its own grid row (none of it for nearest, whose grid gradient is 0).
     """
     b = bind(c.func, c.args, c.kwargs)
-    if "self" in b:
-        inp, grid, g = b["self"], b["grid"], b["grad_output"]
-        mode, padding, align = BILINEAR, ZEROS, True
-    else:
-        inp, grid, g = b["input"], b["grid"], b["grad_output"]
-        mode, padding, align = (int(b["interpolation_mode"]), int(b["padding_mode"]),
-                                bool(b["align_corners"]))
-    d_in, d_grid, d_g = c.deps(inp), c.deps(grid), c.deps(g)
+    inp, grid, mode, padding, align = _arguments(b)
+    d_in, d_grid, d_g = c.deps(inp), c.deps(grid), c.deps(b["grad_output"])
     sup = support(inp, grid, mode, padding, align, c.tainted(grid))
     gmat = grid_rows(inp, grid)
     # rows of the outputs' positions: g itself, the grid row each output reads
@@ -207,15 +204,3 @@ def grid_sample_backward(c: Call) -> list[Deps]:
         reads = union([at_out, sup.forward(d_in) if d_in is not None else None])
         grad_grid = (gmat.T @ reads).tocsr() if reads is not None else None
     return [grad_in, grad_grid][: len(c.outs)]
-
-
-@rule(*FORWARD_OPS, aten.cudnn_grid_sampler.default)
-def grid_sample_rule(c: Call) -> list[Deps]:
-    """``grid_sample``: see :func:`grid_sample_forward`."""
-    return grid_sample_forward(c)
-
-
-@rule(*BACKWARD_OPS, aten.cudnn_grid_sampler_backward.default)
-def grid_sample_backward_rule(c: Call) -> list[Deps]:
-    """``grid_sample``'s backward: see :func:`grid_sample_backward`."""
-    return grid_sample_backward(c)
