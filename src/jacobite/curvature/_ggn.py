@@ -134,6 +134,35 @@ def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: 
     return kept, (1.0 / total if lc.mean else 1.0), out
 
 
+def sandwich(model: nn.Module, ps: Params, batches: Data,
+             kept: list[tuple[_Linearized, Any]] | None, scale: float,
+             middle: Callable[[torch.Tensor, Any, torch.Tensor, int], torch.Tensor]
+             ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The product ``v ↦ scale Σ_b J_bᵀ middle(out_b, y_b, J_b v, b)`` over the batches: from
+    the ``kept`` linearisations of :func:`scan` where given, else one forward pass carrying the
+    tangent and its backward pass per batch."""
+
+    def mv(v: torch.Tensor) -> torch.Tensor:
+        acc = v.new_zeros(ps.size)
+        if kept is not None:
+            for b, (lin, y) in enumerate(kept):
+                acc += lin.vjp(middle(lin.out, y, lin.jvp(v), b))
+        else:
+            for b, (X, y) in enumerate(batches):
+                out, Jv, pullback = _dual_product(model, ps, X, v)
+                acc += pullback(middle(out, y, Jv, b))
+        return acc * scale if scale != 1.0 else acc
+
+    return mv
+
+
+def columns(mv: Callable[[torch.Tensor], torch.Tensor]
+            ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``V ↦ [mv(V[:, 0]), mv(V[:, 1]), …]``: one product per column, no ``vmap`` (the
+    products run autograd passes of their own)."""
+    return lambda V: torch.stack([mv(V[:, j]) for j in range(V.shape[1])], dim=1)
+
+
 def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
         cache: bool = False) -> FunctionOperator:
     """The generalised Gauss–Newton matrix of ``loss(model(X), y)`` over ``data``, as a lazy
@@ -174,20 +203,9 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
     kept, scale, out = scan(model, ps, lc, batches, cache)
 
-    def mv(v: torch.Tensor) -> torch.Tensor:
-        acc = v.new_zeros(ps.size)
-        if cache:
-            for lin, y in kept:
-                acc += lin.vjp(lc.hvp(lin.out, y, lin.jvp(v)))
-        else:
-            for X, y in batches:
-                out, Jv, pullback = _dual_product(model, ps, X, v)
-                acc += pullback(lc.hvp(out, y, Jv))
-        return acc * scale if scale != 1.0 else acc
-
-    def mm(V: torch.Tensor) -> torch.Tensor:
-        return torch.stack([mv(V[:, j]) for j in range(V.shape[1])], dim=1)
-
+    mv = sandwich(model, ps, batches, kept if cache else None, scale,
+                  lambda out, y, Jv, b: lc.hvp(out, y, Jv))
+    mm = columns(mv)
     closed = lc.kind in ("ce", "mse")
     exact = (lambda: ggn_diagonal(model, loss, data, ps.names)) if closed and out.ndim == 2 \
         else None

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..operators import FunctionOperator
-from ._ggn import scan
+from ._ggn import columns, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
 
@@ -66,8 +66,6 @@ def hessian(model: nn.Module, loss: Any, data: Any,
             acc += ps.flat(_hvp(batch_loss, ps.primals(), tangent))
         return acc * scale if scale != 1.0 else acc
 
-    def mm(V: torch.Tensor) -> torch.Tensor:
-        return torch.stack([mv(V[:, j]) for j in range(V.shape[1])], dim=1)
-
+    mm = columns(mv)
     return FunctionOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
                             tags=("symmetric",), mm=mm, rmm=mm, name="hessian")

@@ -45,7 +45,7 @@ from .. import _validate
 from ..errors import UnsupportedOperationError
 from ..operators import JacobianOperator
 from ._diagonal import _linear_layers, _per_sample
-from ._ggn import _dual_product, _GGNOperator, ggn, scan
+from ._ggn import _GGNOperator, columns, ggn, sandwich, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
 
@@ -187,21 +187,12 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
     kept, scale, out = scan(model, ps, lc, batches, cache)
 
-    def mv(v: torch.Tensor) -> torch.Tensor:
-        acc = v.new_zeros(ps.size)
-        if cache:
-            for b, (lin, y) in enumerate(kept):
-                R = _residuals(lc, kind, lin.out, y, samples, seed_, b)
-                acc += lin.vjp(_outer(R, lin.jvp(v), _sample_scale(lc, lin.out, y)))
-        else:
-            for b, (X, y) in enumerate(batches):
-                out, Jv, pullback = _dual_product(model, ps, X, v)
-                R = _residuals(lc, kind, out, y, samples, seed_, b)
-                acc += pullback(_outer(R, Jv, _sample_scale(lc, out, y)))
-        return acc * scale if scale != 1.0 else acc
+    def middle(out: torch.Tensor, y: Any, Jv: torch.Tensor, b: int) -> torch.Tensor:
+        R = _residuals(lc, kind, out, y, samples, seed_, b)
+        return _outer(R, Jv, _sample_scale(lc, out, y))
 
-    def mm(V: torch.Tensor) -> torch.Tensor:
-        return torch.stack([mv(V[:, j]) for j in range(V.shape[1])], dim=1)
+    mv = sandwich(model, ps, batches, kept if cache else None, scale, middle)
+    mm = columns(mv)
 
     exact = (lambda: _diagonal(model, ps, lc, batches, kind, samples, seed_)) \
         if out.ndim == 2 else None
