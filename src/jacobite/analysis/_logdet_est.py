@@ -157,11 +157,6 @@ def dof(method: str, nprobe: int, D: int) -> int | None:
     return left if left > 0 else None
 
 
-def _pullback(f: Batched, x: torch.Tensor
-              ) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
-    return pullback_of(f, x)[1]
-
-
 def pullback_of(f: Batched, x: torch.Tensor,
                 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], tuple[torch.Tensor, ...]]]:
     """``f(x)`` and its VJP, after checking that ``f`` maps ``(B, D)`` to ``(B, D)``."""
@@ -193,7 +188,7 @@ def series(f: Batched, x: torch.Tensor, probes: torch.Tensor, *, terms: int,
     few probes is rough, so use a Student t quantile for an interval. Differentiable in ``x``
     and in what ``f`` closes over, as the estimator with these probes.
     """
-    raw = _pullback(f, x)
+    raw = pullback_of(f, x)[1]
     c = scale(raw, x) if rescale else torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
 
     def pullback(u: torch.Tensor) -> tuple[torch.Tensor, ...]:  # (J / c)ᵀ u
@@ -241,7 +236,7 @@ def _gram(f: Batched, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]
     """``V ↦ Jᵀ J V`` per sample for stacks ``(P, B, D)`` of float64 vectors (one JVP and one
     VJP of the whole batch per vector, vmapped over the stack). Where ``f`` has no forward-mode
     rule, ``J v`` is the VJP of the linear map ``u ↦ Jᵀ u``."""
-    pullback = _pullback(f, x)
+    pullback = pullback_of(f, x)[1]
     forward = [True]
 
     def push(v: torch.Tensor) -> torch.Tensor:
