@@ -58,7 +58,7 @@ def _block(J: Any, part: Any, name: str = "J") -> torch.Tensor:
     if not isinstance(J, torch.Tensor):
         raise ArgumentTypeError(f"{name} must be a torch.Tensor of shape (..., 6, dof) such as "
                                 f"chain.jacobian(q) returns, got {type(J).__name__}")
-    if not (J.is_floating_point() or J.is_complex()) or J.is_complex():
+    if not J.is_floating_point():   # complex tensors are not floating point either
         raise DtypeError(f"{name} must be a real floating tensor, got {J.dtype}; convert it "
                          f"with {name}.double()")
     if J.ndim < 2 or J.shape[-1] == 0 or J.shape[-2] == 0:
