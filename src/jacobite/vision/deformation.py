@@ -109,18 +109,12 @@ def _check_field(field: Any, kind: Any, method: Any) -> tuple[int, str, str]:
 
 
 def _derivative(f: torch.Tensor, dim: int, h: float, method: str) -> torch.Tensor:
-    """``∂f/∂(axis dim)`` by the module's stencil, same shape as ``f``."""
-    n = f.shape[dim]
-
-    def at(i: int, j: int | None = None) -> torch.Tensor:
-        return f.narrow(dim, i, (j if j is not None else n) - i)
-
-    if method == "forward":
-        d = at(1) - at(0, n - 1)
-        return torch.cat([d, d.narrow(dim, n - 2, 1)], dim=dim) / h
-    first = -3 * at(0, 1) + 4 * at(1, 2) - at(2, 3)
-    last = 3 * at(n - 1) - 4 * at(n - 2, n - 1) + at(n - 3, n - 2)
-    return torch.cat([first, at(2) - at(0, n - 2), last], dim=dim) / (2 * h)
+    """``∂f/∂(axis dim)`` by the module's stencil, same shape as ``f`` (the central one is
+    ``torch.gradient`` with second-order edges)."""
+    if method == "central":
+        return torch.gradient(f, spacing=h, dim=dim, edge_order=2)[0]
+    d = torch.diff(f, dim=dim)
+    return torch.cat([d, d.narrow(dim, -1, 1)], dim=dim) / h
 
 
 def _det(J: list[list[torch.Tensor]]) -> torch.Tensor:
