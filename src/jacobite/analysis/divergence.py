@@ -76,19 +76,12 @@ class Divergence:
     dof: int | None = None
 
 
-#: saved bytes per sample of the modules seen, by (id, sample shape, dtype, device); a
-#: function may be a fresh closure on every call and is measured each time
-def _saved_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
-    """Bytes that one sample's forward pass saves for backward (at least its input's); ``x``
-    is a batch ``(B, D)`` or one point ``(D,)``."""
-    return saved_bytes(f, x[:1] if x.ndim > 1 else x, f)
-
-
 def _chunk(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int) -> int:
     """Vectors per batched pass under the memory budget (three copies of the saved tensors)."""
     if k <= 1 or _validate.under_vmap(x) or torch._C._functorch.is_functorch_wrapped_tensor(x):
         return max(k, 1)
-    per_vector = 3 * _saved_bytes(f, x) * (x.shape[0] if x.ndim > 1 else 1)
+    one = x[:1] if x.ndim > 1 else x  # one sample, as f takes it (cached per module)
+    per_vector = 3 * saved_bytes(f, one, f) * (x.shape[0] if x.ndim > 1 else 1)
     return max(1, min(k, config.get_memory_budget() // max(per_vector, 1)))
 
 
