@@ -37,11 +37,11 @@ from typing import Literal
 
 import torch
 
-from .. import _validate, config
+from .. import _validate
 from .._modules import keeps_state
 from ..dense import _rows
 from ..dense._errors import check_module_state
-from ..dense._saved import saved_bytes
+from ..dense._saved import chunk, saved_bytes
 from ..errors import NotSquareError, ShapeError, UnsupportedOperationError
 from . import _trace_est
 from ._checks import check_batch
@@ -81,8 +81,7 @@ def _chunk(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int) -
     if k <= 1 or _validate.under_vmap(x) or torch._C._functorch.is_functorch_wrapped_tensor(x):
         return max(k, 1)
     one = x[:1] if x.ndim > 1 else x  # one sample, as f takes it (cached per module)
-    per_vector = 3 * saved_bytes(f, one, f) * (x.shape[0] if x.ndim > 1 else 1)
-    return max(1, min(k, config.get_memory_budget() // max(per_vector, 1)))
+    return chunk(k, 3 * saved_bytes(f, one, f) * (x.shape[0] if x.ndim > 1 else 1))
 
 
 def _checked(out: object, x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ measured each time). An estimate: it sets chunk sizes, never results.
 >>> net = torch.nn.Linear(4, 3).double()
 >>> saved_bytes(net, torch.zeros(1, 4, dtype=torch.float64), net) >= 4 * 8
 True
+>>> chunk(4, 10)  # four products of 10 bytes fit the default budget together
+4
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["saved_bytes"]
+from .. import config
+
+__all__ = ["chunk", "saved_bytes"]
 
 _CACHE: dict[tuple[object, ...], int] = {}
 _CACHE_SIZE = 64
@@ -47,3 +51,11 @@ def saved_bytes(owner: object, one: torch.Tensor,
             _CACHE.clear()
         _CACHE[key] = size
     return size
+
+
+def chunk(count: int, per_item: int) -> int:
+    """Products per batched pass: all ``count`` when they fit the memory budget
+    (:func:`jacobite.config.get_memory_budget`), else as many as do (at least one)."""
+    if count <= 1:
+        return max(count, 1)
+    return max(1, min(count, config.get_memory_budget() // max(per_item, 1)))

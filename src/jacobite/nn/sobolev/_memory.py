@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from ... import config
+from ...dense._saved import chunk as chunk  # products per batched pass under the budget
 from ...dense._saved import saved_bytes
 
 
@@ -22,11 +22,3 @@ def row_bytes(model: Callable[..., torch.Tensor], x: torch.Tensor,
               run: Callable[[torch.Tensor], torch.Tensor]) -> int:
     """Bytes the forward pass of one sample of the batch ``x`` saves for backward."""
     return saved_bytes(model, x[:1], run)
-
-
-def chunk(passes: int, per_pass: int) -> int:
-    """Products per batched pass: all ``passes`` when they fit the budget, else as many as do
-    (at least one)."""
-    if passes <= 1:
-        return max(passes, 1)
-    return max(1, min(passes, config.get_memory_budget() // max(per_pass, 1)))
