@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._jacobian import WarpJacobian
+from ._jacobian import WarpJacobian, image_gradients
 from ._sample import pixel_grid
 from ._warps import MatrixWarp
 
@@ -91,18 +91,18 @@ def _factors(lvl: Level, src: torch.Tensor,
     h, w = lvl.target.shape[-2:]
     hs, ws = src.shape[-2:]
     pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
-    lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
     # grid_sample's coordinates (align_corners=False): u = (2 x + 1) / W - 1
     scale = pts.new_tensor([2 / ws, 2 / hs])
-    with torch.enable_grad():
-        grid = (lead * scale + (scale / 2 - 1)).reshape(n * c, h, w, 2).requires_grad_(True)
-        out = F.grid_sample(src.reshape(n * c, 1, hs, ws), grid, mode="bilinear",
-                            padding_mode="zeros", align_corners=False)
-        (grad,) = torch.autograd.grad(out, grid, torch.ones_like(out))
-    grad = grad.reshape(n, c, -1, 2) * scale  # d/d(pixel x, y)
+
+    def read(plane: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        grid = (where * scale + (scale / 2 - 1)).reshape(n * c, h, w, 2)
+        return F.grid_sample(plane, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False)
+
+    grad, out = image_gradients(read, src, pts)  # d/d(pixel x, y)
     jac = (lvl.constant_jacobian.expand(n, -1, -1, -1) if lvl.constant_jacobian is not None
            else lvl.warp.jacobian(params, lvl.points))
-    J = WarpJacobian(grad, jac, out.detach().reshape(n, c, h, w))
+    J = WarpJacobian(grad, jac, out.reshape(n, c, h, w))
     return J, pts
 
 

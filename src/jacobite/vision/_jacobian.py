@@ -18,7 +18,7 @@ tensor([1., 4.])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -30,7 +30,7 @@ from ._checks import floating
 from ._sample import prepare
 from ._warps import Warp
 
-__all__ = ["WarpJacobian", "warp_jacobian"]
+__all__ = ["WarpJacobian", "image_gradients", "warp_jacobian"]
 
 
 class WarpJacobian(JacobianOperator):
@@ -117,18 +117,32 @@ def warp_jacobian(image: torch.Tensor, warp: str | Warp | Any, params: torch.Ten
     """
     b = prepare(image, warp, params, size, mode, padding_mode, align_corners)
     img, prm = b.image.detach(), b.params.detach()
-    nb, nc = img.shape[:2]
     pts = b.points()
     with torch.no_grad():
         src = b.warp.apply(prm, pts)
-    # one backward pass gives every pixel's gradient (output (b, c, q) reads point (b, q)
-    # only), taken per channel by folding the channels into the batch
+    grad, out = image_gradients(b.read, img, src)
+    with torch.no_grad():
+        jac = b.warp.jacobian(prm, pts)
+    return WarpJacobian(grad, jac, out.reshape(b.out_shape), shared=b.shared)
+
+
+def image_gradients(read: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                    image: torch.Tensor, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The derivative of ``read(plane, points)`` with respect to the source points ``src``
+    ``(B, P, 2)`` for every channel of ``image`` ``(B, C, H, W)``: ``(B, C, P, 2)``, with the
+    samples read ``(B·C, 1, Ho, Wo)``. One backward pass gives every pixel's gradient (output
+    ``(b, c, q)`` reads point ``(b, q)`` only), per channel by folding the channels into the
+    batch.
+
+    >>> img = torch.arange(6.0).reshape(1, 1, 2, 3)
+    >>> read = lambda im, p: im[..., 0, :2] * p[..., 0]  # stands for a sampler
+    >>> image_gradients(read, img, torch.ones(1, 2, 2))[0][0, 0].tolist()
+    [[0.0, 0.0], [1.0, 0.0]]
+    """
+    nb, nc = image.shape[:2]
     lead = src.repeat_interleave(nc, dim=0) if nc > 1 else src
     with torch.enable_grad():
         where = lead.detach().requires_grad_(True)
-        out = b.read(img.reshape(nb * nc, 1, *img.shape[2:]), where)
+        out = read(image.reshape(nb * nc, 1, *image.shape[2:]), where)
         (grad,) = torch.autograd.grad(out, where, torch.ones_like(out))
-    with torch.no_grad():
-        jac = b.warp.jacobian(prm, pts)
-    warped = out.detach().reshape(b.out_shape)
-    return WarpJacobian(grad.reshape(nb, nc, -1, 2), jac, warped, shared=b.shared)
+    return grad.reshape(nb, nc, -1, 2), out.detach()
