@@ -3,7 +3,7 @@ loss Hessian's square root: ``diag G = Σ_n Σ_k (J_nᵀ s_nk)²``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -54,23 +54,34 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
 
-    ps_all = ps
-    diag: dict[str, torch.Tensor] = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
-    total = 0
-    for i, (X, y) in enumerate(batches):
-        with torch.no_grad():
-            out = forward(model, ps, ps.primals(), X)
-        if i == 0:
+
+    def columns(out: torch.Tensor, y: Any, b: int) -> torch.Tensor:
+        if b == 0:
             lc.check(out, y)
         if out.ndim != 2:
             raise ShapeError(f"the exact diagonal needs outputs of shape (n, C), got "
                              f"{tuple(out.shape)}; use ggn(...).diagonal() for other shapes")
+        return lc.sqrt_columns(out, y)
+
+    return column_diagonal(model, ps, lc, batches, columns)
+
+
+def column_diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data,
+                    columns: Callable[[torch.Tensor, Any, int], torch.Tensor]) -> torch.Tensor:
+    """``Σ_b Σ_n Σ_k (J_nᵀ S[n, k])²`` over the batches (divided by the samples for a mean
+    loss), with ``S = columns(out, y, b)`` of shape ``(n, K, C)`` for batch ``b``'s output
+    ``(n, C)``: layer shortcuts where they apply, per-sample VJPs for the other parameters."""
+    diag: dict[str, torch.Tensor] = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
+    total = 0
+    for b, (X, y) in enumerate(batches):
+        with torch.no_grad():
+            out = forward(model, ps, ps.primals(), X)
+        S = columns(out, y, b)
         total += lc.weight(out)
-        S = lc.sqrt_columns(out, y)
-        rest = _linear_layers(model, ps_all, X, S, diag)
+        rest = _linear_layers(model, ps, X, S, diag)
         if rest:
             _per_sample(model, Params.of(model, rest), X, S, diag)
-    flat = ps_all.flat(diag)
+    flat = ps.flat(diag)
     return flat / total if lc.mean else flat
 
 

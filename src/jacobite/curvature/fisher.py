@@ -44,10 +44,10 @@ from torch import nn
 from .. import _validate
 from ..errors import UnsupportedOperationError
 from ..operators import JacobianOperator
-from ._diagonal import _linear_layers, _per_sample
+from ._diagonal import column_diagonal
 from ._ggn import _GGNOperator, columns, ggn, sandwich, scan
 from ._loss import LossCurvature
-from ._setup import Data, Params, check_model, forward
+from ._setup import Data, Params, check_model
 
 __all__ = ["fisher"]
 
@@ -119,19 +119,12 @@ def _diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, ki
     """The exact diagonal ``c Σ_n (1/S) Σ_s (J_nᵀ r_{n,s})²`` for outputs ``(n, C)``: the loss
     gradients ``r`` play the columns of the loss Hessian's square root in the Gauss–Newton
     diagonal (layer shortcuts from ``S`` backward passes, per-sample VJPs otherwise)."""
-    diag = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
-    total = 0
-    for b, (X, y) in enumerate(batches):
-        with torch.no_grad():
-            out = forward(model, ps, ps.primals(), X)
-        total += lc.weight(out)
+
+    def columns(out: torch.Tensor, y: Any, b: int) -> torch.Tensor:
         R = _residuals(lc, kind, out, y, samples, seed, b)
-        cols = (R * (_sample_scale(lc, out, y) / R.shape[0]) ** 0.5).transpose(0, 1)
-        rest = _linear_layers(model, ps, X, cols.contiguous(), diag)
-        if rest:
-            _per_sample(model, Params.of(model, rest), X, cols.contiguous(), diag)
-    flat = ps.flat(diag)
-    return flat / total if lc.mean else flat
+        return (R * (_sample_scale(lc, out, y) / R.shape[0]) ** 0.5).transpose(0, 1).contiguous()
+
+    return column_diagonal(model, ps, lc, batches, columns)
 
 
 def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
