@@ -49,6 +49,7 @@ __all__ = [
     "seed",
     "tolerance",
     "tracked",
+    "transform_levels",
     "under_vmap",
 ]
 
@@ -72,6 +73,21 @@ def under_vmap(t: torch.Tensor) -> bool:
             return True
         t = functorch.get_unwrapped(t)
     return False
+
+
+def transform_levels(kind: str) -> int:
+    """How many ``torch.func`` transforms of ``kind`` (``"vmap"``, ``"jvp"``, ``"grad"``) are
+    active around the current call: their interpreter levels on torch's stack.
+
+    >>> import torch
+    >>> transform_levels("vmap")
+    0
+    >>> int(torch.func.vmap(lambda x: x.new_tensor(transform_levels("vmap")))(torch.ones(2))[0])
+    1
+    """
+    functorch = torch._C._functorch
+    key = getattr(functorch.TransformType, kind.capitalize())
+    return sum(1 for level in functorch.get_interpreter_stack() or [] if level.key() == key)
 
 
 def tracked(t: Any) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .. import _validate
 from ..errors import UnsupportedOperationError
 
 __all__ = ["once"]
@@ -77,9 +78,7 @@ class _Guard(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx: Any, t: torch.Tensor, _msg: Any) -> torch.Tensor:
-        jvp = torch._C._functorch.TransformType.Jvp
-        stack = torch._C._functorch.get_interpreter_stack() or []
-        if sum(1 for level in stack if level.key() == jvp) > 1:  # torch would drop the outer
+        if _validate.transform_levels("jvp") > 1:  # torch would drop the outer
             raise UnsupportedOperationError(ctx.msg)
         (s,) = ctx.saved_tensors
         return _Refuse.apply(s * 0, ctx.msg) * t

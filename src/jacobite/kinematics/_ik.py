@@ -232,8 +232,7 @@ def _targets(target: Any, position_only: bool) -> tuple[torch.Tensor, bool, torc
     the dtype to return ``q`` in."""
     if isinstance(target, (list, tuple, np.ndarray)):
         target = torch.as_tensor(np.asarray(target, dtype=np.float64))
-    stack = torch._C._functorch.get_interpreter_stack() or []
-    if any(i.key() == torch._C._functorch.TransformType.Vmap for i in stack):
+    if _validate.transform_levels("vmap"):
         raise UnsupportedOperationError(
             "ik cannot run under torch.func.vmap (or jacfwd, which uses it): its iterations "
             "depend on the values; stack the targets into one (G, 4, 4) batch instead, and "

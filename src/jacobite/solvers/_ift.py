@@ -196,9 +196,7 @@ class _Implicit(torch.autograd.Function):
 def _refuse_forward_over_forward() -> None:
     """torch runs a custom jvp rule blind to an enclosing forward-mode level, which would then
     see a silently zero derivative: refuse that nesting instead."""
-    jvp = torch._C._functorch.TransformType.Jvp
-    stack = torch._C._functorch.get_interpreter_stack() or []
-    if sum(1 for level in stack if level.key() == jvp) > 1:
+    if _validate.transform_levels("jvp") > 1:
         raise UnsupportedOperationError(
             "forward mode over forward mode (jacfwd of jacfwd, jvp of jvp) of a solution is "
             "not supported: torch would silently drop the outer derivative; use reverse mode "
