@@ -239,7 +239,7 @@ def _step(e: _Eval, lam: torch.Tensor) -> torch.Tensor:
     d = torch.diagonal(e.A, dim1=-2, dim2=-1)
     floor = (d.amax(-1, keepdim=True) * 1e-12).clamp_min(1e-300)
     damp = (1 + lam[:, None]) * d.clamp_min(0) + floor
-    A = e.A - torch.diag_embed(d) + torch.diag_embed(damp)
+    A = e.A.diagonal_scatter(damp, dim1=-2, dim2=-1)
     return -torch.linalg.solve(A, e.g[..., None])[..., 0]
 
 
@@ -284,7 +284,7 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
         cur = _merge(cur, new, accept)
         params[active] = cur.params
         cost[active] = cur.cost
-        lost = ~finite | ((new.coverage < lvl.min_coverage) & ~accept)
+        lost = ~finite | (new.coverage < lvl.min_coverage)  # never accepted
         stuck = (lam[active] >= 1e12) & ~lost
         code[active] = torch.where(stuck, 0, torch.where(lost, 2, code[active]))
         active, cur = _keep(active, cur, ~(stuck | lost | (its[active] >= lvl.max_iter)))
