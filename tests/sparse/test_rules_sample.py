@@ -165,12 +165,8 @@ def test_sparse_plan_gives_the_jacobian_in_reverse_mode(wrt):
     rng = np.random.default_rng(5)
     img = torch.tensor(rng.normal(size=(1, 3, 9, 10)))
     grid = torch.tensor(rng.uniform(-0.95, 0.95, (1, 6, 7, 2)))
-    if wrt == "image":
-        x, f = img.reshape(-1), lambda v: F.grid_sample(v.reshape(img.shape), grid,
-                                                        align_corners=False).reshape(-1)
-    else:
-        x, f = grid.reshape(-1), lambda v: F.grid_sample(img, v.reshape(grid.shape),
-                                                         align_corners=False).reshape(-1)
+    x, f = _wrt(lambda im, g: F.grid_sample(im, g, align_corners=False).reshape(-1), img, grid,
+                wrt)
     plan = js.prepare(f, x)
     assert plan.mode == "reverse"
     dense = torch.func.jacrev(f)(x)
