@@ -6,6 +6,7 @@ Every benchmark module ``bench_*.py`` defines ``run(quick: bool = False) -> Sect
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import statistics
 import time
@@ -115,3 +116,14 @@ def capped(call: Callable[[], Any], cap: float) -> tuple[float, Any]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def have(module: str) -> bool:
+    """Whether an optional peer is importable (without importing it)."""
+    return importlib.util.find_spec(module) is not None
+
+
+def met(ok: bool) -> str:
+    """A target's verdict as the tables write it."""
+    return "met" if ok else "**missed**"
+

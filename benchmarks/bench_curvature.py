@@ -26,17 +26,13 @@ from collections.abc import Callable, Sequence
 import torch
 
 from . import _curv_cases as cc
-from ._common import Section, median
+from ._common import Section, median, met
 from .bench_dense_overhead import clock_note, time_interleaved
 
 AMORTISE = 20
 TOL = 1e-5
 CURVLINOPS = "curvlinops-for-pytorch"
 BACKPACK = "backpack-for-pytorch"
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "**missed**"
 
 
 def _in_gradients(fns: Sequence[Callable[[], object]], repeats: int
@@ -113,12 +109,12 @@ def ggn_matvec(quick: bool) -> Section:
     ]
     floor = g_jvp + g_vjp
     sec.notes.append(
-        f"Targets: cached ≤ 1.2 gradients per product: {g_cached:.2f} ({_met(g_cached <= 1.2)}; "
+        f"Targets: cached ≤ 1.2 gradients per product: {g_cached:.2f} ({met(g_cached <= 1.2)}; "
         f"with the set-up of {g_setup:.1f} gradients amortised over {AMORTISE} products "
-        f"{g_amort:.2f}, {_met(g_amort <= 1.2)}); ≥ 1.9× faster than curvlinops: "
-        f"{g_peer / g_cached:.2f}× ({_met(g_peer / g_cached >= 1.9)}); without caching ≤ 1.8 "
-        f"gradients: {g_plain:.2f} ({_met(g_plain <= 1.8)}); equal to curvlinops to 1e-5 "
-        f"relative: {max(errs):.1e} ({_met(max(errs) <= TOL)}).")
+        f"{g_amort:.2f}, {met(g_amort <= 1.2)}); ≥ 1.9× faster than curvlinops: "
+        f"{g_peer / g_cached:.2f}× ({met(g_peer / g_cached >= 1.9)}); without caching ≤ 1.8 "
+        f"gradients: {g_plain:.2f} ({met(g_plain <= 1.8)}); equal to curvlinops to 1e-5 "
+        f"relative: {max(errs):.1e} ({met(max(errs) <= TOL)}).")
     sec.notes.append(
         f"The cached product is a traced JVP and a saved VJP: those two alone, by torch.func "
         f"with no bookkeeping, take {floor:.2f} gradients on this machine (the 'parts' rows), "
@@ -164,7 +160,7 @@ def ggn_diagonals(quick: bool) -> Section:
         sec.rows += [[label, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
                      [label, "BackPACK DiagGGNExact", 1e3 * secs[1], grads[1], 0.0],
                      [label, "jacobite ggn_diagonal", 1e3 * secs[2], grads[2], err]]
-        verdicts.append(f"MLP {grads[2]:.1f} ({_met(grads[2] <= 6)}; BackPACK {grads[1]:.1f}; "
+        verdicts.append(f"MLP {grads[2]:.1f} ({met(grads[2] <= 6)}; BackPACK {grads[1]:.1f}; "
                         f"equal to {err:.1e} relative)")
     else:
         secs, grads = _in_gradients([grad, ours], repeats)
@@ -172,7 +168,7 @@ def ggn_diagonals(quick: bool) -> Section:
                      [label, "BackPACK DiagGGNExact", f"skipped: install {BACKPACK}",
                       "", ""],
                      [label, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""]]
-        verdicts.append(f"MLP {grads[1]:.1f} ({_met(grads[1] <= 6)})")
+        verdicts.append(f"MLP {grads[1]:.1f} ({met(grads[1] <= 6)})")
 
     side, n = (12, 16) if quick else (28, 128)
     cnn = cc.cnn_layernorm(side)
@@ -195,7 +191,7 @@ def ggn_diagonals(quick: bool) -> Section:
                  [clabel, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""],
                  [clabel, "part: 10 backward passes to the first convolution's output",
                   1e3 * secs[2], grads[2], ""]]
-    cnn_txt = f"CNN with LayerNorm {grads[1]:.1f} ({_met(grads[1] <= 6)})"
+    cnn_txt = f"CNN with LayerNorm {grads[1]:.1f} ({met(grads[1] <= 6)})"
     if grads[1] > 6:
         cnn_txt += (": the 10 columns of the loss Hessian's square root each take a backward "
                     "pass to the layer outputs, here 10 backward passes through the second "

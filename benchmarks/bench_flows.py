@@ -24,21 +24,16 @@ on the runner's clock (``bench_dense_overhead.bench_clock``).
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 import torch
 
-from ._common import Section, median
+from ._common import Section, have, median, met
 from .bench_dense_overhead import clock_note, time_interleaved
 
 PEERS = ("zuko", "nflows", "normflows", "FrEIA")
-
-
-def _have(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
 
 
 def _version(dist: str) -> str:
@@ -46,10 +41,6 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "**missed**"
 
 
 def _times(fns: list[Callable[[], object]], quick: bool) -> tuple[list[float], list[float]]:
@@ -133,8 +124,8 @@ def maf_logdet(quick: bool) -> Section:
                      errs[1]])
     speed = 1 / r_ex
     sec.notes.append(f"Target: exact ≥ 2× faster than vmap(jacrev) + slogdet ({speed:.2f}×: "
-                     f"{_met(speed >= 2)}); max absolute error vs zuko's log-det ≤ 1e-5 "
-                     f"({errs[0]:.2e}: {_met(errs[0] <= 1e-5)}; absolute, the log-dets are "
+                     f"{met(speed >= 2)}); max absolute error vs zuko's log-det ≤ 1e-5 "
+                     f"({errs[0]:.2e}: {met(errs[0] <= 1e-5)}; absolute, the log-dets are "
                      f"O(1): |ladj| ≤ {float(ref.abs().max()):.3g}).")
     sec.notes.append("Every Jacobian route spends D = 16 reverse products of the whole flow "
                      "and a batched slogdet; vmap(jacrev) batches the same products over samples "
@@ -221,7 +212,7 @@ def exact_divergence(quick: bool) -> Section:
                      1 / r_f])
     sec.rows.append(["vmap over the 16 basis tangents of torch.func.jvp", t_v * 1e3, 1 / r_v])
     sec.notes.append(f"Target: ≥ 1.5× faster than zuko's route ({speed:.2f}×: "
-                     f"{_met(speed >= 1.5)}); max |difference| {err:.2e}. zuko's route is "
+                     f"{met(speed >= 1.5)}); max |difference| {err:.2e}. zuko's route is "
                      f"reproduced from `FreeFormJacobianTransform.call_and_ladj` (zuko "
                      f"{_version('zuko')}, exact=True) on the same field and batch. "
                      + clock_note())
@@ -309,7 +300,7 @@ def estimators(quick: bool) -> Section:
             sec.rows.append([name, m, var, ratio, ms2, var / ms2 if ms2 > 0 else float("inf"),
                              k, cover_t, cover_z])
             if m != "hutchinson":
-                verdicts.append(f"{name} {m} {ratio:.1f}× ({_met(ratio >= 4)})")
+                verdicts.append(f"{name} {m} {ratio:.1f}× ({met(ratio >= 4)})")
     sec.notes.append("Target: variance ≥ 4× lower than Hutchinson's at the same number of "
                      "products — " + "; ".join(verdicts) + ".")
     sec.notes.append("Fields: `2 tanh(xV + b) (UΣ)ᵀ` and `x + 0.5 tanh(xV + b) (UΣ)ᵀ` with "
@@ -338,7 +329,7 @@ def _transforms() -> tuple[list[tuple[str, Any]], list[str]]:
     out: list[tuple[str, Any]] = []
     skipped = []
     torch.manual_seed(0)
-    if _have("zuko"):
+    if have("zuko"):
         import zuko
 
         for name, flow in [("MAF", zuko.flows.MAF(D, transforms=2)),
@@ -348,7 +339,7 @@ def _transforms() -> tuple[list[tuple[str, Any]], list[str]]:
             out.append((f"zuko {name}", flow.transform()))
     else:
         skipped.append("zuko")
-    if _have("nflows"):
+    if have("nflows"):
         from nflows import transforms as nt  # type: ignore[import-untyped]
         from nflows.nn.nets import ResidualNet  # type: ignore[import-untyped]
 
@@ -363,7 +354,7 @@ def _transforms() -> tuple[list[tuple[str, Any]], list[str]]:
         ]
     else:
         skipped.append("nflows")
-    if _have("normflows"):
+    if have("normflows"):
         import normflows as nf  # type: ignore[import-untyped]
 
         out += [("normflows Planar", nf.flows.Planar((D,))),
@@ -373,7 +364,7 @@ def _transforms() -> tuple[list[tuple[str, Any]], list[str]]:
                     nf.nets.MLP([D, 16, D], init_zeros=False)))]
     else:
         skipped.append("normflows")
-    if _have("FrEIA"):
+    if have("FrEIA"):
         import FrEIA.framework as ff  # type: ignore[import-untyped]
         import FrEIA.modules as fm  # type: ignore[import-untyped]
 
@@ -440,8 +431,8 @@ def check(quick: bool) -> Section:
                              r.error])
     pct = 100.0 * caught / total if total else float("nan")
     sec.notes.append(f"Targets: 0 false alarms over {len(transforms)} transforms ({alarms}: "
-                     f"{_met(alarms == 0)}); seeded bugs caught 100 % ({caught}/{total} = "
-                     f"{pct:.0f} %: {_met(caught == total and total > 0)}).")
+                     f"{met(alarms == 0)}); seeded bugs caught 100 % ({caught}/{total} = "
+                     f"{pct:.0f} %: {met(caught == total and total > 0)}).")
     sec.notes.append(f"Batch of {B} standard-normal points in {D}-D, float32, default "
                      "tolerances; modules in eval mode, seeded (torch.manual_seed(0)). The bugs "
                      "are seeded into the first transform of each library, called through "
@@ -452,7 +443,7 @@ def check(quick: bool) -> Section:
 
 def run(quick: bool = False) -> list[Section]:
     secs = []
-    if _have("zuko"):
+    if have("zuko"):
         secs.append(maf_logdet(quick))
     else:
         secs.append(Section("bench_flows: log|det J| of a zuko MAF", ["status"],

@@ -33,7 +33,7 @@ from typing import Any
 
 from . import _jenn_cases as jc
 from . import _jenn_torch as jt
-from ._common import Section, median
+from ._common import Section, median, met
 from .bench_dense_overhead import bench_clock, clock_note
 
 
@@ -44,10 +44,6 @@ def _clock() -> float:
 
 def _have_jenn() -> bool:
     return importlib.util.find_spec("jenn") is not None
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "**missed**"
 
 
 def _opt(reg: Any) -> str:
@@ -128,8 +124,8 @@ def rosenbrock_2d(quick: bool) -> Section:
                          o.r2_partials])
     best = outs[0][0]
     sec.notes.append(f"Target: jacobite (defaults) R² ≥ 0.99 values ({best.r2_values:.4f}: "
-                     f"{_met(best.r2_values >= 0.99)}), ≥ 0.97 partials "
-                     f"({best.r2_partials:.4f}: {_met(best.r2_partials >= 0.97)}).")
+                     f"{met(best.r2_values >= 0.99)}), ≥ 0.97 partials "
+                     f"({best.r2_partials:.4f}: {met(best.r2_partials >= 0.97)}).")
     x, y, dydx = jt.standardise(train)
     steps = [*jt.loss_steps(train, (20, 20, 20), [None, {}]),
              jt.hand_written_step(jt.mlp(2, (20, 20, 20), 1, 0), x, y, dydx)]
@@ -138,7 +134,7 @@ def rosenbrock_2d(quick: bool) -> Section:
     ratio = t_jac / t_plain
     line = (f"One Adam step (25 points, `sobolev_loss` + `torch.optim.Adam`): values + partials "
             f"{t_jac * 1e3:.3f} ms vs values only {t_plain * 1e3:.3f} ms = **{ratio:.2f}×** "
-            f"(target ≤ 1.6×: {_met(ratio <= 1.6)}). The same step hand-written in plain "
+            f"(target ≤ 1.6×: {met(ratio <= 1.6)}). The same step hand-written in plain "
             f"PyTorch (`autograd.grad(create_graph=True)` of the output's sum, then backward): "
             f"{t_hand * 1e3:.3f} ms = {t_hand / t_plain:.2f}× the values-only step, so "
             f"`sobolev_loss` adds {(t_jac - t_hand) * 1e3:.3f} ms per call here")
@@ -226,8 +222,8 @@ def _demo_rows(sec: Section, name: str, train: jc.Data, test: jc.Data, layers: l
     o = outs[-1][0]
     ok_r2 = o.r2_values >= j.r2_values and o.r2_partials >= j.r2_partials
     ok_t = o.seconds <= 0.5 * j.seconds
-    return (f"{name.split(':')[0]}: R² {_met(ok_r2)}, time {o.seconds / j.seconds:.2f}× "
-            f"jenn's {_met(ok_t)}")
+    return (f"{name.split(':')[0]}: R² {met(ok_r2)}, time {o.seconds / j.seconds:.2f}× "
+            f"jenn's {met(ok_t)}")
 
 
 def sample_efficiency(quick: bool) -> Section:
@@ -257,7 +253,7 @@ def sample_efficiency(quick: bool) -> Section:
         sec.notes.append(f"N' = {reached} points with partials reach the values-only R² of "
                          f"N = {n_values} points ({base.r2_values:.4f}): N/N' = "
                          f"{n_values / reached:.1f} (target N' ≤ N/5: "
-                         f"{_met(reached <= n_values / 5)}).")
+                         f"{met(reached <= n_values / 5)}).")
     sec.notes.append("`JENNRegressor(hidden=(32, 32), max_iter=2000, tol=1e-7, seed=0)` "
                      "(both trainings alike; values only = `fit(x, y)`), seeded Latin "
                      "hypercube training points, 2000 uniform test points. Each sample with "
@@ -290,9 +286,9 @@ def many_inputs(quick: bool) -> Section:
     ratio = t_full / t_proj
     fr, pr = results[0][0].r2_values, results[1][0].r2_values
     sec.notes.append(f"Projected (k = 4) step {ratio:.1f}× cheaper than full (target ≥ 5×: "
-                     f"{_met(ratio >= 5)}); test R² of the values after {steps} steps: full "
+                     f"{met(ratio >= 5)}); test R² of the values after {steps} steps: full "
                      f"{fr:.4f}, projected {pr:.4f} (equal accuracy: "
-                     f"{_met(pr >= fr - 0.01)}, within 0.01).")
+                     f"{met(pr >= fr - 0.01)}, within 0.01).")
     sec.notes.append(f"f(x) = C sin(B x), B (8 × 100), C (100 × 8) Gaussian (seeded), on "
                      f"[−1, 1]¹⁰⁰; {n_train} uniform training points (one full batch), "
                      f"net 100-64-64-100 tanh, float64, Adam lr {lr}, the same initial "

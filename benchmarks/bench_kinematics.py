@@ -23,7 +23,6 @@ Three tables, float64, 1 thread, side by side in one process; robots from the te
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from collections.abc import Callable
@@ -34,21 +33,13 @@ import numpy as np
 import torch
 
 from . import _kin_peers as peers
-from ._common import Section, median
+from ._common import Section, have, median, met
 from .bench_dense_overhead import bench_clock, clock_note, time_interleaved
 
 ROBOTS = Path(__file__).resolve().parents[1] / "tests" / "kinematics" / "robots"
 FILES = {"KUKA iiwa 7": "kuka_iiwa7.urdf", "UR5": "ur5.urdf", "Panda": "panda.urdf"}
 TOL = (1e-4, 1e-3)
 SEEDS = 10
-
-
-def _have(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "**missed**"
 
 
 class _Missing(Exception):
@@ -94,8 +85,8 @@ def fk_jacobian(quick: bool) -> Section:
         sec.rows.append([str(why), "", "", "", "", ""])
         return sec
     end = chain.end_names[0]
-    pkc = peers.pk_chain(path, end) if _have("pytorch_kinematics") else None
-    pin = peers.Pin(path, list(chain.joint_names), end) if _have("pinocchio") else None
+    pkc = peers.pk_chain(path, end) if have("pytorch_kinematics") else None
+    pin = peers.Pin(path, list(chain.joint_names), end) if have("pinocchio") else None
     results: dict[int, float] = {}
     for B in (1, 100 if quick else 1000):
         Q = _configs(chain, B, seed=B)
@@ -120,8 +111,8 @@ def fk_jacobian(quick: bool) -> Section:
         for name, t, r, d in zip(names, times, ratios, diffs, strict=True):
             sec.rows.append([name, B, t * 1e3, t * 1e6 / B, r, d])
     t1, tB = results[1] * 1e3, results[max(results)] * 1e3
-    sec.notes.append(f"Targets: ≤ 0.05 ms at B = 1 ({t1:.4f} ms: {_met(t1 <= 0.05)}); ≤ 1.0 ms "
-                     f"at B = 1000 ({tB:.3f} ms at B = {max(results)}: {_met(tB <= 1.0)}).")
+    sec.notes.append(f"Targets: ≤ 0.05 ms at B = 1 ({t1:.4f} ms: {met(t1 <= 0.05)}); ≤ 1.0 ms "
+                     f"at B = 1000 ({tB:.3f} ms at B = {max(results)}: {met(tB <= 1.0)}).")
     sec.notes.append("jacobite at B = 1 takes one unbatched configuration (dof,); the peers a "
                      "(1, dof) batch. Every route returns the end pose and the Jacobian with "
                      "world axes at the end frame's origin (pinocchio's LOCAL_WORLD_ALIGNED).")
@@ -180,7 +171,7 @@ def ik_section(quick: bool) -> Section:
     targets = chain.fk(_configs(chain, G, seed=7))
     T = targets.numpy()
     lower, upper = chain.lower.numpy(), chain.upper.numpy()
-    pin = peers.Pin(path, list(chain.joint_names), end) if _have("pinocchio") else None
+    pin = peers.Pin(path, list(chain.joint_names), end) if have("pinocchio") else None
     routes: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {}
 
     def jac() -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +179,7 @@ def ik_section(quick: bool) -> Section:
         return r.q.numpy(), r.success.numpy()
 
     routes["jacobite ik (goals × seeds in one batch)"] = jac
-    if _have("pytorch_kinematics"):
+    if have("pytorch_kinematics"):
         pkc = peers.pk_chain(path, end)
 
         def pk() -> tuple[np.ndarray, np.ndarray]:
@@ -205,9 +196,9 @@ def ik_section(quick: bool) -> Section:
 
         routes["pinocchio CLIK, Python loop per goal"] = clik
     rtb_note = ("roboticstoolbox: not installed (`pip install roboticstoolbox-python`)"
-                if not _have("roboticstoolbox") else
+                if not have("roboticstoolbox") else
                 "roboticstoolbox: skipped (its chain is built from pinocchio's model)")
-    if pin is not None and _have("roboticstoolbox"):
+    if pin is not None and have("roboticstoolbox"):
         try:
             ets = peers.rtb_ets(pin)
         except Exception as exc:  # a model rtb cannot express: say so, keep the others
@@ -249,16 +240,16 @@ def ik_section(quick: bool) -> Section:
     (t_one,), _ = _times([lambda: ik(chain, targets[0], seeds=SEEDS, tol=TOL, seed=0)], quick)
     sec.rows.append(["jacobite ik, one goal", t_one * 1e3, t_one * 1e3, 1.0,
                      f"{100 * np.mean([bool(o.success) for o in one]):.0f} %", "", ""])
-    if _have("pytorch_kinematics"):
+    if have("pytorch_kinematics"):
         pkc = peers.pk_chain(path, end)
         t_pk1, _ = _timed(lambda: peers.pk_ik(pkc, targets[:1], chain.lower, chain.upper, TOL,
                                               SEEDS, seed=0))
         sec.rows.append(["pytorch_kinematics PseudoInverseIK, one goal", t_pk1 * 1e3,
                          t_pk1 * 1e3, t_pk1 / t_one, "", "", ""])
     sec.notes.append(f"Targets: ≤ 0.10 ms per goal ({per_goal[jname]:.4f} ms: "
-                     f"{_met(per_goal[jname] <= 0.10)}); success ≥ 99.9 % "
-                     f"({100 * success[jname]:.1f} %: {_met(success[jname] >= 0.999)}); one "
-                     f"goal ≤ 2 ms ({t_one * 1e3:.3f} ms: {_met(t_one * 1e3 <= 2)}).")
+                     f"{met(per_goal[jname] <= 0.10)}); success ≥ 99.9 % "
+                     f"({100 * success[jname]:.1f} %: {met(success[jname] >= 0.999)}); one "
+                     f"goal ≤ 2 ms ({t_one * 1e3:.3f} ms: {met(t_one * 1e3 <= 2)}).")
     sec.notes.append("Success is recomputed for every route alike: the pose of the returned q "
                      "by pinocchio's FK, within 1e-4 m and 1e-3 rad of the goal, q within the "
                      "joint limits. 'Claimed' is the solver's own per-goal flag (pinocchio's "
@@ -283,7 +274,7 @@ def agreement(quick: bool) -> Section:
                   "configurations within the limits (float64)",
                   ["robot", "dof", "end frame", *[f"max abs error, {f}" for f in peers.FRAMES],
                    "pytorch_kinematics, local_world_aligned"])
-    if not _have("pinocchio"):
+    if not have("pinocchio"):
         sec.rows.append(["skipped: install pin (pinocchio)", "", "", "", "", "", ""])
         return sec
     worst = 0.0
@@ -303,12 +294,12 @@ def agreement(quick: bool) -> Section:
             ref = np.stack([pin.jacobian(x, frame) for x in qps])
             errs.append(float(np.abs(J - ref).max()))
         pk_err: object = "—"
-        if _have("pytorch_kinematics"):
+        if have("pytorch_kinematics"):
             ref = np.stack([pin.jacobian(x, "local_world_aligned") for x in qps])
             pk_err = float(np.abs(peers.pk_chain(path, end).jacobian(Q).numpy() - ref).max())
         worst = max(worst, *errs)
         sec.rows.append([name, chain.dof, end, *errs, pk_err])
-    sec.notes.append(f"Target ≤ 1e-10 in every frame ({worst:.1e}: {_met(worst <= 1e-10)}). "
+    sec.notes.append(f"Target ≤ 1e-10 in every frame ({worst:.1e}: {met(worst <= 1e-10)}). "
                      "Frames mean pinocchio's LOCAL, WORLD and LOCAL_WORLD_ALIGNED; rows are "
                      "linear then angular in both libraries.")
     return sec

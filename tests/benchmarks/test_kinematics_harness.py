@@ -64,7 +64,7 @@ def test_missing_robot_files_skip_the_sections(monkeypatch, tmp_path) -> None:
 
 
 def test_missing_peers_leave_jacobite_rows(monkeypatch) -> None:
-    monkeypatch.setattr(bk, "_have", lambda name: False)
+    monkeypatch.setattr(bk, "have", lambda name: False)
     fk = bk.fk_jacobian(True)
     assert [r[0] for r in fk.rows] == ["jacobite chain.fk_and_jacobian"] * 2
     ik = bk.ik_section(True)
