@@ -13,7 +13,7 @@ from ..config import get_memory_budget
 from ..errors import ShapeError, UnsupportedOperationError
 from ._layer_diagonal import LayerRule, rule_for
 from ._loss import LossCurvature
-from ._setup import Data, Params, check_model, forward
+from ._setup import Data, Params, check_model, forward, hooked_forward
 
 __all__ = ["ggn_diagonal"]
 
@@ -106,16 +106,11 @@ def _linear_layers(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
     if not layers:
         return list(ps.names)
     calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in layers}
-    handles = [mod.register_forward_hook(
-        lambda m, args, out, n=n: calls[n].append((args[0], out)))
-        for n, (mod, _) in layers.items()]
-    try:
-        with torch.enable_grad():
-            leaves = {k: v.detach().requires_grad_() for k, v in ps.primals().items()}
-            out = forward(model, ps, leaves, X)
-    finally:
-        for h in handles:
-            h.remove()
+
+    def record(n: str) -> Callable[[Any, torch.Tensor], None]:
+        return lambda args, o: calls[n].append((args[0], o))
+
+    out = hooked_forward(model, ps, X, {mod: record(n) for n, (mod, _) in layers.items()})
     budget = get_memory_budget()
     fast = {n: layers[n][1](layers[n][0], *c[0]) for n, c in calls.items()
             if len(c) == 1 and isinstance(c[0][0], torch.Tensor) and c[0][1].requires_grad

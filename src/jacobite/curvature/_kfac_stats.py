@@ -15,6 +15,7 @@ backward pass per drawn label. A layer applied at ``T`` positions per sample (a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from torch.nn import functional as F
 
 from ..errors import UnsupportedOperationError
 from ._loss import LossCurvature
-from ._setup import Data, Params, forward
+from ._setup import Data, Params, hooked_forward
 from .fisher import _residuals, _sample_scale
 
 __all__ = ["Layer", "collect", "layers_of"]
@@ -121,24 +122,20 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
     weight_total = 0
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def hook(mod: nn.Module, args: Any, out: torch.Tensor, name: str) -> None:
-        if name in seen:
-            raise UnsupportedOperationError(
-                f"the layer {name!r} is called more than once per forward pass; K-FAC needs "
-                f"one call per layer: {_FIX}")
-        seen[name] = (args[0].detach(), out)
+    def record(name: str) -> Callable[[Any, torch.Tensor], None]:
+        def hook(args: Any, out: torch.Tensor) -> None:
+            if name in seen:
+                raise UnsupportedOperationError(
+                    f"the layer {name!r} is called more than once per forward pass; K-FAC "
+                    f"needs one call per layer: {_FIX}")
+            seen[name] = (args[0].detach(), out)
+        return hook
 
+    hooks: dict[nn.Module, Callable[[Any, torch.Tensor], None]] = {
+        L.module: record(L.name) for L in layers}
     for i, (X, y) in enumerate(batches):
         seen.clear()
-        handles = [L.module.register_forward_hook(
-            lambda m, a, o, name=L.name: hook(m, a, o, name)) for L in layers]
-        try:
-            with torch.enable_grad():
-                leaves = {k: t.detach().requires_grad_() for k, t in ps.primals().items()}
-                out = forward(model, ps, leaves, X)
-        finally:
-            for h in handles:
-                h.remove()
+        out = hooked_forward(model, ps, X, hooks)
         if i == 0:
             lc.check(out.detach(), y)
         unused = [L.name for L in layers if L.name not in seen]

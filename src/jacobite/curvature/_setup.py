@@ -15,7 +15,7 @@ iterated again for every product (a list, a ``DataLoader``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from ..errors import (
     ShapeError,
 )
 
-__all__ = ["Data", "Params", "check_model", "forward"]
+__all__ = ["Data", "Params", "check_model", "forward", "hooked_forward"]
 
 Batch = tuple[Any, Any]
 
@@ -134,6 +134,21 @@ def forward(model: nn.Module, ps: Params, p: dict[str, torch.Tensor], X: Any) ->
         raise ShapeError(f"the model must return one tensor, got {type(out).__name__}; wrap it "
                          "so that forward returns the output tensor (e.g. the logits)")
     return out
+
+
+def hooked_forward(model: nn.Module, ps: Params, X: Any,
+                   hooks: Mapping[nn.Module, Callable[[Any, torch.Tensor], None]]) -> torch.Tensor:
+    """``model(X)`` differentiable in fresh leaves of the chosen parameters, each module of
+    ``hooks`` handing its positional inputs and output to its callback on every call."""
+    handles = [mod.register_forward_hook(lambda m, args, out, f=f: f(args, out))
+               for mod, f in hooks.items()]
+    try:
+        with torch.enable_grad():
+            leaves = {k: v.detach().requires_grad_() for k, v in ps.primals().items()}
+            return forward(model, ps, leaves, X)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class Data:
