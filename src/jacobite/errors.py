@@ -19,6 +19,7 @@ __all__ = [
     "ArgnumsError",
     "ArgumentTypeError",
     "ConvergenceError",
+    "DistributedError",
     "DtypeError",
     "ExpressionError",
     "InconsistentDataError",
@@ -36,6 +37,7 @@ __all__ = [
     "NotFittedError",
     "NotSquareError",
     "OutputTypeError",
+    "RankFailedError",
     "ShapeError",
     "SingularOperatorError",
     "UnsafeExpressionError",
@@ -120,6 +122,18 @@ class NotFittedError(JacobiteError, ValueError, AttributeError):
 
 class ConvergenceError(JacobiteError, RuntimeError):
     """An iterative method stopped before reaching its tolerance."""
+
+
+class DistributedError(JacobiteError, RuntimeError):
+    """A ``process_group=`` cannot be used: ``torch.distributed`` is not initialised (call
+    ``torch.distributed.init_process_group(...)`` or start under ``torchrun``), or this process
+    is not a member of the group."""
+
+
+class RankFailedError(DistributedError):
+    """Another rank of the process group raised inside a guarded collective; the message names
+    each failing rank and its error (``rank 1 failed: ValueError: ...``). The failing rank
+    itself re-raises its own error."""
 
 
 class JacobianTooLarge(JacobiteError, MemoryError):

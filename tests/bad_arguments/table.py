@@ -8,6 +8,7 @@ from . import (
     analysis,
     core,
     curvature,
+    distributed,
     flows_check,
     flows_density,
     kinematics_analysis,
@@ -20,8 +21,8 @@ from . import (
 )
 from .known_failures import KNOWN_FAILURES
 
-AREAS = [core, curvature, analysis, operators_nn, misc, sparse_mo, flows_check, flows_density,
-         kinematics_analysis, kinematics_chain, kinematics_ik, vision]
+AREAS = [core, curvature, distributed, analysis, operators_nn, misc, sparse_mo, flows_check,
+         flows_density, kinematics_analysis, kinematics_chain, kinematics_ik, vision]
 
 TABLE: list[Entry] = [e for area in AREAS for e in area.ENTRIES]
 for _e in TABLE:
@@ -32,6 +33,7 @@ _RECORD = "a result record the library builds and returns; users read it, never 
 EXEMPT: dict[str, str] = {
     "jacobite.clear_cache": "takes no arguments",
     "jacobite.config.get_memory_budget": "takes no arguments",
+    "jacobite.distributed.traffic": "takes no arguments",
     "jacobite.cli.main": "the command line answers bad arguments with argparse's usage message "
                          "and exit status 2 (tests/cli)",
     "jacobite.operators.JacobianOperator": "an abstract base class; each concrete operator "
@@ -62,5 +64,6 @@ EXEMPT: dict[str, str] = {
         "solvers.lsq.BatchLeastSquaresResult",
         "kinematics.Ellipsoid", "kinematics.NearestSingularity", "kinematics.IKResult",
         "vision.JacobianDeterminant", "vision.AlignResult",
+        "distributed.Group", "distributed.Traffic",
     )},
 }
