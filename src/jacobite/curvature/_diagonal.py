@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import get_memory_budget
 from ..errors import ShapeError, UnsupportedOperationError
-from ._layer_diagonal import LayerRule, rule_for
+from ._layer_diagonal import InputGradientConv, LayerRule, rule_for
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward, hooked_forward
 
@@ -29,7 +29,8 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
     ``nn.Linear`` on ``(n, d)`` inputs, ``nn.Conv2d`` and ``nn.LayerNorm`` layers called once
     skip the per-sample VJPs: their per-sample gradients follow from their input and output
     gradient (``g xᵀ`` for Linear, so the squares sum to ``(Σ_k g_k²)ᵀ (x²)``), from ``C``
-    backward passes to the layer outputs.
+    backward passes to the layer outputs (``C − 1`` for cross-entropy, whose loss Hessian
+    ``diag(p) − ppᵀ`` has rank ``C − 1``).
     Any ``torch.func``-compatible model (LayerNorm, BatchNorm in eval mode, grouped
     convolutions, attention); outputs of shape ``(n, C)``; cross-entropy (class indices or
     probabilities, ``weight=None``) or MSE, with the reduction conventions of ``ggn``.
@@ -61,9 +62,24 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
         if out.ndim != 2:
             raise ShapeError(f"the exact diagonal needs outputs of shape (n, C), got "
                              f"{tuple(out.shape)}; use ggn(...).diagonal() for other shapes")
-        return lc.sqrt_columns(out, y)
+        S = lc.sqrt_columns(out, y)
+        return _rank_columns(S, out) if lc.kind == "ce" and out.shape[1] > 1 else S
 
     return column_diagonal(model, ps, lc, batches, columns)
+
+
+def _rank_columns(S: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy's ``C`` columns ``S[n] = (I − u uᵀ) diag(√p)`` (``u = √p``, a unit vector)
+    as ``C − 1``: ``Vᵀ S[n]`` with ``V`` the first ``C − 1`` columns of the Householder
+    reflection ``I − 2wwᵀ/wᵀw``, ``w = u + e_C`` (``‖w‖² = 2 + 2u_C ≥ 2``), an orthonormal
+    basis of ``u``'s complement, which holds the range of ``S[n]``; so
+    ``(VᵀS)ᵀ(VᵀS) = SᵀS`` and one backward pass per batch is saved."""
+    u = torch.softmax(out.detach(), dim=1).sqrt()
+    w = u.clone()
+    w[:, -1] += 1.0
+    V = -2.0 * w[:, :, None] * w[:, None, :-1] / (w * w).sum(dim=1)[:, None, None]
+    V[:, :-1, :] += torch.eye(out.shape[1] - 1, dtype=out.dtype, device=out.device)
+    return torch.einsum("nck,ncd->nkd", V, S)
 
 
 def column_diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data,
@@ -72,24 +88,20 @@ def column_diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Da
     loss), with ``S = columns(out, y, b)`` of shape ``(n, K, C)`` for batch ``b``'s output
     ``(n, C)``: layer shortcuts where they apply, per-sample VJPs for the other parameters."""
     diag: dict[str, torch.Tensor] = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
+    layers = _shortcut_layers(model, ps)
     total = 0
     for b, (X, y) in enumerate(batches):
-        with torch.no_grad():
-            out = forward(model, ps, ps.primals(), X)
-        S = columns(out, y, b)
+        S, out, rest = _linear_layers(model, ps, layers, (X, y, b), columns, diag)
         total += lc.weight(out)
-        rest = _linear_layers(model, ps, X, S, diag)
         if rest:
             _per_sample(model, Params.of(model, rest), X, S, diag)
     flat = ps.flat(diag)
     return flat / total if lc.mean else flat
 
 
-def _linear_layers(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
-                   diag: dict[str, torch.Tensor]) -> list[str]:
-    """Add the diagonal of every layer a shortcut of :mod:`._layer_diagonal` covers (called
-    once, owning its parameters) to ``diag``, from ``C`` backward passes to the layer outputs;
-    return the names of the parameters left to the per-sample route."""
+def _shortcut_layers(model: nn.Module, ps: Params) -> dict[str, tuple[nn.Module, type[LayerRule]]]:
+    """The modules a rule of :mod:`._layer_diagonal` covers whose weight is chosen and that own
+    their parameters (no parameter shared with another module)."""
     chosen = set(ps.names)
     owners: dict[int, int] = {}
     for mod in model.modules():
@@ -103,20 +115,44 @@ def _linear_layers(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
         if rule is not None and w in chosen and all(
                 owners[id(t)] == 1 for t in mod._parameters.values() if t is not None):
             layers[name] = (mod, rule)
+    return layers
+
+
+def _linear_layers(model: nn.Module, ps: Params,
+                   layers: dict[str, tuple[nn.Module, type[LayerRule]]],
+                   batch: tuple[Any, Any, int],
+                   columns: Callable[[torch.Tensor, Any, int], torch.Tensor],
+                   diag: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """One forward pass of the batch ``(X, y, b)``, its columns ``S = columns(out, y, b)``
+    and the diagonal of every layer in ``layers`` called once added to ``diag``, from ``K``
+    backward passes to the layer outputs (input gradients only: the parameters need none).
+    Returns ``S``, the batch's output and the names of the parameters left to the per-sample
+    route."""
+    X, y, b = batch
     if not layers:
-        return list(ps.names)
+        with torch.no_grad():
+            out = forward(model, ps, ps.primals(), X)
+        return columns(out, y, b), out, list(ps.names)
     calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in layers}
 
-    def record(n: str) -> Callable[[Any, torch.Tensor], None]:
-        return lambda args, o: calls[n].append((args[0], o))
+    def record(n: str) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+        def hook(args: Any, o: torch.Tensor) -> torch.Tensor:
+            if isinstance(o, torch.Tensor) and not o.requires_grad:
+                o = o.detach().requires_grad_()  # the first layer reached: a leaf to stop at
+            calls[n].append((args[0], o))
+            return o
+        return hook
 
-    out = hooked_forward(model, ps, X, {mod: record(n) for n, (mod, _) in layers.items()})
+    with InputGradientConv():
+        out = hooked_forward(model, ps, X, {mod: record(n) for n, (mod, _) in layers.items()},
+                             leaves=False)
+    S = columns(out.detach(), y, b)
     budget = get_memory_budget()
-    fast = {n: layers[n][1](layers[n][0], *c[0]) for n, c in calls.items()
+    fast = {n: layers[n][1](layers[n][0], *c[0], budget) for n, c in calls.items()
             if len(c) == 1 and isinstance(c[0][0], torch.Tensor) and c[0][1].requires_grad
             and layers[n][1].accepts(layers[n][0], c[0][0], c[0][1], budget)}
     if not fast or not out.requires_grad:
-        return list(ps.names)
+        return S, out.detach(), list(ps.names)
     for k in range(S.shape[1]):
         grads = torch.autograd.grad(out, [r.out for r in fast.values()], S[:, k, :],
                                     retain_graph=k + 1 < S.shape[1], allow_unused=True)
@@ -129,7 +165,7 @@ def _linear_layers(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,
             if d is not None and prefix + p in diag:
                 diag[prefix + p] += d
     done = {f"{n}.{p}" if n else p for n in fast for p in ("weight", "bias")}
-    return [k for k in ps.names if k not in done]
+    return S, out.detach(), [k for k in ps.names if k not in done]
 
 
 def _per_sample(model: nn.Module, ps: Params, X: Any, S: torch.Tensor,

@@ -137,15 +137,17 @@ def forward(model: nn.Module, ps: Params, p: dict[str, torch.Tensor], X: Any) ->
 
 
 def hooked_forward(model: nn.Module, ps: Params, X: Any,
-                   hooks: Mapping[nn.Module, Callable[[Any, torch.Tensor], None]]) -> torch.Tensor:
-    """``model(X)`` differentiable in fresh leaves of the chosen parameters, each module of
-    ``hooks`` handing its positional inputs and output to its callback on every call."""
+                   hooks: Mapping[nn.Module, Callable[[Any, torch.Tensor], torch.Tensor | None]],
+                   leaves: bool = True) -> torch.Tensor:
+    """``model(X)`` differentiable in fresh leaves of the chosen parameters (with ``leaves``;
+    else the parameters need no gradient), each module of ``hooks`` handing its positional
+    inputs and output to its callback on every call (a tensor returned replaces the output)."""
     handles = [mod.register_forward_hook(lambda m, args, out, f=f: f(args, out))
                for mod, f in hooks.items()]
     try:
         with torch.enable_grad():
-            leaves = {k: v.detach().requires_grad_() for k, v in ps.primals().items()}
-            return forward(model, ps, leaves, X)
+            p = {k: v.detach().requires_grad_(leaves) for k, v in ps.primals().items()}
+            return forward(model, ps, p, X)
     finally:
         for h in handles:
             h.remove()
