@@ -10,16 +10,18 @@ import torch
 from torch import nn
 
 from ..config import get_memory_budget
+from ..distributed import Group, ProcessGroupLike, resolve
 from ..errors import ShapeError, UnsupportedOperationError
 from ._layer_diagonal import InputGradientConv, LayerRule, rule_for
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward, hooked_forward
+from ._sharded import guard_sum, summed
 
 __all__ = ["ggn_diagonal"]
 
 
-def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
-                 params: Iterable[str] | None = None) -> torch.Tensor:
+def ggn_diagonal(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
+                 process_group: ProcessGroupLike = None) -> torch.Tensor:
     """The exact diagonal of :func:`jacobite.curvature.ggn`'s matrix, a ``(P,)`` tensor.
 
     With ``H_n = S_n S_nᵀ`` the loss Hessian of sample ``n`` in its output (cross-entropy:
@@ -33,7 +35,9 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
     ``diag(p) − ppᵀ`` has rank ``C − 1``).
     Any ``torch.func``-compatible model (LayerNorm, BatchNorm in eval mode, grouped
     convolutions, attention); outputs of shape ``(n, C)``; cross-entropy (class indices or
-    probabilities, ``weight=None``) or MSE, with the reduction conventions of ``ggn``.
+    probabilities, ``weight=None``) or MSE, with the reduction conventions of ``ggn``. With a
+    ``process_group`` each rank passes its shard of the data and gets the diagonal of the whole
+    dataset (one all-reduce of ``P + 1`` numbers: the sums and the sample count).
 
     >>> import torch
     >>> from jacobite.curvature import ggn, ggn_diagonal
@@ -52,6 +56,7 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
             "the exact diagonal needs the loss Hessian's square root in closed form: pass "
             "nn.CrossEntropyLoss (weight=None) or nn.MSELoss, or use "
             "ggn(...).diagonal() for any other loss")
+    group = resolve(process_group)
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
 
@@ -65,7 +70,8 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any,
         S = lc.sqrt_columns(out, y)
         return _rank_columns(S, out) if lc.kind == "ce" and out.shape[1] > 1 else S
 
-    return column_diagonal(model, ps, lc, batches, columns)
+    with guard_sum(group, ps.size, ps.dtype):
+        return column_diagonal(model, ps, lc, batches, columns, group)
 
 
 def _rank_columns(S: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -83,19 +89,21 @@ def _rank_columns(S: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 def column_diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data,
-                    columns: Callable[[torch.Tensor, Any, int], torch.Tensor]) -> torch.Tensor:
+                    columns: Callable[[torch.Tensor, Any, int], torch.Tensor],
+                    group: Group | None = None) -> torch.Tensor:
     """``Σ_b Σ_n Σ_k (J_nᵀ S[n, k])²`` over the batches (divided by the samples for a mean
     loss), with ``S = columns(out, y, b)`` of shape ``(n, K, C)`` for batch ``b``'s output
-    ``(n, C)``: layer shortcuts where they apply, per-sample VJPs for the other parameters."""
+    ``(n, C)``: layer shortcuts where they apply, per-sample VJPs for the other parameters;
+    summed over the ranks of ``group`` (call inside ``guard_sum``)."""
     diag: dict[str, torch.Tensor] = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
     layers = _shortcut_layers(model, ps)
-    total = 0
+    total: float = 0
     for b, (X, y) in enumerate(batches):
         S, out, rest = _linear_layers(model, ps, layers, (X, y, b), columns, diag)
         total += lc.weight(out)
         if rest:
             _per_sample(model, Params.of(model, rest), X, S, diag)
-    flat = ps.flat(diag)
+    flat, total = summed(ps.flat(diag), total, group)
     return flat / total if lc.mean else flat
 
 

@@ -15,10 +15,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import _validate
+from ..distributed import Group, ProcessGroupLike, guarded, resolve
 from ..operators import FunctionOperator
 from ._diagonal import ggn_diagonal
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
+from ._sharded import COUNT, global_count, reduced
 
 __all__ = ["ggn"]
 
@@ -111,26 +113,28 @@ class _GGNOperator(FunctionOperator):
         return super()._diagonal()
 
 
-def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: bool = False
-         ) -> tuple[list[tuple[_Linearized, Any]], float, torch.Tensor]:
+def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: bool = False,
+         group: Group | None = None) -> tuple[list[tuple[_Linearized, Any]], float, torch.Tensor]:
     """One pass over the data before any product: the loss checked against the first batch's
-    output, the samples counted for a mean loss, and with ``cache`` every batch linearised.
-    Returns the kept ``(linearisation, targets)`` pairs, the scale of a product (``1/N`` for a
-    mean loss, else 1) and the last batch's output."""
+    output, the samples counted for a mean loss (over every rank of ``group``), and with
+    ``cache`` every batch linearised. Returns the kept ``(linearisation, targets)`` pairs, the
+    scale of a product (``1/N`` for a mean loss, else 1) and the last batch's output."""
     kept: list[tuple[_Linearized, Any]] = []
-    total = 0
+    total: float = 0
     out = torch.empty(0)
-    for i, (X, y) in enumerate(batches):
-        if cache:
-            lin = _Linearized(model, ps, X)
-            kept.append((lin, y))
-            out = lin.out
-        else:
-            with torch.no_grad():
-                out = forward(model, ps, ps.primals(), X)
-        if i == 0:
-            lc.check(out, y)
-        total += lc.weight(out)
+    with guarded(group, like=COUNT):
+        for i, (X, y) in enumerate(batches):
+            if cache:
+                lin = _Linearized(model, ps, X)
+                kept.append((lin, y))
+                out = lin.out
+            else:
+                with torch.no_grad():
+                    out = forward(model, ps, ps.primals(), X)
+            if i == 0:
+                lc.check(out, y)
+            total += lc.weight(out)
+        total = global_count(total, ps.size, group)
     return kept, (1.0 / total if lc.mean else 1.0), out
 
 
@@ -164,7 +168,7 @@ def columns(mv: Callable[[torch.Tensor], torch.Tensor]
 
 
 def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
-        cache: bool = False) -> FunctionOperator:
+        cache: bool = False, process_group: ProcessGroupLike = None) -> FunctionOperator:
     """The generalised Gauss–Newton matrix of ``loss(model(X), y)`` over ``data``, as a lazy
     symmetric ``(P, P)`` operator: ``G = Σ_b J_bᵀ H_b J_b`` with ``J_b`` the Jacobian of the
     batch's output in the parameters and ``H_b`` the Hessian of the batch's loss in the output.
@@ -182,6 +186,14 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
             activations (those the JVP and the VJP need) for the operator's lifetime. Without
             it, a product runs one forward pass carrying the tangent and one backward pass
             per batch, and holds one batch's activations at a time.
+        process_group: ``None`` (one process), or a ``torch.distributed`` process group (or
+            ``"world"``) whose ranks each pass their own shard of the data as ``data`` (see
+            :func:`jacobite.distributed.shard_batch`): every product is the sum of the ranks'
+            local products, by one all-reduce of ``P`` numbers, identical on every rank and
+            equal to the single-process product over the concatenated shards. A mean loss
+            divides by the global sample count. Every rank must call every product (the
+            operator's methods are collective); a rank that raises makes the others raise
+            :class:`~jacobite.errors.RankFailedError`.
 
     A mean loss gives the curvature of the mean over the whole dataset (each batch weighted
     by its samples); a sum loss or a plain callable, the sum over batches. The operator works
@@ -199,16 +211,17 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     model = check_model(model)
     lc = LossCurvature.of(loss)
     cache = _validate.boolean(cache, "cache")
+    group = resolve(process_group)
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    kept, scale, out = scan(model, ps, lc, batches, cache)
+    kept, scale, out = scan(model, ps, lc, batches, cache, group)
 
-    mv = sandwich(model, ps, batches, kept if cache else None, scale,
-                  lambda out, y, Jv, b: lc.hvp(out, y, Jv))
-    mm = columns(mv)
+    local = sandwich(model, ps, batches, kept if cache else None, scale,
+                     lambda out, y, Jv, b: lc.hvp(out, y, Jv))
+    mv, mm = reduced(local, group, ps.size), reduced(columns(local), group, ps.size)
     closed = lc.kind in ("ce", "mse")
-    exact = (lambda: ggn_diagonal(model, loss, data, ps.names)) if closed and out.ndim == 2 \
-        else None
+    exact = (lambda: ggn_diagonal(model, loss, data, ps.names, process_group=group)) \
+        if closed and out.ndim == 2 else None
     return _GGNOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
                         tags=("symmetric", "psd") if closed else ("symmetric",), mm=mm, rmm=mm,
                         name="ggn", exact_diagonal=exact)

@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..distributed import ProcessGroupLike, resolve
 from ..operators import FunctionOperator
 from ._ggn import columns, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
+from ._sharded import reduced
 
 __all__ = ["hessian"]
 
@@ -30,15 +32,17 @@ def _hvp(fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], p: dict[str, tor
     return out
 
 
-def hessian(model: nn.Module, loss: Any, data: Any,
-            params: Iterable[str] | None = None) -> FunctionOperator:
+def hessian(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
+            process_group: ProcessGroupLike = None) -> FunctionOperator:
     """The Hessian of ``loss(model(X), y)`` over ``data`` in the parameters, as a lazy
     symmetric ``(P, P)`` operator: one forward-over-reverse product per batch and vector
     (reverse over reverse where an operation lacks a forward-mode second derivative).
 
-    ``model``, ``loss``, ``data`` and ``params`` as for :func:`jacobite.curvature.ggn` (the same
-    parameter vector and the same sum or mean over batches). Unlike the Gauss–Newton matrix it
-    holds the second derivatives of the model too, so it need not be positive semi-definite.
+    ``model``, ``loss``, ``data``, ``params`` and ``process_group`` as for
+    :func:`jacobite.curvature.ggn` (the same parameter vector, the same sum or mean over
+    batches, each rank's ``data`` its shard and every product all-reduced). Unlike the
+    Gauss–Newton matrix it holds the second derivatives of the model too, so it need not be
+    positive semi-definite.
 
     >>> import torch
     >>> from jacobite.curvature import hessian
@@ -51,11 +55,12 @@ def hessian(model: nn.Module, loss: Any, data: Any,
     """
     model = check_model(model)
     lc = LossCurvature.of(loss)
+    group = resolve(process_group)
     ps = Params.of(model, params)
     batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    scale = scan(model, ps, lc, batches)[1]
+    scale = scan(model, ps, lc, batches, group=group)[1]
 
-    def mv(v: torch.Tensor) -> torch.Tensor:
+    def local(v: torch.Tensor) -> torch.Tensor:
         acc = v.new_zeros(ps.size)
         tangent = ps.split(v)
         for X, y in batches:
@@ -66,6 +71,6 @@ def hessian(model: nn.Module, loss: Any, data: Any,
             acc += ps.flat(_hvp(batch_loss, ps.primals(), tangent))
         return acc * scale if scale != 1.0 else acc
 
-    mm = columns(mv)
+    mv, mm = reduced(local, group, ps.size), reduced(columns(local), group, ps.size)
     return FunctionOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
                             tags=("symmetric",), mm=mm, rmm=mm, name="hessian")

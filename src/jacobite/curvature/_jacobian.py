@@ -9,14 +9,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..distributed import ProcessGroupLike, resolve
 from ..operators import FunctionOperator
 from ._setup import Data, Params, check_model, forward
+from ._sharded import reduced
 
 __all__ = ["jacobian"]
 
 
-def jacobian(model: nn.Module, data: Any,
-             params: Iterable[str] | None = None) -> FunctionOperator:
+def jacobian(model: nn.Module, data: Any, params: Iterable[str] | None = None, *,
+             process_group: ProcessGroupLike = None) -> FunctionOperator:
     """The Jacobian of ``model(X)`` for every batch of ``data`` in the parameters, as a lazy
     ``(M, P)`` operator: ``mv`` by one JVP per batch, ``rmv`` by one VJP per batch.
 
@@ -24,6 +26,13 @@ def jacobian(model: nn.Module, data: Any,
     iterable of batches; the rows stack each batch's output ``model(X).reshape(-1)`` in order
     (``M`` is their total size, found by one forward pass at construction). ``params`` and the
     column order as for :func:`jacobite.curvature.ggn`.
+
+    With a ``process_group`` each rank passes its shard of the data and holds *its rows* of
+    the Jacobian of the concatenated data: the operator is ``(M_r, P)`` with ``M_r`` this
+    rank's outputs, ``mv`` gives this rank's rows of ``J v`` (no communication), and ``rmv``
+    takes this rank's rows of ``u`` and returns the whole ``Jᵀ u = Σ_r J_rᵀ u_r`` by one
+    all-reduce, the same on every rank — so ``JᵀJ``-type products (``J.T @ J``) are those of
+    the whole dataset. ``rmv`` is collective: every rank calls it.
 
     >>> import torch
     >>> from jacobite.curvature import jacobian
@@ -33,6 +42,7 @@ def jacobian(model: nn.Module, data: Any,
     (8, 8)
     """
     model = check_model(model)
+    group = resolve(process_group)
     ps = Params.of(model, params)
     batches = Data(data, targets=False, dtype=ps.dtype, device=ps.device)
     sizes = []
@@ -49,7 +59,7 @@ def jacobian(model: nn.Module, data: Any,
             parts.append(Jv.reshape(-1))
         return torch.cat(parts)
 
-    def rmv(u: torch.Tensor) -> torch.Tensor:
+    def local_rmv(u: torch.Tensor) -> torch.Tensor:
         acc = u.new_zeros(ps.size)
         for (X, _), ub in zip(batches, torch.split(u, sizes), strict=True):
             with torch.enable_grad():
@@ -58,5 +68,6 @@ def jacobian(model: nn.Module, data: Any,
             acc += ps.flat(pull(ub.view(out.shape))[0])
         return acc
 
+    rmv = reduced(local_rmv, group, ps.size)
     return FunctionOperator((sum(sizes), ps.size), mv, rmv, dtype=ps.dtype, device=ps.device,
                             name="jacobian")

@@ -28,6 +28,7 @@ tensor([1., 1.])
 
 from ._batch import shard, shard_batch
 from ._group import Group, resolve
+from ._group import ProcessGroupLike as ProcessGroupLike  # the type of process_group=
 from ._guard import guarded, guarded_all_gather, guarded_all_reduce, guarded_broadcast
 from ._scatter import gather_batch, scatter_batch
 from ._traffic import Traffic, traffic

@@ -1,0 +1,78 @@
+"""Curvature over data sharded across the ranks of a ``torch.distributed`` process group.
+
+Each rank's ``data`` is its own shard (as a ``DistributedSampler`` gives, or
+:func:`jacobite.distributed.shard_batch` of the whole batch); the operators evaluate their
+products on the local shard and add them up with one guarded all-reduce of the result per
+product, so every rank holds the same bits: the single-process product over the concatenated
+data, up to the rounding of the sum. A mean loss divides by the global sample count, all-reduced
+once at set-up together with a check that every rank differentiates the same number of
+parameters. A rank whose local work raises makes the others raise
+:class:`~jacobite.errors.RankFailedError` instead of waiting.
+
+>>> import torch
+>>> mv = reduced(lambda v: 2 * v, None, 3)
+>>> mv(torch.ones(3))
+tensor([2., 2., 2.])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..distributed import Group, guarded, guarded_all_reduce
+from ..errors import ShapeError
+
+__all__ = ["COUNT", "global_count", "guard_sum", "reduced", "summed"]
+
+#: The payload of :func:`global_count`: the sample count, ``P`` and ``P²``.
+COUNT = torch.zeros(3, dtype=torch.float64)
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def global_count(total: float, size: int, group: Group | None) -> float:
+    """The sample count summed over the ranks; every rank must differentiate ``size``
+    parameters (``N Σ P² == (Σ P)²`` exactly when they agree). Call inside a ``guarded(group,
+    like=COUNT)`` block that holds the local work."""
+    if group is None:
+        return total
+    t = guarded_all_reduce(torch.tensor([float(total), size, float(size) ** 2],
+                                        dtype=torch.float64), group)
+    n, p, p2 = t.tolist()
+    if not math.isclose(group.size * p2, p * p, rel_tol=1e-12):
+        raise ShapeError(
+            f"the ranks differentiate different numbers of parameters (this rank {size}, "
+            f"{p / group.size:g} on average); build the same model and pass the same params= on "
+            "every rank")
+    return n
+
+
+def reduced(local: Fn, group: Group | None, size: int) -> Fn:
+    """``v ↦ Σ_ranks local(v)``: one guarded all-reduce of the ``(size, ...)`` result per call
+    (``local`` itself for one process). Every rank calls it with the same vector shape."""
+    if group is None:
+        return local
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        like = torch.empty((size, *v.shape[1:]), dtype=v.dtype)
+        with guarded(group, like=like):
+            return guarded_all_reduce(local(v), group)
+
+    return product
+
+
+def summed(flat: torch.Tensor, total: float, group: Group | None) -> tuple[torch.Tensor, float]:
+    """A local sum ``(P,)`` and its sample count, each summed over the ranks by one all-reduce
+    of ``P + 1`` numbers; call inside :func:`guard_sum`."""
+    if group is None:
+        return flat, total
+    t = guarded_all_reduce(torch.cat([flat, flat.new_tensor([float(total)])]), group)
+    return t[:-1], float(t[-1])
+
+
+def guard_sum(group: Group | None, size: int, dtype: torch.dtype) -> guarded:
+    """The guard of a block that ends in :func:`summed` of ``size`` numbers."""
+    return guarded(group, like=torch.empty(size + 1, dtype=dtype))
