@@ -27,6 +27,8 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from .. import _validate, config
 from .._modules import keeps_state
 from .._validate import ChunkSize
+from ..distributed import resolve
+from ..distributed._group import ProcessGroupLike
 from ..errors import ArgnumsError, ArgumentTypeError, JacobianTooLarge, ShapeError
 from ._ghost import ghost_pieces
 from ._layers import find_dense_layers, layerwise_descent
@@ -119,7 +121,8 @@ def _jacobian_descent(outputs: Sequence[Tensor], cotangents: Sequence[Tensor],
 
 def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None = None,
              aggregator: Aggregator | None = None, *, retain_graph: bool = False,
-             chunk_size: ChunkSize = "auto") -> Tensor | None:
+             chunk_size: ChunkSize = "auto",
+             process_group: ProcessGroupLike = None) -> Tensor | None:
     """Jacobian descent step: aggregate the gradients of m losses and add the result to ``.grad``.
 
     ``losses``: a 1-D tensor (multi-objective, or one loss per example for per-example training)
@@ -130,6 +133,10 @@ def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None 
     the memory budget allows, ``None`` all at once, an int ≥ 1 that many (``1``: a plain loop,
     no vmap). Returns the weights ``w`` (update ``Jᵀw``) for a Gramian-weighted aggregator, else
     None. Equals TorchJD's ``backward(losses)`` followed by ``jac_to_grad(params, aggregator)``.
+    ``process_group`` (a ``torch.distributed`` group or ``"world"``; default None: this process
+    alone): each rank passes the losses of its own shard of the data, and every rank receives
+    the update of the Jacobian averaged over the ranks — with mean losses over equal shards,
+    Jacobian descent on the whole batch (``docs/distributed.md``; a DDP-wrapped model works).
 
     >>> import torch
     >>> from jacobite.multiobjective.backward import backward
@@ -142,18 +149,34 @@ def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None 
     """
     aggregator = _default(aggregator)
     retain_graph = _validate.boolean(retain_graph, "retain_graph")
-    vec = as_losses(losses)
-    chosen = check_params(leaf_params([vec]) if params is None else params)
-    eye = torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)
-    return _jacobian_descent([vec], [eye], chosen, aggregator, retain_graph=retain_graph,
-                             chunk_size=resolve_chunk(chunk_size))
+    chunk = resolve_chunk(chunk_size)
+    group = resolve(process_group)
+
+    def prepare() -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        vec = as_losses(losses)
+        chosen = check_params(leaf_params([vec]) if params is None else params)
+        return [vec], [torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)], chosen
+
+    if group is not None:
+        from ._distributed import Local, descend, local_rows
+
+        def work() -> Local:
+            outs, cots, chosen = prepare()
+            return Local(local_rows(outs, cots, chosen, retain_graph=retain_graph,
+                                    chunk_size=chunk), chosen)
+
+        return descend(group, work, aggregator)
+    outs, cots, chosen = prepare()
+    return _jacobian_descent(outs, cots, chosen, aggregator, retain_graph=retain_graph,
+                             chunk_size=chunk)
 
 
 def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[Tensor],
                  aggregator: Aggregator | None = None, *,
                  tasks_params: Sequence[Iterable[Tensor]] | None = None,
                  shared_params: Iterable[Tensor] | None = None, retain_graph: bool = False,
-                 chunk_size: ChunkSize = "auto") -> Tensor | None:
+                 chunk_size: ChunkSize = "auto",
+                 process_group: ProcessGroupLike = None) -> Tensor | None:
     """Multi-task step: plain gradients for each task's head, Jacobian descent for the trunk.
 
     ``losses[i]`` is task i's scalar loss, computed by a head from ``features`` (the trunk's
@@ -163,7 +186,9 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
     through the trunk to form the Jacobian w.r.t. ``shared_params`` (default: the leaves behind
     the features), which ``aggregator`` (default ``UPGrad()``) turns into the trunk's update.
     Returns the weights for a Gramian-weighted aggregator, else None. Equals TorchJD's
-    ``mtl_backward`` followed by ``jac_to_grad(shared_params, aggregator)``.
+    ``mtl_backward`` followed by ``jac_to_grad(shared_params, aggregator)``. ``process_group``:
+    as for :func:`backward` — each rank's losses are its shard's; the heads' gradients and the
+    trunk's Jacobian are averaged over the ranks.
 
     >>> import torch
     >>> from jacobite.multiobjective.backward import mtl_backward
@@ -177,6 +202,31 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
     """
     aggregator = _default(aggregator)
     retain_graph = _validate.boolean(retain_graph, "retain_graph")
+    chunk = resolve_chunk(chunk_size)
+    group = resolve(process_group)
+    if group is not None:
+        from ._distributed import Local, descend, local_rows
+
+        def work() -> Local:
+            feats, cots, shared, heads, head_grads = _mtl_parts(losses, features, tasks_params,
+                                                                shared_params)
+            return Local(local_rows(feats, cots, shared, retain_graph=retain_graph,
+                                    chunk_size=chunk), shared, heads, head_grads)
+
+        return descend(group, work, aggregator)
+    feats, cotangents, shared, heads, head_grads = _mtl_parts(losses, features, tasks_params,
+                                                              shared_params)
+    accumulate(heads, head_grads)
+    return _jacobian_descent(feats, cotangents, shared, aggregator, retain_graph=retain_graph,
+                             chunk_size=chunk)
+
+
+def _mtl_parts(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[Tensor],
+               tasks_params: Sequence[Iterable[Tensor]] | None,
+               shared_params: Iterable[Tensor] | None
+               ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+    """``mtl_backward``'s checks and per-task passes: the features, the m stacked gradients at
+    them, the shared parameters, and the task parameters with their plain gradients."""
     vec = as_losses(losses)
     m = vec.shape[0]
     if not isinstance(features, (Tensor, list, tuple)):
@@ -210,16 +260,16 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
         raise ArgnumsError("tasks_params and shared_params overlap; a parameter is either "
                            "shared (Jacobian descent) or task-specific (its plain gradient)")
     rows: list[list[Tensor]] = [[] for _ in feats]
+    heads: list[Tensor] = []
+    head_grads: list[Tensor] = []
     for loss, tp in zip(per_task, tasks, strict=True):
         g = torch.autograd.grad(loss, [*tp, *feats], retain_graph=True, allow_unused=True,
                                 materialize_grads=True)
-        if tp:
-            accumulate(tp, g[:len(tp)])
+        heads += tp
+        head_grads += g[:len(tp)]
         for j, gf in enumerate(g[len(tp):]):
             rows[j].append(gf)
-    cotangents = [torch.stack(r) for r in rows]
-    return _jacobian_descent(feats, cotangents, shared, aggregator, retain_graph=retain_graph,
-                             chunk_size=resolve_chunk(chunk_size))
+    return feats, [torch.stack(r) for r in rows], shared, heads, head_grads
 
 
 def _ghost_descent(vec: Tensor, one: Callable[..., Tensor], named: dict[str, Tensor],

@@ -1,0 +1,166 @@
+"""Jacobian descent over a gloo group of two processes (``backward`` / ``mtl_backward`` with
+``process_group=``), each rank holding half of the batch, against Jacobian descent in one
+process on the whole batch: the same ``.grad`` and weights to 1e-10 in float64, through a
+DistributedDataParallel model for several optimizer steps, with the bytes each rank sent, a
+failing rank and disagreeing ranks. One spawn checks everything."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from jacobite import distributed as D
+from jacobite.multiobjective import UPGrad, backward, mtl_backward
+from jacobite.multiobjective.aggregators import MGDA, TrimmedMean
+
+from ._spawn import run
+
+pytestmark = pytest.mark.distributed
+
+F64 = torch.float64
+STEPS = 3
+M = 3  # objectives of the multi-objective model
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, M)).to(F64)  # P = 66
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(12, 5, generator=g, dtype=F64), torch.randn(12, M, generator=g, dtype=F64)
+
+
+def _losses(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((model(x) - y) ** 2).mean(0)  # one mean loss per output: m = 3
+
+
+def _trunk_heads() -> tuple[nn.Module, nn.ModuleList]:
+    torch.manual_seed(2)
+    return nn.Linear(5, 4).to(F64), nn.ModuleList(nn.Linear(4, 1).to(F64) for _ in range(2))
+
+
+def _mtl_losses(trunk: nn.Module, heads: nn.ModuleList, x: torch.Tensor,
+                y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    z = torch.tanh(trunk(x))
+    return z, [((h(z)[:, 0] - y[:, i]) ** 2).mean() for i, h in enumerate(heads)]
+
+
+def _flat(params: Any) -> torch.Tensor:
+    return torch.cat([p.grad.reshape(-1) for p in params])
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, aggregator: Any,
+           group: Any = None) -> tuple[list[torch.Tensor], list[Any]]:
+    """STEPS steps of SGD with Jacobian descent; the ``.grad`` and weights of each step."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    grads, weights = [], []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        w = backward(_losses(model, x, y), list(model.parameters()), aggregator,
+                     process_group=group)
+        grads.append(_flat(model.parameters()).clone())
+        weights.append(w)
+        opt.step()
+    return grads, weights
+
+
+def _mtl(x: torch.Tensor, y: torch.Tensor, group: Any = None) -> torch.Tensor:
+    trunk, heads = _trunk_heads()
+    z, ls = _mtl_losses(trunk, heads, x, y)
+    mtl_backward(ls, z, UPGrad(), process_group=group)
+    return torch.cat([_flat(trunk.parameters()), _flat(heads.parameters())])
+
+
+def _failing(g: D.Group, bad_rank: int) -> tuple[str, str, float]:
+    model, (x, y) = _net(), _data()
+    t0 = time.monotonic()
+    losses = _losses(model, x, y)
+    if g.rank == bad_rank:
+        losses = losses * torch.tensor([1.0, float("nan"), 1.0], dtype=F64)
+    try:
+        backward(losses, list(model.parameters()), process_group=g)
+    except Exception as exc:
+        return type(exc).__name__, str(exc), time.monotonic() - t0
+    return "none", "", time.monotonic() - t0
+
+
+def _ranks(rank: int, size: int) -> dict[str, Any]:
+    g = D.resolve("world")
+    assert g is not None
+    x, y = _data()
+    mine = D.shard(x.shape[0], g)
+    out: dict[str, Any] = {}
+    ddp = nn.parallel.DistributedDataParallel(_net())  # the reducer must not be left waiting
+    with D.traffic() as t:
+        out["upgrad"], out["upgrad_w"] = _train(ddp, x[mine], y[mine], UPGrad(), g)
+    out["bytes"], out["calls"] = t.bytes, t.calls
+    out["params"] = torch.cat([p.detach().reshape(-1) for p in ddp.parameters()])
+    out["mgda"], _ = _train(_net(), x[mine], y[mine], MGDA(), "world")
+    out["trimmed"], _ = _train(_net(), x[mine], y[mine], TrimmedMean(trim_number=1), g)
+    out["mtl"] = _mtl(x[mine], y[mine], g)
+    out["fail"] = _failing(g, bad_rank=1)
+    model = _net()
+    try:  # rank 1 passes two losses, rank 0 three
+        backward(_losses(model, x[mine], y[mine])[:M - rank], list(model.parameters()),
+                 process_group=g)
+        out["mismatch"] = "none"
+    except Exception as exc:
+        out["mismatch"] = type(exc).__name__
+    return out
+
+
+@pytest.fixture(scope="module")
+def ranks() -> list[dict[str, Any]]:
+    return run(_ranks, 2, timeout=90)
+
+
+def test_ddp_steps_equal_one_process_on_the_whole_batch(ranks: list[dict[str, Any]]) -> None:
+    x, y = _data()
+    for name, aggregator in (("upgrad", UPGrad()), ("mgda", MGDA()),
+                             ("trimmed", TrimmedMean(trim_number=1))):
+        ref, ref_w = _train(_net(), x, y, aggregator)
+        for r in ranks:
+            for got, want in zip(r[name], ref, strict=True):
+                np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
+        if name == "upgrad":
+            for r in ranks:
+                for got, want in zip(r["upgrad_w"], ref_w, strict=True):
+                    np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
+    # the ranks' parameters are the same bits after the steps
+    np.testing.assert_array_equal(ranks[0]["params"], ranks[1]["params"])
+
+
+def test_mtl_backward_averages_heads_and_trunk(ranks: list[dict[str, Any]]) -> None:
+    x, y = _data()
+    ref = _mtl(x, y).numpy()
+    for r in ranks:
+        np.testing.assert_allclose(r["mtl"], ref, rtol=1e-10, atol=1e-12)
+
+
+def test_bytes_are_the_reduce_scatter_the_gramian_and_the_update(
+        ranks: list[dict[str, Any]]) -> None:
+    P, N, m, item = 66, 2, M, 8
+    width = -(-P // N)
+    per_step = (8 + 1) * 8 + m * N * width * item + (m * m + 1) * item + (m + 1) * item \
+        + width * item  # shape check, reduce-scatter, Gramian, weights, update block
+    for r in ranks:
+        assert r["bytes"] == STEPS * per_step
+        assert r["calls"] == STEPS * 5
+
+
+def test_a_failing_rank_stops_every_rank(ranks: list[dict[str, Any]]) -> None:
+    (healthy, msg, took), (own, own_msg, _) = ranks[0]["fail"], ranks[1]["fail"]
+    assert own == "NonFiniteInputError" and "NaN" in own_msg
+    assert healthy == "RankFailedError" and "rank 1 failed: NonFiniteInputError" in msg
+    assert took < 10
+
+
+def test_ranks_that_disagree_on_the_losses_are_refused(ranks: list[dict[str, Any]]) -> None:
+    assert [r["mismatch"] for r in ranks] == ["ShapeError", "ShapeError"]
