@@ -71,7 +71,7 @@ ENTRIES = [
                  *tol("loss_scale"), typed("loss_scale", 0.0, InvalidOptionError),
                  *tensor("mask", (4, 4), none=False),
                  typed("mask", -SMOOTH[0, 0], InvalidOptionError),
-                 *posint("max_iter"), *tol("tol")]),
+                 *posint("max_iter"), *tol("tol"), *choice("method")]),
     entry("jacobite.vision.WarpJacobian", V.WarpJacobian, G, M,
           cases=[*tensor(0, (2, 6, 2), (1, 2, 6, 3)), *tensor(1, (6, 2, 3), (1, 5, 2, 3)),
                  typed("warped", "abc", ArgumentTypeError), *flag("shared")]),

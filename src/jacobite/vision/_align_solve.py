@@ -17,11 +17,12 @@ tensor([1.0000, 0.5000, 0.2500])
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import torch
 import torch.nn.functional as F
 
-from ._jacobian import WarpJacobian, image_gradients
+from ._jacobian import image_gradients
 from ._sample import pixel_grid
 from ._warps import MatrixWarp
 
@@ -82,45 +83,43 @@ def inside_source(pts: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return ((pts >= 0) & (pts <= pts.new_tensor([width - 1, height - 1]))).all(-1)
 
 
-def _factors(lvl: Level, src: torch.Tensor,
-             params: torch.Tensor) -> tuple[WarpJacobian, torch.Tensor]:
-    """The warp Jacobian's factors at ``params``: per-pixel image gradients from one backward
-    pass of ``grid_sample`` and the coordinate map's Jacobian (a constant of the level for the
-    models linear in ``θ``), with the warped image; and the source points ``(n, P, 2)``."""
-    n, c = src.shape[:2]
-    h, w = lvl.target.shape[-2:]
+def sample_at(src: torch.Tensor, pts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``src`` ``(n·C, 1, Hs, Ws)`` (channels folded into the batch) read bilinearly, zero
+    outside, at pixel points ``(n·C, P, 2)``: ``(n·C, 1, h, w)`` for ``size = (h, w)``."""
     hs, ws = src.shape[-2:]
-    pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
     # grid_sample's coordinates (align_corners=False): u = (2 x + 1) / W - 1
     scale = pts.new_tensor([2 / ws, 2 / hs])
-
-    def read(plane: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-        grid = (where * scale + (scale / 2 - 1)).reshape(n * c, h, w, 2)
-        return F.grid_sample(plane, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)
-
-    grad, out = image_gradients(read, src, pts)  # d/d(pixel x, y)
-    jac = (lvl.constant_jacobian.expand(n, -1, -1, -1) if lvl.constant_jacobian is not None
-           else lvl.warp.jacobian(params, lvl.points))
-    J = WarpJacobian(grad, jac, out.reshape(n, c, h, w))
-    return J, pts
+    grid = torch.addcmul(scale / 2 - 1, pts, scale).reshape(pts.shape[0], *size, 2)
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _blocks(J: WarpJacobian, lvl: Level) -> torch.Tensor:
-    """``J.blocks()`` in float64. A translation's blocks are the image gradients; with a
+def _factors(lvl: Level, src: torch.Tensor,
+             params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pixel image gradients ``(n, C, P, 2)`` at ``params`` from one backward pass of
+    ``grid_sample``, the warped image ``(n, C, h, w)`` and the source points ``(n, P, 2)``."""
+    n, c = src.shape[:2]
+    h, w = lvl.target.shape[-2:]
+    pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
+    grad, out = image_gradients(lambda plane, where: sample_at(plane, where, (h, w)), src, pts)
+    return grad, out.reshape(n, c, h, w), pts
+
+
+def _blocks(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> torch.Tensor:
+    """The per-pair Jacobian blocks ``(n, C·P, p)`` in float64 from the image gradients ``G``
+    ``(n, C, P, 2)`` at ``params``. A translation's blocks are the image gradients; with a
     coordinate Jacobian shared by the pairs (the models linear in ``θ``), one matrix product per
     pixel over all pairs; otherwise two broadcast products (the per-pixel ``1 × 2`` times
     ``2 × p`` products written out)."""
-    G = J.image_gradient.double()  # (n, C, P, 2)
+    G = G.double()
     n = G.shape[0]
     if lvl.model == "translation":  # the coordinate Jacobian is the identity
         return G.reshape(n, -1, 2)
-    M = lvl.constant_jacobian64  # (1, P, 2, p), or None where it depends on θ
-    if M is not None:  # one (n·C × 2) @ (2 × p) product per pixel, batched over the pixels
+    if lvl.model in ("similarity", "affine"):  # one (n·C × 2) @ (2 × p) product per pixel
+        M = lvl.constant_jacobian64  # (1, P, 2, p)
         c, P, p = G.shape[1], M.shape[1], M.shape[-1]
         out = torch.bmm(G.permute(2, 0, 1, 3).reshape(P, n * c, 2), M[0])
         return out.reshape(P, n, c, p).permute(1, 2, 0, 3).reshape(n, c * P, p)
-    M = J.coordinate_jacobian.double()  # (n, P, 2, p)
+    M = lvl.warp.jacobian(params.double(), lvl.points.double())  # (n, P, 2, p)
     out = G[..., :1] * M[:, None, :, 0, :] + G[..., 1:] * M[:, None, :, 1, :]
     return out.reshape(n, -1, M.shape[-1])
 
@@ -137,10 +136,10 @@ _A_KL = _KL[_ROW[:, None] // 3, _ROW[None, :] // 3]
 _A_IJ = _IJ[_ROW[:, None] % 3, _ROW[None, :] % 3]
 
 
-def _normal_equations(J: WarpJacobian, lvl: Level, wts: torch.Tensor,
+def _normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: torch.Tensor,
                       r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``A = Jᵀ W J`` ``(n, p, p)`` and ``g = Jᵀ W r`` ``(n, p)`` in float64 (``wts``, ``r``:
-    ``(n, C, P)``).
+    """``A = Jᵀ W J`` ``(n, p, p)`` and ``g = Jᵀ W r`` ``(n, p)`` in float64 from the image
+    gradients ``G`` ``(n, C, P, 2)`` at ``params`` (``wts``, ``r``: ``(n, C, P)``).
 
     For the affine model the Jacobian row of a pixel is ``g ⊗ z`` (image gradient ``g``,
     ``z = (x, y, 1)``), so ``A = Σ w (g gᵀ) ⊗ (z zᵀ)``: three weighted gradient products per
@@ -149,61 +148,89 @@ def _normal_equations(J: WarpJacobian, lvl: Level, wts: torch.Tensor,
     models form the blocks and multiply them.
     """
     n = wts.shape[0]
-    if lvl.monomials is None:
-        blocks = _blocks(J, lvl)  # (n, C·P, p): the structured Jacobian, one block a pair
+    if lvl.model not in ("similarity", "affine"):
+        blocks = _blocks(G, lvl, params)  # (n, C·P, p): the structured Jacobian, one per pair
         wts, r = wts.reshape(n, -1), r.reshape(n, -1)
         g = torch.bmm((wts * r)[:, None, :], blocks)[:, 0]
         return torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None]), g
-    G = J.image_gradient.double()  # (n, C, P, 2)
+    G = G.double()
     gx, gy = G[..., 0], G[..., 1]
     prods = torch.stack([(wts * gx * gx).sum(1), (wts * gx * gy).sum(1),
                          (wts * gy * gy).sum(1)], dim=1)  # (n, 3, P)
-    q = prods @ lvl.monomials  # (n, 3, 6)
+    mono = lvl.monomials
+    q = prods @ mono  # (n, 3, 6)
     A = q[:, _A_KL, _A_IJ]
     wr = wts * r
     b = torch.stack([(wr * gx).sum(1), (wr * gy).sum(1)], dim=1)  # (n, 2, P)
-    g = (b @ lvl.monomials[:, [2, 4, 5]]).reshape(n, 6)  # against z = (x, y, 1)
+    g = (b @ mono[:, [2, 4, 5]]).reshape(n, 6)  # against z = (x, y, 1)
     if lvl.model == "similarity":
         T = _SIMILARITY.to(A.device)
         return T.T @ A @ T, g @ T
     return A, g
 
 
-class _Eval:
-    """Residuals, weights and normal equations of some pairs at some parameters."""
+class Evaluation:
+    """Cost, normal equations and coverage of some pairs at some parameters (the fields
+    that the iteration keeps, subsets and merges)."""
+
+    FIELDS = ("coverage", "cost", "g", "A", "params")
+    coverage: torch.Tensor  # (n,) the share of the mask's weight sampled inside the source
+    cost: torch.Tensor  # (n,) float64
+    g: torch.Tensor  # (n, p) float64
+    A: torch.Tensor  # (n, p, p) float64
+    params: torch.Tensor  # (n, p)
+
+    def weigh(self, lvl: Level, scale: torch.Tensor, mask: torch.Tensor, inside: torch.Tensor,
+              r: torch.Tensor) -> torch.Tensor:
+        """Set ``coverage`` and ``cost`` from the residuals ``r`` ``(n, C, P)`` (float64) and
+        return the IRLS weights ``(n, C, P)``, zero outside the mask and the source."""
+        wmask = mask * inside  # (n, P), float64
+        self.coverage = wmask.sum(-1) / mask.sum(-1).clamp_min(1e-300)
+        base = wmask[:, None, :].expand_as(r)
+        if lvl.loss == "linear":
+            self.cost = 0.5 * (base * r * r).sum((1, 2))
+            return base
+        s = scale[:, None, None]
+        self.cost = 0.5 * (base * loss_value(lvl.loss, r, s)).sum((1, 2))
+        return base * self.irls(lvl, loss_weights(lvl.loss, r, s))
+
+    def irls(self, lvl: Level, weights: torch.Tensor) -> torch.Tensor:
+        """The robust loss's weights ``(n, C, P)`` as the step uses them."""
+        return weights
+
+
+class _Eval(Evaluation):
+    """The forward-additive evaluation: image gradients at the parameters, one backward pass
+    of the sampler."""
 
     def __init__(self, lvl: Level, idx: torch.Tensor | None, params: torch.Tensor) -> None:
-        if idx is None:
-            src, tgt, mask, scale = lvl.source, lvl.target, lvl.mask, lvl.scale
-        else:
-            src, tgt, mask, scale = (lvl.source[idx], lvl.target[idx], lvl.mask[idx],
-                                     lvl.scale[idx])
-        J, pts = _factors(lvl, src, params)
+        src, tgt, mask, scale = lvl.pairs(idx)
+        G, warped, pts = _factors(lvl, src, params)
         n, c = tgt.shape[:2]
-        inside = inside_source(pts, *src.shape[-2:])
-        wmask = (mask * inside.to(mask.dtype)).double()  # (n, P)
-        assert J.warped is not None
-        r = (J.warped - tgt).reshape(n, c, -1).double()
-        base = wmask[:, None, :].expand_as(r)
-        self.coverage = wmask.sum(-1) / mask.double().sum(-1).clamp_min(1e-300)
-        if lvl.loss == "linear":
-            wts = base.reshape(n, -1)
-            self.cost = 0.5 * (wts * (r * r).reshape(n, -1)).sum(-1)
-        else:
-            s = scale[:, None, None]
-            self.cost = 0.5 * (base * loss_value(lvl.loss, r, s)).sum((1, 2))
-            wts = (base * loss_weights(lvl.loss, r, s)).reshape(n, -1)
-        self.A, self.g = _normal_equations(J, lvl, wts.reshape(n, c, -1), r)
+        r = (warped - tgt).reshape(n, c, -1).double()
+        wts = self.weigh(lvl, scale, mask, inside_source(pts, *src.shape[-2:]), r)
+        self.A, self.g = _normal_equations(G, lvl, params, wts, r)
         self.params = params
+
+
+@lru_cache(maxsize=16)
+def grid_and_corners(height: int, width: int, dtype: torch.dtype,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target's pixel centres ``(P, 2)`` and its four corners ``(4, 2)`` (float64), kept
+    for the next level or call of the same size (read only)."""
+    corners = [[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]]
+    return (pixel_grid(height, width, dtype, device),
+            torch.tensor(corners, dtype=torch.float64, device=device))
 
 
 @dataclass
 class Level:
-    """One level's images ``(B, C, H, W)``, target-pixel mask ``(B, P)`` and options."""
+    """One level's images ``(B, C, H, W)``, target-pixel mask ``(B, P)`` and options; the
+    forward-additive parametrisation (``θ ← θ + δ``)."""
 
     source: torch.Tensor
     target: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor  # (B, P) weights, kept in float64
     model: str
     loss: str
     scale: torch.Tensor  # (B,) robust loss scale
@@ -213,19 +240,35 @@ class Level:
 
     def __post_init__(self) -> None:
         self.warp = MatrixWarp(self.model)
-        h, w = self.target.shape[-2:]
-        self.points = pixel_grid(h, w, self.target.dtype, self.target.device)
-        linear = self.model in ("translation", "similarity", "affine")
-        zero = self.warp.identity(1, self.target.dtype, self.target.device)
-        self.constant_jacobian = self.warp.jacobian(zero, self.points) if linear else None
-        self.constant_jacobian64 = (None if self.constant_jacobian is None
-                                    else self.constant_jacobian.double())
-        self.monomials: torch.Tensor | None = None  # (P, 6): x², xy, x, y², y, 1
-        if self.model in ("similarity", "affine"):
-            x, y = self.points.double().unbind(-1)
-            self.monomials = torch.stack([x * x, x * y, x, y * y, y, torch.ones_like(x)], -1)
-        corners = [[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]]
-        self.corners = torch.tensor(corners, dtype=torch.float64, device=self.target.device)
+        self.mask = self.mask.double()
+        self.points, self.corners = grid_and_corners(*self.target.shape[-2:], self.target.dtype,
+                                                     self.target.device)
+
+    @cached_property
+    def constant_jacobian64(self) -> torch.Tensor:
+        """``∂W/∂θ`` ``(1, P, 2, p)`` in float64 for the models linear in ``θ``."""
+        zero = self.warp.identity(1, torch.float64, self.target.device)
+        return self.warp.jacobian(zero, self.points.double())
+
+    @cached_property
+    def monomials(self) -> torch.Tensor:
+        """``(P, 6)``: ``x², xy, x, y², y, 1`` of the target's pixels, float64."""
+        x, y = self.points.double().unbind(-1)
+        return torch.stack([x * x, x * y, x, y * y, y, torch.ones_like(x)], -1)
+
+    def pairs(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """Source, target, mask and loss scale of the pairs ``idx`` (all for ``None``)."""
+        if idx is None:
+            return self.source, self.target, self.mask, self.scale
+        return self.source[idx], self.target[idx], self.mask[idx], self.scale[idx]
+
+    def evaluate(self, idx: torch.Tensor | None, params: torch.Tensor) -> Evaluation:
+        """The pairs ``idx`` (all for ``None``) at ``params``."""
+        return _Eval(self, idx, params)
+
+    def update(self, params: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """The parameters after the step ``delta`` (float64) solved for at ``params``."""
+        return (params.double() + delta).to(params.dtype)
 
 
 def _motion(lvl: Level, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -235,7 +278,7 @@ def _motion(lvl: Level, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (pa - pb).norm(dim=-1).amax(-1)
 
 
-def _step(e: _Eval, lam: torch.Tensor) -> torch.Tensor:
+def _step(e: Evaluation, lam: torch.Tensor) -> torch.Tensor:
     d = torch.diagonal(e.A, dim1=-2, dim2=-1)
     floor = (d.amax(-1, keepdim=True) * 1e-12).clamp_min(1e-300)
     damp = (1 + lam[:, None]) * d.clamp_min(0) + floor
@@ -258,15 +301,15 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
     code = torch.ones(nb, dtype=torch.int64, device=dev)  # max_iterations until shown otherwise
     lam = torch.full((nb,), 1e-4, dtype=torch.float64, device=dev)
     active = torch.arange(nb, device=dev)
-    cur = _Eval(lvl, None, params)
+    cur = lvl.evaluate(None, params)
     cost = cur.cost.clone()
     bad = ~torch.isfinite(cost) | (cur.coverage < lvl.min_coverage)
     code[bad] = 2
     active, cur = _keep(active, cur, ~bad)
     while active.numel():
         delta = _step(cur, lam[active])
-        trial = (cur.params.double() + delta).to(params.dtype)
-        finite = torch.isfinite(delta).all(-1)
+        trial = lvl.update(cur.params, delta)
+        finite = torch.isfinite(delta).all(-1) & torch.isfinite(trial).all(-1)
         small = finite & (_motion(lvl, trial, cur.params) <= lvl.tol)
         if bool(small.any()):  # converged: take the last, tiny step
             done = active[small]
@@ -276,7 +319,7 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
             delta, trial, finite = delta[~small], trial[~small], finite[~small]
             if not active.numel():
                 break
-        new = _Eval(lvl, None if active.numel() == nb else active, trial)
+        new = lvl.evaluate(None if active.numel() == nb else active, trial)
         its[active] += 1
         accept = (finite & torch.isfinite(new.cost) & (new.cost <= cur.cost)
                   & (new.coverage >= lvl.min_coverage))
@@ -291,23 +334,21 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
     return LevelResult(params, its, code, cost)
 
 
-def _keep(active: torch.Tensor, cur: _Eval, keep: torch.Tensor) -> tuple[torch.Tensor, _Eval]:
+def _keep(active: torch.Tensor, cur: Evaluation,
+          keep: torch.Tensor) -> tuple[torch.Tensor, Evaluation]:
     return (active, cur) if bool(keep.all()) else (active[keep], _subset(cur, keep))
 
 
-_FIELDS = ("coverage", "cost", "g", "A", "params")
-
-
-def _subset(e: _Eval, keep: torch.Tensor) -> _Eval:
-    out = _Eval.__new__(_Eval)
-    for k in _FIELDS:
+def _subset(e: Evaluation, keep: torch.Tensor) -> Evaluation:
+    out = Evaluation.__new__(Evaluation)
+    for k in Evaluation.FIELDS:
         setattr(out, k, getattr(e, k)[keep])
     return out
 
 
-def _merge(old: _Eval, new: _Eval, accept: torch.Tensor) -> _Eval:
-    out = _Eval.__new__(_Eval)
-    for k in _FIELDS:
+def _merge(old: Evaluation, new: Evaluation, accept: torch.Tensor) -> Evaluation:
+    out = Evaluation.__new__(Evaluation)
+    for k in Evaluation.FIELDS:
         a, b = getattr(old, k), getattr(new, k)
         m = accept.reshape(-1, *([1] * (a.dim() - 1)))
         setattr(out, k, torch.where(m, b, a))

@@ -28,15 +28,18 @@ from typing import Any
 import torch
 
 from .. import _validate
-from ..errors import DtypeError, InvalidOptionError, ShapeError
+from ..errors import DtypeError, InvalidOptionError, ShapeError, UnsupportedOperationError
+from ._align_ic import GROUPS, InverseLevel
 from ._align_pyramid import auto_levels, downsample, rescale
-from ._align_solve import LOSSES, Level, inside_source, solve_level
+from ._align_solve import LOSSES, Level, grid_and_corners, inside_source, sample_at, solve_level
 from ._checks import floating
-from ._sample import pixel_grid
 from ._sample import warp as _warp
 from ._warps import WARPS, MatrixWarp
 
-__all__ = ["NO_MATCH", "STATUSES", "AlignResult", "align"]
+__all__ = ["METHODS", "NO_MATCH", "STATUSES", "AlignResult", "align"]
+
+#: the values of ``align(..., method=...)``
+METHODS = ("forward_additive", "inverse_compositional")
 
 #: the values of :attr:`AlignResult.status`
 STATUSES = ("converged", "max_iterations", "diverged", "no_match")
@@ -136,7 +139,7 @@ def align(source: torch.Tensor, target: torch.Tensor, model: str = "homography",
           params0: torch.Tensor | None = None, pyramid: int | None = None,
           loss: str = "linear", loss_scale: float | None = None,
           mask: torch.Tensor | None = None, max_iter: int = 50,
-          tol: float = 1e-3) -> AlignResult:
+          tol: float = 1e-3, method: str = "forward_additive") -> AlignResult:
     """Align ``source`` to ``target``: the parameters with ``warp(source, model, θ) ≈ target``.
 
     Args:
@@ -158,6 +161,10 @@ def align(source: torch.Tensor, target: torch.Tensor, model: str = "homography",
         max_iter: the most steps per level.
         tol: stop when a step moves no image corner by more than ``tol`` pixels (on the
             coarser levels, which only prepare the start of the next, ``max(tol, 0.1)``).
+        method: ``"forward_additive"`` (the source's gradients and the Jacobian at every step,
+            ``θ ← θ + δ``) or ``"inverse_compositional"`` (the target's Jacobian and
+            ``Jᵀ W J`` once per level, one read of the source per step, the warp composed with
+            the inverse of the increment; see :mod:`._align_ic`).
 
     Returns:
         an :class:`AlignResult`; a pair that does not converge is reported in ``status``, not
@@ -184,6 +191,7 @@ def align(source: torch.Tensor, target: torch.Tensor, model: str = "homography",
                                                                            "loss_scale")
     max_iter = _validate.positive_int(max_iter, "max_iter")
     tol = _validate.positive_float(tol, "tol")
+    kind = _level_kind(_validate.choice(method, "method", METHODS), name)
     small = min(*src.shape[-2:], *tgt.shape[-2:])
     if small >> (levels - 1) < 2:
         raise InvalidOptionError(f"pyramid={levels} leaves fewer than 2 x 2 pixels at the "
@@ -199,35 +207,46 @@ def align(source: torch.Tensor, target: torch.Tensor, model: str = "homography",
     for depth in range(levels - 1, -1, -1):
         s, t, m = images[depth]
         scale = _loss_scale(loss, fixed_scale, s, t, m, name, prm)
-        lvl = Level(s, t, m.reshape(b, -1), name, loss, scale, max_iter,
-                    tol if depth == 0 else max(tol, 0.1))
+        lvl = kind(s, t, m.reshape(b, -1), name, loss, scale, max_iter,
+                   tol if depth == 0 else max(tol, 0.1))
         res = solve_level(lvl, prm)
         iterations.append(res.iterations)
         prm = res.params if depth == 0 else rescale(name, res.params, coarser=False)
     assert res is not None
-    with torch.no_grad():
-        warped = _warp(src, name, prm, size=(h, w))
-        unexplained = _unexplained(src, tgt, warped, wmask, name, prm)
+    warped, unexplained = _final(src, tgt, wmask, name, prm)
     code = torch.where((res.code == 0) & (unexplained > NO_MATCH), 3, res.code)
     return AlignResult(MatrixWarp(name).matrix(prm.double()), prm, warped,
                        torch.stack(iterations, -1), [STATUSES[int(c)] for c in code],
                        res.cost, levels)
 
 
-def _unexplained(src: torch.Tensor, tgt: torch.Tensor, warped: torch.Tensor,
-                 mask: torch.Tensor, name: str, prm: torch.Tensor) -> torch.Tensor:
-    """Per pair, the residual's share of the target's variance over the compared pixels."""
+def _level_kind(method: str, model: str) -> type[Level]:
+    if method == "forward_additive":
+        return Level
+    if model not in GROUPS:
+        raise UnsupportedOperationError(
+            f"method='inverse_compositional' composes warps, which needs a model whose warps "
+            f"form a group {GROUPS}; use method='forward_additive' for {model!r}")
+    return InverseLevel
+
+
+def _final(src: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor, name: str,
+           prm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The source warped onto the target's grid, and per pair the residual's share of the
+    target's variance over the compared pixels."""
     b, c, h, w = tgt.shape
-    pts = MatrixWarp(name).apply(prm, pixel_grid(h, w, prm.dtype, prm.device))
+    pts = MatrixWarp(name).apply(prm, grid_and_corners(h, w, prm.dtype, prm.device)[0])
+    lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
+    warped = sample_at(src.reshape(b * c, 1, *src.shape[-2:]), lead, (h, w)).reshape(b, c, h, w)
     inside = inside_source(pts, *src.shape[-2:])
-    wt = (mask.reshape(b, 1, -1) * inside[:, None].to(mask.dtype)).expand(b, c, -1).double()
+    wt = (mask.reshape(b, 1, -1) * inside[:, None]).expand(b, c, -1).double()
     t = tgt.reshape(b, c, -1).double()
     r = warped.reshape(b, c, -1).double() - t
     total = wt.sum((1, 2)).clamp_min(1e-300)
     mean = (wt * t).sum(-1, keepdim=True) / wt.sum(-1, keepdim=True).clamp_min(1e-300)
     var = (wt * (t - mean) ** 2).sum((1, 2)) / total
     share = (wt * r * r).sum((1, 2)) / total / var.clamp_min(1e-300)
-    return torch.where(var > 0, share, torch.inf)  # a flat target: nothing to align by
+    return warped, torch.where(var > 0, share, torch.inf)  # a flat target: nothing to align by
 
 
 def _loss_scale(loss: str, fixed: float | None, src: torch.Tensor, tgt: torch.Tensor,
