@@ -27,6 +27,9 @@ CE = nn.CrossEntropyLoss()
 _BN = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()  # left in training mode
 
 
+POST = C.laplace(MODEL, CE, (X, Y), structure="kron", prior_precision=1.0)
+
+
 def _model_cases(slot: int) -> list:
     return [typed(slot, lambda x: x, ArgumentTypeError), typed(slot, None, ArgumentTypeError),
             typed(slot, "mlp", ArgumentTypeError), typed(slot, _BN, ModuleStateError),
@@ -83,4 +86,28 @@ ENTRIES = [
                  typed("samples", 0, InvalidOptionError), typed("damping", -1.0,
                                                                 InvalidOptionError),
                  typed("damping", "big", ArgumentTypeError)]),
+    entry("jacobite.curvature.laplace", C.laplace, MODEL, CE, (X, Y),
+          cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
+                 typed(1, nn.HuberLoss(), UnsupportedOperationError),
+                 *_data_cases(2, targets=True), *choice("structure"),
+                 typed("prior_precision", -1.0, InvalidOptionError),
+                 typed("prior_precision", "big", ArgumentTypeError),
+                 typed("prior_precision", float("nan"), NonFiniteInputError),
+                 typed("prior_precision", torch.ones(5, dtype=F64), ShapeError),
+                 typed("temperature", 0.0, InvalidOptionError),
+                 typed("temperature", "hot", ArgumentTypeError),
+                 typed("sigma_noise", -1.0, InvalidOptionError)]),
+    entry("jacobite.curvature.Laplace.predictive", POST.predictive, X,
+          cases=[*_data_cases(0, targets=False)[:6], *choice("link"),
+                 typed("samples", 0, InvalidOptionError), *seed("seed"), *flag("diagonal")]),
+    entry("jacobite.curvature.Laplace.functional_variance", POST.functional_variance, X,
+          cases=[*_data_cases(0, targets=False)[:6], *flag("diagonal")]),
+    entry("jacobite.curvature.Laplace.log_marginal_likelihood",
+          POST.log_marginal_likelihood, 1.0,
+          cases=[typed(0, -1.0, InvalidOptionError), typed(0, "big", ArgumentTypeError),
+                 typed(0, float("inf"), NonFiniteInputError),
+                 typed(0, torch.ones(3, dtype=F64), ShapeError), typed(0, 0.0, InvalidOptionError),
+                 typed(0, True, ArgumentTypeError), typed(0, float("nan"), NonFiniteInputError),
+                 typed(0, torch.tensor([1.0, -1.0], dtype=F64), InvalidOptionError),
+                 typed(0, [1.0, 2.0], ArgumentTypeError)]),
 ]

@@ -44,6 +44,8 @@ ENTRIES = [
           cases=[*tensor(0, (3,), (2, 2, 2)), *tensor(1, (3,), ()), (1, M.float()),
                  ("shift", -1.0), ("shift", "abc"), ("shift", float("nan")), ("psd", "yes"),
                  ("shift", float("inf"))]),
+    entry("jacobite.operators.KroneckerIdentity", O.KroneckerIdentity, M, 2,
+          cases=[*tensor(0, (3,), (2, 2, 2)), *posint(1)]),
     entry("jacobite.operators.DiagonalOperator", O.DiagonalOperator, D,
           cases=[*tensor(0, (2, 2), ()), (0, [1.0, 2.0])]),
     entry("jacobite.operators.LowRankOperator", O.LowRankOperator, U,

@@ -40,6 +40,8 @@ EXEMPT: dict[str, str] = {
                                            "has an entry",
     "jacobite.curvature.KFACOperator": "built by jacobite.curvature.kfac (which has an "
                                        "entry) from its internal per-layer blocks",
+    "jacobite.curvature.Laplace": "built by jacobite.curvature.laplace (which has an entry); "
+                                  "its methods have entries",
     "jacobite.vision.Warp": "an abstract base class; MatrixWarp, ThinPlateSpline and "
                             "CoordinateMap have entries",
     "jacobite.multiobjective.Aggregator": "an abstract base class; each concrete aggregator "
@@ -52,6 +54,7 @@ EXEMPT: dict[str, str] = {
     **{f"jacobite.{n}": _RECORD for n in (
         "CheckResult", "Divergence", "JacobianPlan", "LeastSquaresResult", "LogDet",
         "LogDetCheck", "RootResult",
+        "analysis.Eigenpairs", "analysis.SpectralDensity", "analysis.TraceEstimate",
         "analysis.FrobeniusEstimate", "analysis.JacobianProperties", "analysis.LayerReport",
         "analysis.LayerRow", "analysis.LogDetEstimate", "analysis.SensitiveDirections",
         "analysis.SingularTriplets", "sparse.Bicoloring", "sparse.Coloring",
@@ -63,7 +66,7 @@ EXEMPT: dict[str, str] = {
         "cli.tour.Outcome", "cli.tour.Source", "symbolic.SymbolicMatrix", "symbolic.TorchFunction",
         "solvers.lsq.BatchLeastSquaresResult",
         "kinematics.Ellipsoid", "kinematics.NearestSingularity", "kinematics.IKResult",
-        "vision.JacobianDeterminant", "vision.AlignResult",
+        "vision.JacobianDeterminant", "vision.AlignResult", "curvature.Predictive",
         "distributed.Group", "distributed.Traffic",
     )},
 }

@@ -22,5 +22,7 @@ from ._hessian import hessian
 from ._jacobian import jacobian
 from .fisher import fisher
 from .kfac import KFACOperator, kfac
+from .laplace import Laplace, Predictive, laplace
 
-__all__ = ["KFACOperator", "fisher", "ggn", "ggn_diagonal", "hessian", "jacobian", "kfac"]
+__all__ = ["KFACOperator", "Laplace", "Predictive", "fisher", "ggn", "ggn_diagonal", "hessian",
+           "jacobian", "kfac", "laplace"]

@@ -28,6 +28,7 @@ from .dense import DenseOperator
 from .diagonal import DiagonalOperator, ScaledIdentity
 from .function import FunctionOperator
 from .kronecker import KroneckerOperator
+from .kronecker_identity import KroneckerIdentity
 from .lowrank import DiagonalPlusLowRank, LowRankOperator
 from .sparse import SparseOperator
 from .tags import (
@@ -63,6 +64,7 @@ __all__ = [
     "FunctionOperator",
     "InvalidTagError",
     "JacobianOperator",
+    "KroneckerIdentity",
     "KroneckerOperator",
     "LowRankOperator",
     "ScaledIdentity",

@@ -1,0 +1,149 @@
+"""The curvature a Laplace posterior starts from, in the likelihood's scale: the Gauss–Newton
+matrix of the summed negative log-likelihood ``Σ_n ℓ_n`` (whatever the loss's reduction),
+as K-FAC factors per layer, its exact diagonal, its dense matrix, or the Kronecker factors of
+the last Linear layer with that layer's inputs (the features ``φ(x)``) from a forward hook.
+
+The K-FAC factors here use the loss Hessian's square root (``H_n = S_n S_nᵀ``), not drawn
+labels: per layer ``G = Σ_n Σ_k g_nk g_nkᵀ`` (``g_nk`` the gradient of ``s_nk · z_n`` in the
+layer's output) and ``A = (1/N) Σ_n ã_n ã_nᵀ``, so ``G ⊗ A`` is a layer's Gauss–Newton block
+exactly for one sample. For the last layer the output gradient is the identity and
+``G = Σ_n H_n`` in closed form (cross-entropy: ``diag(Σ p_n) − Σ p_n p_nᵀ``; squared error:
+``2 N I``), without backward passes.
+
+>>> import torch
+>>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+>>> ps = Params.of(model, None)
+>>> lc = LossCurvature.of(torch.nn.CrossEntropyLoss(reduction="sum"))
+>>> data = Data((torch.randn(5, 3), torch.randint(0, 2, (5,))), targets=True,
+...             dtype=torch.float32)
+>>> [(L.name, tuple(G.shape), tuple(A.shape)) for L, G, A in kron_factors(model, ps, lc, data)]
+[('0', (4, 4), (4, 4)), ('2', (2, 2), (5, 5))]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UnsupportedOperationError
+from ._kfac_stats import Layer, _augmented, _out_rows, _rows, layers_of
+from ._loss import LossCurvature
+from ._setup import Data, Params, hooked_forward
+
+__all__ = ["kron_factors", "last_layer", "last_layer_factors", "sum_loss"]
+
+
+def sum_loss(lc: LossCurvature) -> LossCurvature:
+    """The same likelihood with ``reduction="sum"``: the negative log-likelihood of the data."""
+    fn = nn.CrossEntropyLoss(reduction="sum") if lc.kind == "ce" else nn.MSELoss(reduction="sum")
+    return LossCurvature(fn, lc.kind, False)
+
+
+def kron_factors(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data
+                 ) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
+    """``(layer, G, A)`` for every Linear or Conv2d layer of ``ps`` (sum loss ``lc``)."""
+    layers = layers_of(model, ps)
+    G = {L.name: torch.zeros(L.d_out, L.d_out, dtype=ps.dtype, device=ps.device)
+         for L in layers}
+    A_sum: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
+    rows = {L.name: 0 for L in layers}
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def record(name: str) -> Callable[[Any, torch.Tensor], None]:
+        def hook(args: Any, out: torch.Tensor) -> None:
+            if name in seen:
+                raise UnsupportedOperationError(
+                    f"the layer {name!r} is called more than once per forward pass; the "
+                    "Kronecker structure needs one call per layer: use structure='diag'")
+            seen[name] = (args[0].detach(), out)
+        return hook
+
+    for i, (X, y) in enumerate(batches):
+        seen.clear()
+        out = hooked_forward(model, ps, X, {L.module: record(L.name) for L in layers})
+        if i == 0:
+            lc.check(out.detach(), y)
+        missing = [L.name for L in layers if L.name not in seen]
+        if missing:
+            raise UnsupportedOperationError(
+                f"the layer(s) {missing} are not called by the forward pass; leave their "
+                "parameters out of the model (or freeze them with requires_grad_(False))")
+        S = lc.sqrt_columns(out.detach(), y)  # (n, K, C)
+        outs = [seen[L.name][1] for L in layers]
+        for k in range(S.shape[1]):
+            grads = torch.autograd.grad(out, outs, S[:, k, :], retain_graph=k + 1 < S.shape[1],
+                                        allow_unused=True)
+            for L, g in zip(layers, grads, strict=True):
+                if g is not None:
+                    g2 = _out_rows(L, g).reshape(-1, L.d_out)
+                    G[L.name] += g2.T @ g2
+        for L in layers:
+            a = _augmented(_rows(L, seen[L.name][0]).reshape(-1, L.d_in), L)
+            prev = A_sum[L.name]
+            A_sum[L.name] = a.T @ a if prev is None else prev + a.T @ a
+            rows[L.name] += a.shape[0]
+    result = []
+    for L in layers:
+        a_sum = A_sum[L.name]
+        assert a_sum is not None
+        g = G[L.name]
+        result.append((L, (g + g.T) / 2, (a_sum + a_sum.T) / (2 * rows[L.name])))
+    return result
+
+
+def last_layer(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The name and module of the model's last ``nn.Linear`` (in ``named_modules`` order)."""
+    found = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]
+    if not found:
+        raise UnsupportedOperationError(
+            "structure='last_layer' needs an nn.Linear layer that produces the model's output; "
+            "the model has none: use structure='kron', 'diag' or 'full'")
+    return found[-1]
+
+
+def features(model: nn.Module, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(φ̃, output)``: the last Linear layer's inputs with a 1 appended when it has a bias
+    ``(n, d [+ 1])``, from a forward hook, and the model's output ``(n, C)``."""
+    name, mod = last_layer(model)
+    got: list[tuple[torch.Tensor, torch.Tensor]] = []
+    handle = mod.register_forward_hook(lambda m, args, out: got.append((args[0], out)))
+    try:
+        with torch.no_grad():
+            out = model(X)
+    finally:
+        handle.remove()
+    if len(got) != 1 or got[0][1] is not out or out.ndim != 2:
+        raise UnsupportedOperationError(
+            f"structure='last_layer' needs the last nn.Linear ({name!r}) to be called once and "
+            "to return the model's output of shape (n, C); use structure='kron', 'diag' or "
+            "'full' for this model")
+    phi = got[0][0].detach()
+    if mod.bias is not None:
+        phi = torch.cat([phi, phi.new_ones(phi.shape[0], 1)], dim=1)
+    return phi, out.detach()
+
+
+def last_layer_factors(model: nn.Module, lc: LossCurvature, batches: Data
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(G, A)`` of the last Linear layer: ``G = Σ_n H_n`` ``(C, C)`` and
+    ``A = (1/N) Σ_n φ̃_n φ̃_nᵀ``."""
+    G: torch.Tensor | None = None
+    A: torch.Tensor | None = None
+    N = 0
+    for i, (X, y) in enumerate(batches):
+        phi, out = features(model, X)
+        if i == 0:
+            lc.check(out, y)
+        if lc.kind == "ce":
+            p = torch.softmax(out, dim=1)
+            H = torch.diag(p.sum(dim=0)) - p.T @ p
+        else:
+            H = 2.0 * out.shape[0] * torch.eye(out.shape[1], dtype=out.dtype, device=out.device)
+        G = H if G is None else G + H
+        A = phi.T @ phi if A is None else A + phi.T @ phi
+        N += phi.shape[0]
+    assert G is not None and A is not None
+    return (G + G.T) / 2, (A + A.T) / (2 * N)

@@ -1,0 +1,356 @@
+"""The Laplace approximation of a trained network's posterior: a Gaussian at the trained
+parameters ``θ*`` whose precision is the Gauss–Newton matrix of the data's negative
+log-likelihood plus a Gaussian prior's precision, ``Λ = G / T + δ I``, kept structured (K-FAC
+blocks, the exact diagonal, a dense matrix, or the last layer's Kronecker factors); the prior
+precision chosen by the Laplace evidence; predictions by the linearised model
+``f(x) ~ N(f*(x), J(x) Λ⁻¹ J(x)ᵀ)``.
+
+>>> import torch
+>>> from jacobite.curvature import laplace
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<torch._C.Generator object at ...>
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+>>> X, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+>>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure="kron")
+>>> probs, var = post.predictive(X[:5])
+>>> tuple(probs.shape), tuple(var.shape), bool(torch.allclose(probs.sum(1), torch.ones(5)))
+((5, 3), (5, 3, 3), True)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from .. import _validate
+from ..config import get_memory_budget
+from ..errors import UnsupportedOperationError
+from ..operators import JacobianOperator
+from ._diagonal import ggn_diagonal
+from ._ggn import ggn
+from ._kfac_stats import Layer
+from ._laplace_curv import features, kron_factors, last_layer, last_layer_factors, sum_loss
+from ._laplace_post import DiagPosterior, FullPosterior, KronPosterior, Posterior
+from ._laplace_prior import maximise_evidence, prior_vector
+from ._loss import LossCurvature
+from ._setup import Data, Params, check_model, forward
+
+__all__ = ["Laplace", "Predictive", "laplace"]
+
+STRUCTURES = ("last_layer", "kron", "diag", "full")
+
+
+class Predictive(NamedTuple):
+    """The linearised predictive: ``mean`` (class probabilities, or the regression output
+    ``f*(x)``) and the functional variance ``J Λ⁻¹ Jᵀ`` of the outputs, ``(n, C, C)`` (or its
+    diagonal ``(n, C)``)."""
+
+    mean: torch.Tensor
+    variance: torch.Tensor
+
+
+def _groups(names: tuple[str, ...]) -> tuple[torch.Tensor, list[str]]:
+    """The layer (module path) of every parameter tensor, and the layers in order."""
+    layers: list[str] = []
+    index = []
+    for k in names:
+        layer = k.rsplit(".", 1)[0] if "." in k else ""
+        if layer not in layers:
+            layers.append(layer)
+        index.append(layers.index(layer))
+    return torch.tensor(index), layers
+
+
+class Laplace:
+    """A Laplace posterior ``N(θ*, Λ⁻¹)`` built by :func:`laplace`.
+
+    Attributes:
+        structure: ``"last_layer"``, ``"kron"``, ``"diag"`` or ``"full"``.
+        names: the parameters the posterior covers, in ``named_parameters`` order.
+        mean: ``θ*``, those parameters flattened (row-major, stacked).
+        groups: the layers, each with its own entry of a per-layer prior precision.
+        prior_precision: ``δ`` per layer, a ``(len(groups),)`` tensor.
+        log_likelihood: ``log p(D | θ*)`` (tempered by ``1/T``).
+
+    >>> import torch
+    >>> from jacobite.curvature import laplace
+    >>> model = torch.nn.Linear(3, 2).double()
+    >>> X, y = torch.randn(20, 3, dtype=torch.float64), torch.randint(0, 2, (20,))
+    >>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure="full",
+    ...                prior_precision=1.0)
+    >>> post.groups, post.posterior_precision.shape
+    ([''], (8, 8))
+    """
+
+    def __init__(self, model: nn.Module, lc: LossCurvature, structure: str, ps: Params,
+                 posterior: Posterior, log_likelihood: torch.Tensor, groups: list[str],
+                 group_index: torch.Tensor, sigma_noise: float) -> None:
+        self.model, self.structure, self._lc, self._ps = model, structure, lc, ps
+        self._post = posterior
+        self.names = ps.names
+        self.mean = ps.flat(ps.primals())
+        self.groups = groups
+        self._group_index = group_index
+        self.log_likelihood = log_likelihood
+        self.sigma_noise = sigma_noise
+        sq = torch.zeros(len(groups), dtype=ps.dtype, device=ps.device)
+        self._sq_norms = sq.index_add(0, group_index.to(ps.device), self.mean**2)
+        self._sizes = torch.tensor(posterior.group_sizes, dtype=ps.dtype, device=ps.device)
+        self.prior_precision = torch.ones(len(groups), dtype=ps.dtype, device=ps.device)
+
+    @property
+    def n_params(self) -> int:
+        return self._ps.size
+
+    @property
+    def posterior_precision(self) -> JacobianOperator:
+        """``Λ`` at the current prior precision, as a symmetric positive definite operator."""
+        return self._post.precision(self.prior_precision)
+
+    def log_marginal_likelihood(self, prior_precision: Any = None) -> torch.Tensor:
+        """The Laplace evidence ``log p(D | θ*) − ½ Σ_l δ_l ‖θ*_l‖² + ½ Σ_l P_l log δ_l
+        − ½ log det Λ`` at ``prior_precision`` (a number, or one per layer; default the
+        posterior's own).
+
+        >>> import torch
+        >>> from jacobite.curvature import laplace
+        >>> model = torch.nn.Linear(2, 2).double()
+        >>> X, y = torch.randn(10, 2, dtype=torch.float64), torch.randint(0, 2, (10,))
+        >>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure="diag")
+        >>> bool(post.log_marginal_likelihood() >= post.log_marginal_likelihood(100.0))
+        True
+        """
+        delta = self.prior_precision if prior_precision is None else prior_vector(
+            prior_precision, len(self.groups), self.mean)
+        return self._evidence(delta)
+
+    def _evidence(self, delta: torch.Tensor) -> torch.Tensor:
+        return (self.log_likelihood - 0.5 * (delta * self._sq_norms).sum()
+                + 0.5 * (self._sizes * delta.log()).sum() - 0.5 * self._post.logdet(delta))
+
+    def _inputs(self, X: Any) -> torch.Tensor:
+        batches = Data(X, targets=False, dtype=self._ps.dtype, device=self._ps.device)
+        return torch.cat([b for b, _ in batches])
+
+    def functional_variance(self, X: Any, *, diagonal: bool = False) -> torch.Tensor:
+        """``J(x) Λ⁻¹ J(x)ᵀ`` for every sample of ``X``: ``(n, C, C)``, or its diagonal
+        ``(n, C)`` with ``diagonal=True`` (which for ``"last_layer"`` never forms a ``C × C``
+        matrix: ``O(n (d C + C²))`` work, ``O(n C)`` memory beyond the posterior).
+
+        >>> import torch
+        >>> from jacobite.curvature import laplace
+        >>> model = torch.nn.Linear(3, 4).double()
+        >>> X, y = torch.randn(12, 3, dtype=torch.float64), torch.randint(0, 4, (12,))
+        >>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), prior_precision=1.0)
+        >>> tuple(post.functional_variance(X[:2]).shape)
+        (2, 4, 4)
+        >>> tuple(post.functional_variance(X[:2], diagonal=True).shape)
+        (2, 4)
+        """
+        diagonal = _validate.boolean(diagonal, "diagonal")
+        X = self._inputs(X)
+        if self.structure == "last_layer":
+            return self._last_layer_variance(features(self.model, X)[0], diagonal)[0]
+        return self._variance(X, diagonal)[0]
+
+    def _last_layer_variance(self, phi: torch.Tensor, diagonal: bool
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(variance, w)`` by ``J Λ⁻¹ Jᵀ = Q_G diag(w) Q_Gᵀ`` with
+        ``w_c = Σ_j (Q_Aᵀ φ̃)_j² / (λ_G,c λ_A,j + δ)``: the Jacobian ``I_C ⊗ φ̃ᵀ`` (read
+        feature-major, ``φ̃ᵀ ⊗ I_C``) is never formed."""
+        assert isinstance(self._post, KronPosterior)
+        lg, qg, la, qa = self._post.eig[0]
+        U = phi @ qa
+        w = (U * U) @ (1.0 / (torch.outer(la, lg) + self.prior_precision[0]))  # (n, C)
+        if diagonal:
+            return w @ (qg * qg).T, w
+        return torch.einsum("ic,nc,jc->nij", qg, w, qg), w
+
+    def _variance(self, X: torch.Tensor, diagonal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(variance, output)`` from the Jacobian ``(n, C, P)``, in chunks of samples."""
+        ps = self._ps
+        with torch.no_grad():
+            out = forward(self.model, ps, ps.primals(), X)
+        if out.ndim != 2:
+            raise UnsupportedOperationError(
+                f"the predictive needs model outputs of shape (n, C), got {tuple(out.shape)}; "
+                "flatten the output in the model")
+        C = out.shape[1]
+        per = max(1, get_memory_budget() // (3 * C * ps.size * ps.values[0].element_size()))
+        parts = []
+        for s in range(0, X.shape[0], per):
+            Xc = X[s:s + per]
+            jac = torch.func.jacrev(lambda p, Xc=Xc: forward(self.model, ps, p, Xc))(
+                ps.primals())
+            J = torch.cat([jac[k].reshape(Xc.shape[0], C, -1) for k in ps.names], dim=2)
+            n = J.shape[0]
+            Y = self._post.inv_mm(J.reshape(n * C, -1).T, self.prior_precision)
+            Y = Y.reshape(-1, n, C)
+            if diagonal:
+                parts.append(torch.einsum("ncp,pnc->nc", J, Y))
+            else:
+                parts.append(torch.einsum("ncp,pnd->ncd", J, Y))
+        return torch.cat(parts), out
+
+    def predictive(self, X: Any, *, link: str = "probit", samples: int = 100,
+                   seed: int = 0, diagonal: bool = False) -> Predictive:
+        """The linearised predictive at the inputs ``X``: ``f(x) ~ N(f*(x), J Λ⁻¹ Jᵀ)``.
+
+        For cross-entropy ``mean`` holds class probabilities: ``link="probit"`` gives
+        ``softmax(f* / √(1 + π/8 · diag var))``, ``link="mc"`` the mean of ``softmax`` over
+        ``samples`` draws of the linearised logits (seeded by ``seed``). For squared error
+        ``mean`` is ``f*(x)`` (``link`` does not apply) and the predictive variance of a new
+        observation adds ``sigma_noise²`` to the functional variance's diagonal. ``variance`` is
+        the functional variance, ``(n, C, C)``, or ``(n, C)`` with ``diagonal=True``.
+
+        >>> import torch
+        >>> from jacobite.curvature import laplace
+        >>> model = torch.nn.Linear(3, 2).double()
+        >>> X, y = torch.randn(10, 3, dtype=torch.float64), torch.randint(0, 2, (10,))
+        >>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure="diag")
+        >>> p = post.predictive(X, link="mc", samples=50).mean
+        >>> tuple(p.shape), bool(torch.allclose(p.sum(1), torch.ones(10, dtype=torch.float64)))
+        ((10, 2), True)
+        """
+        link = _validate.choice(link, "link", ("probit", "mc"))
+        samples = _validate.positive_int(samples, "samples")
+        seed_ = _validate.seed(seed, "seed") or 0
+        diagonal = _validate.boolean(diagonal, "diagonal")
+        X = self._inputs(X)
+        w: torch.Tensor | None = None
+        if self.structure == "last_layer":
+            phi, out = features(self.model, X)
+            var, w = self._last_layer_variance(phi, diagonal)
+        else:
+            var, out = self._variance(X, diagonal)
+        if self._lc.kind != "ce":
+            return Predictive(out, var)
+        if link == "probit":
+            d = var if diagonal else var.diagonal(dim1=1, dim2=2)
+            return Predictive(torch.softmax(out / (1 + math.pi / 8 * d).sqrt(), dim=1), var)
+        g = torch.Generator(device=out.device).manual_seed(seed_)
+        eps = torch.randn(samples, *out.shape, dtype=out.dtype, device=out.device, generator=g)
+        if w is not None:  # Q_G diag(√w) ε: no C × C factor per sample
+            qg = self._post.eig[0][1] if isinstance(self._post, KronPosterior) else None
+            assert qg is not None
+            draws = (eps * w.clamp_min(0).sqrt()) @ qg.T
+        else:
+            full = var if not diagonal else self._variance(X, False)[0]
+            lam, Q = torch.linalg.eigh(full)
+            root = Q * lam.clamp_min(0).sqrt()[:, None, :]
+            draws = torch.einsum("nij,snj->sni", root, eps)
+        return Predictive(torch.softmax(out + draws, dim=2).mean(dim=0), var)
+
+
+def _log_likelihood(model: nn.Module, lc: LossCurvature, ps: Params, batches: Data,
+                    temperature: float, sigma: float) -> torch.Tensor:
+    total = torch.zeros((), dtype=ps.dtype, device=ps.device)
+    count = 0
+    for X, y in batches:
+        with torch.no_grad():
+            out = forward(model, ps, ps.primals(), X)
+        if lc.kind == "ce":
+            total -= nn.functional.cross_entropy(out, y, reduction="sum")
+        else:
+            total -= ((out - y) ** 2).sum() / (2 * sigma**2)
+            count += out.numel()
+    norm = count * math.log(sigma * math.sqrt(2 * math.pi))
+    return total / temperature - norm
+
+
+def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_layer",
+            prior_precision: Any = "auto", temperature: float = 1.0,
+            sigma_noise: float = 1.0) -> Laplace:
+    """The Laplace approximation ``N(θ*, Λ⁻¹)`` of a trained network's posterior, with
+    ``Λ = G / T + δ I``: ``G`` the Gauss–Newton matrix of the data's negative log-likelihood
+    at the trained parameters ``θ*``, ``T`` the temperature and ``δ`` the precision of the
+    prior ``N(0, δ⁻¹ I)``.
+
+    Args:
+        model: a trained ``nn.Module`` (eval mode where it holds BatchNorm or dropout) with
+            outputs ``(n, C)``.
+        loss: ``nn.CrossEntropyLoss`` (weight=None; a categorical likelihood) or
+            ``nn.MSELoss`` (a Gaussian likelihood with standard deviation ``sigma_noise``);
+            the reduction does not matter: the likelihood is of the whole dataset.
+        data: one batch ``(X, y)`` or an iterable of batches (the training data).
+        structure: ``"last_layer"`` (the last ``nn.Linear`` only, its Gauss–Newton block
+            Kronecker-factored as ``G ⊗ A`` with ``G = Σ_n H_n`` and ``A`` the mean of the
+            features ``φ̃ φ̃ᵀ``, read by a forward hook), ``"kron"`` (K-FAC blocks ``G ⊗ A`` of
+            every Linear and Conv2d layer, from the loss Hessian's square root), ``"diag"``
+            (the exact Gauss–Newton diagonal) or ``"full"`` (the dense matrix, under the memory
+            budget).
+        prior_precision: ``"auto"`` (the ``δ`` maximising :meth:`Laplace.log_marginal_likelihood`,
+            one number for all layers), a number ``> 0``, or a tensor of one number per layer
+            (``Laplace.groups``).
+        temperature: ``T > 0``; the likelihood is tempered as ``p(D | θ)^(1/T)``.
+        sigma_noise: the Gaussian likelihood's standard deviation for ``nn.MSELoss``
+            (``G = JᵀJ / σ²``); ignored for cross-entropy.
+
+    Memory: ``"kron"`` and ``"last_layer"`` hold ``d_out² + (d_in + 1)²`` numbers per layer
+    (twice, with the eigenvectors); ``"diag"`` ``P``; ``"full"`` ``2 P²``.
+
+    >>> import torch
+    >>> from jacobite.curvature import laplace
+    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.ReLU(),
+    ...                             torch.nn.Linear(6, 3)).double()
+    >>> X, y = torch.randn(30, 2, dtype=torch.float64), torch.randint(0, 3, (30,))
+    >>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y))
+    >>> post.names, post.prior_precision.shape
+    (('2.weight', '2.bias'), torch.Size([1]))
+    """
+    model = check_model(model)
+    lc = LossCurvature.of(loss)
+    if lc.kind not in ("ce", "mse"):
+        raise UnsupportedOperationError(
+            "the Laplace approximation needs a likelihood: pass nn.CrossEntropyLoss "
+            "(weight=None) for classification or nn.MSELoss for regression")
+    structure = _validate.choice(structure, "structure", STRUCTURES)
+    temperature = _validate.positive_float(temperature, "temperature")
+    sigma = _validate.positive_float(sigma_noise, "sigma_noise")
+    lcs = sum_loss(lc)
+    scale = 1.0 / temperature / (2 * sigma**2 if lc.kind == "mse" else 1.0)
+    post: Posterior
+    if structure == "last_layer":
+        name, mod = last_layer(model)
+        prefix = f"{name}." if name else ""
+        ps = Params.of(model, [prefix + "weight"] + ([prefix + "bias"] if mod.bias is not None
+                                                       else []))
+        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        G, A = last_layer_factors(model, lcs, batches)
+        C, d = mod.out_features, mod.in_features
+        layer = Layer(name, mod, C, d, slice(0, C * d),
+                      slice(C * d, C * d + C) if mod.bias is not None else None)
+        post = KronPosterior([(layer, scale * G, A)], ps.size)
+        group_index, groups = torch.zeros(ps.size, dtype=torch.long), [name]
+    else:
+        ps = Params.of(model, None)
+        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        if structure == "kron":
+            factors = kron_factors(model, ps, lcs, batches)
+            post = KronPosterior([(L, scale * G, A) for L, G, A in factors], ps.size)
+            groups = [L.name for L, _, _ in factors]
+            group_index = torch.zeros(ps.size, dtype=torch.long)
+            for i, (L, _, _) in enumerate(factors):
+                for sl in (L.w, L.b):
+                    if sl is not None:
+                        group_index[sl] = i
+        else:
+            index, groups = _groups(ps.names)
+            group_index = torch.repeat_interleave(index, torch.tensor(
+                [v.numel() for v in ps.values]))
+            if structure == "diag":
+                g = ggn_diagonal(model, lcs.fn, data, ps.names)
+                post = DiagPosterior(scale * g, group_index.to(ps.device), groups)
+            else:
+                G = ggn(model, lcs.fn, data, ps.names).to_dense()
+                post = FullPosterior(scale * (G + G.T) / 2, group_index.to(ps.device), groups)
+    loglik = _log_likelihood(model, lc, ps, batches, temperature, sigma)
+    result = Laplace(model, lc, structure, ps, post, loglik, groups, group_index, sigma)
+    if isinstance(prior_precision, str) and prior_precision == "auto":
+        result.prior_precision = maximise_evidence(result._evidence, result.mean, len(groups))
+    else:
+        result.prior_precision = prior_vector(prior_precision, len(groups), result.mean)
+    return result

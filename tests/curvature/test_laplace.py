@@ -1,0 +1,161 @@
+"""laplace: the posterior precision, functional variance, predictive and Laplace evidence of
+every structure equal dense references built from the definitions with torch.func on a tiny
+MLP (cross-entropy and squared error); the automatic prior maximises the evidence."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from jacobite.curvature import laplace
+from jacobite.errors import (
+    InvalidOptionError,
+    ShapeError,
+    UnsupportedOperationError,
+)
+
+from . import _laplace_dense as D
+
+F64 = torch.float64
+STRUCTURES = ("last_layer", "kron", "diag", "full")
+LOSSES = {"ce": nn.CrossEntropyLoss(), "mse": nn.MSELoss()}
+TOL = {"rtol": 1e-8, "atol": 1e-10}
+
+
+def _setup(kind: str, structure: str, delta: list[float], T: float = 1.0, sigma: float = 1.0):
+    model = D.mlp()
+    X, y = D.data(kind)
+    prior = torch.tensor(delta, dtype=F64) if len(delta) > 1 else delta[0]
+    post = laplace(model, LOSSES[kind], (X, y), structure=structure, prior_precision=prior,
+                   temperature=T, sigma_noise=sigma)
+    groups = 1 if structure == "last_layer" else 2
+    d = torch.tensor(delta * (groups if len(delta) == 1 else 1), dtype=F64)
+    Lam = D.precision(model, kind, structure, X, y, d, T, sigma)
+    return model, X, y, post, Lam
+
+
+@pytest.mark.parametrize("kind", ["ce", "mse"])
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_functional_variance_equals_the_dense_reference(kind, structure):
+    model, _, _, post, Lam = _setup(kind, structure, [0.7], T=2.0, sigma=0.5)
+    Xt = torch.randn(4, 4, dtype=F64, generator=torch.Generator().manual_seed(5))
+    ref = D.functional_variance(model, structure, Xt, Lam)
+    torch.testing.assert_close(post.functional_variance(Xt), ref, **TOL)
+    torch.testing.assert_close(post.functional_variance(Xt, diagonal=True),
+                               ref.diagonal(dim1=1, dim2=2), **TOL)
+    batches = [Xt[:1], Xt[1:]]  # an iterable of batches: their samples in order
+    torch.testing.assert_close(post.functional_variance(batches), ref, **TOL)
+
+
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_posterior_precision_log_det_and_solve_equal_the_dense_matrix(structure):
+    _, _, _, post, Lam = _setup("ce", structure, [0.3] if structure == "last_layer"
+                                else [0.3, 2.0])
+    P = post.posterior_precision
+    torch.testing.assert_close(P.to_dense(), Lam, **TOL)
+    b = torch.randn(Lam.shape[0], 2, dtype=F64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(P.solve(b), torch.linalg.solve(Lam, b), **TOL)
+    torch.testing.assert_close(P.slogdet()[1], torch.linalg.slogdet(Lam)[1], **TOL)
+
+
+@pytest.mark.parametrize("kind", ["ce", "mse"])
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_log_marginal_likelihood_equals_the_dense_formula(kind, structure):
+    delta = [0.4] if structure == "last_layer" else [0.4, 3.0]
+    model, X, y, post, Lam = _setup(kind, structure, delta, T=1.5, sigma=0.8)
+    per_param = Lam.diagonal() - D.curvature(model, kind, structure, X, y, 0.8).diagonal() / 1.5
+    ref = D.evidence(model, kind, structure, X, y, Lam, per_param, T=1.5, sigma=0.8)
+    torch.testing.assert_close(post.log_marginal_likelihood(), ref, **TOL)
+    # at another δ, given as a number: the same formula with the new Λ
+    Lam2 = Lam - torch.diag(per_param) + 5.0 * torch.eye(Lam.shape[0], dtype=F64)
+    ref2 = D.evidence(model, kind, structure, X, y, Lam2,
+                      torch.full_like(per_param, 5.0), T=1.5, sigma=0.8)
+    torch.testing.assert_close(post.log_marginal_likelihood(5.0), ref2, **TOL)
+
+
+@pytest.mark.parametrize("kind", ["ce", "mse"])
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_auto_prior_maximises_the_evidence_over_a_grid(kind, structure):
+    model = D.mlp()
+    X, y = D.data(kind, n=12)
+    post = laplace(model, LOSSES[kind], (X, y), structure=structure)
+    best = post.log_marginal_likelihood()
+    grid = torch.logspace(-4, 6, 401, dtype=F64)
+    values = torch.stack([post.log_marginal_likelihood(float(d)) for d in grid])
+    assert float(best) >= float(values.max()) - 1e-9
+    assert bool((post.prior_precision == post.prior_precision[0]).all())
+
+
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_probit_predictive_is_the_softmax_of_scaled_logits(structure):
+    model, X, _, post, Lam = _setup("ce", structure, [1.0])
+    var = D.functional_variance(model, structure, X, Lam)
+    kappa = 1 / torch.sqrt(1 + math.pi / 8 * var.diagonal(dim1=1, dim2=2))
+    ref = torch.softmax(kappa * model(X).detach(), dim=1)
+    pred = post.predictive(X)
+    torch.testing.assert_close(pred.mean, ref, **TOL)
+    torch.testing.assert_close(pred.variance, var, **TOL)
+    torch.testing.assert_close(post.predictive(X, diagonal=True).mean, ref, **TOL)
+
+
+@pytest.mark.parametrize("structure", ["last_layer", "kron"])
+def test_mc_predictive_agrees_with_sampling_the_dense_functional_variance(structure):
+    model, X, _, post, Lam = _setup("ce", structure, [0.2])
+    var = D.functional_variance(model, structure, X, Lam)
+    g = torch.Generator().manual_seed(9)
+    L = torch.linalg.cholesky(var + 1e-12 * torch.eye(3, dtype=F64))
+    f = model(X).detach()
+    draws = f + torch.einsum("nij,snj->sni", L, torch.randn(40000, *f.shape, dtype=F64,
+                                                            generator=g))
+    ref = torch.softmax(draws, dim=2).mean(0)
+    got = post.predictive(X, link="mc", samples=40000, seed=3).mean
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-2)
+    again = post.predictive(X, link="mc", samples=40000, seed=3).mean
+    assert torch.equal(got, again)
+
+
+def test_regression_predictive_mean_is_the_model_output():
+    model, X, _, post, Lam = _setup("mse", "full", [1.0], sigma=0.3)
+    pred = post.predictive(X)
+    torch.testing.assert_close(pred.mean, model(X).detach(), **TOL)
+    torch.testing.assert_close(pred.variance, D.functional_variance(model, "full", X, Lam),
+                               **TOL)
+
+
+def test_last_layer_covers_the_last_linear_only():
+    post = _setup("ce", "last_layer", [1.0])[3]
+    assert post.names == ("2.weight", "2.bias") and post.n_params == 18
+    assert post.groups == ["2"]
+
+
+def test_kron_and_diag_agree_for_a_single_linear_layer_on_one_sample():
+    # one sample: K-FAC is exact, so its diagonal is the exact diagonal
+    model = nn.Linear(3, 2).double()
+    X, y = torch.randn(1, 3, dtype=F64), torch.tensor([1])
+    k = laplace(model, nn.CrossEntropyLoss(), (X, y), structure="kron", prior_precision=1.0)
+    d = laplace(model, nn.CrossEntropyLoss(), (X, y), structure="diag", prior_precision=1.0)
+    torch.testing.assert_close(k.posterior_precision.diagonal(),
+                               d.posterior_precision.diagonal(), **TOL)
+
+
+def test_bad_arguments_raise_typed_errors_naming_the_fix():
+    model = D.mlp()
+    X, y = D.data("ce")
+    with pytest.raises(InvalidOptionError, match="structure"):
+        laplace(model, nn.CrossEntropyLoss(), (X, y), structure="dense")
+    with pytest.raises(InvalidOptionError, match="> 0"):
+        laplace(model, nn.CrossEntropyLoss(), (X, y), prior_precision=-1.0)
+    with pytest.raises(ShapeError, match="per layer"):
+        laplace(model, nn.CrossEntropyLoss(), (X, y), structure="kron",
+                prior_precision=torch.ones(3, dtype=F64))
+    with pytest.raises(UnsupportedOperationError, match="CrossEntropyLoss"):
+        laplace(model, nn.HuberLoss(), (X, y))
+    with pytest.raises(UnsupportedOperationError, match=r"nn\.Linear"):
+        laplace(nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten()).double(), nn.MSELoss(),
+                (torch.randn(4, 1, 5, dtype=F64), torch.randn(4, 6, dtype=F64)))
+    post = laplace(model, nn.CrossEntropyLoss(), (X, y), prior_precision=1.0)
+    with pytest.raises(InvalidOptionError, match="link"):
+        post.predictive(X, link="bridge")
