@@ -139,7 +139,7 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
               sigma: Any = None, absolute_sigma: bool = False, check_finite: bool | None = None,
               bounds: Any = (-np.inf, np.inf), method: Method | None = None,
               jac: Callable[..., Any] | str | None = None, *, full_output: bool = False,
-              nan_policy: str | None = None, batch: bool = False,
+              nan_policy: str | None = None, batch: bool = False, process_group: Any = None,
               **kwargs: Any) -> tuple[Any, ...]:
     """Fit ``f(xdata, *params)`` to ``ydata`` (SciPy's ``curve_fit``, argument for argument).
 
@@ -179,6 +179,10 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         batch: many fits at once: ``ydata`` is ``(B, k)``, ``f`` receives each parameter as a
             ``(B, 1)`` column, ``popt`` is ``(B, p)`` and ``pcov`` ``(B, p, p)``
             (:mod:`.engine.batch_curve`; ``docs/solvers.md``, "Many problems at once").
+        process_group: with ``batch=True``, a ``torch.distributed`` group (or ``"world"``)
+            whose ranks share the fits: every rank passes all the data, fits its contiguous
+            share of the rows and receives every result (``docs/distributed.md``); default
+            None, one process.
         **kwargs: passed to :func:`least_squares` (``ftol``, ``xtol``, ``gtol``, ``loss``,
             ``max_nfev``, ...). SciPy's ``leastsq`` spellings are understood: ``maxfev``
             (``max_nfev``), ``diag`` (the variables' scale factors: ``x_scale = 1 / diag``),
@@ -201,11 +205,16 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
         ArgumentTypeError: ``method="lm"`` with more parameters than data points.
     """
     if _validate.boolean(batch, "batch"):
+        from ._distributed import fit_sharded
         from .engine.batch_curve import curve_fit_batch
 
-        return curve_fit_batch(f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma,
-                               check_finite=check_finite, bounds=bounds, method=method, jac=jac,
-                               full_output=full_output, nan_policy=nan_policy, **kwargs)
+        return fit_sharded(curve_fit_batch, f, xdata, ydata, p0, dict(
+            sigma=sigma, absolute_sigma=absolute_sigma, check_finite=check_finite,
+            bounds=bounds, method=method, jac=jac, full_output=full_output,
+            nan_policy=nan_policy, **kwargs), process_group)
+    if process_group is not None:
+        raise InvalidOptionError("process_group= shares many fits among the ranks; pass "
+                                 "batch=True with one row of ydata per fit")
     _validate.callable_(f, "f")
     absolute_sigma = _validate.boolean(absolute_sigma, "absolute_sigma")
     full_output = _validate.boolean(  # SciPy's full_output=1 spelling too

@@ -92,7 +92,7 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
                   tr_options: dict[str, Any] | None = None,
                   callback: Callable[..., Any] | None = None, workers: Any = None,
                   geodesic: bool = True, dtype: torch.dtype | None = torch.float64,
-                  batch: bool = False) -> LeastSquaresResult:
+                  batch: bool = False, process_group: Any = None) -> LeastSquaresResult:
     """Minimise ``½ Σ ρ(r(x)²)`` subject to ``lb <= x <= ub``.
 
     Args:
@@ -155,6 +155,10 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
             ``f_scale`` one value per problem; returns a
             :class:`~jacobite.solvers.lsq.engine.batch_result.BatchLeastSquaresResult`
             (``docs/solvers.md``, "Many problems at once").
+        process_group: with ``batch=True``, a ``torch.distributed`` group (or ``"world"``)
+            whose ranks share the problems: every rank passes the whole batch, solves its
+            contiguous share and receives every result (``docs/distributed.md``); default
+            None, one process.
 
     Returns:
         a :class:`LeastSquaresResult`; failure to converge is reported in ``status`` /
@@ -178,15 +182,20 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
             robust loss with tracked ``args``; the derivative where a bound is active.
     """
     if _validate.boolean(batch, "batch"):
+        from ._distributed import solve_sharded
         from .engine.batch import solve_batch
 
-        return cast(Any, solve_batch(fun, x0, method=method, jac=jac, bounds=bounds,
-                                     x_scale=x_scale, loss=loss, f_scale=f_scale, ftol=ftol,
-                                     xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose,
-                                     args=args, kwargs=kwargs, geodesic=geodesic, dtype=dtype,
-                                     unbatched=dict(diff_step=diff_step, callback=callback,
-                                                    jac_sparsity=jac_sparsity, workers=workers,
-                                                    tr_solver=tr_solver, tr_options=tr_options)))
+        return cast(Any, solve_sharded(solve_batch, fun, x0, dict(
+            method=method, jac=jac, bounds=bounds, x_scale=x_scale, loss=loss, f_scale=f_scale,
+            ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose, args=args,
+            kwargs=kwargs, geodesic=geodesic, dtype=dtype,
+            unbatched=dict(diff_step=diff_step, callback=callback, jac_sparsity=jac_sparsity,
+                           workers=workers, tr_solver=tr_solver, tr_options=tr_options)),
+            process_group))
+    if process_group is not None:
+        raise InvalidOptionError("process_group= shares many problems among the ranks; pass "
+                                 "batch=True with one row of x0 per problem (one problem is "
+                                 "solved in one process)")
     _validate.callable_(fun, "fun")
     _validate.choice(method, "method", METHODS)
     rho = robust_loss(loss, 1.0)  # checks the name; built with f_scale once r's scale is known

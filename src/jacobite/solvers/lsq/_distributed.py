@@ -1,0 +1,158 @@
+"""Many independent least-squares problems over a process group: ``least_squares(...,
+batch=True, process_group=pg)`` and ``curve_fit(..., batch=True, process_group=pg)``.
+
+Every rank holds the whole batch (built the same way on each rank, as a ``torchrun`` script
+does); rank r solves its :func:`jacobite.distributed.shard` of the problems — a contiguous
+share, the sizes differing by at most one — and the results are gathered on every rank in
+problem order, identical to solving the whole batch in one process (each problem's iteration
+does not depend on the others'). Per-problem data travel with their problems where they come
+as tensors whose first dimension is B (``args`` / ``kwargs``, ``(B, n)`` bounds and
+``x_scale``, ``(B,)`` ``f_scale``; for ``curve_fit`` ``ydata``, ``(B, k)`` ``xdata`` and
+``sigma``, ``(B, p)`` ``p0`` and bounds). A ``fun`` that closes over per-problem data cannot be
+split: its residuals come back with the wrong number of rows, and a typed error says so.
+
+A rank whose share fails (non-finite residuals at its starts, say) re-raises its error; the
+others raise :class:`~jacobite.errors.RankFailedError` naming it instead of waiting.
+
+>>> import torch
+>>> from jacobite.solvers.lsq._distributed import per_problem
+>>> [tuple(t.shape) for t in per_problem([torch.ones(4, 2), torch.ones(3)], 4, slice(0, 2))]
+[(2, 2), (3,)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from ...distributed import Group, gather_batch, guarded, resolve, shard
+from ...errors import InvalidOptionError, ShapeError, UnsupportedOperationError
+from .._ift import inexact, tracked
+from .engine.batch_result import BatchLeastSquaresResult
+
+__all__ = ["fit_sharded", "per_problem", "solve_sharded"]
+
+_CLOSURE = ("; with process_group= each rank solves its share of the problems, so per-problem "
+            "data must reach fun through args= / kwargs= as tensors whose first dimension is B "
+            "(they are split with the problems), not through a closure")
+
+
+def per_problem(leaves: list[Any], B: int, sl: slice, min_ndim: int = 1) -> list[Any]:
+    """``leaves`` with every tensor or array whose first dimension is ``B`` (and at least
+    ``min_ndim`` dimensions) cut to the rows ``sl``; the others as they are."""
+    out = []
+    for a in leaves:
+        if isinstance(a, (torch.Tensor, np.ndarray)) and a.ndim >= min_ndim and B > 1 \
+                and a.shape[0] == B:
+            out.append(a[sl])
+        else:
+            out.append(a)
+    return out
+
+
+def _array(value: Any) -> Any:
+    """A list or tuple of numbers as a float64 array (so that its rows can be cut); anything
+    else as it is."""
+    if isinstance(value, (list, tuple)):
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _size(x: Any, name: str) -> int:
+    """The number of problems: the first dimension of ``x`` (an array-like of problems)."""
+    shape = np.shape(x.detach() if isinstance(x, torch.Tensor) else x)
+    if len(shape) < 1:
+        raise ShapeError(f"with batch=True and process_group= {name} needs one row per "
+                         f"problem; got shape {shape}")
+    return int(shape[0])
+
+
+def _check(group: Group, B: int) -> slice:
+    if group.size > B:
+        raise InvalidOptionError(
+            f"{B} problems cannot be shared by {group.size} ranks (each rank needs at least one); "
+            "solve them in one process (process_group=None) or on a smaller group")
+    return shard(B, group)
+
+
+def _gather(group: Group, tree: Any) -> Any:
+    return gather_batch(tree, group, dst=None)
+
+
+def solve_sharded(solve: Callable[..., BatchLeastSquaresResult], fun: Callable[..., Any],
+                  x0: Any, opts: dict[str, Any], process_group: Any) -> BatchLeastSquaresResult:
+    """``solve(fun, x0, **opts)`` (the batched solver) with the problems shared over the group
+    as the module doc says; the same result on every rank."""
+    group = resolve(process_group)
+    if group is None:
+        return solve(fun, x0, **opts)
+    with guarded(group, like=torch.zeros(2, dtype=torch.int64), kind="all_gather"):
+        B = _size(x0, "x0")
+        sl = _check(group, B)
+        leaves, spec = tree_flatten((tuple(opts.get("args", ())), dict(opts.get("kwargs") or {})))
+        if any(tracked(leaves[i]) for i in inexact(leaves)):
+            raise UnsupportedOperationError(
+                "least_squares(batch=True, process_group=...) gathers the solutions without "
+                "their derivatives; solve in one process to differentiate them in args")
+        args, kwargs = tree_unflatten(per_problem(leaves, B, sl), spec)
+        mine = dict(opts, args=tuple(args), kwargs=kwargs)
+        lo, hi = opts.get("bounds", (-np.inf, np.inf))
+        mine["bounds"] = tuple(per_problem([_array(lo), _array(hi)], B, sl, min_ndim=2))
+        mine["x_scale"] = per_problem([_array(opts.get("x_scale", "jac"))], B, sl, min_ndim=2)[0]
+        mine["f_scale"] = per_problem([_array(opts.get("f_scale", 1.0))], B, sl)[0]
+        x = x0[sl] if isinstance(x0, (torch.Tensor, np.ndarray)) else np.asarray(x0)[sl]
+        try:
+            res = solve(fun, x, **mine)
+        except ShapeError as exc:
+            raise ShapeError(f"{exc}{_CLOSURE}") from exc
+        tree = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
+        out = _gather(group, tree)
+    return BatchLeastSquaresResult(**out)
+
+
+def fit_sharded(fit: Callable[..., tuple[Any, ...]], f: Callable[..., Any], xdata: Any,
+                ydata: Any, p0: Any, opts: dict[str, Any],
+                process_group: Any) -> tuple[Any, ...]:
+    """``fit(f, xdata, ydata, p0, **opts)`` (the batched ``curve_fit``) with the fits shared
+    over the group; ``(popt, pcov)`` (or the five outputs of ``full_output``) on every rank."""
+    group = resolve(process_group)
+    if group is None:
+        return fit(f, xdata, ydata, p0, **opts)
+    with guarded(group, like=torch.zeros(2, dtype=torch.int64), kind="all_gather"):
+        B = _size(ydata, "ydata")
+        sl = _check(group, B)
+        y = ydata[sl] if isinstance(ydata, (torch.Tensor, np.ndarray)) else np.asarray(ydata)[sl]
+        x, start = per_problem([_array(xdata), _array(p0)], B, sl, min_ndim=2)
+        mine = dict(opts)
+        if opts.get("sigma") is not None:
+            mine["sigma"] = per_problem([_array(opts["sigma"])], B, sl, min_ndim=2)[0]
+        if "bounds" in opts and not hasattr(opts["bounds"], "lb"):
+            mine["bounds"] = tuple(per_problem([_array(b) for b in opts["bounds"]], B, sl,
+                                               min_ndim=2))
+        try:
+            out = fit(f, x, y, start, **mine)
+        except ShapeError as exc:
+            raise ShapeError(f"{exc}{_CLOSURE}") from exc
+        tree: dict[str, Any] = {"popt": torch.as_tensor(out[0]), "pcov": torch.as_tensor(out[1])}
+        if len(out) == 5:
+            info, mesg, ier = out[2], out[3], out[4]
+            res = info["result"]
+            tree.update(nfev=torch.as_tensor(info["nfev"]), njev=torch.as_tensor(info["njev"]),
+                        fvec=torch.as_tensor(info["fvec"]), mesg=list(mesg),
+                        ier=torch.as_tensor(ier),
+                        result={k.name: getattr(res, k.name) for k in dataclasses.fields(res)})
+        got = _gather(group, tree)
+    popt, pcov = got["popt"].numpy(), got["pcov"].numpy()
+    if "result" not in got:
+        return popt, pcov
+    info = {"nfev": got["nfev"].numpy(), "njev": got["njev"].numpy(),
+            "fvec": got["fvec"].numpy(), "result": BatchLeastSquaresResult(**got["result"])}
+    return popt, pcov, info, got["mesg"], got["ier"].numpy()

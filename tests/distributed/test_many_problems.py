@@ -1,0 +1,119 @@
+"""Many independent least-squares problems shared by a gloo group of two processes
+(``least_squares`` / ``curve_fit`` with ``batch=True, process_group=``): every rank gets every
+result, equal to the whole batch solved in one process; uneven shares, per-problem data and
+options, full_output, and the refusals (a closure over per-problem data, a failing rank, fewer
+problems than ranks). One spawn checks everything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from jacobite import curve_fit, least_squares
+from jacobite.errors import InvalidOptionError
+
+from ._spawn import run
+
+pytestmark = pytest.mark.distributed
+
+F64 = torch.float64
+B = 7  # shares of 4 and 3
+T = torch.linspace(0, 2, 15, dtype=F64)
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    a = 1 + torch.rand(B, 1, generator=g, dtype=F64)
+    k = 0.3 + torch.rand(B, 1, generator=g, dtype=F64)
+    y = a * torch.exp(-k * T) + 0.01 * torch.randn(B, T.numel(), generator=g, dtype=F64)
+    return y, torch.ones(B, 2, dtype=F64), 0.5 + torch.rand(B, generator=g, dtype=F64)
+
+
+def _residuals(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return p[:, :1] * torch.exp(-p[:, 1:] * T) - y
+
+
+def _model(x: torch.Tensor, a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return a * torch.exp(-k * x)
+
+
+def _solve(group: Any = None) -> dict[str, Any]:
+    y, x0, fs = _data()
+    hi = torch.full((B, 2), 10.0, dtype=F64)
+    hi[0, 1] = 0.2  # a bound that binds for problem 0 only
+    x0[0, 1] = 0.1
+    solve: Any = least_squares  # batch=True returns a BatchLeastSquaresResult
+    res = solve(_residuals, x0, batch=True, args=(y,), bounds=(0.0, hi),
+              loss="soft_l1", f_scale=fs, process_group=group)
+    sigma = 0.5 + torch.arange(B * T.numel(), dtype=F64).reshape(B, -1) / 100
+    popt, pcov, info, mesg, ier = curve_fit(_model, T, y, x0 + 0.1, sigma=sigma, batch=True,
+                                            full_output=True, process_group=group)
+    return {"x": res.x, "status": res.status, "message": res.message, "nfev": res.nfev,
+            "cov": res.covariance, "active": res.active_mask, "n": len(res),
+            "popt": popt, "pcov": pcov, "fvec": info["fvec"], "mesg": mesg, "ier": ier,
+            "res_x": info["result"].x}
+
+
+def _error(call: Any) -> tuple[str, str]:
+    try:
+        call()
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return "none", ""
+
+
+def _ranks(rank: int, size: int) -> dict[str, Any]:
+    out = _solve("world")
+    y, x0, _ = _data()
+    # per-problem data through a closure cannot be split
+    out["closure"] = _error(lambda: least_squares(lambda p: _residuals(p, y), x0, batch=True,
+                                                  process_group="world"))
+    bad = x0.clone()
+    bad[6, 0] = float("nan")  # in rank 1's share
+    out["fail"] = _error(lambda: least_squares(_residuals, bad, batch=True, args=(y,),
+                                               process_group="world"))
+    out["few"] = _error(lambda: least_squares(_residuals, x0[:1], batch=True, args=(y[:1],),
+                                              process_group="world"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ranks() -> list[dict[str, Any]]:
+    return run(_ranks, 2, timeout=90)
+
+
+def test_every_rank_gets_the_one_process_results(ranks: list[dict[str, Any]]) -> None:
+    ref = _solve()
+    for r in ranks:
+        assert r["n"] == B and r["message"] == ref["message"] and r["mesg"] == ref["mesg"]
+        for key in ("x", "status", "nfev", "cov", "active", "popt", "pcov", "fvec", "ier",
+                    "res_x"):
+            want = ref[key].numpy() if isinstance(ref[key], torch.Tensor) else ref[key]
+            np.testing.assert_allclose(r[key], want, rtol=1e-10, atol=1e-12, err_msg=key)
+    assert ref["active"][0, 1] == 1 and (ref["active"][1:] == 0).all()
+
+
+def test_a_closure_over_per_problem_data_is_refused(ranks: list[dict[str, Any]]) -> None:
+    for r in ranks:
+        kind, msg = r["closure"]
+        assert kind == "ShapeError" and "args=" in msg
+
+
+def test_a_failing_share_stops_every_rank(ranks: list[dict[str, Any]]) -> None:
+    assert ranks[1]["fail"][0] == "NonFiniteInputError"
+    kind, msg = ranks[0]["fail"]
+    assert kind == "RankFailedError" and "rank 1 failed: NonFiniteInputError" in msg
+
+
+def test_fewer_problems_than_ranks_is_refused(ranks: list[dict[str, Any]]) -> None:
+    assert [r["few"][0] for r in ranks] == ["InvalidOptionError"] * 2
+
+
+def test_process_group_needs_batch() -> None:
+    with pytest.raises(InvalidOptionError, match="batch=True"):
+        least_squares(lambda p: p - 1, torch.zeros(2), process_group="world")
+    with pytest.raises(InvalidOptionError, match="batch=True"):
+        curve_fit(_model, T, T, [1.0, 1.0], process_group="world")
