@@ -10,6 +10,7 @@ from jacobite.operators import DiagonalOperator
 from . import F64, budget, choice, entry, flag, fn, posint, seed, tensor, tol
 
 M = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [1.0, 0.0, 4.0]], dtype=F64)
+S = M + M.T  # symmetric
 X = torch.tensor([0.3, -0.2, 0.5], dtype=F64)
 XB = torch.tensor([[0.3, -0.2, 0.5], [0.1, 0.2, -0.4]])
 Y = torch.tensor([0, 1])
@@ -38,6 +39,9 @@ REPORT = A.layer_report(NET, XB)
 _op = [(0, "abc"), (0, None), (0, 3), (0, torch.ones(3, dtype=F64)),
        (0, torch.tensor([[1.0, float("nan")], [0.0, 1.0]], dtype=F64)), (1, "abc"),
        (1, torch.ones(3, dtype=torch.int64))]
+_sym = [(0, "abc"), (0, None), (0, 3), (0, torch.ones(3, dtype=F64)), (0, M),
+        (0, torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]], dtype=F64)),
+        (0, torch.ones(2, 2, dtype=torch.int64))]
 _batch = [(1, "abc"), (1, None), (1, torch.ones((), dtype=torch.float32)),
           (1, torch.ones(2, 3, dtype=torch.int64)),
           (1, torch.tensor([[0.5, float("nan"), 1.0]]))]
@@ -61,6 +65,13 @@ ENTRIES = [
           cases=[*_op, (0, torch.ones(2, 3, dtype=F64)), *choice("method"), *posint("nprobe"),
                  *posint("steps"), *seed("seed"), ("confidence", 0.0),
                  *budget("memory_budget")]),
+    entry("jacobite.analysis.eigenvalues", A.eigenvalues, S, 2,
+          cases=[*_sym, *posint(1, huge=True), *choice("which"), *tol("tol"), ("tol", 2.0),
+                 *posint("max_matvecs"), *posint("basis"), *seed("seed"),
+                 *flag("assume_symmetric")]),
+    entry("jacobite.analysis.spectral_density", A.spectral_density, S,
+          cases=[*_sym, *posint("probes"), *posint("steps"), *seed("seed"),
+                 *flag("assume_symmetric")]),
     entry("jacobite.divergence", A.divergence, F, XB,
           cases=[*fn(0), *tensor(1, (3,), (), (2, 3, 1)), (0, _narrow), *flag("batch"),
                  *choice("method"), *posint("nprobe"), *seed("seed"), *choice("jac_mode")]),

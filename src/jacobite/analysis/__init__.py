@@ -7,6 +7,9 @@
   ``x``: :func:`spectral_norm`, :func:`top_singular` (Golub–Kahan–Lanczos),
   :func:`frobenius_norm` (Hutchinson, exact with ``nproj=-1``), :func:`condition_number`,
   :func:`logabsdet` (exact from structure, else stochastic Lanczos quadrature).
+* :func:`eigenvalues` — extreme eigenpairs of a symmetric operator (a curvature matrix) by
+  thick-restart Lanczos, as :class:`Eigenpairs`; :func:`spectral_density` — stochastic Lanczos
+  quadrature: the broadened spectrum and ``tr f(A)`` with an error bar.
 * :func:`logdet` — per-sample ``log|det J|`` of a square map of a batch (exact, structured,
   SLQ, Hutchinson / Hutch++ on the log series) as a :class:`LogDet`.
 * :func:`divergence` — ``tr J_f`` per sample of a vector field, exact or by Hutchinson,
@@ -33,6 +36,7 @@ from .adversarial import (
     plot_accuracy_vs_eps,
 )
 from .divergence import Divergence, divergence
+from .eigen import Eigenpairs, eigenvalues
 from .layers import (
     LayerReport,
     LayerRow,
@@ -44,6 +48,7 @@ from .layers import (
 from .logdet import LogDet, logdet
 from .properties import JacobianProperties, properties
 from .sensitivity import SensitiveDirections, input_jacobians, saliency, sensitive_directions
+from .slq import SpectralDensity, TraceEstimate, spectral_density
 from .spectra import (
     FrobeniusEstimate,
     LogDetEstimate,
@@ -57,6 +62,7 @@ from .spectra import (
 
 __all__ = [
     "Divergence",
+    "Eigenpairs",
     "FrobeniusEstimate",
     "JacobianProperties",
     "LayerReport",
@@ -65,12 +71,15 @@ __all__ = [
     "LogDetEstimate",
     "SensitiveDirections",
     "SingularTriplets",
+    "SpectralDensity",
+    "TraceEstimate",
     "accuracy",
     "accuracy_vs_eps",
     "compare_initialisations",
     "comparison_table",
     "condition_number",
     "divergence",
+    "eigenvalues",
     "fgsm",
     "frobenius_norm",
     "input_gradient",
@@ -84,6 +93,7 @@ __all__ = [
     "properties",
     "saliency",
     "sensitive_directions",
+    "spectral_density",
     "spectral_norm",
     "top_singular",
 ]
