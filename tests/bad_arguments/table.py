@@ -55,7 +55,6 @@ EXEMPT: dict[str, str] = {
         "CheckResult", "Divergence", "JacobianPlan", "LeastSquaresResult", "LogDet",
         "LogDetCheck", "RootResult",
         "analysis.Eigenpairs", "analysis.SpectralDensity", "analysis.TraceEstimate",
-        "analysis.Eigenpairs", "analysis.SpectralDensity", "analysis.TraceEstimate",
         "analysis.FrobeniusEstimate", "analysis.JacobianProperties", "analysis.LayerReport",
         "analysis.LayerRow", "analysis.LogDetEstimate", "analysis.SensitiveDirections",
         "analysis.SingularTriplets", "sparse.Bicoloring", "sparse.Coloring",
