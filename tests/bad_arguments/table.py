@@ -67,6 +67,7 @@ EXEMPT: dict[str, str] = {
         "solvers.lsq.BatchLeastSquaresResult",
         "kinematics.Ellipsoid", "kinematics.NearestSingularity", "kinematics.IKResult",
         "vision.JacobianDeterminant", "vision.AlignResult", "curvature.Predictive",
+        "curvature.DiagonalEstimate",
         "distributed.Group", "distributed.Traffic",
     )},
 }

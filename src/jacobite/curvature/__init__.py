@@ -16,6 +16,7 @@ Jacobian in the middle (see ``docs/conventions.md``, section Curvature).
 ((67, 67), (48, 67))
 """
 
+from ._diag_estimate import DiagonalEstimate, diagonal_estimate
 from ._diagonal import ggn_diagonal
 from ._ggn import ggn
 from ._hessian import hessian
@@ -24,5 +25,5 @@ from .fisher import fisher
 from .kfac import KFACOperator, kfac
 from .laplace import Laplace, Predictive, laplace
 
-__all__ = ["KFACOperator", "Laplace", "Predictive", "fisher", "ggn", "ggn_diagonal", "hessian",
-           "jacobian", "kfac", "laplace"]
+__all__ = ["DiagonalEstimate", "KFACOperator", "Laplace", "Predictive", "diagonal_estimate",
+           "fisher", "ggn", "ggn_diagonal", "hessian", "jacobian", "kfac", "laplace"]
