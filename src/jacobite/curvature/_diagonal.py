@@ -58,7 +58,6 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any, params: Iterable[str] |
             "ggn(...).diagonal() for any other loss")
     group = resolve(process_group)
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
 
 
     def columns(out: torch.Tensor, y: Any, b: int) -> torch.Tensor:
@@ -70,7 +69,8 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any, params: Iterable[str] |
         S = lc.sqrt_columns(out, y)
         return _rank_columns(S, out) if lc.kind == "ce" and out.shape[1] > 1 else S
 
-    with guard_sum(group, ps.size, ps.dtype):
+    with guard_sum(group, ps.size, ps.dtype):  # a rank's bad data stops every rank
+        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
         return column_diagonal(model, ps, lc, batches, columns, group)
 
 

@@ -116,25 +116,25 @@ class _GGNOperator(FunctionOperator):
 def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: bool = False,
          group: Group | None = None) -> tuple[list[tuple[_Linearized, Any]], float, torch.Tensor]:
     """One pass over the data before any product: the loss checked against the first batch's
-    output, the samples counted for a mean loss (over every rank of ``group``), and with
-    ``cache`` every batch linearised. Returns the kept ``(linearisation, targets)`` pairs, the
-    scale of a product (``1/N`` for a mean loss, else 1) and the last batch's output."""
+    output, the samples counted for a mean loss (over every rank of ``group``: call it inside
+    ``guarded(group, like=COUNT)`` together with the data's set-up), and with ``cache`` every
+    batch linearised. Returns the kept ``(linearisation, targets)`` pairs, the scale of a
+    product (``1/N`` for a mean loss, else 1) and the last batch's output."""
     kept: list[tuple[_Linearized, Any]] = []
     total: float = 0
     out = torch.empty(0)
-    with guarded(group, like=COUNT):
-        for i, (X, y) in enumerate(batches):
-            if cache:
-                lin = _Linearized(model, ps, X)
-                kept.append((lin, y))
-                out = lin.out
-            else:
-                with torch.no_grad():
-                    out = forward(model, ps, ps.primals(), X)
-            if i == 0:
-                lc.check(out, y)
-            total += lc.weight(out)
-        total = global_count(total, ps.size, group)
+    for i, (X, y) in enumerate(batches):
+        if cache:
+            lin = _Linearized(model, ps, X)
+            kept.append((lin, y))
+            out = lin.out
+        else:
+            with torch.no_grad():
+                out = forward(model, ps, ps.primals(), X)
+        if i == 0:
+            lc.check(out, y)
+        total += lc.weight(out)
+    total = global_count(total, ps.size, group)
     return kept, (1.0 / total if lc.mean else 1.0), out
 
 
@@ -213,8 +213,9 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     cache = _validate.boolean(cache, "cache")
     group = resolve(process_group)
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    kept, scale, out = scan(model, ps, lc, batches, cache, group)
+    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        kept, scale, out = scan(model, ps, lc, batches, cache, group)
 
     local = sandwich(model, ps, batches, kept if cache else None, scale,
                      lambda out, y, Jv, b: lc.hvp(out, y, Jv))

@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distributed import ProcessGroupLike, resolve
+from ..distributed import ProcessGroupLike, guarded, resolve
 from ..operators import FunctionOperator
 from ._ggn import columns, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
-from ._sharded import reduced
+from ._sharded import COUNT, reduced
 
 __all__ = ["hessian"]
 
@@ -57,8 +57,9 @@ def hessian(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None
     lc = LossCurvature.of(loss)
     group = resolve(process_group)
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    scale = scan(model, ps, lc, batches, group=group)[1]
+    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        scale = scan(model, ps, lc, batches, group=group)[1]
 
     def local(v: torch.Tensor) -> torch.Tensor:
         acc = v.new_zeros(ps.size)

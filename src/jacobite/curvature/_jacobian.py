@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distributed import ProcessGroupLike, resolve
+from ..distributed import ProcessGroupLike, guarded, resolve
 from ..operators import FunctionOperator
 from ._setup import Data, Params, check_model, forward
-from ._sharded import reduced
+from ._sharded import COUNT, global_count, reduced
 
 __all__ = ["jacobian"]
 
@@ -44,11 +44,13 @@ def jacobian(model: nn.Module, data: Any, params: Iterable[str] | None = None, *
     model = check_model(model)
     group = resolve(process_group)
     ps = Params.of(model, params)
-    batches = Data(data, targets=False, dtype=ps.dtype, device=ps.device)
     sizes = []
-    for X, _ in batches:
-        with torch.no_grad():
-            sizes.append(forward(model, ps, ps.primals(), X).numel())
+    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+        batches = Data(data, targets=False, dtype=ps.dtype, device=ps.device)
+        for X, _ in batches:
+            with torch.no_grad():
+                sizes.append(forward(model, ps, ps.primals(), X).numel())
+        global_count(sum(sizes), ps.size, group)  # every rank has the same parameters
 
     def mv(v: torch.Tensor) -> torch.Tensor:
         tangent = ps.split(v)

@@ -23,12 +23,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..distributed import Group, guarded_all_reduce
 from ..errors import UnsupportedOperationError
 from ._loss import LossCurvature
 from ._setup import Data, Params, hooked_forward
+from ._sharded import draw_key
 from .fisher import _residuals, _sample_scale
 
-__all__ = ["Layer", "collect", "layers_of"]
+__all__ = ["Layer", "collect", "layers_of", "payload"]
 
 _FIX = "leave its parameters out with params="
 
@@ -112,9 +114,17 @@ def _augmented(a: torch.Tensor, layer: Layer) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+def payload(layers: list[Layer], dtype: torch.dtype) -> torch.Tensor:
+    """The shape of :func:`collect`'s all-reduce: every factor, the row counts, the samples."""
+    dims = [(L.d_out, (L.d_in if L.w is not None else 0) + (L.b is not None)) for L in layers]
+    return torch.empty(sum(g * g + a * a + 1 for g, a in dims) + 1, dtype=dtype)
+
+
 def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
-            samples: int, seed: int) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
-    """``(layer, A, G)`` per layer over all batches (see :mod:`jacobite.curvature.kfac`)."""
+            samples: int, seed: int, group: Group | None = None
+            ) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
+    """``(layer, A, G)`` per layer over all batches, and over the ranks of ``group`` (see
+    :mod:`jacobite.curvature.kfac`; call it inside ``guarded(group, like=payload(...))``)."""
     layers = layers_of(model, ps)
     A: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
     G: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
@@ -143,7 +153,7 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
             raise UnsupportedOperationError(
                 f"the layer(s) {unused} are not called by the forward pass; leave their "
                 "parameters out with params=")
-        R = _residuals(lc, kind, out.detach(), y, samples, seed, i)
+        R = _residuals(lc, kind, out.detach(), y, samples, seed, draw_key(i, group))
         c = _sample_scale(lc, out, y) / R.shape[0]
         outs = [seen[L.name][1] for L in layers]
         for s in range(R.shape[0]):
@@ -158,6 +168,20 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
             A[L.name] = aa if prev is None else prev + aa
             rows[L.name] += a.shape[0]
         weight_total += lc.weight(out)
+    if group is not None:  # the sums over every rank's shard: one all-reduce of all factors
+        sums = guarded_all_reduce(torch.cat(
+            [t.reshape(-1) for L in layers for t in (A[L.name], G[L.name]) if t is not None]
+            + [torch.tensor([float(rows[L.name]) for L in layers] + [float(weight_total)],
+                            dtype=ps.dtype, device=ps.device)]), group)
+        parts = iter(torch.split(sums, [t.numel() for L in layers
+                                        for t in (A[L.name], G[L.name]) if t is not None]
+                                 + [len(layers) + 1]))
+        for L in layers:
+            A[L.name], G[L.name] = (next(parts).view(t.shape)
+                                    for t in (A[L.name], G[L.name]) if t is not None)
+        counts = next(parts).tolist()
+        rows = {L.name: int(c) for L, c in zip(layers, counts, strict=False)}
+        weight_total = counts[-1]
     scale = 1.0 / weight_total if lc.mean else 1.0
     out_: list[tuple[Layer, torch.Tensor, torch.Tensor]] = []
     for L in layers:

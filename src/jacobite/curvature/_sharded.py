@@ -25,7 +25,7 @@ import torch
 from ..distributed import Group, guarded, guarded_all_reduce
 from ..errors import ShapeError
 
-__all__ = ["COUNT", "global_count", "guard_sum", "reduced", "summed"]
+__all__ = ["COUNT", "draw_key", "global_count", "guard_sum", "reduced", "summed"]
 
 #: The payload of :func:`global_count`: the sample count, ``P`` and ``P²``.
 COUNT = torch.zeros(3, dtype=torch.float64)
@@ -76,3 +76,9 @@ def summed(flat: torch.Tensor, total: float, group: Group | None) -> tuple[torch
 def guard_sum(group: Group | None, size: int, dtype: torch.dtype) -> guarded:
     """The guard of a block that ends in :func:`summed` of ``size`` numbers."""
     return guarded(group, like=torch.empty(size + 1, dtype=dtype))
+
+
+def draw_key(batch: int, group: Group | None) -> int:
+    """The key of a batch's Monte Carlo draws: the batch index in one process (and on rank 0),
+    moved past every other rank's on rank ``r > 0``, so the ranks draw independent labels."""
+    return batch if group is None else batch + (group.rank << 40)

@@ -42,12 +42,14 @@ import torch
 from torch import nn
 
 from .. import _validate
+from ..distributed import Group, ProcessGroupLike, guarded, resolve
 from ..errors import UnsupportedOperationError
 from ..operators import JacobianOperator
 from ._diagonal import column_diagonal
 from ._ggn import _GGNOperator, columns, ggn, sandwich, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
+from ._sharded import COUNT, draw_key, guard_sum, reduced
 
 __all__ = ["fisher"]
 
@@ -115,27 +117,29 @@ def _outer(R: torch.Tensor, Jv: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def _diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
-              samples: int, seed: int) -> torch.Tensor:
+              samples: int, seed: int, group: Group | None = None) -> torch.Tensor:
     """The exact diagonal ``c Σ_n (1/S) Σ_s (J_nᵀ r_{n,s})²`` for outputs ``(n, C)``: the loss
     gradients ``r`` play the columns of the loss Hessian's square root in the Gauss–Newton
     diagonal (layer shortcuts from ``S`` backward passes, per-sample VJPs otherwise)."""
 
     def columns(out: torch.Tensor, y: Any, b: int) -> torch.Tensor:
-        R = _residuals(lc, kind, out, y, samples, seed, b)
+        R = _residuals(lc, kind, out, y, samples, seed, draw_key(b, group))
         return (R * (_sample_scale(lc, out, y) / R.shape[0]) ** 0.5).transpose(0, 1).contiguous()
 
-    return column_diagonal(model, ps, lc, batches, columns)
+    with guard_sum(group, ps.size, ps.dtype):
+        return column_diagonal(model, ps, lc, batches, columns, group)
 
 
 def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
            kind: str = "empirical", samples: int = 1, seed: int = 0,
-           cache: bool = False) -> JacobianOperator:
+           cache: bool = False, process_group: ProcessGroupLike = None) -> JacobianOperator:
     """The Fisher information of ``loss(model(X), y)`` over ``data`` as a lazy symmetric
     positive semi-definite ``(P, P)`` operator.
 
     Args:
-        model, data, params, cache: as for :func:`jacobite.curvature.ggn` (the same parameter
-            vector, the same sum or mean over batches).
+        model, data, params, cache, process_group: as for :func:`jacobite.curvature.ggn` (the
+            same parameter vector, the same sum or mean over batches; with a process group each
+            rank's ``data`` is its shard and every product is all-reduced).
         loss: ``nn.CrossEntropyLoss`` (weight=None) or ``nn.MSELoss``, mean or sum, or
             ``F.cross_entropy`` / ``F.mse_loss`` — the losses that are a negative
             log-likelihood, so that the Fisher has a predictive to draw labels from.
@@ -146,6 +150,9 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
         seed: an int ≥ 0; the draws of batch ``b`` come from a generator seeded with
             ``(seed, b)``, so every product sees the same labels (pass a fixed list of batches
             or an unshuffled ``DataLoader``; a shuffling one gives other labels per product).
+            Under a process group rank ``r > 0`` draws from keys of its own, so the ranks'
+            labels are independent: the same distribution as one process over the
+            concatenated data, not the same draws (``empirical`` and ``exact`` are the same).
 
     A product holds one batch's activations and its ``S`` loss gradients in the output at a
     time; nothing of size ``P × N`` is stored. For outputs ``(n, C)`` ``diagonal()`` (and
@@ -174,20 +181,22 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
             "draw labels from: pass nn.CrossEntropyLoss (weight=None) or nn.MSELoss, or use "
             "ggn(...) for any other loss")
     if kind == "exact":
-        return ggn(model, loss, data, params, cache=cache)
+        return ggn(model, loss, data, params, cache=cache, process_group=process_group)
     cache = _validate.boolean(cache, "cache")
+    group = resolve(process_group)
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    kept, scale, out = scan(model, ps, lc, batches, cache)
+    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        kept, scale, out = scan(model, ps, lc, batches, cache, group)
 
     def middle(out: torch.Tensor, y: Any, Jv: torch.Tensor, b: int) -> torch.Tensor:
-        R = _residuals(lc, kind, out, y, samples, seed_, b)
+        R = _residuals(lc, kind, out, y, samples, seed_, draw_key(b, group))
         return _outer(R, Jv, _sample_scale(lc, out, y))
 
-    mv = sandwich(model, ps, batches, kept if cache else None, scale, middle)
-    mm = columns(mv)
+    local = sandwich(model, ps, batches, kept if cache else None, scale, middle)
+    mv, mm = reduced(local, group, ps.size), reduced(columns(local), group, ps.size)
 
-    exact = (lambda: _diagonal(model, ps, lc, batches, kind, samples, seed_)) \
+    exact = (lambda: _diagonal(model, ps, lc, batches, kind, samples, seed_, group)) \
         if out.ndim == 2 else None
     return _GGNOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,
                         tags=("symmetric", "psd"), mm=mm, rmm=mm, name=f"fisher_{kind}",

@@ -33,9 +33,10 @@ import torch
 from torch import nn
 
 from .. import _validate
+from ..distributed import ProcessGroupLike, guarded, resolve
 from ..errors import UnsupportedOperationError
 from ..operators import FunctionOperator, JacobianOperator, KroneckerOperator
-from ._kfac_stats import Layer, collect
+from ._kfac_stats import Layer, collect, layers_of, payload
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
 
@@ -154,7 +155,7 @@ class KFACOperator(JacobianOperator):
 
 def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = None, *,
          kind: str = "mc", samples: int = 1, seed: int = 0,
-         damping: float = 0.0) -> KFACOperator:
+         damping: float = 0.0, process_group: ProcessGroupLike = None) -> KFACOperator:
     """K-FAC of ``loss(model(X), y)`` over ``data``: a block-diagonal ``(P, P)`` operator with
     one Kronecker block ``G ⊗ A + damping · I`` per ``nn.Linear`` or ``nn.Conv2d`` layer.
 
@@ -167,6 +168,13 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
         samples, seed: labels drawn per sample for ``"mc"``, and their seed, as in ``fisher``.
         damping: a number ≥ 0 added to every block's diagonal (``G ⊗ A + damping · I``),
             applied exactly through the factors' eigendecompositions.
+        process_group: ``None``, or a ``torch.distributed`` process group whose ranks each
+            pass their shard of the data: the factors' *sums* ``Σ ã ãᵀ`` and ``Σ g gᵀ``, the
+            row counts and the sample count are added over the ranks by one all-reduce at
+            set-up, then normalised as in one process (``A`` by the global rows, ``G`` by the
+            global sample count for a mean loss), so every rank holds the factors of the
+            concatenated data (``kind="mc"``: the ranks draw independent labels, as in
+            ``fisher``). Products and solves then need no communication.
 
     Memory: the factors, ``d_out² + (d_in + 1)²`` numbers per layer. Set-up: one forward
     pass and ``samples`` backward passes per batch.
@@ -189,8 +197,10 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
         raise UnsupportedOperationError(
             "K-FAC needs a loss that is a negative log-likelihood with a predictive to draw "
             "labels from: pass nn.CrossEntropyLoss (weight=None) or nn.MSELoss")
+    group = resolve(process_group)
     ps = Params.of(model, params)
-    batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-    stats = collect(model, ps, lc, batches, kind, samples, seed_ or 0)
+    with guarded(group, like=payload(layers_of(model, ps), ps.dtype)):
+        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        stats = collect(model, ps, lc, batches, kind, samples, seed_ or 0, group)
     blocks = [_Block(layer, G, A, damping) for layer, A, G in stats]
     return KFACOperator(ps.size, blocks, ps.dtype, ps.device)

@@ -143,10 +143,11 @@ class guarded:
 
 
 def _mark_joined(g: Group) -> None:
-    for guard in reversed(_guards()):
-        if guard.group is not None and guard.group.pg is g.pg and not guard.joined:
+    """A guarded collective ran: every open block on ``g`` has joined (a later failure cannot
+    be matched by the healthy ranks, which have moved on)."""
+    for guard in _guards():
+        if guard.group is not None and guard.group.pg is g.pg:
             guard.joined = True
-            return
 
 
 def guarded_all_reduce(tensor: torch.Tensor, group: ProcessGroupLike,
