@@ -29,11 +29,13 @@ def test_level_jacobian_blocks_equal_warp_jacobian(model: str, channels: int) ->
     theta[:, -2:] *= 1e-2 if model == "homography" else 1
     lvl = Level(src, tgt, torch.ones(3, 110, dtype=F64), model, "linear",
                 torch.ones(3, dtype=F64), 5, 1e-3)
-    G, warped, pts = _factors(lvl, src, theta)
+    G, warped, inside = _factors(lvl, src, theta)
     ref = warp_jacobian(src, model, theta, size=(10, 11))
     homog = torch.cat([lvl.points, torch.ones(110, 1, dtype=F64)], 1) @ (
         MatrixWarp(model).matrix(theta).transpose(1, 2))  # (3, P, 3): [x, y, w] per point
-    torch.testing.assert_close(pts, homog[..., :2] / homog[..., 2:])
+    pts = homog[..., :2] / homog[..., 2:]
+    assert torch.equal(inside, ((pts >= 0) & (pts <= torch.tensor([13.0, 11.0],
+                                                                  dtype=F64))).all(-1))
     torch.testing.assert_close(warped, ref.warped)
     torch.testing.assert_close(_blocks(G, lvl, theta), ref.blocks())
 

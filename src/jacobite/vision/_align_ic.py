@@ -37,8 +37,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._align_grid import read_source
 from ._align_pyramid import from_matrix
-from ._align_solve import Evaluation, Level, inside_source, sample_at, solve_level
+from ._align_solve import Evaluation, Level, solve_level
 
 __all__ = ["GROUPS", "InverseLevel", "solve_level"]
 
@@ -83,13 +84,17 @@ class InverseLevel(Level):
 def erode(weights: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Per pixel the least of ``weights`` ``(..., P)`` over its 3 × 3 neighbourhood (inside
     the image): a pixel counts only as much as the pixels its target gradient is read from.
+    Uniform weights come back as they are.
 
     >>> erode(torch.tensor([[1.0, 1, 1, 0, 1, 1]]), 2, 3)
     tensor([[1., 0., 0., 0., 0., 0.]])
     """
-    lead = weights.shape[:-1]
-    planes = weights.reshape(-1, 1, height, width)
-    return -F.max_pool2d(-planes, 3, 1, 1).reshape(*lead, -1)
+    if bool(weights.amin() == weights.amax()):
+        return weights
+    planes = F.pad(weights.reshape(-1, 1, height, width), (1, 1, 1, 1), mode="replicate")
+    rows = torch.minimum(torch.minimum(planes[..., :-2], planes[..., 1:-1]), planes[..., 2:])
+    out = torch.minimum(torch.minimum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+    return out.reshape(weights.shape)
 
 
 class _InverseEval(Evaluation):
@@ -102,10 +107,7 @@ class _InverseEval(Evaluation):
         J, A = (lvl.jacobian, lvl.hessian) if idx is None else (lvl.jacobian[idx],
                                                                   lvl.hessian[idx])
         n, c, h, w = tgt.shape
-        pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
-        lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
-        warped = sample_at(src.reshape(n * c, 1, *src.shape[-2:]), lead, (h, w))
-        inside = inside_source(pts, *src.shape[-2:])
+        warped, inside = read_source(src, lvl.model, params, (h, w))
         r = (warped.reshape(n, c, -1) - tgt.reshape(n, c, -1)).double()
         wts = self.weigh(lvl, scale, mask, inside, r).reshape(n, -1)
         self.g = torch.bmm((wts * r.reshape(n, -1))[:, None, :], J)[:, 0]
@@ -136,5 +138,5 @@ def _without_outside(A: torch.Tensor, J: torch.Tensor, mask: torch.Tensor,
         return torch.bmm(J.transpose(1, 2), J * wts)
     b, q = out.nonzero(as_tuple=True)
     rows = J.reshape(n, channels, P, -1)[b, :, q, :]  # (K, C, p)
-    outer = torch.einsum("k,kci,kcj->kij", mask[b, q], rows, rows)
+    outer = torch.bmm(rows.transpose(1, 2), rows * mask[b, q][:, None, None])
     return A.index_add(0, b, outer, alpha=-1)

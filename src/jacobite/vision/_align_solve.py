@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import torch
-import torch.nn.functional as F
 
+from ._align_grid import sample, source_grid
 from ._jacobian import image_gradients
 from ._sample import pixel_grid
 from ._warps import MatrixWarp
 
-__all__ = ["LOSSES", "LevelResult", "inside_source", "loss_value", "loss_weights",
+__all__ = ["LOSSES", "LevelResult", "loss_value", "loss_weights",
            "solve_level"]
 
 #: robust losses ``ρ(z)`` of the scaled squared residual ``z = r² / s²``
@@ -73,35 +73,19 @@ class LevelResult:
     cost: torch.Tensor  # (B,) float64
 
 
-def inside_source(pts: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Which source points ``(n, P, 2)`` lie inside a ``height × width`` source's pixel
-    centres: ``(n, P)`` booleans.
-
-    >>> inside_source(torch.tensor([[[0.0, 0.0], [2.5, 0.0]]]), 1, 3)
-    tensor([[ True, False]])
-    """
-    return ((pts >= 0) & (pts <= pts.new_tensor([width - 1, height - 1]))).all(-1)
-
-
-def sample_at(src: torch.Tensor, pts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``src`` ``(n·C, 1, Hs, Ws)`` (channels folded into the batch) read bilinearly, zero
-    outside, at pixel points ``(n·C, P, 2)``: ``(n·C, 1, h, w)`` for ``size = (h, w)``."""
-    hs, ws = src.shape[-2:]
-    # grid_sample's coordinates (align_corners=False): u = (2 x + 1) / W - 1
-    scale = pts.new_tensor([2 / ws, 2 / hs])
-    grid = torch.addcmul(scale / 2 - 1, pts, scale).reshape(pts.shape[0], *size, 2)
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 def _factors(lvl: Level, src: torch.Tensor,
              params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-pixel image gradients ``(n, C, P, 2)`` at ``params`` from one backward pass of
-    ``grid_sample``, the warped image ``(n, C, h, w)`` and the source points ``(n, P, 2)``."""
+    """Per-pixel image gradients ``(n, C, P, 2)`` (in pixels) at ``params`` from one backward
+    pass of ``grid_sample``, the warped image ``(n, C, h, w)`` and which target pixels
+    ``(n, P)`` read inside the source."""
     n, c = src.shape[:2]
     h, w = lvl.target.shape[-2:]
-    pts = lvl.warp.apply(params, lvl.points)  # (n, P, 2)
-    grad, out = image_gradients(lambda plane, where: sample_at(plane, where, (h, w)), src, pts)
-    return grad, out.reshape(n, c, h, w), pts
+    hs, ws = src.shape[-2:]
+    grid, inside = source_grid(lvl.model, params, h, w, (hs, ws))
+    grad, out = image_gradients(lambda plane, where: sample(plane, where.reshape(-1, h, w, 2)),
+                                src, grid.reshape(n, h * w, 2))
+    # d/d(pixel x) = d/du · du/dx with u = (2 x + 1) / Ws − 1
+    return grad * grad.new_tensor([2 / ws, 2 / hs]), out.reshape(n, c, h, w), inside
 
 
 def _blocks(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> torch.Tensor:
@@ -155,14 +139,18 @@ def _normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: to
         return torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None]), g
     G = G.double()
     gx, gy = G[..., 0], G[..., 1]
-    prods = torch.stack([(wts * gx * gx).sum(1), (wts * gx * gy).sum(1),
-                         (wts * gy * gy).sum(1)], dim=1)  # (n, 3, P)
+    wx, wy = wts * gx, wts * gy
+
+    def over_channels(t: torch.Tensor) -> torch.Tensor:  # (n, C, P) -> (n, P)
+        return t[:, 0] if t.shape[1] == 1 else t.sum(1)
+
+    prods = torch.stack([over_channels(wx * gx), over_channels(wx * gy),
+                         over_channels(wy * gy), over_channels(wx * r),
+                         over_channels(wy * r)], dim=1)  # (n, 5, P)
     mono = lvl.monomials
-    q = prods @ mono  # (n, 3, 6)
+    q = prods @ mono  # (n, 5, 6)
     A = q[:, _A_KL, _A_IJ]
-    wr = wts * r
-    b = torch.stack([(wr * gx).sum(1), (wr * gy).sum(1)], dim=1)  # (n, 2, P)
-    g = (b @ mono[:, [2, 4, 5]]).reshape(n, 6)  # against z = (x, y, 1)
+    g = q[:, 3:, [2, 4, 5]].reshape(n, 6)  # against z = (x, y, 1)
     if lvl.model == "similarity":
         T = _SIMILARITY.to(A.device)
         return T.T @ A @ T, g @ T
@@ -205,10 +193,10 @@ class _Eval(Evaluation):
 
     def __init__(self, lvl: Level, idx: torch.Tensor | None, params: torch.Tensor) -> None:
         src, tgt, mask, scale = lvl.pairs(idx)
-        G, warped, pts = _factors(lvl, src, params)
+        G, warped, inside = _factors(lvl, src, params)
         n, c = tgt.shape[:2]
         r = (warped - tgt).reshape(n, c, -1).double()
-        wts = self.weigh(lvl, scale, mask, inside_source(pts, *src.shape[-2:]), r)
+        wts = self.weigh(lvl, scale, mask, inside, r)
         self.A, self.g = _normal_equations(G, lvl, params, wts, r)
         self.params = params
 
@@ -299,44 +287,60 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
     params = params.clone()
     its = torch.zeros(nb, dtype=torch.int64, device=dev)
     code = torch.ones(nb, dtype=torch.int64, device=dev)  # max_iterations until shown otherwise
-    lam = torch.full((nb,), 1e-4, dtype=torch.float64, device=dev)
-    active = torch.arange(nb, device=dev)
     cur = lvl.evaluate(None, params)
     cost = cur.cost.clone()
+    run = _Running(torch.arange(nb, device=dev), cur,
+                   torch.full((nb,), 1e-4, dtype=torch.float64, device=dev),
+                   torch.zeros(nb, dtype=torch.int64, device=dev))
     bad = ~torch.isfinite(cost) | (cur.coverage < lvl.min_coverage)
-    code[bad] = 2
-    active, cur = _keep(active, cur, ~bad)
-    while active.numel():
-        delta = _step(cur, lam[active])
+    if bool(bad.any()):
+        code[bad] = 2
+        run = run.keep(~bad)
+    while run.active.numel():
+        cur = run.cur
+        delta = _step(cur, run.lam)
         trial = lvl.update(cur.params, delta)
         finite = torch.isfinite(delta).all(-1) & torch.isfinite(trial).all(-1)
         small = finite & (_motion(lvl, trial, cur.params) <= lvl.tol)
         if bool(small.any()):  # converged: take the last, tiny step
-            done = active[small]
-            params[done], code[done] = trial[small], 0
-            its[done] += 1
-            active, cur = _keep(active, cur, ~small)
-            delta, trial, finite = delta[~small], trial[~small], finite[~small]
-            if not active.numel():
+            done = run.active[small]
+            params[done], code[done], its[done] = trial[small], 0, run.its[small] + 1
+            cost[done] = cur.cost[small]
+            run = run.keep(~small)
+            trial, finite = trial[~small], finite[~small]
+            if not run.active.numel():
                 break
-        new = lvl.evaluate(None if active.numel() == nb else active, trial)
-        its[active] += 1
+            cur = run.cur
+        new = lvl.evaluate(None if run.active.numel() == nb else run.active, trial)
+        run.its = run.its + 1
         accept = (finite & torch.isfinite(new.cost) & (new.cost <= cur.cost)
                   & (new.coverage >= lvl.min_coverage))
-        lam[active] = torch.where(accept, lam[active] * 0.1, lam[active] * 10).clamp(1e-12, 1e12)
-        cur = _merge(cur, new, accept)
-        params[active] = cur.params
-        cost[active] = cur.cost
+        run.lam = torch.where(accept, run.lam * 0.1, run.lam * 10).clamp(1e-12, 1e12)
+        run.cur = cur = _merge(cur, new, accept)
         lost = ~finite | (new.coverage < lvl.min_coverage)  # never accepted
-        stuck = (lam[active] >= 1e12) & ~lost
-        code[active] = torch.where(stuck, 0, torch.where(lost, 2, code[active]))
-        active, cur = _keep(active, cur, ~(stuck | lost | (its[active] >= lvl.max_iter)))
+        stuck = (run.lam >= 1e12) & ~lost
+        stop = stuck | lost | (run.its >= lvl.max_iter)
+        if bool(stop.any()):
+            done = run.active[stop]
+            params[done], cost[done], its[done] = cur.params[stop], cur.cost[stop], run.its[stop]
+            code[done] = torch.where(stuck[stop], 0, torch.where(lost[stop], 2, 1))
+            run = run.keep(~stop)
     return LevelResult(params, its, code, cost)
 
 
-def _keep(active: torch.Tensor, cur: Evaluation,
-          keep: torch.Tensor) -> tuple[torch.Tensor, Evaluation]:
-    return (active, cur) if bool(keep.all()) else (active[keep], _subset(cur, keep))
+@dataclass
+class _Running:
+    """The pairs still iterating (``active``: their rows in the batch) with their evaluation
+    at the current parameters, damping and step count, one row per pair."""
+
+    active: torch.Tensor
+    cur: Evaluation
+    lam: torch.Tensor
+    its: torch.Tensor
+
+    def keep(self, keep: torch.Tensor) -> _Running:
+        return _Running(self.active[keep], _subset(self.cur, keep), self.lam[keep],
+                        self.its[keep])
 
 
 def _subset(e: Evaluation, keep: torch.Tensor) -> Evaluation:
@@ -347,6 +351,8 @@ def _subset(e: Evaluation, keep: torch.Tensor) -> Evaluation:
 
 
 def _merge(old: Evaluation, new: Evaluation, accept: torch.Tensor) -> Evaluation:
+    if bool(accept.all()):
+        return new
     out = Evaluation.__new__(Evaluation)
     for k in Evaluation.FIELDS:
         a, b = getattr(old, k), getattr(new, k)

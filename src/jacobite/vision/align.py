@@ -29,9 +29,10 @@ import torch
 
 from .. import _validate
 from ..errors import DtypeError, InvalidOptionError, ShapeError, UnsupportedOperationError
+from ._align_grid import read_source
 from ._align_ic import GROUPS, InverseLevel
 from ._align_pyramid import auto_levels, downsample, rescale
-from ._align_solve import LOSSES, Level, grid_and_corners, inside_source, sample_at, solve_level
+from ._align_solve import LOSSES, Level, solve_level
 from ._checks import floating
 from ._sample import warp as _warp
 from ._warps import WARPS, MatrixWarp
@@ -235,10 +236,7 @@ def _final(src: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor, name: str,
     """The source warped onto the target's grid, and per pair the residual's share of the
     target's variance over the compared pixels."""
     b, c, h, w = tgt.shape
-    pts = MatrixWarp(name).apply(prm, grid_and_corners(h, w, prm.dtype, prm.device)[0])
-    lead = pts.repeat_interleave(c, dim=0) if c > 1 else pts
-    warped = sample_at(src.reshape(b * c, 1, *src.shape[-2:]), lead, (h, w)).reshape(b, c, h, w)
-    inside = inside_source(pts, *src.shape[-2:])
+    warped, inside = read_source(src, name, prm, (h, w))
     wt = (mask.reshape(b, 1, -1) * inside[:, None]).expand(b, c, -1).double()
     t = tgt.reshape(b, c, -1).double()
     r = warped.reshape(b, c, -1).double() - t
