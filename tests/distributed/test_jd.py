@@ -91,6 +91,20 @@ def _failing(g: D.Group, bad_rank: int) -> tuple[str, str, float]:
     return "none", "", time.monotonic() - t0
 
 
+def _sharded(g: D.Group) -> str:
+    """Parameters held as shards (DTensor, as FSDP2 holds them) are refused on every rank."""
+    from torch.distributed.tensor import Shard, distribute_tensor, init_device_mesh
+
+    mesh = init_device_mesh("cpu", (g.size,))
+    w = nn.Parameter(distribute_tensor(torch.ones(4, 3, dtype=F64), mesh, [Shard(0)]))
+    full = w.full_tensor()
+    try:
+        backward(torch.stack([(full ** 2).sum(), full.sum()]), [w], process_group=g)
+    except Exception as exc:
+        return type(exc).__name__
+    return "none"
+
+
 def _ranks(rank: int, size: int) -> dict[str, Any]:
     g = D.resolve("world")
     assert g is not None
@@ -106,6 +120,7 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     out["trimmed"], _ = _train(_net(), x[mine], y[mine], TrimmedMean(trim_number=1), g)
     out["mtl"] = _mtl(x[mine], y[mine], g)
     out["fail"] = _failing(g, bad_rank=1)
+    out["sharded"] = _sharded(g)
     model = _net()
     try:  # rank 1 passes two losses, rank 0 three
         backward(_losses(model, x[mine], y[mine])[:M - rank], list(model.parameters()),
@@ -164,3 +179,7 @@ def test_a_failing_rank_stops_every_rank(ranks: list[dict[str, Any]]) -> None:
 
 def test_ranks_that_disagree_on_the_losses_are_refused(ranks: list[dict[str, Any]]) -> None:
     assert [r["mismatch"] for r in ranks] == ["ShapeError", "ShapeError"]
+
+
+def test_sharded_parameters_are_refused(ranks: list[dict[str, Any]]) -> None:
+    assert [r["sharded"] for r in ranks] == ["UnsupportedOperationError"] * 2

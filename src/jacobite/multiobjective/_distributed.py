@@ -40,10 +40,13 @@ from .. import config
 from .._validate import ChunkSize
 from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
 from ..distributed._traffic import record
-from ..errors import JacobianTooLarge, ShapeError
+from ..errors import JacobianTooLarge, ShapeError, UnsupportedOperationError
 from ._params import accumulate, batched_grads, gram
 
 __all__ = ["Local", "blocks", "descend", "local_rows"]
+
+#: parameter classes whose tensor on a rank is a shard of the parameter (FSDP2, FSDP1)
+_SHARDED = frozenset(("DTensor", "FlatParameter"))
 
 
 @dataclass
@@ -61,6 +64,12 @@ def local_rows(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], params: 
                retain_graph: bool, chunk_size: ChunkSize) -> Tensor:
     """This rank's m × P Jacobian (rows ``Jᵀ c_k`` over ``params``, flattened and joined); a
     typed error where it exceeds the memory budget."""
+    sharded = [type(p).__name__ for p in params if type(p).__name__ in _SHARDED]
+    if sharded:
+        raise UnsupportedOperationError(
+            f"the parameters are sharded across the ranks ({sharded[0]}, as FSDP holds them); "
+            "Jacobian descent over a process group needs every rank to hold the whole "
+            "parameters: wrap the model in DistributedDataParallel instead of FSDP")
     m = cotangents[0].shape[0]
     n = sum(p.numel() for p in params)
     dtype = params[0].dtype
