@@ -96,7 +96,7 @@ def _sharded(g: D.Group) -> str:
     from torch.distributed.tensor import Shard, distribute_tensor, init_device_mesh
 
     mesh = init_device_mesh("cpu", (g.size,))
-    w = nn.Parameter(distribute_tensor(torch.ones(4, 3, dtype=F64), mesh, [Shard(0)]))
+    w: Any = nn.Parameter(distribute_tensor(torch.ones(4, 3, dtype=F64), mesh, [Shard(0)]))
     full = w.full_tensor()
     try:
         backward(torch.stack([(full ** 2).sum(), full.sum()]), [w], process_group=g)
