@@ -156,7 +156,7 @@ def _linear_layers(model: nn.Module, ps: Params,
                              leaves=False)
     S = columns(out.detach(), y, b)
     budget = get_memory_budget()
-    fast = {n: layers[n][1](layers[n][0], *c[0], budget) for n, c in calls.items()
+    fast = {n: layers[n][1](layers[n][0], *c[0]) for n, c in calls.items()
             if len(c) == 1 and isinstance(c[0][0], torch.Tensor) and c[0][1].requires_grad
             and layers[n][1].accepts(layers[n][0], c[0][0], c[0][1], budget)}
     if not fast or not out.requires_grad:

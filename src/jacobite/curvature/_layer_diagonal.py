@@ -3,8 +3,7 @@ form, from the layer's input ``x`` and its output gradient ``g`` for each loss-H
 
 - ``nn.Linear`` on ``(n, d)``: ``g xᵀ`` per sample, so ``Σ_k (g_k xᵀ)² = (Σ_k g_k²)ᵀ (x²)``;
 - ``nn.Conv2d`` (one group, zero padding): ``g U`` per sample with ``U`` the unfolded input
-  patches, formed for several columns at once (``(n, columns · C_out, C_in k k)``, one batched
-  product) and squared;
+  patches, formed per column (``(n, C_out, C_in k k)``) and squared;
 - ``nn.LayerNorm`` (affine): ``Σ (g ⊙ x̂)`` over the positions of a sample, ``x̂`` the
   normalised input, and ``Σ g`` for the bias.
 
@@ -31,8 +30,8 @@ __all__ = ["RULES", "InputGradientConv", "LayerRule", "rule_for"]
 class LayerRule:
     """Accumulates one layer's diagonal over the loss-Hessian columns of a batch."""
 
-    def __init__(self, mod: Any, x: torch.Tensor, out: torch.Tensor, budget: int) -> None:
-        self.mod, self.x, self.out, self.budget = mod, x.detach(), out, budget
+    def __init__(self, mod: Any, x: torch.Tensor, out: torch.Tensor) -> None:
+        self.mod, self.x, self.out = mod, x.detach(), out
         self.w: torch.Tensor | None = None
         self.b: torch.Tensor | None = None
 
@@ -67,23 +66,24 @@ class _Linear(LayerRule):
 
 
 def unfold(x: torch.Tensor, mod: nn.Conv2d) -> torch.Tensor:
-    """``F.unfold(x, ...)`` of ``mod``'s patches, ``(n, C_in k k, L)``, as one copy of a strided
-    view of the padded input (``F.unfold`` is several times slower on CPU).
+    """``F.unfold(x, ...).transpose(1, 2)`` for ``mod``'s patches, ``(n, L, C_in k k)``
+    contiguous, as one copy of a strided view of the padded input (``F.unfold`` is several
+    times slower on CPU).
 
     >>> conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=2)
     >>> x = torch.randn(4, 2, 7, 7)
-    >>> torch.equal(unfold(x, conv), F.unfold(x, 3, 2, 1, 2))
+    >>> torch.equal(unfold(x, conv), F.unfold(x, 3, 2, 1, 2).transpose(1, 2))
     True
     """
     (kh, kw), (sh, sw), (dh, dw) = mod.kernel_size, mod.stride, mod.dilation
     ph, pw = _pair(mod.padding) or (0, 0)  # numeric: accepts() refuses strings
-    xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x.contiguous()
+    xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
     n, c, H, W = xp.shape
     oh, ow = (H - dh * (kh - 1) - 1) // sh + 1, (W - dw * (kw - 1) - 1) // sw + 1
     s = xp.stride()
-    view = xp.as_strided((n, c, kh, kw, oh, ow),
-                         (s[0], s[1], dh * s[2], dw * s[3], sh * s[2], sw * s[3]))
-    return view.reshape(n, c * kh * kw, oh * ow)
+    view = xp.as_strided((n, oh, ow, c, kh, kw),
+                         (s[0], sh * s[2], sw * s[3], s[1], dh * s[2], dw * s[3]))
+    return view.reshape(n, oh * ow, c * kh * kw)
 
 
 class _Conv2d(LayerRule):
@@ -95,29 +95,11 @@ class _Conv2d(LayerRule):
 
     def add(self, g: torch.Tensor) -> None:
         if not hasattr(self, "U"):
-            self.U = unfold(self.x, self.mod).transpose(1, 2)  # (n, L, C_in k k)
-            self.pending: list[torch.Tensor] = []
-            n, L, D = self.U.shape
-            c_out = self.mod.weight.shape[0]
-            per = n * c_out * (L + 2 * D) * self.U.element_size()  # one column's g and g U
-            self.fold = max(1, self.budget // (4 * per))
-        self.pending.append(g.flatten(2))  # (n, C_out, L)
-        if len(self.pending) >= self.fold:
-            self._flush()
-
-    def _flush(self) -> None:
-        gs = torch.cat(self.pending, dim=1)  # (n, columns · C_out, L)
-        self.pending = []
-        per = torch.bmm(gs, self.U)  # per-sample gradients, (n, columns · C_out, C_in k k)
-        c_out = self.mod.weight.shape[0]
-        w = (per * per).sum(dim=0).view(-1, c_out, per.shape[2]).sum(dim=0)
+            self.U = unfold(self.x, self.mod)  # (n, L, C_in k k)
+        gs = g.flatten(2)  # (n, C_out, L)
+        per = torch.bmm(gs, self.U)  # per-sample gradients, (n, C_out, C_in k k)
         b = gs.sum(dim=2)
-        self._acc(w.view(self.mod.weight.shape), (b * b).sum(dim=0).view(-1, c_out).sum(dim=0))
-
-    def finish(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        if getattr(self, "pending", None):
-            self._flush()
-        return self.w, self.b
+        self._acc((per * per).sum(dim=0).view(self.mod.weight.shape), (b * b).sum(dim=0))
 
 
 class _LayerNorm(LayerRule):
