@@ -21,6 +21,7 @@ interleaved repeats on the runner's clock (``bench_dense_overhead.bench_clock``)
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -68,13 +69,20 @@ def _kornia(lr: float, tolerance: float = 1e-4) -> Callable[[vc.CornerCase], np.
     return run
 
 
-def _jacobite(dtype: torch.dtype) -> Callable[[vc.CornerCase], Any]:
+def _jacobite(dtype: torch.dtype, **options: Any) -> Callable[[vc.CornerCase], Any]:
     from jacobite.vision import align
 
     def run(case: vc.CornerCase) -> Any:
-        return align(case.source.to(dtype), case.target.to(dtype), "homography")
+        return align(case.source.to(dtype), case.target.to(dtype), "homography", **options)
 
     return run
+
+
+def _has_method() -> bool:
+    """Whether this jacobite's ``align`` takes ``method=`` (the inverse-compositional variant)."""
+    from jacobite.vision import align
+
+    return "method" in inspect.signature(align).parameters
 
 
 def _bind(route: Callable[[vc.CornerCase], object], case: vc.CornerCase
@@ -95,8 +103,14 @@ def homography(quick: bool) -> Section:
         res32, res64 = j32(case), j64(case)
         names = ["jacobite align, float32", "jacobite align, float64"]
         fns: list[Callable[[], object]] = [_bind(j32, case), _bind(j64, case)]
-        errs = [vc.corner_error(r.matrix[0].numpy(), case.H, n) for r in (res32, res64)]
-        its = [f"{r.iterations[0].tolist()} {r.status[0]}" for r in (res32, res64)]
+        results = [res32, res64]
+        if _has_method():
+            jic = _jacobite(F32, method="inverse_compositional")
+            results.append(jic(case))
+            names.append("jacobite align, method='inverse_compositional', float32")
+            fns.append(_bind(jic, case))
+        errs = [vc.corner_error(r.matrix[0].numpy(), case.H, n) for r in results]
+        its = [f"{r.iterations[0].tolist()} {r.status[0]}" for r in results]
         if have("kornia"):
             gap = vc.kornia_convention_gap(case)
             _kornia(1e-3)(case)  # a first call, so that no scan entry pays the warm-up
@@ -173,7 +187,7 @@ def jacobian(quick: bool) -> Section:
              "warp alone (for scale)"]
     for name, s in zip(names, samples, strict=True):
         sec.rows.append([name, *_ms(s), rel if "dense" in name else "—"])
-    sec.rows.append(["torch.func.jacrev, dense, one run", f"{t_rev * 1e3:.4g}",
+    sec.rows.append(["torch.func.jacrev, dense, one run", f"{t_rev * 1e3:.0f}",
                      "one run" if ref is not None else f"stopped at {JACREV_CAP:.0f} s", "—"])
     t = median(samples[1]) * 1e3
     sec.notes.append(f"Targets: ≤ 10 ms ({t:.2f} ms with to_dense: {met(t <= 10)}); equal to "

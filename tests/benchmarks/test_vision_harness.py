@@ -75,7 +75,7 @@ def test_affine_batch_targets_hold_their_parameters() -> None:
 def test_missing_peers_leave_jacobite_rows(monkeypatch) -> None:
     monkeypatch.setattr(bv, "have", lambda name: False)
     sec = bv.homography(True)
-    assert [r[1] for r in sec.rows] == ["jacobite align, float32", "jacobite align, float64"]
-    assert [r[0] for r in sec.rows] == ["texture", "texture"]
+    assert [r[1] for r in sec.rows][:2] == ["jacobite align, float32", "jacobite align, float64"]
+    assert all(r[1].startswith("jacobite") and r[0] == "texture" for r in sec.rows)
     assert any("kornia: not installed" in n for n in sec.notes)
     assert bv.translation(True).rows[0][0] == "skipped: install scikit-image"
