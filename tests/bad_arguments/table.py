@@ -68,6 +68,6 @@ EXEMPT: dict[str, str] = {
         "kinematics.Ellipsoid", "kinematics.NearestSingularity", "kinematics.IKResult",
         "vision.JacobianDeterminant", "vision.AlignResult", "curvature.Predictive",
         "curvature.DiagonalEstimate",
-        "distributed.Group", "distributed.Traffic",
+        "distributed.Group", "distributed.Traffic", "dense.JacobianBlock",
     )},
 }

@@ -1,14 +1,14 @@
 """Run a function on N CPU processes joined by a ``gloo`` process group, for the distributed
 tests.
 
-``run(fn, nprocs, *args)`` starts ``nprocs`` fresh processes (the ``spawn`` start method),
-joins them through a ``FileStore`` in a temporary directory (no port to collide on), runs
+``run(fn, nprocs, *args)`` starts ``nprocs`` processes (forked from a ``forkserver`` that has
+imported torch and jacobite once, so a start costs milliseconds after the first), joins them
+through a ``FileStore`` in a temporary directory (no port to collide on), runs
 ``fn(rank, size, *args)`` in each with one intra-op thread, and returns the results in rank
 order, tensors turned into NumPy arrays. A rank that raises makes ``run`` raise
 :class:`RankError` with that rank's traceback text; a run past ``timeout`` seconds kills every
 process and raises :class:`TimeoutError` — a test never hangs. ``fn`` must be a module-level
-function (it is pickled by name); each start costs about two seconds, so one ``run`` should
-check many things.
+function (it is pickled by name).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from typing import Any
 import torch
 
 __all__ = ["RankError", "run"]
+
+PRELOAD = ("torch", "torch.distributed", "jacobite", "jacobite.distributed", "jacobite.dense",
+           "jacobite.curvature", "jacobite.analysis", "numpy")
 
 
 class RankError(RuntimeError):
@@ -61,7 +64,9 @@ def _child(fn: Callable[..., Any], rank: int, size: int, store_path: str, args: 
 def run(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 60.0) -> list[Any]:
     """``[fn(0, nprocs, *args), ..., fn(nprocs - 1, nprocs, *args)]``, each run in its own
     process of one ``gloo`` group."""
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    # the fork server imports torch and jacobite once; every run forks from it in milliseconds
+    ctx.set_forkserver_preload(list(PRELOAD))
     out = ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="jacobite-dist-") as tmp:
         store = os.path.join(tmp, "store")

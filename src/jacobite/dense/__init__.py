@@ -6,6 +6,7 @@ Part of the *compute* layer. Everything here is built on ``torch.func`` (``vjp``
 
 from ._plan import JacobianPlan
 from ._probe import PROBES as _PROBES
+from ._sharded import JacobianBlock
 from .batched import batch_jacobian
 from .hessian import hessian
 from .jacobian import _EXPRESS, jacobian, jacobian_plan, value_and_jacobian
@@ -14,6 +15,7 @@ from .modules import module_jacobian
 from .products import hvp, jvp, vjp
 
 __all__ = [
+    "JacobianBlock",
     "JacobianPlan",
     "batch_jacobian",
     "clear_cache",

@@ -13,6 +13,7 @@ from torch.utils._pytree import tree_unflatten
 from .. import _validate
 from .._modules import keeps_state
 from .._validate import ChunkSize
+from ..errors import InvalidOptionError
 from . import _constant, _fast, _plan
 from ._engine import Problem, Rows, forward_cols, reverse_rows
 from ._plan import Mode
@@ -207,35 +208,40 @@ def value_and_jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[i
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
              mode: Mode = ..., has_aux: Literal[False] = ..., chunk_size: ChunkSize = ...,
              flat: Literal[True], memory_budget: int | str | None = ...,
-             check_finite: bool = ..., sparse: Literal[False] = ...) -> torch.Tensor: ...
+             check_finite: bool = ..., sparse: Literal[False] = ...,
+             process_group: None = ..., gather: None = ...) -> torch.Tensor: ...
 @overload
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
              mode: Mode = ..., has_aux: Literal[True], chunk_size: ChunkSize = ...,
              flat: Literal[True], memory_budget: int | str | None = ...,
-             check_finite: bool = ..., sparse: Literal[False] = ...) -> tuple[torch.Tensor, Any]:
+             check_finite: bool = ..., sparse: Literal[False] = ...,
+             process_group: None = ..., gather: None = ...) -> tuple[torch.Tensor, Any]:
     ...
 @overload
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
              mode: SparseMode = ..., has_aux: Literal[False] = ...,
              chunk_size: ChunkSize = ..., flat: bool = ...,
              memory_budget: int | str | None = ..., check_finite: bool = ...,
-             sparse: Literal[True]) -> SparseOperator: ...
+             sparse: Literal[True], process_group: None = ...,
+             gather: None = ...) -> SparseOperator: ...
 @overload
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
              mode: Mode = ..., has_aux: Literal[True], chunk_size: ChunkSize = ...,
              flat: bool = ..., memory_budget: int | str | None = ...,
-             check_finite: bool = ..., sparse: Literal[False] = ...) -> tuple[Any, Any]: ...
+             check_finite: bool = ..., sparse: Literal[False] = ...,
+             process_group: None = ..., gather: None = ...) -> tuple[Any, Any]: ...
 @overload
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = ...,
              mode: SparseMode = ..., has_aux: bool = ..., chunk_size: ChunkSize = ...,
              flat: bool = ..., memory_budget: int | str | None = ...,
-             check_finite: bool = ..., sparse: bool = ...) -> Any: ...
+             check_finite: bool = ..., sparse: bool = ..., process_group: Any = ...,
+             gather: int | None = ...) -> Any: ...
 @keeps_state
 def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
              mode: SparseMode = "auto", has_aux: bool = False,
              chunk_size: ChunkSize = "auto", flat: bool = False,
              memory_budget: int | str | None = None, check_finite: bool = True,
-             sparse: bool = False) -> Any:
+             sparse: bool = False, process_group: Any = None, gather: int | None = None) -> Any:
     """The Jacobian of ``f`` at ``args`` with respect to the arguments named by ``argnums``.
 
     Args:
@@ -267,6 +273,16 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
             input flattened). One tensor argument, no ``has_aux``; ``mode`` may be
             ``"auto"``, ``"forward"``, ``"reverse"`` or ``"bidirectional"``. Detection runs on
             every call: keep a plan from ``prepare`` to evaluate repeatedly.
+        process_group: ``None`` (one process), or a ``torch.distributed`` process group (or
+            ``"world"``) to compute the Jacobian by blocks, every rank calling with the same
+            ``f`` and ``args``: the planner picks the mode, and each rank evaluates its even,
+            contiguous share of the basis (rows in reverse mode, columns in forward mode),
+            chunked under the budget of its block (see :mod:`jacobite.dense._sharded`).
+        gather: with a process group, ``None`` returns each rank's
+            :class:`~jacobite.dense.JacobianBlock` (its rows or columns of the flat
+            ``(m, n)`` matrix and the slice they cover); a rank ``r`` returns the whole
+            Jacobian (this function's usual layout) on rank ``r`` and ``None`` on the others,
+            refused with :class:`~jacobite.errors.JacobianTooLarge` where it exceeds the budget.
 
     >>> import torch, jacobite
     >>> f = lambda v: torch.stack([v[0] ** 2 + v[1], v[0] * v[1]])
@@ -276,6 +292,15 @@ def jacobian(f: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] =
     3
     """
     _flags(sparse=sparse)
+    if process_group is not None or gather is not None:
+        from ._sharded import sharded_jacobian
+
+        if sparse or has_aux:
+            raise InvalidOptionError("process_group= computes dense Jacobians without aux; "
+                                     "drop sparse=True / has_aux=True, or pass "
+                                     "process_group=None")
+        return sharded_jacobian(f, args, argnums, mode, chunk_size, flat, memory_budget,
+                                check_finite, process_group, gather, _assemble)
     if sparse:
         from ..sparse.evaluate import one_call
 
