@@ -88,6 +88,13 @@ def _plain(t: Any) -> bool:
         not torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
+def _folded(owner: str, name: str) -> bool:
+    """torch.fx's constant folding (in the traced JVP of ``torch.func.linearize``, which a
+    cached ``curvature.ggn`` holds) stores the folded constants on the graph module, or in a
+    ``ParameterList`` on it, at the graph's first run: torch's cache, not the model's state."""
+    return any(s.startswith("_FX_CONST_FOLDED_ATTRS") for s in (name, owner.rsplit(".", 1)[-1]))
+
+
 class _Watch:
     """What the modules that ran looked like before they ran, and the way back."""
 
@@ -151,6 +158,8 @@ class _Watch:
         """Put everything back; return what could not stay silent (changed state)."""
         changed: list[str] = []
         for (_, kind, name), (m, first, last) in self.assigned.items():
+            if _folded(self.names[id(m)], name):
+                continue
             held = getattr(m, kind)
             if held.get(name, _ABSENT) is not last:
                 continue  # put back already (functional_call restores what it swapped)
