@@ -6,8 +6,9 @@ import torch
 
 import jacobite
 from jacobite import solvers
+from jacobite.errors import ArgumentTypeError, DistributedError, InvalidOptionError
 
-from . import F64, argnums, budget, choice, chunk, entry, flag, fn, posint, tensor, tol
+from . import F64, argnums, budget, choice, chunk, entry, flag, fn, posint, tensor, tol, typed
 
 X = torch.tensor([0.3, -0.2, 0.5], dtype=F64)
 V = torch.tensor([1.0, 0.5, -1.0], dtype=F64)
@@ -58,7 +59,10 @@ _jac_cases = [*fn(0), *tensor(1), *argnums(), *choice("mode"), *chunk("chunk_siz
 
 ENTRIES = [
     entry("jacobite.jacobian", jacobite.jacobian, F, X,
-          cases=[*_jac_cases, *flag("has_aux"), *flag("sparse")]),
+          cases=[*_jac_cases, *flag("has_aux"), *flag("sparse"),
+                 typed("process_group", 3, ArgumentTypeError),
+                 typed("process_group", "world", DistributedError),
+                 typed("gather", 0, InvalidOptionError)]),
     entry("jacobite.value_and_jacobian", jacobite.value_and_jacobian, F, X,
           cases=[*_jac_cases, *flag("has_aux")]),
     entry("jacobite.jacobian_plan", jacobite.jacobian_plan, F, X,

@@ -10,6 +10,7 @@ from jacobite import curvature as C
 from jacobite.errors import (
     ArgnumsError,
     ArgumentTypeError,
+    DistributedError,
     DtypeError,
     InvalidOptionError,
     ModuleStateError,
@@ -53,6 +54,12 @@ def _params_cases(slot: str) -> list:
             typed(slot, 3, ArgumentTypeError)]
 
 
+def _group_cases() -> list:
+    """``process_group=``: a wrong type, and 'world' without an initialised torch.distributed."""
+    return [typed("process_group", 3, ArgumentTypeError),
+            typed("process_group", "world", DistributedError)]
+
+
 def _loss_cases(slot: int, closed_form: bool = False) -> list:
     # a callable without a closed form: not a scalar for ggn, no square root for the diagonal
     return [*fn(slot), typed(slot, nn.CrossEntropyLoss(reduction="none"), InvalidOptionError),
@@ -62,14 +69,14 @@ def _loss_cases(slot: int, closed_form: bool = False) -> list:
 ENTRIES = [
     entry("jacobite.curvature.ggn", C.ggn, MODEL, CE, (X, Y),
           cases=[*_model_cases(0), *_loss_cases(1), *_data_cases(2, targets=True),
-                 *_params_cases("params"), *flag("cache")]),
+                 *_params_cases("params"), *_group_cases(), *flag("cache")]),
     entry("jacobite.curvature.hessian", C.hessian, MODEL, CE, (X, Y),
           cases=[*_model_cases(0), *_loss_cases(1), *_data_cases(2, targets=True),
-                 *_params_cases("params")]),
+                 *_params_cases("params"), *_group_cases()]),
     entry("jacobite.curvature.ggn_diagonal", C.ggn_diagonal, MODEL, CE, (X, Y),
           cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
                  typed(1, nn.HuberLoss(), UnsupportedOperationError),
-                 *_data_cases(2, targets=True), *_params_cases("params")]),
+                 *_data_cases(2, targets=True), *_params_cases("params"), *_group_cases()]),
     entry("jacobite.curvature.diagonal_estimate", C.diagonal_estimate, MODEL, CE, (X, Y),
           cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
                  typed(1, nn.HuberLoss(), UnsupportedOperationError),
@@ -77,17 +84,20 @@ ENTRIES = [
                  typed("nprobe", 1, InvalidOptionError), typed("nprobe", 2.5, ArgumentTypeError),
                  typed("nprobe", True, ArgumentTypeError), *seed("seed")]),
     entry("jacobite.curvature.jacobian", C.jacobian, MODEL, X,
-          cases=[*_model_cases(0), *_data_cases(1, targets=False), *_params_cases("params")]),
+          cases=[*_model_cases(0), *_data_cases(1, targets=False), *_params_cases("params"),
+                 *_group_cases()]),
     entry("jacobite.curvature.fisher", C.fisher, MODEL, CE, (X, Y),
           cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
                  typed(1, nn.HuberLoss(), UnsupportedOperationError),
-                 *_data_cases(2, targets=True), *_params_cases("params"), *flag("cache"),
+                 *_data_cases(2, targets=True), *_params_cases("params"), *_group_cases(),
+                 *flag("cache"),
                  *choice("kind"), *seed("seed"), typed("samples", 0, InvalidOptionError),
                  typed("samples", 1.5, ArgumentTypeError)]),
     entry("jacobite.curvature.kfac", C.kfac, MODEL, CE, (X, Y),
           cases=[*_model_cases(0), *_loss_cases(1, closed_form=True),
                  typed(1, nn.HuberLoss(), UnsupportedOperationError),
-                 *_data_cases(2, targets=True), *_params_cases("params"), *choice("kind"),
+                 *_data_cases(2, targets=True), *_params_cases("params"), *_group_cases(),
+                 *choice("kind"),
                  typed("kind", "exact", InvalidOptionError), *seed("seed"),
                  typed("samples", 0, InvalidOptionError), typed("damping", -1.0,
                                                                 InvalidOptionError),
