@@ -1,13 +1,16 @@
 """Batched Levenberg–Marquardt for one pyramid level of :func:`~jacobite.vision.align`.
 
 The residual of pair ``b`` is ``r_b = warp(source_b, θ_b) − target_b`` over the target's
-pixels; its Jacobian is a :class:`~jacobite.vision.WarpJacobian` (per-pixel image gradients
-from one backward pass of ``grid_sample``, times the coordinate map's Jacobian, which is a
-constant of the level for the models linear in ``θ``), whose block ``J_b`` (``C·P × p``) gives
-the ``p × p`` system ``(A_b + λ_b diag A_b) δ_b = −g_b`` with ``A_b = J_bᵀ W_b J_b`` and
-``g_b = J_bᵀ W_b r_b`` (in float64). ``W_b`` holds the mask, the pixels whose sample point lies
-inside the source, and the robust loss's IRLS weights ``ρ'(r²/s²)``. Every pair keeps its own
-damping ``λ_b`` and stops on its own; only the pairs still running are evaluated.
+pixels; its Jacobian has the structure of a :class:`~jacobite.vision.WarpJacobian` (per-pixel
+image gradients from one backward pass of ``grid_sample``, times the coordinate map's
+Jacobian), whose block ``J_b`` (``C·P × p``) gives the ``p × p`` system
+``(A_b + λ_b diag A_b) δ_b = −g_b`` with ``A_b = J_bᵀ W_b J_b`` and ``g_b = J_bᵀ W_b r_b``
+(in float64, formed from the gradients without forming ``J_b``: :mod:`._align_normal`).
+A level is a forward-additive :class:`Level` (``θ ← θ + δ``) or an inverse-compositional one
+(:mod:`._align_ic`); the iteration here takes either. ``W_b`` holds the mask, the pixels
+whose sample point lies inside the source, and the robust loss's IRLS weights ``ρ'(r²/s²)``.
+Every pair keeps its own damping ``λ_b`` and stops on its own; only the pairs still running
+are evaluated.
 
 >>> import torch
 >>> loss_weights("huber", torch.tensor([0.5, 2.0, -4.0]), 1.0)
@@ -22,6 +25,7 @@ from functools import cached_property, lru_cache
 import torch
 
 from ._align_grid import sample, source_grid
+from ._align_normal import normal_equations
 from ._jacobian import image_gradients
 from ._sample import pixel_grid
 from ._warps import MatrixWarp
@@ -88,75 +92,6 @@ def _factors(lvl: Level, src: torch.Tensor,
     return grad * grad.new_tensor([2 / ws, 2 / hs]), out.reshape(n, c, h, w), inside
 
 
-def _blocks(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> torch.Tensor:
-    """The per-pair Jacobian blocks ``(n, C·P, p)`` in float64 from the image gradients ``G``
-    ``(n, C, P, 2)`` at ``params``. A translation's blocks are the image gradients; with a
-    coordinate Jacobian shared by the pairs (the models linear in ``θ``), one matrix product per
-    pixel over all pairs; otherwise two broadcast products (the per-pixel ``1 × 2`` times
-    ``2 × p`` products written out)."""
-    G = G.double()
-    n = G.shape[0]
-    if lvl.model == "translation":  # the coordinate Jacobian is the identity
-        return G.reshape(n, -1, 2)
-    if lvl.model in ("similarity", "affine"):  # one (n·C × 2) @ (2 × p) product per pixel
-        M = lvl.constant_jacobian64  # (1, P, 2, p)
-        c, P, p = G.shape[1], M.shape[1], M.shape[-1]
-        out = torch.bmm(G.permute(2, 0, 1, 3).reshape(P, n * c, 2), M[0])
-        return out.reshape(P, n, c, p).permute(1, 2, 0, 3).reshape(n, c * P, p)
-    M = lvl.warp.jacobian(params.double(), lvl.points.double())  # (n, P, 2, p)
-    out = G[..., :1] * M[:, None, :, 0, :] + G[..., 1:] * M[:, None, :, 1, :]
-    return out.reshape(n, -1, M.shape[-1])
-
-
-#: similarity parameters as affine ones, ``θ_affine = T θ``
-_SIMILARITY = torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0],
-                            [1, 0, 0, 0], [0, 0, 0, 1]], dtype=torch.float64)
-# A_affine[3k + i, 3l + j] = Σ w g_k g_l z_i z_j with z = (x, y, 1): which of the three
-# gradient products (gx², gx gy, gy²) and which of the six monomials (x², xy, x, y², y, 1)
-_KL = torch.tensor([[0, 1], [1, 2]])
-_IJ = torch.tensor([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
-_ROW = torch.arange(6)
-_A_KL = _KL[_ROW[:, None] // 3, _ROW[None, :] // 3]
-_A_IJ = _IJ[_ROW[:, None] % 3, _ROW[None, :] % 3]
-
-
-def _normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: torch.Tensor,
-                      r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``A = Jᵀ W J`` ``(n, p, p)`` and ``g = Jᵀ W r`` ``(n, p)`` in float64 from the image
-    gradients ``G`` ``(n, C, P, 2)`` at ``params`` (``wts``, ``r``: ``(n, C, P)``).
-
-    For the affine model the Jacobian row of a pixel is ``g ⊗ z`` (image gradient ``g``,
-    ``z = (x, y, 1)``), so ``A = Σ w (g gᵀ) ⊗ (z zᵀ)``: three weighted gradient products per
-    pixel against six monomials of the pixel position, one ``(3 × P) @ (P × 6)`` product a
-    pair; a similarity is an affine map ``θ_affine = T θ``, so ``A = Tᵀ A_affine T``. Other
-    models form the blocks and multiply them.
-    """
-    n = wts.shape[0]
-    if lvl.model not in ("similarity", "affine"):
-        blocks = _blocks(G, lvl, params)  # (n, C·P, p): the structured Jacobian, one per pair
-        wts, r = wts.reshape(n, -1), r.reshape(n, -1)
-        g = torch.bmm((wts * r)[:, None, :], blocks)[:, 0]
-        return torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None]), g
-    G = G.double()
-    gx, gy = G[..., 0], G[..., 1]
-    wx, wy = wts * gx, wts * gy
-
-    def over_channels(t: torch.Tensor) -> torch.Tensor:  # (n, C, P) -> (n, P)
-        return t[:, 0] if t.shape[1] == 1 else t.sum(1)
-
-    prods = torch.stack([over_channels(wx * gx), over_channels(wx * gy),
-                         over_channels(wy * gy), over_channels(wx * r),
-                         over_channels(wy * r)], dim=1)  # (n, 5, P)
-    mono = lvl.monomials
-    q = prods @ mono  # (n, 5, 6)
-    A = q[:, _A_KL, _A_IJ]
-    g = q[:, 3:, [2, 4, 5]].reshape(n, 6)  # against z = (x, y, 1)
-    if lvl.model == "similarity":
-        T = _SIMILARITY.to(A.device)
-        return T.T @ A @ T, g @ T
-    return A, g
-
-
 class Evaluation:
     """Cost, normal equations and coverage of some pairs at some parameters (the fields
     that the iteration keeps, subsets and merges)."""
@@ -197,7 +132,7 @@ class _Eval(Evaluation):
         n, c = tgt.shape[:2]
         r = (warped - tgt).reshape(n, c, -1).double()
         wts = self.weigh(lvl, scale, mask, inside, r)
-        self.A, self.g = _normal_equations(G, lvl, params, wts, r)
+        self.A, self.g = normal_equations(G, lvl, params, wts, r)
         self.params = params
 
 
@@ -231,12 +166,6 @@ class Level:
         self.mask = self.mask.double()
         self.points, self.corners = grid_and_corners(*self.target.shape[-2:], self.target.dtype,
                                                      self.target.device)
-
-    @cached_property
-    def constant_jacobian64(self) -> torch.Tensor:
-        """``∂W/∂θ`` ``(1, P, 2, p)`` in float64 for the models linear in ``θ``."""
-        zero = self.warp.identity(1, torch.float64, self.target.device)
-        return self.warp.jacobian(zero, self.points.double())
 
     @cached_property
     def monomials(self) -> torch.Tensor:

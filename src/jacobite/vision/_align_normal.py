@@ -1,0 +1,116 @@
+"""The ``p × p`` normal equations of a forward-additive alignment step, from their structure.
+
+Row ``(c, q)`` of a pair's Jacobian is the image gradient ``∇I = (gx, gy)`` at the warped point
+times the coordinate map's ``2 × p`` Jacobian at pixel ``z = (x, y, 1)``. For the matrix models
+that row is a Kronecker product ``f ⊗ z`` of a few per-pixel factors ``f`` with ``z``:
+
+- affine: ``f = (gx, gy)`` and the row is ``f ⊗ z`` (6 entries);
+- homography: with ``w`` the homogeneous scale and ``(u, v)`` the source point,
+  ``f = (gx, gy, −(gx u + gy v)) / w`` and the row is ``f ⊗ z`` less its last entry (8);
+- similarity, euclidean: an affine map ``θ_affine(θ)``, so the row is the affine row times
+  ``T = ∂θ_affine/∂θ`` (constant for a similarity, a rotation's derivative for a euclidean map).
+
+So ``A = Jᵀ W J = Σ_q w (f fᵀ) ⊗ (z zᵀ)`` needs the weighted products of the factors per pixel
+(3 or 6 of them) against the six monomials of ``z zᵀ`` (``x², xy, x, y², y, 1``), one
+``(k × P) @ (P × 6)`` product a pair, and ``g = Jᵀ W r`` the factors times ``w r`` against
+``x, y, 1``: no ``P × p`` Jacobian is formed. A translation's rows are the gradients.
+
+>>> import torch
+>>> pair_index(2).tolist()
+[[0, 1], [1, 2]]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from ._align_solve import Level
+
+__all__ = ["normal_equations", "pair_index"]
+
+#: similarity parameters as affine ones, ``θ_affine = T θ``
+_SIMILARITY = torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0],
+                            [1, 0, 0, 0], [0, 0, 0, 1]], dtype=torch.float64)
+
+
+def pair_index(k: int) -> torch.Tensor:
+    """``(k, k)``: the position of the product ``f_a f_b`` among the ``k (k + 1) / 2``
+    products ``a ≤ b`` taken row by row."""
+    idx = torch.zeros(k, k, dtype=torch.int64)
+    pos = 0
+    for a in range(k):
+        for b in range(a, k):
+            idx[a, b] = idx[b, a] = pos
+            pos += 1
+    return idx
+
+
+_MONO = pair_index(3)  # z_i z_j among (x², xy, x, y², y, 1)
+_INDEX = {}
+for _k in (2, 3):
+    _rows = torch.arange(3 * _k)
+    _INDEX[_k] = (pair_index(_k)[_rows[:, None] // 3, _rows[None, :] // 3],
+                  _MONO[_rows[:, None] % 3, _rows[None, :] % 3])
+
+
+def _over_channels(t: torch.Tensor) -> torch.Tensor:
+    """``(n, C, P)`` summed over the channels."""
+    return t[:, 0] if t.shape[1] == 1 else t.sum(1)
+
+
+def _factors(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> list[torch.Tensor]:
+    """The per-pixel factors ``f`` ``(n, C, P)`` each, float64."""
+    gx, gy = G[..., 0], G[..., 1]
+    if lvl.model != "homography":
+        return [gx, gy]
+    m = lvl.warp.matrix(params.double())  # (n, 3, 3)
+    h, w = lvl.target.shape[-2:]
+    xs = torch.arange(w, dtype=torch.float64, device=m.device)
+    ys = torch.arange(h, dtype=torch.float64, device=m.device)
+    col = m[:, None, :, 0] * xs[None, :, None]  # (n, w, 3)
+    row = torch.addcmul(m[:, None, :, 2], m[:, None, :, 1], ys[None, :, None])  # (n, h, 3)
+    hom = (row[:, :, None] + col[:, None]).reshape(m.shape[0], h * w, 3)  # u w, v w, w
+    inv_w = 1 / hom[..., 2]
+    u, v = hom[..., 0] * inv_w, hom[..., 1] * inv_w
+    a, b = gx * inv_w[:, None], gy * inv_w[:, None]
+    return [a, b, -(a * u[:, None] + b * v[:, None])]
+
+
+def _euclidean(params: torch.Tensor) -> torch.Tensor:
+    """``∂θ_affine/∂θ`` ``(n, 6, 3)`` of euclidean parameters ``(angle, tx, ty)``."""
+    c, s = torch.cos(params[:, 0].double()), torch.sin(params[:, 0].double())
+    T = c.new_zeros(params.shape[0], 6, 3)
+    T[:, 0, 0], T[:, 1, 0], T[:, 3, 0], T[:, 4, 0] = -s, -c, c, -s
+    T[:, 2, 1] = T[:, 5, 2] = 1
+    return T
+
+
+def normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: torch.Tensor,
+                     r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A = Jᵀ W J`` ``(n, p, p)`` and ``g = Jᵀ W r`` ``(n, p)`` in float64 from the image
+    gradients ``G`` ``(n, C, P, 2)`` at ``params`` (``wts``, ``r``: ``(n, C, P)``)."""
+    n = wts.shape[0]
+    G = G.double()
+    if lvl.model == "translation":
+        blocks = G.reshape(n, -1, 2)
+        wts, r = wts.reshape(n, -1), r.reshape(n, -1)
+        g = torch.bmm((wts * r)[:, None, :], blocks)[:, 0]
+        return torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None]), g
+    f = _factors(G, lvl, params)
+    k = len(f)
+    wf = [wts * t for t in f]
+    prods = [_over_channels(wf[a] * f[b]) for a in range(k) for b in range(a, k)]
+    prods += [_over_channels(t * r) for t in wf]
+    q = torch.stack(prods, dim=1) @ lvl.monomials  # (n, k (k + 1) / 2 + k, 6)
+    rows, cols = _INDEX[k]
+    A = q[:, rows, cols]
+    g = q[:, -k:][:, :, [2, 4, 5]].reshape(n, 3 * k)  # against z = (x, y, 1)
+    if lvl.model == "homography":
+        return A[:, :8, :8], g[:, :8]
+    if lvl.model == "affine":
+        return A, g
+    T = _SIMILARITY.to(A.device) if lvl.model == "similarity" else _euclidean(params)
+    return T.transpose(-1, -2) @ A @ T, (g[:, None] @ T)[:, 0]
