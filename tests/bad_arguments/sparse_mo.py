@@ -8,8 +8,9 @@ import torch
 
 from jacobite import multiobjective as mo
 from jacobite import sparse
+from jacobite.errors import ArgumentTypeError, DistributedError
 
-from . import F64, choice, entry, fn, posint, tensor, tol
+from . import F64, choice, entry, fn, posint, tensor, tol, typed
 
 X = torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=F64)
 PAT = sp.csr_array(sp.eye(4) + sp.eye(4, k=1))
@@ -59,6 +60,10 @@ def _backward(losses=None, params=None, aggregator=None, **kw):
                        mo.UPGrad() if aggregator is None else aggregator, **kw)
 
 
+#: ``process_group=``: a wrong type, and 'world' without an initialised torch.distributed
+_GROUP = [typed("process_group", 3, ArgumentTypeError),
+          typed("process_group", "world", DistributedError)]
+
 _LOSS = [("losses", "abc"), ("losses", 3), ("losses", torch.ones(2)),
          ("losses", [torch.tensor(float("nan"), requires_grad=True)]), ("losses", [])]
 
@@ -90,13 +95,14 @@ ENTRIES = [
                  ("retain_graph", "yes")]),
     entry("jacobite.multiobjective.backward", _backward,
           cases=[*_LOSS, ("params", "abc"), ("params", [3]), ("aggregator", "upgrad"),
-                 ("aggregator", 3), *[("chunk_size", v) for v in (0, -2, 1.5, "big")]]),
+                 ("aggregator", 3), *[("chunk_size", v) for v in (0, -2, 1.5, "big")],
+                 *_GROUP]),
     entry("jacobite.multiobjective.mtl_backward",
           lambda losses=None, features=None, **kw: mo.mtl_backward(
               *_mtl(losses, features), **kw),
           cases=[*_LOSS, ("features", "abc"), ("features", 3), ("features", []),
                  ("aggregator", "upgrad"), ("aggregator", 3), ("tasks_params", 3),
-                 ("shared_params", "abc")]),
+                 ("shared_params", "abc"), *_GROUP]),
     entry("jacobite.multiobjective.per_example_backward", mo.per_example_backward, NET,
           lambda mod, xi, yi: ((mod(xi) - yi) ** 2).sum(), XB, YB,
           cases=[(0, "abc"), (0, None), (0, 3), *fn(1), (2, "abc"), (2, None),
