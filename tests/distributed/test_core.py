@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jacobite import distributed as D
+from jacobite.distributed._batch import share
 from jacobite.errors import ArgumentTypeError, DistributedError, ShapeError
 
 from ._spawn import run
@@ -181,11 +184,8 @@ def test_without_a_process_group() -> None:
         raise ValueError("boom")
 
 
-@pytest.mark.parametrize("n", [0, 1, 5, 7, 64])
-@pytest.mark.parametrize("size", [1, 2, 3, 4])
+@given(n=st.integers(0, 10_000), size=st.integers(1, 64))
 def test_shares_cover_the_items_in_order(n: int, size: int) -> None:
-    from jacobite.distributed._batch import share
-
     parts = [share(n, r, size) for r in range(size)]
     assert parts[0].start == 0 and parts[-1].stop == n
     assert all(a.stop == b.start for a, b in itertools.pairwise(parts))
