@@ -65,8 +65,8 @@ def source_grid(model: str, params: torch.Tensor, height: int, width: int,
         else:
             grid = row[:, :, None, :2] + col[:, None, :, :2]
     eps = 8 * torch.finfo(dtype).eps
-    bound = torch.tensor([1 - 1 / ws + eps, 1 - 1 / hs + eps], dtype=dtype, device=dev)
-    inside = (grid.abs() <= bound).all(-1).reshape(n, -1)
+    inside = ((grid[..., 0].abs() <= 1 - 1 / ws + eps)
+              & (grid[..., 1].abs() <= 1 - 1 / hs + eps)).reshape(n, -1)
     return grid, inside
 
 

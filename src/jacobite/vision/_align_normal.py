@@ -56,11 +56,6 @@ for _k in (2, 3):
                   _MONO[_rows[:, None] % 3, _rows[None, :] % 3])
 
 
-def _over_channels(t: torch.Tensor) -> torch.Tensor:
-    """``(n, C, P)`` summed over the channels."""
-    return t[:, 0] if t.shape[1] == 1 else t.sum(1)
-
-
 def _factors(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> list[torch.Tensor]:
     """The per-pixel factors ``f`` ``(n, C, P)`` each, float64."""
     gx, gy = G[..., 0], G[..., 1]
@@ -102,9 +97,14 @@ def normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: tor
     f = _factors(G, lvl, params)
     k = len(f)
     wf = [wts * t for t in f]
-    prods = [_over_channels(wf[a] * f[b]) for a in range(k) for b in range(a, k)]
-    prods += [_over_channels(t * r) for t in wf]
-    q = torch.stack(prods, dim=1) @ lvl.monomials  # (n, k (k + 1) / 2 + k, 6)
+    pairs = [(wf[a], f[b]) for a in range(k) for b in range(a, k)] + [(t, r) for t in wf]
+    prods = wts.new_empty(n, len(pairs), wts.shape[-1])  # the products summed over channels
+    for i, (x, y) in enumerate(pairs):
+        if x.shape[1] == 1:
+            torch.mul(x[:, 0], y[:, 0], out=prods[:, i])
+        else:
+            torch.sum(x * y, dim=1, out=prods[:, i])
+    q = prods @ lvl.monomials  # (n, k (k + 1) / 2 + k, 6)
     rows, cols = _INDEX[k]
     A = q[:, rows, cols]
     g = q[:, -k:][:, :, [2, 4, 5]].reshape(n, 3 * k)  # against z = (x, y, 1)
