@@ -1,5 +1,5 @@
 """The posterior precision ``Λ = G + δ I`` of a Laplace approximation, kept in the structure of
-its curvature ``G`` so that ``log det Λ`` and ``Λ⁻¹ V`` are cheap for every prior precision
+its curvature ``G`` so that ``log det Λ`` and ``J Λ⁻¹ Jᵀ`` are cheap for every prior precision
 ``δ`` (one number per group of parameters, a group being a layer):
 
 - :class:`KronPosterior`: per layer ``G ⊗ A``, the factors eigendecomposed once
@@ -10,8 +10,9 @@ its curvature ``G`` so that ``log det Λ`` and ``Λ⁻¹ V`` are cheap for every
 
 >>> import torch
 >>> post = DiagPosterior(torch.tensor([1.0, 3.0]), torch.tensor([0, 0]), ["layer"])
->>> post.logdet(torch.tensor([1.0])), post.inv_mm(torch.ones(2, 1), torch.tensor([1.0]))[:, 0]
-(tensor(2.0794), tensor([0.5000, 0.2500]))
+>>> J = torch.tensor([[[1.0, 1.0]]])  # one sample, one output
+>>> post.logdet(torch.tensor([1.0])), post.variance(J, torch.tensor([1.0]), diagonal=True)
+(tensor(2.0794), tensor([[0.7500]]))
 """
 
 from __future__ import annotations
@@ -49,21 +50,24 @@ class KronPosterior:
         return sum((self._lam(i, delta).log().sum() for i in range(len(self.eig))),
                    start=delta.new_zeros(()))
 
-    def inv_mm(self, V: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros_like(V)
+    def variance(self, J: torch.Tensor, delta: torch.Tensor, diagonal: bool) -> torch.Tensor:
+        """``J Λ⁻¹ Jᵀ`` per sample for ``J`` ``(n, C, P)``: each layer's columns read as
+        ``(d_out, d_in + 1)`` matrices ``M``, rotated to ``Q_Gᵀ M Q_A`` and weighted by the
+        inverse eigenvalues."""
+        n, C = J.shape[:2]
+        out = J.new_zeros((n, C) if diagonal else (n, C, C))
         for i, b in enumerate(self.blocks):
+            L = b.layer
+            parts = []
+            if L.w is not None:
+                parts.append(J[:, :, L.w].reshape(n, C, L.d_out, L.d_in))
+            if L.b is not None:
+                parts.append(J[:, :, L.b].reshape(n, C, L.d_out, 1))
+            M = torch.cat(parts, dim=3)
             _, qg, _, qa = self.eig[i]
-            lam = self._lam(i, delta)
-
-            def apply(M: torch.Tensor, qg: torch.Tensor = qg, qa: torch.Tensor = qa,
-                      lam: torch.Tensor = lam) -> torch.Tensor:
-                k = M.shape[1]
-                W = torch.einsum("ji,jlk,lm->imk", qg, M.reshape(qg.shape[0], qa.shape[0], k),
-                                 qa)
-                W = W / lam[..., None]
-                return torch.einsum("ij,jlk,ml->imk", qg, W, qa).reshape(-1, k)
-
-            b.apply(apply, V, out)
+            T = qg.T @ M @ qa  # (n, C, d_out, d_in + 1)
+            W = T / self._lam(i, delta)
+            out += (W * T).sum(dim=(2, 3)) if diagonal else torch.einsum("ncij,ndij->ncd", W, T)
         return out
 
     def precision(self, delta: torch.Tensor) -> JacobianOperator:
@@ -83,8 +87,9 @@ class DiagPosterior:
     def logdet(self, delta: torch.Tensor) -> torch.Tensor:
         return (self.g + delta[self.group]).log().sum()
 
-    def inv_mm(self, V: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        return V / (self.g + delta[self.group])[:, None]
+    def variance(self, J: torch.Tensor, delta: torch.Tensor, diagonal: bool) -> torch.Tensor:
+        W = J / (self.g + delta[self.group])
+        return (W * J).sum(dim=2) if diagonal else W @ J.mT
 
     def precision(self, delta: torch.Tensor) -> JacobianOperator:
         return DiagonalOperator(self.g + delta[self.group])
@@ -115,10 +120,14 @@ class FullPosterior:
             return (self.lam + delta[0]).log().sum()
         return 2 * self._cholesky(delta).diagonal().log().sum()
 
-    def inv_mm(self, V: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        if self._uniform(delta):
-            return self.Q @ ((self.Q.T @ V) / (self.lam + delta[0])[:, None])
-        return torch.cholesky_solve(V, self._cholesky(delta))
+    def variance(self, J: torch.Tensor, delta: torch.Tensor, diagonal: bool) -> torch.Tensor:
+        if self._uniform(delta):  # J Q diag(1 / (λ + δ)) Qᵀ Jᵀ
+            T = J @ self.Q
+            W = T / (self.lam + delta[0])
+        else:  # (L⁻¹ Jᵀ)ᵀ (L⁻¹ Jᵀ) with Λ = L Lᵀ
+            T = torch.linalg.solve_triangular(self._cholesky(delta), J.mT, upper=False).mT
+            W = T
+        return (W * T).sum(dim=2) if diagonal else W @ T.mT
 
     def precision(self, delta: torch.Tensor) -> JacobianOperator:
         return DenseOperator(self.G + torch.diag(delta[self.group]), tags=("symmetric", "psd"),

@@ -100,6 +100,7 @@ class Laplace:
         self._sq_norms = sq.index_add(0, group_index.to(ps.device), self.mean**2)
         self._sizes = torch.tensor(posterior.group_sizes, dtype=ps.dtype, device=ps.device)
         self.prior_precision = torch.ones(len(groups), dtype=ps.dtype, device=ps.device)
+        self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n_params(self) -> int:
@@ -138,7 +139,8 @@ class Laplace:
     def functional_variance(self, X: Any, *, diagonal: bool = False) -> torch.Tensor:
         """``J(x) Λ⁻¹ J(x)ᵀ`` for every sample of ``X``: ``(n, C, C)``, or its diagonal
         ``(n, C)`` with ``diagonal=True`` (which for ``"last_layer"`` never forms a ``C × C``
-        matrix: ``O(n (d C + C²))`` work, ``O(n C)`` memory beyond the posterior).
+        matrix: ``O(n (d C + C²))`` work, ``O(n C)`` memory beyond the posterior; the full
+        matrices cost ``O(n C³)``, so ask for the diagonal when there are many classes).
 
         >>> import torch
         >>> from jacobite.curvature import laplace
@@ -163,11 +165,15 @@ class Laplace:
         feature-major, ``φ̃ᵀ ⊗ I_C``) is never formed."""
         assert isinstance(self._post, KronPosterior)
         lg, qg, la, qa = self._post.eig[0]
+        delta = self.prior_precision[0]
+        if self._cache is None or not torch.equal(self._cache[0], delta):
+            # 1 / (λ_A,j λ_G,c + δ) (d, C) and Q_G ⊙ Q_G, once per prior precision
+            self._cache = (delta.clone(), 1.0 / (torch.outer(la, lg) + delta), qg * qg)
         U = phi @ qa
-        w = (U * U) @ (1.0 / (torch.outer(la, lg) + self.prior_precision[0]))  # (n, C)
+        w = (U * U) @ self._cache[1]  # (n, C)
         if diagonal:
-            return w @ (qg * qg).T, w
-        return torch.einsum("ic,nc,jc->nij", qg, w, qg), w
+            return w @ self._cache[2].T, w
+        return (qg * w[:, None, :]) @ qg.T, w
 
     def _variance(self, X: torch.Tensor, diagonal: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``(variance, output)`` from the Jacobian ``(n, C, P)``, in chunks of samples."""
@@ -181,18 +187,17 @@ class Laplace:
         C = out.shape[1]
         per = max(1, get_memory_budget() // (3 * C * ps.size * ps.values[0].element_size()))
         parts = []
+
+        def one(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return forward(self.model, ps, p, x[None])[0]
+
+        per_sample = torch.func.vmap(torch.func.jacrev(one), in_dims=(None, 0))
         for s in range(0, X.shape[0], per):
             Xc = X[s:s + per]
-            jac = torch.func.jacrev(lambda p, Xc=Xc: forward(self.model, ps, p, Xc))(
-                ps.primals())
+            with torch.enable_grad():
+                jac = per_sample(ps.primals(), Xc)
             J = torch.cat([jac[k].reshape(Xc.shape[0], C, -1) for k in ps.names], dim=2)
-            n = J.shape[0]
-            Y = self._post.inv_mm(J.reshape(n * C, -1).T, self.prior_precision)
-            Y = Y.reshape(-1, n, C)
-            if diagonal:
-                parts.append(torch.einsum("ncp,pnc->nc", J, Y))
-            else:
-                parts.append(torch.einsum("ncp,pnd->ncd", J, Y))
+            parts.append(self._post.variance(J, self.prior_precision, diagonal))
         return torch.cat(parts), out
 
     def predictive(self, X: Any, *, link: str = "probit", samples: int = 100,
