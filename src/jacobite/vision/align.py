@@ -3,12 +3,38 @@
 :func:`align` finds the parameters ``θ`` of a matrix model for which the warped source matches
 the target, ``source(W(p; θ)) ≈ target(p)`` at every target pixel ``p``, by minimising
 ``½ Σ_p w_p ρ((warp(source, θ) − target)_p²)`` coarse to fine. Each step solves the ``p × p``
-normal equations formed from the per-image Jacobian blocks of
-:func:`~jacobite.vision.warp_jacobian` (see :mod:`._align_solve`); the pyramid halves the images
-with 2 × 2 averages and carries the parameters between levels exactly (see
+normal equations of the structured Jacobian of :func:`~jacobite.vision.warp_jacobian` (image
+gradients times the coordinate map's Jacobian; see :mod:`._align_solve`); the pyramid halves
+the images with 2 × 2 averages and carries the parameters between levels exactly (see
 :mod:`._align_pyramid`). Conventions: pixel coordinates (``x`` right, ``y`` down, pixel
 centres at integers) and a matrix mapping *target* points to *source* points, as everywhere in
 :mod:`jacobite.vision`.
+
+Two linearisations (``method``). ``"forward_additive"``, the default, linearises the warped
+source at the current parameters (its gradients at the warped points, one backward pass of
+the sampler a step, ``θ ← θ + δ``): Gauss–Newton on the cost itself, converging
+quadratically to its minimum. ``"inverse_compositional"`` (Baker–Matthews) linearises the
+target at the identity once per level, so a step only reads the source
+(:mod:`._align_ic`); but it converges linearly, its fixed point under noise solves
+``Σ J_target W r = 0`` rather than minimising the cost, and an outlier or occluder in the
+target spoils the Jacobian rows around it (an outlier in the source spoils the
+forward-additive rows instead). On the benchmark cases (a 10 px translation of a 256²
+photograph, 128² homographies with corners moved 8 px, 64 affine pairs 64²) the
+forward-additive method was as fast on the translation and 15–60 % faster on the others at
+the same accuracy (its structured steps are cheap enough to pay for the backward pass, and it
+takes fewer of them): it is the default.
+
+Why the normal equations are formed here rather than handed to
+:func:`jacobite.least_squares`: a 128² level has N = 16,384 residuals and p ≤ 8 parameters.
+``least_squares(residual, x0, jac=..., method="lm", batch=True)`` reaches the same
+parameters (a test checks it), but it needs the dense ``N × p`` Jacobian at every Jacobian
+evaluation (about 7 ms to form for a homography, against 2 ms for ``A`` and ``g`` from the
+gradient factors), factors it by an SVD, and takes 3 to 5 Jacobians where this iteration
+takes 2 evaluations (its last step, shorter than ``tol``, is not evaluated); with float32
+images its tolerances stop at float32's resolution after 10 Jacobians and 40 to 140 residual
+evaluations. Measured on the finest level of a 128² homography (1 thread): 9 ms here against
+52 ms (``xtol=1e-4``, ``geodesic=False``) to 75 ms (its defaults) in float64, and 8 ms against
+190 to 420 ms in float32.
 
 >>> import torch
 >>> from jacobite.vision import align, warp
@@ -162,10 +188,11 @@ def align(source: torch.Tensor, target: torch.Tensor, model: str = "homography",
         max_iter: the most steps per level.
         tol: stop when a step moves no image corner by more than ``tol`` pixels (on the
             coarser levels, which only prepare the start of the next, ``max(tol, 0.1)``).
-        method: ``"forward_additive"`` (the source's gradients and the Jacobian at every step,
-            ``θ ← θ + δ``) or ``"inverse_compositional"`` (the target's Jacobian and
-            ``Jᵀ W J`` once per level, one read of the source per step, the warp composed with
-            the inverse of the increment; see :mod:`._align_ic`).
+        method: ``"forward_additive"`` (the default: the source's gradients and the Jacobian
+            at every step, ``θ ← θ + δ``) or ``"inverse_compositional"`` (the target's
+            Jacobian and ``Jᵀ W J`` once per level, one read of the source per step, the warp
+            composed with the inverse of the increment; see the module doc for the
+            trade-off). Both apply to every model (each forms a group).
 
     Returns:
         an :class:`AlignResult`; a pair that does not converge is reported in ``status``, not
