@@ -96,9 +96,11 @@ def run(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 60.0) 
                 (results if ok else errors)[rank] = value
                 if not ok:  # the others get a few seconds to finish (or fail) too
                     deadline = min(deadline, time.monotonic() + 10.0)
-        finally:
+        finally:  # every rank reported: let them exit; else kill the ones still running
+            done = len(results) + len(errors) == nprocs
             for p in procs:
-                p.join(timeout=5 if not errors else 1)
+                if done:
+                    p.join(timeout=5)
                 if p.is_alive():
                     p.kill()
                     p.join()
