@@ -159,3 +159,18 @@ def test_bad_arguments_raise_typed_errors_naming_the_fix():
     post = laplace(model, nn.CrossEntropyLoss(), (X, y), prior_precision=1.0)
     with pytest.raises(InvalidOptionError, match="link"):
         post.predictive(X, link="bridge")
+
+
+@pytest.mark.parametrize("kind", ["ce", "mse"])
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_batches_give_the_posterior_of_the_whole_dataset(kind, structure):
+    model = D.mlp()
+    X, y = D.data(kind)
+    whole = laplace(model, LOSSES[kind], (X, y), structure=structure)
+    parts = laplace(model, LOSSES[kind], [(X[:3], y[:3]), (X[3:], y[3:])], structure=structure)
+    torch.testing.assert_close(parts.prior_precision, whole.prior_precision, rtol=1e-6,
+                               atol=0)
+    torch.testing.assert_close(parts.log_marginal_likelihood(1.0),
+                               whole.log_marginal_likelihood(1.0), **TOL)
+    torch.testing.assert_close(parts.functional_variance(X), whole.functional_variance(X),
+                               **TOL)
