@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from jacobite import config
 from jacobite import distributed as D
 from jacobite.multiobjective import UPGrad, backward, mtl_backward
 from jacobite.multiobjective.aggregators import MGDA, TrimmedMean
@@ -91,6 +92,35 @@ def _failing(g: D.Group, bad_rank: int) -> tuple[str, str, float]:
     return "none", "", time.monotonic() - t0
 
 
+class _FailsBackward(torch.autograd.Function):
+    """The identity, whose backward pass raises on the rank given."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, rank: int) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.bad = inputs[1] == D.resolve("world").rank  # type: ignore[union-attr]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if ctx.bad:
+            raise ValueError("backward failed on purpose")
+        return grad, None
+
+
+def _failing_backward(g: D.Group, bad_rank: int) -> tuple[str, str]:
+    """A rank whose backward pass raises after the shape check: every rank stops."""
+    model, (x, y) = _net(), _data()
+    losses = _losses(lambda v: _FailsBackward.apply(model(v), bad_rank), x, y)
+    try:
+        backward(losses, list(model.parameters()), process_group=g)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return "none", ""
+
+
 def _sharded(g: D.Group) -> str:
     """Parameters held as shards (DTensor, as FSDP2 holds them) are refused on every rank."""
     from torch.distributed.tensor import Shard, distribute_tensor, init_device_mesh
@@ -118,6 +148,10 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     out["params"] = torch.cat([p.detach().reshape(-1) for p in ddp.parameters()])
     out["mgda"], _ = _train(_net(), x[mine], y[mine], MGDA(), "world")
     out["trimmed"], _ = _train(_net(), x[mine], y[mine], TrimmedMean(trim_number=1), g)
+    with config.memory_budget(2500), D.traffic() as t:  # room for one row at a time
+        out["chunked"], _ = _train(_net(), x[mine], y[mine], UPGrad(), g)
+    out["chunked_calls"] = t.calls
+    out["fail_backward"] = _failing_backward(g, bad_rank=0)
     out["mtl"] = _mtl(x[mine], y[mine], g)
     out["fail"] = _failing(g, bad_rank=1)
     out["sharded"] = _sharded(g)
@@ -139,7 +173,7 @@ def ranks() -> list[dict[str, Any]]:
 def test_ddp_steps_equal_one_process_on_the_whole_batch(ranks: list[dict[str, Any]]) -> None:
     x, y = _data()
     for name, aggregator in (("upgrad", UPGrad()), ("mgda", MGDA()),
-                             ("trimmed", TrimmedMean(trim_number=1))):
+                             ("trimmed", TrimmedMean(trim_number=1)), ("chunked", UPGrad())):
         ref, ref_w = _train(_net(), x, y, aggregator)
         for r in ranks:
             for got, want in zip(r[name], ref, strict=True):
@@ -163,11 +197,12 @@ def test_bytes_are_the_reduce_scatter_the_gramian_and_the_update(
         ranks: list[dict[str, Any]]) -> None:
     P, N, m, item = 66, 2, M, 8
     width = -(-P // N)
-    per_step = (8 + 1) * 8 + m * N * width * item + (m * m + 1) * item + (m + 1) * item \
-        + width * item  # shape check, reduce-scatter, Gramian, weights, update block
+    per_step = (10 + 1) * 8 + N * (m * width + 1) * item + (m * m + 1) * item \
+        + (m + 1) * item + width * item  # check, reduce-scatter, Gramian, weights, update
     for r in ranks:
         assert r["bytes"] == STEPS * per_step
         assert r["calls"] == STEPS * 5
+        assert r["chunked_calls"] == STEPS * (4 + m)  # one reduce-scatter per row
 
 
 def test_a_failing_rank_stops_every_rank(ranks: list[dict[str, Any]]) -> None:
@@ -175,6 +210,13 @@ def test_a_failing_rank_stops_every_rank(ranks: list[dict[str, Any]]) -> None:
     assert own == "NonFiniteInputError" and "NaN" in own_msg
     assert healthy == "RankFailedError" and "rank 1 failed: NonFiniteInputError" in msg
     assert took < 10
+
+
+def test_a_rank_failing_in_its_backward_pass_stops_every_rank(
+        ranks: list[dict[str, Any]]) -> None:
+    (own, own_msg), (healthy, msg) = ranks[0]["fail_backward"], ranks[1]["fail_backward"]
+    assert own == "ValueError" and "on purpose" in own_msg
+    assert healthy == "RankFailedError" and "rank 0 failed: ValueError" in msg
 
 
 def test_ranks_that_disagree_on_the_losses_are_refused(ranks: list[dict[str, Any]]) -> None:

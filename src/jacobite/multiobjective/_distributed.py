@@ -6,7 +6,9 @@ With ``J = (1/N) Σ_r J_r`` (``J_r``: rank r's m × P Jacobian), the Gramian
 ranks' own Gramians: no exchange of m × m matrices alone can give it. The exchange used here:
 
 * **Gramian-weighted aggregators** (UPGrad, MGDA, ...): a reduce-scatter of the local Jacobians
-  leaves rank r with the averaged columns of its parameter block; it forms that block's m × m
+  leaves rank r with the averaged columns of its parameter block (row chunk by row chunk, as
+  the memory budget allows: a rank holds its m × P/N block and one chunk of its own rows, never
+  its whole m × P Jacobian); it forms that block's m × m
   Gramian, one all-reduce of m² numbers sums the blocks to ``G``, rank 0's weights ``w`` are
   broadcast (m numbers: a random aggregator gives the same ``w`` everywhere), each rank forms
   ``wᵀJ`` on its block and an all-gather assembles the update. Payload per rank: ``m·P`` +
@@ -16,8 +18,10 @@ ranks' own Gramians: no exchange of m × m matrices alone can give it. The excha
   computed on rank 0 and broadcast (so randomised aggregators agree).
 
 Before either, one small all-reduce checks that every rank has the same m, P and parameter
-shapes and carries the failure flag of :func:`jacobite.distributed.guarded`: a rank whose losses
-or backward pass raise makes the others raise :class:`~jacobite.errors.RankFailedError`.
+shapes (and agrees on the row chunk) and carries the failure flag of
+:func:`jacobite.distributed.guarded`; each chunk's reduce-scatter carries a flag too, so a rank
+whose losses or backward pass raise makes the others raise
+:class:`~jacobite.errors.RankFailedError` instead of waiting.
 
 >>> import torch
 >>> from jacobite.multiobjective._distributed import blocks
@@ -39,11 +43,12 @@ from torch import Tensor
 from .. import config
 from .._validate import ChunkSize
 from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
+from ..distributed._guard import _raise_failures
 from ..distributed._traffic import record
 from ..errors import JacobianTooLarge, ShapeError, UnsupportedOperationError
-from ._params import accumulate, batched_grads, gram
+from ._params import accumulate, batched_grads, gram, row_chunk
 
-__all__ = ["Local", "blocks", "descend", "local_rows"]
+__all__ = ["Local", "blocks", "descend"]
 
 #: parameter classes whose tensor on a rank is a shard of the parameter (FSDP2, FSDP1)
 _SHARDED = frozenset(("DTensor", "FlatParameter"))
@@ -51,40 +56,72 @@ _SHARDED = frozenset(("DTensor", "FlatParameter"))
 
 @dataclass
 class Local:
-    """One rank's share of a Jacobian-descent step: the rows of its m × P Jacobian over
-    ``params`` and, for ``mtl_backward``, the plain gradients of the task heads."""
+    """One rank's share of a Jacobian-descent step: the graph's outputs and the m stacked
+    cotangents whose VJPs are the Jacobian's rows over ``params``, and, for ``mtl_backward``,
+    the task heads with their plain gradients."""
 
-    rows: Tensor  # (m, P)
+    outputs: Sequence[Tensor]
+    cotangents: Sequence[Tensor]
     params: list[Tensor]
+    retain_graph: bool
+    chunk_size: ChunkSize
     heads: list[Tensor] = field(default_factory=list)
     head_grads: list[Tensor] = field(default_factory=list)
 
+    @property
+    def m(self) -> int:
+        return int(self.cotangents[0].shape[0])
 
-def local_rows(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], params: list[Tensor], *,
-               retain_graph: bool, chunk_size: ChunkSize) -> Tensor:
-    """This rank's m × P Jacobian (rows ``Jᵀ c_k`` over ``params``, flattened and joined); a
-    typed error where it exceeds the memory budget."""
+    @property
+    def P(self) -> int:
+        return sum(p.numel() for p in self.params)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        dtype = self.params[0].dtype
+        for p in self.params[1:]:
+            dtype = torch.promote_types(dtype, p.dtype)
+        return dtype
+
+    def rows(self, start: int, stop: int, last: bool) -> Tensor:
+        """Rows ``start:stop`` of this rank's m × P Jacobian, flattened and joined."""
+        cots = [c[start:stop] for c in self.cotangents]
+        got = batched_grads(self.outputs, cots, self.params,
+                            retain_graph=self.retain_graph or not last,
+                            chunk_size=self.chunk_size)
+        return torch.cat([r.reshape(stop - start, -1).to(self.dtype) for r in got], dim=1)
+
+
+def _check_params(params: list[Tensor]) -> None:
     sharded = [type(p).__name__ for p in params if type(p).__name__ in _SHARDED]
     if sharded:
         raise UnsupportedOperationError(
             f"the parameters are sharded across the ranks ({sharded[0]}, as FSDP holds them); "
             "Jacobian descent over a process group needs every rank to hold the whole "
             "parameters: wrap the model in DistributedDataParallel instead of FSDP")
-    m = cotangents[0].shape[0]
-    n = sum(p.numel() for p in params)
-    dtype = params[0].dtype
-    for p in params[1:]:
-        dtype = torch.promote_types(dtype, p.dtype)
-    need = m * n * torch.empty((), dtype=dtype).element_size()
-    if need > config.get_memory_budget():
-        raise JacobianTooLarge(
-            f"Jacobian descent over a process group exchanges the {m} × {n} Jacobian, which "
-            f"needs {config.format_bytes(need)}, more than the memory budget "
-            f"({config.format_bytes(config.get_memory_budget())}); raise the budget "
-            "(jacobite.config.set_memory_budget) or run it on fewer parameters")
-    rows = batched_grads(outputs, cotangents, params, retain_graph=retain_graph,
-                         chunk_size=chunk_size)
-    return torch.cat([r.reshape(m, -1).to(dtype) for r in rows], dim=1)
+
+
+def _too_large(what: str, need: int) -> JacobianTooLarge:
+    return JacobianTooLarge(
+        f"Jacobian descent over a process group holds {what}, {config.format_bytes(need)}, "
+        f"more than the memory budget ({config.format_bytes(config.get_memory_budget())}); "
+        "raise the budget (jacobite.config.set_memory_budget), use more ranks, or run it on "
+        "fewer parameters")
+
+
+def _chunk(local: Local, size: int) -> int:
+    """Rows per reduce-scatter on this rank: the rank's m × ⌈P/N⌉ block stays, and a chunk
+    costs about three c × P buffers (the rows, their padded blocks, the VJPs' work)."""
+    m, P = local.m, local.P
+    b = torch.empty((), dtype=local.dtype).element_size()
+    keep = m * -(-P // size) * b
+    free = config.get_memory_budget() - keep
+    if free < 3 * P * b:
+        raise _too_large(f"its {m} × {-(-P // size)} block of the Jacobian and one row", keep
+                         + 3 * P * b)
+    if local.chunk_size is None:
+        return m
+    return min(row_chunk(m, P * b, local.chunk_size), max(1, free // (3 * P * b)))
 
 
 def blocks(J: Tensor, size: int) -> list[Tensor]:
@@ -96,46 +133,79 @@ def blocks(J: Tensor, size: int) -> list[Tensor]:
     return list(padded.reshape(m, size, width).transpose(0, 1).reshape(size, -1).unbind(0))
 
 
-def _signature(local: Local) -> Tensor:
-    """m, P, the number of head entries and a checksum of the shapes; with their negatives,
-    so one max-reduction tells whether every rank agrees."""
+def _signature(local: Local, chunk: int) -> Tensor:
+    """m, P, the number of head entries, a checksum of the shapes and this rank's row chunk;
+    with their negatives, so one max-reduction tells whether every rank agrees (and gives the
+    smallest chunk)."""
     shapes = repr([tuple(p.shape) for p in local.params] + [tuple(p.shape) for p in local.heads])
-    s = [local.rows.shape[0], local.rows.shape[1], sum(h.numel() for h in local.heads),
-         zlib.crc32(shapes.encode()) & 0x3FFFFFFF]
+    s = [local.m, local.P, sum(h.numel() for h in local.heads),
+         zlib.crc32(shapes.encode()) & 0x3FFFFFFF, chunk]
     return torch.tensor(s + [-v for v in s], dtype=torch.int64)
 
 
 def descend(group: Group, work: Callable[[], Local], aggregator: Any) -> Tensor | None:
-    """Run ``work`` (this rank's validation and backward pass), exchange as the module doc
+    """Run ``work`` (this rank's validation and per-task passes), exchange as the module doc
     says, add the averaged update to ``.grad`` on every rank; the weights for a
     Gramian-weighted aggregator, else None."""
-    with guarded(group, like=torch.zeros(8, dtype=torch.int64), op="max"):
+    gramian = callable(getattr(aggregator, "weights", None))
+    J: Tensor | None = None
+    with guarded(group, like=torch.zeros(10, dtype=torch.int64), op="max"):
         local = work()
-        sig = guarded_all_reduce(_signature(local), group, op="max")
-    if bool((sig[:4] != -sig[4:]).any()):
+        _check_params(local.params)
+        if gramian:
+            chunk = _chunk(local, group.size)
+        else:  # the whole m × P Jacobian is all-reduced
+            need = local.m * local.P * torch.empty((), dtype=local.dtype).element_size()
+            if need > config.get_memory_budget():
+                raise _too_large(f"the whole {local.m} × {local.P} Jacobian", need)
+            J, chunk = local.rows(0, local.m, last=True), local.m
+        sig = guarded_all_reduce(_signature(local, chunk), group, op="max")
+    if bool((sig[:4] != -sig[5:9]).any()):
         raise ShapeError(
             "the ranks disagree on the number of losses, of parameters or on their shapes; "
             "every rank must pass the same m losses of the same model (its own shard of the "
             "data) and the same params in the same order")
     heads = torch.cat([g.reshape(-1) for g in local.head_grads]) if local.heads else None
-    if callable(getattr(aggregator, "weights", None)):
-        w = _gramian_route(group, local, aggregator, heads)
+    if gramian:
+        w = _gramian_route(group, local, int(-sig[9]), aggregator, heads)
     else:
+        assert J is not None
         w = None
-        _jacobian_route(group, local, aggregator, heads)
+        _jacobian_route(group, local, J, aggregator, heads)
     if heads is not None:
         accumulate(local.heads, heads.split([h.numel() for h in local.heads]))
     return w
 
 
-def _reduce_scatter(group: Group, J: Tensor) -> Tensor:
-    """This rank's averaged column block of the ranks' Jacobians (m × width)."""
-    m = J.shape[0]
-    parts = [b.to(group.device) for b in blocks(J, group.size)]
-    mine = torch.empty_like(parts[0])
-    record(sum(p.numel() * p.element_size() for p in parts))
-    dist.reduce_scatter(mine, parts, group=group.pg)
-    return (mine / group.size).reshape(m, -1)
+def _reduce_scatter(group: Group, local: Local, chunk: int) -> Tensor:
+    """This rank's averaged column block of the ranks' Jacobians (m × ⌈P/N⌉), reduce-scattered
+    chunk of rows by chunk; each chunk's blocks carry this rank's failure flag."""
+    m, N = local.m, group.size
+    width = -(-local.P // N)
+    mine = torch.empty(m, width, dtype=local.dtype, device=group.device)
+    for s in range(0, m, chunk):
+        e = min(m, s + chunk)
+        error: Exception | None = None
+        try:
+            parts = [torch.cat([b.to(group.device), b.new_zeros(1, device=group.device)])
+                     for b in blocks(local.rows(s, e, last=e == m), N)]
+        except Exception as exc:  # join the collective with the flag set, then re-raise
+            error = exc
+            parts = [torch.zeros((e - s) * width + 1, dtype=local.dtype, device=group.device)
+                     for _ in range(N)]
+            for p in parts:
+                p[-1] = 1
+        got = torch.empty_like(parts[0])
+        record(sum(p.numel() * p.element_size() for p in parts))
+        dist.reduce_scatter(got, parts, group=group.pg)
+        if error is not None:
+            line = (str(error).splitlines() or [""])[0]
+            _raise_failures(group, f"{type(error).__name__}: {line}"[:300])
+            raise error
+        if bool(got[-1] != 0):
+            _raise_failures(group, None)  # raises RankFailedError naming the failing ranks
+        mine[s:e] = got[:-1].reshape(e - s, width) / N
+    return mine
 
 
 def _all_gather(group: Group, u: Tensor, P: int) -> Tensor:
@@ -145,12 +215,10 @@ def _all_gather(group: Group, u: Tensor, P: int) -> Tensor:
     return torch.cat(out)[:P]
 
 
-def _gramian_route(group: Group, local: Local, aggregator: Any,
+def _gramian_route(group: Group, local: Local, chunk: int, aggregator: Any,
                    heads: Tensor | None) -> Tensor:
-    J = local.rows
-    m, P = J.shape
-    mine = _reduce_scatter(group, J)
-    del J
+    m, P = local.m, local.P
+    mine = _reduce_scatter(group, local, chunk)
     G = gram(mine)
     payload = G.reshape(-1) if heads is None else torch.cat([G.reshape(-1),
                                                              heads.to(G.dtype)])
@@ -164,13 +232,14 @@ def _gramian_route(group: Group, local: Local, aggregator: Any,
             w = aggregator.weights(G).detach().to(G.dtype)
         w = guarded_broadcast(w, group, src=0)
     u = w.to(mine.dtype) @ mine
-    update = _all_gather(group, u.to(group.device), P).to(mine.device)
-    accumulate(local.params, update.split([p.numel() for p in local.params]))
+    update = _all_gather(group, u, P)
+    first = local.params[0]
+    accumulate(local.params, update.to(first.device).split([p.numel() for p in local.params]))
     return w
 
 
-def _jacobian_route(group: Group, local: Local, aggregator: Any, heads: Tensor | None) -> None:
-    J = local.rows
+def _jacobian_route(group: Group, local: Local, J: Tensor, aggregator: Any,
+                    heads: Tensor | None) -> None:
     m, P = J.shape
     payload = J.reshape(-1) if heads is None else torch.cat([J.reshape(-1), heads.to(J.dtype)])
     total = guarded_all_reduce(payload, group) / group.size

@@ -158,12 +158,11 @@ def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None 
         return [vec], [torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)], chosen
 
     if group is not None:
-        from ._distributed import Local, descend, local_rows
+        from ._distributed import Local, descend
 
         def work() -> Local:
             outs, cots, chosen = prepare()
-            return Local(local_rows(outs, cots, chosen, retain_graph=retain_graph,
-                                    chunk_size=chunk), chosen)
+            return Local(outs, cots, chosen, retain_graph, chunk)
 
         return descend(group, work, aggregator)
     outs, cots, chosen = prepare()
@@ -205,13 +204,12 @@ def mtl_backward(losses: Tensor | Sequence[Tensor], features: Tensor | Sequence[
     chunk = resolve_chunk(chunk_size)
     group = resolve(process_group)
     if group is not None:
-        from ._distributed import Local, descend, local_rows
+        from ._distributed import Local, descend
 
         def work() -> Local:
             feats, cots, shared, heads, head_grads = _mtl_parts(losses, features, tasks_params,
                                                                 shared_params)
-            return Local(local_rows(feats, cots, shared, retain_graph=retain_graph,
-                                    chunk_size=chunk), shared, heads, head_grads)
+            return Local(feats, cots, shared, retain_graph, chunk, heads, head_grads)
 
         return descend(group, work, aggregator)
     feats, cotangents, shared, heads, head_grads = _mtl_parts(losses, features, tasks_params,
