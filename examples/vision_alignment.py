@@ -13,6 +13,7 @@
 
     python examples/vision_alignment.py            # the pictures, prints the numbers
     python examples/vision_alignment.py --no-plot
+    python examples/vision_alignment.py --out /tmp/pictures
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def _residual(ax: Any, r: torch.Tensor, title: str) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--out", type=Path, default=IMG, help="where the pictures go")
     args = ap.parse_args(argv)
     world, source, target, H = photo_pair()
     t0 = time.perf_counter()
@@ -130,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"folding field: det J from {float(det.min):.2f} to {float(det.max):.2f}, "
           f"{100 * float(det.fraction_folded):.1f} % of the pixels folded")
     out["fraction_folded"] = float(det.fraction_folded)
+    out["det_min"] = float(det.min)
     if args.no_plot:
         return out
     import matplotlib
@@ -137,7 +140,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    IMG.mkdir(parents=True, exist_ok=True)
+    img: Path = args.out
+    img.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 5, figsize=(13, 3.0))
     _grey(axes[0], source, "source (camera() crop)")
     _grey(axes[1], target, "target: corners moved ≤ 8 px")
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fig.suptitle(f"align(source, target, 'homography'): {res.status[0]}, iterations per level "
                  f"(coarse → fine) {its}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(IMG / "vision_alignment.png", dpi=72)
+    fig.savefig(img / "vision_alignment.png", dpi=72)
     plt.close(fig)
     fig, axes = plt.subplots(1, 3, figsize=(8.4, 3.1))
     _grey(axes[0], blocked, "target with an occluder")
@@ -157,12 +161,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _residual(ax, residual(source, blocked, r.params[0]),
                   f"residual, loss='{loss}': {e:.2g} px")
     fig.tight_layout()
-    fig.savefig(IMG / "vision_robust.png", dpi=90)
+    fig.savefig(img / "vision_robust.png", dpi=90)
     plt.close(fig)
     fig = plot_jacobian_determinant(field, domain="reference",
                                     title="det J of a bump of x displacement (folds in blue)")
     fig.set_size_inches(5.6, 4.6)
-    fig.savefig(IMG / "vision_folding.png", dpi=90)
+    fig.savefig(img / "vision_folding.png", dpi=90)
     plt.close(fig)
     return out
 
