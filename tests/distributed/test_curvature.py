@@ -12,7 +12,7 @@ from torch import nn
 
 from jacobite import curvature as C
 from jacobite import distributed as D
-from jacobite.analysis import frobenius_norm, spectral_norm
+from jacobite.analysis import eigenvalues, frobenius_norm, spectral_density, spectral_norm
 
 from ._spawn import run
 
@@ -93,14 +93,18 @@ def _curvature(rank: int, size: int) -> dict:
         _close(Ad, A1, 1e-12)
         _close(Bd, B1, 1e-12)
     out["kfac_mc"] = [A for _, A, _ in C.kfac(model, ce, (Xs, ys), process_group=g).factors]
-    # analysis runs unchanged on every rank: Lanczos and Hutchinson with the same seed
+    # analysis runs unchanged on every rank: Lanczos, Hutchinson and SLQ with the same seed
     G1, Gd = C.ggn(model, ce, (X, y)), C.ggn(model, ce, (Xs, ys), process_group=g)
-    lam1, lamd = spectral_norm(G1), spectral_norm(Gd)
-    _close(lamd, lam1, 1e-9)
+    top1, topd = eigenvalues(G1, k=2, seed=0).values, eigenvalues(Gd, k=2, seed=0).values
+    _close(topd, top1, 1e-9)
+    _close(spectral_norm(Gd), top1[0], 1e-9)
     f1 = frobenius_norm(G1, nproj=6, seed=0).value
     fd = frobenius_norm(Gd, nproj=6, seed=0).value
     _close(torch.as_tensor(fd), torch.as_tensor(f1), 1e-12)
-    out["top"], out["hutchinson"] = lamd, fd
+    tr1 = spectral_density(G1, probes=4, steps=6, seed=0).trace(lambda t: t).value
+    trd = spectral_density(Gd, probes=4, steps=6, seed=0).trace(lambda t: t).value
+    _close(torch.as_tensor(trd), torch.as_tensor(tr1), 1e-9)
+    out["top"], out["hutchinson"], out["slq"] = topd, fd, trd
     # float32: 1e-6 relative
     m32 = _Net(torch.float32)
     X32, y32, _ = _data(11, torch.float32)
@@ -128,7 +132,7 @@ def _curvature(rank: int, size: int) -> dict:
 
 def test_curvature_over_two_ranks_equals_one_process() -> None:
     r0, r1 = run(_curvature, 2, timeout=90)
-    for key in ("ggn_mv", "hessian_mv", "fisher_mc", "top", "hutchinson"):
+    for key in ("ggn_mv", "hessian_mv", "fisher_mc", "top", "hutchinson", "slq"):
         np.testing.assert_array_equal(r0[key], r1[key])  # the same bits on every rank
     for a0, a1 in zip(r0["kfac_mc"], r1["kfac_mc"], strict=True):
         np.testing.assert_array_equal(a0, a1)
