@@ -45,29 +45,30 @@ def source_grid(model: str, params: torch.Tensor, height: int, width: int,
     scale = torch.tensor([2 / ws, 2 / hs], dtype=dtype, device=dev)
     offset = scale / 2 - 1
     n = params.shape[0]
-    if model == "translation":
-        col = torch.stack([xs.expand(n, -1), torch.zeros_like(xs).expand(n, -1)], -1)
-        row = torch.stack([torch.zeros_like(ys).expand(n, -1), ys.expand(n, -1)], -1)
-        row = row + params[:, None, :]
-        grid = (row * scale + offset)[:, :, None] + (col * scale)[:, None]
-    else:
-        m = MatrixWarp(model).matrix(params)  # (n, 3, 3)
-        if model == "homography":  # fold the normalisation into the numerators: s·u + o·w
-            m = torch.cat([m[:, :2] * scale[:, None] + offset[:, None] * m[:, 2:], m[:, 2:]], 1)
-        else:
-            m = torch.cat([m[:, :2] * scale[:, None], m[:, 2:]], 1)
-            m[:, :2, 2] += offset
-        col = m[:, None, :, 0] * xs[None, :, None]  # (n, w, 3)
-        row = torch.addcmul(m[:, None, :, 2], m[:, None, :, 1], ys[None, :, None])  # (n, h, 3)
-        if model == "homography":
-            full = row[:, :, None] + col[:, None]  # (n, h, w, 3)
-            grid = full[..., :2] / full[..., 2:]
-        else:
-            grid = row[:, :, None, :2] + col[:, None, :, :2]
     eps = 8 * torch.finfo(dtype).eps
-    inside = ((grid[..., 0].abs() <= 1 - 1 / ws + eps)
-              & (grid[..., 1].abs() <= 1 - 1 / hs + eps)).reshape(n, -1)
-    return grid, inside
+    bound = torch.tensor([1 - 1 / ws + eps, 1 - 1 / hs + eps], dtype=dtype, device=dev)
+    if model == "translation":  # separable: a column term in u, a row term in v
+        u = (xs + params[:, :1]) * scale[0] + offset[0]  # (n, w)
+        v = (ys + params[:, 1:]) * scale[1] + offset[1]  # (n, h)
+        grid = torch.stack([u[:, None, :].expand(-1, height, -1),
+                            v[:, :, None].expand(-1, -1, width)], -1)
+        inside = (v.abs() <= bound[1])[:, :, None] & (u.abs() <= bound[0])[:, None, :]
+        return grid, inside.reshape(n, -1)
+    m = MatrixWarp(model).matrix(params)  # (n, 3, 3)
+    if model == "homography":  # fold the normalisation into the numerators: s·u + o·w
+        m = torch.cat([m[:, :2] * scale[:, None] + offset[:, None] * m[:, 2:], m[:, 2:]], 1)
+    else:
+        m = torch.cat([m[:, :2] * scale[:, None], m[:, 2:]], 1)
+        m[:, :2, 2] += offset
+    col = m[:, None, :, 0] * xs[None, :, None]  # (n, w, 3)
+    row = torch.addcmul(m[:, None, :, 2], m[:, None, :, 1], ys[None, :, None])  # (n, h, 3)
+    if model == "homography":
+        full = row[:, :, None] + col[:, None]  # (n, h, w, 3)
+        grid = full[..., :2] / full[..., 2:]
+    else:
+        grid = row[:, :, None, :2] + col[:, None, :, :2]
+    inside = (grid[..., 0].abs() <= bound[0]) & (grid[..., 1].abs() <= bound[1])
+    return grid, inside.reshape(n, -1)
 
 
 def sample(source: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

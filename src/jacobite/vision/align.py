@@ -264,11 +264,12 @@ def _final(src: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor, name: str,
     target's variance over the compared pixels."""
     b, c, h, w = tgt.shape
     warped, inside = read_source(src, name, prm, (h, w))
-    wt = (mask.reshape(b, 1, -1) * inside[:, None]).expand(b, c, -1).double()
+    wt = (mask.reshape(b, -1) * inside).double()[:, None]  # (b, 1, P), shared by the channels
     t = tgt.reshape(b, c, -1).double()
     r = warped.reshape(b, c, -1).double() - t
-    total = wt.sum((1, 2)).clamp_min(1e-300)
-    mean = (wt * t).sum(-1, keepdim=True) / wt.sum(-1, keepdim=True).clamp_min(1e-300)
+    count = wt.sum(-1)  # (b, 1)
+    mean = (wt * t).sum(-1, keepdim=True) / count[..., None].clamp_min(1e-300)
+    total = (c * count[:, 0]).clamp_min(1e-300)
     var = (wt * (t - mean) ** 2).sum((1, 2)) / total
     share = (wt * r * r).sum((1, 2)) / total / var.clamp_min(1e-300)
     return warped, torch.where(var > 0, share, torch.inf)  # a flat target: nothing to align by
