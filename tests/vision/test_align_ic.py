@@ -198,3 +198,25 @@ def test_a_model_that_is_not_a_group_is_refused_naming_forward_additive() -> Non
     assert _level_kind(IC, "homography") is InverseLevel
     with pytest.raises(UnsupportedOperationError, match="method='forward_additive'"):
         _level_kind(IC, "thin_plate_spline")
+
+
+def test_multichannel_different_sizes_and_a_start() -> None:
+    src = torch.cat([texture(80, seed=s) for s in (1, 2, 3)], dim=1)[0]  # (3, 80, 80)
+    theta, H = _truth("affine")
+    tgt = warp(src, "affine", theta, size=(64, 72))
+    res = align(src, tgt, "affine", method=IC, params0=0.8 * theta)
+    assert res.status == ["converged"] and res.warped.shape == (1, 3, 64, 72)
+    assert corner_error(res.matrix[0], H, 64, 72) < 1e-3
+
+
+def test_statuses_flat_outside_and_max_iterations() -> None:
+    flat = torch.zeros(32, 32, dtype=F64)
+    res = align(flat, flat, "homography", method=IC)
+    assert res.status == ["no_match"] and torch.equal(res.params, torch.zeros(1, 8, dtype=F64))
+    src = texture(64, seed=8)
+    far = align(src, src, "translation", params0=torch.tensor([500.0, 0.0], dtype=F64),
+                method=IC)
+    assert far.status == ["diverged"] and torch.isfinite(far.params).all()
+    tgt = warp(src, "homography", torch.tensor(TRUE["homography"], dtype=F64))
+    one = align(src, tgt, "homography", pyramid=1, max_iter=1, method=IC)
+    assert one.status == ["max_iterations"] and one.iterations.tolist() == [[1]]
