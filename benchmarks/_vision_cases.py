@@ -139,23 +139,53 @@ def kornia_convention_gap(case: CornerCase) -> float:
     return float((out - case.target)[inside].abs().max())
 
 
+AFFINE_LIMITS = np.array([0.03, 0.03, 3.0, 0.03, 0.03, 3.0])
+
+
+def _affine_pair(world: torch.Tensor, x0: int, y0: int, n: int,
+                 theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crop of ``world`` at ``(x0, y0)`` and its target under the affine ``theta``."""
+    A = np.vstack([np.eye(3)[:2] + theta.reshape(2, 3), [0, 0, 1]])
+    A = np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]]) @ A
+    prm = torch.from_numpy((A - np.eye(3))[:2].reshape(-1).copy())
+    return world[y0:y0 + n, x0:x0 + n], warp(world, "affine", prm, size=(n, n))
+
+
 def affine_batch(count: int, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor,
                                                               torch.Tensor]:
     """``count`` source crops ``(count, 1, n, n)`` of seeded textures, their targets under
     random affine maps (up to 3 % linear change and 3 px shift) and the true parameters
     ``(count, 6)``, all float64."""
     rng = np.random.default_rng(seed)
-    lim = np.array([0.03, 0.03, 3.0, 0.03, 0.03, 3.0])
-    big, pad = n + 32, 16
-    src, tgt, thetas = [], [], []
+    pairs, thetas = [], []
     for k in range(count):
-        world = texture(big, seed=seed * 1000 + k)
-        theta = rng.uniform(-1, 1, 6) * lim
-        A = np.vstack([np.eye(3)[:2] + theta.reshape(2, 3), [0, 0, 1]])
-        A = np.array([[1.0, 0, pad], [0, 1, pad], [0, 0, 1]]) @ A
-        prm = torch.from_numpy((A - np.eye(3))[:2].reshape(-1).copy())
-        tgt.append(warp(world, "affine", prm, size=(n, n)))
-        src.append(world[pad:pad + n, pad:pad + n])
+        theta = rng.uniform(-1, 1, 6) * AFFINE_LIMITS
+        pairs.append(_affine_pair(texture(n + 32, seed=seed * 1000 + k), 16, 16, n, theta))
         thetas.append(theta)
-    return (torch.stack(src)[:, None], torch.stack(tgt)[:, None],
-            torch.from_numpy(np.array(thetas)))
+    return (torch.stack([p[0] for p in pairs])[:, None],
+            torch.stack([p[1] for p in pairs])[:, None], torch.from_numpy(np.array(thetas)))
+
+
+def photo_affine_batch(world: torch.Tensor, count: int, n: int, seed: int = 0
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """As :func:`affine_batch`, but ``count`` crops of one photograph at seeded positions at
+    least 40 px inside its border — textured or flat, as they fall."""
+    rng = np.random.default_rng(seed)
+    h, w = world.shape
+    pairs, thetas = [], []
+    for _ in range(count):
+        x0, y0 = int(rng.integers(40, w - n - 40)), int(rng.integers(40, h - n - 40))
+        theta = rng.uniform(-1, 1, 6) * AFFINE_LIMITS
+        pairs.append(_affine_pair(world, x0, y0, n, theta))
+        thetas.append(theta)
+    return (torch.stack([p[0] for p in pairs])[:, None],
+            torch.stack([p[1] for p in pairs])[:, None], torch.from_numpy(np.array(thetas)))
+
+
+def affine_corner_errors(params: torch.Tensor, truth: torch.Tensor, n: int) -> np.ndarray:
+    """Per pair, :func:`corner_error` between found and true affine parameters ``(B, 6)``."""
+    def matrix(t: np.ndarray) -> np.ndarray:
+        return np.vstack([np.eye(3)[:2] + t.reshape(2, 3), [0, 0, 1]])
+
+    return np.array([corner_error(matrix(p), matrix(t), n) for p, t in
+                     zip(params.double().numpy(), truth.numpy(), strict=True)])

@@ -72,6 +72,21 @@ def test_affine_batch_targets_hold_their_parameters() -> None:
                                    atol=1e-12)
 
 
+def test_photo_batch_targets_hold_their_parameters_and_errors_read_them() -> None:
+    world = vc.texture(200, seed=6)
+    src, tgt, truth = vc.photo_affine_batch(world, 3, 48, seed=2)
+    for s, t, th in zip(src, tgt, truth, strict=True):
+        A = np.vstack([np.eye(3)[:2] + th.numpy().reshape(2, 3), [0, 0, 1]])
+        inside = _inside(A, 48)
+        torch.testing.assert_close(warp(s[0], "affine", th)[inside], t[0][inside], rtol=0,
+                                   atol=1e-12)
+    errs = vc.affine_corner_errors(truth, truth, 48)
+    assert errs.shape == (3,) and errs.max() == 0
+    moved = truth.clone()
+    moved[:, 2] += 0.5  # half a pixel along x
+    np.testing.assert_allclose(vc.affine_corner_errors(moved, truth, 48), 0.5, atol=1e-12)
+
+
 def test_missing_peers_leave_jacobite_rows(monkeypatch) -> None:
     monkeypatch.setattr(bv, "have", lambda name: False)
     sec = bv.homography(True)
@@ -79,3 +94,4 @@ def test_missing_peers_leave_jacobite_rows(monkeypatch) -> None:
     assert all(r[1].startswith("jacobite") and r[0] == "texture" for r in sec.rows)
     assert any("kornia: not installed" in n for n in sec.notes)
     assert bv.translation(True).rows[0][0] == "skipped: install scikit-image"
+    assert bv.truthful(True).rows[0][0] == "skipped: install scikit-image"
