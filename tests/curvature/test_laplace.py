@@ -174,3 +174,33 @@ def test_batches_give_the_posterior_of_the_whole_dataset(kind, structure):
                                whole.log_marginal_likelihood(1.0), **TOL)
     torch.testing.assert_close(parts.functional_variance(X), whole.functional_variance(X),
                                **TOL)
+
+
+def test_kron_covers_convolutions_exactly_for_one_sample_at_one_position():
+    # one sample, the kernel covering the whole image (one output position): every K-FAC
+    # block is that layer's exact Gauss–Newton block
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Tanh(), nn.Flatten(), nn.Linear(3, 4)).to(F64)
+    X, y = torch.randn(1, 2, 3, 3, dtype=F64), torch.tensor([2])
+    post = laplace(model, nn.CrossEntropyLoss(), (X, y), structure="kron", prior_precision=0.5)
+    J = D.dense_jacobian(model, X)
+    p = torch.softmax(model(X).detach()[0], dim=0)
+    G = J.T @ (torch.diag(p) - torch.outer(p, p)) @ J
+    Lam = post.posterior_precision.to_dense()
+    for sl in (slice(0, 57), slice(57, 73)):  # conv (54 + 3), linear (12 + 4)
+        block = G[sl, sl] + 0.5 * torch.eye(sl.stop - sl.start, dtype=F64)
+        torch.testing.assert_close(Lam[sl, sl], block, **TOL)
+    Xt = torch.randn(3, 2, 3, 3, dtype=F64)
+    Jt = D.dense_jacobian(model, Xt).reshape(3, 4, -1)
+    torch.testing.assert_close(post.functional_variance(Xt),
+                               Jt @ torch.linalg.solve(Lam, Jt.transpose(1, 2)), **TOL)
+
+
+def test_setting_the_prior_precision_changes_the_posterior_and_is_checked():
+    _, X, _, post, _ = _setup("ce", "kron", [1.0])
+    _, _, _, other, Lam = _setup("ce", "kron", [0.2, 3.0])
+    post.prior_precision = torch.tensor([0.2, 3.0], dtype=F64)
+    torch.testing.assert_close(post.posterior_precision.to_dense(), Lam, **TOL)
+    torch.testing.assert_close(post.functional_variance(X), other.functional_variance(X), **TOL)
+    with pytest.raises(InvalidOptionError, match="> 0"):
+        post.prior_precision = 0.0

@@ -72,7 +72,6 @@ class Laplace:
         names: the parameters the posterior covers, in ``named_parameters`` order.
         mean: ``θ*``, those parameters flattened (row-major, stacked).
         groups: the layers, each with its own entry of a per-layer prior precision.
-        prior_precision: ``δ`` per layer, a ``(len(groups),)`` tensor.
         log_likelihood: ``log p(D | θ*)`` (tempered by ``1/T``).
 
     >>> import torch
@@ -99,8 +98,18 @@ class Laplace:
         sq = torch.zeros(len(groups), dtype=ps.dtype, device=ps.device)
         self._sq_norms = sq.index_add(0, group_index.to(ps.device), self.mean**2)
         self._sizes = torch.tensor(posterior.group_sizes, dtype=ps.dtype, device=ps.device)
-        self.prior_precision = torch.ones(len(groups), dtype=ps.dtype, device=ps.device)
+        self._delta = torch.ones(len(groups), dtype=ps.dtype, device=ps.device)
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def prior_precision(self) -> torch.Tensor:
+        """``δ`` per layer, a ``(len(groups),)`` tensor; set it to a number ``> 0`` or one per
+        layer to change the posterior (nothing is recomputed but ``δ``)."""
+        return self._delta
+
+    @prior_precision.setter
+    def prior_precision(self, value: Any) -> None:
+        self._delta = prior_vector(value, len(self.groups), self.mean)
 
     @property
     def n_params(self) -> int:
@@ -357,5 +366,5 @@ def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_la
     if isinstance(prior_precision, str) and prior_precision == "auto":
         result.prior_precision = maximise_evidence(result._evidence, result.mean, len(groups))
     else:
-        result.prior_precision = prior_vector(prior_precision, len(groups), result.mean)
+        result.prior_precision = prior_precision
     return result
