@@ -22,6 +22,7 @@ tensor([2., 2., 2.])
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from types import TracebackType
 from typing import Literal, cast
@@ -63,15 +64,17 @@ def _tensor(t: object, name: str) -> torch.Tensor:
     return t
 
 
-def _flagged_all_reduce(g: Group, payload: torch.Tensor, op: Op, failed: bool) -> torch.Tensor:
-    """All-reduce ``payload`` (flat, on ``g.device``) with this rank's flag appended; the
-    reduced payload, or :class:`RankFailedError` where another rank's flag is set."""
-    flag = (-1 if op == "min" else 1) if failed else 0
+def _flagged_all_reduce(g: Group, payload: torch.Tensor, op: Op,
+                        failure: str | None = None) -> torch.Tensor:
+    """All-reduce ``payload`` (flat, on ``g.device``) with this rank's flag appended (set where
+    this rank failed with the message ``failure``, negative for ``"min"``); the reduced payload,
+    or :class:`RankFailedError` where another rank's flag is set."""
+    flag = 0 if failure is None else -1 if op == "min" else 1
     buf = torch.cat([payload, payload.new_full((1,), flag)])
     record(buf.numel() * buf.element_size())
     dist.all_reduce(buf, op=_reduce_op(op), group=g.pg)
-    if failed or bool(buf[-1] != 0):
-        _raise_failures(g, None)
+    if failure is not None or bool(buf[-1] != 0):
+        _raise_failures(g, failure)
     return buf[:-1]
 
 
@@ -130,16 +133,11 @@ class guarded:
         self.joined = True
         rows = g.size if self.kind == "all_gather" else 1
         zeros = torch.zeros(rows * self.like.numel(), dtype=self.like.dtype, device=g.device)
-        line = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        try:
-            flag = (-1 if self.op == "min" and self.kind == "all_reduce" else 1)
-            buf = torch.cat([zeros, zeros.new_full((1,), flag)])
-            record(buf.numel() * buf.element_size())
-            op: Op = self.op if self.kind == "all_reduce" else "sum"
-            dist.all_reduce(buf, op=_reduce_op(op), group=g.pg)
-            _raise_failures(g, line[:300])
-        except Exception:  # the group itself is broken: this rank's own error matters most
-            pass
+        text = str(error).splitlines()[0] if str(error) else ""
+        # where the group itself is broken, this rank's own error is what matters
+        with contextlib.suppress(Exception):
+            _flagged_all_reduce(g, zeros, self.op if self.kind == "all_reduce" else "sum",
+                                f"{type(error).__name__}: {text}"[:300])
 
 
 def _mark_joined(g: Group) -> None:
@@ -166,7 +164,7 @@ def guarded_all_reduce(tensor: torch.Tensor, group: ProcessGroupLike,
     if g is None:
         return t
     _mark_joined(g)
-    out = _flagged_all_reduce(g, t.detach().reshape(-1).to(g.device), op, failed=False)
+    out = _flagged_all_reduce(g, t.detach().reshape(-1).to(g.device), op)
     return out.reshape(t.shape).to(t.device)
 
 
@@ -188,7 +186,7 @@ def guarded_broadcast(tensor: torch.Tensor, group: ProcessGroupLike, src: int = 
     payload = t.detach().reshape(-1).to(g.device)
     if g.rank != src:
         payload = torch.zeros_like(payload)
-    return _flagged_all_reduce(g, payload, "sum", failed=False).reshape(t.shape).to(t.device)
+    return _flagged_all_reduce(g, payload, "sum").reshape(t.shape).to(t.device)
 
 
 def guarded_all_gather(tensor: torch.Tensor, group: ProcessGroupLike) -> torch.Tensor:
@@ -208,7 +206,7 @@ def guarded_all_gather(tensor: torch.Tensor, group: ProcessGroupLike) -> torch.T
     _mark_joined(g)
     rows = torch.zeros((g.size, t.numel()), dtype=t.dtype, device=g.device)
     rows[g.rank] = t.detach().reshape(-1).to(g.device)
-    out = _flagged_all_reduce(g, rows.reshape(-1), "sum", failed=False)
+    out = _flagged_all_reduce(g, rows.reshape(-1), "sum")
     return out.reshape(g.size, *t.shape).to(t.device)
 
 
