@@ -71,9 +71,9 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     # per-problem data through a closure cannot be split
     out["closure"] = _error(lambda: least_squares(lambda p: _residuals(p, y), x0, batch=True,
                                                   process_group="world"))
-    bad = x0.clone()
-    bad[6, 0] = float("nan")  # in rank 1's share
-    out["fail"] = _error(lambda: least_squares(_residuals, bad, batch=True, args=(y,),
+    bad = y.clone()
+    bad[6, 0] = float("nan")  # in rank 1's share: its third problem
+    out["fail"] = _error(lambda: least_squares(_residuals, x0, batch=True, args=(bad,),
                                                process_group="world"))
     out["few"] = _error(lambda: least_squares(_residuals, x0[:1], batch=True, args=(y[:1],),
                                               process_group="world"))
@@ -103,7 +103,8 @@ def test_a_closure_over_per_problem_data_is_refused(ranks: list[dict[str, Any]])
 
 
 def test_a_failing_share_stops_every_rank(ranks: list[dict[str, Any]]) -> None:
-    assert ranks[1]["fail"][0] == "NonFiniteInputError"
+    kind, own = ranks[1]["fail"]
+    assert kind == "NonFiniteInputError" and "problem 2" in own and "add 4" in own
     kind, msg = ranks[0]["fail"]
     assert kind == "RankFailedError" and "rank 1 failed: NonFiniteInputError" in msg
 

@@ -31,7 +31,12 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ...distributed import Group, gather_batch, guarded, resolve, shard
-from ...errors import InvalidOptionError, ShapeError, UnsupportedOperationError
+from ...errors import (
+    InvalidOptionError,
+    JacobiteError,
+    ShapeError,
+    UnsupportedOperationError,
+)
 from .._ift import inexact, tracked
 from .engine.batch_result import BatchLeastSquaresResult
 
@@ -83,6 +88,15 @@ def _check(group: Group, B: int) -> slice:
     return shard(B, group)
 
 
+def _share_note(exc: JacobiteError, group: Group, sl: slice) -> str | None:
+    """A note that ``exc``'s problem numbers count within this rank's share (None where the
+    share starts at the first problem or the message names no problem)."""
+    if sl.start == 0 or ("problem" not in str(exc) and "fit" not in str(exc)):
+        return None
+    return (f" (rank {group.rank} solves the problems from {sl.start} on: add {sl.start} to "
+            "the problem numbers above for their place in the batch)")
+
+
 def _gather(group: Group, tree: Any) -> Any:
     return gather_batch(tree, group, dst=None)
 
@@ -113,6 +127,11 @@ def solve_sharded(solve: Callable[..., BatchLeastSquaresResult], fun: Callable[.
             res = solve(fun, x, **mine)
         except ShapeError as exc:
             raise ShapeError(f"{exc}{_CLOSURE}") from exc
+        except JacobiteError as exc:
+            note = _share_note(exc, group, sl)
+            if note is None:
+                raise
+            raise type(exc)(f"{exc}{note}") from exc
         tree = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
         out = _gather(group, tree)
     return BatchLeastSquaresResult(**out)
@@ -141,6 +160,11 @@ def fit_sharded(fit: Callable[..., tuple[Any, ...]], f: Callable[..., Any], xdat
             out = fit(f, x, y, start, **mine)
         except ShapeError as exc:
             raise ShapeError(f"{exc}{_CLOSURE}") from exc
+        except JacobiteError as exc:
+            note = _share_note(exc, group, sl)
+            if note is None:
+                raise
+            raise type(exc)(f"{exc}{note}") from exc
         tree: dict[str, Any] = {"popt": torch.as_tensor(out[0]), "pcov": torch.as_tensor(out[1])}
         if len(out) == 5:
             info, mesg, ier = out[2], out[3], out[4]
