@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ._align_grid import read_source
+from ._align_normal import jacobian_rows
 from ._align_pyramid import from_matrix
 from ._align_solve import Evaluation, Level, solve_level
 
@@ -57,14 +58,9 @@ class InverseLevel(Level):
         tgt = self.target.double()
         n, c, h, w = tgt.shape
         gy, gx = torch.gradient(tgt, dim=(-2, -1))  # central inside, one-sided on the border
-        G = torch.stack([gx, gy], -1).reshape(n, c, h * w, 2, 1)
-        if self.model == "translation":  # the coordinate Jacobian is the identity
-            self.jacobian = G.reshape(n, c * h * w, 2)
-        else:
-            zero = self.warp.identity(1, torch.float64, self.target.device)
-            M = self.warp.jacobian(zero, self.points.double())  # (1, P, 2, p)
-            self.jacobian = (G * M[:, None]).sum(-2).reshape(n, c * h * w, -1)
-        self.channels = c
+        G = torch.stack([gx, gy], -1).reshape(n, c, h * w, 2)
+        zero = self.warp.identity(1, torch.float64, self.target.device)
+        self.jacobian = jacobian_rows(G, self, zero)  # (n, C·P, p)
         wts = self.mask[:, None, :].expand(n, c, -1).reshape(n, -1, 1)
         self.hessian = torch.bmm(self.jacobian.transpose(1, 2), self.jacobian * wts)
 

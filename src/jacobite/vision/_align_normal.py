@@ -29,7 +29,7 @@ import torch
 if TYPE_CHECKING:
     from ._align_solve import Level
 
-__all__ = ["normal_equations", "pair_index"]
+__all__ = ["jacobian_rows", "normal_equations", "pair_index"]
 
 #: similarity parameters as affine ones, ``θ_affine = T θ``
 _SIMILARITY = torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0],
@@ -114,3 +114,22 @@ def normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: tor
         return A, g
     T = _SIMILARITY.to(A.device) if lvl.model == "similarity" else _euclidean(params)
     return T.transpose(-1, -2) @ A @ T, (g[:, None] @ T)[:, 0]
+
+
+def jacobian_rows(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> torch.Tensor:
+    """The per-pair Jacobian blocks ``(n, C·P, p)`` in float64 from the image gradients ``G``
+    ``(n, C, P, 2)`` at ``params``: the factors times ``z`` (one broadcast product), less the
+    homography's last column, or times ``∂θ_affine/∂θ``."""
+    n, c, P, _ = G.shape
+    G = G.double()
+    if lvl.model == "translation":
+        return G.reshape(n, c * P, 2)
+    f = torch.stack(_factors(G, lvl, params), -1)  # (n, C, P, k)
+    z = lvl.monomials[:, [2, 4, 5]]  # (P, 3): x, y, 1
+    rows = (f[..., :, None] * z[:, None, :]).reshape(n, c * P, -1)
+    if lvl.model == "homography":
+        return rows[..., :8]
+    if lvl.model == "affine":
+        return rows
+    T = _SIMILARITY.to(rows.device) if lvl.model == "similarity" else _euclidean(params)
+    return rows @ T
