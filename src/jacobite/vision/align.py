@@ -94,7 +94,8 @@ class AlignResult:
             of the target's variance over the compared pixels: a stationary point that does
             not align the images, as for unrelated images, or a flat target).
         cost: ``(B,)`` float64, ``½ Σ w ρ(r²)`` at the last parameters evaluated on the finest
-            level (the final step, shorter than ``tol``, is taken without evaluating it).
+            level (the final step, shorter than ``tol``, is taken without evaluating it); with
+            ``method="inverse_compositional"`` ``w`` is the mask eroded over 3 × 3 pixels.
         levels: the number of pyramid levels used.
     """
 
