@@ -287,8 +287,8 @@ def truthful(quick: bool) -> Section:
                          f"{int(off.sum())} ({err[off].max():.3g})" if off.any() else "0",
                          res.status.count("no_match"), int(len(err) - conv.sum()
                                                            - res.status.count("no_match"))])
-    sec.notes.append(f"Crops at seeded positions of camera() (flat sky and coat included), each "
-                     f"target the photograph read through its own affine map (≤ 3 % linear "
+    sec.notes.append(f"Crops at seeded positions of camera() (nearly flat background ones too), "
+                     f"each target the photograph read through its own affine map (≤ 3 % linear "
                      f"change, ≤ 3 px shift; corners move ≤ ~6 px). 'converged but off' counts "
                      f"pairs reported converged whose corners are > 0.01 px from the truth: a "
                      f"stationary point that is not the true warp. No target. "
