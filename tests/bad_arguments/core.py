@@ -57,6 +57,10 @@ XS = solvers.solve_implicit(IMPL, torch.zeros(2, dtype=F64), TH)
 _jac_cases = [*fn(0), *tensor(1), *argnums(), *choice("mode"), *chunk("chunk_size"),
               *budget("memory_budget"), *flag("flat"), *flag("check_finite")]
 
+#: ``process_group=`` shares a batch of problems: without ``batch=True`` it is refused
+_UNBATCHED_GROUP = [typed("process_group", 3, InvalidOptionError),
+                    typed("process_group", "world", InvalidOptionError)]
+
 ENTRIES = [
     entry("jacobite.jacobian", jacobite.jacobian, F, X,
           cases=[*_jac_cases, *flag("has_aux"), *flag("sparse"),
@@ -108,7 +112,7 @@ ENTRIES = [
                  ("verbose", "loud"), (1, [1.0 + 1.0j, 2.0]), ("diff_step", "small"),
                  ("diff_step", 0.0), ("jac_sparsity", torch.ones(2, 2)),
                  ("tr_solver", "best"), ("tr_options", {"tol": 1e-10}), ("callback", 5),
-                 ("workers", 0), ("args", (1, 2))]),
+                 ("workers", 0), ("args", (1, 2)), *_UNBATCHED_GROUP]),
     entry("jacobite.root", jacobite.root, ROOT, P0,
           cases=[*fn(0), *tensor(1, (), (0,), (3,), ints=False), (1, [[1.0, 2.0]]),
                  *choice("method"), *tol("xtol"), *tol("ftol"), *posint("max_nfev"),
@@ -121,7 +125,8 @@ ENTRIES = [
                  ("bounds", (torch.zeros(3, dtype=F64), 5.0)), ("bounds", "wide"),
                  *choice("method"), *flag("absolute_sigma"), *flag("full_output"),
                  *flag("check_finite"), *choice("nan_policy"), ("jac", 5), ("jac", "4-point"),
-                 ("args", (1,)), ("factor", 10.0), ("diag", -1.0), ("diag", "big")]),
+                 ("args", (1,)), ("factor", 10.0), ("diag", -1.0), ("diag", "big"),
+                 *_UNBATCHED_GROUP]),
     entry("jacobite.implicit_jacobian", jacobite.implicit_jacobian, IMPL, XS, TH,
           cases=[*fn(0), *tensor(1, (3,), (), none=True), (2, "abc"), (2, None),
                  (2, torch.tensor([1.0, float("nan")], dtype=F64)),
