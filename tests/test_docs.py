@@ -12,7 +12,7 @@ DOCS = pathlib.Path(__file__).parents[1] / "docs"
 
 @pytest.mark.parametrize(
     "page", ["sparse.md", "robustness.md", "multiobjective.md", "conventions.md", "jenn.md",
-             "flows.md", "kinematics.md", "distributed.md", "vision.md",
+             "flows.md", "kinematics.md", "distributed.md", "vision.md", "curvature.md",
              "worked-examples/000-softmax-classification.md",
              "worked-examples/001-gentle-introduction.md",
              "worked-examples/002-jacobians-day-20.md",
