@@ -204,3 +204,19 @@ def test_setting_the_prior_precision_changes_the_posterior_and_is_checked():
     torch.testing.assert_close(post.functional_variance(X), other.functional_variance(X), **TOL)
     with pytest.raises(InvalidOptionError, match="> 0"):
         post.prior_precision = 0.0
+
+
+@pytest.mark.parametrize("structure", ["diag", "full"])
+def test_layers_beyond_linear_take_the_jacobian_route(structure):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.LayerNorm(5), nn.Tanh(), nn.Linear(5, 3)).to(F64)
+    X, y = torch.randn(6, 4, dtype=F64), torch.randint(0, 3, (6,))
+    post = laplace(model, nn.CrossEntropyLoss(), (X, y), structure=structure,
+                   prior_precision=0.5)
+    J = D.dense_jacobian(model, X).reshape(6, 3, -1)
+    p = torch.softmax(model(X).detach(), dim=1)
+    G = torch.einsum("nci,ncd,ndj->ij", J, torch.diag_embed(p) - p[:, :, None] * p[:, None], J)
+    G = torch.diag(G.diagonal()) if structure == "diag" else G
+    Lam = G + 0.5 * torch.eye(G.shape[0], dtype=F64)
+    torch.testing.assert_close(post.functional_variance(X),
+                               J @ torch.linalg.solve(Lam, J.transpose(1, 2)), **TOL)

@@ -33,7 +33,7 @@ from ._kfac_stats import Layer, _augmented, _out_rows, _rows, layers_of
 from ._loss import LossCurvature
 from ._setup import Data, Params, hooked_forward
 
-__all__ = ["kron_factors", "last_layer", "last_layer_factors", "sum_loss"]
+__all__ = ["kron_factors", "last_layer", "last_layer_factors", "linear_jacobians", "sum_loss"]
 
 
 def sum_loss(lc: LossCurvature) -> LossCurvature:
@@ -147,3 +147,33 @@ def last_layer_factors(model: nn.Module, lc: LossCurvature, batches: Data
         N += phi.shape[0]
     assert G is not None and A is not None
     return (G + G.T) / 2, (A + A.T) / (2 * N)
+
+
+def linear_jacobians(model: nn.Module, ps: Params, X: torch.Tensor, layers: list[Layer]
+                     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None:
+    """The model's output ``(n, C)`` and, per Linear layer, ``(ã, B)``: its inputs with a 1 for
+    the bias ``(n, d_in [+ 1])`` and the Jacobian of the output in its output ``(n, C, d_out)``
+    (``C`` backward passes), so that the layer's per-sample Jacobian is ``B_n ⊗ ã_nᵀ``;
+    ``None`` where a layer is not an ``nn.Linear`` called once on ``(n, d_in)`` inputs."""
+    if not all(type(L.module) is nn.Linear for L in layers):
+        return None
+    seen: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {L.name: [] for L in layers}
+
+    def record(name: str) -> Callable[[Any, torch.Tensor], None]:
+        return lambda args, out: seen[name].append((args[0], out))
+
+    out = hooked_forward(model, ps, X, {L.module: record(L.name) for L in layers})
+    if out.ndim != 2 or any(len(c) != 1 or c[0][0].ndim != 2 for c in seen.values()):
+        return None
+    C = out.shape[1]
+    outs = [seen[L.name][0][1] for L in layers]
+    eye = torch.eye(C, dtype=out.dtype, device=out.device)
+    cols = [torch.autograd.grad(out, outs, eye[c].expand_as(out), retain_graph=c + 1 < C,
+                                allow_unused=True) for c in range(C)]
+    result = []
+    for i, L in enumerate(layers):
+        a = _augmented(seen[L.name][0][0].detach(), L)
+        B = torch.stack([torch.zeros_like(outs[i]) if g[i] is None else g[i] for g in cols],
+                        dim=1)
+        result.append((a, B))
+    return out.detach(), result

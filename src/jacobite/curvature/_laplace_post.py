@@ -41,6 +41,7 @@ class KronPosterior:
             # Gram matrices: eigenvalues below zero are rounding
             self.eig.append((lg.clamp_min(0), qg, la.clamp_min(0), qa))
         self.group_sizes = [G.shape[0] * A.shape[0] for _, G, A in factors]
+        self.layers = [L for L, _, _ in factors]
 
     def _lam(self, i: int, delta: torch.Tensor) -> torch.Tensor:
         lg, _, la, _ = self.eig[i]
@@ -70,6 +71,23 @@ class KronPosterior:
             out += (W * T).sum(dim=(2, 3)) if diagonal else torch.einsum("ncij,ndij->ncd", W, T)
         return out
 
+    def linear_variance(self, parts: list[tuple[torch.Tensor, torch.Tensor]],
+                        delta: torch.Tensor, diagonal: bool) -> torch.Tensor:
+        """``J Λ⁻¹ Jᵀ`` per sample from Linear layers' per-sample Jacobians ``B_n ⊗ ã_nᵀ``
+        (``parts``: ``(ã, B)`` per layer): rotated, ``(B_n Q_G) ⊗ (ã_nᵀ Q_A)``, so the
+        variance is ``B̃ diag(w) B̃ᵀ`` with ``w_i = Σ_j (Q_Aᵀ ã)_j² / λ_ij`` — the ``(C, P)``
+        Jacobian never formed."""
+        n, C = parts[0][1].shape[:2]
+        out = parts[0][1].new_zeros((n, C) if diagonal else (n, C, C))
+        for i, (a, B) in enumerate(parts):
+            _, qg, _, qa = self.eig[i]
+            U = a @ qa
+            w = (U * U) @ (1.0 / self._lam(i, delta)).T  # (n, d_out)
+            Bt = B @ qg
+            out += (Bt * Bt * w[:, None, :]).sum(-1) if diagonal else \
+                (Bt * w[:, None, :]) @ Bt.mT
+        return out
+
     def precision(self, delta: torch.Tensor) -> JacobianOperator:
         blocks = [_Block(b.layer, b.K.A, b.K.B, float(delta[i]))
                   for i, b in enumerate(self.blocks)]
@@ -78,11 +96,29 @@ class KronPosterior:
 
 
 class DiagPosterior:
-    """``diag(g) + δ_group``: ``group[i]`` is the group of parameter ``i``."""
+    """``diag(g) + δ_group``: ``group[i]`` is the group of parameter ``i``; ``layers`` the
+    Linear or Conv2d layers owning the parameters, where all of them have one."""
 
-    def __init__(self, g: torch.Tensor, group: torch.Tensor, names: list[str]) -> None:
+    def __init__(self, g: torch.Tensor, group: torch.Tensor, names: list[str],
+                 layers: list[Layer] | None = None) -> None:
         self.g, self.group, self.names, self.size = g.clamp_min(0), group, names, g.numel()
         self.group_sizes = torch.bincount(group, minlength=len(names)).tolist()
+        self.layers = layers or []
+
+    def linear_variance(self, parts: list[tuple[torch.Tensor, torch.Tensor]],
+                        delta: torch.Tensor, diagonal: bool) -> torch.Tensor:
+        """``J Λ⁻¹ Jᵀ`` per sample from Linear layers' ``B_n ⊗ ã_nᵀ`` (see
+        :meth:`KronPosterior.linear_variance`), ``λ`` read as ``(d_out, d_in + 1)``."""
+        n, C = parts[0][1].shape[:2]
+        out = parts[0][1].new_zeros((n, C) if diagonal else (n, C, C))
+        lam = self.g + delta[self.group]
+        for L, (a, B) in zip(self.layers, parts, strict=True):
+            cols = [lam[L.w].reshape(L.d_out, L.d_in)] if L.w is not None else []
+            if L.b is not None:
+                cols.append(lam[L.b].reshape(L.d_out, 1))
+            w = (a * a) @ (1.0 / torch.cat(cols, dim=1)).T  # (n, d_out)
+            out += (B * B * w[:, None, :]).sum(-1) if diagonal else (B * w[:, None, :]) @ B.mT
+        return out
 
     def logdet(self, delta: torch.Tensor) -> torch.Tensor:
         return (self.g + delta[self.group]).log().sum()

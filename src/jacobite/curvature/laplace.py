@@ -31,8 +31,15 @@ from ..errors import UnsupportedOperationError
 from ..operators import JacobianOperator
 from ._diagonal import ggn_diagonal
 from ._ggn import ggn
-from ._kfac_stats import Layer
-from ._laplace_curv import features, kron_factors, last_layer, last_layer_factors, sum_loss
+from ._kfac_stats import Layer, layers_of
+from ._laplace_curv import (
+    features,
+    kron_factors,
+    last_layer,
+    last_layer_factors,
+    linear_jacobians,
+    sum_loss,
+)
 from ._laplace_post import DiagPosterior, FullPosterior, KronPosterior, Posterior
 from ._laplace_prior import maximise_evidence, prior_vector
 from ._loss import LossCurvature
@@ -185,7 +192,8 @@ class Laplace:
         return (qg * w[:, None, :]) @ qg.T, w
 
     def _variance(self, X: torch.Tensor, diagonal: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(variance, output)`` from the Jacobian ``(n, C, P)``, in chunks of samples."""
+        """``(variance, output)`` in chunks of samples under the memory budget: for K-FAC on
+        Linear layers from each layer's ``B_n ⊗ ã_nᵀ``, else from the Jacobian ``(n, C, P)``."""
         ps = self._ps
         with torch.no_grad():
             out = forward(self.model, ps, ps.primals(), X)
@@ -194,7 +202,10 @@ class Laplace:
                 f"the predictive needs model outputs of shape (n, C), got {tuple(out.shape)}; "
                 "flatten the output in the model")
         C = out.shape[1]
-        per = max(1, get_memory_budget() // (3 * C * ps.size * ps.values[0].element_size()))
+        post = self._post
+        layers = [] if isinstance(post, FullPosterior) else post.layers
+        width = sum(L.d_out + L.d_in + 1 for L in layers) if layers else ps.size
+        per = max(1, get_memory_budget() // (3 * C * width * ps.values[0].element_size()))
         parts = []
 
         def one(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -203,6 +214,11 @@ class Laplace:
         per_sample = torch.func.vmap(torch.func.jacrev(one), in_dims=(None, 0))
         for s in range(0, X.shape[0], per):
             Xc = X[s:s + per]
+            found = linear_jacobians(self.model, ps, Xc, layers) if layers else None
+            if not isinstance(post, FullPosterior) and found is not None:
+                parts.append(post.linear_variance(found[1], self.prior_precision, diagonal))
+                continue
+            layers = []  # not Linear layers on (n, d): the Jacobian for every chunk
             with torch.enable_grad():
                 jac = per_sample(ps.primals(), Xc)
             J = torch.cat([jac[k].reshape(Xc.shape[0], C, -1) for k in ps.names], dim=2)
@@ -357,7 +373,11 @@ def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_la
                 [v.numel() for v in ps.values]))
             if structure == "diag":
                 g = ggn_diagonal(model, lcs.fn, data, ps.names)
-                post = DiagPosterior(scale * g, group_index.to(ps.device), groups)
+                try:  # every parameter in a Linear or Conv2d layer: a faster predictive
+                    owners = layers_of(model, ps)
+                except UnsupportedOperationError:
+                    owners = []
+                post = DiagPosterior(scale * g, group_index.to(ps.device), groups, owners)
             else:
                 G = ggn(model, lcs.fn, data, ps.names).to_dense()
                 post = FullPosterior(scale * (G + G.T) / 2, group_index.to(ps.device), groups)
