@@ -20,7 +20,7 @@ tensor([1.0000, 0.5000, 0.2500])
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import torch
 
@@ -136,16 +136,6 @@ class _Eval(Evaluation):
         self.params = params
 
 
-@lru_cache(maxsize=16)
-def grid_and_corners(height: int, width: int, dtype: torch.dtype,
-                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The target's pixel centres ``(P, 2)`` and its four corners ``(4, 2)`` (float64), kept
-    for the next level or call of the same size (read only)."""
-    corners = [[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]]
-    return (pixel_grid(height, width, dtype, device),
-            torch.tensor(corners, dtype=torch.float64, device=device))
-
-
 @dataclass
 class Level:
     """One level's images ``(B, C, H, W)``, target-pixel mask ``(B, P)`` and options; the
@@ -164,8 +154,15 @@ class Level:
     def __post_init__(self) -> None:
         self.warp = MatrixWarp(self.model)
         self.mask = self.mask.double()
-        self.points, self.corners = grid_and_corners(*self.target.shape[-2:], self.target.dtype,
-                                                     self.target.device)
+        h, w = self.target.shape[-2:]
+        corners = [[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]]
+        self.corners = torch.tensor(corners, dtype=torch.float64, device=self.target.device)
+
+    @cached_property
+    def points(self) -> torch.Tensor:
+        """The target's pixel centres ``(P, 2)``."""
+        h, w = self.target.shape[-2:]
+        return pixel_grid(h, w, self.target.dtype, self.target.device)
 
     @cached_property
     def monomials(self) -> torch.Tensor:
