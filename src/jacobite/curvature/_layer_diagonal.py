@@ -66,13 +66,13 @@ class _Linear(LayerRule):
 
 
 def unfold(x: torch.Tensor, mod: nn.Conv2d) -> torch.Tensor:
-    """``F.unfold(x, ...).transpose(1, 2)`` for ``mod``'s patches, ``(n, L, C_in k k)``
-    contiguous, as one copy of a strided view of the padded input (``F.unfold`` is several
-    times slower on CPU).
+    """``F.unfold(x, ...)`` of ``mod``'s patches, ``(n, C_in k k, L)``, as one copy of a
+    strided view of the padded input (``F.unfold`` is several times slower on CPU; so is a
+    copy into the ``(n, L, C_in k k)`` layout, which reads the input out of order).
 
     >>> conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=2)
     >>> x = torch.randn(4, 2, 7, 7)
-    >>> torch.equal(unfold(x, conv), F.unfold(x, 3, 2, 1, 2).transpose(1, 2))
+    >>> torch.equal(unfold(x, conv), F.unfold(x, 3, 2, 1, 2))
     True
     """
     (kh, kw), (sh, sw), (dh, dw) = mod.kernel_size, mod.stride, mod.dilation
@@ -81,9 +81,9 @@ def unfold(x: torch.Tensor, mod: nn.Conv2d) -> torch.Tensor:
     n, c, H, W = xp.shape
     oh, ow = (H - dh * (kh - 1) - 1) // sh + 1, (W - dw * (kw - 1) - 1) // sw + 1
     s = xp.stride()
-    view = xp.as_strided((n, oh, ow, c, kh, kw),
-                         (s[0], sh * s[2], sw * s[3], s[1], dh * s[2], dw * s[3]))
-    return view.reshape(n, oh * ow, c * kh * kw)
+    view = xp.as_strided((n, c, kh, kw, oh, ow),
+                         (s[0], s[1], dh * s[2], dw * s[3], sh * s[2], sw * s[3]))
+    return view.reshape(n, c * kh * kw, oh * ow)
 
 
 class _Conv2d(LayerRule):
@@ -95,9 +95,9 @@ class _Conv2d(LayerRule):
 
     def add(self, g: torch.Tensor) -> None:
         if not hasattr(self, "U"):
-            self.U = unfold(self.x, self.mod)  # (n, L, C_in k k)
+            self.U = unfold(self.x, self.mod)  # (n, C_in k k, L)
         gs = g.flatten(2)  # (n, C_out, L)
-        per = torch.bmm(gs, self.U)  # per-sample gradients, (n, C_out, C_in k k)
+        per = torch.bmm(gs, self.U.transpose(1, 2))  # per-sample gradients, (n, C_out, C_in k k)
         b = gs.sum(dim=2)
         self._acc((per * per).sum(dim=0).view(self.mod.weight.shape), (b * b).sum(dim=0))
 
