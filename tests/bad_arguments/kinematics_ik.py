@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from jacobite import kinematics as K
-from jacobite.errors import ArgumentTypeError, ShapeError
+from jacobite.errors import ArgumentTypeError, DistributedError, ShapeError
 
 from . import F64, entry, flag, posint, seed, tensor, tol, typed
 
@@ -24,7 +24,9 @@ ENTRIES = [
                  ("q0", torch.tensor([0.0, float("nan"), 0.0])), *posint("seeds"),
                  *posint("max_iter"), *tol("tol"), typed("tol", (1e-4,), ArgumentTypeError),
                  *flag("position_only"), *flag("joint_limits"), *seed("seed"),
-                 typed("end", 3, ArgumentTypeError)]),
+                 typed("end", 3, ArgumentTypeError),
+                 typed("process_group", 3, ArgumentTypeError),
+                 typed("process_group", "world", DistributedError)]),
     entry("jacobite.kinematics.solve_velocity", K.solve_velocity, ARM, Q, TWIST,
           cases=[*_chain, *tensor(1, (2,), ()), *tensor(2, (3,), (2, 3, 6)), *tol("damping"),
                  ("frame", "base"), ("frame", 3), typed("end", 3, ArgumentTypeError)]),

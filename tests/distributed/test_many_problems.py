@@ -1,5 +1,5 @@
-"""Many independent least-squares problems shared by a gloo group of two processes
-(``least_squares`` / ``curve_fit`` with ``batch=True, process_group=``): every rank gets every
+"""Many independent problems shared by a gloo group of two processes (``least_squares`` /
+``curve_fit`` with ``batch=True, process_group=``, and ``kinematics.ik``): every rank gets every
 result, equal to the whole batch solved in one process; uneven shares, per-problem data and
 options, full_output, and the refusals (a closure over per-problem data, a failing rank, fewer
 problems than ranks). One spawn checks everything."""
@@ -14,6 +14,7 @@ import torch
 
 from jacobite import curve_fit, least_squares
 from jacobite.errors import InvalidOptionError
+from jacobite.kinematics import Chain, ik
 
 from ._spawn import run
 
@@ -57,6 +58,17 @@ def _solve(group: Any = None) -> dict[str, Any]:
             "res_x": info["result"].x}
 
 
+def _ik(group: Any = None) -> dict[str, Any]:
+    """Five position goals of a 3-joint arm (shares of 3 and 2), the first seed given."""
+    arm = Chain.from_dh([[0.0, np.pi / 2, 0.3, 0.0], [0.4, 0.0, 0.0, 0.0], [0.3, 0.0, 0.0, 0.0]])
+    q = torch.linspace(-1, 1, 15, dtype=F64).reshape(5, 3)
+    goals = arm.fk(q)[:, :3, 3]
+    res = ik(arm, goals, q0=torch.zeros(5, 3, dtype=F64), seeds=4, position_only=True,
+             process_group=group)
+    return {"q": res.q, "success": res.success, "status": res.status, "seed": res.seed,
+            "iterations": res.iterations, "nfev": res.nfev, "error": res.position_error}
+
+
 def _error(call: Any) -> tuple[str, str]:
     try:
         call()
@@ -67,6 +79,7 @@ def _error(call: Any) -> tuple[str, str]:
 
 def _ranks(rank: int, size: int) -> dict[str, Any]:
     out = _solve("world")
+    out["ik"] = _ik("world")
     y, x0, _ = _data()
     # per-problem data through a closure cannot be split
     out["closure"] = _error(lambda: least_squares(lambda p: _residuals(p, y), x0, batch=True,
@@ -94,6 +107,17 @@ def test_every_rank_gets_the_one_process_results(ranks: list[dict[str, Any]]) ->
             want = ref[key].numpy() if isinstance(ref[key], torch.Tensor) else ref[key]
             np.testing.assert_allclose(r[key], want, rtol=1e-10, atol=1e-12, err_msg=key)
     assert ref["active"][0, 1] == 1 and (ref["active"][1:] == 0).all()
+
+
+def test_ik_goals_shared_by_the_ranks_equal_one_process(ranks: list[dict[str, Any]]) -> None:
+    ref = _ik()
+    assert ref["success"].all()
+    for r in ranks:
+        got = r["ik"]
+        assert got["status"] == ref["status"]
+        for key in ("q", "success", "seed", "iterations", "nfev", "error"):
+            np.testing.assert_allclose(got[key], ref[key].numpy(), rtol=1e-10, atol=1e-12,
+                                       err_msg=key)
 
 
 def test_a_closure_over_per_problem_data_is_refused(ranks: list[dict[str, Any]]) -> None:

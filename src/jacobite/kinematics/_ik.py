@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,11 @@ from ..errors import (
 from . import _ik_lm
 from ._lie import pose_residual, vee
 
-__all__ = ["STATUSES", "IKResult", "ik"]
+__all__ = ["SHARE", "STATUSES", "IKResult", "ik"]
+
+#: The goals this process solves when :func:`ik` runs on a process group (set by
+#: :mod:`._ik_sharded`); None: all of them.
+SHARE: ContextVar[slice | None] = ContextVar("jacobite_ik_share", default=None)
 
 #: The per-goal ``status`` values: ``"converged"`` — the returned ``q`` meets ``tol``;
 #: ``"max_iterations"`` — not met, and some seed was still improving when it ran out of
@@ -84,7 +89,7 @@ class IKResult:
 def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
        position_only: bool = False, joint_limits: bool = True,
        tol: float | Sequence[float] = (1e-4, 1e-3), max_iter: int = 30,
-       end: str | None = None, seed: int | None = 0) -> IKResult:
+       end: str | None = None, seed: int | None = 0, process_group: Any = None) -> IKResult:
     """Joint values putting ``chain``'s end frame at ``target``, for many goals at once.
 
     Args:
@@ -104,6 +109,10 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
         max_iter: rounds per seed before the goal moves on to its next seed (≥ 1).
         end: the end link when the chain has several (one name).
         seed: seeds the random starts (``None``: torch's global generator).
+        process_group: a ``torch.distributed`` group (or ``"world"``) whose ranks share the
+            goals: every rank passes all of them, solves its contiguous share from the starts
+            one process would draw, and receives every result (``docs/distributed.md``);
+            default None, one process.
 
     Returns:
         :class:`IKResult`.
@@ -123,6 +132,12 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
     >>> res.success.tolist(), res.status
     ([True, True], ['converged', 'converged'])
     """
+    if process_group is not None:
+        from ._ik_sharded import on_group
+
+        return on_group(process_group, lambda: ik(
+            chain, target, q0=q0, seeds=seeds, position_only=position_only,
+            joint_limits=joint_limits, tol=tol, max_iter=max_iter, end=end, seed=seed), target)
     _check_chain(chain)
     position_only = _validate.boolean(position_only, "position_only")
     joint_limits = _validate.boolean(joint_limits, "joint_limits")
@@ -145,6 +160,10 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
     lower = chain.lower.to(dtype=torch.float64, device=tgt.device)
     upper = chain.upper.to(dtype=torch.float64, device=tgt.device)
     starts = _seeds(G, n_seeds, lower, upper, q0, dof, joint_limits, seed, tgt.device)
+    width = _ik_lm.width_for(G, n_seeds, tgt.device)
+    share = SHARE.get()
+    if share is not None:  # one rank's goals of a process group (._ik_sharded)
+        tgt, starts, G = tgt[share], starts[share], share.stop - share.start
     goals = tgt.detach()
 
     def residual(q: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +178,7 @@ def ik(chain: Any, target: Any, *, q0: Any = None, seeds: int = 10,
     with torch.no_grad():
         out = _ik_lm.solve(residual, p_goal if position_only else goals, starts, lower, upper,
                            tol=(tol_p,) if position_only else (tol_p, tol_r),
-                           max_iter=max_iter, project=joint_limits)
+                           max_iter=max_iter, project=joint_limits, width=width)
         if grad:
             pose, J = chain.fk_and_jacobian(out.q, end=end)
         else:
