@@ -37,7 +37,9 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any, params: Iterable[str] |
     convolutions, attention); outputs of shape ``(n, C)``; cross-entropy (class indices or
     probabilities, ``weight=None``) or MSE, with the reduction conventions of ``ggn``. With a
     ``process_group`` each rank passes its shard of the data and gets the diagonal of the whole
-    dataset (one all-reduce of ``P + 1`` numbers: the sums and the sample count).
+    dataset (one all-reduce of ``P + 1`` numbers: the sums and the sample count). With many
+    classes, :func:`jacobite.curvature.diagonal_estimate` costs a chosen number of passes and
+    reports a standard error per entry.
 
     >>> import torch
     >>> from jacobite.curvature import ggn, ggn_diagonal
