@@ -43,16 +43,16 @@ def test_missing_curvlinops_skips_its_row(monkeypatch: pytest.MonkeyPatch) -> No
     assert any("skipped, install curvlinops-for-pytorch" in str(r[0]) for r in sec.rows)
     ours = sec.rows[0]
     assert isinstance(ours[1], int) and ours[1] <= bs.MAX_PRODUCTS
-    assert isinstance(ours[3], float) and ours[3] <= bs.TOL
+    assert isinstance(ours[4], float) and ours[4] <= bs.TOL
 
 
 def test_quick_run_reports_targets_and_agreement() -> None:
     pytest.importorskip("curvlinops")
     top, slq = bs.run(quick=True)
     ours, peer, same = top.rows
-    assert isinstance(ours[4], float) and ours[4] <= bs.TOL  # equal to eigsh's values
+    assert isinstance(ours[5], float) and ours[5] <= bs.TOL  # equal to eigsh's values
     assert isinstance(peer[1], int) and isinstance(same[1], int)
-    assert all(isinstance(r[3], float) and r[3] <= bs.TOL for r in (ours, peer, same))
+    assert all(isinstance(r[4], float) and r[4] <= bs.TOL for r in (ours, peer, same))
     assert "(met)" in top.notes[0]
     est = slq.rows[0]
-    assert isinstance(est[6], float) and est[6] <= 4
+    assert isinstance(est[7], float) and est[7] <= 4

@@ -4,7 +4,8 @@
 * :class:`SymProducts` — ``A v`` and ``A V`` of a symmetric operator or matrix on float64
   vectors (the products run in the operator's dtype), counting the products it makes.
   :func:`symmetric_products` builds it and refuses what is not known to be symmetric.
-* :func:`thick_restart` — Lanczos with full (twice-applied) reorthogonalisation and thick
+* :func:`thick_restart` — Lanczos with full reorthogonalisation (Gram–Schmidt with a second
+  pass where the first cancelled much of the vector) and thick
   restart: a basis of at most ``basis`` vectors, restarted from the Ritz vectors nearest the
   wanted end of the spectrum; stops as soon as the wanted Ritz pairs' residuals fall below the
   tolerance (checked after every product).
@@ -150,13 +151,30 @@ def scale_of(P: SymProducts, p: torch.Tensor) -> float:
     return float(2.0 ** -P.shift)
 
 
-def orthogonalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``w`` minus its projection on the orthonormal columns of ``Q`` (classical Gram–Schmidt
-    applied twice) and the coefficients removed."""
-    h = Q.T @ w
-    w = w - Q @ h
-    h2 = Q.T @ w
-    return w - Q @ h2, h + h2
+def orthogonalize(w: torch.Tensor, Q: torch.Tensor, local: int = 2
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``w`` minus its projection on the orthonormal rows of ``Q`` and the coefficients
+    removed. The last ``local`` rows first (Lanczos' three-term step, which removes nearly all
+    of ``A v_j``'s projection), then classical Gram–Schmidt against every row (rows, so that a
+    pass reads ``Q`` contiguously), repeated once where a pass removed more than half of
+    ``‖w‖²`` (the Daniel–Gragg–Kaufman–Stewart test: otherwise ``w`` is orthogonal to working
+    precision)."""
+    h = torch.zeros(Q.shape[0], dtype=w.dtype, device=w.device)
+    if 0 < local < Q.shape[0]:
+        g = Q[-local:] @ w
+        w = torch.addmv(w, Q[-local:].T, g, alpha=-1)
+        h[-local:] += g
+    for _ in range(2):
+        before = float(w.norm())
+        g = Q @ w
+        w = torch.addmv(w, Q.T, g, alpha=-1)
+        h += g
+        if float(w.norm()) >= _DGKS * before:
+            break
+    return w, h
+
+
+_DGKS = 2 ** -0.5
 
 
 def order(theta: np.ndarray, which: Which) -> np.ndarray:
@@ -219,19 +237,19 @@ def thick_restart(P: SymProducts, *, k: int, which: Which, tol: float, max_matve
     n, dev = P.n, P.device
     m = min(basis, n)
     floor = max(tol, 50 * torch.finfo(P.dtype).eps)
-    V = torch.zeros(n, m + 1, dtype=F64, device=dev)
+    V = torch.empty(m + 1, n, dtype=F64, device=dev)  # the Lanczos vectors as rows
     H = np.zeros((m + 1, m))
     v = draw(n, gen).to(dev)
-    V[:, 0] = v / v.norm()
+    V[0] = v / v.norm()
     j, restarts, c, big = 0, 0, 1.0, 0.0
     closed: np.ndarray | None = None  # the wanted values at the last closure, once one came
     while True:
-        w = P.product(V[:, j]).to(F64)
+        w = P.product(V[j]).to(F64)
         if P.used == 1:
             c = scale_of(P, w)
         w = w * c
         big = max(big, float(w.norm()))
-        w, h = orthogonalize(w, V[:, : j + 1])
+        w, h = orthogonalize(w, V[: j + 1])
         H[: j + 1, j] = h.cpu().numpy()
         beta = float(w.norm())
         # an invariant subspace (β at rounding level): its Ritz pairs are exact
@@ -248,21 +266,21 @@ def thick_restart(P: SymProducts, *, k: int, which: Which, tol: float, max_matve
                                                               atol=floor * scale)
             closed = None if same else theta[want]
         if (done and closed is None) or j >= n or P.used >= max_matvecs:
-            X = V[:, :j] @ torch.as_tensor(Y[:, want], device=dev)
+            X = (torch.as_tensor(Y[:, want].T.copy(), device=dev) @ V[:j]).T.contiguous()
             unscale = float(2.0 ** P.shift)
             return Ritz(theta[want] * unscale, X, res[want] * unscale, scale * unscale,
                         P.used, restarts, done or j >= n)
         if breakdown:  # go on from a random vector orthogonal to the subspace
             closed = np.empty(0) if closed is None else closed
-            q, _ = orthogonalize(draw(n, gen).to(dev), V[:, :j])
-            V[:, j] = q / q.norm()
+            q, _ = orthogonalize(draw(n, gen).to(dev), V[:j])
+            V[j] = q / q.norm()
         else:
-            V[:, j] = w / beta
+            V[j] = w / beta
         if j == m:  # the basis is full: keep the Ritz vectors nearest the wanted end
             p = min(m - 1, k + (m - k) // 2)
             Ys = Y[:, order(theta, which)[:p]]
-            V[:, :p] = V[:, :m] @ torch.as_tensor(Ys, device=dev)
-            V[:, p] = V[:, m]
+            V[:p] = torch.as_tensor(Ys.T.copy(), device=dev) @ V[:m]
+            V[p] = V[m]
             Hn = np.zeros_like(H)
             Hn[:p, :p] = Ys.T @ H[:m, :m] @ Ys
             Hn[p, :p] = H[m, :m] @ Ys

@@ -167,38 +167,56 @@ def _lanczos_probes(P: SymProducts, Q0: torch.Tensor, s: int
     """``s`` Lanczos steps from each unit column of ``Q0`` together (one ``mm`` per step), with
     full reorthogonalisation; a column whose Krylov space closes stops (its lists end)."""
     n, c = Q0.shape
-    Q = torch.zeros(s + 1, n, c, dtype=F64, device=Q0.device)
-    Q[0] = Q0
+    Q = torch.empty(c, s + 1, n, dtype=F64, device=Q0.device)  # each probe's vectors as rows
+    Q[:, 0] = Q0.T
     alive = torch.ones(c, dtype=torch.bool)
     alphas: list[list[float]] = [[] for _ in range(c)]
     betas: list[list[float]] = [[] for _ in range(c)]
-    big = torch.zeros(c, dtype=F64)
+    big = [0.0] * c
     for j in range(s):
         live = alive.nonzero().flatten().tolist()
         if not live:
             break
-        W = P.products(Q[j][:, live]).to(F64)
+        rows = Q if len(live) == c else Q[live]  # (c', s + 1, n)
+        W = P.products(rows[:, j].T).to(F64)
         if P.used == len(live):  # the first products of the run fix the scale
             scale_of(P, W)
-        W = W * float(2.0 ** -P.shift)
-        basis = Q[: j + 1][:, :, live]
-        h = torch.einsum("jnc,nc->jc", basis, W)
-        W = W - torch.einsum("jnc,jc->nc", basis, h)
-        h2 = torch.einsum("jnc,nc->jc", basis, W)
-        W = W - torch.einsum("jnc,jc->nc", basis, h2)
-        h = (h + h2).cpu()
-        norms = W.norm(dim=0).cpu()
+        W = (W * float(2.0 ** -P.shift)).T.contiguous()  # (c', n)
+        W, h = _orthogonalize_rows(W, rows[:, : j + 1])
+        hc = h.cpu()
+        norms = W.norm(dim=1).cpu()
         for col, p in enumerate(live):
-            alphas[p].append(float(h[j, col]))
-            big[p] = max(float(big[p]), float(h[:, col].norm()), float(norms[col]))
+            alphas[p].append(float(hc[col, j]))
             beta = float(norms[col])
-            if j + 1 == s or beta <= 1e3 * np.finfo(np.float64).eps * float(big[p]):
+            big[p] = max(big[p], float(hc[col].norm()), beta)
+            if j + 1 == s or beta <= 1e3 * np.finfo(np.float64).eps * big[p]:
                 if j + 1 < s:
                     alive[p] = False
                 continue
             betas[p].append(beta)
-            Q[j + 1, :, p] = W[:, col] / beta
+            Q[p, j + 1] = W[col] / beta
     return alphas, betas
+
+
+def _orthogonalize_rows(W: torch.Tensor, basis: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row of ``W`` ``(c, n)`` minus its projection on its probe's orthonormal rows
+    ``basis`` ``(c, j, n)``, and the coefficients ``(c, j)``: the last two rows first, then
+    Gram–Schmidt against all, as in :func:`~jacobite.analysis._lanczos_sym.orthogonalize`."""
+    h = torch.zeros(basis.shape[:2], dtype=W.dtype, device=W.device)
+    if basis.shape[1] > 2:
+        last = basis[:, -2:]
+        g = torch.bmm(last, W.unsqueeze(-1))
+        W = W - torch.bmm(g.transpose(1, 2), last).squeeze(1)
+        h[:, -2:] += g.squeeze(-1)
+    for _ in range(2):
+        before = W.norm(dim=1)
+        g = torch.bmm(basis, W.unsqueeze(-1))
+        W = W - torch.bmm(g.transpose(1, 2), basis).squeeze(1)
+        h += g.squeeze(-1)
+        if bool((W.norm(dim=1) >= 2 ** -0.5 * before).all()):
+            break
+    return W, h
 
 
 def _gauss(alpha: list[float], beta: list[float], s: int) -> tuple[np.ndarray, np.ndarray]:
