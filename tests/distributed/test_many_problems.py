@@ -84,6 +84,10 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     # per-problem data through a closure cannot be split
     out["closure"] = _error(lambda: least_squares(lambda p: _residuals(p, y), x0, batch=True,
                                                   process_group="world"))
+    # a tensor all problems share whose first dimension happens to be B: not cut silently
+    shared = torch.linspace(1, 2, B, dtype=F64)
+    out["shared"] = _error(lambda: least_squares(lambda p, w: p * w.sum() - 1, x0, batch=True,
+                                                 args=(shared,), process_group="world"))
     bad = y.clone()
     bad[6, 0] = float("nan")  # in rank 1's share: its third problem
     out["fail"] = _error(lambda: least_squares(_residuals, x0, batch=True, args=(bad,),
@@ -124,6 +128,12 @@ def test_a_closure_over_per_problem_data_is_refused(ranks: list[dict[str, Any]])
     for r in ranks:
         kind, msg = r["closure"]
         assert kind == "ShapeError" and "args=" in msg
+
+
+def test_a_shared_tensor_of_first_dimension_b_is_not_cut(ranks: list[dict[str, Any]]) -> None:
+    for r in ranks:
+        kind, msg = r["shared"]
+        assert kind == "ShapeError" and "t[None]" in msg
 
 
 def test_a_failing_share_stops_every_rank(ranks: list[dict[str, Any]]) -> None:

@@ -9,7 +9,10 @@ does not depend on the others'). Per-problem data travel with their problems whe
 as tensors whose first dimension is B (``args`` / ``kwargs``, ``(B, n)`` bounds and
 ``x_scale``, ``(B,)`` ``f_scale``; for ``curve_fit`` ``ydata``, ``(B, k)`` ``xdata`` and
 ``sigma``, ``(B, p)`` ``p0`` and bounds). A ``fun`` that closes over per-problem data cannot be
-split: its residuals come back with the wrong number of rows, and a typed error says so.
+split: its residuals come back with the wrong number of rows, and a typed error says so. Where
+``args`` / ``kwargs`` tensors are cut, ``fun`` on the share is checked once against its rows of
+``fun`` on the whole batch, so that a tensor all problems share whose first dimension is B by
+coincidence is refused rather than cut.
 
 A rank whose share fails (non-finite residuals at its starts, say) re-raises its error; the
 others raise :class:`~jacobite.errors.RankFailedError` naming it instead of waiting.
@@ -37,6 +40,7 @@ from ...errors import (
     ShapeError,
     UnsupportedOperationError,
 )
+from .._checks import as_start
 from .._ift import inexact, tracked
 from .engine.batch_result import BatchLeastSquaresResult
 
@@ -97,6 +101,45 @@ def _share_note(exc: JacobiteError, group: Group, sl: slice) -> str | None:
             "the problem numbers above for their place in the batch)")
 
 
+def _check_split(fun: Callable[..., Any], x0: Any, opts: dict[str, Any],
+                 mine: tuple[tuple[Any, ...], dict[str, Any]], sl: slice) -> None:
+    """``fun`` on this rank's problems with their rows of ``args`` / ``kwargs`` must give those
+    problems' rows of the residuals over the whole batch; otherwise a tensor whose first
+    dimension is B by coincidence is shared by all problems, and cutting it is wrong."""
+    x = as_start(x0, opts.get("dtype", torch.float64))
+    with torch.no_grad():
+        try:
+            whole = fun(x, *opts.get("args", ()), **dict(opts.get("kwargs") or {}))
+        except Exception:  # the solver's own checks report it on the share
+            return
+        try:
+            part = fun(x[sl], *mine[0], **mine[1])
+        except Exception:
+            part = None
+    if not isinstance(whole, torch.Tensor) or whole.shape[:1] != x.shape[:1]:
+        return
+    rows = sl.stop - sl.start
+    want = whole[sl].reshape(rows, -1)
+    if isinstance(part, torch.Tensor) and part.numel() == want.numel() and \
+            _same(part.reshape(rows, -1).to(want.dtype), want):
+        return
+    raise ShapeError(
+        "fun on this rank's problems, with their rows of the args / kwargs tensors whose first "
+        "dimension is B, does not give their rows of the residuals of the whole batch: a "
+        "tensor of first dimension B that all problems share is cut with the problems here; "
+        "pass such a tensor with a leading dimension of 1 (e.g. t[None]) or through a "
+        "closure, and per-problem data through args= with one row per problem")
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal to rounding (which may vary with the batch size), non-finite in the same places."""
+    bad = ~torch.isfinite(b)
+    scale = b.abs().nan_to_num(0.0, 0.0, 0.0).amax(1, keepdim=True)
+    rtol = max(1e-10, 1e3 * torch.finfo(b.dtype).eps)
+    close = (a - b).abs() <= rtol * scale.clamp_min(torch.finfo(b.dtype).tiny)
+    return bool(((~torch.isfinite(a)) == bad).all()) and bool((close | bad).all())
+
+
 def _gather(group: Group, tree: Any) -> Any:
     return gather_batch(tree, group, dst=None)
 
@@ -116,7 +159,10 @@ def solve_sharded(solve: Callable[..., BatchLeastSquaresResult], fun: Callable[.
             raise UnsupportedOperationError(
                 "least_squares(batch=True, process_group=...) gathers the solutions without "
                 "their derivatives; solve in one process to differentiate them in args")
-        args, kwargs = tree_unflatten(per_problem(leaves, B, sl), spec)
+        cut = per_problem(leaves, B, sl)
+        args, kwargs = tree_unflatten(cut, spec)
+        if any(a is not c for a, c in zip(leaves, cut, strict=True)):
+            _check_split(fun, x0, opts, (tuple(args), kwargs), sl)
         mine = dict(opts, args=tuple(args), kwargs=kwargs)
         lo, hi = opts.get("bounds", (-np.inf, np.inf))
         mine["bounds"] = tuple(per_problem([_array(lo), _array(hi)], B, sl, min_ndim=2))
