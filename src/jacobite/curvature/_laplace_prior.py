@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from scipy.optimize import minimize_scalar
 
 from ..errors import ArgumentTypeError, InvalidOptionError, NonFiniteInputError, ShapeError
 
@@ -57,6 +56,8 @@ def maximise_evidence(evidence: Callable[[torch.Tensor], torch.Tensor], like: to
                       groups: int = 1, points: int = 41) -> torch.Tensor:
     """The ``δ`` (one number for every layer, as a ``(groups,)`` tensor) maximising
     ``evidence(δ)``."""
+
+    from scipy.optimize import minimize_scalar  # scipy loads on first use
 
     def value(t: float) -> float:
         delta = torch.full((groups,), math.exp(t), dtype=like.dtype, device=like.device)
