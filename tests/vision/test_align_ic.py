@@ -155,7 +155,8 @@ def test_update_composes_with_the_inverse_increment(model: str) -> None:
 @pytest.mark.parametrize("model", ["translation", "euclidean", "homography"])
 def test_level_jacobian_and_normal_equations(model: str, loss: str) -> None:
     # J: numpy's central differences of the target times the coordinate Jacobian at the
-    # identity; A and g: dense products with the mask, inside-source and IRLS weights by hand
+    # identity; the level's J^T M J, and A and g: dense products with the (eroded) mask,
+    # inside-source and IRLS weights by hand
     g = torch.Generator().manual_seed(3)
     src = torch.rand(2, 2, 12, 13, generator=g, dtype=F64)
     tgt = torch.rand(2, 2, 10, 11, generator=g, dtype=F64)
@@ -167,7 +168,10 @@ def test_level_jacobian_and_normal_equations(model: str, loss: str) -> None:
     w = MatrixWarp(model)
     M = w.jacobian(w.identity(1, F64), lvl.points)[0].numpy()  # (P, 2, p)
     J = np.einsum("bcqk,qkj->bcqj", G, M).reshape(2, 220, -1)
-    np.testing.assert_allclose(lvl.jacobian.numpy(), J, rtol=1e-12, atol=1e-12)
+    eroded = minimum_filter(mask.reshape(2, 10, 11).numpy(), size=(1, 3, 3), mode="nearest")
+    wm = np.repeat(eroded.reshape(2, 1, -1), 2, axis=1).reshape(2, -1)
+    np.testing.assert_allclose(lvl.hessian.numpy(), np.einsum("bmi,bm,bmj->bij", J, wm, J),
+                               rtol=1e-10, atol=1e-10)
     theta = torch.tensor(TRUE[model], dtype=F64)[None].expand(2, -1) * torch.tensor(
         [[1.0], [0.5]], dtype=F64)
     e = _InverseEval(lvl, None, theta)
@@ -175,7 +179,6 @@ def test_level_jacobian_and_normal_equations(model: str, loss: str) -> None:
     inside = ((pts >= 0) & (pts <= torch.tensor([12.0, 11.0], dtype=F64))).all(-1)
     r = (warp(src, model, theta, size=(10, 11)) - tgt).reshape(2, 2, -1)
     # the mask and the IRLS weights eroded: the least over each pixel's 3 x 3 neighbourhood
-    eroded = minimum_filter(mask.reshape(2, 10, 11).numpy(), size=(1, 3, 3), mode="nearest")
     irls = loss_weights(loss, r, scale[:, None, None]).reshape(2, 2, 10, 11).numpy()
     irls = minimum_filter(irls, size=(1, 1, 3, 3), mode="nearest").reshape(2, 2, -1)
     wts = eroded.reshape(2, 1, -1) * inside[:, None, :].numpy() * irls

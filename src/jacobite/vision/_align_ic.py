@@ -16,11 +16,13 @@ The weights ``W`` hold the target's mask, the pixels whose sample point lies ins
 source, and the robust loss's IRLS weights. The mask lives on the target, where ``J`` does, so
 it enters ``A`` once; pixels that leave the source are taken out of ``A`` by subtracting their
 rows' products (usually a thin border), and a robust loss, whose weights change every step,
-re-forms ``Jᵀ W J`` from the fixed ``J``. A target pixel's gradient is read from its
-neighbours, so an occluder or an outlier in the target spoils the rows around it too: the mask
-and the IRLS weights are eroded (each pixel takes the least weight of its 3 × 3
-neighbourhood) before they weigh the rows, and the level's cost is taken over the eroded
-mask.
+re-forms ``Jᵀ W J`` from the fixed ``J``. ``J`` is kept as its per-pixel factors ``f`` (rows
+``f ⊗ z``, :mod:`._align_normal`), so ``g`` and ``A`` are weighted factor products against
+the monomials of the pixel position, like the forward-additive ones. A target pixel's
+gradient is read from its neighbours, so an occluder or an outlier in the target spoils the
+rows around it too: the mask and the IRLS weights are eroded (each pixel takes the least
+weight of its 3 × 3 neighbourhood) before they weigh the rows, and the level's cost is taken
+over the eroded mask.
 
 >>> import torch
 >>> from jacobite.vision import warp
@@ -38,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ._align_grid import read_source
-from ._align_normal import jacobian_rows
+from ._align_normal import factors, gram, moment
 from ._align_pyramid import from_matrix
 from ._align_solve import Evaluation, Level, solve_level
 
@@ -49,8 +51,9 @@ GROUPS = ("translation", "euclidean", "similarity", "affine", "homography")
 
 
 class InverseLevel(Level):
-    """One level with the inverse-compositional parametrisation: the target's Jacobian
-    ``(B, C·P, p)`` and ``Jᵀ M J`` over the mask ``M`` formed once (float64)."""
+    """One level with the inverse-compositional parametrisation: the target's Jacobian (its
+    per-pixel factors, :mod:`._align_normal`) and ``Jᵀ M J`` over the mask ``M`` formed once
+    (float64)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,10 +62,9 @@ class InverseLevel(Level):
         n, c, h, w = tgt.shape
         gy, gx = torch.gradient(tgt, dim=(-2, -1))  # central inside, one-sided on the border
         G = torch.stack([gx, gy], -1).reshape(n, c, h * w, 2)
-        zero = self.warp.identity(1, torch.float64, self.target.device)
-        self.jacobian = jacobian_rows(G, self, zero)  # (n, C·P, p)
-        wts = self.mask[:, None, :].expand(n, c, -1).reshape(n, -1, 1)
-        self.hessian = torch.bmm(self.jacobian.transpose(1, 2), self.jacobian * wts)
+        self.zero = self.warp.identity(1, torch.float64, self.target.device)
+        self.factors = factors(G, self, self.zero)  # J's rows are f ⊗ z: k of (n, C, P)
+        self.hessian = gram(self.factors, self, self.zero, self.mask[:, None, :])
 
     def evaluate(self, idx: torch.Tensor | None, params: torch.Tensor) -> Evaluation:
         return _InverseEval(self, idx, params)
@@ -95,44 +97,26 @@ def erode(weights: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 class _InverseEval(Evaluation):
     """The pairs ``idx`` at ``params``: one read of the source, ``g = Jᵀ W r`` from the
-    level's fixed ``J``, and ``A``."""
+    level's fixed factors, and ``A``."""
 
     def __init__(self, lvl: InverseLevel, idx: torch.Tensor | None,
                  params: torch.Tensor) -> None:
         src, tgt, mask, scale = lvl.pairs(idx)
-        J, A = (lvl.jacobian, lvl.hessian) if idx is None else (lvl.jacobian[idx],
-                                                                  lvl.hessian[idx])
+        f, A = ((lvl.factors, lvl.hessian) if idx is None
+                else ([t[idx] for t in lvl.factors], lvl.hessian[idx]))
         n, c, h, w = tgt.shape
         warped, inside = read_source(src, lvl.model, params, (h, w))
         r = (warped.reshape(n, c, -1) - tgt.reshape(n, c, -1)).double()
-        wts = self.weigh(lvl, scale, mask, inside, r).reshape(n, -1)
-        self.g = torch.bmm((wts * r.reshape(n, -1))[:, None, :], J)[:, 0]
-        if lvl.loss == "linear":
-            self.A = _without_outside(A, J, mask, inside, c)
-        else:
-            self.A = torch.bmm(J.transpose(1, 2), J * wts[..., None])
+        wts = self.weigh(lvl, scale, mask, inside, r)
+        self.g = moment(f, lvl, lvl.zero, wts * r)
+        if lvl.loss != "linear":  # the IRLS weights change A
+            self.A = gram(f, lvl, lvl.zero, wts)
+        else:  # less the rows that left the source (usually a thin border, often none)
+            out = (mask > 0) & ~inside
+            self.A = A - gram(f, lvl, lvl.zero, (mask * out)[:, None, :]) if bool(
+                out.any()) else A
         self.params = params
 
     def irls(self, lvl: Level, weights: torch.Tensor) -> torch.Tensor:
         n, c = weights.shape[:2]
         return erode(weights, *lvl.target.shape[-2:]).reshape(n, c, -1)
-
-
-def _without_outside(A: torch.Tensor, J: torch.Tensor, mask: torch.Tensor,
-                     inside: torch.Tensor, channels: int) -> torch.Tensor:
-    """``A = Jᵀ M J`` less the products of the rows whose pixels ``(n, P)`` sample outside
-    the source (usually few: gathered and subtracted; when they are most of the image,
-    ``Jᵀ W J`` is re-formed)."""
-    n, P = inside.shape
-    out = (mask > 0) & ~inside
-    count = int(out.sum())
-    if count == 0:
-        return A
-    if 2 * count > n * P:
-        wm = mask * inside
-        wts = wm[:, None, :].expand(n, channels, P).reshape(n, -1, 1)
-        return torch.bmm(J.transpose(1, 2), J * wts)
-    b, q = out.nonzero(as_tuple=True)
-    rows = J.reshape(n, channels, P, -1)[b, :, q, :]  # (K, C, p)
-    outer = torch.bmm(rows.transpose(1, 2), rows * mask[b, q][:, None, None])
-    return A.index_add(0, b, outer, alpha=-1)

@@ -29,7 +29,7 @@ import torch
 if TYPE_CHECKING:
     from ._align_solve import Level
 
-__all__ = ["jacobian_rows", "normal_equations", "pair_index"]
+__all__ = ["factors", "gram", "moment", "normal_equations", "pair_index"]
 
 #: similarity parameters as affine ones, ``θ_affine = T θ``
 _SIMILARITY = torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0],
@@ -56,8 +56,10 @@ for _k in (2, 3):
                   _MONO[_rows[:, None] % 3, _rows[None, :] % 3])
 
 
-def _factors(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> list[torch.Tensor]:
-    """The per-pixel factors ``f`` ``(n, C, P)`` each, float64."""
+def factors(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> list[torch.Tensor]:
+    """The per-pixel factors ``f`` ``(n, C, P)`` each, float64, of the image gradients ``G``
+    ``(n, C, P, 2)`` at ``params`` (a translation's rows are ``f`` itself)."""
+    G = G.double()
     gx, gy = G[..., 0], G[..., 1]
     if lvl.model != "homography":
         return [gx, gy]
@@ -83,53 +85,79 @@ def _euclidean(params: torch.Tensor) -> torch.Tensor:
     return T
 
 
-def normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: torch.Tensor,
-                     r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``A = Jᵀ W J`` ``(n, p, p)`` and ``g = Jᵀ W r`` ``(n, p)`` in float64 from the image
-    gradients ``G`` ``(n, C, P, 2)`` at ``params`` (``wts``, ``r``: ``(n, C, P)``)."""
-    n = wts.shape[0]
-    G = G.double()
-    if lvl.model == "translation":
-        blocks = G.reshape(n, -1, 2)
-        wts, r = wts.reshape(n, -1), r.reshape(n, -1)
-        g = torch.bmm((wts * r)[:, None, :], blocks)[:, 0]
-        return torch.bmm(blocks.transpose(1, 2), blocks * wts[..., None]), g
-    f = _factors(G, lvl, params)
-    k = len(f)
-    wf = [wts * t for t in f]
-    pairs = [(wf[a], f[b]) for a in range(k) for b in range(a, k)] + [(t, r) for t in wf]
-    prods = wts.new_empty(n, len(pairs), wts.shape[-1])  # the products summed over channels
+def _summed(pairs: list[tuple[torch.Tensor, torch.Tensor]], lvl: Level) -> torch.Tensor:
+    """``Σ_c x y`` of each pair of ``(n, C, P)`` tensors (broadcast), against the monomials
+    of ``z``: ``(n, len(pairs), 6)`` (``(n, len(pairs), 1)``, summed over the pixels, for a
+    translation)."""
+    x0, y0 = pairs[0]
+    n, P = max(x0.shape[0], y0.shape[0]), x0.shape[-1]
+    prods = x0.new_empty(n, len(pairs), P)
     for i, (x, y) in enumerate(pairs):
-        if x.shape[1] == 1:
+        if x.shape[1] == 1 and y.shape[1] == 1:
             torch.mul(x[:, 0], y[:, 0], out=prods[:, i])
         else:
             torch.sum(x * y, dim=1, out=prods[:, i])
-    q = prods @ lvl.monomials  # (n, k (k + 1) / 2 + k, 6)
-    rows, cols = _INDEX[k]
-    A = q[:, rows, cols]
-    g = q[:, -k:][:, :, [2, 4, 5]].reshape(n, 3 * k)  # against z = (x, y, 1)
-    if lvl.model == "homography":
-        return A[:, :8, :8], g[:, :8]
-    if lvl.model == "affine":
-        return A, g
-    T = _SIMILARITY.to(A.device) if lvl.model == "similarity" else _euclidean(params)
-    return T.transpose(-1, -2) @ A @ T, (g[:, None] @ T)[:, 0]
-
-
-def jacobian_rows(G: torch.Tensor, lvl: Level, params: torch.Tensor) -> torch.Tensor:
-    """The per-pair Jacobian blocks ``(n, C·P, p)`` in float64 from the image gradients ``G``
-    ``(n, C, P, 2)`` at ``params``: the factors times ``z`` (one broadcast product), less the
-    homography's last column, or times ``∂θ_affine/∂θ``."""
-    n, c, P, _ = G.shape
-    G = G.double()
     if lvl.model == "translation":
-        return G.reshape(n, c * P, 2)
-    f = torch.stack(_factors(G, lvl, params), -1)  # (n, C, P, k)
-    z = lvl.monomials[:, [2, 4, 5]]  # (P, 3): x, y, 1
-    rows = (f[..., :, None] * z[:, None, :]).reshape(n, c * P, -1)
+        return prods.sum(-1, keepdim=True)
+    return prods @ lvl.monomials
+
+
+def _in_model(lvl: Level, params: torch.Tensor, A: torch.Tensor | None,
+              g: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``A`` and ``g`` of the rows ``f ⊗ z`` in the model's parameters."""
     if lvl.model == "homography":
-        return rows[..., :8]
-    if lvl.model == "affine":
-        return rows
-    T = _SIMILARITY.to(rows.device) if lvl.model == "similarity" else _euclidean(params)
-    return rows @ T
+        return (None if A is None else A[:, :8, :8]), (None if g is None else g[:, :8])
+    if lvl.model not in ("similarity", "euclidean"):
+        return A, g
+    T = _SIMILARITY.to(params.device) if lvl.model == "similarity" else _euclidean(params)
+    return (None if A is None else T.transpose(-1, -2) @ A @ T,
+            None if g is None else (g[:, None] @ T)[:, 0])
+
+
+def _gram(q: torch.Tensor, k: int, lvl: Level) -> torch.Tensor:
+    if lvl.model == "translation":
+        return q[:, pair_index(2), 0]
+    rows, cols = _INDEX[k]
+    return q[:, rows, cols]
+
+
+def _moment(q: torch.Tensor, lvl: Level) -> torch.Tensor:
+    if lvl.model == "translation":
+        return q[..., 0]
+    return q[:, :, [2, 4, 5]].reshape(q.shape[0], -1)  # against z = (x, y, 1)
+
+
+def gram(f: list[torch.Tensor], lvl: Level, params: torch.Tensor,
+         wts: torch.Tensor) -> torch.Tensor:
+    """``A = Jᵀ W J`` ``(n, p, p)`` from the factors ``f`` at ``params`` and the weights
+    ``wts`` (broadcast against ``(n, C, P)``)."""
+    k = len(f)
+    wf = [wts * t for t in f]
+    q = _summed([(wf[a], f[b]) for a in range(k) for b in range(a, k)], lvl)
+    A, _ = _in_model(lvl, params, _gram(q, k, lvl), None)
+    assert A is not None
+    return A
+
+
+def moment(f: list[torch.Tensor], lvl: Level, params: torch.Tensor,
+           wr: torch.Tensor) -> torch.Tensor:
+    """``g = Jᵀ W r`` ``(n, p)`` from the factors ``f`` at ``params`` and the weighted
+    residuals ``wr`` ``(n, C, P)``."""
+    _, g = _in_model(lvl, params, None, _moment(_summed([(wr, t) for t in f], lvl), lvl))
+    assert g is not None
+    return g
+
+
+def normal_equations(G: torch.Tensor, lvl: Level, params: torch.Tensor, wts: torch.Tensor,
+                     r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A = Jᵀ W J`` ``(n, p, p)`` and ``g = Jᵀ W r`` ``(n, p)`` in float64 from the image
+    gradients ``G`` ``(n, C, P, 2)`` at ``params`` (``wts``, ``r``: ``(n, C, P)``): one
+    product against the monomials for both."""
+    f = factors(G, lvl, params)
+    k = len(f)
+    wf = [wts * t for t in f]
+    q = _summed([(wf[a], f[b]) for a in range(k) for b in range(a, k)]
+                + [(t, r) for t in wf], lvl)
+    A, g = _in_model(lvl, params, _gram(q[:, :-k], k, lvl), _moment(q[:, -k:], lvl))
+    assert A is not None and g is not None
+    return A, g
