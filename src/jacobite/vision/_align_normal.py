@@ -1,4 +1,4 @@
-"""The ``p × p`` normal equations of a forward-additive alignment step, from their structure.
+"""The ``p × p`` normal equations of an alignment step, from their structure.
 
 Row ``(c, q)`` of a pair's Jacobian is the image gradient ``∇I = (gx, gy)`` at the warped point
 times the coordinate map's ``2 × p`` Jacobian at pixel ``z = (x, y, 1)``. For the matrix models
@@ -13,7 +13,10 @@ that row is a Kronecker product ``f ⊗ z`` of a few per-pixel factors ``f`` wit
 So ``A = Jᵀ W J = Σ_q w (f fᵀ) ⊗ (z zᵀ)`` needs the weighted products of the factors per pixel
 (3 or 6 of them) against the six monomials of ``z zᵀ`` (``x², xy, x, y², y, 1``), one
 ``(k × P) @ (P × 6)`` product a pair, and ``g = Jᵀ W r`` the factors times ``w r`` against
-``x, y, 1``: no ``P × p`` Jacobian is formed. A translation's rows are the gradients.
+``x, y, 1``: no ``P × p`` Jacobian is formed. A translation's rows are the gradients. The
+forward-additive step takes the source's gradients at the warped points and the factors at
+the current parameters; the inverse-compositional level the target's gradients and the
+factors at the identity, once (:mod:`._align_ic`).
 
 >>> import torch
 >>> pair_index(2).tolist()
