@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.ndimage import minimum_filter
 
 from jacobite.errors import InvalidOptionError, UnsupportedOperationError
@@ -223,3 +225,19 @@ def test_statuses_flat_outside_and_max_iterations() -> None:
     tgt = warp(src, "homography", torch.tensor(TRUE["homography"], dtype=F64))
     one = align(src, tgt, "homography", pyramid=1, max_iter=1, method=IC)
     assert one.status == ["max_iterations"] and one.iterations.tolist() == [[1]]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=8, max_size=8))
+def test_random_homographies_are_recovered_like_forward_additive(u: list[float]) -> None:
+    # up to 3 % linear change, 3 px shift and a 2e-4 perspective: corners move up to ~8 px
+    theta = torch.tensor(u, dtype=F64) * torch.tensor([0.03, 0.03, 3, 0.03, 0.03, 3, 2e-4,
+                                                       2e-4], dtype=F64)
+    src = texture(80, seed=12)
+    tgt = warp(src, "homography", theta)
+    ic = align(src, tgt, "homography", method=IC)
+    fa = align(src, tgt, "homography")
+    H = MatrixWarp("homography").matrix(theta[None])[0]
+    assert ic.status == ["converged"]
+    assert corner_error(ic.matrix[0], H, 80, 80) < 1e-3
+    assert corner_error(ic.matrix[0], fa.matrix[0], 80, 80) < 1e-3
