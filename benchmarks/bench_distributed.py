@@ -2,7 +2,8 @@
 each) and the bytes each operation sends, measured with ``jacobite.distributed.traffic()``.
 
 Three operations, each timed in one process on the whole problem and in two processes on half
-of it each (the two-process time of a repeat is the slower rank's; medians over repeats):
+of it each, in alternation repeat by repeat (rank 0 alone, then both; the two-process time of a
+repeat is the slower rank's; medians over repeats):
 
 1. GGN matvec over an 8,192-example dataset (MLP 64-256-256-10, cross-entropy, float32):
    ``ggn(..., process_group=)`` — each rank's products over its 4,096 examples, one all-reduce
@@ -139,26 +140,32 @@ def _operations(sz: dict[str, Any], group: Any) -> dict[str, Callable[[], object
     return ops
 
 
-def _times(ops: dict[str, Callable[[], object]], repeats: int, group: Any
-           ) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds of each operation; on a group the slower rank's, per repeat."""
+def _times(one: dict[str, Callable[[], object]] | None, two: dict[str, Callable[[], object]],
+           repeats: int) -> dict[str, tuple[float, ...]]:
+    """Median (wall, CPU) seconds of each operation in one process (rank 0 alone, on the whole
+    problem, the other rank waiting) and on the group (the slower rank's), the two timed in
+    alternation, repeat by repeat, so that the machine's load hits both alike."""
     import torch.distributed as dist
 
+    def timed(op: Callable[[], object]) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        op()
+        return time.perf_counter() - t0, time.process_time() - c0
+
     out = {}
-    for name, op in ops.items():
-        op()  # warm-up
-        walls, cpus = [], []
+    for name, op in two.items():
+        if one is not None:
+            one[name]()  # warm-up
+        op()
+        samples: list[tuple[float, ...]] = []
         for _ in range(repeats):
-            if group is not None:
-                dist.barrier()
-            t0, c0 = time.perf_counter(), time.process_time()
-            op()
-            pair = torch.tensor([time.perf_counter() - t0, time.process_time() - c0])
-            if group is not None:
-                dist.all_reduce(pair, op=dist.ReduceOp.MAX)
-            walls.append(float(pair[0]))
-            cpus.append(float(pair[1]))
-        out[name] = (statistics.median(walls), statistics.median(cpus))
+            dist.barrier()
+            single = timed(one[name]) if one is not None else (0.0, 0.0)
+            dist.barrier()
+            pair = torch.tensor(timed(op))
+            dist.all_reduce(pair, op=dist.ReduceOp.MAX)
+            samples.append((*single, float(pair[0]), float(pair[1])))
+        out[name] = tuple(statistics.median(s[i] for s in samples) for i in range(4))
     return out
 
 
@@ -186,7 +193,9 @@ def _worker(rank: int, size: int, store: str, sz: dict[str, Any], out: Any) -> N
 
         g = D.resolve("world")
         ops = _operations(sz, g)
-        res: dict[str, Any] = {"times": _times(ops, sz["repeats"], g), "bytes": _bytes(ops, g)}
+        whole = _operations(sz, None) if rank == 0 else None
+        res: dict[str, Any] = {"times": _times(whole, ops, sz["repeats"]),
+                               "bytes": _bytes(ops, g)}
         ddp = _find_ddp(ops["plain"])
         seen = [0, 0]
 
@@ -266,9 +275,9 @@ def run(quick: bool = False) -> Section:
     if why is not None:
         return Section(TITLE, ["status"], [[why]])
     sz = _sizes(quick)
-    one = _times(_operations(sz, None), sz["repeats"], None)
     ranks = _two(sz)
-    two = {k: max(r["times"][k] for r in ranks) for k in one}
+    one = {k: v[:2] for k, v in ranks[0]["times"].items()}
+    two = {k: v[2:] for k, v in ranks[0]["times"].items()}
     fmt = dict(sz, ggn="-".join(map(str, sz["ggn_dims"])), jd="-".join(map(str, sz["jd_dims"])))
     sec = Section(TITLE, ["operation", "1 process (ms)", "2 processes (ms)", "efficiency",
                           "CPU-time efficiency", "bytes sent per rank", "collectives"])
@@ -286,7 +295,9 @@ def run(quick: bool = False) -> Section:
         f"Target efficiency t1 / (2 t2) ≥ {TARGET}: GGN matvec {eff['ggn']:.2f} "
         f"({met(eff['ggn'] >= TARGET)}), JD step {eff['jd']:.2f} ({met(eff['jd'] >= TARGET)}), "
         f"batched fits {eff['fits']:.2f} ({met(eff['fits'] >= TARGET)}). Wall-clock times, "
-        "medians over repeats; the two-process time of a repeat is the slower rank's. The "
+        "medians over repeats; in each repeat rank 0 first runs the operation alone on the "
+        "whole problem (one process, the other rank waiting), then both ranks run it on "
+        "their halves (the slower rank's time). The "
         "CPU-time column divides process CPU times instead, which leaves out the time a rank "
         "waits for a core or for the other rank.")
     sec.notes.append(
