@@ -29,6 +29,7 @@ _BN = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()  # left in trai
 
 
 POST = C.laplace(MODEL, CE, (X, Y), structure="kron", prior_precision=1.0)
+POST_LL = C.laplace(MODEL, CE, (X, Y), prior_precision=1.0)
 
 
 def _model_cases(slot: int) -> list:
@@ -118,6 +119,9 @@ ENTRIES = [
                  typed("samples", 0, InvalidOptionError), *seed("seed"), *flag("diagonal")]),
     entry("jacobite.curvature.Laplace.functional_variance", POST.functional_variance, X,
           cases=[*_data_cases(0, targets=False)[:6], *flag("diagonal")]),
+    entry("jacobite.curvature.Laplace.last_layer_jacobian", POST_LL.last_layer_jacobian, X,
+          cases=[*_data_cases(0, targets=False)[:6], typed(0, "abc", ArgumentTypeError),
+                 typed(0, {"x": X}, ArgumentTypeError)]),
     entry("jacobite.curvature.Laplace.log_marginal_likelihood",
           POST.log_marginal_likelihood, 1.0,
           cases=[typed(0, -1.0, InvalidOptionError), typed(0, "big", ArgumentTypeError),

@@ -220,3 +220,27 @@ def test_layers_beyond_linear_take_the_jacobian_route(structure):
     Lam = G + 0.5 * torch.eye(G.shape[0], dtype=F64)
     torch.testing.assert_close(post.functional_variance(X),
                                J @ torch.linalg.solve(Lam, J.transpose(1, 2)), **TOL)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_last_layer_jacobian_is_the_dense_phi_kron_identity(bias):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3, bias=bias)).to(F64)
+    X, y = D.data("ce")
+    post = laplace(model, nn.CrossEntropyLoss(), (X, y), prior_precision=0.6)
+    Xt = torch.randn(4, 4, dtype=F64, generator=torch.Generator().manual_seed(3))
+    J = post.last_layer_jacobian(Xt)
+    perm = post.feature_major
+    dense = D.dense_jacobian(model, Xt, list(post.names))  # (n C, P), parameter order
+    torch.testing.assert_close(J.to_dense(), dense[:, perm], **TOL)
+    phi = torch.cat([torch.tanh(model[0](Xt)).detach()]
+                    + ([torch.ones(4, 1, dtype=F64)] if bias else []), dim=1)
+    torch.testing.assert_close(J.to_dense(), torch.kron(phi, torch.eye(3, dtype=F64)), **TOL)
+    # the functional variance through the operator, Λ read feature-major
+    Lam = post.posterior_precision.to_dense()[perm][:, perm]
+    full = J.to_dense() @ torch.linalg.solve(Lam, J.to_dense().T)
+    blocks = torch.stack([full[3 * i:3 * i + 3, 3 * i:3 * i + 3] for i in range(4)])
+    torch.testing.assert_close(post.functional_variance(Xt), blocks, **TOL)
+    with pytest.raises(UnsupportedOperationError, match="last_layer"):
+        laplace(model, nn.CrossEntropyLoss(), (X, y), structure="diag",
+                prior_precision=1.0).last_layer_jacobian(Xt)

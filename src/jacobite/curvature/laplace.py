@@ -28,19 +28,10 @@ from torch import nn
 from .. import _validate
 from ..config import get_memory_budget
 from ..errors import UnsupportedOperationError
-from ..operators import JacobianOperator
-from ._diagonal import ggn_diagonal
-from ._ggn import ggn
-from ._kfac_stats import Layer, layers_of
-from ._laplace_curv import (
-    features,
-    kron_factors,
-    last_layer,
-    last_layer_factors,
-    linear_jacobians,
-    sum_loss,
-)
-from ._laplace_post import DiagPosterior, FullPosterior, KronPosterior, Posterior
+from ..operators import JacobianOperator, KroneckerIdentity
+from ._laplace_curv import features, linear_jacobians
+from ._laplace_fit import fit, log_likelihood
+from ._laplace_post import FullPosterior, KronPosterior, Posterior
 from ._laplace_prior import maximise_evidence, prior_vector
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
@@ -57,18 +48,6 @@ class Predictive(NamedTuple):
 
     mean: torch.Tensor
     variance: torch.Tensor
-
-
-def _groups(names: tuple[str, ...]) -> tuple[torch.Tensor, list[str]]:
-    """The layer (module path) of every parameter tensor, and the layers in order."""
-    layers: list[str] = []
-    index = []
-    for k in names:
-        layer = k.rsplit(".", 1)[0] if "." in k else ""
-        if layer not in layers:
-            layers.append(layer)
-        index.append(layers.index(layer))
-    return torch.tensor(index), layers
 
 
 class Laplace:
@@ -174,6 +153,43 @@ class Laplace:
             return self._last_layer_variance(features(self.model, X)[0], diagonal)[0]
         return self._variance(X, diagonal)[0]
 
+    def last_layer_jacobian(self, X: Any) -> KroneckerIdentity:
+        """The Jacobian of the outputs ``(n, C)`` at the inputs ``X`` in the last layer's
+        parameters (``structure="last_layer"``), read feature-major: rows ``i C + c``, column
+        ``j C + c'`` the entry ``W̃[c', j]`` of ``W̃ = [W | b]`` (:attr:`feature_major` maps
+        these columns to the parameter vector). It is ``Φ̃ ⊗ I_C`` (``Φ̃`` the features with a
+        1 appended), an operator holding ``Φ̃`` alone.
+
+        >>> import torch
+        >>> from jacobite.curvature import laplace
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 5)).double()
+        >>> X, y = torch.randn(6, 3, dtype=torch.float64), torch.randint(0, 5, (6,))
+        >>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), prior_precision=1.0)
+        >>> J = post.last_layer_jacobian(X[:2])
+        >>> J.shape, tuple(J.A.shape)
+        ((10, 25), (2, 5))
+        """
+        if self.structure != "last_layer":
+            raise UnsupportedOperationError(
+                f"last_layer_jacobian() belongs to structure='last_layer', this posterior has "
+                f"structure={self.structure!r}; build it with laplace(..., "
+                "structure='last_layer')")
+        phi, out = features(self.model, self._inputs(X))
+        return KroneckerIdentity(phi, out.shape[1])
+
+    @property
+    def feature_major(self) -> torch.Tensor:
+        """For ``"last_layer"``: the index ``k`` with ``mean[k]`` the feature-major parameter
+        vector of :meth:`last_layer_jacobian` (entry ``j C + c`` is ``W̃[c, j]``)."""
+        assert isinstance(self._post, KronPosterior)
+        L = self._post.layers[0]
+        c = torch.arange(L.d_out)[None, :]
+        j = torch.arange(L.d_in)[:, None]
+        index = [(c * L.d_in + j).reshape(-1)]
+        if L.b is not None:
+            index.append(L.d_out * L.d_in + torch.arange(L.d_out))
+        return torch.cat(index)
+
     def _last_layer_variance(self, phi: torch.Tensor, diagonal: bool
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(variance, w)`` by ``J Λ⁻¹ Jᵀ = Q_G diag(w) Q_Gᵀ`` with
@@ -275,22 +291,6 @@ class Laplace:
         return Predictive(torch.softmax(out + draws, dim=2).mean(dim=0), var)
 
 
-def _log_likelihood(model: nn.Module, lc: LossCurvature, ps: Params, batches: Data,
-                    temperature: float, sigma: float) -> torch.Tensor:
-    total = torch.zeros((), dtype=ps.dtype, device=ps.device)
-    count = 0
-    for X, y in batches:
-        with torch.no_grad():
-            out = forward(model, ps, ps.primals(), X)
-        if lc.kind == "ce":
-            total -= nn.functional.cross_entropy(out, y, reduction="sum")
-        else:
-            total -= ((out - y) ** 2).sum() / (2 * sigma**2)
-            count += out.numel()
-    norm = count * math.log(sigma * math.sqrt(2 * math.pi))
-    return total / temperature - norm
-
-
 def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_layer",
             prior_precision: Any = "auto", temperature: float = 1.0,
             sigma_noise: float = 1.0) -> Laplace:
@@ -340,51 +340,14 @@ def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_la
     structure = _validate.choice(structure, "structure", STRUCTURES)
     temperature = _validate.positive_float(temperature, "temperature")
     sigma = _validate.positive_float(sigma_noise, "sigma_noise")
-    lcs = sum_loss(lc)
     scale = 1.0 / temperature / (2 * sigma**2 if lc.kind == "mse" else 1.0)
-    post: Posterior
-    if structure == "last_layer":
-        name, mod = last_layer(model)
-        prefix = f"{name}." if name else ""
-        ps = Params.of(model, [prefix + "weight"] + ([prefix + "bias"] if mod.bias is not None
-                                                       else []))
-        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-        G, A = last_layer_factors(model, lcs, batches)
-        C, d = mod.out_features, mod.in_features
-        layer = Layer(name, mod, C, d, slice(0, C * d),
-                      slice(C * d, C * d + C) if mod.bias is not None else None)
-        post = KronPosterior([(layer, scale * G, A)], ps.size)
-        group_index, groups = torch.zeros(ps.size, dtype=torch.long), [name]
-    else:
-        ps = Params.of(model, None)
-        batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-        if structure == "kron":
-            factors = kron_factors(model, ps, lcs, batches)
-            post = KronPosterior([(L, scale * G, A) for L, G, A in factors], ps.size)
-            groups = [L.name for L, _, _ in factors]
-            group_index = torch.zeros(ps.size, dtype=torch.long)
-            for i, (L, _, _) in enumerate(factors):
-                for sl in (L.w, L.b):
-                    if sl is not None:
-                        group_index[sl] = i
-        else:
-            index, groups = _groups(ps.names)
-            group_index = torch.repeat_interleave(index, torch.tensor(
-                [v.numel() for v in ps.values]))
-            if structure == "diag":
-                g = ggn_diagonal(model, lcs.fn, data, ps.names)
-                try:  # every parameter in a Linear or Conv2d layer: a faster predictive
-                    owners = layers_of(model, ps)
-                except UnsupportedOperationError:
-                    owners = []
-                post = DiagPosterior(scale * g, group_index.to(ps.device), groups, owners)
-            else:
-                G = ggn(model, lcs.fn, data, ps.names).to_dense()
-                post = FullPosterior(scale * (G + G.T) / 2, group_index.to(ps.device), groups)
-    loglik = _log_likelihood(model, lc, ps, batches, temperature, sigma)
-    result = Laplace(model, lc, structure, ps, post, loglik, groups, group_index, sigma)
+    f = fit(model, lc, data, structure, scale)
+    loglik = log_likelihood(model, lc, f.ps, f.batches, temperature, sigma)
+    result = Laplace(model, lc, structure, f.ps, f.post, loglik, f.groups, f.group_index,
+                     sigma)
     if isinstance(prior_precision, str) and prior_precision == "auto":
-        result.prior_precision = maximise_evidence(result._evidence, result.mean, len(groups))
+        result.prior_precision = maximise_evidence(result._evidence, result.mean,
+                                                   len(f.groups))
     else:
         result.prior_precision = prior_precision
     return result
