@@ -44,7 +44,7 @@ from .._checks import as_start
 from .._ift import inexact, tracked
 from .engine.batch_result import BatchLeastSquaresResult
 
-__all__ = ["fit_sharded", "per_problem", "solve_sharded"]
+__all__ = ["fit_sharded", "per_problem", "solve_sharded", "unbatched"]
 
 _CLOSURE = ("; with process_group= each rank solves its share of the problems, so per-problem "
             "data must reach fun through args= / kwargs= as tensors whose first dimension is B "
@@ -144,10 +144,20 @@ def _gather(group: Group, tree: Any) -> Any:
     return gather_batch(tree, group, dst=None)
 
 
-def solve_sharded(solve: Callable[..., BatchLeastSquaresResult], fun: Callable[..., Any],
-                  x0: Any, opts: dict[str, Any], process_group: Any) -> BatchLeastSquaresResult:
-    """``solve(fun, x0, **opts)`` (the batched solver) with the problems shared over the group
-    as the module doc says; the same result on every rank."""
+def unbatched(process_group: Any, rows: str) -> None:
+    """Refuse a ``process_group`` given to a single-problem solve."""
+    if process_group is not None:
+        raise InvalidOptionError(f"process_group= shares many problems among the ranks; pass "
+                                 f"batch=True with one row of {rows} per problem (one problem "
+                                 "is solved in one process)")
+
+
+def solve_sharded(fun: Callable[..., Any], x0: Any, opts: dict[str, Any],
+                  process_group: Any) -> BatchLeastSquaresResult:
+    """``solve_batch(fun, x0, **opts)`` (the batched solver) with the problems shared over the
+    group as the module doc says; the same result on every rank."""
+    from .engine.batch import solve_batch as solve
+
     group = resolve(process_group)
     if group is None:
         return solve(fun, x0, **opts)
@@ -183,11 +193,12 @@ def solve_sharded(solve: Callable[..., BatchLeastSquaresResult], fun: Callable[.
     return BatchLeastSquaresResult(**out)
 
 
-def fit_sharded(fit: Callable[..., tuple[Any, ...]], f: Callable[..., Any], xdata: Any,
-                ydata: Any, p0: Any, opts: dict[str, Any],
+def fit_sharded(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any, opts: dict[str, Any],
                 process_group: Any) -> tuple[Any, ...]:
-    """``fit(f, xdata, ydata, p0, **opts)`` (the batched ``curve_fit``) with the fits shared
-    over the group; ``(popt, pcov)`` (or the five outputs of ``full_output``) on every rank."""
+    """``curve_fit_batch(f, xdata, ydata, p0, **opts)`` with the fits shared over the group;
+    ``(popt, pcov)`` (or the five outputs of ``full_output``) on every rank."""
+    from .engine.batch_curve import curve_fit_batch as fit
+
     group = resolve(process_group)
     if group is None:
         return fit(f, xdata, ydata, p0, **opts)

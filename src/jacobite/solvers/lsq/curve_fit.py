@@ -204,17 +204,14 @@ def curve_fit(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any = None,
             count the parameters.
         ArgumentTypeError: ``method="lm"`` with more parameters than data points.
     """
-    if _validate.boolean(batch, "batch"):
-        from ._distributed import fit_sharded
-        from .engine.batch_curve import curve_fit_batch
+    from ._distributed import fit_sharded, unbatched
 
-        return fit_sharded(curve_fit_batch, f, xdata, ydata, p0, dict(
+    if _validate.boolean(batch, "batch"):
+        return fit_sharded(f, xdata, ydata, p0, dict(
             sigma=sigma, absolute_sigma=absolute_sigma, check_finite=check_finite,
             bounds=bounds, method=method, jac=jac, full_output=full_output,
             nan_policy=nan_policy, **kwargs), process_group)
-    if process_group is not None:
-        raise InvalidOptionError("process_group= shares many fits among the ranks; pass "
-                                 "batch=True with one row of ydata per fit")
+    unbatched(process_group, "ydata")
     _validate.callable_(f, "f")
     absolute_sigma = _validate.boolean(absolute_sigma, "absolute_sigma")
     full_output = _validate.boolean(  # SciPy's full_output=1 spelling too

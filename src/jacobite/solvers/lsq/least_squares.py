@@ -156,9 +156,8 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
             :class:`~jacobite.solvers.lsq.engine.batch_result.BatchLeastSquaresResult`
             (``docs/solvers.md``, "Many problems at once").
         process_group: with ``batch=True``, a ``torch.distributed`` group (or ``"world"``)
-            whose ranks share the problems: every rank passes the whole batch, solves its
-            contiguous share and receives every result (``docs/distributed.md``); default
-            None, one process.
+            whose ranks each solve a contiguous share of the batch every rank passes, all
+            receiving every result (``docs/distributed.md``); default None, one process.
 
     Returns:
         a :class:`LeastSquaresResult`; failure to converge is reported in ``status`` /
@@ -181,21 +180,17 @@ def least_squares(fun: Callable[..., Any], x0: Any, jac: Any = "auto",
             ``fun`` closing over a tracked tensor instead of taking it through ``args``; a
             robust loss with tracked ``args``; the derivative where a bound is active.
     """
-    if _validate.boolean(batch, "batch"):
-        from ._distributed import solve_sharded
-        from .engine.batch import solve_batch
+    from ._distributed import solve_sharded, unbatched
 
-        return cast(Any, solve_sharded(solve_batch, fun, x0, dict(
+    if _validate.boolean(batch, "batch"):
+        return cast(Any, solve_sharded(fun, x0, dict(
             method=method, jac=jac, bounds=bounds, x_scale=x_scale, loss=loss, f_scale=f_scale,
             ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, verbose=verbose, args=args,
             kwargs=kwargs, geodesic=geodesic, dtype=dtype,
             unbatched=dict(diff_step=diff_step, callback=callback, jac_sparsity=jac_sparsity,
                            workers=workers, tr_solver=tr_solver, tr_options=tr_options)),
             process_group))
-    if process_group is not None:
-        raise InvalidOptionError("process_group= shares many problems among the ranks; pass "
-                                 "batch=True with one row of x0 per problem (one problem is "
-                                 "solved in one process)")
+    unbatched(process_group, "x0")
     _validate.callable_(fun, "fun")
     _validate.choice(method, "method", METHODS)
     rho = robust_loss(loss, 1.0)  # checks the name; built with f_scale once r's scale is known
