@@ -35,7 +35,7 @@ from .._compile import eager_under_compile
 from .._modules import keeps_state
 from ..errors import ArgumentTypeError, InvalidOptionError, ShapeError
 from ._lanczos import F64, draw
-from ._lanczos_sym import SymProducts, scale_of, symmetric_products
+from ._lanczos_sym import SymProducts, orthogonalize, scale_of, symmetric_products
 
 __all__ = ["SpectralDensity", "TraceEstimate", "spectral_density"]
 
@@ -147,11 +147,11 @@ def _run(obj: Any, probes: int, steps: int, seed: int | None,
     n = P.n
     s = min(steps, n)
     gen = _validate.generator(seed)
-    Z = torch.stack([draw(n, gen, "rademacher") for _ in range(probes)], dim=1).to(P.device)
+    Z = torch.stack([draw(n, gen, "rademacher") for _ in range(probes)]).to(P.device)
     chunk = max(1, config.get_memory_budget() // (8 * n * (s + 3)))  # a probe's basis, product
     nodes, weights = [], []
     for i in range(0, probes, chunk):
-        a, b = _lanczos_probes(P, Z[:, i: i + chunk] / math.sqrt(n), s)
+        a, b = _lanczos_probes(P, Z[i: i + chunk] / math.sqrt(n), s)
         for alpha, beta in zip(a, b, strict=True):
             th, w = _gauss(alpha, beta, s)
             nodes.append(th * float(2.0 ** P.shift))
@@ -164,11 +164,12 @@ def _run(obj: Any, probes: int, steps: int, seed: int | None,
 
 def _lanczos_probes(P: SymProducts, Q0: torch.Tensor, s: int
                     ) -> tuple[list[list[float]], list[list[float]]]:
-    """``s`` Lanczos steps from each unit column of ``Q0`` together (one ``mm`` per step), with
-    full reorthogonalisation; a column whose Krylov space closes stops (its lists end)."""
-    n, c = Q0.shape
+    """``s`` Lanczos steps from each unit row of ``Q0`` ``(c, n)`` together (one ``mm`` per
+    step), with full reorthogonalisation; a probe whose Krylov space closes stops (its lists
+    end)."""
+    c, n = Q0.shape
     Q = torch.empty(c, s + 1, n, dtype=F64, device=Q0.device)  # each probe's vectors as rows
-    Q[:, 0] = Q0.T
+    Q[:, 0] = Q0
     alive = torch.ones(c, dtype=torch.bool)
     alphas: list[list[float]] = [[] for _ in range(c)]
     betas: list[list[float]] = [[] for _ in range(c)]
@@ -177,46 +178,23 @@ def _lanczos_probes(P: SymProducts, Q0: torch.Tensor, s: int
         live = alive.nonzero().flatten().tolist()
         if not live:
             break
-        rows = Q if len(live) == c else Q[live]  # (c', s + 1, n)
-        W = P.products(rows[:, j].T).to(F64)
+        X = torch.stack([Q[p, j] for p in live], dim=1)  # (n, c'): one mm for all
+        W = P.products(X).to(F64)
         if P.used == len(live):  # the first products of the run fix the scale
             scale_of(P, W)
-        W = (W * float(2.0 ** -P.shift)).T.contiguous()  # (c', n)
-        W, h = _orthogonalize_rows(W, rows[:, : j + 1])
-        hc = h.cpu()
-        norms = W.norm(dim=1).cpu()
+        W = (W * float(2.0 ** -P.shift)).T.contiguous()  # (c', n): a row per probe
         for col, p in enumerate(live):
-            alphas[p].append(float(hc[col, j]))
-            beta = float(norms[col])
-            big[p] = max(big[p], float(hc[col].norm()), beta)
+            w, h = orthogonalize(W[col], Q[p, : j + 1])
+            alphas[p].append(float(h[j]))
+            beta = float(w.norm())
+            big[p] = max(big[p], float(h.norm()), beta)
             if j + 1 == s or beta <= 1e3 * np.finfo(np.float64).eps * big[p]:
                 if j + 1 < s:
                     alive[p] = False
                 continue
             betas[p].append(beta)
-            Q[p, j + 1] = W[col] / beta
+            Q[p, j + 1] = w / beta
     return alphas, betas
-
-
-def _orthogonalize_rows(W: torch.Tensor, basis: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row of ``W`` ``(c, n)`` minus its projection on its probe's orthonormal rows
-    ``basis`` ``(c, j, n)``, and the coefficients ``(c, j)``: the last two rows first, then
-    Gram–Schmidt against all, as in :func:`~jacobite.analysis._lanczos_sym.orthogonalize`."""
-    h = torch.zeros(basis.shape[:2], dtype=W.dtype, device=W.device)
-    if basis.shape[1] > 2:
-        last = basis[:, -2:]
-        g = torch.bmm(last, W.unsqueeze(-1))
-        W = W - torch.bmm(g.transpose(1, 2), last).squeeze(1)
-        h[:, -2:] += g.squeeze(-1)
-    for _ in range(2):
-        before = W.norm(dim=1)
-        g = torch.bmm(basis, W.unsqueeze(-1))
-        W = W - torch.bmm(g.transpose(1, 2), basis).squeeze(1)
-        h += g.squeeze(-1)
-        if bool((W.norm(dim=1) >= 2 ** -0.5 * before).all()):
-            break
-    return W, h
 
 
 def _gauss(alpha: list[float], beta: list[float], s: int) -> tuple[np.ndarray, np.ndarray]:
