@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from jacobite.curvature import laplace
@@ -244,3 +246,23 @@ def test_last_layer_jacobian_is_the_dense_phi_kron_identity(bias):
     with pytest.raises(UnsupportedOperationError, match="last_layer"):
         laplace(model, nn.CrossEntropyLoss(), (X, y), structure="diag",
                 prior_precision=1.0).last_layer_jacobian(Xt)
+
+
+@settings(max_examples=15, deadline=None)
+@given(structure=st.sampled_from(STRUCTURES), low=st.floats(0.01, 10.0),
+       factor=st.floats(1.01, 100.0), T=st.floats(0.2, 5.0))
+def test_a_stronger_prior_shrinks_and_a_hotter_posterior_widens_the_variance(
+        structure, low, factor, T):
+    # Λ = G / T + δ I grows with δ and shrinks with T (Loewner order), so J Λ⁻¹ Jᵀ moves the
+    # other way: the differences below are positive semi-definite
+    model = D.mlp()
+    X, y = D.data("ce")
+    post = laplace(model, nn.CrossEntropyLoss(), (X, y), structure=structure,
+                   prior_precision=low, temperature=T)
+    before = post.functional_variance(X)
+    post.prior_precision = low * factor
+    after = post.functional_variance(X)
+    assert float(torch.linalg.eigvalsh(before - after).min()) >= -1e-10
+    hotter = laplace(model, nn.CrossEntropyLoss(), (X, y), structure=structure,
+                     prior_precision=low, temperature=T * factor).functional_variance(X)
+    assert float(torch.linalg.eigvalsh(hotter - before).min()) >= -1e-10
