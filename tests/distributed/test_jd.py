@@ -155,6 +155,7 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     out["chunked_calls"] = t.calls
     out["fail_backward"] = _failing_backward(g, bad_rank=0)
     out["mtl"] = _mtl(x[mine], y[mine], g)
+    out["float32"], _ = _train(_net().float(), x[mine].float(), y[mine].float(), UPGrad(), g)
     out["fail"] = _failing(g, bad_rank=1)
     out["sharded"] = _sharded(g)
     model = _net()
@@ -190,6 +191,15 @@ def test_ddp_steps_equal_one_process_on_the_whole_batch(ranks: list[dict[str, An
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
     # the ranks' parameters are the same bits after the steps
     np.testing.assert_array_equal(ranks[0]["params"], ranks[1]["params"])
+
+
+def test_float32_steps_equal_one_process_to_1e_6(ranks: list[dict[str, Any]]) -> None:
+    x, y = _data()
+    ref, _ = _train(_net().float(), x.float(), y.float(), UPGrad())
+    for r in ranks:
+        for got, want in zip(r["float32"], ref, strict=True):
+            scale = float(want.abs().max())
+            np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-6 * scale)
 
 
 def test_mtl_backward_averages_heads_and_trunk(ranks: list[dict[str, Any]]) -> None:
