@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from jacobite.vision import MatrixWarp, warp_jacobian
+from jacobite.vision import MatrixWarp, warp, warp_jacobian
 from jacobite.vision._align_solve import (
     Level,
     _Eval,
@@ -13,6 +14,7 @@ from jacobite.vision._align_solve import (
     loss_value,
     loss_weights,
 )
+from jacobite.vision.align import _loss_scale
 
 F64 = torch.float64
 SIZES = {"translation": 2, "euclidean": 3, "similarity": 4, "affine": 6, "homography": 8}
@@ -73,3 +75,23 @@ def test_normal_equations_equal_the_dense_jacobian_products(model: str, channels
     wf, rf = w.reshape(2, -1), r.reshape(2, -1)
     torch.testing.assert_close(e.A, torch.einsum("bmi,bm,bmj->bij", Jb, wf, Jb))
     torch.testing.assert_close(e.g, torch.einsum("bmi,bm->bi", Jb, wf * rf))
+
+
+def test_loss_scale_is_the_scaled_median_absolute_deviation_per_pair() -> None:
+    # per pair, 1.345 * 1.4826 * MAD of the residuals over the mask (all pixels where the mask
+    # keeps none), with torch's lower median; numpy on each pair's kept values as the oracle
+    g = torch.Generator().manual_seed(9)
+    src = torch.rand(3, 2, 9, 10, generator=g, dtype=F64)
+    tgt = torch.rand(3, 2, 9, 10, generator=g, dtype=F64)
+    theta = 0.3 * torch.rand(3, 6, generator=g, dtype=F64)
+    mask = (torch.rand(3, 1, 9, 10, generator=g) > 0.4).to(F64)
+    mask[2] = 0  # nothing kept: every pixel counts
+    got = _loss_scale("huber", None, src, tgt, mask, "affine", theta)
+    r = (warp(src, "affine", theta) - tgt).numpy()
+    for b in range(3):
+        keep = np.broadcast_to(mask[b].numpy() > 0, r[b].shape)
+        v = np.sort(r[b][keep] if keep.any() else r[b].ravel())
+        mid = v[(v.size - 1) // 2]
+        dev = np.sort(np.abs(v - mid))
+        expect = max(1.345 * 1.4826 * dev[(dev.size - 1) // 2], 1e-6 * tgt[b].std().item())
+        np.testing.assert_allclose(got[b].item(), expect, rtol=1e-12)

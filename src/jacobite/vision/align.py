@@ -62,7 +62,6 @@ from ._align_ic import GROUPS, InverseLevel
 from ._align_pyramid import auto_levels, downsample, rescale
 from ._align_solve import LOSSES, Level, solve_level
 from ._checks import floating
-from ._sample import warp as _warp
 from ._warps import WARPS, MatrixWarp
 
 __all__ = ["METHODS", "NO_MATCH", "STATUSES", "AlignResult", "align"]
@@ -284,11 +283,12 @@ def _loss_scale(loss: str, fixed: float | None, src: torch.Tensor, tgt: torch.Te
     if fixed is not None or loss == "linear":
         return torch.full((b,), fixed or 1.0, dtype=torch.float64, device=tgt.device)
     with torch.no_grad():
-        r = (_warp(src, name, prm, size=tgt.shape[-2:]) - tgt).double().reshape(b, -1)
+        warped, _ = read_source(src, name, prm, (tgt.shape[-2], tgt.shape[-1]))
+        r = (warped - tgt).double().reshape(b, -1)
         keep = (mask > 0).expand_as(tgt).reshape(b, -1)
-        out = []
-        for rb, kb in zip(r, keep, strict=True):
-            v = rb[kb] if bool(kb.any()) else rb
-            out.append(1.345 * 1.4826 * (v - v.median()).abs().median())
+        keep = keep | ~keep.any(-1, keepdim=True)  # nothing masked in: every pixel
+        v = torch.where(keep, r, torch.nan)  # the median of the kept residuals, per pair
+        mid = v.nanmedian(-1, keepdim=True).values
+        mad = (v - mid).abs().nanmedian(-1).values
         spread = tgt.double().reshape(b, -1).std(-1)
-    return torch.maximum(torch.stack(out), 1e-6 * spread + 1e-12)
+    return torch.maximum(1.345 * 1.4826 * mad, 1e-6 * spread + 1e-12)
