@@ -241,3 +241,12 @@ def test_random_homographies_are_recovered_like_forward_additive(u: list[float])
     assert ic.status == ["converged"]
     assert corner_error(ic.matrix[0], H, 80, 80) < 1e-3
     assert corner_error(ic.matrix[0], fa.matrix[0], 80, 80) < 1e-3
+
+
+def test_ten_pixel_translation_of_a_photograph_without_a_pyramid() -> None:
+    data = pytest.importorskip("skimage.data")
+    photo = torch.from_numpy(data.camera()).to(F32) / 255
+    src, tgt = photo[128:384, 128:384], photo[128:384, 138:394]  # target(p) = source(p + 10 x)
+    res = align(src, tgt, "translation", pyramid=1, method=IC)
+    assert res.status == ["converged"]
+    torch.testing.assert_close(res.params[0], torch.tensor([10.0, 0.0]), atol=1e-3, rtol=0)
