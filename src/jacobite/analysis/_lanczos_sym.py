@@ -227,7 +227,7 @@ def thick_restart(P: SymProducts, *, k: int, which: Which, tol: float, max_matve
     """The ``k`` wanted eigenpairs of ``P`` by thick-restart Lanczos (see the module doc).
 
     A pair is converged when ``‖A x − θ x‖ ≤ max(tol, 50 eps) · max|θ|`` (``eps`` of the
-    products' dtype). ``basis`` (≥ ``k + 1``) bounds the vectors held; at a restart the
+    products' dtype). ``basis`` (≥ ``k + 2``) bounds the vectors held; at a restart the
     ``k + (basis − k) // 2`` Ritz vectors nearest the wanted end are kept. Where the basis spans
     an invariant subspace before the pairs converge, Lanczos goes on from a random vector
     orthogonal to it; once that has happened, the wanted pairs are only accepted when a further
