@@ -53,7 +53,7 @@ def test_quick_run_reports_targets_and_agreement() -> None:
     assert isinstance(ours[5], float) and ours[5] <= bs.TOL  # equal to eigsh's values
     assert isinstance(peer[1], int) and isinstance(same[1], int)
     assert all(isinstance(r[4], float) and r[4] <= bs.TOL for r in (ours, peer, same, tight))
-    assert isinstance(tight[1], int) and tight[1] >= ours[1]
+    assert isinstance(tight[1], int) and isinstance(ours[1], int) and tight[1] >= ours[1]
     assert "(met)" in top.notes[0]
     est = slq.rows[0]
     assert isinstance(est[7], float) and est[7] <= 4
