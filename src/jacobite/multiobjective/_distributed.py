@@ -134,10 +134,10 @@ def blocks(J: Tensor, size: int) -> list[Tensor]:
 
 
 def _signature(local: Local, chunk: int) -> Tensor:
-    """m, P, the number of head entries, a checksum of the shapes and this rank's row chunk;
-    with their negatives, so one max-reduction tells whether every rank agrees (and gives the
-    smallest chunk)."""
-    shapes = repr([tuple(p.shape) for p in local.params] + [tuple(p.shape) for p in local.heads])
+    """m, P, the number of head entries, a checksum of the shapes and dtypes and this rank's
+    row chunk; with their negatives, so one max-reduction tells whether every rank agrees (and
+    gives the smallest chunk)."""
+    shapes = repr([(tuple(p.shape), p.dtype) for p in [*local.params, *local.heads]])
     s = [local.m, local.P, sum(h.numel() for h in local.heads),
          zlib.crc32(shapes.encode()) & 0x3FFFFFFF, chunk]
     return torch.tensor(s + [-v for v in s], dtype=torch.int64)
@@ -162,9 +162,9 @@ def descend(group: Group, work: Callable[[], Local], aggregator: Any) -> Tensor 
         sig = guarded_all_reduce(_signature(local, chunk), group, op="max")
     if bool((sig[:4] != -sig[5:9]).any()):
         raise ShapeError(
-            "the ranks disagree on the number of losses, of parameters or on their shapes; "
-            "every rank must pass the same m losses of the same model (its own shard of the "
-            "data) and the same params in the same order")
+            "the ranks disagree on the number of losses, of parameters or on their shapes or "
+            "dtypes; every rank must pass the same m losses of the same model (its own shard "
+            "of the data) and the same params in the same order")
     heads = torch.cat([g.reshape(-1) for g in local.head_grads]) if local.heads else None
     if gramian:
         w = _gramian_route(group, local, int(-sig[9]), aggregator, heads)
