@@ -20,10 +20,11 @@ target at the identity once per level, so a step only reads the source
 target spoils the Jacobian rows around it (an outlier in the source spoils the
 forward-additive rows instead). On the benchmark cases (a 10 px translation of a 256²
 photograph, 128² homographies with corners moved 8 px, 64 affine pairs 64²) the
-two methods took the same time to within 10 % (the forward-additive steps are cheap enough,
-from the gradients' factors, to pay for their backward pass, and there are fewer of them),
-and the forward-additive errors were equal or smaller (1e-5 against 1e-4 px on the
-photograph's homography, and smaller under noise): it is the default. The
+two methods took the same time to within 20 %, either one ahead from run to run (1 thread,
+CPU time, a shared machine): the forward-additive steps, formed from the gradients' factors,
+are cheap enough to pay for their backward pass, and there are fewer of them. The
+forward-additive errors were equal or smaller (1e-5 against 1e-4 px on the photograph's
+homography, and smaller under noise), so it is the default. The
 inverse-compositional iteration did reach the 10 px translation of a photograph with no
 pyramid at all, where the forward-additive one needed the default four levels (on
 ``camera()`` with one to three levels it stopped at a local minimum 6 to 9 px short, which the
