@@ -19,7 +19,7 @@ from jacobite.errors import (
     UnsupportedOperationError,
 )
 
-from . import F64, choice, entry, flag, fn, seed, typed
+from . import F64, choice, entry, flag, fn, posint, seed, typed
 
 MODEL = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
 X = torch.randn(5, 3, dtype=F64)
@@ -119,6 +119,8 @@ ENTRIES = [
                  typed("samples", 0, InvalidOptionError), *seed("seed"), *flag("diagonal")]),
     entry("jacobite.curvature.Laplace.functional_variance", POST.functional_variance, X,
           cases=[*_data_cases(0, targets=False)[:6], *flag("diagonal")]),
+    entry("jacobite.curvature.Laplace.sample", POST.sample, 4,
+          cases=[*posint(0), *seed("seed")]),
     entry("jacobite.curvature.Laplace.last_layer_jacobian", POST_LL.last_layer_jacobian, X,
           cases=[*_data_cases(0, targets=False)[:6], typed(0, "abc", ArgumentTypeError),
                  typed(0, {"x": X}, ArgumentTypeError)]),

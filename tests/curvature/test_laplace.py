@@ -266,3 +266,20 @@ def test_a_stronger_prior_shrinks_and_a_hotter_posterior_widens_the_variance(
     hotter = laplace(model, nn.CrossEntropyLoss(), (X, y), structure=structure,
                      prior_precision=low, temperature=T * factor).functional_variance(X)
     assert float(torch.linalg.eigvalsh(hotter - before).min()) >= -1e-10
+
+
+@pytest.mark.parametrize("delta", [[0.5], [0.5, 2.0]], ids=["one", "per-layer"])
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_samples_have_the_posterior_mean_and_covariance(structure, delta):
+    if structure == "last_layer" and len(delta) > 1:
+        delta = delta[:1]
+    _, _, _, post, Lam = _setup("ce", structure, delta)
+    draws = post.sample(100000, seed=4)
+    cov = torch.linalg.inv(Lam).detach()
+    assert draws.shape == (100000, Lam.shape[0])
+    centred = draws - post.mean
+    torch.testing.assert_close(centred.mean(0), torch.zeros_like(post.mean), rtol=0,
+                               atol=5 * float(cov.diagonal().max().sqrt()) / 100000**0.5)
+    torch.testing.assert_close(centred.T @ centred / 100000, cov, rtol=0,
+                               atol=0.03 * float(cov.diagonal().max()))
+    assert torch.equal(post.sample(3, seed=1), post.sample(3, seed=1))

@@ -88,6 +88,22 @@ class KronPosterior:
                 (Bt * w[:, None, :]) @ Bt.mT
         return out
 
+    def root(self, E: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """``R E`` with ``R Rᵀ = Λ⁻¹``: per layer ``(Q_G ⊗ Q_A) λ^(-1/2) (Q_G ⊗ Q_A)ᵀ``."""
+        out = torch.zeros_like(E)
+        for i, b in enumerate(self.blocks):
+            _, qg, _, qa = self.eig[i]
+            scale = self._lam(i, delta).rsqrt()[..., None]
+
+            def apply(M: torch.Tensor, qg: torch.Tensor = qg, qa: torch.Tensor = qa,
+                      scale: torch.Tensor = scale) -> torch.Tensor:
+                W = M.reshape(qg.shape[0], qa.shape[0], -1)
+                W = torch.einsum("ji,jlk,lm->imk", qg, W, qa) * scale
+                return torch.einsum("ij,jlk,ml->imk", qg, W, qa).reshape(M.shape)
+
+            b.apply(apply, E, out)
+        return out
+
     def precision(self, delta: torch.Tensor) -> JacobianOperator:
         blocks = [_Block(b.layer, b.K.A, b.K.B, float(delta[i]))
                   for i, b in enumerate(self.blocks)]
@@ -127,6 +143,10 @@ class DiagPosterior:
         W = J / (self.g + delta[self.group])
         return (W * J).sum(dim=2) if diagonal else W @ J.mT
 
+    def root(self, E: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """``R E`` with ``R Rᵀ = Λ⁻¹``: ``Λ^(-1/2)``."""
+        return E * (self.g + delta[self.group]).rsqrt()[:, None]
+
     def precision(self, delta: torch.Tensor) -> JacobianOperator:
         return DiagonalOperator(self.g + delta[self.group])
 
@@ -164,6 +184,12 @@ class FullPosterior:
             T = torch.linalg.solve_triangular(self._cholesky(delta), J.mT, upper=False).mT
             W = T
         return (W * T).sum(dim=2) if diagonal else W @ T.mT
+
+    def root(self, E: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """``R E`` with ``R Rᵀ = Λ⁻¹``: ``Q (λ + δ)^(-1/2) Qᵀ``, or ``L⁻ᵀ`` for ``Λ = L Lᵀ``."""
+        if self._uniform(delta):
+            return self.Q @ ((self.Q.T @ E) * (self.lam + delta[0]).rsqrt()[:, None])
+        return torch.linalg.solve_triangular(self._cholesky(delta).T, E, upper=True)
 
     def precision(self, delta: torch.Tensor) -> JacobianOperator:
         return DenseOperator(self.G + torch.diag(delta[self.group]), tags=("symmetric", "psd"),

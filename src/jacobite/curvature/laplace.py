@@ -127,6 +127,25 @@ class Laplace:
         return (self.log_likelihood - 0.5 * (delta * self._sq_norms).sum()
                 + 0.5 * (self._sizes * delta.log()).sum() - 0.5 * self._post.logdet(delta))
 
+    def sample(self, n: int = 100, *, seed: int = 0) -> torch.Tensor:
+        """``n`` draws of the parameters from ``N(θ*, Λ⁻¹)``, an ``(n, P)`` tensor (each row a
+        parameter vector in :attr:`names` order), through the structure's ``Λ^(-1/2)``.
+
+        >>> import torch
+        >>> from jacobite.curvature import laplace
+        >>> model = torch.nn.Linear(3, 2).double()
+        >>> X, y = torch.randn(10, 3, dtype=torch.float64), torch.randint(0, 2, (10,))
+        >>> post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure="kron")
+        >>> tuple(post.sample(5).shape)
+        (5, 8)
+        """
+        n = _validate.positive_int(n, "n")
+        g = torch.Generator(device=self.mean.device).manual_seed(
+            _validate.seed(seed, "seed") or 0)
+        E = torch.randn(self.n_params, n, dtype=self.mean.dtype, device=self.mean.device,
+                        generator=g)
+        return self.mean + self._post.root(E, self.prior_precision).T
+
     def _inputs(self, X: Any) -> torch.Tensor:
         batches = Data(X, targets=False, dtype=self._ps.dtype, device=self._ps.device)
         return torch.cat([b for b, _ in batches])
