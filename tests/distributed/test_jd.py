@@ -30,7 +30,8 @@ M = 3  # objectives of the multi-objective model
 
 def _net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, M)).to(F64)  # P = 66
+    # P = 57: odd, so each rank's column block is padded
+    return nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, M)).to(F64)
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,7 +212,7 @@ def test_mtl_backward_averages_heads_and_trunk(ranks: list[dict[str, Any]]) -> N
 
 def test_bytes_are_the_reduce_scatter_the_gramian_and_the_update(
         ranks: list[dict[str, Any]]) -> None:
-    P, N, m, item = 66, 2, M, 8
+    P, N, m, item = 57, 2, M, 8
     width = -(-P // N)
     per_step = (10 + 1) * 8 + N * (m * width + 1) * item + (m * m + 1) * item \
         + (m + 1) * item + width * item  # check, reduce-scatter, Gramian, weights, update
