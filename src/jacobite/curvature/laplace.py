@@ -44,7 +44,13 @@ STRUCTURES = ("last_layer", "kron", "diag", "full")
 class Predictive(NamedTuple):
     """The linearised predictive: ``mean`` (class probabilities, or the regression output
     ``f*(x)``) and the functional variance ``J Λ⁻¹ Jᵀ`` of the outputs, ``(n, C, C)`` (or its
-    diagonal ``(n, C)``)."""
+    diagonal ``(n, C)``).
+
+    >>> import torch
+    >>> p = Predictive(torch.full((1, 2), 0.5), torch.eye(2)[None])
+    >>> p.mean.sum().item(), tuple(p.variance.shape)
+    (1.0, (1, 2, 2))
+    """
 
     mean: torch.Tensor
     variance: torch.Tensor
@@ -99,6 +105,7 @@ class Laplace:
 
     @property
     def n_params(self) -> int:
+        """``P``, the number of parameters the posterior covers."""
         return self._ps.size
 
     @property
