@@ -24,9 +24,12 @@ whose losses or backward pass raise makes the others raise
 :class:`~jacobite.errors.RankFailedError` instead of waiting.
 
 >>> import torch
->>> from jacobite.multiobjective._distributed import blocks
->>> [tuple(b.shape) for b in blocks(torch.arange(10.0).reshape(2, 5), 2)]
-[(6,), (6,)]
+>>> from jacobite.multiobjective._distributed import fill_blocks
+>>> buf = torch.zeros(2, 2 * 3 + 1)          # 2 ranks, 2 rows of 5 columns: blocks of width 3
+>>> fill_blocks(buf, torch.arange(10.0).reshape(2, 5), 3)
+>>> buf                                        # rank r's block of every row, then its flag
+tensor([[0., 1., 2., 5., 6., 7., 0.],
+        [3., 4., 0., 8., 9., 0., 0.]])
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from ..distributed._traffic import record
 from ..errors import JacobianTooLarge, ShapeError, UnsupportedOperationError
 from ._params import accumulate, batched_grads, gram, row_chunk
 
-__all__ = ["Local", "blocks", "descend"]
+__all__ = ["Local", "descend", "fill_blocks"]
 
 #: parameter classes whose tensor on a rank is a shard of the parameter (FSDP2, FSDP1)
 _SHARDED = frozenset(("DTensor", "FlatParameter"))
@@ -124,15 +127,6 @@ def _chunk(local: Local, size: int) -> int:
     return min(row_chunk(m, P * b, local.chunk_size), max(1, free // (3 * P * b)))
 
 
-def blocks(J: Tensor, size: int) -> list[Tensor]:
-    """The ``size`` column blocks of ``J`` (m × P), zero-padded to equal width, each flattened
-    (the reduce-scatter's inputs: block r goes to rank r)."""
-    m, P = J.shape
-    width = -(-P // size)
-    padded = torch.nn.functional.pad(J, (0, size * width - P))
-    return list(padded.reshape(m, size, width).transpose(0, 1).reshape(size, -1).unbind(0))
-
-
 def _signature(local: Local, chunk: int) -> Tensor:
     """m, P, the number of head entries, a checksum of the shapes and dtypes and this rank's
     row chunk; with their negatives, so one max-reduction tells whether every rank agrees (and
@@ -177,6 +171,17 @@ def descend(group: Group, work: Callable[[], Local], aggregator: Any) -> Tensor 
     return w
 
 
+def fill_blocks(buf: Tensor, rows: Tensor, width: int) -> None:
+    """Write the c × P ``rows`` into ``buf`` (N, c·width + 1), the reduce-scatter's inputs:
+    row r of ``buf`` (rank r's part) holds columns ``r·width`` to ``(r + 1)·width`` of every
+    row, zero-padded past P; the last entry (the failure flag) is left alone."""
+    c, P = rows.shape
+    view = buf[:, :-1].view(buf.shape[0], c, width)
+    for r in range(buf.shape[0]):
+        cols = rows[:, r * width:min(P, (r + 1) * width)]
+        view[r, :, :cols.shape[1]] = cols
+
+
 def _reduce_scatter(group: Group, local: Local, chunk: int) -> Tensor:
     """This rank's averaged column block of the ranks' Jacobians (m × ⌈P/N⌉), reduce-scattered
     chunk of rows by chunk; each chunk's blocks carry this rank's failure flag."""
@@ -186,15 +191,14 @@ def _reduce_scatter(group: Group, local: Local, chunk: int) -> Tensor:
     for s in range(0, m, chunk):
         e = min(m, s + chunk)
         error: Exception | None = None
+        buf = torch.zeros(N, (e - s) * width + 1, dtype=local.dtype, device=group.device)
         try:
-            parts = [torch.cat([b.to(group.device), b.new_zeros(1, device=group.device)])
-                     for b in blocks(local.rows(s, e, last=e == m), N)]
+            fill_blocks(buf, local.rows(s, e, last=e == m), width)
         except Exception as exc:  # join the collective with the flag set, then re-raise
             error = exc
-            parts = [torch.zeros((e - s) * width + 1, dtype=local.dtype, device=group.device)
-                     for _ in range(N)]
-            for p in parts:
-                p[-1] = 1
+            buf.zero_()
+            buf[:, -1] = 1
+        parts = list(buf.unbind(0))
         got = torch.empty_like(parts[0])
         record(sum(p.numel() * p.element_size() for p in parts))
         dist.reduce_scatter(got, parts, group=group.pg)
