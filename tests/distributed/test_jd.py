@@ -1,8 +1,10 @@
 """Jacobian descent over a gloo group of two processes (``backward`` / ``mtl_backward`` with
 ``process_group=``), each rank holding half of the batch, against Jacobian descent in one
-process on the whole batch: the same ``.grad`` and weights to 1e-10 in float64, through a
-DistributedDataParallel model for several optimizer steps, with the bytes each rank sent, a
-failing rank and disagreeing ranks. One spawn checks everything."""
+process on the whole batch: the same ``.grad`` and weights to 1e-10 in float64 (1e-6 in
+float32), through DistributedDataParallel models for several optimizer steps, one row per
+collective under a small memory budget, the bytes each rank sent, ranks failing before and
+inside their backward pass, disagreeing ranks and sharded parameters. One spawn checks
+everything."""
 
 from __future__ import annotations
 
