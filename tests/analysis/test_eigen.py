@@ -84,13 +84,14 @@ def test_dense_matrix_every_end(which: Which) -> None:
     check_pairs(A, r, wanted(lam, 5, which), 1e-8)
 
 
-def test_small_basis_restarts_and_still_finds_the_top() -> None:
-    lam = torch.cat([torch.linspace(0, 1, 290, dtype=F64),
-                     torch.tensor([1.2, 1.3, 1.5, 2.0, 3.0, 3.01], dtype=F64)])
+@pytest.mark.parametrize("which", ["largest", "smallest", "magnitude", "both_ends"])
+def test_small_basis_restarts_and_still_finds_the_wanted_end(which: Which) -> None:
+    lam = torch.cat([torch.linspace(-1, 1, 290, dtype=F64),
+                     torch.tensor([1.2, 1.3, -1.5, 2.0, -3.0, 3.01], dtype=F64)])
     A = with_spectrum(lam, seed=1)
-    r = eigenvalues(A, k=6, basis=14, tol=1e-10, max_matvecs=2000)
+    r = eigenvalues(A, k=6, which=which, basis=12, tol=1e-10, max_matvecs=2000)
     assert r.converged and r.restarts > 0
-    check_pairs(A, r, wanted(lam, 6, "largest"), 1e-8)
+    check_pairs(A, r, wanted(lam, 6, which), 1e-8)
 
 
 def test_diagonal_plus_low_rank_vs_eigh() -> None:

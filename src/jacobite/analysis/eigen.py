@@ -96,7 +96,9 @@ def eigenvalues(operator: Any, k: int = 6, *, which: Which = "largest", tol: flo
             ``converged=False``.
         basis: the most Lanczos vectors held (default ``max(2k + 20, 40)``, at most ``n``);
             memory is ``8 n (basis + 1)`` bytes. A full basis restarts from the Ritz vectors
-            nearest the wanted end.
+            nearest the wanted end. A basis below ``2k`` restarts often (many more products)
+            and can, rarely, settle on a pair short of the wanted end, as ARPACK can with a
+            small ``ncv``.
         seed: the random start vector: an int gives the same vector on every call, ``None``
             draws from torch's global generator.
         assume_symmetric: take an operator without the ``symmetric`` tag as symmetric.
