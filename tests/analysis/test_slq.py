@@ -141,3 +141,26 @@ def test_bad_arguments_raise_typed_errors() -> None:
         sd.trace("log")  # type: ignore[arg-type]
     one = spectral_density(A, probes=1, steps=4).trace(torch.square)
     assert one.stderr == math.inf
+
+
+def test_a_small_memory_budget_changes_the_chunks_not_the_result() -> None:
+    from jacobite import config
+
+    A = with_spectrum(LAM, seed=5)
+    widths: list[int] = []
+
+    def mv(v: torch.Tensor) -> torch.Tensor:
+        return A @ v
+
+    def mm(V: torch.Tensor) -> torch.Tensor:
+        widths.append(V.shape[1])
+        return A @ V
+
+    op = FunctionOperator((112, 112), mv, mv, dtype=F64, tags=("symmetric",), mm=mm, rmm=mm)
+    whole = spectral_density(op, probes=6, steps=5, seed=3)
+    widths.clear()
+    with config.memory_budget(2 * 8 * 112 * 8):  # two probes' Lanczos vectors at a time
+        parts = spectral_density(op, probes=6, steps=5, seed=3)
+    assert widths == [2] * 15
+    torch.testing.assert_close(parts.nodes, whole.nodes)
+    torch.testing.assert_close(parts.weights, whole.weights)
