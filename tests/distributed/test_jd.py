@@ -151,6 +151,8 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     out["params"] = torch.cat([p.detach().reshape(-1) for p in ddp.parameters()])
     searching = nn.parallel.DistributedDataParallel(_net(), find_unused_parameters=True)
     out["unused"], _ = _train(searching, x[mine], y[mine], UPGrad(), g)
+    static = nn.parallel.DistributedDataParallel(_net(), static_graph=True)
+    out["static"], _ = _train(static, x[mine], y[mine], UPGrad(), g)
     out["mgda"], _ = _train(_net(), x[mine], y[mine], MGDA(), "world")
     out["trimmed"], _ = _train(_net(), x[mine], y[mine], TrimmedMean(trim_number=1), g)
     with config.memory_budget(2500), D.traffic() as t:  # room for one row at a time
@@ -189,8 +191,8 @@ def test_ddp_steps_equal_one_process_on_the_whole_batch(ranks: list[dict[str, An
                 for got, want in zip(r["upgrad_w"], ref_w, strict=True):
                     np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
     ref, _ = _train(_net(), x, y, UPGrad())
-    for r in ranks:  # DDP searching the graph for unused parameters: the same steps
-        for got, want in zip(r["unused"], ref, strict=True):
+    for r in ranks:  # DDP searching for unused parameters, or with a static graph: the same
+        for got, want in zip(r["unused"] + r["static"], ref + ref, strict=True):
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
     # the ranks' parameters are the same bits after the steps
     np.testing.assert_array_equal(ranks[0]["params"], ranks[1]["params"])
