@@ -61,6 +61,7 @@ dist: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PIP) install -e ".[bench]"
+	$(PIP) install --no-deps -r benchmarks/peers-no-deps.txt
 	$(BIN)/python -m benchmarks.run
 
 clean:
