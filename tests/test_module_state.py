@@ -11,6 +11,7 @@ and leaves the model as it was (``.grad`` aside where filling it is the call's p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -218,3 +219,34 @@ def test_a_sparse_plan_evaluated_in_training_mode_is_refused(kind: str, method: 
     with pytest.raises(ModuleStateError, match=r"eval\(\)"):
         getattr(plan, method)(X)
     _assert_unchanged(model, snap)
+
+
+OPERATORS: dict[str, Callable[[nn.Module, nn.Module], Any]] = {
+    "ggn": lambda m, loss: jacobite.curvature.ggn(m, loss, (X, Y)),
+    "ggn_cached": lambda m, loss: jacobite.curvature.ggn(m, loss, (X, Y), cache=True),
+    "fisher_empirical": lambda m, loss: jacobite.curvature.fisher(m, loss, (X, Y),
+                                                                  kind="empirical"),
+    "hessian": lambda m, loss: jacobite.curvature.hessian(m, loss, (X, Y)),
+}
+
+
+@pytest.mark.parametrize("analyse", ["eigenvalues", "spectral_density"])
+@pytest.mark.parametrize("op", sorted(OPERATORS))
+def test_analysis_of_a_curvature_operator_reads_no_non_leaf_grad(op: str, analyse: str) -> None:
+    """The operators swap non-leaf tensors (dual numbers, differentiable copies) into the
+    module for a product; the guard reads ``.grad`` of leaves only, so torch's warning about a
+    non-leaf ``.grad`` never appears, and the leaves' own ``.grad`` stay as they were."""
+    model = _model().eval()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    snap = _snapshot(model)
+    G = OPERATORS[op](model, nn.CrossEntropyLoss())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        if analyse == "eigenvalues":
+            top = analysis.eigenvalues(G, k=2)
+            dense = torch.linalg.eigvalsh(G.to_dense())
+            torch.testing.assert_close(top.values, dense.flip(0)[:2], rtol=1e-6, atol=1e-8)
+        else:
+            analysis.spectral_density(G, probes=2, steps=5)
+    _assert_unchanged(model, snap, grads_too=True)

@@ -88,6 +88,13 @@ def _plain(t: Any) -> bool:
         not torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
+def _grad(p: torch.Tensor) -> torch.Tensor | None:
+    """``p.grad`` where autograd can fill it (a leaf, or a tensor that retains its grad);
+    ``None`` for the non-leaf tensors swapped in for a call (a dual number, a differentiable
+    copy), whose ``.grad`` torch warns about reading and never fills."""
+    return p.grad if p.is_leaf or p.retains_grad else None
+
+
 def _folded(owner: str, name: str) -> bool:
     """torch.fx's constant folding (in the traced JVP of ``torch.func.linearize``, which a
     cached ``curvature.ggn`` holds) stores the folded constants on the graph module, or in a
@@ -131,7 +138,7 @@ class _Watch:
         for name, p in module._parameters.items():
             if _plain(p) and id(p) not in self.params:
                 assert p is not None
-                g = p.grad
+                g = _grad(p)
                 self.params[id(p)] = (module, name, p, _version(p), g,
                                       None if g is None else _version(g))
 
@@ -179,14 +186,14 @@ class _Watch:
                     b.copy_(saved)
                     changed.append(f"buffer {self.names[id(m)]}.{name}")
         for m, name, p, version, grad, gversion in self.params.values():
-            if m._parameters.get(name) is not p:
+            if m._parameters.get(name) is not p or _folded(self.names[id(m)], name):
                 continue
             if version is not None and _version(p) != version:
                 changed.append(f"parameter {self.names[id(m)]}.{name} (changed in place; "
                                "jacobite cannot undo that)")
             if not self.grads:
                 continue
-            if p.grad is not grad:
+            if _grad(p) is not grad:
                 p.grad = grad
             elif grad is not None and gversion is not None and _version(grad) != gversion:
                 changed.append(f"the .grad of {self.names[id(m)]}.{name} (accumulated in place; "
