@@ -102,19 +102,28 @@ def linearized_parts(model: nn.Module, X: torch.Tensor, seed: int = 0
     return lambda: jvp(tangent), lambda: vjp(u)[0], forward
 
 
-def column_backward(cnn: nn.Sequential, X: torch.Tensor, columns: int = 10,
+def column_backward(cnn: nn.Sequential, X: torch.Tensor, columns: int = 9,
                     seed: int = 0) -> Flat:
     """``columns`` backward passes of :func:`cnn_layernorm`'s batch, one after another, from
-    its output to the first convolution's activation (through the second convolution, no
-    weight gradients): the part of an exact diagonal's ``C`` passes that a gradient does
-    once. Returns the stacked input gradients."""
+    its output to the first convolution's activation (through the second convolution, input
+    gradients only, that convolution's by the forward convolution of
+    :class:`~jacobite.curvature._layer_diagonal.InputGradientConv`), as the exact diagonal
+    runs them: the part of its ``C − 1`` passes (cross-entropy) that a gradient does once.
+    Returns the stacked input gradients."""
+    from jacobite.curvature._layer_diagonal import InputGradientConv
+
     with torch.no_grad():
         a1 = cnn[1](cnn[0](X))
-    out, pull = torch.func.vjp(cnn[2:], a1)[:2]
+    head = cnn[2:]
+    frozen = {k: p.detach() for k, p in head.named_parameters()}
+    with torch.enable_grad(), InputGradientConv():
+        leaf = a1.detach().requires_grad_()
+        out = torch.func.functional_call(head, frozen, (leaf,))
     U = torch.randn(columns, *out.shape, generator=torch.Generator().manual_seed(seed))
 
     def run() -> torch.Tensor:
-        return torch.stack([pull(u)[0] for u in U])
+        return torch.stack([torch.autograd.grad(out, leaf, u, retain_graph=True)[0]
+                            for u in U])
     return run
 
 

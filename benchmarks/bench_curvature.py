@@ -171,13 +171,15 @@ def ggn_diagonals(quick: bool) -> Section:
         verdicts.append(f"MLP {grads[1]:.1f} ({met(grads[1] <= 6)})")
 
     side, n = (12, 16) if quick else (28, 128)
-    cnn = cc.cnn_layernorm(side)
-    Xc, yc = cc.data((1, side, side), 10, n, seed=3)
+    classes = 10
+    cnn = cc.cnn_layernorm(side, classes=classes)
+    Xc, yc = cc.data((1, side, side), classes, n, seed=3)
     P = sum(p.numel() for p in cnn.parameters())
     clabel = f"CNN + LayerNorm ({side}×{side}), batch {n}, {P:,} parameters"
     grad_c = cc.gradient(cnn, loss, Xc, yc)
+    passes = classes - 1  # cross-entropy's loss Hessian has rank C − 1
     secs, grads = _in_gradients([grad_c, lambda: ggn_diagonal(cnn, loss, (Xc, yc)),
-                                 cc.column_backward(cnn, Xc)], repeats)
+                                 cc.column_backward(cnn, Xc, columns=passes)], repeats)
     if cc.have("backpack"):
         try:
             cc.backpack_diagonal(cnn, loss, Xc, yc)()
@@ -189,16 +191,21 @@ def ggn_diagonals(quick: bool) -> Section:
     sec.rows += [[clabel, "one gradient (unit)", 1e3 * secs[0], 1.0, ""],
                  [clabel, "BackPACK DiagGGNExact", peer_row, "", ""],
                  [clabel, "jacobite ggn_diagonal", 1e3 * secs[1], grads[1], ""],
-                 [clabel, "part: 10 backward passes to the first convolution's output",
+                 [clabel, f"part: {passes} backward passes to the first convolution's output",
                   1e3 * secs[2], grads[2], ""]]
     cnn_txt = f"CNN with LayerNorm {grads[1]:.1f} ({met(grads[1] <= 6)})"
     if grads[1] > 6:
-        cnn_txt += (": the 10 columns of the loss Hessian's square root each take a backward "
-                    "pass to the layer outputs, here 10 backward passes through the second "
-                    f"convolution where a gradient takes one; those alone take {grads[2]:.1f} "
-                    "gradients (the 'part' row, torch.func VJPs one after another as "
-                    "ggn_diagonal runs them), the rest is the forward pass and the layer "
-                    "rules' sums over samples")
+        cnn_txt += (": cross-entropy's loss Hessian has rank C − 1, so ggn_diagonal takes "
+                    f"{passes} backward passes from the output to the layer outputs (input "
+                    "gradients only, the second convolution's as a forward convolution with the "
+                    "flipped kernel) where a gradient takes one; those alone take "
+                    f"{grads[2]:.1f} gradients (the 'part' row, one after another as "
+                    "ggn_diagonal runs them). The rest is the forward pass and the layer "
+                    "shortcuts, no per-sample VJPs: per pass, each convolution's per-sample "
+                    "gradients (a batched product of the output gradient with the unfolded "
+                    "input patches, squared and summed over samples) and LayerNorm's sums of "
+                    "g ⊙ x̂; the read-out's squares summed over the passes and multiplied by "
+                    "its squared inputs once")
     verdicts.append(cnn_txt)
     sec.notes.append("Target ≤ 6 gradients: " + "; ".join(verdicts) + ".")
     sec.notes.append("The model: Conv2d(1→8, 3×3), ReLU, Conv2d(8→8, 3×3), Flatten, "
