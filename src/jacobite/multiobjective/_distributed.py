@@ -16,6 +16,9 @@ ranks' own Gramians: no exchange of m × m matrices alone can give it. The excha
   per rank, against ``2 (N−1)/N · P`` for DDP's gradient all-reduce.
 * **Other aggregators** (they need J itself): one all-reduce of the m × P Jacobian, the update
   computed on rank 0 and broadcast (so randomised aggregators agree).
+* **FSDP2 models** (parameters are ``DTensor`` shards on dim 0): the shards already are the
+  column blocks, so FSDP's own reduce-scatter of each row's gradient replaces the one above
+  (see :mod:`jacobite.multiobjective._fsdp`); Gramian-weighted aggregators only.
 
 Before either, one small all-reduce checks that every rank has the same m, P and parameter
 shapes (and agrees on the row chunk) and carries the failure flag of
@@ -48,14 +51,11 @@ from .._validate import ChunkSize
 from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
 from ..distributed._guard import _raise_failures
 from ..distributed._traffic import record
-from ..errors import JacobianTooLarge, ShapeError, UnsupportedOperationError
+from ..errors import JacobianTooLarge, ShapeError
+from ._fsdp import check_fsdp, fsdp_descend, is_sharded
 from ._params import accumulate, batched_grads, gram, row_chunk
 
 __all__ = ["Local", "descend", "fill_blocks"]
-
-#: parameter classes whose tensor on a rank is a shard of the parameter (FSDP2, FSDP1)
-_SHARDED = frozenset(("DTensor", "FlatParameter"))
-
 
 @dataclass
 class Local:
@@ -93,15 +93,6 @@ class Local:
                             retain_graph=self.retain_graph or not last,
                             chunk_size=self.chunk_size)
         return torch.cat([r.reshape(stop - start, -1).to(self.dtype) for r in got], dim=1)
-
-
-def _check_params(params: list[Tensor]) -> None:
-    sharded = [type(p).__name__ for p in params if type(p).__name__ in _SHARDED]
-    if sharded:
-        raise UnsupportedOperationError(
-            f"the parameters are sharded across the ranks ({sharded[0]}, as FSDP holds them); "
-            "Jacobian descent over a process group needs every rank to hold the whole "
-            "parameters: wrap the model in DistributedDataParallel instead of FSDP")
 
 
 def _too_large(what: str, need: int) -> JacobianTooLarge:
@@ -145,7 +136,9 @@ def descend(group: Group, work: Callable[[], Local], aggregator: Any) -> Tensor 
     J: Tensor | None = None
     with guarded(group, like=torch.zeros(10, dtype=torch.int64), op="max"):
         local = work()
-        _check_params(local.params)
+        fsdp = is_sharded(local.params)
+        if fsdp:
+            check_fsdp(local.outputs, local.params, bool(local.heads), aggregator)
         if gramian:
             chunk = _chunk(local, group.size)
         else:  # the whole m × P Jacobian is all-reduced
@@ -159,6 +152,9 @@ def descend(group: Group, work: Callable[[], Local], aggregator: Any) -> Tensor 
             "the ranks disagree on the number of losses, of parameters or on their shapes or "
             "dtypes; every rank must pass the same m losses of the same model (its own shard "
             "of the data) and the same params in the same order")
+    if fsdp:
+        return fsdp_descend(group, local.outputs, local.cotangents, local.params,
+                            local.retain_graph, aggregator)
     heads = torch.cat([g.reshape(-1) for g in local.head_grads]) if local.heads else None
     if gramian:
         w = _gramian_route(group, local, int(-sig[9]), aggregator, heads)
