@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import torch
 import torch.distributed as dist
@@ -108,6 +108,10 @@ def _signature(leaves: list[Any]) -> int:
     return zlib.crc32(repr(_describe(leaves)).encode()) & 0x3FFFFFFF
 
 
+@overload
+def gather_batch(tree: T, group: ProcessGroupLike, dst: None) -> T: ...
+@overload
+def gather_batch(tree: T, group: ProcessGroupLike, dst: int = 0) -> T | None: ...
 def gather_batch(tree: T, group: ProcessGroupLike, dst: int | None = 0) -> T | None:
     """The ranks' batch pytrees joined along the leading dimension in rank order, on rank
     ``dst`` (``None`` on the others), or on every rank with ``dst=None``. Every rank passes a

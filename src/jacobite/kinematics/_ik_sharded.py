@@ -63,6 +63,4 @@ def on_group(process_group: Any, solve: Callable[[], T], target: Any) -> T:
             mine = solve()
         finally:
             SHARE.reset(token)
-        out = gather_batch(mine, group, dst=None)
-    assert out is not None
-    return out
+        return gather_batch(mine, group, dst=None)

@@ -25,8 +25,9 @@ others raise :class:`~jacobite.errors.RankFailedError` naming it instead of wait
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -92,13 +93,20 @@ def _check(group: Group, B: int) -> slice:
     return shard(B, group)
 
 
-def _share_note(exc: JacobiteError, group: Group, sl: slice) -> str | None:
-    """A note that ``exc``'s problem numbers count within this rank's share (None where the
-    share starts at the first problem or the message names no problem)."""
-    if sl.start == 0 or ("problem" not in str(exc) and "fit" not in str(exc)):
-        return None
-    return (f" (rank {group.rank} solves the problems from {sl.start} on: add {sl.start} to "
-            "the problem numbers above for their place in the batch)")
+@contextlib.contextmanager
+def _on_share(group: Group, sl: slice) -> Iterator[None]:
+    """The solver's errors on this rank's share, told that per-problem data must come through
+    ``args`` (a :class:`ShapeError`) or that their problem numbers count within the share."""
+    try:
+        yield
+    except ShapeError as exc:
+        raise ShapeError(f"{exc}{_CLOSURE}") from exc
+    except JacobiteError as exc:
+        if sl.start == 0 or ("problem" not in str(exc) and "fit" not in str(exc)):
+            raise
+        raise type(exc)(f"{exc} (rank {group.rank} solves the problems from {sl.start} on: "
+                        f"add {sl.start} to the problem numbers above for their place in the "
+                        "batch)") from exc
 
 
 def _check_split(fun: Callable[..., Any], x0: Any, opts: dict[str, Any],
@@ -140,10 +148,6 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(((~torch.isfinite(a)) == bad).all()) and bool((close | bad).all())
 
 
-def _gather(group: Group, tree: Any) -> Any:
-    return gather_batch(tree, group, dst=None)
-
-
 def unbatched(process_group: Any, rows: str) -> None:
     """Refuse a ``process_group`` given to a single-problem solve."""
     if process_group is not None:
@@ -179,17 +183,10 @@ def solve_sharded(fun: Callable[..., Any], x0: Any, opts: dict[str, Any],
         mine["x_scale"] = per_problem([_array(opts.get("x_scale", "jac"))], B, sl, min_ndim=2)[0]
         mine["f_scale"] = per_problem([_array(opts.get("f_scale", 1.0))], B, sl)[0]
         x = x0[sl] if isinstance(x0, (torch.Tensor, np.ndarray)) else np.asarray(x0)[sl]
-        try:
+        with _on_share(group, sl):
             res = solve(fun, x, **mine)
-        except ShapeError as exc:
-            raise ShapeError(f"{exc}{_CLOSURE}") from exc
-        except JacobiteError as exc:
-            note = _share_note(exc, group, sl)
-            if note is None:
-                raise
-            raise type(exc)(f"{exc}{note}") from exc
         tree = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
-        out = _gather(group, tree)
+        out = gather_batch(tree, group, dst=None)
     return BatchLeastSquaresResult(**out)
 
 
@@ -213,15 +210,8 @@ def fit_sharded(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any, opts: di
         if "bounds" in opts and not hasattr(opts["bounds"], "lb"):
             mine["bounds"] = tuple(per_problem([_array(b) for b in opts["bounds"]], B, sl,
                                                min_ndim=2))
-        try:
+        with _on_share(group, sl):
             out = fit(f, x, y, start, **mine)
-        except ShapeError as exc:
-            raise ShapeError(f"{exc}{_CLOSURE}") from exc
-        except JacobiteError as exc:
-            note = _share_note(exc, group, sl)
-            if note is None:
-                raise
-            raise type(exc)(f"{exc}{note}") from exc
         tree: dict[str, Any] = {"popt": torch.as_tensor(out[0]), "pcov": torch.as_tensor(out[1])}
         if len(out) == 5:
             info, mesg, ier = out[2], out[3], out[4]
@@ -230,7 +220,7 @@ def fit_sharded(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any, opts: di
                         fvec=torch.as_tensor(info["fvec"]), mesg=list(mesg),
                         ier=torch.as_tensor(ier),
                         result={k.name: getattr(res, k.name) for k in dataclasses.fields(res)})
-        got = _gather(group, tree)
+        got = gather_batch(tree, group, dst=None)
     popt, pcov = got["popt"].numpy(), got["pcov"].numpy()
     if "result" not in got:
         return popt, pcov
