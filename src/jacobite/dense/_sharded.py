@@ -24,7 +24,7 @@ import torch
 from torch.func import vmap
 
 from ..distributed import Group, gather_batch, guarded, guarded_all_gather, resolve, shard
-from ..distributed._guard import check_rank
+from ..distributed.internal import check_rank
 from ..errors import InvalidOptionError
 from . import _plan
 from ._engine import Problem, Rows, _basis, looped

@@ -12,6 +12,8 @@ and batched solvers build on. jacobite never starts processes itself: launch wit
 - :func:`scatter_batch` / :func:`gather_batch`: many independent problems handed out from one
   rank and their results collected (uneven shares, lists of objects too).
 - :func:`traffic`: the bytes and calls of the collectives jacobite issues.
+- :mod:`jacobite.distributed.internal`: what jacobite's own packages use to issue a
+  collective of their own under the same contract (not needed in user code).
 
 Every function takes ``None`` for the single-process path:
 

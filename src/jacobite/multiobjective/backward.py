@@ -27,8 +27,7 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from .. import _validate, config
 from .._modules import keeps_state
 from .._validate import ChunkSize
-from ..distributed import resolve
-from ..distributed._group import ProcessGroupLike
+from ..distributed import ProcessGroupLike, resolve
 from ..errors import ArgnumsError, ArgumentTypeError, JacobianTooLarge, ShapeError
 from ._ghost import ghost_pieces
 from ._layers import find_dense_layers, layerwise_descent
