@@ -1,9 +1,10 @@
 """Jacobian descent over a gloo group of two processes on an FSDP2 model
 (``torch.distributed.fsdp.fully_shard``): ``backward(..., process_group=)`` with UPGrad through
 a few SGD steps equals Jacobian descent in one process on the whole batch (the parameters
-after each step, and the weights, to 1e-10 in float64); jacobite's own traffic is the m²
-Gramian entries and the m weights; a rank whose losses are wrong makes the other raise
-RankFailedError; what the FSDP route cannot do is refused. One spawn checks everything."""
+after each step, and the weights, to 1e-10 in float64; with and without resharding after the
+forward pass); a second step without ``zero_grad`` adds to ``.grad``; jacobite's own traffic
+is the m² Gramian entries and the m weights; a rank whose losses are wrong makes the other
+raise RankFailedError; what the FSDP route cannot do is refused. One spawn checks everything."""
 
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ def _net() -> nn.Sequential:
     return nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, M)).to(F64)
 
 
-def _sharded_net() -> nn.Sequential:
+def _sharded_net(reshard: bool = True) -> nn.Sequential:
     from torch.distributed.fsdp import fully_shard
 
     model = _net()
-    fully_shard(model[0])
-    fully_shard(model[2])
-    fully_shard(model)
+    fully_shard(model[0], reshard_after_forward=reshard)
+    fully_shard(model[2], reshard_after_forward=reshard)
+    fully_shard(model, reshard_after_forward=reshard)
     return model
 
 
@@ -60,12 +61,14 @@ def _full(model: nn.Module) -> torch.Tensor:
 def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
            group: Any = None) -> tuple[list[torch.Tensor], list[Any]]:
     """STEPS steps of SGD with UPGrad; the whole parameters and the weights after each."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    # collected before the forward pass, like the optimizer's: afterwards, with
+    # reshard_after_forward=False, model.parameters() yields FSDP's unsharded tensors
+    mine = list(model.parameters())
+    opt = torch.optim.SGD(mine, lr=0.1)
     params, weights = [], []
     for _ in range(STEPS):
         opt.zero_grad()
-        weights.append(backward(_losses(model, x, y), list(model.parameters()), UPGrad(),
-                                process_group=group))
+        weights.append(backward(_losses(model, x, y), mine, UPGrad(), process_group=group))
         opt.step()
         params.append(_full(model))
     return params, weights
@@ -79,6 +82,16 @@ def _refused(call: Any) -> str:
     return "none"
 
 
+def _accumulated(x: torch.Tensor, y: torch.Tensor, g: D.Group) -> float:
+    """Two steps without zero_grad add up: the second .grad is twice the first."""
+    model = _sharded_net()
+    backward(_losses(model, x, y), list(model.parameters()), process_group=g)
+    first = [p.grad.to_local().clone() for p in model.parameters()]  # type: ignore[union-attr]
+    backward(_losses(model, x, y), list(model.parameters()), process_group=g)
+    return max(float((p.grad.to_local() - 2 * f).abs().max())  # type: ignore[union-attr]
+               for p, f in zip(model.parameters(), first, strict=True))
+
+
 def _ranks(rank: int, size: int) -> dict[str, Any]:
     g = D.resolve("world")
     assert g is not None
@@ -89,6 +102,8 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     with D.traffic() as t:
         out["params"], out["weights"] = _train(model, x[mine], y[mine], g)
     out["bytes"], out["calls"] = t.bytes, t.calls
+    out["kept"], _ = _train(_sharded_net(reshard=False), x[mine], y[mine], g)
+    out["accumulated"] = _accumulated(x[mine], y[mine], g)
     out["local"] = sum(p.to_local().numel() for p in model.parameters())  # type: ignore[attr-defined]
     # a failing rank: rank 1 passes a 2-D tensor of losses
     losses = _losses(model, x[mine], y[mine])
@@ -102,6 +117,8 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
                                                tasks_params=[list(model[2].parameters()), []],
                                                shared_params=list(model[0].parameters()),
                                                process_group=g))
+    out["default_params"] = _refused(lambda: backward(_losses(model, x[mine], y[mine]),
+                                                       process_group=g))
     return out
 
 
@@ -113,8 +130,8 @@ def ranks() -> list[dict[str, Any]]:
 def test_fsdp_steps_equal_one_process_on_the_whole_batch(ranks: list[dict[str, Any]]) -> None:
     x, y = _data()
     ref, ref_w = _train(_net(), x, y)
-    for r in ranks:
-        for got, want in zip(r["params"], ref, strict=True):
+    for r in ranks:  # with and without resharding after the forward pass
+        for got, want in zip(r["params"] + r["kept"], ref + ref, strict=True):
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
         for got, want in zip(r["weights"], ref_w, strict=True):
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
@@ -136,3 +153,9 @@ def test_a_failing_rank_stops_the_other(ranks: list[dict[str, Any]]) -> None:
 def test_what_fsdp_cannot_do_is_refused(ranks: list[dict[str, Any]]) -> None:
     assert [r["trimmed"] for r in ranks] == ["UnsupportedOperationError"] * 2
     assert [r["mtl"] for r in ranks] == ["UnsupportedOperationError"] * 2
+    # left to its default, params would be FSDP's freed unsharded parameters
+    assert [r["default_params"] for r in ranks] == ["UnsupportedOperationError"] * 2
+
+
+def test_steps_without_zero_grad_add_up(ranks: list[dict[str, Any]]) -> None:
+    assert max(r["accumulated"] for r in ranks) < 1e-12

@@ -52,7 +52,7 @@ from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
 from ..distributed.internal import raise_failures as _raise_failures
 from ..distributed.internal import record
 from ..errors import JacobianTooLarge, ShapeError
-from ._fsdp import check_fsdp, fsdp_descend, is_sharded
+from ._fsdp import check_fsdp, check_not_freed, fsdp_descend, is_sharded
 from ._params import accumulate, batched_grads, gram, row_chunk
 
 __all__ = ["Local", "descend", "fill_blocks"]
@@ -139,6 +139,8 @@ def descend(group: Group, work: Callable[[], Local], aggregator: Any) -> Tensor 
         fsdp = is_sharded(local.params)
         if fsdp:
             check_fsdp(local.outputs, local.params, bool(local.heads), aggregator)
+        else:
+            check_not_freed(local.params)
         if gramian:
             chunk = _chunk(local, group.size)
         else:  # the whole m × P Jacobian is all-reduced

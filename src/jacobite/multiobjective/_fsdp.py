@@ -29,7 +29,7 @@ from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
 from ..errors import UnsupportedOperationError
 from ._params import gram, leaf_params
 
-__all__ = ["check_fsdp", "fsdp_descend", "is_sharded"]
+__all__ = ["check_fsdp", "check_not_freed", "fsdp_descend", "is_sharded"]
 
 
 def _kind(p: Tensor) -> str:
@@ -40,6 +40,18 @@ def is_sharded(params: Sequence[Tensor]) -> bool:
     """Whether any of ``params`` is held as a shard (a ``DTensor`` or FSDP1's
     ``FlatParameter``)."""
     return any(_kind(p) in ("DTensor", "FlatParameter") for p in params)
+
+
+def check_not_freed(params: Sequence[Tensor]) -> None:
+    """Refuse parameters whose storage is freed: FSDP's unsharded parameters after resharding,
+    which the losses' graph reaches when ``params`` is left to its default under FSDP."""
+    for p in params:
+        if p.numel() and _kind(p) == "Parameter" and p.untyped_storage().size() == 0:
+            raise UnsupportedOperationError(
+                f"a parameter of shape {tuple(p.shape)} has no storage: it is an FSDP "
+                "parameter, unsharded for the forward pass and freed since; pass the sharded "
+                "model's parameters, backward(losses, list(model.parameters()), "
+                "process_group=...)")
 
 
 def check_fsdp(outputs: Sequence[Tensor], params: Sequence[Tensor], has_heads: bool,
