@@ -102,6 +102,8 @@ def test_the_same_draws_whatever_the_chunking_and_seed_none_uses_the_global_gene
     with memory_budget(4 * 8 * P * 2):  # two probes per chunk
         chunked = diagonal_estimate(model, loss, (X, y), nprobe=6, seed=7)
     torch.testing.assert_close(one.value, chunked.value, rtol=1e-12, atol=0)
+    # the chunks' squares merged into a running mean and spread: the spread of all at once
+    torch.testing.assert_close(one.stderr, chunked.stderr, rtol=1e-12, atol=0)
     torch.manual_seed(1)
     a = diagonal_estimate(model, loss, (X, y), seed=None)
     torch.manual_seed(1)

@@ -125,13 +125,16 @@ def _hutchinson(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, 
                 gen: torch.Generator | None) -> DiagonalEstimate:
     """``mean_j (B z_j)²`` with ``B z_j`` accumulated over the batches, ``nprobe`` probes
     (chunks of probes under the memory budget, the draws of batch ``b`` the same in every
-    chunk)."""
+    chunk); only a chunk's ``B z_j`` are held: its squares are merged into the running mean
+    and sum of squared deviations (Chan et al.'s pairwise update) before the next chunk."""
     base = int(torch.randint(0, 2**62, (1,), generator=gen, device=ps.device))
     per = max(1, get_memory_budget() // (4 * ps.size * ps.values[0].element_size()))
-    V = torch.zeros(nprobe, ps.size, dtype=ps.dtype, device=ps.device)
+    mean = torch.zeros(ps.size, dtype=ps.dtype, device=ps.device)
+    m2 = torch.zeros_like(mean)
     total = 0
     for start in range(0, nprobe, per):
         stop = min(nprobe, start + per)
+        V = torch.zeros(stop - start, ps.size, dtype=ps.dtype, device=ps.device)
         for b, (X, y) in enumerate(batches):
             with torch.enable_grad():
                 leaves = {k: v.detach().requires_grad_() for k, v in ps.primals().items()}
@@ -156,11 +159,30 @@ def _hutchinson(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, 
                 grads = torch.autograd.grad(out, list(leaves.values()), U[j],
                                             retain_graph=j + 1 < stop - start,
                                             allow_unused=True)
-                V[start + j] += torch.cat([(torch.zeros_like(t) if d is None else d).reshape(-1)
-                                           for d, t in zip(grads, ps.values, strict=True)])
-    sq = V * V / total if lc.mean else V * V
-    return DiagonalEstimate(sq.mean(0), sq.std(0, correction=1) / nprobe ** 0.5, "hutchinson",
-                            nprobe, nprobe - 1)
+                V[j] += torch.cat([(torch.zeros_like(t) if d is None else d).reshape(-1)
+                                   for d, t in zip(grads, ps.values, strict=True)])
+        sq = V * V / total if lc.mean else V * V
+        mean, m2 = _merge(mean, m2, start, sq)
+    var = m2 / (nprobe - 1)
+    return DiagonalEstimate(mean, (var / nprobe).sqrt(), "hutchinson", nprobe, nprobe - 1)
+
+
+def _merge(mean: torch.Tensor, m2: torch.Tensor, count: int, rows: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and the sum of squared deviations of ``count`` earlier rows (``mean``, ``m2``)
+    and the ``rows`` ``(k, P)`` together.
+
+    >>> x = torch.tensor([[1.0], [2.0], [4.0], [7.0]], dtype=torch.float64)
+    >>> m, s = _merge(*_merge(torch.zeros(1), torch.zeros(1), 0, x[:1]), 1, x[1:])
+    >>> float(m), round(float(s / 3), 12), float(x.var())
+    (3.5, 7.0, 7.0)
+    """
+    k = rows.shape[0]
+    mb = rows.mean(0)
+    m2b = (rows - mb).square().sum(0)
+    n = count + k
+    delta = mb - mean
+    return mean + delta * (k / n), m2 + m2b + delta.square() * (count * k / n)
 
 
 def _xdiag(G: Any, nprobe: int, ps: Params, gen: torch.Generator | None) -> DiagonalEstimate:
