@@ -33,7 +33,7 @@ import torch
 from .. import _validate, config
 from .._compile import eager_under_compile
 from .._modules import keeps_state
-from ..errors import ArgumentTypeError, InvalidOptionError, ShapeError
+from ..errors import ArgumentTypeError, ShapeError
 from ._lanczos import F64, draw
 from ._lanczos_sym import SymProducts, orthogonalize, scale_of, symmetric_products
 
@@ -156,8 +156,6 @@ def _run(obj: Any, probes: int, steps: int, seed: int | None,
             th, w = _gauss(alpha, beta, s)
             nodes.append(th * float(2.0 ** P.shift))
             weights.append(w)
-    if not nodes:
-        raise InvalidOptionError("probes must be at least 1")
     return SpectralDensity(torch.as_tensor(np.stack(nodes)), torch.as_tensor(np.stack(weights)),
                            n, P.used)
 
