@@ -6,9 +6,10 @@ imported torch and jacobite once, so a start costs milliseconds after the first)
 through a ``FileStore`` in a temporary directory (no port to collide on), runs
 ``fn(rank, size, *args)`` in each with one intra-op thread, and returns the results in rank
 order, tensors turned into NumPy arrays. A rank that raises makes ``run`` raise
-:class:`RankError` with that rank's traceback text; a run past ``timeout`` seconds kills every
-process and raises :class:`TimeoutError` — a test never hangs. ``fn`` must be a module-level
-function (it is pickled by name).
+:class:`RankError` with that rank's traceback text, whatever the other ranks' timing (they get
+10 s to report, then any still running are killed); a run past ``timeout`` seconds without an
+error kills every process and raises :class:`TimeoutError` — a test never hangs. ``fn`` must be
+a module-level function (it is pickled by name).
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def run(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 60.0) 
                 left = deadline - time.monotonic()
                 if left <= 0:
                     missing = sorted(set(range(nprocs)) - set(results) - set(errors))
-                    raise TimeoutError(f"ranks {missing} did not finish within {timeout} s "
-                                       f"(errors so far: {errors})")
+                    if errors:  # the error is the cause; the ranks still running are killed
+                        break
+                    raise TimeoutError(f"ranks {missing} did not finish within {timeout} s")
                 try:
                     rank, ok, value = out.get(timeout=min(left, 1.0))
                 except queue.Empty:
@@ -94,7 +96,8 @@ def run(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 60.0) 
                                         f"{[procs[r].exitcode for r in dead]})") from None
                     continue
                 (results if ok else errors)[rank] = value
-                if not ok:  # the others get a few seconds to finish (or fail) too
+                if not ok:  # the others get a few seconds to fail too (their errors are
+                    # reported with it), then the first error is raised, whatever their timing
                     deadline = min(deadline, time.monotonic() + 10.0)
         finally:  # every rank reported: let them exit; else kill the ones still running
             done = len(results) + len(errors) == nprocs
@@ -107,5 +110,7 @@ def run(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 60.0) 
             out.close()
     if errors:
         rank = min(errors)
-        raise RankError(f"rank {rank} of {nprocs} raised:\n{errors[rank]}")
+        killed = sorted(set(range(nprocs)) - set(results) - set(errors))
+        tail = f"\n(ranks {killed} were still running and were killed)" if killed else ""
+        raise RankError(f"rank {rank} of {nprocs} raised:\n{errors[rank]}{tail}")
     return [results[r] for r in range(nprocs)]

@@ -26,11 +26,22 @@ def _raises(rank: int, size: int) -> int:
     return rank
 
 
+HANG = 600.0  # how long a hanging rank sleeps: far beyond any timeout below, so a run that
+# ends in time was killed by the harness, on a loaded machine too
+
+
 def _hangs(rank: int, size: int) -> None:
     if rank == 0:
         dist.barrier()  # rank 1 never joins
     else:
-        time.sleep(60)
+        time.sleep(HANG)
+
+
+def _raises_while_the_other_sleeps(rank: int, size: int) -> int:
+    if rank == 1:
+        raise KeyError("only on rank 1")
+    time.sleep(HANG)
+    return rank
 
 
 def test_results_errors_and_timeout() -> None:
@@ -41,6 +52,16 @@ def test_results_errors_and_timeout() -> None:
     with pytest.raises(RankError, match=r"rank 1 of 2 raised:\nKeyError(.|\n)*_raises"):
         run(_raises, 2)
     t0 = time.monotonic()
-    with pytest.raises(TimeoutError, match=r"did not finish within 1.5"):
-        run(_hangs, 2, timeout=1.5)
-    assert time.monotonic() - t0 < 15
+    with pytest.raises(TimeoutError, match=r"ranks \[0, 1\] did not finish within 3.0 s"):
+        run(_hangs, 2, timeout=3.0)
+    assert time.monotonic() - t0 < HANG / 10  # killed at the timeout, not after the sleep
+
+
+def test_an_error_is_raised_while_another_rank_still_runs() -> None:
+    """The failing rank's error, not a timeout, however long the others take; they are
+    killed."""
+    t0 = time.monotonic()
+    with pytest.raises(RankError, match=r"rank 1 of 2 raised:\nKeyError(.|\n)*ranks \[0\] were "
+                                        r"still running and were killed"):
+        run(_raises_while_the_other_sleeps, 2, timeout=2 * HANG)
+    assert time.monotonic() - t0 < HANG / 10
