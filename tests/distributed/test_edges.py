@@ -17,6 +17,7 @@ import jacobite
 from jacobite import curvature as C
 from jacobite import distributed as D
 from jacobite import least_squares
+from jacobite.curvature._sharded import global_count
 from jacobite.dense import JacobianBlock
 from jacobite.kinematics import Chain, ik
 
@@ -141,6 +142,9 @@ def _empty_share(rank: int, size: int) -> dict[str, Any]:
     Xs, ys = D.shard_batch((X, y), g)
     out["ggn"] = _error(lambda: C.ggn(model, nn.CrossEntropyLoss(), (Xs, ys), process_group=g))
     out["kfac"] = _error(lambda: C.kfac(model, nn.CrossEntropyLoss(), (Xs, ys), process_group=g))
+    # parameter counts one apart at ten million: a sum of squares would round the gap away
+    out["sizes"] = _error(lambda: global_count(1.0, 10**7 + (rank == 2), g))
+    out["count"] = global_count(0.5 + rank, 10**7, g)
     out["lsq"] = _error(lambda: least_squares(lambda p: p - 1, torch.zeros(2, 2), batch=True,
                                               process_group=g))
     arm = Chain.from_dh([[0.0, 0.0, 0.4, 0.0], [0.0, 0.0, 0.3, 0.0]])
@@ -161,6 +165,8 @@ def test_a_rank_with_an_empty_share() -> None:
         np.testing.assert_array_equal(r["back"], [0.0, 1.0])
         # the problem solvers refuse fewer problems than ranks on every rank
         assert r["lsq"][0] == r["ik"][0] == "InvalidOptionError"
+        assert r["count"] == 4.5
+        assert r["sizes"][0] == "ShapeError" and "rank 2: 10000001" in r["sizes"][1]
     # the curvature refuses an empty shard (a batch of n = 0) on that rank; the others are told
     for key in ("ggn", "kfac"):
         assert rs[2][key][0] == "ShapeError" and "n >= 1" in rs[2][key][1]

@@ -15,12 +15,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import _validate
-from ..distributed import Group, ProcessGroupLike, guarded, resolve
+from ..distributed import Group, ProcessGroupLike, resolve
 from ..operators import FunctionOperator
 from ._diagonal import ggn_diagonal
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
-from ._sharded import COUNT, global_count, reduced
+from ._sharded import count_guard, global_count, reduced
 
 __all__ = ["ggn"]
 
@@ -117,7 +117,7 @@ def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: 
          group: Group | None = None) -> tuple[list[tuple[_Linearized, Any]], float, torch.Tensor]:
     """One pass over the data before any product: the loss checked against the first batch's
     output, the samples counted for a mean loss (over every rank of ``group``: call it inside
-    ``guarded(group, like=COUNT)`` together with the data's set-up), and with ``cache`` every
+    ``count_guard(group)`` together with the data's set-up), and with ``cache`` every
     batch linearised. Returns the kept ``(linearisation, targets)`` pairs, the scale of a
     product (``1/N`` for a mean loss, else 1) and the last batch's output."""
     kept: list[tuple[_Linearized, Any]] = []
@@ -213,7 +213,7 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     cache = _validate.boolean(cache, "cache")
     group = resolve(process_group)
     ps = Params.of(model, params)
-    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+    with count_guard(group):  # a rank's bad data stops every rank here
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
         kept, scale, out = scan(model, ps, lc, batches, cache, group)
 

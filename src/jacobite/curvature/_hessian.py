@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distributed import ProcessGroupLike, guarded, resolve
+from ..distributed import ProcessGroupLike, resolve
 from ..operators import FunctionOperator
 from ._ggn import columns, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward
-from ._sharded import COUNT, reduced
+from ._sharded import count_guard, reduced
 
 __all__ = ["hessian"]
 
@@ -57,7 +57,7 @@ def hessian(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None
     lc = LossCurvature.of(loss)
     group = resolve(process_group)
     ps = Params.of(model, params)
-    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+    with count_guard(group):  # a rank's bad data stops every rank here
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
         scale = scan(model, ps, lc, batches, group=group)[1]
 

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distributed import ProcessGroupLike, guarded, resolve
+from ..distributed import ProcessGroupLike, resolve
 from ..operators import FunctionOperator
 from ._setup import Data, Params, check_model, forward
-from ._sharded import COUNT, global_count, reduced
+from ._sharded import count_guard, global_count, reduced
 
 __all__ = ["jacobian"]
 
@@ -45,7 +45,7 @@ def jacobian(model: nn.Module, data: Any, params: Iterable[str] | None = None, *
     group = resolve(process_group)
     ps = Params.of(model, params)
     sizes = []
-    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+    with count_guard(group):  # a rank's bad data stops every rank here
         batches = Data(data, targets=False, dtype=ps.dtype, device=ps.device)
         for X, _ in batches:
             with torch.no_grad():

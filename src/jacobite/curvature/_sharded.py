@@ -4,7 +4,7 @@ Each rank's ``data`` is its own shard (as a ``DistributedSampler`` gives, or
 :func:`jacobite.distributed.shard_batch` of the whole batch); the operators evaluate their
 products on the local shard and add them up with one guarded all-reduce of the result per
 product, so every rank holds the same bits: the single-process product over the concatenated
-data, up to the rounding of the sum. A mean loss divides by the global sample count, all-reduced
+data, up to the rounding of the sum. A mean loss divides by the global sample count, gathered
 once at set-up together with a check that every rank differentiates the same number of
 parameters. A rank whose local work raises makes the others raise
 :class:`~jacobite.errors.RankFailedError` instead of waiting.
@@ -17,37 +17,39 @@ tensor([2., 2., 2.])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from ..distributed import Group, guarded, guarded_all_reduce
+from ..distributed import Group, guarded, guarded_all_gather, guarded_all_reduce
 from ..errors import ShapeError
 
-__all__ = ["COUNT", "draw_key", "global_count", "guard_sum", "reduced", "summed"]
+__all__ = ["count_guard", "draw_key", "global_count", "guard_sum", "reduced", "summed"]
 
-#: The payload of :func:`global_count`: the sample count, ``P`` and ``P²``.
-COUNT = torch.zeros(3, dtype=torch.float64)
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def count_guard(group: Group | None) -> guarded:
+    """The guard of a set-up block that ends in :func:`global_count`."""
+    return guarded(group, like=torch.zeros(2, dtype=torch.float64), kind="all_gather")
+
+
 def global_count(total: float, size: int, group: Group | None) -> float:
     """The sample count summed over the ranks; every rank must differentiate ``size``
-    parameters (``N Σ P² == (Σ P)²`` exactly when they agree). Call inside a ``guarded(group,
-    like=COUNT)`` block that holds the local work."""
+    parameters (compared exactly: each rank's count and size are gathered). Call inside a
+    :func:`count_guard` block that holds the local work."""
     if group is None:
         return total
-    t = guarded_all_reduce(torch.tensor([float(total), size, float(size) ** 2],
-                                        dtype=torch.float64), group)
-    n, p, p2 = t.tolist()
-    if not math.isclose(group.size * p2, p * p, rel_tol=1e-12):
+    rows = guarded_all_gather(torch.tensor([float(total), float(size)], dtype=torch.float64),
+                              group)
+    sizes = [int(p) for p in rows[:, 1].tolist()]
+    if len(set(sizes)) > 1:
+        each = ", ".join(f"rank {r}: {p}" for r, p in enumerate(sizes))
         raise ShapeError(
-            f"the ranks differentiate different numbers of parameters (this rank {size}, "
-            f"{p / group.size:g} on average); build the same model and pass the same params= on "
-            "every rank")
-    return n
+            f"the ranks differentiate different numbers of parameters ({each}); build the same "
+            "model and pass the same params= on every rank")
+    return float(rows[:, 0].sum())
 
 
 def reduced(local: Fn, group: Group | None, size: int) -> Fn:

@@ -42,14 +42,14 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..distributed import Group, ProcessGroupLike, guarded, resolve
+from ..distributed import Group, ProcessGroupLike, resolve
 from ..errors import UnsupportedOperationError
 from ..operators import JacobianOperator
 from ._diagonal import column_diagonal
 from ._ggn import _GGNOperator, columns, ggn, sandwich, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
-from ._sharded import COUNT, draw_key, guard_sum, reduced
+from ._sharded import count_guard, draw_key, guard_sum, reduced
 
 __all__ = ["fisher"]
 
@@ -185,7 +185,7 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
     cache = _validate.boolean(cache, "cache")
     group = resolve(process_group)
     ps = Params.of(model, params)
-    with guarded(group, like=COUNT):  # a rank's bad data stops every rank here
+    with count_guard(group):  # a rank's bad data stops every rank here
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
         kept, scale, out = scan(model, ps, lc, batches, cache, group)
 
