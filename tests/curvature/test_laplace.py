@@ -283,3 +283,31 @@ def test_samples_have_the_posterior_mean_and_covariance(structure, delta):
     torch.testing.assert_close(centred.T @ centred / 100000, cov, rtol=0,
                                atol=0.03 * float(cov.diagonal().max()))
     assert torch.equal(post.sample(3, seed=1), post.sample(3, seed=1))
+
+
+@pytest.mark.parametrize("ignore", [-100, 3], ids=["default", "class-3"])
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_samples_whose_target_is_ignored_count_for_nothing(structure, ignore):
+    """With ``ignore_index``, the posterior and the evidence are those of the other samples
+    alone (as the loss leaves them out), against the dense references on those samples; the
+    data come in two batches."""
+    model = D.mlp()
+    X, y = D.data("ce", n=9)
+    skip = torch.tensor([1, 4, 5])
+    y_ign = y.clone()
+    y_ign[skip] = ignore
+    keep = y_ign != ignore
+    delta = [0.7] if structure == "last_layer" else [0.7, 1.5]
+    loss = nn.CrossEntropyLoss(ignore_index=ignore)
+    post = laplace(model, loss, [(X[:5], y_ign[:5]), (X[5:], y_ign[5:])], structure=structure,
+                   prior_precision=torch.tensor(delta, dtype=F64) if len(delta) > 1
+                   else delta[0])
+    Xk, yk = X[keep], y[keep]
+    Lam = D.precision(model, "ce", structure, Xk, yk, torch.tensor(delta, dtype=F64))
+    torch.testing.assert_close(post.posterior_precision.to_dense(), Lam, **TOL)
+    per_param = Lam.diagonal() - D.curvature(model, "ce", structure, Xk, yk).diagonal()
+    ref = D.evidence(model, "ce", structure, Xk, yk, Lam, per_param)
+    torch.testing.assert_close(post.log_marginal_likelihood(), ref, **TOL)
+    if structure in ("last_layer", "kron"):  # the mean of the features needs a sample
+        with pytest.raises(ShapeError, match="ignore_index"):
+            laplace(model, loss, (X, torch.full_like(y, ignore)), structure=structure)

@@ -28,17 +28,39 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UnsupportedOperationError
+from ..errors import ShapeError, UnsupportedOperationError
 from ._kfac_stats import Layer, _augmented, _out_rows, _rows, layers_of
 from ._loss import LossCurvature
 from ._setup import Data, Params, hooked_forward
 
-__all__ = ["kron_factors", "last_layer", "last_layer_factors", "linear_jacobians", "sum_loss"]
+__all__ = ["counted", "ignored_class", "kron_factors", "last_layer", "last_layer_factors",
+           "linear_jacobians", "sum_loss"]
+
+
+def ignored_class(lc: LossCurvature) -> int:
+    """Cross-entropy's ``ignore_index`` (torch's default ``-100`` for ``F.cross_entropy``)."""
+    return int(getattr(lc.fn, "ignore_index", -100))
+
+
+def counted(lc: LossCurvature, y: Any) -> torch.Tensor | None:
+    """The samples the likelihood counts, a boolean ``(n,)`` mask: for cross-entropy with
+    class indices those whose target is not ``ignore_index`` (as torch's loss leaves the others
+    out); ``None`` where every sample counts."""
+    if lc.kind != "ce" or not isinstance(y, torch.Tensor) or y.is_floating_point():
+        return None
+    return y != ignored_class(lc)
+
+
+def _no_sample(lc: LossCurvature) -> ShapeError:
+    return ShapeError(f"every target is the loss's ignore_index ({ignored_class(lc)}), so the "
+                      "likelihood counts no sample; pass data with at least one counted target")
 
 
 def sum_loss(lc: LossCurvature) -> LossCurvature:
-    """The same likelihood with ``reduction="sum"``: the negative log-likelihood of the data."""
-    fn = nn.CrossEntropyLoss(reduction="sum") if lc.kind == "ce" else nn.MSELoss(reduction="sum")
+    """The same likelihood with ``reduction="sum"``: the negative log-likelihood of the data
+    (cross-entropy keeps its ``ignore_index``)."""
+    fn = nn.CrossEntropyLoss(reduction="sum", ignore_index=ignored_class(lc)) \
+        if lc.kind == "ce" else nn.MSELoss(reduction="sum")
     return LossCurvature(fn, lc.kind, False)
 
 
@@ -71,7 +93,8 @@ def kron_factors(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data
             raise UnsupportedOperationError(
                 f"the layer(s) {missing} are not called by the forward pass; leave their "
                 "parameters out of the model (or freeze them with requires_grad_(False))")
-        S = lc.sqrt_columns(out.detach(), y)  # (n, K, C)
+        S = lc.sqrt_columns(out.detach(), y)  # (n, K, C), zero for an ignored target
+        keep = counted(lc, y)
         outs = [seen[L.name][1] for L in layers]
         for k in range(S.shape[1]):
             grads = torch.autograd.grad(out, outs, S[:, k, :], retain_graph=k + 1 < S.shape[1],
@@ -81,12 +104,15 @@ def kron_factors(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data
                     g2 = _out_rows(L, g).reshape(-1, L.d_out)
                     G[L.name] += g2.T @ g2
         for L in layers:
-            a = _augmented(_rows(L, seen[L.name][0]).reshape(-1, L.d_in), L)
+            x = _rows(L, seen[L.name][0])
+            a = _augmented((x if keep is None else x[keep]).reshape(-1, L.d_in), L)
             prev = A_sum[L.name]
             A_sum[L.name] = a.T @ a if prev is None else prev + a.T @ a
             rows[L.name] += a.shape[0]
     result = []
     for L in layers:
+        if rows[L.name] == 0:
+            raise _no_sample(lc)
         a_sum = A_sum[L.name]
         assert a_sum is not None
         g = G[L.name]
@@ -129,7 +155,7 @@ def features(model: nn.Module, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
 def last_layer_factors(model: nn.Module, lc: LossCurvature, batches: Data
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(G, A)`` of the last Linear layer: ``G = Σ_n H_n`` ``(C, C)`` and
-    ``A = (1/N) Σ_n φ̃_n φ̃_nᵀ``."""
+    ``A = (1/N) Σ_n φ̃_n φ̃_nᵀ``, over the ``N`` samples the likelihood counts."""
     G: torch.Tensor | None = None
     A: torch.Tensor | None = None
     N = 0
@@ -137,6 +163,9 @@ def last_layer_factors(model: nn.Module, lc: LossCurvature, batches: Data
         phi, out = features(model, X)
         if i == 0:
             lc.check(out, y)
+        keep = counted(lc, y)
+        if keep is not None:
+            phi, out = phi[keep], out[keep]
         if lc.kind == "ce":
             p = torch.softmax(out, dim=1)
             H = torch.diag(p.sum(dim=0)) - p.T @ p
@@ -146,6 +175,8 @@ def last_layer_factors(model: nn.Module, lc: LossCurvature, batches: Data
         A = phi.T @ phi if A is None else A + phi.T @ phi
         N += phi.shape[0]
     assert G is not None and A is not None
+    if N == 0:
+        raise _no_sample(lc)
     return (G + G.T) / 2, (A + A.T) / (2 * N)
 
 

@@ -24,7 +24,7 @@ from ..errors import UnsupportedOperationError
 from ._diagonal import ggn_diagonal
 from ._ggn import ggn
 from ._kfac_stats import Layer, layers_of
-from ._laplace_curv import kron_factors, last_layer, last_layer_factors, sum_loss
+from ._laplace_curv import ignored_class, kron_factors, last_layer, last_layer_factors, sum_loss
 from ._laplace_post import DiagPosterior, FullPosterior, KronPosterior, Posterior
 from ._loss import LossCurvature
 from ._setup import Data, Params, forward
@@ -109,8 +109,9 @@ def log_likelihood(model: nn.Module, lc: LossCurvature, ps: Params, batches: Dat
     for X, y in batches:
         with torch.no_grad():
             out = forward(model, ps, ps.primals(), X)
-        if lc.kind == "ce":
-            total -= nn.functional.cross_entropy(out, y, reduction="sum")
+        if lc.kind == "ce":  # samples whose target is ignore_index count for nothing
+            total -= nn.functional.cross_entropy(out, y, reduction="sum",
+                                                 ignore_index=ignored_class(lc))
         else:
             total -= ((out - y) ** 2).sum() / (2 * sigma**2)
             count += out.numel()

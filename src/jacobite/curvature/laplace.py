@@ -330,7 +330,9 @@ def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_la
             outputs ``(n, C)``.
         loss: ``nn.CrossEntropyLoss`` (weight=None; a categorical likelihood) or
             ``nn.MSELoss`` (a Gaussian likelihood with standard deviation ``sigma_noise``);
-            the reduction does not matter: the likelihood is of the whole dataset.
+            the reduction does not matter: the likelihood is of the whole dataset. Samples
+            whose target is the cross-entropy's ``ignore_index`` count for nothing (as in the
+            loss): neither in ``G``, nor in the feature mean ``A``, nor in the likelihood.
         data: one batch ``(X, y)`` or an iterable of batches (the training data).
         structure: ``"last_layer"`` (the last ``nn.Linear`` only, its Gauss–Newton block
             Kronecker-factored as ``G ⊗ A`` with ``G = Σ_n H_n`` and ``A`` the mean of the
