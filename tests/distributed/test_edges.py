@@ -145,6 +145,13 @@ def _empty_share(rank: int, size: int) -> dict[str, Any]:
     # parameter counts one apart at ten million: a sum of squares would round the gap away
     out["sizes"] = _error(lambda: global_count(1.0, 10**7 + (rank == 2), g))
     out["count"] = global_count(0.5 + rank, 10**7, g)
+    # a model with one bias fewer on rank 2: refused on every rank, no collective of two lengths
+    torch.manual_seed(0)
+    other = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3, bias=rank != 2)).double()
+    out["diag_sizes"] = _error(lambda: C.ggn_diagonal(other, nn.CrossEntropyLoss(), (X, y),
+                                                      process_group=g))
+    out["kfac_sizes"] = _error(lambda: C.kfac(other, nn.CrossEntropyLoss(), (X, y),
+                                              process_group=g))
     out["lsq"] = _error(lambda: least_squares(lambda p: p - 1, torch.zeros(2, 2), batch=True,
                                               process_group=g))
     arm = Chain.from_dh([[0.0, 0.0, 0.4, 0.0], [0.0, 0.0, 0.3, 0.0]])
@@ -167,6 +174,8 @@ def test_a_rank_with_an_empty_share() -> None:
         assert r["lsq"][0] == r["ik"][0] == "InvalidOptionError"
         assert r["count"] == 4.5
         assert r["sizes"][0] == "ShapeError" and "rank 2: 10000001" in r["sizes"][1]
+        assert r["diag_sizes"][0] == "ShapeError" and "rank 2: 28" in r["diag_sizes"][1]
+        assert r["kfac_sizes"][0] == "ShapeError" and "K-FAC factor" in r["kfac_sizes"][1]
     # the curvature refuses an empty shard (a batch of n = 0) on that rank; the others are told
     for key in ("ggn", "kfac"):
         assert rs[2][key][0] == "ShapeError" and "n >= 1" in rs[2][key][1]

@@ -15,7 +15,7 @@ from ..errors import ShapeError, UnsupportedOperationError
 from ._layer_diagonal import InputGradientConv, LayerRule, rule_for
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward, hooked_forward
-from ._sharded import guard_sum, summed
+from ._sharded import count_guard, summed
 
 __all__ = ["ggn_diagonal"]
 
@@ -37,9 +37,9 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any, params: Iterable[str] |
     convolutions, attention); outputs of shape ``(n, C)``; cross-entropy (class indices or
     probabilities, ``weight=None``) or MSE, with the reduction conventions of ``ggn``. With a
     ``process_group`` each rank passes its shard of the data and gets the diagonal of the whole
-    dataset (one all-reduce of ``P + 1`` numbers: the sums and the sample count). With many
-    classes, :func:`jacobite.curvature.diagonal_estimate` costs a chosen number of passes and
-    reports a standard error per entry.
+    dataset (the ranks' sample and parameter counts gathered and checked, then one all-reduce
+    of the ``P`` sums). With many classes, :func:`jacobite.curvature.diagonal_estimate` costs
+    a chosen number of passes and reports a standard error per entry.
 
     >>> import torch
     >>> from jacobite.curvature import ggn, ggn_diagonal
@@ -71,7 +71,7 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any, params: Iterable[str] |
         S = lc.sqrt_columns(out, y)
         return _rank_columns(S, out) if lc.kind == "ce" and out.shape[1] > 1 else S
 
-    with guard_sum(group, ps.size, ps.dtype):  # a rank's bad data stops every rank
+    with count_guard(group):  # a rank's bad data stops every rank
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
         return column_diagonal(model, ps, lc, batches, columns, group)
 
@@ -96,7 +96,7 @@ def column_diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Da
     """``Σ_b Σ_n Σ_k (J_nᵀ S[n, k])²`` over the batches (divided by the samples for a mean
     loss), with ``S = columns(out, y, b)`` of shape ``(n, K, C)`` for batch ``b``'s output
     ``(n, C)``: layer shortcuts where they apply, per-sample VJPs for the other parameters;
-    summed over the ranks of ``group`` (call inside ``guard_sum``)."""
+    summed over the ranks of ``group`` (call inside ``count_guard``)."""
     diag: dict[str, torch.Tensor] = {k: torch.zeros_like(v) for k, v in ps.primals().items()}
     layers = _shortcut_layers(model, ps)
     total: float = 0

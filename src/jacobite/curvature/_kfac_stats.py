@@ -27,10 +27,10 @@ from ..distributed import Group, guarded_all_reduce
 from ..errors import UnsupportedOperationError
 from ._loss import LossCurvature
 from ._setup import Data, Params, hooked_forward
-from ._sharded import draw_key
+from ._sharded import draw_key, global_count
 from .fisher import _residuals, _sample_scale
 
-__all__ = ["Layer", "collect", "layers_of", "payload"]
+__all__ = ["Layer", "collect", "layers_of"]
 
 _FIX = "leave its parameters out with params="
 
@@ -114,17 +114,11 @@ def _augmented(a: torch.Tensor, layer: Layer) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def payload(layers: list[Layer], dtype: torch.dtype) -> torch.Tensor:
-    """The shape of :func:`collect`'s all-reduce: every factor, the row counts, the samples."""
-    dims = [(L.d_out, (L.d_in if L.w is not None else 0) + (L.b is not None)) for L in layers]
-    return torch.empty(sum(g * g + a * a + 1 for g, a in dims) + 1, dtype=dtype)
-
-
 def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
             samples: int, seed: int, group: Group | None = None
             ) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
     """``(layer, A, G)`` per layer over all batches, and over the ranks of ``group`` (see
-    :mod:`jacobite.curvature.kfac`; call it inside ``guarded(group, like=payload(...))``)."""
+    :mod:`jacobite.curvature.kfac`; call it inside ``count_guard(group)``)."""
     layers = layers_of(model, ps)
     A: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
     G: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
@@ -169,10 +163,12 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
             rows[L.name] += a.shape[0]
         weight_total += lc.weight(out)
     if group is not None:  # the sums over every rank's shard: one all-reduce of all factors
-        sums = guarded_all_reduce(torch.cat(
+        flat = torch.cat(
             [t.reshape(-1) for L in layers for t in (A[L.name], G[L.name]) if t is not None]
             + [torch.tensor([float(rows[L.name]) for L in layers] + [float(weight_total)],
-                            dtype=ps.dtype, device=ps.device)]), group)
+                            dtype=ps.dtype, device=ps.device)])
+        global_count(0.0, flat.numel(), group, what="K-FAC factor entries")
+        sums = guarded_all_reduce(flat, group)
         parts = iter(torch.split(sums, [t.numel() for L in layers
                                         for t in (A[L.name], G[L.name]) if t is not None]
                                  + [len(layers) + 1]))

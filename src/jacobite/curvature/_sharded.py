@@ -6,8 +6,9 @@ products on the local shard and add them up with one guarded all-reduce of the r
 product, so every rank holds the same bits: the single-process product over the concatenated
 data, up to the rounding of the sum. A mean loss divides by the global sample count, gathered
 once at set-up together with a check that every rank differentiates the same number of
-parameters. A rank whose local work raises makes the others raise
-:class:`~jacobite.errors.RankFailedError` instead of waiting.
+parameters (collectives of different lengths would abort the processes). A rank whose local
+work raises makes the others raise :class:`~jacobite.errors.RankFailedError`
+instead of waiting.
 
 >>> import torch
 >>> mv = reduced(lambda v: 2 * v, None, 3)
@@ -24,7 +25,7 @@ import torch
 from ..distributed import Group, guarded, guarded_all_gather, guarded_all_reduce
 from ..errors import ShapeError
 
-__all__ = ["count_guard", "draw_key", "global_count", "guard_sum", "reduced", "summed"]
+__all__ = ["count_guard", "draw_key", "global_count", "reduced", "summed"]
 
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -35,10 +36,12 @@ def count_guard(group: Group | None) -> guarded:
     return guarded(group, like=torch.zeros(2, dtype=torch.float64), kind="all_gather")
 
 
-def global_count(total: float, size: int, group: Group | None) -> float:
-    """The sample count summed over the ranks; every rank must differentiate ``size``
-    parameters (compared exactly: each rank's count and size are gathered). Call inside a
-    :func:`count_guard` block that holds the local work."""
+def global_count(total: float, size: int, group: Group | None,
+                 what: str = "parameters it differentiates") -> float:
+    """The sample count summed over the ranks; every rank must have the same ``size`` (the
+    number of ``what``; compared exactly: each rank's count and size are gathered), so that
+    the collectives after it get payloads of one length. Call inside a :func:`count_guard`
+    block that holds the local work."""
     if group is None:
         return total
     rows = guarded_all_gather(torch.tensor([float(total), float(size)], dtype=torch.float64),
@@ -47,8 +50,8 @@ def global_count(total: float, size: int, group: Group | None) -> float:
     if len(set(sizes)) > 1:
         each = ", ".join(f"rank {r}: {p}" for r, p in enumerate(sizes))
         raise ShapeError(
-            f"the ranks differentiate different numbers of parameters ({each}); build the same "
-            "model and pass the same params= on every rank")
+            f"the ranks differ in the number of {what} ({each}); build the same model and "
+            "pass the same params= on every rank")
     return float(rows[:, 0].sum())
 
 
@@ -67,17 +70,13 @@ def reduced(local: Fn, group: Group | None, size: int) -> Fn:
 
 
 def summed(flat: torch.Tensor, total: float, group: Group | None) -> tuple[torch.Tensor, float]:
-    """A local sum ``(P,)`` and its sample count, each summed over the ranks by one all-reduce
-    of ``P + 1`` numbers; call inside :func:`guard_sum`."""
+    """A local sum ``(P,)`` and its sample count, each summed over the ranks: the counts by
+    :func:`global_count` (which checks that every rank has ``P``), then ``flat`` by one
+    all-reduce; call inside :func:`count_guard`."""
     if group is None:
         return flat, total
-    t = guarded_all_reduce(torch.cat([flat, flat.new_tensor([float(total)])]), group)
-    return t[:-1], float(t[-1])
-
-
-def guard_sum(group: Group | None, size: int, dtype: torch.dtype) -> guarded:
-    """The guard of a block that ends in :func:`summed` of ``size`` numbers."""
-    return guarded(group, like=torch.empty(size + 1, dtype=dtype))
+    total = global_count(total, flat.numel(), group)
+    return guarded_all_reduce(flat, group), total
 
 
 def draw_key(batch: int, group: Group | None) -> int:

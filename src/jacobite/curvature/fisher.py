@@ -49,7 +49,7 @@ from ._diagonal import column_diagonal
 from ._ggn import _GGNOperator, columns, ggn, sandwich, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
-from ._sharded import count_guard, draw_key, guard_sum, reduced
+from ._sharded import count_guard, draw_key, reduced
 
 __all__ = ["fisher"]
 
@@ -126,7 +126,7 @@ def _diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, ki
         R = _residuals(lc, kind, out, y, samples, seed, draw_key(b, group))
         return (R * (_sample_scale(lc, out, y) / R.shape[0]) ** 0.5).transpose(0, 1).contiguous()
 
-    with guard_sum(group, ps.size, ps.dtype):
+    with count_guard(group):
         return column_diagonal(model, ps, lc, batches, columns, group)
 
 

@@ -33,12 +33,13 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..distributed import ProcessGroupLike, guarded, resolve
+from ..distributed import ProcessGroupLike, resolve
 from ..errors import UnsupportedOperationError
 from ..operators import FunctionOperator, JacobianOperator, KroneckerOperator
-from ._kfac_stats import Layer, collect, layers_of, payload
+from ._kfac_stats import Layer, collect
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
+from ._sharded import count_guard
 
 __all__ = ["KFACOperator", "kfac"]
 
@@ -199,7 +200,7 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
             "labels from: pass nn.CrossEntropyLoss (weight=None) or nn.MSELoss")
     group = resolve(process_group)
     ps = Params.of(model, params)
-    with guarded(group, like=payload(layers_of(model, ps), ps.dtype)):
+    with count_guard(group):
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
         stats = collect(model, ps, lc, batches, kind, samples, seed_ or 0, group)
     blocks = [_Block(layer, G, A, damping) for layer, A, G in stats]
