@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch.func import jacfwd, jacrev
@@ -81,6 +82,9 @@ def time_ratio(a: Callable[[], object], b: Callable[[], object], *, repeats: int
 
 
 Case = tuple[str, Callable[[torch.Tensor], torch.Tensor], torch.Tensor]
+Peer = Callable[[Callable[[torch.Tensor], torch.Tensor]], Callable[[torch.Tensor], torch.Tensor]]
+MODES: tuple[tuple[Literal["reverse", "forward"], Peer], ...] = (
+    ("reverse", jacrev), ("forward", jacfwd))
 
 
 def _cases(dtype: torch.dtype, quick: bool) -> list[Case]:
@@ -107,7 +111,7 @@ def _cases(dtype: torch.dtype, quick: bool) -> list[Case]:
     def wide(x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(B @ x)
 
-    cases = [
+    cases: list[Case] = [
         ("elementwise sin, n=m=10", torch.sin, rnd(10)),
         ("MLP 100→256→256→50 tanh", mlp, rnd(100)),
     ]
@@ -132,7 +136,7 @@ def run(quick: bool = False) -> Section:
     ratios: list[float] = []
     for dtype in dtypes:
         for name, f, x in _cases(dtype, quick):
-            for mode, peer in (("reverse", jacrev), ("forward", jacfwd)):
+            for mode, peer in MODES:
                 plan = jacobite.jacobian_plan(f, x, mode=mode)
                 ours = lambda f=f, x=x, mode=mode: jacobite.jacobian(f, x, mode=mode)  # noqa: E731
                 theirs = lambda f=f, x=x, peer=peer: peer(f)(x)  # noqa: E731
