@@ -62,7 +62,7 @@ def reduced(local: Fn, group: Group | None, size: int) -> Fn:
         return local
 
     def product(v: torch.Tensor) -> torch.Tensor:
-        like = torch.empty((size, *v.shape[1:]), dtype=v.dtype)
+        like = torch.empty((size, *v.shape[1:]), dtype=v.dtype, device="meta")  # shape only
         with guarded(group, like=like):
             return guarded_all_reduce(local(v), group)
 
