@@ -92,10 +92,22 @@ def _dense(g: D.Group, dt: torch.dtype) -> None:
             assert whole is None
 
 
+def _fails_guarded(g: D.Group, v: torch.Tensor) -> None:
+    with D.guarded(g, like=v):
+        raise ValueError("only rank")
+
+
 def _one_rank(rank: int, size: int) -> dict[str, Any]:
     """A group of one process: every path equals torch.func (and one process without a group)."""
     g = D.resolve("world")
     assert g is not None and g.size == 1
+    v = torch.tensor([1.5, -2.0, 3.25])
+    for each in (D.guarded_all_reduce(v, g, op="max"), D.guarded_broadcast(v, g),
+                 D.guarded_all_gather(v, g)[0], D.scatter_batch(v, g),
+                 D.gather_batch(v, g, dst=None)):
+        np.testing.assert_array_equal(each.numpy(), v.numpy())
+    assert D.shard(5, g) == slice(0, 5)
+    assert _error(lambda: _fails_guarded(g, v)) == ("ValueError", "only rank")
     for dt in (torch.float64, torch.float32):
         model, X, y = _problem(dt, 5)
         G, H = _oracles(model, X, y)
