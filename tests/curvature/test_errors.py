@@ -70,8 +70,10 @@ def test_bad_data():
         jacobian(model, X.float())
     with pytest.raises(NonFiniteInputError, match="nan_to_num"):
         jacobian(model, torch.full((2, 3), torch.nan, dtype=F64))
-    with pytest.raises(ShapeError, match="unsqueeze"):
+    with pytest.raises(ShapeError, match="leave empty batches out"):
         jacobian(model, torch.zeros(0, 3, dtype=F64))
+    with pytest.raises(ShapeError, match=r"reshape\(1, -1\)"):
+        jacobian(model, torch.tensor(1.0, dtype=F64))
     with pytest.raises(ArgumentTypeError, match="data must be"):
         jacobian(model, 3)
 

@@ -194,9 +194,13 @@ class Data:
         if self._targets and not isinstance(y, torch.Tensor):
             raise ArgumentTypeError(f"the targets y of a batch must be a tensor, got "
                                     f"{type(y).__name__}; pass batches (X, y) of tensors")
-        if X.ndim == 0 or X.shape[0] == 0:
+        if X.ndim == 0:
+            raise ShapeError("a batch needs inputs X of shape (n, ...) with n >= 1, got a "
+                             "0-d tensor; add the batch dimension (X.reshape(1, -1))")
+        if X.shape[0] == 0:
             raise ShapeError(f"a batch needs inputs X of shape (n, ...) with n >= 1, got shape "
-                             f"{tuple(X.shape)}; add the batch dimension (X.unsqueeze(0))")
+                             f"{tuple(X.shape)}; leave empty batches out of data (under a "
+                             f"process group every rank needs at least one sample)")
         for name, t in (("inputs X", X), ("targets y", y)):
             if self._device is not None and isinstance(t, torch.Tensor) \
                     and t.device != self._device:
