@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..distributed import Group, guarded_all_reduce
-from ..errors import UnsupportedOperationError
+from ..errors import ShapeError, UnsupportedOperationError
 from ._loss import LossCurvature
 from ._setup import Data, Params, hooked_forward
 from ._sharded import draw_key, global_count
@@ -114,6 +114,21 @@ def _augmented(a: torch.Tensor, layer: Layer) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+def _counts(lc: LossCurvature, out: torch.Tensor, y: Any
+            ) -> tuple[torch.Tensor | None, int, float]:
+    """A batch's samples that count (a boolean ``(n,)`` mask, ``None`` for all), its weight in
+    the mean's denominator and the factor of its per-sample gradients' outer products.
+    Cross-entropy with ``ignore_index``: a sample counts in ``A`` unless all its targets are
+    ignored, and a mean runs over the counted targets of all batches, as torch's mean over the
+    data as one batch."""
+    counted = lc.counted(y)
+    keep = None if counted is None else counted.reshape(counted.shape[0], -1).any(dim=1)
+    if lc.kind == "ce" and lc.mean:
+        positions = out.numel() // out.shape[1]
+        return keep, positions if counted is None else int(counted.sum()), 1.0
+    return keep, lc.weight(out), _sample_scale(lc, out, y)
+
+
 def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
             samples: int, seed: int, group: Group | None = None
             ) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
@@ -148,7 +163,8 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
                 f"the layer(s) {unused} are not called by the forward pass; leave their "
                 "parameters out with params=")
         R = _residuals(lc, kind, out.detach(), y, samples, seed, draw_key(i, group))
-        c = _sample_scale(lc, out, y) / R.shape[0]
+        keep, weight, c = _counts(lc, out, y)
+        c /= R.shape[0]
         outs = [seen[L.name][1] for L in layers]
         for s in range(R.shape[0]):
             grads = torch.autograd.grad(out, outs, R[s], retain_graph=s + 1 < R.shape[0])
@@ -157,11 +173,12 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
                 gg, prev = c * (g2.T @ g2), G[L.name]
                 G[L.name] = gg if prev is None else prev + gg
         for L in layers:
-            a = _augmented(_rows(L, seen[L.name][0]).reshape(-1, L.d_in), L)
+            x = _rows(L, seen[L.name][0])
+            a = _augmented((x if keep is None else x[keep]).reshape(-1, L.d_in), L)
             aa, prev = a.T @ a, A[L.name]
             A[L.name] = aa if prev is None else prev + aa
             rows[L.name] += a.shape[0]
-        weight_total += lc.weight(out)
+        weight_total += weight
     if group is not None:  # the sums over every rank's shard: one all-reduce of all factors
         flat = torch.cat(
             [t.reshape(-1) for L in layers for t in (A[L.name], G[L.name]) if t is not None]
@@ -178,6 +195,11 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
         counts = next(parts).tolist()
         rows = {L.name: int(c) for L, c in zip(layers, counts, strict=False)}
         weight_total = counts[-1]
+    if any(r == 0 for r in rows.values()):
+        raise ShapeError(
+            f"every target is the loss's ignore_index ({getattr(lc.fn, 'ignore_index', -100)}), "
+            "so K-FAC counts no sample; pass data with at least one target that is not "
+            "ignore_index")
     scale = 1.0 / weight_total if lc.mean else 1.0
     out_: list[tuple[Layer, torch.Tensor, torch.Tensor]] = []
     for L in layers:

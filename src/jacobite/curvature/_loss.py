@@ -7,7 +7,8 @@ whole dataset; with ``reduction="sum"`` and for any other callable, ``w_b = Z = 
 losses add up). Closed forms, per sample (``p = softmax(z)``):
 
 - cross-entropy: ``diag(p) − p pᵀ``, applied as ``p ⊙ u − p (pᵀu)`` (times ``Σ_c t_c`` for
-  probability targets); a mean over ``n`` samples divides by ``n``;
+  probability targets, label smoothing ``ε`` applied: ``(1 − ε) Σ_c y_c + ε``); a mean over
+  ``n`` samples divides by ``n``;
 - MSE: ``2 I``; a mean over the ``n · C`` entries divides by ``n · C``;
 - anything else: reverse-over-reverse products ``torch.func.vjp(grad(L_b))`` in the output.
 
@@ -89,9 +90,46 @@ class LossCurvature:
         """``w_b``: the batch's samples for a mean, else 1."""
         return int(out.shape[0]) if self.mean else 1
 
+    @property
+    def smoothing(self) -> float:
+        """Cross-entropy's ``label_smoothing`` ``ε`` (0 for ``F.cross_entropy``)."""
+        return float(getattr(self.fn, "label_smoothing", 0.0))
+
+    def counted(self, y: Any) -> torch.Tensor | None:
+        """Cross-entropy with class indices: the boolean mask, shaped like ``y``, of the
+        targets that are not ``ignore_index`` (torch's loss leaves the others out); ``None``
+        where every target counts."""
+        if self.kind != "ce" or not isinstance(y, torch.Tensor) or y.is_floating_point():
+            return None
+        return y != getattr(self.fn, "ignore_index", -100)
+
+    def targets(self, out: torch.Tensor, y: Any) -> torch.Tensor:
+        """Cross-entropy's target distribution ``t`` shaped like ``out`` (``(n, C, ...)``),
+        label smoothing applied, ``t = (1 − ε) y + ε / C``: the loss per position is
+        ``−Σ_c t_c log p_c``; an ignored class index gives ``t = 0``."""
+        eps, C = self.smoothing, out.shape[1]
+        keep = self.counted(y)
+        if keep is None:
+            t = y.to(out.dtype)
+        else:
+            t = torch.zeros_like(out).scatter_(1, torch.where(keep, y, 0).unsqueeze(1), 1.0)
+        if eps:
+            t = t * (1.0 - eps) + eps / C
+        return t if keep is None else t * keep.unsqueeze(1).to(out.dtype)
+
+    def mass(self, y: Any, like: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy's ``Σ_c t_c`` per position, shaped ``(n, 1, ...)`` like ``like``: the
+        factor of the loss Hessian ``Σ t · (diag p − p pᵀ)``. It is 1 for a class index (0
+        for an ignored one) whatever the smoothing, ``(1 − ε) Σ y + ε`` for probabilities."""
+        keep = self.counted(y)
+        if keep is not None:
+            return keep.unsqueeze(1).to(like.dtype)
+        eps = self.smoothing
+        return y.to(like.dtype).sum(dim=1, keepdim=True) * (1.0 - eps) + eps
+
     def _ce_closed(self, y: Any) -> bool:
-        ignore = getattr(self.fn, "ignore_index", -100)
-        return y.is_floating_point() or not bool((y == ignore).any())
+        keep = self.counted(y)
+        return keep is None or bool(keep.all())
 
     def hvp(self, out: torch.Tensor, y: Any, u: torch.Tensor) -> torch.Tensor:
         """``w_b ∇²_out L_b u`` for ``u`` shaped like ``out``."""
@@ -100,7 +138,7 @@ class LossCurvature:
             p = torch.softmax(out, dim=1)
             Hu = p * u - p * (p * u).sum(dim=1, keepdim=True)
             if y.is_floating_point():  # probability targets: the Hessian scales with Σ t
-                Hu = Hu * y.sum(dim=1, keepdim=True)
+                Hu = Hu * self.mass(y, Hu)
             if self.mean:  # a mean over n · (positions per sample)
                 Hu = Hu * (out.shape[0] / (out.numel() // out.shape[1]))
             return Hu
@@ -130,10 +168,6 @@ class LossCurvature:
             return (2.0 * c) ** 0.5 * eye.expand(n, C, C)
         p = torch.softmax(out, dim=1)
         S = p.sqrt()[:, :, None] * (eye - p[:, None, :])  # row k: √p_k (e_k − p)
-        if y.is_floating_point():  # probability targets
-            S = S * y.sum(dim=1).sqrt()[:, None, None]
-        else:  # samples whose target is ignored count for nothing
-            ignore = getattr(self.fn, "ignore_index", -100)
-            S = S * (y != ignore).to(S.dtype)[:, None, None]
-        return S
+        # Σ t per sample (0 where the target is ignored: the sample counts for nothing)
+        return S * self.mass(y, S).sqrt()[:, :, None]
 

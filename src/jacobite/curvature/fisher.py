@@ -86,26 +86,17 @@ def _residuals(lc: LossCurvature, kind: str, out: torch.Tensor, y: Any, samples:
         z = torch.randn((samples, *out.shape), generator=g, dtype=out.dtype, device=out.device)
         return 2.0**0.5 * z  # 2 (z_n − ŷ) with ŷ ~ N(z_n, I/2)
     p = torch.softmax(out, dim=1)
-    if kind == "empirical":
-        if y.is_floating_point():  # probability targets: ∇_z(−Σ t log p) = p Σt − t
-            return (p * y.sum(dim=1, keepdim=True) - y)[None]
-        ignore = getattr(lc.fn, "ignore_index", -100)
-        keep = y != ignore
-        onehot = torch.zeros_like(p).scatter_(1, torch.where(keep, y, 0).unsqueeze(1), 1.0)
-        return ((p - onehot) * keep.unsqueeze(1).to(p.dtype))[None]
+    if kind == "empirical":  # ∇_z(−Σ t log p) = p Σt − t, t the (smoothed) target distribution
+        t = lc.targets(out, y)
+        return (p * t.sum(dim=1, keepdim=True) - t)[None]
     C = out.shape[1]
     flat = p.movedim(1, -1).reshape(-1, C)
     drawn = torch.multinomial(flat, samples, replacement=True,
                               generator=_generator(seed, batch, out.device))  # (M, S)
     onehot = torch.nn.functional.one_hot(drawn.T, C).to(p.dtype)  # (S, M, C)
     onehot = onehot.reshape(samples, *p.movedim(1, -1).shape).movedim(-1, 2)
-    R = p[None] - onehot
-    if y.is_floating_point():  # probability targets: the loss Hessian scales with Σ t
-        R = R * y.sum(dim=1, keepdim=True).sqrt()[None]
-    else:
-        ignore = getattr(lc.fn, "ignore_index", -100)
-        R = R * (y != ignore).unsqueeze(1).to(R.dtype)[None]
-    return R
+    # the loss Hessian scales with Σ t (1 for a class, 0 for an ignored one)
+    return (p[None] - onehot) * lc.mass(y, p).sqrt()[None]
 
 
 def _outer(R: torch.Tensor, Jv: torch.Tensor, scale: float) -> torch.Tensor:

@@ -164,6 +164,10 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
         model, loss, data, params: as for :func:`jacobite.curvature.fisher`; every parameter
             chosen must be the weight or bias of an ``nn.Linear`` or ``nn.Conv2d`` (one group,
             zero padding) layer called once per forward pass (choose them with ``params=``).
+            Cross-entropy follows torch's loss: a sample whose target is ``ignore_index``
+            counts in neither factor nor in a mean's count (a mean runs over the counted
+            targets of all batches, as over the data in one batch); ``label_smoothing`` and
+            probability targets enter the gradients ``g`` as they enter the loss.
         kind: ``"mc"`` (labels drawn from the model's predictive: a Fisher approximation) or
             ``"empirical"`` (the data's labels).
         samples, seed: labels drawn per sample for ``"mc"``, and their seed, as in ``fisher``.
@@ -173,7 +177,7 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
             pass their shard of the data: the factors' *sums* ``Σ ã ãᵀ`` and ``Σ g gᵀ``, the
             row counts and the sample count are added over the ranks by one all-reduce at
             set-up, then normalised as in one process (``A`` by the global rows, ``G`` by the
-            global sample count for a mean loss), so every rank holds the factors of the
+            global count of counted samples for a mean loss), so every rank holds the factors of the
             concatenated data (``kind="mc"``: the ranks draw independent labels, as in
             ``fisher``). Products and solves then need no communication.
 

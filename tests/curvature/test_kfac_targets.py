@@ -1,0 +1,116 @@
+"""kfac with cross-entropy's ``ignore_index``, ``label_smoothing`` and probability targets: the
+factors equal K-FAC's definition built densely from per-sample gradients (torch.func) of the
+loss torch computes, on the samples the loss counts; the empirical Fisher and the Gauss–Newton
+matrix follow the same targets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from jacobite.curvature import fisher, ggn, kfac
+from jacobite.errors import ShapeError
+
+F64 = torch.float64
+
+
+def _mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).to(F64)
+
+
+def _layout(d_out: int, d_in: int) -> torch.Tensor:
+    """For each index of the parameter layout [W row-major, b], its index in vec_row([W | b])."""
+    o, i = torch.meshgrid(torch.arange(d_out), torch.arange(d_in), indexing="ij")
+    return torch.cat([(o * (d_in + 1) + i).reshape(-1), torch.arange(d_out) * (d_in + 1) + d_in])
+
+
+def _sample_grads(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor,
+                  smoothing: float) -> list[dict[str, torch.Tensor]]:
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def sample_loss(p: dict[str, torch.Tensor], x: torch.Tensor, t: torch.Tensor):
+        out = torch.func.functional_call(model, p, (x[None],))
+        return F.cross_entropy(out, t[None], reduction="sum", label_smoothing=smoothing)
+
+    return [torch.func.grad(sample_loss)(params, X[n], y[n]) for n in range(len(X))]
+
+
+def dense_kfac(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor, mean: bool,
+               smoothing: float = 0.0) -> torch.Tensor:
+    """K-FAC of a cross-entropy over the samples given: per layer
+    ``(c Σ g gᵀ) ⊗ (1/N Σ ã ãᵀ)``, ``c = 1/N`` for a mean, block diagonal."""
+    N = len(X)
+    grads = _sample_grads(model, X, y, smoothing)
+    c = 1.0 / N if mean else 1.0
+    blocks = []
+    for idx, a in zip(("0", "2"), [X, torch.tanh(model[0](X)).detach()], strict=True):
+        g = torch.stack([gr[f"{idx}.bias"] for gr in grads])
+        at = torch.cat([a, torch.ones(N, 1, dtype=F64)], dim=1)
+        perm = _layout(g.shape[1], a.shape[1])
+        blocks.append(torch.kron(c * g.T @ g, at.T @ at / N)[perm][:, perm])
+    return torch.block_diag(*blocks)
+
+
+@pytest.mark.parametrize("ignore", [-100, 2], ids=["default", "class-2"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_samples_whose_target_is_ignored_count_for_nothing(ignore, reduction):
+    model = _mlp()
+    torch.manual_seed(1)
+    X = torch.randn(9, 4, dtype=F64)
+    y = torch.randint(0, 2, (9,))  # classes 0 and 1: class 2 only where it is ignored
+    y[[0, 1, 5]] = ignore  # the first batch loses 2 of 4 samples, the second 1 of 5
+    keep = y != ignore
+    loss = nn.CrossEntropyLoss(ignore_index=ignore, reduction=reduction)
+    ref = dense_kfac(model, X[keep], y[keep], reduction == "mean")
+    for data in ((X, y), [(X[:4], y[:4]), (X[4:], y[4:])]):
+        K = kfac(model, loss, data, kind="empirical")
+        torch.testing.assert_close(K.to_dense(), ref, rtol=1e-10, atol=1e-12)
+        # drawn labels: A is the same (no draw enters it)
+        Kmc = kfac(model, loss, data, kind="mc", samples=2)
+        for (_, A, _), (_, Amc, _) in zip(K.factors, Kmc.factors, strict=True):
+            torch.testing.assert_close(Amc, A, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ShapeError, match="ignore_index"):
+        kfac(model, loss, [(X[:4], torch.full_like(y[:4], ignore)),
+                           (X[4:], torch.full_like(y[4:], ignore))])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("soft", [False, True], ids=["classes", "probabilities"])
+def test_label_smoothing_and_probability_targets_follow_the_loss(smoothing, soft):
+    model = _mlp()
+    torch.manual_seed(2)
+    X = torch.randn(6, 4, dtype=F64)
+    # probabilities that do not sum to 1, so that the Hessian's factor Σ t shows
+    y = torch.rand(6, 3, dtype=F64) * 0.6 if soft else torch.randint(0, 3, (6,))
+    loss = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    data = [(X[:2], y[:2]), (X[2:], y[2:])]
+    K = kfac(model, loss, data, kind="empirical")
+    torch.testing.assert_close(K.to_dense(), dense_kfac(model, X, y, True, smoothing),
+                               rtol=1e-10, atol=1e-12)
+    # the empirical Fisher: (1/N) Σ g gᵀ of the per-sample gradients of torch's loss
+    grads = _sample_grads(model, X, y, smoothing)
+    g = torch.stack([torch.cat([gr[k].reshape(-1) for k in gr]) for gr in grads])
+    torch.testing.assert_close(fisher(model, loss, data).to_dense(), g.T @ g / 6,
+                               rtol=1e-10, atol=1e-12)
+    # the Gauss–Newton matrix: (1/N) Σ J_nᵀ ∇²_z ℓ_n J_n with torch.func's Hessian of the loss
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    names = list(params)
+    theta = torch.cat([params[k].reshape(-1) for k in names])
+
+    def f(th: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        p, i = {}, 0
+        for k in names:
+            p[k] = th[i:i + params[k].numel()].view_as(params[k])
+            i += params[k].numel()
+        return torch.func.functional_call(model, p, (x[None],))[0]
+
+    ref = torch.zeros(len(theta), len(theta), dtype=F64)
+    for n in range(6):
+        J = torch.func.jacrev(f)(theta, X[n])
+        H = torch.func.hessian(lambda z, n=n: F.cross_entropy(
+            z[None], y[n][None], reduction="sum", label_smoothing=smoothing))(f(theta, X[n]))
+        ref += J.T @ H @ J / 6
+    torch.testing.assert_close(ggn(model, loss, data).to_dense(), ref, rtol=1e-10, atol=1e-12)
