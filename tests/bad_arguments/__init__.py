@@ -72,6 +72,8 @@ def _short(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         inner = ",".join(_short(v) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if getattr(value, "label_smoothing", 0.0):  # a loss told apart from the plain one
+        return f"{type(value).__name__}(label_smoothing={value.label_smoothing})"
     shape = getattr(value, "shape", None)
     return type(value).__name__ + (str(tuple(shape)) if isinstance(shape, tuple) else "")
 

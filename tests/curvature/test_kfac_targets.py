@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from jacobite.curvature import fisher, ggn, kfac
-from jacobite.errors import ShapeError
+from jacobite.curvature import fisher, ggn, ggn_diagonal, kfac, laplace
+from jacobite.errors import ShapeError, UnsupportedOperationError
 
 F64 = torch.float64
 
@@ -114,3 +114,21 @@ def test_label_smoothing_and_probability_targets_follow_the_loss(smoothing, soft
             z[None], y[n][None], reduction="sum", label_smoothing=smoothing))(f(theta, X[n]))
         ref += J.T @ H @ J / 6
     torch.testing.assert_close(ggn(model, loss, data).to_dense(), ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ggn_diagonal(model, loss, data), ref.diagonal(), rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("structure", ["last_layer", "kron", "diag", "full"])
+def test_laplace_refuses_label_smoothing_and_probability_targets(structure):
+    # neither is the categorical likelihood of class labels that the posterior is built on
+    model = _mlp()
+    X, y = torch.randn(6, 4, dtype=F64), torch.randint(0, 3, (6,))
+    with pytest.raises(UnsupportedOperationError, match=r"plain nn\.CrossEntropyLoss\(\)"):
+        laplace(model, nn.CrossEntropyLoss(label_smoothing=0.1), (X, y), structure=structure)
+    soft = torch.softmax(torch.randn(6, 3, dtype=F64), dim=1)
+    with pytest.raises(UnsupportedOperationError, match="class indices"):
+        laplace(model, nn.CrossEntropyLoss(), (X, soft), structure=structure)
+    # a later batch with probabilities: refused too (by the likelihood's pass)
+    with pytest.raises(UnsupportedOperationError, match="class indices"):
+        laplace(model, nn.CrossEntropyLoss(), [(X[:3], y[:3]), (X[3:], soft[3:])],
+                structure=structure, prior_precision=1.0)

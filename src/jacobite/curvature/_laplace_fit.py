@@ -56,6 +56,22 @@ def module_groups(names: tuple[str, ...]) -> tuple[torch.Tensor, list[str]]:
     return torch.tensor(index), layers
 
 
+def class_targets(lc: LossCurvature, y: Any) -> None:
+    """Cross-entropy's likelihood is categorical: refuse probability targets (the first batch's
+    before the curvature, every batch's in :func:`log_likelihood`)."""
+    if lc.kind == "ce" and isinstance(y, torch.Tensor) and y.is_floating_point():
+        raise UnsupportedOperationError(
+            f"the targets are probabilities ({y.dtype}), but the Laplace approximation uses "
+            "the categorical likelihood of class labels: pass class indices (a long tensor; "
+            "for one-hot rows, y.argmax(dim=1))")
+
+
+def _first(lc: LossCurvature, batches: Data) -> None:
+    for _, y in batches:
+        class_targets(lc, y)
+        break
+
+
 def fit(model: nn.Module, lc: LossCurvature, data: Any, structure: str, scale: float
         ) -> Fitted:
     """The curvature of ``structure`` over ``data`` for the likelihood of ``lc``."""
@@ -67,6 +83,7 @@ def fit(model: nn.Module, lc: LossCurvature, data: Any, structure: str, scale: f
         ps = Params.of(model, [prefix + "weight"] + ([prefix + "bias"] if mod.bias is not None
                                                        else []))
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        _first(lc, batches)
         G, A = last_layer_factors(model, lcs, batches)
         C, d = mod.out_features, mod.in_features
         layer = Layer(name, mod, C, d, slice(0, C * d),
@@ -76,6 +93,7 @@ def fit(model: nn.Module, lc: LossCurvature, data: Any, structure: str, scale: f
     else:
         ps = Params.of(model, None)
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
+        _first(lc, batches)
         if structure == "kron":
             factors = kron_factors(model, ps, lcs, batches)
             post = KronPosterior([(L, scale * G, A) for L, G, A in factors], ps.size)
@@ -109,6 +127,7 @@ def log_likelihood(model: nn.Module, lc: LossCurvature, ps: Params, batches: Dat
     for X, y in batches:
         with torch.no_grad():
             out = forward(model, ps, ps.primals(), X)
+        class_targets(lc, y)
         if lc.kind == "ce":  # samples whose target is ignore_index count for nothing
             total -= nn.functional.cross_entropy(out, y, reduction="sum",
                                                  ignore_index=ignored_class(lc))

@@ -333,6 +333,8 @@ def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_la
             the reduction does not matter: the likelihood is of the whole dataset. Samples
             whose target is the cross-entropy's ``ignore_index`` count for nothing (as in the
             loss): neither in ``G``, nor in the feature mean ``A``, nor in the likelihood.
+            Cross-entropy needs class-index targets and ``label_smoothing=0`` (probability
+            targets and smoothing are refused: they are not the categorical likelihood).
         data: one batch ``(X, y)`` or an iterable of batches (the training data).
         structure: ``"last_layer"`` (the last ``nn.Linear`` only, its Gauss–Newton block
             Kronecker-factored as ``G ⊗ A`` with ``G = Σ_n H_n`` and ``A`` the mean of the
@@ -365,6 +367,11 @@ def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_la
         raise UnsupportedOperationError(
             "the Laplace approximation needs a likelihood: pass nn.CrossEntropyLoss "
             "(weight=None) for classification or nn.MSELoss for regression")
+    if lc.smoothing:  # a training regulariser, not the categorical likelihood
+        raise UnsupportedOperationError(
+            f"the loss has label_smoothing={lc.smoothing}, but the Laplace approximation uses "
+            "the categorical likelihood of the labels, which smoothing at training time does "
+            "not change: pass a plain nn.CrossEntropyLoss()")
     structure = _validate.choice(structure, "structure", STRUCTURES)
     temperature = _validate.positive_float(temperature, "temperature")
     sigma = _validate.positive_float(sigma_noise, "sigma_noise")
