@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from jacobite.curvature import fisher, ggn, ggn_diagonal, kfac, laplace
+from jacobite.curvature import diagonal_estimate, fisher, ggn, ggn_diagonal, hessian, kfac, laplace
 from jacobite.errors import ShapeError, UnsupportedOperationError
 
 F64 = torch.float64
@@ -132,3 +132,47 @@ def test_laplace_refuses_label_smoothing_and_probability_targets(structure):
     with pytest.raises(UnsupportedOperationError, match="class indices"):
         laplace(model, nn.CrossEntropyLoss(), [(X[:3], y[:3]), (X[3:], soft[3:])],
                 structure=structure, prior_precision=1.0)
+
+
+@pytest.mark.parametrize("ignore", [-100, 2], ids=["default", "class-2"])
+def test_a_mean_over_batches_with_ignored_targets_is_the_mean_over_the_counted_samples(ignore):
+    # batches that lose different shares of their samples: the mean is torch's over the data
+    # as one batch (the counted targets of all batches), whatever the split; a batch with every
+    # target ignored counts for nothing
+    model = _mlp()
+    torch.manual_seed(3)
+    X = torch.randn(11, 4, dtype=F64)
+    y = torch.randint(0, 2, (11,))
+    y[[0, 1, 5, 9, 10]] = ignore
+    keep = y != ignore
+    loss = nn.CrossEntropyLoss(ignore_index=ignore)
+    data = [(X[:4], y[:4]), (X[4:9], y[4:9]), (X[9:], y[9:])]  # the last: all ignored
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    names = list(params)
+    theta = torch.cat([params[k].reshape(-1) for k in names])
+
+    def f(th: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        p, i = {}, 0
+        for k in names:
+            p[k] = th[i:i + params[k].numel()].view_as(params[k])
+            i += params[k].numel()
+        return torch.func.functional_call(model, p, (x,))
+
+    Xk, yk = X[keep], y[keep]
+    H = torch.func.hessian(lambda th: F.cross_entropy(f(th, Xk), yk))(theta)
+    J = torch.func.jacrev(f)(theta, Xk)  # (n, C, P)
+    p = torch.softmax(f(theta, Xk), dim=1)
+    Hz = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    G = torch.einsum("ncp,ncd,ndq->pq", J, Hz, J) / len(Xk)
+    grads = _sample_grads(model, Xk, yk, 0.0)
+    g = torch.stack([torch.cat([gr[k].reshape(-1) for k in gr]) for gr in grads])
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    torch.testing.assert_close(hessian(model, loss, data).to_dense(), H, **tol)
+    torch.testing.assert_close(ggn(model, loss, data).to_dense(), G, **tol)
+    torch.testing.assert_close(ggn(model, loss, data, cache=True).to_dense(), G, **tol)
+    torch.testing.assert_close(ggn_diagonal(model, loss, data), G.diagonal(), **tol)
+    torch.testing.assert_close(fisher(model, loss, data).to_dense(), g.T @ g / len(Xk), **tol)
+    est = diagonal_estimate(model, loss, data, nprobe=400, seed=0)  # unbiased: within 5 SE
+    assert ((est.value - G.diagonal()).abs() <= 5 * est.stderr + 1e-12).all()
+    torch.testing.assert_close(kfac(model, loss, data, kind="empirical").to_dense(),
+                               dense_kfac(model, Xk, yk, True), **tol)

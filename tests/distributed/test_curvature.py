@@ -103,6 +103,11 @@ def _curvature(rank: int, size: int) -> dict:
     for (_, A1, B1), (_, Ad, Bd) in zip(K1.factors, Kd.factors, strict=True):
         _close(Ad, A1, 1e-12)
         _close(Bd, B1, 1e-12)
+    counted = (X[y_ign != -100], y[y_ign != -100])
+    _close(C.ggn(model, ce, (Xs, ys_ign), process_group=g).mv(v), C.ggn(model, ce, counted).mv(v),
+           1e-12)
+    _close(C.fisher(model, ce, (Xs, ys_ign), process_group=g).mv(v),
+           C.fisher(model, ce, counted).mv(v), 1e-12)
     # analysis runs unchanged on every rank: Lanczos, Hutchinson and SLQ with the same seed
     G1, Gd = C.ggn(model, ce, (X, y)), C.ggn(model, ce, (Xs, ys), process_group=g)
     top1, topd = eigenvalues(G1, k=2, seed=0).values, eigenvalues(Gd, k=2, seed=0).values

@@ -131,7 +131,7 @@ def _hutchinson(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, 
     per = max(1, get_memory_budget() // (4 * ps.size * ps.values[0].element_size()))
     mean = torch.zeros(ps.size, dtype=ps.dtype, device=ps.device)
     m2 = torch.zeros_like(mean)
-    total = 0
+    total: float = 0
     for start in range(0, nprobe, per):
         stop = min(nprobe, start + per)
         V = torch.zeros(stop - start, ps.size, dtype=ps.dtype, device=ps.device)
@@ -142,7 +142,7 @@ def _hutchinson(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, 
             if start == 0:
                 if b == 0:
                     lc.check(out.detach(), y)
-                total += lc.weight(out)
+                total += lc.weight(out, y)
             if out.ndim != 2:
                 raise ShapeError(f"the Hutchinson estimate needs outputs of shape (n, C), got "
                                  f"{tuple(out.shape)}; use method='xdiag'")

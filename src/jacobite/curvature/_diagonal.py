@@ -102,7 +102,7 @@ def column_diagonal(model: nn.Module, ps: Params, lc: LossCurvature, batches: Da
     total: float = 0
     for b, (X, y) in enumerate(batches):
         S, out, rest = _linear_layers(model, ps, layers, (X, y, b), columns, diag)
-        total += lc.weight(out)
+        total += lc.weight(out, y)
         if rest:
             _per_sample(model, Params.of(model, rest), X, S, diag)
     flat, total = summed(ps.flat(diag), total, group)

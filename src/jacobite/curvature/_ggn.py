@@ -133,7 +133,7 @@ def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: 
                 out = forward(model, ps, ps.primals(), X)
         if i == 0:
             lc.check(out, y)
-        total += lc.weight(out)
+        total += lc.weight(out, y)
     total = global_count(total, ps.size, group)
     return kept, (1.0 / total if lc.mean else 1.0), out
 

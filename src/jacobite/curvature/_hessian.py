@@ -67,7 +67,8 @@ def hessian(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None
         for X, y in batches:
             def batch_loss(p: dict[str, torch.Tensor], X: Any = X, y: Any = y) -> torch.Tensor:
                 out = forward(model, ps, p, X)
-                return lc.value(out, y) * lc.weight(out)
+                w = lc.weight(out, y)  # 0: every target ignored, torch's mean is NaN
+                return lc.value(out, y) * w if w else out.sum() * 0.0
 
             acc += ps.flat(_hvp(batch_loss, ps.primals(), tangent))
         return acc * scale if scale != 1.0 else acc

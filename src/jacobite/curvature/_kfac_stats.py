@@ -115,7 +115,7 @@ def _augmented(a: torch.Tensor, layer: Layer) -> torch.Tensor:
 
 
 def _counts(lc: LossCurvature, out: torch.Tensor, y: Any
-            ) -> tuple[torch.Tensor | None, int, float]:
+            ) -> tuple[torch.Tensor | None, float, float]:
     """A batch's samples that count (a boolean ``(n,)`` mask, ``None`` for all), its weight in
     the mean's denominator and the factor of its per-sample gradients' outer products.
     Cross-entropy with ``ignore_index``: a sample counts in ``A`` unless all its targets are
@@ -123,10 +123,7 @@ def _counts(lc: LossCurvature, out: torch.Tensor, y: Any
     data as one batch."""
     counted = lc.counted(y)
     keep = None if counted is None else counted.reshape(counted.shape[0], -1).any(dim=1)
-    if lc.kind == "ce" and lc.mean:
-        positions = out.numel() // out.shape[1]
-        return keep, positions if counted is None else int(counted.sum()), 1.0
-    return keep, lc.weight(out), _sample_scale(lc, out, y)
+    return keep, lc.weight(out, y), _sample_scale(lc, out, y)
 
 
 def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
@@ -138,7 +135,7 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
     A: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
     G: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
     rows = {L.name: 0 for L in layers}
-    weight_total = 0
+    weight_total: float = 0
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def record(name: str) -> Callable[[Any, torch.Tensor], None]:

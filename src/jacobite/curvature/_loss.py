@@ -86,9 +86,16 @@ class LossCurvature:
             return sq.mean() if self.mean else sq.sum()
         return self.fn(out, y)
 
-    def weight(self, out: torch.Tensor) -> int:
-        """``w_b``: the batch's samples for a mean, else 1."""
-        return int(out.shape[0]) if self.mean else 1
+    def weight(self, out: torch.Tensor, y: Any = None) -> float:
+        """``w_b``: 1 for a sum; for a mean the batch's samples, for cross-entropy less its
+        ignored targets (its counted targets over the positions per sample), so that
+        ``Σ_b w_b L_b / Σ_b w_b`` is the mean over the data as one batch, as torch counts it."""
+        if not self.mean:
+            return 1
+        keep = None if y is None else self.counted(y)
+        if keep is None or bool(keep.all()):
+            return int(out.shape[0])
+        return float(keep.sum()) * out.shape[0] / keep.numel()
 
     @property
     def smoothing(self) -> float:
@@ -145,7 +152,10 @@ class LossCurvature:
         if self.kind == "mse":
             scale = 2.0 * (out.shape[0] / out.numel() if self.mean else 1.0)
             return scale * u
-        w = self.weight(out)
+        w = self.weight(out, y)
+        if w == 0:  # every target ignored: the batch counts for nothing (torch's mean is NaN)
+            return torch.zeros_like(u)
+
         def batch_loss(o: torch.Tensor) -> torch.Tensor:
             return self.fn(o, y)
 

@@ -65,7 +65,7 @@ def _sample_scale(lc: LossCurvature, out: torch.Tensor, y: Any) -> float:
         positions = out.numel() // out.shape[1]
         if not y.is_floating_point():
             positions = int((y != getattr(lc.fn, "ignore_index", -100)).sum())
-        return out.shape[0] / positions if positions else 0.0
+        return lc.weight(out, y) / positions if positions else 0.0
     return out.shape[0] / out.numel()  # MSE: a mean over n · C (· positions)
 
 
