@@ -33,22 +33,13 @@ from ._kfac_stats import Layer, _augmented, _out_rows, _rows, layers_of
 from ._loss import LossCurvature
 from ._setup import Data, Params, hooked_forward
 
-__all__ = ["counted", "ignored_class", "kron_factors", "last_layer", "last_layer_factors",
+__all__ = ["ignored_class", "kron_factors", "last_layer", "last_layer_factors",
            "linear_jacobians", "sum_loss"]
 
 
 def ignored_class(lc: LossCurvature) -> int:
     """Cross-entropy's ``ignore_index`` (torch's default ``-100`` for ``F.cross_entropy``)."""
     return int(getattr(lc.fn, "ignore_index", -100))
-
-
-def counted(lc: LossCurvature, y: Any) -> torch.Tensor | None:
-    """The samples the likelihood counts, a boolean ``(n,)`` mask: for cross-entropy with
-    class indices those whose target is not ``ignore_index`` (as torch's loss leaves the others
-    out); ``None`` where every sample counts."""
-    if lc.kind != "ce" or not isinstance(y, torch.Tensor) or y.is_floating_point():
-        return None
-    return y != ignored_class(lc)
 
 
 def _no_sample(lc: LossCurvature) -> ShapeError:
@@ -94,7 +85,7 @@ def kron_factors(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data
                 f"the layer(s) {missing} are not called by the forward pass; leave their "
                 "parameters out of the model (or freeze them with requires_grad_(False))")
         S = lc.sqrt_columns(out.detach(), y)  # (n, K, C), zero for an ignored target
-        keep = counted(lc, y)
+        keep = lc.counted(y)
         outs = [seen[L.name][1] for L in layers]
         for k in range(S.shape[1]):
             grads = torch.autograd.grad(out, outs, S[:, k, :], retain_graph=k + 1 < S.shape[1],
@@ -163,7 +154,7 @@ def last_layer_factors(model: nn.Module, lc: LossCurvature, batches: Data
         phi, out = features(model, X)
         if i == 0:
             lc.check(out, y)
-        keep = counted(lc, y)
+        keep = lc.counted(y)
         if keep is not None:
             phi, out = phi[keep], out[keep]
         if lc.kind == "ce":
