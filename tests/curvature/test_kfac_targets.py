@@ -176,3 +176,26 @@ def test_a_mean_over_batches_with_ignored_targets_is_the_mean_over_the_counted_s
     assert ((est.value - G.diagonal()).abs() <= 5 * est.stderr + 1e-12).all()
     torch.testing.assert_close(kfac(model, loss, data, kind="empirical").to_dense(),
                                dense_kfac(model, Xk, yk, True), **tol)
+
+
+def test_smoothing_with_ignored_targets_and_drawn_labels():
+    # smoothing and ignore_index together: the empirical Fisher of torch's loss on the counted
+    # samples; drawn labels (probability targets, smoothing): their mean is the Gauss–Newton
+    model = _mlp()
+    torch.manual_seed(4)
+    X = torch.randn(6, 4, dtype=F64)
+    y = torch.tensor([0, -100, 2, 1, -100, 1])
+    keep = y != -100
+    loss = nn.CrossEntropyLoss(label_smoothing=0.3)
+    grads = _sample_grads(model, X[keep], y[keep], 0.3)
+    g = torch.stack([torch.cat([gr[k].reshape(-1) for k in gr]) for gr in grads])
+    torch.testing.assert_close(fisher(model, loss, [(X[:3], y[:3]), (X[3:], y[3:])]).to_dense(),
+                               g.T @ g / 4, rtol=1e-10, atol=1e-12)
+    soft = torch.rand(6, 3, dtype=F64) * 0.6
+    G = ggn(model, loss, (X, soft)).to_dense()
+    Fm = fisher(model, loss, (X, soft), kind="mc", samples=20000).to_dense()
+    assert (Fm - G).abs().max() / G.abs().max() < 0.05
+    Km = kfac(model, loss, (X[:1], soft[:1]), kind="mc", samples=20000).to_dense()
+    Gk = ggn(model, loss, (X[:1], soft[:1])).to_dense()
+    for sl in (slice(0, 25), slice(25, 43)):  # one sample: K-FAC's blocks are the Fisher's
+        assert (Km[sl, sl] - Gk[sl, sl]).abs().max() / Gk[sl, sl].abs().max() < 0.05
