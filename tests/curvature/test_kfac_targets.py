@@ -1,7 +1,8 @@
 """kfac with cross-entropy's ``ignore_index``, ``label_smoothing`` and probability targets: the
 factors equal K-FAC's definition built densely from per-sample gradients (torch.func) of the
-loss torch computes, on the samples the loss counts; the empirical Fisher and the Gauss–Newton
-matrix follow the same targets."""
+loss torch computes, on the samples the loss counts; the empirical Fisher, the Gauss–Newton
+matrix and its diagonal, and the Hessian follow the same targets (a mean over batches is the
+mean over the counted samples); laplace refuses smoothing and probability targets."""
 
 from __future__ import annotations
 
