@@ -311,3 +311,47 @@ def test_samples_whose_target_is_ignored_count_for_nothing(structure, ignore):
     if structure in ("last_layer", "kron"):  # the mean of the features needs a sample
         with pytest.raises(ShapeError, match="ignore_index"):
             laplace(model, loss, (X, torch.full_like(y, ignore)), structure=structure)
+
+
+def test_feature_major_belongs_to_the_last_layer_structure():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+                                torch.nn.Linear(4, 2)).double()
+    X, y = torch.randn(12, 3, dtype=torch.float64), torch.randint(0, 2, (12,))
+    for structure in ("kron", "diag", "full"):
+        post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure=structure,
+                       prior_precision=1.0)
+        with pytest.raises(UnsupportedOperationError, match="structure='last_layer'"):
+            post.feature_major  # noqa: B018
+
+
+def test_seed_none_draws_from_the_global_generator():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2).double()
+    X, y = torch.randn(10, 3, dtype=torch.float64), torch.randint(0, 2, (10,))
+    post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure="diag",
+                   prior_precision=1.0)
+    torch.manual_seed(5)
+    a = post.sample(4, seed=None)
+    torch.manual_seed(5)
+    b = post.sample(4, seed=None)
+    c = post.sample(4, seed=None)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    torch.manual_seed(7)
+    p1 = post.predictive(X, link="mc", samples=20, seed=None).mean
+    torch.manual_seed(7)
+    p2 = post.predictive(X, link="mc", samples=20, seed=None).mean
+    assert torch.equal(p1, p2)
+
+
+def test_mc_predictive_with_the_diagonal_equals_the_full_one():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(),
+                                torch.nn.Linear(5, 3)).double()
+    X, y = torch.randn(16, 3, dtype=torch.float64), torch.randint(0, 3, (16,))
+    post = laplace(model, torch.nn.CrossEntropyLoss(), (X, y), structure="kron",
+                   prior_precision=1.0)
+    full = post.predictive(X, link="mc", samples=30, seed=3)
+    diag = post.predictive(X, link="mc", samples=30, seed=3, diagonal=True)
+    torch.testing.assert_close(diag.mean, full.mean)
+    torch.testing.assert_close(diag.variance, full.variance.diagonal(dim1=1, dim2=2))

@@ -134,9 +134,10 @@ class Laplace:
         return (self.log_likelihood - 0.5 * (delta * self._sq_norms).sum()
                 + 0.5 * (self._sizes * delta.log()).sum() - 0.5 * self._post.logdet(delta))
 
-    def sample(self, n: int = 100, *, seed: int = 0) -> torch.Tensor:
+    def sample(self, n: int = 100, *, seed: int | None = 0) -> torch.Tensor:
         """``n`` draws of the parameters from ``N(θ*, Λ⁻¹)``, an ``(n, P)`` tensor (each row a
-        parameter vector in :attr:`names` order), through the structure's ``Λ^(-1/2)``.
+        parameter vector in :attr:`names` order), through the structure's ``Λ^(-1/2)``;
+        ``seed=None`` draws from torch's global generator.
 
         >>> import torch
         >>> from jacobite.curvature import laplace
@@ -147,8 +148,7 @@ class Laplace:
         (5, 8)
         """
         n = _validate.positive_int(n, "n")
-        g = torch.Generator(device=self.mean.device).manual_seed(
-            _validate.seed(seed, "seed") or 0)
+        g = _validate.generator(seed, self.mean.device)
         E = torch.randn(self.n_params, n, dtype=self.mean.dtype, device=self.mean.device,
                         generator=g)
         return self.mean + self._post.root(E, self.prior_precision).T
@@ -207,6 +207,11 @@ class Laplace:
     def feature_major(self) -> torch.Tensor:
         """For ``"last_layer"``: the index ``k`` with ``mean[k]`` the feature-major parameter
         vector of :meth:`last_layer_jacobian` (entry ``j C + c`` is ``W̃[c, j]``)."""
+        if self.structure != "last_layer":
+            raise UnsupportedOperationError(
+                f"feature_major belongs to structure='last_layer', this posterior has "
+                f"structure={self.structure!r}; build it with laplace(..., "
+                "structure='last_layer')")
         assert isinstance(self._post, KronPosterior)
         L = self._post.layers[0]
         c = torch.arange(L.d_out)[None, :]
@@ -268,12 +273,13 @@ class Laplace:
         return torch.cat(parts), out
 
     def predictive(self, X: Any, *, link: str = "probit", samples: int = 100,
-                   seed: int = 0, diagonal: bool = False) -> Predictive:
+                   seed: int | None = 0, diagonal: bool = False) -> Predictive:
         """The linearised predictive at the inputs ``X``: ``f(x) ~ N(f*(x), J Λ⁻¹ Jᵀ)``.
 
         For cross-entropy ``mean`` holds class probabilities: ``link="probit"`` gives
         ``softmax(f* / √(1 + π/8 · diag var))``, ``link="mc"`` the mean of ``softmax`` over
-        ``samples`` draws of the linearised logits (seeded by ``seed``). For squared error
+        ``samples`` draws of the linearised logits (seeded by ``seed``; ``None``: torch's
+        global generator). For squared error
         ``mean`` is ``f*(x)`` (``link`` does not apply) and the predictive variance of a new
         observation adds ``sigma_noise²`` to the functional variance's diagonal. ``variance`` is
         the functional variance, ``(n, C, C)``, or ``(n, C)`` with ``diagonal=True``.
@@ -289,28 +295,31 @@ class Laplace:
         """
         link = _validate.choice(link, "link", ("probit", "mc"))
         samples = _validate.positive_int(samples, "samples")
-        seed_ = _validate.seed(seed, "seed") or 0
+        _validate.seed(seed, "seed")
         diagonal = _validate.boolean(diagonal, "diagonal")
         X = self._inputs(X)
         w: torch.Tensor | None = None
         if self.structure == "last_layer":
             phi, out = features(self.model, X)
             var, w = self._last_layer_variance(phi, diagonal)
+            full = None
         else:
-            var, out = self._variance(X, diagonal)
+            # the MC draws need the full C × C variance: computed once, diagonal or not
+            mc = self._lc.kind == "ce" and link == "mc"
+            full, out = self._variance(X, diagonal and not mc)
+            var = full.diagonal(dim1=1, dim2=2) if diagonal and mc else full
         if self._lc.kind != "ce":
             return Predictive(out, var)
         if link == "probit":
             d = var if diagonal else var.diagonal(dim1=1, dim2=2)
             return Predictive(torch.softmax(out / (1 + math.pi / 8 * d).sqrt(), dim=1), var)
-        g = torch.Generator(device=out.device).manual_seed(seed_)
+        g = _validate.generator(seed, out.device)
         eps = torch.randn(samples, *out.shape, dtype=out.dtype, device=out.device, generator=g)
         if w is not None:  # Q_G diag(√w) ε: no C × C factor per sample
-            qg = self._post.eig[0][1] if isinstance(self._post, KronPosterior) else None
-            assert qg is not None
-            draws = (eps * w.clamp_min(0).sqrt()) @ qg.T
+            assert isinstance(self._post, KronPosterior)
+            draws = (eps * w.clamp_min(0).sqrt()) @ self._post.eig[0][1].T
         else:
-            full = var if not diagonal else self._variance(X, False)[0]
+            assert full is not None
             lam, Q = torch.linalg.eigh(full)
             root = Q * lam.clamp_min(0).sqrt()[:, None, :]
             draws = torch.einsum("nij,snj->sni", root, eps)
