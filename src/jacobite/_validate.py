@@ -45,6 +45,7 @@ __all__ = [
     "nonnegative_int",
     "positive_float",
     "positive_int",
+    "relative_tolerance",
     "renamed",
     "seed",
     "tolerance",
@@ -200,6 +201,20 @@ def tolerance(value: Any, name: str, *, positive: bool = False) -> float:
 def positive_float(value: Any, name: str) -> float:
     """A finite real number > 0 (a step, a radius, a scale)."""
     return tolerance(value, name, positive=True)
+
+
+def relative_tolerance(value: Any, name: str, *, example: str) -> float:
+    """A finite real number in ``(0, 1)``: a relative residual at which an iteration stops.
+    ``example`` is the value the message suggests (the caller's default).
+
+    >>> relative_tolerance(1e-8, "tol", example="1e-8")
+    1e-08
+    """
+    v = positive_float(value, name)
+    if v >= 1:
+        raise InvalidOptionError(f"{name} must be a number in (0, 1), got {v!r}; "
+                                 f"e.g. {name}={example}")
+    return v
 
 
 def choice(value: Any, name: str, options: Iterable[str]) -> str:

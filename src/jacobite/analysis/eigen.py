@@ -66,13 +66,6 @@ class Eigenpairs:
     message: str
 
 
-def _tol(tol: Any) -> float:
-    tol = _validate.positive_float(tol, "tol")
-    if tol >= 1:
-        raise InvalidOptionError(f"tol must be a number in (0, 1), got {tol!r}; e.g. tol=1e-8")
-    return tol
-
-
 @keeps_state
 def eigenvalues(operator: Any, k: int = 6, *, which: Which = "largest", tol: float = 1e-8,
                 max_matvecs: int | None = None, basis: int | None = None,
@@ -124,7 +117,7 @@ def eigenvalues(operator: Any, k: int = 6, *, which: Which = "largest", tol: flo
     """
     k = _validate.positive_int(k, "k")
     _validate.choice(which, "which", _WHICH)
-    tol = _tol(tol)
+    tol = _validate.relative_tolerance(tol, "tol", example="1e-8")
     max_matvecs = _validate.max_iter(max_matvecs, "max_matvecs")
     if basis is not None:
         basis = _validate.positive_int(basis, "basis")

@@ -127,13 +127,6 @@ class LogDetEstimate:
     method: str
 
 
-def _check_tol(tol: Any) -> float:
-    tol = _validate.positive_float(tol, "tol")
-    if tol >= 1:
-        raise InvalidOptionError(f"tol must be a number in (0, 1), got {tol!r}; e.g. tol=1e-10")
-    return tol
-
-
 @keeps_state
 def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, *,
                  tol: float = 1e-10, max_iter: int | None = None,
@@ -154,7 +147,7 @@ def top_singular(f_or_operator: Any, x: torch.Tensor | None = None, k: int = 1, 
     """
     max_iter = _validate.renamed("maxiter", maxiter, "max_iter", max_iter)
     k = _validate.positive_int(k, "k")
-    tol = _check_tol(tol)
+    tol = _validate.relative_tolerance(tol, "tol", example="1e-10")
     max_iter = _validate.max_iter(max_iter)
     seed = _validate.seed(seed)
     out, worst = _top(f_or_operator, x, k, tol, max_iter, seed)
@@ -325,7 +318,7 @@ def condition_number(f_or_operator: Any, x: torch.Tensor | None = None, *,
     8.0
     """
     max_iter = _validate.max_iter(_validate.renamed("maxiter", maxiter, "max_iter", max_iter))
-    tol = _check_tol(tol)
+    tol = _validate.relative_tolerance(tol, "tol", example="1e-10")
     if exact is not None:
         exact = _validate.boolean(exact, "exact")
     seed = _validate.seed(seed)
