@@ -12,7 +12,9 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -92,6 +94,22 @@ def time_pair(a: Callable[[], object], b: Callable[[], object], *, repeats: int 
 
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
+
+
+def timed(call: Callable[[], T], repeats: int, clock: Callable[[], float]) -> tuple[float, T]:
+    """``(median seconds, last result)`` of ``repeats`` calls of ``call`` (at least one), one
+    call per sample, timed with ``clock`` (e.g. ``bench_clock()``): for calls long enough that
+    the timer's resolution does not matter.
+
+    >>> timed(lambda: 2 + 2, 3, time.perf_counter)[1]
+    4
+    """
+    times: list[float] = []
+    for _ in range(max(repeats, 1)):
+        t0 = clock()
+        out = call()
+        times.append(clock() - t0)
+    return statistics.median(times), out
 
 
 class _Timeout(Exception):

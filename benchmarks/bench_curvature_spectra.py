@@ -26,7 +26,6 @@ thread. A peer that is not installed is skipped, naming the package.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 
 from . import _curv_cases as cc
-from ._common import Section, met
+from ._common import Section, met, timed
 from .bench_dense_overhead import bench_clock, clock_note
 
 K = 10
@@ -82,16 +81,6 @@ def _problem(quick: bool) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, 
     return model, X, y, f"MLP {'-'.join(map(str, dims))}, batch {n}, {P:,} parameters, float32"
 
 
-def _timed(call: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    clock = bench_clock()
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = clock()
-        out = call()
-        times.append(clock() - t0)
-    return statistics.median(times), out
-
-
 def _residual(mv: Callable[[torch.Tensor], torch.Tensor], values: np.ndarray,
               vectors: np.ndarray, scale: float) -> float:
     """``max_i ‖A v_i − λ_i v_i‖ / scale`` for unit columns ``v_i`` (products in float32)."""
@@ -128,14 +117,14 @@ def top_eigenvalues(quick: bool) -> Section:
         counted.count = 0
         return eigenvalues(op, k=K, tol=TOL, seed=0)
 
-    t_ours, r = _timed(ours, repeats)
+    t_ours, r = timed(ours, repeats, bench_clock())
     ours_products = counted.count
     lam = r.values.numpy()
     vec = r.vectors.numpy()
     lam1 = float(lam[0])
     res_ours = _residual(G.mv, lam, vec, lam1)
     probe = torch.randn(n, generator=torch.Generator().manual_seed(3))
-    t_mv = _timed(lambda: G.mv(probe), 5)[0]
+    t_mv = timed(lambda: G.mv(probe), 5, bench_clock())[0]
     row_ours = ["jacobite eigenvalues(ggn(cache=True), k=10, tol=1e-4)", ours_products, t_ours,
                 ours_products * t_mv, res_ours, "", lam1, float(lam[-1])]
     arpack_tol = TOL * lam1 / float(abs(lam[-1]))
@@ -152,7 +141,7 @@ def top_eigenvalues(quick: bool) -> Section:
         return run
 
     ours_lin, ours_count = scipy_counted(G.as_linear_operator())
-    t_same, (w_same, V_same) = _timed(arpack(ours_lin, ours_count), repeats)
+    t_same, (w_same, V_same) = timed(arpack(ours_lin, ours_count), repeats, bench_clock())
     res_same = _residual(G.mv, w_same, V_same, float(w_same[0]))
     rows = [row_ours]
     if cc.have("curvlinops"):
@@ -161,7 +150,7 @@ def top_eigenvalues(quick: bool) -> Section:
         params = [p for p in model.parameters() if p.requires_grad]
         peer = GGNLinearOperator(model, loss, params, [(X, y)], check_deterministic=False)
         peer_lin, peer_count = scipy_counted(peer.to_scipy())
-        t_peer, (w_peer, V_peer) = _timed(arpack(peer_lin, peer_count), repeats)
+        t_peer, (w_peer, V_peer) = timed(arpack(peer_lin, peer_count), repeats, bench_clock())
         peer_products = peer_count[0]
 
         def peer_mv(v: torch.Tensor) -> torch.Tensor:
@@ -171,7 +160,7 @@ def top_eigenvalues(quick: bool) -> Section:
         diff = float(np.abs(lam - w_peer).max() / w_peer[0])
         row_ours[5] = diff
         x = probe.numpy()
-        t_peer_mv = _timed(lambda: peer_lin.matvec(x), 5)[0]
+        t_peer_mv = timed(lambda: peer_lin.matvec(x), 5, bench_clock())[0]
         rows.append([f"scipy eigsh(curvlinops GGN, k=10, which='LA', tol={arpack_tol:.1e})",
                      peer_products, t_peer, peer_products * t_peer_mv, res_peer, 0.0,
                      float(w_peer[0]), float(w_peer[-1])])
@@ -187,7 +176,7 @@ def top_eigenvalues(quick: bool) -> Section:
         counted.count = 0
         return eigenvalues(op, k=K, tol=TIGHT, seed=0)
 
-    t_tight, r_tight = _timed(tight, repeats)
+    t_tight, r_tight = timed(tight, repeats, bench_clock())
     tight_products = counted.count
     res_tight = _residual(G.mv, r_tight.values.numpy(), r_tight.vectors.numpy(),
                           float(r_tight.values[0]))
@@ -244,7 +233,7 @@ def slq_line(quick: bool) -> Section:
     t_diag = clock() - t0
     z = abs(est.value - exact) / est.stderr
     probe = torch.randn(G.shape[0], generator=torch.Generator().manual_seed(3))
-    t_mv = _timed(lambda: G.mv(probe), 5)[0]
+    t_mv = timed(lambda: G.mv(probe), 5, bench_clock())[0]
     sec.rows += [[f"jacobite spectral_density(probes={probes}, steps={steps}).trace(t ↦ t)",
                   sd.matvecs, t_slq, sd.matvecs * t_mv, est.value, est.stderr, exact, z],
                  ["jacobite ggn_diagonal(...).sum() (exact)", "", t_diag, "", exact, 0.0, exact,

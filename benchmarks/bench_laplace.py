@@ -32,7 +32,7 @@ from torch import nn
 
 from . import _laplace_cases as lc
 from . import _memory
-from ._common import Section, have, median, met
+from ._common import Section, have, median, met, timed
 from .bench_dense_overhead import bench_clock, clock_note
 
 PEER = "laplace"
@@ -40,16 +40,6 @@ PEER_PACKAGE = "laplace-torch"
 SLACK = 0.005
 TARGET_MS = 10.0
 MEMORY_NUMBERS = 64
-
-
-def _timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
-    clock = bench_clock()
-    times, out = [], torch.empty(0)
-    for _ in range(repeats):
-        t0 = clock()
-        out = fn()
-        times.append(clock() - t0)
-    return median(times), out
 
 
 def classifier_table(quick: bool) -> Section:
@@ -73,14 +63,14 @@ def classifier_table(quick: bool) -> Section:
                                  structure=structure))
             return posts[-1].predictive(pb.Xt, diagonal=True).mean
 
-        t_ours, p_ours = _timed(ours, repeats)
+        t_ours, p_ours = timed(ours, repeats, bench_clock())
         delta = float(posts[-1].prior_precision[0])
         n_ours, e_ours = lc.nll(p_ours, pb.yt), lc.ece(p_ours, pb.yt)
         if not have(PEER):
             sec.rows.append([structure, "jacobite", n_ours, e_ours, delta, t_ours,
                              f"skipped: install {PEER_PACKAGE}"])
             continue
-        t_peer, p_peer = _timed(partial(lc.peer_predict, pb, structure), repeats)
+        t_peer, p_peer = timed(partial(lc.peer_predict, pb, structure), repeats, bench_clock())
         n_peer, e_peer = lc.nll(p_peer, pb.yt), lc.ece(p_peer, pb.yt)
         ok = n_ours <= n_peer + SLACK and e_ours <= e_peer + SLACK and t_ours < t_peer
         verdicts.append(ok)
