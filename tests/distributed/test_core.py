@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from jacobite import distributed as D
 from jacobite.distributed._batch import share
-from jacobite.errors import ArgumentTypeError, DistributedError, ShapeError
+from jacobite.distributed.internal import share_each
+from jacobite.errors import ArgumentTypeError, DistributedError, InvalidOptionError, ShapeError
 
 from ._spawn import run
 
@@ -191,3 +192,17 @@ def test_shares_cover_the_items_in_order(n: int, size: int) -> None:
     assert all(a.stop == b.start for a, b in itertools.pairwise(parts))
     lengths = [p.stop - p.start for p in parts]
     assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
+
+
+@given(n=st.integers(0, 100), size=st.integers(1, 8))
+def test_share_each_refuses_fewer_problems_than_ranks(n: int, size: int) -> None:
+    groups = [D.Group(None, r, size, torch.device("cpu")) for r in range(size)]
+    if n < size:
+        with pytest.raises(InvalidOptionError,
+                           match=rf"^{n} goal\(s\) cannot be shared by {size} ranks \(each rank "
+                                 r"needs at least one\); stack them$"):
+            share_each(n, groups[0], "goal(s)", "stack them")
+    else:
+        assert [share_each(n, g, "goal(s)", "stack them") for g in groups] == \
+            [share(n, r, size) for r in range(size)]
+    assert share_each(n, None, "problems", "-") == slice(0, n)

@@ -16,6 +16,9 @@ public surface); the names here follow jacobite's packages rather than a compati
   :func:`~jacobite.distributed.traffic` counter; call it once per collective issued.
 - :func:`check_rank` ``(r, group, name)``: ``r`` as an int rank of ``group`` (``0`` for one
   process), or a typed error naming the argument ``name`` and the valid range.
+- :func:`share_each` ``(n, group, what, fix)``: this rank's :func:`~jacobite.distributed.shard`
+  of ``n`` independent problems, refused (a typed error naming ``what`` and the ``fix``) when
+  the group has more ranks than problems, so that every rank gets at least one.
 
 >>> from jacobite.distributed import traffic
 >>> from jacobite.distributed.internal import check_rank, record
@@ -23,12 +26,28 @@ public surface); the names here follow jacobite's packages rather than a compati
 ...     record(12)
 >>> t.bytes, t.calls, check_rank(0, None, "dst")
 (12, 1, 0)
+>>> share_each(3, None, "problems", "solve them in one process")
+slice(0, 3, None)
 """
 
 from __future__ import annotations
 
+from ..errors import InvalidOptionError
+from ._batch import shard
+from ._group import Group
 from ._guard import _raise_failures as raise_failures
 from ._guard import check_rank
 from ._traffic import record
 
-__all__ = ["check_rank", "raise_failures", "record"]
+__all__ = ["check_rank", "raise_failures", "record", "share_each"]
+
+
+def share_each(n: int, group: Group | None, what: str, fix: str) -> slice:
+    """This rank's contiguous share of ``n`` problems (all of them for ``group=None``); a group
+    with more ranks than problems is refused, the message naming ``what`` the problems are
+    (``"problems"``, ``"goal(s)"``) and the ``fix``."""
+    if group is not None and group.size > n:
+        raise InvalidOptionError(
+            f"{n} {what} cannot be shared by {group.size} ranks (each rank needs at least one); "
+            f"{fix}")
+    return shard(n, group)

@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ..distributed import gather_batch, guarded, resolve, shard
-from ..errors import InvalidOptionError, UnsupportedOperationError
+from ..distributed import gather_batch, guarded, resolve
+from ..distributed.internal import share_each
+from ..errors import UnsupportedOperationError
 from ._ik import SHARE
 
 __all__ = ["on_group"]
@@ -53,12 +54,10 @@ def on_group(process_group: Any, solve: Callable[[], T], target: Any) -> T:
             raise UnsupportedOperationError(
                 "ik(process_group=...) gathers the solutions without their derivatives; solve "
                 "in one process to differentiate q in the targets")
-        if group.size > goals:
-            raise InvalidOptionError(
-                f"{goals} goal(s) cannot be shared by {group.size} ranks (each rank needs at "
-                "least one); stack the goals into one (G, 4, 4) or (G, 3) batch with G ≥ the "
-                "number of ranks, or solve in one process (process_group=None)")
-        token = SHARE.set(shard(goals, group))
+        part = share_each(goals, group, "goal(s)",
+                          "stack the goals into one (G, 4, 4) or (G, 3) batch with G ≥ the "
+                          "number of ranks, or solve in one process (process_group=None)")
+        token = SHARE.set(part)
         try:
             mine = solve()
         finally:

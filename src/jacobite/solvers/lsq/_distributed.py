@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ...distributed import Group, gather_batch, guarded, resolve, shard
+from ...distributed import Group, gather_batch, guarded, resolve
+from ...distributed.internal import share_each
 from ...errors import (
     InvalidOptionError,
     JacobiteError,
@@ -86,11 +87,8 @@ def _size(x: Any, name: str) -> int:
 
 
 def _check(group: Group, B: int) -> slice:
-    if group.size > B:
-        raise InvalidOptionError(
-            f"{B} problems cannot be shared by {group.size} ranks (each rank needs at least one); "
-            "solve them in one process (process_group=None) or on a smaller group")
-    return shard(B, group)
+    return share_each(B, group, "problems",
+                      "solve them in one process (process_group=None) or on a smaller group")
 
 
 @contextlib.contextmanager
