@@ -3,8 +3,8 @@
 process on the whole batch: the same ``.grad`` and weights to 1e-10 in float64 (1e-6 in
 float32), through DistributedDataParallel models for several optimizer steps, one row per
 collective under a small memory budget, the bytes each rank sent, ranks failing before and
-inside their backward pass, disagreeing ranks and sharded parameters. One spawn checks
-everything."""
+inside their backward pass, disagreeing ranks and DTensor parameters the losses use directly
+(refused; FSDP2 models are checked in test_jd_fsdp.py). One spawn checks everything."""
 
 from __future__ import annotations
 
@@ -125,7 +125,8 @@ def _failing_backward(g: D.Group, bad_rank: int) -> tuple[str, str]:
 
 
 def _sharded(g: D.Group) -> str:
-    """Parameters held as shards (DTensor, as FSDP2 holds them) are refused on every rank."""
+    """DTensor parameters that the losses use directly (through ``full_tensor()``, not through
+    FSDP2's unsharding) are refused on every rank."""
     from torch.distributed.tensor import Shard, distribute_tensor, init_device_mesh
 
     mesh = init_device_mesh("cpu", (g.size,))
@@ -244,5 +245,5 @@ def test_ranks_that_disagree_on_the_losses_are_refused(ranks: list[dict[str, Any
     assert [r["mismatch"] for r in ranks] == ["ShapeError", "ShapeError"]
 
 
-def test_sharded_parameters_are_refused(ranks: list[dict[str, Any]]) -> None:
+def test_dtensors_used_directly_are_refused(ranks: list[dict[str, Any]]) -> None:
     assert [r["sharded"] for r in ranks] == ["UnsupportedOperationError"] * 2

@@ -135,7 +135,9 @@ def backward(losses: Tensor | Sequence[Tensor], params: Iterable[Tensor] | None 
     ``process_group`` (a ``torch.distributed`` group or ``"world"``; default None: this process
     alone): each rank passes the losses of its own shard of the data, and every rank receives
     the update of the Jacobian averaged over the ranks — with mean losses over equal shards,
-    Jacobian descent on the whole batch (``docs/distributed.md``; a DDP-wrapped model works).
+    Jacobian descent on the whole batch. A DDP-wrapped model works, and so does a model sharded
+    by FSDP2's ``fully_shard`` with a Gramian-weighted aggregator (pass its ``DTensor``
+    parameters, collected before the forward pass); see ``docs/distributed.md``.
 
     >>> import torch
     >>> from jacobite.multiobjective.backward import backward
