@@ -5,6 +5,7 @@ every result against the values computed in one process."""
 from __future__ import annotations
 
 import itertools
+import pickle
 import time
 from dataclasses import dataclass
 
@@ -206,3 +207,52 @@ def test_share_each_refuses_fewer_problems_than_ranks(n: int, size: int) -> None
         assert [share_each(n, g, "goal(s)", "stack them") for g in groups] == \
             [share(n, r, size) for r in range(size)]
     assert share_each(n, None, "problems", "-") == slice(0, n)
+
+
+class _CountedPickle:
+    """Stands for the ``pickle`` module of ``jacobite.distributed._scatter``: the sizes of the
+    objects it pickles, in order."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def dumps(self, obj: object) -> bytes:
+        data = pickle.dumps(obj)
+        self.sizes.append(len(data))
+        return data
+
+
+def _object_traffic(rank: int, size: int) -> dict:
+    """scatter_batch and gather_batch of a tree with a list leaf, outside and inside traffic()."""
+    from jacobite.distributed import _scatter
+
+    g = D.resolve("world")
+    assert g is not None
+    counted = _scatter.pickle = _CountedPickle()  # type: ignore[assignment]
+    tree = (torch.arange(8.0, dtype=torch.float64).reshape(4, 2), ["a", "b", "c", "d"])
+
+    def both() -> None:
+        part = D.scatter_batch(tree if rank == 0 else None, g)
+        D.gather_batch(part, g, dst=None)
+
+    both()
+    out: dict = {"outside": list(counted.sizes)}
+    with D.traffic() as guard:  # gather_batch's check of the leading sizes and structures
+        D.guarded_all_gather(torch.tensor([2, 0]), g)
+    with D.traffic() as t:
+        both()
+    out["inside"] = (t.bytes, t.calls, list(counted.sizes), guard.bytes, guard.calls)
+    return out
+
+
+def test_object_payloads_are_pickled_for_traffic_only_inside_a_block() -> None:
+    for rank, r in enumerate(run(_object_traffic, 2)):
+        assert r["outside"] == []  # no second pickling where no counter reads it
+        nbytes, calls, sizes, guard_bytes, guard_calls = r["inside"]
+        # the scatter: the description and the list's shares from rank 0 (pickled), the
+        # tensor's two shares of 2 × 2 float64; the gather: the guard, this rank's list share
+        # (pickled) and its 2 × 2 float64 rows
+        assert len(sizes) == (3 if rank == 0 else 1)
+        scatter = sum(sizes[:2]) + 2 * 32 if rank == 0 else 0
+        assert nbytes == scatter + guard_bytes + sizes[-1] + 32
+        assert calls == 3 + guard_calls + 2

@@ -26,11 +26,18 @@ from ..errors import RankFailedError, ShapeError
 from ._batch import Placeholder, batch_size, flatten, share
 from ._group import Group, ProcessGroupLike, resolve
 from ._guard import check_rank, guarded, guarded_all_gather
-from ._traffic import record
+from ._traffic import counting, record
 
 __all__ = ["gather_batch", "scatter_batch"]
 
 T = TypeVar("T")
+
+
+def _pickled_size(obj: Any) -> int:
+    """The bytes of ``obj`` pickled, the payload :func:`~jacobite.distributed.traffic` counts
+    for an object collective; 0 without pickling it outside a ``traffic()`` block, where no
+    counter reads it."""
+    return len(pickle.dumps(obj)) if counting() else 0
 
 
 def _describe(leaves: list[Any]) -> list[tuple[str, tuple[int, ...], torch.dtype | None]]:
@@ -65,7 +72,7 @@ def scatter_batch(tree: T, group: ProcessGroupLike, src: int = 0) -> T:
             own, meta[0] = exc, ("error", f"{type(exc).__name__}: {exc}"[:300])
     src_global = dist.get_global_rank(g.pg, src)
     dist.broadcast_object_list(meta, src=src_global, group=g.pg)
-    record(len(pickle.dumps(meta[0])) if g.rank == src else 0)
+    record(_pickled_size(meta[0]) if g.rank == src else 0)
     if meta[0][0] == "error":
         if own is not None:
             raise own
@@ -81,7 +88,7 @@ def scatter_batch(tree: T, group: ProcessGroupLike, src: int = 0) -> T:
             got: list[Any] = [None]
             chunks = [leaves[i][s] for s in shares] if g.rank == src else None
             dist.scatter_object_list(got, chunks, src=src_global, group=g.pg)
-            record(len(pickle.dumps(chunks)) if chunks is not None else 0)
+            record(_pickled_size(chunks) if chunks is not None else 0)
             out.append(got[0])
             continue
         buf = torch.empty((width, *tail), dtype=dtype, device=g.device)
@@ -160,7 +167,7 @@ def gather_batch(tree: T, group: ProcessGroupLike, dst: int | None = 0) -> T | N
 
 
 def _gather_objects(g: Group, lists: list[Any], dst: int | None) -> list[Any]:
-    record(len(pickle.dumps(lists)))
+    record(_pickled_size(lists))
     if dst is None:
         got: list[Any] = [None] * g.size
         dist.all_gather_object(got, lists, group=g.pg)

@@ -45,6 +45,16 @@ def _counters() -> list[Traffic]:
     return stack
 
 
+def counting() -> bool:
+    """Whether a :func:`traffic` block is active on this thread: a payload whose size costs
+    work to find (a pickled object) needs measuring only then.
+
+    >>> counting()
+    False
+    """
+    return bool(_counters())
+
+
 def record(nbytes: int) -> None:
     """Add one collective of ``nbytes`` payload bytes to every active counter."""
     for counter in _counters():
