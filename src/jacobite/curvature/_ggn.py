@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
+from torch.fx.experimental import const_fold
+from torch.fx.experimental.proxy_tensor import make_fx
 from torch.nn import functional as F
 
 from .. import _validate
@@ -76,6 +78,28 @@ def _dual_product(model: nn.Module, ps: Params, X: Any, v: torch.Tensor
     return primal.detach(), tangent.detach(), pullback
 
 
+def _traced_jvp(f: Callable[[dict[str, torch.Tensor]], torch.Tensor], ps: Params
+                ) -> torch.fx.GraphModule:
+    """``(t_1, …, t_k) ↦ J t`` for tangents shaped like the parameters, as one traced graph
+    of ATen operations whose parts that do not depend on the tangents (the forward pass, the
+    activation masks) are evaluated once and kept. It is traced with contiguous tangents, the
+    layout of the views :meth:`Params.split` hands it, so forward AD takes them as they are:
+    torch's ``linearize`` traces with broadcast tangents, which its graph then copies into
+    fresh zeros on every call (two extra passes over the ``P`` tangent entries)."""
+    def tangent(flat: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        with fwAD.dual_level():
+            duals = {k: fwAD.make_dual(p, t) for k, p, t in zip(ps.names, ps.values, flat,
+                                                                  strict=True)}
+            primal, tangent = fwAD.unpack_dual(f(duals))
+        return torch.zeros_like(primal) if tangent is None else tangent
+
+    like = tuple(torch.zeros(p.shape, dtype=p.dtype, device=p.device) for p in ps.values)
+    graph = make_fx(tangent)(like)
+    with warnings.catch_warnings():  # torch's constant folding of the traced JVP
+        warnings.filterwarnings("ignore", message="Attempted to insert a get_attr")
+        return const_fold.split_const_subgraphs(graph)
+
+
 class _Linearized:
     """One batch's linearisation, kept: the traced JVP and the saved VJP of the model."""
 
@@ -83,16 +107,15 @@ class _Linearized:
         def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
             return forward(model, ps, p, X)
 
-        primals = ps.primals()
-        with warnings.catch_warnings():  # torch's constant folding of the traced JVP
-            warnings.filterwarnings("ignore", message="Attempted to insert a get_attr")
-            self.out, self._jvp = torch.func.linearize(f, primals)
-        self._vjp = torch.func.vjp(f, primals)[1]
-        self.out = self.out.detach()
+        pair = torch.func.vjp(f, ps.primals())
+        self.out: torch.Tensor = pair[0].detach()
+        self._vjp = pair[1]
+        self._jvp = _traced_jvp(f, ps)
         self._ps = ps
 
     def jvp(self, v: torch.Tensor) -> torch.Tensor:
-        return self._jvp(self._ps.split(v))
+        out = self._jvp(*self._ps.split(v.contiguous()).values())
+        return out[0] if isinstance(out, (list, tuple)) else out
 
     def vjp(self, u: torch.Tensor) -> torch.Tensor:
         return self._ps.flat(self._vjp(u)[0])
@@ -146,16 +169,22 @@ def sandwich(model: nn.Module, ps: Params, batches: Data,
     the ``kept`` linearisations of :func:`scan` where given, else one forward pass carrying the
     tangent and its backward pass per batch."""
 
+    def pulled(u: torch.Tensor) -> torch.Tensor:
+        return u * scale if scale != 1.0 else u  # the scale on the (small) output side
+
     def mv(v: torch.Tensor) -> torch.Tensor:
-        acc = v.new_zeros(ps.size)
+        # the first batch's vector is fresh (a concatenation): the sum starts there
+        acc: torch.Tensor | None = None
         if kept is not None:
             for b, (lin, y) in enumerate(kept):
-                acc += lin.vjp(middle(lin.out, y, lin.jvp(v), b))
+                g = lin.vjp(pulled(middle(lin.out, y, lin.jvp(v), b)))
+                acc = g if acc is None else acc.add_(g)
         else:
             for b, (X, y) in enumerate(batches):
                 out, Jv, pullback = _dual_product(model, ps, X, v)
-                acc += pullback(middle(out, y, Jv, b))
-        return acc * scale if scale != 1.0 else acc
+                g = pullback(pulled(middle(out, y, Jv, b)))
+                acc = g if acc is None else acc.add_(g)
+        return v.new_zeros(ps.size) if acc is None else acc
 
     return mv
 
