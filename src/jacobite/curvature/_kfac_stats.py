@@ -30,7 +30,7 @@ from ._setup import Data, Params, hooked_forward
 from ._sharded import draw_key, global_count
 from .fisher import _residuals, _sample_scale
 
-__all__ = ["Layer", "collect", "layers_of"]
+__all__ = ["Layer", "Residuals", "Sums", "collect", "drawn", "layers_of"]
 
 _FIX = "leave its parameters out with params="
 
@@ -126,14 +126,51 @@ def _counts(lc: LossCurvature, out: torch.Tensor, y: Any
     return keep, lc.weight(out, y), _sample_scale(lc, out, y)
 
 
-def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind: str,
-            samples: int, seed: int, group: Group | None = None
+#: ``(batch index, the model's output detached, targets) -> (K, *out.shape)``: the vectors in
+#: the output space whose gradients in each layer's output ``g`` build ``G`` (one backward pass
+#: each): K-FAC's residuals of drawn labels, or the columns of the loss Hessian's square root.
+Residuals = Callable[[int, torch.Tensor, Any], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Sums:
+    """How :func:`collect` sums a batch's residual vectors into ``G`` and what its refusals
+    name. ``average``: ``G`` gains the mean of ``g gᵀ`` over the ``K`` vectors (drawn labels)
+    rather than their sum (a square root's columns). ``unused_ok``: a layer output that the
+    vectors do not reach adds nothing (otherwise autograd refuses it). ``one_call`` and
+    ``all_called``: the fixes named when a layer is called twice or not at all in a forward
+    pass; ``none_counted``: the end of the refusal when every target is ignored.
+
+    >>> Sums().average, Sums(average=False).one_call.startswith("K-FAC")
+    (True, True)
+    """
+
+    average: bool = True
+    unused_ok: bool = False
+    one_call: str = f"K-FAC needs one call per layer: {_FIX}"
+    all_called: str = "leave their parameters out with params="
+    none_counted: str = ("K-FAC counts no sample; pass data with at least one target that is "
+                         "not ignore_index")
+
+
+def drawn(lc: LossCurvature, kind: str, samples: int, seed: int, group: Group | None
+          ) -> Residuals:
+    """K-FAC's residuals: the loss gradients of the data's labels (``kind="empirical"``) or of
+    ``samples`` labels drawn from the predictive (``"mc"``), the same draws on every rank
+    count as one process's."""
+    return lambda i, out, y: _residuals(lc, kind, out, y, samples, seed, draw_key(i, group))
+
+
+def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data,
+            residuals: Residuals, group: Group | None = None, sums: Sums = Sums()
             ) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
     """``(layer, A, G)`` per layer over all batches, and over the ranks of ``group`` (see
-    :mod:`jacobite.curvature.kfac`; call it inside ``count_guard(group)``)."""
+    :mod:`jacobite.curvature.kfac`; call it inside ``count_guard(group)``), with ``G`` from
+    the vectors ``residuals`` gives per batch, summed as ``sums`` says."""
     layers = layers_of(model, ps)
     A: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
-    G: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
+    G: dict[str, torch.Tensor] = {
+        L.name: torch.zeros(L.d_out, L.d_out, dtype=ps.dtype, device=ps.device) for L in layers}
     rows = {L.name: 0 for L in layers}
     weight_total: float = 0
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -142,8 +179,8 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
         def hook(args: Any, out: torch.Tensor) -> None:
             if name in seen:
                 raise UnsupportedOperationError(
-                    f"the layer {name!r} is called more than once per forward pass; K-FAC "
-                    f"needs one call per layer: {_FIX}")
+                    f"the layer {name!r} is called more than once per forward pass; "
+                    f"{sums.one_call}")
             seen[name] = (args[0].detach(), out)
         return hook
 
@@ -157,18 +194,19 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
         unused = [L.name for L in layers if L.name not in seen]
         if unused:
             raise UnsupportedOperationError(
-                f"the layer(s) {unused} are not called by the forward pass; leave their "
-                "parameters out with params=")
-        R = _residuals(lc, kind, out.detach(), y, samples, seed, draw_key(i, group))
+                f"the layer(s) {unused} are not called by the forward pass; {sums.all_called}")
+        R = residuals(i, out.detach(), y)
         keep, weight, c = _counts(lc, out, y)
-        c /= R.shape[0]
+        if sums.average:
+            c /= R.shape[0]
         outs = [seen[L.name][1] for L in layers]
         for s in range(R.shape[0]):
-            grads = torch.autograd.grad(out, outs, R[s], retain_graph=s + 1 < R.shape[0])
+            grads = torch.autograd.grad(out, outs, R[s], retain_graph=s + 1 < R.shape[0],
+                                        allow_unused=sums.unused_ok)
             for L, g in zip(layers, grads, strict=True):
-                g2 = _out_rows(L, g).reshape(-1, L.d_out)
-                gg, prev = c * (g2.T @ g2), G[L.name]
-                G[L.name] = gg if prev is None else prev + gg
+                if g is not None:
+                    g2 = _out_rows(L, g).reshape(-1, L.d_out)
+                    G[L.name] = G[L.name] + c * (g2.T @ g2)
         for L in layers:
             x = _rows(L, seen[L.name][0])
             a = _augmented((x if keep is None else x[keep]).reshape(-1, L.d_in), L)
@@ -182,9 +220,9 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
             + [torch.tensor([float(rows[L.name]) for L in layers] + [float(weight_total)],
                             dtype=ps.dtype, device=ps.device)])
         global_count(0.0, flat.numel(), group, what="K-FAC factor entries")
-        sums = guarded_all_reduce(flat, group)
-        parts = iter(torch.split(sums, [t.numel() for L in layers
-                                        for t in (A[L.name], G[L.name]) if t is not None]
+        reduced = guarded_all_reduce(flat, group)
+        parts = iter(torch.split(reduced, [t.numel() for L in layers
+                                           for t in (A[L.name], G[L.name]) if t is not None]
                                  + [len(layers) + 1]))
         for L in layers:
             A[L.name], G[L.name] = (next(parts).view(t.shape)
@@ -195,13 +233,12 @@ def collect(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, kind
     if any(r == 0 for r in rows.values()):
         raise ShapeError(
             f"every target is the loss's ignore_index ({getattr(lc.fn, 'ignore_index', -100)}), "
-            "so K-FAC counts no sample; pass data with at least one target that is not "
-            "ignore_index")
+            f"so {sums.none_counted}")
     scale = 1.0 / weight_total if lc.mean else 1.0
     out_: list[tuple[Layer, torch.Tensor, torch.Tensor]] = []
     for L in layers:
         a_sum, g_sum = A[L.name], G[L.name]
-        assert a_sum is not None and g_sum is not None
+        assert a_sum is not None
         # exactly symmetric: rounding in XᵀX may differ between (i, j) and (j, i)
         out_.append((L, (a_sum + a_sum.T) / (2 * rows[L.name]), (g_sum + g_sum.T) * (scale / 2)))
     return out_

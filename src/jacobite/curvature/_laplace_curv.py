@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError, UnsupportedOperationError
-from ._kfac_stats import Layer, _augmented, _out_rows, _rows, layers_of
+from ._kfac_stats import Layer, Sums, _augmented, collect
 from ._loss import LossCurvature
 from ._setup import Data, Params, hooked_forward
 
@@ -55,60 +55,25 @@ def sum_loss(lc: LossCurvature) -> LossCurvature:
     return LossCurvature(fn, lc.kind, False)
 
 
+#: :func:`kron_factors`' sums: the square root's columns are summed, a layer output they do not
+#: reach adds nothing, and the refusals name the Laplace posterior's fixes.
+_COLUMNS = Sums(
+    average=False, unused_ok=True,
+    one_call="the Kronecker structure needs one call per layer: use structure='diag'",
+    all_called="leave their parameters out of the model (or freeze them with "
+               "requires_grad_(False))",
+    none_counted="the likelihood counts no sample; pass data with at least one counted target")
+
+
 def kron_factors(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data
                  ) -> list[tuple[Layer, torch.Tensor, torch.Tensor]]:
-    """``(layer, G, A)`` for every Linear or Conv2d layer of ``ps`` (sum loss ``lc``)."""
-    layers = layers_of(model, ps)
-    G = {L.name: torch.zeros(L.d_out, L.d_out, dtype=ps.dtype, device=ps.device)
-         for L in layers}
-    A_sum: dict[str, torch.Tensor | None] = {L.name: None for L in layers}
-    rows = {L.name: 0 for L in layers}
-    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    """``(layer, G, A)`` for every Linear or Conv2d layer of ``ps`` (``lc`` a sum loss, see
+    :func:`sum_loss`)."""
 
-    def record(name: str) -> Callable[[Any, torch.Tensor], None]:
-        def hook(args: Any, out: torch.Tensor) -> None:
-            if name in seen:
-                raise UnsupportedOperationError(
-                    f"the layer {name!r} is called more than once per forward pass; the "
-                    "Kronecker structure needs one call per layer: use structure='diag'")
-            seen[name] = (args[0].detach(), out)
-        return hook
+    def columns(i: int, out: torch.Tensor, y: Any) -> torch.Tensor:
+        return lc.sqrt_columns(out, y).movedim(1, 0)  # (K, n, C): column k of every sample
 
-    for i, (X, y) in enumerate(batches):
-        seen.clear()
-        out = hooked_forward(model, ps, X, {L.module: record(L.name) for L in layers})
-        if i == 0:
-            lc.check(out.detach(), y)
-        missing = [L.name for L in layers if L.name not in seen]
-        if missing:
-            raise UnsupportedOperationError(
-                f"the layer(s) {missing} are not called by the forward pass; leave their "
-                "parameters out of the model (or freeze them with requires_grad_(False))")
-        S = lc.sqrt_columns(out.detach(), y)  # (n, K, C), zero for an ignored target
-        keep = lc.counted(y)
-        outs = [seen[L.name][1] for L in layers]
-        for k in range(S.shape[1]):
-            grads = torch.autograd.grad(out, outs, S[:, k, :], retain_graph=k + 1 < S.shape[1],
-                                        allow_unused=True)
-            for L, g in zip(layers, grads, strict=True):
-                if g is not None:
-                    g2 = _out_rows(L, g).reshape(-1, L.d_out)
-                    G[L.name] += g2.T @ g2
-        for L in layers:
-            x = _rows(L, seen[L.name][0])
-            a = _augmented((x if keep is None else x[keep]).reshape(-1, L.d_in), L)
-            prev = A_sum[L.name]
-            A_sum[L.name] = a.T @ a if prev is None else prev + a.T @ a
-            rows[L.name] += a.shape[0]
-    result = []
-    for L in layers:
-        if rows[L.name] == 0:
-            raise _no_sample(lc)
-        a_sum = A_sum[L.name]
-        assert a_sum is not None
-        g = G[L.name]
-        result.append((L, (g + g.T) / 2, (a_sum + a_sum.T) / (2 * rows[L.name])))
-    return result
+    return [(L, G, A) for L, A, G in collect(model, ps, lc, batches, columns, sums=_COLUMNS)]
 
 
 def last_layer(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -36,7 +36,7 @@ from .. import _validate
 from ..distributed import ProcessGroupLike, resolve
 from ..errors import UnsupportedOperationError
 from ..operators import FunctionOperator, JacobianOperator, KroneckerOperator
-from ._kfac_stats import Layer, collect
+from ._kfac_stats import Layer, collect, drawn
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
 from ._sharded import count_guard
@@ -206,6 +206,7 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
     ps = Params.of(model, params)
     with count_guard(group):
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
-        stats = collect(model, ps, lc, batches, kind, samples, seed_ or 0, group)
+        stats = collect(model, ps, lc, batches, drawn(lc, kind, samples, seed_ or 0, group),
+                        group)
     blocks = [_Block(layer, G, A, damping) for layer, A, G in stats]
     return KFACOperator(ps.size, blocks, ps.dtype, ps.device)
