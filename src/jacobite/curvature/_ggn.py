@@ -59,7 +59,9 @@ def _dual_product(model: nn.Module, ps: Params, X: Any, v: torch.Tensor
     runs the backward pass of that same forward pass (once)."""
     with torch.enable_grad():
         leaves = [t.detach().requires_grad_() for t in ps.values]
-        tangents = ps.split(v)
+        # a tangent of its own storage, laid out as its parameter, is taken as it is; a view
+        # into v would be copied by forward AD into fresh zeros (a fill and a copy)
+        tangents = {k: t.clone() for k, t in ps.split(v).items()}
         with fwAD.dual_level(), _ConstantInputLayers():
             duals = {k: fwAD.make_dual(t, tangents[k])
                      for k, t in zip(ps.names, leaves, strict=True)}
