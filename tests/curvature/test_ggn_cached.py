@@ -100,3 +100,15 @@ def test_any_split_of_the_data_gives_the_gauss_newton_matrix_of_all(cuts: list[i
     G = ggn(model, loss, batches(X, y, tuple(cuts)), cache=True)
     v = torch.randn(G.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     _close(G.mv(v), G_ref @ v)
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_product_records_no_graph_even_of_a_vector_that_requires_grad(cache: bool) -> None:
+    model, X = make("mlp", torch.float64)
+    y = targets("ce", (6, 3), torch.float64)
+    loss = nn.CrossEntropyLoss()
+    G = ggn(model, loss, (X, y), cache=cache)
+    v = torch.randn(G.shape[0], dtype=torch.float64, requires_grad=True)
+    Gv = G.mv(v)
+    assert not Gv.requires_grad and Gv.grad_fn is None
+    _close(Gv, dense_ggn(model, loss, X, y) @ v.detach())

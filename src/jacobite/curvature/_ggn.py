@@ -73,7 +73,8 @@ def _dual_product(model: nn.Module, ps: Params, X: Any, v: torch.Tensor
     def pullback(u: torch.Tensor) -> torch.Tensor:
         if not primal.requires_grad:
             return v.new_zeros(ps.size)
-        grads = torch.autograd.grad(primal, leaves, u, allow_unused=True)
+        with torch.no_grad():
+            grads = torch.autograd.grad(primal, leaves, u, allow_unused=True)
         return torch.cat([(torch.zeros_like(t) if g is None else g).reshape(-1)
                           for g, t in zip(grads, leaves, strict=True)])
 
@@ -120,7 +121,8 @@ class _Linearized:
         return out[0] if isinstance(out, (list, tuple)) else out
 
     def vjp(self, u: torch.Tensor) -> torch.Tensor:
-        return self._ps.flat(self._vjp(u)[0])
+        with torch.no_grad():  # torch.func's pullback records its backward pass where grad
+            return self._ps.flat(self._vjp(u)[0])  # mode is on; the products need no graph
 
 
 class _GGNOperator(FunctionOperator):
