@@ -36,7 +36,11 @@ OPTIONAL_PEERS = {"numdifftools": "numdifftools", "jax": "jax jaxlib", "jaxlib":
                   "psutil": "psutil", "theseus": "theseus-ai", "jenn": "jenn", "zuko": "zuko",
                   "nflows": "nflows", "normflows": "normflows", "FrEIA": "FrEIA",
                   "pinocchio": "pin", "pytorch_kinematics": "pytorch-kinematics",
-                  "roboticstoolbox": "roboticstoolbox-python", "yourdfpy": "yourdfpy"}
+                  "roboticstoolbox": "roboticstoolbox-python", "yourdfpy": "yourdfpy",
+                  "kornia": "kornia", "skimage": "scikit-image",
+                  "curvlinops": "curvlinops-for-pytorch (--no-deps)",
+                  "backpack": "backpack-for-pytorch (--no-deps)",
+                  "laplace": "laplace-torch (--no-deps)"}
 
 
 # Sections appear in this order; benchmarks not listed follow alphabetically.
@@ -111,7 +115,9 @@ def header(command: str, quick: bool, threads: int) -> str:
             ("theseus", "theseus-ai"), ("jenn", "jenn"), ("zuko", "zuko"), ("nflows", "nflows"),
             ("normflows", "normflows"), ("FrEIA", "FrEIA"),
             ("pytorch_kinematics", "pytorch-kinematics"), ("pinocchio", "pin"),
-            ("roboticstoolbox", "roboticstoolbox-python")]
+            ("roboticstoolbox", "roboticstoolbox-python"), ("kornia", "kornia"),
+            ("scikit-image", "scikit-image"), ("curvlinops", "curvlinops-for-pytorch"),
+            ("backpack", "backpack-for-pytorch"), ("laplace-torch", "laplace-torch")]
     versions = ", ".join(f"{name} {v}" for name, dist in libs if (v := _version(dist)))
     missing = [name for name, dist in libs if _version(dist) is None]
     thread_txt = (f"{threads} (torch.get_num_threads() = {torch.get_num_threads()})"
@@ -129,8 +135,8 @@ def header(command: str, quick: bool, threads: int) -> str:
         + (f"; not installed: {', '.join(missing)}" if missing else ""),
         f"- Threads per library: {thread_txt}",
         f"- Reproduce (from the repository root): `{command}` — after "
-        "`pip install -e '.[bench]' jax jaxlib` (a missing optional peer only skips its "
-        "section)",
+        "`pip install -e '.[bench]' jax jaxlib` and `pip install --no-deps -r "
+        "benchmarks/peers-no-deps.txt` (a missing optional peer only skips its section)",
     ]
     if quick:
         lines.append("- **Quick (smoke) run: small sizes and few repeats; numbers are not "
