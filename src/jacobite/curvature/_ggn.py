@@ -89,7 +89,7 @@ def _traced_jvp(f: Callable[[dict[str, torch.Tensor]], torch.Tensor], ps: Params
     layout of the views :meth:`Params.split` hands it, so forward AD takes them as they are:
     torch's ``linearize`` traces with broadcast tangents, which its graph then copies into
     fresh zeros on every call (two extra passes over the ``P`` tangent entries)."""
-    def tangent(flat: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def pushed(flat: tuple[torch.Tensor, ...]) -> torch.Tensor:
         with fwAD.dual_level():
             duals = {k: fwAD.make_dual(p, t) for k, p, t in zip(ps.names, ps.values, flat,
                                                                   strict=True)}
@@ -97,7 +97,7 @@ def _traced_jvp(f: Callable[[dict[str, torch.Tensor]], torch.Tensor], ps: Params
         return torch.zeros_like(primal) if tangent is None else tangent
 
     like = tuple(torch.zeros(p.shape, dtype=p.dtype, device=p.device) for p in ps.values)
-    graph = make_fx(tangent)(like)
+    graph = make_fx(pushed)(like)
     with warnings.catch_warnings():  # torch's constant folding of the traced JVP
         warnings.filterwarnings("ignore", message="Attempted to insert a get_attr")
         return const_fold.split_const_subgraphs(graph)
