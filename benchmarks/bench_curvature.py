@@ -116,10 +116,13 @@ def ggn_matvec(quick: bool) -> Section:
         f"gradients: {g_plain:.2f} ({met(g_plain <= 1.8)}); equal to curvlinops to 1e-5 "
         f"relative: {max(errs):.1e} ({met(max(errs) <= TOL)}).")
     sec.notes.append(
-        f"The cached product is a traced JVP and a saved VJP: those two alone, by torch.func "
-        f"with no bookkeeping, take {floor:.2f} gradients on this machine (the 'parts' rows), "
-        f"so {g_cached - floor:.2f} gradients of the cached product are jacobite's own (the "
-        "flat vector's split and concatenation, the loss Hessian, the accumulation). The "
+        f"The cached product is a traced JVP and a saved VJP: torch.func's own pair "
+        f"(linearize's traced JVP, vjp's pullback; the 'parts' rows) takes {floor:.2f} "
+        f"gradients on this machine against the cached product's {g_cached:.2f} "
+        f"({g_cached - floor:+.2f}: the flat vector's split and concatenation and the loss "
+        "Hessian, less what jacobite's own trace saves — it traces the JVP with tangents that "
+        "are views of the flat vector, where linearize's graph copies every tangent into "
+        "fresh zeros on each call, and runs the pullback with grad mode off). The "
         "JVP multiplies twice in every Linear layer after the first (weight tangent times "
         "input, weight times input tangent) where a forward pass multiplies once.")
     sec.notes.append(
