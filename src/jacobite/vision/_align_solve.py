@@ -96,9 +96,11 @@ class Evaluation:
     """Cost, normal equations and coverage of some pairs at some parameters (the fields
     that the iteration keeps, subsets and merges)."""
 
-    FIELDS = ("coverage", "cost", "g", "A", "params")
+    FIELDS = ("coverage", "cost", "pixel_cost", "compared", "g", "A", "params")
     coverage: torch.Tensor  # (n,) the share of the mask's weight sampled inside the source
     cost: torch.Tensor  # (n,) float64
+    pixel_cost: torch.Tensor  # (n, P) float64: each target pixel's share of cost, 0 outside
+    compared: torch.Tensor  # (n, P) bool: the pixels in the cost (weighted, inside the source)
     g: torch.Tensor  # (n, p) float64
     A: torch.Tensor  # (n, p, p) float64
     params: torch.Tensor  # (n, p)
@@ -108,13 +110,15 @@ class Evaluation:
         """Set ``coverage`` and ``cost`` from the residuals ``r`` ``(n, C, P)`` (float64) and
         return the IRLS weights ``(n, C, P)``, zero outside the mask and the source."""
         wmask = mask * inside  # (n, P), float64
+        self.compared = wmask > 0
         self.coverage = wmask.sum(-1) / mask.sum(-1).clamp_min(1e-300)
         base = wmask[:, None, :].expand_as(r)
-        if lvl.loss == "linear":
-            self.cost = 0.5 * (base * r * r).sum((1, 2))
-            return base
         s = scale[:, None, None]
-        self.cost = 0.5 * (base * loss_value(lvl.loss, r, s)).sum((1, 2))
+        rho = r * r if lvl.loss == "linear" else loss_value(lvl.loss, r, s)
+        self.pixel_cost = 0.5 * wmask * rho.sum(1)
+        self.cost = self.pixel_cost.sum(-1)
+        if lvl.loss == "linear":
+            return base
         return base * self.irls(lvl, loss_weights(lvl.loss, r, s))
 
     def irls(self, lvl: Level, weights: torch.Tensor) -> torch.Tensor:
@@ -192,6 +196,30 @@ def _motion(lvl: Level, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (pa - pb).norm(dim=-1).amax(-1)
 
 
+def _descends(cur: Evaluation, new: Evaluation) -> torch.Tensor:
+    """``(n,)``: whether the trial ``new`` costs no more than ``cur`` over the target pixels
+    compared at both parameters.
+
+    The full sums run over different pixel sets (a pixel whose sample leaves the source drops
+    out of the cost), so comparing them rewards a step for pushing pixels out of the overlap:
+    the iteration could lower its sum that way and settle far from the images' match. The
+    mean over each set's own pixels would still reward dropping the worst-matched pixels, and
+    charging the pixels outside a fixed price biases the minimum towards more overlap. Over
+    the pixels that both parameters compare the test is a plain descent test of one function,
+    the one the Gauss–Newton step linearises there: neither losing nor gaining pixels counts,
+    and a step short enough to keep the set is accepted exactly when it lowers the cost.
+
+    >>> class E:
+    ...     def __init__(self, cost, compared):
+    ...         self.pixel_cost, self.compared = torch.tensor([cost]), torch.tensor([compared])
+    >>> # the trial drops the worst pixel and matches the one kept worse: rejected
+    >>> bool(_descends(E([1.0, 9.0], [True, True]), E([2.0, 0.0], [True, False]))[0])
+    False
+    """
+    both = cur.compared & new.compared
+    return (new.pixel_cost * both).sum(-1) <= (cur.pixel_cost * both).sum(-1)
+
+
 def _step(e: Evaluation, lam: torch.Tensor) -> torch.Tensor:
     d = torch.diagonal(e.A, dim1=-2, dim2=-1)
     floor = (d.amax(-1, keepdim=True) * 1e-12).clamp_min(1e-300)
@@ -205,7 +233,8 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
 
     A pair stops when its next step would move no image corner by more than ``lvl.tol``
     pixels (the step is taken, unevaluated: converged), when no damping makes a step lower
-    its cost (converged: a minimum to working precision), when it leaves the overlap or goes
+    its cost over the pixels compared before and after it (converged: a minimum to working
+    precision; see :func:`_descends`), when it leaves the overlap or goes
     non-finite (diverged), or after ``lvl.max_iter`` steps.
     """
     nb = params.shape[0]
@@ -239,7 +268,7 @@ def solve_level(lvl: Level, params: torch.Tensor) -> LevelResult:
             cur = run.cur
         new = lvl.evaluate(None if run.active.numel() == nb else run.active, trial)
         run.its = run.its + 1
-        accept = (finite & torch.isfinite(new.cost) & (new.cost <= cur.cost)
+        accept = (finite & torch.isfinite(new.cost) & _descends(cur, new)
                   & (new.coverage >= lvl.min_coverage))
         run.lam = torch.where(accept, run.lam * 0.1, run.lam * 10).clamp(1e-12, 1e12)
         run.cur = cur = _merge(cur, new, accept)
