@@ -92,8 +92,8 @@ def test_density_matches_the_broadened_eigenvalue_histogram() -> None:
     assert float(got[near].sum()) * dx == pytest.approx(2 / 112, rel=0.5)
 
 
-def test_each_lanczos_step_is_one_mm_with_a_column_per_probe() -> None:
-    A = with_spectrum(LAM, seed=3)
+def _recording(A: torch.Tensor) -> tuple[FunctionOperator, list[int]]:
+    """``A`` as a symmetric operator that records the width of every ``mm``."""
     widths: list[int] = []
 
     def mv(v: torch.Tensor) -> torch.Tensor:
@@ -103,7 +103,14 @@ def test_each_lanczos_step_is_one_mm_with_a_column_per_probe() -> None:
         widths.append(V.shape[1])
         return A @ V
 
-    op = FunctionOperator((112, 112), mv, mv, dtype=F64, tags=("symmetric",), mm=mm, rmm=mm)
+    op = FunctionOperator(tuple(A.shape), mv, mv, dtype=A.dtype, tags=("symmetric",), mm=mm,
+                          rmm=mm)
+    return op, widths
+
+
+def test_each_lanczos_step_is_one_mm_with_a_column_per_probe() -> None:
+    A = with_spectrum(LAM, seed=3)
+    op, widths = _recording(A)
     sd = spectral_density(op, probes=5, steps=7, seed=0)
     assert widths == [5] * 7 and sd.matvecs == 35
     ref = spectral_density(A, probes=5, steps=7, seed=0)
@@ -147,16 +154,7 @@ def test_a_small_memory_budget_changes_the_chunks_not_the_result() -> None:
     from jacobite import config
 
     A = with_spectrum(LAM, seed=5)
-    widths: list[int] = []
-
-    def mv(v: torch.Tensor) -> torch.Tensor:
-        return A @ v
-
-    def mm(V: torch.Tensor) -> torch.Tensor:
-        widths.append(V.shape[1])
-        return A @ V
-
-    op = FunctionOperator((112, 112), mv, mv, dtype=F64, tags=("symmetric",), mm=mm, rmm=mm)
+    op, widths = _recording(A)
     whole = spectral_density(op, probes=6, steps=5, seed=3)
     widths.clear()
     with config.memory_budget(2 * 8 * 112 * 8):  # two probes' Lanczos vectors at a time

@@ -14,6 +14,8 @@ from torch.nn import functional as F
 from jacobite.curvature import diagonal_estimate, fisher, ggn, ggn_diagonal, hessian, kfac, laplace
 from jacobite.errors import ShapeError, UnsupportedOperationError
 
+from ._oracle import flat_model
+
 F64 = torch.float64
 
 
@@ -97,16 +99,10 @@ def test_label_smoothing_and_probability_targets_follow_the_loss(smoothing, soft
     torch.testing.assert_close(fisher(model, loss, data).to_dense(), g.T @ g / 6,
                                rtol=1e-10, atol=1e-12)
     # the Gauss–Newton matrix: (1/N) Σ J_nᵀ ∇²_z ℓ_n J_n with torch.func's Hessian of the loss
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    names = list(params)
-    theta = torch.cat([params[k].reshape(-1) for k in names])
+    theta, flat = flat_model(model)
 
     def f(th: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        p, i = {}, 0
-        for k in names:
-            p[k] = th[i:i + params[k].numel()].view_as(params[k])
-            i += params[k].numel()
-        return torch.func.functional_call(model, p, (x[None],))[0]
+        return flat(th, x[None])[0]
 
     ref = torch.zeros(len(theta), len(theta), dtype=F64)
     for n in range(6):
@@ -148,16 +144,7 @@ def test_a_mean_over_batches_with_ignored_targets_is_the_mean_over_the_counted_s
     keep = y != ignore
     loss = nn.CrossEntropyLoss(ignore_index=ignore)
     data = [(X[:4], y[:4]), (X[4:9], y[4:9]), (X[9:], y[9:])]  # the last: all ignored
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    names = list(params)
-    theta = torch.cat([params[k].reshape(-1) for k in names])
-
-    def f(th: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        p, i = {}, 0
-        for k in names:
-            p[k] = th[i:i + params[k].numel()].view_as(params[k])
-            i += params[k].numel()
-        return torch.func.functional_call(model, p, (x,))
+    theta, f = flat_model(model)
 
     Xk, yk = X[keep], y[keep]
     H = torch.func.hessian(lambda th: F.cross_entropy(f(th, Xk), yk))(theta)
