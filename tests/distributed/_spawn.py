@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["RankError", "run"]
+__all__ = ["RankError", "outcome", "run"]
 
 PRELOAD = ("torch", "torch.distributed", "jacobite", "jacobite.distributed", "jacobite.dense",
            "jacobite.curvature", "jacobite.analysis", "numpy")
@@ -114,3 +114,13 @@ def run(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 60.0) 
         tail = f"\n(ranks {killed} were still running and were killed)" if killed else ""
         raise RankError(f"rank {rank} of {nprocs} raised:\n{errors[rank]}{tail}")
     return [results[r] for r in range(nprocs)]
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, str]:
+    """``(error class name, message)`` of what ``call()`` raised, or ``("none", "")``: a rank's
+    refusal sent back as plain data."""
+    try:
+        call()
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return "none", ""

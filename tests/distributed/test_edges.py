@@ -21,6 +21,7 @@ from jacobite.curvature._sharded import global_count
 from jacobite.dense import JacobianBlock
 from jacobite.kinematics import Chain, ik
 
+from ._spawn import outcome as _error
 from ._spawn import run
 
 pytestmark = pytest.mark.distributed
@@ -64,14 +65,6 @@ def _wide(x: torch.Tensor) -> torch.Tensor:  # 2 inputs -> 40 outputs: forward m
 
 def _tall(x: torch.Tensor) -> torch.Tensor:  # 30 inputs -> 2 outputs: reverse mode
     return torch.stack([torch.tanh(x).sum(), (x * x).sum()])
-
-
-def _error(call: Any) -> tuple[str, str]:
-    try:
-        call()
-    except Exception as exc:
-        return type(exc).__name__, str(exc)
-    return "none", ""
 
 
 def _dense(g: D.Group, dt: torch.dtype) -> None:

@@ -19,7 +19,7 @@ from jacobite import distributed as D
 from jacobite.multiobjective import UPGrad, backward, mtl_backward
 from jacobite.multiobjective.aggregators import TrimmedMean
 
-from ._spawn import run
+from ._spawn import outcome, run
 
 pytestmark = pytest.mark.distributed
 
@@ -75,11 +75,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 
 def _refused(call: Any) -> str:
-    try:
-        call()
-    except Exception as exc:
-        return type(exc).__name__
-    return "none"
+    return outcome(call)[0]
 
 
 def _accumulated(x: torch.Tensor, y: torch.Tensor, g: D.Group) -> float:

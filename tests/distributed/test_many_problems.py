@@ -16,6 +16,7 @@ from jacobite import curve_fit, least_squares
 from jacobite.errors import InvalidOptionError
 from jacobite.kinematics import Chain, ik
 
+from ._spawn import outcome as _error
 from ._spawn import run
 
 pytestmark = pytest.mark.distributed
@@ -67,14 +68,6 @@ def _ik(group: Any = None) -> dict[str, Any]:
              process_group=group)
     return {"q": res.q, "success": res.success, "status": res.status, "seed": res.seed,
             "iterations": res.iterations, "nfev": res.nfev, "error": res.position_error}
-
-
-def _error(call: Any) -> tuple[str, str]:
-    try:
-        call()
-    except Exception as exc:
-        return type(exc).__name__, str(exc)
-    return "none", ""
 
 
 def _ranks(rank: int, size: int) -> dict[str, Any]:
