@@ -1,8 +1,9 @@
 """Robot kinematics: forward kinematics + Jacobian, batched IK and Jacobian agreement, beside
 pytorch_kinematics, pinocchio and roboticstoolbox.
 
-Three tables, float64, 1 thread, side by side in one process; robots from the test fixtures
-(``tests/kinematics/robots``); times are medians of interleaved repeats on the runner's clock
+Three tables, float64, 1 thread, side by side in one process; robots from the URDF files
+jacobite ships (``src/jacobite/kinematics/data``, :func:`jacobite.kinematics.example_urdf`);
+times are medians of interleaved repeats on the runner's clock
 (``bench_dense_overhead.bench_clock``).
 
 1. FK + 6×7 Jacobian of the KUKA iiwa 7 at B = 1 and B = 1000: ``chain.fk_and_jacobian`` vs
@@ -36,7 +37,7 @@ from . import _kin_peers as peers
 from ._common import Section, have, median, met
 from .bench_dense_overhead import bench_clock, clock_note, time_interleaved
 
-ROBOTS = Path(__file__).resolve().parents[1] / "tests" / "kinematics" / "robots"
+ROBOTS = Path(__file__).resolve().parents[1] / "src" / "jacobite" / "kinematics" / "data"
 FILES = {"KUKA iiwa 7": "kuka_iiwa7.urdf", "UR5": "ur5.urdf", "Panda": "panda.urdf"}
 TOL = (1e-4, 1e-3)
 SEEDS = 10
@@ -51,7 +52,7 @@ def _robot(name: str) -> tuple[Path, Any]:
 
     path = ROBOTS / FILES[name]
     if not path.is_file():
-        raise _Missing(f"skipped: robot file {path.relative_to(ROBOTS.parents[2])} is absent")
+        raise _Missing(f"skipped: robot file {path.relative_to(ROBOTS.parents[3])} is absent")
     return path, Chain.from_urdf(path)
 
 

@@ -28,6 +28,7 @@ import torch
 
 from jacobite.kinematics import (
     Chain,
+    example_urdf,
     ik,
     manipulability,
     nearest_singularity,
@@ -37,7 +38,7 @@ from jacobite.kinematics import (
 
 ROOT = Path(__file__).resolve().parent.parent
 IMG = ROOT / "docs" / "img"
-KUKA = ROOT / "tests" / "kinematics" / "robots" / "kuka_iiwa7.urdf"
+KUKA = example_urdf("kuka_iiwa7")
 F64 = torch.float64
 
 

@@ -56,7 +56,7 @@ def test_clik_and_the_success_check(kuka) -> None:
 
 
 def test_missing_robot_files_skip_the_sections(monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(bk, "ROBOTS", tmp_path / "tests" / "kinematics" / "robots")
+    monkeypatch.setattr(bk, "ROBOTS", tmp_path / "src" / "jacobite" / "kinematics" / "data")
     for section in (bk.fk_jacobian(True), bk.ik_section(True)):
         assert section.rows[0][0].startswith("skipped: robot file")
     rows = bk.agreement(True).rows

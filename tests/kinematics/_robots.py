@@ -1,5 +1,6 @@
-"""The robot fixtures of the kinematics tests (URDF files in ``robots/``), shared by the tests,
-the benchmarks and the docs.
+"""The robot fixtures of the kinematics tests (the arms jacobite ships, from
+:func:`jacobite.kinematics.example_urdf`, and a made-up gripper in ``robots/``), shared by the
+tests.
 
 >>> load("kuka_iiwa7").dof
 7
@@ -27,6 +28,10 @@ ENDS = {
 
 def robot_path(name: str) -> Path:
     """The URDF file of a fixture robot (``kuka_iiwa7``, ``ur5``, ``panda``, ``gripper``)."""
+    from jacobite.kinematics import EXAMPLE_ROBOTS, example_urdf
+
+    if name in EXAMPLE_ROBOTS:
+        return example_urdf(name)
     path = ROBOTS / f"{name}.urdf"
     if not path.is_file():
         raise FileNotFoundError(f"no robot fixture {name!r}; have {sorted(ENDS)}")

@@ -12,6 +12,8 @@
 * :func:`ik` — batched inverse kinematics (damped least squares on the pose error, many seeds
   per goal, joint limits), differentiable in the target; an :class:`IKResult` per call.
 * :func:`solve_velocity` — joint velocities for an end-frame twist (damped least squares).
+* :func:`example_urdf` — the URDF files of three arms shipped with jacobite (KUKA iiwa 7, UR5,
+  Panda), for examples and tests.
 
 Twists and Jacobian rows are ordered linear then angular (see ``docs/conventions.md``).
 
@@ -41,10 +43,12 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .analytic import ORIENTATIONS, analytic_jacobian, orientation_parameters
     from .chain import FRAMES, Chain
+    from .examples import EXAMPLE_ROBOTS, example_urdf
     from .plots import plot_ellipsoids, plot_path_measures
     from .velocity import solve_velocity
 
 __all__ = [
+    "EXAMPLE_ROBOTS",
     "FRAMES",
     "ORIENTATIONS",
     "STATUSES",
@@ -54,6 +58,7 @@ __all__ = [
     "NearestSingularity",
     "analytic_jacobian",
     "condition_number",
+    "example_urdf",
     "force_ellipsoid",
     "ik",
     "manipulability",
@@ -74,6 +79,7 @@ _SOURCE = {
     **dict.fromkeys(("plot_ellipsoids", "plot_path_measures"), ".plots"),
     **dict.fromkeys(("STATUSES", "IKResult", "ik"), "._ik"),
     "solve_velocity": ".velocity",
+    **dict.fromkeys(("EXAMPLE_ROBOTS", "example_urdf"), ".examples"),
     **dict.fromkeys(("ORIENTATIONS", "analytic_jacobian", "orientation_parameters"),
                     ".analytic"),
 }
