@@ -21,29 +21,13 @@ from jacobite import distributed as D
 from jacobite.multiobjective import UPGrad, backward, mtl_backward
 from jacobite.multiobjective.aggregators import MGDA, TrimmedMean
 
+from ._jd_model import F64, STEPS, M, assert_steps_close
+from ._jd_model import data as _data
+from ._jd_model import losses as _losses
+from ._jd_model import net as _net
 from ._spawn import run
 
 pytestmark = pytest.mark.distributed
-
-F64 = torch.float64
-STEPS = 3
-M = 3  # objectives of the multi-objective model
-
-
-def _net() -> nn.Module:
-    torch.manual_seed(0)
-    # P = 57: odd, so each rank's column block is padded
-    return nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, M)).to(F64)
-
-
-def _data() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return torch.randn(12, 5, generator=g, dtype=F64), torch.randn(12, M, generator=g, dtype=F64)
-
-
-def _losses(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return ((model(x) - y) ** 2).mean(0)  # one mean loss per output: m = 3
-
 
 def _trunk_heads() -> tuple[nn.Module, nn.ModuleList]:
     torch.manual_seed(2)
@@ -185,16 +169,12 @@ def test_ddp_steps_equal_one_process_on_the_whole_batch(ranks: list[dict[str, An
                              ("trimmed", TrimmedMean(trim_number=1)), ("chunked", UPGrad())):
         ref, ref_w = _train(_net(), x, y, aggregator)
         for r in ranks:
-            for got, want in zip(r[name], ref, strict=True):
-                np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
-        if name == "upgrad":
-            for r in ranks:
-                for got, want in zip(r["upgrad_w"], ref_w, strict=True):
-                    np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
+            assert_steps_close(r[name], ref, rtol=1e-10, atol=1e-12)
+            if name == "upgrad":
+                assert_steps_close(r["upgrad_w"], ref_w, rtol=1e-10)
     ref, _ = _train(_net(), x, y, UPGrad())
     for r in ranks:  # DDP searching for unused parameters, or with a static graph: the same
-        for got, want in zip(r["unused"] + r["static"], ref + ref, strict=True):
-            np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
+        assert_steps_close(r["unused"] + r["static"], ref + ref, rtol=1e-10, atol=1e-12)
     # the ranks' parameters are the same bits after the steps
     np.testing.assert_array_equal(ranks[0]["params"], ranks[1]["params"])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -19,20 +18,13 @@ from jacobite import distributed as D
 from jacobite.multiobjective import UPGrad, backward, mtl_backward
 from jacobite.multiobjective.aggregators import TrimmedMean
 
+from ._jd_model import STEPS, M, assert_steps_close
+from ._jd_model import data as _data
+from ._jd_model import losses as _losses
+from ._jd_model import net as _net
 from ._spawn import outcome, run
 
 pytestmark = pytest.mark.distributed
-
-F64 = torch.float64
-STEPS = 3
-M = 3  # objectives
-
-
-def _net() -> nn.Sequential:
-    torch.manual_seed(0)
-    # 6 and 3 rows: the second layer's shards are uneven on two ranks (2 and 1 rows)
-    return nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, M)).to(F64)
-
 
 def _sharded_net(reshard: bool = True) -> nn.Sequential:
     from torch.distributed.fsdp import fully_shard
@@ -42,15 +34,6 @@ def _sharded_net(reshard: bool = True) -> nn.Sequential:
     fully_shard(model[2], reshard_after_forward=reshard)
     fully_shard(model, reshard_after_forward=reshard)
     return model
-
-
-def _data() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return torch.randn(12, 5, generator=g, dtype=F64), torch.randn(12, M, generator=g, dtype=F64)
-
-
-def _losses(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return ((model(x) - y) ** 2).mean(0)
 
 
 def _full(model: nn.Module) -> torch.Tensor:
@@ -127,10 +110,8 @@ def test_fsdp_steps_equal_one_process_on_the_whole_batch(ranks: list[dict[str, A
     x, y = _data()
     ref, ref_w = _train(_net(), x, y)
     for r in ranks:  # with and without resharding after the forward pass
-        for got, want in zip(r["params"] + r["kept"], ref + ref, strict=True):
-            np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
-        for got, want in zip(r["weights"], ref_w, strict=True):
-            np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
+        assert_steps_close(r["params"] + r["kept"], ref + ref, rtol=1e-10, atol=1e-12)
+        assert_steps_close(r["weights"], ref_w, rtol=1e-10)
 
 
 def test_jacobite_sends_the_gramian_and_the_weights(ranks: list[dict[str, Any]]) -> None:
