@@ -47,7 +47,7 @@ def names(model: nn.Module, structure: str) -> list[str]:
         [k for k, _ in model.named_parameters()]
 
 
-def _layout(d_out: int, d_in: int) -> torch.Tensor:
+def layout(d_out: int, d_in: int) -> torch.Tensor:
     """For each index of the parameter layout [W row-major, b], its index in vec_row([W | b])."""
     o, i = torch.meshgrid(torch.arange(d_out), torch.arange(d_in), indexing="ij")
     return torch.cat([(o * (d_in + 1) + i).reshape(-1), torch.arange(d_out) * (d_in + 1) + d_in])
@@ -59,7 +59,7 @@ def _kron_block(B: torch.Tensor, H: torch.Tensor, a: torch.Tensor) -> torch.Tens
     at = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], dim=1)
     A = at.T @ at / a.shape[0]
     K = (G[:, None, :, None] * A[None, :, None, :]).reshape(G.shape[0] * A.shape[0], -1)
-    idx = _layout(B.shape[2], a.shape[1])
+    idx = layout(B.shape[2], a.shape[1])
     return K[idx][:, idx]
 
 

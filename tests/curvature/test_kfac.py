@@ -18,25 +18,11 @@ from torch.nn import functional as F
 from jacobite.curvature import fisher, ggn, kfac
 from jacobite.errors import InvalidOptionError, UnsupportedOperationError
 
+from ._laplace_dense import data as _data
+from ._laplace_dense import layout as _layout
+from ._laplace_dense import mlp as _mlp
+
 F64 = torch.float64
-
-
-def _mlp(classes: int = 3) -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, classes)).to(F64)
-
-
-def _data(kind: str, n: int = 7, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    torch.manual_seed(1)
-    X = torch.randn(n, 4, dtype=F64)
-    y = torch.randn(n, classes, dtype=F64) if kind == "mse" else torch.randint(0, classes, (n,))
-    return X, y
-
-
-def _layout(d_out: int, d_in: int) -> torch.Tensor:
-    """For each index of the parameter layout [W row-major, b], its index in vec_row([W | b])."""
-    o, i = torch.meshgrid(torch.arange(d_out), torch.arange(d_in), indexing="ij")
-    return torch.cat([(o * (d_in + 1) + i).reshape(-1), torch.arange(d_out) * (d_in + 1) + d_in])
 
 
 def dense_kfac(model: nn.Sequential, loss_name: str, X: torch.Tensor,

@@ -14,20 +14,10 @@ from torch.nn import functional as F
 from jacobite.curvature import diagonal_estimate, fisher, ggn, ggn_diagonal, hessian, kfac, laplace
 from jacobite.errors import ShapeError, UnsupportedOperationError
 
+from ._laplace_dense import layout, mlp
 from ._oracle import flat_model
 
 F64 = torch.float64
-
-
-def _mlp() -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).to(F64)
-
-
-def _layout(d_out: int, d_in: int) -> torch.Tensor:
-    """For each index of the parameter layout [W row-major, b], its index in vec_row([W | b])."""
-    o, i = torch.meshgrid(torch.arange(d_out), torch.arange(d_in), indexing="ij")
-    return torch.cat([(o * (d_in + 1) + i).reshape(-1), torch.arange(d_out) * (d_in + 1) + d_in])
 
 
 def _sample_grads(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor,
@@ -52,7 +42,7 @@ def dense_kfac(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor, mean: boo
     for idx, a in zip(("0", "2"), [X, torch.tanh(model[0](X)).detach()], strict=True):
         g = torch.stack([gr[f"{idx}.bias"] for gr in grads])
         at = torch.cat([a, torch.ones(N, 1, dtype=F64)], dim=1)
-        perm = _layout(g.shape[1], a.shape[1])
+        perm = layout(g.shape[1], a.shape[1])
         blocks.append(torch.kron(c * g.T @ g, at.T @ at / N)[perm][:, perm])
     return torch.block_diag(*blocks)
 
@@ -60,7 +50,7 @@ def dense_kfac(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor, mean: boo
 @pytest.mark.parametrize("ignore", [-100, 2], ids=["default", "class-2"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_samples_whose_target_is_ignored_count_for_nothing(ignore, reduction):
-    model = _mlp()
+    model = mlp()
     torch.manual_seed(1)
     X = torch.randn(9, 4, dtype=F64)
     y = torch.randint(0, 2, (9,))  # classes 0 and 1: class 2 only where it is ignored
@@ -83,7 +73,7 @@ def test_samples_whose_target_is_ignored_count_for_nothing(ignore, reduction):
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("soft", [False, True], ids=["classes", "probabilities"])
 def test_label_smoothing_and_probability_targets_follow_the_loss(smoothing, soft):
-    model = _mlp()
+    model = mlp()
     torch.manual_seed(2)
     X = torch.randn(6, 4, dtype=F64)
     # probabilities that do not sum to 1, so that the Hessian's factor Σ t shows
@@ -118,7 +108,7 @@ def test_label_smoothing_and_probability_targets_follow_the_loss(smoothing, soft
 @pytest.mark.parametrize("structure", ["last_layer", "kron", "diag", "full"])
 def test_laplace_refuses_label_smoothing_and_probability_targets(structure):
     # neither is the categorical likelihood of class labels that the posterior is built on
-    model = _mlp()
+    model = mlp()
     X, y = torch.randn(6, 4, dtype=F64), torch.randint(0, 3, (6,))
     with pytest.raises(UnsupportedOperationError, match=r"plain nn\.CrossEntropyLoss\(\)"):
         laplace(model, nn.CrossEntropyLoss(label_smoothing=0.1), (X, y), structure=structure)
@@ -136,7 +126,7 @@ def test_a_mean_over_batches_with_ignored_targets_is_the_mean_over_the_counted_s
     # batches that lose different shares of their samples: the mean is torch's over the data
     # as one batch (the counted targets of all batches), whatever the split; a batch with every
     # target ignored counts for nothing
-    model = _mlp()
+    model = mlp()
     torch.manual_seed(3)
     X = torch.randn(11, 4, dtype=F64)
     y = torch.randint(0, 2, (11,))
@@ -169,7 +159,7 @@ def test_a_mean_over_batches_with_ignored_targets_is_the_mean_over_the_counted_s
 def test_smoothing_with_ignored_targets_and_drawn_labels():
     # smoothing and ignore_index together: the empirical Fisher of torch's loss on the counted
     # samples; drawn labels (probability targets, smoothing): their mean is the Gauss–Newton
-    model = _mlp()
+    model = mlp()
     torch.manual_seed(4)
     X = torch.randn(6, 4, dtype=F64)
     y = torch.tensor([0, -100, 2, 1, -100, 1])
