@@ -44,7 +44,7 @@ def _in_gradients(fns: Sequence[Callable[[], object]], repeats: int
     return [median(s) for s in samples], grads
 
 
-def _mlp_problem(quick: bool) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
+def mlp_problem(quick: bool) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
     dims = (64, 48, 32, 10) if quick else cc.MNIST_DIMS
     n = 32 if quick else 512
     model = cc.mlp(dims)
@@ -52,6 +52,18 @@ def _mlp_problem(quick: bool) -> tuple[torch.nn.Module, torch.Tensor, torch.Tens
     P = sum(p.numel() for p in model.parameters())
     label = f"MLP {'-'.join(map(str, dims))}, batch {n}, {P:,} parameters, float32"
     return model, X, y, label
+
+
+def _beside_curvlinops(kind: str, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor,
+                       seed: int) -> tuple[torch.nn.Module, torch.Tensor, cc.Flat,
+                                           cc.Product]:
+    """The cross-entropy loss, a random vector, one gradient of the batch (the time unit) and
+    curvlinops' product of ``kind`` (``"ggn"`` or ``"hessian"``) for a matvec table."""
+    loss = torch.nn.CrossEntropyLoss()
+    P = sum(p.numel() for p in model.parameters())
+    v = torch.randn(P, generator=torch.Generator().manual_seed(seed))
+    return (loss, v, cc.gradient(model, loss, X, y),
+            cc.curvlinops_product(kind, model, loss, X, y))
 
 
 def _skipped(title: str, package: str) -> Section:
@@ -65,15 +77,11 @@ def _skipped(title: str, package: str) -> Section:
 def ggn_matvec(quick: bool) -> Section:
     from jacobite.curvature import ggn
 
-    model, X, y, label = _mlp_problem(quick)
+    model, X, y, label = mlp_problem(quick)
     title = f"bench_curvature: GGN matvec ({label}, cross-entropy)"
     if not cc.have("curvlinops"):
         return _skipped(title, CURVLINOPS)
-    loss = torch.nn.CrossEntropyLoss()
-    P = sum(p.numel() for p in model.parameters())
-    v = torch.randn(P, generator=torch.Generator().manual_seed(2))
-    grad = cc.gradient(model, loss, X, y)
-    peer = cc.curvlinops_product("ggn", model, loss, X, y)
+    loss, v, grad, peer = _beside_curvlinops("ggn", model, X, y, seed=2)
     plain = ggn(model, loss, (X, y))
     cached = ggn(model, loss, (X, y), cache=True)
 
@@ -150,7 +158,7 @@ def ggn_diagonals(quick: bool) -> Section:
     verdicts: list[str] = []
     repeats = 3 if quick else 7
 
-    model, X, y, label = _mlp_problem(quick)
+    model, X, y, label = mlp_problem(quick)
     grad = cc.gradient(model, loss, X, y)
 
     def ours() -> torch.Tensor:
@@ -226,15 +234,11 @@ def ggn_diagonals(quick: bool) -> Section:
 def hessian_matvec(quick: bool) -> Section:
     from jacobite.curvature import hessian
 
-    model, X, y, label = _mlp_problem(quick)
+    model, X, y, label = mlp_problem(quick)
     title = f"bench_curvature: Hessian matvec ({label}, cross-entropy)"
     if not cc.have("curvlinops"):
         return _skipped(title, CURVLINOPS)
-    loss = torch.nn.CrossEntropyLoss()
-    P = sum(p.numel() for p in model.parameters())
-    v = torch.randn(P, generator=torch.Generator().manual_seed(4))
-    grad = cc.gradient(model, loss, X, y)
-    peer = cc.curvlinops_product("hessian", model, loss, X, y)
+    loss, v, grad, peer = _beside_curvlinops("hessian", model, X, y, seed=4)
     H = hessian(model, loss, (X, y))
     err = cc.relative(H.mv(v), peer(v))
     secs, grads = _in_gradients([grad, lambda: peer(v), lambda: H.mv(v)], 3 if quick else 7)

@@ -34,6 +34,7 @@ import torch
 
 from . import _curv_cases as cc
 from ._common import Section, met, timed
+from .bench_curvature import mlp_problem
 from .bench_dense_overhead import bench_clock, clock_note
 
 K = 10
@@ -72,15 +73,6 @@ def scipy_counted(op: Any) -> tuple[Any, list[int]]:
                           dtype=np.float32), count
 
 
-def _problem(quick: bool) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
-    dims = (64, 48, 32, 10) if quick else cc.MNIST_DIMS
-    n = 32 if quick else 512
-    model = cc.mlp(dims)
-    X, y = cc.data((dims[0],), dims[-1], n, seed=1)
-    P = sum(p.numel() for p in model.parameters())
-    return model, X, y, f"MLP {'-'.join(map(str, dims))}, batch {n}, {P:,} parameters, float32"
-
-
 def _residual(mv: Callable[[torch.Tensor], torch.Tensor], values: np.ndarray,
               vectors: np.ndarray, scale: float) -> float:
     """``max_i ‖A v_i − λ_i v_i‖ / scale`` for unit columns ``v_i`` (products in float32)."""
@@ -97,7 +89,7 @@ def top_eigenvalues(quick: bool) -> Section:
     from jacobite.curvature import ggn
     from jacobite.operators import FunctionOperator
 
-    model, X, y, label = _problem(quick)
+    model, X, y, label = mlp_problem(quick)
     loss = torch.nn.CrossEntropyLoss()
     title = f"bench_curvature_spectra: top-{K} GGN eigenvalues ({label}, cross-entropy)"
     sec = Section(title, ["method", "products", "s", "s in products", "max rel. residual",
@@ -216,7 +208,7 @@ def slq_line(quick: bool) -> Section:
     from jacobite.analysis import spectral_density
     from jacobite.curvature import ggn, ggn_diagonal
 
-    model, X, y, label = _problem(quick)
+    model, X, y, label = mlp_problem(quick)
     loss = torch.nn.CrossEntropyLoss()
     probes, steps = (4, 6) if quick else (8, 10)
     sec = Section(f"bench_curvature_spectra: stochastic Lanczos quadrature of the GGN ({label})",
