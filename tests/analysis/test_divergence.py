@@ -20,6 +20,7 @@ from jacobite.errors import (
     ShapeError,
     UnsupportedOperationError,
 )
+from tests.dense._functions import ReadingCube
 
 F64 = torch.float64
 Field = Callable[[torch.Tensor], torch.Tensor]
@@ -224,30 +225,9 @@ def test_under_vmap_it_equals_a_loop(method: str, mode: str) -> None:
     torch.testing.assert_close(torch.func.vmap(div, randomness="same")(X), looped)
 
 
-class _Cube(torch.autograd.Function):
-    """x³ with a backward pass that vmap cannot batch (no vmap rule)."""
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return x ** 3
-
-    @staticmethod
-    def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple[torch.Tensor],
-                      output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx,
-                 grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        if bool(torch.isnan(grad).any()):  # reads a value: vmap cannot batch this
-            raise ValueError("NaN cotangent")
-        return 3 * x ** 2 * grad
-
-
 def test_reverse_mode_loops_where_the_backward_pass_does_not_batch() -> None:
     x = torch.randn(3, 4, dtype=F64)
-    d = divergence(lambda v: _Cube.apply(v), x, jac_mode="reverse")
+    d = divergence(lambda v: ReadingCube.apply(v), x, jac_mode="reverse")
     torch.testing.assert_close(d.value, (3 * x ** 2).sum(1))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
@@ -33,6 +32,7 @@ from jacobite.operators import (
     DiagonalOperator,
     DiagonalPlusLowRank,
 )
+from tests.dense._functions import PlusCube
 
 F64 = torch.float64
 Map = Callable[[torch.Tensor], torch.Tensor]
@@ -282,38 +282,21 @@ def test_slq_is_exact_where_the_krylov_space_closes_early() -> None:
     torch.testing.assert_close(r.stderr, torch.zeros(3, dtype=F64), rtol=0, atol=1e-12)
 
 
-class _Cube(torch.autograd.Function):
-    """``z ↦ z + z³ / 3`` with a backward but no forward-mode rule."""
-
-    @staticmethod
-    def forward(z: torch.Tensor) -> torch.Tensor:
-        return z + z ** 3 / 3
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (z,) = ctx.saved_tensors
-        return g * (1 + z * z)
-
-
 def test_slq_without_a_forward_mode_rule() -> None:
     x = torch.randn(2, 4, generator=_gen(5), dtype=F64)
-    r = logdet(_Cube.apply, x, method="slq", nprobe=4)
+    r = logdet(PlusCube.apply, x, method="slq", nprobe=4)
     torch.testing.assert_close(r.value, torch.log1p(x * x).sum(1), rtol=0, atol=1e-10)
 
 
 def test_exact_without_a_vmap_rule_uses_whole_batch_vjps() -> None:
     x = torch.randn(3, 4, generator=_gen(6), dtype=F64).requires_grad_()
-    r = logdet(_Cube.apply, x, method="exact")
+    r = logdet(PlusCube.apply, x, method="exact")
     want = torch.log1p(x * x).sum(1)
     torch.testing.assert_close(r.value, want, rtol=0, atol=1e-12)
     g, g_ref = (torch.autograd.grad(v.sum(), x)[0] for v in (r.value, want))
     torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
     with pytest.raises(JacobianTooLarge, match="memory_budget"):
-        logdet(_Cube.apply, x.detach(), method="exact", memory_budget=100)
+        logdet(PlusCube.apply, x.detach(), method="exact", memory_budget=100)
 
 
 @pytest.mark.parametrize("method", ["hutchinson", "hutch++", "slq"])

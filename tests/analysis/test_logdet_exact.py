@@ -4,13 +4,12 @@ requires grad) against torch.linalg.slogdet of torch.func.jacrev or a closed for
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 
 from jacobite.analysis import logdet
 from jacobite.errors import NotSquareError
+from tests.dense._functions import ReadingPlusCube
 
 from .test_logdet import F64, _gen, _reference, _residual
 
@@ -45,30 +44,11 @@ def test_exact_under_a_budget_below_one_batched_product_takes_the_rows_one_by_on
     torch.testing.assert_close(r.sign, sign)
 
 
-class _ReadingCube(torch.autograd.Function):
-    """``z ↦ z + z³ / 3`` whose backward reads a value (vmap cannot batch it)."""
-
-    @staticmethod
-    def forward(z: torch.Tensor) -> torch.Tensor:
-        return z + z ** 3 / 3
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (z,) = ctx.saved_tensors
-        if bool(torch.isnan(g).any()):
-            raise ValueError("NaN cotangent")
-        return g * (1 + z * z)
-
-
 def test_exact_loops_the_rows_where_the_backward_pass_does_not_batch() -> None:
     x = torch.randn(3, 4, generator=_gen(8), dtype=F64)
     with pytest.raises(RuntimeError, match="vmap"):
-        torch.func.vmap(torch.func.vjp(_ReadingCube.apply, x)[1])(torch.ones(2, 3, 4, dtype=F64))
-    r = logdet(_ReadingCube.apply, x, method="exact")
+        torch.func.vmap(torch.func.vjp(ReadingPlusCube.apply, x)[1])(torch.ones(2, 3, 4, dtype=F64))
+    r = logdet(ReadingPlusCube.apply, x, method="exact")
     torch.testing.assert_close(r.value, torch.log1p(x * x).sum(1), rtol=0, atol=1e-12)
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch.autograd import forward_ad
 
 from jacobite.dense import _rows
+from tests.dense._functions import ReadingCube
 
 F64 = torch.float64
 
@@ -29,25 +30,6 @@ def _jacobians(f: Any, x: torch.Tensor) -> torch.Tensor:
 
 def _basis(D: int, B: int) -> torch.Tensor:
     return torch.eye(D, dtype=F64)[:, None, :].expand(D, B, D)
-
-
-class _Cube(torch.autograd.Function):
-    """``z ↦ z³`` with a backward that vmap cannot batch (it reads a value)."""
-
-    @staticmethod
-    def forward(z: torch.Tensor) -> torch.Tensor:
-        return z ** 3
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (z,) = ctx.saved_tensors
-        if bool(torch.isnan(g).any()):
-            raise ValueError("NaN cotangent")
-        return 3 * g * z * z
 
 
 @settings(max_examples=15, deadline=None)
@@ -78,7 +60,7 @@ def test_graph_pullback_rows_match_jacrev(D: int, B: int, size: int, seed: int,
 
 def test_a_backward_without_a_vmap_rule_runs_one_product_at_a_time() -> None:
     x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
-    _, back = _rows.pullback(_Cube.apply, x)
+    _, back = _rows.pullback(ReadingCube.apply, x)
     with pytest.raises(RuntimeError, match="vmap"):
         torch.func.vmap(back)(_basis(4, 3))
     rows = _rows.vjps(back, x, 4)(_basis(4, 3)).movedim(0, 1)
