@@ -25,7 +25,7 @@ from ._jd_model import F64, STEPS, M, assert_steps_close
 from ._jd_model import data as _data
 from ._jd_model import losses as _losses
 from ._jd_model import net as _net
-from ._spawn import run
+from ._spawn import outcome, run
 
 pytestmark = pytest.mark.distributed
 
@@ -72,11 +72,8 @@ def _failing(g: D.Group, bad_rank: int) -> tuple[str, str, float]:
     losses = _losses(model, x, y)
     if g.rank == bad_rank:
         losses = losses * torch.tensor([1.0, float("nan"), 1.0], dtype=F64)
-    try:
-        backward(losses, list(model.parameters()), process_group=g)
-    except Exception as exc:
-        return type(exc).__name__, str(exc), time.monotonic() - t0
-    return "none", "", time.monotonic() - t0
+    name, message = outcome(lambda: backward(losses, list(model.parameters()), process_group=g))
+    return name, message, time.monotonic() - t0
 
 
 class _FailsBackward(torch.autograd.Function):
@@ -101,11 +98,7 @@ def _failing_backward(g: D.Group, bad_rank: int) -> tuple[str, str]:
     """A rank whose backward pass raises after the shape check: every rank stops."""
     model, (x, y) = _net(), _data()
     losses = _losses(lambda v: _FailsBackward.apply(model(v), bad_rank), x, y)
-    try:
-        backward(losses, list(model.parameters()), process_group=g)
-    except Exception as exc:
-        return type(exc).__name__, str(exc)
-    return "none", ""
+    return outcome(lambda: backward(losses, list(model.parameters()), process_group=g))
 
 
 def _sharded(g: D.Group) -> str:
@@ -116,11 +109,8 @@ def _sharded(g: D.Group) -> str:
     mesh = init_device_mesh("cpu", (g.size,))
     w: Any = nn.Parameter(distribute_tensor(torch.ones(4, 3, dtype=F64), mesh, [Shard(0)]))
     full = w.full_tensor()
-    try:
-        backward(torch.stack([(full ** 2).sum(), full.sum()]), [w], process_group=g)
-    except Exception as exc:
-        return type(exc).__name__
-    return "none"
+    return outcome(lambda: backward(torch.stack([(full ** 2).sum(), full.sum()]), [w],
+                                    process_group=g))[0]
 
 
 def _ranks(rank: int, size: int) -> dict[str, Any]:
@@ -149,12 +139,9 @@ def _ranks(rank: int, size: int) -> dict[str, Any]:
     out["fail"] = _failing(g, bad_rank=1)
     out["sharded"] = _sharded(g)
     model = _net()
-    try:  # rank 1 passes two losses, rank 0 three
-        backward(_losses(model, x[mine], y[mine])[:M - rank], list(model.parameters()),
-                 process_group=g)
-        out["mismatch"] = "none"
-    except Exception as exc:
-        out["mismatch"] = type(exc).__name__
+    out["mismatch"] = outcome(  # rank 1 passes two losses, rank 0 three
+        lambda: backward(_losses(model, x[mine], y[mine])[:M - rank], list(model.parameters()),
+                         process_group=g))[0]
     return out
 
 
