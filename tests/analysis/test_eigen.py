@@ -30,17 +30,10 @@ from jacobite.operators import (
     DiagonalPlusLowRank,
     FunctionOperator,
 )
+from tests.analysis._spectra import with_spectrum
 from tests.curvature._oracle import make
 
 F64 = torch.float64
-
-
-def with_spectrum(lam: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """``Q diag(lam) Qᵀ`` for a random orthogonal ``Q``, symmetrised."""
-    g = torch.Generator().manual_seed(seed)
-    Q = torch.linalg.qr(torch.randn(len(lam), len(lam), dtype=F64, generator=g))[0]
-    A = Q @ torch.diag(lam.to(F64)) @ Q.T
-    return (A + A.T) / 2
 
 
 def wanted(exact: torch.Tensor, k: int, which: Which) -> torch.Tensor:

@@ -18,16 +18,10 @@ from jacobite.errors import (
     UnsupportedOperationError,
 )
 from jacobite.operators import FunctionOperator
+from tests.analysis._spectra import with_spectrum
 from tests.curvature._oracle import make
 
 F64 = torch.float64
-
-
-def with_spectrum(lam: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    Q = torch.linalg.qr(torch.randn(len(lam), len(lam), dtype=F64, generator=g))[0]
-    A = Q @ torch.diag(lam) @ Q.T
-    return (A + A.T) / 2
 
 
 LAM = torch.cat([torch.linspace(0.0, 2.0, 110, dtype=F64), torch.tensor([5.0, 6.0], dtype=F64)])
