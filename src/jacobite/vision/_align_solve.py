@@ -114,7 +114,7 @@ class Evaluation:
         self.coverage = wmask.sum(-1) / mask.sum(-1).clamp_min(1e-300)
         base = wmask[:, None, :].expand_as(r)
         s = scale[:, None, None]
-        rho = r * r if lvl.loss == "linear" else loss_value(lvl.loss, r, s)
+        rho = loss_value(lvl.loss, r, s)
         self.pixel_cost = 0.5 * wmask * rho.sum(1)
         self.cost = self.pixel_cost.sum(-1)
         if lvl.loss == "linear":
