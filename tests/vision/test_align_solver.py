@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +41,21 @@ def test_level_gradients_equal_warp_jacobian(model: str, channels: int) -> None:
                                                                   dtype=F64))).all(-1))
     torch.testing.assert_close(warped, ref.warped)
     torch.testing.assert_close(G, ref.image_gradient)
+
+
+# the robust losses rho(z) in closed form (SciPy's least_squares definitions)
+RHO: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": lambda z: z,
+    "huber": lambda z: np.where(z <= 1, z, 2 * np.sqrt(z) - 1),
+    "soft_l1": lambda z: 2 * (np.sqrt(1 + z) - 1),
+    "cauchy": np.log1p}
+
+
+@pytest.mark.parametrize("loss", list(RHO))
+def test_loss_value_is_the_scaled_closed_form(loss: str) -> None:
+    r = np.linspace(-5, 5, 41)
+    got = loss_value(loss, torch.from_numpy(r), 1.5).numpy()
+    np.testing.assert_allclose(got, 1.5**2 * RHO[loss]((r / 1.5) ** 2), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("loss", ["huber", "soft_l1", "cauchy"])
