@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _validate, config
+from .. import _validate
 from .._compile import eager_under_compile
 from .._modules import keeps_state
+from ..dense._saved import chunk
 from ..errors import ArgumentTypeError, ShapeError
 from ._lanczos import F64, draw
 from ._lanczos_sym import SymProducts, orthogonalize, scale_of, symmetric_products
@@ -148,10 +149,10 @@ def _run(obj: Any, probes: int, steps: int, seed: int | None,
     s = min(steps, n)
     gen = _validate.generator(seed)
     Z = torch.stack([draw(n, gen, "rademacher") for _ in range(probes)]).to(P.device)
-    chunk = max(1, config.get_memory_budget() // (8 * n * (s + 3)))  # a probe's basis, product
+    per = chunk(probes, 8 * n * (s + 3))  # probes per pass: a probe's basis and products
     nodes, weights = [], []
-    for i in range(0, probes, chunk):
-        a, b = _lanczos_probes(P, Z[i: i + chunk] / math.sqrt(n), s)
+    for i in range(0, probes, per):
+        a, b = _lanczos_probes(P, Z[i: i + per] / math.sqrt(n), s)
         for alpha, beta in zip(a, b, strict=True):
             th, w = _gauss(alpha, beta, s)
             nodes.append(th * float(2.0 ** P.shift))
