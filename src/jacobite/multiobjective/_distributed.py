@@ -52,7 +52,7 @@ from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
 from ..distributed.internal import raise_failures as _raise_failures
 from ..distributed.internal import record
 from ..errors import JacobianTooLarge, ShapeError
-from ._fsdp import check_fsdp, check_not_freed, fsdp_descend, is_sharded
+from ._fsdp import check_fsdp, check_not_freed, fsdp_descend, is_sharded, rank0_weights
 from ._params import accumulate, batched_grads, gram, row_chunk
 
 __all__ = ["Local", "descend", "fill_blocks"]
@@ -228,11 +228,7 @@ def _gramian_route(group: Group, local: Local, chunk: int, aggregator: Any,
     G = total[:m * m].reshape(m, m)
     if heads is not None:
         heads.copy_(total[m * m:] / group.size)
-    w = G.new_zeros(m)
-    with guarded(group, like=w):
-        if group.rank == 0:
-            w = aggregator.weights(G).detach().to(G.dtype)
-        w = guarded_broadcast(w, group, src=0)
+    w = rank0_weights(group, aggregator, G)
     u = w.to(mine.dtype) @ mine
     update = _all_gather(group, u, P)
     first = local.params[0]

@@ -29,7 +29,7 @@ from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
 from ..errors import UnsupportedOperationError
 from ._params import gram, leaf_params
 
-__all__ = ["check_fsdp", "check_not_freed", "fsdp_descend", "is_sharded"]
+__all__ = ["check_fsdp", "check_not_freed", "fsdp_descend", "is_sharded", "rank0_weights"]
 
 
 def _kind(p: Tensor) -> str:
@@ -147,10 +147,16 @@ def fsdp_descend(group: Group, outputs: Sequence[Tensor], cotangents: Sequence[T
     with guarded(group, like=torch.zeros(m * m, dtype=params[0].dtype)):
         rows = _rows(outputs, cotangents, params, retain_graph)
         G = guarded_all_reduce(gram(rows).reshape(-1), group).reshape(m, m)
-    w = G.new_zeros(m)
+    w = rank0_weights(group, aggregator, G)
+    _add_local(params, w.to(rows.dtype) @ rows)
+    return w
+
+
+def rank0_weights(group: Group, aggregator: Any, G: Tensor) -> Tensor:
+    """The aggregator's weights for the m × m Gramian ``G``, computed on rank 0 and broadcast,
+    so that a randomised aggregator gives every rank the same ``w``."""
+    w = G.new_zeros(G.shape[0])
     with guarded(group, like=w):
         if group.rank == 0:
             w = aggregator.weights(G).detach().to(G.dtype)
-        w = guarded_broadcast(w, group, src=0)
-    _add_local(params, w.to(rows.dtype) @ rows)
-    return w
+        return guarded_broadcast(w, group, src=0)
