@@ -44,7 +44,7 @@ from torch import nn
 
 from .. import _validate
 from ..config import get_memory_budget
-from ..errors import ShapeError, UnsupportedOperationError
+from ..errors import ShapeError
 from ._diagonal import _rank_columns
 from ._ggn import ggn
 from ._loss import LossCurvature
@@ -113,11 +113,8 @@ def diagonal_estimate(model: nn.Module, loss: Any, data: Any,
     gen = _validate.generator(seed_, ps.device)
     if method == "xdiag":
         return _xdiag(ggn(model, loss, data, ps.names), nprobe, ps, gen)
-    if lc.kind not in ("ce", "mse"):
-        raise UnsupportedOperationError(
-            "the output-space Hutchinson estimate needs the loss Hessian's square root in "
-            "closed form: pass nn.CrossEntropyLoss (weight=None) or nn.MSELoss, or use "
-            "method='xdiag', which takes any loss")
+    lc.require_closed("the output-space Hutchinson estimate needs the loss Hessian's square "
+                      "root in closed form", "method='xdiag', which takes any loss")
     return _hutchinson(model, ps, lc, batches, nprobe, gen)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import get_memory_budget
 from ..distributed import Group, ProcessGroupLike, resolve
-from ..errors import ShapeError, UnsupportedOperationError
+from ..errors import ShapeError
 from ._layer_diagonal import InputGradientConv, LayerRule, rule_for
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model, forward, hooked_forward
@@ -53,11 +53,8 @@ def ggn_diagonal(model: nn.Module, loss: Any, data: Any, params: Iterable[str] |
     """
     model = check_model(model)
     lc = LossCurvature.of(loss)
-    if lc.kind not in ("ce", "mse"):
-        raise UnsupportedOperationError(
-            "the exact diagonal needs the loss Hessian's square root in closed form: pass "
-            "nn.CrossEntropyLoss (weight=None) or nn.MSELoss, or use "
-            "ggn(...).diagonal() for any other loss")
+    lc.require_closed("the exact diagonal needs the loss Hessian's square root in closed form",
+                      "ggn(...).diagonal() for any other loss")
     group = resolve(process_group)
     ps = Params.of(model, params)
 

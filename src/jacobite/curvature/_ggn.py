@@ -253,7 +253,7 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
     local = sandwich(model, ps, batches, kept if cache else None, scale,
                      lambda out, y, Jv, b: lc.hvp(out, y, Jv))
     mv, mm = reduced(local, group, ps.size), reduced(columns(local), group, ps.size)
-    closed = lc.kind in ("ce", "mse")
+    closed = lc.closed
     exact = (lambda: ggn_diagonal(model, loss, data, ps.names, process_group=group)) \
         if closed and out.ndim == 2 else None
     return _GGNOperator((ps.size, ps.size), mv, mv, dtype=ps.dtype, device=ps.device,

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import _validate
-from ..errors import InvalidOptionError, ShapeError
+from ..errors import InvalidOptionError, ShapeError, UnsupportedOperationError
 
 __all__ = ["LossCurvature"]
 
@@ -66,6 +66,20 @@ class LossCurvature:
         if loss is F.mse_loss:
             return LossCurvature(loss, "mse", True)
         return LossCurvature(loss, "ad", False)
+
+    @property
+    def closed(self) -> bool:
+        """Cross-entropy (no class weights) or MSE: a negative log-likelihood whose Hessian in
+        the output, and its square root, have closed forms."""
+        return self.kind in ("ce", "mse")
+
+    def require_closed(self, need: str, otherwise: str = "") -> None:
+        """Raise ``UnsupportedOperationError`` unless :attr:`closed`; the message is ``need``,
+        the losses to pass, and ``otherwise`` (what takes any other loss) where given."""
+        if not self.closed:
+            tail = f", or use {otherwise}" if otherwise else ""
+            raise UnsupportedOperationError(
+                f"{need}: pass nn.CrossEntropyLoss (weight=None) or nn.MSELoss{tail}")
 
     def check(self, out: torch.Tensor, y: Any) -> None:
         """Evaluate once on a batch: a scalar, and targets that fit the closed form."""

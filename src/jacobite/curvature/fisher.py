@@ -43,7 +43,6 @@ from torch import nn
 
 from .. import _validate
 from ..distributed import Group, ProcessGroupLike, resolve
-from ..errors import UnsupportedOperationError
 from ..operators import JacobianOperator
 from ._diagonal import column_diagonal
 from ._ggn import _GGNOperator, columns, ggn, sandwich, scan
@@ -166,11 +165,8 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
         seed_ = 0
     model = check_model(model)
     lc = LossCurvature.of(loss)
-    if lc.kind not in ("ce", "mse"):
-        raise UnsupportedOperationError(
-            "the Fisher needs a loss that is a negative log-likelihood with a predictive to "
-            "draw labels from: pass nn.CrossEntropyLoss (weight=None) or nn.MSELoss, or use "
-            "ggn(...) for any other loss")
+    lc.require_closed("the Fisher needs a loss that is a negative log-likelihood with a "
+                      "predictive to draw labels from", "ggn(...) for any other loss")
     if kind == "exact":
         return ggn(model, loss, data, params, cache=cache, process_group=process_group)
     cache = _validate.boolean(cache, "cache")

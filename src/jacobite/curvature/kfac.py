@@ -34,7 +34,6 @@ from torch import nn
 
 from .. import _validate
 from ..distributed import ProcessGroupLike, resolve
-from ..errors import UnsupportedOperationError
 from ..operators import FunctionOperator, JacobianOperator, KroneckerOperator
 from ._kfac_stats import Layer, collect, drawn
 from ._loss import LossCurvature
@@ -198,10 +197,8 @@ def kfac(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = 
     damping = _validate.tolerance(damping, "damping")
     model = check_model(model)
     lc = LossCurvature.of(loss)
-    if lc.kind not in ("ce", "mse"):
-        raise UnsupportedOperationError(
-            "K-FAC needs a loss that is a negative log-likelihood with a predictive to draw "
-            "labels from: pass nn.CrossEntropyLoss (weight=None) or nn.MSELoss")
+    lc.require_closed("K-FAC needs a loss that is a negative log-likelihood with a predictive "
+                      "to draw labels from")
     group = resolve(process_group)
     ps = Params.of(model, params)
     with count_guard(group):

@@ -372,10 +372,7 @@ def laplace(model: nn.Module, loss: Any, data: Any, *, structure: str = "last_la
     """
     model = check_model(model)
     lc = LossCurvature.of(loss)
-    if lc.kind not in ("ce", "mse"):
-        raise UnsupportedOperationError(
-            "the Laplace approximation needs a likelihood: pass nn.CrossEntropyLoss "
-            "(weight=None) for classification or nn.MSELoss for regression")
+    lc.require_closed("the Laplace approximation needs a likelihood (categorical or Gaussian)")
     if lc.smoothing:  # a training regulariser, not the categorical likelihood
         raise UnsupportedOperationError(
             f"the loss has label_smoothing={lc.smoothing}, but the Laplace approximation uses "
