@@ -23,7 +23,6 @@ interleaved repeats on the runner's clock (``bench_dense_overhead.bench_clock``)
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -80,13 +79,6 @@ def _jacobite(dtype: torch.dtype, **options: Any) -> Callable[[vc.CornerCase], A
     return run
 
 
-def _has_method() -> bool:
-    """Whether this jacobite's ``align`` takes ``method=`` (the inverse-compositional variant)."""
-    from jacobite.vision import align
-
-    return "method" in inspect.signature(align).parameters
-
-
 def _bind(route: Callable[[vc.CornerCase], object], case: vc.CornerCase
           ) -> Callable[[], object]:
     return lambda: route(case)
@@ -102,15 +94,11 @@ def homography(quick: bool) -> Section:
     notes: list[str] = []
     for label, case in _cases(quick):
         j32, j64 = _jacobite(F32), _jacobite(F64)
-        res32, res64 = j32(case), j64(case)
-        names = ["jacobite align, float32", "jacobite align, float64"]
-        fns: list[Callable[[], object]] = [_bind(j32, case), _bind(j64, case)]
-        results = [res32, res64]
-        if _has_method():
-            jic = _jacobite(F32, method="inverse_compositional")
-            results.append(jic(case))
-            names.append("jacobite align, method='inverse_compositional', float32")
-            fns.append(_bind(jic, case))
+        jic = _jacobite(F32, method="inverse_compositional")
+        names = ["jacobite align, float32", "jacobite align, float64",
+                 "jacobite align, method='inverse_compositional', float32"]
+        fns: list[Callable[[], object]] = [_bind(j32, case), _bind(j64, case), _bind(jic, case)]
+        results = [j32(case), j64(case), jic(case)]
         errs = [vc.corner_error(r.matrix[0].numpy(), case.H, n) for r in results]
         its = [f"{r.iterations[0].tolist()} {r.status[0]}" for r in results]
         if have("kornia"):
@@ -274,15 +262,13 @@ def truthful(quick: bool) -> Section:
         sec.rows.append(["skipped: install scikit-image", "", "", "", "", "", ""])
         return sec
     src, tgt, truth = vc.photo_affine_batch(vc.photo("camera"), count, n, seed=0)
-    methods = ["forward_additive", "inverse_compositional"] if _has_method() else [""]
-    for method in methods:
-        options: dict[str, Any] = {"method": method} if method else {}
-        res = align(src, tgt, "affine", **options)
-        (s,) = _rounds([partial(align, src, tgt, "affine", **options)], quick)
+    for method in ("forward_additive", "inverse_compositional"):
+        res = align(src, tgt, "affine", method=method)
+        (s,) = _rounds([partial(align, src, tgt, "affine", method=method)], quick)
         err = vc.affine_corner_errors(res.params, truth, n)
         conv = np.array([st == "converged" for st in res.status])
         off = conv & (err > 0.01)
-        sec.rows.append([method or "default", f"{median(s) * 1e3:.4g}", int(conv.sum()),
+        sec.rows.append([method, f"{median(s) * 1e3:.4g}", int(conv.sum()),
                          int((conv & ~off).sum()),
                          f"{int(off.sum())} ({err[off].max():.3g})" if off.any() else "0",
                          res.status.count("no_match"), int(len(err) - conv.sum()
