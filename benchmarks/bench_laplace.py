@@ -32,7 +32,7 @@ from torch import nn
 
 from . import _laplace_cases as lc
 from . import _memory
-from ._common import Section, have, median, met, timed
+from ._common import Section, have, met, timed
 from .bench_dense_overhead import bench_clock, clock_note
 
 PEER = "laplace"
@@ -129,15 +129,10 @@ def _last_layer_problem(d: int, C: int, N: int) -> tuple[nn.Module, torch.Tensor
 
 def _per_sample_ms(fn: Callable[[torch.Tensor], object], xs: torch.Tensor,
                    repeats: int) -> float:
-    clock = bench_clock()
     fn(xs[:1])
-    rounds = []
-    for _ in range(repeats):
-        t0 = clock()
-        for i in range(xs.shape[0]):
-            fn(xs[i:i + 1])
-        rounds.append((clock() - t0) / xs.shape[0])
-    return 1e3 * median(rounds)
+    secs, _ = timed(lambda: [fn(xs[i:i + 1]) for i in range(xs.shape[0])], repeats,
+                    bench_clock())
+    return 1e3 * secs / xs.shape[0]
 
 
 def _peer_last_layer(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> Any:
