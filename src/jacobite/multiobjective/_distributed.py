@@ -37,6 +37,7 @@ tensor([[0., 1., 2., 5., 6., 7., 0.],
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -81,10 +82,7 @@ class Local:
 
     @property
     def dtype(self) -> torch.dtype:
-        dtype = self.params[0].dtype
-        for p in self.params[1:]:
-            dtype = torch.promote_types(dtype, p.dtype)
-        return dtype
+        return functools.reduce(torch.promote_types, (p.dtype for p in self.params))
 
     def rows(self, start: int, stop: int, last: bool) -> Tensor:
         """Rows ``start:stop`` of this rank's m × P Jacobian, flattened and joined."""

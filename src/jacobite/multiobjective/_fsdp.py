@@ -19,6 +19,7 @@ False
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,9 +102,7 @@ def _rows(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], params: list[
     for leaf in leaves:
         leaf.grad = None
     local = [p.to_local() for p in params]  # type: ignore[attr-defined]
-    dtype = local[0].dtype
-    for t in local[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in local))
     out = torch.zeros(m, sum(t.numel() for t in local), dtype=dtype, device=local[0].device)
     try:
         for i in range(m):
