@@ -55,6 +55,7 @@ from .. import _validate, config
 from .._modules import keeps_state
 from ..dense import _rows
 from ..dense._errors import check_module_state
+from ..dense._saved import chunk
 from ..errors import (
     ArgumentTypeError,
     DtypeError,
@@ -165,7 +166,7 @@ def _exact(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
                                  f"for square Jacobians (see jacobite.analysis.top_singular)")
         return out
 
-    step = max(1, min(D, budget // (4 * row)))  # the rows, the backward's batched work, slack
+    step = chunk(D, 4 * row, budget)  # the rows, the backward's batched work, slack
     out, rows = _rows.pulled(f, X, step, square)
     eye = torch.eye(D, dtype=out.dtype, device=out.device)
     J = rows(eye[:, None, :].expand(D, B, D)).movedim(0, 1)

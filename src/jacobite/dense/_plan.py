@@ -11,6 +11,7 @@ from .._validate import ChunkSize
 from ..config import format_bytes
 from ..errors import JacobianTooLarge, UnsupportedOperationError
 from ._probe import Probe
+from ._saved import chunk
 
 log = logging.getLogger("jacobite.dense")
 
@@ -160,7 +161,7 @@ def make_plan(n: int, m: int, itemsize: int, probe: Probe | None, mode: str,
     per_vec = work + (n + m) * itemsize  # tangent/cotangent intermediates + basis + result row
     if chunk_size == "auto":
         avail = budget - result - work
-        c = max(1, min(basis, avail // max(per_vec, 1)))
+        c = chunk(basis, per_vec, avail)
         if basis:
             reason += f"; chunk fits {format_bytes(budget)}"
     elif chunk_size is None:

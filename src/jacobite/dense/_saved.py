@@ -53,9 +53,11 @@ def saved_bytes(owner: object, one: torch.Tensor,
     return size
 
 
-def chunk(count: int, per_item: int) -> int:
-    """Products per batched pass: all ``count`` when they fit the memory budget
-    (:func:`jacobite.config.get_memory_budget`), else as many as do (at least one)."""
+def chunk(count: int, per_item: int, budget: int | None = None) -> int:
+    """Products per batched pass: all ``count`` when they fit ``budget`` bytes (default
+    :func:`jacobite.config.get_memory_budget`), else as many as do (at least one)."""
     if count <= 1:
         return max(count, 1)
-    return max(1, min(count, config.get_memory_budget() // max(per_item, 1)))
+    if budget is None:
+        budget = config.get_memory_budget()
+    return max(1, min(count, budget // max(per_item, 1)))

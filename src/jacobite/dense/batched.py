@@ -22,6 +22,7 @@ from . import _plan
 from ._batch_of_one import batch_of_one, integer_input, transformable_kernels, wants_batch
 from ._engine import Problem, forward_cols, reverse_rows
 from ._errors import check_module_state
+from ._saved import chunk
 from ._trees import flatten_inputs, normalize_argnums
 from .jacobian import _assemble, _flags
 
@@ -141,7 +142,7 @@ def _run(f: Callable[..., Any], args: tuple[Any, ...], dims: tuple[int | None, .
     if chunk_size == "auto":
         per_sample = plan.estimated_peak_bytes
         avail = budget - plan.result_bytes * batch
-        batch_chunk = max(1, min(batch, avail // max(per_sample, 1)))
+        batch_chunk = chunk(batch, per_sample, avail)
         step: int | None = plan.chunk_size
         if avail < per_sample:  # one whole sample does not fit: chunk the basis as well
             step = _plan.make_plan(plan.n, plan.m, 8, None, plan.mode, "auto",
