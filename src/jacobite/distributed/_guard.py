@@ -78,6 +78,13 @@ def _flagged_all_reduce(g: Group, payload: torch.Tensor, op: Op,
     return buf[:-1]
 
 
+def failure_text(error: BaseException) -> str:
+    """What the other ranks are told of this rank's ``error``: its class and the first line of
+    its message, at most 300 characters."""
+    line = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {line}"[:300]
+
+
 def _raise_failures(g: Group, message: str | None) -> None:
     """Exchange the failing ranks' messages; a healthy rank raises :class:`RankFailedError`."""
     messages: list[str | None] = [None] * g.size
@@ -133,11 +140,10 @@ class guarded:
         self.joined = True
         rows = g.size if self.kind == "all_gather" else 1
         zeros = torch.zeros(rows * self.like.numel(), dtype=self.like.dtype, device=g.device)
-        text = str(error).splitlines()[0] if str(error) else ""
         # where the group itself is broken, this rank's own error is what matters
         with contextlib.suppress(Exception):
             _flagged_all_reduce(g, zeros, self.op if self.kind == "all_reduce" else "sum",
-                                f"{type(error).__name__}: {text}"[:300])
+                                failure_text(error))
 
 
 def _mark_joined(g: Group) -> None:

@@ -12,6 +12,8 @@ public surface); the names here follow jacobite's packages rather than a compati
   its own error), a healthy rank passes ``None`` and raises
   :class:`~jacobite.errors.RankFailedError` naming the failed ranks. Call it on every rank of
   the group once a flag in a collective's payload said some rank failed.
+- :func:`failure_text` ``(error)``: the message a failed rank passes to
+  :func:`raise_failures`: the error's class and the first line of its text.
 - :func:`record` ``(nbytes)``: add one collective of ``nbytes`` payload bytes to every active
   :func:`~jacobite.distributed.traffic` counter; call it once per collective issued.
 - :func:`check_rank` ``(r, group, name)``: ``r`` as an int rank of ``group`` (``0`` for one
@@ -36,10 +38,10 @@ from ..errors import InvalidOptionError
 from ._batch import shard
 from ._group import Group
 from ._guard import _raise_failures as raise_failures
-from ._guard import check_rank
+from ._guard import check_rank, failure_text
 from ._traffic import record
 
-__all__ = ["check_rank", "raise_failures", "record", "share_each"]
+__all__ = ["check_rank", "failure_text", "raise_failures", "record", "share_each"]
 
 
 def share_each(n: int, group: Group | None, what: str, fix: str) -> slice:

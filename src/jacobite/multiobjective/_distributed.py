@@ -50,8 +50,8 @@ from torch import Tensor
 from .. import config
 from .._validate import ChunkSize
 from ..distributed import Group, guarded, guarded_all_reduce, guarded_broadcast
+from ..distributed.internal import failure_text, record
 from ..distributed.internal import raise_failures as _raise_failures
-from ..distributed.internal import record
 from ..errors import JacobianTooLarge, ShapeError
 from ._fsdp import check_fsdp, check_not_freed, fsdp_descend, is_sharded, rank0_weights
 from ._params import accumulate, batched_grads, gram, row_chunk
@@ -199,8 +199,7 @@ def _reduce_scatter(group: Group, local: Local, chunk: int) -> Tensor:
         record(sum(p.numel() * p.element_size() for p in parts))
         dist.reduce_scatter(got, parts, group=group.pg)
         if error is not None:
-            line = (str(error).splitlines() or [""])[0]
-            _raise_failures(group, f"{type(error).__name__}: {line}"[:300])
+            _raise_failures(group, failure_text(error))
             raise error
         if bool(got[-1] != 0):
             _raise_failures(group, None)  # raises RankFailedError naming the failing ranks
