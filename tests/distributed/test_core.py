@@ -193,6 +193,7 @@ def test_shares_cover_the_items_in_order(n: int, size: int) -> None:
     assert all(a.stop == b.start for a, b in itertools.pairwise(parts))
     lengths = [p.stop - p.start for p in parts]
     assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
+    assert lengths == [len(a) for a in np.array_split(np.arange(n), size)]  # NumPy's split
 
 
 @given(n=st.integers(0, 100), size=st.integers(1, 8))
