@@ -166,12 +166,15 @@ def scan(model: nn.Module, ps: Params, lc: LossCurvature, batches: Data, cache: 
 
 
 def sandwich(model: nn.Module, ps: Params, batches: Data,
-             kept: list[tuple[_Linearized, Any]] | None, scale: float,
-             middle: Callable[[torch.Tensor, Any, torch.Tensor, int], torch.Tensor]
-             ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The product ``v ↦ scale Σ_b J_bᵀ middle(out_b, y_b, J_b v, b)`` over the batches: from
-    the ``kept`` linearisations of :func:`scan` where given, else one forward pass carrying the
-    tangent and its backward pass per batch."""
+             kept: list[tuple[_Linearized, Any]], scale: float,
+             middle: Callable[[torch.Tensor, Any, torch.Tensor, int], torch.Tensor],
+             group: Group | None
+             ) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                        Callable[[torch.Tensor], torch.Tensor]]:
+    """The product ``v ↦ scale Σ_b J_bᵀ middle(out_b, y_b, J_b v, b)`` over the batches (and
+    the ranks of ``group``), for one vector and column by column for a matrix: from the
+    ``kept`` linearisations of :func:`scan` where it kept any, else one forward pass carrying
+    the tangent and its backward pass per batch."""
 
     def pulled(u: torch.Tensor) -> torch.Tensor:
         return u * scale if scale != 1.0 else u  # the scale on the (small) output side
@@ -179,7 +182,7 @@ def sandwich(model: nn.Module, ps: Params, batches: Data,
     def mv(v: torch.Tensor) -> torch.Tensor:
         # the first batch's vector is fresh (a concatenation): the sum starts there
         acc: torch.Tensor | None = None
-        if kept is not None:
+        if kept:
             for b, (lin, y) in enumerate(kept):
                 g = lin.vjp(pulled(middle(lin.out, y, lin.jvp(v), b)))
                 acc = g if acc is None else acc.add_(g)
@@ -190,7 +193,7 @@ def sandwich(model: nn.Module, ps: Params, batches: Data,
                 acc = g if acc is None else acc.add_(g)
         return v.new_zeros(ps.size) if acc is None else acc
 
-    return mv
+    return reduced(mv, group, ps.size), reduced(columns(mv), group, ps.size)
 
 
 def columns(mv: Callable[[torch.Tensor], torch.Tensor]
@@ -250,9 +253,8 @@ def ggn(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None = N
         batches = Data(data, targets=True, dtype=ps.dtype, device=ps.device)
         kept, scale, out = scan(model, ps, lc, batches, cache, group)
 
-    local = sandwich(model, ps, batches, kept if cache else None, scale,
-                     lambda out, y, Jv, b: lc.hvp(out, y, Jv))
-    mv, mm = reduced(local, group, ps.size), reduced(columns(local), group, ps.size)
+    mv, mm = sandwich(model, ps, batches, kept, scale,
+                      lambda out, y, Jv, b: lc.hvp(out, y, Jv), group)
     closed = lc.closed
     exact = (lambda: ggn_diagonal(model, loss, data, ps.names, process_group=group)) \
         if closed and out.ndim == 2 else None

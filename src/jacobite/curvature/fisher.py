@@ -45,10 +45,10 @@ from .. import _validate
 from ..distributed import Group, ProcessGroupLike, resolve
 from ..operators import JacobianOperator
 from ._diagonal import column_diagonal
-from ._ggn import _GGNOperator, columns, ggn, sandwich, scan
+from ._ggn import _GGNOperator, ggn, sandwich, scan
 from ._loss import LossCurvature
 from ._setup import Data, Params, check_model
-from ._sharded import count_guard, draw_key, reduced
+from ._sharded import count_guard, draw_key
 
 __all__ = ["fisher"]
 
@@ -180,8 +180,7 @@ def fisher(model: nn.Module, loss: Any, data: Any, params: Iterable[str] | None 
         R = _residuals(lc, kind, out, y, samples, seed_, draw_key(b, group))
         return _outer(R, Jv, _sample_scale(lc, out, y))
 
-    local = sandwich(model, ps, batches, kept if cache else None, scale, middle)
-    mv, mm = reduced(local, group, ps.size), reduced(columns(local), group, ps.size)
+    mv, mm = sandwich(model, ps, batches, kept, scale, middle, group)
 
     exact = (lambda: _diagonal(model, ps, lc, batches, kind, samples, seed_, group)) \
         if out.ndim == 2 else None
